@@ -1,0 +1,30 @@
+//! picket: a self-hosted strike and campaign coordination bot.
+//!
+//! # Layout
+//!
+//! | module        | what it is for |
+//! |---------------|----------------|
+//! | [`cli`]       | the `picket` command line (clap); each subcommand calls into the modules below |
+//! | [`config`]    | settings: defaults -> file -> `PICKET_*` env -> flags; secrets redacted |
+//! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
+//! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
+//! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones |
+//! | [`compose`]   | rendered text -> a post for one network: length rules per network |
+//! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
+//! | [`network`]   | network kinds and adapters; the only user of `reqwest` |
+//! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
+//! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//!
+//! Data flows one way: campaign files and web/CLI input are written to the store; the
+//! scheduler turns pledges into outbox rows and only it posts to networks.
+
+pub mod app;
+pub mod campaign;
+pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod network;
+pub mod render;
+pub mod store;
+pub mod web;
