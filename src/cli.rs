@@ -1,13 +1,239 @@
-//! The `picket` command line.
+//! The `picket` command line: clap definitions and the code that runs each command.
+//! Commands parse their input into domain types, call the library, and print; they
+//! exit 0 on success, 2 when the input is invalid, 1 when something else failed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, Application};
+use crate::campaign::{self, Participation};
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::network::NetworkKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "picket", version, about)]
-pub struct Cli {}
+#[command(
+    name = "picket",
+    version,
+    about = "Self-hosted strike and campaign coordination: pledges, scheduled strike notices on your networks, participation counts.",
+    after_help = "Start with:\n  picket campaign check campaigns/\n  picket campaign preview campaigns/social-media-strike.toml --tz Europe/Berlin\n  picket serve"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-pub fn run(_cli: Cli) -> ExitCode {
-    ExitCode::SUCCESS
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database: sqlite://PATH (default sqlite://picket.db, created on first use), a path to an
+    /// existing SQLite file, or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "PICKET_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Settings file (TOML); see README "Configuration".
+    #[arg(long, global = true, env = "PICKET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder of campaign files [default: campaigns].
+    #[arg(long, global = true, env = "PICKET_CAMPAIGNS")]
+    pub campaigns: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web pages and run the scheduler in one process.
+    #[command(after_help = "Example:\n  picket serve --bind 0.0.0.0:8080 --campaigns ./campaigns")]
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "PICKET_BIND")]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// Check, preview and manage campaign files.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Check campaign files; print one `file:line:col: message` line per problem.
+    ///
+    /// Exits 0 when every file is valid, 2 otherwise.
+    #[command(after_help = "Examples:\n  picket campaign check campaigns/\n  picket campaign check campaigns/social-media-strike.toml my-campaign.toml")]
+    Check {
+        /// Campaign files, or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show every post picket would make for one participant: when (local and UTC), which
+    /// template and variant, the text per network and its length against that network's limit.
+    ///
+    /// Sample values stand in for the participant's own name and links.
+    #[command(after_help = "Examples:\n  picket campaign preview campaigns/social-media-strike.toml --tz Asia/Kolkata\n  picket campaign preview campaigns/social-media-strike.toml --tz Pacific/Chatham --network bluesky --every 1h --format json")]
+    Preview {
+        /// One campaign file.
+        path: PathBuf,
+        /// The participant's IANA time zone [default: $TZ if it names one, else UTC].
+        #[arg(long)]
+        tz: Option<String>,
+        /// Only this network (repeat for several) [default: the campaign's networks].
+        #[arg(long = "network")]
+        networks: Vec<NetworkKind>,
+        /// Only these strike days (YYYY-MM-DD, comma-separated) [default: all].
+        #[arg(long, value_delimiter = ',')]
+        days: Option<Vec<chrono::NaiveDate>>,
+        /// Cadence for repeating posts, e.g. 1h; also opts into optional repeating posts.
+        #[arg(long)]
+        every: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Run a parsed command line; the exit code says how it went.
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = || settings(&cli.global);
+    match cli.command {
+        Command::Campaign(CampaignCommand::Check { paths }) => Ok(check(&paths)),
+        Command::Campaign(CampaignCommand::Preview {
+            path,
+            tz,
+            networks,
+            days,
+            every,
+            format,
+        }) => preview(path, tz, networks, days, every, format),
+        Command::Serve { bind } => {
+            let mut settings = settings()?;
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            runtime()?.block_on(serve(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn settings(global: &Global) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(global.config.as_deref())?;
+    if let Some(url) = &global.database_url {
+        s.database_url = url.clone();
+    }
+    if let Some(dir) = &global.campaigns {
+        s.campaigns_dir = dir.clone();
+    }
+    Ok(s)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PICKET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr so command output on stdout stays machine-readable.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    app::cancel_on_signals(shutdown.clone());
+    app.run(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let (campaigns, problems) = campaign::check_paths(paths);
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        eprintln!("{} campaign(s) OK", campaigns.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} problem(s)", problems.len());
+        ExitCode::from(2)
+    }
+}
+
+fn preview(
+    path: PathBuf,
+    tz: Option<String>,
+    networks: Vec<NetworkKind>,
+    days: Option<Vec<chrono::NaiveDate>>,
+    every: Option<String>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let campaign = match campaign::load_file(&path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let tz = match tz.or_else(|| std::env::var("TZ").ok().filter(|z| z.parse::<chrono_tz::Tz>().is_ok())) {
+        Some(z) => match z.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                eprintln!("error: unknown time zone `{z}`: use an IANA name such as Europe/Berlin or America/New_York");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => chrono_tz::UTC,
+    };
+    let every = match every.as_deref().map(campaign::parse_duration).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: --every: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let participation = Participation { tz, days, every };
+    if let Err(msg) = campaign.check_participation(&participation) {
+        eprintln!("error: {msg}");
+        return Ok(ExitCode::from(2));
+    }
+    let networks = if networks.is_empty() {
+        campaign.networks.clone()
+    } else {
+        networks
+    };
+    let preview = campaign::preview::preview(&campaign, &participation, &networks);
+    match format {
+        Format::Text => print!("{}", preview.to_text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }

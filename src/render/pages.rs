@@ -1,2 +1,83 @@
 //! Page templates (`*.html`, autoescaped): built into the binary, each shadowed by a file
-//! of the same name in the override folder when there is one.
+//! of the same name in the override folder when there is one (zola/vaultwarden style),
+//! so a host can restyle every page without rebuilding picket.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::RenderError;
+
+/// The built-in page templates: (name, source).
+const BUILTIN: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/base.html")),
+    ("index.html", include_str!("../../templates/index.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+];
+
+/// Compiled page templates.
+pub struct Pages {
+    tera: tera::Tera,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl Pages {
+    /// Built-in templates, each replaced by `overrides/<name>` when that file exists.
+    pub fn load(overrides: Option<&Path>) -> Result<Pages, RenderError> {
+        let mut tera = tera::Tera::default();
+        // Everything a user typed reaches pages through these templates: escape it.
+        tera.autoescape_on(vec![".html"]);
+        let mut sources = Vec::with_capacity(BUILTIN.len());
+        for (name, builtin) in BUILTIN {
+            let src = match overrides.map(|d| d.join(name)) {
+                Some(p) if p.is_file() => std::fs::read_to_string(&p).map_err(|e| RenderError {
+                    message: format!("reading template override {}: {e}", p.display()),
+                })?,
+                _ => builtin.to_string(),
+            };
+            sources.push((name.to_string(), src));
+        }
+        // Added together so `{% extends %}` resolves whatever the order.
+        tera.add_raw_templates(sources)?;
+        Ok(Pages { tera })
+    }
+
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
+        let ctx = tera::Context::from_serialize(ctx)?;
+        Ok(self.tera.render(name, &ctx)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_in_pages_is_escaped() {
+        let pages = Pages::load(None).unwrap();
+        let html = pages
+            .render(
+                "error.html",
+                &serde_json::json!({"status": 400, "title": "Bad", "message": "<script>alert(1)</script>"}),
+            )
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn a_file_in_the_override_folder_replaces_the_builtin_page() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("error.html"), "custom {{ message }}").unwrap();
+        let pages = Pages::load(Some(dir.path())).unwrap();
+        let html = pages
+            .render("error.html", &serde_json::json!({"status": 404, "title": "x", "message": "gone"}))
+            .unwrap();
+        assert_eq!(html, "custom gone");
+    }
+}

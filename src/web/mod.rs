@@ -1,2 +1,45 @@
 //! The web side: axum routes for pages, forms and the JSON API. It writes to the store
-//! and never posts to networks.
+//! and never posts to networks (only the scheduler does).
+
+mod error;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::campaign::Campaign;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::render::pages::Pages;
+use crate::store::Store;
+
+pub use error::WebError;
+
+/// What every handler can reach. Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub campaigns: Arc<Vec<Campaign>>,
+    pub pages: Arc<Pages>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn campaign(&self, id: &str) -> Option<&Campaign> {
+        self.campaigns.iter().find(|c| c.id == id)
+    }
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/healthz", get(pages::healthz))
+        .fallback(pages::not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,66 @@
+//! Errors a handler can return, each mapped to a status and a page a person can read.
+//! Nothing a user sends may produce a 500: bad input is a 4xx with a message.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No such campaign, page or code.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request was understood but its content is invalid; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something on our side failed; details go to the log, not to the visitor.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for WebError {
+    fn from(e: crate::store::StoreError) -> Self {
+        WebError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let WebError::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "request failed");
+        }
+        // A minimal page without the template engine: this path must not fail itself.
+        let message = html_escape(&self.to_string());
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{message}</p><p><a href=\"/\">Back to the campaigns</a></p>"
+        );
+        (status, Html(body)).into_response()
+    }
+}
+
+pub(crate) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
