@@ -38,10 +38,14 @@ impl Application {
                 lines.join("\n")
             )
         })?;
-        let store = store::open(&settings.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", redact_url(&settings.database_url)))?;
-        let pages = Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
+        let store = store::open(&settings.database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                redact_url(&settings.database_url)
+            )
+        })?;
+        let pages =
+            Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("listening on {}", settings.bind))?;
@@ -61,7 +65,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {

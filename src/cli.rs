@@ -63,7 +63,9 @@ pub enum CampaignCommand {
     /// Check campaign files; print one `file:line:col: message` line per problem.
     ///
     /// Exits 0 when every file is valid, 2 otherwise.
-    #[command(after_help = "Examples:\n  picket campaign check campaigns/\n  picket campaign check campaigns/social-media-strike.toml my-campaign.toml")]
+    #[command(
+        after_help = "Examples:\n  picket campaign check campaigns/\n  picket campaign check campaigns/social-media-strike.toml my-campaign.toml"
+    )]
     Check {
         /// Campaign files, or folders of them.
         #[arg(required = true)]
@@ -73,7 +75,9 @@ pub enum CampaignCommand {
     /// template and variant, the text per network and its length against that network's limit.
     ///
     /// Sample values stand in for the participant's own name and links.
-    #[command(after_help = "Examples:\n  picket campaign preview campaigns/social-media-strike.toml --tz Asia/Kolkata\n  picket campaign preview campaigns/social-media-strike.toml --tz Pacific/Chatham --network bluesky --every 1h --format json")]
+    #[command(
+        after_help = "Examples:\n  picket campaign preview campaigns/social-media-strike.toml --tz Asia/Kolkata\n  picket campaign preview campaigns/social-media-strike.toml --tz Pacific/Chatham --network bluesky --every 1h --format json"
+    )]
     Preview {
         /// One campaign file.
         path: PathBuf,
@@ -203,11 +207,17 @@ fn preview(
             return Ok(ExitCode::from(2));
         }
     };
-    let tz = match tz.or_else(|| std::env::var("TZ").ok().filter(|z| z.parse::<chrono_tz::Tz>().is_ok())) {
+    let tz = match tz.or_else(|| {
+        std::env::var("TZ")
+            .ok()
+            .filter(|z| z.parse::<chrono_tz::Tz>().is_ok())
+    }) {
         Some(z) => match z.parse::<chrono_tz::Tz>() {
             Ok(tz) => tz,
             Err(_) => {
-                eprintln!("error: unknown time zone `{z}`: use an IANA name such as Europe/Berlin or America/New_York");
+                eprintln!(
+                    "error: unknown time zone `{z}`: use an IANA name such as Europe/Berlin or America/New_York"
+                );
                 return Ok(ExitCode::from(2));
             }
         },

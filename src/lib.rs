@@ -14,6 +14,7 @@
 //! | [`network`]   | network kinds and adapters; the only user of `reqwest` |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
 //! scheduler turns pledges into outbox rows and only it posts to networks.
@@ -26,5 +27,7 @@ pub mod compose;
 pub mod config;
 pub mod network;
 pub mod render;
+pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod web;

@@ -68,3 +68,167 @@ impl FromStr for NetworkKind {
             .ok_or_else(|| UnknownNetwork(s.to_string()))
     }
 }
+
+pub mod sandbox;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// The account a post is made from, as the dispatcher hands it to an adapter.
+#[derive(Clone)]
+pub struct AccountRef {
+    pub id: i64,
+    pub handle: String,
+    /// The server's base URL (Mastodon instance, PDS, sandbox receiver); relays for Nostr.
+    pub server: String,
+    /// Decrypted credentials, in the adapter's own format. Never logged.
+    pub credentials: crate::config::Secret,
+}
+
+impl fmt::Debug for AccountRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRef")
+            .field("id", &self.id)
+            .field("handle", &self.handle)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One post to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingPost {
+    pub text: String,
+    /// Derived from the outbox row: the same slot of the same account always has the same
+    /// key, so a retry is recognised by the network instead of posted again.
+    pub idempotency_key: String,
+    /// The slot's scheduled instant; adapters that put a creation time in the record use
+    /// this one so a retry sends byte-identical content.
+    pub scheduled_at: DateTime<Utc>,
+    /// The outbox slot key (campaign slot), for adapters that can carry it.
+    pub slot_key: String,
+    /// An earlier attempt may have reached the network (a timeout, a crash mid-request):
+    /// adapters without server-side idempotency read back before sending again.
+    pub outcome_unknown: bool,
+    /// Give up on the request after this long: a post must not land after its window.
+    pub timeout: Duration,
+}
+
+/// What the network gave back for a published post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub remote_id: String,
+    pub url: Option<String>,
+}
+
+/// Why a post was not published, phrased as what the dispatcher should do next.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    /// A passing fault (5xx, connection refused, timeout): try again later.
+    #[error("temporary failure: {reason}")]
+    Retry {
+        reason: String,
+        /// The network said when (Retry-After, rate-limit reset).
+        after: Option<Duration>,
+        /// The request may have been received (timeout after sending).
+        maybe_sent: bool,
+    },
+    /// The network refused this content for good (too long, invalid): do not retry.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The credentials no longer work: the participant must reconnect the account.
+    #[error("reconnect needed: {0}")]
+    Reconnect(String),
+}
+
+/// Posting to one kind of network. Adapters take their HTTP client and base URLs in the
+/// constructor so tests can point them at local servers.
+#[async_trait]
+pub trait Network: Send + Sync + 'static {
+    fn kind(&self) -> NetworkKind;
+
+    /// Publish `post` from `account`; idempotent for the same `post.idempotency_key`.
+    async fn publish(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<Receipt, PublishError>;
+}
+
+/// The adapters this process can post through, by kind.
+#[derive(Clone, Default)]
+pub struct Networks {
+    by_kind: HashMap<NetworkKind, Arc<dyn Network>>,
+}
+
+impl Networks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, network: Arc<dyn Network>) -> Self {
+        self.by_kind.insert(network.kind(), network);
+        self
+    }
+
+    pub fn get(&self, kind: NetworkKind) -> Option<&Arc<dyn Network>> {
+        self.by_kind.get(&kind)
+    }
+
+    /// Every adapter picket ships, sharing one HTTP client (one connection pool).
+    pub fn standard() -> Self {
+        let client = http_client();
+        Networks::new().with(Arc::new(sandbox::Sandbox::new(client)))
+    }
+}
+
+/// The HTTP client every adapter shares.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("TLS backend available")
+}
+
+/// Map a `reqwest` transport error to what to do next. A timeout after the request was
+/// written may have reached the server, so it is flagged `maybe_sent`.
+pub(crate) fn transport_error(e: &reqwest::Error) -> PublishError {
+    let maybe_sent = !e.is_connect() && !e.is_builder();
+    PublishError::Retry {
+        reason: format!("network error: {}", without_url(e)),
+        after: None,
+        maybe_sent,
+    }
+}
+
+/// reqwest errors print the URL; a URL can carry a token (webhooks), so leave it out.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<url>");
+    }
+    s
+}
+
+/// Read a `Retry-After` header: seconds, or an HTTP date.
+pub(crate) fn retry_after(
+    headers: &reqwest::header::HeaderMap,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or_default())
+}

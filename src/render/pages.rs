@@ -76,7 +76,10 @@ mod tests {
         std::fs::write(dir.path().join("error.html"), "custom {{ message }}").unwrap();
         let pages = Pages::load(Some(dir.path())).unwrap();
         let html = pages
-            .render("error.html", &serde_json::json!({"status": 404, "title": "x", "message": "gone"}))
+            .render(
+                "error.html",
+                &serde_json::json!({"status": 404, "title": "x", "message": "gone"}),
+            )
             .unwrap();
         assert_eq!(html, "custom gone");
     }

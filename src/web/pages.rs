@@ -29,7 +29,13 @@ pub(crate) fn describe_when(c: &Campaign) -> String {
         StrikeTime::ZonedDays { tz, days: d } => format!("{} ({tz})", days(d)),
         StrikeTime::Windows(w) => w
             .iter()
-            .map(|w| format!("{} to {}", w.start.format("%Y-%m-%d %H:%M UTC"), w.end.format("%Y-%m-%d %H:%M UTC")))
+            .map(|w| {
+                format!(
+                    "{} to {}",
+                    w.start.format("%Y-%m-%d %H:%M UTC"),
+                    w.end.format("%Y-%m-%d %H:%M UTC")
+                )
+            })
             .collect::<Vec<_>>()
             .join("; "),
     }

@@ -1,0 +1,87 @@
+//! The sandbox network: posts go to a local receiver ([`crate::sandbox`]) that speaks a
+//! small subset of the Mastodon client API (`POST /api/v1/statuses` with a bearer token
+//! and `Idempotency-Key`). Rehearsals, demos and tests post here instead of to a real
+//! network; the adapter handles answers exactly as a real one must (401 → reconnect,
+//! 422 → rejected, 429 + Retry-After, 5xx and timeouts → retry).
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::{AccountRef, Network, NetworkKind, OutgoingPost, PublishError, Receipt};
+
+pub struct Sandbox {
+    client: reqwest::Client,
+}
+
+impl Sandbox {
+    pub fn new(client: reqwest::Client) -> Self {
+        Sandbox { client }
+    }
+}
+
+#[derive(Deserialize)]
+struct Status {
+    id: String,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+#[async_trait]
+impl Network for Sandbox {
+    fn kind(&self) -> NetworkKind {
+        NetworkKind::Sandbox
+    }
+
+    #[tracing::instrument(skip_all, fields(network = "sandbox", account = account.id))]
+    async fn publish(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<Receipt, PublishError> {
+        let url = format!("{}/api/v1/statuses", account.server.trim_end_matches('/'));
+        let resp = self
+            .client
+            .post(url)
+            .bearer_auth(account.credentials.expose())
+            .header("Idempotency-Key", &post.idempotency_key)
+            .timeout(post.timeout)
+            .json(&serde_json::json!({
+                "status": post.text,
+                "scheduled_for": post.scheduled_at,
+                "slot": post.slot_key,
+            }))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            let s: Status = resp.json().await.map_err(|e| super::transport_error(&e))?;
+            return Ok(Receipt {
+                remote_id: s.id,
+                url: s.url,
+            });
+        }
+        let after = super::retry_after(resp.headers(), chrono::Utc::now());
+        let reason = match resp.json::<ErrorBody>().await {
+            Ok(b) => format!("{status}: {}", b.error),
+            Err(_) => status.to_string(),
+        };
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PublishError::Reconnect(reason),
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                PublishError::Rejected(reason)
+            }
+            _ => PublishError::Retry {
+                reason,
+                after,
+                // A 5xx may come from a proxy after the server committed the post.
+                maybe_sent: status.is_server_error(),
+            },
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! The sandbox receiver: a local stand-in for a social network, for rehearsals, demos
+//! and tests. It accepts `POST /api/v1/statuses` like a Mastodon server (bearer token,
+//! `Idempotency-Key` honoured per account), keeps every post in memory, and can be told to
+//! misbehave (5xx, 429 with `Retry-After`, slow answers after the post was stored, revoked
+//! tokens) so the dispatcher's guarantees can be proven against faults.
+//!
+//! `GET /api/v1/sandbox/posts` lists what it received; [`Receiver::report`] counts
+//! deliveries, created posts and replays.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+
+/// How the receiver misbehaves. Faults are drawn from a seeded generator so a failing
+/// run can be repeated.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share of requests answered 503 before anything is stored.
+    pub error_rate: f64,
+    /// Share answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// Share stored and then answered only after `slow_delay` (clients time out: the
+    /// outcome is unknown to them although the post exists).
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
+    /// Share stored and then answered 502 (a proxy lost the answer).
+    pub lost_answer_rate: f64,
+    pub seed: u64,
+}
+
+/// One post the receiver holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedPost {
+    pub id: String,
+    pub token: String,
+    pub idempotency_key: Option<String>,
+    pub text: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// picket's slot key, sent only to the sandbox so rehearsals can count double posts.
+    pub slot: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Counts for reports and assertions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReceiverReport {
+    /// Requests that reached the statuses endpoint.
+    pub deliveries: u64,
+    /// Posts created (what followers would see).
+    pub created: u64,
+    /// Requests answered from the idempotency cache instead of posting again.
+    pub replays: u64,
+    /// Requests refused by injected faults.
+    pub faults: u64,
+    /// Posts created for an (account, slot) that already had one: a double post, whatever
+    /// key it came with. Must stay 0.
+    pub duplicate_slots: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    posts: Vec<ReceivedPost>,
+    by_key: HashMap<(String, String), usize>,
+    revoked: HashSet<String>,
+    slots: HashSet<(String, String)>,
+    report: ReceiverReport,
+    rng: u64,
+}
+
+/// A running (or mountable) receiver. Clones share state.
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Mutex<Inner>>,
+    faults: Arc<Mutex<Faults>>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Deserialize)]
+struct NewStatus {
+    status: String,
+    scheduled_for: Option<DateTime<Utc>>,
+    slot: Option<String>,
+}
+
+impl Receiver {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Receiver {
+            inner: Arc::new(Mutex::new(Inner {
+                rng: 0x9E37_79B9_7F4A_7C15,
+                ..Inner::default()
+            })),
+            faults: Arc::new(Mutex::new(Faults::default())),
+            clock,
+        }
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        let seed = faults.seed;
+        *self.faults.lock().expect("faults lock") = faults;
+        if seed != 0 {
+            self.inner.lock().expect("receiver lock").rng = seed;
+        }
+    }
+
+    /// From now on this token is answered 401, as a revoked token would be.
+    pub fn revoke(&self, token: &str) {
+        self.inner
+            .lock()
+            .expect("receiver lock")
+            .revoked
+            .insert(token.to_string());
+    }
+
+    pub fn posts(&self) -> Vec<ReceivedPost> {
+        self.inner.lock().expect("receiver lock").posts.clone()
+    }
+
+    pub fn report(&self) -> ReceiverReport {
+        self.inner.lock().expect("receiver lock").report.clone()
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/v1/statuses", post(create))
+            .route("/api/v1/sandbox/posts", get(list))
+            .with_state(self.clone())
+    }
+
+    /// Serve on `addr` (port 0 for any) until `stop` fires; returns the bound address.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        stop: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Ok(bound)
+    }
+}
+
+enum Fate {
+    Error,
+    RateLimited(u64),
+    Slow(Duration),
+    LostAnswer,
+    Normal,
+}
+
+fn next_unit(state: &mut u64) -> f64 {
+    // splitmix64: tiny, seeded, good enough to pick faults.
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+async fn create(
+    State(rx): State<Receiver>,
+    headers: HeaderMap,
+    Json(body): Json<NewStatus>,
+) -> Response {
+    let token = match headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": "The access token is invalid"})),
+            )
+                .into_response();
+        }
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let faults = rx.faults.lock().expect("faults lock").clone();
+    let now = rx.clock.now();
+    let (fate, status) = {
+        let mut inner = rx.inner.lock().expect("receiver lock");
+        inner.report.deliveries += 1;
+        if inner.revoked.contains(&token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": "The access token was revoked"})),
+            )
+                .into_response();
+        }
+        if body.status.trim().is_empty() {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(serde_json::json!({"error": "Validation failed: Text can't be blank"})),
+            )
+                .into_response();
+        }
+        let roll = next_unit(&mut inner.rng);
+        let fate = if roll < faults.error_rate {
+            Fate::Error
+        } else if roll < faults.error_rate + faults.rate_limit_rate {
+            Fate::RateLimited(faults.retry_after_secs)
+        } else if roll < faults.error_rate + faults.rate_limit_rate + faults.slow_rate {
+            Fate::Slow(faults.slow_delay)
+        } else if roll
+            < faults.error_rate
+                + faults.rate_limit_rate
+                + faults.slow_rate
+                + faults.lost_answer_rate
+        {
+            Fate::LostAnswer
+        } else {
+            Fate::Normal
+        };
+        match fate {
+            Fate::Error => {
+                inner.report.faults += 1;
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({"error": "injected fault"})),
+                )
+                    .into_response();
+            }
+            Fate::RateLimited(secs) => {
+                inner.report.faults += 1;
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", secs.to_string())],
+                    Json(serde_json::json!({"error": "Too many requests"})),
+                )
+                    .into_response();
+            }
+            _ => {}
+        }
+        // Idempotency as Mastodon does it: the key is scoped to the account (token).
+        let cached = key
+            .as_ref()
+            .and_then(|k| inner.by_key.get(&(token.clone(), k.clone())).copied());
+        let status = match cached {
+            Some(i) => {
+                inner.report.replays += 1;
+                inner.posts[i].clone()
+            }
+            None => {
+                let id = format!("{}", inner.posts.len() + 1);
+                let post = ReceivedPost {
+                    id: id.clone(),
+                    token: token.clone(),
+                    idempotency_key: key.clone(),
+                    text: body.status,
+                    scheduled_for: body.scheduled_for,
+                    slot: body.slot,
+                    received_at: now,
+                };
+                let index = inner.posts.len();
+                if let Some(k) = &key {
+                    inner.by_key.insert((token.clone(), k.clone()), index);
+                }
+                if let Some(slot) = &post.slot
+                    && !inner.slots.insert((token.clone(), slot.clone()))
+                {
+                    inner.report.duplicate_slots += 1;
+                }
+                inner.posts.push(post.clone());
+                inner.report.created += 1;
+                post
+            }
+        };
+        (fate, status)
+    };
+    let json = Json(serde_json::json!({
+        "id": status.id,
+        "url": format!("sandbox://posts/{}", status.id),
+        "content": status.text,
+        "created_at": status.received_at,
+    }));
+    match fate {
+        Fate::Slow(d) => {
+            tokio::time::sleep(d).await;
+            json.into_response()
+        }
+        Fate::LostAnswer => {
+            rx.inner.lock().expect("receiver lock").report.faults += 1;
+            (
+                StatusCode::BAD_GATEWAY,
+                Json(serde_json::json!({"error": "injected lost answer"})),
+            )
+                .into_response()
+        }
+        _ => json.into_response(),
+    }
+}
+
+async fn list(State(rx): State<Receiver>) -> Json<Vec<ReceivedPost>> {
+    Json(rx.posts())
+}
