@@ -6,6 +6,7 @@
 //! |---------------|----------------|
 //! | [`cli`]       | the `picket` command line (clap); each subcommand calls into the modules below |
 //! | [`config`]    | settings: defaults -> file -> `PICKET_*` env -> flags; secrets redacted |
+//! | [`crypto`]    | credentials encrypted at rest; the key lives outside the database |
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones |
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod crypto;
 pub mod network;
 pub mod render;
 pub mod sandbox;

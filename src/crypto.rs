@@ -1,0 +1,200 @@
+//! Encryption of account credentials at rest (XChaCha20-Poly1305, RustCrypto).
+//!
+//! The key never sits in the database: it comes from `PICKET_SECRET_KEY` (base64 of 32
+//! bytes) or from a key file created on first use beside the database, readable only by
+//! its owner. A stolen database file alone therefore reveals no token. Each value gets a
+//! fresh random 192-bit nonce (safe to draw at random, unlike 96-bit ones), stored in
+//! front of the ciphertext with a version byte so the scheme can change later.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::Rng;
+
+use crate::config::Secret;
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+
+/// Why credentials could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The configured key is not base64 of exactly 32 bytes.
+    #[error("PICKET_SECRET_KEY must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)")]
+    BadKey,
+    /// The key file could not be read or created.
+    #[error("key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The ciphertext was not made with this key, or was altered.
+    #[error("credentials cannot be decrypted with this key (was PICKET_SECRET_KEY changed?)")]
+    Decrypt,
+}
+
+/// Seals and opens credentials.
+#[derive(Clone)]
+pub struct Vault {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault([key redacted])")
+    }
+}
+
+impl Vault {
+    pub fn from_key_bytes(key: &[u8; 32]) -> Vault {
+        Vault {
+            cipher: XChaCha20Poly1305::new(&(*key).into()),
+        }
+    }
+
+    pub fn from_base64(key: &Secret) -> Result<Vault, CryptoError> {
+        let bytes = B64
+            .decode(key.expose().trim())
+            .map_err(|_| CryptoError::BadKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
+        Ok(Vault::from_key_bytes(&key))
+    }
+
+    /// The configured key, else the key file at `path`, created (mode 0600) if missing.
+    pub fn open(configured: Option<&Secret>, path: &Path) -> Result<Vault, CryptoError> {
+        if let Some(k) = configured {
+            return Vault::from_base64(k);
+        }
+        let io = |source| CryptoError::KeyFile {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Vault::from_base64(&Secret::new(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                write_private(path, B64.encode(key).as_bytes()).map_err(io)?;
+                Ok(Vault::from_key_bytes(&key))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), plaintext)
+            .expect("encryption into a Vec cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    pub fn open_sealed(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
+            return Err(CryptoError::Decrypt);
+        }
+        let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
+        self.cipher
+            .decrypt(&XNonce::from(nonce), &sealed[1 + NONCE_LEN..])
+            .map_err(|_| CryptoError::Decrypt)
+    }
+}
+
+/// Create `path` readable and writable by its owner only, failing if it exists (two
+/// processes starting at once must not overwrite each other's key).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Where the key file lives for a database URL: beside a SQLite file, else in the
+/// working directory.
+pub fn key_file_for(database_url: &str) -> PathBuf {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p));
+    match path {
+        Some(p) if !p.is_empty() && p != ":memory:" => {
+            let p = Path::new(p);
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            p.with_file_name(format!("{name}.key"))
+        }
+        _ => PathBuf::from("picket.key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_credentials_open_with_the_same_key_only() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let sealed = v.seal(b"token-abc");
+        assert!(!sealed.windows(9).any(|w| w == b"token-abc"));
+        assert_eq!(v.open_sealed(&sealed).unwrap(), b"token-abc");
+        let other = Vault::from_key_bytes(&[8; 32]);
+        assert!(matches!(
+            other.open_sealed(&sealed),
+            Err(CryptoError::Decrypt)
+        ));
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("picket.db.key");
+        let a = Vault::open(None, &path).unwrap();
+        let b = Vault::open(None, &path).unwrap();
+        assert_eq!(b.open_sealed(&a.seal(b"x")).unwrap(), b"x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn the_key_file_sits_beside_the_sqlite_database() {
+        assert_eq!(
+            key_file_for("sqlite:///var/lib/picket/p.db"),
+            PathBuf::from("/var/lib/picket/p.db.key")
+        );
+        assert_eq!(
+            key_file_for("sqlite://picket.db?mode=rwc"),
+            PathBuf::from("picket.db.key")
+        );
+        assert_eq!(key_file_for("postgres://x/y"), PathBuf::from("picket.key"));
+    }
+
+    #[test]
+    fn a_malformed_configured_key_is_refused() {
+        assert!(matches!(
+            Vault::from_base64(&Secret::new("short")),
+            Err(CryptoError::BadKey)
+        ));
+    }
+}
