@@ -12,6 +12,12 @@ use chrono::{DateTime, Duration, Utc};
 /// A source of the current instant.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How much real time passes while this clock moves by `d` (sleeping until a due
+    /// instant). Negative durations are zero.
+    fn real_duration(&self, d: Duration) -> std::time::Duration {
+        d.to_std().unwrap_or_default()
+    }
 }
 
 /// The machine's clock.
@@ -72,14 +78,14 @@ impl ScaledClock {
         }
     }
 
-    /// Real time that will pass before this clock shows `at`.
-    pub fn real_until(&self, at: DateTime<Utc>) -> std::time::Duration {
-        let virt = (at - self.now()).num_milliseconds().max(0) as f64;
-        std::time::Duration::from_millis((virt / self.factor) as u64)
-    }
 }
 
 impl Clock for ScaledClock {
+    fn real_duration(&self, d: Duration) -> std::time::Duration {
+        let virt = d.num_milliseconds().max(0) as f64;
+        std::time::Duration::from_millis((virt / self.factor) as u64)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         let real = self.started.elapsed().as_secs_f64() * self.factor;
         self.origin + Duration::milliseconds((real * 1000.0) as i64)
