@@ -16,6 +16,20 @@ use serde::Serialize;
 
 use crate::network::NetworkKind;
 
+mod check;
+mod preview;
+pub mod schedule;
+mod spec;
+mod validate;
+
+pub use check::{check_paths, load_dir};
+pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
+pub use schedule::{StrikePeriod, day_start, resolve_local};
+pub use validate::{
+    DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration,
+    parse_date, parse_duration, parse_when,
+};
+
 /// One thing wrong with a campaign file, located for a person to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -48,6 +62,8 @@ pub struct Campaign {
     pub title: String,
     /// Without the leading '#'.
     pub hashtag: String,
+    /// A sentence or two for pages and link previews.
+    pub description: Option<String>,
     pub declaration: Option<Declaration>,
     pub strike: Strike,
     pub posts: Vec<PostRule>,
@@ -56,7 +72,10 @@ pub struct Campaign {
     /// Networks the campaign's posts are checked against and offered on.
     pub networks: Vec<NetworkKind>,
     /// The finest cadence a participant may choose for `every` posts.
+    #[serde(with = "duration_secs")]
     pub min_interval: chrono::Duration,
+    /// The tipping point, if the campaign has one.
+    pub threshold: Option<Threshold>,
     /// Where the file was read from.
     pub source: PathBuf,
 }
@@ -65,6 +84,13 @@ pub struct Campaign {
 pub struct Declaration {
     pub path: PathBuf,
     pub markdown: String,
+}
+
+/// `[threshold]`: the strike is on once this many people have pledged (by the deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Threshold {
+    pub participants: u32,
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// When the strike happens.
@@ -98,7 +124,9 @@ pub struct PostRule {
     pub when: When,
     /// Names a `[templates]` entry.
     pub template: String,
-    /// How long after its instant a slot may still be published.
+    /// How long after its instant a slot may still be published, as written; `None` =
+    /// the default for its `when` (see `campaigns/README.md`).
+    #[serde(with = "duration_secs_opt")]
     pub window: Option<chrono::Duration>,
     /// Only for participants who opted into this post (e.g. the hourly notice).
     pub optional: bool,
@@ -155,10 +183,26 @@ pub mod duration_secs {
     }
 }
 
+pub mod duration_secs_opt {
+    //! Serialize an optional `chrono::Duration` as whole seconds or null.
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Option<chrono::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.num_seconds()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// Load and validate one campaign file.
 pub fn load_file(path: &Path) -> Result<Campaign, Vec<Problem>> {
-    let _ = path;
-    Err(vec![])
+    check::load(path).map(|l| l.campaign)
+}
+
+/// Validate campaign text as if read from `path` (files it names are relative to `path`).
+pub fn parse_str(src: &str, path: &Path) -> Result<Campaign, Vec<Problem>> {
+    validate::parse(src, path).map(|l| l.campaign)
 }
 
 /// Load every campaign file directly inside `dir`.

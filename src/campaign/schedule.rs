@@ -1,0 +1,308 @@
+//! When a campaign's posts fall for one participant: strike days in time zones, and the
+//! [`Slot`]s of every post rule, as UTC instants.
+//!
+//! # Local times that do not exist or happen twice
+//!
+//! Wall-clock times are turned into instants following RFC 5545 §3.3.5:
+//!
+//! * a local time inside a daylight-saving gap (e.g. 02:30 on a spring-forward night in
+//!   New York) is read with the UTC offset in effect *before* the gap, so it lands as far
+//!   past the gap's start as it was meant to be: 02:30 EST = 03:30 EDT;
+//! * a local time that happens twice (fall-back) is the *first* occurrence;
+//! * a strike day starts at local midnight; where midnight itself does not exist (zones
+//!   that switch at 00:00, e.g. America/Santiago, America/Havana) the day starts at the
+//!   first instant after the gap (01:00 local). A day therefore lasts 23 or 25 hours when
+//!   the clocks change during it, and `every 1h` yields 23 or 25 slots.
+//!
+//! Nothing here reads the clock: callers pass instants and zones.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
+use chrono::{LocalResult, Offset, TimeZone};
+use chrono_tz::Tz;
+
+use super::validate::{END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration};
+use super::{Campaign, Participation, PostRule, Slot, StrikeTime, When};
+
+/// One strike day (or window) as a participant lives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrikePeriod {
+    /// 1-based among the participant's chosen days.
+    pub day: u32,
+    /// The campaign day (for windows: the UTC date the window starts on).
+    pub date: NaiveDate,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The instant a local wall-clock time means in `tz` (rules in the module docs).
+pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+        LocalResult::None => {
+            let gap_end = first_instant_at_or_after(tz, local);
+            let before = tz
+                .offset_from_utc_datetime(&(gap_end - Duration::seconds(1)).naive_utc())
+                .fix();
+            (local - Duration::seconds(i64::from(before.local_minus_utc()))).and_utc()
+        }
+    }
+}
+
+/// The instant `date` begins in `tz`: local midnight, or the first instant after a gap
+/// that swallows midnight.
+pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let midnight = date.and_time(NaiveTime::MIN);
+    match tz.from_local_datetime(&midnight) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+        LocalResult::None => first_instant_at_or_after(tz, midnight),
+    }
+}
+
+/// The first instant whose local time in `tz` is at or after `local`. Only used around a
+/// gap, where local time only moves forward. UTC offsets lie within -12h..+14h, so the
+/// answer is within that distance of `local` read as UTC.
+fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let mut lo = local.and_utc() - Duration::hours(15);
+    let mut hi = local.and_utc() + Duration::hours(13);
+    while hi - lo > Duration::seconds(1) {
+        let mid = lo + (hi - lo) / 2;
+        if mid.with_timezone(&tz).naive_local() >= local {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+impl Campaign {
+    /// The dates a participant can choose (for windows: the UTC date each starts on).
+    pub fn days(&self) -> Vec<NaiveDate> {
+        match &self.strike.when {
+            StrikeTime::ParticipantDays(d) | StrikeTime::ZonedDays { days: d, .. } => d.clone(),
+            StrikeTime::Windows(w) => w.iter().map(|w| w.start.date_naive()).collect(),
+        }
+    }
+
+    /// Is this a choice the campaign allows? The message says what to change.
+    pub fn check_participation(&self, p: &Participation) -> Result<(), String> {
+        let all = self.days();
+        if let Some(days) = &p.days {
+            let mut seen = Vec::new();
+            for d in days {
+                if !all.contains(d) {
+                    let list: Vec<String> = all.iter().map(ToString::to_string).collect();
+                    return Err(format!(
+                        "{d} is not a day of the {}; choose among {}",
+                        self.title,
+                        list.join(", ")
+                    ));
+                }
+                if seen.contains(d) {
+                    return Err(format!("{d} is chosen twice"));
+                }
+                seen.push(*d);
+            }
+            if (days.len() as u32) < self.strike.min_days {
+                return Err(format!(
+                    "{} asks for at least {} of its {} days; {} chosen",
+                    self.title,
+                    self.strike.min_days,
+                    all.len(),
+                    days.len()
+                ));
+            }
+        }
+        if let Some(every) = p.every {
+            if every < self.min_interval {
+                return Err(format!(
+                    "posting every {} is more often than the {} allows: choose {} or more",
+                    fmt_duration(every),
+                    self.title,
+                    fmt_duration(self.min_interval)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The participant's strike days (or windows), in order.
+    pub fn periods(&self, p: &Participation) -> Vec<StrikePeriod> {
+        let chosen = |d: &NaiveDate| p.days.as_ref().is_none_or(|days| days.contains(d));
+        let spans: Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>)> = match &self.strike.when {
+            StrikeTime::ParticipantDays(days) => days
+                .iter()
+                .filter(|d| chosen(d))
+                .map(|d| {
+                    (
+                        *d,
+                        day_start(p.tz, *d),
+                        day_start(p.tz, d.succ_opt().unwrap()),
+                    )
+                })
+                .collect(),
+            StrikeTime::ZonedDays { tz, days } => days
+                .iter()
+                .filter(|d| chosen(d))
+                .map(|d| {
+                    (
+                        *d,
+                        day_start(*tz, *d),
+                        day_start(*tz, d.succ_opt().unwrap()),
+                    )
+                })
+                .collect(),
+            StrikeTime::Windows(ws) => ws
+                .iter()
+                .filter(|w| chosen(&w.start.date_naive()))
+                .map(|w| (w.start.date_naive(), w.start, w.end))
+                .collect(),
+        };
+        spans
+            .into_iter()
+            .enumerate()
+            .map(|(i, (date, start, end))| StrikePeriod {
+                day: i as u32 + 1,
+                date,
+                start,
+                end,
+            })
+            .collect()
+    }
+
+    /// When the participant's strike starts and ends; `None` if they chose no days.
+    pub fn strike_span(&self, p: &Participation) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let periods = self.periods(p);
+        Some((periods.first()?.start, periods.last()?.end))
+    }
+
+    /// Every post picket would make for this participant, sorted by instant (posts due at
+    /// the same instant keep the order of `[[posts]]`). Does not check the participation:
+    /// call [`Campaign::check_participation`] first.
+    pub fn slots(&self, p: &Participation) -> Vec<Slot> {
+        let periods = self.periods(p);
+        let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+            return Vec::new();
+        };
+        let days_total = periods.len() as u32;
+        // Local times of `daily` posts read in the zone the days are read in.
+        let local_tz = match &self.strike.when {
+            StrikeTime::ZonedDays { tz, .. } => *tz,
+            _ => p.tz,
+        };
+        let mut out = Vec::new();
+        for rule in &self.posts {
+            let mut push = |at: DateTime<Utc>, default_window: Duration, day: u32| {
+                out.push(self.slot(
+                    rule,
+                    at,
+                    rule.window.unwrap_or(default_window),
+                    day,
+                    days_total,
+                ));
+            };
+            match rule.when {
+                When::Start => {
+                    for pd in &periods {
+                        push(
+                            pd.start,
+                            (pd.end - pd.start).min(MAX_DAY_POST_WINDOW),
+                            pd.day,
+                        );
+                    }
+                }
+                When::Daily(time) => {
+                    for pd in &periods {
+                        let mut date = pd.start.with_timezone(&local_tz).date_naive();
+                        loop {
+                            let at = resolve_local(local_tz, date.and_time(time));
+                            if at >= pd.end {
+                                break;
+                            }
+                            if at >= pd.start {
+                                push(at, (pd.end - at).min(MAX_DAY_POST_WINDOW), pd.day);
+                            }
+                            date = date.succ_opt().expect("in range");
+                        }
+                    }
+                }
+                When::Every(interval) => {
+                    let interval = match (rule.optional, p.every) {
+                        (true, None) => continue,
+                        (_, Some(chosen)) => chosen,
+                        (false, None) => interval,
+                    };
+                    if interval <= Duration::zero() {
+                        continue;
+                    }
+                    for pd in &periods {
+                        let mut at = pd.start;
+                        while at < pd.end {
+                            push(at, interval, pd.day);
+                            at += interval;
+                        }
+                    }
+                }
+                When::Before(lead) => push(first.start - lead, lead, 0),
+                When::End => push(last.end, END_POST_WINDOW, days_total),
+            }
+        }
+        out.sort_by_key(|s| s.at);
+        out
+    }
+
+    fn slot(
+        &self,
+        rule: &PostRule,
+        at: DateTime<Utc>,
+        window: Duration,
+        day: u32,
+        days_total: u32,
+    ) -> Slot {
+        Slot {
+            key: format!(
+                "{}/{}@{}",
+                self.id,
+                rule.name,
+                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+            post: rule.name.clone(),
+            template: rule.template.clone(),
+            at,
+            window_end: at + window,
+            day,
+            days_total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_nonexistent_local_time_is_read_with_the_offset_before_the_gap() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let local = NaiveDate::from_ymd_opt(2027, 3, 14)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        assert_eq!(resolve_local(tz, local), utc("2027-03-14T07:30:00Z"));
+    }
+
+    #[test]
+    fn an_ambiguous_local_time_is_its_first_occurrence() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let local = NaiveDate::from_ymd_opt(2027, 11, 7)
+            .unwrap()
+            .and_hms_opt(1, 30, 0)
+            .unwrap();
+        assert_eq!(resolve_local(tz, local), utc("2027-11-07T05:30:00Z"));
+    }
+}

@@ -1,0 +1,1072 @@
+//! Raw spec -> [`Campaign`]: every semantic check, every problem collected.
+//!
+//! A person fixing a campaign file wants the whole list at once, each with the line and
+//! column to change and a sentence saying what to write instead. TOML syntax errors are
+//! all reported (the parser recovers); a structural error (unknown or missing key, wrong
+//! type) stops at the first one, because serde cannot go on past it; semantic checks
+//! (dates, zones, schedules, templates, lengths) then report everything they find.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::spec::{RawCampaign, RawPost, RawStrike, RawThreshold};
+use super::{
+    Campaign, Declaration, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
+};
+use crate::compose::measure;
+use crate::network::NetworkKind;
+use crate::render::{PostRenderer, PostVars};
+
+/// The networks a campaign is checked against when it does not name its own.
+pub const DEFAULT_NETWORKS: [NetworkKind; 3] = [
+    NetworkKind::Mastodon,
+    NetworkKind::Bluesky,
+    NetworkKind::Nostr,
+];
+
+/// The default finest cadence: hourly keeps a striker's timeline quiet and stays far
+/// below every network's rate limits and spam heuristics.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::hours(1);
+
+/// Below this, a campaign would have accounts posting at a pace networks treat as spam.
+pub const FLOOR_MIN_INTERVAL: Duration = Duration::minutes(5);
+
+/// A `start` or `daily` slot stays publishable until its strike day ends, but no longer
+/// than this: a "today I'm on strike" notice sent in the evening reads as a mistake.
+pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
+
+/// How long the `end` ("I'm back") post stays publishable.
+pub const END_POST_WINDOW: Duration = Duration::hours(24);
+
+/// A validated campaign and where its `id` was written (to report duplicate ids).
+pub(crate) struct Loaded {
+    pub campaign: Campaign,
+    pub id_at: Range<usize>,
+    pub src: String,
+}
+
+/// Parse and validate `src`, read from `path` (files it names are relative to it).
+pub(crate) fn parse(src: &str, path: &Path) -> Result<Loaded, Vec<Problem>> {
+    let mut cx = Cx::new(src, path);
+    let (table, errors) = toml::de::DeTable::parse_recoverable(src);
+    if !errors.is_empty() {
+        for e in errors {
+            cx.toml_error(&e);
+        }
+        return Err(cx.problems);
+    }
+    let raw = match RawCampaign::deserialize(toml::de::Deserializer::from(table)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            cx.toml_error(&e);
+            return Err(cx.problems);
+        }
+    };
+    let id_at = raw.id.span();
+    match cx.campaign(raw) {
+        Some(campaign) if cx.problems.is_empty() => Ok(Loaded {
+            campaign,
+            id_at,
+            src: src.to_string(),
+        }),
+        _ => Err(cx.problems),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+struct Cx<'a> {
+    src: &'a str,
+    path: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(src: &'a str, path: &'a Path) -> Self {
+        Cx {
+            src,
+            path,
+            problems: Vec::new(),
+        }
+    }
+
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.problems.push(Problem {
+            path: self.path.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    fn toml_error(&mut self, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        self.at(span, message);
+    }
+
+    fn campaign(&mut self, raw: RawCampaign) -> Option<Campaign> {
+        let id = self.id(&raw.id);
+        let title = self.non_empty("title", &raw.title);
+        let hashtag = self.hashtag(&raw.hashtag);
+        let description = raw
+            .description
+            .as_ref()
+            .and_then(|d| self.non_empty("description", d));
+        let networks = self.networks(raw.networks.as_ref());
+        let declaration = raw.declaration.as_ref().and_then(|d| self.declaration(d));
+        let (strike, min_interval) = self.strike(&raw.strike)?;
+        let templates = self.templates(&raw.templates, &raw, &networks);
+        let posts = self.posts(&raw.posts, &templates, min_interval, &strike);
+        let threshold = raw
+            .threshold
+            .as_ref()
+            .and_then(|t| self.threshold(t, &raw.strike, &strike));
+        Some(Campaign {
+            id: id?,
+            title: title?,
+            hashtag: hashtag?,
+            description,
+            declaration,
+            strike,
+            posts,
+            templates: templates
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().map(|s| s.into_inner()).collect()))
+                .collect(),
+            networks,
+            min_interval,
+            threshold,
+            source: self.path.to_path_buf(),
+        })
+    }
+
+    fn id(&mut self, id: &Spanned<String>) -> Option<String> {
+        let s = id.get_ref();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.split('-').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+        if ok {
+            return Some(s.clone());
+        }
+        let suggestion = slugify(s);
+        let hint = if suggestion.is_empty() || suggestion == *s {
+            String::new()
+        } else {
+            format!(", e.g. \"{suggestion}\"")
+        };
+        self.at(
+            id.span(),
+            format!(
+                "id \"{s}\" is not a slug: use lowercase letters, digits and single hyphens \
+                 (at most 64 characters){hint}"
+            ),
+        );
+        None
+    }
+
+    fn non_empty(&mut self, key: &str, v: &Spanned<String>) -> Option<String> {
+        let s = v.get_ref().trim();
+        if s.is_empty() {
+            self.at(
+                v.span(),
+                format!("{key} is empty: write some text or remove the key"),
+            );
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    fn hashtag(&mut self, v: &Spanned<String>) -> Option<String> {
+        let s = v.get_ref();
+        if let Some(rest) = s.strip_prefix('#') {
+            self.at(
+                v.span(),
+                format!("write the hashtag without '#': hashtag = \"{rest}\""),
+            );
+            return None;
+        }
+        if s.is_empty() {
+            self.at(
+                v.span(),
+                "hashtag is empty: write it without '#', e.g. \"SocialMediaStrike\"",
+            );
+            return None;
+        }
+        if s.chars().any(char::is_whitespace) {
+            let joined: String = s.split_whitespace().collect();
+            self.at(
+                v.span(),
+                format!(
+                    "hashtag \"{s}\" contains spaces, which end a hashtag on every network: \
+                     use \"{joined}\""
+                ),
+            );
+            return None;
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || *c == '_')) {
+            self.at(
+                v.span(),
+                format!(
+                    "hashtag \"{s}\" contains '{c}': networks only link letters, digits and '_'"
+                ),
+            );
+            return None;
+        }
+        Some(s.clone())
+    }
+
+    fn networks(&mut self, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<NetworkKind> {
+        let Some(raw) = raw else {
+            return DEFAULT_NETWORKS.to_vec();
+        };
+        if raw.get_ref().is_empty() {
+            self.at(
+                raw.span(),
+                "networks is empty: name at least one, e.g. [\"mastodon\", \"bluesky\"], or \
+                 remove the key for the default (mastodon, bluesky, nostr)",
+            );
+        }
+        let mut out = Vec::new();
+        for n in raw.get_ref() {
+            match n.get_ref().parse::<NetworkKind>() {
+                Ok(k) if out.contains(&k) => {
+                    self.at(n.span(), format!("network \"{k}\" is listed twice"));
+                }
+                Ok(k) => out.push(k),
+                Err(_) => {
+                    let known: Vec<&str> = NetworkKind::ALL.iter().map(|k| k.as_str()).collect();
+                    let hint = did_you_mean(n.get_ref(), known.iter().copied());
+                    self.at(
+                        n.span(),
+                        format!(
+                            "unknown network \"{}\"{hint} (known: {})",
+                            n.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn declaration(&mut self, v: &Spanned<String>) -> Option<Declaration> {
+        let rel = Path::new(v.get_ref());
+        let base = self.path.parent().unwrap_or(Path::new(""));
+        let full: PathBuf = base.join(rel);
+        match std::fs::read_to_string(&full) {
+            Ok(markdown) => Some(Declaration {
+                path: full,
+                markdown,
+            }),
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "not found".to_string()
+                } else {
+                    format!("cannot be read ({e})")
+                };
+                self.at(
+                    v.span(),
+                    format!(
+                        "declaration file \"{}\" {why} (looked for {}); the path is relative \
+                         to the campaign file",
+                        v.get_ref(),
+                        full.display()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn strike(&mut self, raw: &Spanned<RawStrike>) -> Option<(Strike, Duration)> {
+        let s = raw.get_ref();
+        let min_interval = match &s.min_interval {
+            None => DEFAULT_MIN_INTERVAL,
+            Some(v) => match parse_duration(v.get_ref()) {
+                Ok(d) if d < FLOOR_MIN_INTERVAL => {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "min_interval {} is too fine: networks treat accounts posting more \
+                             often than every {} as spam; use at least \"{}\"",
+                            v.get_ref(),
+                            fmt_duration(FLOOR_MIN_INTERVAL),
+                            fmt_duration(FLOOR_MIN_INTERVAL)
+                        ),
+                    );
+                    DEFAULT_MIN_INTERVAL
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.at(v.span(), format!("min_interval: {e}"));
+                    DEFAULT_MIN_INTERVAL
+                }
+            },
+        };
+
+        // `None` zone with days is reported below; `Some(None)` is "participant".
+        let zone: Option<Option<Tz>> = s.timezone.as_ref().and_then(|tz| {
+            if tz.get_ref() == "participant" {
+                Some(None)
+            } else {
+                self.zone(tz).map(Some)
+            }
+        });
+
+        let when = match (&s.days, &s.windows) {
+            (Some(_), Some(w)) => {
+                self.at(
+                    w.span(),
+                    "[strike] has both `days` and `windows`: keep one (days are read in a time \
+                     zone, windows are the same instants for everyone)",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.at(
+                    raw.span(),
+                    "[strike] needs `days` (e.g. days = [\"2027-07-04\"]) or `windows` (e.g. \
+                     windows = [{ start = \"2027-07-04T00:00:00Z\", end = \"2027-07-05T00:00:00Z\" }])",
+                );
+                return None;
+            }
+            (Some(days), None) => {
+                let days = self.days(days)?;
+                match (&s.timezone, zone) {
+                    (None, _) => {
+                        self.at(
+                            raw.span(),
+                            "[strike] has `days` but no `timezone`: add timezone = \"participant\" \
+                             (each participant's own zone) or an IANA zone such as \
+                             \"America/New_York\" (the same zone for everyone)",
+                        );
+                        return None;
+                    }
+                    (Some(_), None) => return None,
+                    (Some(_), Some(None)) => StrikeTime::ParticipantDays(days),
+                    (Some(_), Some(Some(tz))) => StrikeTime::ZonedDays { tz, days },
+                }
+            }
+            (None, Some(windows)) => {
+                let tz = match (&s.timezone, zone) {
+                    (Some(_), None) => return None,
+                    (_, Some(z)) => z,
+                    (None, None) => None,
+                };
+                StrikeTime::Windows(self.windows(windows, tz)?)
+            }
+        };
+
+        let count = match &when {
+            StrikeTime::ParticipantDays(d) | StrikeTime::ZonedDays { days: d, .. } => d.len(),
+            StrikeTime::Windows(w) => w.len(),
+        };
+        let unit = if matches!(when, StrikeTime::Windows(_)) {
+            "windows"
+        } else {
+            "days"
+        };
+        let min_days = match &s.min_days {
+            None => 1,
+            Some(v) => {
+                let n = *v.get_ref();
+                if n < 1 {
+                    self.at(
+                        v.span(),
+                        format!("min_days is {n}: a pledge must cover at least 1 of the {unit}"),
+                    );
+                    return None;
+                }
+                if n as usize > count {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "min_days is {n} but the strike has only {count} {unit}: lower \
+                             min_days to {count} or add {unit}"
+                        ),
+                    );
+                    return None;
+                }
+                n as u32
+            }
+        };
+        Some((Strike { when, min_days }, min_interval))
+    }
+
+    fn zone(&mut self, v: &Spanned<String>) -> Option<Tz> {
+        let name = v.get_ref();
+        if let Ok(tz) = name.parse::<Tz>() {
+            return Some(tz);
+        }
+        let hint = did_you_mean(
+            name,
+            chrono_tz::TZ_VARIANTS
+                .iter()
+                .map(|t| t.name())
+                .chain(["participant"]),
+        );
+        self.at(
+            v.span(),
+            format!(
+                "unknown time zone \"{name}\"{hint}; write \"participant\" or an IANA name \
+                 such as \"Europe/Berlin\""
+            ),
+        );
+        None
+    }
+
+    fn days(&mut self, raw: &Spanned<Vec<Spanned<String>>>) -> Option<Vec<NaiveDate>> {
+        if raw.get_ref().is_empty() {
+            self.at(
+                raw.span(),
+                "days is empty: list at least one date, e.g. [\"2027-07-04\"]",
+            );
+            return None;
+        }
+        let before = self.problems.len();
+        let mut out: Vec<NaiveDate> = Vec::new();
+        for d in raw.get_ref() {
+            let Some(date) = self.date(d) else { continue };
+            if out.contains(&date) {
+                self.at(d.span(), format!("{date} is listed twice in days"));
+            } else if let Some(last) = out.last().filter(|last| **last > date) {
+                self.at(
+                    d.span(),
+                    format!("days must be in order: {date} comes after {last}; move it up"),
+                );
+            } else {
+                out.push(date);
+            }
+        }
+        (self.problems.len() == before).then_some(out)
+    }
+
+    fn date(&mut self, v: &Spanned<String>) -> Option<NaiveDate> {
+        match parse_date(v.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.at(v.span(), e);
+                None
+            }
+        }
+    }
+
+    fn windows(
+        &mut self,
+        raw: &Spanned<Vec<Spanned<super::spec::RawWindow>>>,
+        tz: Option<Tz>,
+    ) -> Option<Vec<Window>> {
+        if raw.get_ref().is_empty() {
+            self.at(
+                raw.span(),
+                "windows is empty: list at least one { start, end }",
+            );
+            return None;
+        }
+        let before = self.problems.len();
+        let mut out: Vec<Window> = Vec::new();
+        for (i, w) in raw.get_ref().iter().enumerate() {
+            let w = w.get_ref();
+            let (Some(start), Some(end)) = (self.instant(&w.start, tz), self.instant(&w.end, tz))
+            else {
+                continue;
+            };
+            if end <= start {
+                self.at(
+                    w.end.span(),
+                    format!(
+                        "window {} ends at {} which is not after its start {}: swap them or \
+                         fix the end",
+                        i + 1,
+                        rfc3339(end),
+                        rfc3339(start)
+                    ),
+                );
+                continue;
+            }
+            if let Some((j, prev)) = out.iter().enumerate().last()
+                && start < prev.end
+            {
+                let what = if start < prev.start {
+                    "windows must be in order"
+                } else {
+                    "windows must not overlap"
+                };
+                self.at(
+                    w.start.span(),
+                    format!(
+                        "{what}: window {} starts at {} but window {} ends at {}",
+                        i + 1,
+                        rfc3339(start),
+                        j + 1,
+                        rfc3339(prev.end)
+                    ),
+                );
+                continue;
+            }
+            out.push(Window { start, end });
+        }
+        (self.problems.len() == before).then_some(out)
+    }
+
+    fn instant(&mut self, v: &Spanned<String>, tz: Option<Tz>) -> Option<DateTime<Utc>> {
+        match parse_instant(v.get_ref(), tz) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.at(v.span(), e);
+                None
+            }
+        }
+    }
+
+    fn templates(
+        &mut self,
+        raw: &Spanned<BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+        campaign: &RawCampaign,
+        networks: &[NetworkKind],
+    ) -> BTreeMap<String, Vec<Spanned<String>>> {
+        let mut vars = PostVars::sample(
+            campaign.hashtag.get_ref().trim_start_matches('#'),
+            campaign.title.get_ref(),
+            campaign.id.get_ref(),
+        );
+        let mut out = BTreeMap::new();
+        for (name, variants) in raw.get_ref() {
+            if variants.get_ref().is_empty() {
+                self.at(
+                    variants.span(),
+                    format!(
+                        "template \"{}\" has no variants: add at least one text, e.g. \
+                         {} = [\"On strike today: #{{{{ hashtag }}}}\"]",
+                        name.get_ref(),
+                        name.get_ref()
+                    ),
+                );
+            }
+            for (i, v) in variants.get_ref().iter().enumerate() {
+                let which = format!("variant {} of template \"{}\"", i + 1, name.get_ref());
+                if v.get_ref().trim().is_empty() {
+                    self.at(
+                        v.span(),
+                        format!("{which} is empty: write the post or remove it"),
+                    );
+                    continue;
+                }
+                for &network in networks {
+                    vars.network = network.as_str().to_string();
+                    let text = match PostRenderer::check_variant(v.get_ref(), &vars) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.at(
+                                v.span(),
+                                format!(
+                                    "{which} does not render: {}; the variables are listed in \
+                                     campaigns/README.md",
+                                    e.message
+                                ),
+                            );
+                            break;
+                        }
+                    };
+                    let m = measure(network, &text);
+                    if !m.fits() {
+                        let over = m.limit.max.map_or(0, |max| m.count.saturating_sub(max));
+                        let by = if over > 0 {
+                            format!("shorten it by {over}")
+                        } else {
+                            "shorten it (too many bytes)".to_string()
+                        };
+                        self.at(
+                            v.span(),
+                            format!(
+                                "{which} is {} on {network} (with sample values): {by}",
+                                m.describe()
+                            ),
+                        );
+                    }
+                }
+            }
+            out.insert(name.get_ref().clone(), variants.get_ref().clone());
+        }
+        out
+    }
+
+    fn posts(
+        &mut self,
+        raw: &Spanned<Vec<Spanned<RawPost>>>,
+        templates: &BTreeMap<String, Vec<Spanned<String>>>,
+        min_interval: Duration,
+        strike: &Strike,
+    ) -> Vec<PostRule> {
+        if raw.get_ref().is_empty() {
+            self.at(
+                raw.span(),
+                "there are no posts: add a [[posts]] entry with name, when and template",
+            );
+        }
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for p in raw.get_ref() {
+            let p = p.get_ref();
+            let name = p.name.get_ref();
+            if name.trim().is_empty() {
+                self.at(
+                    p.name.span(),
+                    "post name is empty: name it, e.g. \"notice\"",
+                );
+            } else if !names.insert(name.clone()) {
+                self.at(
+                    p.name.span(),
+                    format!(
+                        "post name \"{name}\" is used twice: post names must be unique (they \
+                         are part of every slot's key)"
+                    ),
+                );
+            }
+            if !templates.contains_key(p.template.get_ref()) {
+                let hint = did_you_mean(p.template.get_ref(), templates.keys().map(String::as_str));
+                self.at(
+                    p.template.span(),
+                    format!(
+                        "post \"{name}\" names template \"{}\", which is not in [templates]{hint}",
+                        p.template.get_ref()
+                    ),
+                );
+            }
+            let when = self.when(&p.when, name, min_interval, strike);
+            let window = p
+                .window
+                .as_ref()
+                .and_then(|w| match parse_duration(w.get_ref()) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        self.at(w.span(), format!("window of post \"{name}\": {e}"));
+                        None
+                    }
+                });
+            let optional = p.optional.as_ref().is_some_and(|o| *o.get_ref());
+            if let (Some(o), Some(w)) = (&p.optional, when)
+                && *o.get_ref()
+                && !matches!(w, When::Every(_))
+            {
+                self.at(
+                    o.span(),
+                    format!(
+                        "optional = true only works on `every` posts (participants opt in by \
+                         choosing a cadence); post \"{name}\" runs at \"{}\"",
+                        p.when.get_ref()
+                    ),
+                );
+            }
+            if let Some(when) = when {
+                out.push(PostRule {
+                    name: name.clone(),
+                    when,
+                    template: p.template.get_ref().clone(),
+                    window,
+                    optional,
+                });
+            }
+        }
+        out
+    }
+
+    fn when(
+        &mut self,
+        v: &Spanned<String>,
+        post: &str,
+        min_interval: Duration,
+        strike: &Strike,
+    ) -> Option<When> {
+        match parse_when(v.get_ref()) {
+            Err(e) => {
+                self.at(v.span(), format!("post \"{post}\": {e}"));
+                None
+            }
+            Ok(When::Every(d)) if d < min_interval => {
+                self.at(
+                    v.span(),
+                    format!(
+                        "post \"{post}\" runs every {} but the campaign's min_interval is {}: \
+                         raise it to at least {} or lower min_interval",
+                        fmt_duration(d),
+                        fmt_duration(min_interval),
+                        fmt_duration(min_interval)
+                    ),
+                );
+                None
+            }
+            Ok(When::Every(d))
+                if d > Duration::hours(24) && !matches!(strike.when, StrikeTime::Windows(_)) =>
+            {
+                self.at(
+                    v.span(),
+                    format!(
+                        "post \"{post}\" runs every {} but a strike day lasts about 24h, so it \
+                         would post once a day: use \"start\" or an interval of 24h or less",
+                        fmt_duration(d)
+                    ),
+                );
+                None
+            }
+            Ok(w) => Some(w),
+        }
+    }
+
+    fn threshold(
+        &mut self,
+        raw: &Spanned<RawThreshold>,
+        raw_strike: &Spanned<RawStrike>,
+        strike: &Strike,
+    ) -> Option<Threshold> {
+        let t = raw.get_ref();
+        let n = *t.participants.get_ref();
+        if n < 1 {
+            self.at(
+                t.participants.span(),
+                format!("threshold participants is {n}: it must be at least 1"),
+            );
+            return None;
+        }
+        let tz = match &strike.when {
+            StrikeTime::ZonedDays { tz, .. } => Some(*tz),
+            _ => raw_strike
+                .get_ref()
+                .timezone
+                .as_ref()
+                .and_then(|z| z.get_ref().parse::<Tz>().ok()),
+        };
+        let deadline = match &t.deadline {
+            None => None,
+            Some(d) => {
+                let at = self.instant(d, tz)?;
+                let first = strike.earliest_start();
+                if at > first {
+                    self.at(
+                        d.span(),
+                        format!(
+                            "threshold deadline {} is after the strike starts ({} somewhere on \
+                             Earth): move it earlier",
+                            rfc3339(at),
+                            rfc3339(first)
+                        ),
+                    );
+                    return None;
+                }
+                Some(at)
+            }
+        };
+        Some(Threshold {
+            participants: n as u32,
+            deadline,
+        })
+    }
+}
+
+/// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let form =
+        "write a number and a unit, e.g. \"15m\", \"1h\", \"1h30m\", \"7d\" (units: m, h, d)";
+    if t.starts_with('-') {
+        return Err(format!(
+            "\"{s}\" is negative: durations must be positive; {form}"
+        ));
+    }
+    if t.is_empty() {
+        return Err(format!("empty duration: {form}"));
+    }
+    let mut total = Duration::zero();
+    let mut digits = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'm' => Duration::minutes(1),
+            'h' => Duration::hours(1),
+            'd' => Duration::days(1),
+            _ => return Err(format!("\"{s}\" is not a duration: {form}")),
+        };
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a duration: {form}"))?;
+        if n > 100_000 {
+            return Err(format!("\"{s}\" is too long a duration"));
+        }
+        total += unit * n as i32;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!("\"{s}\" has no unit: {form}"));
+    }
+    if total <= Duration::zero() {
+        return Err(format!(
+            "\"{s}\" is zero: durations must be positive; {form}"
+        ));
+    }
+    Ok(total)
+}
+
+/// The shortest way to write `d` in the campaign syntax, e.g. `1h30m`.
+pub fn fmt_duration(d: Duration) -> String {
+    let mut m = d.num_minutes();
+    if m == 0 {
+        return "0m".to_string();
+    }
+    let mut s = String::new();
+    if m < 0 {
+        s.push('-');
+        m = -m;
+    }
+    for (unit, len) in [("d", 1440), ("h", 60), ("m", 1)] {
+        if m >= len {
+            s.push_str(&format!("{}{unit}", m / len));
+            m %= len;
+        }
+    }
+    s
+}
+
+const WHEN_FORMS: &str = "\"start\", \"end\", \"every 1h\", \"before 7d\" or \"daily 09:00\"";
+
+/// Parse a post's `when`.
+pub fn parse_when(s: &str) -> Result<When, String> {
+    let t = s.trim();
+    let (word, arg) = match t.split_once(char::is_whitespace) {
+        Some((w, a)) => (w, Some(a.trim())),
+        None => (t, None),
+    };
+    match (word, arg) {
+        ("start", None) => Ok(When::Start),
+        ("end", None) => Ok(When::End),
+        ("every", Some(a)) => parse_duration(a)
+            .map(When::Every)
+            .map_err(|e| format!("when \"{s}\": {e}")),
+        ("before", Some(a)) => parse_duration(a).map(When::Before).map_err(|e| {
+            format!("when \"{s}\": {e}; the post goes out this long before the strike starts")
+        }),
+        ("daily", Some(a)) => parse_time(a)
+            .map(When::Daily)
+            .map_err(|e| format!("when \"{s}\": {e}")),
+        ("start" | "end", Some(_)) => Err(format!(
+            "when \"{s}\": \"{word}\" takes no argument; use one of {WHEN_FORMS}"
+        )),
+        ("every" | "before" | "daily", None) => Err(format!(
+            "when \"{s}\" needs an argument; use one of {WHEN_FORMS}"
+        )),
+        _ => {
+            let hint = did_you_mean(
+                word,
+                ["start", "end", "every", "before", "daily"].into_iter(),
+            );
+            Err(format!(
+                "unknown when \"{s}\"{hint}; use one of {WHEN_FORMS}"
+            ))
+        }
+    }
+}
+
+/// `HH:MM`, 24-hour.
+fn parse_time(s: &str) -> Result<NaiveTime, String> {
+    let form = "write a local time of day as HH:MM, e.g. \"09:00\"";
+    let Some((h, m)) = s.split_once(':') else {
+        return Err(format!("\"{s}\" is not a time: {form}"));
+    };
+    let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) else {
+        return Err(format!("\"{s}\" is not a time: {form}"));
+    };
+    if h > 23 {
+        return Err(format!(
+            "{s} is not a time of day: hours go from 00 to 23 (a strike day ends at 24:00)"
+        ));
+    }
+    if m > 59 {
+        return Err(format!(
+            "{s} is not a time of day: minutes go from 00 to 59"
+        ));
+    }
+    Ok(NaiveTime::from_hms_opt(h, m, 0).expect("checked"))
+}
+
+/// `YYYY-MM-DD`, with a reason when the date does not exist.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    let form = format!("\"{s}\" is not a date: write it as YYYY-MM-DD, e.g. \"2027-07-04\"");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return Err(form);
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return Err(form);
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return Err(form);
+    };
+    if !(1..=12).contains(&m) {
+        return Err(format!("date {s} does not exist: months go from 01 to 12"));
+    }
+    if let Some(date) = NaiveDate::from_ymd_opt(y, m, d) {
+        return Ok(date);
+    }
+    let first = NaiveDate::from_ymd_opt(y, m, 1).expect("valid month");
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .expect("in range");
+    let len = (next - first).num_days();
+    let month = first.format("%B");
+    if m == 2 && d == 29 {
+        Err(format!("date {s} does not exist ({y} is not a leap year)"))
+    } else {
+        Err(format!(
+            "date {s} does not exist ({month} {y} has {len} days)"
+        ))
+    }
+}
+
+/// An RFC 3339 instant, or (with a zone) a local `YYYY-MM-DDTHH:MM[:SS]` in that zone.
+fn parse_instant(s: &str, tz: Option<Tz>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"));
+    match (local, tz) {
+        (Ok(local), Some(tz)) => Ok(super::schedule::resolve_local(tz, local)),
+        (Ok(_), None) => Err(format!(
+            "\"{s}\" has no UTC offset: add one (e.g. \"{s}Z\" or \"{s}-04:00\"), or set \
+             [strike] timezone to an IANA zone to read it there"
+        )),
+        (Err(_), _) => {
+            let date_part = s.get(..10).unwrap_or(s);
+            if s.len() >= 10 && parse_date(date_part).is_err() {
+                return Err(parse_date(date_part).unwrap_err());
+            }
+            Err(format!(
+                "\"{s}\" is not an instant: write RFC 3339, e.g. \"2027-07-04T00:00:00Z\" or \
+                 \"2027-07-04T09:00:00-04:00\""
+            ))
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(64).collect()
+}
+
+/// `; did you mean "X"?` for the nearest candidate, or nothing when none is close.
+pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> String {
+    let w = word.to_lowercase();
+    let best = candidates
+        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, c)) if d <= (w.chars().count() / 3).max(2) => format!("; did you mean \"{c}\"?"),
+        _ => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+impl Strike {
+    /// The first instant any participant's strike can begin: for days read in each
+    /// participant's zone, midnight of the first day in UTC+14 (the earliest zone).
+    pub fn earliest_start(&self) -> DateTime<Utc> {
+        match &self.when {
+            StrikeTime::ParticipantDays(days) => {
+                days[0].and_time(NaiveTime::MIN).and_utc() - Duration::hours(14)
+            }
+            StrikeTime::ZonedDays { tz, days } => super::schedule::day_start(*tz, days[0]),
+            StrikeTime::Windows(w) => w[0].start,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_combine_units() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::minutes(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::days(7)));
+        assert!(parse_duration("-30m").unwrap_err().contains("negative"));
+        assert!(parse_duration("0m").unwrap_err().contains("zero"));
+        assert!(parse_duration("15").unwrap_err().contains("no unit"));
+        assert_eq!(fmt_duration(Duration::minutes(90)), "1h30m");
+    }
+
+    #[test]
+    fn february_29_of_a_common_year_says_why() {
+        assert_eq!(
+            parse_date("2027-02-29").unwrap_err(),
+            "date 2027-02-29 does not exist (2027 is not a leap year)"
+        );
+        assert!(parse_date("2028-02-29").is_ok());
+        assert!(
+            parse_date("2027-06-31")
+                .unwrap_err()
+                .contains("June 2027 has 30 days")
+        );
+    }
+
+    #[test]
+    fn a_misspelt_zone_gets_a_suggestion() {
+        let hint = did_you_mean(
+            "America/NewYork",
+            chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
+        );
+        assert_eq!(hint, "; did you mean \"America/New_York\"?");
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let src = "a = 1\nbé = \"x\"";
+        assert_eq!(line_col(src, src.find('"').unwrap()), (2, 6));
+    }
+}
