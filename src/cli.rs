@@ -240,7 +240,7 @@ fn preview(
     } else {
         networks
     };
-    let preview = campaign::preview::preview(&campaign, &participation, &networks);
+    let preview = campaign::preview(&campaign, &participation, &networks);
     match format {
         Format::Text => print!("{}", preview.to_text()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
