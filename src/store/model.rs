@@ -1,0 +1,507 @@
+//! The store's domain types: ids, states and the records passed in and out of [`Store`].
+//!
+//! These are plain data: no SQL here (row decoding lives in `rows.rs`). States are enums
+//! with `as_str`/`FromStr` so the text stored in the database is spelled in one place.
+//! Instants are `DateTime<Utc>`; the store turns them into milliseconds.
+//!
+//! [`Store`]: super::Store
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::network::NetworkKind;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A person known to this picket: a web signup or the CLI's own user.
+    ParticipantId
+);
+id_type!(
+    /// One connected account on one network.
+    AccountId
+);
+id_type!(
+    /// One participant's pledge to one campaign.
+    PledgeId
+);
+id_type!(
+    /// One post, planned or sent.
+    OutboxId
+);
+id_type!(
+    /// One signature under a campaign's declaration.
+    SignatureId
+);
+
+/// A stored state name that no enum variant spells (a newer picket wrote it, or a bug).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownState {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! state_enum {
+    ($(#[$doc:meta])* $name:ident, $kind:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownState;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownState { kind: $kind, value: s.to_string() }),
+                }
+            }
+        }
+    };
+}
+
+state_enum!(
+    /// Whether picket may post with an account.
+    AccountStatus, "account status" {
+        /// Usable.
+        Active => "active",
+        /// The network refused its credentials; its posts wait until the owner reconnects.
+        ReconnectNeeded => "reconnect_needed",
+        /// The owner removed it; its credentials are wiped and its unsent posts cancelled.
+        Removed => "removed",
+    }
+);
+
+state_enum!(
+    /// Whether a pledge still stands.
+    PledgeStatus, "pledge status" {
+        Active => "active",
+        Withdrawn => "withdrawn",
+    }
+);
+
+state_enum!(
+    /// Where a post is on its way out. Only `pending`, `claimed` and `sending` can change;
+    /// the rest are final.
+    ///
+    /// ```text
+    /// pending ──claim──> claimed ──begin_sending──> sending ──> published | failed | missed
+    ///    ^                  │                          │
+    ///    └──── retry ───────┴──────────────────────────┘   (lease expiry: reclaimed)
+    /// pending | claimed ──withdraw / cancel / remove account──> cancelled
+    /// ```
+    OutboxState, "outbox state" {
+        /// Planned; due at `run_at`.
+        Pending => "pending",
+        /// Leased by a worker that has not started sending yet.
+        Claimed => "claimed",
+        /// The request may be on the wire: the point of no return.
+        Sending => "sending",
+        /// The network confirmed it.
+        Published => "published",
+        /// A permanent error, with its reason.
+        Failed => "failed",
+        /// Its window closed before it could be sent, with the reason.
+        Missed => "missed",
+        /// Withdrawn, campaign cancelled or account removed before it was sent.
+        Cancelled => "cancelled",
+    }
+);
+
+/// A participant as stored. The e-mail address is private: never show it publicly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub id: ParticipantId,
+    pub name: String,
+    pub email: Option<String>,
+    pub tz: String,
+    pub is_local: bool,
+    /// Their personal invitation code (`/i/{code}`).
+    pub invite_code: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A participant to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewParticipant {
+    pub name: String,
+    pub email: Option<String>,
+    /// The key used to find the same person again (see [`canonical_email`]).
+    pub email_canonical: Option<String>,
+    pub tz: String,
+    /// A hash of their magic-link token; the token itself is never stored.
+    pub access_token_hash: Option<String>,
+}
+
+/// A connected account. `Debug` leaves the credentials out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub participant_id: ParticipantId,
+    pub network: NetworkKind,
+    pub handle: String,
+    /// Server or base URL (Mastodon instance, PDS, relay list ...), when the network has one.
+    pub server: Option<String>,
+    /// Ciphertext: encryption happens outside the store.
+    pub credentials: Vec<u8>,
+    pub status: AccountStatus,
+    pub status_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("participant_id", &self.participant_id)
+            .field("network", &self.network)
+            .field("handle", &self.handle)
+            .field("server", &self.server)
+            .field(
+                "credentials",
+                &format_args!("<{} bytes>", self.credentials.len()),
+            )
+            .field("status", &self.status)
+            .field("status_reason", &self.status_reason)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// An account to connect. `Debug` leaves the credentials out.
+#[derive(Clone)]
+pub struct NewAccount {
+    pub participant_id: ParticipantId,
+    pub network: NetworkKind,
+    pub handle: String,
+    pub server: Option<String>,
+    pub credentials: Vec<u8>,
+}
+
+impl fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("participant_id", &self.participant_id)
+            .field("network", &self.network)
+            .field("handle", &self.handle)
+            .field("server", &self.server)
+            .field(
+                "credentials",
+                &format_args!("<{} bytes>", self.credentials.len()),
+            )
+            .finish()
+    }
+}
+
+/// A pledge as stored, with the accounts it posts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pledge {
+    pub id: PledgeId,
+    pub participant_id: ParticipantId,
+    pub campaign_id: String,
+    pub tz: String,
+    /// The strike days chosen; `None` means all of the campaign's days.
+    pub days: Option<Vec<NaiveDate>>,
+    /// The chosen cadence for repeating posts, if slower than the campaign's.
+    pub every_secs: Option<i64>,
+    pub status: PledgeStatus,
+    pub account_ids: Vec<AccountId>,
+    pub created_at: DateTime<Utc>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+/// A pledge to make or renew (joining again re-activates a withdrawn pledge).
+#[derive(Debug, Clone)]
+pub struct NewPledge {
+    pub participant_id: ParticipantId,
+    pub campaign_id: String,
+    pub tz: String,
+    pub days: Option<Vec<NaiveDate>>,
+    pub every_secs: Option<i64>,
+    pub account_ids: Vec<AccountId>,
+}
+
+/// What stopping a pledge, an account or a campaign did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Rows that were `pending` or `claimed` and are now `cancelled`: they will never be sent.
+    pub cancelled: u64,
+    /// Rows already `sending`: they may still be published. Wait on them with
+    /// [`Store::outbox_states`](super::Store::outbox_states) before telling the user it is over.
+    pub in_flight: Vec<OutboxId>,
+}
+
+/// One post the planner wants to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedPost {
+    pub account_id: AccountId,
+    /// Identifies the campaign slot (e.g. `notice@2027-07-04`); unique per account and campaign.
+    pub slot_key: String,
+    pub post_name: String,
+    pub template: String,
+    pub variant: i64,
+    pub run_at: DateTime<Utc>,
+    /// No sending after this (plus the grace); afterwards the row becomes `missed`.
+    pub window_end: DateTime<Utc>,
+    /// Sent to networks that dedupe on it; must be the same for every attempt of this row.
+    pub idempotency_key: String,
+}
+
+/// The full plan of one pledge.
+#[derive(Debug, Clone)]
+pub struct PledgePlan {
+    pub pledge_id: PledgeId,
+    pub campaign_id: String,
+    pub rows: Vec<PlannedPost>,
+}
+
+/// What applying plans changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanApplied {
+    /// Rows inserted, plus `pending`/`cancelled` rows refreshed or revived by the plan.
+    pub upserted: u64,
+    /// Future `pending` rows no longer in the plan, deleted.
+    pub removed: u64,
+    /// Plans skipped because their pledge is not active.
+    pub skipped: u64,
+}
+
+/// A post leased to a worker, with everything needed to compose and send it.
+#[derive(Clone)]
+pub struct ClaimedPost {
+    pub id: OutboxId,
+    pub campaign_id: String,
+    pub pledge_id: PledgeId,
+    pub participant_id: ParticipantId,
+    pub account_id: AccountId,
+    pub slot_key: String,
+    pub post_name: String,
+    pub template: String,
+    pub variant: i64,
+    pub idempotency_key: String,
+    pub run_at: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// Send attempts so far (incremented by `begin_sending`).
+    pub attempts: i64,
+    /// An earlier attempt reached `sending` and its worker vanished: the post may already
+    /// be published. Networks without idempotency must check before sending again.
+    pub outcome_unknown: bool,
+    pub last_error: Option<String>,
+    pub network: NetworkKind,
+    pub handle: String,
+    pub server: Option<String>,
+    pub credentials: Vec<u8>,
+    /// The pledge's time zone (IANA name), for local dates in the text.
+    pub tz: String,
+}
+
+impl fmt::Debug for ClaimedPost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimedPost")
+            .field("id", &self.id)
+            .field("campaign_id", &self.campaign_id)
+            .field("account_id", &self.account_id)
+            .field("slot_key", &self.slot_key)
+            .field("run_at", &self.run_at)
+            .field("attempts", &self.attempts)
+            .field("outcome_unknown", &self.outcome_unknown)
+            .field("network", &self.network)
+            .field(
+                "credentials",
+                &format_args!("<{} bytes>", self.credentials.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened to a post a worker tried to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The network has it.
+    Published {
+        id: OutboxId,
+        remote_id: String,
+        remote_url: Option<String>,
+        /// The text actually sent, for the participant's status page.
+        text: String,
+    },
+    /// A temporary error: try again at `run_at`.
+    Retry {
+        id: OutboxId,
+        run_at: DateTime<Utc>,
+        error: String,
+    },
+    /// A permanent error (content rejected, ...): never retried, shown to the participant.
+    Failed { id: OutboxId, reason: String },
+    /// Too late to send.
+    Missed { id: OutboxId, reason: String },
+    /// The network refused the credentials: the account waits for its owner, the post
+    /// goes back to `pending` and resumes when the account is active again.
+    Reconnect {
+        id: OutboxId,
+        account_id: AccountId,
+        reason: String,
+    },
+}
+
+/// A post as shown in status listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: OutboxId,
+    pub campaign_id: String,
+    pub pledge_id: PledgeId,
+    pub account_id: AccountId,
+    pub slot_key: String,
+    pub post_name: String,
+    pub template: String,
+    pub variant: i64,
+    pub run_at: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub outcome_unknown: bool,
+    pub last_error: Option<String>,
+    pub remote_id: Option<String>,
+    pub remote_url: Option<String>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub text: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Posts of one campaign by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub claimed: u64,
+    pub sending: u64,
+    pub published: u64,
+    pub failed: u64,
+    pub missed: u64,
+    pub cancelled: u64,
+}
+
+impl OutboxCounts {
+    pub fn get(&self, state: OutboxState) -> u64 {
+        match state {
+            OutboxState::Pending => self.pending,
+            OutboxState::Claimed => self.claimed,
+            OutboxState::Sending => self.sending,
+            OutboxState::Published => self.published,
+            OutboxState::Failed => self.failed,
+            OutboxState::Missed => self.missed,
+            OutboxState::Cancelled => self.cancelled,
+        }
+    }
+
+    pub(crate) fn set(&mut self, state: OutboxState, n: u64) {
+        let slot = match state {
+            OutboxState::Pending => &mut self.pending,
+            OutboxState::Claimed => &mut self.claimed,
+            OutboxState::Sending => &mut self.sending,
+            OutboxState::Published => &mut self.published,
+            OutboxState::Failed => &mut self.failed,
+            OutboxState::Missed => &mut self.missed,
+            OutboxState::Cancelled => &mut self.cancelled,
+        };
+        *slot = n;
+    }
+}
+
+/// A campaign stopped globally by its organiser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignCancelled {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A signature to add.
+#[derive(Debug, Clone, Default)]
+pub struct NewSignature {
+    pub campaign_id: String,
+    pub name: String,
+    /// Already canonical (see [`canonical_email`]); `None` signs without an address.
+    pub email_canonical: Option<String>,
+    /// Listed on the public signatures page.
+    pub public: bool,
+    /// The invitation code that brought them, if any.
+    pub invited_by: Option<String>,
+    pub confirmed: bool,
+}
+
+/// The result of signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureAdded {
+    pub id: SignatureId,
+    /// The signer's own invitation code (the earlier one, for a repeat).
+    pub invite_code: String,
+    /// The same person had already signed this campaign: nothing was added.
+    pub duplicate: bool,
+}
+
+/// A signature as shown publicly: no e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicSignature {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How many signatures an invitation code brought in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteCount {
+    pub code: String,
+    pub count: u64,
+}
+
+/// The key that makes the same address match however it was typed: trimmed and lower-cased.
+///
+/// Deliberately conservative: provider-specific rules (dots, `+tags`) would merge addresses
+/// that may belong to different people.
+pub fn canonical_email(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}

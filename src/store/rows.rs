@@ -1,0 +1,251 @@
+//! Rows as the databases return them, and their conversion into the domain types.
+//!
+//! The `FromRow` structs hold only types both SQLite and PostgreSQL decode (`i64`, `bool`,
+//! `String`, bytes), so one struct serves both backends; parsing states, networks, JSON and
+//! millisecond instants happens once, here.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::StoreError;
+use super::model::*;
+
+/// An instant as stored: milliseconds since the Unix epoch.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("instant {ms} ms out of range")))
+}
+
+fn opt_instant(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ms.map(instant).transpose()
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn days_json(days: &Option<Vec<NaiveDate>>) -> Option<String> {
+    days.as_ref()
+        .map(|d| serde_json::to_string(d).expect("dates always serialize"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ParticipantRow {
+    id: i64,
+    name: String,
+    email: Option<String>,
+    tz: String,
+    is_local: bool,
+    invite_code: String,
+    created_at: i64,
+}
+
+impl TryFrom<ParticipantRow> for Participant {
+    type Error = StoreError;
+    fn try_from(r: ParticipantRow) -> Result<Self, StoreError> {
+        Ok(Participant {
+            id: ParticipantId(r.id),
+            name: r.name,
+            email: r.email,
+            tz: r.tz,
+            is_local: r.is_local,
+            invite_code: r.invite_code,
+            created_at: instant(r.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    id: i64,
+    participant_id: i64,
+    network: String,
+    handle: String,
+    server: Option<String>,
+    credentials: Vec<u8>,
+    status: String,
+    status_reason: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self, StoreError> {
+        Ok(Account {
+            id: AccountId(r.id),
+            participant_id: ParticipantId(r.participant_id),
+            network: parse(&r.network)?,
+            handle: r.handle,
+            server: r.server,
+            credentials: r.credentials,
+            status: parse(&r.status)?,
+            status_reason: r.status_reason,
+            created_at: instant(r.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PledgeRow {
+    pub(crate) id: i64,
+    participant_id: i64,
+    campaign_id: String,
+    tz: String,
+    days: Option<String>,
+    every_secs: Option<i64>,
+    status: String,
+    created_at: i64,
+    withdrawn_at: Option<i64>,
+}
+
+impl PledgeRow {
+    pub(crate) fn into_pledge(self, account_ids: Vec<AccountId>) -> Result<Pledge, StoreError> {
+        let days = match self.days {
+            None => None,
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("pledge days `{json}`: {e}")))?,
+            ),
+        };
+        Ok(Pledge {
+            id: PledgeId(self.id),
+            participant_id: ParticipantId(self.participant_id),
+            campaign_id: self.campaign_id,
+            tz: self.tz,
+            days,
+            every_secs: self.every_secs,
+            status: parse(&self.status)?,
+            account_ids,
+            created_at: instant(self.created_at)?,
+            withdrawn_at: opt_instant(self.withdrawn_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedRow {
+    id: i64,
+    campaign_id: String,
+    pledge_id: i64,
+    participant_id: i64,
+    account_id: i64,
+    slot_key: String,
+    post_name: String,
+    template: String,
+    variant: i64,
+    idempotency_key: String,
+    run_at: i64,
+    window_end: i64,
+    attempts: i64,
+    outcome_unknown: bool,
+    last_error: Option<String>,
+    network: String,
+    handle: String,
+    server: Option<String>,
+    credentials: Vec<u8>,
+    tz: String,
+}
+
+impl TryFrom<ClaimedRow> for ClaimedPost {
+    type Error = StoreError;
+    fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
+        Ok(ClaimedPost {
+            id: OutboxId(r.id),
+            campaign_id: r.campaign_id,
+            pledge_id: PledgeId(r.pledge_id),
+            participant_id: ParticipantId(r.participant_id),
+            account_id: AccountId(r.account_id),
+            slot_key: r.slot_key,
+            post_name: r.post_name,
+            template: r.template,
+            variant: r.variant,
+            idempotency_key: r.idempotency_key,
+            run_at: instant(r.run_at)?,
+            window_end: instant(r.window_end)?,
+            attempts: r.attempts,
+            outcome_unknown: r.outcome_unknown,
+            last_error: r.last_error,
+            network: parse(&r.network)?,
+            handle: r.handle,
+            server: r.server,
+            credentials: r.credentials,
+            tz: r.tz,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRowRaw {
+    id: i64,
+    campaign_id: String,
+    pledge_id: i64,
+    account_id: i64,
+    slot_key: String,
+    post_name: String,
+    template: String,
+    variant: i64,
+    run_at: i64,
+    window_end: i64,
+    state: String,
+    attempts: i64,
+    outcome_unknown: bool,
+    last_error: Option<String>,
+    remote_id: Option<String>,
+    remote_url: Option<String>,
+    published_at: Option<i64>,
+    text: Option<String>,
+    updated_at: i64,
+}
+
+impl TryFrom<OutboxRowRaw> for OutboxRow {
+    type Error = StoreError;
+    fn try_from(r: OutboxRowRaw) -> Result<Self, StoreError> {
+        Ok(OutboxRow {
+            id: OutboxId(r.id),
+            campaign_id: r.campaign_id,
+            pledge_id: PledgeId(r.pledge_id),
+            account_id: AccountId(r.account_id),
+            slot_key: r.slot_key,
+            post_name: r.post_name,
+            template: r.template,
+            variant: r.variant,
+            run_at: instant(r.run_at)?,
+            window_end: instant(r.window_end)?,
+            state: parse(&r.state)?,
+            attempts: r.attempts,
+            outcome_unknown: r.outcome_unknown,
+            last_error: r.last_error,
+            remote_id: r.remote_id,
+            remote_url: r.remote_url,
+            published_at: opt_instant(r.published_at)?,
+            text: r.text,
+            updated_at: instant(r.updated_at)?,
+        })
+    }
+}
+
+/// `state` text to enum, for the few queries that return only ids and states.
+pub(crate) fn outbox_state(s: &str) -> Result<OutboxState, StoreError> {
+    parse(s)
+}
+
+/// A short random code for invitation links: 12 characters of an unambiguous alphabet
+/// (~60 bits), so codes cannot be enumerated to list signers.
+pub(crate) fn new_invite_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut n: u128 = rand::random();
+    (0..12)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u128) as usize] as char;
+            n /= ALPHABET.len() as u128;
+            c
+        })
+        .collect()
+}

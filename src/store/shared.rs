@@ -1,0 +1,1043 @@
+//! The [`Store`](super::Store) methods whose SQL is the same on SQLite and PostgreSQL.
+//!
+//! `shared_store_impl!` stamps them into each backend's `impl Store`, next to the methods
+//! the backend writes itself (claiming). Why a macro and not generic code: sqlx's generic
+//! executor bounds for "any database" are long and leak into every signature, while the
+//! methods themselves are plain. The macro expects, at the expansion site:
+//!
+//! - a `pool` field holding the backend's `sqlx::Pool`;
+//! - an inherent `async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error>`
+//!   (SQLite must take the write lock up front with `BEGIN IMMEDIATE`: a deferred
+//!   transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting);
+//! - the names imported by `use super::shared::prelude::*`.
+//!
+//! SQL placeholders are `$1`, `$2`, ... in both databases; booleans are spelled `TRUE` and
+//! `FALSE`, which SQLite (3.23+) and PostgreSQL both accept.
+
+/// Names the expanded code uses.
+pub(crate) mod prelude {
+    pub(crate) use std::collections::{HashMap, HashSet};
+
+    pub(crate) use chrono::{DateTime, Duration, Utc};
+    pub(crate) use sqlx::AssertSqlSafe;
+
+    pub(crate) use super::super::rows::{
+        AccountRow, ClaimedRow, OutboxRowRaw, ParticipantRow, PledgeRow, days_json, instant, ms,
+        new_invite_code, outbox_state,
+    };
+    pub(crate) use super::super::{StoreError, model::*};
+    pub(crate) use super::{CHUNK, in_list};
+}
+
+/// Most ids bound in one `IN (...)` list or rows in one multi-row `INSERT`: far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters even at 10 per row.
+pub(crate) const CHUNK: usize = 500;
+
+/// `$first, $first+1, ...` (n placeholders), for `IN (...)` lists.
+pub(crate) fn in_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A post may be claimed or sent only while its pledge, account and campaign all stand.
+/// `$t` is the outbox table's name or alias in the surrounding statement.
+macro_rules! eligible {
+    ($t:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM pledges p WHERE p.id = ",
+            $t,
+            ".pledge_id AND p.status = 'active') AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = ",
+            $t,
+            ".account_id AND a.status = 'active') AND NOT EXISTS (SELECT 1 FROM campaign_state c WHERE c.campaign_id = ",
+            $t,
+            ".campaign_id AND c.cancelled_at IS NOT NULL)"
+        )
+    };
+}
+
+/// Columns of [`OutboxRowRaw`](super::rows::OutboxRowRaw), prefixed with the alias `o`.
+macro_rules! outbox_columns {
+    () => {
+        "o.id, o.campaign_id, o.pledge_id, o.account_id, o.slot_key, o.post_name, o.template, \
+         o.variant, o.run_at, o.window_end, o.state, o.attempts, o.outcome_unknown, o.last_error, \
+         o.remote_id, o.remote_url, o.published_at, o.text, o.updated_at"
+    };
+}
+
+macro_rules! shared_store_impl {
+    ($store:ty, $db:ty, { $($own:tt)* }) => {
+        /// The full rows of just-claimed posts, with their account and pledge.
+        async fn claimed_posts(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            ids: &[i64],
+        ) -> Result<Vec<ClaimedPost>, StoreError> {
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, o.account_id, \
+                     o.slot_key, o.post_name, o.template, o.variant, o.idempotency_key, o.run_at, \
+                     o.window_end, o.attempts, o.outcome_unknown, o.last_error, a.network, \
+                     a.handle, a.server, a.credentials, p.tz \
+                     FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     JOIN accounts a ON a.id = o.account_id \
+                     WHERE o.id IN ({})",
+                    in_list(1, chunk.len())
+                );
+                let mut q = sqlx::query_as::<_, ClaimedRow>(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    out.push(ClaimedPost::try_from(row)?);
+                }
+            }
+            out.sort_by_key(|p| (p.run_at, p.id));
+            Ok(out)
+        }
+
+        /// Cancel the unsent posts whose `column` equals `key` (and, with `account`, only that
+        /// account's) and list the ones already `sending`, inside the caller's transaction.
+        async fn stop_posts(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            column: &'static str,
+            key: impl for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Clone,
+            account: Option<i64>,
+            reason: &str,
+            now: i64,
+        ) -> Result<Withdrawal, StoreError> {
+            let cancel = format!(
+                "UPDATE outbox SET state = 'cancelled', last_error = $3, lease_owner = NULL, \
+                 lease_until = NULL, updated_at = $4 \
+                 WHERE {column} = $1 AND ($2 IS NULL OR account_id = $2) \
+                 AND state IN ('pending', 'claimed')"
+            );
+            let cancelled = sqlx::query(AssertSqlSafe(cancel))
+                .bind(key.clone())
+                .bind(account)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            let sending = format!(
+                "SELECT id FROM outbox WHERE {column} = $1 AND ($2 IS NULL OR account_id = $2) \
+                 AND state = 'sending' ORDER BY id"
+            );
+            let in_flight = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sending))
+                .bind(key)
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(OutboxId)
+                .collect();
+            Ok(Withdrawal { cancelled, in_flight })
+        }
+
+        async fn pledge_accounts(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            pledge_ids: &[i64],
+        ) -> Result<HashMap<i64, Vec<AccountId>>, StoreError> {
+            let mut out: HashMap<i64, Vec<AccountId>> = HashMap::new();
+            for chunk in pledge_ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT pledge_id, account_id FROM pledge_accounts WHERE pledge_id IN ({}) \
+                     ORDER BY pledge_id, account_id",
+                    in_list(1, chunk.len())
+                );
+                let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for (pledge, account) in q.fetch_all(&mut *conn).await? {
+                    out.entry(pledge).or_default().push(AccountId(account));
+                }
+            }
+            Ok(out)
+        }
+
+        const PARTICIPANT_COLUMNS: &str = "id, name, email, tz, is_local, invite_code, created_at";
+        const ACCOUNT_COLUMNS: &str =
+            "id, participant_id, network, handle, server, credentials, status, status_reason, created_at";
+        const PLEDGE_COLUMNS: &str =
+            "id, participant_id, campaign_id, tz, days, every_secs, status, created_at, withdrawn_at";
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            $($own)*
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ensure_local_participant(
+                &self,
+                name: &str,
+                tz: &str,
+                now: DateTime<Utc>,
+            ) -> Result<ParticipantId, StoreError> {
+                const FIND: &str = "SELECT id FROM participants WHERE is_local = TRUE";
+                if let Some(id) = sqlx::query_scalar::<_, i64>(FIND)
+                    .fetch_optional(&self.pool)
+                    .await?
+                {
+                    return Ok(ParticipantId(id));
+                }
+                // Two CLI invocations racing: the partial unique index lets one insert win.
+                let inserted = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO participants (name, tz, is_local, invite_code, created_at) \
+                     VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(name)
+                .bind(tz)
+                .bind(new_invite_code())
+                .bind(ms(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                match inserted {
+                    Some(id) => Ok(ParticipantId(id)),
+                    None => sqlx::query_scalar::<_, i64>(FIND)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .map(ParticipantId)
+                        .ok_or_else(|| StoreError::NotFound("local participant".into())),
+                }
+            }
+
+            async fn create_participant(
+                &self,
+                new: &NewParticipant,
+                now: DateTime<Utc>,
+            ) -> Result<ParticipantId, StoreError> {
+                let id = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO participants \
+                     (name, email, email_canonical, tz, is_local, access_token_hash, invite_code, created_at) \
+                     VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7) RETURNING id",
+                )
+                .bind(&new.name)
+                .bind(&new.email)
+                .bind(&new.email_canonical)
+                .bind(&new.tz)
+                .bind(&new.access_token_hash)
+                .bind(new_invite_code())
+                .bind(ms(now))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(ParticipantId(id))
+            }
+
+            async fn get_participant(
+                &self,
+                id: ParticipantId,
+            ) -> Result<Option<Participant>, StoreError> {
+                let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1");
+                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Participant::try_from)
+                    .transpose()
+            }
+
+            async fn participant_by_token_hash(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<Participant>, StoreError> {
+                let sql = format!(
+                    "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE access_token_hash = $1"
+                );
+                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Participant::try_from)
+                    .transpose()
+            }
+
+            async fn add_account(
+                &self,
+                new: &NewAccount,
+                now: DateTime<Utc>,
+            ) -> Result<AccountId, StoreError> {
+                let id = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO accounts \
+                     (participant_id, network, handle, server, credentials, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) RETURNING id",
+                )
+                .bind(new.participant_id.0)
+                .bind(new.network.as_str())
+                .bind(&new.handle)
+                .bind(&new.server)
+                .bind(&new.credentials)
+                .bind(ms(now))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(AccountId(id))
+            }
+
+            async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+                let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Account::try_from)
+                    .transpose()
+            }
+
+            async fn list_accounts(
+                &self,
+                participant: ParticipantId,
+            ) -> Result<Vec<Account>, StoreError> {
+                let sql = format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                     WHERE participant_id = $1 AND status <> 'removed' ORDER BY id"
+                );
+                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+                    .bind(participant.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Account::try_from)
+                    .collect()
+            }
+
+            async fn set_account_status(
+                &self,
+                id: AccountId,
+                status: AccountStatus,
+                reason: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                if status == AccountStatus::Removed {
+                    // Removal also wipes credentials and cancels posts: one code path for it.
+                    self.remove_account(id, now).await?;
+                    return Ok(());
+                }
+                // A removed account has no credentials left: it cannot come back.
+                let changed = sqlx::query(
+                    "UPDATE accounts SET status = $2, status_reason = $3, updated_at = $4 \
+                     WHERE id = $1 AND status <> 'removed'",
+                )
+                .bind(id.0)
+                .bind(status.as_str())
+                .bind(reason)
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("account {id} (or it was removed)")));
+                }
+                Ok(())
+            }
+
+            async fn update_credentials(
+                &self,
+                id: AccountId,
+                credentials: &[u8],
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE accounts SET credentials = $2, updated_at = $3 \
+                     WHERE id = $1 AND status <> 'removed'",
+                )
+                .bind(id.0)
+                .bind(credentials)
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("account {id} (or it was removed)")));
+                }
+                Ok(())
+            }
+
+            async fn remove_account(
+                &self,
+                id: AccountId,
+                now: DateTime<Utc>,
+            ) -> Result<Withdrawal, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let found = sqlx::query(
+                    "UPDATE accounts SET status = 'removed', status_reason = 'removed by its owner', \
+                     credentials = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(Vec::<u8>::new())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if found == 0 {
+                    return Err(StoreError::NotFound(format!("account {id}")));
+                }
+                sqlx::query("DELETE FROM pledge_accounts WHERE account_id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let stopped =
+                    stop_posts(&mut tx, "account_id", id.0, None, "account removed", ms(now))
+                        .await?;
+                tx.commit().await?;
+                Ok(stopped)
+            }
+
+            async fn upsert_pledge(
+                &self,
+                new: &NewPledge,
+                now: DateTime<Utc>,
+            ) -> Result<PledgeId, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let id = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO pledges \
+                     (participant_id, campaign_id, tz, days, every_secs, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) \
+                     ON CONFLICT (participant_id, campaign_id) DO UPDATE SET \
+                     tz = excluded.tz, days = excluded.days, every_secs = excluded.every_secs, \
+                     status = 'active', updated_at = excluded.updated_at, withdrawn_at = NULL \
+                     RETURNING id",
+                )
+                .bind(new.participant_id.0)
+                .bind(&new.campaign_id)
+                .bind(&new.tz)
+                .bind(days_json(&new.days))
+                .bind(new.every_secs)
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM pledge_accounts WHERE pledge_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let wanted: std::collections::BTreeSet<AccountId> =
+                    new.account_ids.iter().copied().collect();
+                for account in &wanted {
+                    // Only the participant's own, usable accounts can post for their pledge.
+                    let linked = sqlx::query(
+                        "INSERT INTO pledge_accounts (pledge_id, account_id) \
+                         SELECT $1, id FROM accounts \
+                         WHERE id = $2 AND participant_id = $3 AND status <> 'removed' \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(account.0)
+                    .bind(new.participant_id.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if linked == 0 {
+                        return Err(StoreError::NotFound(format!(
+                            "account {account} of participant {}",
+                            new.participant_id
+                        )));
+                    }
+                }
+                // Accounts dropped from the pledge stop posting for it.
+                sqlx::query(
+                    "UPDATE outbox SET state = 'cancelled', last_error = 'account left the pledge', \
+                     lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+                     WHERE pledge_id = $1 AND state IN ('pending', 'claimed') \
+                     AND account_id NOT IN (SELECT account_id FROM pledge_accounts WHERE pledge_id = $1)",
+                )
+                .bind(id)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(PledgeId(id))
+            }
+
+            async fn get_pledge(&self, id: PledgeId) -> Result<Option<Pledge>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!("SELECT {PLEDGE_COLUMNS} FROM pledges WHERE id = $1");
+                let Some(row) = sqlx::query_as::<_, PledgeRow>(AssertSqlSafe(sql))
+                    .bind(id.0)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let mut accounts = pledge_accounts(&mut conn, &[id.0]).await?;
+                let ids = accounts.remove(&id.0).unwrap_or_default();
+                row.into_pledge(ids).map(Some)
+            }
+
+            async fn active_pledges(
+                &self,
+                campaign_id: &str,
+                after: Option<PledgeId>,
+                limit: u32,
+            ) -> Result<Vec<Pledge>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!(
+                    "SELECT {PLEDGE_COLUMNS} FROM pledges \
+                     WHERE campaign_id = $1 AND status = 'active' AND id > $2 ORDER BY id LIMIT $3"
+                );
+                let rows = sqlx::query_as::<_, PledgeRow>(AssertSqlSafe(sql))
+                    .bind(campaign_id)
+                    .bind(after.map_or(0, |p| p.0))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                let mut accounts = pledge_accounts(&mut conn, &ids).await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let ids = accounts.remove(&r.id).unwrap_or_default();
+                        r.into_pledge(ids)
+                    })
+                    .collect()
+            }
+
+            async fn withdraw(
+                &self,
+                participant: ParticipantId,
+                campaign_id: &str,
+                account: Option<AccountId>,
+                now: DateTime<Utc>,
+            ) -> Result<Withdrawal, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let pledge = sqlx::query_scalar::<_, i64>(
+                    "SELECT id FROM pledges WHERE participant_id = $1 AND campaign_id = $2",
+                )
+                .bind(participant.0)
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "pledge of participant {participant} to campaign `{campaign_id}`"
+                    ))
+                })?;
+                let reason = match account {
+                    None => {
+                        // Keep the first withdrawal's instant if it is repeated.
+                        sqlx::query(
+                            "UPDATE pledges SET status = 'withdrawn', withdrawn_at = $2, updated_at = $2 \
+                             WHERE id = $1 AND status = 'active'",
+                        )
+                        .bind(pledge)
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                        "withdrawn"
+                    }
+                    Some(account) => {
+                        sqlx::query(
+                            "DELETE FROM pledge_accounts WHERE pledge_id = $1 AND account_id = $2",
+                        )
+                        .bind(pledge)
+                        .bind(account.0)
+                        .execute(&mut *tx)
+                        .await?;
+                        "account withdrawn from the pledge"
+                    }
+                };
+                let stopped = stop_posts(
+                    &mut tx,
+                    "pledge_id",
+                    pledge,
+                    account.map(|a| a.0),
+                    reason,
+                    ms(now),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(stopped)
+            }
+
+            async fn apply_plan(
+                &self,
+                pledge_id: PledgeId,
+                campaign_id: &str,
+                rows: &[PlannedPost],
+                now: DateTime<Utc>,
+            ) -> Result<PlanApplied, StoreError> {
+                let plan = PledgePlan {
+                    pledge_id,
+                    campaign_id: campaign_id.to_string(),
+                    rows: rows.to_vec(),
+                };
+                self.apply_plans(std::slice::from_ref(&plan), now).await
+            }
+
+            async fn apply_plans(
+                &self,
+                plans: &[PledgePlan],
+                now: DateTime<Utc>,
+            ) -> Result<PlanApplied, StoreError> {
+                let now_ms = ms(now);
+                let mut applied = PlanApplied::default();
+                let mut tx = self.begin_write().await?;
+
+                // Plans of pledges withdrawn since the planner read them must not revive rows.
+                let ids: Vec<i64> = plans.iter().map(|p| p.pledge_id.0).collect();
+                let mut active = HashSet::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT id FROM pledges WHERE status = 'active' AND id IN ({})",
+                        in_list(1, chunk.len())
+                    );
+                    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    active.extend(q.fetch_all(&mut *tx).await?);
+                }
+
+                // (pledge, account, slot) of every planned row; duplicates within a plan are
+                // dropped because PostgreSQL refuses to upsert one key twice in a statement.
+                let mut planned: HashSet<(i64, i64, &str)> = HashSet::new();
+                let mut rows: Vec<(&PledgePlan, &PlannedPost)> = Vec::new();
+                for plan in plans {
+                    if !active.contains(&plan.pledge_id.0) {
+                        applied.skipped += 1;
+                        continue;
+                    }
+                    for row in &plan.rows {
+                        if planned.insert((plan.pledge_id.0, row.account_id.0, &row.slot_key)) {
+                            rows.push((plan, row));
+                        }
+                    }
+                }
+
+                for chunk in rows.chunks(CHUNK) {
+                    let values = (0..chunk.len())
+                        .map(|i| {
+                            let b = 2 + i * 10;
+                            format!(
+                                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', $1, $1)",
+                                b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    // The idempotency key is never changed: a pending row may be a retry of a
+                    // request whose outcome is unknown, and only the same key dedupes it.
+                    let sql = format!(
+                        "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, post_name, \
+                         template, variant, idempotency_key, run_at, window_end, state, created_at, \
+                         updated_at) VALUES {values} \
+                         ON CONFLICT (account_id, campaign_id, slot_key) DO UPDATE SET \
+                         pledge_id = excluded.pledge_id, post_name = excluded.post_name, \
+                         template = excluded.template, variant = excluded.variant, \
+                         run_at = excluded.run_at, window_end = excluded.window_end, \
+                         state = 'pending', last_error = NULL, updated_at = excluded.updated_at \
+                         WHERE outbox.state = 'cancelled' OR (outbox.state = 'pending' AND ( \
+                         outbox.run_at <> excluded.run_at OR outbox.window_end <> excluded.window_end \
+                         OR outbox.variant <> excluded.variant OR outbox.template <> excluded.template \
+                         OR outbox.post_name <> excluded.post_name OR outbox.pledge_id <> excluded.pledge_id))"
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
+                    for (plan, row) in chunk {
+                        q = q
+                            .bind(&plan.campaign_id)
+                            .bind(plan.pledge_id.0)
+                            .bind(row.account_id.0)
+                            .bind(&row.slot_key)
+                            .bind(&row.post_name)
+                            .bind(&row.template)
+                            .bind(row.variant)
+                            .bind(&row.idempotency_key)
+                            .bind(ms(row.run_at))
+                            .bind(ms(row.window_end));
+                    }
+                    applied.upserted += q.execute(&mut *tx).await?.rows_affected();
+                }
+
+                // Future pending rows that the plans no longer contain (days dropped, cadence
+                // changed) go; anything claimed, sending or final stays as the record.
+                let active_ids: Vec<i64> = ids.into_iter().filter(|i| active.contains(i)).collect();
+                let mut stale = Vec::new();
+                for chunk in active_ids.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT id, pledge_id, account_id, slot_key FROM outbox \
+                         WHERE state = 'pending' AND run_at > $1 AND pledge_id IN ({})",
+                        in_list(2, chunk.len())
+                    );
+                    let mut q =
+                        sqlx::query_as::<_, (i64, i64, i64, String)>(AssertSqlSafe(sql)).bind(now_ms);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for (id, pledge, account, slot) in q.fetch_all(&mut *tx).await? {
+                        if !planned.contains(&(pledge, account, slot.as_str())) {
+                            stale.push(id);
+                        }
+                    }
+                }
+                for chunk in stale.chunks(CHUNK) {
+                    let sql = format!(
+                        "DELETE FROM outbox WHERE state = 'pending' AND id IN ({})",
+                        in_list(1, chunk.len())
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    applied.removed += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(applied)
+            }
+
+            async fn begin_sending(
+                &self,
+                worker: &str,
+                ids: &[OutboxId],
+                now: DateTime<Utc>,
+                grace: Duration,
+            ) -> Result<Vec<OutboxId>, StoreError> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    // Every condition is re-checked here, in the same statement that flips the
+                    // state, so a withdrawal committed a moment earlier always wins.
+                    let sql = format!(
+                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = $2 \
+                         WHERE state = 'claimed' AND lease_owner = $1 AND lease_until > $2 \
+                         AND window_end + $3 >= $2 AND {} AND id IN ({}) RETURNING id",
+                        eligible!("outbox"),
+                        in_list(4, chunk.len())
+                    );
+                    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                        .bind(worker)
+                        .bind(ms(now))
+                        .bind(grace.num_milliseconds());
+                    for id in chunk {
+                        q = q.bind(id.0);
+                    }
+                    out.extend(q.fetch_all(&self.pool).await?.into_iter().map(OutboxId));
+                }
+                out.sort();
+                Ok(out)
+            }
+
+            async fn record(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
+                let now = ms(now);
+                let mut tx = self.begin_write().await?;
+                for outcome in outcomes {
+                    match outcome {
+                        // Published wins over anything: it is what happened on the network,
+                        // even if a lease ran out or the window was declared closed meanwhile.
+                        Outcome::Published { id, remote_id, remote_url, text } => {
+                            sqlx::query(
+                                "UPDATE outbox SET state = 'published', remote_id = $2, remote_url = $3, \
+                                 text = $4, published_at = $5, last_error = NULL, lease_owner = NULL, \
+                                 lease_until = NULL, updated_at = $5 WHERE id = $1 AND state <> 'published'",
+                            )
+                            .bind(id.0)
+                            .bind(remote_id)
+                            .bind(remote_url)
+                            .bind(text)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        Outcome::Retry { id, run_at, error } => {
+                            sqlx::query(
+                                "UPDATE outbox SET state = 'pending', run_at = $2, last_error = $3, \
+                                 lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+                                 WHERE id = $1 AND state IN ('claimed', 'sending')",
+                            )
+                            .bind(id.0)
+                            .bind(ms(*run_at))
+                            .bind(error)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        Outcome::Failed { id, reason } | Outcome::Missed { id, reason } => {
+                            let state = if matches!(outcome, Outcome::Failed { .. }) {
+                                OutboxState::Failed
+                            } else {
+                                OutboxState::Missed
+                            };
+                            sqlx::query(
+                                "UPDATE outbox SET state = $2, last_error = $3, lease_owner = NULL, \
+                                 lease_until = NULL, updated_at = $4 \
+                                 WHERE id = $1 AND state IN ('pending', 'claimed', 'sending')",
+                            )
+                            .bind(id.0)
+                            .bind(state.as_str())
+                            .bind(reason)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        Outcome::Reconnect { id, account_id, reason } => {
+                            sqlx::query(
+                                "UPDATE accounts SET status = 'reconnect_needed', status_reason = $2, \
+                                 updated_at = $3 WHERE id = $1 AND status = 'active'",
+                            )
+                            .bind(account_id.0)
+                            .bind(reason)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            sqlx::query(
+                                "UPDATE outbox SET state = 'pending', last_error = $2, lease_owner = NULL, \
+                                 lease_until = NULL, updated_at = $3 \
+                                 WHERE id = $1 AND state IN ('claimed', 'sending')",
+                            )
+                            .bind(id.0)
+                            .bind(reason)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn expire_missed(
+                &self,
+                now: DateTime<Utc>,
+                grace: Duration,
+            ) -> Result<u64, StoreError> {
+                // The reason names the likely cause so the participant can act on it.
+                let n = sqlx::query(
+                    "UPDATE outbox SET state = 'missed', lease_owner = NULL, lease_until = NULL, \
+                     updated_at = $1, last_error = CASE \
+                       WHEN state = 'sending' THEN 'window closed; an earlier attempt may have been published (outcome unknown)' \
+                       WHEN EXISTS (SELECT 1 FROM accounts a WHERE a.id = outbox.account_id AND a.status = 'reconnect_needed') \
+                         THEN 'window closed while the account needed reconnecting' \
+                       ELSE COALESCE('window closed before it could be sent (last error: ' || last_error || ')', \
+                                     'window closed before it could be sent') END \
+                     WHERE window_end < $1 - $2 \
+                     AND (state IN ('pending', 'claimed') OR (state = 'sending' AND lease_until <= $1))",
+                )
+                .bind(ms(now))
+                .bind(grace.num_milliseconds())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n)
+            }
+
+            async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                let due: Option<i64> = sqlx::query_scalar(concat!(
+                    "SELECT MIN(o.run_at) FROM outbox o WHERE o.state = 'pending' AND ",
+                    eligible!("o")
+                ))
+                .fetch_one(&self.pool)
+                .await?;
+                let lease: Option<i64> = sqlx::query_scalar(concat!(
+                    "SELECT MIN(o.lease_until) FROM outbox o WHERE o.state IN ('claimed', 'sending') AND ",
+                    eligible!("o")
+                ))
+                .fetch_one(&self.pool)
+                .await?;
+                due.into_iter().chain(lease).min().map(instant).transpose()
+            }
+
+            async fn outbox_states(
+                &self,
+                ids: &[OutboxId],
+            ) -> Result<Vec<(OutboxId, OutboxState)>, StoreError> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT id, state FROM outbox WHERE id IN ({}) ORDER BY id",
+                        in_list(1, chunk.len())
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(id.0);
+                    }
+                    for (id, state) in q.fetch_all(&self.pool).await? {
+                        out.push((OutboxId(id), outbox_state(&state)?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn cancel_campaign(
+                &self,
+                campaign_id: &str,
+                reason: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Withdrawal, StoreError> {
+                let mut tx = self.begin_write().await?;
+                // A repeated cancel keeps the first instant and reason.
+                sqlx::query(
+                    "INSERT INTO campaign_state (campaign_id, cancelled_at, reason) VALUES ($1, $2, $3) \
+                     ON CONFLICT (campaign_id) DO UPDATE SET \
+                     cancelled_at = COALESCE(campaign_state.cancelled_at, excluded.cancelled_at), \
+                     reason = COALESCE(campaign_state.reason, excluded.reason)",
+                )
+                .bind(campaign_id)
+                .bind(ms(now))
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+                let why = format!("campaign cancelled: {reason}");
+                let stopped =
+                    stop_posts(&mut tx, "campaign_id", campaign_id.to_string(), None, &why, ms(now))
+                        .await?;
+                tx.commit().await?;
+                Ok(stopped)
+            }
+
+            async fn campaign_cancelled(
+                &self,
+                campaign_id: &str,
+            ) -> Result<Option<CampaignCancelled>, StoreError> {
+                let row = sqlx::query_as::<_, (i64, Option<String>)>(
+                    "SELECT cancelled_at, reason FROM campaign_state \
+                     WHERE campaign_id = $1 AND cancelled_at IS NOT NULL",
+                )
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|(at, reason)| {
+                    Ok(CampaignCancelled { at: instant(at)?, reason: reason.unwrap_or_default() })
+                })
+                .transpose()
+            }
+
+            async fn outbox_for(
+                &self,
+                participant: ParticipantId,
+                campaign_id: Option<&str>,
+            ) -> Result<Vec<OutboxRow>, StoreError> {
+                sqlx::query_as::<_, OutboxRowRaw>(concat!(
+                    "SELECT ",
+                    outbox_columns!(),
+                    " FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     WHERE p.participant_id = $1 AND ($2 IS NULL OR o.campaign_id = $2) \
+                     ORDER BY o.run_at, o.id"
+                ))
+                .bind(participant.0)
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(OutboxRow::try_from)
+                .collect()
+            }
+
+            async fn outbox_counts(&self, campaign_id: &str) -> Result<OutboxCounts, StoreError> {
+                let rows = sqlx::query_as::<_, (String, i64)>(
+                    "SELECT state, COUNT(*) FROM outbox WHERE campaign_id = $1 GROUP BY state",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut counts = OutboxCounts::default();
+                for (state, n) in rows {
+                    counts.set(outbox_state(&state)?, n as u64);
+                }
+                Ok(counts)
+            }
+
+            async fn published_per_slot_duplicates(
+                &self,
+                campaign_id: &str,
+            ) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT account_id, slot_key FROM outbox \
+                     WHERE campaign_id = $1 AND state = 'published' \
+                     GROUP BY account_id, slot_key HAVING COUNT(*) > 1) d",
+                )
+                .bind(campaign_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n as u64)
+            }
+
+            async fn add_signature(
+                &self,
+                new: &NewSignature,
+                now: DateTime<Utc>,
+            ) -> Result<SignatureAdded, StoreError> {
+                // A fresh invite code could collide with an existing one (about 2^-60): try again.
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let inserted = sqlx::query_as::<_, (i64, String)>(
+                        "INSERT INTO signatures \
+                         (campaign_id, name, email_canonical, public, invited_by, invite_code, confirmed, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (campaign_id, email_canonical) DO NOTHING RETURNING id, invite_code",
+                    )
+                    .bind(&new.campaign_id)
+                    .bind(&new.name)
+                    .bind(&new.email_canonical)
+                    .bind(new.public)
+                    .bind(&new.invited_by)
+                    .bind(new_invite_code())
+                    .bind(new.confirmed)
+                    .bind(ms(now))
+                    .fetch_optional(&self.pool)
+                    .await;
+                    match inserted {
+                        Ok(Some((id, invite_code))) => {
+                            return Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: false });
+                        }
+                        Ok(None) => break,
+                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempts < 3 => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let (id, invite_code) = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT id, invite_code FROM signatures WHERE campaign_id = $1 AND email_canonical = $2",
+                )
+                .bind(&new.campaign_id)
+                .bind(&new.email_canonical)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true })
+            }
+
+            async fn signature_count(&self, campaign_id: &str) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as u64)
+            }
+
+            async fn public_signatures(
+                &self,
+                campaign_id: &str,
+                limit: u32,
+                offset: u64,
+            ) -> Result<Vec<PublicSignature>, StoreError> {
+                let rows = sqlx::query_as::<_, (String, i64)>(
+                    "SELECT name, created_at FROM signatures WHERE campaign_id = $1 AND public = TRUE \
+                     ORDER BY id LIMIT $2 OFFSET $3",
+                )
+                .bind(campaign_id)
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(name, at)| Ok(PublicSignature { name, created_at: instant(at)? }))
+                    .collect()
+            }
+
+            async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError> {
+                let rows = sqlx::query_as::<_, (String, i64)>(
+                    "SELECT invited_by, COUNT(*) AS n FROM signatures \
+                     WHERE campaign_id = $1 AND invited_by IS NOT NULL \
+                     GROUP BY invited_by ORDER BY n DESC, invited_by",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(code, n)| InviteCount { code, count: n as u64 })
+                    .collect())
+            }
+        }
+    };
+}
