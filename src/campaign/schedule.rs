@@ -117,15 +117,15 @@ impl Campaign {
                 ));
             }
         }
-        if let Some(every) = p.every {
-            if every < self.min_interval {
-                return Err(format!(
-                    "posting every {} is more often than the {} allows: choose {} or more",
-                    fmt_duration(every),
-                    self.title,
-                    fmt_duration(self.min_interval)
-                ));
-            }
+        if let Some(every) = p.every
+            && every < self.min_interval
+        {
+            return Err(format!(
+                "posting every {} is more often than the {} allows: choose {} or more",
+                fmt_duration(every),
+                self.title,
+                fmt_duration(self.min_interval)
+            ));
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::spec::{RawCampaign, RawPost, RawStrike, RawThreshold};
+use super::spec::{RawCampaign, RawPost, RawStrike, RawTemplates, RawThreshold};
 use super::{
     Campaign, Declaration, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
@@ -512,7 +512,7 @@ impl<'a> Cx<'a> {
                 );
                 continue;
             }
-            if let Some((j, prev)) = out.iter().enumerate().last()
+            if let Some((j, prev)) = out.iter().enumerate().next_back()
                 && start < prev.end
             {
                 let what = if start < prev.start {
@@ -549,7 +549,7 @@ impl<'a> Cx<'a> {
 
     fn templates(
         &mut self,
-        raw: &Spanned<BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+        raw: &Spanned<RawTemplates>,
         campaign: &RawCampaign,
         networks: &[NetworkKind],
     ) -> BTreeMap<String, Vec<Spanned<String>>> {
