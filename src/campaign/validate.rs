@@ -592,16 +592,24 @@ impl<'a> Cx<'a> {
                     let m = measure(network, &text);
                     if !m.fits() {
                         let over = m.limit.max.map_or(0, |max| m.count.saturating_sub(max));
-                        let by = if over > 0 {
-                            format!("shorten it by {over}")
-                        } else {
-                            "shorten it (too many bytes)".to_string()
+                        let (size, by) = match (m.limit.max, m.limit.max_bytes) {
+                            (Some(max), _) if over > 0 => (
+                                format!("{}/{max} {}", m.count, m.limit.unit),
+                                format!("shorten it by {over}"),
+                            ),
+                            (_, Some(max_bytes)) => (
+                                format!("{}/{max_bytes} bytes", m.bytes),
+                                format!(
+                                    "shorten it by {} bytes",
+                                    m.bytes.saturating_sub(max_bytes)
+                                ),
+                            ),
+                            _ => (m.describe(), "shorten it".to_string()),
                         };
                         self.at(
                             v.span(),
                             format!(
-                                "{which} is {} on {network} (with sample values): {by}",
-                                m.describe()
+                                "{which} is {size} on {network}: {by} (measured with sample values)"
                             ),
                         );
                     }

@@ -198,7 +198,12 @@ fn a_variant_that_does_not_parse_says_where() {
 
 #[test]
 fn a_variant_over_the_bluesky_limit_says_by_how_much() {
-    assert_problem("too-long-for-bluesky", 25, 3, "326/300 graphemes");
+    assert_problem(
+        "too-long-for-bluesky",
+        25,
+        3,
+        "variant 2 of template \"notice\" is 326/300 graphemes on bluesky: shorten it by 26",
+    );
 }
 
 #[test]
