@@ -64,17 +64,19 @@ pub fn day_start(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// gap, where local time only moves forward. UTC offsets lie within -12h..+14h, so the
 /// answer is within that distance of `local` read as UTC.
 fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    let mut lo = local.and_utc() - Duration::hours(15);
-    let mut hi = local.and_utc() + Duration::hours(13);
-    while hi - lo > Duration::seconds(1) {
+    // Whole seconds: zone transitions fall on them, and the answer must be exact.
+    let naive = local.and_utc().timestamp();
+    let (mut lo, mut hi) = (naive - 15 * 3600, naive + 13 * 3600);
+    let at = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0).expect("in range");
+    while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if mid.with_timezone(&tz).naive_local() >= local {
+        if at(mid).with_timezone(&tz).naive_local() >= local {
             hi = mid;
         } else {
             lo = mid;
         }
     }
-    hi
+    at(hi)
 }
 
 impl Campaign {
@@ -115,15 +117,15 @@ impl Campaign {
                 ));
             }
         }
-        if let Some(every) = p.every {
-            if every < self.min_interval {
-                return Err(format!(
-                    "posting every {} is more often than the {} allows: choose {} or more",
-                    fmt_duration(every),
-                    self.title,
-                    fmt_duration(self.min_interval)
-                ));
-            }
+        if let Some(every) = p.every
+            && every < self.min_interval
+        {
+            return Err(format!(
+                "posting every {} is more often than the {} allows: choose {} or more",
+                fmt_duration(every),
+                self.title,
+                fmt_duration(self.min_interval)
+            ));
         }
         Ok(())
     }

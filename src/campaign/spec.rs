@@ -26,10 +26,13 @@ pub struct RawCampaign {
     pub networks: Option<Spanned<Vec<Spanned<String>>>>,
     pub strike: Spanned<RawStrike>,
     pub posts: Spanned<Vec<Spanned<RawPost>>>,
-    pub templates: Spanned<BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+    pub templates: Spanned<RawTemplates>,
     #[serde(default)]
     pub threshold: Option<Spanned<RawThreshold>>,
 }
+
+/// `[templates]`: name -> variants, each spanned so problems point at the variant.
+pub type RawTemplates = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
 
 /// `[strike]`: either `days` (with a `timezone`) or `windows`.
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::spec::{RawCampaign, RawPost, RawStrike, RawThreshold};
+use super::spec::{RawCampaign, RawPost, RawStrike, RawTemplates, RawThreshold};
 use super::{
     Campaign, Declaration, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
@@ -115,8 +115,7 @@ impl<'a> Cx<'a> {
 
     fn toml_error(&mut self, e: &toml::de::Error) {
         let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim().to_string();
-        self.at(span, message);
+        self.at(span, explain_serde(e.message().trim()));
     }
 
     fn campaign(&mut self, raw: RawCampaign) -> Option<Campaign> {
@@ -129,9 +128,12 @@ impl<'a> Cx<'a> {
             .and_then(|d| self.non_empty("description", d));
         let networks = self.networks(raw.networks.as_ref());
         let declaration = raw.declaration.as_ref().and_then(|d| self.declaration(d));
-        let (strike, min_interval) = self.strike(&raw.strike)?;
+        // Go on past a broken [strike]: the posts and templates may hold problems too.
+        let min_interval = self.min_interval(raw.strike.get_ref());
+        let strike = self.strike(&raw.strike);
         let templates = self.templates(&raw.templates, &raw, &networks);
-        let posts = self.posts(&raw.posts, &templates, min_interval, &strike);
+        let posts = self.posts(&raw.posts, &templates, min_interval, strike.as_ref());
+        let strike = strike?;
         let threshold = raw
             .threshold
             .as_ref()
@@ -299,9 +301,8 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn strike(&mut self, raw: &Spanned<RawStrike>) -> Option<(Strike, Duration)> {
-        let s = raw.get_ref();
-        let min_interval = match &s.min_interval {
+    fn min_interval(&mut self, s: &RawStrike) -> Duration {
+        match &s.min_interval {
             None => DEFAULT_MIN_INTERVAL,
             Some(v) => match parse_duration(v.get_ref()) {
                 Ok(d) if d < FLOOR_MIN_INTERVAL => {
@@ -323,7 +324,11 @@ impl<'a> Cx<'a> {
                     DEFAULT_MIN_INTERVAL
                 }
             },
-        };
+        }
+    }
+
+    fn strike(&mut self, raw: &Spanned<RawStrike>) -> Option<Strike> {
+        let s = raw.get_ref();
 
         // `None` zone with days is reported below; `Some(None)` is "participant".
         let zone: Option<Option<Tz>> = s.timezone.as_ref().and_then(|tz| {
@@ -411,7 +416,7 @@ impl<'a> Cx<'a> {
                 n as u32
             }
         };
-        Some((Strike { when, min_days }, min_interval))
+        Some(Strike { when, min_days })
     }
 
     fn zone(&mut self, v: &Spanned<String>) -> Option<Tz> {
@@ -426,13 +431,15 @@ impl<'a> Cx<'a> {
                 .map(|t| t.name())
                 .chain(["participant"]),
         );
-        self.at(
-            v.span(),
+        let message = if hint.is_empty() {
             format!(
-                "unknown time zone \"{name}\"{hint}; write \"participant\" or an IANA name \
-                 such as \"Europe/Berlin\""
-            ),
-        );
+                "unknown time zone \"{name}\": write \"participant\" or an IANA name such as \
+                 \"Europe/Berlin\""
+            )
+        } else {
+            format!("unknown time zone \"{name}\"{hint}")
+        };
+        self.at(v.span(), message);
         None
     }
 
@@ -505,7 +512,7 @@ impl<'a> Cx<'a> {
                 );
                 continue;
             }
-            if let Some((j, prev)) = out.iter().enumerate().last()
+            if let Some((j, prev)) = out.iter().enumerate().next_back()
                 && start < prev.end
             {
                 let what = if start < prev.start {
@@ -542,7 +549,7 @@ impl<'a> Cx<'a> {
 
     fn templates(
         &mut self,
-        raw: &Spanned<BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+        raw: &Spanned<RawTemplates>,
         campaign: &RawCampaign,
         networks: &[NetworkKind],
     ) -> BTreeMap<String, Vec<Spanned<String>>> {
@@ -578,30 +585,31 @@ impl<'a> Cx<'a> {
                     let text = match PostRenderer::check_variant(v.get_ref(), &vars) {
                         Ok(t) => t,
                         Err(e) => {
-                            self.at(
-                                v.span(),
-                                format!(
-                                    "{which} does not render: {}; the variables are listed in \
-                                     campaigns/README.md",
-                                    e.message
-                                ),
-                            );
+                            self.at(v.span(), format!("{which} {}", explain_tera(&e.message)));
                             break;
                         }
                     };
                     let m = measure(network, &text);
                     if !m.fits() {
                         let over = m.limit.max.map_or(0, |max| m.count.saturating_sub(max));
-                        let by = if over > 0 {
-                            format!("shorten it by {over}")
-                        } else {
-                            "shorten it (too many bytes)".to_string()
+                        let (size, by) = match (m.limit.max, m.limit.max_bytes) {
+                            (Some(max), _) if over > 0 => (
+                                format!("{}/{max} {}", m.count, m.limit.unit),
+                                format!("shorten it by {over}"),
+                            ),
+                            (_, Some(max_bytes)) => (
+                                format!("{}/{max_bytes} bytes", m.bytes),
+                                format!(
+                                    "shorten it by {} bytes",
+                                    m.bytes.saturating_sub(max_bytes)
+                                ),
+                            ),
+                            _ => (m.describe(), "shorten it".to_string()),
                         };
                         self.at(
                             v.span(),
                             format!(
-                                "{which} is {} on {network} (with sample values): {by}",
-                                m.describe()
+                                "{which} is {size} on {network}: {by} (measured with sample values)"
                             ),
                         );
                     }
@@ -617,7 +625,7 @@ impl<'a> Cx<'a> {
         raw: &Spanned<Vec<Spanned<RawPost>>>,
         templates: &BTreeMap<String, Vec<Spanned<String>>>,
         min_interval: Duration,
-        strike: &Strike,
+        strike: Option<&Strike>,
     ) -> Vec<PostRule> {
         if raw.get_ref().is_empty() {
             self.at(
@@ -697,7 +705,7 @@ impl<'a> Cx<'a> {
         v: &Spanned<String>,
         post: &str,
         min_interval: Duration,
-        strike: &Strike,
+        strike: Option<&Strike>,
     ) -> Option<When> {
         match parse_when(v.get_ref()) {
             Err(e) => {
@@ -718,7 +726,8 @@ impl<'a> Cx<'a> {
                 None
             }
             Ok(When::Every(d))
-                if d > Duration::hours(24) && !matches!(strike.when, StrikeTime::Windows(_)) =>
+                if d > Duration::hours(24)
+                    && strike.is_some_and(|s| !matches!(s.when, StrikeTime::Windows(_))) =>
             {
                 self.at(
                     v.span(),
@@ -782,6 +791,84 @@ impl<'a> Cx<'a> {
             deadline,
         })
     }
+}
+
+/// Serde's wording is about fields; a person editing TOML thinks in keys.
+fn explain_serde(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("missing field ") {
+        return format!("missing required key {rest}: add it (see campaigns/README.md)");
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        let (key, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let candidates: Vec<&str> = expected
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        let hint = did_you_mean(key.trim_matches('`'), candidates.iter().copied());
+        return if expected.is_empty() {
+            format!("unknown key {key}")
+        } else {
+            format!("unknown key {key}{hint} (expected {expected})")
+        };
+    }
+    msg.to_string()
+}
+
+/// The template variable names, for suggestions (`participant.name` and friends).
+fn variable_names() -> Vec<String> {
+    let sample = serde_json::to_value(PostVars::sample("h", "t", "c")).unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(map) = sample.as_object() {
+        for (k, v) in map {
+            match v.as_object() {
+                Some(inner) => out.extend(inner.keys().map(|i| format!("{k}.{i}"))),
+                None => out.push(k.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Tera's errors are written for template authors reading a terminal with carets; turn
+/// them into one line that says what to change.
+fn explain_tera(msg: &str) -> String {
+    if let Some(var) = msg
+        .split("Variable `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+    {
+        let names = variable_names();
+        let hint = did_you_mean(var, names.iter().map(String::as_str));
+        return format!(
+            "uses unknown variable `{var}`{hint} (variables: {})",
+            names.join(", ")
+        );
+    }
+    if msg.contains("Failed to parse") {
+        let at = msg
+            .split("--> ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|lc| lc.split_once(':'));
+        let expected = msg
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("= "))
+            .unwrap_or("check the {{ }} and {% %} tags");
+        return match at {
+            Some((l, c)) => {
+                format!("does not parse at line {l}, column {c} of the text: {expected}")
+            }
+            None => format!("does not parse: {expected}"),
+        };
+    }
+    let flat: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("does not render: {}", flat.join(" "))
 }
 
 /// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes.
