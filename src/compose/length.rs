@@ -247,7 +247,9 @@ mod tests {
     fn mastodon_counts_every_url_as_23() {
         let long = format!("see https://example.org/{}", "a".repeat(200));
         assert_eq!(mastodon_length(&long), 4 + 23);
-        assert_eq!(mastodon_length("http://x.y"), 23);
+        // Like Mastodon (twitter-text), only hosts with a real TLD are links.
+        assert_eq!(mastodon_length("https://example.org"), 23);
+        assert_eq!(mastodon_length("http://x.y"), 10);
     }
 
     #[test]
