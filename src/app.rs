@@ -5,9 +5,10 @@
 //!
 //! ```text
 //! Application
-//! ├── web server (axum)          ─┐
-//! └── scheduler (issue: outbox)   ├─ one CancellationToken; the first task to end
-//!                                 ┘  (or Ctrl-C / SIGTERM) stops the others
+//! ├── web server (axum, + the sandbox receiver at /sandbox) ─┐
+//! ├── planner   (re-plans every campaign now and then)        ├─ one CancellationToken: the first
+//! └── dispatcher (claims due posts, publishes, records)      ─┘  task to end (or Ctrl-C /
+//!                                                               SIGTERM) stops the others
 //! ```
 
 use std::net::SocketAddr;
@@ -16,20 +17,38 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::campaign;
+use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::crypto::{self, Vault};
+use crate::network::Networks;
 use crate::render::pages::Pages;
-use crate::store;
+use crate::sandbox::Receiver;
+use crate::scheduler::{Dispatcher, planner};
+use crate::store::{self, Store};
 use crate::web::{self, AppState};
+
+/// How often the planner re-reads every pledge (joins via the web and CLI plan at once;
+/// this catches edits to campaign files and anything missed).
+const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
+    dispatcher: Arc<Dispatcher>,
 }
 
-impl Application {
-    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+/// The parts every long-running picket process needs.
+pub struct Core {
+    pub settings: Settings,
+    pub campaigns: Vec<Campaign>,
+    pub store: Arc<dyn Store>,
+    pub vault: Vault,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Core {
+    pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Core> {
         let campaigns = campaign::load_dir(&settings.campaigns_dir).map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             anyhow::anyhow!(
@@ -44,6 +63,75 @@ impl Application {
                 redact_url(&settings.database_url)
             )
         })?;
+        let vault = Vault::open(
+            settings.secret_key.as_ref(),
+            &crypto::key_file_for(&settings.database_url),
+        )
+        .context("opening the credentials key")?;
+        Ok(Core {
+            settings,
+            campaigns,
+            store,
+            vault,
+            clock,
+        })
+    }
+
+    pub fn dispatcher(&self, networks: Networks) -> anyhow::Result<Dispatcher> {
+        Ok(Dispatcher::new(
+            self.store.clone(),
+            networks,
+            self.vault.clone(),
+            self.clock.clone(),
+            &self.campaigns,
+            self.settings.scheduler.clone(),
+            self.settings.public_url.clone(),
+        )?)
+    }
+}
+
+/// Re-plan every hosted campaign now, then every [`REPLAN_EVERY`] until `stop`.
+async fn plan_forever(state: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+    let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
+    loop {
+        for c in state.campaigns.iter() {
+            match planner::plan_campaign(state.store.as_ref(), c, spread, state.clock.now()).await {
+                Ok(applied) => {
+                    tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
+                }
+                Err(e) => {
+                    tracing::error!(campaign = %c.id, error = %e, "planning failed; will try again")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(REPLAN_EVERY) => {}
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        Self::build_with(settings, clock, Networks::standard()).await
+    }
+
+    /// Like [`Application::build`] with the network adapters given (tests point them at
+    /// local servers).
+    pub async fn build_with(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        networks: Networks,
+    ) -> anyhow::Result<Application> {
+        let core = Core::open(settings, clock).await?;
+        let dispatcher = Arc::new(core.dispatcher(networks)?);
+        let Core {
+            settings,
+            campaigns,
+            store,
+            clock,
+            ..
+        } = core;
         let pages =
             Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
         let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -55,13 +143,18 @@ impl Application {
             "picket is ready"
         );
         let state = AppState {
+            sandbox: Receiver::new(clock.clone()),
             store,
             campaigns: Arc::new(campaigns),
             pages: Arc::new(pages),
             clock,
             settings: Arc::new(settings),
         };
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            dispatcher,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -78,20 +171,66 @@ impl Application {
         &self.state
     }
 
-    /// Serve until `shutdown` is cancelled; in-flight requests are finished first.
+    /// Serve and dispatch until `shutdown` is cancelled; in-flight requests and sends are
+    /// finished first.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let router = web::router(self.state.clone());
+        let state = self.state.clone();
+        let mut tasks = tokio::task::JoinSet::new();
         let stop = shutdown.clone();
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-        // Whatever ended first, the other tasks must stop too.
-        shutdown.cancel();
-        served.context("web server")
+        let listener = self.listener;
+        tasks.spawn(async move {
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+            ("web server", served.map_err(anyhow::Error::from))
+        });
+        let stop = shutdown.clone();
+        let dispatcher = self.dispatcher.clone();
+        tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("planner", plan_forever(state, stop).await) });
+        supervise(tasks, shutdown).await
     }
+}
+
+/// Wait for the tasks; the first to end (for whatever reason) stops the others.
+async fn supervise(
+    mut tasks: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.unwrap_or(("a task", Err(anyhow::anyhow!("panicked"))));
+        if !shutdown.is_cancelled() {
+            match &result {
+                Ok(()) => tracing::warn!(task = name, "ended; stopping the others"),
+                Err(e) => {
+                    tracing::error!(task = name, error = %format!("{e:#}"), "failed; stopping the others")
+                }
+            }
+            shutdown.cancel();
+        }
+        if let Err(e) = result {
+            first_error.get_or_insert(e.context(name));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// `picket worker`: the dispatcher alone, for more workers on a shared database.
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
+    let dispatcher = core.dispatcher(Networks::standard())?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
+    supervise(tasks, shutdown).await
 }
 
 /// Cancel `token` on Ctrl-C or SIGTERM (the signal `kill` and service managers send).

@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+mod participate;
+
 use crate::app::{self, Application};
 use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
@@ -53,9 +55,93 @@ pub enum Command {
         #[arg(long, env = "PICKET_BIND")]
         bind: Option<std::net::SocketAddr>,
     },
+    /// Run the dispatcher only (no web server): more workers on a shared PostgreSQL.
+    #[command(
+        after_help = "Example:\n  PICKET_DATABASE_URL=postgres://picket@db/picket picket worker"
+    )]
+    Worker,
     /// Check, preview and manage campaign files.
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Connect, list and remove the accounts picket posts from.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Pledge to strike: picket will post the campaign's notices from these accounts.
+    #[command(
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex"
+    )]
+    Join {
+        /// The campaign id (see `picket campaign check campaigns/`).
+        campaign: String,
+        /// Account ids from `picket account list` (repeat for several).
+        #[arg(long = "account", required = true)]
+        accounts: Vec<i64>,
+        /// Your IANA time zone; strike days are read in it [default: UTC].
+        #[arg(long)]
+        tz: Option<String>,
+        /// Only these strike days (YYYY-MM-DD, comma-separated) [default: all].
+        #[arg(long, value_delimiter = ',')]
+        days: Option<Vec<chrono::NaiveDate>>,
+        /// Post the repeating notices this often (e.g. 1h); no finer than the campaign allows.
+        #[arg(long)]
+        every: Option<String>,
+        /// Your name, as posts and pages show it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop: no further post of this pledge goes out once this returns.
+    #[command(
+        after_help = "Examples:\n  picket withdraw social-media-strike\n  picket withdraw social-media-strike --account 2"
+    )]
+    Withdraw {
+        campaign: String,
+        /// Withdraw only this account, keep the pledge for the others.
+        #[arg(long)]
+        account: Option<i64>,
+    },
+    /// Your posts: upcoming, published (with links), failed, missed.
+    #[command(
+        after_help = "Examples:\n  picket status\n  picket status social-media-strike --format json"
+    )]
+    Status {
+        campaign: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Connect an account.
+    #[command(subcommand)]
+    Add(AddAccount),
+    /// List your accounts.
+    #[command(after_help = "Example:\n  picket account list --format json")]
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Remove an account: its credentials are erased and its unsent posts cancelled.
+    #[command(after_help = "Example:\n  picket account remove 3")]
+    Remove { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddAccount {
+    /// A sandbox account: posts go to a local receiver (rehearsals, demos, tests), by
+    /// default the one `picket serve` runs at /sandbox.
+    #[command(after_help = "Example:\n  picket account add sandbox --name alice")]
+    Sandbox {
+        /// A name for the account.
+        #[arg(long)]
+        name: String,
+        /// The receiver's base URL [default: PUBLIC_URL/sandbox].
+        #[arg(long)]
+        server: Option<String>,
+        /// The token to present [default: a random one].
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +182,16 @@ pub enum CampaignCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Cancel a campaign everywhere: none of its unsent posts will go out.
+    #[command(
+        after_help = "Example:\n  picket campaign cancel social-media-strike --reason \"postponed to August\""
+    )]
+    Cancel {
+        id: String,
+        /// Shown to participants beside each cancelled post.
+        #[arg(long, default_value = "cancelled by the organiser")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +216,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = || settings(&cli.global);
     match cli.command {
         Command::Campaign(CampaignCommand::Check { paths }) => Ok(check(&paths)),
+        Command::Campaign(CampaignCommand::Cancel { .. }) => {
+            let settings = settings()?;
+            runtime()?.block_on(async move {
+                let ctx = participate::Ctx::open(settings).await?;
+                participant_command(&ctx, cli.command).await
+            })
+        }
         Command::Campaign(CampaignCommand::Preview {
             path,
             tz,
@@ -136,7 +239,68 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve(settings))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker => {
+            runtime()?.block_on(app::run_worker(settings()?))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            let settings = settings()?;
+            runtime()?.block_on(async move {
+                let ctx = participate::Ctx::open(settings).await?;
+                participant_command(&ctx, command).await
+            })
+        }
     }
+}
+
+async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Account(AccountCommand::Add(AddAccount::Sandbox {
+            name,
+            server,
+            token,
+        })) => participate::add_sandbox(ctx, &name, server, token).await?,
+        Command::Account(AccountCommand::List { format }) => {
+            participate::list_accounts(ctx, format).await?
+        }
+        Command::Account(AccountCommand::Remove { id }) => {
+            participate::remove_account(ctx, id).await?
+        }
+        Command::Join {
+            campaign,
+            accounts,
+            tz,
+            days,
+            every,
+            name,
+        } => {
+            return participate::join(
+                ctx,
+                participate::JoinArgs {
+                    campaign,
+                    accounts,
+                    tz,
+                    days,
+                    every,
+                    name,
+                },
+            )
+            .await;
+        }
+        Command::Withdraw { campaign, account } => {
+            participate::withdraw(ctx, &campaign, account).await?
+        }
+        Command::Status { campaign, format } => {
+            participate::status(ctx, campaign.as_deref(), format).await?
+        }
+        Command::Campaign(CampaignCommand::Cancel { id, reason }) => {
+            participate::cancel_campaign(ctx, &id, &reason).await?
+        }
+        Command::Serve { .. } | Command::Worker | Command::Campaign(_) => {
+            unreachable!("handled by dispatch")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn settings(global: &Global) -> anyhow::Result<Settings> {
@@ -242,7 +406,7 @@ fn preview(
     };
     let preview = campaign::preview(&campaign, &participation, &networks);
     match format {
-        Format::Text => print!("{}", preview.to_text()),
+        Format::Text => println!("{}", preview.to_text().trim_end()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
     }
     Ok(ExitCode::SUCCESS)

@@ -77,7 +77,6 @@ impl ScaledClock {
             factor,
         }
     }
-
 }
 
 impl Clock for ScaledClock {

@@ -45,6 +45,9 @@ pub struct Faults {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedPost {
     pub id: String,
+    /// A fingerprint of the account's token (the token itself is a credential: never shown).
+    pub account: String,
+    #[serde(skip)]
     pub token: String,
     pub idempotency_key: Option<String>,
     pub text: String,
@@ -267,6 +270,7 @@ async fn create(
                 let id = format!("{}", inner.posts.len() + 1);
                 let post = ReceivedPost {
                     id: id.clone(),
+                    account: fingerprint(&token),
                     token: token.clone(),
                     idempotency_key: key.clone(),
                     text: body.status,
@@ -315,4 +319,10 @@ async fn create(
 
 async fn list(State(rx): State<Receiver>) -> Json<Vec<ReceivedPost>> {
     Json(rx.posts())
+}
+
+/// The first 12 hex digits of the token's SHA-256: enough to tell accounts apart.
+pub fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(token.as_bytes())[..6])
 }

@@ -65,6 +65,11 @@ CREATE TABLE outbox (
     idempotency_key TEXT    NOT NULL,
     run_at          BIGINT  NOT NULL,
     window_end      BIGINT  NOT NULL,
+    -- The slot's own instant (before jitter) and which strike day it belongs to: the
+    -- post text says "day 2 of 2" and shows the local date of the slot.
+    slot_at         BIGINT  NOT NULL,
+    day             BIGINT  NOT NULL DEFAULT 0,
+    days_total      BIGINT  NOT NULL DEFAULT 0,
     state           TEXT    NOT NULL DEFAULT 'pending',
     attempts        BIGINT  NOT NULL DEFAULT 0,
     outcome_unknown BOOLEAN NOT NULL DEFAULT FALSE,

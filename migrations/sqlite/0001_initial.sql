@@ -65,6 +65,11 @@ CREATE TABLE outbox (
     idempotency_key TEXT    NOT NULL,
     run_at          INTEGER NOT NULL,
     window_end      INTEGER NOT NULL,
+    -- The slot's own instant (before jitter) and which strike day it belongs to: the
+    -- post text says "day 2 of 2" and shows the local date of the slot.
+    slot_at         INTEGER NOT NULL,
+    day             INTEGER NOT NULL DEFAULT 0,
+    days_total      INTEGER NOT NULL DEFAULT 0,
     state           TEXT    NOT NULL DEFAULT 'pending',
     attempts        INTEGER NOT NULL DEFAULT 0,
     outcome_unknown BOOLEAN NOT NULL DEFAULT 0,

@@ -104,6 +104,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
     /// A participant's accounts that are not removed, oldest first.
     async fn list_accounts(&self, participant: ParticipantId) -> Result<Vec<Account>, StoreError>;
+    /// The accounts (not removed) of several participants at once, by id: the dispatcher
+    /// tells followers where else to find a striker.
+    async fn accounts_of(&self, participants: &[ParticipantId])
+    -> Result<Vec<Account>, StoreError>;
     /// Mark an account usable again (its waiting posts become claimable) or in need of
     /// reconnecting. Use [`Store::remove_account`] to remove one.
     async fn set_account_status(

@@ -291,6 +291,11 @@ pub struct PlannedPost {
     pub window_end: DateTime<Utc>,
     /// Sent to networks that dedupe on it; must be the same for every attempt of this row.
     pub idempotency_key: String,
+    /// The slot's own instant, before jitter.
+    pub slot_at: DateTime<Utc>,
+    /// 1-based strike day of the slot (0 before the strike) and the pledge's number of days.
+    pub day: i64,
+    pub days_total: i64,
 }
 
 /// The full plan of one pledge.
@@ -339,6 +344,13 @@ pub struct ClaimedPost {
     pub credentials: Vec<u8>,
     /// The pledge's time zone (IANA name), for local dates in the text.
     pub tz: String,
+    /// The slot's own instant (before jitter), its strike day and the pledge's day count.
+    pub slot_at: DateTime<Utc>,
+    pub day: i64,
+    pub days_total: i64,
+    /// The participant's name and personal invitation code, for the post text.
+    pub participant_name: String,
+    pub invite_code: String,
 }
 
 impl fmt::Debug for ClaimedPost {

@@ -151,6 +151,11 @@ pub(crate) struct ClaimedRow {
     server: Option<String>,
     credentials: Vec<u8>,
     tz: String,
+    slot_at: i64,
+    day: i64,
+    days_total: i64,
+    participant_name: String,
+    invite_code: String,
 }
 
 impl TryFrom<ClaimedRow> for ClaimedPost {
@@ -177,6 +182,11 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             server: r.server,
             credentials: r.credentials,
             tz: r.tz,
+            slot_at: instant(r.slot_at)?,
+            day: r.day,
+            days_total: r.days_total,
+            participant_name: r.participant_name,
+            invite_code: r.invite_code,
         })
     }
 }

@@ -79,8 +79,10 @@ macro_rules! shared_store_impl {
                     "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, o.account_id, \
                      o.slot_key, o.post_name, o.template, o.variant, o.idempotency_key, o.run_at, \
                      o.window_end, o.attempts, o.outcome_unknown, o.last_error, a.network, \
-                     a.handle, a.server, a.credentials, p.tz \
+                     a.handle, a.server, a.credentials, p.tz, o.slot_at, o.day, o.days_total, \
+                     pt.name AS participant_name, pt.invite_code \
                      FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     JOIN participants pt ON pt.id = p.participant_id \
                      JOIN accounts a ON a.id = o.account_id \
                      WHERE o.id IN ({})",
                     in_list(1, chunk.len())
@@ -303,6 +305,28 @@ macro_rules! shared_store_impl {
                     .into_iter()
                     .map(Account::try_from)
                     .collect()
+            }
+
+            async fn accounts_of(
+                &self,
+                participants: &[ParticipantId],
+            ) -> Result<Vec<Account>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in participants.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                         WHERE status <> 'removed' AND participant_id IN ({}) ORDER BY id",
+                        in_list(1, chunk.len())
+                    );
+                    let mut q = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql));
+                    for p in chunk {
+                        q = q.bind(p.0);
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push(Account::try_from(row)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn set_account_status(
@@ -607,13 +631,13 @@ macro_rules! shared_store_impl {
                 }
 
                 for chunk in rows.chunks(CHUNK) {
+                    const BINDS: usize = 13;
                     let values = (0..chunk.len())
                         .map(|i| {
-                            let b = 2 + i * 10;
-                            format!(
-                                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', $1, $1)",
-                                b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
-                            )
+                            let b = 2 + i * BINDS;
+                            let params: Vec<String> =
+                                (b..b + BINDS).map(|n| format!("${n}")).collect();
+                            format!("({}, 'pending', $1, $1)", params.join(", "))
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
@@ -621,12 +645,13 @@ macro_rules! shared_store_impl {
                     // request whose outcome is unknown, and only the same key dedupes it.
                     let sql = format!(
                         "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, post_name, \
-                         template, variant, idempotency_key, run_at, window_end, state, created_at, \
-                         updated_at) VALUES {values} \
+                         template, variant, idempotency_key, run_at, window_end, slot_at, day, days_total, \
+                         state, created_at, updated_at) VALUES {values} \
                          ON CONFLICT (account_id, campaign_id, slot_key) DO UPDATE SET \
                          pledge_id = excluded.pledge_id, post_name = excluded.post_name, \
                          template = excluded.template, variant = excluded.variant, \
                          run_at = excluded.run_at, window_end = excluded.window_end, \
+                         slot_at = excluded.slot_at, day = excluded.day, days_total = excluded.days_total, \
                          state = 'pending', last_error = NULL, updated_at = excluded.updated_at \
                          WHERE outbox.state = 'cancelled' OR (outbox.state = 'pending' AND ( \
                          outbox.run_at <> excluded.run_at OR outbox.window_end <> excluded.window_end \
@@ -645,7 +670,10 @@ macro_rules! shared_store_impl {
                             .bind(row.variant)
                             .bind(&row.idempotency_key)
                             .bind(ms(row.run_at))
-                            .bind(ms(row.window_end));
+                            .bind(ms(row.window_end))
+                            .bind(ms(row.slot_at))
+                            .bind(row.day)
+                            .bind(row.days_total);
                     }
                     applied.upserted += q.execute(&mut *tx).await?.rows_affected();
                 }

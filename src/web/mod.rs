@@ -25,6 +25,8 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// The built-in sandbox network, served at `/sandbox` so demos need nothing else.
+    pub sandbox: crate::sandbox::Receiver,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(pages::healthz))
+        .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,0 +1,442 @@
+//! `picket account`, `join`, `withdraw`, `status`: the CLI's own user (one local
+//! participant per database) running picket for themself.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{Context, bail};
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
+
+use super::Format;
+use crate::campaign::{self, Campaign, Participation};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::crypto::{self, Vault};
+use crate::network::NetworkKind;
+use crate::scheduler::planner;
+use crate::store::{self, AccountId, NewAccount, NewPledge, OutboxState, Store};
+
+/// What the CLI commands share: settings, store, vault, clock.
+pub struct Ctx {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ctx {
+    pub async fn open(settings: Settings) -> anyhow::Result<Ctx> {
+        let store = store::open(&settings.database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::app::redact_url(&settings.database_url)
+            )
+        })?;
+        Ok(Ctx {
+            settings,
+            store,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    pub fn vault(&self) -> anyhow::Result<Vault> {
+        Ok(Vault::open(
+            self.settings.secret_key.as_ref(),
+            &crypto::key_file_for(&self.settings.database_url),
+        )?)
+    }
+
+    /// The campaign with this id in the campaigns folder.
+    pub fn campaign(&self, id: &str) -> anyhow::Result<Campaign> {
+        let campaigns = campaign::load_dir(&self.settings.campaigns_dir).map_err(|problems| {
+            anyhow::anyhow!(
+                "the campaigns in {} have problems:\n{}",
+                self.settings.campaigns_dir.display(),
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+        let known: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
+        campaigns.into_iter().find(|c| c.id == id).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no campaign `{id}` in {} (known: {})",
+                self.settings.campaigns_dir.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    }
+
+    async fn me(&self, name: Option<&str>, tz: &str) -> anyhow::Result<store::ParticipantId> {
+        Ok(self
+            .store
+            .ensure_local_participant(name.unwrap_or("me"), tz, self.clock.now())
+            .await?)
+    }
+}
+
+/// `picket account add sandbox`.
+pub async fn add_sandbox(
+    ctx: &Ctx,
+    name: &str,
+    server: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let server = server
+        .unwrap_or_else(|| format!("{}/sandbox", ctx.settings.public_url.trim_end_matches('/')));
+    let token = token.unwrap_or_else(random_token);
+    let me = ctx.me(None, "UTC").await?;
+    let sealed = ctx.vault()?.seal(token.as_bytes());
+    let id = ctx
+        .store
+        .add_account(
+            &NewAccount {
+                participant_id: me,
+                network: NetworkKind::Sandbox,
+                handle: name.to_string(),
+                server: Some(server.clone()),
+                credentials: sealed,
+            },
+            ctx.clock.now(),
+        )
+        .await?;
+    println!("added sandbox account {id} ({name}) posting to {server}");
+    Ok(())
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let mut b = [0u8; 24];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+#[derive(Serialize)]
+struct AccountView {
+    id: i64,
+    network: NetworkKind,
+    handle: String,
+    server: Option<String>,
+    status: String,
+    status_reason: Option<String>,
+}
+
+/// `picket account list`.
+pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
+    let me = ctx.me(None, "UTC").await?;
+    let accounts: Vec<AccountView> = ctx
+        .store
+        .list_accounts(me)
+        .await?
+        .into_iter()
+        .map(|a| AccountView {
+            id: a.id.0,
+            network: a.network,
+            handle: a.handle,
+            server: a.server,
+            status: a.status.to_string(),
+            status_reason: a.status_reason,
+        })
+        .collect();
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&accounts)?),
+        Format::Text => {
+            if accounts.is_empty() {
+                println!(
+                    "no accounts yet: add one with `picket account add sandbox --name NAME` (or mastodon, bluesky, nostr)"
+                );
+            }
+            for a in accounts {
+                let reason = a
+                    .status_reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                println!(
+                    "{:>4}  {:<9} {:<28} {}{}",
+                    a.id, a.network, a.handle, a.status, reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `picket account remove ID`.
+pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<()> {
+    let me = ctx.me(None, "UTC").await?;
+    let account = ctx.store.get_account(AccountId(id)).await?;
+    match account {
+        Some(a) if a.participant_id == me => {}
+        _ => bail!("no account {id}: see `picket account list`"),
+    }
+    let w = ctx
+        .store
+        .remove_account(AccountId(id), ctx.clock.now())
+        .await?;
+    wait_in_flight(ctx, &w.in_flight).await?;
+    println!(
+        "removed account {id}; {} unsent post(s) cancelled; its credentials are erased",
+        w.cancelled
+    );
+    Ok(())
+}
+
+pub struct JoinArgs {
+    pub campaign: String,
+    pub accounts: Vec<i64>,
+    pub tz: Option<String>,
+    pub days: Option<Vec<NaiveDate>>,
+    pub every: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `picket join`: pledge, then plan the posts at once so `status` shows them.
+pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
+    let campaign = ctx.campaign(&args.campaign)?;
+    let tz_name = args.tz.clone().unwrap_or_else(|| "UTC".into());
+    let tz: chrono_tz::Tz = match tz_name.parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            eprintln!(
+                "error: unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let every = match args
+        .every
+        .as_deref()
+        .map(campaign::parse_duration)
+        .transpose()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: --every: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let participation = Participation {
+        tz,
+        days: args.days.clone(),
+        every,
+    };
+    if let Err(msg) = campaign.check_participation(&participation) {
+        eprintln!("error: {msg}");
+        return Ok(ExitCode::from(2));
+    }
+    let me = ctx.me(args.name.as_deref(), &tz_name).await?;
+    let mine: HashSet<i64> = ctx
+        .store
+        .list_accounts(me)
+        .await?
+        .iter()
+        .map(|a| a.id.0)
+        .collect();
+    if args.accounts.is_empty() {
+        eprintln!("error: name at least one account with --account ID (see `picket account list`)");
+        return Ok(ExitCode::from(2));
+    }
+    for id in &args.accounts {
+        if !mine.contains(id) {
+            eprintln!("error: no account {id}: see `picket account list`");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let now = ctx.clock.now();
+    let pledge_id = ctx
+        .store
+        .upsert_pledge(
+            &NewPledge {
+                participant_id: me,
+                campaign_id: campaign.id.clone(),
+                tz: tz_name.clone(),
+                days: args.days,
+                every_secs: every.map(|d| d.num_seconds()),
+                account_ids: args.accounts.iter().map(|&i| AccountId(i)).collect(),
+            },
+            now,
+        )
+        .await?;
+    let pledge = ctx
+        .store
+        .get_pledge(pledge_id)
+        .await?
+        .context("the pledge just written is gone")?;
+    let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
+    let plan = planner::Planner::new(&campaign, spread)
+        .plan(&pledge, now)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let planned = plan.rows.len();
+    ctx.store.apply_plans(&[plan], now).await?;
+    println!(
+        "joined {} in {tz_name}: {planned} post(s) planned on {} account(s); see `picket status {}`",
+        campaign.id,
+        args.accounts.len(),
+        campaign.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picket withdraw`: returns only once no further post of the pledge can go out.
+pub async fn withdraw(ctx: &Ctx, campaign_id: &str, account: Option<i64>) -> anyhow::Result<()> {
+    let me = ctx.me(None, "UTC").await?;
+    let w = ctx
+        .store
+        .withdraw(me, campaign_id, account.map(AccountId), ctx.clock.now())
+        .await?;
+    let published_meanwhile = wait_in_flight(ctx, &w.in_flight).await?;
+    match account {
+        Some(a) => println!(
+            "account {a} withdrawn from {campaign_id}: {} post(s) cancelled",
+            w.cancelled
+        ),
+        None => println!(
+            "withdrawn from {campaign_id}: {} post(s) cancelled",
+            w.cancelled
+        ),
+    }
+    if published_meanwhile > 0 {
+        println!(
+            "{published_meanwhile} post(s) were already on their way and went out before the withdrawal"
+        );
+    }
+    Ok(())
+}
+
+/// Wait until posts that were already `sending` settle, so that when the command returns
+/// nothing of the withdrawn pledge is still on its way. Bounded by the lease: a worker
+/// that died mid-send cannot hold us longer than that, and its rows are not reclaimed
+/// for a withdrawn pledge.
+async fn wait_in_flight(ctx: &Ctx, ids: &[store::OutboxId]) -> anyhow::Result<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let deadline =
+        std::time::Instant::now() + StdDuration::from_secs(ctx.settings.scheduler.lease_secs + 5);
+    loop {
+        let states = ctx.store.outbox_states(ids).await?;
+        if states.iter().all(|(_, s)| *s != OutboxState::Sending)
+            || std::time::Instant::now() > deadline
+        {
+            return Ok(states
+                .iter()
+                .filter(|(_, s)| *s == OutboxState::Published)
+                .count());
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+}
+
+#[derive(Serialize)]
+struct StatusRow {
+    id: i64,
+    campaign: String,
+    account: i64,
+    post: String,
+    state: OutboxState,
+    run_at: chrono::DateTime<Utc>,
+    window_end: chrono::DateTime<Utc>,
+    attempts: i64,
+    url: Option<String>,
+    published_at: Option<chrono::DateTime<Utc>>,
+    error: Option<String>,
+    text: Option<String>,
+}
+
+/// `picket status`.
+pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow::Result<()> {
+    let me = ctx.me(None, "UTC").await?;
+    let rows: Vec<StatusRow> = ctx
+        .store
+        .outbox_for(me, campaign)
+        .await?
+        .into_iter()
+        .map(|r| StatusRow {
+            id: r.id.0,
+            campaign: r.campaign_id,
+            account: r.account_id.0,
+            post: r.post_name,
+            state: r.state,
+            run_at: r.run_at,
+            window_end: r.window_end,
+            attempts: r.attempts,
+            url: r.remote_url,
+            published_at: r.published_at,
+            error: r.last_error,
+            text: r.text,
+        })
+        .collect();
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("nothing planned: join a campaign with `picket join CAMPAIGN --account ID`");
+        return Ok(());
+    }
+    let groups = [
+        (
+            "upcoming",
+            &[
+                OutboxState::Pending,
+                OutboxState::Claimed,
+                OutboxState::Sending,
+            ][..],
+        ),
+        ("published", &[OutboxState::Published][..]),
+        ("failed", &[OutboxState::Failed][..]),
+        ("missed", &[OutboxState::Missed][..]),
+        ("cancelled", &[OutboxState::Cancelled][..]),
+    ];
+    for (title, states) in groups {
+        let group: Vec<&StatusRow> = rows.iter().filter(|r| states.contains(&r.state)).collect();
+        if group.is_empty() {
+            continue;
+        }
+        println!("{title} ({}):", group.len());
+        for r in group {
+            let detail = match r.state {
+                OutboxState::Published => r.url.clone().unwrap_or_default(),
+                OutboxState::Failed | OutboxState::Missed => r.error.clone().unwrap_or_default(),
+                OutboxState::Pending if r.attempts > 0 => {
+                    format!("retrying: {}", r.error.clone().unwrap_or_default())
+                }
+                _ => String::new(),
+            };
+            println!(
+                "  {}  {:<20} account {:<4} {:<12} {}",
+                r.run_at.format("%Y-%m-%d %H:%M:%SZ"),
+                r.campaign,
+                r.account,
+                r.post,
+                detail
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `picket campaign cancel`.
+pub async fn cancel_campaign(ctx: &Ctx, id: &str, reason: &str) -> anyhow::Result<()> {
+    let w = ctx
+        .store
+        .cancel_campaign(id, reason, ctx.clock.now())
+        .await?;
+    let went_out = wait_in_flight(ctx, &w.in_flight).await?;
+    println!(
+        "campaign {id} cancelled: {} post(s) will not be sent",
+        w.cancelled
+    );
+    if went_out > 0 {
+        println!("{went_out} post(s) were already on their way and went out");
+    }
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! The dispatcher: claims due posts, publishes them, records what happened.
+//!
+//! ```text
+//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed)
+//!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
+//!                   ├─ prepare: render text, check length, pace, decrypt
+//!                   ├─ begin_sending (claimed → sending: the point of no return)
+//!                   ├─ publish, `concurrency` at a time, each bounded by its window
+//!                   └─ record (one transaction for the batch)
+//!     idle ─> sleep until the next due row, a wake-up (new work), or shutdown
+//! ```
+//!
+//! The dispatcher never looks at HTTP status codes: adapters say retry (and when),
+//! rejected, or reconnect. A crash at any point leaves rows `claimed` or `sending` under
+//! a lease; after it expires another worker (or this one, restarted) takes them over and
+//! re-sends with the same idempotency key, so the network sees a retry, not a new post.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::pacing::Pacer;
+use super::retry::RetryPolicy;
+use crate::campaign::Campaign;
+use crate::clock::Clock;
+use crate::compose;
+use crate::config::{SchedulerSettings, Secret};
+use crate::crypto::Vault;
+use crate::network::NetworkKind;
+use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
+use crate::render::{ParticipantVars, PostRenderer, PostVars};
+use crate::store::{AccountId, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
+
+/// The longest one publish request may take, window permitting.
+const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// Idle workers look for work written by other processes (CLI, other servers) this often.
+const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
+
+/// A campaign as the dispatcher needs it: its file and its compiled templates.
+struct Hosted {
+    campaign: Arc<Campaign>,
+    renderer: PostRenderer,
+}
+
+/// What one [`Dispatcher::step`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub claimed: usize,
+    pub published: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub missed: usize,
+    pub reconnect: usize,
+    pub expired: u64,
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    networks: Networks,
+    vault: Vault,
+    clock: Arc<dyn Clock>,
+    hosted: HashMap<String, Hosted>,
+    pacer: Pacer,
+    retry: RetryPolicy,
+    settings: SchedulerSettings,
+    worker: String,
+    public_url: String,
+    /// Notified by whoever adds work (join, re-plan) so an idle dispatcher wakes at once.
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        networks: Networks,
+        vault: Vault,
+        clock: Arc<dyn Clock>,
+        campaigns: &[Campaign],
+        settings: SchedulerSettings,
+        public_url: String,
+    ) -> Result<Dispatcher, crate::render::RenderError> {
+        let mut hosted = HashMap::new();
+        for c in campaigns {
+            let renderer =
+                PostRenderer::new(c.templates.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                    .map_err(|(_, _, e)| e)?;
+            hosted.insert(
+                c.id.clone(),
+                Hosted {
+                    campaign: Arc::new(c.clone()),
+                    renderer,
+                },
+            );
+        }
+        Ok(Dispatcher {
+            pacer: Pacer::new(clock.clone(), None),
+            store,
+            networks,
+            vault,
+            clock,
+            hosted,
+            retry: RetryPolicy::default(),
+            settings,
+            worker: format!("{}-{}", hostname(), std::process::id()),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Replace the retry policy (tests use short delays).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Name this worker (leases carry it).
+    pub fn with_worker_name(mut self, name: impl Into<String>) -> Self {
+        self.worker = name.into();
+        self
+    }
+
+    /// A handle that wakes an idle dispatcher.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::seconds(self.settings.grace_secs as i64)
+    }
+
+    /// Work until `stop` fires. A failed round is logged and retried: one bad row or a
+    /// database hiccup must not stop the strike.
+    pub async fn run(&self, stop: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(worker = %self.worker, "dispatcher started");
+        let mut failures = 0u32;
+        while !stop.is_cancelled() {
+            match self.step().await {
+                Ok(report) if report.claimed > 0 => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, failures, "dispatcher round failed");
+                }
+            }
+            let pause = if failures > 0 {
+                self.retry
+                    .delay(failures, None)
+                    .min(StdDuration::from_secs(30))
+            } else {
+                self.idle_for().await
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!(worker = %self.worker, "dispatcher stopped");
+        Ok(())
+    }
+
+    /// Real time to sleep until the next row is due, at most [`IDLE_POLL`].
+    async fn idle_for(&self) -> StdDuration {
+        match self.store.next_due_at().await {
+            Ok(Some(at)) => {
+                let wait = self.clock.real_duration(at - self.clock.now());
+                wait.min(IDLE_POLL)
+            }
+            _ => IDLE_POLL,
+        }
+    }
+
+    /// One round: expire, claim, prepare, send, record. Tests call this directly.
+    pub async fn step(&self) -> Result<StepReport, StoreError> {
+        let mut report = StepReport::default();
+        let now = self.clock.now();
+        report.expired = self.store.expire_missed(now, self.grace()).await?;
+        let lease_until = now + Duration::seconds(self.settings.lease_secs as i64);
+        let claimed = self
+            .store
+            .claim_due(&self.worker, now, lease_until, self.settings.batch)
+            .await?;
+        report.claimed = claimed.len();
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+
+        let elsewhere = self.elsewhere(&claimed).await?;
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut ready = Vec::with_capacity(claimed.len());
+        for post in claimed {
+            match self.prepare(&post, &elsewhere, now) {
+                Ok(out) => ready.push((post, out)),
+                Err(outcome) => outcomes.push(outcome),
+            }
+        }
+
+        let ids: Vec<_> = ready.iter().map(|(p, _)| p.id).collect();
+        let go: std::collections::HashSet<_> = self
+            .store
+            .begin_sending(&self.worker, &ids, self.clock.now(), self.grace())
+            .await?
+            .into_iter()
+            .collect();
+        // Rows not allowed to go were withdrawn, cancelled or expired meanwhile; their
+        // state already says so.
+        ready.retain(|(p, _)| go.contains(&p.id));
+
+        let sent: Vec<Outcome> = futures::stream::iter(ready)
+            .map(|(post, out)| self.send(post, out))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        outcomes.extend(sent);
+
+        for o in &outcomes {
+            match o {
+                Outcome::Published { .. } => report.published += 1,
+                Outcome::Retry { .. } => report.retried += 1,
+                Outcome::Failed { .. } => report.failed += 1,
+                Outcome::Missed { .. } => report.missed += 1,
+                Outcome::Reconnect { .. } => report.reconnect += 1,
+            }
+        }
+        self.store.record(&outcomes, self.clock.now()).await?;
+        Ok(report)
+    }
+
+    /// Everything that can be decided before the point of no return. `Err` is the row's
+    /// outcome when it must not be sent now.
+    /// Each participant's accounts in this batch, to tell followers where else to find them.
+    async fn elsewhere(
+        &self,
+        posts: &[ClaimedPost],
+    ) -> Result<HashMap<ParticipantId, Vec<(AccountId, String)>>, StoreError> {
+        let mut ids: Vec<ParticipantId> = posts.iter().map(|p| p.participant_id).collect();
+        ids.sort();
+        ids.dedup();
+        let mut out: HashMap<ParticipantId, Vec<(AccountId, String)>> = HashMap::new();
+        for a in self.store.accounts_of(&ids).await? {
+            out.entry(a.participant_id)
+                .or_default()
+                .push((a.id, format!("{} {}", network_label(a.network), a.handle)));
+        }
+        Ok(out)
+    }
+
+    fn prepare(
+        &self,
+        post: &ClaimedPost,
+        elsewhere: &HashMap<ParticipantId, Vec<(AccountId, String)>>,
+        now: DateTime<Utc>,
+    ) -> Result<Ready, Outcome> {
+        let Some(hosted) = self.hosted.get(&post.campaign_id) else {
+            return Err(Outcome::Failed {
+                id: post.id,
+                reason: format!(
+                    "campaign `{}` is not hosted by this picket (its file was removed?)",
+                    post.campaign_id
+                ),
+            });
+        };
+        let elsewhere = elsewhere
+            .get(&post.participant_id)
+            .map(|accounts| {
+                accounts
+                    .iter()
+                    .filter(|(id, _)| *id != post.account_id)
+                    .map(|(_, shown)| shown.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .unwrap_or_default();
+        let text = self.compose(hosted, post, elsewhere)?;
+        if let Err(wait) = self.pacer.check(
+            post.network,
+            post.account_id.0,
+            post.server.as_deref().unwrap_or(""),
+        ) {
+            return Err(Outcome::Retry {
+                id: post.id,
+                run_at: now
+                    + Duration::from_std(wait).unwrap_or_default()
+                    + Duration::milliseconds(10),
+                error: "paced: posting budget of this account or server spent".into(),
+            });
+        }
+        let credentials =
+            self.vault
+                .open_sealed(&post.credentials)
+                .map_err(|e| Outcome::Reconnect {
+                    id: post.id,
+                    account_id: post.account_id,
+                    reason: e.to_string(),
+                })?;
+        let credentials = String::from_utf8(credentials).map_err(|_| Outcome::Reconnect {
+            id: post.id,
+            account_id: post.account_id,
+            reason: "stored credentials are not valid text".into(),
+        })?;
+        Ok(Ready {
+            text,
+            credentials: Secret::new(credentials),
+        })
+    }
+
+    /// The planned variant, or, when a participant's own values (a long name, many
+    /// accounts) make it too long for the network, the first other variant that fits.
+    fn compose(
+        &self,
+        hosted: &Hosted,
+        post: &ClaimedPost,
+        elsewhere: String,
+    ) -> Result<String, Outcome> {
+        let variants = hosted
+            .campaign
+            .templates
+            .get(&post.template)
+            .map_or(0, Vec::len);
+        let planned = (post.variant.max(0) as usize).min(variants.saturating_sub(1));
+        let order = (0..variants).map(|i| (planned + i) % variants.max(1));
+        let mut too_long = None;
+        for variant in order {
+            let text = self
+                .render(hosted, post, variant, elsewhere.clone())
+                .map_err(|e| Outcome::Failed {
+                    id: post.id,
+                    reason: format!("template `{}` could not be rendered: {e}", post.template),
+                })?;
+            let measure = compose::measure(post.network, &text);
+            if measure.fits() {
+                return Ok(text);
+            }
+            too_long.get_or_insert(measure);
+        }
+        Err(Outcome::Failed {
+            id: post.id,
+            reason: match too_long {
+                Some(m) => format!(
+                    "every variant is too long for {}: {}",
+                    post.network,
+                    m.describe()
+                ),
+                None => format!("template `{}` has no variants", post.template),
+            },
+        })
+    }
+
+    fn render(
+        &self,
+        hosted: &Hosted,
+        post: &ClaimedPost,
+        variant: usize,
+        elsewhere: String,
+    ) -> Result<String, crate::render::RenderError> {
+        let c = &hosted.campaign;
+        let tz: chrono_tz::Tz = post.tz.parse().unwrap_or(chrono_tz::UTC);
+        let local = post.slot_at.with_timezone(&tz);
+        let vars = PostVars {
+            hashtag: c.hashtag.clone(),
+            title: c.title.clone(),
+            invite_link: format!("{}/i/{}", self.public_url, post.invite_code),
+            declaration_url: format!("{}/c/{}#declaration", self.public_url, c.id),
+            campaign_url: format!("{}/c/{}", self.public_url, c.id),
+            participant: ParticipantVars {
+                name: post.participant_name.clone(),
+            },
+            elsewhere,
+            day: post.day as u32,
+            days_total: post.days_total as u32,
+            date: local.format("%Y-%m-%d").to_string(),
+            time: local.format("%H:%M").to_string(),
+            weekday: local.format("%A").to_string(),
+            timezone: post.tz.clone(),
+            network: post.network.to_string(),
+        };
+        hosted.renderer.render(&post.template, variant, &vars)
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign = %post.campaign_id, network = %post.network, job = %post.id))]
+    async fn send(&self, post: ClaimedPost, ready: Ready) -> Outcome {
+        let deadline = post.window_end + self.grace();
+        let now = self.clock.now();
+        let left = self.clock.real_duration(deadline - now);
+        if deadline <= now {
+            return Outcome::Missed {
+                id: post.id,
+                reason: "its window closed before it could be sent".into(),
+            };
+        }
+        let Some(network) = self.networks.get(post.network) else {
+            return Outcome::Failed {
+                id: post.id,
+                reason: format!("this picket has no adapter for {}", post.network),
+            };
+        };
+        let account = AccountRef {
+            id: post.account_id.0,
+            handle: post.handle.clone(),
+            server: post.server.clone().unwrap_or_default(),
+            credentials: ready.credentials,
+        };
+        let outgoing = OutgoingPost {
+            text: ready.text.clone(),
+            idempotency_key: post.idempotency_key.clone(),
+            scheduled_at: post.slot_at,
+            slot_key: post.slot_key.clone(),
+            outcome_unknown: post.outcome_unknown,
+            timeout: left.min(REQUEST_TIMEOUT),
+        };
+        match network.publish(&account, &outgoing).await {
+            Ok(receipt) => Outcome::Published {
+                id: post.id,
+                remote_id: receipt.remote_id,
+                remote_url: receipt.url,
+                text: ready.text,
+            },
+            Err(PublishError::Rejected(reason)) => Outcome::Failed {
+                id: post.id,
+                reason,
+            },
+            Err(PublishError::Reconnect(reason)) => Outcome::Reconnect {
+                id: post.id,
+                account_id: post.account_id,
+                reason,
+            },
+            Err(PublishError::Retry { reason, after, .. }) => {
+                let delay = self.retry.delay(post.attempts.max(1) as u32, after);
+                let run_at = self.clock.now() + Duration::from_std(delay).unwrap_or_default();
+                if run_at > deadline {
+                    Outcome::Missed {
+                        id: post.id,
+                        reason: format!(
+                            "window closed while retrying ({} attempts; last: {reason})",
+                            post.attempts
+                        ),
+                    }
+                } else {
+                    tracing::debug!(%reason, attempt = post.attempts, "will retry");
+                    Outcome::Retry {
+                        id: post.id,
+                        run_at,
+                        error: reason,
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Ready {
+    text: String,
+    credentials: Secret,
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "picket".into())
+}
+
+/// How a network is named in a post ("find me on ...").
+fn network_label(kind: NetworkKind) -> &'static str {
+    match kind {
+        NetworkKind::Mastodon => "Mastodon",
+        NetworkKind::Bluesky => "Bluesky",
+        NetworkKind::Nostr => "Nostr",
+        NetworkKind::Misskey => "Misskey",
+        NetworkKind::X => "X",
+        NetworkKind::Threads => "Threads",
+        NetworkKind::Sandbox => "Sandbox",
+    }
+}
