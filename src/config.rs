@@ -67,6 +67,8 @@ pub struct SchedulerSettings {
     pub batch: u32,
     /// Posts being sent at once by one worker.
     pub concurrency: usize,
+    /// The longest one publish request may take (less when the post's window closes sooner).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -77,6 +79,7 @@ impl Default for SchedulerSettings {
             lease_secs: 120,
             batch: 256,
             concurrency: 64,
+            request_timeout_secs: 30,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct Faults {
     pub slow_delay: Duration,
     /// Share stored and then answered 502 (a proxy lost the answer).
     pub lost_answer_rate: f64,
+    /// Every request is processed this long before the post is stored (a busy server:
+    /// the post appears a while after the request arrived).
+    pub commit_delay: Duration,
     pub seed: u64,
 }
 
@@ -55,6 +58,17 @@ pub struct ReceivedPost {
     /// picket's slot key, sent only to the sandbox so rehearsals can count double posts.
     pub slot: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// One request to the statuses endpoint and how it was answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub slot: Option<String>,
+    /// Token fingerprint.
+    pub account: String,
+    pub at: DateTime<Utc>,
+    /// HTTP status sent back.
+    pub status: u16,
 }
 
 /// Counts for reports and assertions.
@@ -79,6 +93,7 @@ struct Inner {
     by_key: HashMap<(String, String), usize>,
     revoked: HashSet<String>,
     slots: HashSet<(String, String)>,
+    deliveries: Vec<Delivery>,
     report: ReceiverReport,
     rng: u64,
 }
@@ -127,8 +142,18 @@ impl Receiver {
             .insert(token.to_string());
     }
 
+    /// Accept this token again (the participant reconnected).
+    pub fn restore(&self, token: &str) {
+        self.inner.lock().expect("receiver lock").revoked.remove(token);
+    }
+
     pub fn posts(&self) -> Vec<ReceivedPost> {
         self.inner.lock().expect("receiver lock").posts.clone()
+    }
+
+    /// Every request received, in order (capped like the posts).
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.lock().expect("receiver lock").deliveries.clone()
     }
 
     pub fn report(&self) -> ReceiverReport {
@@ -183,6 +208,35 @@ async fn create(
     headers: HeaderMap,
     Json(body): Json<NewStatus>,
 ) -> Response {
+    let at = rx.clock.now();
+    let slot = body.slot.clone();
+    let account = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| fingerprint(v.trim_start_matches("Bearer ")))
+        .unwrap_or_default();
+    let response = answer(&rx, &headers, body).await;
+    let mut inner = rx.inner.lock().expect("receiver lock");
+    if inner.deliveries.len() < MAX_POSTS {
+        inner.deliveries.push(Delivery {
+            slot,
+            account,
+            at,
+            status: response.status().as_u16(),
+        });
+    }
+    response
+}
+
+/// Beyond this many posts the receiver refuses new ones: it lives in memory, and the one
+/// `picket serve` mounts at /sandbox is reachable by anyone who can reach the server.
+const MAX_POSTS: usize = 200_000;
+
+async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response {
+    let delay = rx.faults.lock().expect("faults lock").commit_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let token = match headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -210,6 +264,13 @@ async fn create(
             return (
                 StatusCode::UNAUTHORIZED,
                 Json(serde_json::json!({"error": "The access token was revoked"})),
+            )
+                .into_response();
+        }
+        if inner.posts.len() >= MAX_POSTS {
+            return (
+                StatusCode::INSUFFICIENT_STORAGE,
+                Json(serde_json::json!({"error": "the sandbox is full"})),
             )
                 .into_response();
         }

@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
 use crate::network::NetworkKind;
-use crate::scheduler::planner;
+use crate::scheduler::{self, planner};
 use crate::store::{self, AccountId, NewAccount, NewPledge, OutboxState, Store};
 
 /// What the CLI commands share: settings, store, vault, clock.
@@ -73,6 +73,12 @@ impl Ctx {
                 }
             )
         })
+    }
+
+    /// How long a stop waits for posts already on the wire: a lease, since a worker that
+    /// died mid-send cannot hold a row longer than that.
+    fn max_wait(&self) -> StdDuration {
+        StdDuration::from_secs(self.settings.scheduler.lease_secs + 5)
     }
 
     async fn me(&self, name: Option<&str>, tz: &str) -> anyhow::Result<store::ParticipantId> {
@@ -181,11 +187,12 @@ pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<()> {
         .store
         .remove_account(AccountId(id), ctx.clock.now())
         .await?;
-    wait_in_flight(ctx, &w.in_flight).await?;
+    let stopped = scheduler::settle(ctx.store.as_ref(), w, ctx.max_wait()).await?;
     println!(
         "removed account {id}; {} unsent post(s) cancelled; its credentials are erased",
-        w.cancelled
+        stopped.cancelled
     );
+    report_in_flight(stopped);
     Ok(())
 }
 
@@ -288,50 +295,41 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
 /// `picket withdraw`: returns only once no further post of the pledge can go out.
 pub async fn withdraw(ctx: &Ctx, campaign_id: &str, account: Option<i64>) -> anyhow::Result<()> {
     let me = ctx.me(None, "UTC").await?;
-    let w = ctx
-        .store
-        .withdraw(me, campaign_id, account.map(AccountId), ctx.clock.now())
-        .await?;
-    let published_meanwhile = wait_in_flight(ctx, &w.in_flight).await?;
+    let stopped = scheduler::withdraw(
+        ctx.store.as_ref(),
+        me,
+        campaign_id,
+        account.map(AccountId),
+        ctx.clock.now(),
+        ctx.max_wait(),
+    )
+    .await?;
     match account {
         Some(a) => println!(
             "account {a} withdrawn from {campaign_id}: {} post(s) cancelled",
-            w.cancelled
+            stopped.cancelled
         ),
         None => println!(
             "withdrawn from {campaign_id}: {} post(s) cancelled",
-            w.cancelled
+            stopped.cancelled
         ),
     }
-    if published_meanwhile > 0 {
-        println!(
-            "{published_meanwhile} post(s) were already on their way and went out before the withdrawal"
-        );
-    }
+    report_in_flight(stopped);
     Ok(())
 }
 
-/// Wait until posts that were already `sending` settle, so that when the command returns
-/// nothing of the withdrawn pledge is still on its way. Bounded by the lease: a worker
-/// that died mid-send cannot hold us longer than that, and its rows are not reclaimed
-/// for a withdrawn pledge.
-async fn wait_in_flight(ctx: &Ctx, ids: &[store::OutboxId]) -> anyhow::Result<usize> {
-    if ids.is_empty() {
-        return Ok(0);
+fn report_in_flight(stopped: scheduler::Stopped) {
+    if stopped.went_out > 0 {
+        println!(
+            "{} post(s) were already on their way and went out",
+            stopped.went_out
+        );
     }
-    let deadline =
-        std::time::Instant::now() + StdDuration::from_secs(ctx.settings.scheduler.lease_secs + 5);
-    loop {
-        let states = ctx.store.outbox_states(ids).await?;
-        if states.iter().all(|(_, s)| *s != OutboxState::Sending)
-            || std::time::Instant::now() > deadline
-        {
-            return Ok(states
-                .iter()
-                .filter(|(_, s)| *s == OutboxState::Published)
-                .count());
-        }
-        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    if stopped.unsettled > 0 {
+        println!(
+            "{} post(s) were being sent by a worker that stopped answering; they will not be retried",
+            stopped.unsettled
+        );
     }
 }
 
@@ -426,17 +424,18 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
 
 /// `picket campaign cancel`.
 pub async fn cancel_campaign(ctx: &Ctx, id: &str, reason: &str) -> anyhow::Result<()> {
-    let w = ctx
-        .store
-        .cancel_campaign(id, reason, ctx.clock.now())
-        .await?;
-    let went_out = wait_in_flight(ctx, &w.in_flight).await?;
+    let stopped = scheduler::cancel_campaign(
+        ctx.store.as_ref(),
+        id,
+        reason,
+        ctx.clock.now(),
+        ctx.max_wait(),
+    )
+    .await?;
     println!(
         "campaign {id} cancelled: {} post(s) will not be sent",
-        w.cancelled
+        stopped.cancelled
     );
-    if went_out > 0 {
-        println!("{went_out} post(s) were already on their way and went out");
-    }
+    report_in_flight(stopped);
     Ok(())
 }

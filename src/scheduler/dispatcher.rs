@@ -36,8 +36,6 @@ use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
 use crate::render::{ParticipantVars, PostRenderer, PostVars};
 use crate::store::{AccountId, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
-/// The longest one publish request may take, window permitting.
-const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
 
@@ -415,7 +413,7 @@ impl Dispatcher {
             scheduled_at: post.slot_at,
             slot_key: post.slot_key.clone(),
             outcome_unknown: post.outcome_unknown,
-            timeout: left.min(REQUEST_TIMEOUT),
+            timeout: left.min(StdDuration::from_secs(self.settings.request_timeout_secs)),
         };
         match network.publish(&account, &outgoing).await {
             Ok(receipt) => Outcome::Published {

@@ -3,4 +3,6 @@
 mod campaign_check;
 mod campaign_preview;
 mod cli;
+mod delivery;
 mod store_contract;
+mod support;
