@@ -979,3 +979,62 @@ async fn a_signature_with_the_same_email_counts_once() {
     })
     .await;
 }
+
+/// Not a pass/fail check: prints the dispatcher's store throughput on SQLite
+/// (`cargo test --release --test it dispatch_throughput -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn dispatch_throughput_on_sqlite() {
+    // Arrange: 2,000 strikers x 10 slots = 20,000 due posts.
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let mut plans = Vec::new();
+    for i in 0..2_000 {
+        let s = striker(&*store, &format!("s{i}"), 1).await;
+        plans.push(PledgePlan {
+            pledge_id: s.pledge,
+            campaign_id: CAMPAIGN.into(),
+            rows: plan(&s.accounts, &(0..10).collect::<Vec<_>>()),
+        });
+    }
+    let started = std::time::Instant::now();
+    store.apply_plans(&plans, t0()).await.unwrap();
+    let planned_in = started.elapsed();
+    let now = t0() + Duration::hours(10);
+
+    // Act: claim, begin sending and record batches of 500 until none are left.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    loop {
+        let batch = store
+            .claim_due("w", now, now + Duration::minutes(1), 500)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let sending = store
+            .begin_sending("w", &ids(&batch), now, Duration::hours(24))
+            .await
+            .unwrap();
+        let outcomes: Vec<Outcome> = sending
+            .iter()
+            .map(|id| Outcome::Published {
+                id: *id,
+                remote_id: id.to_string(),
+                remote_url: None,
+                text: "on strike".into(),
+            })
+            .collect();
+        store.record(&outcomes, now).await.unwrap();
+        sent += sending.len();
+    }
+    let elapsed = started.elapsed();
+
+    // Assert
+    println!(
+        "planned 20,000 rows in {planned_in:?}; dispatched {sent} in {elapsed:?}: {:.0} posts/s",
+        sent as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(sent, 20_000);
+}
