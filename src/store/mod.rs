@@ -94,6 +94,12 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> Result<Option<Participant>, StoreError>;
 
+    /// "Delete my data": remove the participant with their accounts (and credentials),
+    /// pledges and posts, in one transaction. Posts already `sending` are reported; their
+    /// outcome can no longer be recorded. Signatures are kept (they hold no link to the
+    /// participant).
+    async fn delete_participant(&self, id: ParticipantId) -> Result<Withdrawal, StoreError>;
+
     // ── accounts ─────────────────────────────────────────────────────────────────────────
 
     async fn add_account(

@@ -257,6 +257,41 @@ macro_rules! shared_store_impl {
                     .transpose()
             }
 
+            async fn delete_participant(
+                &self,
+                id: ParticipantId,
+            ) -> Result<Withdrawal, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let in_flight = sqlx::query_scalar::<_, i64>(
+                    "SELECT o.id FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     WHERE p.participant_id = $1 AND o.state = 'sending' ORDER BY o.id",
+                )
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(OutboxId)
+                .collect();
+                let cancelled: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     WHERE p.participant_id = $1 AND o.state IN ('pending', 'claimed')",
+                )
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                // Accounts, pledges, their links and posts go by ON DELETE CASCADE.
+                let deleted = sqlx::query("DELETE FROM participants WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(format!("participant {id}")));
+                }
+                tx.commit().await?;
+                Ok(Withdrawal { cancelled: cancelled as u64, in_flight })
+            }
+
             async fn add_account(
                 &self,
                 new: &NewAccount,

@@ -729,6 +729,56 @@ async fn removing_an_account_wipes_its_credentials_and_cancels_its_posts() {
 }
 
 #[tokio::test]
+async fn deleting_a_participant_removes_their_accounts_pledges_and_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange: one post sending, one pending.
+        let s = striker(&*store, "ada", 1).await;
+        let other = striker(&*store, "bob", 1).await;
+        planned(&*store, &s, &[0, 3]).await;
+        planned(&*store, &other, &[3]).await;
+        let claimed = store
+            .claim_due("w", t0(), t0() + Duration::minutes(1), 1)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &ids(&claimed), t0(), Duration::seconds(60))
+            .await
+            .unwrap();
+
+        // Act
+        let deleted = store.delete_participant(s.participant).await.unwrap();
+        let again = store.delete_participant(s.participant).await;
+
+        // Assert
+        assert_eq!(deleted.cancelled, 1, "{db}");
+        assert_eq!(deleted.in_flight, ids(&claimed), "{db}");
+        assert!(
+            store
+                .get_participant(s.participant)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.get_account(s.accounts[0]).await.unwrap().is_none());
+        assert!(store.get_pledge(s.pledge).await.unwrap().is_none());
+        assert!(
+            store
+                .outbox_states(&ids(&claimed))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(
+            store.outbox_counts(CAMPAIGN).await.unwrap().pending,
+            1,
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn cancelling_a_campaign_stops_all_its_unsent_posts() {
     on_each_backend(|store, db| async move {
         // Arrange
