@@ -568,6 +568,70 @@ async fn withdrawing_cancels_unsent_posts_and_reports_those_in_flight() {
 }
 
 #[tokio::test]
+async fn a_withdrawal_racing_a_send_either_stops_it_or_reports_it_in_flight() {
+    on_each_backend(|store, db| async move {
+        // Arrange: 40 strikers, each with one claimed post.
+        let mut strikers = Vec::new();
+        for i in 0..40 {
+            let s = striker(&*store, &format!("s{i}"), 1).await;
+            planned(&*store, &s, &[0]).await;
+            strikers.push(s);
+        }
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(5), 100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 40);
+
+        // Act: every post's send and its pledge's withdrawal race each other.
+        let mut tasks = Vec::new();
+        for post in &claimed {
+            let (store_a, store_b) = (store.clone(), store.clone());
+            let id = post.id;
+            let participant = strikers
+                .iter()
+                .find(|s| s.pledge == post.pledge_id)
+                .unwrap()
+                .participant;
+            let send = tokio::spawn(async move {
+                store_a
+                    .begin_sending("w", &[id], now, Duration::seconds(60))
+                    .await
+                    .unwrap()
+            });
+            let withdraw = tokio::spawn(async move {
+                store_b
+                    .withdraw(participant, CAMPAIGN, None, now)
+                    .await
+                    .unwrap()
+            });
+            tasks.push((id, send, withdraw));
+        }
+
+        // Assert: a post that went to `sending` is reported; one that did not is cancelled.
+        let mut sent = 0;
+        for (id, send, withdraw) in tasks {
+            let went_out = send.await.unwrap() == vec![id];
+            let withdrawal = withdraw.await.unwrap();
+            sent += usize::from(went_out);
+            assert_eq!(
+                withdrawal.in_flight.contains(&id),
+                went_out,
+                "{db}: post {id}"
+            );
+            assert_eq!(
+                withdrawal.cancelled,
+                u64::from(!went_out),
+                "{db}: post {id}"
+            );
+        }
+        println!("{db}: {sent} of 40 sends won the race");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn withdrawing_one_account_keeps_the_others_posting() {
     on_each_backend(|store, db| async move {
         // Arrange
