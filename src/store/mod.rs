@@ -176,7 +176,8 @@ pub trait Store: Send + Sync + 'static {
     /// Many pledges' plans in one transaction. Missing rows are inserted; `pending` rows are
     /// refreshed and `cancelled` ones revived (re-joining after a withdrawal); future
     /// `pending` rows no longer planned are deleted. Rows that are claimed, sending or final
-    /// are never touched, and plans of pledges that are not active are skipped.
+    /// are never touched, and plans of pledges that are not active (or whose campaign is
+    /// cancelled) are skipped.
     async fn apply_plans(
         &self,
         plans: &[PledgePlan],

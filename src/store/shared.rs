@@ -610,12 +610,15 @@ macro_rules! shared_store_impl {
                 let mut applied = PlanApplied::default();
                 let mut tx = self.begin_write().await?;
 
-                // Plans of pledges withdrawn since the planner read them must not revive rows.
+                // Plans of pledges withdrawn (or campaigns cancelled) since the planner read
+                // them must not add or revive rows.
                 let ids: Vec<i64> = plans.iter().map(|p| p.pledge_id.0).collect();
                 let mut active = HashSet::new();
                 for chunk in ids.chunks(CHUNK) {
                     let sql = format!(
-                        "SELECT id FROM pledges WHERE status = 'active' AND id IN ({})",
+                        "SELECT id FROM pledges WHERE status = 'active' AND NOT EXISTS \
+                         (SELECT 1 FROM campaign_state c WHERE c.campaign_id = pledges.campaign_id \
+                         AND c.cancelled_at IS NOT NULL) AND id IN ({})",
                         in_list(1, chunk.len())
                     );
                     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));

@@ -860,6 +860,10 @@ async fn cancelling_a_campaign_stops_all_its_unsent_posts() {
             .cancel_campaign(CAMPAIGN, "again", t0() + Duration::hours(1))
             .await
             .unwrap();
+        let replanned = store
+            .apply_plan(a.pledge, CAMPAIGN, &plan(&a.accounts, &[1, 2]), t0())
+            .await
+            .unwrap();
         let now = t0() + Duration::hours(3);
         let claimed = store
             .claim_due("w", now, now + Duration::minutes(1), 10)
@@ -867,6 +871,10 @@ async fn cancelling_a_campaign_stops_all_its_unsent_posts() {
             .unwrap();
 
         // Assert
+        assert_eq!(
+            replanned.skipped, 1,
+            "{db}: a cancelled campaign was planned"
+        );
         let cancelled = store.campaign_cancelled(CAMPAIGN).await.unwrap().unwrap();
         assert_eq!(stopped.cancelled, 3, "{db}");
         assert!(claimed.is_empty(), "{db}");
