@@ -94,6 +94,12 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> Result<Option<Participant>, StoreError>;
 
+    /// "Delete my data": remove the participant with their accounts (and credentials),
+    /// pledges and posts, in one transaction. Posts already `sending` are reported; their
+    /// outcome can no longer be recorded. Signatures are kept (they hold no link to the
+    /// participant).
+    async fn delete_participant(&self, id: ParticipantId) -> Result<Withdrawal, StoreError>;
+
     // ── accounts ─────────────────────────────────────────────────────────────────────────
 
     async fn add_account(
@@ -174,7 +180,8 @@ pub trait Store: Send + Sync + 'static {
     /// Many pledges' plans in one transaction. Missing rows are inserted; `pending` rows are
     /// refreshed and `cancelled` ones revived (re-joining after a withdrawal); future
     /// `pending` rows no longer planned are deleted. Rows that are claimed, sending or final
-    /// are never touched, and plans of pledges that are not active are skipped.
+    /// are never touched, and plans of pledges that are not active (or whose campaign is
+    /// cancelled) are skipped.
     async fn apply_plans(
         &self,
         plans: &[PledgePlan],

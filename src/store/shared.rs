@@ -259,6 +259,41 @@ macro_rules! shared_store_impl {
                     .transpose()
             }
 
+            async fn delete_participant(
+                &self,
+                id: ParticipantId,
+            ) -> Result<Withdrawal, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let in_flight = sqlx::query_scalar::<_, i64>(
+                    "SELECT o.id FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     WHERE p.participant_id = $1 AND o.state = 'sending' ORDER BY o.id",
+                )
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(OutboxId)
+                .collect();
+                let cancelled: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
+                     WHERE p.participant_id = $1 AND o.state IN ('pending', 'claimed')",
+                )
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                // Accounts, pledges, their links and posts go by ON DELETE CASCADE.
+                let deleted = sqlx::query("DELETE FROM participants WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(format!("participant {id}")));
+                }
+                tx.commit().await?;
+                Ok(Withdrawal { cancelled: cancelled as u64, in_flight })
+            }
+
             async fn add_account(
                 &self,
                 new: &NewAccount,
@@ -599,12 +634,15 @@ macro_rules! shared_store_impl {
                 let mut applied = PlanApplied::default();
                 let mut tx = self.begin_write().await?;
 
-                // Plans of pledges withdrawn since the planner read them must not revive rows.
+                // Plans of pledges withdrawn (or campaigns cancelled) since the planner read
+                // them must not add or revive rows.
                 let ids: Vec<i64> = plans.iter().map(|p| p.pledge_id.0).collect();
                 let mut active = HashSet::new();
                 for chunk in ids.chunks(CHUNK) {
                     let sql = format!(
-                        "SELECT id FROM pledges WHERE status = 'active' AND id IN ({})",
+                        "SELECT id FROM pledges WHERE status = 'active' AND NOT EXISTS \
+                         (SELECT 1 FROM campaign_state c WHERE c.campaign_id = pledges.campaign_id \
+                         AND c.cancelled_at IS NOT NULL) AND id IN ({})",
                         in_list(1, chunk.len())
                     );
                     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));

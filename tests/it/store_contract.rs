@@ -1,1 +1,1162 @@
-//! Tests for this area live here.
+//! The store contract: every `Store` method, on SQLite always and on PostgreSQL when
+//! `PICKET_TEST_POSTGRES_URL` names an admin URL (e.g. from `scripts/servers/postgres.sh`).
+//!
+//! Each test gets a fresh database (a temp file, or `CREATE DATABASE t_<random>`), so tests
+//! run in parallel. The harness uses sqlx directly only to create and drop those databases.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use picket::network::NetworkKind;
+use picket::store::{
+    self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
+    OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Store, StoreError,
+};
+use sqlx::{AssertSqlSafe, Connection};
+
+const CAMPAIGN: &str = "social-media-strike";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2027-07-04T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A fresh, migrated database of one kind, dropped when the test is done.
+struct TestDb {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        let store = store::open(&url).await.expect("open sqlite");
+        TestDb {
+            name: "sqlite",
+            store,
+            _dir: Some(dir),
+            pg_drop: None,
+        }
+    }
+
+    async fn postgres(admin: &str) -> TestDb {
+        let db = format!("t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(admin).await.expect("admin url");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(admin).unwrap();
+        url.set_path(&db);
+        let store = store::open(url.as_str()).await.expect("open postgres");
+        TestDb {
+            name: "postgres",
+            store,
+            _dir: None,
+            pg_drop: Some((admin.to_string(), db)),
+        }
+    }
+
+    async fn drop_pg(self) {
+        if let Some((admin, db)) = self.pg_drop {
+            drop(self.store);
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Run `test` against SQLite, then PostgreSQL if configured.
+async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = TestDb::sqlite().await;
+    test(db.store.clone(), db.name).await;
+    if let Ok(admin) = std::env::var("PICKET_TEST_POSTGRES_URL") {
+        let db = TestDb::postgres(&admin).await;
+        test(db.store.clone(), db.name).await;
+        db.drop_pg().await;
+    }
+}
+
+/// A participant with `n` sandbox accounts pledged to [`CAMPAIGN`].
+struct Striker {
+    participant: ParticipantId,
+    accounts: Vec<AccountId>,
+    pledge: PledgeId,
+}
+
+async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
+    let participant = store
+        .create_participant(
+            &NewParticipant {
+                name: name.into(),
+                email: Some(format!("{name}@example.org")),
+                email_canonical: Some(format!("{name}@example.org")),
+                tz: "Europe/Berlin".into(),
+                access_token_hash: Some(format!("hash-{name}")),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..n {
+        accounts.push(
+            store
+                .add_account(
+                    &NewAccount {
+                        participant_id: participant,
+                        network: NetworkKind::Sandbox,
+                        handle: format!("{name}{i}"),
+                        server: Some("http://127.0.0.1:1".into()),
+                        credentials: vec![1, 2, 3, i as u8],
+                    },
+                    t0(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let pledge = store
+        .upsert_pledge(
+            &NewPledge {
+                participant_id: participant,
+                campaign_id: CAMPAIGN.into(),
+                tz: "Europe/Berlin".into(),
+                days: None,
+                every_secs: None,
+                account_ids: accounts.clone(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    Striker {
+        participant,
+        accounts,
+        pledge,
+    }
+}
+
+/// One post per account for each of `slots` (hour offsets from t0), each with a 1 h window.
+fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
+    let mut rows = Vec::new();
+    for a in accounts {
+        for h in slots {
+            let run_at = t0() + Duration::hours(*h);
+            rows.push(PlannedPost {
+                account_id: *a,
+                slot_key: format!("notice@{h}"),
+                post_name: "notice".into(),
+                template: "notice".into(),
+                variant: h % 2,
+                run_at,
+                window_end: run_at + Duration::hours(1),
+                idempotency_key: format!("{a}-notice@{h}"),
+            });
+        }
+    }
+    rows
+}
+
+async fn planned(store: &dyn Store, s: &Striker, slots: &[i64]) {
+    store
+        .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, slots), t0())
+        .await
+        .unwrap();
+}
+
+fn ids(posts: &[store::ClaimedPost]) -> Vec<OutboxId> {
+    posts.iter().map(|p| p.id).collect()
+}
+
+async fn state_of(store: &dyn Store, id: OutboxId) -> OutboxState {
+    store.outbox_states(&[id]).await.unwrap()[0].1
+}
+
+#[test]
+fn migrations_have_the_same_version_numbers_on_both_databases() {
+    // Arrange
+    let versions = |dir: &str| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .map(|n| n.split('_').next().unwrap().to_string())
+                .collect();
+        v.sort();
+        v
+    };
+
+    // Act
+    let (sqlite, postgres) = (versions("sqlite"), versions("postgres"));
+
+    // Assert
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, postgres);
+}
+
+#[tokio::test]
+async fn a_bare_path_opens_only_an_existing_sqlite_file() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("picket.db");
+    let bare = path.to_str().unwrap().to_string();
+
+    // Act
+    let missing = store::open(&bare).await;
+    let created = store::open(&format!("sqlite:{bare}")).await;
+    let reopened = store::open(&bare).await;
+    let unknown = store::open("mysql://localhost/picket").await;
+
+    // Assert
+    assert!(matches!(missing, Err(StoreError::NoSuchFile(_))));
+    created.unwrap().ping().await.unwrap();
+    reopened.unwrap().ping().await.unwrap();
+    assert!(matches!(unknown, Err(StoreError::UnsupportedUrl(_))));
+}
+
+#[tokio::test]
+async fn participants_and_accounts_round_trip() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let me = store
+            .ensure_local_participant("me", "UTC", t0())
+            .await
+            .unwrap();
+        let s = striker(&*store, "ada", 2).await;
+
+        // Act
+        let again = store
+            .ensure_local_participant("other", "UTC", t0())
+            .await
+            .unwrap();
+        let ada = store.get_participant(s.participant).await.unwrap().unwrap();
+        let by_token = store.participant_by_token_hash("hash-ada").await.unwrap();
+        store
+            .update_credentials(s.accounts[0], b"new secret", t0())
+            .await
+            .unwrap();
+        let account = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        let listed = store.list_accounts(s.participant).await.unwrap();
+
+        // Assert
+        assert_eq!(me, again, "{db}");
+        assert!(store.get_participant(me).await.unwrap().unwrap().is_local);
+        assert_eq!(ada.email.as_deref(), Some("ada@example.org"));
+        assert!(!ada.invite_code.is_empty());
+        assert_eq!(by_token.map(|p| p.id), Some(s.participant));
+        assert_eq!(account.credentials, b"new secret");
+        assert_eq!(account.network, NetworkKind::Sandbox);
+        assert_eq!(account.status, AccountStatus::Active);
+        assert!(
+            format!("{account:?}").contains("<10 bytes>"),
+            "Debug hides credentials"
+        );
+        assert_eq!(listed.len(), 2, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_pledge_round_trips_and_pages_in_id_order() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let a = striker(&*store, "a", 1).await;
+        let b = striker(&*store, "b", 2).await;
+        let c = striker(&*store, "c", 1).await;
+        let days = vec![NaiveDate::from_ymd_opt(2027, 7, 4).unwrap()];
+        store
+            .upsert_pledge(
+                &NewPledge {
+                    participant_id: b.participant,
+                    campaign_id: CAMPAIGN.into(),
+                    tz: "America/New_York".into(),
+                    days: Some(days.clone()),
+                    every_secs: Some(3600),
+                    account_ids: b.accounts.clone(),
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        store
+            .withdraw(c.participant, CAMPAIGN, None, t0())
+            .await
+            .unwrap();
+
+        // Act
+        let first = store.active_pledges(CAMPAIGN, None, 1).await.unwrap();
+        let rest = store
+            .active_pledges(CAMPAIGN, Some(first[0].id), 10)
+            .await
+            .unwrap();
+        let got_b = store.get_pledge(b.pledge).await.unwrap().unwrap();
+
+        // Assert
+        assert_eq!(first.len(), 1, "{db}");
+        assert_eq!(first[0].id, a.pledge);
+        assert_eq!(
+            rest.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![b.pledge]
+        );
+        assert_eq!(got_b.days, Some(days));
+        assert_eq!(got_b.tz, "America/New_York");
+        assert_eq!(got_b.every_secs, Some(3600));
+        assert_eq!(got_b.account_ids, b.accounts);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slot_gets_one_outbox_row_however_often_it_is_planned() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(&*store, "ada", 2).await;
+        let rows = plan(&s.accounts, &[1, 2]);
+
+        // Act
+        let first = store
+            .apply_plan(s.pledge, CAMPAIGN, &rows, t0())
+            .await
+            .unwrap();
+        let second = store
+            .apply_plan(s.pledge, CAMPAIGN, &rows, t0())
+            .await
+            .unwrap();
+        let doubled: Vec<_> = rows.iter().chain(rows.iter()).cloned().collect();
+        let third = store
+            .apply_plan(s.pledge, CAMPAIGN, &doubled, t0())
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(first.upserted, 4, "{db}");
+        assert_eq!(second.upserted, 0, "{db}");
+        assert_eq!(third.upserted, 0, "{db}");
+        assert_eq!(store.outbox_counts(CAMPAIGN).await.unwrap().pending, 4);
+        assert_eq!(
+            store
+                .outbox_for(s.participant, Some(CAMPAIGN))
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replanning_adds_and_removes_only_future_pending_rows() {
+    on_each_backend(|store, db| async move {
+        // Arrange: slots at +1 h, +2 h, +3 h; the +1 h one gets published.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[1, 2, 3]).await;
+        let now = t0() + Duration::minutes(90);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &ids(&claimed), now, Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[Outcome::Published {
+                    id: claimed[0].id,
+                    remote_id: "r1".into(),
+                    remote_url: None,
+                    text: "on strike".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act: the new plan drops +1 h and +2 h and adds +4 h.
+        let applied = store
+            .apply_plans(
+                &[PledgePlan {
+                    pledge_id: s.pledge,
+                    campaign_id: CAMPAIGN.into(),
+                    rows: plan(&s.accounts, &[3, 4]),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        let rows = store.outbox_for(s.participant, None).await.unwrap();
+        let slots: Vec<(&str, OutboxState)> = rows
+            .iter()
+            .map(|r| (r.slot_key.as_str(), r.state))
+            .collect();
+        assert_eq!(applied.upserted, 1, "{db}");
+        assert_eq!(applied.removed, 1, "{db}");
+        assert_eq!(
+            slots,
+            vec![
+                ("notice@1", OutboxState::Published),
+                ("notice@3", OutboxState::Pending),
+                ("notice@4", OutboxState::Pending),
+            ],
+            "{db}"
+        );
+        assert_eq!(rows[0].text.as_deref(), Some("on strike"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_get_the_same_row() {
+    on_each_backend(|store, db| async move {
+        // Arrange: 300 due posts.
+        let mut expected = 0;
+        for i in 0..3 {
+            let s = striker(&*store, &format!("s{i}"), 10).await;
+            planned(&*store, &s, &(0..10).collect::<Vec<_>>()).await;
+            expected += 100;
+        }
+        let now = t0() + Duration::days(1);
+
+        // Act: 8 workers claim small batches until nothing is left.
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_due(&format!("w{w}"), now, now + Duration::minutes(5), 7)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(ids(&batch));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+
+        // Assert
+        let distinct: HashSet<_> = all.iter().collect();
+        assert_eq!(all.len(), expected, "{db}");
+        assert_eq!(distinct.len(), expected, "{db}: a row was claimed twice");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
+    on_each_backend(|store, db| async move {
+        // Arrange: w1 claims two posts, starts sending one, then vanishes.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1]).await;
+        let now = t0() + Duration::minutes(61);
+        let lease = now + Duration::minutes(1);
+        let claimed = store.claim_due("w1", now, lease, 10).await.unwrap();
+        let sending = store
+            .begin_sending("w1", &[claimed[0].id], now, Duration::hours(1))
+            .await
+            .unwrap();
+
+        // Act
+        let too_early = store.claim_due("w2", now, lease, 10).await.unwrap();
+        let later = lease + Duration::seconds(1);
+        let reclaimed = store
+            .claim_due("w2", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let stale = store
+            .begin_sending("w1", &ids(&claimed), later, Duration::hours(1))
+            .await
+            .unwrap();
+        let resent = store
+            .begin_sending("w2", &ids(&reclaimed), later, Duration::hours(1))
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(sending, vec![claimed[0].id], "{db}");
+        assert!(too_early.is_empty(), "{db}: a live lease was taken");
+        assert_eq!(ids(&reclaimed), ids(&claimed), "{db}");
+        assert!(reclaimed[0].outcome_unknown, "{db}: reclaimed from sending");
+        assert!(
+            !reclaimed[1].outcome_unknown,
+            "{db}: reclaimed from claimed"
+        );
+        assert_eq!(reclaimed[0].idempotency_key, claimed[0].idempotency_key);
+        assert_eq!(reclaimed[0].credentials, vec![1, 2, 3, 0]);
+        assert_eq!(reclaimed[0].tz, "Europe/Berlin");
+        assert!(stale.is_empty(), "{db}: the old worker lost its lease");
+        assert_eq!(resent.len(), 2, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn withdrawing_cancels_unsent_posts_and_reports_those_in_flight() {
+    on_each_backend(|store, db| async move {
+        // Arrange: one post sending, one claimed, one pending in the future.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1, 5]).await;
+        let now = t0() + Duration::minutes(61);
+        let lease = now + Duration::minutes(1);
+        let claimed = store.claim_due("w", now, lease, 10).await.unwrap();
+        store
+            .begin_sending("w", &[claimed[0].id], now, Duration::seconds(60))
+            .await
+            .unwrap();
+
+        // Act
+        let withdrawal = store
+            .withdraw(s.participant, CAMPAIGN, None, now)
+            .await
+            .unwrap();
+        let late_send = store
+            .begin_sending("w", &[claimed[1].id], now, Duration::seconds(60))
+            .await
+            .unwrap();
+        let much_later = t0() + Duration::hours(6);
+        let after = store
+            .claim_due("w2", much_later, much_later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(withdrawal.cancelled, 2, "{db}");
+        assert_eq!(withdrawal.in_flight, vec![claimed[0].id], "{db}");
+        assert!(
+            late_send.is_empty(),
+            "{db}: a claimed post was sent after withdrawal"
+        );
+        assert!(
+            after.is_empty(),
+            "{db}: a withdrawn pledge's post was claimed"
+        );
+        assert_eq!(
+            state_of(&*store, claimed[1].id).await,
+            OutboxState::Cancelled
+        );
+        let pledge = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        assert_eq!(pledge.status, store::PledgeStatus::Withdrawn);
+        assert_eq!(pledge.withdrawn_at, Some(now));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_withdrawal_racing_a_send_either_stops_it_or_reports_it_in_flight() {
+    on_each_backend(|store, db| async move {
+        // Arrange: 40 strikers, each with one claimed post.
+        let mut strikers = Vec::new();
+        for i in 0..40 {
+            let s = striker(&*store, &format!("s{i}"), 1).await;
+            planned(&*store, &s, &[0]).await;
+            strikers.push(s);
+        }
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(5), 100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 40);
+
+        // Act: every post's send and its pledge's withdrawal race each other.
+        let mut tasks = Vec::new();
+        for post in &claimed {
+            let (store_a, store_b) = (store.clone(), store.clone());
+            let id = post.id;
+            let participant = strikers
+                .iter()
+                .find(|s| s.pledge == post.pledge_id)
+                .unwrap()
+                .participant;
+            let send = tokio::spawn(async move {
+                store_a
+                    .begin_sending("w", &[id], now, Duration::seconds(60))
+                    .await
+                    .unwrap()
+            });
+            let withdraw = tokio::spawn(async move {
+                store_b
+                    .withdraw(participant, CAMPAIGN, None, now)
+                    .await
+                    .unwrap()
+            });
+            tasks.push((id, send, withdraw));
+        }
+
+        // Assert: a post that went to `sending` is reported; one that did not is cancelled.
+        let mut sent = 0;
+        for (id, send, withdraw) in tasks {
+            let went_out = send.await.unwrap() == vec![id];
+            let withdrawal = withdraw.await.unwrap();
+            sent += usize::from(went_out);
+            assert_eq!(
+                withdrawal.in_flight.contains(&id),
+                went_out,
+                "{db}: post {id}"
+            );
+            assert_eq!(
+                withdrawal.cancelled,
+                u64::from(!went_out),
+                "{db}: post {id}"
+            );
+        }
+        println!("{db}: {sent} of 40 sends won the race");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn withdrawing_one_account_keeps_the_others_posting() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[1]).await;
+
+        // Act
+        let withdrawal = store
+            .withdraw(s.participant, CAMPAIGN, Some(s.accounts[0]), t0())
+            .await
+            .unwrap();
+        let now = t0() + Duration::hours(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(withdrawal.cancelled, 1, "{db}");
+        assert_eq!(claimed.len(), 1, "{db}");
+        assert_eq!(claimed[0].account_id, s.accounts[1]);
+        let pledge = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        assert_eq!(pledge.account_ids, vec![s.accounts[1]]);
+        assert_eq!(pledge.status, store::PledgeStatus::Active);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rejoining_after_withdrawal_revives_the_planned_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[2]).await;
+        store
+            .withdraw(s.participant, CAMPAIGN, None, t0())
+            .await
+            .unwrap();
+        let ignored = store
+            .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, &[2]), t0())
+            .await
+            .unwrap();
+
+        // Act
+        let again = striker_rejoins(&*store, &s).await;
+        let applied = store
+            .apply_plan(again, CAMPAIGN, &plan(&s.accounts, &[2]), t0())
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(ignored.skipped, 1, "{db}: a withdrawn pledge was planned");
+        assert_eq!(again, s.pledge, "{db}");
+        assert_eq!(applied.upserted, 1, "{db}");
+        let now = t0() + Duration::hours(2);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{db}");
+    })
+    .await;
+}
+
+async fn striker_rejoins(store: &dyn Store, s: &Striker) -> PledgeId {
+    store
+        .upsert_pledge(
+            &NewPledge {
+                participant_id: s.participant,
+                campaign_id: CAMPAIGN.into(),
+                tz: "Europe/Berlin".into(),
+                days: None,
+                every_secs: None,
+                account_ids: s.accounts.clone(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reconnect_parks_posts_until_the_account_is_active_again() {
+    on_each_backend(|store, db| async move {
+        // Arrange: the network rejects the credentials of the first attempt.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &ids(&claimed), now, Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[Outcome::Reconnect {
+                    id: claimed[0].id,
+                    account_id: s.accounts[0],
+                    reason: "token revoked".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let while_parked = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let account = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        store
+            .set_account_status(s.accounts[0], AccountStatus::Active, None, now)
+            .await
+            .unwrap();
+        let resumed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(while_parked.is_empty(), "{db}");
+        assert_eq!(account.status, AccountStatus::ReconnectNeeded);
+        assert_eq!(account.status_reason.as_deref(), Some("token revoked"));
+        assert_eq!(ids(&resumed), ids(&claimed), "{db}");
+        assert_eq!(resumed[0].attempts, 1);
+        assert_eq!(resumed[0].last_error.as_deref(), Some("token revoked"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn removing_an_account_wipes_its_credentials_and_cancels_its_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[1, 2]).await;
+
+        // Act
+        let removed = store.remove_account(s.accounts[0], t0()).await.unwrap();
+        let reactivate = store
+            .set_account_status(s.accounts[0], AccountStatus::Active, None, t0())
+            .await;
+
+        // Assert
+        let account = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        assert_eq!(removed.cancelled, 2, "{db}");
+        assert!(account.credentials.is_empty());
+        assert_eq!(account.status, AccountStatus::Removed);
+        assert!(matches!(reactivate, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(store.list_accounts(s.participant).await.unwrap().len(), 1);
+        let pledge = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        assert_eq!(pledge.account_ids, vec![s.accounts[1]]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_participant_removes_their_accounts_pledges_and_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange: one post sending, one pending.
+        let s = striker(&*store, "ada", 1).await;
+        let other = striker(&*store, "bob", 1).await;
+        planned(&*store, &s, &[0, 3]).await;
+        planned(&*store, &other, &[3]).await;
+        let claimed = store
+            .claim_due("w", t0(), t0() + Duration::minutes(1), 1)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &ids(&claimed), t0(), Duration::seconds(60))
+            .await
+            .unwrap();
+
+        // Act
+        let deleted = store.delete_participant(s.participant).await.unwrap();
+        let again = store.delete_participant(s.participant).await;
+
+        // Assert
+        assert_eq!(deleted.cancelled, 1, "{db}");
+        assert_eq!(deleted.in_flight, ids(&claimed), "{db}");
+        assert!(
+            store
+                .get_participant(s.participant)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.get_account(s.accounts[0]).await.unwrap().is_none());
+        assert!(store.get_pledge(s.pledge).await.unwrap().is_none());
+        assert!(
+            store
+                .outbox_states(&ids(&claimed))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(
+            store.outbox_counts(CAMPAIGN).await.unwrap().pending,
+            1,
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancelling_a_campaign_stops_all_its_unsent_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let a = striker(&*store, "a", 1).await;
+        let b = striker(&*store, "b", 1).await;
+        planned(&*store, &a, &[1, 2]).await;
+        planned(&*store, &b, &[1]).await;
+
+        // Act
+        let stopped = store
+            .cancel_campaign(CAMPAIGN, "called off", t0())
+            .await
+            .unwrap();
+        store
+            .cancel_campaign(CAMPAIGN, "again", t0() + Duration::hours(1))
+            .await
+            .unwrap();
+        let replanned = store
+            .apply_plan(a.pledge, CAMPAIGN, &plan(&a.accounts, &[1, 2]), t0())
+            .await
+            .unwrap();
+        let now = t0() + Duration::hours(3);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            replanned.skipped, 1,
+            "{db}: a cancelled campaign was planned"
+        );
+        let cancelled = store.campaign_cancelled(CAMPAIGN).await.unwrap().unwrap();
+        assert_eq!(stopped.cancelled, 3, "{db}");
+        assert!(claimed.is_empty(), "{db}");
+        assert_eq!(cancelled.at, t0(), "the first cancellation stands");
+        assert_eq!(cancelled.reason, "called off");
+        assert!(store.campaign_cancelled("other").await.unwrap().is_none());
+        assert_eq!(store.outbox_counts(CAMPAIGN).await.unwrap().cancelled, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn posts_past_their_window_and_grace_are_marked_missed() {
+    on_each_backend(|store, db| async move {
+        // Arrange: windows end at +1 h (slot 0) and +2 h (slot 1); slot 0 is leased and waits.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1]).await;
+        let claimed = store
+            .claim_due("w", t0(), t0() + Duration::hours(3), 1)
+            .await
+            .unwrap();
+        let grace = Duration::seconds(60);
+        let late = t0() + Duration::hours(1) + Duration::seconds(61);
+
+        // Act
+        let refused = store
+            .begin_sending("w", &ids(&claimed), late, grace)
+            .await
+            .unwrap();
+        let within_grace = store
+            .expire_missed(t0() + Duration::hours(1) + Duration::seconds(30), grace)
+            .await
+            .unwrap();
+        let expired = store.expire_missed(late, grace).await.unwrap();
+
+        // Assert
+        assert!(refused.is_empty(), "{db}: sending past the window");
+        assert_eq!(within_grace, 0, "{db}");
+        assert_eq!(expired, 1, "{db}");
+        let rows = store
+            .outbox_for(s.participant, Some(CAMPAIGN))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].state, OutboxState::Missed);
+        assert!(
+            rows[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("window closed")
+        );
+        assert_eq!(rows[1].state, OutboxState::Pending);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded_and_published_slots_are_never_duplicated() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1, 2]).await;
+        let now = t0() + Duration::minutes(150);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        let retry_at = now + Duration::minutes(5);
+
+        // Act
+        store
+            .record(
+                &[
+                    Outcome::Published {
+                        id: sending[0],
+                        remote_id: "1".into(),
+                        remote_url: Some("https://example.org/1".into()),
+                        text: "hi".into(),
+                    },
+                    Outcome::Retry {
+                        id: sending[1],
+                        run_at: retry_at,
+                        error: "HTTP 503".into(),
+                    },
+                    Outcome::Failed {
+                        id: sending[2],
+                        reason: "content rejected".into(),
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        let all = store.outbox_for(s.participant, None).await.unwrap();
+        let row = |id: OutboxId| all.iter().find(|r| r.id == id).unwrap();
+        let rows = [row(sending[0]), row(sending[1]), row(sending[2])];
+        assert_eq!(rows[0].state, OutboxState::Published, "{db}");
+        assert_eq!(rows[0].published_at, Some(now));
+        assert_eq!(rows[0].remote_url.as_deref(), Some("https://example.org/1"));
+        assert_eq!(rows[1].state, OutboxState::Pending);
+        assert_eq!(rows[1].run_at, retry_at);
+        assert_eq!(rows[1].last_error.as_deref(), Some("HTTP 503"));
+        assert_eq!(rows[2].state, OutboxState::Failed);
+        let counts = store.outbox_counts(CAMPAIGN).await.unwrap();
+        assert_eq!((counts.published, counts.pending, counts.failed), (1, 1, 1));
+        assert_eq!(
+            store.published_per_slot_duplicates(CAMPAIGN).await.unwrap(),
+            0
+        );
+        assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn next_due_at_is_the_earliest_claimable_instant() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let empty = store.next_due_at().await.unwrap();
+        let a = striker(&*store, "a", 1).await;
+        let b = striker(&*store, "b", 1).await;
+        planned(&*store, &a, &[3]).await;
+        planned(&*store, &b, &[2]).await;
+
+        // Act
+        let both = store.next_due_at().await.unwrap();
+        store
+            .withdraw(b.participant, CAMPAIGN, None, t0())
+            .await
+            .unwrap();
+        let after_withdrawal = store.next_due_at().await.unwrap();
+        let now = t0() + Duration::hours(3);
+        store
+            .claim_due("w", now, now + Duration::minutes(2), 10)
+            .await
+            .unwrap();
+        let leased = store.next_due_at().await.unwrap();
+
+        // Assert
+        assert_eq!(empty, None, "{db}");
+        assert_eq!(both, Some(t0() + Duration::hours(2)), "{db}");
+        assert_eq!(after_withdrawal, Some(t0() + Duration::hours(3)), "{db}");
+        assert_eq!(
+            leased,
+            Some(now + Duration::minutes(2)),
+            "{db}: the lease expiry"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_signature_with_the_same_email_counts_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let sign = |name: &str, email: Option<&str>, public: bool, by: Option<&str>| NewSignature {
+            campaign_id: CAMPAIGN.into(),
+            name: name.into(),
+            email_canonical: email.map(store::canonical_email),
+            public,
+            invited_by: by.map(str::to_string),
+            confirmed: false,
+        };
+
+        // Act
+        let first = store
+            .add_signature(&sign("Ada", Some("Ada@Example.org "), true, None), t0())
+            .await
+            .unwrap();
+        let repeat = store
+            .add_signature(&sign("Ada L.", Some("ada@example.org"), true, None), t0())
+            .await
+            .unwrap();
+        let code = first.invite_code.as_str();
+        store
+            .add_signature(&sign("Bob", None, false, Some(code)), t0())
+            .await
+            .unwrap();
+        store
+            .add_signature(&sign("Cy", None, true, Some(code)), t0())
+            .await
+            .unwrap();
+        let elsewhere = store
+            .add_signature(
+                &NewSignature {
+                    campaign_id: "other".into(),
+                    ..sign("Ada", Some("ada@example.org"), true, None)
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(!first.duplicate, "{db}");
+        assert!(repeat.duplicate, "{db}");
+        assert_eq!(repeat.id, first.id);
+        assert_eq!(repeat.invite_code, first.invite_code);
+        assert!(
+            !elsewhere.duplicate,
+            "{db}: another campaign counts separately"
+        );
+        assert_eq!(store.signature_count(CAMPAIGN).await.unwrap(), 3, "{db}");
+        let public = store.public_signatures(CAMPAIGN, 10, 0).await.unwrap();
+        let names: Vec<&str> = public.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["Ada", "Cy"]);
+        assert_eq!(
+            store
+                .public_signatures(CAMPAIGN, 10, 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let invites = store.invite_counts(CAMPAIGN).await.unwrap();
+        assert_eq!(invites.len(), 1);
+        assert_eq!((invites[0].code.as_str(), invites[0].count), (code, 2));
+    })
+    .await;
+}
+
+/// Not a pass/fail check: prints the dispatcher's store throughput on SQLite
+/// (`cargo test --release --test it dispatch_throughput -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn dispatch_throughput_on_sqlite() {
+    // Arrange: 2,000 strikers x 10 slots = 20,000 due posts.
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let mut plans = Vec::new();
+    for i in 0..2_000 {
+        let s = striker(&*store, &format!("s{i}"), 1).await;
+        plans.push(PledgePlan {
+            pledge_id: s.pledge,
+            campaign_id: CAMPAIGN.into(),
+            rows: plan(&s.accounts, &(0..10).collect::<Vec<_>>()),
+        });
+    }
+    let started = std::time::Instant::now();
+    store.apply_plans(&plans, t0()).await.unwrap();
+    let planned_in = started.elapsed();
+    let now = t0() + Duration::hours(10);
+
+    // Act: claim, begin sending and record batches of 500 until none are left.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    loop {
+        let batch = store
+            .claim_due("w", now, now + Duration::minutes(1), 500)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let sending = store
+            .begin_sending("w", &ids(&batch), now, Duration::hours(24))
+            .await
+            .unwrap();
+        let outcomes: Vec<Outcome> = sending
+            .iter()
+            .map(|id| Outcome::Published {
+                id: *id,
+                remote_id: id.to_string(),
+                remote_url: None,
+                text: "on strike".into(),
+            })
+            .collect();
+        store.record(&outcomes, now).await.unwrap();
+        sent += sending.len();
+    }
+    let elapsed = started.elapsed();
+
+    // Assert
+    println!(
+        "planned 20,000 rows in {planned_in:?}; dispatched {sent} in {elapsed:?}: {:.0} posts/s",
+        sent as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(sent, 20_000);
+}
