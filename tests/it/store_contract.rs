@@ -167,6 +167,9 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
                 run_at,
                 window_end: run_at + Duration::hours(1),
                 idempotency_key: format!("{a}-notice@{h}"),
+                slot_at: run_at,
+                day: 1,
+                days_total: 1,
             });
         }
     }
