@@ -144,7 +144,11 @@ impl Receiver {
 
     /// Accept this token again (the participant reconnected).
     pub fn restore(&self, token: &str) {
-        self.inner.lock().expect("receiver lock").revoked.remove(token);
+        self.inner
+            .lock()
+            .expect("receiver lock")
+            .revoked
+            .remove(token);
     }
 
     pub fn posts(&self) -> Vec<ReceivedPost> {

@@ -23,7 +23,12 @@ async fn every_post_is_published_exactly_once_through_a_flaky_receiver() {
     // every way a real server does, including storing a post and losing or delaying the
     // answer (the outcome is then unknown to picket).
     let now = Utc::now();
-    let toml = window_campaign("flaky", now - chrono::Duration::seconds(5), now + chrono::Duration::hours(1), &posts_at_start(2, "30m"));
+    let toml = window_campaign(
+        "flaky",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(2, "30m"),
+    );
     let world = World::new(&toml, system()).await;
     let (who, accounts) = world.participant("ann", 60).await;
     world.pledge(who, &accounts).await;
@@ -39,7 +44,9 @@ async fn every_post_is_published_exactly_once_through_a_flaky_receiver() {
     });
 
     // Act
-    world.dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(60)).await;
+    world
+        .dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(60))
+        .await;
 
     // Assert
     let counts = world.store.outbox_counts("flaky").await.unwrap();
@@ -47,14 +54,29 @@ async fn every_post_is_published_exactly_once_through_a_flaky_receiver() {
     let report = world.receiver.report();
     assert_eq!(report.created, 120, "{report:?}");
     assert_eq!(report.duplicate_slots, 0, "{report:?}");
-    assert!(report.faults > 0 && report.replays > 0, "faults must have been exercised: {report:?}");
-    assert_eq!(world.store.published_per_slot_duplicates("flaky").await.unwrap(), 0);
+    assert!(
+        report.faults > 0 && report.replays > 0,
+        "faults must have been exercised: {report:?}"
+    );
+    assert_eq!(
+        world
+            .store
+            .published_per_slot_duplicates("flaky")
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_retry_after_is_honoured() {
     let now = Utc::now();
-    let toml = window_campaign("ra", now - chrono::Duration::seconds(5), now + chrono::Duration::hours(1), &posts_at_start(1, "30m"));
+    let toml = window_campaign(
+        "ra",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "30m"),
+    );
     let world = World::new(&toml, system()).await;
     let (who, accounts) = world.participant("bo", 20).await;
     world.pledge(who, &accounts).await;
@@ -65,11 +87,16 @@ async fn a_retry_after_is_honoured() {
         ..Faults::default()
     });
 
-    world.dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(60)).await;
+    world
+        .dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(60))
+        .await;
 
     let mut by_slot: HashMap<(String, Option<String>), Vec<_>> = HashMap::new();
     for d in world.receiver.deliveries() {
-        by_slot.entry((d.account.clone(), d.slot.clone())).or_default().push(d);
+        by_slot
+            .entry((d.account.clone(), d.slot.clone()))
+            .or_default()
+            .push(d);
     }
     let mut limited = 0;
     for deliveries in by_slot.values() {
@@ -77,7 +104,10 @@ async fn a_retry_after_is_honoured() {
             if pair[0].status == 429 {
                 limited += 1;
                 let waited = pair[1].at - pair[0].at;
-                assert!(waited >= chrono::Duration::seconds(2), "retried after {waited} despite Retry-After: 2");
+                assert!(
+                    waited >= chrono::Duration::seconds(2),
+                    "retried after {waited} despite Retry-After: 2"
+                );
             }
         }
     }
@@ -90,7 +120,12 @@ async fn nothing_is_published_after_its_window_closes() {
     // Arrange: one post at T with a 10-minute window, a receiver that is down.
     let t = Utc::now() + chrono::Duration::hours(1);
     let clock = ManualClock::new(t - chrono::Duration::minutes(1));
-    let toml = window_campaign("late", t, t + chrono::Duration::hours(2), &posts_at_start(1, "10m"));
+    let toml = window_campaign(
+        "late",
+        t,
+        t + chrono::Duration::hours(2),
+        &posts_at_start(1, "10m"),
+    );
     let world = World::new(&toml, Arc::new(clock.clone())).await;
     let (who, accounts) = world.participant("cy", 3).await;
     world.pledge(who, &accounts).await;
@@ -114,14 +149,23 @@ async fn nothing_is_published_after_its_window_closes() {
     assert_eq!(world.receiver.report().created, 0);
     let me = world.store.outbox_for(who, Some("late")).await.unwrap();
     assert!(me.iter().all(|r| r.state == OutboxState::Missed), "{me:?}");
-    assert!(me.iter().all(|r| r.last_error.as_deref().is_some_and(|e| !e.is_empty())), "a missed post says why: {me:?}");
+    assert!(
+        me.iter()
+            .all(|r| r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
+        "a missed post says why: {me:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_post_recovered_within_its_window_is_published() {
     let t = Utc::now() + chrono::Duration::hours(1);
     let clock = ManualClock::new(t);
-    let toml = window_campaign("recover", t, t + chrono::Duration::hours(2), &posts_at_start(1, "10m"));
+    let toml = window_campaign(
+        "recover",
+        t,
+        t + chrono::Duration::hours(2),
+        &posts_at_start(1, "10m"),
+    );
     let world = World::new(&toml, Arc::new(clock.clone())).await;
     let (who, accounts) = world.participant("di", 2).await;
     world.pledge(who, &accounts).await;
@@ -145,7 +189,12 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
     // Arrange: 40 posts due now; the server takes 500 ms to store each and 4 go at once,
     // so 4 posts are always on the wire (not yet published) when the participant withdraws.
     let now = Utc::now();
-    let toml = window_campaign("wd", now - chrono::Duration::seconds(5), now + chrono::Duration::hours(1), &posts_at_start(1, "30m"));
+    let toml = window_campaign(
+        "wd",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "30m"),
+    );
     let world = World::new(&toml, system()).await;
     let (who, accounts) = world.participant("ed", 40).await;
     world.pledge(who, &accounts).await;
@@ -168,9 +217,16 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
     }
 
     // Act
-    let stopped = scheduler::withdraw(world.store.as_ref(), who, "wd", None, Utc::now(), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let stopped = scheduler::withdraw(
+        world.store.as_ref(),
+        who,
+        "wd",
+        None,
+        Utc::now(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let returned = Utc::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.cancel();
@@ -178,18 +234,31 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
 
     // Assert: nothing reached the network after withdraw returned, and every post is
     // accounted for as published (before) or cancelled.
-    let late: Vec<_> = world.receiver.posts().into_iter().filter(|p| p.received_at > returned).collect();
+    let late: Vec<_> = world
+        .receiver
+        .posts()
+        .into_iter()
+        .filter(|p| p.received_at > returned)
+        .collect();
     assert!(late.is_empty(), "posted after withdraw returned: {late:?}");
     let counts = world.store.outbox_counts("wd").await.unwrap();
     assert_eq!(counts.published + counts.cancelled, 40, "{counts:?}");
-    assert!(counts.cancelled > 0 && stopped.cancelled == counts.cancelled, "{counts:?} {stopped:?}");
+    assert!(
+        counts.cancelled > 0 && stopped.cancelled == counts.cancelled,
+        "{counts:?} {stopped:?}"
+    );
     assert_eq!(world.receiver.report().created, counts.published);
 }
 
 #[tokio::test]
 async fn cancelling_a_campaign_stops_all_of_its_posts_at_once() {
     let now = Utc::now();
-    let toml = window_campaign("cx", now - chrono::Duration::seconds(5), now + chrono::Duration::hours(1), &posts_at_start(1, "30m"));
+    let toml = window_campaign(
+        "cx",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "30m"),
+    );
     let world = World::new(&toml, system()).await;
     let (a, a_accounts) = world.participant("fa", 15).await;
     let (b, b_accounts) = world.participant("gu", 15).await;
@@ -213,15 +282,27 @@ async fn cancelling_a_campaign_stops_all_of_its_posts_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    scheduler::cancel_campaign(world.store.as_ref(), "cx", "called off", Utc::now(), Duration::from_secs(10))
-        .await
-        .unwrap();
+    scheduler::cancel_campaign(
+        world.store.as_ref(),
+        "cx",
+        "called off",
+        Utc::now(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let returned = Utc::now();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.cancel();
     running.await.unwrap().unwrap();
 
-    assert!(world.receiver.posts().iter().all(|p| p.received_at <= returned));
+    assert!(
+        world
+            .receiver
+            .posts()
+            .iter()
+            .all(|p| p.received_at <= returned)
+    );
     let counts = world.store.outbox_counts("cx").await.unwrap();
     assert_eq!(counts.published + counts.cancelled, 30, "{counts:?}");
     assert!(counts.cancelled > 0);
@@ -231,7 +312,12 @@ async fn cancelling_a_campaign_stops_all_of_its_posts_at_once() {
 async fn a_revoked_token_holds_that_accounts_posts_until_it_is_reconnected() {
     let t = Utc::now() + chrono::Duration::hours(1);
     let clock = ManualClock::new(t);
-    let toml = window_campaign("rv", t, t + chrono::Duration::hours(2), &posts_at_start(2, "1h"));
+    let toml = window_campaign(
+        "rv",
+        t,
+        t + chrono::Duration::hours(2),
+        &posts_at_start(2, "1h"),
+    );
     let world = World::new(&toml, Arc::new(clock.clone())).await;
     let (who, accounts) = world.participant("hu", 2).await;
     world.pledge(who, &accounts).await;
@@ -257,7 +343,10 @@ async fn a_revoked_token_holds_that_accounts_posts_until_it_is_reconnected() {
     assert!(first.reconnect >= 1, "{first:?}");
     assert_eq!(revoked.status, AccountStatus::ReconnectNeeded);
     assert!(revoked.status_reason.is_some());
-    assert_eq!(waiting_step.claimed, 0, "posts of an account needing reconnection are not claimed");
+    assert_eq!(
+        waiting_step.claimed, 0,
+        "posts of an account needing reconnection are not claimed"
+    );
     assert_eq!(after.published, 2, "{after:?}");
     assert_eq!(world.receiver.report().created, 4);
 }
@@ -265,22 +354,37 @@ async fn a_revoked_token_holds_that_accounts_posts_until_it_is_reconnected() {
 #[tokio::test]
 async fn accounts_posting_at_one_slot_get_different_variants_and_one_accounts_posts_differ() {
     let now = Utc::now();
-    let toml = window_campaign("dv", now - chrono::Duration::seconds(5), now + chrono::Duration::hours(1), &posts_at_start(3, "30m"));
+    let toml = window_campaign(
+        "dv",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(3, "30m"),
+    );
     let world = World::new(&toml, system()).await;
     let (who, accounts) = world.participant("iv", 6).await;
     world.pledge(who, &accounts).await;
 
-    world.dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(30)).await;
+    world
+        .dispatch_until_done(world.dispatcher(fast_settings()), Duration::from_secs(30))
+        .await;
 
     let posts = world.receiver.posts();
     assert_eq!(posts.len(), 18);
     // Same slot, six accounts, three variants: every variant is used.
-    let mut at_p0: Vec<&str> = posts.iter().filter(|p| p.slot.as_deref().unwrap().contains("/p0@")).map(|p| p.text.as_str()).collect();
+    let mut at_p0: Vec<&str> = posts
+        .iter()
+        .filter(|p| p.slot.as_deref().unwrap().contains("/p0@"))
+        .map(|p| p.text.as_str())
+        .collect();
     at_p0.sort();
     at_p0.dedup();
     assert_eq!(at_p0.len(), 3, "{at_p0:?}");
     // One account's three posts all differ.
-    let mut mine: Vec<&str> = posts.iter().filter(|p| p.token == token("iv", 0)).map(|p| p.text.as_str()).collect();
+    let mut mine: Vec<&str> = posts
+        .iter()
+        .filter(|p| p.token == token("iv", 0))
+        .map(|p| p.text.as_str())
+        .collect();
     mine.sort();
     mine.dedup();
     assert_eq!(mine.len(), 3, "{mine:?}");

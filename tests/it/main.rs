@@ -3,6 +3,7 @@
 mod campaign_check;
 mod campaign_preview;
 mod cli;
+mod crash;
 mod delivery;
 mod store_contract;
 mod support;

@@ -10,7 +10,7 @@ use picket::campaign::{self, Campaign};
 use picket::clock::Clock;
 use picket::config::SchedulerSettings;
 use picket::crypto::Vault;
-use picket::network::{Networks, NetworkKind};
+use picket::network::{NetworkKind, Networks};
 use picket::sandbox::{Faults, Receiver};
 use picket::scheduler::retry::RetryPolicy;
 use picket::scheduler::{Dispatcher, planner};
@@ -83,7 +83,10 @@ impl World {
         let path = campaigns.join("test.toml");
         std::fs::write(&path, campaign_toml).unwrap();
         let campaign = campaign::load_file(&path).unwrap_or_else(|problems| {
-            panic!("test campaign invalid: {:?}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+            panic!(
+                "test campaign invalid: {:?}",
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            )
         });
         let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
         let store = store::open(&db_url).await.unwrap();
@@ -168,9 +171,14 @@ impl World {
             )
             .await
             .unwrap();
-        planner::plan_campaign(self.store.as_ref(), &self.campaign, chrono::Duration::zero(), now)
-            .await
-            .unwrap();
+        planner::plan_campaign(
+            self.store.as_ref(),
+            &self.campaign,
+            chrono::Duration::zero(),
+            now,
+        )
+        .await
+        .unwrap();
         id
     }
 
