@@ -275,3 +275,29 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
     }
 }
+
+/// Saves refreshed credentials sealed, for the network adapters.
+pub struct StoreCredentials {
+    pub store: Arc<dyn Store>,
+    pub vault: Vault,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait::async_trait]
+impl crate::network::CredentialSink for StoreCredentials {
+    async fn save(
+        &self,
+        account_id: i64,
+        credentials: &crate::config::Secret,
+    ) -> Result<(), String> {
+        let sealed = self.vault.seal(credentials.expose().as_bytes());
+        self.store
+            .update_credentials(
+                crate::store::AccountId(account_id),
+                &sealed,
+                self.clock.now(),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -78,6 +78,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::config::Secret;
+
 /// The account a post is made from, as the dispatcher hands it to an adapter.
 #[derive(Clone)]
 pub struct AccountRef {
@@ -86,7 +88,7 @@ pub struct AccountRef {
     /// The server's base URL (Mastodon instance, PDS, sandbox receiver); relays for Nostr.
     pub server: String,
     /// Decrypted credentials, in the adapter's own format. Never logged.
-    pub credentials: crate::config::Secret,
+    pub credentials: Secret,
 }
 
 impl fmt::Debug for AccountRef {
@@ -157,6 +159,66 @@ pub trait Network: Send + Sync + 'static {
         account: &AccountRef,
         post: &OutgoingPost,
     ) -> Result<Receipt, PublishError>;
+
+    /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
+    async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
+        let _ = (account, remote_id);
+        Err(PublishError::Rejected(format!(
+            "deleting posts is not supported on {}",
+            self.kind()
+        )))
+    }
+
+    /// Check that the credentials still work (at join time, the day before a strike).
+    async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
+        Ok(Identity {
+            handle: account.handle.clone(),
+            url: None,
+        })
+    }
+
+    /// Engagement counts of a published post, where the network exposes them.
+    async fn engagement(
+        &self,
+        account: &AccountRef,
+        remote_id: &str,
+    ) -> Result<Option<Engagement>, PublishError> {
+        let _ = (account, remote_id);
+        Ok(None)
+    }
+}
+
+/// Where adapters save credentials that change while picket runs (a refreshed Bluesky
+/// session, a rotated OAuth token), so a restart does not start a new session. The app
+/// implements it over the store and the vault; adapters never see either.
+#[async_trait]
+pub trait CredentialSink: Send + Sync + 'static {
+    async fn save(&self, account_id: i64, credentials: &Secret) -> Result<(), String>;
+}
+
+/// A sink that keeps nothing (tests, one-shot commands).
+pub struct DiscardCredentials;
+
+#[async_trait]
+impl CredentialSink for DiscardCredentials {
+    async fn save(&self, _account_id: i64, _credentials: &Secret) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Who an account is, as the network says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub handle: String,
+    pub url: Option<String>,
+}
+
+/// Reactions to a published post.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Engagement {
+    pub replies: u64,
+    pub reposts: u64,
+    pub likes: u64,
 }
 
 /// The adapters this process can post through, by kind.
