@@ -267,15 +267,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_not_shown() {
-        let shown = super::redact_url("postgres://picket:s3cret@db.example/picket");
-        assert!(!shown.contains("s3cret"), "{shown}");
-    }
-}
-
 /// Saves refreshed credentials sealed, for the network adapters.
 pub struct StoreCredentials {
     pub store: Arc<dyn Store>,
@@ -299,5 +290,14 @@ impl crate::network::CredentialSink for StoreCredentials {
             )
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_not_shown() {
+        let shown = super::redact_url("postgres://picket:s3cret@db.example/picket");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }
