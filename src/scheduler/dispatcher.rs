@@ -193,9 +193,19 @@ impl Dispatcher {
         }
 
         let elsewhere = self.elsewhere(&claimed).await?;
+        let unarmed = self.unarmed(&claimed).await?;
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut ready = Vec::with_capacity(claimed.len());
         for post in claimed {
+            if let Some(reason) = unarmed.get(&post.campaign_id)
+                && !self.is_recruiting(&post)
+            {
+                outcomes.push(Outcome::Missed {
+                    id: post.id,
+                    reason: reason.clone(),
+                });
+                continue;
+            }
             match self.prepare(&post, &elsewhere, now) {
                 Ok(out) => ready.push((post, out)),
                 Err(outcome) => outcomes.push(outcome),
@@ -235,6 +245,47 @@ impl Dispatcher {
 
     /// Everything that can be decided before the point of no return. `Err` is the row's
     /// outcome when it must not be sent now.
+    /// Campaigns in this batch whose tipping point was not reached, with the reason told to
+    /// participants. A campaign with `[threshold]` posts its strike notices only if enough
+    /// people pledged by the deadline (by default, the moment the strike starts anywhere);
+    /// otherwise the strike is postponed and each post says so.
+    async fn unarmed(&self, posts: &[ClaimedPost]) -> Result<HashMap<String, String>, StoreError> {
+        let mut out = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for post in posts {
+            if !seen.insert(post.campaign_id.as_str()) {
+                continue;
+            }
+            let Some(c) = self.hosted.get(&post.campaign_id).map(|h| &h.campaign) else {
+                continue;
+            };
+            let Some(t) = c.threshold else { continue };
+            let deadline = t.deadline.unwrap_or_else(|| c.strike.earliest_start());
+            let pledged = self.store.active_pledge_count(&c.id, deadline).await?;
+            if pledged < u64::from(t.participants) {
+                out.insert(
+                    c.id.clone(),
+                    format!(
+                        "postponed: {pledged} of the {} participants needed had pledged by {}",
+                        t.participants,
+                        deadline.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Posts before the strike (invitations) go out whatever the tipping point: they are
+    /// how it gets reached.
+    fn is_recruiting(&self, post: &ClaimedPost) -> bool {
+        self.hosted.get(&post.campaign_id).is_some_and(|h| {
+            h.campaign.posts.iter().any(|r| {
+                r.name == post.post_name && matches!(r.when, crate::campaign::When::Before(_))
+            })
+        })
+    }
+
     /// Each participant's accounts in this batch, to tell followers where else to find them.
     async fn elsewhere(
         &self,

@@ -250,6 +250,13 @@ pub trait Store: Send + Sync + 'static {
         campaign_id: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError>;
     async fn outbox_counts(&self, campaign_id: &str) -> Result<OutboxCounts, StoreError>;
+    /// Active pledges of a campaign made no later than `created_before` (a campaign's
+    /// tipping point counts the pledges made by its deadline).
+    async fn active_pledge_count(
+        &self,
+        campaign_id: &str,
+        created_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// How many (account, slot) pairs have more than one published row. The unique key makes
     /// this impossible; rehearsals report it as proof.
     async fn published_per_slot_duplicates(&self, campaign_id: &str) -> Result<u64, StoreError>;

@@ -1062,6 +1062,22 @@ macro_rules! shared_store_impl {
                 Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true })
             }
 
+            async fn active_pledge_count(
+                &self,
+                campaign_id: &str,
+                created_before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pledges \
+                     WHERE campaign_id = $1 AND status = 'active' AND created_at <= $2",
+                )
+                .bind(campaign_id)
+                .bind(ms(created_before))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n as u64)
+            }
+
             async fn signature_count(&self, campaign_id: &str) -> Result<u64, StoreError> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures WHERE campaign_id = $1")
                     .bind(campaign_id)

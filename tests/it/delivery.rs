@@ -389,3 +389,65 @@ async fn accounts_posting_at_one_slot_get_different_variants_and_one_accounts_po
     mine.dedup();
     assert_eq!(mine.len(), 3, "{mine:?}");
 }
+
+async fn tipping_point_world(pledgers: usize) -> (World, ManualClock, chrono::DateTime<Utc>) {
+    let t = Utc::now() + chrono::Duration::days(10);
+    let clock = ManualClock::new(t - chrono::Duration::days(3));
+    let posts = format!(
+        "{}\n[[posts]]\nname = \"invite\"\nwhen = \"before 1d\"\ntemplate = \"notice\"\n\n[threshold]\nparticipants = 3\ndeadline = \"{}\"\n",
+        posts_at_start(1, "1h"),
+        crate::support::rfc(t - chrono::Duration::days(2))
+    );
+    let toml = window_campaign("tp", t, t + chrono::Duration::days(1), &posts);
+    let world = World::new(&toml, Arc::new(clock.clone())).await;
+    for i in 0..pledgers {
+        let (who, accounts) = world.participant(&format!("p{i}"), 1).await;
+        world.pledge(who, &accounts).await;
+    }
+    (world, clock, t)
+}
+
+#[tokio::test]
+async fn below_its_tipping_point_a_strike_is_postponed_but_invitations_still_go_out() {
+    let (world, clock, t) = tipping_point_world(2).await;
+    let dispatcher = world.dispatcher(fast_settings());
+
+    clock.set(t - chrono::Duration::days(1));
+    let invitations = dispatcher.step().await.unwrap();
+    clock.set(t);
+    let strike = dispatcher.step().await.unwrap();
+
+    assert_eq!(invitations.published, 2, "{invitations:?}");
+    assert_eq!(strike.published, 0, "{strike:?}");
+    assert_eq!(strike.missed, 2, "{strike:?}");
+    let rows = world
+        .store
+        .outbox_for(
+            world.store.active_pledges("tp", None, 10).await.unwrap()[0].participant_id,
+            Some("tp"),
+        )
+        .await
+        .unwrap();
+    let postponed = rows.iter().find(|r| r.post_name == "p0").unwrap();
+    assert!(
+        postponed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("postponed: 2 of the 3"),
+        "{postponed:?}"
+    );
+}
+
+#[tokio::test]
+async fn at_its_tipping_point_a_strike_goes_ahead() {
+    let (world, clock, t) = tipping_point_world(3).await;
+    let dispatcher = world.dispatcher(fast_settings());
+
+    clock.set(t);
+    let strike = dispatcher.step().await.unwrap();
+
+    // Three strike notices, and the three invitations still inside their window.
+    assert_eq!(strike.published, 6, "{strike:?}");
+    assert_eq!(strike.missed, 0, "{strike:?}");
+}
