@@ -93,8 +93,23 @@ impl Core {
 /// Re-plan every hosted campaign now, then every [`REPLAN_EVERY`] until `stop`.
 async fn plan_forever(state: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
+    let me = format!("planner-{}-{}", std::process::id(), rand_suffix());
     loop {
-        for c in state.campaigns.iter() {
+        let now = state.clock.now();
+        let lease = chrono::Duration::from_std(REPLAN_EVERY * 2).expect("small duration");
+        let mine = match state
+            .store
+            .try_lease("planner", &me, now, now + lease)
+            .await
+        {
+            Ok(mine) => mine,
+            Err(e) => {
+                tracing::error!(error = %e, "could not take the planner lease");
+                false
+            }
+        };
+        // Several servers on one PostgreSQL: one plans, the others only dispatch.
+        for c in state.campaigns.iter().filter(|_| mine) {
             match planner::plan_campaign(state.store.as_ref(), c, spread, state.clock.now()).await {
                 Ok(applied) => {
                     tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
@@ -291,6 +306,11 @@ impl crate::network::CredentialSink for StoreCredentials {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+fn rand_suffix() -> u32 {
+    use rand::RngExt;
+    rand::rng().random()
 }
 
 #[cfg(test)]

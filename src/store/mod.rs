@@ -250,6 +250,15 @@ pub trait Store: Send + Sync + 'static {
         campaign_id: Option<&str>,
     ) -> Result<Vec<OutboxRow>, StoreError>;
     async fn outbox_counts(&self, campaign_id: &str) -> Result<OutboxCounts, StoreError>;
+    /// Take or renew the lease `name` for `owner` until `until`, if nobody else holds it
+    /// (singleton jobs across processes: one planner at a time).
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Active pledges of a campaign made no later than `created_before` (a campaign's
     /// tipping point counts the pledges made by its deadline).
     async fn active_pledge_count(

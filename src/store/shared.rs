@@ -1062,6 +1062,28 @@ macro_rules! shared_store_impl {
                 Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true })
             }
 
+            async fn try_lease(
+                &self,
+                name: &str,
+                owner: &str,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let taken = sqlx::query(
+                    "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $4) \
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+                     WHERE leases.owner = excluded.owner OR leases.until <= $3",
+                )
+                .bind(name)
+                .bind(owner)
+                .bind(ms(now))
+                .bind(ms(until))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(taken == 1)
+            }
+
             async fn active_pledge_count(
                 &self,
                 campaign_id: &str,

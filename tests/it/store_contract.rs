@@ -1163,3 +1163,43 @@ async fn dispatch_throughput_on_sqlite() {
     );
     assert_eq!(sent, 20_000);
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_runs_out() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let later = t0() + Duration::minutes(10);
+
+        // Act
+        let a_takes = store.try_lease("planner", "a", t0(), later).await.unwrap();
+        let b_while_held = store
+            .try_lease("planner", "b", t0() + Duration::minutes(1), later)
+            .await
+            .unwrap();
+        let a_renews = store
+            .try_lease(
+                "planner",
+                "a",
+                t0() + Duration::minutes(2),
+                later + Duration::minutes(10),
+            )
+            .await
+            .unwrap();
+        let b_after_expiry = store
+            .try_lease(
+                "planner",
+                "b",
+                later + Duration::minutes(10),
+                later + Duration::minutes(20),
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(a_takes, "{db}");
+        assert!(!b_while_held, "{db}: a held lease is not taken");
+        assert!(a_renews, "{db}: the holder renews");
+        assert!(b_after_expiry, "{db}: a lapsed lease is taken over");
+    })
+    .await;
+}
