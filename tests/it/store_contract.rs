@@ -85,10 +85,17 @@ where
 {
     let db = TestDb::sqlite().await;
     test(db.store.clone(), db.name).await;
-    if let Ok(admin) = std::env::var("PICKET_TEST_POSTGRES_URL") {
-        let db = TestDb::postgres(&admin).await;
-        test(db.store.clone(), db.name).await;
-        db.drop_pg().await;
+    match std::env::var("PICKET_TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            let db = TestDb::postgres(&admin).await;
+            test(db.store.clone(), db.name).await;
+            db.drop_pg().await;
+        }
+        // scripts/test (and so CI) starts PostgreSQL and requires it: never skip silently there.
+        Err(_) if crate::support::servers_required() => {
+            panic!("PICKET_TEST_POSTGRES_URL is not set but PICKET_REQUIRE_SERVERS=1")
+        }
+        Err(_) => {}
     }
 }
 

@@ -238,3 +238,9 @@ pub fn fast_settings() -> SchedulerSettings {
         request_timeout_secs: 1,
     }
 }
+
+/// `scripts/test` (and so CI) sets `PICKET_REQUIRE_SERVERS=1`: tests that need a real
+/// server then fail instead of skipping when it is missing.
+pub fn servers_required() -> bool {
+    std::env::var("PICKET_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
