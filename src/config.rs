@@ -176,6 +176,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_and_matches_the_defaults() {
+        let text = include_str!("../picket.example.toml");
+        let s: Settings = toml::from_str(text).unwrap();
+        let d = Settings::default();
+        assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
+    #[test]
     fn an_unknown_key_in_the_file_is_an_error() {
         let e = toml::from_str::<Settings>("databse_url = \"x\"").unwrap_err();
         assert!(e.to_string().contains("databse_url"), "{e}");
