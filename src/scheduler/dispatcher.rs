@@ -341,6 +341,7 @@ impl Dispatcher {
                     + Duration::from_std(wait).unwrap_or_default()
                     + Duration::milliseconds(10),
                 error: "paced: posting budget of this account or server spent".into(),
+                maybe_sent: false,
             });
         }
         let credentials =
@@ -482,7 +483,11 @@ impl Dispatcher {
                 account_id: post.account_id,
                 reason,
             },
-            Err(PublishError::Retry { reason, after, .. }) => {
+            Err(PublishError::Retry {
+                reason,
+                after,
+                maybe_sent,
+            }) => {
                 let delay = self.retry.delay(post.attempts.max(1) as u32, after);
                 let run_at = self.clock.now() + Duration::from_std(delay).unwrap_or_default();
                 if run_at > deadline {
@@ -499,6 +504,7 @@ impl Dispatcher {
                         id: post.id,
                         run_at,
                         error: reason,
+                        maybe_sent,
                     }
                 }
             }

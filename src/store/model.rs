@@ -388,6 +388,8 @@ pub enum Outcome {
         id: OutboxId,
         run_at: DateTime<Utc>,
         error: String,
+        /// The request may have reached the network: the next attempt's outcome is unknown.
+        maybe_sent: bool,
     },
     /// A permanent error (content rejected, ...): never retried, shown to the participant.
     Failed { id: OutboxId, reason: String },

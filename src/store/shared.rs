@@ -804,16 +804,25 @@ macro_rules! shared_store_impl {
                             .execute(&mut *tx)
                             .await?;
                         }
-                        Outcome::Retry { id, run_at, error } => {
+                        Outcome::Retry {
+                            id,
+                            run_at,
+                            error,
+                            maybe_sent,
+                        } => {
+                            // A request that may have reached the network makes the next
+                            // attempt's outcome unknown: adapters without idempotency read back.
                             sqlx::query(
                                 "UPDATE outbox SET state = 'pending', run_at = $2, last_error = $3, \
-                                 lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+                                 lease_owner = NULL, lease_until = NULL, updated_at = $4, \
+                                 outcome_unknown = CASE WHEN $5 THEN TRUE ELSE outcome_unknown END \
                                  WHERE id = $1 AND state IN ('claimed', 'sending')",
                             )
                             .bind(id.0)
                             .bind(ms(*run_at))
                             .bind(error)
                             .bind(now)
+                            .bind(*maybe_sent)
                             .execute(&mut *tx)
                             .await?;
                         }
