@@ -91,7 +91,11 @@ impl Core {
 }
 
 /// Re-plan every hosted campaign now, then every [`REPLAN_EVERY`] until `stop`.
-async fn plan_forever(state: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+async fn plan_forever(
+    state: AppState,
+    wake: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
     let me = format!("planner-{}-{}", std::process::id(), rand_suffix());
     loop {
@@ -112,6 +116,10 @@ async fn plan_forever(state: AppState, stop: CancellationToken) -> anyhow::Resul
         for c in state.campaigns.iter().filter(|_| mine) {
             match planner::plan_campaign(state.store.as_ref(), c, spread, state.clock.now()).await {
                 Ok(applied) => {
+                    if applied.upserted > 0 {
+                        // New rows may be due before the dispatcher's next look.
+                        wake.notify_one();
+                    }
                     tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
                 }
                 Err(e) => {
@@ -207,7 +215,8 @@ impl Application {
         let dispatcher = self.dispatcher.clone();
         tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
         let stop = shutdown.clone();
-        tasks.spawn(async move { ("planner", plan_forever(state, stop).await) });
+        let wake = self.dispatcher.waker();
+        tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });
         supervise(tasks, shutdown).await
     }
 }

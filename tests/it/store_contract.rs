@@ -994,7 +994,10 @@ async fn outcomes_are_recorded_and_published_slots_are_never_duplicated() {
         assert_eq!(rows[1].state, OutboxState::Pending);
         assert_eq!(rows[1].run_at, retry_at);
         assert_eq!(rows[1].last_error.as_deref(), Some("HTTP 503"));
-        assert!(rows[1].outcome_unknown, "{db}: a 503 may come after the post was stored");
+        assert!(
+            rows[1].outcome_unknown,
+            "{db}: a 503 may come after the post was stored"
+        );
         assert_eq!(rows[2].state, OutboxState::Failed);
         let counts = store.outbox_counts(CAMPAIGN).await.unwrap();
         assert_eq!((counts.published, counts.pending, counts.failed), (1, 1, 1));
