@@ -167,6 +167,8 @@ impl Application {
         );
         let state = AppState {
             sandbox: Receiver::new(clock.clone()),
+            // Signing: 10 a minute per address, bursts of 5 (a family behind one router).
+            limits: crate::web::guard::Limits::new(settings.rate_limits, 10, 5),
             store,
             campaigns: Arc::new(campaigns),
             pages: Arc::new(pages),

@@ -13,6 +13,15 @@ const BUILTIN: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("index.html", include_str!("../../templates/index.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    (
+        "campaign.html",
+        include_str!("../../templates/campaign.html"),
+    ),
+    ("signed.html", include_str!("../../templates/signed.html")),
+    (
+        "signatures.html",
+        include_str!("../../templates/signatures.html"),
+    ),
 ];
 
 /// Compiled page templates.

@@ -29,6 +29,7 @@ mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::network::NetworkKind;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
@@ -287,6 +288,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<PublicSignature>, StoreError>;
+    /// Where an invitation link `/i/{code}` leads: the code of a signature or a participant.
+    async fn resolve_invite(&self, code: &str) -> Result<Option<InviteTarget>, StoreError>;
+    /// Accounts pledged to a campaign (active pledges), per network.
+    async fn accounts_by_network(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<(NetworkKind, u64)>, StoreError>;
     /// Signatures per invitation code (`invited_by`), most first.
     async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError>;
 }

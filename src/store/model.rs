@@ -512,10 +512,26 @@ pub struct InviteCount {
     pub count: u64,
 }
 
-/// The key that makes the same address match however it was typed: trimmed and lower-cased.
-///
-/// Deliberately conservative: provider-specific rules (dots, `+tags`) would merge addresses
-/// that may belong to different people.
+/// The key that makes the same person's address match however it was typed: trimmed and
+/// lower-cased, a `+tag` after the local part dropped (`alex+strike@x` and `alex@x` are one
+/// mailbox at nearly every provider), and at Gmail, whose addresses ignore dots, the dots of
+/// the local part dropped too. One person then counts once, however they vary the address.
 pub fn canonical_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    let lower = raw.trim().to_lowercase();
+    let Some((local, domain)) = lower.rsplit_once('@') else {
+        return lower;
+    };
+    let local = local.split('+').next().unwrap_or(local);
+    let (local, domain) = match domain {
+        "gmail.com" | "googlemail.com" => (local.replace('.', ""), "gmail.com"),
+        _ => (local.to_string(), domain),
+    };
+    format!("{local}@{domain}")
+}
+
+/// Where an invitation code leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteTarget {
+    /// The campaign the inviter signed or pledged to, if any.
+    pub campaign_id: Option<String>,
 }

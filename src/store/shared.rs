@@ -1137,6 +1137,55 @@ macro_rules! shared_store_impl {
                     .collect()
             }
 
+            async fn resolve_invite(&self, code: &str) -> Result<Option<InviteTarget>, StoreError> {
+                let signed: Option<String> =
+                    sqlx::query_scalar("SELECT campaign_id FROM signatures WHERE invite_code = $1")
+                        .bind(code)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if let Some(campaign_id) = signed {
+                    return Ok(Some(InviteTarget { campaign_id: Some(campaign_id) }));
+                }
+                let participant: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM participants WHERE invite_code = $1")
+                        .bind(code)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some(participant) = participant else { return Ok(None) };
+                let campaign_id: Option<String> = sqlx::query_scalar(
+                    "SELECT campaign_id FROM pledges WHERE participant_id = $1 \
+                     ORDER BY (status = 'active') DESC, id LIMIT 1",
+                )
+                .bind(participant)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(Some(InviteTarget { campaign_id }))
+            }
+
+            async fn accounts_by_network(
+                &self,
+                campaign_id: &str,
+            ) -> Result<Vec<(crate::network::NetworkKind, u64)>, StoreError> {
+                let rows = sqlx::query_as::<_, (String, i64)>(
+                    "SELECT a.network, COUNT(DISTINCT a.id) FROM pledges p \
+                     JOIN pledge_accounts pa ON pa.pledge_id = p.id \
+                     JOIN accounts a ON a.id = pa.account_id \
+                     WHERE p.campaign_id = $1 AND p.status = 'active' AND a.status <> 'removed' \
+                     GROUP BY a.network ORDER BY a.network",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(network, n)| {
+                        network
+                            .parse::<crate::network::NetworkKind>()
+                            .map(|k| (k, n as u64))
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    })
+                    .collect()
+            }
+
             async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError> {
                 let rows = sqlx::query_as::<_, (String, i64)>(
                     "SELECT invited_by, COUNT(*) AS n FROM signatures \

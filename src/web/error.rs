@@ -13,16 +13,24 @@ pub enum WebError {
     /// The request was understood but its content is invalid; the message says what to fix.
     #[error("{0}")]
     Invalid(String),
+    /// The request could not be read at all (malformed body, wrong encoding).
+    #[error("{0}")]
+    BadRequest(String),
+    /// This client sent too much too fast.
+    #[error("Too many requests from your address: please wait a minute and try again.")]
+    TooMany,
     /// Something on our side failed; details go to the log, not to the visitor.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl WebError {
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::TooMany => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

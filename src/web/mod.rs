@@ -1,13 +1,17 @@
 //! The web side: axum routes for pages, forms and the JSON API. It writes to the store
 //! and never posts to networks (only the scheduler does).
 
+mod api;
+mod campaign;
 mod error;
+pub mod guard;
 mod pages;
+pub mod signing;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::campaign::Campaign;
 use crate::clock::Clock;
@@ -27,6 +31,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The built-in sandbox network, served at `/sandbox` so demos need nothing else.
     pub sandbox: crate::sandbox::Receiver,
+    /// Per-address budgets for public writes (signing).
+    pub limits: guard::Limits,
 }
 
 impl AppState {
@@ -40,6 +46,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/healthz", get(pages::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/c/{id}", get(campaign::page))
+        .route("/c/{id}/sign", post(campaign::sign))
+        .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/badge.svg", get(api::badge))
+        .route("/i/{code}", get(campaign::invite))
+        .route("/api/v1/campaigns", get(api::campaigns))
+        .route("/api/v1/campaigns/{id}", get(api::campaign))
+        .route("/api/v1/campaigns/{id}/signatures", post(api::sign))
+        .route("/api/v1/campaigns/{id}/stats", get(api::stats))
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))

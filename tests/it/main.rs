@@ -7,3 +7,4 @@ mod crash;
 mod delivery;
 mod store_contract;
 mod support;
+mod web;

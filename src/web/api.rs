@@ -1,0 +1,292 @@
+//! The JSON API (`/api/v1/...`), the counter badge and Prometheus metrics. Errors are JSON
+//! `{"error": "..."}` with a 4xx status that says what to fix.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::campaign::{counters, find, view};
+use super::signing::{self, Signer};
+use super::{AppState, WebError};
+use crate::store::OutboxCounts;
+
+/// An API error: the same variants as pages, as JSON.
+pub struct ApiError(WebError);
+
+impl From<WebError> for ApiError {
+    fn from(e: WebError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if let WebError::Internal(e) = &self.0 {
+            tracing::error!(error = %format!("{e:#}"), "API request failed");
+        }
+        (
+            status,
+            Json(serde_json::json!({ "error": self.0.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+pub async fn campaigns(State(state): State<AppState>) -> Json<Vec<serde_json::Value>> {
+    Json(state.campaigns.iter().map(|c| summary(&state, c)).collect())
+}
+
+fn summary(state: &AppState, c: &crate::campaign::Campaign) -> serde_json::Value {
+    let v = view(state, c);
+    let base = state.settings.public_url.trim_end_matches('/');
+    serde_json::json!({
+        "id": c.id,
+        "title": c.title,
+        "hashtag": c.hashtag,
+        "description": c.description,
+        "when": v.when,
+        "starts": v.starts,
+        "url": format!("{base}/c/{}", c.id),
+        "networks": c.networks,
+        "threshold": c.threshold,
+    })
+}
+
+pub async fn campaign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = find(&state, &id)?;
+    let mut v = summary(&state, c);
+    v["strike"] = serde_json::to_value(&c.strike).unwrap_or_default();
+    v["declaration"] = serde_json::json!(c.declaration.as_ref().map(|d| &d.markdown));
+    v["counters"] = serde_json::to_value(counters(&state, c).await?).unwrap_or_default();
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct NewSignatureBody {
+    name: String,
+    email: Option<String>,
+    public: Option<bool>,
+    #[serde(rename = "ref")]
+    invited_by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SignatureAnswer {
+    invite_link: String,
+    /// The same person had signed already: not counted again.
+    duplicate: bool,
+}
+
+/// `201` for a new signature, `200` for a repeat of the same person, `422` for invalid input.
+pub async fn sign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<NewSignatureBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let c = find(&state, &id)?;
+    if !state.limits.allow(peer.ip()) {
+        return Err(WebError::TooMany.into());
+    }
+    let Json(body) = body.map_err(|e| {
+        WebError::Invalid(format!(
+            "expected JSON {{\"name\": ..., \"email\"?: ..., \"public\"?: true|false, \"ref\"?: ...}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let signer = Signer::parse(
+        &body.name,
+        body.email.as_deref(),
+        body.public.unwrap_or(false),
+        body.invited_by.as_deref(),
+    )
+    .map_err(WebError::Invalid)?;
+    let added = signing::sign(&state, &c.id, &signer).await?;
+    let answer = SignatureAnswer {
+        invite_link: format!(
+            "{}/i/{}",
+            state.settings.public_url.trim_end_matches('/'),
+            added.invite_code
+        ),
+        duplicate: added.duplicate,
+    };
+    let status = if added.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+#[derive(Serialize)]
+struct Stats {
+    campaign: String,
+    signatures: u64,
+    strikers: u64,
+    accounts_by_network: serde_json::Map<String, serde_json::Value>,
+    posts: PostStats,
+    invitations: u64,
+}
+
+#[derive(Serialize)]
+struct PostStats {
+    scheduled: u64,
+    published: u64,
+    failed: u64,
+    missed: u64,
+    cancelled: u64,
+}
+
+impl From<OutboxCounts> for PostStats {
+    fn from(c: OutboxCounts) -> Self {
+        PostStats {
+            scheduled: c.pending + c.claimed + c.sending,
+            published: c.published,
+            failed: c.failed,
+            missed: c.missed,
+            cancelled: c.cancelled,
+        }
+    }
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = find(&state, &id)?;
+    let counted = counters(&state, c).await?;
+    let by_network = state
+        .store
+        .accounts_by_network(&c.id)
+        .await?
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
+        .collect();
+    let stats = Stats {
+        campaign: c.id.clone(),
+        signatures: counted.signatures,
+        strikers: counted.strikers,
+        accounts_by_network: by_network,
+        posts: state.store.outbox_counts(&c.id).await?.into(),
+        invitations: counted.invitations,
+    };
+    Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
+}
+
+/// A live counter badge: "#Hashtag | 1,234 signed".
+pub async fn badge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let c = find(&state, &id)?;
+    let n = counters(&state, c).await?.signatures;
+    let left = format!("#{}", c.hashtag);
+    let right = format!("{} signed", thousands(n));
+    // Roughly 7 px a character at 11 px Verdana, as shields-style badges assume.
+    let (lw, rw) = (
+        left.chars().count() * 7 + 12,
+        right.chars().count() * 7 + 12,
+    );
+    let esc = super::error::html_escape;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{al}: {ar}"><title>{al}: {ar}</title><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{rw}" height="20" fill="#b3261e"/><g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11"><text x="{lx}" y="14">{al}</text><text x="{rx}" y="14">{ar}</text></g></svg>"##,
+        w = lw + rw,
+        al = esc(&left),
+        ar = esc(&right),
+        lx = lw / 2,
+        rx = lw + rw / 2,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=60"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Prometheus text exposition of the counts per campaign.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP picket_signatures Signatures per campaign.\n# TYPE picket_signatures gauge"
+    );
+    let mut posts = String::from(
+        "# HELP picket_posts Posts per campaign and state.\n# TYPE picket_posts gauge\n",
+    );
+    let mut strikers = String::from(
+        "# HELP picket_strikers Active pledges per campaign.\n# TYPE picket_strikers gauge\n",
+    );
+    for c in state.campaigns.iter() {
+        let counted = counters(&state, c).await?;
+        let _ = writeln!(
+            out,
+            "picket_signatures{{campaign=\"{}\"}} {}",
+            c.id, counted.signatures
+        );
+        let _ = writeln!(
+            strikers,
+            "picket_strikers{{campaign=\"{}\"}} {}",
+            c.id, counted.strikers
+        );
+        let o = state.store.outbox_counts(&c.id).await?;
+        for (name, n) in [
+            ("pending", o.pending),
+            ("claimed", o.claimed),
+            ("sending", o.sending),
+            ("published", o.published),
+            ("failed", o.failed),
+            ("missed", o.missed),
+            ("cancelled", o.cancelled),
+        ] {
+            let _ = writeln!(
+                posts,
+                "picket_posts{{campaign=\"{}\",state=\"{name}\"}} {n}",
+                c.id
+            );
+        }
+    }
+    out.push_str(&strikers);
+    out.push_str(&posts);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(1234), "1,234");
+        assert_eq!(super::thousands(1234567), "1,234,567");
+    }
+}

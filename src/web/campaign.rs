@@ -1,0 +1,349 @@
+//! Campaign pages: the declaration with its counters and sign form, signing, the public
+//! list of signers, and invitation links.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+
+use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
+use super::signing::{self, Signer};
+use super::{AppState, WebError};
+use crate::campaign::Campaign;
+
+/// The numbers shown on pages, the badge and the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    pub signatures: u64,
+    pub strikers: u64,
+    pub published: u64,
+    pub invitations: u64,
+}
+
+pub async fn counters(state: &AppState, c: &Campaign) -> Result<Counters, WebError> {
+    let posts = state.store.outbox_counts(&c.id).await?;
+    let invitations = state
+        .store
+        .invite_counts(&c.id)
+        .await?
+        .iter()
+        .map(|i| i.count)
+        .sum();
+    Ok(Counters {
+        signatures: state.store.signature_count(&c.id).await?,
+        strikers: state
+            .store
+            .active_pledge_count(&c.id, state.clock.now())
+            .await?,
+        published: posts.published,
+        invitations,
+    })
+}
+
+pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, WebError> {
+    state
+        .campaign(id)
+        .ok_or_else(|| WebError::NotFound(format!("There is no campaign “{id}” on this site.")))
+}
+
+/// The declaration as HTML. Raw HTML in the Markdown is dropped: pages are escaped, and a
+/// declaration copied from elsewhere must not carry scripts.
+pub fn declaration_html(c: &Campaign) -> Option<String> {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let md = &c.declaration.as_ref()?.markdown;
+    let parser = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
+        .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    Some(out)
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    campaign: CampaignView<'a>,
+    counters: Counters,
+    declaration_html: Option<String>,
+    csrf: String,
+    invited_by: Option<String>,
+    error: Option<String>,
+    form: SignForm,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CampaignView<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub hashtag: &'a str,
+    pub description: Option<&'a str>,
+    pub when: String,
+    /// RFC 3339 instant the strike first starts anywhere, for the countdown.
+    pub starts: String,
+    /// "in 224 days" from the server's clock, shown without JavaScript.
+    pub starts_in: String,
+    /// When the strike is read in each visitor's own zone: its first day, so the page's
+    /// countdown can aim at local midnight.
+    pub local_first_day: Option<String>,
+}
+
+pub(crate) fn view<'a>(state: &AppState, c: &'a Campaign) -> CampaignView<'a> {
+    let start = c.strike.earliest_start();
+    let left = start - state.clock.now();
+    let starts_in = if left.num_seconds() <= 0 {
+        "under way or over".to_string()
+    } else if left.num_days() >= 2 {
+        format!("in {} days", left.num_days())
+    } else if left.num_hours() >= 2 {
+        format!("in {} hours", left.num_hours())
+    } else {
+        format!("in {} minutes", left.num_minutes().max(1))
+    };
+    CampaignView {
+        id: &c.id,
+        title: &c.title,
+        hashtag: &c.hashtag,
+        description: c.description.as_deref(),
+        when: super::pages::describe_when(c),
+        starts: start.to_rfc3339(),
+        starts_in,
+        local_first_day: match &c.strike.when {
+            crate::campaign::StrikeTime::ParticipantDays(days) => {
+                days.first().map(|d| d.to_string())
+            }
+            _ => None,
+        },
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct SignForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub public: Option<String>,
+    #[serde(default)]
+    pub consent: Option<String>,
+    #[serde(default)]
+    pub csrf: String,
+    /// The honeypot: hidden from people, filled in by bots.
+    #[serde(default)]
+    pub website: String,
+    #[serde(default, rename = "ref")]
+    pub invited_by: Option<String>,
+}
+
+async fn render_page(
+    state: &AppState,
+    c: &Campaign,
+    headers: &HeaderMap,
+    form: SignForm,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let csrf = guard::cookie(headers, CSRF_COOKIE)
+        .filter(|t| t.len() == 48)
+        .unwrap_or_else(guard::new_token);
+    let invited_by = form
+        .invited_by
+        .clone()
+        .or_else(|| guard::cookie(headers, REF_COOKIE));
+    let page = Page {
+        campaign: view(state, c),
+        counters: counters(state, c).await?,
+        declaration_html: declaration_html(c),
+        csrf: csrf.clone(),
+        invited_by,
+        error,
+        form,
+    };
+    let html = state
+        .pages
+        .render("campaign.html", &page)
+        .map_err(|e| WebError::Internal(e.into()))?;
+    let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, secure(state), 24 * 3600);
+    Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response())
+}
+
+fn secure(state: &AppState) -> bool {
+    state.settings.public_url.starts_with("https://")
+}
+
+#[derive(Deserialize)]
+pub struct RefQuery {
+    #[serde(rename = "ref")]
+    invited_by: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RefQuery>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let c = find(&state, &id)?;
+    let form = SignForm {
+        invited_by: q.invited_by,
+        ..SignForm::default()
+    };
+    render_page(&state, c, &headers, form, None, StatusCode::OK).await
+}
+
+#[derive(Serialize)]
+struct Signed<'a> {
+    campaign: CampaignView<'a>,
+    name: String,
+    invite_link: String,
+}
+
+pub async fn sign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let c = find(&state, &id)?;
+    let Ok(Form(form)) = form else {
+        return Err(WebError::BadRequest(
+            "The form could not be read: please send it again from the campaign page.".into(),
+        ));
+    };
+    if !state.limits.allow(peer.ip()) {
+        return Err(WebError::TooMany);
+    }
+    if !guard::csrf_ok(&headers, &form.csrf) {
+        let msg = "Your session expired or the form came from another site: please sign again."
+            .to_string();
+        return render_page(&state, c, &headers, form, Some(msg), StatusCode::FORBIDDEN).await;
+    }
+    if form.consent.is_none() {
+        let msg = "Please tick the box to confirm you agree with the declaration.".to_string();
+        return render_page(
+            &state,
+            c,
+            &headers,
+            form,
+            Some(msg),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let signer = match Signer::parse(
+        &form.name,
+        Some(&form.email),
+        form.public.is_some(),
+        form.invited_by.as_deref(),
+    ) {
+        Ok(s) => s,
+        Err(msg) => {
+            return render_page(
+                &state,
+                c,
+                &headers,
+                form,
+                Some(msg),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let invite_link = if form.website.is_empty() {
+        let added = signing::sign(&state, &c.id, &signer).await?;
+        format!(
+            "{}/i/{}",
+            state.settings.public_url.trim_end_matches('/'),
+            added.invite_code
+        )
+    } else {
+        // A bot filled the hidden field: answer as if it worked, store nothing.
+        tracing::info!(campaign = %c.id, "honeypot filled; signature dropped");
+        format!(
+            "{}/c/{}",
+            state.settings.public_url.trim_end_matches('/'),
+            c.id
+        )
+    };
+    let html = state
+        .pages
+        .render(
+            "signed.html",
+            &Signed {
+                campaign: view(&state, c),
+                name: signer.name().to_string(),
+                invite_link,
+            },
+        )
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok((StatusCode::OK, Html(html)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: u32,
+}
+
+pub async fn signatures(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Html<String>, WebError> {
+    const PER_PAGE: u32 = 100;
+    let c = find(&state, &id)?;
+    let list = state
+        .store
+        .public_signatures(&c.id, PER_PAGE + 1, u64::from(q.page) * u64::from(PER_PAGE))
+        .await?;
+    let more = list.len() > PER_PAGE as usize;
+    let names: Vec<serde_json::Value> = list
+        .iter()
+        .take(PER_PAGE as usize)
+        .map(|s| serde_json::json!({"name": s.name, "date": s.created_at.format("%Y-%m-%d").to_string()}))
+        .collect();
+    let html = state
+        .pages
+        .render(
+            "signatures.html",
+            &serde_json::json!({
+                "campaign": view(&state, c),
+                "counters": counters(&state, c).await?,
+                "signers": names,
+                "page": q.page,
+                "next": more.then_some(q.page + 1),
+                "prev": q.page.checked_sub(1),
+            }),
+        )
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok(Html(html))
+}
+
+/// `/i/{code}`: remember who invited this visitor (a cookie the sign form reads), then
+/// land on the campaign page.
+pub async fn invite(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, WebError> {
+    let valid =
+        !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric());
+    let target = if valid {
+        state.store.resolve_invite(&code).await?
+    } else {
+        None
+    };
+    let Some(target) = target else {
+        return Err(WebError::NotFound(
+            "This invitation link is not known here.".into(),
+        ));
+    };
+    let to = match target.campaign_id.filter(|id| state.campaign(id).is_some()) {
+        Some(id) => format!("/c/{id}?ref={code}"),
+        None => "/".to_string(),
+    };
+    let cookie = guard::set_cookie(REF_COOKIE, &code, secure(&state), 30 * 24 * 3600);
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
+}

@@ -1,0 +1,475 @@
+//! The web side through HTTP, against the same `Application` `picket serve` runs, on port 0:
+//! every route and its error paths.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use picket::app::Application;
+use picket::clock::SystemClock;
+use picket::config::Settings;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use tokio_util::sync::CancellationToken;
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+const ID: &str = "social-media-strike";
+
+impl TestApp {
+    async fn spawn(rate_limits: bool) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
+            campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public_url: "https://picket.test".into(),
+            rate_limits,
+            ..Settings::default()
+        };
+        let app = Application::build(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone()));
+        TestApp {
+            base,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            stop,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The campaign page's CSRF cookie and form token.
+    async fn form_token(&self) -> (String, String) {
+        let page = self
+            .http
+            .get(self.url(&format!("/c/{ID}")))
+            .send()
+            .await
+            .unwrap();
+        let cookie = page.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let html = page.text().await.unwrap();
+        let token = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        (cookie, token)
+    }
+
+    async fn sign_form(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let (cookie, token) = self.form_token().await;
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &token), ("consent", "on")];
+        form.extend_from_slice(fields);
+        self.http
+            .post(self.url(&format!("/c/{ID}/sign")))
+            .header(COOKIE, cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn stats(&self) -> serde_json::Value {
+        self.http
+            .get(self.url(&format!("/api/v1/campaigns/{ID}/stats")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn api_sign(&self, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/api/v1/campaigns/{ID}/signatures")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_index_and_campaign_pages_show_the_campaign() {
+    let app = TestApp::spawn(false).await;
+    let index = app
+        .http
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains(&format!("/c/{ID}")), "{index}");
+    let page = app
+        .http
+        .get(app.url(&format!("/c/{ID}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = page.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Declaration of Digital Independence"),
+        "the declaration is rendered"
+    );
+    assert!(html.contains("#SocialMediaStrike"));
+}
+
+#[tokio::test]
+async fn an_unknown_campaign_is_a_404_page_and_a_404_json_error() {
+    let app = TestApp::spawn(false).await;
+    let page = app.http.get(app.url("/c/nope")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let api = app
+        .http
+        .get(app.url("/api/v1/campaigns/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn signing_the_form_counts_once_per_person_and_gives_an_invitation_link() {
+    let app = TestApp::spawn(false).await;
+
+    let first = app
+        .sign_form(&[
+            ("name", "Ada"),
+            ("email", "Ada.Lovelace@Gmail.com"),
+            ("public", "on"),
+        ])
+        .await;
+    let again = app
+        .sign_form(&[
+            ("name", "Ada L."),
+            ("email", "adalovelace+strike@gmail.com"),
+        ])
+        .await;
+
+    assert_eq!(first.status(), StatusCode::OK);
+    // Tera escapes '/' in attributes as &#x2F;, which browsers read back as '/'.
+    let html = first.text().await.unwrap().replace("&#x2F;", "/");
+    assert!(html.contains("https://picket.test/i/"), "{html}");
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(app.stats().await["signatures"], 1);
+}
+
+#[tokio::test]
+async fn a_form_without_a_valid_csrf_token_is_refused_with_a_message() {
+    let app = TestApp::spawn(false).await;
+    let (cookie, _) = app.form_token().await;
+
+    let no_cookie = app
+        .http
+        .post(app.url(&format!("/c/{ID}/sign")))
+        .form(&[("name", "Eve"), ("consent", "on"), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    let wrong = app
+        .http
+        .post(app.url(&format!("/c/{ID}/sign")))
+        .header(COOKIE, cookie)
+        .form(&[
+            ("name", "Eve"),
+            ("consent", "on"),
+            ("csrf", "not-the-token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert!(wrong.text().await.unwrap().contains("sign again"));
+    assert_eq!(app.stats().await["signatures"], 0);
+}
+
+#[tokio::test]
+async fn bad_form_input_gets_a_4xx_with_a_message_and_keeps_what_was_typed() {
+    let app = TestApp::spawn(false).await;
+
+    let no_name = app
+        .sign_form(&[("name", "  "), ("email", "x@example.org")])
+        .await;
+    let bad_email = app
+        .sign_form(&[("name", "Bob"), ("email", "bob-at-example")])
+        .await;
+
+    assert_eq!(no_name.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_name.text().await.unwrap().contains("Please give a name"));
+    assert_eq!(bad_email.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad_email.text().await.unwrap();
+    assert!(
+        html.contains("does not look like an e-mail address") && html.contains("value=\"Bob\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_or_undecodable_body_is_a_4xx_never_a_500() {
+    let app = TestApp::spawn(false).await;
+    let (cookie, _) = app.form_token().await;
+    let url = app.url(&format!("/c/{ID}/sign"));
+
+    let huge = app
+        .http
+        .post(&url)
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("name={}", "a".repeat(200_000)))
+        .send()
+        .await
+        .unwrap();
+    let not_utf8 = app
+        .http
+        .post(&url)
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'n', b'a', b'm', b'e', b'=', 0xff, 0xfe, 0xfd])
+        .send()
+        .await
+        .unwrap();
+    let api_garbage = app
+        .http
+        .post(app.url(&format!("/api/v1/campaigns/{ID}/signatures")))
+        .header("content-type", "application/json")
+        .body(vec![0xff, b'{'])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(not_utf8.status().is_client_error(), "{}", not_utf8.status());
+    assert_eq!(api_garbage.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn names_with_markup_and_sql_are_stored_verbatim_and_shown_escaped() {
+    let app = TestApp::spawn(false).await;
+    let evil = "<script>alert('x')</script> Robert'); DROP TABLE signatures;--";
+
+    let signed = app.sign_form(&[("name", evil), ("public", "on")]).await;
+    let list = app
+        .http
+        .get(app.url(&format!("/c/{ID}/signatures")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(signed.status(), StatusCode::OK);
+    assert!(!list.contains("<script>alert"), "{list}");
+    assert!(
+        list.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt;")
+            || list.contains("&lt;script&gt;"),
+        "{list}"
+    );
+    assert!(list.contains("DROP TABLE signatures;--"));
+    assert_eq!(
+        app.stats().await["signatures"],
+        1,
+        "the table is still there"
+    );
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_is_thanked_but_not_counted() {
+    let app = TestApp::spawn(false).await;
+    let bot = app
+        .sign_form(&[("name", "Bot"), ("website", "http://spam.example")])
+        .await;
+    assert_eq!(bot.status(), StatusCode::OK);
+    assert_eq!(app.stats().await["signatures"], 0);
+}
+
+#[tokio::test]
+async fn the_json_api_signs_with_201_repeats_with_200_and_refuses_with_422() {
+    let app = TestApp::spawn(false).await;
+
+    let created = app
+        .api_sign(serde_json::json!({"name": "Cy", "email": "cy@example.org", "public": true}))
+        .await;
+    let repeat = app
+        .api_sign(serde_json::json!({"name": "Cy", "email": "CY@example.org"}))
+        .await;
+    let invalid = app
+        .api_sign(serde_json::json!({"name": "", "email": "cy@example.org"}))
+        .await;
+    let wrong_shape = app.api_sign(serde_json::json!({"nom": "Cy"})).await;
+
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: serde_json::Value = created.json().await.unwrap();
+    assert!(
+        body["invite_link"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://picket.test/i/")
+    );
+    assert_eq!(repeat.status(), StatusCode::OK);
+    assert_eq!(
+        repeat.json::<serde_json::Value>().await.unwrap()["duplicate"],
+        true
+    );
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        invalid.json::<serde_json::Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("name")
+    );
+    assert_eq!(wrong_shape.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.stats().await["signatures"], 1);
+}
+
+#[tokio::test]
+async fn an_invitation_link_records_who_invited_the_next_signer() {
+    let app = TestApp::spawn(false).await;
+    let inviter: serde_json::Value = app
+        .api_sign(serde_json::json!({"name": "Di"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let code = inviter["invite_link"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let landing = app
+        .http
+        .get(app.url(&format!("/i/{code}")))
+        .send()
+        .await
+        .unwrap();
+    let unknown = app
+        .http
+        .get(app.url("/i/doesnotexist"))
+        .send()
+        .await
+        .unwrap();
+    app.api_sign(serde_json::json!({"name": "Ed", "ref": code}))
+        .await;
+
+    assert!(landing.status().is_redirection());
+    assert_eq!(landing.headers()["location"], format!("/c/{ID}?ref={code}"));
+    assert!(
+        landing.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("picket_ref=")
+    );
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.stats().await["invitations"], 1);
+}
+
+#[tokio::test]
+async fn stats_badge_and_metrics_report_the_counts() {
+    let app = TestApp::spawn(false).await;
+    app.api_sign(serde_json::json!({"name": "Fay"})).await;
+
+    let stats = app.stats().await;
+    let badge = app
+        .http
+        .get(app.url(&format!("/c/{ID}/badge.svg")))
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/campaigns"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    for key in [
+        "signatures",
+        "strikers",
+        "accounts_by_network",
+        "posts",
+        "invitations",
+    ] {
+        assert!(stats.get(key).is_some(), "stats lacks {key}: {stats}");
+    }
+    assert_eq!(badge.headers()["content-type"], "image/svg+xml");
+    assert!(badge.text().await.unwrap().contains("1 signed"));
+    assert!(
+        metrics.contains(&format!("picket_signatures{{campaign=\"{ID}\"}} 1")),
+        "{metrics}"
+    );
+    assert_eq!(list[0]["id"], ID);
+}
+
+#[tokio::test]
+async fn signing_too_fast_from_one_address_is_refused_with_429() {
+    let app = TestApp::spawn(true).await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        statuses.push(
+            app.api_sign(serde_json::json!({"name": format!("P{i}")}))
+                .await
+                .status(),
+        );
+    }
+    assert!(statuses[..5].iter().all(|s| s.is_success()), "{statuses:?}");
+    assert_eq!(statuses[6], StatusCode::TOO_MANY_REQUESTS);
+}
