@@ -41,6 +41,24 @@ impl AppState {
     }
 }
 
+/// The JSON API, open to pages on other sites (a blogger's own signup page) but never with
+/// cookies: cross-origin callers get no session to ride on.
+fn api_routes() -> Router<AppState> {
+    use axum::http::{Method, header};
+    use tower_http::cors::{Any, CorsLayer};
+    Router::new()
+        .route("/api/v1/campaigns", get(api::campaigns))
+        .route("/api/v1/campaigns/{id}", get(api::campaign))
+        .route("/api/v1/campaigns/{id}/signatures", post(api::sign))
+        .route("/api/v1/campaigns/{id}/stats", get(api::stats))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE]),
+        )
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -52,10 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
-        .route("/api/v1/campaigns", get(api::campaigns))
-        .route("/api/v1/campaigns/{id}", get(api::campaign))
-        .route("/api/v1/campaigns/{id}/signatures", post(api::sign))
-        .route("/api/v1/campaigns/{id}/stats", get(api::stats))
+        .merge(api_routes())
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))

@@ -473,3 +473,22 @@ async fn signing_too_fast_from_one_address_is_refused_with_429() {
     assert!(statuses[..5].iter().all(|s| s.is_success()), "{statuses:?}");
     assert_eq!(statuses[6], StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn the_api_can_be_called_from_a_page_on_another_site() {
+    let app = TestApp::spawn(false).await;
+    let preflight = app
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url(&format!("/api/v1/campaigns/{ID}/signatures")),
+        )
+        .header("origin", "https://blog.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+}
