@@ -24,7 +24,7 @@ use crate::crypto::{self, Vault};
 use crate::network::Networks;
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
-use crate::scheduler::{Dispatcher, planner};
+use crate::scheduler::{Dispatcher, planner, verify};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
@@ -36,6 +36,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     state: AppState,
     dispatcher: Arc<Dispatcher>,
+    networks: Networks,
+    vault: Vault,
 }
 
 /// The parts every long-running picket process needs.
@@ -147,13 +149,13 @@ impl Application {
         networks: Networks,
     ) -> anyhow::Result<Application> {
         let core = Core::open(settings, clock).await?;
-        let dispatcher = Arc::new(core.dispatcher(networks)?);
+        let dispatcher = Arc::new(core.dispatcher(networks.clone())?);
         let Core {
             settings,
             campaigns,
             store,
             clock,
-            ..
+            vault,
         } = core;
         let pages =
             Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
@@ -179,6 +181,8 @@ impl Application {
             listener,
             state,
             dispatcher,
+            networks,
+            vault,
         })
     }
 
@@ -216,6 +220,14 @@ impl Application {
         let stop = shutdown.clone();
         let dispatcher = self.dispatcher.clone();
         tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
+        let (verifier_state, stop) = (self.state.clone(), shutdown.clone());
+        let (networks, vault) = (self.networks, self.vault);
+        tasks.spawn(async move {
+            (
+                "verifier",
+                verify_forever(verifier_state, networks, vault, stop).await,
+            )
+        });
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });
@@ -245,6 +257,41 @@ async fn supervise(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Every few hours, check the credentials of accounts whose strike starts within a day and
+/// a half, so broken ones are reported while there is time to reconnect them.
+async fn verify_forever(
+    state: AppState,
+    networks: Networks,
+    vault: Vault,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+    loop {
+        let now = state.clock.now();
+        for c in state.campaigns.iter() {
+            let ahead = chrono::Duration::hours(36);
+            let checked = async {
+                let ids =
+                    verify::accounts_striking_soon(state.store.as_ref(), c, now, ahead).await?;
+                verify::verify_accounts(state.store.as_ref(), &networks, &vault, &ids, now).await
+            };
+            match checked.await {
+                Ok(v) if v.ok + v.broken + v.unknown > 0 => {
+                    tracing::info!(campaign = %c.id, ok = v.ok, broken = v.broken, unknown = v.unknown, "accounts verified before the strike")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(campaign = %c.id, error = %e, "verifying accounts failed")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
 }
 
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.

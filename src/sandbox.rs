@@ -168,6 +168,7 @@ impl Receiver {
         Router::new()
             .route("/api/v1/statuses", post(create))
             .route("/api/v1/sandbox/posts", get(list))
+            .route("/api/v1/accounts/verify_credentials", get(verify))
             .with_state(self.clone())
     }
 
@@ -380,6 +381,29 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
         }
         _ => json.into_response(),
     }
+}
+
+/// Like Mastodon's: 200 with the account for a good token, 401 for a missing or revoked one.
+async fn verify(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let revoked = rx
+        .inner
+        .lock()
+        .expect("receiver lock")
+        .revoked
+        .contains(token);
+    if token.is_empty() || revoked {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "The access token is invalid"})),
+        )
+            .into_response();
+    }
+    Json(serde_json::json!({"id": fingerprint(token), "acct": fingerprint(token)})).into_response()
 }
 
 async fn list(State(rx): State<Receiver>) -> Json<Vec<ReceivedPost>> {

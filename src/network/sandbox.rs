@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::{AccountRef, Network, NetworkKind, OutgoingPost, PublishError, Receipt};
+use super::{AccountRef, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt};
 
 pub struct Sandbox {
     client: reqwest::Client,
@@ -83,5 +83,34 @@ impl Network for Sandbox {
                 maybe_sent: status.is_server_error(),
             },
         })
+    }
+
+    async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
+        let url = format!(
+            "{}/api/v1/accounts/verify_credentials",
+            account.server.trim_end_matches('/')
+        );
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(account.credentials.expose())
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        match resp.status() {
+            s if s.is_success() => Ok(Identity {
+                handle: account.handle.clone(),
+                url: None,
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(PublishError::Reconnect(
+                "the sandbox refused the token".into(),
+            )),
+            s => Err(PublishError::Retry {
+                reason: s.to_string(),
+                after: None,
+                maybe_sent: false,
+            }),
+        }
     }
 }

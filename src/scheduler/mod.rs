@@ -6,6 +6,7 @@ pub mod dispatcher;
 pub mod pacing;
 pub mod planner;
 pub mod retry;
+pub mod verify;
 
 pub use dispatcher::{Dispatcher, StepReport};
 
