@@ -82,6 +82,25 @@ pub fn parse_secret_key(s: &str) -> Result<Keys, String> {
     Ok(Keys::new(sk))
 }
 
+/// A fresh keypair for picket's side of a NIP-46 session.
+pub fn generate_client_keys() -> Keys {
+    Keys::generate()
+}
+
+/// The bunker URI without its one-time `secret` (spent at `connect`: no need to keep it).
+pub fn bunker_uri_without_secret(uri: &str) -> String {
+    let Ok(mut u) = url::Url::parse(uri) else {
+        return uri.to_string();
+    };
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != "secret")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(kept);
+    u.to_string()
+}
+
 /// The `npub1…` shown as an account's handle.
 pub fn npub(pk: &PublicKey) -> String {
     pk.to_bech32().expect("bech32 of a public key")
