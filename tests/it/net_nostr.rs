@@ -599,3 +599,75 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
         .unwrap();
     assert_ne!(bad_row.state, OutboxState::Published, "{bad_row:?}");
 }
+
+#[tokio::test]
+async fn engagement_counts_reactions_reposts_and_replies_and_delete_removes_the_note() {
+    use picket::network::nostr::{Credentials, Nostr, RelayAnswer, send_event};
+    use picket::network::{AccountRef, Engagement, Network, OutgoingPost};
+    let Some(relay) = relay() else { return };
+    // Arrange: a note published through the adapter, then a like, a repost and a reply
+    // from other keys.
+    let keys = Keys::generate();
+    let account = AccountRef {
+        id: 1,
+        handle: keys.public_key().to_bech32().unwrap(),
+        server: relay.clone(),
+        credentials: Credentials::Key {
+            secret_key: keys.secret_key().to_secret_hex(),
+        }
+        .to_secret(),
+    };
+    let nostr = Nostr::new();
+    let post = OutgoingPost {
+        text: "On #TestStrike today".into(),
+        idempotency_key: "k1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s1".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(5),
+    };
+    let receipt = nostr.publish(&account, &post).await.unwrap();
+    let again = nostr.publish(&account, &post).await.unwrap();
+    let id = nostr::prelude::EventId::from_hex(&receipt.remote_id).unwrap();
+    let react = |kind: Kind, content: &str| {
+        nostr::prelude::EventBuilder::new(kind, content)
+            .tag(nostr::prelude::Tag::event(id))
+            .finalize(&Keys::generate())
+            .unwrap()
+    };
+    for ev in [
+        react(Kind::Reaction, "+"),
+        react(Kind::Repost, ""),
+        react(Kind::TextNote, "solidarity"),
+    ] {
+        assert_eq!(
+            send_event(&relay, &ev, Duration::from_secs(5)).await,
+            RelayAnswer::Accepted
+        );
+    }
+
+    // Act
+    let engagement = nostr
+        .engagement(&account, &receipt.remote_id)
+        .await
+        .unwrap();
+    let identity = nostr.verify(&account).await.unwrap();
+    nostr.delete(&account, &receipt.remote_id).await.unwrap();
+    let left = req(&relay, json!({"ids": [receipt.remote_id]})).await;
+
+    // Assert: a second publish of the same post is the same event (relay: duplicate).
+    assert_eq!(again.remote_id, receipt.remote_id);
+    assert_eq!(
+        engagement,
+        Some(Engagement {
+            replies: 1,
+            reposts: 1,
+            likes: 1
+        })
+    );
+    assert_eq!(identity.handle, account.handle);
+    assert!(
+        left.is_empty(),
+        "the deleted note is still served: {left:?}"
+    );
+}
