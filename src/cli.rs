@@ -287,7 +287,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             relays,
             nsec,
             bunker,
-        })) => add_nostr::add_nostr(ctx, &relays, nsec, bunker).await?,
+        })) => return add_nostr::add_nostr(ctx, &relays, nsec, bunker).await,
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }

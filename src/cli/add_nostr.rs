@@ -3,9 +3,10 @@
 //! participant. It checks the key or the signer before storing anything; it does not
 //! read relay limits or the participant's relay list (NIP-65).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::participate::Ctx;
 use crate::network::NetworkKind;
@@ -20,19 +21,28 @@ pub async fn add_nostr(
     relays: &[String],
     nsec: Option<String>,
     bunker: Option<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
+    // Bad input exits 2 (the CLI's convention), a signer that does not answer exits 1.
+    let invalid = |m: String| {
+        eprintln!("error: {m}");
+        Ok(ExitCode::from(2))
+    };
     let relays = relays
         .iter()
         .flat_map(|r| nostr::relays_of(r))
         .map(|r| nostr::check_relay_url(&r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    if relays.is_empty() {
-        bail!("give at least one --relay ws(s)://...");
-    }
+        .collect::<Result<Vec<_>, _>>();
+    let relays = match relays {
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => return invalid("give at least one --relay ws(s)://...".into()),
+        Err(e) => return invalid(e),
+    };
     let (credentials, user) = match (nsec, bunker) {
         (Some(nsec), None) => {
-            let keys = nostr::parse_secret_key(&nsec).map_err(anyhow::Error::msg)?;
+            let keys = match nostr::parse_secret_key(&nsec) {
+                Ok(k) => k,
+                Err(e) => return invalid(e),
+            };
             eprintln!(
                 "warning: picket will hold this secret key (sealed in its database); it gives full \
                  control of the account. A remote signer (--bunker bunker://...) keeps the key with you."
@@ -44,7 +54,10 @@ pub async fn add_nostr(
         }
         (None, Some(uri)) => {
             let client = nostr::generate_client_keys();
-            let (session, secret) = Bunker::new(&uri, client).map_err(anyhow::Error::msg)?;
+            let (session, secret) = match Bunker::new(&uri, client) {
+                Ok(b) => b,
+                Err(e) => return invalid(e),
+            };
             eprintln!("asking the remote signer to connect picket (approve it there if asked)...");
             let user = session
                 .connect(secret, BUNKER_TIMEOUT)
@@ -58,7 +71,7 @@ pub async fn add_nostr(
             };
             (credentials, user)
         }
-        _ => bail!("give exactly one of --nsec or --bunker"),
+        _ => return invalid("give exactly one of --nsec or --bunker".into()),
     };
     let handle = nostr::npub(&user);
     let server = relays.join(" ");
@@ -83,5 +96,5 @@ pub async fn add_nostr(
         )
         .await?;
     println!("added nostr account {id} ({handle}) posting to {server}");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
