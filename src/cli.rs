@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+mod add_nostr;
 mod participate;
 
 use crate::app::{self, Application};
@@ -142,6 +143,28 @@ pub enum AddAccount {
         #[arg(long)]
         token: Option<String>,
     },
+    /// A Nostr identity, signing with a remote signer (NIP-46 bunker, recommended: the key
+    /// stays with you) or with its secret key (picket then holds it, sealed).
+    #[command(
+        after_help = "Examples:\n  picket account add nostr --relay wss://relay.example --bunker 'bunker://<pubkey>?relay=wss://relay.example&secret=...'\n  PICKET_NOSTR_NSEC=nsec1... picket account add nostr --relay wss://a.example --relay wss://b.example"
+    )]
+    Nostr {
+        /// A relay to publish to (repeat for several).
+        #[arg(long = "relay", required = true)]
+        relays: Vec<String>,
+        /// The secret key, nsec1... or hex (better from the environment than the command line).
+        #[arg(
+            long,
+            env = "PICKET_NOSTR_NSEC",
+            hide_env_values = true,
+            conflicts_with = "bunker",
+            required_unless_present = "bunker"
+        )]
+        nsec: Option<String>,
+        /// A NIP-46 remote signer: bunker://<remote-signer-pubkey>?relay=wss://...&secret=...
+        #[arg(long)]
+        bunker: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +283,11 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             server,
             token,
         })) => participate::add_sandbox(ctx, &name, server, token).await?,
+        Command::Account(AccountCommand::Add(AddAccount::Nostr {
+            relays,
+            nsec,
+            bunker,
+        })) => return add_nostr::add_nostr(ctx, &relays, nsec, bunker).await,
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }
