@@ -69,6 +69,7 @@ impl FromStr for NetworkKind {
     }
 }
 
+pub mod mastodon;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -244,7 +245,9 @@ impl Networks {
     /// Every adapter picket ships, sharing one HTTP client (one connection pool).
     pub fn standard() -> Self {
         let client = http_client();
-        Networks::new().with(Arc::new(sandbox::Sandbox::new(client)))
+        Networks::new()
+            .with(Arc::new(mastodon::Mastodon::new(client.clone())))
+            .with(Arc::new(sandbox::Sandbox::new(client)))
     }
 }
 
