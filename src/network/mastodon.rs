@@ -509,6 +509,10 @@ fn parse_reset(v: &str, now: DateTime<Utc>) -> Option<Duration> {
 
 // ── enrollment ──────────────────────────────────────────────────────────────────────────
 
+/// The HTTP client enrollment uses ([`super::http_client`]), named for the CLI, which
+/// does not speak HTTP itself.
+pub type HttpClient = reqwest::Client;
+
 /// Why enrolling an account failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
