@@ -33,7 +33,8 @@ if [ "${1:-start}" = stop ]; then
   exit 0
 fi
 
-if [ ! -x "$DIR/venv/bin/mastodon_mock" ] || ! "$DIR/venv/bin/pip" show mastodon_mock 2>/dev/null | grep -qx "Version: $VERSION"; then
+installed=$("$DIR/venv/bin/pip" show mastodon_mock 2>/dev/null || true)
+if [ ! -x "$DIR/venv/bin/mastodon_mock" ] || ! grep -qx "Version: $VERSION" <<<"$installed"; then
   echo "installing mastodon_mock==$VERSION (PyPI) into $DIR/venv ..." >&2
   python3 -m venv "$DIR/venv" >&2
   "$DIR/venv/bin/pip" install -q -r "$(dirname "$0")/mastodon-mock/requirements.txt" >&2

@@ -316,7 +316,11 @@ impl Mastodon {
     ) -> Result<Option<Receipt>, PublishError> {
         let account_id = match &creds.account_id {
             Some(id) => id.clone(),
-            None => verify_token(&self.client, &account.server, &creds.token).await?.id,
+            None => {
+                verify_token(&self.client, &account.server, &creds.token)
+                    .await?
+                    .id
+            }
         };
         let resp = self
             .client
@@ -343,11 +347,7 @@ impl Mastodon {
     }
 }
 
-fn find_published(
-    statuses: Vec<Status>,
-    text: &str,
-    not_before: DateTime<Utc>,
-) -> Option<Receipt> {
+fn find_published(statuses: Vec<Status>, text: &str, not_before: DateTime<Utc>) -> Option<Receipt> {
     let want = normalise(text);
     let earliest = not_before - chrono::Duration::minutes(10);
     statuses
@@ -614,7 +614,12 @@ pub async fn discover(client: &reqwest::Client, server: &str) -> Result<ServerIn
             .or(as_usize(&st["characters_reserved_per_url"]));
     }
     info.software = nodeinfo_software(client, b).await;
-    if let Some(oauth) = get_json(client, &format!("{b}/.well-known/oauth-authorization-server")).await {
+    if let Some(oauth) = get_json(
+        client,
+        &format!("{b}/.well-known/oauth-authorization-server"),
+    )
+    .await
+    {
         let has = |key: &str, want: &str| {
             oauth[key]
                 .as_array()
@@ -849,7 +854,10 @@ pub async fn verify_token(
     token: &str,
 ) -> Result<Me, PublishError> {
     let resp = client
-        .get(format!("{}/api/v1/accounts/verify_credentials", base(server)))
+        .get(format!(
+            "{}/api/v1/accounts/verify_credentials",
+            base(server)
+        ))
         .bearer_auth(token)
         .timeout(Duration::from_secs(30))
         .send()
@@ -912,7 +920,10 @@ mod tests {
         let epoch = headers(&[("x-ratelimit-reset", &(now.timestamp() + 90).to_string())]);
         let delay = headers(&[("x-ratelimit-reset", "12")]);
 
-        assert_eq!(rate_limit_after(&offset, now), Some(Duration::from_secs(60)));
+        assert_eq!(
+            rate_limit_after(&offset, now),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(rate_limit_after(&past, now), Some(Duration::ZERO));
         assert_eq!(rate_limit_after(&epoch, now), Some(Duration::from_secs(90)));
         assert_eq!(rate_limit_after(&delay, now), Some(Duration::from_secs(12)));
@@ -948,7 +959,10 @@ mod tests {
         assert!(matches!(map(401), PublishError::Reconnect(_)));
         assert!(matches!(map(403), PublishError::Reconnect(_)));
         assert!(matches!(map(422), PublishError::Rejected(_)));
-        assert!(matches!(map(400), PublishError::Rejected(_)), "GoToSocial too long");
+        assert!(
+            matches!(map(400), PublishError::Rejected(_)),
+            "GoToSocial too long"
+        );
         assert!(matches!(map(404), PublishError::Rejected(_)));
         assert!(matches!(
             map(429),
@@ -1002,7 +1016,10 @@ mod tests {
             "The code expired"
         );
         assert_eq!(error_message(r#"{"detail":{"x":1}}"#), r#"{"x":1}"#);
-        assert_eq!(error_message("<html><body>502 Bad Gateway</body></html>"), "");
+        assert_eq!(
+            error_message("<html><body>502 Bad Gateway</body></html>"),
+            ""
+        );
         assert_eq!(error_message(&"é".repeat(1000)).chars().count(), 300);
     }
 
@@ -1118,7 +1135,13 @@ mod tests {
         };
         let pkce = Pkce::new();
 
-        let u = authorize_url("https://m.example", &app, "write:statuses profile", Some(&pkce), "s");
+        let u = authorize_url(
+            "https://m.example",
+            &app,
+            "write:statuses profile",
+            Some(&pkce),
+            "s",
+        );
 
         let parsed = url::Url::parse(&u).unwrap();
         let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();

@@ -99,12 +99,13 @@ impl Mock {
             .http
             .post(format!("{}/api/v1/accounts", self.url))
             .bearer_auth(&self.app_token)
-            .json(&serde_json::json!({
-                "username": username,
-                "email": format!("{username}@example.com"),
-                "password": "correct-horse-battery",
-                "agreement": true,
-            }))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("username", &username),
+                ("email", &format!("{username}@example.com")),
+                ("password", "correct-horse-battery"),
+                ("agreement", "true"),
+            ]))
             .send()
             .await
             .unwrap();
@@ -260,6 +261,12 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
             ),
         )
         .unwrap();
+        // No jitter: the posts go out at the window's start, so the test stays short.
+        std::fs::write(
+            dir.path().join("picket.toml"),
+            "[scheduler]\njitter_secs = 0\nlease_secs = 10\nrequest_timeout_secs = 5\n",
+        )
+        .unwrap();
         let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
         Picket {
             dir,
@@ -274,6 +281,8 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
             .arg(&self.db_url)
             .arg("--campaigns")
             .arg(self.dir.path().join("campaigns"))
+            .arg("--config")
+            .arg(self.dir.path().join("picket.toml"))
             .env(
                 "PICKET_SECRET_KEY",
                 base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
@@ -295,7 +304,9 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
     }
 
     fn add_with_token(&self, server: &str, token: &str) -> i64 {
-        let out = self.run(&["account", "add", "mastodon", "--server", server, "--token", token]);
+        let out = self.run(&[
+            "account", "add", "mastodon", "--server", server, "--token", token,
+        ]);
         account_id(&out)
     }
 
@@ -408,15 +419,28 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     let mut stdout = BufReader::new(add.stdout.take().unwrap());
     let authorize = loop {
         let mut line = String::new();
-        assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "no authorize URL printed");
-        if let Some(u) = line.split_whitespace().find(|w| w.contains("/oauth/authorize?")) {
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "no authorize URL printed"
+        );
+        if let Some(u) = line
+            .split_whitespace()
+            .find(|w| w.contains("/oauth/authorize?"))
+        {
             break url::Url::parse(u).unwrap();
         }
     };
     let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     assert_eq!(q["redirect_uri"], OOB);
-    assert!(q["scope"].split(' ').any(|s| s == "write:statuses"), "{q:?}");
-    assert_eq!(q["code_challenge_method"], "S256", "the server advertises PKCE");
+    assert!(
+        q["scope"].split(' ').any(|s| s == "write:statuses"),
+        "{q:?}"
+    );
+    assert_eq!(
+        q["code_challenge_method"], "S256",
+        "the server advertises PKCE"
+    );
     let code = mock.authorize(&username, &q["client_id"]).await;
     writeln!(add.stdin.take().unwrap(), "{code}").unwrap();
     let mut rest = String::new();
@@ -427,7 +451,10 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     assert!(status.success(), "account add: {rest}\n{err}");
     let account = account_id(&rest);
     assert!(rest.contains(&username), "{rest}");
-    assert!(rest.contains("500 characters"), "limit read from the server: {rest}");
+    assert!(
+        rest.contains("500 characters"),
+        "limit read from the server: {rest}"
+    );
     picket.join(account);
 
     // Act: serve through the start of the window.
@@ -451,9 +478,24 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     // Assert
     assert_eq!(posts.len(), 2, "one status per slot: {posts:#?}\n{log}");
     assert_eq!(after.len(), 2, "nothing after withdrawal: {after:#?}");
-    let texts: Vec<String> = posts.iter().map(|p| plain(p["content"].as_str().unwrap())).collect();
-    assert!(texts.iter().any(|t| t.starts_with(&format!("On #{} strike today. Join: https://picket.example.org/i/", picket.hashtag))), "{texts:?}");
-    assert!(texts.iter().any(|t| t.starts_with(&format!("Still striking, #{}: https://picket.example.org/i/", picket.hashtag))), "{texts:?}");
+    let texts: Vec<String> = posts
+        .iter()
+        .map(|p| plain(p["content"].as_str().unwrap()))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!(
+            "On #{} strike today. Join: https://picket.example.org/i/",
+            picket.hashtag
+        ))),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!(
+            "Still striking, #{}: https://picket.example.org/i/",
+            picket.hashtag
+        ))),
+        "{texts:?}"
+    );
     for p in &posts {
         assert_eq!(p["visibility"], "public");
         assert_eq!(p["account"]["username"], username.as_str());
@@ -492,7 +534,11 @@ async fn a_revoked_token_puts_the_account_in_reconnect_needed_and_its_posts_wait
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut acc = None;
     while tokio::time::Instant::now() < deadline {
-        let a = store.get_account(AccountId(account)).await.unwrap().unwrap();
+        let a = store
+            .get_account(AccountId(account))
+            .await
+            .unwrap()
+            .unwrap();
         if a.status == AccountStatus::ReconnectNeeded {
             acc = Some(a);
             break;
@@ -511,7 +557,11 @@ async fn a_revoked_token_puts_the_account_in_reconnect_needed_and_its_posts_wait
     );
     assert_eq!(rows_in(store.as_ref(), OutboxState::Published).await, 0);
     assert_eq!(rows_in(store.as_ref(), OutboxState::Failed).await, 0);
-    assert_eq!(rows_in(store.as_ref(), OutboxState::Pending).await, 3, "posts wait");
+    assert_eq!(
+        rows_in(store.as_ref(), OutboxState::Pending).await,
+        3,
+        "posts wait"
+    );
     assert!(mock.tagged(&picket.hashtag).await.is_empty());
 }
 
@@ -522,14 +572,25 @@ async fn a_wrong_token_is_refused_at_enrollment() {
 
     let out = picket
         .cmd()
-        .args(["account", "add", "mastodon", "--server", &url, "--token", "not-a-token"])
+        .args([
+            "account",
+            "add",
+            "mastodon",
+            "--server",
+            &url,
+            "--token",
+            "not-a-token",
+        ])
         .output()
         .unwrap();
 
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("401"), "{err}");
-    assert!(!err.contains("not-a-token"), "the token is not echoed: {err}");
+    assert!(
+        !err.contains("not-a-token"),
+        "the token is not echoed: {err}"
+    );
 }
 
 /// A TCP relay in front of the server: down (nothing listens), swallowing answers (the
@@ -583,7 +644,9 @@ impl Relay {
                 let swallow = swallow.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    let Ok(mut out) = TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut out) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let lose = swallow
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok();
@@ -629,12 +692,23 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     let served = picket.serve("debug");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let me = store.ensure_local_participant("me", "UTC", Utc::now()).await.unwrap();
+        let me = store
+            .ensure_local_participant("me", "UTC", Utc::now())
+            .await
+            .unwrap();
         let rows = store.outbox_for(me, Some("strike")).await.unwrap();
-        if rows.iter().filter(|r| r.attempts > 0 && r.state == OutboxState::Pending).count() >= 2 {
+        if rows
+            .iter()
+            .filter(|r| r.attempts > 0 && r.state == OutboxState::Pending)
+            .count()
+            >= 2
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no failed attempt while down");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed attempt while down"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // ... then bring it back, losing the answers to the first two posts: those attempts
@@ -658,12 +732,23 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     assert_eq!(posts.len(), 2, "{posts:#?}\n{log}");
     assert_eq!(after.len(), 2, "exactly one status per slot: {after:#?}");
     assert_eq!(relay.swallow.load(Ordering::SeqCst), 0, "answers were lost");
-    assert_eq!(rows_in(store.as_ref(), OutboxState::Published).await, 2, "{log}");
-    let a = store.get_account(AccountId(account)).await.unwrap().unwrap();
+    assert_eq!(
+        rows_in(store.as_ref(), OutboxState::Published).await,
+        2,
+        "{log}"
+    );
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a.status, AccountStatus::Active);
     // Safe data: the token is nowhere in clear, not in the database, not in a debug log.
     assert!(log.contains("DEBUG"), "the log is at debug level");
     let db = picket.db_bytes();
-    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()), "token in the database");
+    assert!(
+        !db.windows(token.len()).any(|w| w == token.as_bytes()),
+        "token in the database"
+    );
     assert!(!log.contains(&token), "token in the log");
 }
