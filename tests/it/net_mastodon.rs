@@ -752,3 +752,46 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     );
     assert!(!log.contains(&token), "token in the log");
 }
+
+#[tokio::test]
+async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_instead_of_posting_again()
+ {
+    use picket::config::Secret;
+    use picket::network::mastodon::{Credentials, Mastodon};
+    use picket::network::{AccountRef, Network, OutgoingPost};
+    let Some(url) = server_url() else { return };
+    // Arrange: credentials that say GoToSocial (which ignores Idempotency-Key), and a
+    // first attempt that landed.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("gts").await;
+    let token = mock.token_for(&username).await;
+    let mut creds = Credentials::parse(&token);
+    creds.software = Some("gotosocial".into());
+    creds.max_characters = Some(5000);
+    let account = AccountRef {
+        id: 1,
+        handle: username.clone(),
+        server: url.clone(),
+        credentials: Secret::new(creds.to_json()),
+    };
+    let tag = unique("PicketGts");
+    let mut post = OutgoingPost {
+        text: format!("Striking today #{tag}\nJoin: https://picket.example.org/i/abc & more"),
+        idempotency_key: unique("key-a-"),
+        scheduled_at: Utc::now() - chrono::Duration::seconds(1),
+        slot_key: "slot".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+    };
+    let adapter = Mastodon::new(picket::network::http_client());
+    let first = adapter.publish(&account, &post).await.unwrap();
+
+    // Act: the retry, with a key the server would not recognise anyway.
+    post.outcome_unknown = true;
+    post.idempotency_key = unique("key-b-");
+    let retry = adapter.publish(&account, &post).await.unwrap();
+
+    // Assert
+    assert_eq!(retry, first);
+    assert_eq!(mock.tagged(&tag).await.len(), 1);
+}
