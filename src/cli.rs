@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+mod add_mastodon;
 mod add_nostr;
 mod participate;
 
@@ -165,6 +166,21 @@ pub enum AddAccount {
         #[arg(long)]
         bunker: Option<String>,
     },
+    /// An account on a Mastodon-API server (Mastodon, Pleroma/Akkoma, GoToSocial,
+    /// Friendica ...). Without --token picket prints a page to open; you allow picket
+    /// there and paste back the code it shows. It asks only to post (and delete) your
+    /// statuses and to read who you are.
+    #[command(
+        after_help = "Examples:\n  picket account add mastodon --server mastodon.social\n  picket account add mastodon --server https://example.social --token TOKEN   (from Preferences > Development)"
+    )]
+    Mastodon {
+        /// The server's address, e.g. mastodon.social or https://example.social.
+        #[arg(long)]
+        server: String,
+        /// An access token with the write:statuses scope, instead of signing in.
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,6 +304,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             nsec,
             bunker,
         })) => return add_nostr::add_nostr(ctx, &relays, nsec, bunker).await,
+        Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
+            add_mastodon::add_mastodon(ctx, &server, token).await?
+        }
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }

@@ -69,6 +69,7 @@ impl FromStr for NetworkKind {
     }
 }
 
+pub mod mastodon;
 pub mod nostr;
 pub mod sandbox;
 
@@ -246,8 +247,9 @@ impl Networks {
     pub fn standard() -> Self {
         let client = http_client();
         Networks::new()
-            .with(Arc::new(sandbox::Sandbox::new(client)))
+            .with(Arc::new(mastodon::Mastodon::new(client.clone())))
             .with(Arc::new(nostr::Nostr::new()))
+            .with(Arc::new(sandbox::Sandbox::new(client)))
     }
 }
 

@@ -1,0 +1,1166 @@
+//! The Mastodon client API adapter: Mastodon, Pleroma/Akkoma, GoToSocial, Friendica,
+//! snac and the other servers that speak it (facts in `NETWORKS.md` §1).
+//!
+//! Two halves:
+//! - enrollment ([`discover`], [`register_app`], [`authorize_url`], [`exchange_code`],
+//!   [`verify_token`]): the HTTP calls `picket account add mastodon` makes, here because
+//!   this module is the only place that speaks HTTP to Mastodon servers;
+//! - [`Mastodon`], the [`Network`] the dispatcher posts through: `POST /api/v1/statuses`
+//!   with `Idempotency-Key`, delete, verify, engagement.
+//!
+//! Credentials are a JSON [`Credentials`] document (token, the account's own id, the
+//! server's software and limits, the OAuth app it was enrolled with), sealed by the vault.
+//! Tokens never expire on these servers, so nothing is ever refreshed or re-saved.
+//!
+//! Not here: hand-off to the server's own `scheduled_at` (every post is sent when due,
+//! and `scheduled_at` is never sent: GoToSocial backdates past instants without
+//! federating them), media, census of hashtags across servers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
+};
+use crate::compose::{self, Limit};
+
+/// Out-of-band redirect: the server shows the code and the participant pastes it.
+pub const OOB_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+/// Mastodon keeps an `Idempotency-Key` for one hour; past this age a retry reads back
+/// first, because the key may have expired on the server.
+const KEY_TRUSTED_FOR: chrono::Duration = chrono::Duration::minutes(50);
+
+/// How many of the account's recent statuses a read-back looks through.
+const READ_BACK_LIMIT: u32 = 20;
+
+/// What is stored, sealed, for one Mastodon-API account.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub token: String,
+    /// The account's id on its server (for reading back its statuses).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// `software.name` from nodeinfo, lowercase ("mastodon", "pleroma", "gotosocial" ...).
+    #[serde(default)]
+    pub software: Option<String>,
+    /// The server's own post length limit and URL weight, read at enrollment.
+    #[serde(default)]
+    pub max_characters: Option<usize>,
+    #[serde(default)]
+    pub characters_reserved_per_url: Option<usize>,
+    /// The OAuth app registered on this server (absent for pasted tokens); reused when
+    /// another account on the same server is enrolled.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+impl Credentials {
+    /// Stored credentials; a bare token (not JSON) is accepted as a token alone.
+    pub fn parse(raw: &str) -> Credentials {
+        serde_json::from_str(raw).unwrap_or_else(|_| Credentials {
+            token: raw.trim().to_string(),
+            account_id: None,
+            software: None,
+            max_characters: None,
+            characters_reserved_per_url: None,
+            client_id: None,
+            client_secret: None,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("credentials serialize")
+    }
+
+    /// Whether the server is known to honour `Idempotency-Key` (Mastodon and its forks,
+    /// Pleroma/Akkoma). GoToSocial and snac do not; unknown software is not trusted.
+    fn honours_idempotency_key(&self) -> bool {
+        matches!(
+            self.software.as_deref(),
+            Some("mastodon" | "hometown" | "glitch-soc" | "pleroma" | "akkoma")
+        )
+    }
+}
+
+/// The length of `text` as this server counts it, and its limit.
+pub fn measure_for_server(creds: &Credentials, text: &str) -> compose::Measure {
+    let max = creds.max_characters.unwrap_or(500);
+    let per_url = creds.characters_reserved_per_url.unwrap_or(23);
+    let mut m = compose::length::measure_with(
+        NetworkKind::Mastodon,
+        text,
+        Limit {
+            max: Some(max),
+            max_bytes: None,
+            unit: "characters",
+        },
+    );
+    let urls = compose::length::url_ranges(text);
+    m.count = match creds.software.as_deref() {
+        // GoToSocial counts code points and URLs in full, whatever it advertises.
+        Some("gotosocial") => text.chars().count(),
+        // Pleroma/Akkoma count graphemes, URLs in full.
+        Some("pleroma" | "akkoma") => {
+            unicode_segmentation::UnicodeSegmentation::graphemes(text, true).count()
+        }
+        // Mastodon rules (URLs weigh 23) with this server's own URL weight.
+        _ => (m.count + urls.len() * per_url).saturating_sub(urls.len() * 23),
+    };
+    m
+}
+
+/// The adapter the dispatcher posts through.
+pub struct Mastodon {
+    client: reqwest::Client,
+}
+
+impl Mastodon {
+    pub fn new(client: reqwest::Client) -> Self {
+        Mastodon { client }
+    }
+}
+
+#[derive(Deserialize)]
+struct Status {
+    id: String,
+    url: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    replies_count: u64,
+    #[serde(default)]
+    reblogs_count: u64,
+    #[serde(default)]
+    favourites_count: u64,
+}
+
+impl Status {
+    fn receipt(self) -> Receipt {
+        Receipt {
+            remote_id: self.id,
+            url: self.url.or(self.uri),
+        }
+    }
+}
+
+fn base(server: &str) -> &str {
+    server.trim_end_matches('/')
+}
+
+#[async_trait]
+impl Network for Mastodon {
+    fn kind(&self) -> NetworkKind {
+        NetworkKind::Mastodon
+    }
+
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn publish(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<Receipt, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let m = measure_for_server(&creds, &post.text);
+        if !m.fits() {
+            return Err(PublishError::Rejected(format!(
+                "too long for {}: {}",
+                account.server,
+                m.describe()
+            )));
+        }
+        let stale_key = Utc::now() - post.scheduled_at > KEY_TRUSTED_FOR;
+        if post.outcome_unknown && (!creds.honours_idempotency_key() || stale_key) {
+            match self.read_back(account, &creds, post).await {
+                Ok(Some(found)) => {
+                    tracing::info!(
+                        remote_id = %found.remote_id,
+                        "an earlier attempt was published: not posting again"
+                    );
+                    return Ok(found);
+                }
+                Ok(None) => {}
+                // Without a read-back a retry could duplicate the post on a server that
+                // ignores the key: wait and try the read-back again.
+                Err(e) => return Err(e),
+            }
+        }
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/statuses", base(&account.server)))
+            .bearer_auth(&creds.token)
+            .header("Idempotency-Key", &post.idempotency_key)
+            .timeout(post.timeout)
+            // Never `scheduled_at` here: a past instant is a backdated import on GoToSocial.
+            .json(&serde_json::json!({ "status": post.text, "visibility": "public" }))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
+                reason: format!("unreadable answer to a post: {}", e.without_url()),
+                after: None,
+                // The post exists: the retry's key (or read-back) finds it.
+                maybe_sent: true,
+            })?;
+            if let Some(v) = s.visibility.as_deref()
+                && v != "public"
+            {
+                // Silenced accounts are downgraded to unlisted: published, but not in the
+                // hashtag timeline. The participant should know; retrying would not help.
+                tracing::warn!(
+                    remote_id = %s.id,
+                    visibility = v,
+                    "the server published the post with reduced visibility (account silenced/limited?)"
+                );
+            }
+            return Ok(s.receipt());
+        }
+        Err(error_of(resp).await)
+    }
+
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let resp = self
+            .client
+            .delete(format!(
+                "{}/api/v1/statuses/{}",
+                base(&account.server),
+                path_segment(remote_id)
+            ))
+            .bearer_auth(&creds.token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        // Already gone is what the caller wanted.
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(error_of(resp).await)
+    }
+
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let me = verify_token(&self.client, &account.server, &creds.token).await?;
+        Ok(Identity {
+            handle: me.handle(&account.server),
+            url: me.url,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn engagement(
+        &self,
+        account: &AccountRef,
+        remote_id: &str,
+    ) -> Result<Option<Engagement>, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let resp = self
+            .client
+            .get(format!(
+                "{}/api/v1/statuses/{}",
+                base(&account.server),
+                path_segment(remote_id)
+            ))
+            .bearer_auth(&creds.token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(error_of(resp).await);
+        }
+        let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
+            reason: format!("unreadable status: {}", e.without_url()),
+            after: None,
+            maybe_sent: false,
+        })?;
+        Ok(Some(Engagement {
+            replies: s.replies_count,
+            reposts: s.reblogs_count,
+            likes: s.favourites_count,
+        }))
+    }
+}
+
+impl Mastodon {
+    /// The account's recent status carrying exactly this text, posted no earlier than the
+    /// slot (minus a margin for clock skew): an earlier attempt that did land.
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        creds: &Credentials,
+        post: &OutgoingPost,
+    ) -> Result<Option<Receipt>, PublishError> {
+        let account_id = match &creds.account_id {
+            Some(id) => id.clone(),
+            None => {
+                verify_token(&self.client, &account.server, &creds.token)
+                    .await?
+                    .id
+            }
+        };
+        let resp = self
+            .client
+            .get(format!(
+                "{}/api/v1/accounts/{}/statuses?limit={READ_BACK_LIMIT}",
+                base(&account.server),
+                path_segment(&account_id)
+            ))
+            .bearer_auth(&creds.token)
+            .timeout(post.timeout)
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(error_of(resp).await);
+        }
+        let statuses: Vec<Status> = resp.json().await.map_err(|e| PublishError::Retry {
+            reason: format!("unreadable list of statuses: {}", e.without_url()),
+            after: None,
+            maybe_sent: true,
+        })?;
+        Ok(find_published(statuses, &post.text, post.scheduled_at))
+    }
+}
+
+fn find_published(statuses: Vec<Status>, text: &str, not_before: DateTime<Utc>) -> Option<Receipt> {
+    let want = normalise(text);
+    let earliest = not_before - chrono::Duration::minutes(10);
+    statuses
+        .into_iter()
+        .filter(|s| s.created_at.is_none_or(|at| at >= earliest))
+        .find(|s| normalise(&html_to_text(&s.content)) == want)
+        .map(Status::receipt)
+}
+
+/// Whitespace-insensitive form for comparing what was sent with what the server renders.
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The plain text of a status's HTML `content`. Servers wrap links and hashtags in tags
+/// and hide parts of long URLs in spans, but keep every character of the text.
+pub fn html_to_text(html: &str) -> String {
+    let html = html
+        .replace("<br>", "\n")
+        .replace("<br/>", "\n")
+        .replace("<br />", "\n")
+        .replace("</p><p>", "\n\n");
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&apos;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+/// Ids are opaque strings; keep them to one path segment.
+fn path_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// What to do about a non-2xx answer.
+async fn error_of(resp: reqwest::Response) -> PublishError {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    answer_error(status, &headers, &read_error(resp).await, Utc::now())
+}
+
+/// The `error` (or `error_description`) of an error answer, shortened; never a token.
+async fn read_error(resp: reqwest::Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    error_message(&text)
+}
+
+fn error_message(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: Option<serde_json::Value>,
+        error_description: Option<String>,
+        detail: Option<serde_json::Value>,
+    }
+    let msg = match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => b
+            .error_description
+            .or_else(|| b.error.map(value_text))
+            .or_else(|| b.detail.map(value_text))
+            .unwrap_or_default(),
+        // An HTML error page from a proxy says nothing useful.
+        Err(_) if body.trim_start().starts_with('<') => String::new(),
+        Err(_) => body.trim().to_string(),
+    };
+    msg.chars().take(300).collect()
+}
+
+fn value_text(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// Map a non-2xx answer to what the dispatcher should do.
+pub(crate) fn answer_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    now: DateTime<Utc>,
+) -> PublishError {
+    let reason = if message.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {message}")
+    };
+    match status {
+        // 401: token revoked or deleted; 403: outside the granted scopes, or the
+        // account is suspended/disabled. Either way only the participant can fix it.
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PublishError::Reconnect(reason),
+        StatusCode::TOO_MANY_REQUESTS => PublishError::Retry {
+            reason,
+            after: rate_limit_after(headers, now),
+            maybe_sent: false,
+        },
+        // 408: the server gave up reading the request, so it did not act on it.
+        StatusCode::REQUEST_TIMEOUT => PublishError::Retry {
+            reason,
+            after: None,
+            maybe_sent: false,
+        },
+        // A 5xx may come from a proxy that timed out after the server committed the post.
+        s if s.is_server_error() => PublishError::Retry {
+            reason,
+            after: super::retry_after(headers, now),
+            maybe_sent: true,
+        },
+        // 422 (Mastodon, Pleroma) and 400 (GoToSocial) say the content is refused; 404
+        // says this is no Mastodon API; other 4xx will not change by sending again.
+        _ => PublishError::Rejected(reason),
+    }
+}
+
+/// When to try again after a 429: `X-RateLimit-Reset` (Mastodon: an ISO-8601 instant;
+/// some servers send epoch seconds) or `Retry-After`, whichever is later.
+pub fn rate_limit_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let reset = headers
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_reset(v.trim(), now));
+    let retry = super::retry_after(headers, now);
+    match (reset, retry) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn parse_reset(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let at = if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        t.with_timezone(&Utc)
+    } else if let Ok(n) = v.parse::<f64>() {
+        if !n.is_finite() || n < 0.0 {
+            return None;
+        }
+        // Large numbers are epoch seconds; small ones a delay in seconds.
+        if n > 1_000_000_000.0 {
+            DateTime::from_timestamp(n as i64, 0)?
+        } else {
+            return Some(Duration::from_secs_f64(n.min(86_400.0)));
+        }
+    } else {
+        return None;
+    };
+    Some((at - now).to_std().unwrap_or_default())
+}
+
+// ── enrollment ──────────────────────────────────────────────────────────────────────────
+
+/// The HTTP client enrollment uses ([`super::http_client`]), named for the CLI, which
+/// does not speak HTTP itself.
+pub type HttpClient = reqwest::Client;
+
+/// Why enrolling an account failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// The server could not be reached or answered nonsense.
+    #[error("{0}")]
+    Server(String),
+    /// The server refused the token or the code.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<PublishError> for EnrollError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Reconnect(r) | PublishError::Rejected(r) => EnrollError::Refused(r),
+            PublishError::Retry { reason, .. } => EnrollError::Server(reason),
+        }
+    }
+}
+
+/// What a server says about itself, read once at enrollment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// nodeinfo `software.name`, lowercase.
+    pub software: Option<String>,
+    pub max_characters: Option<usize>,
+    pub characters_reserved_per_url: Option<usize>,
+    /// The authorization server accepts PKCE S256 (Mastodon 4.3+).
+    pub pkce_s256: bool,
+    /// It knows the `profile` scope (4.3+); else `read:accounts` covers verify_credentials.
+    pub profile_scope: bool,
+}
+
+impl ServerInfo {
+    /// The scopes picket asks for: post and delete its own posts, and read who it is.
+    pub fn scopes(&self) -> &'static str {
+        if self.profile_scope {
+            "write:statuses profile"
+        } else {
+            "write:statuses read:accounts"
+        }
+    }
+}
+
+/// `https://` is assumed when the participant typed a bare host name.
+pub fn normalise_server(server: &str) -> Result<String, EnrollError> {
+    let s = server.trim();
+    let s = if s.contains("://") {
+        s.trim_end_matches('/').to_string()
+    } else {
+        format!("https://{}", s.trim_end_matches('/'))
+    };
+    let u = url::Url::parse(&s)
+        .map_err(|e| EnrollError::Refused(format!("`{server}` is not a server URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(EnrollError::Refused(format!(
+            "`{server}` is not an http(s) server URL"
+        )));
+    }
+    Ok(s)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let resp = client
+        .get(url)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Read limits (`/api/v2/instance`, else `/api/v1/instance`), software (nodeinfo) and
+/// OAuth features (`/.well-known/oauth-authorization-server`). Missing documents leave
+/// fields empty: old servers lack some of them.
+pub async fn discover(client: &reqwest::Client, server: &str) -> Result<ServerInfo, EnrollError> {
+    let b = base(server);
+    let mut info = ServerInfo::default();
+    if let Some(v2) = get_json(client, &format!("{b}/api/v2/instance")).await {
+        let st = &v2["configuration"]["statuses"];
+        info.max_characters = as_usize(&st["max_characters"]);
+        info.characters_reserved_per_url = as_usize(&st["characters_reserved_per_url"]);
+    }
+    if info.max_characters.is_none() {
+        let v1 = get_json(client, &format!("{b}/api/v1/instance"))
+            .await
+            .ok_or_else(|| {
+                EnrollError::Server(format!(
+                    "{b} does not answer /api/v1/instance: is it a Mastodon-API server?"
+                ))
+            })?;
+        let st = &v1["configuration"]["statuses"];
+        info.max_characters = as_usize(&st["max_characters"]).or(as_usize(&v1["max_toot_chars"]));
+        info.characters_reserved_per_url = info
+            .characters_reserved_per_url
+            .or(as_usize(&st["characters_reserved_per_url"]));
+    }
+    info.software = nodeinfo_software(client, b).await;
+    if let Some(oauth) = get_json(
+        client,
+        &format!("{b}/.well-known/oauth-authorization-server"),
+    )
+    .await
+    {
+        let has = |key: &str, want: &str| {
+            oauth[key]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(want)))
+        };
+        info.pkce_s256 = has("code_challenge_methods_supported", "S256");
+        info.profile_scope = has("scopes_supported", "profile");
+    }
+    Ok(info)
+}
+
+/// Counts may come as numbers or (Pleroma, some forks) as strings.
+fn as_usize(v: &serde_json::Value) -> Option<usize> {
+    v.as_u64()
+        .map(|n| n as usize)
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|&n| n > 0)
+}
+
+async fn nodeinfo_software(client: &reqwest::Client, b: &str) -> Option<String> {
+    let index = get_json(client, &format!("{b}/.well-known/nodeinfo")).await?;
+    let links = index["links"].as_array()?;
+    // The newest schema the server lists.
+    let href = links
+        .iter()
+        .filter(|l| {
+            l["rel"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("http://nodeinfo.diaspora.software/ns/schema/"))
+        })
+        .filter_map(|l| l["href"].as_str())
+        .max()?;
+    let doc = get_json(client, href).await?;
+    doc["software"]["name"]
+        .as_str()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+/// An OAuth app registered on one server.
+#[derive(Clone)]
+pub struct App {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// `POST /api/v1/apps` with the out-of-band redirect and `scopes`.
+pub async fn register_app(
+    client: &reqwest::Client,
+    server: &str,
+    scopes: &str,
+) -> Result<App, EnrollError> {
+    let resp = client
+        .post(format!("{}/api/v1/apps", base(server)))
+        .timeout(Duration::from_secs(30))
+        .json(&serde_json::json!({
+            "client_name": "picket",
+            "redirect_uris": OOB_REDIRECT,
+            "scopes": scopes,
+            "website": "https://github.com/picket-strike/picket",
+        }))
+        .send()
+        .await
+        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(EnrollError::Server(format!(
+            "registering picket with {}: {status} {}",
+            base(server),
+            read_error(resp).await
+        )));
+    }
+    #[derive(Deserialize)]
+    struct Registered {
+        client_id: String,
+        client_secret: String,
+    }
+    let r: Registered = resp
+        .json()
+        .await
+        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+    Ok(App {
+        client_id: r.client_id,
+        client_secret: r.client_secret,
+    })
+}
+
+/// A PKCE verifier and its S256 challenge (RFC 7636).
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Pkce {
+        use base64::Engine;
+        use rand::Rng;
+        use sha2::Digest;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let verifier = b64.encode(bytes);
+        let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Pkce {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Pkce::new()
+    }
+}
+
+/// The page where the participant approves picket; it shows a code to paste back.
+pub fn authorize_url(
+    server: &str,
+    app: &App,
+    scopes: &str,
+    pkce: Option<&Pkce>,
+    state: &str,
+) -> String {
+    let mut u = url::Url::parse(&format!("{}/oauth/authorize", base(server)))
+        .expect("server URL was checked");
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &app.client_id)
+            .append_pair("redirect_uri", OOB_REDIRECT)
+            .append_pair("scope", scopes)
+            .append_pair("state", state)
+            // Lets someone with several accounts on one server pick the right one.
+            .append_pair("force_login", "true");
+        if let Some(p) = pkce {
+            q.append_pair("code_challenge", &p.challenge)
+                .append_pair("code_challenge_method", "S256");
+        }
+    }
+    u.into()
+}
+
+/// Trade the pasted code for an access token at `/oauth/token`.
+pub async fn exchange_code(
+    client: &reqwest::Client,
+    server: &str,
+    app: &App,
+    scopes: &str,
+    code: &str,
+    pkce: Option<&Pkce>,
+) -> Result<String, EnrollError> {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.as_str()),
+        ("redirect_uri", OOB_REDIRECT),
+        ("scope", scopes),
+    ];
+    if let Some(p) = pkce {
+        form.push(("code_verifier", p.verifier.as_str()));
+    }
+    let resp = client
+        .post(format!("{}/oauth/token", base(server)))
+        .timeout(Duration::from_secs(30))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&form)
+                .finish(),
+        )
+        .send()
+        .await
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let msg = read_error(resp).await;
+        return Err(match status {
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => EnrollError::Refused(format!(
+                "the server refused the code ({status}: {msg}); start again and paste the newest code"
+            )),
+            _ => EnrollError::Server(format!("exchanging the code: {status} {msg}")),
+        });
+    }
+    #[derive(Deserialize)]
+    struct Token {
+        access_token: String,
+    }
+    let t: Token = resp
+        .json()
+        .await
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+    Ok(t.access_token)
+}
+
+/// Who a token belongs to, from `verify_credentials`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Me {
+    pub id: String,
+    /// `user` for local accounts.
+    pub acct: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Me {
+    /// `user@host`, the handle people can search for.
+    pub fn handle(&self, server: &str) -> String {
+        if self.acct.contains('@') {
+            return self.acct.clone();
+        }
+        match url::Url::parse(server).ok().and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        }) {
+            Some(host) => format!("{}@{host}", self.acct),
+            None => self.acct.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/accounts/verify_credentials`: 401/403 mean the token is no good.
+pub async fn verify_token(
+    client: &reqwest::Client,
+    server: &str,
+    token: &str,
+) -> Result<Me, PublishError> {
+    let resp = client
+        .get(format!(
+            "{}/api/v1/accounts/verify_credentials",
+            base(server)
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| super::transport_error(&e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(error_of(resp).await);
+    }
+    resp.json().await.map_err(|e| PublishError::Retry {
+        reason: format!("unreadable verify_credentials answer: {}", e.without_url()),
+        after: None,
+        maybe_sent: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn creds(software: Option<&str>, max: Option<usize>) -> Credentials {
+        Credentials {
+            software: software.map(str::to_string),
+            max_characters: max,
+            ..Credentials::parse("t")
+        }
+    }
+
+    #[test]
+    fn an_iso_8601_rate_limit_reset_becomes_the_wait_until_that_instant() {
+        // Arrange
+        let now = at("2027-07-04T12:00:00Z");
+        let h = headers(&[("x-ratelimit-reset", "2027-07-04T12:04:30.123Z")]);
+
+        // Act
+        let after = rate_limit_after(&h, now);
+
+        // Assert
+        assert_eq!(after, Some(Duration::from_millis(270_123)));
+    }
+
+    #[test]
+    fn a_reset_with_an_offset_or_in_the_past_or_as_epoch_seconds_is_understood() {
+        let now = at("2027-07-04T12:00:00Z");
+        let offset = headers(&[("x-ratelimit-reset", "2027-07-04T14:01:00+02:00")]);
+        let past = headers(&[("x-ratelimit-reset", "2027-07-04T11:00:00Z")]);
+        let epoch = headers(&[("x-ratelimit-reset", &(now.timestamp() + 90).to_string())]);
+        let delay = headers(&[("x-ratelimit-reset", "12")]);
+
+        assert_eq!(
+            rate_limit_after(&offset, now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(rate_limit_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(rate_limit_after(&epoch, now), Some(Duration::from_secs(90)));
+        assert_eq!(rate_limit_after(&delay, now), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn garbage_rate_limit_headers_give_no_wait_and_retry_after_is_the_fallback() {
+        let now = at("2027-07-04T12:00:00Z");
+        for junk in ["soon", "", "-5", "NaN", "2027-13-45T99:00:00Z", "inf"] {
+            let h = headers(&[("x-ratelimit-reset", junk)]);
+            assert_eq!(rate_limit_after(&h, now), None, "{junk:?}");
+        }
+        let both = headers(&[("x-ratelimit-reset", "tomorrow"), ("retry-after", "7")]);
+        assert_eq!(rate_limit_after(&both, now), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn the_later_of_reset_and_retry_after_wins() {
+        let now = at("2027-07-04T12:00:00Z");
+        let h = headers(&[
+            ("x-ratelimit-reset", "2027-07-04T12:00:10Z"),
+            ("retry-after", "30"),
+        ]);
+        assert_eq!(rate_limit_after(&h, now), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn answers_map_to_what_the_dispatcher_should_do() {
+        let now = at("2027-07-04T12:00:00Z");
+        let none = HeaderMap::new();
+        let map = |code: u16| answer_error(StatusCode::from_u16(code).unwrap(), &none, "x", now);
+
+        assert!(matches!(map(401), PublishError::Reconnect(_)));
+        assert!(matches!(map(403), PublishError::Reconnect(_)));
+        assert!(matches!(map(422), PublishError::Rejected(_)));
+        assert!(
+            matches!(map(400), PublishError::Rejected(_)),
+            "GoToSocial too long"
+        );
+        assert!(matches!(map(404), PublishError::Rejected(_)));
+        assert!(matches!(
+            map(429),
+            PublishError::Retry {
+                maybe_sent: false,
+                ..
+            }
+        ));
+        for code in [500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    map(code),
+                    PublishError::Retry {
+                        maybe_sent: true,
+                        ..
+                    }
+                ),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_429_carries_the_reset_instant_as_its_wait() {
+        let now = at("2027-07-04T12:00:00Z");
+        let h = headers(&[
+            ("x-ratelimit-limit", "300"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2027-07-04T12:05:00.000Z"),
+        ]);
+
+        let e = answer_error(StatusCode::TOO_MANY_REQUESTS, &h, "Too many requests", now);
+
+        match e {
+            PublishError::Retry { after, reason, .. } => {
+                assert_eq!(after, Some(Duration::from_secs(300)));
+                assert!(reason.contains("Too many requests"), "{reason}");
+            }
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_messages_come_from_the_error_field_and_html_pages_are_dropped() {
+        assert_eq!(
+            error_message(r#"{"error":"Validation failed: Text character limit of 500 exceeded"}"#),
+            "Validation failed: Text character limit of 500 exceeded"
+        );
+        assert_eq!(
+            error_message(r#"{"error":"invalid_grant","error_description":"The code expired"}"#),
+            "The code expired"
+        );
+        assert_eq!(error_message(r#"{"detail":{"x":1}}"#), r#"{"x":1}"#);
+        assert_eq!(
+            error_message("<html><body>502 Bad Gateway</body></html>"),
+            ""
+        );
+        assert_eq!(error_message(&"é".repeat(1000)).chars().count(), 300);
+    }
+
+    #[test]
+    fn server_limits_are_applied_in_each_softwares_own_unit() {
+        let url = "https://example.org/a/very/long/path/that/goes/on/and/on/and/on";
+        let text = format!("{} {url}", "a".repeat(470));
+
+        // Mastodon: the URL weighs 23 → 494 of 500.
+        assert!(measure_for_server(&creds(Some("mastodon"), Some(500)), &text).fits());
+        // GoToSocial counts the URL in full → over 500.
+        assert!(!measure_for_server(&creds(Some("gotosocial"), Some(500)), &text).fits());
+        // A server that advertises 60 per URL.
+        let mut c = creds(Some("mastodon"), Some(500));
+        c.characters_reserved_per_url = Some(60);
+        assert_eq!(measure_for_server(&c, &text).count, 471 + 60);
+        // GoToSocial counts code points: a family emoji is 7 of them, one grapheme.
+        let family = "👨‍👩‍👧‍👦";
+        assert_eq!(
+            measure_for_server(&creds(Some("gotosocial"), None), family).count,
+            7
+        );
+        assert_eq!(
+            measure_for_server(&creds(Some("pleroma"), None), family).count,
+            1
+        );
+    }
+
+    #[test]
+    fn only_known_idempotent_software_is_trusted_with_the_key() {
+        assert!(creds(Some("mastodon"), None).honours_idempotency_key());
+        assert!(creds(Some("akkoma"), None).honours_idempotency_key());
+        assert!(!creds(Some("gotosocial"), None).honours_idempotency_key());
+        assert!(!creds(Some("snac"), None).honours_idempotency_key());
+        assert!(!creds(None, None).honours_idempotency_key());
+    }
+
+    #[test]
+    fn stored_credentials_round_trip_and_a_bare_token_is_accepted() {
+        let mut c = creds(Some("pleroma"), Some(5000));
+        c.account_id = Some("9".into());
+        let back = Credentials::parse(&c.to_json());
+        assert_eq!(back.token, "t");
+        assert_eq!(back.max_characters, Some(5000));
+        assert_eq!(back.account_id.as_deref(), Some("9"));
+        assert_eq!(Credentials::parse(" abc \n").token, "abc");
+    }
+
+    #[test]
+    fn the_status_html_reads_back_as_the_text_that_was_sent() {
+        // Arrange: how Mastodon renders a hashtag, a long link and a line break.
+        let html = r##"<p>On <a href="https://m.example/tags/TestStrike" class="mention hashtag" rel="tag">#<span>TestStrike</span></a> strike &amp; &quot;more&quot;<br />Join: <a href="https://picket.example/i/abcdefghijklmnopqrstuvwxyz" rel="nofollow noopener" target="_blank"><span class="invisible">https://</span><span class="ellipsis">picket.example/i/abcdefghijklm</span><span class="invisible">nopqrstuvwxyz</span></a></p>"##;
+        let sent = "On #TestStrike strike & \"more\"\nJoin: https://picket.example/i/abcdefghijklmnopqrstuvwxyz";
+        let status = Status {
+            id: "1".into(),
+            url: Some("https://m.example/@a/1".into()),
+            uri: None,
+            visibility: Some("public".into()),
+            content: html.into(),
+            created_at: Some(at("2027-07-04T12:00:05Z")),
+            replies_count: 0,
+            reblogs_count: 0,
+            favourites_count: 0,
+        };
+
+        // Act
+        let found = find_published(vec![status], sent, at("2027-07-04T12:00:00Z"));
+
+        // Assert
+        assert_eq!(found.map(|r| r.remote_id), Some("1".to_string()));
+    }
+
+    #[test]
+    fn a_read_back_ignores_other_texts_and_posts_older_than_the_slot() {
+        let mk = |id: &str, content: &str, created: &str| Status {
+            id: id.into(),
+            url: None,
+            uri: None,
+            visibility: None,
+            content: content.into(),
+            created_at: Some(at(created)),
+            replies_count: 0,
+            reblogs_count: 0,
+            favourites_count: 0,
+        };
+        let slot = at("2027-07-04T12:00:00Z");
+        let statuses = vec![
+            mk("1", "<p>striking</p>", "2027-07-03T12:00:00Z"),
+            mk("2", "<p>striking today</p>", "2027-07-04T12:00:01Z"),
+        ];
+        assert_eq!(find_published(statuses, "striking", slot), None);
+    }
+
+    #[test]
+    fn server_urls_get_https_by_default_and_odd_input_is_refused() {
+        assert_eq!(
+            normalise_server("mastodon.social/").unwrap(),
+            "https://mastodon.social"
+        );
+        assert_eq!(
+            normalise_server(" http://127.0.0.1:3000 ").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert!(normalise_server("ftp://x.org").is_err());
+        assert!(normalise_server("https://").is_err());
+    }
+
+    #[test]
+    fn the_authorize_url_carries_the_pkce_challenge_and_the_oob_redirect() {
+        let app = App {
+            client_id: "cid".into(),
+            client_secret: "secret".into(),
+        };
+        let pkce = Pkce::new();
+
+        let u = authorize_url(
+            "https://m.example",
+            &app,
+            "write:statuses profile",
+            Some(&pkce),
+            "s",
+        );
+
+        let parsed = url::Url::parse(&u).unwrap();
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["redirect_uri"], OOB_REDIRECT);
+        assert_eq!(q["scope"], "write:statuses profile");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["code_challenge"], pkce.challenge);
+        assert!(!u.contains("secret"));
+        assert_eq!(pkce.verifier.len(), 43);
+    }
+
+    #[test]
+    fn a_local_acct_gets_the_servers_host_for_a_handle() {
+        let me = Me {
+            id: "1".into(),
+            acct: "alice".into(),
+            url: None,
+        };
+        assert_eq!(me.handle("https://m.example"), "alice@m.example");
+        assert_eq!(me.handle("http://127.0.0.1:3000"), "alice@127.0.0.1:3000");
+    }
+}

@@ -1,0 +1,797 @@
+//! The Mastodon adapter end to end: the real `picket` binary enrolls accounts, joins a
+//! campaign and serves it, and the posts are read back from the server.
+//!
+//! The server is `mastodon_mock` (PyPI, pinned in `scripts/servers/mastodon-mock.sh`): a
+//! THIRD-PARTY IMITATION of the Mastodon client API, not Mastodon itself. No real
+//! Mastodon-API server installs from the registries this project may use. Its quirks are
+//! not picket's contract: the adapter follows the documented API (NETWORKS.md §1), and
+//! these tests only rely on behaviour Mastodon documents (Idempotency-Key, 401 for a
+//! revoked token, server-side tags and links, the tag timeline). Its one liberty used
+//! here: `/oauth/authorize` has no password, a POSTed `username` gets a code.
+//!
+//! Start it with `scripts/servers/mastodon-mock.sh`, which prints
+//! `PICKET_TEST_MASTODON_URL=...`; without that variable these tests are skipped, unless
+//! `PICKET_REQUIRE_SERVERS=1`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use picket::store::{self, AccountId, AccountStatus, OutboxState, Store};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::rfc;
+
+const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+fn server_url() -> Option<String> {
+    match std::env::var("PICKET_TEST_MASTODON_URL") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ if std::env::var("PICKET_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("PICKET_TEST_MASTODON_URL is unset: start scripts/servers/mastodon-mock.sh")
+        }
+        _ => {
+            eprintln!("skipped: start scripts/servers/mastodon-mock.sh");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    let mut b = [0u8; 5];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+/// The mock server, driven as a test fixture (users, codes, reads).
+struct Mock {
+    url: String,
+    http: reqwest::Client,
+    client_id: String,
+    client_secret: String,
+    app_token: String,
+}
+
+impl Mock {
+    async fn new(url: &str) -> Mock {
+        let http = reqwest::Client::new();
+        let app: Value = http
+            .post(format!("{url}/api/v1/apps"))
+            .json(&serde_json::json!({"client_name": "picket-tests", "redirect_uris": OOB, "scopes": "read write"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let client_id = app["client_id"].as_str().unwrap().to_string();
+        let client_secret = app["client_secret"].as_str().unwrap().to_string();
+        let tok: Value = http
+            .post(format!("{url}/oauth/token"))
+            .json(&serde_json::json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": "read write"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Mock {
+            url: url.to_string(),
+            http,
+            client_id,
+            client_secret,
+            app_token: tok["access_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Sign a new user up; returns the username.
+    async fn sign_up(&self, prefix: &str) -> String {
+        let username = unique(prefix);
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/accounts", self.url))
+            .bearer_auth(&self.app_token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("username", &username),
+                ("email", &format!("{username}@example.com")),
+                ("password", "correct-horse-battery"),
+                ("agreement", "true"),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "sign-up: {}", resp.status());
+        username
+    }
+
+    /// What the authorize page shows `username` after they allow `client_id`.
+    async fn authorize(&self, username: &str, client_id: &str) -> String {
+        let html = self
+            .http
+            .post(format!("{}/oauth/authorize", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("username", username),
+                ("client_id", client_id),
+                ("redirect_uri", OOB),
+            ]))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let code = html
+            .split("Authorization code: ")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_else(|| panic!("no code on the page: {html}"));
+        code.trim().to_string()
+    }
+
+    /// A user token obtained the way a participant would, outside picket.
+    async fn token_for(&self, username: &str) -> String {
+        let code = self.authorize(username, &self.client_id).await;
+        let tok: Value = self
+            .http
+            .post(format!("{}/oauth/token", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("client_id", &self.client_id),
+                ("client_secret", &self.client_secret),
+                ("redirect_uri", OOB),
+            ]))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tok["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn revoke(&self, token: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/revoke", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("token", token),
+                ("client_id", &self.client_id),
+                ("client_secret", &self.client_secret),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "revoke: {}", resp.status());
+    }
+
+    /// Public statuses under `#tag`, newest first.
+    async fn tagged(&self, tag: &str) -> Vec<Value> {
+        self.http
+            .get(format!(
+                "{}/api/v1/timelines/tag/{}?limit=40",
+                self.url,
+                tag.to_lowercase()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Wait until `#tag` has at least `n` statuses (or `limit` passes).
+    async fn wait_tagged(&self, tag: &str, n: usize, limit: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let found = self.tagged(tag).await;
+            if found.len() >= n || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A picket installation in a temporary folder, used through its binary.
+struct Picket {
+    dir: tempfile::TempDir,
+    db_url: String,
+    hashtag: String,
+}
+
+impl Picket {
+    /// A campaign whose window opens in a few seconds: two posts at the start, one at
+    /// the end (withdrawal must stop it), on Mastodon.
+    fn new(end_in: chrono::Duration) -> Picket {
+        let dir = tempfile::tempdir().unwrap();
+        let campaigns = dir.path().join("campaigns");
+        std::fs::create_dir(&campaigns).unwrap();
+        let hashtag = unique("PicketTest");
+        let start = Utc::now() + chrono::Duration::seconds(3);
+        std::fs::write(
+            campaigns.join("strike.toml"),
+            format!(
+                r#"id = "strike"
+title = "Test strike"
+hashtag = "{hashtag}"
+networks = ["mastodon"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+min_interval = "5m"
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+window = "30m"
+
+[[posts]]
+name = "again"
+when = "start"
+template = "again"
+window = "30m"
+
+[[posts]]
+name = "closing"
+when = "end"
+template = "again"
+window = "30m"
+
+[templates]
+notice = ["On #{{{{ hashtag }}}} strike today. Join: {{{{ invite_link }}}}"]
+again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
+"#,
+                rfc(start),
+                rfc(start + end_in)
+            ),
+        )
+        .unwrap();
+        // No jitter: the posts go out at the window's start, so the test stays short.
+        std::fs::write(
+            dir.path().join("picket.toml"),
+            "[scheduler]\njitter_secs = 0\nlease_secs = 10\nrequest_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        Picket {
+            dir,
+            db_url,
+            hashtag,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_picket"));
+        c.arg("--database-url")
+            .arg(&self.db_url)
+            .arg("--campaigns")
+            .arg(self.dir.path().join("campaigns"))
+            .arg("--config")
+            .arg(self.dir.path().join("picket.toml"))
+            .env(
+                "PICKET_SECRET_KEY",
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+            )
+            .env("PICKET_PUBLIC_URL", "https://picket.example.org")
+            .env("PICKET_LOG", "warn");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "picket {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn add_with_token(&self, server: &str, token: &str) -> i64 {
+        let out = self.run(&[
+            "account", "add", "mastodon", "--server", server, "--token", token,
+        ]);
+        account_id(&out)
+    }
+
+    fn join(&self, account: i64) {
+        self.run(&["join", "strike", "--account", &account.to_string()]);
+    }
+
+    /// `picket serve`, logging at `log` level into `serve.log`.
+    fn serve(&self, log: &str) -> Served {
+        let log_path = self.dir.path().join("serve.log");
+        let child = self
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("PICKET_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        Served { child, log_path }
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        store::open(&self.db_url).await.unwrap()
+    }
+
+    fn db_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = self.dir.path().join(format!("picket.db{suffix}"));
+            if let Ok(b) = std::fs::read(p) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+}
+
+struct Served {
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl Served {
+    /// Stop with SIGTERM; the log so far.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn account_id(out: &str) -> i64 {
+    out.split("added mastodon account ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no account id in: {out}"))
+}
+
+/// The rows of `state` in the outbox of the local participant.
+async fn rows_in(store: &dyn Store, state: OutboxState) -> usize {
+    let me = store
+        .ensure_local_participant("me", "UTC", Utc::now())
+        .await
+        .unwrap();
+    store
+        .outbox_for(me, Some("strike"))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.state == state)
+        .count()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn plain(html: &str) -> String {
+    picket::network::mastodon::html_to_text(html)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_until_withdrawn() {
+    let Some(url) = server_url() else { return };
+    // Arrange: a user on the server; picket enrolls them through OAuth, the code pasted
+    // on standard input as a participant would.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("oauth").await;
+    let picket = Picket::new(chrono::Duration::seconds(45));
+    let mut add = picket
+        .cmd()
+        .args(["account", "add", "mastodon", "--server", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(add.stdout.take().unwrap());
+    let authorize = loop {
+        let mut line = String::new();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "no authorize URL printed"
+        );
+        if let Some(u) = line
+            .split_whitespace()
+            .find(|w| w.contains("/oauth/authorize?"))
+        {
+            break url::Url::parse(u).unwrap();
+        }
+    };
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["redirect_uri"], OOB);
+    assert!(
+        q["scope"].split(' ').any(|s| s == "write:statuses"),
+        "{q:?}"
+    );
+    assert_eq!(
+        q["code_challenge_method"], "S256",
+        "the server advertises PKCE"
+    );
+    let code = mock.authorize(&username, &q["client_id"]).await;
+    writeln!(add.stdin.take().unwrap(), "{code}").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = add.wait().unwrap();
+    let mut err = String::new();
+    add.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "account add: {rest}\n{err}");
+    let account = account_id(&rest);
+    assert!(rest.contains(&username), "{rest}");
+    assert!(
+        rest.contains("500 characters"),
+        "limit read from the server: {rest}"
+    );
+    picket.join(account);
+
+    // Act: serve through the start of the window.
+    let served = picket.serve("info");
+    let posts = mock
+        .wait_tagged(&picket.hashtag, 2, Duration::from_secs(40))
+        .await;
+    let store = picket.store().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rows_in(store.as_ref(), OutboxState::Published).await < 2
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    picket.run(&["withdraw", "strike"]);
+    // The closing post was due at the end of the window: past it, nothing more came.
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let log = served.stop();
+    let after = mock.tagged(&picket.hashtag).await;
+
+    // Assert
+    assert_eq!(posts.len(), 2, "one status per slot: {posts:#?}\n{log}");
+    assert_eq!(after.len(), 2, "nothing after withdrawal: {after:#?}");
+    let texts: Vec<String> = posts
+        .iter()
+        .map(|p| plain(p["content"].as_str().unwrap()))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!(
+            "On #{} strike today. Join: https://picket.example.org/i/",
+            picket.hashtag
+        ))),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!(
+            "Still striking, #{}: https://picket.example.org/i/",
+            picket.hashtag
+        ))),
+        "{texts:?}"
+    );
+    for p in &posts {
+        assert_eq!(p["visibility"], "public");
+        assert_eq!(p["account"]["username"], username.as_str());
+        let tags: Vec<String> = p["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_lowercase())
+            .collect();
+        assert_eq!(tags, vec![picket.hashtag.to_lowercase()], "server-side tag");
+        let content = p["content"].as_str().unwrap();
+        assert!(
+            content.contains("href=\"https://picket.example.org/i/"),
+            "the invite link is a link: {content}"
+        );
+    }
+    assert_eq!(rows_in(store.as_ref(), OutboxState::Published).await, 2);
+    assert_eq!(rows_in(store.as_ref(), OutboxState::Cancelled).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_puts_the_account_in_reconnect_needed_and_its_posts_wait() {
+    let Some(url) = server_url() else { return };
+    // Arrange: a pasted token, revoked after enrollment.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("revoked").await;
+    let token = mock.token_for(&username).await;
+    let picket = Picket::new(chrono::Duration::minutes(30));
+    let account = picket.add_with_token(&url, &token);
+    picket.join(account);
+    mock.revoke(&token).await;
+    let store = picket.store().await;
+
+    // Act
+    let served = picket.serve("info");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut acc = None;
+    while tokio::time::Instant::now() < deadline {
+        let a = store
+            .get_account(AccountId(account))
+            .await
+            .unwrap()
+            .unwrap();
+        if a.status == AccountStatus::ReconnectNeeded {
+            acc = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = served.stop();
+
+    // Assert
+    let acc = acc.unwrap_or_else(|| panic!("account never needed reconnecting\n{log}"));
+    assert!(
+        acc.status_reason.as_deref().unwrap_or("").contains("401"),
+        "{:?}",
+        acc.status_reason
+    );
+    assert_eq!(rows_in(store.as_ref(), OutboxState::Published).await, 0);
+    assert_eq!(rows_in(store.as_ref(), OutboxState::Failed).await, 0);
+    assert_eq!(
+        rows_in(store.as_ref(), OutboxState::Pending).await,
+        3,
+        "posts wait"
+    );
+    assert!(mock.tagged(&picket.hashtag).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_at_enrollment() {
+    let Some(url) = server_url() else { return };
+    let picket = Picket::new(chrono::Duration::minutes(30));
+
+    let out = picket
+        .cmd()
+        .args([
+            "account",
+            "add",
+            "mastodon",
+            "--server",
+            &url,
+            "--token",
+            "not-a-token",
+        ])
+        .output()
+        .unwrap();
+
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(
+        !err.contains("not-a-token"),
+        "the token is not echoed: {err}"
+    );
+}
+
+/// A TCP relay in front of the server: down (nothing listens), swallowing answers (the
+/// request reaches the server, the answer never comes back), or passing through.
+struct Relay {
+    addr: std::net::SocketAddr,
+    upstream: String,
+    stop: CancellationToken,
+    swallow: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(upstream: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut relay = Relay {
+            addr,
+            upstream: upstream.trim_start_matches("http://").to_string(),
+            stop: CancellationToken::new(),
+            swallow: Arc::new(AtomicUsize::new(0)),
+        };
+        relay.run(listener);
+        relay
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn down(&self) {
+        self.stop.cancel();
+    }
+
+    async fn up(&mut self) {
+        self.stop = CancellationToken::new();
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.run(listener);
+    }
+
+    fn run(&mut self, listener: TcpListener) {
+        let stop = self.stop.clone();
+        let upstream = self.upstream.clone();
+        let swallow = self.swallow.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    a = listener.accept() => a.unwrap(),
+                };
+                let upstream = upstream.clone();
+                let swallow = swallow.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut out) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let lose = swallow
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if lose {
+                        use tokio::io::AsyncReadExt;
+                        let (mut in_read, _in_write) = inbound.into_split();
+                        let (mut out_read, mut out_write) = out.into_split();
+                        let forward = tokio::spawn(async move {
+                            let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
+                        });
+                        // The server answers; the answer is dropped with the connection.
+                        let mut buf = [0u8; 1024];
+                        let _ = out_read.read(&mut buf).await;
+                        forward.abort();
+                        return;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_token_leaks() {
+    let Some(url) = server_url() else { return };
+    // Arrange: the account reaches the server through a relay, which goes down before
+    // the window opens.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("down").await;
+    let token = mock.token_for(&username).await;
+    let mut relay = Relay::start(&url).await;
+    let picket = Picket::new(chrono::Duration::minutes(30));
+    let account = picket.add_with_token(&relay.url(), &token);
+    picket.join(account);
+    relay.down();
+    let store = picket.store().await;
+
+    // Act: serve while the server is unreachable until a post has failed an attempt...
+    let served = picket.serve("debug");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let me = store
+            .ensure_local_participant("me", "UTC", Utc::now())
+            .await
+            .unwrap();
+        let rows = store.outbox_for(me, Some("strike")).await.unwrap();
+        if rows
+            .iter()
+            .filter(|r| r.attempts > 0 && r.state == OutboxState::Pending)
+            .count()
+            >= 2
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed attempt while down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ... then bring it back, losing the answers to the first two posts: those attempts
+    // reach the server, and picket cannot know they did.
+    relay.swallow.store(2, Ordering::SeqCst);
+    relay.up().await;
+    let posts = mock
+        .wait_tagged(&picket.hashtag, 2, Duration::from_secs(60))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows_in(store.as_ref(), OutboxState::Published).await < 2
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = served.stop();
+    let after = mock.tagged(&picket.hashtag).await;
+
+    // Assert
+    assert_eq!(posts.len(), 2, "{posts:#?}\n{log}");
+    assert_eq!(after.len(), 2, "exactly one status per slot: {after:#?}");
+    assert_eq!(relay.swallow.load(Ordering::SeqCst), 0, "answers were lost");
+    assert_eq!(
+        rows_in(store.as_ref(), OutboxState::Published).await,
+        2,
+        "{log}"
+    );
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, AccountStatus::Active);
+    // Safe data: the token is nowhere in clear, not in the database, not in a debug log.
+    assert!(log.contains("DEBUG"), "the log is at debug level");
+    let db = picket.db_bytes();
+    assert!(
+        !db.windows(token.len()).any(|w| w == token.as_bytes()),
+        "token in the database"
+    );
+    assert!(!log.contains(&token), "token in the log");
+}
+
+#[tokio::test]
+async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_instead_of_posting_again()
+ {
+    use picket::config::Secret;
+    use picket::network::mastodon::{Credentials, Mastodon};
+    use picket::network::{AccountRef, Network, OutgoingPost};
+    let Some(url) = server_url() else { return };
+    // Arrange: credentials that say GoToSocial (which ignores Idempotency-Key), and a
+    // first attempt that landed.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("gts").await;
+    let token = mock.token_for(&username).await;
+    let mut creds = Credentials::parse(&token);
+    creds.software = Some("gotosocial".into());
+    creds.max_characters = Some(5000);
+    let account = AccountRef {
+        id: 1,
+        handle: username.clone(),
+        server: url.clone(),
+        credentials: Secret::new(creds.to_json()),
+    };
+    let tag = unique("PicketGts");
+    let mut post = OutgoingPost {
+        text: format!("Striking today #{tag}\nJoin: https://picket.example.org/i/abc & more"),
+        idempotency_key: unique("key-a-"),
+        scheduled_at: Utc::now() - chrono::Duration::seconds(1),
+        slot_key: "slot".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+    };
+    let adapter = Mastodon::new(picket::network::http_client());
+    let first = adapter.publish(&account, &post).await.unwrap();
+
+    // Act: the retry, with a key the server would not recognise anyway.
+    post.outcome_unknown = true;
+    post.idempotency_key = unique("key-b-");
+    let retry = adapter.publish(&account, &post).await.unwrap();
+
+    // Assert
+    assert_eq!(retry, first);
+    assert_eq!(mock.tagged(&tag).await.len(), 1);
+}
