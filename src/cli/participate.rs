@@ -81,7 +81,11 @@ impl Ctx {
         StdDuration::from_secs(self.settings.scheduler.lease_secs + 5)
     }
 
-    async fn me(&self, name: Option<&str>, tz: &str) -> anyhow::Result<store::ParticipantId> {
+    pub(super) async fn me(
+        &self,
+        name: Option<&str>,
+        tz: &str,
+    ) -> anyhow::Result<store::ParticipantId> {
         Ok(self
             .store
             .ensure_local_participant(name.unwrap_or("me"), tz, self.clock.now())
