@@ -14,12 +14,14 @@ pub async fn add_bluesky(
     app_password: &str,
     service: Option<&str>,
 ) -> anyhow::Result<()> {
+    // Open the vault first: a session made and then not stored would be a wasted sign-in.
+    let vault = ctx.vault()?;
     let client = crate::network::http_client();
     let creds = bluesky::connect(&client, handle, app_password, service)
         .await
         .with_context(|| format!("connecting the Bluesky account {handle}"))?;
     let me = ctx.me(None, "UTC").await?;
-    let sealed = ctx.vault()?.seal(creds.to_secret().expose().as_bytes());
+    let sealed = vault.seal(creds.to_secret().expose().as_bytes());
     let id = ctx
         .store
         .add_account(

@@ -5,5 +5,6 @@ mod campaign_preview;
 mod cli;
 mod crash;
 mod delivery;
+mod net_bluesky;
 mod store_contract;
 mod support;
