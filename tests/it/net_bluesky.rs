@@ -105,11 +105,25 @@ impl Picket {
     /// A campaign `id` whose window opens `opens_in` from now and lasts `lasts`, posting a
     /// notice and a follow-up at the start and a closing post at the end, on Bluesky.
     fn new(id: &str, opens_in: chrono::Duration, lasts: chrono::Duration) -> Picket {
+        Self::with_page(id, opens_in, lasts, "https://example.invalid/why")
+    }
+
+    /// Like [`Picket::new`], the follow-up posts linking `page` before the invite link.
+    fn with_page(
+        id: &str,
+        opens_in: chrono::Duration,
+        lasts: chrono::Duration,
+        page: &str,
+    ) -> Picket {
         let dir = tempfile::tempdir().unwrap();
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
         let start = Utc::now() + opens_in;
-        std::fs::write(campaigns.join("c.toml"), campaign(id, start, start + lasts)).unwrap();
+        std::fs::write(
+            campaigns.join("c.toml"),
+            campaign(id, start, start + lasts, page),
+        )
+        .unwrap();
         // A free port known in advance, so the invite links point at this picket and the
         // adapter can read the invite page for the link card.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -192,7 +206,7 @@ impl Picket {
     }
 }
 
-fn campaign(id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+fn campaign(id: &str, start: DateTime<Utc>, end: DateTime<Utc>, page: &str) -> String {
     format!(
         r#"id = "{id}"
 title = "Bluesky strike {id}"
@@ -223,11 +237,54 @@ window = "30m"
 
 [templates]
 notice = ["✊🏽 Café strike, 罢工: I'm on #{{{{ hashtag }}}} today. Join: {{{{ invite_link }}}}"]
-followup = ["Still striking (#{{{{ hashtag }}}}). Sign here → {{{{ invite_link }}}}!"]
+followup = ["Still striking (#{{{{ hashtag }}}}), why: {page} Sign here → {{{{ invite_link }}}}!"]
 "#,
         rfc(start),
         rfc(end)
     )
+}
+
+/// A 1×1 PNG, the card's thumbnail.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// A web page with OpenGraph tags and an image, on a free port: the link card's source.
+/// Returns the page URL.
+async fn card_page() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (kind, body) = if req.starts_with("GET /card.png") {
+                    (
+                        "image/png",
+                        base64::engine::general_purpose::STANDARD
+                            .decode(PNG)
+                            .unwrap(),
+                    )
+                } else {
+                    (
+                        "text/html; charset=utf-8",
+                        br#"<html><head><title>fallback</title>
+<meta property="og:title" content="Why we strike">
+<meta property="og:description" content="Three days off social media.">
+<meta property="og:image" content="/card.png"></head><body>hi</body></html>"#
+                            .to_vec(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}/why")
 }
 
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
@@ -271,10 +328,12 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
     // Arrange: an account on the PDS, added with the CLI; a strike opening in 8 s whose
     // closing post falls 40 s later.
     let alice = create_account(&pds).await;
-    let picket = Picket::new(
+    let page = card_page().await;
+    let picket = Picket::with_page(
         "bsky-happy",
         chrono::Duration::seconds(8),
         chrono::Duration::seconds(40),
+        &page,
     );
     let account = picket.add_account(&alice, &pds);
     picket.run(&["join", "bsky-happy", "--account", &account.to_string()]);
@@ -306,16 +365,29 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
         assert_eq!(tags[0]["features"][0]["tag"], "TestStrike");
         assert_eq!(covered(text, tags[0]), "#TestStrike");
         let links = facet(v, "app.bsky.richtext.facet#link");
-        assert_eq!(links.len(), 1, "{v:#}");
-        let uri = links[0]["features"][0]["uri"].as_str().unwrap();
-        assert_eq!(covered(text, links[0]), uri);
+        let invite = links.last().expect("the invite link is a link facet");
+        let uri = invite["features"][0]["uri"].as_str().unwrap();
+        assert_eq!(covered(text, invite), uri);
         assert!(
             uri.starts_with(&format!("http://127.0.0.1:{}/i/", picket.port)),
             "{uri}"
         );
         assert!(!uri.ends_with('!'), "trailing punctuation in {uri}");
-        assert_eq!(v["embed"]["external"]["uri"], uri, "link card: {v:#}");
     }
+    // The follow-up's first link is a page with OpenGraph tags: its card, thumbnail and
+    // all. (The notice links only the invite page, which gets a card when picket serves
+    // one, and none otherwise.)
+    let followup = posts
+        .iter()
+        .map(|p| &p["value"])
+        .find(|v| v["text"].as_str().unwrap().starts_with("Still"))
+        .unwrap();
+    let card = &followup["embed"]["external"];
+    assert_eq!(card["uri"], page.as_str(), "{followup:#}");
+    assert_eq!(card["title"], "Why we strike");
+    assert_eq!(card["description"], "Three days off social media.");
+    assert_eq!(card["thumb"]["mimeType"], "image/png");
+    assert_eq!(facet(followup, "app.bsky.richtext.facet#link").len(), 2);
     let store = picket.store().await;
     let rows = store
         .outbox_for(

@@ -106,7 +106,16 @@ fn is_punct(c: char) -> bool {
         )
 }
 
-/// `#tag` at the start of the text or after whitespace; trailing punctuation is not part
+/// Opening brackets and quotes: unlike the official client, picket also takes
+/// `(#Strike)` as a tag, because campaign templates write it and mean it.
+fn opens(c: char) -> bool {
+    matches!(
+        c,
+        '(' | '[' | '{' | '"' | '\'' | '“' | '‘' | '«' | '「' | '『' | '（'
+    )
+}
+
+/// `#tag` at the start of the text, after whitespace or an opening bracket; trailing punctuation is not part
 /// of it, a tag of digits only is no tag, and over-long tags are skipped.
 fn tags(text: &str) -> Vec<Span> {
     let mut out = Vec::new();
@@ -115,7 +124,7 @@ fn tags(text: &str) -> Vec<Span> {
             continue;
         }
         let before = text[..i].chars().next_back();
-        if before.is_some_and(|b| !b.is_whitespace()) {
+        if before.is_some_and(|b| !(b.is_whitespace() || opens(b))) {
             continue;
         }
         let body_start = i + c.len_utf8();
@@ -263,6 +272,13 @@ mod tests {
             })
             .collect();
         assert_eq!(tags, ["One", "two", "four", "five.#six"]);
+    }
+
+    #[test]
+    fn a_tag_in_parentheses_or_quotes_is_a_tag() {
+        let text = "Still striking (#TestStrike), «#Grève» «#罢工」";
+        let spans = detect(text);
+        assert_eq!(covered(text, &spans), ["#TestStrike", "#Grève", "#罢工"]);
     }
 
     #[test]
