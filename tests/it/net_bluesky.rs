@@ -537,6 +537,53 @@ async fn a_revoked_app_password_marks_the_account_reconnect_needed_and_its_posts
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_and_saved_without_signing_in_again() {
+    let Some(pds) = pds_url() else { return };
+    // Arrange: the stored access token has expired, and the stored app password is wrong,
+    // so the post can only go out if the refresh token is used (not a new sign-in).
+    let dana = create_account(&pds).await;
+    let picket = Picket::new(
+        "bsky-refresh",
+        chrono::Duration::seconds(3),
+        chrono::Duration::hours(1),
+    );
+    let account = picket.add_account(&dana, &pds);
+    picket.run(&["join", "bsky-refresh", "--account", &account.to_string()]);
+    let store = picket.store().await;
+    let mut creds = stored_credentials(store.as_ref(), account).await;
+    let old_refresh = creds["refresh_jwt"].clone();
+    creds["access_jwt"] = json!(expired_jwt(&dana.did));
+    creds["app_password"] = json!("not-the-password");
+    let sealed = Vault::from_key_bytes(&KEY).seal(creds.to_string().as_bytes());
+    store
+        .update_credentials(AccountId(account), &sealed, Utc::now())
+        .await
+        .unwrap();
+
+    // Act
+    let serve = picket.serve();
+    wait_for(
+        "two posts on the PDS",
+        Duration::from_secs(60),
+        async || posts_on_pds(&pds, &dana.did).await.len() == 2,
+    )
+    .await;
+    stop(serve);
+
+    // Assert: posted, with a new token pair saved (sealed) for the next run.
+    let saved = stored_credentials(store.as_ref(), account).await;
+    assert_ne!(saved["refresh_jwt"], old_refresh);
+    assert_ne!(saved["access_jwt"], json!(expired_jwt(&dana.did)));
+    assert_eq!(saved["app_password"], "not-the-password");
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, AccountStatus::Active);
+}
+
 /// A TCP forwarder to the PDS that can be down (connections refused) or lose the answer
 /// to the next `putRecord` requests after the PDS handled them.
 struct Flaky {
