@@ -794,3 +794,65 @@ async fn a_pds_that_is_down_when_posts_fall_due_and_then_loses_answers_gets_each
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlong_text() {
+    use picket::network::bluesky::{Bluesky, connect};
+    use picket::network::{AccountRef, DiscardCredentials, Network, OutgoingPost, PublishError};
+    let Some(pds) = pds_url() else { return };
+    // Arrange: a session made the way `picket account add bluesky` makes it.
+    let erin = create_account(&pds).await;
+    let client = picket::network::http_client();
+    let creds = connect(&client, &erin.handle, &erin.app_password, Some(&pds))
+        .await
+        .unwrap();
+    let adapter = Bluesky::new(client, Arc::new(DiscardCredentials));
+    let account = AccountRef {
+        id: 1,
+        handle: erin.handle.clone(),
+        server: pds.clone(),
+        credentials: creds.to_secret(),
+    };
+    let post = OutgoingPost {
+        text: "Hello @{h} from picket #Strike".replace("{h}", &erin.handle),
+        idempotency_key: "k-1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+    };
+
+    // Act: the same post three times (the last as a retry after an unknown outcome).
+    let first = adapter.publish(&account, &post).await.unwrap();
+    let second = adapter.publish(&account, &post).await.unwrap();
+    let retried = OutgoingPost {
+        outcome_unknown: true,
+        ..post.clone()
+    };
+    let third = adapter.publish(&account, &retried).await.unwrap();
+    let records = posts_on_pds(&pds, &erin.did).await;
+    let who = adapter.verify(&account).await.unwrap();
+    let long = OutgoingPost {
+        text: "é".repeat(301),
+        idempotency_key: "k-2".into(),
+        ..post.clone()
+    };
+    let too_long = adapter.publish(&account, &long).await;
+    let engagement = adapter
+        .engagement(&account, &first.remote_id)
+        .await
+        .unwrap();
+    adapter.delete(&account, &first.remote_id).await.unwrap();
+
+    // Assert
+    assert_eq!(first, second);
+    assert_eq!(first, third);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let v = &records[0]["value"];
+    let mention = facet(v, "app.bsky.richtext.facet#mention");
+    assert_eq!(mention[0]["features"][0]["did"], erin.did.as_str(), "{v:#}");
+    assert_eq!(who.handle, erin.handle);
+    assert!(matches!(too_long, Err(PublishError::Rejected(_))));
+    assert_eq!(engagement, None, "a PDS alone has no AppView");
+    assert!(posts_on_pds(&pds, &erin.did).await.is_empty());
+}

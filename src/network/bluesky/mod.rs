@@ -277,7 +277,7 @@ impl Bluesky {
             method,
             "com.atproto.server.getSession" | "com.atproto.identity.resolveHandle"
         );
-        let result = if is_query {
+        let mut result = if is_query {
             let pairs: Vec<(String, String)> = match body {
                 Some(Value::Object(q)) => q
                     .iter()
@@ -295,10 +295,13 @@ impl Bluesky {
             self.xrpc_post(&creds.pds, method, Some(&creds.access_jwt), body, timeout)
                 .await
         };
-        if let Err(XrpcError::Status { rate_reset, .. } | XrpcError::Auth(rate_reset)) = &result
-            && let Some(reset) = rate_reset
-        {
-            self.note_rate_reset(account.id, *reset).await;
+        let reset = match &mut result {
+            Ok(body) => take_rate_note(body),
+            Err(XrpcError::Status { rate_reset, .. } | XrpcError::Auth(rate_reset)) => *rate_reset,
+            Err(XrpcError::Transport(_)) => None,
+        };
+        if let Some(reset) = reset {
+            self.note_rate_reset(account.id, reset).await;
         }
         result
     }
@@ -690,7 +693,7 @@ impl Network for Bluesky {
             "validate": true,
             "record": record,
         });
-        let (creds, mut resp) = self
+        let (creds, resp) = self
             .authed(
                 account,
                 "com.atproto.repo.putRecord",
@@ -698,9 +701,6 @@ impl Network for Bluesky {
                 post.timeout,
             )
             .await?;
-        if let Some(reset) = take_rate_note(&mut resp) {
-            self.note_rate_reset(account.id, reset).await;
-        }
         let uri = resp["uri"]
             .as_str()
             .map(str::to_string)
