@@ -220,9 +220,9 @@ impl Bluesky {
                     Duration::from_secs(20),
                 )
                 .await
-                .map_err(|e| e.into_publish("signing in again"))?
+                .map_err(|e| session_failure(e, "signing in again"))?
             }
-            Err(e) => return Err(e.into_publish("refreshing the session")),
+            Err(e) => return Err(session_failure(e, "refreshing the session")),
         };
         let session: SessionBody = serde_json::from_value(body)
             .map_err(|_| retry("the PDS sent an unreadable session", false))?;
@@ -415,6 +415,15 @@ impl Bluesky {
             .ok()?;
         let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
         Some(v.get("blob")?.clone())
+    }
+}
+
+/// A session that cannot be renewed for a reason other than a passing fault is the
+/// account's problem, not the post's: the participant reconnects, the post waits.
+fn session_failure(e: XrpcError, doing: &str) -> PublishError {
+    match e.into_publish(doing) {
+        PublishError::Rejected(reason) => PublishError::Reconnect(reason),
+        other => other,
     }
 }
 
