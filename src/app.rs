@@ -79,6 +79,15 @@ impl Core {
         })
     }
 
+    /// Where adapters save refreshed tokens: sealed, in the store.
+    pub fn credential_sink(&self) -> Arc<dyn crate::network::CredentialSink> {
+        Arc::new(StoreCredentials {
+            store: self.store.clone(),
+            vault: self.vault.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     pub fn dispatcher(&self, networks: Networks) -> anyhow::Result<Dispatcher> {
         Ok(Dispatcher::new(
             self.store.clone(),
@@ -138,7 +147,9 @@ async fn plan_forever(
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
-        Self::build_with(settings, clock, Networks::standard()).await
+        let core = Core::open(settings, clock).await?;
+        let networks = Networks::standard(core.credential_sink());
+        Self::from_core(core, networks).await
     }
 
     /// Like [`Application::build`] with the network adapters given (tests point them at
@@ -148,7 +159,10 @@ impl Application {
         clock: Arc<dyn Clock>,
         networks: Networks,
     ) -> anyhow::Result<Application> {
-        let core = Core::open(settings, clock).await?;
+        Self::from_core(Core::open(settings, clock).await?, networks).await
+    }
+
+    async fn from_core(core: Core, networks: Networks) -> anyhow::Result<Application> {
         let dispatcher = Arc::new(core.dispatcher(networks.clone())?);
         let Core {
             settings,
@@ -297,7 +311,7 @@ async fn verify_forever(
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
-    let dispatcher = core.dispatcher(Networks::standard())?;
+    let dispatcher = core.dispatcher(Networks::standard(core.credential_sink()))?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let mut tasks = tokio::task::JoinSet::new();

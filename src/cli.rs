@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
 mod participate;
@@ -181,6 +182,23 @@ pub enum AddAccount {
         #[arg(long)]
         token: Option<String>,
     },
+    /// A Bluesky account, with an app password (Settings → Privacy and security → App
+    /// passwords), never your main password. picket signs in once and keeps the session.
+    #[command(
+        after_help = "Examples:\n  picket account add bluesky --handle alice.bsky.social --app-password xxxx-xxxx-xxxx-xxxx\n  picket account add bluesky --handle alice.test --app-password PW --service http://127.0.0.1:2583"
+    )]
+    Bluesky {
+        /// Your handle, e.g. alice.bsky.social.
+        #[arg(long)]
+        handle: String,
+        /// An app password created for picket.
+        #[arg(long, env = "PICKET_BLUESKY_APP_PASSWORD", hide_env_values = true)]
+        app_password: String,
+        /// Your PDS (or entryway) URL: skips handle resolution and asks it instead
+        /// [default: resolve the handle over HTTPS and its DID document].
+        #[arg(long)]
+        service: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +325,11 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
         }
+        Command::Account(AccountCommand::Add(AddAccount::Bluesky {
+            handle,
+            app_password,
+            service,
+        })) => add_bluesky::add_bluesky(ctx, &handle, &app_password, service.as_deref()).await?,
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }

@@ -69,6 +69,7 @@ impl FromStr for NetworkKind {
     }
 }
 
+pub mod bluesky;
 pub mod mastodon;
 pub mod nostr;
 pub mod sandbox;
@@ -244,12 +245,15 @@ impl Networks {
     }
 
     /// Every adapter picket ships, sharing one HTTP client (one connection pool).
-    pub fn standard() -> Self {
+    /// `credentials` keeps tokens that change while running (the app passes
+    /// `app::StoreCredentials`).
+    pub fn standard(credentials: Arc<dyn CredentialSink>) -> Self {
         let client = http_client();
         Networks::new()
             .with(Arc::new(mastodon::Mastodon::new(client.clone())))
             .with(Arc::new(nostr::Nostr::new()))
-            .with(Arc::new(sandbox::Sandbox::new(client)))
+            .with(Arc::new(sandbox::Sandbox::new(client.clone())))
+            .with(Arc::new(bluesky::Bluesky::new(client, credentials)))
     }
 }
 
@@ -275,7 +279,7 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> PublishError {
 }
 
 /// reqwest errors print the URL; a URL can carry a token (webhooks), so leave it out.
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<url>");

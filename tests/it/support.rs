@@ -185,7 +185,7 @@ impl World {
     pub fn dispatcher(&self, settings: SchedulerSettings) -> Dispatcher {
         Dispatcher::new(
             self.store.clone(),
-            Networks::standard(),
+            Networks::standard(Arc::new(picket::network::DiscardCredentials)),
             self.vault.clone(),
             self.clock.clone(),
             std::slice::from_ref(&self.campaign),

@@ -1,0 +1,858 @@
+//! The Bluesky adapter end to end against the reference PDS (`@atproto/pds`, started by
+//! `scripts/servers/atproto-pds.sh`, URL in `PICKET_TEST_PDS_URL`): accounts made with
+//! `createAccount`, added with the real `picket account add bluesky`, posts made by a real
+//! `picket serve`, and read back from the PDS with `com.atproto.repo.listRecords`.
+//! A PDS has no AppView, so nothing here reads a timeline or counts engagement.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use picket::crypto::Vault;
+use picket::store::{self, AccountId, AccountStatus, OutboxState, Store};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::rfc;
+
+const KEY: [u8; 32] = [7; 32];
+
+/// The PDS URL, or `None` (after saying so) when no PDS was started for this run.
+fn pds_url() -> Option<String> {
+    match std::env::var("PICKET_TEST_PDS_URL") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ if std::env::var("PICKET_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!(
+                "PICKET_REQUIRE_SERVERS=1 but PICKET_TEST_PDS_URL is unset: start scripts/servers/atproto-pds.sh"
+            )
+        }
+        _ => {
+            eprintln!("skipped: start scripts/servers/atproto-pds.sh");
+            None
+        }
+    }
+}
+
+/// A fresh account on the PDS and an app password for picket.
+struct PdsAccount {
+    handle: String,
+    did: String,
+    app_password: String,
+    /// The main session, for revoking the app password.
+    main_jwt: String,
+}
+
+async fn create_account(pds: &str) -> PdsAccount {
+    let http = reqwest::Client::new();
+    let handle = format!("t{}.test", &hex::encode(rand::random::<[u8; 5]>()));
+    let made: Value = http
+        .post(format!("{pds}/xrpc/com.atproto.server.createAccount"))
+        .json(&json!({"handle": handle, "email": format!("{handle}@example.com"), "password": "main-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let main_jwt = made["accessJwt"]
+        .as_str()
+        .expect("account created")
+        .to_string();
+    let app: Value = http
+        .post(format!("{pds}/xrpc/com.atproto.server.createAppPassword"))
+        .bearer_auth(&main_jwt)
+        .json(&json!({"name": "picket"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    PdsAccount {
+        did: made["did"].as_str().unwrap().to_string(),
+        handle,
+        app_password: app["password"].as_str().unwrap().to_string(),
+        main_jwt,
+    }
+}
+
+/// Every post record in the account's repository.
+async fn posts_on_pds(pds: &str, did: &str) -> Vec<Value> {
+    let v: Value = reqwest::get(format!(
+        "{pds}/xrpc/com.atproto.repo.listRecords?repo={did}&collection=app.bsky.feed.post&limit=100"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    v["records"].as_array().cloned().unwrap_or_default()
+}
+
+/// A temporary picket installation driven through the real binary.
+struct Picket {
+    dir: tempfile::TempDir,
+    db_url: String,
+    port: u16,
+}
+
+impl Picket {
+    /// A campaign `id` whose window opens `opens_in` from now and lasts `lasts`, posting a
+    /// notice and a follow-up at the start and a closing post at the end, on Bluesky.
+    fn new(id: &str, opens_in: chrono::Duration, lasts: chrono::Duration) -> Picket {
+        Self::with_page(id, opens_in, lasts, "https://example.invalid/why")
+    }
+
+    /// Like [`Picket::new`], the follow-up posts linking `page` before the invite link.
+    fn with_page(
+        id: &str,
+        opens_in: chrono::Duration,
+        lasts: chrono::Duration,
+        page: &str,
+    ) -> Picket {
+        let dir = tempfile::tempdir().unwrap();
+        let campaigns = dir.path().join("campaigns");
+        std::fs::create_dir(&campaigns).unwrap();
+        let start = Utc::now() + opens_in;
+        std::fs::write(
+            campaigns.join("c.toml"),
+            campaign(id, start, start + lasts, page),
+        )
+        .unwrap();
+        // A free port known in advance, so the invite links point at this picket and the
+        // adapter can read the invite page for the link card.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.path().join("picket.toml"),
+            format!(
+                "public_url = \"http://127.0.0.1:{port}\"\n[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n"
+            ),
+        )
+        .unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        Picket { dir, db_url, port }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_picket"));
+        c.arg("--database-url")
+            .arg(&self.db_url)
+            .arg("--campaigns")
+            .arg(self.dir.path().join("campaigns"))
+            .arg("--config")
+            .arg(self.dir.path().join("picket.toml"))
+            .env(
+                "PICKET_SECRET_KEY",
+                base64::engine::general_purpose::STANDARD.encode(KEY),
+            );
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "picket {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `picket account add bluesky --service URL`; returns the account id.
+    fn add_account(&self, a: &PdsAccount, service: &str) -> i64 {
+        let out = self.run(&[
+            "account",
+            "add",
+            "bluesky",
+            "--handle",
+            &a.handle,
+            "--app-password",
+            &a.app_password,
+            "--service",
+            service,
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        said.split_whitespace()
+            .nth(3)
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no account id in {said:?}"))
+    }
+
+    fn serve(&self) -> Child {
+        self.command()
+            .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
+            .env("PICKET_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        store::open(&self.db_url).await.unwrap()
+    }
+}
+
+fn campaign(id: &str, start: DateTime<Utc>, end: DateTime<Utc>, page: &str) -> String {
+    format!(
+        r#"id = "{id}"
+title = "Bluesky strike {id}"
+hashtag = "TestStrike"
+networks = ["bluesky"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+min_interval = "5m"
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+window = "30m"
+
+[[posts]]
+name = "followup"
+when = "start"
+template = "followup"
+window = "30m"
+
+[[posts]]
+name = "closing"
+when = "end"
+template = "followup"
+window = "30m"
+
+[templates]
+notice = ["✊🏽 Café strike, 罢工: I'm on #{{{{ hashtag }}}} today. Join: {{{{ invite_link }}}}"]
+followup = ["Still striking (#{{{{ hashtag }}}}), why: {page} Sign here → {{{{ invite_link }}}}!"]
+"#,
+        rfc(start),
+        rfc(end)
+    )
+}
+
+/// A 1×1 PNG, the card's thumbnail.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// A web page with OpenGraph tags and an image, on a free port: the link card's source.
+/// Returns the page URL.
+async fn card_page() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (kind, body) = if req.starts_with("GET /card.png") {
+                    (
+                        "image/png",
+                        base64::engine::general_purpose::STANDARD
+                            .decode(PNG)
+                            .unwrap(),
+                    )
+                } else {
+                    (
+                        "text/html; charset=utf-8",
+                        br#"<html><head><title>fallback</title>
+<meta property="og:title" content="Why we strike">
+<meta property="og:description" content="Three days off social media.">
+<meta property="og:image" content="/card.png"></head><body>hi</body></html>"#
+                            .to_vec(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}/why")
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM, so picket shuts down as a service manager would stop it.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+fn facet<'a>(record: &'a Value, kind: &str) -> Vec<&'a Value> {
+    record["facets"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .filter(|f| f["features"][0]["$type"] == kind)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text a facet covers, by its UTF-8 byte offsets.
+fn covered<'a>(text: &'a str, f: &Value) -> &'a str {
+    let a = f["index"]["byteStart"].as_u64().unwrap() as usize;
+    let b = f["index"]["byteEnd"].as_u64().unwrap() as usize;
+    &text[a..b]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_after_withdraw() {
+    let Some(pds) = pds_url() else { return };
+    // Arrange: an account on the PDS, added with the CLI; a strike opening in 8 s whose
+    // closing post falls 40 s later.
+    let alice = create_account(&pds).await;
+    let page = card_page().await;
+    let picket = Picket::with_page(
+        "bsky-happy",
+        chrono::Duration::seconds(8),
+        chrono::Duration::seconds(40),
+        &page,
+    );
+    let account = picket.add_account(&alice, &pds);
+    picket.run(&["join", "bsky-happy", "--account", &account.to_string()]);
+
+    // Act: serve until the two start posts are on the PDS, then withdraw.
+    let serve = picket.serve();
+    wait_for(
+        "two posts on the PDS",
+        Duration::from_secs(60),
+        async || posts_on_pds(&pds, &alice.did).await.len() >= 2,
+    )
+    .await;
+    picket.run(&["withdraw", "bsky-happy"]);
+    let after_withdraw = Utc::now();
+    // Past the closing slot (start + 40 s) and then some.
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    stop(serve);
+
+    // Assert: exactly the two start posts, each with its tag and link facets at the right
+    // byte offsets, despite emoji, accents and CJK before them.
+    let posts = posts_on_pds(&pds, &alice.did).await;
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    for p in &posts {
+        let v = &p["value"];
+        let text = v["text"].as_str().unwrap();
+        assert!(text.contains("#TestStrike"), "{text}");
+        let tags = facet(v, "app.bsky.richtext.facet#tag");
+        assert_eq!(tags.len(), 1, "{v:#}");
+        assert_eq!(tags[0]["features"][0]["tag"], "TestStrike");
+        assert_eq!(covered(text, tags[0]), "#TestStrike");
+        let links = facet(v, "app.bsky.richtext.facet#link");
+        let invite = links.last().expect("the invite link is a link facet");
+        let uri = invite["features"][0]["uri"].as_str().unwrap();
+        assert_eq!(covered(text, invite), uri);
+        assert!(
+            uri.starts_with(&format!("http://127.0.0.1:{}/i/", picket.port)),
+            "{uri}"
+        );
+        assert!(!uri.ends_with('!'), "trailing punctuation in {uri}");
+    }
+    // The follow-up's first link is a page with OpenGraph tags: its card, thumbnail and
+    // all. (The notice links only the invite page, which gets a card when picket serves
+    // one, and none otherwise.)
+    let followup = posts
+        .iter()
+        .map(|p| &p["value"])
+        .find(|v| v["text"].as_str().unwrap().starts_with("Still"))
+        .unwrap();
+    let card = &followup["embed"]["external"];
+    assert_eq!(card["uri"], page.as_str(), "{followup:#}");
+    assert_eq!(card["title"], "Why we strike");
+    assert_eq!(card["description"], "Three days off social media.");
+    assert_eq!(card["thumb"]["mimeType"], "image/png");
+    assert_eq!(facet(followup, "app.bsky.richtext.facet#link").len(), 2);
+    let store = picket.store().await;
+    let rows = store
+        .outbox_for(
+            store
+                .get_account(AccountId(account))
+                .await
+                .unwrap()
+                .unwrap()
+                .participant_id,
+            Some("bsky-happy"),
+        )
+        .await
+        .unwrap();
+    let published: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == OutboxState::Published)
+        .collect();
+    assert_eq!(published.len(), 2);
+    assert!(
+        published
+            .iter()
+            .all(|r| r.published_at.unwrap() < after_withdraw)
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.post_name == "closing" && r.state == OutboxState::Cancelled),
+        "{:?}",
+        rows.iter()
+            .map(|r| (&r.post_name, r.state))
+            .collect::<Vec<_>>()
+    );
+    let remote_ids: Vec<&str> = published
+        .iter()
+        .filter_map(|r| r.remote_id.as_deref())
+        .collect();
+    for p in &posts {
+        assert!(remote_ids.contains(&p["uri"].as_str().unwrap()));
+    }
+
+    // ... and no token or password is stored or logged in clear.
+    let creds = stored_credentials(store.as_ref(), account).await;
+    let mut haystack = std::fs::read(picket.log_path()).unwrap();
+    for f in ["picket.db", "picket.db-wal"] {
+        haystack.extend(std::fs::read(picket.dir.path().join(f)).unwrap_or_default());
+    }
+    for secret in [
+        alice.app_password.as_str(),
+        creds["access_jwt"].as_str().unwrap(),
+        creds["refresh_jwt"].as_str().unwrap(),
+    ] {
+        assert!(
+            !haystack
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
+            "a credential is readable in the database or the log"
+        );
+    }
+}
+
+async fn stored_credentials(store: &dyn Store, account: i64) -> Value {
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
+    let plain = Vault::from_key_bytes(&KEY)
+        .open_sealed(&a.credentials)
+        .unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// An unsigned JWT whose `exp` has passed: what the stored access token looks like two
+/// hours after the last post (the adapter reads `exp`, the PDS would refuse it).
+fn expired_jwt(did: &str) -> String {
+    let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2ln",
+        e(r#"{"typ":"at+jwt","alg":"HS256"}"#),
+        e(&format!(
+            r#"{{"scope":"com.atproto.appPass","sub":"{did}","exp":1000}}"#
+        ))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_app_password_marks_the_account_reconnect_needed_and_its_posts_wait() {
+    let Some(pds) = pds_url() else { return };
+    // Arrange: the app password is revoked on the PDS (which also revokes its refresh
+    // token) and the access token has since expired.
+    let bob = create_account(&pds).await;
+    let picket = Picket::new(
+        "bsky-revoked",
+        chrono::Duration::seconds(3),
+        chrono::Duration::hours(1),
+    );
+    let account = picket.add_account(&bob, &pds);
+    picket.run(&["join", "bsky-revoked", "--account", &account.to_string()]);
+    let revoked = reqwest::Client::new()
+        .post(format!("{pds}/xrpc/com.atproto.server.revokeAppPassword"))
+        .bearer_auth(&bob.main_jwt)
+        .json(&json!({"name": "picket"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    let store = picket.store().await;
+    let mut creds = stored_credentials(store.as_ref(), account).await;
+    creds["access_jwt"] = json!(expired_jwt(&bob.did));
+    let sealed = Vault::from_key_bytes(&KEY).seal(creds.to_string().as_bytes());
+    store
+        .update_credentials(AccountId(account), &sealed, Utc::now())
+        .await
+        .unwrap();
+
+    // Act
+    let serve = picket.serve();
+    wait_for("reconnect_needed", Duration::from_secs(60), async || {
+        store
+            .get_account(AccountId(account))
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            == AccountStatus::ReconnectNeeded
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop(serve);
+
+    // Assert: nothing posted; the posts wait for a reconnect instead of failing.
+    assert!(posts_on_pds(&pds, &bob.did).await.is_empty());
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = store
+        .outbox_for(a.participant_id, Some("bsky-revoked"))
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.state == OutboxState::Pending),
+        "{:?}",
+        rows.iter()
+            .map(|r| (&r.post_name, r.state))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_and_saved_without_signing_in_again() {
+    let Some(pds) = pds_url() else { return };
+    // Arrange: the stored access token has expired, and the stored app password is wrong,
+    // so the post can only go out if the refresh token is used (not a new sign-in).
+    let dana = create_account(&pds).await;
+    let picket = Picket::new(
+        "bsky-refresh",
+        chrono::Duration::seconds(3),
+        chrono::Duration::hours(1),
+    );
+    let account = picket.add_account(&dana, &pds);
+    picket.run(&["join", "bsky-refresh", "--account", &account.to_string()]);
+    let store = picket.store().await;
+    let mut creds = stored_credentials(store.as_ref(), account).await;
+    let old_refresh = creds["refresh_jwt"].clone();
+    creds["access_jwt"] = json!(expired_jwt(&dana.did));
+    creds["app_password"] = json!("not-the-password");
+    let sealed = Vault::from_key_bytes(&KEY).seal(creds.to_string().as_bytes());
+    store
+        .update_credentials(AccountId(account), &sealed, Utc::now())
+        .await
+        .unwrap();
+
+    // Act
+    let serve = picket.serve();
+    wait_for(
+        "two posts on the PDS",
+        Duration::from_secs(60),
+        async || posts_on_pds(&pds, &dana.did).await.len() == 2,
+    )
+    .await;
+    stop(serve);
+
+    // Assert: posted, with a new token pair saved (sealed) for the next run.
+    let saved = stored_credentials(store.as_ref(), account).await;
+    assert_ne!(saved["refresh_jwt"], old_refresh);
+    assert_ne!(saved["access_jwt"], json!(expired_jwt(&dana.did)));
+    assert_eq!(saved["app_password"], "not-the-password");
+    let a = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, AccountStatus::Active);
+}
+
+/// A TCP forwarder to the PDS that can be down (connections refused) or lose the answer
+/// to the next `putRecord` requests after the PDS handled them.
+struct Flaky {
+    port: u16,
+    upstream: SocketAddr,
+    lose_put_answers: Arc<AtomicUsize>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Flaky {
+    async fn new(pds: &str) -> Flaky {
+        let u = url::Url::parse(pds).unwrap();
+        let upstream = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
+            .parse()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let f = Flaky {
+            port,
+            upstream,
+            lose_put_answers: Arc::new(AtomicUsize::new(0)),
+            tasks: Mutex::new(Vec::new()),
+            conns: Arc::new(Mutex::new(Vec::new())),
+        };
+        f.up().await;
+        f
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let (upstream, lose, conns) = (
+            self.upstream,
+            self.lose_put_answers.clone(),
+            self.conns.clone(),
+        );
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let lose = lose.clone();
+                let h = tokio::spawn(forward(client, upstream, lose));
+                conns.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accept.abort_handle());
+    }
+
+    /// Refuse connections and cut the open ones.
+    fn down(&self) {
+        for h in self
+            .tasks
+            .lock()
+            .unwrap()
+            .drain(..)
+            .chain(self.conns.lock().unwrap().drain(..))
+        {
+            h.abort();
+        }
+    }
+}
+
+async fn forward(client: tokio::net::TcpStream, upstream: SocketAddr, lose: Arc<AtomicUsize>) {
+    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let losing = Arc::new(AtomicBool::new(false));
+    let to_server = {
+        let losing = losing.clone();
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let chunk = &buf[..n];
+                if chunk.windows(9).any(|w| w == b"putRecord")
+                    && lose
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    losing.store(true, Ordering::SeqCst);
+                }
+                if sw.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let to_client = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if losing.load(Ordering::SeqCst) {
+                // The PDS answered, so it has committed the record: drop the answer.
+                return;
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = to_server => {}
+        _ = to_client => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pds_that_is_down_when_posts_fall_due_and_then_loses_answers_gets_each_post_once() {
+    let Some(pds) = pds_url() else { return };
+    // Arrange: the account reaches the PDS through a forwarder that is down when the two
+    // start posts fall due.
+    let carol = create_account(&pds).await;
+    let flaky = Flaky::new(&pds).await;
+    let picket = Picket::new(
+        "bsky-flaky",
+        chrono::Duration::seconds(4),
+        chrono::Duration::hours(1),
+    );
+    let account = picket.add_account(&carol, &flaky.url());
+    picket.run(&["join", "bsky-flaky", "--account", &account.to_string()]);
+    flaky.down();
+    let store = picket.store().await;
+    let participant = store
+        .get_account(AccountId(account))
+        .await
+        .unwrap()
+        .unwrap()
+        .participant_id;
+
+    // Act: serve; once both posts have failed at least once, bring the forwarder back
+    // but make it lose the answers to the next two putRecord calls, which the PDS did
+    // carry out: the retries must not post again.
+    let serve = picket.serve();
+    wait_for(
+        "failed attempts while the PDS is down",
+        Duration::from_secs(60),
+        async || {
+            let rows = store
+                .outbox_for(participant, Some("bsky-flaky"))
+                .await
+                .unwrap();
+            rows.iter()
+                .filter(|r| r.post_name != "closing" && r.attempts >= 1 && r.last_error.is_some())
+                .count()
+                == 2
+        },
+    )
+    .await;
+    assert!(posts_on_pds(&pds, &carol.did).await.is_empty());
+    flaky.lose_put_answers.store(2, Ordering::SeqCst);
+    flaky.up().await;
+    wait_for(
+        "both posts published",
+        Duration::from_secs(90),
+        async || {
+            let rows = store
+                .outbox_for(participant, Some("bsky-flaky"))
+                .await
+                .unwrap();
+            rows.iter()
+                .filter(|r| r.state == OutboxState::Published)
+                .count()
+                == 2
+        },
+    )
+    .await;
+    stop(serve);
+    flaky.down();
+
+    // Assert: answers were lost, yet there is exactly one record per slot.
+    assert_eq!(
+        flaky.lose_put_answers.load(Ordering::SeqCst),
+        0,
+        "no answer was lost"
+    );
+    let posts = posts_on_pds(&pds, &carol.did).await;
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    let rows = store
+        .outbox_for(participant, Some("bsky-flaky"))
+        .await
+        .unwrap();
+    for r in rows.iter().filter(|r| r.state == OutboxState::Published) {
+        assert!(
+            r.attempts >= 2,
+            "{} published on attempt {}",
+            r.post_name,
+            r.attempts
+        );
+        assert!(
+            posts
+                .iter()
+                .any(|p| p["uri"].as_str() == r.remote_id.as_deref())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlong_text() {
+    use picket::network::bluesky::{Bluesky, connect};
+    use picket::network::{AccountRef, DiscardCredentials, Network, OutgoingPost, PublishError};
+    let Some(pds) = pds_url() else { return };
+    // Arrange: a session made the way `picket account add bluesky` makes it.
+    let erin = create_account(&pds).await;
+    let client = picket::network::http_client();
+    let creds = connect(&client, &erin.handle, &erin.app_password, Some(&pds))
+        .await
+        .unwrap();
+    let adapter = Bluesky::new(client, Arc::new(DiscardCredentials));
+    let account = AccountRef {
+        id: 1,
+        handle: erin.handle.clone(),
+        server: pds.clone(),
+        credentials: creds.to_secret(),
+    };
+    let post = OutgoingPost {
+        text: "Hello @{h} from picket #Strike".replace("{h}", &erin.handle),
+        idempotency_key: "k-1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+    };
+
+    // Act: the same post three times (the last as a retry after an unknown outcome).
+    let first = adapter.publish(&account, &post).await.unwrap();
+    let second = adapter.publish(&account, &post).await.unwrap();
+    let retried = OutgoingPost {
+        outcome_unknown: true,
+        ..post.clone()
+    };
+    let third = adapter.publish(&account, &retried).await.unwrap();
+    let records = posts_on_pds(&pds, &erin.did).await;
+    let who = adapter.verify(&account).await.unwrap();
+    let long = OutgoingPost {
+        text: "é".repeat(301),
+        idempotency_key: "k-2".into(),
+        ..post.clone()
+    };
+    let too_long = adapter.publish(&account, &long).await;
+    let engagement = adapter
+        .engagement(&account, &first.remote_id)
+        .await
+        .unwrap();
+    adapter.delete(&account, &first.remote_id).await.unwrap();
+
+    // Assert
+    assert_eq!(first, second);
+    assert_eq!(first, third);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let v = &records[0]["value"];
+    let mention = facet(v, "app.bsky.richtext.facet#mention");
+    assert_eq!(mention[0]["features"][0]["did"], erin.did.as_str(), "{v:#}");
+    assert_eq!(who.handle, erin.handle);
+    assert!(matches!(too_long, Err(PublishError::Rejected(_))));
+    assert_eq!(engagement, None, "a PDS alone has no AppView");
+    assert!(posts_on_pds(&pds, &erin.did).await.is_empty());
+}
