@@ -17,6 +17,7 @@ use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::network::NetworkKind;
+use crate::rehearse;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +106,46 @@ pub enum Command {
     )]
     Status {
         campaign: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Rehearse a whole strike, compressed in time, against a built-in sandbox network.
+    ///
+    /// Nothing of yours is touched: a temporary database, a local fake network on
+    /// 127.0.0.1, and simulated strikers in time zones around the world (Kiritimati to
+    /// Pago Pago) with 1-2 accounts each, a mix of chosen days and cadences. The real
+    /// planner and dispatcher post their notices while rehearsal time runs --speed times
+    /// faster than real time; stretches where nothing is due (the week between an
+    /// invitation and the strike) are skipped. Faults can be injected to watch retries
+    /// work. The report shows posts by network and hour, lateness percentiles, retries,
+    /// misses and duplicates. Exits 1 if any post was duplicated or left unfinished.
+    #[command(
+        after_help = "Examples:\n  picket rehearse campaigns/social-media-strike.toml\n  picket rehearse campaigns/social-media-strike.toml --participants 1000 --speed 1200 --error-rate 0.05 --rate-limit-rate 0.02 --slow-rate 0.01 --format json"
+    )]
+    Rehearse {
+        /// One campaign file.
+        path: PathBuf,
+        /// Simulated strikers.
+        #[arg(long, default_value_t = 200)]
+        participants: usize,
+        /// Rehearsal time runs this many times faster than real time.
+        #[arg(long, default_value_t = crate::rehearse::DEFAULT_SPEED)]
+        speed: f64,
+        /// Share of requests the sandbox answers 503 (0-1).
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share answered 429 with Retry-After: 30 s (rehearsal time).
+        #[arg(long, default_value_t = 0.0)]
+        rate_limit_rate: f64,
+        /// Share stored, then answered only after 20 s of rehearsal time.
+        #[arg(long, default_value_t = 0.0)]
+        slow_rate: f64,
+        /// Share stored, then answered 502 (the answer is lost on the way back).
+        #[arg(long, default_value_t = 0.0)]
+        lost_answer_rate: f64,
+        /// Seed of the fault generator (the same seed draws the same faults).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -243,6 +284,38 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rehearse {
+            path,
+            participants,
+            speed,
+            error_rate,
+            rate_limit_rate,
+            slow_rate,
+            lost_answer_rate,
+            seed,
+            format,
+        } => {
+            let mut opts = rehearse::Options::new(path);
+            opts.participants = participants;
+            opts.speed = speed;
+            opts.faults.error_rate = error_rate;
+            opts.faults.rate_limit_rate = rate_limit_rate;
+            opts.faults.slow_rate = slow_rate;
+            opts.faults.lost_answer_rate = lost_answer_rate;
+            opts.faults.seed = seed;
+            opts.scheduler = settings()?.scheduler;
+            opts.progress = format == Format::Text;
+            let report = runtime()?.block_on(rehearse::rehearse(opts))?;
+            match format {
+                Format::Text => println!("{}", report.to_text()),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         command => {
             let settings = settings()?;
             runtime()?.block_on(async move {
@@ -296,7 +369,10 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Campaign(CampaignCommand::Cancel { id, reason }) => {
             participate::cancel_campaign(ctx, &id, &reason).await?
         }
-        Command::Serve { .. } | Command::Worker | Command::Campaign(_) => {
+        Command::Serve { .. }
+        | Command::Worker
+        | Command::Campaign(_)
+        | Command::Rehearse { .. } => {
             unreachable!("handled by dispatch")
         }
     }

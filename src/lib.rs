@@ -16,6 +16,7 @@
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
+//! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
 //! scheduler turns pledges into outbox rows and only it posts to networks.
@@ -28,6 +29,7 @@ pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod network;
+pub mod rehearse;
 pub mod render;
 pub mod sandbox;
 pub mod scheduler;
