@@ -114,7 +114,7 @@ impl Options {
 
 /// Chosen so the bundled campaign (two days in every zone, hourly posts for some) takes
 /// about a minute with idle gaps skipped.
-pub const DEFAULT_SPEED: f64 = 600.0;
+pub const DEFAULT_SPEED: f64 = 150.0;
 
 /// Nearest-rank percentiles of a set of lateness values.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

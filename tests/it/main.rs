@@ -3,4 +3,5 @@
 mod campaign_check;
 mod campaign_preview;
 mod cli;
+mod rehearse;
 mod store_contract;
