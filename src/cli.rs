@@ -17,7 +17,7 @@ use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::network::NetworkKind;
-use crate::rehearse;
+use crate::{bench, rehearse};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -149,6 +149,47 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Measure the scheduler (build with --release): dispatch throughput beside a bare HTTP
+    /// client, lateness under a steady load, and planning time and memory.
+    ///
+    /// Each runs on a temporary SQLite file database against a sandbox receiver on
+    /// 127.0.0.1 in its own thread, and prints its figures and targets.
+    #[command(
+        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench all"
+    )]
+    Bench {
+        #[arg(value_enum)]
+        name: BenchName,
+        /// dispatch: posts due at one instant.
+        #[arg(long, default_value_t = 100_000)]
+        posts: usize,
+        /// Posts claimed per database round trip.
+        #[arg(long, default_value_t = 1024)]
+        batch: u32,
+        /// Posts sent at once (the bare-client baseline uses the same).
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        /// lateness: posts due per second ...
+        #[arg(long, default_value_t = 1_000)]
+        rate: usize,
+        /// ... for this many seconds.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// plan: pledges to plan (2 accounts each).
+        #[arg(long, default_value_t = 1_000_000)]
+        pledges: usize,
+        /// plan: the campaign file.
+        #[arg(long, default_value = "campaigns/social-media-strike.toml")]
+        campaign: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchName {
+    Dispatch,
+    Lateness,
+    Plan,
+    All,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +325,39 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            name,
+            posts,
+            batch,
+            concurrency,
+            rate,
+            secs,
+            pledges,
+            campaign,
+        } => {
+            let opts = bench::Options {
+                posts,
+                batch,
+                concurrency,
+                rate,
+                secs,
+                pledges,
+                campaign,
+            };
+            runtime()?.block_on(async move {
+                if matches!(name, BenchName::Dispatch | BenchName::All) {
+                    bench::dispatch(&opts).await?;
+                }
+                if matches!(name, BenchName::Lateness | BenchName::All) {
+                    bench::lateness(&opts).await?;
+                }
+                if matches!(name, BenchName::Plan | BenchName::All) {
+                    bench::plan(&opts).await?;
+                }
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rehearse {
             path,
             participants,
@@ -372,7 +446,8 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Serve { .. }
         | Command::Worker
         | Command::Campaign(_)
-        | Command::Rehearse { .. } => {
+        | Command::Rehearse { .. }
+        | Command::Bench { .. } => {
             unreachable!("handled by dispatch")
         }
     }
