@@ -684,8 +684,11 @@ macro_rules! shared_store_impl {
                 let mut stale = Vec::new();
                 for chunk in active_ids.chunks(CHUNK) {
                     let sql = format!(
+                        // `state || ''` keeps the planner off the (state, run_at) index:
+                        // with millions of pending rows that index scans them all, while
+                        // the (pledge_id, state) index finds these pledges' rows directly.
                         "SELECT id, pledge_id, account_id, slot_key FROM outbox \
-                         WHERE state = 'pending' AND run_at > $1 AND pledge_id IN ({})",
+                         WHERE state || '' = 'pending' AND run_at > $1 AND pledge_id IN ({})",
                         in_list(2, chunk.len())
                     );
                     let mut q =
