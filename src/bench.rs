@@ -85,7 +85,9 @@ impl RemoteReceiver {
                     .build()
                     .expect("a runtime for the receiver");
                 rt.block_on(async move {
-                    let bound = r.serve(SocketAddr::from(([127, 0, 0, 1], 0)), s.clone()).await;
+                    let bound = r
+                        .serve(SocketAddr::from(([127, 0, 0, 1], 0)), s.clone())
+                        .await;
                     let _ = tx.send(bound);
                     s.cancelled().await;
                 });
@@ -146,7 +148,10 @@ notice = [
     campaign::parse_str(&src, Path::new("bench.toml")).map_err(|p| {
         anyhow::anyhow!(
             "bench campaign: {}",
-            p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     })
 }
@@ -262,10 +267,22 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     let setup = Instant::now();
     let start = SystemClock.now() - Duration::minutes(1);
     let campaign = window_campaign(start)?;
-    add_strikers(store.as_ref(), &vault, &campaign.id, n.div_ceil(2), 2, &rx.url).await?;
-    let planned =
-        planner::plan_campaign(store.as_ref(), &campaign, Duration::zero(), SystemClock.now())
-            .await?;
+    add_strikers(
+        store.as_ref(),
+        &vault,
+        &campaign.id,
+        n.div_ceil(2),
+        2,
+        &rx.url,
+    )
+    .await?;
+    let planned = planner::plan_campaign(
+        store.as_ref(),
+        &campaign,
+        Duration::zero(),
+        SystemClock.now(),
+    )
+    .await?;
     let setup = setup.elapsed();
     let posts = planned.upserted as usize;
 
@@ -350,9 +367,10 @@ pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
         .iter()
         .enumerate()
         .flat_map(|(i, s)| {
-            s.accounts.iter().enumerate().map(move |(a, id)| {
-                (crate::sandbox::fingerprint(&format!("bench-{i}-{a}")), *id)
-            })
+            s.accounts
+                .iter()
+                .enumerate()
+                .map(move |(a, id)| (crate::sandbox::fingerprint(&format!("bench-{i}-{a}")), *id))
         })
         .collect();
 
@@ -400,7 +418,10 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
         anyhow::anyhow!(
             "{}: {}",
             opts.campaign.display(),
-            p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     })?;
     let (_dir, store, vault) = temp_store().await?;

@@ -115,7 +115,9 @@ impl Clock for ScaledClock {
     fn now(&self) -> DateTime<Utc> {
         let real = self.started.elapsed().as_secs_f64() * self.factor;
         self.origin
-            + Duration::milliseconds((real * 1000.0) as i64 + self.skipped_ms.load(Ordering::SeqCst))
+            + Duration::milliseconds(
+                (real * 1000.0) as i64 + self.skipped_ms.load(Ordering::SeqCst),
+            )
     }
 }
 

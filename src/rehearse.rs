@@ -218,12 +218,7 @@ impl Report {
         let _ = writeln!(
             s,
             "\nposts: {} planned, {} published, {} failed, {} missed, {} cancelled, {} unfinished",
-            self.planned,
-            self.published,
-            self.failed,
-            self.missed,
-            self.cancelled,
-            self.unfinished
+            self.planned, self.published, self.failed, self.missed, self.cancelled, self.unfinished
         );
         let _ = writeln!(
             s,
@@ -517,8 +512,10 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
             clock.skip_to(next);
         } else {
             let wait = dyn_clock.real_duration(next - now);
-            tokio::time::sleep(wait.clamp(StdDuration::from_millis(1), StdDuration::from_millis(20)))
-                .await;
+            tokio::time::sleep(
+                wait.clamp(StdDuration::from_millis(1), StdDuration::from_millis(20)),
+            )
+            .await;
         }
     }
     bar.finish_and_clear();

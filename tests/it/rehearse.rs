@@ -37,8 +37,14 @@ async fn a_rehearsal_with_faults_posts_nothing_twice_and_accounts_for_every_post
         "{}",
         report.to_text()
     );
-    assert!(report.retries > 0, "faults were injected, so some sends were retried");
-    assert!(report.receiver.replays > 0, "lost answers are resent and deduplicated");
+    assert!(
+        report.retries > 0,
+        "faults were injected, so some sends were retried"
+    );
+    assert!(
+        report.receiver.replays > 0,
+        "lost answers are resent and deduplicated"
+    );
     assert!(report.passed());
 }
 
