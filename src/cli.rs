@@ -20,6 +20,7 @@ use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::network::NetworkKind;
+use crate::{bench, rehearse};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,6 +112,87 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Rehearse a whole strike, compressed in time, against a built-in sandbox network.
+    ///
+    /// Nothing of yours is touched: a temporary database, a local fake network on
+    /// 127.0.0.1, and simulated strikers in time zones around the world (Kiritimati to
+    /// Pago Pago) with 1-2 accounts each, a mix of chosen days and cadences. The real
+    /// planner and dispatcher post their notices while rehearsal time runs --speed times
+    /// faster than real time; stretches where nothing is due (the week between an
+    /// invitation and the strike) are skipped. Faults can be injected to watch retries
+    /// work. The report shows posts by network and hour, lateness percentiles, retries,
+    /// misses and duplicates. Exits 1 if any post was duplicated or left unfinished.
+    #[command(
+        after_help = "Examples:\n  picket rehearse campaigns/social-media-strike.toml\n  picket rehearse campaigns/social-media-strike.toml --participants 1000 --speed 1200 --error-rate 0.05 --rate-limit-rate 0.02 --slow-rate 0.01 --format json"
+    )]
+    Rehearse {
+        /// One campaign file.
+        path: PathBuf,
+        /// Simulated strikers.
+        #[arg(long, default_value_t = 200)]
+        participants: usize,
+        /// Rehearsal time runs this many times faster than real time.
+        #[arg(long, default_value_t = crate::rehearse::DEFAULT_SPEED)]
+        speed: f64,
+        /// Share of requests the sandbox answers 503 (0-1).
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share answered 429 with Retry-After: 30 s (rehearsal time).
+        #[arg(long, default_value_t = 0.0)]
+        rate_limit_rate: f64,
+        /// Share stored, then answered only after 20 s of rehearsal time.
+        #[arg(long, default_value_t = 0.0)]
+        slow_rate: f64,
+        /// Share stored, then answered 502 (the answer is lost on the way back).
+        #[arg(long, default_value_t = 0.0)]
+        lost_answer_rate: f64,
+        /// Seed of the fault generator (the same seed draws the same faults).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Measure the scheduler (build with --release): dispatch throughput beside a bare HTTP
+    /// client, lateness under a steady load, and planning time and memory.
+    ///
+    /// Each runs on a temporary SQLite file database against a sandbox receiver on
+    /// 127.0.0.1 in its own thread, and prints its figures and targets.
+    #[command(
+        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench all"
+    )]
+    Bench {
+        #[arg(value_enum)]
+        name: BenchName,
+        /// dispatch: posts due at one instant.
+        #[arg(long, default_value_t = 100_000)]
+        posts: usize,
+        /// Posts claimed per database round trip.
+        #[arg(long, default_value_t = 1024)]
+        batch: u32,
+        /// Posts sent at once (the bare-client baseline uses the same).
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        /// lateness: posts due per second ...
+        #[arg(long, default_value_t = 1_000)]
+        rate: usize,
+        /// ... for this many seconds.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// plan: pledges to plan (2 accounts each).
+        #[arg(long, default_value_t = 1_000_000)]
+        pledges: usize,
+        /// plan: the campaign file.
+        #[arg(long, default_value = "campaigns/social-media-strike.toml")]
+        campaign: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchName {
+    Dispatch,
+    Lateness,
+    Plan,
+    All,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +382,71 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            name,
+            posts,
+            batch,
+            concurrency,
+            rate,
+            secs,
+            pledges,
+            campaign,
+        } => {
+            let opts = bench::Options {
+                posts,
+                batch,
+                concurrency,
+                rate,
+                secs,
+                pledges,
+                campaign,
+            };
+            runtime()?.block_on(async move {
+                if matches!(name, BenchName::Dispatch | BenchName::All) {
+                    bench::dispatch(&opts).await?;
+                }
+                if matches!(name, BenchName::Lateness | BenchName::All) {
+                    bench::lateness(&opts).await?;
+                }
+                if matches!(name, BenchName::Plan | BenchName::All) {
+                    bench::plan(&opts).await?;
+                }
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rehearse {
+            path,
+            participants,
+            speed,
+            error_rate,
+            rate_limit_rate,
+            slow_rate,
+            lost_answer_rate,
+            seed,
+            format,
+        } => {
+            let mut opts = rehearse::Options::new(path);
+            opts.participants = participants;
+            opts.speed = speed;
+            opts.faults.error_rate = error_rate;
+            opts.faults.rate_limit_rate = rate_limit_rate;
+            opts.faults.slow_rate = slow_rate;
+            opts.faults.lost_answer_rate = lost_answer_rate;
+            opts.faults.seed = seed;
+            opts.scheduler = settings()?.scheduler;
+            opts.progress = format == Format::Text;
+            let report = runtime()?.block_on(rehearse::rehearse(opts))?;
+            match format {
+                Format::Text => println!("{}", report.to_text()),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         command => {
             let settings = settings()?;
             runtime()?.block_on(async move {
@@ -366,7 +513,11 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Campaign(CampaignCommand::Cancel { id, reason }) => {
             participate::cancel_campaign(ctx, &id, &reason).await?
         }
-        Command::Serve { .. } | Command::Worker | Command::Campaign(_) => {
+        Command::Serve { .. }
+        | Command::Worker
+        | Command::Campaign(_)
+        | Command::Rehearse { .. }
+        | Command::Bench { .. } => {
             unreachable!("handled by dispatch")
         }
     }

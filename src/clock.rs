@@ -5,6 +5,7 @@
 //! `picket rehearse` can compress a whole strike into minutes. SQL never reads the
 //! database's own clock: instants are bound from here.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -61,12 +62,17 @@ impl Clock for ManualClock {
 }
 
 /// A clock that runs `factor` times faster than real time from a chosen origin
-/// (`picket rehearse --speed`).
+/// (`picket rehearse --speed`), and can jump ahead over idle stretches (the week between
+/// a `before 7d` invitation and the strike need not be waited out, even compressed).
 #[derive(Debug, Clone)]
 pub struct ScaledClock {
     origin: DateTime<Utc>,
     started: std::time::Instant,
     factor: f64,
+    // Milliseconds jumped so far. Shared by clones (the dispatcher, the receiver and the
+    // rehearsal driver hold one each) so a jump is seen by all of them at once; only ever
+    // grows, so the clock never runs backwards.
+    skipped_ms: Arc<AtomicI64>,
 }
 
 impl ScaledClock {
@@ -75,7 +81,28 @@ impl ScaledClock {
             origin,
             started: std::time::Instant::now(),
             factor,
+            skipped_ms: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// Jump forward to `to` if it is ahead of now (never backwards); returns how far it
+    /// jumped.
+    pub fn skip_to(&self, to: DateTime<Utc>) -> Duration {
+        let ahead = (to - self.now()).num_milliseconds();
+        if ahead <= 0 {
+            return Duration::zero();
+        }
+        self.skipped_ms.fetch_add(ahead, Ordering::SeqCst);
+        Duration::milliseconds(ahead)
+    }
+
+    /// Total time jumped over by [`ScaledClock::skip_to`].
+    pub fn skipped(&self) -> Duration {
+        Duration::milliseconds(self.skipped_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -87,7 +114,10 @@ impl Clock for ScaledClock {
 
     fn now(&self) -> DateTime<Utc> {
         let real = self.started.elapsed().as_secs_f64() * self.factor;
-        self.origin + Duration::milliseconds((real * 1000.0) as i64)
+        self.origin
+            + Duration::milliseconds(
+                (real * 1000.0) as i64 + self.skipped_ms.load(Ordering::SeqCst),
+            )
     }
 }
 
@@ -104,5 +134,18 @@ mod tests {
         assert_eq!(clock.now(), t0);
         clock.advance(Duration::hours(1));
         assert_eq!(clock.now(), t0 + Duration::hours(1));
+    }
+
+    #[test]
+    fn a_scaled_clock_jumps_forward_but_never_back() {
+        let t0 = DateTime::parse_from_rfc3339("2027-07-04T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = ScaledClock::new(t0, 1.0);
+        let seen_by_other = clock.clone();
+        clock.skip_to(t0 + Duration::days(7));
+        assert!(seen_by_other.now() >= t0 + Duration::days(7));
+        assert_eq!(clock.skip_to(t0), Duration::zero());
+        assert!(clock.now() >= t0 + Duration::days(7));
     }
 }

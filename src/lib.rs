@@ -16,11 +16,14 @@
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
+//! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
+//! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
 //! scheduler turns pledges into outbox rows and only it posts to networks.
 
 pub mod app;
+pub mod bench;
 pub mod campaign;
 pub mod cli;
 pub mod clock;
@@ -28,6 +31,7 @@ pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod network;
+pub mod rehearse;
 pub mod render;
 pub mod sandbox;
 pub mod scheduler;

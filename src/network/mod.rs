@@ -69,6 +69,7 @@ impl FromStr for NetworkKind {
     }
 }
 
+pub mod bench_baseline;
 pub mod bluesky;
 pub mod mastodon;
 pub mod nostr;

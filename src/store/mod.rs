@@ -297,6 +297,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(NetworkKind, u64)>, StoreError>;
     /// Signatures per invitation code (`invited_by`), most first.
     async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError>;
+
+    // ── bulk ─────────────────────────────────────────────────────────────────────────────
+
+    /// Many strikers at once, in one transaction with multi-row inserts: participants,
+    /// their accounts and their pledges. For benchmarks and imports; the web and CLI use
+    /// the one-at-a-time methods above. Each striker's account handles must differ.
+    async fn bulk_join(
+        &self,
+        strikers: &[NewStriker],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JoinedStriker>, StoreError>;
 }
 
 /// Open (and create and migrate) the database named by `url`:

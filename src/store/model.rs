@@ -535,3 +535,25 @@ pub struct InviteTarget {
     /// The campaign the inviter signed or pledged to, if any.
     pub campaign_id: Option<String>,
 }
+
+/// One striker for [`Store::bulk_join`](super::Store::bulk_join): a participant, the
+/// accounts they connect and their pledge to one campaign.
+#[derive(Clone)]
+pub struct NewStriker {
+    pub name: String,
+    pub tz: String,
+    /// (network, handle, server, sealed credentials); handles must differ per striker.
+    pub accounts: Vec<(NetworkKind, String, Option<String>, Vec<u8>)>,
+    pub campaign_id: String,
+    pub days: Option<Vec<NaiveDate>>,
+    pub every_secs: Option<i64>,
+}
+
+/// What [`Store::bulk_join`](super::Store::bulk_join) created for one striker, in the
+/// order they were given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedStriker {
+    pub participant: ParticipantId,
+    pub accounts: Vec<AccountId>,
+    pub pledge: PledgeId,
+}

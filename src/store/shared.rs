@@ -722,8 +722,11 @@ macro_rules! shared_store_impl {
                 let mut stale = Vec::new();
                 for chunk in active_ids.chunks(CHUNK) {
                     let sql = format!(
+                        // `state || ''` keeps the planner off the (state, run_at) index:
+                        // with millions of pending rows that index scans them all, while
+                        // the (pledge_id, state) index finds these pledges' rows directly.
                         "SELECT id, pledge_id, account_id, slot_key FROM outbox \
-                         WHERE state = 'pending' AND run_at > $1 AND pledge_id IN ({})",
+                         WHERE state || '' = 'pending' AND run_at > $1 AND pledge_id IN ({})",
                         in_list(2, chunk.len())
                     );
                     let mut q =
@@ -1199,6 +1202,133 @@ macro_rules! shared_store_impl {
                     .into_iter()
                     .map(|(code, n)| InviteCount { code, count: n as u64 })
                     .collect())
+            }
+
+            async fn bulk_join(
+                &self,
+                strikers: &[NewStriker],
+                now: DateTime<Utc>,
+            ) -> Result<Vec<JoinedStriker>, StoreError> {
+                let now_ms = ms(now);
+                let mut tx = self.begin_write().await?;
+                // Multi-row inserts do not promise the order of RETURNING rows, so each
+                // row comes back with a unique value of its own to match it by.
+                let mut participants = Vec::with_capacity(strikers.len());
+                for chunk in strikers.chunks(CHUNK) {
+                    let codes: Vec<String> = chunk.iter().map(|_| new_invite_code()).collect();
+                    let values = (0..chunk.len())
+                        .map(|i| format!("(${}, ${}, FALSE, ${}, $1)", 2 + i * 3, 3 + i * 3, 4 + i * 3))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO participants (name, tz, is_local, invite_code, created_at) \
+                         VALUES {values} RETURNING id, invite_code"
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql)).bind(now_ms);
+                    for (s, code) in chunk.iter().zip(&codes) {
+                        q = q.bind(&s.name).bind(&s.tz).bind(code);
+                    }
+                    let ids: HashMap<String, i64> =
+                        q.fetch_all(&mut *tx).await?.into_iter().map(|(id, c)| (c, id)).collect();
+                    participants.extend(codes.iter().map(|c| ids[c]));
+                }
+
+                let flat: Vec<(usize, &(crate::network::NetworkKind, String, Option<String>, Vec<u8>))> =
+                    strikers
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, s)| s.accounts.iter().map(move |a| (i, a)))
+                        .collect();
+                let mut account_ids: HashMap<(i64, String), i64> = HashMap::with_capacity(flat.len());
+                for chunk in flat.chunks(CHUNK) {
+                    let values = (0..chunk.len())
+                        .map(|i| {
+                            let b = 2 + i * 5;
+                            format!("(${}, ${}, ${}, ${}, ${}, 'active', $1, $1)", b, b + 1, b + 2, b + 3, b + 4)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO accounts \
+                         (participant_id, network, handle, server, credentials, status, created_at, updated_at) \
+                         VALUES {values} RETURNING id, participant_id, handle"
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql)).bind(now_ms);
+                    for (i, (network, handle, server, credentials)) in chunk {
+                        q = q
+                            .bind(participants[*i])
+                            .bind(network.as_str())
+                            .bind(handle)
+                            .bind(server)
+                            .bind(credentials);
+                    }
+                    for (id, participant, handle) in q.fetch_all(&mut *tx).await? {
+                        account_ids.insert((participant, handle), id);
+                    }
+                }
+
+                let mut pledges: HashMap<i64, i64> = HashMap::with_capacity(strikers.len());
+                let indexed: Vec<(usize, &NewStriker)> = strikers.iter().enumerate().collect();
+                for chunk in indexed.chunks(CHUNK) {
+                    let values = (0..chunk.len())
+                        .map(|i| {
+                            let b = 2 + i * 5;
+                            format!("(${}, ${}, ${}, ${}, ${}, 'active', $1, $1)", b, b + 1, b + 2, b + 3, b + 4)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO pledges \
+                         (participant_id, campaign_id, tz, days, every_secs, status, created_at, updated_at) \
+                         VALUES {values} RETURNING id, participant_id"
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)).bind(now_ms);
+                    for (i, s) in chunk {
+                        q = q
+                            .bind(participants[*i])
+                            .bind(&s.campaign_id)
+                            .bind(&s.tz)
+                            .bind(days_json(&s.days))
+                            .bind(s.every_secs);
+                    }
+                    for (id, participant) in q.fetch_all(&mut *tx).await? {
+                        pledges.insert(participant, id);
+                    }
+                }
+
+                let mut joined = Vec::with_capacity(strikers.len());
+                let mut links = Vec::with_capacity(flat.len());
+                for (i, s) in strikers.iter().enumerate() {
+                    let participant = participants[i];
+                    let pledge = pledges[&participant];
+                    let accounts: Vec<AccountId> = s
+                        .accounts
+                        .iter()
+                        .map(|a| AccountId(account_ids[&(participant, a.1.clone())]))
+                        .collect();
+                    links.extend(accounts.iter().map(|a| (pledge, a.0)));
+                    joined.push(JoinedStriker {
+                        participant: ParticipantId(participant),
+                        accounts,
+                        pledge: PledgeId(pledge),
+                    });
+                }
+                for chunk in links.chunks(CHUNK) {
+                    let sql = format!(
+                        "INSERT INTO pledge_accounts (pledge_id, account_id) VALUES {}",
+                        (0..chunk.len())
+                            .map(|i| format!("(${}, ${})", 1 + i * 2, 2 + i * 2))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (pledge, account) in chunk {
+                        q = q.bind(*pledge).bind(*account);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(joined)
             }
         }
     };

@@ -8,6 +8,7 @@ mod delivery;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;
+mod rehearse;
 mod store_contract;
 mod support;
 mod web;

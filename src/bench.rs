@@ -1,0 +1,466 @@
+//! `picket bench`: the scheduler's throughput, lateness and planning benchmarks, each with
+//! its figures (and, for dispatch, a bare-HTTP baseline) measured in the same run.
+//!
+//! ```text
+//! dispatch  100,000 posts due at once ──Dispatcher (file SQLite, WAL)──> Receiver ─┐ same
+//!           100,000 bare reqwest POSTs, same concurrency ──────────────> Receiver ─┘ run
+//! lateness  1,000 posts/s due for 30 s ──Dispatcher──> Receiver: received_at − run_at
+//! plan      1,000,000 pledges × 2 accounts ──planner::plan_campaign──> outbox rows
+//! ```
+//!
+//! Everything runs on a temporary database; the receiver runs in a thread with its own
+//! runtime so its work is not hidden inside the dispatcher's. Strikers are created with
+//! [`Store::bulk_join`] (setup time is printed apart from the measured part).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::campaign::{self, Campaign};
+use crate::clock::{Clock, SystemClock};
+use crate::config::SchedulerSettings;
+use crate::crypto::Vault;
+use crate::network::{NetworkKind, Networks, bench_baseline};
+use crate::rehearse::{Percentiles, ZONES};
+use crate::sandbox::Receiver;
+use crate::scheduler::{Dispatcher, planner};
+use crate::store::{JoinedStriker, NewStriker, SqliteStore, Store};
+
+/// Which benchmark, and its sizes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// dispatch: posts due at one instant.
+    pub posts: usize,
+    /// dispatch and lateness: the dispatcher's claim batch and send concurrency (the
+    /// baseline uses the same concurrency).
+    pub batch: u32,
+    pub concurrency: usize,
+    /// lateness: posts due per second, for this many seconds.
+    pub rate: usize,
+    pub secs: u64,
+    /// plan: pledges (2 accounts each) and the campaign planned.
+    pub pledges: usize,
+    pub campaign: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            posts: 100_000,
+            batch: 1024,
+            concurrency: 128,
+            rate: 1_000,
+            secs: 30,
+            pledges: 1_000_000,
+            campaign: PathBuf::from("campaigns/social-media-strike.toml"),
+        }
+    }
+}
+
+/// A sandbox receiver in its own thread and runtime, like a server on another machine.
+struct RemoteReceiver {
+    receiver: Receiver,
+    url: String,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RemoteReceiver {
+    fn start() -> anyhow::Result<RemoteReceiver> {
+        let receiver = Receiver::new(Arc::new(SystemClock));
+        let stop = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, s) = (receiver.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("sandbox-receiver".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the receiver");
+                rt.block_on(async move {
+                    let bound = r
+                        .serve(SocketAddr::from(([127, 0, 0, 1], 0)), s.clone())
+                        .await;
+                    let _ = tx.send(bound);
+                    s.cancelled().await;
+                });
+            })?;
+        let addr = rx.recv().context("the receiver thread ended")??;
+        Ok(RemoteReceiver {
+            receiver,
+            url: format!("http://{addr}"),
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for RemoteReceiver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A throwaway file database (WAL, as in production) and a vault.
+async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn Store>, Vault)> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(&dir.path().join("bench.db"), true).await?;
+    Ok((dir, Arc::new(store), Vault::from_key_bytes(&[7u8; 32])))
+}
+
+/// A campaign with one absolute window from `start` and one post at its start: every
+/// striker's post is due at `start` (plus the planner's jitter, if any).
+fn window_campaign(start: DateTime<Utc>) -> anyhow::Result<Campaign> {
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let src = format!(
+        r#"id = "bench"
+title = "Benchmark Strike"
+hashtag = "BenchStrike"
+networks = ["mastodon"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+
+[templates]
+notice = [
+  "On #{{{{ hashtag }}}} now: no posts here but this one. Join: {{{{ invite_link }}}}",
+  "Striking today, {{{{ participant.name }}}}. #{{{{ hashtag }}}} Why: {{{{ declaration_url }}}}",
+]
+"#,
+        at(start),
+        at(start + Duration::hours(2))
+    );
+    campaign::parse_str(&src, Path::new("bench.toml")).map_err(|p| {
+        anyhow::anyhow!(
+            "bench campaign: {}",
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
+/// `n` strikers with `accounts` sandbox accounts each, posting to `server`; each account
+/// has its own token (`bench-{striker}-{account}`).
+async fn add_strikers(
+    store: &dyn Store,
+    vault: &Vault,
+    campaign: &str,
+    n: usize,
+    accounts: usize,
+    server: &str,
+) -> anyhow::Result<Vec<JoinedStriker>> {
+    let now = SystemClock.now();
+    let mut out = Vec::with_capacity(n);
+    let ids: Vec<usize> = (0..n).collect();
+    for chunk in ids.chunks(10_000) {
+        let strikers: Vec<NewStriker> = chunk
+            .iter()
+            .map(|&i| NewStriker {
+                name: format!("Striker {i}"),
+                tz: ZONES[i % ZONES.len()].into(),
+                accounts: (0..accounts)
+                    .map(|a| {
+                        (
+                            NetworkKind::Sandbox,
+                            format!("s{i}a{a}"),
+                            Some(server.to_string()),
+                            vault.seal(format!("bench-{i}-{a}").as_bytes()),
+                        )
+                    })
+                    .collect(),
+                campaign_id: campaign.into(),
+                days: None,
+                every_secs: None,
+            })
+            .collect();
+        out.extend(store.bulk_join(&strikers, now).await?);
+    }
+    Ok(out)
+}
+
+fn dispatcher(
+    store: Arc<dyn Store>,
+    vault: Vault,
+    campaign: &Campaign,
+    opts: &Options,
+) -> anyhow::Result<Dispatcher> {
+    let settings = SchedulerSettings {
+        batch: opts.batch,
+        concurrency: opts.concurrency,
+        jitter_secs: 0,
+        ..SchedulerSettings::default()
+    };
+    Ok(Dispatcher::new(
+        store,
+        Networks::standard(Arc::new(crate::network::DiscardCredentials)),
+        vault,
+        Arc::new(SystemClock),
+        std::slice::from_ref(campaign),
+        settings,
+        "https://picket.example".into(),
+    )?)
+}
+
+/// Run the dispatcher until every row of `campaign` is final; returns the wall time.
+async fn dispatch_all(
+    store: Arc<dyn Store>,
+    dispatcher: Dispatcher,
+    campaign: &str,
+    receiver: &Receiver,
+    expected: usize,
+) -> anyhow::Result<StdDuration> {
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move { dispatcher.run(stop).await })
+    };
+    // Watch the receiver (in memory, cheap) until everything arrived, and only then the
+    // database: counting 100,000 rows every few milliseconds would steal the dispatcher's
+    // CPU and slow what is being measured.
+    while receiver.report().created < expected as u64 {
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    loop {
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+        let c = store.outbox_counts(campaign).await?;
+        if c.pending + c.claimed + c.sending == 0 {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    task.await??;
+    Ok(took)
+}
+
+/// Peak resident memory of this process so far, in MiB (`VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `picket bench dispatch`.
+pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
+    let n = opts.posts;
+    let rx = RemoteReceiver::start()?;
+    let (_dir, store, vault) = temp_store().await?;
+    let setup = Instant::now();
+    let start = SystemClock.now() - Duration::minutes(1);
+    let campaign = window_campaign(start)?;
+    add_strikers(
+        store.as_ref(),
+        &vault,
+        &campaign.id,
+        n.div_ceil(2),
+        2,
+        &rx.url,
+    )
+    .await?;
+    let planned = planner::plan_campaign(
+        store.as_ref(),
+        &campaign,
+        Duration::zero(),
+        SystemClock.now(),
+    )
+    .await?;
+    let setup = setup.elapsed();
+    let posts = planned.upserted as usize;
+
+    // The baseline first: the receiver then already holds its posts when picket sends,
+    // which if anything slows picket down.
+    let (bare, ok) = bench_baseline::fire(&rx.url, posts, opts.concurrency).await;
+    let d = dispatcher(store.clone(), vault, &campaign, opts)?;
+    let took = dispatch_all(store.clone(), d, &campaign.id, &rx.receiver, posts + ok).await?;
+
+    let counts = store.outbox_counts(&campaign.id).await?;
+    let dup_store = store.published_per_slot_duplicates(&campaign.id).await?;
+    let report = rx.receiver.report();
+    let picket_rate = posts as f64 / took.as_secs_f64();
+    let bare_rate = ok as f64 / bare.as_secs_f64();
+    println!("== bench dispatch ==");
+    println!(
+        "  setup: {posts} posts due at one instant ({} strikers × 2 sandbox accounts), file SQLite (WAL), in {:.1} s",
+        n.div_ceil(2),
+        setup.as_secs_f64()
+    );
+    println!(
+        "  picket dispatcher: {posts} posts in {:.2} s = {picket_rate:.0} posts/s (batch {}, concurrency {})",
+        took.as_secs_f64(),
+        opts.batch,
+        opts.concurrency
+    );
+    println!(
+        "    published {}, failed {}, missed {}; duplicates: {} at the receiver, {} in the store",
+        counts.published, counts.failed, counts.missed, report.duplicate_slots, dup_store
+    );
+    println!(
+        "  bare reqwest baseline: {ok} posts in {:.2} s = {bare_rate:.0} posts/s (concurrency {})",
+        bare.as_secs_f64(),
+        opts.concurrency
+    );
+    println!(
+        "  ratio picket / bare: {:.0}%   (targets: >= 5000 posts/s, >= 50%)",
+        100.0 * picket_rate / bare_rate
+    );
+    Ok(())
+}
+
+/// `picket bench lateness`.
+pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
+    let posts = opts.rate * opts.secs as usize;
+    let rx = RemoteReceiver::start()?;
+    let (_dir, store, vault) = temp_store().await?;
+    // A placeholder id to add strikers under; the real window is fixed once setup is done,
+    // so the first post is due a moment after the dispatcher starts.
+    let placeholder = window_campaign(SystemClock.now())?;
+    let strikers = add_strikers(
+        store.as_ref(),
+        &vault,
+        &placeholder.id,
+        posts.div_ceil(2),
+        2,
+        &rx.url,
+    )
+    .await?;
+    // Planning 30,000 rows takes a moment; the first post is due after it, so lateness
+    // measures the dispatcher, not the setup.
+    let start = SystemClock.now() + Duration::seconds(5);
+    let campaign = window_campaign(start)?;
+    // The planner's jitter spreads the posts evenly over `secs` after the start.
+    let spread = Duration::seconds(opts.secs as i64);
+    let planned = planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now())
+        .await?
+        .upserted as usize;
+    let ready_before_start = SystemClock.now() < start;
+
+    let d = dispatcher(store.clone(), vault, &campaign, opts)?;
+    let took = dispatch_all(store.clone(), d, &campaign.id, &rx.receiver, planned).await?;
+
+    // Without faults nothing is retried, so run_at is still the planned, jittered instant.
+    let mut run_at = std::collections::HashMap::new();
+    for s in &strikers {
+        for row in store.outbox_for(s.participant, Some(&campaign.id)).await? {
+            run_at.insert((row.account_id, row.slot_key), row.run_at);
+        }
+    }
+    let token_account: std::collections::HashMap<String, crate::store::AccountId> = strikers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.accounts
+                .iter()
+                .enumerate()
+                .map(move |(a, id)| (crate::sandbox::fingerprint(&format!("bench-{i}-{a}")), *id))
+        })
+        .collect();
+
+    let late: Vec<f64> = rx
+        .receiver
+        .posts()
+        .iter()
+        .filter_map(|p| {
+            let account = token_account.get(&p.account)?;
+            let due = run_at.get(&(*account, p.slot.clone()?))?;
+            Some((p.received_at - *due).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    let counts = store.outbox_counts(&campaign.id).await?;
+    let p = Percentiles::of(late);
+    println!("== bench lateness ==");
+    println!(
+        "  {} posts due at a steady {}/s for {} s (run_at spread evenly by the planner's jitter, from 5 s after setup); done {:.1} s after the dispatcher started",
+        run_at.len(),
+        opts.rate,
+        opts.secs,
+        took.as_secs_f64()
+    );
+    println!(
+        "  published {}, missed {}, failed {}{}",
+        counts.published,
+        counts.missed,
+        counts.failed,
+        if ready_before_start {
+            ""
+        } else {
+            " (WARNING: setup overran the start; early posts were already late)"
+        }
+    );
+    println!(
+        "  lateness (received_at − run_at, real clock), {} posts: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms   (target p99 <= 1000 ms)",
+        p.count, p.p50, p.p90, p.p99, p.max
+    );
+    Ok(())
+}
+
+/// `picket bench plan`.
+pub async fn plan(opts: &Options) -> anyhow::Result<()> {
+    let campaign = campaign::load_file(&opts.campaign).map_err(|p| {
+        anyhow::anyhow!(
+            "{}: {}",
+            opts.campaign.display(),
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let (_dir, store, vault) = temp_store().await?;
+    let setup = Instant::now();
+    add_strikers(
+        store.as_ref(),
+        &vault,
+        &campaign.id,
+        opts.pledges,
+        2,
+        "http://127.0.0.1:9",
+    )
+    .await?;
+    let setup = setup.elapsed();
+    let rss_before = peak_rss_mib().unwrap_or(0.0);
+    let started = Instant::now();
+    let spread = Duration::seconds(SchedulerSettings::default().jitter_secs as i64);
+    let applied =
+        planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now()).await?;
+    let took = started.elapsed();
+    println!("== bench plan ==");
+    println!(
+        "  setup: {} pledges × 2 accounts in {} zones (bulk insert) in {:.1} s",
+        opts.pledges,
+        ZONES.len(),
+        setup.as_secs_f64()
+    );
+    println!(
+        "  planned {} with {}: {} outbox rows in {:.1} s = {:.0} rows/s   (target <= 60 s)",
+        opts.pledges,
+        opts.campaign.display(),
+        applied.upserted,
+        took.as_secs_f64(),
+        applied.upserted as f64 / took.as_secs_f64()
+    );
+    println!(
+        "  peak RSS (VmHWM): {:.0} MiB ({:.0} MiB before planning)   (target <= 300 MB)",
+        peak_rss_mib().unwrap_or(0.0),
+        rss_before
+    );
+    Ok(())
+}
