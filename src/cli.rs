@@ -95,13 +95,16 @@ pub enum Command {
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
-        after_help = "Examples:\n  picket withdraw social-media-strike\n  picket withdraw social-media-strike --account 2"
+        after_help = "Examples:\n  picket withdraw social-media-strike\n  picket withdraw social-media-strike --account 2\n  picket withdraw social-media-strike --delete-posts"
     )]
     Withdraw {
         campaign: String,
         /// Withdraw only this account, keep the pledge for the others.
         #[arg(long)]
         account: Option<i64>,
+        /// Also delete the notices already published (from the networks themselves).
+        #[arg(long)]
+        delete_posts: bool,
     },
     /// Your posts: upcoming, published (with links), failed, missed.
     #[command(
@@ -504,9 +507,11 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             )
             .await;
         }
-        Command::Withdraw { campaign, account } => {
-            participate::withdraw(ctx, &campaign, account).await?
-        }
+        Command::Withdraw {
+            campaign,
+            account,
+            delete_posts,
+        } => participate::withdraw(ctx, &campaign, account, delete_posts).await?,
         Command::Status { campaign, format } => {
             participate::status(ctx, campaign.as_deref(), format).await?
         }

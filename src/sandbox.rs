@@ -94,6 +94,7 @@ struct Inner {
     revoked: HashSet<String>,
     slots: HashSet<(String, String)>,
     deliveries: Vec<Delivery>,
+    deleted: Vec<String>,
     report: ReceiverReport,
     rng: u64,
 }
@@ -151,6 +152,11 @@ impl Receiver {
             .remove(token);
     }
 
+    /// Ids of posts deleted through the API.
+    pub fn deleted(&self) -> Vec<String> {
+        self.inner.lock().expect("receiver lock").deleted.clone()
+    }
+
     pub fn posts(&self) -> Vec<ReceivedPost> {
         self.inner.lock().expect("receiver lock").posts.clone()
     }
@@ -169,6 +175,10 @@ impl Receiver {
             .route("/api/v1/statuses", post(create))
             .route("/api/v1/sandbox/posts", get(list))
             .route("/api/v1/accounts/verify_credentials", get(verify))
+            .route(
+                "/api/v1/statuses/{id}",
+                axum::routing::delete(delete_status),
+            )
             .with_state(self.clone())
     }
 
@@ -404,6 +414,36 @@ async fn verify(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
             .into_response();
     }
     Json(serde_json::json!({"id": fingerprint(token), "acct": fingerprint(token)})).into_response()
+}
+
+/// Like Mastodon's: the owner's token deletes its own post; 404 for anything else.
+async fn delete_status(
+    State(rx): State<Receiver>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let mut inner = rx.inner.lock().expect("receiver lock");
+    let Some(i) = inner
+        .posts
+        .iter()
+        .position(|p| p.id == id && p.token == token)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "Record not found"})),
+        )
+            .into_response();
+    };
+    let post = inner.posts[i].clone();
+    inner.posts[i].text.clear();
+    inner.deleted.push(id);
+    Json(serde_json::json!({"id": post.id, "text": post.text})).into_response()
 }
 
 async fn list(State(rx): State<Receiver>) -> Json<Vec<ReceivedPost>> {

@@ -41,6 +41,15 @@ impl Ctx {
         })
     }
 
+    /// Where adapters save refreshed credentials (a Bluesky session).
+    pub fn credential_sink(&self, vault: &Vault) -> Arc<dyn crate::network::CredentialSink> {
+        Arc::new(crate::app::StoreCredentials {
+            store: self.store.clone(),
+            vault: vault.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     pub fn vault(&self) -> anyhow::Result<Vault> {
         Ok(Vault::open(
             self.settings.secret_key.as_ref(),
@@ -262,6 +271,25 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let now = ctx.clock.now();
+    let vault = ctx.vault()?;
+    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
+    let ids: Vec<AccountId> = args.accounts.iter().map(|&i| AccountId(i)).collect();
+    let checked =
+        scheduler::verify::verify_accounts(ctx.store.as_ref(), &networks, &vault, &ids, now)
+            .await?;
+    if checked.broken > 0 {
+        eprintln!(
+            "warning: {} account(s) refused their credentials and are marked \"reconnect needed\"; \
+             their posts will wait until you add them again (see `picket account list`)",
+            checked.broken
+        );
+    }
+    if checked.unknown > 0 {
+        eprintln!(
+            "note: {} account(s) could not be checked now (network unreachable)",
+            checked.unknown
+        );
+    }
     let pledge_id = ctx
         .store
         .upsert_pledge(
@@ -297,7 +325,12 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `picket withdraw`: returns only once no further post of the pledge can go out.
-pub async fn withdraw(ctx: &Ctx, campaign_id: &str, account: Option<i64>) -> anyhow::Result<()> {
+pub async fn withdraw(
+    ctx: &Ctx,
+    campaign_id: &str,
+    account: Option<i64>,
+    delete_posts: bool,
+) -> anyhow::Result<()> {
     let me = ctx.me(None, "UTC").await?;
     let stopped = scheduler::withdraw(
         ctx.store.as_ref(),
@@ -319,6 +352,60 @@ pub async fn withdraw(ctx: &Ctx, campaign_id: &str, account: Option<i64>) -> any
         ),
     }
     report_in_flight(stopped);
+    if delete_posts {
+        delete_published(ctx, me, campaign_id, account.map(AccountId)).await?;
+    }
+    Ok(())
+}
+
+/// Delete this pledge's published notices from the networks, one by one; a failure is
+/// reported and the rest go on.
+async fn delete_published(
+    ctx: &Ctx,
+    me: store::ParticipantId,
+    campaign_id: &str,
+    account: Option<AccountId>,
+) -> anyhow::Result<()> {
+    let vault = ctx.vault()?;
+    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
+    let rows = ctx.store.outbox_for(me, Some(campaign_id)).await?;
+    let (mut deleted, mut failed) = (0, 0);
+    for row in rows.iter().filter(|r| r.state == OutboxState::Published) {
+        if account.is_some_and(|a| a != row.account_id) {
+            continue;
+        }
+        let Some(remote_id) = &row.remote_id else {
+            continue;
+        };
+        let Some(acc) = ctx.store.get_account(row.account_id).await? else {
+            continue;
+        };
+        let answer = match (
+            networks.get(acc.network),
+            scheduler::verify::account_ref(&vault, &acc),
+        ) {
+            (Some(network), Ok(r)) => network
+                .delete(&r, remote_id)
+                .await
+                .map_err(|e| e.to_string()),
+            (None, _) => Err(format!("no adapter for {}", acc.network)),
+            (_, Err(e)) => Err(e),
+        };
+        match answer {
+            Ok(()) => deleted += 1,
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "could not delete {}: {e}",
+                    row.remote_url.as_deref().unwrap_or(remote_id)
+                );
+            }
+        }
+    }
+    println!("{deleted} published post(s) deleted from the networks");
+    if failed > 0 {
+        println!("{failed} could not be deleted (see above); delete them by hand");
+    }
     Ok(())
 }
 

@@ -113,4 +113,31 @@ impl Network for Sandbox {
             }),
         }
     }
+
+    async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
+        let url = format!(
+            "{}/api/v1/statuses/{remote_id}",
+            account.server.trim_end_matches('/')
+        );
+        let resp = self
+            .client
+            .delete(url)
+            .bearer_auth(account.credentials.expose())
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        match resp.status() {
+            // Already gone is what was asked for.
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(PublishError::Reconnect(
+                "the sandbox refused the token".into(),
+            )),
+            s => Err(PublishError::Retry {
+                reason: s.to_string(),
+                after: None,
+                maybe_sent: true,
+            }),
+        }
+    }
 }

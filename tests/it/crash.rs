@@ -110,3 +110,86 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
         "picket serve exits 0 on SIGTERM, got {exit:?}"
     );
 }
+
+fn cli(world: &World, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--database-url")
+        .arg(&world.db_url)
+        .arg("--campaigns")
+        .arg(world.campaigns_dir())
+        .args(args)
+        .env(
+            "PICKET_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+        )
+        .env("PICKET_LOG", "warn")
+        .output()
+        .expect("picket runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdraw_with_delete_posts_removes_the_published_notices_from_the_network() {
+    // Arrange: an account added and joined with the CLI, its two notices published by serve.
+    let now = Utc::now();
+    let toml = window_campaign(
+        "del",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(2, "30m"),
+    );
+    let world = World::new(&toml, Arc::new(SystemClock)).await;
+    let add = cli(
+        &world,
+        &[
+            "account",
+            "add",
+            "sandbox",
+            "--name",
+            "lee",
+            "--server",
+            &world.receiver_url,
+            "--token",
+            "lee-token",
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let join = cli(&world, &["join", "del", "--account", "1"]);
+    assert!(
+        join.status.success(),
+        "{}",
+        String::from_utf8_lossy(&join.stderr)
+    );
+    let config = world.dir.path().join("picket.toml");
+    std::fs::write(&config, "[scheduler]\njitter_secs = 0\n").unwrap();
+    let mut child = serve(&world, &config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while world.receiver.report().created < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Act
+    let out = cli(&world, &["withdraw", "del", "--delete-posts"]);
+
+    // Assert
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 published post(s) deleted"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut deleted = world.receiver.deleted();
+    deleted.sort();
+    let mut published: Vec<String> = world.receiver.posts().into_iter().map(|p| p.id).collect();
+    published.sort();
+    assert_eq!(deleted, published);
+}

@@ -451,3 +451,52 @@ async fn at_its_tipping_point_a_strike_goes_ahead() {
     assert_eq!(strike.published, 6, "{strike:?}");
     assert_eq!(strike.missed, 0, "{strike:?}");
 }
+
+#[tokio::test]
+async fn verifying_accounts_marks_the_ones_whose_token_was_revoked() {
+    let now = Utc::now();
+    let toml = window_campaign(
+        "vf",
+        now + chrono::Duration::hours(12),
+        now + chrono::Duration::hours(36),
+        &posts_at_start(1, "1h"),
+    );
+    let world = World::new(&toml, system()).await;
+    let (who, accounts) = world.participant("jo", 2).await;
+    world.pledge(who, &accounts).await;
+    world.receiver.revoke(&token("jo", 1));
+    let networks =
+        picket::network::Networks::standard(Arc::new(picket::network::DiscardCredentials));
+
+    let soon = scheduler::verify::accounts_striking_soon(
+        world.store.as_ref(),
+        &world.campaign,
+        now,
+        chrono::Duration::hours(36),
+    )
+    .await
+    .unwrap();
+    let checked = scheduler::verify::verify_accounts(
+        world.store.as_ref(),
+        &networks,
+        &world.vault,
+        &soon,
+        now,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(soon.len(), 2);
+    assert_eq!((checked.ok, checked.broken), (1, 1), "{checked:?}");
+    let broken = world.store.get_account(accounts[1]).await.unwrap().unwrap();
+    assert_eq!(broken.status, AccountStatus::ReconnectNeeded);
+    let far = scheduler::verify::accounts_striking_soon(
+        world.store.as_ref(),
+        &world.campaign,
+        now,
+        chrono::Duration::hours(6),
+    )
+    .await
+    .unwrap();
+    assert!(far.is_empty(), "only strikes starting soon are checked");
+}
