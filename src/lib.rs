@@ -13,6 +13,7 @@
 //! | [`compose`]   | rendered text -> a post for one network: length rules per network |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
 //! | [`network`]   | network kinds and adapters; the only user of `reqwest` |
+//! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
