@@ -5,8 +5,6 @@
 //! A PDS has no AppView, so nothing here reads a timeline or counts engagement.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,11 +12,11 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use picket::crypto::Vault;
-use picket::store::{self, AccountId, AccountStatus, OutboxState, Store};
+use picket::store::{AccountId, AccountStatus, OutboxState, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::rfc;
+use crate::support::{Installation, Served, rfc};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -94,11 +92,19 @@ async fn posts_on_pds(pds: &str, did: &str) -> Vec<Value> {
     v["records"].as_array().cloned().unwrap_or_default()
 }
 
-/// A temporary picket installation driven through the real binary.
+/// A temporary picket installation driven through the real binary, on a port known in
+/// advance so the invite links point at it (the adapter reads the invite page for the
+/// link card).
 struct Picket {
-    dir: tempfile::TempDir,
-    db_url: String,
+    inst: Installation,
     port: u16,
+}
+
+impl std::ops::Deref for Picket {
+    type Target = Installation;
+    fn deref(&self) -> &Installation {
+        &self.inst
+    }
 }
 
 impl Picket {
@@ -115,63 +121,24 @@ impl Picket {
         lasts: chrono::Duration,
         page: &str,
     ) -> Picket {
-        let dir = tempfile::tempdir().unwrap();
-        let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
         let start = Utc::now() + opens_in;
-        std::fs::write(
-            campaigns.join("c.toml"),
-            campaign(id, start, start + lasts, page),
-        )
-        .unwrap();
-        // A free port known in advance, so the invite links point at this picket and the
-        // adapter can read the invite page for the link card.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        std::fs::write(
-            dir.path().join("picket.toml"),
-            format!(
-                "public_url = \"http://127.0.0.1:{port}\"\n[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n"
-            ),
-        )
-        .unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
-        Picket { dir, db_url, port }
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_picket"));
-        c.arg("--database-url")
-            .arg(&self.db_url)
-            .arg("--campaigns")
-            .arg(self.dir.path().join("campaigns"))
-            .arg("--config")
-            .arg(self.dir.path().join("picket.toml"))
-            .env(
-                "PICKET_SECRET_KEY",
-                base64::engine::general_purpose::STANDARD.encode(KEY),
-            );
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.command().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "picket {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let config = format!(
+            "public_url = \"http://127.0.0.1:{port}\"\n[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n"
         );
-        out
+        Picket {
+            inst: Installation::new(&campaign(id, start, start + lasts, page), &config, KEY),
+            port,
+        }
     }
 
     /// `picket account add bluesky --service URL`; returns the account id.
-    fn add_account(&self, a: &PdsAccount, service: &str) -> i64 {
-        let out = self.run(&[
-            "account",
-            "add",
+    fn add_bluesky(&self, a: &PdsAccount, service: &str) -> i64 {
+        self.add_account(&[
             "bluesky",
             "--handle",
             &a.handle,
@@ -179,30 +146,13 @@ impl Picket {
             &a.app_password,
             "--service",
             service,
-        ]);
-        let said = String::from_utf8_lossy(&out.stdout);
-        said.split_whitespace()
-            .nth(3)
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_else(|| panic!("no account id in {said:?}"))
+        ])
     }
 
-    fn serve(&self) -> Child {
-        self.command()
-            .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
-            .env("PICKET_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log_path()).unwrap())
-            .spawn()
-            .unwrap()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("serve.log")
-    }
-
-    async fn store(&self) -> Arc<dyn Store> {
-        store::open(&self.db_url).await.unwrap()
+    /// `picket serve` on this installation's port, logging at debug level.
+    fn serve(&self) -> Served {
+        self.inst
+            .serve(&format!("127.0.0.1:{}", self.port), "debug")
     }
 }
 
@@ -298,10 +248,9 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
     }
 }
 
-fn stop(mut child: Child) {
-    // SIGTERM, so picket shuts down as a service manager would stop it.
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+/// SIGTERM, so picket shuts down as a service manager would stop it.
+fn stop(served: Served) {
+    served.stop();
 }
 
 fn facet<'a>(record: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -335,7 +284,7 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
         chrono::Duration::seconds(40),
         &page,
     );
-    let account = picket.add_account(&alice, &pds);
+    let account = picket.add_bluesky(&alice, &pds);
     picket.run(&["join", "bsky-happy", "--account", &account.to_string()]);
 
     // Act: serve until the two start posts are on the PDS, then withdraw.
@@ -483,7 +432,7 @@ async fn a_revoked_app_password_marks_the_account_reconnect_needed_and_its_posts
         chrono::Duration::seconds(3),
         chrono::Duration::hours(1),
     );
-    let account = picket.add_account(&bob, &pds);
+    let account = picket.add_bluesky(&bob, &pds);
     picket.run(&["join", "bsky-revoked", "--account", &account.to_string()]);
     let revoked = reqwest::Client::new()
         .post(format!("{pds}/xrpc/com.atproto.server.revokeAppPassword"))
@@ -548,7 +497,7 @@ async fn an_expired_access_token_is_refreshed_and_saved_without_signing_in_again
         chrono::Duration::seconds(3),
         chrono::Duration::hours(1),
     );
-    let account = picket.add_account(&dana, &pds);
+    let account = picket.add_bluesky(&dana, &pds);
     picket.run(&["join", "bsky-refresh", "--account", &account.to_string()]);
     let store = picket.store().await;
     let mut creds = stored_credentials(store.as_ref(), account).await;
@@ -717,7 +666,7 @@ async fn a_pds_that_is_down_when_posts_fall_due_and_then_loses_answers_gets_each
         chrono::Duration::seconds(4),
         chrono::Duration::hours(1),
     );
-    let account = picket.add_account(&carol, &flaky.url());
+    let account = picket.add_bluesky(&carol, &flaky.url());
     picket.run(&["join", "bsky-flaky", "--account", &account.to_string()]);
     flaky.down();
     let store = picket.store().await;

@@ -14,20 +14,18 @@
 //! `PICKET_REQUIRE_SERVERS=1`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::Utc;
-use picket::store::{self, AccountId, AccountStatus, OutboxState, Store};
+use picket::store::{AccountId, AccountStatus, OutboxState, Store};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::rfc;
+use crate::support::{Installation, rfc};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -206,26 +204,26 @@ impl Mock {
     }
 }
 
-/// A picket installation in a temporary folder, used through its binary.
+/// A picket installation whose campaign window opens in a few seconds: two posts at the
+/// start, one at the end (withdrawal must stop it), on Mastodon.
 struct Picket {
-    dir: tempfile::TempDir,
-    db_url: String,
+    inst: Installation,
     hashtag: String,
 }
 
+impl std::ops::Deref for Picket {
+    type Target = Installation;
+    fn deref(&self) -> &Installation {
+        &self.inst
+    }
+}
+
 impl Picket {
-    /// A campaign whose window opens in a few seconds: two posts at the start, one at
-    /// the end (withdrawal must stop it), on Mastodon.
     fn new(end_in: chrono::Duration) -> Picket {
-        let dir = tempfile::tempdir().unwrap();
-        let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
         let hashtag = unique("PicketTest");
         let start = Utc::now() + chrono::Duration::seconds(3);
-        std::fs::write(
-            campaigns.join("strike.toml"),
-            format!(
-                r#"id = "strike"
+        let campaign = format!(
+            r#"id = "strike"
 title = "Test strike"
 hashtag = "{hashtag}"
 networks = ["mastodon"]
@@ -256,114 +254,23 @@ window = "30m"
 notice = ["On #{{{{ hashtag }}}} strike today. Join: {{{{ invite_link }}}}"]
 again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
 "#,
-                rfc(start),
-                rfc(start + end_in)
-            ),
-        )
-        .unwrap();
+            rfc(start),
+            rfc(start + end_in)
+        );
         // No jitter: the posts go out at the window's start, so the test stays short.
-        std::fs::write(
-            dir.path().join("picket.toml"),
-            "[scheduler]\njitter_secs = 0\nlease_secs = 10\nrequest_timeout_secs = 5\n",
-        )
-        .unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        let config = "public_url = \"https://picket.example.org\"\n[scheduler]\njitter_secs = 0\nlease_secs = 10\nrequest_timeout_secs = 5\n";
         Picket {
-            dir,
-            db_url,
+            inst: Installation::new(&campaign, config, [7u8; 32]),
             hashtag,
         }
     }
 
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_picket"));
-        c.arg("--database-url")
-            .arg(&self.db_url)
-            .arg("--campaigns")
-            .arg(self.dir.path().join("campaigns"))
-            .arg("--config")
-            .arg(self.dir.path().join("picket.toml"))
-            .env(
-                "PICKET_SECRET_KEY",
-                base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-            )
-            .env("PICKET_PUBLIC_URL", "https://picket.example.org")
-            .env("PICKET_LOG", "warn");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "picket {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
     fn add_with_token(&self, server: &str, token: &str) -> i64 {
-        let out = self.run(&[
-            "account", "add", "mastodon", "--server", server, "--token", token,
-        ]);
-        account_id(&out)
+        self.add_account(&["mastodon", "--server", server, "--token", token])
     }
 
     fn join(&self, account: i64) {
         self.run(&["join", "strike", "--account", &account.to_string()]);
-    }
-
-    /// `picket serve`, logging at `log` level into `serve.log`.
-    fn serve(&self, log: &str) -> Served {
-        let log_path = self.dir.path().join("serve.log");
-        let child = self
-            .cmd()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("PICKET_LOG", log)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
-        Served { child, log_path }
-    }
-
-    async fn store(&self) -> Arc<dyn Store> {
-        store::open(&self.db_url).await.unwrap()
-    }
-
-    fn db_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for suffix in ["", "-wal", "-shm"] {
-            let p = self.dir.path().join(format!("picket.db{suffix}"));
-            if let Ok(b) = std::fs::read(p) {
-                all.extend(b);
-            }
-        }
-        all
-    }
-}
-
-struct Served {
-    child: Child,
-    log_path: PathBuf,
-}
-
-impl Served {
-    /// Stop with SIGTERM; the log so far.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -409,7 +316,7 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     let username = mock.sign_up("oauth").await;
     let picket = Picket::new(chrono::Duration::seconds(45));
     let mut add = picket
-        .cmd()
+        .command()
         .args(["account", "add", "mastodon", "--server", &url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -458,7 +365,7 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     picket.join(account);
 
     // Act: serve through the start of the window.
-    let served = picket.serve("info");
+    let served = picket.serve("127.0.0.1:0", "info");
     let posts = mock
         .wait_tagged(&picket.hashtag, 2, Duration::from_secs(40))
         .await;
@@ -530,7 +437,7 @@ async fn a_revoked_token_puts_the_account_in_reconnect_needed_and_its_posts_wait
     let store = picket.store().await;
 
     // Act
-    let served = picket.serve("info");
+    let served = picket.serve("127.0.0.1:0", "info");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut acc = None;
     while tokio::time::Instant::now() < deadline {
@@ -571,7 +478,7 @@ async fn a_wrong_token_is_refused_at_enrollment() {
     let picket = Picket::new(chrono::Duration::minutes(30));
 
     let out = picket
-        .cmd()
+        .command()
         .args([
             "account",
             "add",
@@ -689,7 +596,7 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     let store = picket.store().await;
 
     // Act: serve while the server is unreachable until a post has failed an attempt...
-    let served = picket.serve("debug");
+    let served = picket.serve("127.0.0.1:0", "debug");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let me = store

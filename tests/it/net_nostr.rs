@@ -4,23 +4,21 @@
 //! back from the relay with `REQ`. The NIP-46 tests run a tiny bunker in the test,
 //! answering `connect`, `get_public_key` and `sign_event` over the same relay.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
 use nostr::prelude::{
     Event, FinalizeEvent, Keys, Kind, Nip44, NostrConnectEventBuilder, NostrConnectMessage,
     NostrConnectRequest, NostrConnectResponse, PublicKey, ResponseResult, SignEvent, ToBech32,
 };
-use picket::store::{self, AccountId, AccountStatus, OutboxState, Store};
+use picket::store::{AccountId, AccountStatus, OutboxState};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::rfc;
+use crate::support::{Installation, rfc};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -40,60 +38,26 @@ fn relay() -> Option<String> {
 
 /// A temporary picket: database, campaigns folder, the real binary.
 struct Picket {
-    dir: tempfile::TempDir,
+    inst: Installation,
+}
+
+impl std::ops::Deref for Picket {
+    type Target = Installation;
+    fn deref(&self) -> &Installation {
+        &self.inst
+    }
 }
 
 impl Picket {
     fn new(campaign_toml: &str) -> Picket {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("campaigns")).unwrap();
-        std::fs::write(dir.path().join("campaigns/test.toml"), campaign_toml).unwrap();
-        std::fs::write(
-            dir.path().join("picket.toml"),
-            "[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n",
-        )
-        .unwrap();
-        Picket { dir }
+        let config = "[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n";
+        Picket {
+            inst: Installation::new(campaign_toml, config, KEY),
+        }
     }
 
-    fn db_url(&self) -> String {
-        format!("sqlite://{}", self.db_path().display())
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("picket.db")
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_picket"));
-        c.arg("--database-url")
-            .arg(self.db_url())
-            .arg("--campaigns")
-            .arg(self.dir.path().join("campaigns"))
-            .arg("--config")
-            .arg(self.dir.path().join("picket.toml"))
-            .env(
-                "PICKET_SECRET_KEY",
-                base64::engine::general_purpose::STANDARD.encode(KEY),
-            )
-            .env_remove("PICKET_NOSTR_NSEC")
-            .env("PICKET_LOG", "warn");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.command().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "picket {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// `picket account add nostr ...`; the new account's id.
-    fn add_account(&self, args: &[&str]) -> (i64, Output) {
+    /// `picket account add nostr ...`; the new account's id and what the command said.
+    fn add_nostr(&self, args: &[&str]) -> (i64, Output) {
         let mut all = vec!["account", "add", "nostr"];
         all.extend_from_slice(args);
         let out = self.run(&all);
@@ -104,31 +68,6 @@ impl Picket {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no account id in {stdout:?}"));
         (id, out)
-    }
-
-    fn serve(&self, log: &Path) -> ServeGuard {
-        let child = self
-            .command()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("PICKET_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        ServeGuard(child)
-    }
-
-    async fn store(&self) -> std::sync::Arc<dyn Store> {
-        store::open(&self.db_url()).await.unwrap()
-    }
-}
-
-struct ServeGuard(Child);
-
-impl Drop for ServeGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -232,7 +171,7 @@ async fn serve_publishes_one_note_per_slot_with_tags_and_nothing_after_withdraw(
         ],
         &posts,
     ));
-    let (account, added) = picket.add_account(&["--relay", &relay, "--nsec", &nsec]);
+    let (account, added) = picket.add_nostr(&["--relay", &relay, "--nsec", &nsec]);
     let npub = keys.public_key().to_bech32().unwrap();
     assert!(String::from_utf8_lossy(&added.stdout).contains(&npub));
     assert!(String::from_utf8_lossy(&added.stderr).contains("remote signer"));
@@ -247,7 +186,7 @@ async fn serve_publishes_one_note_per_slot_with_tags_and_nothing_after_withdraw(
     let log = picket.dir.path().join("serve.log");
 
     // Act: serve until the two notes of the start are on the relay, then withdraw.
-    let serve = picket.serve(&log);
+    let serve = picket.serve("127.0.0.1:0", "debug");
     let notes = wait_for_notes(&relay, &keys.public_key(), 2, Duration::from_secs(90)).await;
     picket.run(&["withdraw", "nostr-e2e"]);
     let withdrawn_at = Utc::now();
@@ -387,14 +326,14 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
         start + chrono::Duration::hours(1),
         START_ONLY,
     ));
-    let (account, _) = picket.add_account(&[
+    let (account, _) = picket.add_nostr(&[
         "--relay",
         &own.url(),
         "--nsec",
         &keys.secret_key().to_secret_hex(),
     ]);
     picket.run(&["join", "nostr-e2e", "--account", &account.to_string()]);
-    let serve = picket.serve(&picket.dir.path().join("serve.log"));
+    let serve = picket.serve("127.0.0.1:0", "debug");
     let store = picket.store().await;
     let who = store
         .get_account(AccountId(account))
@@ -548,8 +487,8 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
         start + chrono::Duration::hours(1),
         START_ONLY,
     ));
-    let (good, added) = picket.add_account(&["--relay", &relay, "--bunker", &uri(&good_bunker)]);
-    let (bad, _) = picket.add_account(&["--relay", &relay, "--bunker", &uri(&bad_bunker)]);
+    let (good, added) = picket.add_nostr(&["--relay", &relay, "--bunker", &uri(&good_bunker)]);
+    let (bad, _) = picket.add_nostr(&["--relay", &relay, "--bunker", &uri(&bad_bunker)]);
     assert!(
         String::from_utf8_lossy(&added.stdout)
             .contains(&good_user.public_key().to_bech32().unwrap())
@@ -564,7 +503,7 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
     ]);
 
     // Act
-    let serve = picket.serve(&picket.dir.path().join("serve.log"));
+    let serve = picket.serve("127.0.0.1:0", "debug");
     let notes = wait_for_notes(&relay, &good_user.public_key(), 1, Duration::from_secs(60)).await;
     let store = picket.store().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -244,3 +244,126 @@ pub fn fast_settings() -> SchedulerSettings {
 pub fn servers_required() -> bool {
     std::env::var("PICKET_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
 }
+
+/// A picket installation in a temporary folder (database, campaigns folder, config file,
+/// credentials key), driven through the real binary as a user would.
+pub struct Installation {
+    pub dir: tempfile::TempDir,
+    pub db_url: String,
+    key: [u8; 32],
+}
+
+impl Installation {
+    /// One campaign file and a settings file.
+    pub fn new(campaign_toml: &str, config_toml: &str, key: [u8; 32]) -> Installation {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("campaigns")).unwrap();
+        std::fs::write(dir.path().join("campaigns/test.toml"), campaign_toml).unwrap();
+        std::fs::write(dir.path().join("picket.toml"), config_toml).unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        Installation { dir, db_url, key }
+    }
+
+    /// `picket` with this installation's database, campaigns, settings and key.
+    pub fn command(&self) -> std::process::Command {
+        use base64::Engine;
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picket"));
+        c.arg("--database-url")
+            .arg(&self.db_url)
+            .arg("--campaigns")
+            .arg(self.dir.path().join("campaigns"))
+            .arg("--config")
+            .arg(self.dir.path().join("picket.toml"))
+            .env(
+                "PICKET_SECRET_KEY",
+                base64::engine::general_purpose::STANDARD.encode(self.key),
+            )
+            .env_remove("PICKET_NOSTR_NSEC")
+            .env_remove("PICKET_BLUESKY_APP_PASSWORD")
+            .env("PICKET_LOG", "warn");
+        c
+    }
+
+    /// Run a command that must succeed.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "picket {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `picket account add ...`; the new account's id ("added <network> account <id> ...").
+    pub fn add_account(&self, args: &[&str]) -> i64 {
+        let mut all = vec!["account", "add"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        said.split_whitespace()
+            .nth(3)
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no account id in {said:?}"))
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// `picket serve` on `bind`, logging at `level` into [`Installation::log_path`].
+    pub fn serve(&self, bind: &str, level: &str) -> Served {
+        let child = self
+            .command()
+            .args(["serve", "--bind", bind])
+            .env("PICKET_LOG", level)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        Served {
+            child,
+            log_path: self.log_path(),
+        }
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        store::open(&self.db_url).await.unwrap()
+    }
+
+    /// The database files' bytes (main file, WAL and shared memory).
+    pub fn db_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(format!("picket.db{suffix}"))) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+}
+
+/// A running `picket serve`, killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    log_path: PathBuf,
+}
+
+impl Served {
+    /// Stop with SIGTERM (a clean shutdown); the log so far.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
