@@ -86,58 +86,55 @@ impl Network for Sandbox {
     }
 
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
-        let url = format!(
-            "{}/api/v1/accounts/verify_credentials",
-            account.server.trim_end_matches('/')
-        );
-        let resp = self
+        let req = self
             .client
-            .get(url)
-            .bearer_auth(account.credentials.expose())
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&e))?;
-        match resp.status() {
-            s if s.is_success() => Ok(Identity {
-                handle: account.handle.clone(),
-                url: None,
-            }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(PublishError::Reconnect(
-                "the sandbox refused the token".into(),
-            )),
-            s => Err(PublishError::Retry {
-                reason: s.to_string(),
-                after: None,
-                maybe_sent: false,
-            }),
-        }
+            .get(endpoint(account, "accounts/verify_credentials"));
+        small_call(req, account, false).await?;
+        Ok(Identity {
+            handle: account.handle.clone(),
+            url: None,
+        })
     }
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
-        let url = format!(
-            "{}/api/v1/statuses/{remote_id}",
-            account.server.trim_end_matches('/')
-        );
-        let resp = self
+        let req = self
             .client
-            .delete(url)
-            .bearer_auth(account.credentials.expose())
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&e))?;
-        match resp.status() {
+            .delete(endpoint(account, &format!("statuses/{remote_id}")));
+        match small_call(req, account, true).await {
             // Already gone is what was asked for.
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(PublishError::Reconnect(
-                "the sandbox refused the token".into(),
-            )),
-            s => Err(PublishError::Retry {
-                reason: s.to_string(),
-                after: None,
-                maybe_sent: true,
-            }),
+            Err(PublishError::Rejected(reason)) if reason.starts_with("404") => Ok(()),
+            other => other,
         }
+    }
+}
+
+fn endpoint(account: &AccountRef, path: &str) -> String {
+    format!("{}/api/v1/{path}", account.server.trim_end_matches('/'))
+}
+
+/// A short authenticated call (verify, delete): 2xx is done, 401/403 means reconnect,
+/// other 4xx are refusals, anything else is worth trying again.
+async fn small_call(
+    req: reqwest::RequestBuilder,
+    account: &AccountRef,
+    changes_state: bool,
+) -> Result<(), PublishError> {
+    let resp = req
+        .bearer_auth(account.credentials.expose())
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| super::transport_error(&e))?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(PublishError::Reconnect(
+            "the sandbox refused the token".into(),
+        )),
+        s if s.is_client_error() => Err(PublishError::Rejected(s.to_string())),
+        s => Err(PublishError::Retry {
+            reason: s.to_string(),
+            after: None,
+            maybe_sent: changes_state,
+        }),
     }
 }

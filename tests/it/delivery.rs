@@ -17,19 +17,25 @@ fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
+/// A world on the system clock whose campaign `id` is under way: `posts` posts per account,
+/// all due now, each open for 30 minutes.
+async fn due_now(id: &str, posts: usize) -> World {
+    let now = Utc::now();
+    let toml = window_campaign(
+        id,
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(posts, "30m"),
+    );
+    World::new(&toml, system()).await
+}
+
 #[tokio::test]
 async fn every_post_is_published_exactly_once_through_a_flaky_receiver() {
     // Arrange: 60 accounts x 2 posts, due now; the receiver fails a third of requests in
     // every way a real server does, including storing a post and losing or delaying the
     // answer (the outcome is then unknown to picket).
-    let now = Utc::now();
-    let toml = window_campaign(
-        "flaky",
-        now - chrono::Duration::seconds(5),
-        now + chrono::Duration::hours(1),
-        &posts_at_start(2, "30m"),
-    );
-    let world = World::new(&toml, system()).await;
+    let world = due_now("flaky", 2).await;
     let (who, accounts) = world.participant("ann", 60).await;
     world.pledge(who, &accounts).await;
     world.faults(Faults {
@@ -70,14 +76,7 @@ async fn every_post_is_published_exactly_once_through_a_flaky_receiver() {
 
 #[tokio::test]
 async fn a_retry_after_is_honoured() {
-    let now = Utc::now();
-    let toml = window_campaign(
-        "ra",
-        now - chrono::Duration::seconds(5),
-        now + chrono::Duration::hours(1),
-        &posts_at_start(1, "30m"),
-    );
-    let world = World::new(&toml, system()).await;
+    let world = due_now("ra", 1).await;
     let (who, accounts) = world.participant("bo", 20).await;
     world.pledge(who, &accounts).await;
     world.faults(Faults {
@@ -188,14 +187,7 @@ async fn a_post_recovered_within_its_window_is_published() {
 async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
     // Arrange: 40 posts due now; the server takes 500 ms to store each and 4 go at once,
     // so 4 posts are always on the wire (not yet published) when the participant withdraws.
-    let now = Utc::now();
-    let toml = window_campaign(
-        "wd",
-        now - chrono::Duration::seconds(5),
-        now + chrono::Duration::hours(1),
-        &posts_at_start(1, "30m"),
-    );
-    let world = World::new(&toml, system()).await;
+    let world = due_now("wd", 1).await;
     let (who, accounts) = world.participant("ed", 40).await;
     world.pledge(who, &accounts).await;
     world.faults(Faults {
@@ -252,14 +244,7 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
 
 #[tokio::test]
 async fn cancelling_a_campaign_stops_all_of_its_posts_at_once() {
-    let now = Utc::now();
-    let toml = window_campaign(
-        "cx",
-        now - chrono::Duration::seconds(5),
-        now + chrono::Duration::hours(1),
-        &posts_at_start(1, "30m"),
-    );
-    let world = World::new(&toml, system()).await;
+    let world = due_now("cx", 1).await;
     let (a, a_accounts) = world.participant("fa", 15).await;
     let (b, b_accounts) = world.participant("gu", 15).await;
     world.pledge(a, &a_accounts).await;
@@ -353,14 +338,7 @@ async fn a_revoked_token_holds_that_accounts_posts_until_it_is_reconnected() {
 
 #[tokio::test]
 async fn accounts_posting_at_one_slot_get_different_variants_and_one_accounts_posts_differ() {
-    let now = Utc::now();
-    let toml = window_campaign(
-        "dv",
-        now - chrono::Duration::seconds(5),
-        now + chrono::Duration::hours(1),
-        &posts_at_start(3, "30m"),
-    );
-    let world = World::new(&toml, system()).await;
+    let world = due_now("dv", 3).await;
     let (who, accounts) = world.participant("iv", 6).await;
     world.pledge(who, &accounts).await;
 
