@@ -2,9 +2,8 @@
 //! account, and handle → DID through a PDS (`com.atproto.identity.resolveHandle`) for
 //! mentions and `--service`.
 //!
-//! Only the HTTPS method resolves handles here (`https://<handle>/.well-known/atproto-did`);
-//! the DNS TXT method (`_atproto.<handle>`) needs a DNS resolver picket does not carry
-//! yet, so handles that publish only a TXT record need `--service`.
+//! Handles resolve by DNS first (a TXT record `_atproto.<handle>` holding `did=<did>`), then
+//! over HTTPS (`https://<handle>/.well-known/atproto-did`), as the handle spec lists them.
 
 use std::time::Duration;
 
@@ -35,22 +34,105 @@ pub enum ResolveError {
     NoPds(String),
 }
 
-/// Handle → DID (HTTPS well-known), DID → document (PLC directory or did:web), → PDS,
-/// checking that the document claims the handle back.
+/// Where DNS questions go.
+#[derive(Debug, Clone, Default)]
+pub enum Dns {
+    /// The machine's resolvers (`/etc/resolv.conf`).
+    #[default]
+    System,
+    /// These servers only (tests, or a host that must use a given resolver).
+    Servers(Vec<std::net::SocketAddr>),
+}
+
+/// The DID a handle's `_atproto` TXT record names, if it has one.
+pub async fn did_from_dns(
+    handle: &str,
+    dns: &Dns,
+    timeout: Duration,
+) -> Result<Option<String>, ResolveError> {
+    use hickory_resolver::Resolver;
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+    };
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use hickory_resolver::proto::rr::RData;
+
+    let mut builder = match dns {
+        Dns::System => Resolver::builder(TokioRuntimeProvider::default())
+            .map_err(|e| ResolveError::Lookup(format!("reading the system's DNS settings: {e}")))?,
+        Dns::Servers(servers) => {
+            let name_servers = servers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::new(ProtocolConfig::Udp);
+                    udp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp])
+                })
+                .collect();
+            Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(name_servers),
+                TokioRuntimeProvider::default(),
+            )
+        }
+    };
+    builder.options_mut().timeout = timeout;
+    let resolver = builder
+        .build()
+        .map_err(|e| ResolveError::Lookup(format!("starting a DNS resolver: {e}")))?;
+    // The trailing dot makes the name absolute: no search domains are tried.
+    let lookup = match resolver.txt_lookup(format!("_atproto.{handle}.")).await {
+        Ok(l) => l,
+        // No record (or no answer): the HTTPS method may still work.
+        Err(_) => return Ok(None),
+    };
+    let dids: Vec<String> = lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part))
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .filter_map(|text| text.strip_prefix("did=").map(|d| d.trim().to_string()))
+        .filter(|d| d.starts_with("did:"))
+        .collect();
+    // The spec: more than one `did=` record makes the handle invalid, not ambiguous.
+    match dids.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        _ => Err(ResolveError::Lookup(format!(
+            "_atproto.{handle} has several DID records"
+        ))),
+    }
+}
+
+/// Handle → DID (DNS TXT, then HTTPS well-known), DID → document (PLC directory or
+/// did:web), → PDS, checking that the document claims the handle back.
 pub async fn resolve(
     client: &reqwest::Client,
     handle: &str,
     plc: &str,
+    dns: &Dns,
     timeout: Duration,
 ) -> Result<Resolved, ResolveError> {
     if !super::facets::is_handle(handle) {
         return Err(ResolveError::NotAHandle(handle.to_string()));
     }
-    let url = format!("https://{handle}/.well-known/atproto-did");
-    let did = get_text(client, &url, timeout).await?.trim().to_string();
-    if !did.starts_with("did:") {
-        return Err(ResolveError::Lookup(format!("{url} did not return a DID")));
-    }
+    let did = match did_from_dns(handle, dns, timeout).await? {
+        Some(did) => did,
+        None => {
+            let url = format!("https://{handle}/.well-known/atproto-did");
+            let did = get_text(client, &url, timeout).await?.trim().to_string();
+            if !did.starts_with("did:") {
+                return Err(ResolveError::Lookup(format!("{url} did not return a DID")));
+            }
+            did
+        }
+    };
     let doc_url = if let Some(domain) = did.strip_prefix("did:web:") {
         format!(
             "https://{}/.well-known/did.json",
@@ -171,5 +253,79 @@ mod tests {
     #[test]
     fn a_document_without_a_pds_names_none() {
         assert_eq!(pds_of(&json!({"service": []})), None);
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+    use hickory_resolver::proto::op::Message;
+    use hickory_resolver::proto::rr::rdata::TXT;
+    use hickory_resolver::proto::rr::{RData, Record};
+
+    /// A real DNS server on loopback (UDP, wire format from hickory-proto) answering TXT
+    /// questions from `zone`: (name, strings).
+    async fn dns_server(zone: Vec<(&'static str, Vec<&'static str>)>) -> std::net::SocketAddr {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut answer = query.clone().into_response();
+                for q in &query.queries {
+                    let asked = q
+                        .name()
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase();
+                    for (name, strings) in &zone {
+                        if *name == asked {
+                            let txt = TXT::new(strings.iter().map(|s| s.to_string()).collect());
+                            answer.add_answer(Record::from_rdata(
+                                q.name().clone(),
+                                60,
+                                RData::TXT(txt),
+                            ));
+                        }
+                    }
+                }
+                let _ = socket.send_to(&answer.to_vec().unwrap(), peer).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_handle_resolves_through_its_atproto_txt_record() {
+        let server = dns_server(vec![
+            ("_atproto.alice.example", vec!["did=did:plc:abc123"]),
+            ("_atproto.twice.example", vec!["did=did:plc:one"]),
+            ("_atproto.twice.example", vec!["did=did:plc:two"]),
+            ("_atproto.other.example", vec!["v=spf1 -all"]),
+        ])
+        .await;
+        let dns = Dns::Servers(vec![server]);
+        let t = Duration::from_secs(2);
+
+        assert_eq!(
+            did_from_dns("alice.example", &dns, t)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("did:plc:abc123")
+        );
+        assert_eq!(did_from_dns("nobody.example", &dns, t).await.unwrap(), None);
+        assert_eq!(
+            did_from_dns("other.example", &dns, t).await.unwrap(),
+            None,
+            "a TXT record that is not did= is ignored"
+        );
+        assert!(
+            did_from_dns("twice.example", &dns, t).await.is_err(),
+            "two DIDs make the handle invalid"
+        );
     }
 }

@@ -14,8 +14,7 @@
 //!               createdAt = the slot: a retry rewrites the identical record (a no-op)
 //! ```
 //!
-//! Not here: OAuth (app passwords only), DNS TXT handle resolution (handles resolve over
-//! HTTPS `/.well-known/atproto-did` only: no DNS crate in picket yet), engagement without
+//! Not here: OAuth (app passwords only), engagement without
 //! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
 
 mod card;
@@ -23,7 +22,7 @@ mod facets;
 mod identity;
 mod rkey;
 
-pub use identity::{ResolveError, resolve};
+pub use identity::{Dns, ResolveError, did_from_dns, resolve};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -614,7 +613,14 @@ pub async fn connect(
             (did, pds)
         }
         None => {
-            let r = identity::resolve(client, &handle, identity::PLC_DIRECTORY, timeout).await?;
+            let r = identity::resolve(
+                client,
+                &handle,
+                identity::PLC_DIRECTORY,
+                &identity::Dns::System,
+                timeout,
+            )
+            .await?;
             (r.did, r.pds)
         }
     };
