@@ -167,6 +167,10 @@ impl Network for Mastodon {
         NetworkKind::Mastodon
     }
 
+    fn measure(&self, account: &AccountRef, text: &str) -> compose::Measure {
+        measure_for_server(&Credentials::parse(account.credentials.expose()), text)
+    }
+
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn publish(
         &self,

@@ -164,6 +164,14 @@ pub trait Network: Send + Sync + 'static {
         post: &OutgoingPost,
     ) -> Result<Receipt, PublishError>;
 
+    /// How long `text` is for this account, against its limit. The default is the
+    /// network's own rule; adapters whose servers set their own limits (the Mastodon API)
+    /// use the limit read at enrollment.
+    fn measure(&self, account: &AccountRef, text: &str) -> crate::compose::Measure {
+        let _ = account;
+        crate::compose::measure(self.kind(), text)
+    }
+
     /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let _ = (account, remote_id);

@@ -329,7 +329,33 @@ impl Dispatcher {
                     .join(" · ")
             })
             .unwrap_or_default();
-        let text = self.compose(hosted, post, elsewhere)?;
+        let Some(network) = self.networks.get(post.network) else {
+            return Err(Outcome::Failed {
+                id: post.id,
+                reason: format!("this picket has no adapter for {}", post.network),
+            });
+        };
+        let credentials =
+            self.vault
+                .open_sealed(&post.credentials)
+                .map_err(|e| Outcome::Reconnect {
+                    id: post.id,
+                    account_id: post.account_id,
+                    reason: e.to_string(),
+                })?;
+        let credentials = String::from_utf8(credentials).map_err(|_| Outcome::Reconnect {
+            id: post.id,
+            account_id: post.account_id,
+            reason: "stored credentials are not valid text".into(),
+        })?;
+        let account = AccountRef {
+            id: post.account_id.0,
+            handle: post.handle.clone(),
+            server: post.server.clone().unwrap_or_default(),
+            credentials: Secret::new(credentials),
+        };
+        // The account's own server may allow more (or less) than the network's default.
+        let text = self.compose(hosted, post, elsewhere, |t| network.measure(&account, t))?;
         if let Err(wait) = self.pacer.check(
             post.network,
             post.account_id.0,
@@ -344,22 +370,10 @@ impl Dispatcher {
                 maybe_sent: false,
             });
         }
-        let credentials =
-            self.vault
-                .open_sealed(&post.credentials)
-                .map_err(|e| Outcome::Reconnect {
-                    id: post.id,
-                    account_id: post.account_id,
-                    reason: e.to_string(),
-                })?;
-        let credentials = String::from_utf8(credentials).map_err(|_| Outcome::Reconnect {
-            id: post.id,
-            account_id: post.account_id,
-            reason: "stored credentials are not valid text".into(),
-        })?;
         Ok(Ready {
             text,
-            credentials: Secret::new(credentials),
+            account,
+            network: network.clone(),
         })
     }
 
@@ -370,6 +384,7 @@ impl Dispatcher {
         hosted: &Hosted,
         post: &ClaimedPost,
         elsewhere: String,
+        measure: impl Fn(&str) -> compose::Measure,
     ) -> Result<String, Outcome> {
         let variants = hosted
             .campaign
@@ -386,11 +401,11 @@ impl Dispatcher {
                     id: post.id,
                     reason: format!("template `{}` could not be rendered: {e}", post.template),
                 })?;
-            let measure = compose::measure(post.network, &text);
-            if measure.fits() {
+            let m = measure(&text);
+            if m.fits() {
                 return Ok(text);
             }
-            too_long.get_or_insert(measure);
+            too_long.get_or_insert(m);
         }
         Err(Outcome::Failed {
             id: post.id,
@@ -447,20 +462,13 @@ impl Dispatcher {
                 reason: "its window closed before it could be sent".into(),
             };
         }
-        let Some(network) = self.networks.get(post.network) else {
-            return Outcome::Failed {
-                id: post.id,
-                reason: format!("this picket has no adapter for {}", post.network),
-            };
-        };
-        let account = AccountRef {
-            id: post.account_id.0,
-            handle: post.handle.clone(),
-            server: post.server.clone().unwrap_or_default(),
-            credentials: ready.credentials,
-        };
+        let Ready {
+            text,
+            account,
+            network,
+        } = ready;
         let outgoing = OutgoingPost {
-            text: ready.text.clone(),
+            text: text.clone(),
             idempotency_key: post.idempotency_key.clone(),
             scheduled_at: post.slot_at,
             slot_key: post.slot_key.clone(),
@@ -472,7 +480,7 @@ impl Dispatcher {
                 id: post.id,
                 remote_id: receipt.remote_id,
                 remote_url: receipt.url,
-                text: ready.text,
+                text,
             },
             Err(PublishError::Rejected(reason)) => Outcome::Failed {
                 id: post.id,
@@ -512,9 +520,11 @@ impl Dispatcher {
     }
 }
 
+/// A post ready to go: its text, the account with its credentials opened, the adapter.
 struct Ready {
     text: String,
-    credentials: Secret,
+    account: AccountRef,
+    network: Arc<dyn crate::network::Network>,
 }
 
 fn hostname() -> String {

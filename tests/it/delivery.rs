@@ -478,3 +478,57 @@ async fn verifying_accounts_marks_the_ones_whose_token_was_revoked() {
     .unwrap();
     assert!(far.is_empty(), "only strikes starting soon are checked");
 }
+
+/// The sandbox, on a server that allows only 20 characters a post.
+struct TinyServer(Arc<dyn picket::network::Network>);
+
+#[async_trait::async_trait]
+impl picket::network::Network for TinyServer {
+    fn kind(&self) -> picket::network::NetworkKind {
+        self.0.kind()
+    }
+    fn measure(&self, _: &picket::network::AccountRef, text: &str) -> picket::compose::Measure {
+        let limit = picket::compose::Limit {
+            max: Some(20),
+            max_bytes: None,
+            unit: "characters",
+        };
+        picket::compose::length::measure_with(self.kind(), text, limit)
+    }
+    async fn publish(
+        &self,
+        account: &picket::network::AccountRef,
+        post: &picket::network::OutgoingPost,
+    ) -> Result<picket::network::Receipt, picket::network::PublishError> {
+        self.0.publish(account, post).await
+    }
+}
+
+#[tokio::test]
+async fn a_text_over_the_accounts_own_server_limit_fails_with_the_reason_and_is_not_sent() {
+    let world = due_now("tiny", 1).await;
+    let (who, accounts) = world.participant("ky", 1).await;
+    world.pledge(who, &accounts).await;
+    let standard =
+        picket::network::Networks::standard(Arc::new(picket::network::DiscardCredentials));
+    let sandbox = standard
+        .get(picket::network::NetworkKind::Sandbox)
+        .unwrap()
+        .clone();
+    let networks = picket::network::Networks::new().with(Arc::new(TinyServer(sandbox)));
+
+    let report = world
+        .dispatcher_with(fast_settings(), networks)
+        .step()
+        .await
+        .unwrap();
+
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(world.receiver.report().deliveries, 0);
+    let rows = world.store.outbox_for(who, Some("tiny")).await.unwrap();
+    let reason = rows[0].last_error.as_deref().unwrap();
+    assert!(
+        reason.contains("too long") && reason.contains("/20"),
+        "{reason}"
+    );
+}

@@ -183,9 +183,16 @@ impl World {
     }
 
     pub fn dispatcher(&self, settings: SchedulerSettings) -> Dispatcher {
+        self.dispatcher_with(
+            settings,
+            Networks::standard(Arc::new(picket::network::DiscardCredentials)),
+        )
+    }
+
+    pub fn dispatcher_with(&self, settings: SchedulerSettings, networks: Networks) -> Dispatcher {
         Dispatcher::new(
             self.store.clone(),
-            Networks::standard(Arc::new(picket::network::DiscardCredentials)),
+            networks,
             self.vault.clone(),
             self.clock.clone(),
             std::slice::from_ref(&self.campaign),
