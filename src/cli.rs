@@ -263,8 +263,9 @@ pub enum AddAccount {
         /// The server's address, e.g. mastodon.social or https://example.social.
         #[arg(long)]
         server: String,
-        /// An access token with the write:statuses scope, instead of signing in.
-        #[arg(long)]
+        /// An access token with the write:statuses scope, instead of signing in (better
+        /// from the environment than the command line, where other users can see it).
+        #[arg(long, env = "PICKET_MASTODON_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App

@@ -287,6 +287,7 @@ impl Installation {
             )
             .env_remove("PICKET_NOSTR_NSEC")
             .env_remove("PICKET_BLUESKY_APP_PASSWORD")
+            .env_remove("PICKET_MASTODON_TOKEN")
             .env("PICKET_LOG", "warn");
         c
     }
