@@ -45,6 +45,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The OpenAPI document of this API.
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
 pub async fn campaigns(State(state): State<AppState>) -> Json<Vec<serde_json::Value>> {
     Json(state.campaigns.iter().map(|c| summary(&state, c)).collect())
 }

@@ -51,6 +51,7 @@ fn api_routes() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}", get(api::campaign))
         .route("/api/v1/campaigns/{id}/signatures", post(api::sign))
         .route("/api/v1/campaigns/{id}/stats", get(api::stats))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)

@@ -492,3 +492,56 @@ async fn the_api_can_be_called_from_a_page_on_another_site() {
     assert!(preflight.status().is_success(), "{}", preflight.status());
     assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
+    let app = TestApp::spawn(false).await;
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{id}",
+        "/api/v1/campaigns/{id}/signatures",
+        "/api/v1/campaigns/{id}/stats",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    // The documented required fields are what the API really answers.
+    let stats = app.stats().await;
+    for field in doc["components"]["schemas"]["Stats"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            stats.get(field.as_str().unwrap()).is_some(),
+            "stats lacks documented {field}"
+        );
+    }
+    let list: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/campaigns"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for field in doc["components"]["schemas"]["CampaignSummary"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            list[0].get(field.as_str().unwrap()).is_some(),
+            "campaigns lack documented {field}"
+        );
+    }
+}
