@@ -190,6 +190,10 @@ impl Application {
             pages: Arc::new(pages),
             clock,
             settings: Arc::new(settings),
+            vault: vault.clone(),
+            networks: networks.clone(),
+            wake: dispatcher.waker(),
+            oauth: Default::default(),
         };
         Ok(Application {
             listener,

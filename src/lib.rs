@@ -32,6 +32,7 @@ pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod network;
+pub mod participation;
 pub mod rehearse;
 pub mod render;
 pub mod sandbox;

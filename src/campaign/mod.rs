@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::network::NetworkKind;
 
 mod check;
-mod preview;
+pub mod preview;
 pub mod schedule;
 mod spec;
 mod validate;

@@ -64,8 +64,25 @@ pub fn pick_variant(variants: usize, seed: u64, occurrence: usize) -> usize {
     ((seed % variants as u64) as usize + occurrence) % variants
 }
 
-/// Render every slot of `p` for each of `networks`.
+/// Render every slot of `p` for each of `networks`, with sample values standing in for
+/// the participant's own.
 pub fn preview(c: &Campaign, p: &Participation, networks: &[NetworkKind]) -> Preview {
+    preview_with(
+        c,
+        p,
+        networks,
+        PostVars::sample(&c.hashtag, &c.title, &c.id),
+    )
+}
+
+/// Like [`preview`], with the participant's own values (name, links, other accounts) in
+/// `base`; the per-slot values (day, date, time, network) are filled in here.
+pub fn preview_with(
+    c: &Campaign,
+    p: &Participation,
+    networks: &[NetworkKind],
+    base: PostVars,
+) -> Preview {
     let renderer = PostRenderer::new(c.templates.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
     let mut occurrences: HashMap<&str, usize> = HashMap::new();
     let mut posts = Vec::new();
@@ -82,7 +99,7 @@ pub fn preview(c: &Campaign, p: &Participation, networks: &[NetworkKind]) -> Pre
         *seen += 1;
 
         let local = slot.at.with_timezone(&p.tz);
-        let mut vars = PostVars::sample(&c.hashtag, &c.title, &c.id);
+        let mut vars = base.clone();
         vars.day = slot.day;
         vars.days_total = slot.days_total;
         vars.date = local.format("%Y-%m-%d").to_string();

@@ -11,13 +11,14 @@ use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
 use super::Format;
-use crate::campaign::{self, Campaign, Participation};
+use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
 use crate::network::NetworkKind;
-use crate::scheduler::{self, planner};
-use crate::store::{self, AccountId, NewAccount, NewPledge, OutboxState, Store};
+use crate::participation::{self, connect};
+use crate::scheduler;
+use crate::store::{self, AccountId, OutboxState, Store};
 
 /// What the CLI commands share: settings, store, vault, clock.
 pub struct Ctx {
@@ -87,7 +88,7 @@ impl Ctx {
     /// How long a stop waits for posts already on the wire: a lease, since a worker that
     /// died mid-send cannot hold a row longer than that.
     fn max_wait(&self) -> StdDuration {
-        StdDuration::from_secs(self.settings.scheduler.lease_secs + 5)
+        participation::max_wait(self.settings.scheduler.lease_secs)
     }
 
     pub(super) async fn me(
@@ -111,31 +112,18 @@ pub async fn add_sandbox(
 ) -> anyhow::Result<()> {
     let server = server
         .unwrap_or_else(|| format!("{}/sandbox", ctx.settings.public_url.trim_end_matches('/')));
-    let token = token.unwrap_or_else(random_token);
+    let account = connect::sandbox(name, &server, token)?;
     let me = ctx.me(None, "UTC").await?;
-    let sealed = ctx.vault()?.seal(token.as_bytes());
-    let id = ctx
-        .store
-        .add_account(
-            &NewAccount {
-                participant_id: me,
-                network: NetworkKind::Sandbox,
-                handle: name.to_string(),
-                server: Some(server.clone()),
-                credentials: sealed,
-            },
-            ctx.clock.now(),
-        )
-        .await?;
-    println!("added sandbox account {id} ({name}) posting to {server}");
+    let id = participation::save_account(
+        ctx.store.as_ref(),
+        &ctx.vault()?,
+        me,
+        &account,
+        ctx.clock.now(),
+    )
+    .await?;
+    println!("added sandbox account {id} {}", account.summary);
     Ok(())
-}
-
-fn random_token() -> String {
-    use rand::Rng;
-    let mut b = [0u8; 24];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 #[derive(Serialize)]
@@ -222,36 +210,18 @@ pub struct JoinArgs {
 pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
     let campaign = ctx.campaign(&args.campaign)?;
     let tz_name = args.tz.clone().unwrap_or_else(|| "UTC".into());
-    let tz: chrono_tz::Tz = match tz_name.parse() {
-        Ok(tz) => tz,
-        Err(_) => {
-            eprintln!(
-                "error: unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
-            );
+    let participation = match participation::choices(
+        &campaign,
+        &tz_name,
+        args.days.clone(),
+        args.every.as_deref(),
+    ) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("error: {msg}");
             return Ok(ExitCode::from(2));
         }
     };
-    let every = match args
-        .every
-        .as_deref()
-        .map(campaign::parse_duration)
-        .transpose()
-    {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: --every: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let participation = Participation {
-        tz,
-        days: args.days.clone(),
-        every,
-    };
-    if let Err(msg) = campaign.check_participation(&participation) {
-        eprintln!("error: {msg}");
-        return Ok(ExitCode::from(2));
-    }
     let me = ctx.me(args.name.as_deref(), &tz_name).await?;
     let mine: HashSet<i64> = ctx
         .store
@@ -290,34 +260,21 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             checked.unknown
         );
     }
-    let pledge_id = ctx
-        .store
-        .upsert_pledge(
-            &NewPledge {
-                participant_id: me,
-                campaign_id: campaign.id.clone(),
-                tz: tz_name.clone(),
-                days: args.days,
-                every_secs: every.map(|d| d.num_seconds()),
-                account_ids: args.accounts.iter().map(|&i| AccountId(i)).collect(),
-            },
-            now,
-        )
-        .await?;
-    let pledge = ctx
-        .store
-        .get_pledge(pledge_id)
-        .await?
-        .context("the pledge just written is gone")?;
     let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
-    let plan = planner::Planner::new(&campaign, spread)
-        .plan(&pledge, now)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let planned = plan.rows.len();
-    ctx.store.apply_plans(&[plan], now).await?;
+    let pledged = participation::pledge(
+        ctx.store.as_ref(),
+        &campaign,
+        me,
+        &participation,
+        &ids,
+        spread,
+        now,
+    )
+    .await?;
     println!(
-        "joined {} in {tz_name}: {planned} post(s) planned on {} account(s); see `picket status {}`",
+        "joined {} in {tz_name}: {} post(s) planned on {} account(s); see `picket status {}`",
         campaign.id,
+        pledged.planned,
         args.accounts.len(),
         campaign.id
     );
@@ -358,8 +315,7 @@ pub async fn withdraw(
     Ok(())
 }
 
-/// Delete this pledge's published notices from the networks, one by one; a failure is
-/// reported and the rest go on.
+/// Delete this pledge's published notices from the networks.
 async fn delete_published(
     ctx: &Ctx,
     me: store::ParticipantId,
@@ -368,43 +324,27 @@ async fn delete_published(
 ) -> anyhow::Result<()> {
     let vault = ctx.vault()?;
     let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
-    let rows = ctx.store.outbox_for(me, Some(campaign_id)).await?;
-    let (mut deleted, mut failed) = (0, 0);
-    for row in rows.iter().filter(|r| r.state == OutboxState::Published) {
-        if account.is_some_and(|a| a != row.account_id) {
-            continue;
-        }
-        let Some(remote_id) = &row.remote_id else {
-            continue;
-        };
-        let Some(acc) = ctx.store.get_account(row.account_id).await? else {
-            continue;
-        };
-        let answer = match (
-            networks.get(acc.network),
-            scheduler::verify::account_ref(&vault, &acc),
-        ) {
-            (Some(network), Ok(r)) => network
-                .delete(&r, remote_id)
-                .await
-                .map_err(|e| e.to_string()),
-            (None, _) => Err(format!("no adapter for {}", acc.network)),
-            (_, Err(e)) => Err(e),
-        };
-        match answer {
-            Ok(()) => deleted += 1,
-            Err(e) => {
-                failed += 1;
-                eprintln!(
-                    "could not delete {}: {e}",
-                    row.remote_url.as_deref().unwrap_or(remote_id)
-                );
-            }
-        }
+    let report = participation::delete_published(
+        ctx.store.as_ref(),
+        &networks,
+        &vault,
+        me,
+        Some(campaign_id),
+        account,
+    )
+    .await?;
+    for (post, why) in &report.failed {
+        eprintln!("could not delete {post}: {why}");
     }
-    println!("{deleted} published post(s) deleted from the networks");
-    if failed > 0 {
-        println!("{failed} could not be deleted (see above); delete them by hand");
+    println!(
+        "{} published post(s) deleted from the networks",
+        report.deleted
+    );
+    if !report.failed.is_empty() {
+        println!(
+            "{} could not be deleted (see above); delete them by hand",
+            report.failed.len()
+        );
     }
     Ok(())
 }

@@ -670,18 +670,20 @@ pub struct App {
     pub client_secret: String,
 }
 
-/// `POST /api/v1/apps` with the out-of-band redirect and `scopes`.
+/// `POST /api/v1/apps` with `scopes` and `redirect_uris` (one per line: the out-of-band
+/// redirect for the CLI and, on a web host, its callback, so one app serves both).
 pub async fn register_app(
     client: &reqwest::Client,
     server: &str,
     scopes: &str,
+    redirect_uris: &str,
 ) -> Result<App, EnrollError> {
     let resp = client
         .post(format!("{}/api/v1/apps", base(server)))
         .timeout(Duration::from_secs(30))
         .json(&serde_json::json!({
             "client_name": "picket",
-            "redirect_uris": OOB_REDIRECT,
+            "redirect_uris": redirect_uris,
             "scopes": scopes,
             "website": "https://github.com/picket-strike/picket",
         }))
@@ -740,13 +742,15 @@ impl Default for Pkce {
     }
 }
 
-/// The page where the participant approves picket; it shows a code to paste back.
+/// The page where the participant approves picket; it sends them to `redirect` with a
+/// code (or, with [`OOB_REDIRECT`], shows the code to paste back).
 pub fn authorize_url(
     server: &str,
     app: &App,
     scopes: &str,
     pkce: Option<&Pkce>,
     state: &str,
+    redirect: &str,
 ) -> String {
     let mut u = url::Url::parse(&format!("{}/oauth/authorize", base(server)))
         .expect("server URL was checked");
@@ -754,7 +758,7 @@ pub fn authorize_url(
         let mut q = u.query_pairs_mut();
         q.append_pair("response_type", "code")
             .append_pair("client_id", &app.client_id)
-            .append_pair("redirect_uri", OOB_REDIRECT)
+            .append_pair("redirect_uri", redirect)
             .append_pair("scope", scopes)
             .append_pair("state", state)
             // Lets someone with several accounts on one server pick the right one.
@@ -767,7 +771,8 @@ pub fn authorize_url(
     u.into()
 }
 
-/// Trade the pasted code for an access token at `/oauth/token`.
+/// Trade the code for an access token at `/oauth/token`; `redirect` is the one the
+/// authorize page was opened with.
 pub async fn exchange_code(
     client: &reqwest::Client,
     server: &str,
@@ -775,18 +780,24 @@ pub async fn exchange_code(
     scopes: &str,
     code: &str,
     pkce: Option<&Pkce>,
+    redirect: &str,
 ) -> Result<String, EnrollError> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("client_id", app.client_id.as_str()),
         ("client_secret", app.client_secret.as_str()),
-        ("redirect_uri", OOB_REDIRECT),
+        ("redirect_uri", redirect),
         ("scope", scopes),
     ];
     if let Some(p) = pkce {
         form.push(("code_verifier", p.verifier.as_str()));
     }
+    // Built before the request: the serializer is not `Send` and must not live across
+    // the await (the web's OAuth callback runs this on any worker thread).
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
     let resp = client
         .post(format!("{}/oauth/token", base(server)))
         .timeout(Duration::from_secs(30))
@@ -794,11 +805,7 @@ pub async fn exchange_code(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&form)
-                .finish(),
-        )
+        .body(body)
         .send()
         .await
         .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
@@ -1145,6 +1152,7 @@ mod tests {
             "write:statuses profile",
             Some(&pkce),
             "s",
+            OOB_REDIRECT,
         );
 
         let parsed = url::Url::parse(&u).unwrap();

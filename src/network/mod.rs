@@ -34,6 +34,19 @@ impl NetworkKind {
         NetworkKind::Sandbox,
     ];
 
+    /// The network's name as people write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            NetworkKind::Mastodon => "Mastodon",
+            NetworkKind::Bluesky => "Bluesky",
+            NetworkKind::Nostr => "Nostr",
+            NetworkKind::Misskey => "Misskey",
+            NetworkKind::X => "X",
+            NetworkKind::Threads => "Threads",
+            NetworkKind::Sandbox => "Sandbox",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NetworkKind::Mastodon => "mastodon",

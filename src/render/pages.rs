@@ -22,6 +22,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "signatures.html",
         include_str!("../../templates/signatures.html"),
     ),
+    ("join.html", include_str!("../../templates/join.html")),
+    (
+        "join_accounts.html",
+        include_str!("../../templates/join_accounts.html"),
+    ),
+    ("joined.html", include_str!("../../templates/joined.html")),
+    ("me.html", include_str!("../../templates/me.html")),
+    ("deleted.html", include_str!("../../templates/deleted.html")),
 ];
 
 /// Compiled page templates.

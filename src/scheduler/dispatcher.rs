@@ -31,7 +31,6 @@ use crate::clock::Clock;
 use crate::compose;
 use crate::config::{SchedulerSettings, Secret};
 use crate::crypto::Vault;
-use crate::network::NetworkKind;
 use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
 use crate::render::{ParticipantVars, PostRenderer, PostVars};
 use crate::store::{AccountId, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
@@ -298,7 +297,7 @@ impl Dispatcher {
         for a in self.store.accounts_of(&ids).await? {
             out.entry(a.participant_id)
                 .or_default()
-                .push((a.id, format!("{} {}", network_label(a.network), a.handle)));
+                .push((a.id, format!("{} {}", a.network.label(), a.handle)));
         }
         Ok(out)
     }
@@ -529,17 +528,4 @@ struct Ready {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "picket".into())
-}
-
-/// How a network is named in a post ("find me on ...").
-fn network_label(kind: NetworkKind) -> &'static str {
-    match kind {
-        NetworkKind::Mastodon => "Mastodon",
-        NetworkKind::Bluesky => "Bluesky",
-        NetworkKind::Nostr => "Nostr",
-        NetworkKind::Misskey => "Misskey",
-        NetworkKind::X => "X",
-        NetworkKind::Threads => "Threads",
-        NetworkKind::Sandbox => "Sandbox",
-    }
 }

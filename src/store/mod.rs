@@ -111,6 +111,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
     /// A participant's accounts that are not removed, oldest first.
     async fn list_accounts(&self, participant: ParticipantId) -> Result<Vec<Account>, StoreError>;
+    /// Some accounts (at most `limit`) of anyone on one server: an OAuth app registered
+    /// for one of them serves every account there.
+    async fn accounts_on_server(
+        &self,
+        network: NetworkKind,
+        server: &str,
+        limit: u32,
+    ) -> Result<Vec<Account>, StoreError>;
     /// The accounts (not removed) of several participants at once, by id: the dispatcher
     /// tells followers where else to find a striker.
     async fn accounts_of(&self, participants: &[ParticipantId])
@@ -149,6 +157,8 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<PledgeId, StoreError>;
     async fn get_pledge(&self, id: PledgeId) -> Result<Option<Pledge>, StoreError>;
+    /// Every pledge of a participant (active or withdrawn), in id order.
+    async fn pledges_of(&self, participant: ParticipantId) -> Result<Vec<Pledge>, StoreError>;
     /// Active pledges of a campaign with `id > after`, in id order, at most `limit`: page
     /// through a million pledges without loading them all.
     async fn active_pledges(
@@ -295,6 +305,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         campaign_id: &str,
     ) -> Result<Vec<(NetworkKind, u64)>, StoreError>;
+    /// People (signers and participants) who came through invitation code `code`.
+    async fn invited_count(&self, code: &str) -> Result<u64, StoreError>;
     /// Signatures per invitation code (`invited_by`), most first.
     async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError>;
 

@@ -177,6 +177,8 @@ pub struct NewParticipant {
     pub tz: String,
     /// A hash of their magic-link token; the token itself is never stored.
     pub access_token_hash: Option<String>,
+    /// The invitation code they came through, if any.
+    pub invited_by: Option<String>,
 }
 
 /// A connected account. `Debug` leaves the credentials out.

@@ -216,8 +216,9 @@ macro_rules! shared_store_impl {
             ) -> Result<ParticipantId, StoreError> {
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO participants \
-                     (name, email, email_canonical, tz, is_local, access_token_hash, invite_code, created_at) \
-                     VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7) RETURNING id",
+                     (name, email, email_canonical, tz, is_local, access_token_hash, invite_code, \
+                      invited_by, created_at) \
+                     VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(&new.name)
                 .bind(&new.email)
@@ -225,6 +226,7 @@ macro_rules! shared_store_impl {
                 .bind(&new.tz)
                 .bind(&new.access_token_hash)
                 .bind(new_invite_code())
+                .bind(&new.invited_by)
                 .bind(ms(now))
                 .fetch_one(&self.pool)
                 .await?;
@@ -335,6 +337,27 @@ macro_rules! shared_store_impl {
                 );
                 sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
                     .bind(participant.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Account::try_from)
+                    .collect()
+            }
+
+            async fn accounts_on_server(
+                &self,
+                network: crate::network::NetworkKind,
+                server: &str,
+                limit: u32,
+            ) -> Result<Vec<Account>, StoreError> {
+                let sql = format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                     WHERE network = $1 AND server = $2 AND status <> 'removed' ORDER BY id LIMIT $3"
+                );
+                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+                    .bind(network.as_str())
+                    .bind(server)
+                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?
                     .into_iter()
@@ -524,6 +547,28 @@ macro_rules! shared_store_impl {
                 let mut accounts = pledge_accounts(&mut conn, &[id.0]).await?;
                 let ids = accounts.remove(&id.0).unwrap_or_default();
                 row.into_pledge(ids).map(Some)
+            }
+
+            async fn pledges_of(
+                &self,
+                participant: ParticipantId,
+            ) -> Result<Vec<Pledge>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!(
+                    "SELECT {PLEDGE_COLUMNS} FROM pledges WHERE participant_id = $1 ORDER BY id"
+                );
+                let rows = sqlx::query_as::<_, PledgeRow>(AssertSqlSafe(sql))
+                    .bind(participant.0)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                let mut accounts = pledge_accounts(&mut conn, &ids).await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let ids = accounts.remove(&r.id).unwrap_or_default();
+                        r.into_pledge(ids)
+                    })
+                    .collect()
             }
 
             async fn active_pledges(
@@ -1202,6 +1247,17 @@ macro_rules! shared_store_impl {
                     .into_iter()
                     .map(|(code, n)| InviteCount { code, count: n as u64 })
                     .collect())
+            }
+
+            async fn invited_count(&self, code: &str) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM signatures WHERE invited_by = $1) \
+                          + (SELECT COUNT(*) FROM participants WHERE invited_by = $1)",
+                )
+                .bind(code)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n as u64)
             }
 
             async fn bulk_join(

@@ -16,6 +16,9 @@ pub enum WebError {
     /// The request could not be read at all (malformed body, wrong encoding).
     #[error("{0}")]
     BadRequest(String),
+    /// The visitor may not do this (not signed in, or not theirs).
+    #[error("{0}")]
+    Forbidden(String),
     /// This client sent too much too fast.
     #[error("Too many requests from your address: please wait a minute and try again.")]
     TooMany,
@@ -30,6 +33,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooMany => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

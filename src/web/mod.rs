@@ -5,7 +5,10 @@ mod api;
 mod campaign;
 mod error;
 pub mod guard;
+mod join;
+mod me;
 mod pages;
+pub mod session;
 pub mod signing;
 
 use std::sync::Arc;
@@ -33,6 +36,14 @@ pub struct AppState {
     pub sandbox: crate::sandbox::Receiver,
     /// Per-address budgets for public writes (signing).
     pub limits: guard::Limits,
+    /// Seals the credentials of accounts connected in the browser.
+    pub vault: crate::crypto::Vault,
+    /// For checking and deleting a participant's posts ("delete my published notices").
+    pub networks: crate::network::Networks,
+    /// Wakes the dispatcher when a pledge adds posts that may be due at once.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Mastodon OAuth authorizations waiting for the server's callback.
+    pub oauth: join::PendingAuthorizations,
 }
 
 impl AppState {
@@ -71,6 +82,17 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
+        .route("/c/{id}/join", get(join::form).post(join::start))
+        .route("/c/{id}/join/accounts", get(join::accounts))
+        .route("/c/{id}/join/confirm", post(join::confirm))
+        .route("/connect/mastodon/callback", get(join::mastodon_callback))
+        .route("/connect/{network}", post(join::connect_account))
+        .route("/me", get(me::page))
+        .route("/me/withdraw", post(me::withdraw))
+        .route("/me/accounts/remove", post(me::remove_account))
+        .route("/me/delete", post(me::delete_all))
+        .route("/me/logout", post(me::logout))
+        .route("/me/strike.ics", get(me::calendar))
         .merge(api_routes())
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)

@@ -58,6 +58,10 @@ impl Signer {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
 }
 
 fn parse_email(e: &str) -> Result<String, String> {

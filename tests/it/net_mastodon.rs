@@ -702,3 +702,95 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
     assert_eq!(retry, first);
     assert_eq!(mock.tagged(&tag).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_connects_a_mastodon_account_in_the_browser_through_the_servers_oauth_page() {
+    // Arrange: a user on the server, and a newcomer at step 2 of joining.
+    let Some(url) = server_url() else { return };
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("web").await;
+    let site = crate::join::Site::start().await;
+    let browser = site.visitor();
+    let join = browser.get("/c/social-media-strike/join").await;
+    let step1 = browser
+        .post(
+            "/c/social-media-strike/join",
+            &[
+                ("csrf", &join.field("csrf")),
+                ("name", "Web"),
+                ("tz", "Europe/Lisbon"),
+                ("day", "2027-07-04"),
+            ],
+        )
+        .await;
+    let step2 = browser.get(step1.location.as_deref().unwrap()).await;
+
+    // Act: type the server; picket registers itself and sends the browser to the server's
+    // authorize page; the person allows it there; the server sends them back with a code.
+    let to_server = browser
+        .post(
+            "/connect/mastodon",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("server", &url),
+            ],
+        )
+        .await;
+    let authorize = url::Url::parse(
+        to_server
+            .location
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} {}", to_server.status, to_server.html)),
+    )
+    .unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    let allowed = browser
+        .http
+        .post(format!("{url}/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("username", &username),
+            ("client_id", &q["client_id"]),
+            ("redirect_uri", &q["redirect_uri"]),
+            ("scope", &q["scope"]),
+            ("state", &q["state"]),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    // The server answers with a redirect the test follows by hand, as a browser would.
+    let callback = allowed.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches(&site.base)
+        .to_string();
+    let back = browser.get(&callback).await;
+    let step2_again = browser.get(back.location.as_deref().unwrap()).await;
+
+    // Assert
+    assert_eq!(to_server.status, reqwest::StatusCode::SEE_OTHER);
+    assert!(
+        authorize
+            .as_str()
+            .starts_with(&format!("{url}/oauth/authorize?"))
+    );
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{}/connect/mastodon/callback", site.base)
+    );
+    assert_eq!(
+        q["scope"], "write:statuses read:accounts",
+        "only what posting needs"
+    );
+    assert_eq!(back.status, reqwest::StatusCode::SEE_OTHER, "{}", back.html);
+    assert!(
+        step2_again.html.contains("Connected your Mastodon account"),
+        "{}",
+        step2_again.html
+    );
+    assert!(step2_again.html.contains(&username), "{}", step2_again.html);
+    // A replayed callback (the state is single-use) is refused with a message.
+    let replay = browser.get(&callback).await;
+    assert_eq!(replay.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -115,6 +115,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 email_canonical: Some(format!("{name}@example.org")),
                 tz: "Europe/Berlin".into(),
                 access_token_hash: Some(format!("hash-{name}")),
+                invited_by: None,
             },
             t0(),
         )

@@ -1,0 +1,288 @@
+//! Connecting an account of each network, for the CLI (`picket account add ...`) and the
+//! join pages alike: check what the person gave, talk to the network once to prove it
+//! works, and hand back the credentials to seal. Nothing here stores or prints anything.
+
+use std::time::Duration;
+
+use crate::config::Secret;
+use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
+use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
+use crate::network::{self, NetworkKind, bluesky};
+
+/// An account ready to be sealed and stored. `Debug` leaves the credentials out.
+#[derive(Debug)]
+pub struct Connected {
+    pub network: NetworkKind,
+    pub handle: String,
+    pub server: Option<String>,
+    pub credentials: Secret,
+    /// What was connected and what it allows, after "<network> account <id>".
+    pub summary: String,
+}
+
+/// Why an account could not be connected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// What the person typed is wrong: the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    /// The network refused or did not answer.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A sandbox account: posts go to the receiver at `server` (by default the one `picket
+/// serve` runs at `/sandbox`).
+pub fn sandbox(name: &str, server: &str, token: Option<String>) -> Result<Connected, ConnectError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ConnectError::Invalid(
+            "Give the sandbox account a name of 1 to 64 characters.".into(),
+        ));
+    }
+    Ok(Connected {
+        network: NetworkKind::Sandbox,
+        handle: name.to_string(),
+        server: Some(server.to_string()),
+        credentials: Secret::new(token.unwrap_or_else(super::new_access_token)),
+        summary: format!("({name}) posting to {server}"),
+    })
+}
+
+/// A Bluesky account: resolve the handle, sign in once with the app password; the session
+/// (and the app password, to sign in again if the session is lost) is what gets sealed.
+pub async fn bluesky(
+    handle: &str,
+    app_password: &str,
+    service: Option<&str>,
+) -> Result<Connected, ConnectError> {
+    let handle = handle.trim().trim_start_matches('@');
+    if handle.is_empty() || !handle.contains('.') {
+        return Err(ConnectError::Invalid(
+            "Give your full Bluesky handle, such as alex.bsky.social.".into(),
+        ));
+    }
+    if app_password.trim().is_empty() {
+        return Err(ConnectError::Invalid(
+            "Give an app password (Bluesky: Settings → Privacy and security → App passwords)."
+                .into(),
+        ));
+    }
+    let client = network::http_client();
+    let creds = bluesky::connect(&client, handle, app_password.trim(), service)
+        .await
+        .map_err(|e| ConnectError::Failed(format!("connecting {handle}: {e}")))?;
+    Ok(Connected {
+        network: NetworkKind::Bluesky,
+        handle: creds.handle.clone(),
+        server: Some(creds.pds.clone()),
+        summary: format!("(@{} {}) on {}", creds.handle, creds.did, creds.pds),
+        credentials: creds.to_secret(),
+    })
+}
+
+/// The relays of a Nostr account, checked (each argument may hold several).
+pub fn nostr_relays(relays: &[String]) -> Result<Vec<String>, ConnectError> {
+    let relays = relays
+        .iter()
+        .flat_map(|r| nostr::relays_of(r))
+        .map(|r| nostr::check_relay_url(&r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ConnectError::Invalid)?;
+    if relays.is_empty() {
+        return Err(ConnectError::Invalid(
+            "Give at least one relay (wss://...).".into(),
+        ));
+    }
+    Ok(relays)
+}
+
+/// A Nostr identity signing with its secret key (picket then holds it, sealed).
+pub fn nostr_key(relays: Vec<String>, nsec: &str) -> Result<Connected, ConnectError> {
+    let keys = nostr::parse_secret_key(nsec).map_err(ConnectError::Invalid)?;
+    let credentials = NostrCredentials::Key {
+        secret_key: keys.secret_key().to_secret_hex(),
+    };
+    Ok(nostr_account(
+        relays,
+        nostr::npub(&keys.public_key()),
+        &credentials,
+    ))
+}
+
+/// A Nostr identity signing through a NIP-46 remote signer: the key stays with its owner.
+/// A human may have to approve picket in their signer app, hence the long `wait`.
+pub async fn nostr_bunker(
+    relays: Vec<String>,
+    uri: &str,
+    wait: Duration,
+) -> Result<Connected, ConnectError> {
+    let client = nostr::generate_client_keys();
+    let (session, secret) = Bunker::new(uri.trim(), client).map_err(ConnectError::Invalid)?;
+    let user = session
+        .connect(secret, wait)
+        .await
+        .map_err(|e| ConnectError::Failed(format!("the remote signer did not connect: {e}")))?;
+    let credentials = NostrCredentials::Bunker {
+        uri: nostr::bunker_uri_without_secret(uri.trim()),
+        client_secret_key: session.client.secret_key().to_secret_hex(),
+        user_public_key: user.to_hex(),
+    };
+    Ok(nostr_account(relays, nostr::npub(&user), &credentials))
+}
+
+fn nostr_account(relays: Vec<String>, handle: String, credentials: &NostrCredentials) -> Connected {
+    let server = relays.join(" ");
+    Connected {
+        network: NetworkKind::Nostr,
+        summary: format!("({handle}) posting to {server}"),
+        handle,
+        server: Some(server),
+        credentials: credentials.to_secret(),
+    }
+}
+
+/// A Mastodon-API server, as the person typed it, with what it says about itself.
+pub struct MastodonServer {
+    pub url: String,
+    pub info: mastodon::ServerInfo,
+}
+
+/// Check the address and read the server's limits and software (once, at enrollment).
+pub async fn mastodon_server(server: &str) -> Result<MastodonServer, ConnectError> {
+    let url =
+        mastodon::normalise_server(server).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let info = mastodon::discover(&network::http_client(), &url)
+        .await
+        .map_err(|e| ConnectError::Failed(format!("reading what {url} allows: {e}")))?;
+    Ok(MastodonServer { url, info })
+}
+
+/// An OAuth authorization under way: what the callback needs to finish it.
+pub struct MastodonAuthorization {
+    pub server: MastodonServer,
+    pub app: App,
+    pub pkce: Option<Pkce>,
+    pub redirect: String,
+    /// The page to send the participant to.
+    pub url: String,
+}
+
+/// Start OAuth: register picket with the server unless `known` already is, and build the
+/// authorize page's address. `redirect` is where the server sends the code back.
+pub async fn mastodon_authorize(
+    server: MastodonServer,
+    known: Option<App>,
+    redirect: &str,
+    register_redirects: &str,
+    state: &str,
+) -> Result<MastodonAuthorization, ConnectError> {
+    let app = match known {
+        Some(app) => app,
+        None => mastodon::register_app(
+            &network::http_client(),
+            &server.url,
+            server.info.scopes(),
+            register_redirects,
+        )
+        .await
+        .map_err(|e| ConnectError::Failed(e.to_string()))?,
+    };
+    let pkce = server.info.pkce_s256.then(Pkce::new);
+    let url = mastodon::authorize_url(
+        &server.url,
+        &app,
+        server.info.scopes(),
+        pkce.as_ref(),
+        state,
+        redirect,
+    );
+    Ok(MastodonAuthorization {
+        server,
+        app,
+        pkce,
+        redirect: redirect.to_string(),
+        url,
+    })
+}
+
+/// Finish OAuth: trade the code for a token, then connect with it.
+pub async fn mastodon_code(
+    auth: MastodonAuthorization,
+    code: &str,
+) -> Result<Connected, ConnectError> {
+    let code = code.trim();
+    if code.is_empty() {
+        return Err(ConnectError::Invalid(
+            "No code came back from the server: try connecting again.".into(),
+        ));
+    }
+    let token = mastodon::exchange_code(
+        &network::http_client(),
+        &auth.server.url,
+        &auth.app,
+        auth.server.info.scopes(),
+        code,
+        auth.pkce.as_ref(),
+        &auth.redirect,
+    )
+    .await
+    .map_err(|e| ConnectError::Failed(e.to_string()))?;
+    mastodon_token(auth.server, &token, Some(auth.app)).await
+}
+
+/// Connect with a token (pasted, or from OAuth): verify it and seal it with the server's
+/// limits and software, so the adapter can apply them.
+pub async fn mastodon_token(
+    server: MastodonServer,
+    token: &str,
+    app: Option<App>,
+) -> Result<Connected, ConnectError> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ConnectError::Invalid("The token is empty.".into()));
+    }
+    let who = mastodon::verify_token(&network::http_client(), &server.url, token)
+        .await
+        .map_err(|e| {
+            ConnectError::Failed(format!(
+                "checking the token with {}: {}",
+                server.url,
+                mastodon::EnrollError::from(e)
+            ))
+        })?;
+    let handle = who.handle(&server.url);
+    let info = &server.info;
+    let creds = MastodonCredentials {
+        token: token.to_string(),
+        account_id: Some(who.id.clone()),
+        software: info.software.clone(),
+        max_characters: info.max_characters,
+        characters_reserved_per_url: info.characters_reserved_per_url,
+        client_id: app.as_ref().map(|a| a.client_id.clone()),
+        client_secret: app.map(|a| a.client_secret),
+    };
+    Ok(Connected {
+        network: NetworkKind::Mastodon,
+        summary: format!(
+            "({handle}) on {}: {}, {} characters per post",
+            server.url,
+            info.software.as_deref().unwrap_or("unknown software"),
+            info.max_characters.unwrap_or(500),
+        ),
+        handle,
+        server: Some(server.url),
+        credentials: Secret::new(creds.to_json()),
+    })
+}
+
+/// The OAuth app an earlier enrollment registered on `server`, from the sealed credentials
+/// of any account there (the app is per server, not per person).
+pub fn app_of(vault: &crate::crypto::Vault, credentials: &[u8]) -> Option<App> {
+    let plain = vault.open_sealed(credentials).ok()?;
+    let creds = MastodonCredentials::parse(&String::from_utf8_lossy(&plain));
+    Some(App {
+        client_id: creds.client_id?,
+        client_secret: creds.client_secret?,
+    })
+}

@@ -1,0 +1,201 @@
+//! What a participant does, shared by the CLI and the web pages: choose how to strike,
+//! connect accounts, pledge (the posts are planned at once, so they can be shown), and
+//! undo it all: withdraw, delete published notices, delete every trace of themself.
+//!
+//! The CLI and the web differ only in how they talk to the person; the rules live here
+//! once, so a pledge made in a browser is the same as one made on the command line.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+use crate::campaign::{self, Campaign, Participation};
+use crate::crypto::Vault;
+use crate::network::Networks;
+use crate::scheduler::{self, planner};
+use crate::store::{
+    AccountId, NewAccount, NewPledge, OutboxState, ParticipantId, PledgeId, Store, StoreError,
+};
+
+pub mod connect;
+pub use connect::Connected;
+
+/// A participant's choices, read from what they typed. The error says what to change.
+pub fn choices(
+    campaign: &Campaign,
+    tz: &str,
+    days: Option<Vec<NaiveDate>>,
+    every: Option<&str>,
+) -> Result<Participation, String> {
+    let tz_name = tz.trim();
+    let tz: Tz = tz_name.parse().map_err(|_| {
+        format!("unknown time zone “{tz_name}”: use an IANA name such as Europe/Berlin")
+    })?;
+    let every = every
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(campaign::parse_duration)
+        .transpose()
+        .map_err(|e| format!("cadence: {e}"))?;
+    let p = Participation { tz, days, every };
+    campaign.check_participation(&p)?;
+    Ok(p)
+}
+
+/// What [`pledge`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Pledged {
+    pub pledge: PledgeId,
+    /// Posts planned (one per slot and account).
+    pub planned: usize,
+}
+
+/// Pledge `accounts` of `participant` to `campaign` with choices `p`, and plan the posts
+/// now: a participant sees what will be posted the moment they confirm, without waiting
+/// for the planner's next round. Joining again replaces the earlier choices.
+pub async fn pledge(
+    store: &dyn Store,
+    campaign: &Campaign,
+    participant: ParticipantId,
+    p: &Participation,
+    accounts: &[AccountId],
+    jitter: chrono::Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Pledged> {
+    let pledge_id = store
+        .upsert_pledge(
+            &NewPledge {
+                participant_id: participant,
+                campaign_id: campaign.id.clone(),
+                tz: p.tz.name().to_string(),
+                days: p.days.clone(),
+                every_secs: p.every.map(|d| d.num_seconds()),
+                account_ids: accounts.to_vec(),
+            },
+            now,
+        )
+        .await?;
+    let pledge = store
+        .get_pledge(pledge_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the pledge just written is gone"))?;
+    let plan = planner::Planner::new(campaign, jitter)
+        .plan(&pledge, now)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let planned = plan.rows.len();
+    store.apply_plans(&[plan], now).await?;
+    Ok(Pledged {
+        pledge: pledge_id,
+        planned,
+    })
+}
+
+/// How long a stop waits for posts already on the wire: a lease, since a worker that died
+/// mid-send cannot hold a row longer than that.
+pub fn max_wait(lease_secs: u64) -> StdDuration {
+    StdDuration::from_secs(lease_secs + 5)
+}
+
+/// Seal an account's credentials and store it for `participant`.
+pub async fn save_account(
+    store: &dyn Store,
+    vault: &Vault,
+    participant: ParticipantId,
+    account: &Connected,
+    now: DateTime<Utc>,
+) -> Result<AccountId, StoreError> {
+    store
+        .add_account(
+            &NewAccount {
+                participant_id: participant,
+                network: account.network,
+                handle: account.handle.clone(),
+                server: account.server.clone(),
+                credentials: vault.seal(account.credentials.expose().as_bytes()),
+            },
+            now,
+        )
+        .await
+}
+
+/// What [`delete_published`] did.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    pub deleted: usize,
+    /// (link or remote id, why) of each notice that could not be deleted.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Delete the participant's published notices (of one campaign, or all; of one account,
+/// or all) from the networks, one by one; a failure is reported and the rest go on.
+pub async fn delete_published(
+    store: &dyn Store,
+    networks: &Networks,
+    vault: &Vault,
+    participant: ParticipantId,
+    campaign_id: Option<&str>,
+    account: Option<AccountId>,
+) -> Result<Deleted, StoreError> {
+    let rows = store.outbox_for(participant, campaign_id).await?;
+    let mut report = Deleted::default();
+    for row in rows.iter().filter(|r| r.state == OutboxState::Published) {
+        if account.is_some_and(|a| a != row.account_id) {
+            continue;
+        }
+        let Some(remote_id) = &row.remote_id else {
+            continue;
+        };
+        let Some(acc) = store.get_account(row.account_id).await? else {
+            continue;
+        };
+        let answer = match (
+            networks.get(acc.network),
+            scheduler::verify::account_ref(vault, &acc),
+        ) {
+            (Some(network), Ok(r)) => network
+                .delete(&r, remote_id)
+                .await
+                .map_err(|e| e.to_string()),
+            (None, _) => Err(format!("no adapter for {}", acc.network)),
+            (_, Err(e)) => Err(e),
+        };
+        match answer {
+            Ok(()) => report.deleted += 1,
+            Err(e) => report.failed.push((
+                row.remote_url.clone().unwrap_or_else(|| remote_id.clone()),
+                e,
+            )),
+        }
+    }
+    Ok(report)
+}
+
+/// A magic-link token: shown (or mailed) once; only its hash is stored.
+pub fn new_access_token() -> String {
+    use rand::Rng;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The stored form of a magic-link token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_stored_only_as_its_hash_and_each_token_is_new() {
+        let (a, b) = (new_access_token(), new_access_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), a);
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+}

@@ -1,0 +1,627 @@
+//! Joining in the browser, as HTTP: the three join steps, connecting a sandbox account,
+//! the preview, the magic link, `/me` (posts, withdraw, remove, delete everything, the
+//! calendar), and their error paths. Against the same `Application` `picket serve` runs,
+//! posting for real to its built-in sandbox.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use picket::app::Application;
+use picket::clock::SystemClock;
+use picket::config::Settings;
+use picket::sandbox::Receiver;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{posts_at_start, window_campaign};
+
+const BUNDLED: &str = "social-media-strike";
+
+pub(crate) struct Site {
+    pub(crate) base: String,
+    sandbox: Receiver,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Site {
+    /// A picket with the bundled campaign and `soon`, a strike window opening in a few
+    /// seconds with two notices at its start; its public address is its real one, so its
+    /// built-in sandbox receives the posts.
+    pub(crate) async fn start() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let campaigns = dir.path().join("campaigns");
+        std::fs::create_dir(&campaigns).unwrap();
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+        for f in ["social-media-strike.toml", "declaration.md"] {
+            std::fs::copy(bundled.join(f), campaigns.join(f)).unwrap();
+        }
+        let now = Utc::now();
+        std::fs::write(
+            campaigns.join("soon.toml"),
+            window_campaign(
+                "soon",
+                now + chrono::Duration::seconds(6),
+                now + chrono::Duration::hours(2),
+                &posts_at_start(2, "30m"),
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut settings = Settings {
+            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
+            campaigns_dir: campaigns,
+            bind: format!("127.0.0.1:{port}").parse().unwrap(),
+            public_url: format!("http://127.0.0.1:{port}"),
+            rate_limits: false,
+            ..Settings::default()
+        };
+        settings.scheduler.jitter_secs = 0;
+        let app = Application::build(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let sandbox = app.state().sandbox.clone();
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone()));
+        Site {
+            base: format!("http://127.0.0.1:{port}"),
+            sandbox,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn visitor(&self) -> Visitor {
+        Visitor {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// One browser: keeps its cookies, does not follow redirects (tests look at them).
+pub(crate) struct Visitor {
+    base: String,
+    pub(crate) http: reqwest::Client,
+    cookies: Mutex<BTreeMap<String, String>>,
+}
+
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    /// With the entities tera writes in attributes decoded, as a browser reads them.
+    pub(crate) html: String,
+}
+
+impl Page {
+    /// The value of the first hidden/input field `name`.
+    pub(crate) fn field(&self, name: &str) -> String {
+        self.html
+            .split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.html))
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn decode(html: &str) -> String {
+    html.replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+        .replace("&#x3D;", "=")
+}
+
+impl Visitor {
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Page {
+        let jar = self
+            .cookies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let resp = req.header(COOKIE, jar).send().await.unwrap();
+        for c in resp.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            let mut jar = self.cookies.lock().unwrap();
+            if attrs.contains("Max-Age=0") {
+                jar.remove(k);
+            } else {
+                jar.insert(k.to_string(), v.to_string());
+            }
+        }
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get(LOCATION)
+                .map(|l| l.to_str().unwrap().to_string()),
+            html: decode(&resp.text().await.unwrap()),
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await
+    }
+
+    fn signed_in(&self) -> bool {
+        self.cookies.lock().unwrap().contains_key("picket_me")
+    }
+
+    /// Step 1 and a sandbox account; returns the accounts page (step 2).
+    async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
+        let form = self.get(&format!("/c/{campaign}/join")).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.html);
+        let csrf = form.field("csrf");
+        let mut fields = vec![("csrf", csrf.as_str()), ("name", "Zoë <b>Q</b>")];
+        fields.extend_from_slice(extra);
+        // Unless told otherwise, send the days the form has ticked, as a browser does.
+        let ticked: Vec<String> = form
+            .html
+            .split("name=\"day\" value=\"")
+            .skip(1)
+            .map(|p| p.split('"').next().unwrap().to_string())
+            .collect();
+        if !extra.iter().any(|(k, _)| *k == "day") {
+            fields.extend(ticked.iter().map(|d| ("day", d.as_str())));
+        }
+        let step1 = self.post(&format!("/c/{campaign}/join"), &fields).await;
+        assert_eq!(step1.status, StatusCode::SEE_OTHER, "{}", step1.html);
+        assert!(self.signed_in());
+        let accounts_url = step1.location.unwrap();
+        let step2 = self.get(&accounts_url).await;
+        assert_eq!(step2.status, StatusCode::OK, "{}", step2.html);
+        let connected = self
+            .post(
+                "/connect/sandbox",
+                &[
+                    ("csrf", &step2.field("csrf")),
+                    ("back", &step2.field("back")),
+                    ("name", "zoe-sandbox"),
+                ],
+            )
+            .await;
+        assert_eq!(connected.status, StatusCode::SEE_OTHER);
+        let back = connected.location.unwrap();
+        assert!(back.starts_with(&accounts_url), "{back}");
+        let page = self.get(&back).await;
+        assert!(
+            page.html.contains("Connected your Sandbox account"),
+            "{}",
+            page.html
+        );
+        page
+    }
+
+    /// Confirm step 2 with every account shown.
+    pub(crate) async fn confirm(&self, campaign: &str, step2: &Page) -> Page {
+        let mut form: Vec<(&str, String)> = vec![
+            ("csrf", step2.field("csrf")),
+            ("tz", step2.field("tz")),
+            ("every", step2.field("every")),
+        ];
+        for piece in step2.html.split("name=\"day\" value=\"").skip(1) {
+            form.push(("day", piece.split('"').next().unwrap().to_string()));
+        }
+        for piece in step2.html.split("name=\"account\" value=\"").skip(1) {
+            form.push(("account", piece.split('"').next().unwrap().to_string()));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(&format!("/c/{campaign}/join/confirm"), &form)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notice_goes_out_once() {
+    // Arrange
+    let site = Site::start().await;
+    let browser = site.visitor();
+    let step2 = browser
+        .join_with_sandbox("soon", &[("tz", "Asia/Kolkata")])
+        .await;
+    assert!(
+        step2.html.contains("On #TestStrike strike") || step2.html.contains("#TestStrike"),
+        "the preview shows the rendered notices: {}",
+        step2.html
+    );
+    assert!(
+        step2.html.contains("IST"),
+        "times are shown in the participant's zone"
+    );
+    assert!(
+        step2.html.contains("Zoë &lt;b&gt;Q&lt;/b&gt;"),
+        "the name is escaped"
+    );
+
+    // Act
+    let joined = browser.confirm("soon", &step2).await;
+
+    // Assert
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+    assert!(
+        joined.html.contains("2 post(s) planned from 1 account(s)"),
+        "{}",
+        joined.html
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while site.sandbox.report().created < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = site.sandbox.report();
+    assert_eq!(report.created, 2, "{report:?}");
+    assert_eq!(report.duplicate_slots, 0);
+    let posts = site.sandbox.posts();
+    assert!(
+        posts.iter().all(|p| p.text.contains("#TestStrike")),
+        "{posts:?}"
+    );
+    // The participant's page lists them as published, with their links.
+    let mut me = browser.get("/me").await;
+    for _ in 0..20 {
+        if me.html.matches("class=\"published\"").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        me = browser.get("/me").await;
+    }
+    assert_eq!(
+        me.html.matches("class=\"published\"").count(),
+        2,
+        "{}",
+        me.html
+    );
+    assert!(
+        !me.html.contains("href=\"sandbox:"),
+        "only web addresses become links: {}",
+        me.html
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_stops_the_posts() {
+    // Arrange: joined the bundled campaign (July, far away) in one browser.
+    let site = Site::start().await;
+    let first = site.visitor();
+    let step2 = first
+        .join_with_sandbox(BUNDLED, &[("tz", "Pacific/Chatham"), ("every", "2h")])
+        .await;
+    let joined = first.confirm(BUNDLED, &step2).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+    let link = joined
+        .html
+        .split("id=\"magic-link\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = link.trim_start_matches(&site.base).to_string();
+    assert!(path.starts_with("/me?t="), "{link}");
+
+    // Act: another browser opens the link.
+    let second = site.visitor();
+    let opened = second.get(&path).await;
+    let me = second.get("/me").await;
+
+    // Assert: signed in, the token gone from the address, the pledge and its posts shown.
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    assert_eq!(opened.location.as_deref(), Some("/me"));
+    assert_eq!(me.status, StatusCode::OK);
+    assert!(me.html.contains("striking"), "{}", me.html);
+    assert!(me.html.contains("Pacific/Chatham"));
+    assert!(me.html.contains("a notice every 2h"), "{}", me.html);
+    let scheduled = me.html.matches("class=\"scheduled\"").count();
+    assert!(
+        scheduled > 10,
+        "the reminder, daily and every-2h notices: {scheduled}"
+    );
+
+    // Act: withdraw from the second browser.
+    let withdrawn = second
+        .post(
+            "/me/withdraw",
+            &[("csrf", &me.field("csrf")), ("campaign", BUNDLED)],
+        )
+        .await;
+    let after = second.get(withdrawn.location.as_deref().unwrap()).await;
+
+    // Assert
+    assert_eq!(withdrawn.status, StatusCode::SEE_OTHER);
+    assert!(
+        after
+            .html
+            .contains(&format!("{scheduled} scheduled post(s) cancelled")),
+        "{}",
+        after.html
+    );
+    assert!(after.html.contains("withdrawn"));
+    assert_eq!(after.html.matches("class=\"scheduled\"").count(), 0);
+    // An unknown link is a 404, and signs no one in.
+    let stranger = site.visitor();
+    let bad = stranger.get(&format!("/me?t={}", "0".repeat(64))).await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+    assert!(!stranger.signed_in());
+    assert_eq!(stranger.get("/me").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_holds_the_strike_days_at_midnight_in_the_participants_zone() {
+    let site = Site::start().await;
+    let browser = site.visitor();
+    let step2 = browser
+        .join_with_sandbox(BUNDLED, &[("tz", "Asia/Kolkata"), ("day", "2027-07-05")])
+        .await;
+    assert_eq!(
+        browser.confirm(BUNDLED, &step2).await.status,
+        StatusCode::OK
+    );
+
+    let ics = browser.get("/me/strike.ics").await;
+
+    assert_eq!(ics.status, StatusCode::OK);
+    assert!(ics.html.starts_with("BEGIN:VCALENDAR"), "{}", ics.html);
+    // 2027-07-05 00:00 in Kolkata (UTC+5:30) is 2027-07-04 18:30 UTC; only that day.
+    assert!(
+        ics.html.contains("DTSTART:20270704T183000Z"),
+        "{}",
+        ics.html
+    );
+    assert!(ics.html.contains("DTEND:20270705T183000Z"), "{}", ics.html);
+    assert_eq!(ics.html.matches("(day ").count(), 1, "{}", ics.html);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working() {
+    let site = Site::start().await;
+    let browser = site.visitor();
+    let step2 = browser.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
+    let joined = browser.confirm(BUNDLED, &step2).await;
+    let link = joined
+        .html
+        .split("id=\"magic-link\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .trim_start_matches(&site.base)
+        .to_string();
+    let me = browser.get("/me").await;
+
+    let unconfirmed = browser
+        .post("/me/delete", &[("csrf", &me.field("csrf"))])
+        .await;
+    let deleted = browser
+        .post(
+            "/me/delete",
+            &[("csrf", &me.field("csrf")), ("confirm", "on")],
+        )
+        .await;
+
+    assert_eq!(
+        unconfirmed.status,
+        StatusCode::SEE_OTHER,
+        "asks to tick the box"
+    );
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.html);
+    assert!(deleted.html.contains("Everything is deleted"));
+    assert!(!browser.signed_in(), "signed out");
+    let stats: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/campaigns/{BUNDLED}/stats", site.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(stats["strikers"], 0, "{stats}");
+    assert_eq!(
+        site.visitor().get(&link).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_join_input_gets_a_4xx_with_a_message_never_a_500() {
+    let site = Site::start().await;
+    let v = site.visitor();
+    let form = v.get(&format!("/c/{BUNDLED}/join")).await;
+    let csrf = form.field("csrf");
+    let step1 = |fields: Vec<(&'static str, String)>| {
+        let v = &v;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, x)| (*k, x.as_str())).collect();
+            v.post(&format!("/c/{BUNDLED}/join"), &f).await
+        }
+    };
+
+    let no_csrf = step1(vec![("name", "A".into()), ("tz", "UTC".into())]).await;
+    let bad_zone = step1(vec![
+        ("csrf", csrf.clone()),
+        ("name", "A".into()),
+        ("tz", "Mars/Olympus".into()),
+        ("day", "2027-07-04".into()),
+    ])
+    .await;
+    let no_day = step1(vec![
+        ("csrf", csrf.clone()),
+        ("name", "A".into()),
+        ("tz", "UTC".into()),
+    ])
+    .await;
+    let wrong_day = step1(vec![
+        ("csrf", csrf.clone()),
+        ("name", "A".into()),
+        ("tz", "UTC".into()),
+        ("day", "2027-07-09".into()),
+    ])
+    .await;
+    let too_often = step1(vec![
+        ("csrf", csrf.clone()),
+        ("name", "A".into()),
+        ("tz", "UTC".into()),
+        ("day", "2027-07-04".into()),
+        ("every", "5m".into()),
+    ])
+    .await;
+    let no_name = step1(vec![
+        ("csrf", csrf.clone()),
+        ("tz", "UTC".into()),
+        ("day", "2027-07-04".into()),
+    ])
+    .await;
+    let not_utf8 = v
+        .send(
+            v.http
+                .post(format!("{}/c/{BUNDLED}/join", v.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(vec![b'n', b'a', b'm', b'e', b'=', 0xff, 0xfe]),
+        )
+        .await;
+
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert!(no_csrf.html.contains("please send it again"));
+    assert_eq!(bad_zone.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_zone.html.contains("unknown time zone “Mars/Olympus”"),
+        "{}",
+        bad_zone.html
+    );
+    assert!(
+        bad_zone.html.contains("value=\"Mars/Olympus\""),
+        "what was typed is kept"
+    );
+    assert_eq!(no_day.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_day.html.contains("Choose at least one strike day"));
+    assert_eq!(wrong_day.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong_day.html.contains("2027-07-09 is not a day of the"),
+        "{}",
+        wrong_day.html
+    );
+    assert_eq!(too_often.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        too_often.html.contains("more often than"),
+        "{}",
+        too_often.html
+    );
+    assert_eq!(no_name.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_name.html.contains("Please give a name"));
+    assert_eq!(not_utf8.status, StatusCode::BAD_REQUEST);
+    assert!(!v.signed_in(), "no participant made from bad input");
+
+    // Signed in: confirming without an account, or with someone else's, is refused.
+    let step2 = v.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
+    let other = site.visitor();
+    let other_step2 = other.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
+    let others_account = other_step2
+        .html
+        .split("name=\"account\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = format!("/c/{BUNDLED}/join/confirm");
+    let base = [
+        ("csrf", step2.field("csrf")),
+        ("tz", "UTC".to_string()),
+        ("day", "2027-07-04".to_string()),
+    ];
+    let none: Vec<(&str, &str)> = base.iter().map(|(k, x)| (*k, x.as_str())).collect();
+    let mut theirs = none.clone();
+    theirs.push(("account", &others_account));
+    let without = v.post(&path, &none).await;
+    let stolen = v.post(&path, &theirs).await;
+    let unknown_network = v
+        .post("/connect/myspace", &[("csrf", &step2.field("csrf"))])
+        .await;
+    let not_signed_in = site
+        .visitor()
+        .post(&path, &[("csrf", "x"), ("tz", "UTC")])
+        .await;
+    let no_campaign = v.get("/c/nope/join").await;
+
+    assert_eq!(without.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(without.html.contains("Connect an account and tick it"));
+    assert_eq!(stolen.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(stolen.html.contains("not yours"));
+    assert_eq!(unknown_network.status, StatusCode::NOT_FOUND);
+    assert_eq!(not_signed_in.status, StatusCode::FORBIDDEN);
+    assert_eq!(no_campaign.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
+    let site = Site::start().await;
+    let inviter = site.visitor();
+    let step2 = inviter.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
+    let joined = inviter.confirm(BUNDLED, &step2).await;
+    let invite = joined
+        .html
+        .split("aria-label=\"Your invitation link\"")
+        .next()
+        .unwrap()
+        .rsplit("value=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .trim_start_matches(&site.base)
+        .to_string();
+    assert!(invite.starts_with("/i/"), "{invite}");
+
+    let friend = site.visitor();
+    let landed = friend.get(&invite).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER);
+    let step2 = friend.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
+    friend.confirm(BUNDLED, &step2).await;
+
+    let me = inviter.get("/me").await;
+    assert!(
+        me.html.contains("<strong id=\"invited\">1</strong>"),
+        "{}",
+        me.html
+    );
+}
