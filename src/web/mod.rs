@@ -7,6 +7,7 @@ mod error;
 pub mod guard;
 mod pages;
 pub mod signing;
+mod widget;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
+        .route("/widget.js", get(widget::script))
         .merge(api_routes())
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
