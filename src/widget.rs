@@ -139,13 +139,14 @@ impl Config {
         }
     }
 
-    /// The script with this configuration inlined.
+    /// The script with this configuration inlined, in plain ASCII: a static copy is often
+    /// served without a charset and then read in the embedding page's encoding.
     pub fn script(&self) -> String {
-        SOURCE.replacen(MARKER, &self.to_js(), 1)
+        ascii_only(&SOURCE.replacen(MARKER, &self.to_js(), 1))
     }
 
     /// JSON that is also safe wherever a script's text may end up: no `</script>`, no
-    /// HTML comment openers, no line separators older engines reject in strings.
+    /// HTML comment openers.
     fn to_js(&self) -> String {
         let json = serde_json::to_string(self).expect("a widget config always serialises");
         let mut out = String::with_capacity(json.len());
@@ -154,13 +155,28 @@ impl Config {
                 '<' => out.push_str("\\u003c"),
                 '>' => out.push_str("\\u003e"),
                 '&' => out.push_str("\\u0026"),
-                '\u{2028}' => out.push_str("\\u2028"),
-                '\u{2029}' => out.push_str("\\u2029"),
                 c => out.push(c),
             }
         }
         out
     }
+}
+
+/// Non-ASCII characters as `\\uXXXX` escapes (UTF-16 units). The widget's source has them
+/// only in string literals and comments, where an escape means the same character.
+fn ascii_only(js: &str) -> String {
+    let mut out = String::with_capacity(js.len());
+    for ch in js.chars() {
+        if ch.is_ascii() {
+            out.push(ch);
+        } else {
+            let mut units = [0u16; 2];
+            for u in ch.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// The tag a blogger copies, for a script at `src`.
@@ -273,6 +289,20 @@ mod tests {
     }
 
     #[test]
+    fn the_script_is_ascii_whatever_the_campaign_says() {
+        let mut c = CampaignConfig::new(
+            &campaign("timezone = \"participant\"\ndays = [\"2027-07-04\"]"),
+            None,
+            "https://h.example",
+        );
+        c.title = "Grève ✊🏽".into();
+        let js = Config::new(vec![c], DateTime::UNIX_EPOCH, false).script();
+        assert!(js.is_ascii());
+        assert!(js.contains(r"Gr\u00e8ve \u270a\ud83c\udffd"), "{js}");
+        assert!(js.contains(r"Erkl\u00e4rung unterschreiben"));
+    }
+
+    #[test]
     fn inlined_text_cannot_close_a_script_element() {
         let mut c = CampaignConfig::new(
             &campaign("timezone = \"participant\"\ndays = [\"2027-07-04\"]"),
@@ -280,7 +310,7 @@ mod tests {
             "https://h.example",
         );
         c.title = "</script><script>alert(1)</script>".into();
-        let js = Config::new(vec![c], Utc::now(), false).script();
+        let js = Config::new(vec![c], DateTime::UNIX_EPOCH, false).script();
         assert!(!js.contains("</script>"), "{js}");
         assert!(js.contains(r"\u003c/script\u003e"));
     }

@@ -13,7 +13,7 @@
     en: {
       before: 'We join the {title}: {days}.',
       local: '(midnight to midnight in your time zone)',
-      startsIn: 'Starts in {time}.',
+      startsIn: 'Starts in {time}',
       dhm: '{d} d {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} signed',
@@ -29,7 +29,7 @@
     de: {
       before: 'Wir machen mit beim {title}: {days}.',
       local: '(jeweils von Mitternacht bis Mitternacht in Ihrer Zeitzone)',
-      startsIn: 'Beginn in {time}.',
+      startsIn: 'Beginn in {time}',
       dhm: '{d} T. {h} Std. {m} Min.',
       hm: '{h} Std. {m} Min.',
       signed: '{n} haben unterschrieben',
@@ -45,7 +45,7 @@
     fr: {
       before: 'Nous rejoignons {title} : {days}.',
       local: '(de minuit à minuit dans votre fuseau horaire)',
-      startsIn: 'Début dans {time}.',
+      startsIn: 'Début dans {time}',
       dhm: '{d} j {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} signatures',
@@ -61,7 +61,7 @@
     es: {
       before: 'Nos sumamos a {title}: {days}.',
       local: '(de medianoche a medianoche en tu zona horaria)',
-      startsIn: 'Empieza en {time}.',
+      startsIn: 'Empieza en {time}',
       dhm: '{d} d {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} firmas',
@@ -312,9 +312,10 @@
           countdown.textContent = '';
           return;
         }
-        var s = Math.floor((target - at) / 1000);
-        var d = Math.floor(s / 86400);
-        var time = fill(d ? t.dhm : t.hm, { d: d, h: Math.floor(s % 86400 / 3600), m: Math.floor(s % 3600 / 60) });
+        // Whole minutes, rounded up: "0 min" only once it has started.
+        var m = Math.ceil((target - at) / 60000);
+        var d = Math.floor(m / 1440);
+        var time = fill(d ? t.dhm : t.hm, { d: d, h: Math.floor(m % 1440 / 60), m: m % 60 });
         countdown.textContent = fill(t.startsIn, { time: time });
       };
       tick();
