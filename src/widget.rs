@@ -89,7 +89,9 @@ impl CampaignConfig {
         let (mode, days, windows) = match &c.strike.when {
             StrikeTime::ParticipantDays(days) => (
                 Mode::Local,
-                days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
+                days.iter()
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .collect(),
                 Vec::new(),
             ),
             // Days of one zone are the same instants for every visitor.

@@ -51,10 +51,7 @@ pub async fn export(
         None => campaigns,
     };
     if campaigns.is_empty() {
-        eprintln!(
-            "error: no campaign in {}",
-            settings.campaigns_dir.display()
-        );
+        eprintln!("error: no campaign in {}", settings.campaigns_dir.display());
         return Ok(ExitCode::from(2));
     }
 

@@ -60,7 +60,10 @@ pub async fn script(
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let common = [
         // Counters change, days do not: a few minutes of staleness is fine.
-        (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        ),
         (
             header::ETAG,
             HeaderValue::from_str(&etag).expect("hex is a valid header value"),

@@ -12,3 +12,4 @@ mod rehearse;
 mod store_contract;
 mod support;
 mod web;
+mod widget;
