@@ -2,7 +2,12 @@
  * Plain JavaScript, no framework, no build step. It makes no request at all: the campaign
  * data is inlined below by the picket host that serves it (GET /widget.js) or by
  * `picket widget export`. Options are data- attributes of its own script tag; see the
- * README section "Embedding the strike widget". */
+ * README section "Embedding the strike widget".
+ *
+ * For tests (browser tests rely on these): #picket-banner, #picket-countdown,
+ * #picket-takeover (#picket-takeover-title), .picket-sign, .picket-join, .picket-close;
+ * <html data-picket-widget="banner|takeover|none|closed"> once the widget has decided;
+ * ?picket-strike=1|banner|0, ?picket-now=ISO-8601, ?picket-lang=xx on the host page. */
 (function () {
   'use strict';
 
