@@ -14,6 +14,7 @@ mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
 mod participate;
+mod widget;
 
 use crate::app::{self, Application};
 use crate::campaign::{self, Participation};
@@ -70,6 +71,9 @@ pub enum Command {
     /// Connect, list and remove the accounts picket posts from.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The embeddable strike widget (served at /widget.js by `picket serve`).
+    #[command(subcommand)]
+    Widget(WidgetCommand),
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
         after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex"
@@ -187,6 +191,33 @@ pub enum Command {
         /// plan: the campaign file.
         #[arg(long, default_value = "campaigns/social-media-strike.toml")]
         campaign: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WidgetCommand {
+    /// Write the widget as static files (widget.js with the campaign data inlined, a JSON
+    /// snapshot, and embed.html with the tag to copy) for a site with no picket host.
+    ///
+    /// Links in the widget go to --public-url; counters are those in the database now
+    /// (--no-counters hides them).
+    #[command(
+        after_help = "Examples:\n  picket widget export public/strike --public-url https://strike.example.org\n  picket widget export out --campaign social-media-strike --no-counters"
+    )]
+    Export {
+        /// The folder to write to (created if needed).
+        dir: PathBuf,
+        /// Only this campaign [default: every campaign in the folder; the first is shown
+        /// unless the tag names another].
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Where visitors reach the picket host that has the sign and join pages
+        /// [default: the public_url setting].
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Leave the counters out (and do not open the database).
+        #[arg(long)]
+        no_counters: bool,
     },
 }
 
@@ -386,6 +417,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Widget(WidgetCommand::Export {
+            dir,
+            campaign,
+            public_url,
+            no_counters,
+        }) => {
+            let settings = settings()?;
+            runtime()?.block_on(widget::export(
+                settings,
+                &dir,
+                campaign.as_deref(),
+                public_url,
+                no_counters,
+            ))
+        }
         Command::Bench {
             name,
             posts,
@@ -521,6 +567,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         }
         Command::Serve { .. }
         | Command::Worker
+        | Command::Widget(_)
         | Command::Campaign(_)
         | Command::Rehearse { .. }
         | Command::Bench { .. } => {

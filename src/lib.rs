@@ -16,6 +16,7 @@
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
@@ -39,3 +40,4 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod store;
 pub mod web;
+pub mod widget;

@@ -10,6 +10,7 @@ mod me;
 mod pages;
 pub mod session;
 pub mod signing;
+mod widget;
 
 use std::sync::Arc;
 
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/me/delete", post(me::delete_all))
         .route("/me/logout", post(me::logout))
         .route("/me/strike.ics", get(me::calendar))
+        .route("/widget.js", get(widget::script))
         .merge(api_routes())
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)

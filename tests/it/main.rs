@@ -13,3 +13,4 @@ mod rehearse;
 mod store_contract;
 mod support;
 mod web;
+mod widget;
