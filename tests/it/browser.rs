@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use picket::app::Application;
-use picket::clock::SystemClock;
+use picket::clock::{Clock, ManualClock, SystemClock};
 use picket::config::Settings;
 use picket::store::Store;
 use serde_json::{Value, json};
@@ -110,6 +110,12 @@ impl Site {
     /// `picket serve` with one campaign file, on a loopback port that is also its public
     /// URL (invitation links then lead back to it).
     pub async fn start(campaign_toml: &str) -> Site {
+        Site::start_with_clock(campaign_toml, Arc::new(SystemClock)).await
+    }
+
+    /// [`Site::start`] with the server's time from `clock` (a `ManualClock` puts it on
+    /// strike day; [`Browser::set_clock`] does the same for the page's scripts).
+    pub async fn start_with_clock(campaign_toml: &str, clock: Arc<dyn Clock>) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
@@ -130,7 +136,7 @@ impl Site {
                 rate_limits: false,
                 ..Settings::default()
             };
-            match Application::build(settings, Arc::new(SystemClock)).await {
+            match Application::build(settings, clock.clone()).await {
                 Ok(app) => break app,
                 Err(e) if tries < 3 => {
                     tries += 1;
@@ -293,6 +299,32 @@ impl Browser {
         self.cdp(
             "Emulation.setTimezoneOverride",
             json!({ "timezoneId": zone }),
+        )
+        .await;
+    }
+
+    /// Pages loaded from now on see the time as if it were `at` now, and their clock
+    /// runs on from there (`Date` is shifted by a script that runs before the page's own;
+    /// timers keep real time). The host's clock is left alone.
+    pub async fn set_clock(&self, at: DateTime<Utc>) {
+        let offset_ms = (at - Utc::now()).num_milliseconds();
+        let shift = format!(
+            r#"(() => {{
+  const Real = Date, offset = {offset_ms};
+  function Shifted(...args) {{
+    if (!new.target) return new Real(Real.now() + offset).toString();
+    return args.length ? new Real(...args) : new Real(Real.now() + offset);
+  }}
+  Shifted.prototype = Real.prototype;
+  Shifted.now = () => Real.now() + offset;
+  Shifted.parse = Real.parse;
+  Shifted.UTC = Real.UTC;
+  window.Date = Shifted;
+}})();"#
+        );
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": shift }),
         )
         .await;
     }
@@ -506,6 +538,49 @@ async fn the_countdown_aims_at_local_midnight_in_the_visitors_own_time_zone() {
         assert!(
             (pago_pago - kiritimati - 25 * 60).abs() <= 2,
             "the strike starts 25 hours later in Pago Pago than in Kiritimati: {seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_strike_day_the_countdown_says_now_where_midnight_has_passed_and_counts_on_elsewhere() {
+    let first_day = in_days(30);
+    let kiritimati: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+    // A minute after the strike began in Kiritimati (UTC+14), where the day comes first;
+    // in Pago Pago (UTC-11) it is still 25 hours minus a minute away.
+    let now = kiritimati
+        .from_local_datetime(&first_day.and_hms_opt(0, 1, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    let site = Site::start_with_clock(
+        &participant_campaign(ID, first_day),
+        Arc::new(ManualClock::new(now)),
+    )
+    .await;
+
+    with_browsers(async |browsers| {
+        let browser = browsers.open_in("Pacific/Kiritimati").await;
+        browser.set_clock(now).await;
+        browser.goto(&site.url(&format!("/c/{ID}"))).await;
+        let in_kiritimati = browser.text("#countdown").await;
+        let page_now = browser.eval("return new Date().toISOString()").await;
+        browser.set_time_zone("Pacific/Pago_Pago").await;
+        browser.goto(&site.url(&format!("/c/{ID}"))).await;
+        let in_pago_pago = browser.text("#countdown").await;
+
+        let page_now: DateTime<Utc> = page_now.as_str().unwrap().parse().unwrap();
+        assert!(
+            (page_now - now).num_seconds().abs() < 30,
+            "the page's clock was set: {page_now}"
+        );
+        assert_eq!(in_kiritimati, "now");
+        let left = countdown_minutes(&in_pago_pago)
+            .unwrap_or_else(|| panic!("no countdown in Pago Pago: {in_pago_pago:?}"));
+        assert!(
+            (25 * 60 - 3..25 * 60).contains(&left),
+            "{in_pago_pago:?} is {left} min"
         );
     })
     .await;
