@@ -1,0 +1,678 @@
+//! The pages in a real headless Chromium, driven through chromedriver (WebDriver): what a
+//! visitor sees after the page's own scripts ran, cookies and forms as a browser handles
+//! them, and the visitor's time zone.
+//!
+//! Start chromedriver with `scripts/servers/chromium.sh`, which prints
+//! `PICKET_TEST_CHROMEDRIVER=...`; without that variable these tests are skipped, unless
+//! `PICKET_REQUIRE_SERVERS=1`.
+//!
+//! The harness: [`Site`] is a picket server for one test (the same `Application` as
+//! `picket serve`, on loopback, its public URL its real address so links can be
+//! followed); [`with_browsers`] runs a test body that opens browser sessions through
+//! [`Browsers`], closes every session whatever happens, and on failure saves a screenshot
+//! of each into `target/browser-screenshots/`; [`Browser`] has the few verbs the tests use
+//! (go, fill, tick, submit, read) and [`Browser::set_time_zone`].
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use picket::app::Application;
+use picket::clock::{Clock, ManualClock, SystemClock};
+use picket::config::Settings;
+use picket::store::Store;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::servers_required;
+
+/// Longest a whole browser test may take: a hung page must fail the test, not CI.
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+/// Longest to wait for an element or a text to appear.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Without these a headless Chromium on a machine with no internet stalls on background
+/// connections (updates, sync, field trials), and in a container on `/dev/shm` and the
+/// sandbox.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1000",
+];
+
+fn chromedriver_url() -> Option<String> {
+    match std::env::var("PICKET_TEST_CHROMEDRIVER") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ if servers_required() => {
+            panic!("PICKET_TEST_CHROMEDRIVER is unset: start scripts/servers/chromium.sh")
+        }
+        _ => {
+            eprintln!("skipped: start scripts/servers/chromium.sh");
+            None
+        }
+    }
+}
+
+/// A campaign whose strike runs from midnight in each participant's own zone on
+/// `first_day`, postable to the sandbox network.
+pub fn participant_campaign(id: &str, first_day: NaiveDate) -> String {
+    format!(
+        r#"id = "{id}"
+title = "Browser Strike"
+hashtag = "BrowserStrike"
+networks = ["sandbox"]
+
+[strike]
+timezone = "participant"
+days = ["{first_day}"]
+min_days = 1
+min_interval = "1h"
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+
+[templates]
+notice = ["On #{{{{ hashtag }}}} strike today. Join: {{{{ invite_link }}}}"]
+"#
+    )
+}
+
+/// A picket server for one test, stopped when dropped.
+pub struct Site {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Site {
+    /// `picket serve` with one campaign file, on a loopback port that is also its public
+    /// URL (invitation links then lead back to it).
+    pub async fn start(campaign_toml: &str) -> Site {
+        Site::start_with_clock(campaign_toml, Arc::new(SystemClock)).await
+    }
+
+    /// [`Site::start`] with the server's time from `clock` (a `ManualClock` puts it on
+    /// strike day; [`Browser::set_clock`] does the same for the page's scripts).
+    pub async fn start_with_clock(campaign_toml: &str, clock: Arc<dyn Clock>) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let campaigns = dir.path().join("campaigns");
+        std::fs::create_dir(&campaigns).unwrap();
+        std::fs::write(campaigns.join("campaign.toml"), campaign_toml).unwrap();
+        // The public URL is read before the listener is bound: take a free port first,
+        // then bind it again (and try another if someone took it in between).
+        let mut tries = 0;
+        let app = loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let settings = Settings {
+                database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
+                campaigns_dir: campaigns.clone(),
+                bind: ([127, 0, 0, 1], port).into(),
+                public_url: format!("http://127.0.0.1:{port}"),
+                rate_limits: false,
+                ..Settings::default()
+            };
+            match Application::build(settings, clock.clone()).await {
+                Ok(app) => break app,
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    eprintln!("port {port} was taken ({e:#}); trying another");
+                }
+                Err(e) => panic!("picket did not start: {e:#}"),
+            }
+        };
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let store = app.state().store.clone();
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone()));
+        Site {
+            base,
+            store,
+            http: reqwest::Client::new(),
+            stop,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET /api/v1/campaigns/{id}/stats`.
+    pub async fn stats(&self, id: &str) -> Value {
+        self.http
+            .get(self.url(&format!("/api/v1/campaigns/{id}/stats")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs `test` with a chromedriver to open browsers from; skipped (returns at once)
+/// without one. Every session opened is closed afterwards even when `test` fails or runs
+/// past [`TEST_LIMIT`]; on failure each session's screenshot is saved first.
+pub async fn with_browsers(test: impl AsyncFnOnce(&Browsers)) {
+    let Some(driver) = chromedriver_url() else {
+        return;
+    };
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("browser")
+        .replace("::", "-");
+    let browsers = Browsers {
+        driver,
+        opened: Mutex::new(Vec::new()),
+    };
+    let outcome =
+        tokio::time::timeout(TEST_LIMIT, AssertUnwindSafe(test(&browsers)).catch_unwind()).await;
+    let failed = !matches!(outcome, Ok(Ok(())));
+    let opened = std::mem::take(&mut *browsers.opened.lock().unwrap());
+    for (i, b) in opened.into_iter().enumerate() {
+        if failed {
+            b.save_screenshot(&format!("{name}-{i}")).await;
+        }
+        if let Err(e) = b.client.close().await {
+            eprintln!("closing browser session {i}: {e}");
+        }
+    }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the browser test took longer than {TEST_LIMIT:?}"),
+    }
+}
+
+/// Where a test opens its browser sessions; [`with_browsers`] closes them.
+pub struct Browsers {
+    driver: String,
+    opened: Mutex<Vec<Browser>>,
+}
+
+impl Browsers {
+    /// A fresh browser: its own empty profile, so no cookies or storage carry over.
+    pub async fn open(&self) -> Browser {
+        let profile = Arc::new(tempfile::tempdir().unwrap());
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
+            "timeouts": { "pageLoad": 20_000, "script": 10_000, "implicit": 0 },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&self.driver)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session from {}: {e}", self.driver));
+        let b = Browser {
+            client,
+            _profile: profile,
+        };
+        self.opened.lock().unwrap().push(b.clone());
+        b
+    }
+
+    /// A fresh browser whose pages see `zone` (IANA name) as the local time zone.
+    pub async fn open_in(&self, zone: &str) -> Browser {
+        let b = self.open().await;
+        b.set_time_zone(zone).await;
+        b
+    }
+}
+
+/// One browser session (a window with one tab).
+#[derive(Clone)]
+pub struct Browser {
+    pub client: Client,
+    _profile: Arc<tempfile::TempDir>,
+}
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's own endpoint.
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session_id.expect("CDP commands need a session");
+        base_url.join(&format!("session/{session}/goog/cdp/execute"))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+impl Browser {
+    /// Run a Chrome DevTools Protocol command in this session's tab.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.client
+            .issue_cmd(Cdp {
+                cmd: cmd.to_string(),
+                params,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd} failed: {e}"))
+    }
+
+    /// Pages loaded from now on (and the current one) see `zone` as their local zone;
+    /// the host's zone is left alone.
+    pub async fn set_time_zone(&self, zone: &str) {
+        self.cdp(
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": zone }),
+        )
+        .await;
+    }
+
+    /// Pages loaded from now on see the time as if it were `at` now, and their clock
+    /// runs on from there (`Date` is shifted by a script that runs before the page's own;
+    /// timers keep real time). The host's clock is left alone.
+    pub async fn set_clock(&self, at: DateTime<Utc>) {
+        let offset_ms = (at - Utc::now()).num_milliseconds();
+        let shift = format!(
+            r#"(() => {{
+  const Real = Date, offset = {offset_ms};
+  function Shifted(...args) {{
+    if (!new.target) return new Real(Real.now() + offset).toString();
+    return args.length ? new Real(...args) : new Real(Real.now() + offset);
+  }}
+  Shifted.prototype = Real.prototype;
+  Shifted.now = () => Real.now() + offset;
+  Shifted.parse = Real.parse;
+  Shifted.UTC = Real.UTC;
+  window.Date = Shifted;
+}})();"#
+        );
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": shift }),
+        )
+        .await;
+    }
+
+    /// The zone the page's scripts see.
+    pub async fn time_zone(&self) -> String {
+        self.eval("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    }
+
+    pub async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Run `script` (a function body: `return ...`) in the page.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
+    }
+
+    /// The element `css` selects, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!("no {css} on {}: {e}", self.url().await),
+        }
+    }
+
+    /// Type `text` into the field `css` selects, replacing what it held.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Tick the checkbox `css` selects (clicking it, as a person would), if it is not yet.
+    pub async fn tick(&self, css: &str) {
+        let b = self.find(css).await;
+        if !b.is_selected().await.unwrap() {
+            b.click().await.unwrap();
+        }
+    }
+
+    /// Click `css` (a submit button or a link) and wait until the next page has loaded.
+    pub async fn submit(&self, css: &str) {
+        // A mark on the current document: it is gone once another document replaced it.
+        self.eval("window.__picketOldPage = true; return null")
+            .await;
+        self.click(css).await;
+        self.wait_until(
+            "return !window.__picketOldPage && document.readyState === 'complete'",
+            &format!("no new page after clicking {css}"),
+        )
+        .await;
+    }
+
+    /// Poll `script` until it returns `true`.
+    pub async fn wait_until(&self, script: &str, what: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // During a navigation a script may fail: that is "not yet".
+            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what} (waited {WAIT:?}; at {})", self.url().await);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The text of `css` as rendered (what a person reads).
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    /// The text of every element `css` selects, in page order, straight from the DOM.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let all = self
+            .eval(&format!(
+                "return Array.from(document.querySelectorAll({})).map(e => e.textContent)",
+                json!(css)
+            ))
+            .await;
+        serde_json::from_value(all).unwrap()
+    }
+
+    /// An input's current value.
+    pub async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Save a screenshot as `target/browser-screenshots/{name}.png` and say where.
+    pub async fn save_screenshot(&self, name: &str) {
+        let url = self.url().await;
+        match self.client.screenshot().await {
+            Ok(png) => {
+                let dir = screenshot_dir();
+                let path = dir.join(format!("{name}.png"));
+                match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, png)) {
+                    Ok(()) => eprintln!("screenshot of {url}: {}", path.display()),
+                    Err(e) => eprintln!("could not save the screenshot of {url}: {e}"),
+                }
+            }
+            Err(e) => eprintln!("no screenshot of {url}: {e}"),
+        }
+    }
+}
+
+/// `target/browser-screenshots`, in whichever target folder this build uses.
+fn screenshot_dir() -> PathBuf {
+    // The picket binary sits in target/<profile>/.
+    Path::new(env!("CARGO_BIN_EXE_picket"))
+        .parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("browser-screenshots"))
+        .unwrap_or_else(|| PathBuf::from("target/browser-screenshots"))
+}
+
+/// "in 3 d 4 h 5 min" (the page's countdown) as minutes.
+fn countdown_minutes(text: &str) -> Option<i64> {
+    let mut words = text.strip_prefix("in ")?.split_whitespace();
+    let mut total = 0;
+    while let Some(n) = words.next() {
+        let n: i64 = n.parse().ok()?;
+        total += n * match words.next()? {
+            "d" => 24 * 60,
+            "h" => 60,
+            "min" => 1,
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+const ID: &str = "browser-strike";
+
+fn in_days(days: i64) -> NaiveDate {
+    (Utc::now() + chrono::Duration::days(days)).date_naive()
+}
+
+#[tokio::test]
+async fn the_countdown_aims_at_local_midnight_in_the_visitors_own_time_zone() {
+    let first_day = in_days(30);
+    let site = Site::start(&participant_campaign(ID, first_day)).await;
+
+    with_browsers(async |browsers| {
+        let browser = browsers.open_in("Pacific/Kiritimati").await;
+        let mut seen = Vec::new();
+        for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+            browser.set_time_zone(zone).await;
+            browser.goto(&site.url(&format!("/c/{ID}"))).await;
+            let text = browser.text("#countdown").await;
+            let tz: chrono_tz::Tz = zone.parse().unwrap();
+            let midnight = tz
+                .from_local_datetime(&first_day.and_hms_opt(0, 0, 0).unwrap())
+                .single()
+                .unwrap();
+            let expected = (midnight.with_timezone(&Utc) - Utc::now()).num_minutes();
+            seen.push((zone, browser.time_zone().await, text, expected));
+        }
+
+        for (zone, page_zone, text, expected) in &seen {
+            assert_eq!(page_zone, zone, "the page runs in the zone asked for");
+            let minutes = countdown_minutes(text)
+                .unwrap_or_else(|| panic!("the script did not write the countdown: {text:?}"));
+            assert!(
+                (minutes - expected).abs() <= 2,
+                "{zone}: {text:?} is {minutes} min, local midnight is {expected} min away"
+            );
+        }
+        let (kiritimati, pago_pago) = (
+            countdown_minutes(&seen[0].2).unwrap(),
+            countdown_minutes(&seen[1].2).unwrap(),
+        );
+        assert!(
+            (pago_pago - kiritimati - 25 * 60).abs() <= 2,
+            "the strike starts 25 hours later in Pago Pago than in Kiritimati: {seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_strike_day_the_countdown_says_now_where_midnight_has_passed_and_counts_on_elsewhere() {
+    let first_day = in_days(30);
+    let kiritimati: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+    // A minute after the strike began in Kiritimati (UTC+14), where the day comes first;
+    // in Pago Pago (UTC-11) it is still 25 hours minus a minute away.
+    let now = kiritimati
+        .from_local_datetime(&first_day.and_hms_opt(0, 1, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    let site = Site::start_with_clock(
+        &participant_campaign(ID, first_day),
+        Arc::new(ManualClock::new(now)),
+    )
+    .await;
+
+    with_browsers(async |browsers| {
+        let browser = browsers.open_in("Pacific/Kiritimati").await;
+        browser.set_clock(now).await;
+        browser.goto(&site.url(&format!("/c/{ID}"))).await;
+        let in_kiritimati = browser.text("#countdown").await;
+        let page_now = browser.eval("return new Date().toISOString()").await;
+        browser.set_time_zone("Pacific/Pago_Pago").await;
+        browser.goto(&site.url(&format!("/c/{ID}"))).await;
+        let in_pago_pago = browser.text("#countdown").await;
+
+        let page_now: DateTime<Utc> = page_now.as_str().unwrap().parse().unwrap();
+        assert!(
+            (page_now - now).num_seconds().abs() < 30,
+            "the page's clock was set: {page_now}"
+        );
+        assert_eq!(in_kiritimati, "now");
+        let left = countdown_minutes(&in_pago_pago)
+            .unwrap_or_else(|| panic!("no countdown in Pago Pago: {in_pago_pago:?}"));
+        assert!(
+            (25 * 60 - 3..25 * 60).contains(&left),
+            "{in_pago_pago:?} is {left} min"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signing_in_a_browser_shows_an_invitation_link_that_counts_the_next_signer() {
+    let site = Site::start(&participant_campaign(ID, in_days(30))).await;
+    let page = site.url(&format!("/c/{ID}"));
+
+    with_browsers(async |browsers| {
+        // A session that expired between loading the form and sending it is refused, with
+        // what was typed kept; sending again (new cookie, new token) works.
+        let ada = browsers.open().await;
+        ada.goto(&page).await;
+        ada.fill("#name", "Ada").await;
+        ada.fill("#email", "ada@example.org").await;
+        ada.tick("input[name=public]").await;
+        ada.tick("input[name=consent]").await;
+        ada.client.delete_all_cookies().await.unwrap();
+        ada.submit("#sign button[type=submit]").await;
+        let refused = ada.text("#sign .error").await;
+        ada.tick("input[name=consent]").await;
+        ada.submit("#sign button[type=submit]").await;
+        let thanks = ada.text("h1").await;
+        let invite_link = ada.value("input[aria-label='Your invitation link']").await;
+
+        let grace = browsers.open().await;
+        grace.goto(&invite_link).await;
+        let landed_on = grace.url().await;
+        grace.fill("#name", "Grace").await;
+        grace.tick("input[name=consent]").await;
+        grace.submit("#sign button[type=submit]").await;
+        let grace_thanks = grace.text("h1").await;
+        ada.goto(&page).await;
+        let counters = ada.texts(".counters div").await;
+        let stats = site.stats(ID).await;
+
+        assert!(refused.contains("sign again"), "{refused}");
+        assert_eq!(thanks, "Thank you, Ada.");
+        assert!(
+            invite_link.starts_with(&site.url("/i/")),
+            "{invite_link} leads back to this site"
+        );
+        assert!(
+            landed_on.starts_with(&format!("{page}?ref=")),
+            "{landed_on}"
+        );
+        assert_eq!(grace_thanks, "Thank you, Grace.");
+        assert!(
+            counters.iter().any(|c| c == "2 signed"),
+            "the page counts both: {counters:?}"
+        );
+        assert!(
+            counters.iter().any(|c| c == "1 joined by invitation"),
+            "Ada's page shows the invitation: {counters:?}"
+        );
+        assert_eq!(stats["signatures"], 2, "{stats}");
+        assert_eq!(stats["invitations"], 1, "{stats}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_name_with_markup_is_shown_as_text_and_runs_no_script() {
+    let site = Site::start(&participant_campaign(ID, in_days(30))).await;
+    let evil = r#"<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>Mallory"#;
+
+    with_browsers(async |browsers| {
+        let b = browsers.open().await;
+        b.goto(&site.url(&format!("/c/{ID}"))).await;
+        b.fill("#name", evil).await;
+        b.tick("input[name=public]").await;
+        b.tick("input[name=consent]").await;
+        b.submit("#sign button[type=submit]").await;
+        let thanks = b.texts("h1").await;
+        let pwned_on_thanks = b.eval("return window.pwned === undefined").await;
+        b.goto(&site.url(&format!("/c/{ID}/signatures"))).await;
+        let listed = b.texts("main ol li").await;
+        let injected = b
+            .eval("return document.querySelectorAll('main img, main ol script').length")
+            .await;
+        let pwned_on_list = b.eval("return window.pwned === undefined").await;
+        let stored = site.store.public_signatures(ID, 10, 0).await.unwrap();
+
+        assert_eq!(thanks, [format!("Thank you, {evil}.")]);
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(listed[0].starts_with(evil), "{listed:?}");
+        assert_eq!(stored[0].name, evil, "stored as typed");
+        assert_eq!(injected, 0, "no element made from the name");
+        assert_eq!(pwned_on_thanks, true, "no script ran on the thank-you page");
+        assert_eq!(pwned_on_list, true, "no script ran on the list of signers");
+    })
+    .await;
+}
