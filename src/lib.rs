@@ -16,6 +16,7 @@
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod crypto;
+pub mod mail;
 pub mod network;
 pub mod rehearse;
 pub mod render;

@@ -33,6 +33,9 @@ pub struct AppState {
     pub sandbox: crate::sandbox::Receiver,
     /// Per-address budgets for public writes (signing).
     pub limits: guard::Limits,
+    /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
+    /// (signatures count at once, magic links are shown instead).
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/sign", post(campaign::sign))
         .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/confirm/{token}", get(campaign::confirm))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
         .merge(api_routes())
