@@ -5,6 +5,7 @@ mod campaign_preview;
 mod cli;
 mod crash;
 mod delivery;
+mod mail;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;

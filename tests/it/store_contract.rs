@@ -1200,7 +1200,10 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
             ("Ada", ada.invite_code.as_str())
         );
         assert!(!again.unwrap().newly, "{db}: confirming twice is harmless");
-        assert!(!renew_confirmed, "{db}: a confirmed signature gets no more mail");
+        assert!(
+            !renew_confirmed,
+            "{db}: a confirmed signature gets no more mail"
+        );
         assert_eq!(store.signature_count(CAMPAIGN).await.unwrap(), 2, "{db}");
         assert!(
             store.invite_counts(CAMPAIGN).await.unwrap().is_empty(),
