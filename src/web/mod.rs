@@ -63,6 +63,17 @@ fn api_routes() -> Router<AppState> {
         )
 }
 
+/// The span of one request: method and path, without the query string and with a
+/// confirmation link's token blanked, so `PICKET_LOG=debug` logs no secrets.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = req.uri().path();
+    let shown = match path.split_once("/confirm/") {
+        Some((before, _)) => format!("{before}/confirm/…"),
+        None => path.to_string(),
+    };
+    tracing::debug_span!("request", method = %req.method(), path = %shown)
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -79,6 +90,6 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

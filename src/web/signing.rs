@@ -21,13 +21,24 @@ use super::{AppState, WebError};
 /// re-sends, and must not let anyone flood an address they typed.
 pub const RESEND_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
-/// A signer's input, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A signer's input, checked. Its `Debug` leaves the address out (never log one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Signer {
     name: String,
     email: Option<String>,
     public: bool,
     invited_by: Option<String>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("name", &self.name)
+            .field("email", &self.email.as_ref().map(|_| "[redacted]"))
+            .field("public", &self.public)
+            .field("invited_by", &self.invited_by)
+            .finish()
+    }
 }
 
 const MAX_NAME: usize = 80;
@@ -240,6 +251,13 @@ mod tests {
         assert!(!token_shape_ok(&token[1..]));
         assert_eq!(token_hash(&token).len(), 64);
         assert_ne!(token_hash(&token), token);
+    }
+
+    #[test]
+    fn the_debug_form_of_a_signer_hides_the_address() {
+        let s = Signer::parse("Ada", Some("ada@example.org"), true, None).unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("Ada") && !shown.contains("ada@"), "{shown}");
     }
 
     #[test]

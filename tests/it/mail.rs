@@ -441,7 +441,7 @@ async fn an_unknown_or_malformed_confirmation_link_is_a_404_page() {
 }
 
 #[tokio::test]
-async fn a_mail_that_could_not_be_sent_is_logged_without_the_address() {
+async fn neither_the_address_nor_a_confirmation_token_reaches_the_log() {
     // Arrange: the real binary, its log at debug level, a mail server that is down.
     let port = closed_port();
     let config = format!(
@@ -480,10 +480,26 @@ async fn a_mail_that_could_not_be_sent_is_logged_without_the_address() {
         .json()
         .await
         .unwrap();
+    let token = picket::web::guard::new_token();
+    let unknown = http
+        .get(format!("{base}/c/mailtest/confirm/{token}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
     let log = served.stop();
 
     // Assert
     assert_eq!(answer["confirmation"], "mail_failed", "{answer}");
+    assert_eq!(unknown, StatusCode::NOT_FOUND);
+    assert!(
+        log.contains("/confirm/…"),
+        "requests are logged at debug:\n{log}"
+    );
+    assert!(
+        !log.contains(&token),
+        "a confirmation token is in the log:\n{log}"
+    );
     assert!(log.contains("confirmation mail could not be sent"), "{log}");
     let local = to.split('@').next().unwrap();
     assert!(!log.contains(local), "the address is in the log:\n{log}");
