@@ -173,6 +173,8 @@ impl Application {
         } = core;
         let pages =
             Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
+        let mailer = crate::mail::from_settings(settings.smtp.as_ref())
+            .context("setting up outgoing mail ([smtp])")?;
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("listening on {}", settings.bind))?;
@@ -185,6 +187,7 @@ impl Application {
             sandbox: Receiver::new(clock.clone()),
             // Signing: 10 a minute per address, bursts of 5 (a family behind one router).
             limits: crate::web::guard::Limits::new(settings.rate_limits, 10, 5),
+            mailer,
             store,
             campaigns: Arc::new(campaigns),
             pages: Arc::new(pages),

@@ -52,6 +52,151 @@ pub struct Settings {
     pub rate_limits: bool,
     /// Scheduler tuning.
     pub scheduler: SchedulerSettings,
+    /// Outgoing e-mail. When set, signatures with an address wait for a confirmation link
+    /// and magic links are mailed; without it, nothing is mailed.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// How to reach the SMTP server: a URL, separate keys, or both (a key wins over the part of
+/// the URL it names). Turned into an [`SmtpTarget`] by [`SmtpSettings::resolve`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtp://user:password@host:port` (`smtps://` for TLS from the first byte,
+    /// `?tls=none|starttls|tls` to say it in the URL). A secret: it may hold the password.
+    pub url: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: Option<SmtpTls>,
+    /// The sender, `picket@example.org` or `Strike <picket@example.org>`.
+    pub from: Option<String>,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text: only for a server on the same machine or a private network.
+    None,
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+impl SmtpTls {
+    fn parse(s: &str) -> Option<SmtpTls> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Some(SmtpTls::None),
+            "starttls" => Some(SmtpTls::Starttls),
+            "tls" => Some(SmtpTls::Tls),
+            _ => None,
+        }
+    }
+
+    /// The port SMTP servers listen on for this kind of connection.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        }
+    }
+}
+
+/// Where and how to send mail, every part decided.
+#[derive(Debug, Clone)]
+pub struct SmtpTarget {
+    pub host: String,
+    pub port: u16,
+    /// User name and password, when the server wants a login.
+    pub credentials: Option<(String, Secret)>,
+    pub tls: SmtpTls,
+    pub from: String,
+}
+
+impl SmtpSettings {
+    /// Merge the URL and the separate keys; the error says which setting to fix.
+    pub fn resolve(&self) -> anyhow::Result<SmtpTarget> {
+        let (mut host, mut port, mut username, mut password, mut tls) =
+            (None, None, None, None, None);
+        if let Some(raw) = &self.url {
+            // The URL may hold a password: errors name the setting, never its value.
+            let u = url::Url::parse(raw.expose())
+                .map_err(|e| anyhow::anyhow!("smtp.url is not a URL ({e})"))?;
+            tls = match u.scheme() {
+                "smtp" => None,
+                "smtps" => Some(SmtpTls::Tls),
+                other => {
+                    anyhow::bail!("smtp.url must start with smtp:// or smtps://, not {other}://")
+                }
+            };
+            host = u.host_str().map(str::to_string);
+            port = u.port();
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| {
+                        anyhow::anyhow!("smtp.url: the user name or password is not UTF-8")
+                    })
+            };
+            if !u.username().is_empty() {
+                username = Some(decode(u.username())?);
+            }
+            if let Some(p) = u.password() {
+                password = Some(Secret::new(decode(p)?));
+            }
+            for (k, v) in u.query_pairs() {
+                match k.as_ref() {
+                    "tls" => {
+                        tls = Some(SmtpTls::parse(&v).ok_or_else(|| {
+                            anyhow::anyhow!("smtp.url: tls must be none, starttls or tls, not {v}")
+                        })?)
+                    }
+                    other => {
+                        anyhow::bail!("smtp.url: unknown parameter {other} (only tls is known)")
+                    }
+                }
+            }
+        }
+        let host = self
+            .host
+            .clone()
+            .or(host)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("smtp: say which server to send through, with smtp.url or smtp.host (PICKET_SMTP_URL / PICKET_SMTP_HOST)"))?;
+        // Without a word about it, insist on encryption: a password must not cross the
+        // network in the clear by default.
+        let tls = self.tls.or(tls).unwrap_or(SmtpTls::Starttls);
+        let port = self.port.or(port).unwrap_or(tls.default_port());
+        let username = self.username.clone().or(username);
+        let password = self.password.clone().or(password);
+        let credentials = match (username, password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "smtp: a user name is set but no password (smtp.password / PICKET_SMTP_PASSWORD)"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "smtp: a password is set but no user name (smtp.username / PICKET_SMTP_USERNAME)"
+            ),
+        };
+        let from = self
+            .from
+            .clone()
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("smtp: say who mail comes from with smtp.from (PICKET_SMTP_FROM), e.g. \"Strike <picket@example.org>\""))?;
+        Ok(SmtpTarget {
+            host,
+            port,
+            credentials,
+            tls,
+            from,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +240,7 @@ impl Default for Settings {
             secret_key: None,
             rate_limits: true,
             scheduler: SchedulerSettings::default(),
+            smtp: None,
         }
     }
 }
@@ -142,6 +288,52 @@ impl Settings {
                 "off" | "0" | "false" | "no"
             );
         }
+        self.apply_smtp_env(&get)
+    }
+
+    /// `PICKET_SMTP_*`: any of them turns mail on (with the file's `[smtp]` as the base).
+    fn apply_smtp_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let var = |k: &str| get(k).filter(|v| !v.is_empty());
+        let names = [
+            "PICKET_SMTP_URL",
+            "PICKET_SMTP_HOST",
+            "PICKET_SMTP_PORT",
+            "PICKET_SMTP_USERNAME",
+            "PICKET_SMTP_PASSWORD",
+            "PICKET_SMTP_TLS",
+            "PICKET_SMTP_FROM",
+        ];
+        if names.iter().all(|k| var(k).is_none()) {
+            return Ok(());
+        }
+        let smtp = self.smtp.get_or_insert_with(SmtpSettings::default);
+        if let Some(v) = var("PICKET_SMTP_URL") {
+            smtp.url = Some(Secret::new(v));
+        }
+        if let Some(v) = var("PICKET_SMTP_HOST") {
+            smtp.host = Some(v);
+        }
+        if let Some(v) = var("PICKET_SMTP_PORT") {
+            smtp.port = Some(
+                v.parse()
+                    .context("PICKET_SMTP_PORT must be a port number")?,
+            );
+        }
+        if let Some(v) = var("PICKET_SMTP_USERNAME") {
+            smtp.username = Some(v);
+        }
+        if let Some(v) = var("PICKET_SMTP_PASSWORD") {
+            smtp.password = Some(Secret::new(v));
+        }
+        if let Some(v) = var("PICKET_SMTP_TLS") {
+            smtp.tls =
+                Some(SmtpTls::parse(&v).ok_or_else(|| {
+                    anyhow::anyhow!("PICKET_SMTP_TLS must be none, starttls or tls")
+                })?);
+        }
+        if let Some(v) = var("PICKET_SMTP_FROM") {
+            smtp.from = Some(v);
+        }
         Ok(())
     }
 }
@@ -181,6 +373,91 @@ mod tests {
         let s: Settings = toml::from_str(text).unwrap();
         let d = Settings::default();
         assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn smtp_passwords_are_never_shown() {
+        let s: Settings = toml::from_str(
+            "[smtp]\nurl = \"smtp://u:hunter2@mail.example:587\"\npassword = \"hunter3\"",
+        )
+        .unwrap();
+        let shown = format!(
+            "{s:?} {:?}",
+            s.smtp.as_ref().unwrap().resolve().unwrap_err()
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_smtp_url_is_taken_apart_and_separate_keys_win() {
+        let s: SmtpSettings = toml::from_str(
+            "url = \"smtp://ada%40x:p%40ss@mail.example?tls=none\"\nport = 2525\nfrom = \"picket@x.org\"",
+        )
+        .unwrap();
+        let t = s.resolve().unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("mail.example", 2525, SmtpTls::None)
+        );
+        let (user, password) = t.credentials.unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("ada@x", "p@ss"));
+    }
+
+    #[test]
+    fn smtp_defaults_to_starttls_on_587_and_smtps_to_tls_on_465() {
+        let plain: SmtpSettings =
+            toml::from_str("host = \"mail.example\"\nfrom = \"p@x.org\"").unwrap();
+        let t = plain.resolve().unwrap();
+        assert_eq!((t.port, t.tls), (587, SmtpTls::Starttls));
+        assert!(t.credentials.is_none());
+        let implicit: SmtpSettings =
+            toml::from_str("url = \"smtps://mail.example\"\nfrom = \"p@x.org\"").unwrap();
+        let t = implicit.resolve().unwrap();
+        assert_eq!((t.port, t.tls), (465, SmtpTls::Tls));
+    }
+
+    #[test]
+    fn smtp_without_a_server_or_a_sender_is_an_error_that_says_which() {
+        let no_host: SmtpSettings = toml::from_str("from = \"p@x.org\"").unwrap();
+        assert!(
+            no_host
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("smtp.host")
+        );
+        let no_from: SmtpSettings = toml::from_str("host = \"mail.example\"").unwrap();
+        assert!(
+            no_from
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("smtp.from")
+        );
+    }
+
+    #[test]
+    fn any_smtp_variable_turns_mail_on() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "PICKET_SMTP_HOST" => Some("127.0.0.1".into()),
+            "PICKET_SMTP_PORT" => Some("2525".into()),
+            "PICKET_SMTP_TLS" => Some("none".into()),
+            "PICKET_SMTP_FROM" => Some("p@x.org".into()),
+            _ => None,
+        })
+        .unwrap();
+        let t = s.smtp.unwrap().resolve().unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+        let mut none = Settings::default();
+        none.apply_env(|_| None).unwrap();
+        assert!(none.smtp.is_none());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
+//! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod crypto;
+pub mod mail;
 pub mod network;
 pub mod participation;
 pub mod rehearse;

@@ -1,6 +1,7 @@
-//! Page templates (`*.html`, autoescaped): built into the binary, each shadowed by a file
+//! Page templates (`*.html`, autoescaped) and mail templates (`mail/*.txt`, plain text,
+//! not escaped: a mail body is not HTML): built into the binary, each shadowed by a file
 //! of the same name in the override folder when there is one (zola/vaultwarden style),
-//! so a host can restyle every page without rebuilding picket.
+//! so a host can restyle every page and reword every mail without rebuilding picket.
 
 use std::path::Path;
 
@@ -30,6 +31,18 @@ const BUILTIN: &[(&str, &str)] = &[
     ("joined.html", include_str!("../../templates/joined.html")),
     ("me.html", include_str!("../../templates/me.html")),
     ("deleted.html", include_str!("../../templates/deleted.html")),
+    (
+        "confirmed.html",
+        include_str!("../../templates/confirmed.html"),
+    ),
+    (
+        "mail/confirm.txt",
+        include_str!("../../templates/mail/confirm.txt"),
+    ),
+    (
+        "mail/magic_link.txt",
+        include_str!("../../templates/mail/magic_link.txt"),
+    ),
 ];
 
 /// Compiled page templates.
@@ -47,7 +60,8 @@ impl Pages {
     /// Built-in templates, each replaced by `overrides/<name>` when that file exists.
     pub fn load(overrides: Option<&Path>) -> Result<Pages, RenderError> {
         let mut tera = tera::Tera::default();
-        // Everything a user typed reaches pages through these templates: escape it.
+        // Everything a user typed reaches pages through these templates: escape it. Mail
+        // (`.txt`) is plain text, where `&amp;` would show as such.
         tera.autoescape_on(vec![".html"]);
         let mut sources = Vec::with_capacity(BUILTIN.len());
         for (name, builtin) in BUILTIN {
@@ -85,6 +99,19 @@ mod tests {
             .unwrap();
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn mail_templates_are_plain_text_not_escaped() {
+        let pages = Pages::load(None).unwrap();
+        let text = pages
+            .render(
+                "mail/magic_link.txt",
+                &serde_json::json!({"name": "Tom & <b>Jerry</b>", "url": "https://x.test/me?a=1&b=2"}),
+            )
+            .unwrap();
+        assert!(text.contains("Hello Tom & <b>Jerry</b>,"), "{text}");
+        assert!(text.contains("https://x.test/me?a=1&b=2"), "{text}");
     }
 
     #[test]

@@ -284,14 +284,34 @@ pub trait Store: Send + Sync + 'static {
     // ── signatures ───────────────────────────────────────────────────────────────────────
 
     /// Sign a campaign. The same canonical e-mail signing again is reported as a duplicate and
-    /// not counted twice.
+    /// not counted twice. A signature with a `confirm_token_hash` is recorded as mailed `now`.
     async fn add_signature(
         &self,
         new: &NewSignature,
         now: DateTime<Utc>,
     ) -> Result<SignatureAdded, StoreError>;
+    /// A new confirmation token for an unconfirmed signature, recorded as mailed `now`: only
+    /// if no confirmation was mailed after `not_since` (re-sends are rate-limited). The old
+    /// token stops working. False when confirmed already or mailed too recently.
+    async fn renew_signature_confirmation(
+        &self,
+        id: SignatureId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        not_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The confirmation mail could not be sent: signing again may retry at once.
+    async fn confirmation_not_sent(&self, id: SignatureId) -> Result<(), StoreError>;
+    /// Follow a confirmation link: the signature of `campaign_id` with this token hash now
+    /// counts. Following it again changes nothing (`newly` is false); `None` when unknown.
+    async fn confirm_signature(
+        &self,
+        campaign_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<SignatureConfirmed>, StoreError>;
+    /// Confirmed signatures: those that count.
     async fn signature_count(&self, campaign_id: &str) -> Result<u64, StoreError>;
-    /// Signers who chose to be listed, oldest first. Never includes e-mail addresses.
+    /// Confirmed signers who chose to be listed, oldest first. Never includes e-mail addresses.
     async fn public_signatures(
         &self,
         campaign_id: &str,
@@ -307,7 +327,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(NetworkKind, u64)>, StoreError>;
     /// People (signers and participants) who came through invitation code `code`.
     async fn invited_count(&self, code: &str) -> Result<u64, StoreError>;
-    /// Signatures per invitation code (`invited_by`), most first.
+    /// Confirmed signatures per invitation code (`invited_by`), most first.
     async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError>;
 
     // ── bulk ─────────────────────────────────────────────────────────────────────────────

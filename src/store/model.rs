@@ -487,7 +487,11 @@ pub struct NewSignature {
     pub public: bool,
     /// The invitation code that brought them, if any.
     pub invited_by: Option<String>,
+    /// Counted from the start; otherwise only once the link in the confirmation mail is
+    /// followed (see [`Store::confirm_signature`](super::Store::confirm_signature)).
     pub confirmed: bool,
+    /// SHA-256 (hex) of the confirmation link's token, for a signature that waits for one.
+    pub confirm_token_hash: Option<String>,
 }
 
 /// The result of signing.
@@ -498,6 +502,18 @@ pub struct SignatureAdded {
     pub invite_code: String,
     /// The same person had already signed this campaign: nothing was added.
     pub duplicate: bool,
+    /// Whether the signature (the earlier one, for a repeat) counts.
+    pub confirmed: bool,
+}
+
+/// A signature whose confirmation link was followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureConfirmed {
+    pub id: SignatureId,
+    pub name: String,
+    pub invite_code: String,
+    /// False when the link had been followed before: nothing changed.
+    pub newly: bool,
 }
 
 /// A signature as shown publicly: no e-mail address.

@@ -1080,14 +1080,16 @@ macro_rules! shared_store_impl {
                 new: &NewSignature,
                 now: DateTime<Utc>,
             ) -> Result<SignatureAdded, StoreError> {
+                let mailed_at = new.confirm_token_hash.as_ref().map(|_| ms(now));
                 // A fresh invite code could collide with an existing one (about 2^-60): try again.
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
                     let inserted = sqlx::query_as::<_, (i64, String)>(
                         "INSERT INTO signatures \
-                         (campaign_id, name, email_canonical, public, invited_by, invite_code, confirmed, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         (campaign_id, name, email_canonical, public, invited_by, invite_code, confirmed, \
+                          confirm_token_hash, confirm_sent_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                          ON CONFLICT (campaign_id, email_canonical) DO NOTHING RETURNING id, invite_code",
                     )
                     .bind(&new.campaign_id)
@@ -1097,26 +1099,90 @@ macro_rules! shared_store_impl {
                     .bind(&new.invited_by)
                     .bind(new_invite_code())
                     .bind(new.confirmed)
+                    .bind(&new.confirm_token_hash)
+                    .bind(mailed_at)
                     .bind(ms(now))
                     .fetch_optional(&self.pool)
                     .await;
                     match inserted {
                         Ok(Some((id, invite_code))) => {
-                            return Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: false });
+                            return Ok(SignatureAdded {
+                                id: SignatureId(id),
+                                invite_code,
+                                duplicate: false,
+                                confirmed: new.confirmed,
+                            });
                         }
                         Ok(None) => break,
                         Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempts < 3 => continue,
                         Err(e) => return Err(e.into()),
                     }
                 }
-                let (id, invite_code) = sqlx::query_as::<_, (i64, String)>(
-                    "SELECT id, invite_code FROM signatures WHERE campaign_id = $1 AND email_canonical = $2",
+                let (id, invite_code, confirmed) = sqlx::query_as::<_, (i64, String, bool)>(
+                    "SELECT id, invite_code, confirmed FROM signatures WHERE campaign_id = $1 AND email_canonical = $2",
                 )
                 .bind(&new.campaign_id)
                 .bind(&new.email_canonical)
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true })
+                Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true, confirmed })
+            }
+
+            async fn renew_signature_confirmation(
+                &self,
+                id: SignatureId,
+                token_hash: &str,
+                now: DateTime<Utc>,
+                not_since: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let renewed = sqlx::query(
+                    "UPDATE signatures SET confirm_token_hash = $2, confirm_sent_at = $3 \
+                     WHERE id = $1 AND confirmed = FALSE \
+                     AND (confirm_sent_at IS NULL OR confirm_sent_at <= $4)",
+                )
+                .bind(id.0)
+                .bind(token_hash)
+                .bind(ms(now))
+                .bind(ms(not_since))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(renewed == 1)
+            }
+
+            async fn confirmation_not_sent(&self, id: SignatureId) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE signatures SET confirm_sent_at = NULL WHERE id = $1 AND confirmed = FALSE",
+                )
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn confirm_signature(
+                &self,
+                campaign_id: &str,
+                token_hash: &str,
+            ) -> Result<Option<SignatureConfirmed>, StoreError> {
+                let found = sqlx::query_as::<_, (i64, String, String, bool)>(
+                    "SELECT id, name, invite_code, confirmed FROM signatures \
+                     WHERE campaign_id = $1 AND confirm_token_hash = $2",
+                )
+                .bind(campaign_id)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((id, name, invite_code, confirmed)) = found else { return Ok(None) };
+                // Two clicks at once: only one of them flips the row and says "newly".
+                let newly = !confirmed
+                    && sqlx::query("UPDATE signatures SET confirmed = TRUE WHERE id = $1 AND confirmed = FALSE")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                Ok(Some(SignatureConfirmed { id: SignatureId(id), name, invite_code, newly }))
             }
 
             async fn try_lease(
@@ -1158,7 +1224,9 @@ macro_rules! shared_store_impl {
             }
 
             async fn signature_count(&self, campaign_id: &str) -> Result<u64, StoreError> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signatures WHERE campaign_id = $1")
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM signatures WHERE campaign_id = $1 AND confirmed = TRUE",
+                )
                     .bind(campaign_id)
                     .fetch_one(&self.pool)
                     .await?;
@@ -1172,7 +1240,8 @@ macro_rules! shared_store_impl {
                 offset: u64,
             ) -> Result<Vec<PublicSignature>, StoreError> {
                 let rows = sqlx::query_as::<_, (String, i64)>(
-                    "SELECT name, created_at FROM signatures WHERE campaign_id = $1 AND public = TRUE \
+                    "SELECT name, created_at FROM signatures \
+                     WHERE campaign_id = $1 AND public = TRUE AND confirmed = TRUE \
                      ORDER BY id LIMIT $2 OFFSET $3",
                 )
                 .bind(campaign_id)
@@ -1237,7 +1306,7 @@ macro_rules! shared_store_impl {
             async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError> {
                 let rows = sqlx::query_as::<_, (String, i64)>(
                     "SELECT invited_by, COUNT(*) AS n FROM signatures \
-                     WHERE campaign_id = $1 AND invited_by IS NOT NULL \
+                     WHERE campaign_id = $1 AND invited_by IS NOT NULL AND confirmed = TRUE \
                      GROUP BY invited_by ORDER BY n DESC, invited_by",
                 )
                 .bind(campaign_id)

@@ -100,9 +100,14 @@ struct SignatureAnswer {
     invite_link: String,
     /// The same person had signed already: not counted again.
     duplicate: bool,
+    /// Whether the signature counts now (not until its mailed link is followed otherwise).
+    counted: bool,
+    confirmation: signing::Confirmation,
 }
 
 /// `201` for a new signature, `200` for a repeat of the same person, `422` for invalid input.
+/// A signature waiting for its e-mail confirmation is stored all the same (2xx), even when
+/// the mail could not be sent: `confirmation` says so.
 pub async fn sign(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -126,7 +131,7 @@ pub async fn sign(
         body.invited_by.as_deref(),
     )
     .map_err(WebError::Invalid)?;
-    let added = signing::sign(&state, &c.id, &signer).await?;
+    let added = signing::sign(&state, c, &signer).await?;
     let answer = SignatureAnswer {
         invite_link: format!(
             "{}/i/{}",
@@ -134,6 +139,8 @@ pub async fn sign(
             added.invite_code
         ),
         duplicate: added.duplicate,
+        counted: added.confirmation.counted(),
+        confirmation: added.confirmation,
     };
     let status = if added.duplicate {
         StatusCode::OK

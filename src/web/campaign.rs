@@ -1,5 +1,5 @@
-//! Campaign pages: the declaration with its counters and sign form, signing, the public
-//! list of signers, and invitation links.
+//! Campaign pages: the declaration with its counters and sign form, signing, confirming a
+//! signature by its mailed link, the public list of signers, and invitation links.
 
 use std::net::SocketAddr;
 
@@ -198,6 +198,14 @@ struct Signed<'a> {
     campaign: CampaignView<'a>,
     name: String,
     invite_link: String,
+    confirmation: signing::Confirmation,
+}
+
+fn invite_link(state: &AppState, code: &str) -> String {
+    format!(
+        "{}/i/{code}",
+        state.settings.public_url.trim_end_matches('/')
+    )
 }
 
 pub async fn sign(
@@ -252,21 +260,21 @@ pub async fn sign(
             .await;
         }
     };
-    let invite_link = if form.website.is_empty() {
-        let added = signing::sign(&state, &c.id, &signer).await?;
-        format!(
-            "{}/i/{}",
-            state.settings.public_url.trim_end_matches('/'),
-            added.invite_code
+    let (invite_link, confirmation) = if form.website.is_empty() {
+        let signed = signing::sign(&state, c, &signer).await?;
+        (
+            invite_link(&state, &signed.invite_code),
+            signed.confirmation,
         )
     } else {
-        // A bot filled the hidden field: answer as if it worked, store nothing.
+        // A bot filled the hidden field: answer as if it worked, store nothing, mail nobody.
         tracing::info!(campaign = %c.id, "honeypot filled; signature dropped");
-        format!(
+        let page = format!(
             "{}/c/{}",
             state.settings.public_url.trim_end_matches('/'),
             c.id
-        )
+        );
+        (page, signing::Confirmation::Counted)
     };
     let html = state
         .pages
@@ -276,10 +284,59 @@ pub async fn sign(
                 campaign: view(&state, c),
                 name: signer.name().to_string(),
                 invite_link,
+                confirmation,
             },
         )
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok((StatusCode::OK, Html(html)).into_response())
+}
+
+#[derive(Serialize)]
+struct Confirmed<'a> {
+    campaign: CampaignView<'a>,
+    name: String,
+    invite_link: String,
+    newly: bool,
+}
+
+/// `/c/{id}/confirm/{token}`: the link in a confirmation mail. The signature counts from
+/// now on; following the link again only says thanks again.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path((id, token)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let c = find(&state, &id)?;
+    let unknown = || {
+        WebError::NotFound(
+            "This confirmation link is not known here. If you signed more than once, use the link in the latest mail; or sign again to get a new one."
+                .into(),
+        )
+    };
+    if !signing::token_shape_ok(&token) {
+        return Err(unknown());
+    }
+    let confirmed = state
+        .store
+        .confirm_signature(&c.id, &signing::token_hash(&token))
+        .await?
+        .ok_or_else(unknown)?;
+    if confirmed.newly {
+        tracing::info!(campaign = %c.id, signature = confirmed.id.0, "signature confirmed");
+    }
+    let html = state
+        .pages
+        .render(
+            "confirmed.html",
+            &Confirmed {
+                campaign: view(&state, c),
+                name: confirmed.name,
+                invite_link: invite_link(&state, &confirmed.invite_code),
+                newly: confirmed.newly,
+            },
+        )
+        .map_err(|e| WebError::Internal(e.into()))?;
+    // The token is in the address: keep it out of other sites' logs.
+    Ok(([(header::REFERRER_POLICY, "no-referrer")], Html(html)).into_response())
 }
 
 #[derive(Deserialize)]

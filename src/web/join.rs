@@ -652,13 +652,27 @@ pub async fn confirm(
     // The first post may be due before the dispatcher's next look.
     state.wake.notify_one();
     let magic_link = session::magic_link(&state, &token);
+    // Mailed when the host can and the participant gave an address; shown either way, so
+    // a mail that never arrives locks no one out.
+    let mailed = match (state.mailer.as_deref(), me.email.as_deref()) {
+        (Some(mailer), Some(to)) => {
+            match crate::mail::magic_link(mailer, &state.pages, to, &me.name, &magic_link).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the magic link could not be mailed");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
     let base = state.settings.public_url.trim_end_matches('/');
     let page = JoinedPage {
         campaign: view(&state, c),
         name: me.name.clone(),
         planned: pledged.planned,
         accounts: chosen.len(),
-        mailed: false,
+        mailed,
         invite_link: format!("{base}/i/{}", me.invite_code),
         magic_link,
     };

@@ -45,6 +45,9 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Mastodon OAuth authorizations waiting for the server's callback.
     pub oauth: join::PendingAuthorizations,
+    /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
+    /// (signatures count at once, magic links are shown instead).
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -72,6 +75,17 @@ fn api_routes() -> Router<AppState> {
         )
 }
 
+/// The span of one request: method and path, without the query string and with a
+/// confirmation link's token blanked, so `PICKET_LOG=debug` logs no secrets.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = req.uri().path();
+    let shown = match path.split_once("/confirm/") {
+        Some((before, _)) => format!("{before}/confirm/…"),
+        None => path.to_string(),
+    };
+    tracing::debug_span!("request", method = %req.method(), path = %shown)
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -81,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/sign", post(campaign::sign))
         .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/confirm/{token}", get(campaign::confirm))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
         .route("/c/{id}/join", get(join::form).post(join::start))
@@ -99,6 +114,6 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

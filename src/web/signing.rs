@@ -1,17 +1,44 @@
 //! Signing a declaration: what a valid signature is (shared by the HTML form and the JSON
-//! API) and writing it. Parse, don't validate: a [`Signer`] can only be made valid.
+//! API), writing it, and confirming it by e-mail. Parse, don't validate: a [`Signer`] can
+//! only be made valid.
+//!
+//! With an SMTP server configured, a signature that gives an address counts only once the
+//! link mailed to that address is followed (`/c/{id}/confirm/{token}`; only the token's
+//! SHA-256 is stored). The signature is stored before the mail is sent, so a mail server
+//! that is down never loses it: the person is told, and signing again with the same
+//! address sends a new link (at most one every [`RESEND_AFTER`]). Without SMTP, or without
+//! an address, a signature counts at once.
 
-use crate::store::{NewSignature, SignatureAdded, canonical_email};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::campaign::Campaign;
+use crate::store::{NewSignature, SignatureId, canonical_email};
 
 use super::{AppState, WebError};
 
-/// A signer's input, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The shortest time between two confirmation mails to one signature: signing again
+/// re-sends, and must not let anyone flood an address they typed.
+pub const RESEND_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A signer's input, checked. Its `Debug` leaves the address out (never log one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Signer {
     name: String,
     email: Option<String>,
     public: bool,
     invited_by: Option<String>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("name", &self.name)
+            .field("email", &self.email.as_ref().map(|_| "[redacted]"))
+            .field("public", &self.public)
+            .field("invited_by", &self.invited_by)
+            .finish()
+    }
 }
 
 const MAX_NAME: usize = 80;
@@ -81,27 +108,110 @@ fn parse_email(e: &str) -> Result<String, String> {
     Ok(e.to_string())
 }
 
-/// Record a signature; a repeat of the same person is recognised, not counted again.
-pub async fn sign(
-    state: &AppState,
-    campaign_id: &str,
-    s: &Signer,
-) -> Result<SignatureAdded, WebError> {
+/// Where a signature stands after signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// It counts (no confirmation needed, or confirmed before).
+    Counted,
+    /// A confirmation link was mailed; it counts once the link is followed.
+    MailSent,
+    /// A link was mailed less than [`RESEND_AFTER`] ago; none was sent now.
+    MailRecentlySent,
+    /// Stored, but the mail could not be sent: not counted yet; signing again retries.
+    MailFailed,
+}
+
+impl Confirmation {
+    pub fn counted(self) -> bool {
+        self == Confirmation::Counted
+    }
+}
+
+/// The outcome of [`sign`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The signer's own invitation code (the earlier one, for a repeat).
+    pub invite_code: String,
+    /// The same person had signed already: nothing was added.
+    pub duplicate: bool,
+    pub confirmation: Confirmation,
+}
+
+/// The token of a confirmation link as stored: its SHA-256, hex. A database leak then
+/// gives no working links.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `token` has the shape of a confirmation token (so junk never reaches the store).
+pub fn token_shape_ok(token: &str) -> bool {
+    token.len() == 48 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Record a signature; a repeat of the same person is recognised, not counted again. With
+/// mail configured and an address given, the signature waits for its confirmation link.
+pub async fn sign(state: &AppState, c: &Campaign, s: &Signer) -> Result<Signed, WebError> {
+    let mailer = state.mailer.as_deref().filter(|_| s.email.is_some());
+    let token = mailer.map(|_| super::guard::new_token());
+    let now = state.clock.now();
     let added = state
         .store
         .add_signature(
             &NewSignature {
-                campaign_id: campaign_id.to_string(),
+                campaign_id: c.id.clone(),
                 name: s.name.clone(),
                 email_canonical: s.email.as_deref().map(canonical_email),
                 public: s.public,
                 invited_by: s.invited_by.clone(),
-                confirmed: true,
+                confirmed: mailer.is_none(),
+                confirm_token_hash: token.as_deref().map(token_hash),
             },
-            state.clock.now(),
+            now,
         )
         .await?;
-    Ok(added)
+    let signed = |confirmation| Signed {
+        invite_code: added.invite_code.clone(),
+        duplicate: added.duplicate,
+        confirmation,
+    };
+    let (Some(mailer), Some(token), Some(to)) = (mailer, token, s.email.as_deref()) else {
+        return Ok(signed(Confirmation::Counted));
+    };
+    if added.confirmed {
+        return Ok(signed(Confirmation::Counted));
+    }
+    if added.duplicate {
+        let renewed = state
+            .store
+            .renew_signature_confirmation(added.id, &token_hash(&token), now, now - RESEND_AFTER)
+            .await?;
+        if !renewed {
+            return Ok(signed(Confirmation::MailRecentlySent));
+        }
+    }
+    let link = format!(
+        "{}/c/{}/confirm/{token}",
+        state.settings.public_url.trim_end_matches('/'),
+        c.id
+    );
+    match crate::mail::confirm_signature(mailer, &state.pages, to, &s.name, c, &link).await {
+        Ok(()) => Ok(signed(Confirmation::MailSent)),
+        Err(e) => {
+            // Never the address: the error does not hold it, and neither does this line.
+            tracing::warn!(campaign = %c.id, signature = added.id.0, error = %e, "the confirmation mail could not be sent; the signature is kept unconfirmed");
+            forget_sending(state, added.id).await;
+            Ok(signed(Confirmation::MailFailed))
+        }
+    }
+}
+
+/// After a failed send, let the next signing retry at once. Failing here only means
+/// waiting [`RESEND_AFTER`]; the signature is safe either way.
+async fn forget_sending(state: &AppState, id: SignatureId) {
+    if let Err(e) = state.store.confirmation_not_sent(id).await {
+        tracing::warn!(signature = id.0, error = %e, "could not clear the confirmation mail time");
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +245,23 @@ mod tests {
             Signer::parse("Ada", Some(""), true, None).is_ok(),
             "empty means none"
         );
+    }
+
+    #[test]
+    fn only_tokens_of_the_right_shape_are_looked_up_and_only_their_hash_is_kept() {
+        let token = crate::web::guard::new_token();
+        assert!(token_shape_ok(&token));
+        assert!(!token_shape_ok("../../etc/passwd"));
+        assert!(!token_shape_ok(&token[1..]));
+        assert_eq!(token_hash(&token).len(), 64);
+        assert_ne!(token_hash(&token), token);
+    }
+
+    #[test]
+    fn the_debug_form_of_a_signer_hides_the_address() {
+        let s = Signer::parse("Ada", Some("ada@example.org"), true, None).unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("Ada") && !shown.contains("ada@"), "{shown}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod join;
+mod mail;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;

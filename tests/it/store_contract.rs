@@ -1058,7 +1058,8 @@ async fn a_signature_with_the_same_email_counts_once() {
             email_canonical: email.map(store::canonical_email),
             public,
             invited_by: by.map(str::to_string),
-            confirmed: false,
+            confirmed: true,
+            confirm_token_hash: None,
         };
 
         // Act
@@ -1114,6 +1115,132 @@ async fn a_signature_with_the_same_email_counts_once() {
         let invites = store.invite_counts(CAMPAIGN).await.unwrap();
         assert_eq!(invites.len(), 1);
         assert_eq!((invites[0].code.as_str(), invites[0].count), (code, 2));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
+    on_each_backend(|store, db| async move {
+        // Arrange: Ada waits for her mail, Bob (no address) counts at once; Ada invited Cy.
+        let unconfirmed = |name: &str, email: &str, hash: &str| NewSignature {
+            campaign_id: CAMPAIGN.into(),
+            name: name.into(),
+            email_canonical: Some(store::canonical_email(email)),
+            public: true,
+            invited_by: None,
+            confirmed: false,
+            confirm_token_hash: Some(hash.into()),
+        };
+        let ada = store
+            .add_signature(&unconfirmed("Ada", "ada@example.org", "h1"), t0())
+            .await
+            .unwrap();
+        store
+            .add_signature(
+                &NewSignature {
+                    campaign_id: CAMPAIGN.into(),
+                    name: "Bob".into(),
+                    public: true,
+                    confirmed: true,
+                    ..Default::default()
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        store
+            .add_signature(
+                &NewSignature {
+                    invited_by: Some(ada.invite_code.clone()),
+                    ..unconfirmed("Cy", "cy@example.org", "h9")
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        let before = store.signature_count(CAMPAIGN).await.unwrap();
+        let listed_before = store.public_signatures(CAMPAIGN, 10, 0).await.unwrap();
+
+        // Act: a repeat within the resend gap, one after it, then the links.
+        let repeat = store
+            .add_signature(&unconfirmed("Ada", "ada@example.org", "h2"), t0())
+            .await
+            .unwrap();
+        let too_soon = store
+            .renew_signature_confirmation(ada.id, "h2", t0(), t0() - Duration::minutes(5))
+            .await
+            .unwrap();
+        let later = t0() + Duration::minutes(10);
+        let renewed = store
+            .renew_signature_confirmation(ada.id, "h2", later, later - Duration::minutes(5))
+            .await
+            .unwrap();
+        let old_link = store.confirm_signature(CAMPAIGN, "h1").await.unwrap();
+        let other_campaign = store.confirm_signature("other", "h2").await.unwrap();
+        let first = store.confirm_signature(CAMPAIGN, "h2").await.unwrap();
+        let again = store.confirm_signature(CAMPAIGN, "h2").await.unwrap();
+        let renew_confirmed = store
+            .renew_signature_confirmation(ada.id, "h3", later, later)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(before, 1, "{db}: only Bob counts before Ada confirms");
+        let names: Vec<&str> = listed_before.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["Bob"], "{db}");
+        assert!(repeat.duplicate && !repeat.confirmed, "{db}");
+        assert!(!too_soon, "{db}: mailed at t0, so no new mail at t0");
+        assert!(renewed, "{db}");
+        assert_eq!(old_link, None, "{db}: a renewed token replaces the old one");
+        assert_eq!(other_campaign, None, "{db}");
+        let first = first.unwrap();
+        assert!(first.newly, "{db}");
+        assert_eq!(
+            (first.name.as_str(), first.invite_code.as_str()),
+            ("Ada", ada.invite_code.as_str())
+        );
+        assert!(!again.unwrap().newly, "{db}: confirming twice is harmless");
+        assert!(
+            !renew_confirmed,
+            "{db}: a confirmed signature gets no more mail"
+        );
+        assert_eq!(store.signature_count(CAMPAIGN).await.unwrap(), 2, "{db}");
+        assert!(
+            store.invite_counts(CAMPAIGN).await.unwrap().is_empty(),
+            "{db}: Cy, unconfirmed, is not counted as invited"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_confirmation_mail_can_be_retried_at_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let added = store
+            .add_signature(
+                &NewSignature {
+                    campaign_id: CAMPAIGN.into(),
+                    name: "Ada".into(),
+                    email_canonical: Some("ada@example.org".into()),
+                    confirm_token_hash: Some("h1".into()),
+                    ..Default::default()
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+
+        // Act
+        store.confirmation_not_sent(added.id).await.unwrap();
+        let retried = store
+            .renew_signature_confirmation(added.id, "h2", t0(), t0() - Duration::minutes(5))
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(retried, "{db}");
     })
     .await;
 }

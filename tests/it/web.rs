@@ -526,6 +526,21 @@ async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
             "stats lacks documented {field}"
         );
     }
+    let signed: serde_json::Value = app
+        .api_sign(serde_json::json!({"name": "Ada"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for field in doc["components"]["schemas"]["SignatureAnswer"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            signed.get(field.as_str().unwrap()).is_some(),
+            "the signing answer lacks documented {field}"
+        );
+    }
     let list: serde_json::Value = app
         .http
         .get(app.url("/api/v1/campaigns"))

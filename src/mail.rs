@@ -1,0 +1,296 @@
+//! E-mail: the [`Mailer`] seam (one small trait, like `Store` and `Network`), its SMTP
+//! implementation with `lettre`, and the mails picket sends, each rendered from a template
+//! `templates/mail/*.txt` by the renderer (plain text, not escaped).
+//!
+//! A mail template starts with a `Subject: ...` line and a blank line; the rest is the body.
+//!
+//! What this module does not do: decide when to mail (signing does, in `web::signing`),
+//! retry (a failed send is reported to the caller, who keeps what it stored and tells the
+//! person), or log addresses: errors never carry the recipient, and an SMTP server's answer,
+//! which often quotes it, is reduced to its status code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Serialize;
+
+use crate::config::{SmtpTarget, SmtpTls};
+use crate::render::RenderError;
+use crate::render::pages::Pages;
+
+/// The longest one delivery to the SMTP server may take: a person waits for the page.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One message to one person.
+#[derive(Clone)]
+pub struct Mail {
+    /// The address as the person typed it (already checked by the caller).
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    /// An HTML alternative; when given, everything a user typed in it must be escaped.
+    pub html: Option<String>,
+}
+
+/// Not `derive`d: the recipient must not reach a log through a `{:?}`.
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a mail was not sent. No variant holds the recipient's address.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The recipient's address cannot be written into a mail; asking the person again helps.
+    #[error("the recipient address cannot be used")]
+    Address,
+    /// The configured sender (`smtp.from`) is not an address: fix the setting.
+    #[error("smtp.from is not an address like \"Name <picket@example.org>\"")]
+    From,
+    /// The mail could not be put together (a template produced something unusable).
+    #[error("building the mail: {0}")]
+    Build(String),
+    /// The SMTP server could not be reached or did not accept the mail; later may work.
+    #[error("sending: {0}")]
+    Transport(String),
+    /// A mail template failed to render: fix the template.
+    #[error("rendering the mail: {0}")]
+    Render(#[from] RenderError),
+}
+
+/// Sends mail. Object-safe: held as `Arc<dyn Mailer>` in the application state (absent when
+/// no SMTP server is configured).
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: Mail) -> Result<(), MailError>;
+}
+
+/// Mail through an SMTP server.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    /// A mailer for `target`. Nothing is connected yet: an unreachable server shows at the
+    /// first send, and picket starts anyway.
+    pub fn new(target: &SmtpTarget) -> Result<SmtpMailer, MailError> {
+        let from: Mailbox = target.from.parse().map_err(|_| MailError::From)?;
+        let host = target.host.as_str();
+        let builder = match target.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| MailError::Build(e.to_string()))?,
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| MailError::Build(e.to_string()))?,
+        };
+        let mut builder = builder.port(target.port).timeout(Some(SEND_TIMEOUT));
+        if let Some((user, password)) = &target.credentials {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            ));
+        }
+        Ok(SmtpMailer {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+/// The message as it goes on the wire.
+fn message(from: &Mailbox, mail: Mail) -> Result<Message, MailError> {
+    let to: Mailbox = mail.to.parse().map_err(|_| MailError::Address)?;
+    // Header values are encoded by lettre; a line break would still end the subject early.
+    let subject: String = mail.subject.chars().filter(|c| !c.is_control()).collect();
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject);
+    let built = match mail.html {
+        None => builder.header(ContentType::TEXT_PLAIN).body(mail.text),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.text, html)),
+    };
+    built.map_err(|e| MailError::Build(e.to_string()))
+}
+
+/// An SMTP failure, said without the server's own words (they often quote the address).
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(code) = e.status() {
+        let kind = if e.is_permanent() {
+            "refused the mail"
+        } else {
+            "could not take the mail now"
+        };
+        return format!("the SMTP server {kind} ({code})");
+    }
+    if e.is_timeout() {
+        return "the SMTP server did not answer in time".to_string();
+    }
+    e.to_string()
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: Mail) -> Result<(), MailError> {
+        let message = message(&self.from, mail)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Transport(describe(&e)))
+    }
+}
+
+/// The mailer the settings ask for: `None` without an `[smtp]` section.
+pub fn from_settings(
+    smtp: Option<&crate::config::SmtpSettings>,
+) -> anyhow::Result<Option<Arc<dyn Mailer>>> {
+    let Some(smtp) = smtp else { return Ok(None) };
+    let target = smtp.resolve()?;
+    let mailer = SmtpMailer::new(&target)?;
+    tracing::info!(host = %target.host, port = target.port, tls = ?target.tls, "mail goes out through SMTP");
+    Ok(Some(Arc::new(mailer)))
+}
+
+/// Render `template` (`mail/NAME.txt`) and split off its `Subject:` line.
+pub fn render(
+    pages: &Pages,
+    template: &str,
+    to: &str,
+    vars: &impl Serialize,
+) -> Result<Mail, MailError> {
+    let rendered = pages.render(template, vars)?;
+    let (first, body) = rendered.split_once('\n').unwrap_or((&rendered, ""));
+    let subject = first
+        .strip_prefix("Subject:")
+        .ok_or_else(|| {
+            MailError::Build(format!(
+                "{template} must start with a \"Subject: ...\" line"
+            ))
+        })?
+        .trim();
+    Ok(Mail {
+        to: to.to_string(),
+        subject: subject.to_string(),
+        text: format!("{}\n", body.trim()),
+        html: None,
+    })
+}
+
+/// Ask a signer to confirm their signature by following `confirm_link`.
+pub async fn confirm_signature(
+    mailer: &dyn Mailer,
+    pages: &Pages,
+    to: &str,
+    name: &str,
+    campaign: &crate::campaign::Campaign,
+    confirm_link: &str,
+) -> Result<(), MailError> {
+    let mail = render(
+        pages,
+        "mail/confirm.txt",
+        to,
+        &serde_json::json!({
+            "name": name,
+            "campaign": { "id": campaign.id, "title": campaign.title, "hashtag": campaign.hashtag },
+            "confirm_link": confirm_link,
+        }),
+    )?;
+    mailer.send(mail).await
+}
+
+/// Mail a participant the magic link `url` that opens their own page (`/me`).
+pub async fn magic_link(
+    mailer: &dyn Mailer,
+    pages: &Pages,
+    to: &str,
+    name: &str,
+    url: &str,
+) -> Result<(), MailError> {
+    let mail = render(
+        pages,
+        "mail/magic_link.txt",
+        to,
+        &serde_json::json!({ "name": name, "url": url }),
+    )?;
+    mailer.send(mail).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(mail: Mail) -> String {
+        let from: Mailbox = "Strike <picket@example.org>".parse().unwrap();
+        String::from_utf8(message(&from, mail).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn a_mail_template_gives_its_subject_and_a_plain_text_body() {
+        let pages = Pages::load(None).unwrap();
+        let mail = render(
+            &pages,
+            "mail/magic_link.txt",
+            "ada@example.org",
+            &serde_json::json!({"name": "Ada", "url": "https://picket.test/me?t=abc"}),
+        )
+        .unwrap();
+        assert_eq!(mail.subject, "Your picket link");
+        assert!(mail.text.starts_with("Hello Ada,"), "{}", mail.text);
+        assert!(mail.text.contains("https://picket.test/me?t=abc"));
+        let wire = formatted(mail);
+        assert!(wire.contains("Content-Type: text/plain"), "{wire}");
+        assert!(wire.contains("To: ada@example.org"), "{wire}");
+    }
+
+    #[test]
+    fn a_line_break_in_a_subject_cannot_add_a_header() {
+        let wire = formatted(Mail {
+            to: "ada@example.org".into(),
+            subject: "Hi\r\nBcc: everyone@example.org".into(),
+            text: "x".into(),
+            html: None,
+        });
+        assert!(!wire.contains("\r\nBcc:"), "{wire}");
+    }
+
+    #[test]
+    fn an_unusable_recipient_is_an_error_that_does_not_repeat_it() {
+        let from: Mailbox = "picket@example.org".parse().unwrap();
+        let err = message(
+            &from,
+            Mail {
+                to: "not an address <".into(),
+                subject: "s".into(),
+                text: "t".into(),
+                html: None,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, MailError::Address));
+        assert!(!err.to_string().contains("not an address"));
+    }
+
+    #[test]
+    fn the_debug_form_of_a_mail_hides_the_recipient() {
+        let shown = format!(
+            "{:?}",
+            Mail {
+                to: "ada@example.org".into(),
+                subject: "s".into(),
+                text: "t".into(),
+                html: None
+            }
+        );
+        assert!(!shown.contains("ada@"), "{shown}");
+    }
+}

@@ -1,0 +1,506 @@
+//! E-mail: signature confirmation through the web and the API, and the magic-link mail,
+//! against a real SMTP server (aiosmtpd, `scripts/servers/smtp-sink.sh`) that stores what it
+//! receives in a Maildir, read back here. Tests that need it print "skipped" without
+//! `PICKET_TEST_SMTP`, except under `PICKET_REQUIRE_SERVERS=1`. The tests of a mail server
+//! that is down, and of a host without SMTP, need nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use picket::app::Application;
+use picket::clock::ManualClock;
+use picket::config::{Settings, SmtpSettings, SmtpTls};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{self, Installation};
+
+const ID: &str = "social-media-strike";
+
+/// The SMTP sink's address and Maildir, or `None` (after saying "skipped") without them.
+fn sink(test: &str) -> Option<(String, u16, PathBuf)> {
+    let (Ok(addr), Ok(maildir)) = (
+        std::env::var("PICKET_TEST_SMTP"),
+        std::env::var("PICKET_TEST_SMTP_MAILDIR"),
+    ) else {
+        assert!(
+            !support::servers_required(),
+            "{test}: PICKET_TEST_SMTP is not set (scripts/servers/smtp-sink.sh)"
+        );
+        println!("skipped {test}: export $(scripts/servers/smtp-sink.sh | tail -1) to run it");
+        return None;
+    };
+    let (host, port) = addr
+        .rsplit_once(':')
+        .expect("PICKET_TEST_SMTP is host:port");
+    Some((host.to_string(), port.parse().unwrap(), maildir.into()))
+}
+
+/// Plain SMTP on the loopback, as the sink speaks it.
+fn smtp(host: &str, port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: Some(host.to_string()),
+        port: Some(port),
+        tls: Some(SmtpTls::None),
+        from: Some("Strike HQ <picket@example.org>".into()),
+        ..SmtpSettings::default()
+    }
+}
+
+/// An address no other test (or earlier run) uses, so its mails can be told apart in the
+/// shared Maildir.
+fn fresh_address(who: &str) -> String {
+    format!("{who}-{}@example.org", picket::web::guard::new_token())
+}
+
+/// A port nothing listens on: a mail server that is down.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The mails the sink received for `to`, oldest first, waiting up to a few seconds for
+/// `at_least` of them.
+async fn mails_to(maildir: &Path, to: &str, at_least: usize) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found.clear();
+        for entry in std::fs::read_dir(maildir.join("new")).unwrap() {
+            let path = entry.unwrap().path();
+            let (Ok(bytes), Ok(meta)) = (std::fs::read(&path), std::fs::metadata(&path)) else {
+                continue;
+            };
+            // aiosmtpd's Mailbox records the envelope recipient in its own header.
+            let rcpt = format!("X-RcptTo: {to}");
+            if String::from_utf8_lossy(&bytes).contains(&rcpt) {
+                found.push((meta.modified().unwrap(), path, bytes));
+            }
+        }
+        if found.len() >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    found.into_iter().map(|(_, _, b)| b).collect()
+}
+
+/// Subject and decoded text body of a raw mail.
+fn read_mail(raw: &[u8]) -> (String, String) {
+    let m = mail_parser::MessageParser::default().parse(raw).unwrap();
+    (
+        m.subject().unwrap_or_default().to_string(),
+        m.body_text(0).unwrap_or_default().to_string(),
+    )
+}
+
+/// The confirmation link in a mail's body, as a path.
+fn confirm_path(body: &str) -> String {
+    let start = body
+        .find("https://picket.test/")
+        .expect("a link in the mail");
+    let link = body[start..].split_whitespace().next().unwrap();
+    link.trim_start_matches("https://picket.test").to_string()
+}
+
+struct MailApp {
+    base: String,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for MailApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl MailApp {
+    async fn spawn(smtp: Option<SmtpSettings>) -> MailApp {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
+            campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public_url: "https://picket.test".into(),
+            rate_limits: false,
+            smtp,
+            ..Settings::default()
+        };
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let app = Application::build(settings, clock.clone()).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run(stop.clone()));
+        MailApp {
+            base,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            clock,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Status and page; tera's `&#x2F;` for '/' read back as browsers do.
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        (r.status(), r.text().await.unwrap().replace("&#x2F;", "/"))
+    }
+
+    /// Sign through the HTML form (with its CSRF cookie and token); status and page.
+    async fn sign_form(&self, name: &str, email: &str) -> (StatusCode, String) {
+        let page = self
+            .http
+            .get(self.url(&format!("/c/{ID}")))
+            .send()
+            .await
+            .unwrap();
+        let cookie = page.headers()[SET_COOKIE].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let html = page.text().await.unwrap();
+        let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
+        let token = token.split('"').next().unwrap();
+        let r = self
+            .http
+            .post(self.url(&format!("/c/{ID}/sign")))
+            .header(COOKIE, cookie)
+            .form(&[
+                ("csrf", token),
+                ("consent", "on"),
+                ("public", "on"),
+                ("name", name),
+                ("email", email),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap().replace("&#x2F;", "/"))
+    }
+
+    async fn sign_api(&self, name: &str, email: &str) -> (StatusCode, serde_json::Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/campaigns/{ID}/signatures")))
+            .json(&serde_json::json!({"name": name, "email": email, "public": true}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    async fn signatures(&self) -> u64 {
+        let stats: serde_json::Value = self
+            .http
+            .get(self.url(&format!("/api/v1/campaigns/{ID}/stats")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["signatures"].as_u64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_signature_with_an_address_counts_only_once_its_mailed_link_is_followed() {
+    let Some((host, port, maildir)) = sink("confirmation") else {
+        return;
+    };
+    // Arrange
+    let app = MailApp::spawn(Some(smtp(&host, port))).await;
+    let to = fresh_address("ada");
+
+    // Act
+    let (signed_status, signed_page) = app.sign_form("Ada Lovelace", &to).await;
+    let before = app.signatures().await;
+    let (listed_before_status, listed_before) = app.get(&format!("/c/{ID}/signatures")).await;
+    let mails = mails_to(&maildir, &to, 1).await;
+    let (subject, body) = read_mail(&mails[0]);
+    let link = confirm_path(&body);
+    let (first_status, first_page) = app.get(&link).await;
+    let after_first = app.signatures().await;
+    let (again_status, again_page) = app.get(&link).await;
+    let after_again = app.signatures().await;
+    let (_, listed_after) = app.get(&format!("/c/{ID}/signatures")).await;
+
+    // Assert
+    assert_eq!(signed_status, StatusCode::OK);
+    assert!(
+        signed_page.contains("we sent you an e-mail"),
+        "{signed_page}"
+    );
+    assert!(
+        !signed_page.contains("/i/"),
+        "no invitation link before confirming"
+    );
+    assert_eq!(before, 0, "not counted before the link is followed");
+    assert_eq!(listed_before_status, StatusCode::OK);
+    assert!(
+        !listed_before.contains("Ada Lovelace"),
+        "not listed before either"
+    );
+    assert_eq!(mails.len(), 1);
+    assert!(subject.contains("confirm"), "{subject}");
+    assert!(body.starts_with("Hello Ada Lovelace,"), "{body}");
+    assert!(link.starts_with(&format!("/c/{ID}/confirm/")), "{link}");
+    assert_eq!(first_status, StatusCode::OK);
+    assert!(first_page.contains("confirmed and counted"), "{first_page}");
+    assert!(
+        first_page.contains("https://picket.test/i/"),
+        "the invitation link"
+    );
+    assert_eq!(after_first, 1);
+    assert_eq!(again_status, StatusCode::OK, "confirming twice is harmless");
+    assert!(again_page.contains("it already was"), "{again_page}");
+    assert_eq!(after_again, 1, "and counts once");
+    assert!(listed_after.contains("Ada Lovelace"));
+}
+
+#[tokio::test]
+async fn signing_again_resends_the_link_but_not_more_than_once_in_five_minutes() {
+    let Some((host, port, maildir)) = sink("resend") else {
+        return;
+    };
+    // Arrange
+    let app = MailApp::spawn(Some(smtp(&host, port))).await;
+    let to = fresh_address("bob");
+
+    // Act
+    let (first_status, first) = app.sign_api("Bob", &to).await;
+    let (soon_status, soon) = app.sign_api("Bob", &to).await;
+    let after_soon = mails_to(&maildir, &to, 1).await.len();
+    app.clock.advance(chrono::Duration::minutes(6));
+    let (later_status, later) = app.sign_api("Bob", &to).await;
+    let mails = mails_to(&maildir, &to, 2).await;
+    let old_link = confirm_path(&read_mail(&mails[0]).1);
+    let new_link = confirm_path(&read_mail(&mails[1]).1);
+    let (old_status, old_page) = app.get(&old_link).await;
+    let (new_status, _) = app.get(&new_link).await;
+
+    // Assert
+    assert_eq!(first_status, StatusCode::CREATED);
+    assert_eq!(first["counted"], false);
+    assert_eq!(first["confirmation"], "mail_sent");
+    assert_eq!(soon_status, StatusCode::OK);
+    assert_eq!(soon["duplicate"], true);
+    assert_eq!(soon["confirmation"], "mail_recently_sent");
+    assert_eq!(after_soon, 1, "no second mail within five minutes");
+    assert_eq!(later_status, StatusCode::OK);
+    assert_eq!(later["confirmation"], "mail_sent");
+    assert_eq!(mails.len(), 2);
+    assert_ne!(old_link, new_link);
+    assert_eq!(
+        old_status,
+        StatusCode::NOT_FOUND,
+        "the newest link replaces the old one"
+    );
+    assert!(old_page.contains("latest mail"), "{old_page}");
+    assert_eq!(new_status, StatusCode::OK);
+    assert_eq!(app.signatures().await, 1);
+}
+
+#[tokio::test]
+async fn a_name_with_markup_reaches_the_mail_as_plain_text_only() {
+    let Some((host, port, maildir)) = sink("markup") else {
+        return;
+    };
+    // Arrange
+    let app = MailApp::spawn(Some(smtp(&host, port))).await;
+    let to = fresh_address("mallory");
+    let name = "<a href=\"https://evil.example\">Mallory</a> & <script>x()</script>";
+
+    // Act
+    let (status, _) = app.sign_api(name, &to).await;
+    let mails = mails_to(&maildir, &to, 1).await;
+    let raw = String::from_utf8_lossy(&mails[0]).to_string();
+    let (_, body) = read_mail(&mails[0]);
+
+    // Assert: one text/plain part, nothing a mail reader would render as HTML.
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(raw.contains("Content-Type: text/plain"), "{raw}");
+    assert!(!raw.to_ascii_lowercase().contains("text/html"), "{raw}");
+    assert!(!raw.contains("multipart"), "{raw}");
+    assert!(body.contains(&format!("Hello {name},")), "{body}");
+}
+
+#[tokio::test]
+async fn the_magic_link_mail_carries_the_link() {
+    let Some((host, port, maildir)) = sink("magic link") else {
+        return;
+    };
+    // Arrange
+    let target = smtp(&host, port).resolve().unwrap();
+    let mailer = picket::mail::SmtpMailer::new(&target).unwrap();
+    let pages = picket::render::pages::Pages::load(None).unwrap();
+    let to = fresh_address("cy");
+    let url = "https://picket.test/me?token=0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    // Act
+    picket::mail::magic_link(&mailer, &pages, &to, "Cy", url)
+        .await
+        .unwrap();
+    let mails = mails_to(&maildir, &to, 1).await;
+    let (subject, body) = read_mail(&mails[0]);
+
+    // Assert
+    assert_eq!(mails.len(), 1);
+    assert_eq!(subject, "Your picket link");
+    assert!(body.starts_with("Hello Cy,"), "{body}");
+    assert!(
+        body.split_whitespace().any(|w| w == url),
+        "the link, whole: {body}"
+    );
+    let raw = String::from_utf8_lossy(&mails[0]).to_string();
+    assert!(
+        raw.contains("From: \"Strike HQ\" <picket@example.org>")
+            || raw.contains("From: Strike HQ <picket@example.org>"),
+        "{raw}"
+    );
+}
+
+#[tokio::test]
+async fn when_the_mail_server_is_down_the_signature_is_kept_and_the_signer_told() {
+    // Arrange
+    let app = MailApp::spawn(Some(smtp("127.0.0.1", closed_port()))).await;
+    let to = fresh_address("dee");
+
+    // Act
+    let (form_status, form_page) = app.sign_form("Dee", &to).await;
+    let (retry_status, retry) = app.sign_api("Dee", &to).await;
+    let counted = app.signatures().await;
+
+    // Assert
+    assert_eq!(form_status, StatusCode::OK);
+    assert!(form_page.contains("could not be sent"), "{form_page}");
+    assert!(
+        form_page.contains("sign again with the same address"),
+        "{form_page}"
+    );
+    assert_eq!(
+        retry_status,
+        StatusCode::OK,
+        "a repeat: the first one was kept"
+    );
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(
+        retry["confirmation"], "mail_failed",
+        "retried at once (a failed mail does not start the five minutes), failed again"
+    );
+    assert_eq!(retry["counted"], false);
+    assert_eq!(counted, 0);
+}
+
+#[tokio::test]
+async fn without_smtp_a_signature_with_an_address_counts_at_once() {
+    // Arrange
+    let app = MailApp::spawn(None).await;
+
+    // Act
+    let (status, answer) = app.sign_api("Eve", &fresh_address("eve")).await;
+    let (page_status, page) = app.sign_form("Fay", &fresh_address("fay")).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(answer["counted"], true);
+    assert_eq!(answer["confirmation"], "counted");
+    assert_eq!(page_status, StatusCode::OK);
+    assert!(page.contains("is counted"), "{page}");
+    assert!(page.contains("https://picket.test/i/"), "{page}");
+    assert_eq!(app.signatures().await, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_confirmation_link_is_a_404_page() {
+    // Arrange
+    let app = MailApp::spawn(None).await;
+    let unknown = format!("/c/{ID}/confirm/{}", picket::web::guard::new_token());
+
+    // Act
+    let (unknown_status, unknown_page) = app.get(&unknown).await;
+    let (junk_status, _) = app.get(&format!("/c/{ID}/confirm/%3Cscript%3E")).await;
+    let (campaign_status, _) = app.get("/c/nope/confirm/abc").await;
+
+    // Assert
+    assert_eq!(unknown_status, StatusCode::NOT_FOUND);
+    assert!(unknown_page.contains("not known here"), "{unknown_page}");
+    assert_eq!(junk_status, StatusCode::NOT_FOUND);
+    assert_eq!(campaign_status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn neither_the_address_nor_a_confirmation_token_reaches_the_log() {
+    // Arrange: the real binary, its log at debug level, a mail server that is down.
+    let port = closed_port();
+    let config = format!(
+        "public_url = \"https://picket.test\"\nrate_limits = false\n\n[smtp]\nurl = \"smtp://127.0.0.1:{}?tls=none\"\nfrom = \"picket@example.org\"\n",
+        closed_port()
+    );
+    let start = Utc::now() + chrono::Duration::days(30);
+    let inst = Installation::new(
+        &support::window_campaign(
+            "mailtest",
+            start,
+            start + chrono::Duration::hours(1),
+            &support::posts_at_start(1, "30m"),
+        ),
+        &config,
+        [7; 32],
+    );
+    let served = inst.serve(&format!("127.0.0.1:{port}"), "debug");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let to = fresh_address("gus");
+
+    // Act
+    let answer: serde_json::Value = http
+        .post(format!("{base}/api/v1/campaigns/mailtest/signatures"))
+        .json(&serde_json::json!({"name": "Gus", "email": to}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = picket::web::guard::new_token();
+    let unknown = http
+        .get(format!("{base}/c/mailtest/confirm/{token}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let log = served.stop();
+
+    // Assert
+    assert_eq!(answer["confirmation"], "mail_failed", "{answer}");
+    assert_eq!(unknown, StatusCode::NOT_FOUND);
+    assert!(
+        log.contains("/confirm/…"),
+        "requests are logged at debug:\n{log}"
+    );
+    assert!(
+        !log.contains(&token),
+        "a confirmation token is in the log:\n{log}"
+    );
+    assert!(log.contains("confirmation mail could not be sent"), "{log}");
+    let local = to.split('@').next().unwrap();
+    assert!(!log.contains(local), "the address is in the log:\n{log}");
+}
