@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::network::NetworkKind;
 
 mod check;
+pub mod declaration;
 mod preview;
 pub mod schedule;
 mod spec;
@@ -80,10 +81,29 @@ pub struct Campaign {
     pub source: PathBuf,
 }
 
+/// The text signers sign, as written in its file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Declaration {
     pub path: PathBuf,
     pub markdown: String,
+    /// Content hash of the text (see [`declaration::content_hash`]).
+    pub sha256: String,
+    /// Set when this text is a copy of another host's declaration.
+    pub origin: Option<Origin>,
+}
+
+/// `[declaration.origin]`: the original a copy was made from, kept beside it so the
+/// changes can be shown without asking the original's host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Origin {
+    /// Where the original is served, when known.
+    pub url: Option<String>,
+    /// Content hash of the original (checked against `markdown` when loading).
+    pub sha256: String,
+    pub path: PathBuf,
+    pub markdown: String,
+    /// What the copy changes in the original.
+    pub changes: declaration::Changes,
 }
 
 /// `[threshold]`: the strike is on once this many people have pledged (by the deadline).
