@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::network::NetworkKind;
 
@@ -113,15 +113,16 @@ pub struct Threshold {
     pub deadline: Option<DateTime<Utc>>,
 }
 
-/// When the strike happens.
-#[derive(Debug, Clone, Serialize)]
+/// When the strike happens. Deserialize reads it back from the JSON API (forking a
+/// campaign from another host).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Strike {
     pub when: StrikeTime,
     /// A pledge covers at least this many of the days (or windows).
     pub min_days: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StrikeTime {
     /// Whole calendar days, each read in the participant's own zone.
     ParticipantDays(Vec<NaiveDate>),
@@ -131,7 +132,7 @@ pub enum StrikeTime {
     Windows(Vec<Window>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

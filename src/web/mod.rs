@@ -3,6 +3,7 @@
 
 mod api;
 mod campaign;
+mod declaration;
 mod error;
 pub mod guard;
 mod pages;
@@ -69,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/sign", post(campaign::sign))
         .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/declaration", get(declaration::page))
+        .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
         .merge(api_routes())
