@@ -41,7 +41,7 @@ pub fn is_hash(s: &str) -> bool {
 }
 
 /// What a copy changes in its original, word by word, in groups a reader can take in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Changes {
     pub hunks: Vec<Hunk>,
     /// Words the copy adds, over all hunks.
@@ -251,14 +251,10 @@ mod tests {
         assert_eq!(changes.hunks.len(), 2, "{changes:?}");
         assert_eq!(changes.hunks[0].line, 1);
         assert!(changes.hunks[0].cut_before);
-        assert!(
-            changes.hunks[0]
-                .parts
-                .contains(&Part {
-                    kind: PartKind::Inserted,
-                    text: "added".into()
-                })
-        );
+        assert!(changes.hunks[0].parts.contains(&Part {
+            kind: PartKind::Inserted,
+            text: "added".into()
+        }));
         assert_eq!(changes.hunks[1].line, 2);
         assert!(changes.hunks[1].parts.contains(&Part {
             kind: PartKind::Deleted,

@@ -15,10 +15,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::declaration::{content_hash, is_hash, proposed_changes};
 use super::spec::{
     RawCampaign, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates, RawThreshold,
 };
-use super::declaration::{content_hash, is_hash, proposed_changes};
 use super::{
     Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
@@ -287,14 +287,9 @@ impl<'a> Cx<'a> {
         let origin = match origin {
             None => None,
             Some(o) => {
-                let (url, sha256, path, original) = o?;
-                Some(Origin {
-                    url,
-                    changes: proposed_changes(&original, &markdown),
-                    sha256,
-                    path,
-                    markdown: original,
-                })
+                let mut o = o?;
+                o.changes = proposed_changes(&o.markdown, &markdown);
+                Some(o)
             }
         };
         Some(Declaration {
@@ -305,9 +300,9 @@ impl<'a> Cx<'a> {
         })
     }
 
-    /// `[declaration.origin]`: (url, sha256, path, text), every key checked.
-    #[allow(clippy::type_complexity)]
-    fn origin(&mut self, o: &RawOrigin) -> Option<(Option<String>, String, PathBuf, String)> {
+    /// `[declaration.origin]`, every key checked; its changes are left for the caller,
+    /// which has the copy.
+    fn origin(&mut self, o: &RawOrigin) -> Option<Origin> {
         let url = match &o.url {
             None => Some(None),
             Some(u) => match url::Url::parse(u.get_ref().trim()) {
@@ -357,7 +352,14 @@ impl<'a> Cx<'a> {
             );
             return None;
         }
-        Some((url?, declared, path, text)).filter(|_| sha_ok)
+        let url = url?;
+        sha_ok.then(|| Origin {
+            url,
+            sha256: declared,
+            path,
+            markdown: text,
+            changes: Default::default(),
+        })
     }
 
     /// A file named in the campaign, relative to the campaign file: (full path, text).

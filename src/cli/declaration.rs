@@ -80,7 +80,10 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
-    let id = args.campaign_id.clone().unwrap_or_else(|| source.id.clone());
+    let id = args
+        .campaign_id
+        .clone()
+        .unwrap_or_else(|| source.id.clone());
     let names = Names {
         campaign: args.out.join(format!("{id}.toml")),
         copy: format!("{id}.declaration.md"),
@@ -125,10 +128,7 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
 
-    let from = source
-        .url
-        .clone()
-        .unwrap_or_else(|| args.source.clone());
+    let from = source.url.clone().unwrap_or_else(|| args.source.clone());
     println!(
         "Forked the declaration of \"{}\" from {from}\n(sha256 {sha256}).\n",
         source.title
@@ -252,7 +252,10 @@ fn campaign_address(u: &url::Url) -> Option<(String, String)> {
     base.set_query(None);
     base.set_fragment(None);
     base.set_path(&segments[..c_at].join("/"));
-    Some((base.as_str().trim_end_matches('/').to_string(), id.to_string()))
+    Some((
+        base.as_str().trim_end_matches('/').to_string(),
+        id.to_string(),
+    ))
 }
 
 fn read_remote(source: &str) -> Result<Source, Refusal> {
@@ -356,7 +359,10 @@ fn from_file(
     doc.remove("declaration");
     let mut table = declaration_table(names, source.url.as_deref(), sha256);
     // Right after [strike], near the top, rather than at the end of the file.
-    let at = doc.get("strike").and_then(|s| s.as_table()).and_then(|t| t.position());
+    let at = doc
+        .get("strike")
+        .and_then(|s| s.as_table())
+        .and_then(|t| t.position());
     table.set_position(at);
     if let Some(origin) = table.get_mut("origin").and_then(|o| o.as_table_mut()) {
         origin.set_position(at);

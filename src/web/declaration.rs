@@ -53,10 +53,10 @@ pub(crate) fn declaration_view<'a>(c: &Campaign, d: &'a Declaration) -> Declarat
     }
 }
 
-fn declaration_of<'a>(c: &'a Campaign) -> Result<&'a Declaration, WebError> {
-    c.declaration.as_ref().ok_or_else(|| {
-        WebError::NotFound(format!("The campaign “{}” has no declaration.", c.id))
-    })
+fn declaration_of(c: &Campaign) -> Result<&Declaration, WebError> {
+    c.declaration
+        .as_ref()
+        .ok_or_else(|| WebError::NotFound(format!("The campaign “{}” has no declaration.", c.id)))
 }
 
 /// `GET /c/{id}/declaration.md`: the normalised text, so that its SHA-256 is the hash in
@@ -94,7 +94,10 @@ pub async fn raw(
         h.insert(header::ETAG, tag);
         h.insert(SHA256_HEADER, sum);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
     // Public text meant to be copied: a blogger's page may fetch it from the browser.
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

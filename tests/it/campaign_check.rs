@@ -296,7 +296,12 @@ fn the_good_fixtures_load() {
     let ids: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["copy-strike", "test-strike", "window-strike", "zoned-strike"]
+        [
+            "copy-strike",
+            "test-strike",
+            "window-strike",
+            "zoned-strike"
+        ]
     );
 }
 
@@ -385,7 +390,8 @@ fn the_server_refuses_a_folder_with_a_bad_campaign() {
 #[test]
 fn a_copy_of_a_declaration_loads_with_its_origin_hashes_and_changes() {
     // Act
-    let campaign = load_file(&fixture("good/copy.toml")).unwrap_or_else(|p| panic!("{}", listing(&p)));
+    let campaign =
+        load_file(&fixture("good/copy.toml")).unwrap_or_else(|p| panic!("{}", listing(&p)));
 
     // Assert
     let declaration = campaign.declaration.unwrap();

@@ -4,6 +4,7 @@ mod campaign_check;
 mod campaign_preview;
 mod cli;
 mod crash;
+mod declaration;
 mod delivery;
 mod net_bluesky;
 mod net_mastodon;
