@@ -368,7 +368,7 @@ pub enum DeclarationCommand {
     /// no trailing whitespace; see campaigns/README.md), as hex.
     #[command(after_help = "Example:\n  picket declaration hash campaigns/declaration.md")]
     Hash {
-        /// A Markdown file.
+        /// A Markdown file, or a campaign file (for its declaration).
         file: PathBuf,
     },
 }

@@ -16,8 +16,29 @@ use crate::campaign::declaration::{content_hash, normalize};
 use crate::campaign::{self, Strike, StrikeTime};
 use crate::network::peer;
 
-/// `picket declaration hash FILE`: the content hash, hex, on its own line.
+/// `picket declaration hash FILE`: the content hash, hex, on its own line. A campaign file
+/// (`*.toml`) stands for its declaration.
 pub fn hash(path: &Path) -> anyhow::Result<ExitCode> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        return match campaign::load_file(path) {
+            Ok(c) => match c.declaration {
+                Some(d) => {
+                    println!("{}", d.sha256);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("error: {} has no declaration", path.display());
+                    Ok(ExitCode::from(2))
+                }
+            },
+            Err(problems) => {
+                for p in &problems {
+                    println!("{p}");
+                }
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => text,
@@ -525,6 +546,51 @@ mod tests {
         );
         assert_eq!(address("https://blog.example/declaration.md"), None);
         assert_eq!(address("https://picket.example.org/c/x/signatures"), None);
+    }
+
+    #[test]
+    fn a_remote_campaign_with_windows_becomes_a_valid_campaign_file() {
+        // Arrange: what /api/v1/campaigns/{id} answers for a campaign with windows.
+        let dir = tempfile::tempdir().unwrap();
+        let names = Names {
+            campaign: dir.path().join("copy.toml"),
+            copy: "copy.declaration.md".into(),
+            origin: "copy.declaration.origin.md".into(),
+        };
+        let text = "# Ours \"too\"\n";
+        std::fs::write(dir.path().join(&names.copy), text).unwrap();
+        std::fs::write(dir.path().join(&names.origin), text).unwrap();
+        let json = serde_json::json!({
+            "id": "w", "title": "Window \"strike\"", "hashtag": "WinStrike",
+            "description": null, "networks": ["mastodon", "bluesky"],
+            "strike": {"when": {"Windows": [
+                {"start": "2027-07-04T09:00:00Z", "end": "2027-07-04T17:00:00Z"},
+                {"start": "2027-07-05T09:00:00Z", "end": "2027-07-05T17:00:00Z"}
+            ]}, "min_days": 2},
+        });
+        let source = Source {
+            id: "w".into(),
+            title: "Window \"strike\"".into(),
+            text: text.into(),
+            url: Some("https://picket.example.org/c/w/declaration.md".into()),
+            kind: SourceKind::Remote(json.clone()),
+        };
+
+        // Act
+        let toml = from_remote(&json, "copy", &names, &source, &content_hash(text))
+            .unwrap_or_else(|r| panic!("{}", r.0));
+
+        // Assert
+        let c =
+            campaign::parse_str(&toml, &names.campaign).unwrap_or_else(|p| panic!("{toml}\n{p:?}"));
+        assert_eq!(c.title, "Window \"strike\"");
+        assert_eq!(c.strike.min_days, 2);
+        let StrikeTime::Windows(w) = &c.strike.when else {
+            panic!("{toml}")
+        };
+        assert_eq!(w.len(), 2);
+        let origin = c.declaration.unwrap().origin.unwrap();
+        assert!(origin.changes.is_empty());
     }
 
     #[test]

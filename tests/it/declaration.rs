@@ -241,6 +241,12 @@ fn a_fork_of_a_local_campaign_file_takes_a_new_id_and_keeps_the_rest() {
     );
     assert_eq!(origin.sha256, original.declaration.unwrap().sha256);
     assert!(origin.changes.is_empty());
+    let hash = blog.picket(&[
+        "declaration",
+        "hash",
+        out.path().join("my-strike.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(text(&hash.stdout).trim(), declaration.sha256);
 }
 
 #[test]
