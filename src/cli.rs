@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
+mod declaration;
 mod participate;
 mod widget;
 
@@ -68,6 +69,9 @@ pub enum Command {
     /// Check, preview and manage campaign files.
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Copy another host's declaration to serve your own version, and hash declarations.
+    #[command(subcommand)]
+    Declaration(DeclarationCommand),
     /// Connect, list and remove the accounts picket posts from.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -368,6 +372,38 @@ pub enum CampaignCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeclarationCommand {
+    /// Make your own copy of a declaration: writes a campaign file, the copy (to edit) and
+    /// the original (kept to show your changes as "Proposed changes"), then says what next.
+    ///
+    /// SOURCE is another picket host's declaration (https://HOST/c/ID/declaration.md, or its
+    /// campaign page https://HOST/c/ID) or a local campaign file. Never overwrites a file.
+    #[command(
+        after_help = "Examples:\n  picket declaration fork https://picket.example.org/c/social-media-strike/declaration.md\n  picket declaration fork campaigns/social-media-strike.toml --campaign-id my-strike --origin-url https://picket.example.org/c/social-media-strike/declaration.md"
+    )]
+    Fork {
+        /// A declaration URL or a campaign file.
+        source: String,
+        /// The new campaign's id [default: the source's].
+        #[arg(long)]
+        campaign_id: Option<String>,
+        /// Folder to write into [default: the campaigns folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// For a local SOURCE: where readers can find the original text.
+        #[arg(long)]
+        origin_url: Option<String>,
+    },
+    /// Print a declaration's content hash: SHA-256 of the normalised text (LF line ends,
+    /// no trailing whitespace; see campaigns/README.md), as hex.
+    #[command(after_help = "Example:\n  picket declaration hash campaigns/declaration.md")]
+    Hash {
+        /// A Markdown file, or a campaign file (for its declaration).
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -390,6 +426,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = || settings(&cli.global);
     match cli.command {
         Command::Campaign(CampaignCommand::Check { paths }) => Ok(check(&paths)),
+        Command::Declaration(DeclarationCommand::Hash { file }) => declaration::hash(&file),
+        Command::Declaration(DeclarationCommand::Fork {
+            source,
+            campaign_id,
+            out,
+            origin_url,
+        }) => declaration::fork(declaration::ForkArgs {
+            source,
+            campaign_id,
+            out: match out {
+                Some(out) => out,
+                None => settings()?.campaigns_dir,
+            },
+            origin_url,
+        }),
         Command::Campaign(CampaignCommand::Cancel { .. }) => {
             let settings = settings()?;
             runtime()?.block_on(async move {
@@ -569,6 +620,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         | Command::Worker
         | Command::Widget(_)
         | Command::Campaign(_)
+        | Command::Declaration(_)
         | Command::Rehearse { .. }
         | Command::Bench { .. } => {
             unreachable!("handled by dispatch")

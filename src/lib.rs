@@ -9,7 +9,7 @@
 //! | [`crypto`]    | credentials encrypted at rest; the key lives outside the database |
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
-//! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones |
+//! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones; declaration hashes and copies |
 //! | [`compose`]   | rendered text -> a post for one network: length rules per network |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
 //! | [`network`]   | network kinds and adapters; the only user of `reqwest` |

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::network::NetworkKind;
 
 mod check;
+pub mod declaration;
 pub mod preview;
 pub mod schedule;
 mod spec;
@@ -80,10 +81,29 @@ pub struct Campaign {
     pub source: PathBuf,
 }
 
+/// The text signers sign, as written in its file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Declaration {
     pub path: PathBuf,
     pub markdown: String,
+    /// Content hash of the text (see [`declaration::content_hash`]).
+    pub sha256: String,
+    /// Set when this text is a copy of another host's declaration.
+    pub origin: Option<Origin>,
+}
+
+/// `[declaration.origin]`: the original a copy was made from, kept beside it so the
+/// changes can be shown without asking the original's host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Origin {
+    /// Where the original is served, when known.
+    pub url: Option<String>,
+    /// Content hash of the original (checked against `markdown` when loading).
+    pub sha256: String,
+    pub path: PathBuf,
+    pub markdown: String,
+    /// What the copy changes in the original.
+    pub changes: declaration::Changes,
 }
 
 /// `[threshold]`: the strike is on once this many people have pledged (by the deadline).
@@ -93,15 +113,16 @@ pub struct Threshold {
     pub deadline: Option<DateTime<Utc>>,
 }
 
-/// When the strike happens.
-#[derive(Debug, Clone, Serialize)]
+/// When the strike happens. Deserialize reads it back from the JSON API (forking a
+/// campaign from another host).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Strike {
     pub when: StrikeTime,
     /// A pledge covers at least this many of the days (or windows).
     pub min_days: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StrikeTime {
     /// Whole calendar days, each read in the participant's own zone.
     ParticipantDays(Vec<NaiveDate>),
@@ -111,7 +132,7 @@ pub enum StrikeTime {
     Windows(Vec<Window>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

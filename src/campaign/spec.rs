@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 /// The whole file.
@@ -21,7 +24,7 @@ pub struct RawCampaign {
     #[serde(default)]
     pub description: Option<Spanned<String>>,
     #[serde(default)]
-    pub declaration: Option<Spanned<String>>,
+    pub declaration: Option<Spanned<RawDeclaration>>,
     #[serde(default)]
     pub networks: Option<Spanned<Vec<Spanned<String>>>>,
     pub strike: Spanned<RawStrike>,
@@ -79,4 +82,59 @@ pub struct RawThreshold {
     pub participants: Spanned<i64>,
     #[serde(default)]
     pub deadline: Option<Spanned<String>>,
+}
+
+/// `declaration`: a file name, or a `[declaration]` table for a copy that names its origin.
+#[derive(Debug)]
+pub enum RawDeclaration {
+    /// `declaration = "declaration.md"` (the outer `Spanned` locates it).
+    File(String),
+    Table(RawDeclarationTable),
+}
+
+/// `[declaration]` written as a table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeclarationTable {
+    pub file: Spanned<String>,
+    #[serde(default)]
+    pub origin: Option<Spanned<RawOrigin>>,
+}
+
+/// `[declaration.origin]`: the text a copy was made from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    pub sha256: Spanned<String>,
+    pub file: Spanned<String>,
+}
+
+// By hand rather than `#[serde(untagged)]`: untagged buffers the value, which loses the
+// spans inside the table and turns every mistake into "did not match any variant".
+impl<'de> Deserialize<'de> for RawDeclaration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = RawDeclaration;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a file name such as \"declaration.md\", or a [declaration] table with \
+                     `file` (and optionally [declaration.origin])",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawDeclaration::File(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawDeclarationTable::deserialize(MapAccessDeserializer::new(map))
+                    .map(RawDeclaration::Table)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }

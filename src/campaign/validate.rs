@@ -15,9 +15,12 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::spec::{RawCampaign, RawPost, RawStrike, RawTemplates, RawThreshold};
+use super::declaration::{content_hash, is_hash, proposed_changes};
+use super::spec::{
+    RawCampaign, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates, RawThreshold,
+};
 use super::{
-    Campaign, Declaration, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
+    Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
 use crate::compose::measure;
 use crate::network::NetworkKind;
@@ -272,15 +275,104 @@ impl<'a> Cx<'a> {
         out
     }
 
-    fn declaration(&mut self, v: &Spanned<String>) -> Option<Declaration> {
-        let rel = Path::new(v.get_ref());
+    fn declaration(&mut self, v: &Spanned<RawDeclaration>) -> Option<Declaration> {
+        let (file, origin) = match v.get_ref() {
+            RawDeclaration::File(name) => (self.read_beside("declaration", name, v.span()), None),
+            RawDeclaration::Table(t) => (
+                self.read_beside("declaration", t.file.get_ref(), t.file.span()),
+                t.origin.as_ref().map(|o| self.origin(o.get_ref())),
+            ),
+        };
+        let (path, markdown) = file?;
+        let origin = match origin {
+            None => None,
+            Some(o) => {
+                let mut o = o?;
+                o.changes = proposed_changes(&o.markdown, &markdown);
+                Some(o)
+            }
+        };
+        Some(Declaration {
+            path,
+            sha256: content_hash(&markdown),
+            markdown,
+            origin,
+        })
+    }
+
+    /// `[declaration.origin]`, every key checked; its changes are left for the caller,
+    /// which has the copy.
+    fn origin(&mut self, o: &RawOrigin) -> Option<Origin> {
+        let url = match &o.url {
+            None => Some(None),
+            Some(u) => match url::Url::parse(u.get_ref().trim()) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() =>
+                {
+                    Some(Some(parsed.to_string()))
+                }
+                _ => {
+                    self.at(
+                        u.span(),
+                        format!(
+                            "origin url \"{}\" is not an http(s) address: write where the \
+                             original is served, e.g. \
+                             \"https://picket.example.org/c/social-media-strike/declaration.md\"",
+                            u.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let declared = o.sha256.get_ref().trim().to_ascii_lowercase();
+        let sha_ok = is_hash(&declared);
+        if !sha_ok {
+            self.at(
+                o.sha256.span(),
+                format!(
+                    "origin sha256 \"{}\" is not a SHA-256: write the 64 hex digits that \
+                     `picket declaration hash {}` prints",
+                    o.sha256.get_ref(),
+                    o.file.get_ref()
+                ),
+            );
+        }
+        let (path, text) = self.read_beside("origin", o.file.get_ref(), o.file.span())?;
+        let actual = content_hash(&text);
+        if sha_ok && actual != declared {
+            self.at(
+                o.sha256.span(),
+                format!(
+                    "the saved original \"{}\" hashes to {actual}, not to this sha256: the \
+                     changes are computed against it, so it must stay as it was fetched; fetch \
+                     it again (`picket declaration fork`) or correct sha256",
+                    o.file.get_ref()
+                ),
+            );
+            return None;
+        }
+        let url = url?;
+        sha_ok.then(|| Origin {
+            url,
+            sha256: declared,
+            path,
+            markdown: text,
+            changes: Default::default(),
+        })
+    }
+
+    /// A file named in the campaign, relative to the campaign file: (full path, text).
+    fn read_beside(
+        &mut self,
+        what: &str,
+        name: &str,
+        span: Range<usize>,
+    ) -> Option<(PathBuf, String)> {
         let base = self.path.parent().unwrap_or(Path::new(""));
-        let full: PathBuf = base.join(rel);
+        let full: PathBuf = base.join(name);
         match std::fs::read_to_string(&full) {
-            Ok(markdown) => Some(Declaration {
-                path: full,
-                markdown,
-            }),
+            Ok(text) => Some((full, text)),
             Err(e) => {
                 let why = if e.kind() == std::io::ErrorKind::NotFound {
                     "not found".to_string()
@@ -288,11 +380,10 @@ impl<'a> Cx<'a> {
                     format!("cannot be read ({e})")
                 };
                 self.at(
-                    v.span(),
+                    span,
                     format!(
-                        "declaration file \"{}\" {why} (looked for {}); the path is relative \
+                        "{what} file \"{name}\" {why} (looked for {}); the path is relative \
                          to the campaign file",
-                        v.get_ref(),
                         full.display()
                     ),
                 );

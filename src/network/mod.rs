@@ -86,6 +86,7 @@ pub mod bench_baseline;
 pub mod bluesky;
 pub mod mastodon;
 pub mod nostr;
+pub mod peer;
 pub mod sandbox;
 
 use std::collections::HashMap;

@@ -20,6 +20,14 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("signed.html", include_str!("../../templates/signed.html")),
     (
+        "declaration.html",
+        include_str!("../../templates/declaration.html"),
+    ),
+    (
+        "declaration_parts.html",
+        include_str!("../../templates/declaration_parts.html"),
+    ),
+    (
         "signatures.html",
         include_str!("../../templates/signatures.html"),
     ),

@@ -82,6 +82,16 @@ pub async fn campaign(
     let mut v = summary(&state, c);
     v["strike"] = serde_json::to_value(&c.strike).unwrap_or_default();
     v["declaration"] = serde_json::json!(c.declaration.as_ref().map(|d| &d.markdown));
+    v["declaration_sha256"] = serde_json::json!(c.declaration.as_ref().map(|d| &d.sha256));
+    v["declaration_origin"] =
+        serde_json::json!(c.declaration.as_ref().and_then(|d| d.origin.as_ref()).map(
+            |o| serde_json::json!({
+                "url": o.url,
+                "sha256": o.sha256,
+                "words_inserted": o.changes.inserted,
+                "words_deleted": o.changes.deleted,
+            })
+        ));
     v["counters"] = serde_json::to_value(counters(&state, c).await?).unwrap_or_default();
     Ok(Json(v))
 }

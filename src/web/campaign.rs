@@ -67,6 +67,8 @@ struct Page<'a> {
     campaign: CampaignView<'a>,
     counters: Counters,
     declaration_html: Option<String>,
+    /// Hash, raw-text link and (for a copy) proposed changes, under the text.
+    declaration: Option<super::declaration::DeclarationView<'a>>,
     csrf: String,
     invited_by: Option<String>,
     error: Option<String>,
@@ -156,6 +158,10 @@ async fn render_page(
         campaign: view(state, c),
         counters: counters(state, c).await?,
         declaration_html: declaration_html(c),
+        declaration: c
+            .declaration
+            .as_ref()
+            .map(|d| super::declaration::declaration_view(c, d)),
         csrf: csrf.clone(),
         invited_by,
         error,

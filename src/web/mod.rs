@@ -3,6 +3,7 @@
 
 mod api;
 mod campaign;
+mod declaration;
 mod error;
 pub mod guard;
 mod join;
@@ -96,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/sign", post(campaign::sign))
         .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/confirm/{token}", get(campaign::confirm))
+        .route("/c/{id}/declaration", get(declaration::page))
+        .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
         .route("/c/{id}/join", get(join::form).post(join::start))

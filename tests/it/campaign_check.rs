@@ -294,7 +294,15 @@ fn the_good_fixtures_load() {
     // Assert
     assert!(problems.is_empty(), "{}", listing(&problems));
     let ids: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["test-strike", "window-strike", "zoned-strike"]);
+    assert_eq!(
+        ids,
+        [
+            "copy-strike",
+            "test-strike",
+            "window-strike",
+            "zoned-strike"
+        ]
+    );
 }
 
 #[test]
@@ -377,4 +385,91 @@ fn the_server_refuses_a_folder_with_a_bad_campaign() {
 
     // Assert
     assert!(result.is_err());
+}
+
+#[test]
+fn a_copy_of_a_declaration_loads_with_its_origin_hashes_and_changes() {
+    // Act
+    let campaign =
+        load_file(&fixture("good/copy.toml")).unwrap_or_else(|p| panic!("{}", listing(&p)));
+
+    // Assert
+    let declaration = campaign.declaration.unwrap();
+    let origin = declaration.origin.unwrap();
+    assert_eq!(
+        origin.url.as_deref(),
+        Some("https://picket.example.org/c/test-strike/declaration.md")
+    );
+    assert_eq!(
+        origin.sha256,
+        picket::campaign::declaration::content_hash("# A declaration\n")
+    );
+    assert_ne!(declaration.sha256, origin.sha256);
+    assert_eq!(origin.changes.hunks.len(), 1);
+    assert_eq!(origin.changes.inserted, 4);
+}
+
+#[test]
+fn an_origin_url_that_is_not_http_is_rejected() {
+    assert_problem("origin-not-a-url", 9, 7, "is not an http(s) address");
+}
+
+#[test]
+fn an_origin_sha256_that_is_not_a_hash_says_how_to_get_one() {
+    assert_problem(
+        "origin-bad-sha256",
+        10,
+        10,
+        "is not a SHA-256: write the 64 hex digits that `picket declaration hash ../good/declaration.md` prints",
+    );
+}
+
+#[test]
+fn a_saved_original_that_does_not_match_its_hash_is_rejected() {
+    assert_problem(
+        "origin-hash-mismatch",
+        10,
+        10,
+        "hashes to 1aed1fc0eb2df21483f375023538af51072ecbb130d8c94209d8bc1af7adacb9, not to this sha256",
+    );
+}
+
+#[test]
+fn a_missing_saved_original_is_named() {
+    assert_problem(
+        "origin-missing-file",
+        11,
+        8,
+        "origin file \"declaration.origin.md\" not found",
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_origin_gets_a_suggestion() {
+    assert_problem(
+        "origin-unknown-key",
+        10,
+        1,
+        "unknown key `sha265`; did you mean \"sha256\"?",
+    );
+}
+
+#[test]
+fn a_declaration_table_needs_a_file() {
+    assert_problem(
+        "declaration-table-without-file",
+        5,
+        1,
+        "missing required key `file`",
+    );
+}
+
+#[test]
+fn a_declaration_that_is_neither_a_file_name_nor_a_table_is_rejected() {
+    assert_problem(
+        "declaration-not-text",
+        5,
+        15,
+        "expected a file name such as \"declaration.md\", or a [declaration] table",
+    );
 }

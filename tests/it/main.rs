@@ -5,6 +5,7 @@ mod campaign_check;
 mod campaign_preview;
 mod cli;
 mod crash;
+mod declaration;
 mod delivery;
 mod join;
 mod mail;

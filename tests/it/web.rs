@@ -541,6 +541,25 @@ async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
             "the signing answer lacks documented {field}"
         );
     }
+    let one: serde_json::Value = app
+        .http
+        .get(app.url(&format!("/api/v1/campaigns/{ID}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for field in doc["components"]["schemas"]["Campaign"]["allOf"][1]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        assert!(
+            one.get(field).is_some(),
+            "campaign lacks documented {field}"
+        );
+    }
     let list: serde_json::Value = app
         .http
         .get(app.url("/api/v1/campaigns"))
@@ -558,5 +577,91 @@ async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
             list[0].get(field.as_str().unwrap()).is_some(),
             "campaigns lack documented {field}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_declaration_is_served_raw_with_its_content_hash_for_other_hosts() {
+    use sha2::Digest;
+    let app = TestApp::spawn(false).await;
+
+    // Act
+    let raw = app
+        .http
+        .get(app.url(&format!("/c/{ID}/declaration.md")))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: the hash in the headers is the SHA-256 of the bytes served.
+    assert_eq!(raw.status(), StatusCode::OK);
+    assert!(
+        raw.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let sum = raw.headers()["x-content-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let etag = raw.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{sum}\""));
+    let body = raw.bytes().await.unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&body)), sum);
+    assert!(String::from_utf8_lossy(&body).starts_with("# Declaration of Digital Independence"));
+
+    // The same hash is in the JSON API, and a cached copy is not sent again.
+    let api: serde_json::Value = app
+        .http
+        .get(app.url(&format!("/api/v1/campaigns/{ID}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["declaration_sha256"], sum.as_str());
+    assert!(api["declaration_origin"].is_null());
+    let again = app
+        .http
+        .get(app.url(&format!("/c/{ID}/declaration.md")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn the_declaration_page_shows_the_text_and_its_hash_without_generated_changes() {
+    let app = TestApp::spawn(false).await;
+
+    let page = app
+        .http
+        .get(app.url(&format!("/c/{ID}/declaration")))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Declaration of Digital Independence</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("This text's SHA-256"), "{html}");
+    // The bundled text is an original: its hand-written "Proposed changes" stays, and no
+    // section is generated.
+    assert!(!html.contains("id=\"proposed-changes\""), "{html}");
+}
+
+#[tokio::test]
+async fn the_declaration_of_an_unknown_campaign_is_a_404() {
+    let app = TestApp::spawn(false).await;
+    for path in ["/c/nope/declaration.md", "/c/nope/declaration"] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }

@@ -1,0 +1,110 @@
+//! Reading from another picket host: the raw declaration text and the campaign JSON that
+//! `picket declaration fork` copies. Here because only `network/` speaks HTTP; it does not
+//! post and holds no credentials.
+
+use std::time::Duration;
+
+/// Larger than any declaration or campaign: a host answering more is not a picket host.
+const MAX_BYTES: usize = 2 * 1024 * 1024;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a page could not be read; each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nothing answered (DNS, refused connection, TLS, timeout).
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The host answered with an error status.
+    #[error("{url} answered {status}: is this the address of a picket campaign?")]
+    Status { url: String, status: u16 },
+    /// The answer is not what a picket host serves there.
+    #[error("{url} did not answer {expected}: {reason}")]
+    Unexpected {
+        url: String,
+        expected: &'static str,
+        reason: String,
+    },
+}
+
+/// A text body and the content hash its host announced (`X-Content-SHA256`), if any.
+#[derive(Debug, Clone)]
+pub struct FetchedText {
+    pub text: String,
+    pub announced_sha256: Option<String>,
+}
+
+/// `GET url` as UTF-8 text.
+pub async fn get_text(url: &str) -> Result<FetchedText, FetchError> {
+    let resp = get(url).await?;
+    let announced_sha256 = resp
+        .headers()
+        .get("x-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let bytes = body(url, resp).await?;
+    let text = String::from_utf8(bytes).map_err(|e| FetchError::Unexpected {
+        url: url.to_string(),
+        expected: "UTF-8 text",
+        reason: e.to_string(),
+    })?;
+    Ok(FetchedText {
+        text,
+        announced_sha256,
+    })
+}
+
+/// `GET url` as JSON.
+pub async fn get_json(url: &str) -> Result<serde_json::Value, FetchError> {
+    let resp = get(url).await?;
+    let bytes = body(url, resp).await?;
+    serde_json::from_slice(&bytes).map_err(|e| FetchError::Unexpected {
+        url: url.to_string(),
+        expected: "JSON",
+        reason: e.to_string(),
+    })
+}
+
+async fn get(url: &str) -> Result<reqwest::Response, FetchError> {
+    let resp = super::http_client()
+        .get(url)
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable {
+            url: url.to_string(),
+            reason: super::without_url(&e),
+        })?;
+    if !resp.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: resp.status().as_u16(),
+        });
+    }
+    Ok(resp)
+}
+
+async fn body(url: &str, mut resp: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk);
+                if out.len() > MAX_BYTES {
+                    return Err(FetchError::Unexpected {
+                        url: url.to_string(),
+                        expected: "a declaration",
+                        reason: format!("the answer is larger than {MAX_BYTES} bytes"),
+                    });
+                }
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(FetchError::Unreachable {
+                    url: url.to_string(),
+                    reason: super::without_url(&e),
+                });
+            }
+        }
+    }
+}
