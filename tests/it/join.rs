@@ -39,6 +39,11 @@ impl Site {
     /// seconds with two notices at its start; its public address is its real one, so its
     /// built-in sandbox receives the posts.
     pub(crate) async fn start() -> Site {
+        Site::start_with(|_| {}).await
+    }
+
+    /// Like [`Site::start`], with the settings changed by `tune` first.
+    pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
@@ -71,6 +76,7 @@ impl Site {
             ..Settings::default()
         };
         settings.scheduler.jitter_secs = 0;
+        tune(&mut settings);
         let app = Application::build(settings, Arc::new(SystemClock))
             .await
             .unwrap();
@@ -186,7 +192,7 @@ impl Visitor {
     }
 
     /// Step 1 and a sandbox account; returns the accounts page (step 2).
-    async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
+    pub(crate) async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
         let form = self.get(&format!("/c/{campaign}/join")).await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.html);
         let csrf = form.field("csrf");
@@ -623,5 +629,48 @@ async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
         me.html.contains("<strong id=\"invited\">1</strong>"),
         "{}",
         me.html
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_join() {
+    let Some((host, port, maildir)) = crate::mail::sink("magic link at join") else {
+        return;
+    };
+    let site = Site::start_with(|s| s.smtp = Some(crate::mail::smtp(&host, port))).await;
+    let browser = site.visitor();
+    let to = crate::mail::fresh_address("joiner");
+    let step2 = browser
+        .join_with_sandbox(BUNDLED, &[("tz", "UTC"), ("email", &to)])
+        .await;
+
+    let joined = browser.confirm(BUNDLED, &step2).await;
+
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+    assert!(
+        joined.html.contains("We also sent it to you by e-mail"),
+        "{}",
+        joined.html
+    );
+    let shown = joined
+        .html
+        .split("id=\"magic-link\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let mails = crate::mail::mails_to(&maildir, &to, 1).await;
+    assert_eq!(mails.len(), 1);
+    let (_, body) = crate::mail::read_mail(&mails[0]);
+    assert!(
+        body.contains(&shown),
+        "the mailed link is the one shown: {body}"
+    );
+    let path = shown.trim_start_matches(&site.base).to_string();
+    assert_eq!(
+        site.visitor().get(&path).await.status,
+        StatusCode::SEE_OTHER
     );
 }

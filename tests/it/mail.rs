@@ -21,7 +21,7 @@ use crate::support::{self, Installation};
 const ID: &str = "social-media-strike";
 
 /// The SMTP sink's address and Maildir, or `None` (after saying "skipped") without them.
-fn sink(test: &str) -> Option<(String, u16, PathBuf)> {
+pub(crate) fn sink(test: &str) -> Option<(String, u16, PathBuf)> {
     let (Ok(addr), Ok(maildir)) = (
         std::env::var("PICKET_TEST_SMTP"),
         std::env::var("PICKET_TEST_SMTP_MAILDIR"),
@@ -40,7 +40,7 @@ fn sink(test: &str) -> Option<(String, u16, PathBuf)> {
 }
 
 /// Plain SMTP on the loopback, as the sink speaks it.
-fn smtp(host: &str, port: u16) -> SmtpSettings {
+pub(crate) fn smtp(host: &str, port: u16) -> SmtpSettings {
     SmtpSettings {
         host: Some(host.to_string()),
         port: Some(port),
@@ -52,7 +52,7 @@ fn smtp(host: &str, port: u16) -> SmtpSettings {
 
 /// An address no other test (or earlier run) uses, so its mails can be told apart in the
 /// shared Maildir.
-fn fresh_address(who: &str) -> String {
+pub(crate) fn fresh_address(who: &str) -> String {
     format!("{who}-{}@example.org", picket::web::guard::new_token())
 }
 
@@ -64,7 +64,7 @@ fn closed_port() -> u16 {
 
 /// The mails the sink received for `to`, oldest first, waiting up to a few seconds for
 /// `at_least` of them.
-async fn mails_to(maildir: &Path, to: &str, at_least: usize) -> Vec<Vec<u8>> {
+pub(crate) async fn mails_to(maildir: &Path, to: &str, at_least: usize) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
     for _ in 0..50 {
         found.clear();
@@ -89,7 +89,7 @@ async fn mails_to(maildir: &Path, to: &str, at_least: usize) -> Vec<Vec<u8>> {
 }
 
 /// Subject and decoded text body of a raw mail.
-fn read_mail(raw: &[u8]) -> (String, String) {
+pub(crate) fn read_mail(raw: &[u8]) -> (String, String) {
     let m = mail_parser::MessageParser::default().parse(raw).unwrap();
     (
         m.subject().unwrap_or_default().to_string(),
