@@ -11,25 +11,27 @@
 //! followed); [`with_browsers`] runs a test body that opens browser sessions through
 //! [`Browsers`], closes every session whatever happens, and on failure saves a screenshot
 //! of each into `target/browser-screenshots/`; [`Browser`] has the few verbs the tests use
-//! (go, fill, tick, submit, read) and [`Browser::set_time_zone`].
+//! (go, fill, tick, submit, read) and [`Browser::set_time_zone`]; [`HostSite`] is someone
+//! else's site on another port, for pages that embed the widget.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use picket::app::Application;
 use picket::clock::{Clock, ManualClock, SystemClock};
 use picket::config::Settings;
+use picket::sandbox::Receiver;
 use picket::store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::servers_required;
+use crate::support::{posts_at_start, servers_required, window_campaign};
 
 /// Longest a whole browser test may take: a hung page must fail the test, not CI.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -91,10 +93,35 @@ notice = ["On #{{{{ hashtag }}}} strike today. Join: {{{{ invite_link }}}}"]
     )
 }
 
+/// A campaign like [`participant_campaign`] over two days, `first_day` and the next, with
+/// an optional repeating notice whose cadence each participant chooses.
+pub fn two_day_campaign(id: &str, first_day: NaiveDate) -> String {
+    let second_day = first_day.succ_opt().unwrap();
+    participant_campaign(id, first_day)
+        .replace(
+            &format!(r#"days = ["{first_day}"]"#),
+            &format!(r#"days = ["{first_day}", "{second_day}"]"#),
+        )
+        .replace(
+            "[templates]\n",
+            r#"[[posts]]
+name = "reminder"
+when = "every 6h"
+template = "reminder"
+optional = true
+
+[templates]
+reminder = ["Still on #{{ hashtag }} strike."]
+"#,
+        )
+}
+
 /// A picket server for one test, stopped when dropped.
 pub struct Site {
     pub base: String,
     pub store: Arc<dyn Store>,
+    /// The built-in sandbox network, where sandbox accounts post.
+    pub sandbox: Receiver,
     http: reqwest::Client,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
@@ -128,7 +155,7 @@ impl Site {
                 .and_then(|l| l.local_addr())
                 .unwrap()
                 .port();
-            let settings = Settings {
+            let mut settings = Settings {
                 database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
                 campaigns_dir: campaigns.clone(),
                 bind: ([127, 0, 0, 1], port).into(),
@@ -136,6 +163,8 @@ impl Site {
                 rate_limits: false,
                 ..Settings::default()
             };
+            // A post due at the strike's start goes out then, not up to minutes later.
+            settings.scheduler.jitter_secs = 0;
             match Application::build(settings, clock.clone()).await {
                 Ok(app) => break app,
                 Err(e) if tries < 3 => {
@@ -147,11 +176,13 @@ impl Site {
         };
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.state().store.clone();
+        let sandbox = app.state().sandbox.clone();
         let stop = CancellationToken::new();
         tokio::spawn(app.run(stop.clone()));
         Site {
             base,
             store,
+            sandbox,
             http: reqwest::Client::new(),
             stop,
             _dir: dir,
@@ -173,6 +204,58 @@ impl Site {
             .await
             .unwrap()
     }
+}
+
+/// Someone else's web site on its own loopback port, so another origin than picket's,
+/// serving fixed pages: a blog that embeds the widget.
+pub struct HostSite {
+    pub base: String,
+    stop: CancellationToken,
+}
+
+impl Drop for HostSite {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl HostSite {
+    /// Serves each `(path, html)` of `pages`.
+    pub async fn start(pages: Vec<(&str, String)>) -> HostSite {
+        let mut router = axum::Router::new();
+        for (path, html) in pages {
+            router = router.route(
+                path,
+                axum::routing::get(move || async move { axum::response::Html(html) }),
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let until = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(until)
+                .await
+        });
+        HostSite { base, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// A host page with some text and the widget's script tag; `attrs` are more attributes of
+/// that tag (`data-close="false"`).
+fn page_with_widget(picket: &str, campaign: &str, attrs: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A blog</title></head>
+<body><h1>A blog</h1><p>Posts about gardening.</p><a id="host-link" href="/">Home</a>
+<script src="{picket}/widget.js" data-campaign="{campaign}" {attrs} async></script>
+</body></html>"#
+    )
 }
 
 /// Runs `test` with a chromedriver to open browsers from; skipped (returns at once)
@@ -396,6 +479,34 @@ impl Browser {
         if !b.is_selected().await.unwrap() {
             b.click().await.unwrap();
         }
+    }
+
+    /// Untick the checkbox `css` selects, if it is ticked.
+    pub async fn untick(&self, css: &str) {
+        let b = self.find(css).await;
+        if b.is_selected().await.unwrap() {
+            b.click().await.unwrap();
+        }
+    }
+
+    /// Choose the option whose value is `value` in the `<select>` `css` selects.
+    pub async fn choose(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choosing {value:?} in {css}: {e}"));
+    }
+
+    /// Press `key` (e.g. [`fantoccini::key::Key::Escape`]) where the focus is.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&key.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("pressing {key:?}: {e}"));
     }
 
     /// Click `css` (a submit button or a link) and wait until the next page has loaded.
@@ -673,6 +784,352 @@ async fn a_name_with_markup_is_shown_as_text_and_runs_no_script() {
         assert_eq!(injected, 0, "no element made from the name");
         assert_eq!(pwned_on_thanks, true, "no script ran on the thank-you page");
         assert_eq!(pwned_on_list, true, "no script ran on the list of signers");
+    })
+    .await;
+}
+
+/// `at` as the join preview writes it, in `zone`.
+fn local_label(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%a %-d %b %Y, %H:%M %Z")
+        .to_string()
+}
+
+#[tokio::test]
+async fn joining_with_a_sandbox_account_previews_the_notices_in_the_participants_zone_and_withdrawing_cancels_them()
+ {
+    let (first_day, second_day) = (in_days(30), in_days(31));
+    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+    let midnight = kolkata
+        .from_local_datetime(&second_day.and_hms_opt(0, 0, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    // The second day only, with a reminder every 12 h: the notice at midnight, reminders
+    // at midnight and noon.
+    let expected_times: Vec<String> = [0, 0, 12]
+        .iter()
+        .map(|h| local_label(midnight + chrono::Duration::hours(*h), kolkata))
+        .collect();
+
+    with_browsers(async |browsers| {
+        let zoe = browsers.open_in("Asia/Kolkata").await;
+        zoe.goto(&site.url(&format!("/c/{ID}"))).await;
+        zoe.submit("#join-link").await;
+        let prefilled_zone = zoe.value("#tz").await;
+        zoe.fill("#name", "Zoë").await;
+        zoe.untick(&format!("input[name=day][value='{first_day}']"))
+            .await;
+        zoe.tick(&format!("input[name=day][value='{second_day}']"))
+            .await;
+        zoe.choose("#every", "12h").await;
+        zoe.submit(&format!("form[action='/c/{ID}/join'] button[type=submit]"))
+            .await;
+        // Step 2: connect a sandbox account.
+        let sandbox = "#connect details:has(form[action='/connect/sandbox'])";
+        if zoe
+            .eval(&format!(
+                "return document.querySelector({}).open",
+                json!(sandbox)
+            ))
+            .await
+            != true
+        {
+            zoe.click(&format!("{sandbox} > summary")).await;
+        }
+        zoe.fill("#s-name", "zoe-sandbox").await;
+        zoe.submit("form[action='/connect/sandbox'] button[type=submit]")
+            .await;
+        let connected = zoe.text("#flash-ok").await;
+        let summary = zoe.text("main p:has(strong)").await;
+        let preview_times = zoe.texts("#preview article.post h3 time").await;
+        let preview_texts = zoe.texts("#preview .post-text").await;
+        let preview_utc = zoe.text("#preview article.post h3 .muted").await;
+        zoe.submit("#confirm-button").await;
+        let joined = zoe.text("#joined-summary").await;
+        let magic_link = zoe.value("#magic-link").await;
+        zoe.goto(&site.url("/me")).await;
+        let scheduled = zoe
+            .texts(&format!("#pledge-{ID} tr.scheduled td:first-child"))
+            .await;
+
+        // The link signs in another browser, which has no cookie of this site.
+        let elsewhere = browsers.open().await;
+        elsewhere.goto(&magic_link).await;
+        let landed_on = elsewhere.url().await;
+        let elsewhere_name = elsewhere.text("h1").await;
+        let elsewhere_rows = elsewhere.texts(&format!("#pledge-{ID} tr.scheduled")).await;
+
+        zoe.submit(&format!("#withdraw-{ID}")).await;
+        let withdrawn = zoe.text("#flash-ok").await;
+        let still_scheduled = zoe.texts("tr.scheduled").await;
+        let pledge = zoe.text(&format!("#pledge-{ID} h2")).await;
+
+        // Chromium's ICU still names the zone by its old IANA link, Asia/Calcutta, which
+        // chrono-tz knows too: the same zone either way.
+        assert!(
+            ["Asia/Kolkata", "Asia/Calcutta"].contains(&prefilled_zone.as_str()),
+            "the browser's own zone: {prefilled_zone:?}"
+        );
+        assert!(
+            connected.contains("Connected your Sandbox account"),
+            "{connected}"
+        );
+        assert!(
+            summary.contains(&format!("in {prefilled_zone}")),
+            "{summary}"
+        );
+        assert!(summary.contains("every 12h"), "{summary}");
+        assert_eq!(preview_times, expected_times, "local times in Kolkata");
+        assert!(
+            preview_utc.contains(&midnight.format("%Y-%m-%d %H:%M UTC").to_string()),
+            "{preview_utc}"
+        );
+        assert_eq!(preview_texts.len(), 3, "{preview_texts:?}");
+        assert!(
+            preview_texts.iter().all(|t| t.contains("#BrowserStrike")),
+            "rendered with the hashtag: {preview_texts:?}"
+        );
+        assert!(
+            preview_texts[0].contains(&site.url("/i/")),
+            "with Zoë's own invitation link: {preview_texts:?}"
+        );
+        assert!(
+            joined.contains("3 post(s) planned from 1 account(s)"),
+            "{joined}"
+        );
+        assert!(magic_link.starts_with(&site.url("/me?t=")), "{magic_link}");
+        assert_eq!(
+            scheduled.len(),
+            3,
+            "/me lists the posts as scheduled: {scheduled:?}"
+        );
+        assert_eq!(
+            landed_on,
+            site.url("/me"),
+            "the token is gone from the address"
+        );
+        assert_eq!(elsewhere_name, "Zoë", "signed in on /me");
+        assert_eq!(elsewhere_rows.len(), 3, "{elsewhere_rows:?}");
+        assert!(
+            withdrawn.contains("3 scheduled post(s) cancelled"),
+            "{withdrawn}"
+        );
+        assert_eq!(still_scheduled, Vec::<String>::new());
+        assert!(pledge.contains("withdrawn"), "{pledge}");
+        let stats = site.stats(ID).await;
+        assert_eq!(stats["strikers"], 0, "{stats}");
+    })
+    .await;
+}
+
+/// The instant 12:00 UTC the day before `first_day`: already `first_day` in Kiritimati
+/// (UTC+14), still the day before in Pago Pago (UTC-11).
+fn noon_before(first_day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&first_day.pred_opt().unwrap().and_hms_opt(12, 0, 0).unwrap())
+}
+
+/// Waits until the widget has decided and says what it shows.
+async fn widget_view(b: &Browser) -> String {
+    b.wait_until(
+        "return document.documentElement.hasAttribute('data-picket-widget')",
+        "the widget did not decide",
+    )
+    .await;
+    b.eval("return document.documentElement.getAttribute('data-picket-widget')")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn attr_of(b: &Browser, css: &str, attr: &str) -> String {
+    b.find(css)
+        .await
+        .attr(attr)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn at_the_same_instant_the_widget_shows_the_takeover_where_the_strike_day_began_and_a_countdown_where_it_has_not()
+ {
+    let first_day = in_days(30);
+    let now = noon_before(first_day);
+    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let host = HostSite::start(vec![("/", page_with_widget(&site.base, ID, ""))]).await;
+    let pago_pago: chrono_tz::Tz = "Pacific/Pago_Pago".parse().unwrap();
+    let starts = pago_pago
+        .from_local_datetime(&first_day.and_hms_opt(0, 0, 0).unwrap())
+        .single()
+        .unwrap();
+    let left = (starts.with_timezone(&Utc) - now).num_minutes();
+    let countdown = format!("Starts in {} h {} min", left / 60, left % 60);
+    let cookie = format!("picket_closed_{ID}");
+
+    with_browsers(async |browsers| {
+        let kiritimati = browsers.open_in("Pacific/Kiritimati").await;
+        kiritimati.set_clock(now).await;
+        kiritimati.goto(&host.url("/")).await;
+        let strike_view = widget_view(&kiritimati).await;
+        let title = kiritimati.text("#picket-takeover-title").await;
+        let sign = attr_of(&kiritimati, "#picket-takeover .picket-sign", "href").await;
+        let join = attr_of(&kiritimati, "#picket-takeover .picket-join", "href").await;
+        kiritimati.click("#picket-takeover .picket-close").await;
+        let after_close = widget_view(&kiritimati).await;
+        let takeovers_left = kiritimati
+            .eval("return document.querySelectorAll('#picket-takeover').length")
+            .await;
+        let closed_on = kiritimati
+            .client
+            .get_named_cookie(&cookie)
+            .await
+            .map(|c| c.value().to_string());
+        kiritimati.goto(&host.url("/")).await;
+        let after_reload = widget_view(&kiritimati).await;
+
+        let pago = browsers.open_in("Pacific/Pago_Pago").await;
+        pago.set_clock(now).await;
+        pago.goto(&host.url("/")).await;
+        let banner_view = widget_view(&pago).await;
+        let banner_countdown = pago.text("#picket-countdown").await;
+        let banner_sign = attr_of(&pago, "#picket-banner .picket-sign", "href").await;
+        let banner_join = attr_of(&pago, "#picket-banner .picket-join", "href").await;
+        let pago_takeovers = pago
+            .eval("return document.querySelectorAll('#picket-takeover').length")
+            .await;
+
+        assert_eq!(
+            strike_view, "takeover",
+            "the strike day began in Kiritimati"
+        );
+        assert_eq!(title, "This site is on strike today");
+        assert_eq!(sign, site.url(&format!("/c/{ID}#sign")));
+        assert_eq!(join, site.url(&format!("/c/{ID}/join")));
+        assert_eq!(after_close, "closed");
+        assert_eq!(takeovers_left, 0);
+        assert_eq!(
+            closed_on.ok().as_deref(),
+            Some(first_day.to_string().as_str()),
+            "closed for the visitor's own day"
+        );
+        assert_eq!(after_reload, "none", "not shown again that day");
+        assert_eq!(banner_view, "banner", "the day before, in Pago Pago");
+        assert_eq!(banner_countdown, countdown, "to local midnight");
+        assert_eq!(banner_sign, site.url(&format!("/c/{ID}#sign")));
+        assert_eq!(banner_join, site.url(&format!("/c/{ID}/join")));
+        assert_eq!(pago_takeovers, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn escape_closes_the_takeover_unless_the_page_asks_for_no_close_button_and_german_is_spoken_on_request()
+ {
+    let first_day = in_days(30);
+    let now = noon_before(first_day);
+    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let host = HostSite::start(vec![
+        ("/", page_with_widget(&site.base, ID, "")),
+        (
+            "/fixed",
+            page_with_widget(&site.base, ID, r#"data-close="false""#),
+        ),
+    ])
+    .await;
+    let at = format!(
+        "picket-now={}",
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+
+    with_browsers(async |browsers| {
+        let b = browsers.open_in("Pacific/Kiritimati").await;
+        b.goto(&host.url(&format!("/fixed?{at}"))).await;
+        let fixed_view = widget_view(&b).await;
+        let fixed_buttons = b
+            .eval("return document.querySelectorAll('#picket-takeover .picket-close').length")
+            .await;
+        b.press(fantoccini::key::Key::Escape).await;
+        let fixed_after_escape = widget_view(&b).await;
+
+        b.goto(&host.url(&format!("/?{at}&picket-lang=de"))).await;
+        let german_view = widget_view(&b).await;
+        let german_title = b.text("#picket-takeover-title").await;
+        let german_join = b.text("#picket-takeover .picket-join").await;
+        let german_close = b.text("#picket-takeover .picket-close").await;
+        let focused = b
+            .eval("return document.activeElement && document.activeElement.id")
+            .await;
+        b.press(fantoccini::key::Key::Escape).await;
+        let after_escape = widget_view(&b).await;
+        let host_text = b.text("h1").await;
+
+        assert_eq!(fixed_view, "takeover");
+        assert_eq!(fixed_buttons, 0, "no close button with data-close=false");
+        assert_eq!(
+            fixed_after_escape, "takeover",
+            "Escape does not close it either"
+        );
+        assert_eq!(german_view, "takeover");
+        assert_eq!(german_title, "Diese Seite streikt heute");
+        assert_eq!(german_join, "Mitstreiken");
+        assert_eq!(german_close, "Weiter zur Seite");
+        assert_eq!(focused, "picket-takeover", "the dialog takes the focus");
+        assert_eq!(after_escape, "closed");
+        assert_eq!(host_text, "A blog", "the host page is there behind it");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published_and_shown_so() {
+    // Time enough to join first, even on a busy machine; whole seconds, as in the file.
+    let start = (Utc::now() + chrono::Duration::seconds(15)).trunc_subsecs(0);
+    let site = Site::start(&window_campaign(
+        "soon",
+        start,
+        start + chrono::Duration::hours(2),
+        &posts_at_start(1, "30m"),
+    ))
+    .await;
+
+    with_browsers(async |browsers| {
+        let b = browsers.open_in("Europe/Berlin").await;
+        b.goto(&site.url("/c/soon/join")).await;
+        b.fill("#name", "Ada").await;
+        b.submit("form[action='/c/soon/join'] button[type=submit]")
+            .await;
+        b.fill("#s-name", "ada-sandbox").await;
+        b.submit("form[action='/connect/sandbox'] button[type=submit]")
+            .await;
+        b.submit("#confirm-button").await;
+        let joined = b.text("#joined-summary").await;
+        b.goto(&site.url("/me")).await;
+        let before = b.texts("#pledge-soon tr.scheduled").await;
+        // The strike begins a few seconds from now; the page shows the post once sent.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let mut published = Vec::new();
+        while published.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            b.goto(&site.url("/me")).await;
+            published = b.texts("#pledge-soon tr.published").await;
+        }
+        let sent = site.sandbox.posts();
+
+        assert!(
+            joined.contains("1 post(s) planned from 1 account(s)"),
+            "{joined}"
+        );
+        assert_eq!(before.len(), 1, "scheduled before the start: {before:?}");
+        assert_eq!(published.len(), 1, "published after it: {published:?}");
+        assert_eq!(sent.len(), 1, "sent once: {sent:?}");
+        assert!(sent[0].text.contains("#TestStrike"), "{sent:?}");
+        assert!(
+            sent[0].received_at >= start,
+            "not before the strike began: {sent:?}"
+        );
     })
     .await;
 }
