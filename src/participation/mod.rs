@@ -29,7 +29,7 @@ pub fn choices(
     days: Option<Vec<NaiveDate>>,
     every: Option<&str>,
 ) -> Result<Participation, String> {
-    let tz_name = tz.trim();
+    let tz_name = current_zone_name(tz.trim());
     let tz: Tz = tz_name.parse().map_err(|_| {
         format!("unknown time zone “{tz_name}”: use an IANA name such as Europe/Berlin")
     })?;
@@ -43,6 +43,37 @@ pub fn choices(
     campaign.check_participation(&p)?;
     Ok(p)
 }
+
+/// The current name of a renamed IANA zone. Browsers (Chromium 156 among them) still
+/// report some zones by their old names, and a participant should see the name their
+/// country uses now; chrono-tz reads both but keeps the name it was given.
+pub fn current_zone_name(name: &str) -> &str {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new)
+}
+
+/// (old name, current name) of zones renamed in the IANA database.
+const RENAMED: &[(&str, &str)] = &[
+    ("Asia/Calcutta", "Asia/Kolkata"),
+    ("Europe/Kiev", "Europe/Kyiv"),
+    ("Europe/Uzhgorod", "Europe/Kyiv"),
+    ("Europe/Zaporozhye", "Europe/Kyiv"),
+    ("Asia/Katmandu", "Asia/Kathmandu"),
+    ("Asia/Saigon", "Asia/Ho_Chi_Minh"),
+    ("Asia/Rangoon", "Asia/Yangon"),
+    ("Asia/Dacca", "Asia/Dhaka"),
+    ("Asia/Thimbu", "Asia/Thimphu"),
+    ("Asia/Ulan_Bator", "Asia/Ulaanbaatar"),
+    ("Asia/Ujung_Pandang", "Asia/Makassar"),
+    ("America/Buenos_Aires", "America/Argentina/Buenos_Aires"),
+    ("America/Godthab", "America/Nuuk"),
+    ("Atlantic/Faeroe", "Atlantic/Faroe"),
+    ("Pacific/Enderbury", "Pacific/Kanton"),
+    ("Pacific/Truk", "Pacific/Chuuk"),
+    ("Pacific/Ponape", "Pacific/Pohnpei"),
+];
 
 /// What [`pledge`] did.
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +219,19 @@ pub fn token_hash(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renamed_zones_are_stored_under_their_current_names() {
+        assert_eq!(current_zone_name("Asia/Calcutta"), "Asia/Kolkata");
+        assert_eq!(current_zone_name("Europe/Kiev"), "Europe/Kyiv");
+        assert_eq!(current_zone_name("Europe/Berlin"), "Europe/Berlin");
+        for (old, new) in RENAMED {
+            assert!(
+                old.parse::<Tz>().is_ok() && new.parse::<Tz>().is_ok(),
+                "{old} {new}"
+            );
+        }
+    }
 
     #[test]
     fn a_token_is_stored_only_as_its_hash_and_each_token_is_new() {

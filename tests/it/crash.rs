@@ -67,9 +67,19 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     // Act: ten runs killed at a random instant, then one run left to finish.
+    // Each kill lands a random moment after that run's first request reaches the receiver,
+    // so it interrupts real work however long the process takes to start on a busy machine.
     for _ in 0..10 {
+        let before = world.receiver.report().deliveries;
         let mut child = serve(&world, &config);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(150..900))).await;
+        let started = tokio::time::Instant::now() + Duration::from_secs(20);
+        while world.receiver.report().deliveries == before
+            && world.unfinished().await > 0
+            && tokio::time::Instant::now() < started
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..600))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
