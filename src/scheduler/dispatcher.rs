@@ -69,6 +69,9 @@ pub struct Dispatcher {
     public_url: String,
     /// Notified by whoever adds work (join, re-plan) so an idle dispatcher wakes at once.
     wake: Arc<Notify>,
+    /// Overlapping rounds take turns at the database: on SQLite two writers at once do not
+    /// queue, they sleep in the busy handler, which costs more than the overlap gains.
+    db_turn: tokio::sync::Mutex<()>,
 }
 
 impl Dispatcher {
@@ -107,6 +110,7 @@ impl Dispatcher {
             worker: format!("{}-{}", hostname(), std::process::id()),
             public_url: public_url.trim_end_matches('/').to_string(),
             wake: Arc::new(Notify::new()),
+            db_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -229,6 +233,7 @@ impl Dispatcher {
     /// The first half of a round, all database and CPU work: expire (when `expire`), claim,
     /// decide what must not go, render, and mark the rest `sending`.
     async fn prepare_round(&self, expire: bool) -> Result<Round, StoreError> {
+        let _turn = self.db_turn.lock().await;
         let mut report = StepReport::default();
         let now = self.clock.now();
         if expire {
@@ -309,6 +314,7 @@ impl Dispatcher {
             }
         }
         if !outcomes.is_empty() {
+            let _turn = self.db_turn.lock().await;
             self.store.record(&outcomes, self.clock.now()).await?;
         }
         Ok(report)
