@@ -24,24 +24,9 @@ pub struct Counters {
     pub invitations: u64,
 }
 
+/// The counters of `c`, at most a second old (see `counts`).
 pub async fn counters(state: &AppState, c: &Campaign) -> Result<Counters, WebError> {
-    let posts = state.store.outbox_counts(&c.id).await?;
-    let invitations = state
-        .store
-        .invite_counts(&c.id)
-        .await?
-        .iter()
-        .map(|i| i.count)
-        .sum();
-    Ok(Counters {
-        signatures: state.store.signature_count(&c.id).await?,
-        strikers: state
-            .store
-            .active_pledge_count(&c.id, state.clock.now())
-            .await?,
-        published: posts.published,
-        invitations,
-    })
+    Ok(state.counts.get(state, c).await?.counters.clone())
 }
 
 pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, WebError> {
@@ -327,6 +312,7 @@ pub async fn confirm(
         .await?
         .ok_or_else(unknown)?;
     if confirmed.newly {
+        state.counts.changed();
         tracing::info!(campaign = %c.id, signature = confirmed.id.0, "signature confirmed");
     }
     let html = state
