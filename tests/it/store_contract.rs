@@ -1160,11 +1160,17 @@ async fn signatures_arriving_at_once_are_all_stored_and_each_person_counts_once(
         // Assert
         assert_eq!(store.signature_count(CAMPAIGN).await.unwrap(), 150, "{db}");
         let duplicates = answers.iter().filter(|(_, a)| a.duplicate).count();
-        assert_eq!(duplicates, 100, "{db}: one repeat per person with an address");
+        assert_eq!(
+            duplicates, 100,
+            "{db}: one repeat per person with an address"
+        );
         let mut ids = std::collections::HashMap::new();
         for (person, added) in &answers {
             let id = *ids.entry(*person).or_insert(added.id);
-            assert_eq!(id, added.id, "{db}: both answers of person {person} name one row");
+            assert_eq!(
+                id, added.id,
+                "{db}: both answers of person {person} name one row"
+            );
         }
         let distinct: std::collections::HashSet<_> = ids.values().collect();
         assert_eq!(distinct.len(), 150, "{db}");
