@@ -197,6 +197,7 @@ impl Application {
             networks: networks.clone(),
             wake: dispatcher.waker(),
             oauth: Default::default(),
+            counts: Default::default(),
         };
         Ok(Application {
             listener,

@@ -36,6 +36,16 @@ impl PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// One signature, committed by itself: PostgreSQL takes concurrent inserts side by side.
+    async fn write_signature(
+        &self,
+        new: &NewSignature,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureAdded, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_signature(&mut conn, new, now).await
+    }
 }
 
 shared_store_impl!(PgStore, Postgres, {

@@ -9,6 +9,9 @@
 //! - an inherent `async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error>`
 //!   (SQLite must take the write lock up front with `BEGIN IMMEDIATE`: a deferred
 //!   transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting);
+//! - an inherent `async fn write_signature(&self, &NewSignature, DateTime<Utc>)`, committing
+//!   signatures its own way (SQLite groups concurrent ones into one transaction) with the
+//!   stamped-in `insert_signature`;
 //! - the names imported by `use super::shared::prelude::*`.
 //!
 //! SQL placeholders are `$1`, `$2`, ... in both databases; booleans are spelled `TRUE` and
@@ -68,6 +71,61 @@ macro_rules! outbox_columns {
 
 macro_rules! shared_store_impl {
     ($store:ty, $db:ty, { $($own:tt)* }) => {
+        /// Add one signature on `conn`, inside the caller's transaction if it holds one: each
+        /// backend's `write_signature` decides how signatures are committed.
+        async fn insert_signature(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            new: &NewSignature,
+            now: DateTime<Utc>,
+        ) -> Result<SignatureAdded, StoreError> {
+            let mailed_at = new.confirm_token_hash.as_ref().map(|_| ms(now));
+            // A fresh invite code could collide with an existing one (about 2^-60): try again.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let inserted = sqlx::query_as::<_, (i64, String)>(
+                    "INSERT INTO signatures \
+                     (campaign_id, name, email_canonical, public, invited_by, invite_code, confirmed, \
+                      confirm_token_hash, confirm_sent_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (campaign_id, email_canonical) DO NOTHING RETURNING id, invite_code",
+                )
+                .bind(&new.campaign_id)
+                .bind(&new.name)
+                .bind(&new.email_canonical)
+                .bind(new.public)
+                .bind(&new.invited_by)
+                .bind(new_invite_code())
+                .bind(new.confirmed)
+                .bind(&new.confirm_token_hash)
+                .bind(mailed_at)
+                .bind(ms(now))
+                .fetch_optional(&mut *conn)
+                .await;
+                match inserted {
+                    Ok(Some((id, invite_code))) => {
+                        return Ok(SignatureAdded {
+                            id: SignatureId(id),
+                            invite_code,
+                            duplicate: false,
+                            confirmed: new.confirmed,
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempts < 3 => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let (id, invite_code, confirmed) = sqlx::query_as::<_, (i64, String, bool)>(
+                "SELECT id, invite_code, confirmed FROM signatures WHERE campaign_id = $1 AND email_canonical = $2",
+            )
+            .bind(&new.campaign_id)
+            .bind(&new.email_canonical)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true, confirmed })
+        }
+
         /// The full rows of just-claimed posts, with their account and pledge.
         async fn claimed_posts(
             conn: &mut <$db as sqlx::Database>::Connection,
@@ -1080,52 +1138,7 @@ macro_rules! shared_store_impl {
                 new: &NewSignature,
                 now: DateTime<Utc>,
             ) -> Result<SignatureAdded, StoreError> {
-                let mailed_at = new.confirm_token_hash.as_ref().map(|_| ms(now));
-                // A fresh invite code could collide with an existing one (about 2^-60): try again.
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let inserted = sqlx::query_as::<_, (i64, String)>(
-                        "INSERT INTO signatures \
-                         (campaign_id, name, email_canonical, public, invited_by, invite_code, confirmed, \
-                          confirm_token_hash, confirm_sent_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                         ON CONFLICT (campaign_id, email_canonical) DO NOTHING RETURNING id, invite_code",
-                    )
-                    .bind(&new.campaign_id)
-                    .bind(&new.name)
-                    .bind(&new.email_canonical)
-                    .bind(new.public)
-                    .bind(&new.invited_by)
-                    .bind(new_invite_code())
-                    .bind(new.confirmed)
-                    .bind(&new.confirm_token_hash)
-                    .bind(mailed_at)
-                    .bind(ms(now))
-                    .fetch_optional(&self.pool)
-                    .await;
-                    match inserted {
-                        Ok(Some((id, invite_code))) => {
-                            return Ok(SignatureAdded {
-                                id: SignatureId(id),
-                                invite_code,
-                                duplicate: false,
-                                confirmed: new.confirmed,
-                            });
-                        }
-                        Ok(None) => break,
-                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempts < 3 => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let (id, invite_code, confirmed) = sqlx::query_as::<_, (i64, String, bool)>(
-                    "SELECT id, invite_code, confirmed FROM signatures WHERE campaign_id = $1 AND email_canonical = $2",
-                )
-                .bind(&new.campaign_id)
-                .bind(&new.email_canonical)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true, confirmed })
+                self.write_signature(new, now).await
             }
 
             async fn renew_signature_confirmation(

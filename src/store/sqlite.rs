@@ -3,13 +3,28 @@
 //! Shared methods come from `shared_store_impl!`; this file holds opening (pragmas,
 //! migrations) and claiming. Every write transaction starts with `BEGIN IMMEDIATE` so
 //! writers queue on `busy_timeout` instead of failing when a read lock must be upgraded.
+//!
+//! Signatures are group-committed: SQLite has one writer at a time, and a commit per
+//! signature makes concurrent signers queue on the write lock (`busy_timeout` retries with
+//! growing sleeps). Instead, each caller puts its signature in a queue; one flusher task
+//! writes everything queued in one `BEGIN IMMEDIATE` transaction, commits, and only then
+//! answers each caller with its own result, so an answer still means the row is committed.
+//! While it commits, the next callers queue up for the following batch.
+//!
+//! ```text
+//!  add_signature ─┐                   ┌─ BEGIN IMMEDIATE; INSERT ×n; COMMIT
+//!  add_signature ─┼─> queue ─> flusher┤
+//!  add_signature ─┘     (Mutex<Vec>)  └─ answer each caller (oneshot)
+//! ```
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::oneshot;
 
 use super::shared::prelude::*;
 
@@ -17,6 +32,58 @@ use super::shared::prelude::*;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Signatures waiting for the next group commit (see the module docs).
+    signatures: Arc<SignatureQueue>,
+}
+
+/// The most signatures written in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 512;
+
+/// Signatures waiting to be written, and whether a flusher task is running.
+#[derive(Default)]
+struct SignatureQueue {
+    /// Held only to push or take items, never across an await.
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: Vec<Waiting>,
+    /// A flusher task runs and will take what is queued: nobody else starts one.
+    flushing: bool,
+}
+
+struct Waiting {
+    new: NewSignature,
+    now: DateTime<Utc>,
+    answer: oneshot::Sender<Result<SignatureAdded, StoreError>>,
+}
+
+impl std::fmt::Debug for SignatureQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("SignatureQueue")
+            .field("waiting", &state.waiting.len())
+            .field("flushing", &state.flushing)
+            .finish()
+    }
+}
+
+/// Clears `flushing` when the flusher ends early (a panic, or its runtime shutting down),
+/// so the next signature starts a new one instead of waiting forever. A flusher that ends
+/// normally clears it itself, under the same lock as its last look at the queue.
+struct FlushingGuard {
+    queue: Arc<SignatureQueue>,
+    done: bool,
+}
+
+impl Drop for FlushingGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut state = self.queue.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.flushing = false;
+        }
+    }
 }
 
 impl SqliteStore {
@@ -38,12 +105,106 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            signatures: Arc::default(),
+        })
     }
 
     /// A write transaction holding SQLite's write lock from the start.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Queue the signature for the next group commit and wait for its own answer, which
+    /// comes only after the commit.
+    async fn write_signature(
+        &self,
+        new: &NewSignature,
+        now: DateTime<Utc>,
+    ) -> Result<SignatureAdded, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let start_flusher = {
+            let mut state = self
+                .signatures
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            state.waiting.push(Waiting {
+                new: new.clone(),
+                now,
+                answer,
+            });
+            !std::mem::replace(&mut state.flushing, true)
+        };
+        if start_flusher {
+            // A task of its own: a caller that goes away (a closed connection drops its
+            // handler) must not cancel the batch that holds the others' signatures.
+            tokio::spawn(self.clone().flush_signatures());
+        }
+        // The sender is dropped unanswered only if the flusher died (a panic, or the
+        // runtime shutting down): the signature may or may not be stored.
+        answered
+            .await
+            .unwrap_or(Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
+    }
+
+    /// Write what is queued, batch after batch, until the queue is empty.
+    async fn flush_signatures(self) {
+        let mut guard = FlushingGuard {
+            queue: self.signatures.clone(),
+            done: false,
+        };
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut state = self
+                    .signatures
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if state.waiting.is_empty() {
+                    state.flushing = false;
+                    guard.done = true;
+                    return;
+                }
+                let n = state.waiting.len().min(MAX_BATCH);
+                state.waiting.drain(..n).collect()
+            };
+            match self.write_batch(&batch).await {
+                Ok(added) => {
+                    for (w, a) in batch.into_iter().zip(added) {
+                        let _ = w.answer.send(Ok(a));
+                    }
+                }
+                // One bad signature must not fail the others: write each alone, so each
+                // caller gets its own answer.
+                Err(_) if batch.len() > 1 => {
+                    for w in batch {
+                        let one = self
+                            .write_batch(std::slice::from_ref(&w))
+                            .await
+                            .map(|mut a| a.remove(0));
+                        let _ = w.answer.send(one);
+                    }
+                }
+                Err(e) => {
+                    if let Some(w) = batch.into_iter().next() {
+                        let _ = w.answer.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// All of `batch` in one transaction: every row, or (on an error) none.
+    async fn write_batch(&self, batch: &[Waiting]) -> Result<Vec<SignatureAdded>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut added = Vec::with_capacity(batch.len());
+        for w in batch {
+            added.push(insert_signature(&mut tx, &w.new, w.now).await?);
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 }
 

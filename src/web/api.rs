@@ -196,21 +196,19 @@ pub async fn stats(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = find(&state, &id)?;
-    let counted = counters(&state, c).await?;
-    let by_network = state
-        .store
-        .accounts_by_network(&c.id)
-        .await?
-        .into_iter()
+    let snap = state.counts.get(&state, c).await?;
+    let by_network = snap
+        .accounts_by_network
+        .iter()
         .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
         .collect();
     let stats = Stats {
         campaign: c.id.clone(),
-        signatures: counted.signatures,
-        strikers: counted.strikers,
+        signatures: snap.counters.signatures,
+        strikers: snap.counters.strikers,
         accounts_by_network: by_network,
-        posts: state.store.outbox_counts(&c.id).await?.into(),
-        invitations: counted.invitations,
+        posts: snap.posts.into(),
+        invitations: snap.counters.invitations,
     };
     Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
 }
@@ -274,7 +272,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
         "# HELP picket_strikers Active pledges per campaign.\n# TYPE picket_strikers gauge\n",
     );
     for c in state.campaigns.iter() {
-        let counted = counters(&state, c).await?;
+        let snap = state.counts.get(&state, c).await?;
+        let counted = &snap.counters;
         let _ = writeln!(
             out,
             "picket_signatures{{campaign=\"{}\"}} {}",
@@ -285,7 +284,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
             "picket_strikers{{campaign=\"{}\"}} {}",
             c.id, counted.strikers
         );
-        let o = state.store.outbox_counts(&c.id).await?;
+        let o = snap.posts;
         for (name, n) in [
             ("pending", o.pending),
             ("claimed", o.claimed),

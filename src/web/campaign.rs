@@ -24,24 +24,9 @@ pub struct Counters {
     pub invitations: u64,
 }
 
+/// The counters of `c`, at most a second old (see `counts`).
 pub async fn counters(state: &AppState, c: &Campaign) -> Result<Counters, WebError> {
-    let posts = state.store.outbox_counts(&c.id).await?;
-    let invitations = state
-        .store
-        .invite_counts(&c.id)
-        .await?
-        .iter()
-        .map(|i| i.count)
-        .sum();
-    Ok(Counters {
-        signatures: state.store.signature_count(&c.id).await?,
-        strikers: state
-            .store
-            .active_pledge_count(&c.id, state.clock.now())
-            .await?,
-        published: posts.published,
-        invitations,
-    })
+    Ok(state.counts.get(state, c).await?.counters.clone())
 }
 
 pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, WebError> {
@@ -52,14 +37,33 @@ pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, We
 
 /// The declaration as HTML. Raw HTML in the Markdown is dropped: pages are escaped, and a
 /// declaration copied from elsewhere must not carry scripts.
+///
+/// Converted once per text and remembered (keyed by the text itself, so it is right for
+/// any campaign in any app of the process): converting on every view was a measurable
+/// part of serving the campaign page.
 pub fn declaration_html(c: &Campaign) -> Option<String> {
-    use pulldown_cmark::{Event, Options, Parser, html};
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CONVERTED: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
     let md = &c.declaration.as_ref()?.markdown;
+    if let Some(html) = CONVERTED.lock().unwrap_or_else(|e| e.into_inner()).get(md) {
+        return Some(html.clone());
+    }
+    let html = markdown_to_html(md);
+    CONVERTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(md.clone(), html.clone());
+    Some(html)
+}
+
+fn markdown_to_html(md: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
     let parser = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
         .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
     let mut out = String::new();
     html::push_html(&mut out, parser);
-    Some(out)
+    out
 }
 
 #[derive(Serialize)]
@@ -327,6 +331,7 @@ pub async fn confirm(
         .await?
         .ok_or_else(unknown)?;
     if confirmed.newly {
+        state.counts.changed();
         tracing::info!(campaign = %c.id, signature = confirmed.id.0, "signature confirmed");
     }
     let html = state

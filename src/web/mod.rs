@@ -3,6 +3,7 @@
 
 mod api;
 mod campaign;
+pub mod counts;
 mod declaration;
 mod error;
 pub mod guard;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
     /// (signatures count at once, magic links are shown instead).
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// Counts shown on pages and in the API, cached for up to a second (`counts`).
+    pub counts: Arc<counts::Counts>,
 }
 
 impl AppState {
@@ -116,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api_routes())
         .nest_service("/sandbox", state.sandbox.router())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            counts::stale_after_writes,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

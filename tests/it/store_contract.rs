@@ -1119,6 +1119,65 @@ async fn a_signature_with_the_same_email_counts_once() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signatures_arriving_at_once_are_all_stored_and_each_person_counts_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange: 100 people sign twice each and 50 without an address, all at the same
+        // time, so that (on SQLite) they share group commits.
+        let sign = |name: String, email: Option<String>| NewSignature {
+            campaign_id: CAMPAIGN.into(),
+            name,
+            email_canonical: email.as_deref().map(store::canonical_email),
+            public: false,
+            invited_by: None,
+            confirmed: true,
+            confirm_token_hash: None,
+        };
+        let mut all = Vec::new();
+        for i in 0..100 {
+            let email = format!("p{i}@example.org");
+            all.push((i, sign(format!("P{i}"), Some(email.clone()))));
+            all.push((i, sign(format!("P{i} again"), Some(email.to_uppercase()))));
+        }
+        for i in 100..150 {
+            all.push((i, sign(format!("Anonymous {i}"), None)));
+        }
+
+        // Act
+        let tasks: Vec<_> = all
+            .into_iter()
+            .map(|(person, new)| {
+                let store = store.clone();
+                tokio::spawn(async move { (person, store.add_signature(&new, t0()).await) })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            let (person, added) = t.await.unwrap();
+            answers.push((person, added.unwrap()));
+        }
+
+        // Assert
+        assert_eq!(store.signature_count(CAMPAIGN).await.unwrap(), 150, "{db}");
+        let duplicates = answers.iter().filter(|(_, a)| a.duplicate).count();
+        assert_eq!(
+            duplicates, 100,
+            "{db}: one repeat per person with an address"
+        );
+        let mut ids = std::collections::HashMap::new();
+        for (person, added) in &answers {
+            let id = *ids.entry(*person).or_insert(added.id);
+            assert_eq!(
+                id, added.id,
+                "{db}: both answers of person {person} name one row"
+            );
+        }
+        let distinct: std::collections::HashSet<_> = ids.values().collect();
+        assert_eq!(distinct.len(), 150, "{db}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
     on_each_backend(|store, db| async move {

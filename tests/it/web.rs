@@ -665,3 +665,76 @@ async fn the_declaration_of_an_unknown_campaign_is_a_404() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+#[tokio::test]
+async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() {
+    // Arrange: a server on a manual clock, and a way to sign behind its back (as another
+    // process on the same database would).
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
+        campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_url: "https://picket.test".into(),
+        ..Settings::default()
+    };
+    let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_780_000_000, 0).unwrap();
+    let clock = Arc::new(picket::clock::ManualClock::new(start));
+    let app = Application::build(settings, clock.clone()).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.state().store.clone();
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run(stop.clone()));
+    let http = reqwest::Client::new();
+    let signatures = async || -> u64 {
+        let stats: serde_json::Value = http
+            .get(format!("{base}/api/v1/campaigns/{ID}/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["signatures"].as_u64().unwrap()
+    };
+
+    // Act
+    let before = signatures().await;
+    let signed = http
+        .post(format!("{base}/api/v1/campaigns/{ID}/signatures"))
+        .json(&serde_json::json!({ "name": "Ada" }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    let after_signing_here = signatures().await;
+    store
+        .add_signature(
+            &picket::store::NewSignature {
+                campaign_id: ID.into(),
+                name: "Bob".into(),
+                confirmed: true,
+                ..Default::default()
+            },
+            start,
+        )
+        .await
+        .unwrap();
+    let right_after_elsewhere = signatures().await;
+    clock.advance(chrono::Duration::seconds(1));
+    let a_second_later = signatures().await;
+    stop.cancel();
+
+    // Assert
+    assert_eq!(signed, StatusCode::CREATED);
+    assert_eq!(before, 0);
+    assert_eq!(
+        after_signing_here, 1,
+        "a write through this server shows at once"
+    );
+    assert_eq!(
+        right_after_elsewhere, 1,
+        "a write elsewhere may wait for the cache"
+    );
+    assert_eq!(a_second_later, 2, "and shows within a second");
+}

@@ -1,0 +1,190 @@
+//! The counts shown on the campaign page, the badge, the stats API and `/metrics`, kept for
+//! up to [`MAX_AGE`] of the server's clock instead of being counted on every request.
+//!
+//! Counting is several `COUNT(*)` queries that grow with the campaign (a scan of the
+//! signatures index), while a popular campaign page is read thousands of times a second.
+//! So counts are eventual: at most [`MAX_AGE`] old for changes made elsewhere (the
+//! dispatcher publishing, another process on a shared PostgreSQL). A write through this
+//! web server (any request other than GET/HEAD, and a confirmation link) marks the counts
+//! stale at once, so a person who has just signed sees themselves counted.
+//!
+//! One refresh per campaign runs at a time; readers that arrive meanwhile wait for it and
+//! share its result rather than all counting at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::{DateTime, Duration, Utc};
+
+use super::campaign::Counters;
+use super::{AppState, WebError};
+use crate::campaign::Campaign;
+use crate::network::NetworkKind;
+use crate::store::OutboxCounts;
+
+/// How old shown counts may be when nothing was written through this server.
+pub const MAX_AGE: Duration = Duration::seconds(1);
+
+/// Everything the counters, stats, badge and metrics show for one campaign.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub posts: OutboxCounts,
+    pub accounts_by_network: Vec<(NetworkKind, u64)>,
+}
+
+impl Snapshot {
+    async fn load(state: &AppState, c: &Campaign) -> Result<Snapshot, WebError> {
+        let store = &state.store;
+        let posts = store.outbox_counts(&c.id).await?;
+        let invitations = store
+            .invite_counts(&c.id)
+            .await?
+            .iter()
+            .map(|i| i.count)
+            .sum();
+        Ok(Snapshot {
+            counters: Counters {
+                signatures: store.signature_count(&c.id).await?,
+                strikers: store.active_pledge_count(&c.id, state.clock.now()).await?,
+                published: posts.published,
+                invitations,
+            },
+            posts,
+            accounts_by_network: store.accounts_by_network(&c.id).await?,
+        })
+    }
+}
+
+/// The cache of [`Snapshot`]s, one per campaign, shared by all requests.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Bumped by every write through this server; a snapshot taken under an older value is
+    /// stale.
+    generation: AtomicU64,
+    /// Campaign id -> its slot; slots are made on first read and never removed (the
+    /// campaigns are fixed at startup).
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The last snapshot; held only to copy the `Arc` in or out, never across an await.
+    latest: Mutex<Option<Cached>>,
+    /// Held by the one task refreshing this campaign's counts.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    snapshot: Arc<Snapshot>,
+    generation: u64,
+    taken_at: DateTime<Utc>,
+}
+
+impl Slot {
+    fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<Snapshot>> {
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        latest
+            .as_ref()
+            .filter(|c| {
+                c.generation == generation && c.taken_at <= now && now - c.taken_at < MAX_AGE
+            })
+            .map(|c| c.snapshot.clone())
+    }
+}
+
+impl Counts {
+    /// Something was written: the next read counts again.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The counts of `c`, at most [`MAX_AGE`] old.
+    pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(c.id.clone()).or_default().clone()
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(s) = slot.fresh(generation, state.clock.now()) {
+            return Ok(s);
+        }
+        let _refreshing = slot.refresh.lock().await;
+        // Read the generation before counting: a write that lands during the count bumps it
+        // and so makes this snapshot stale for the next reader.
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = state.clock.now();
+        if let Some(s) = slot.fresh(generation, now) {
+            return Ok(s);
+        }
+        let snapshot = Arc::new(Snapshot::load(state, c).await?);
+        *slot.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+            snapshot: snapshot.clone(),
+            generation,
+            taken_at: now,
+        });
+        Ok(snapshot)
+    }
+}
+
+/// Middleware: after any request that may have written (not GET or HEAD), mark the counts
+/// stale.
+pub async fn stale_after_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let response = next.run(req).await;
+    if writes {
+        state.counts.changed();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(generation: u64, taken_at: DateTime<Utc>) -> Slot {
+        let slot = Slot::default();
+        *slot.latest.lock().unwrap() = Some(Cached {
+            snapshot: Arc::new(Snapshot {
+                counters: Counters {
+                    signatures: 1,
+                    strikers: 0,
+                    published: 0,
+                    invitations: 0,
+                },
+                posts: OutboxCounts::default(),
+                accounts_by_network: vec![],
+            }),
+            generation,
+            taken_at,
+        });
+        slot
+    }
+
+    #[test]
+    fn a_snapshot_is_fresh_for_less_than_max_age_of_the_same_generation() {
+        let t = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let slot = cached(3, t);
+        assert!(slot.fresh(3, t).is_some());
+        assert!(
+            slot.fresh(3, t + MAX_AGE - Duration::milliseconds(1))
+                .is_some()
+        );
+        assert!(slot.fresh(3, t + MAX_AGE).is_none());
+        assert!(slot.fresh(4, t).is_none(), "a write since makes it stale");
+        assert!(
+            slot.fresh(3, t - Duration::seconds(5)).is_none(),
+            "a clock set back makes it stale"
+        );
+    }
+}
