@@ -69,9 +69,6 @@ pub struct Dispatcher {
     public_url: String,
     /// Notified by whoever adds work (join, re-plan) so an idle dispatcher wakes at once.
     wake: Arc<Notify>,
-    /// Overlapping rounds take turns at the database: on SQLite two writers at once do not
-    /// queue, they sleep in the busy handler, which costs more than the overlap gains.
-    db_turn: tokio::sync::Mutex<()>,
 }
 
 impl Dispatcher {
@@ -110,7 +107,6 @@ impl Dispatcher {
             worker: format!("{}-{}", hostname(), std::process::id()),
             public_url: public_url.trim_end_matches('/').to_string(),
             wake: Arc::new(Notify::new()),
-            db_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -137,49 +133,20 @@ impl Dispatcher {
 
     /// Work until `stop` fires. A failed round is logged and retried: one bad row or a
     /// database hiccup must not stop the strike.
-    ///
-    /// Rounds overlap: while one batch is on the wire, the next is claimed and prepared, so
-    /// the database work (claim, decrypt, render, mark sending) does not leave the network
-    /// idle. A batch is only ever marked `sending` once prepared, and every batch prepared
-    /// is sent and recorded before this returns, so a stop leaves nothing half-done.
     pub async fn run(&self, stop: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(worker = %self.worker, "dispatcher started");
         let mut failures = 0u32;
-        let mut last_expiry: Option<std::time::Instant> = None;
-        let mut next: Option<Round> = None;
         while !stop.is_cancelled() {
-            let round = match next.take() {
-                Some(r) => Ok(r),
-                None => self.prepare_round(self.expiry_due(&mut last_expiry)).await,
-            };
-            match round {
-                Ok(round) if round.report.claimed > 0 => {
-                    let expire = self.expiry_due(&mut last_expiry);
-                    let (done, following) =
-                        tokio::join!(self.finish_round(round), self.prepare_round(expire));
-                    if let Err(e) = done {
-                        failures += 1;
-                        tracing::error!(error = %e, failures, "dispatcher round failed");
-                    } else {
-                        failures = 0;
-                    }
-                    match following {
-                        Ok(f) if f.report.claimed > 0 => next = Some(f),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "claiming the next round failed"),
-                    }
-                    if failures == 0 {
-                        continue;
-                    }
+            match self.step().await {
+                Ok(report) if report.claimed > 0 => {
+                    failures = 0;
+                    continue;
                 }
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
                     tracing::error!(error = %e, failures, "dispatcher round failed");
                 }
-            }
-            if next.is_some() {
-                continue;
             }
             let pause = if failures > 0 {
                 self.retry
@@ -194,23 +161,8 @@ impl Dispatcher {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        if let Some(round) = next.take()
-            && let Err(e) = self.finish_round(round).await
-        {
-            tracing::error!(error = %e, "the last round could not be recorded");
-        }
         tracing::info!(worker = %self.worker, "dispatcher stopped");
         Ok(())
-    }
-
-    /// Expiring missed posts scans for closed windows: once a second is plenty while
-    /// batches follow each other back to back.
-    fn expiry_due(&self, last: &mut Option<std::time::Instant>) -> bool {
-        let due = last.is_none_or(|t| t.elapsed() >= StdDuration::from_secs(1));
-        if due {
-            *last = Some(std::time::Instant::now());
-        }
-        due
     }
 
     /// Real time to sleep until the next row is due, at most [`IDLE_POLL`].
@@ -226,19 +178,9 @@ impl Dispatcher {
 
     /// One round: expire, claim, prepare, send, record. Tests call this directly.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
-        let round = self.prepare_round(true).await?;
-        self.finish_round(round).await
-    }
-
-    /// The first half of a round, all database and CPU work: expire (when `expire`), claim,
-    /// decide what must not go, render, and mark the rest `sending`.
-    async fn prepare_round(&self, expire: bool) -> Result<Round, StoreError> {
-        let _turn = self.db_turn.lock().await;
         let mut report = StepReport::default();
         let now = self.clock.now();
-        if expire {
-            report.expired = self.store.expire_missed(now, self.grace()).await?;
-        }
+        report.expired = self.store.expire_missed(now, self.grace()).await?;
         let lease_until = now + Duration::seconds(self.settings.lease_secs as i64);
         let claimed = self
             .store
@@ -246,11 +188,7 @@ impl Dispatcher {
             .await?;
         report.claimed = claimed.len();
         if claimed.is_empty() {
-            return Ok(Round {
-                report,
-                outcomes: Vec::new(),
-                ready: Vec::new(),
-            });
+            return Ok(report);
         }
 
         let elsewhere = self.elsewhere(&claimed).await?;
@@ -283,20 +221,7 @@ impl Dispatcher {
         // Rows not allowed to go were withdrawn, cancelled or expired meanwhile; their
         // state already says so.
         ready.retain(|(p, _)| go.contains(&p.id));
-        Ok(Round {
-            report,
-            outcomes,
-            ready,
-        })
-    }
 
-    /// The second half: send what was prepared and record every outcome.
-    async fn finish_round(&self, round: Round) -> Result<StepReport, StoreError> {
-        let Round {
-            mut report,
-            mut outcomes,
-            ready,
-        } = round;
         let sent: Vec<Outcome> = futures::stream::iter(ready)
             .map(|(post, out)| self.send(post, out))
             .buffer_unordered(self.settings.concurrency.max(1))
@@ -313,10 +238,7 @@ impl Dispatcher {
                 Outcome::Reconnect { .. } => report.reconnect += 1,
             }
         }
-        if !outcomes.is_empty() {
-            let _turn = self.db_turn.lock().await;
-            self.store.record(&outcomes, self.clock.now()).await?;
-        }
+        self.store.record(&outcomes, self.clock.now()).await?;
         Ok(report)
     }
 
@@ -598,13 +520,6 @@ impl Dispatcher {
 }
 
 /// A post ready to go: its text, the account with its credentials opened, the adapter.
-/// A prepared round: outcomes decided without sending, and the posts marked `sending`.
-struct Round {
-    report: StepReport,
-    outcomes: Vec<Outcome>,
-    ready: Vec<(ClaimedPost, Ready)>,
-}
-
 struct Ready {
     text: String,
     account: AccountRef,
