@@ -364,8 +364,9 @@ pub struct Flash {
     ok: Option<String>,
 }
 
+/// An account as the join and `/me` pages show it.
 #[derive(Serialize)]
-struct AccountView {
+pub(crate) struct AccountView {
     id: i64,
     network: &'static str,
     handle: String,
@@ -521,7 +522,7 @@ async fn render_accounts(
     page_with_csrf(state, "join_accounts.html", &page, &csrf, status)
 }
 
-fn account_view(a: &crate::store::Account) -> AccountView {
+pub(crate) fn account_view(a: &crate::store::Account) -> AccountView {
     AccountView {
         id: a.id.0,
         network: a.network.label(),

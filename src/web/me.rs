@@ -11,11 +11,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::join::{Fields, local_label, page_with_csrf, secure, signed_in};
+use super::join::{
+    AccountView, Fields, account_view, local_label, page_with_csrf, secure, signed_in,
+};
 use super::{AppState, WebError, guard, session};
 use crate::participation;
 use crate::scheduler::{self, planner};
-use crate::store::{AccountId, AccountStatus, OutboxState, Participant, PledgeStatus};
+use crate::store::{AccountId, OutboxState, Participant, PledgeStatus};
 
 #[derive(Deserialize)]
 pub struct MeQuery {
@@ -53,16 +55,6 @@ struct PostView {
     state: &'static str,
     url: Option<String>,
     note: Option<String>,
-}
-
-#[derive(Serialize)]
-struct AccountView {
-    id: i64,
-    network: &'static str,
-    handle: String,
-    server: Option<String>,
-    active: bool,
-    status: String,
 }
 
 #[derive(Serialize)]
@@ -123,17 +115,7 @@ pub async fn page(
             .list_accounts(me.id)
             .await?
             .iter()
-            .map(|a| AccountView {
-                id: a.id.0,
-                network: a.network.label(),
-                handle: a.handle.clone(),
-                server: a.server.clone(),
-                active: a.status == AccountStatus::Active,
-                status: match &a.status_reason {
-                    Some(r) if a.status != AccountStatus::Active => format!("{}: {r}", a.status),
-                    _ => a.status.to_string(),
-                },
-            })
+            .map(account_view)
             .collect(),
         ok: q.ok,
         msg: q.msg,

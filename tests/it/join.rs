@@ -118,6 +118,19 @@ pub(crate) struct Page {
 }
 
 impl Page {
+    /// The magic link shown on the joined page, as a path on the site.
+    pub(crate) fn magic_path(&self, base: &str) -> String {
+        self.html
+            .split("id=\"magic-link\" value=\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no magic link in {}", self.html))
+            .split('"')
+            .next()
+            .unwrap()
+            .trim_start_matches(base)
+            .to_string()
+    }
+
     /// The value of the first hidden/input field `name`.
     pub(crate) fn field(&self, name: &str) -> String {
         self.html
@@ -332,17 +345,8 @@ async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_
         .await;
     let joined = first.confirm(BUNDLED, &step2).await;
     assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
-    let link = joined
-        .html
-        .split("id=\"magic-link\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let path = link.trim_start_matches(&site.base).to_string();
-    assert!(path.starts_with("/me?t="), "{link}");
+    let path = joined.magic_path(&site.base);
+    assert!(path.starts_with("/me?t="), "{path}");
 
     // Act: another browser opens the link.
     let second = site.visitor();
@@ -422,16 +426,7 @@ async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working
     let browser = site.visitor();
     let step2 = browser.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
     let joined = browser.confirm(BUNDLED, &step2).await;
-    let link = joined
-        .html
-        .split("id=\"magic-link\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .trim_start_matches(&site.base)
-        .to_string();
+    let link = joined.magic_path(&site.base);
     let me = browser.get("/me").await;
 
     let unconfirmed = browser
@@ -652,23 +647,14 @@ async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_j
         "{}",
         joined.html
     );
-    let shown = joined
-        .html
-        .split("id=\"magic-link\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let path = joined.magic_path(&site.base);
     let mails = crate::mail::mails_to(&maildir, &to, 1).await;
     assert_eq!(mails.len(), 1);
     let (_, body) = crate::mail::read_mail(&mails[0]);
     assert!(
-        body.contains(&shown),
+        body.contains(&format!("{}{path}", site.base)),
         "the mailed link is the one shown: {body}"
     );
-    let path = shown.trim_start_matches(&site.base).to_string();
     assert_eq!(
         site.visitor().get(&path).await.status,
         StatusCode::SEE_OTHER
