@@ -143,6 +143,18 @@ pub struct SignForm {
     pub invited_by: Option<String>,
 }
 
+impl SignForm {
+    /// Nothing typed: the form as a first visit shows it.
+    fn is_empty(&self) -> bool {
+        self.name.is_empty()
+            && self.email.is_empty()
+            && self.public.is_none()
+            && self.consent.is_none()
+            && self.website.is_empty()
+            && self.invited_by.is_none()
+    }
+}
+
 async fn render_page(
     state: &AppState,
     c: &Campaign,
@@ -158,26 +170,50 @@ async fn render_page(
         .invited_by
         .clone()
         .or_else(|| guard::cookie(headers, REF_COOKIE));
+    let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, secure(state), 24 * 3600);
+    let snapshot = state.counts.get(state, c).await?;
+    let view = view(state, c);
+    // The plain page (no invitation, nothing typed, no error) is the same for every
+    // visitor but for the CSRF token: it is rendered once per counts snapshot and minute
+    // of countdown, with a marker where the token goes.
+    let plain = error.is_none() && invited_by.is_none() && form.is_empty();
+    if plain && let Some(html) = state.counts.page(&c.id, &snapshot, &view.starts_in) {
+        let html = html.replace(CSRF_MARKER, &csrf);
+        return Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response());
+    }
+    let starts_in = view.starts_in.clone();
     let page = Page {
-        campaign: view(state, c),
-        counters: counters(state, c).await?,
+        campaign: view,
+        counters: snapshot.counters.clone(),
         declaration_html: declaration_html(c),
         declaration: c
             .declaration
             .as_ref()
             .map(|d| super::declaration::declaration_view(c, d)),
-        csrf: csrf.clone(),
+        csrf: if plain {
+            CSRF_MARKER.to_string()
+        } else {
+            csrf.clone()
+        },
         invited_by,
         error,
         form,
     };
-    let html = state
+    let mut html = state
         .pages
         .render("campaign.html", &page)
         .map_err(|e| WebError::Internal(e.into()))?;
-    let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, secure(state), 24 * 3600);
+    if plain {
+        state
+            .counts
+            .keep_page(&c.id, &snapshot, &starts_in, html.clone());
+        html = html.replace(CSRF_MARKER, &csrf);
+    }
     Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response())
 }
+
+/// Stands for the CSRF token in a cached page: no token (hex) can look like it.
+const CSRF_MARKER: &str = "@@picket-csrf-token@@";
 
 fn secure(state: &AppState) -> bool {
     state.settings.public_url.starts_with("https://")

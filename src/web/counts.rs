@@ -70,6 +70,15 @@ pub struct Counts {
     /// Campaign id -> its slot; slots are made on first read and never removed (the
     /// campaigns are fixed at startup).
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Campaign id -> its plain page as rendered for one snapshot and countdown text.
+    pages: Mutex<HashMap<String, RenderedPage>>,
+}
+
+#[derive(Debug)]
+struct RenderedPage {
+    snapshot: Arc<Snapshot>,
+    starts_in: String,
+    html: Arc<String>,
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +139,41 @@ impl Counts {
             taken_at: now,
         });
         Ok(snapshot)
+    }
+}
+
+impl Counts {
+    /// The campaign page rendered for exactly this snapshot and countdown text, if kept.
+    pub fn page(
+        &self,
+        campaign: &str,
+        snapshot: &Arc<Snapshot>,
+        starts_in: &str,
+    ) -> Option<Arc<String>> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(campaign)
+            .filter(|p| Arc::ptr_eq(&p.snapshot, snapshot) && p.starts_in == starts_in)
+            .map(|p| p.html.clone())
+    }
+
+    /// Keep a rendered page for [`Counts::page`].
+    pub fn keep_page(
+        &self,
+        campaign: &str,
+        snapshot: &Arc<Snapshot>,
+        starts_in: &str,
+        html: String,
+    ) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages.insert(
+            campaign.to_string(),
+            RenderedPage {
+                snapshot: snapshot.clone(),
+                starts_in: starts_in.to_string(),
+                html: Arc::new(html),
+            },
+        );
     }
 }
 

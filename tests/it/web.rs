@@ -738,3 +738,41 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
     );
     assert_eq!(a_second_later, 2, "and shows within a second");
 }
+
+#[tokio::test]
+async fn the_campaign_page_gives_each_visitor_their_own_token_and_shows_a_new_signature_at_once() {
+    let app = TestApp::spawn(false).await;
+    // Two visitors, each with their own CSRF cookie, and one with none.
+    let page_with = |cookie: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app.http.get(app.url(&format!("/c/{ID}")));
+            if let Some(c) = cookie {
+                req = req.header(COOKIE, c);
+            }
+            req.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    let a_token = "a".repeat(48);
+    let b_token = "b".repeat(48);
+
+    let a = page_with(Some(format!("picket_csrf={a_token}"))).await;
+    let b = page_with(Some(format!("picket_csrf={b_token}"))).await;
+    let fresh = page_with(None).await;
+    let signed = app.sign_form(&[("name", "Grace")]).await.status();
+    let after = page_with(None).await;
+
+    assert!(
+        a.contains(&format!("value=\"{a_token}\"")),
+        "visitor a's own token"
+    );
+    assert!(
+        b.contains(&format!("value=\"{b_token}\"")),
+        "visitor b's own token"
+    );
+    assert!(!b.contains(&a_token) && !fresh.contains(&a_token) && !fresh.contains(&b_token));
+    assert!(!fresh.contains("@@picket"), "no placeholder is ever served");
+    assert_eq!(signed, StatusCode::OK);
+    assert!(fresh.contains("<strong>0</strong> signed"), "{fresh}");
+    assert!(after.contains("<strong>1</strong> signed"), "{after}");
+}
