@@ -12,8 +12,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::participate::Ctx;
-use crate::network::NetworkKind;
-use crate::network::mastodon::{App, OOB_REDIRECT};
+use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::{self, connect};
 
 /// `picket account add mastodon --server URL [--token TOKEN]`.
@@ -24,7 +23,7 @@ pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> any
     let account = match token {
         Some(t) => connect::mastodon_token(server, &t, None).await?,
         None => {
-            let known = known_app(ctx, &vault, &server.url).await?;
+            let known = connect::known_app(ctx.store.as_ref(), &vault, &server.url).await?;
             let state = participation::new_access_token();
             let auth =
                 connect::mastodon_authorize(server, known, OOB_REDIRECT, OOB_REDIRECT, &state)
@@ -48,18 +47,4 @@ pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> any
         .await?;
     println!("added {} account {id} {}", account.network, account.summary);
     Ok(())
-}
-
-/// The app an earlier enrollment registered on this server, if any account still holds it.
-async fn known_app(
-    ctx: &Ctx,
-    vault: &crate::crypto::Vault,
-    server: &str,
-) -> anyhow::Result<Option<App>> {
-    Ok(ctx
-        .store
-        .accounts_on_server(NetworkKind::Mastodon, server, 20)
-        .await?
-        .iter()
-        .find_map(|a| connect::app_of(vault, &a.credentials)))
 }

@@ -278,7 +278,19 @@ pub async fn mastodon_token(
 
 /// The OAuth app an earlier enrollment registered on `server`, from the sealed credentials
 /// of any account there (the app is per server, not per person).
-pub fn app_of(vault: &crate::crypto::Vault, credentials: &[u8]) -> Option<App> {
+pub async fn known_app(
+    store: &dyn crate::store::Store,
+    vault: &crate::crypto::Vault,
+    server: &str,
+) -> Result<Option<App>, crate::store::StoreError> {
+    Ok(store
+        .accounts_on_server(NetworkKind::Mastodon, server, 20)
+        .await?
+        .iter()
+        .find_map(|a| app_of(vault, &a.credentials)))
+}
+
+fn app_of(vault: &crate::crypto::Vault, credentials: &[u8]) -> Option<App> {
     let plain = vault.open_sealed(credentials).ok()?;
     let creds = MastodonCredentials::parse(&String::from_utf8_lossy(&plain));
     Some(App {

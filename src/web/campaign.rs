@@ -163,14 +163,12 @@ async fn render_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let csrf = guard::cookie(headers, CSRF_COOKIE)
-        .filter(|t| t.len() == 48)
-        .unwrap_or_else(guard::new_token);
+    let csrf = guard::form_token(headers);
     let invited_by = form
         .invited_by
         .clone()
         .or_else(|| guard::cookie(headers, REF_COOKIE));
-    let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, secure(state), 24 * 3600);
+    let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, state.secure_cookies(), 24 * 3600);
     let snapshot = state.counts.get(state, c).await?;
     let view = view(state, c);
     // The plain page (no invitation, nothing typed, no error) is the same for every
@@ -214,10 +212,6 @@ async fn render_page(
 
 /// Stands for the CSRF token in a cached page: no token (hex) can look like it.
 const CSRF_MARKER: &str = "@@picket-csrf-token@@";
-
-fn secure(state: &AppState) -> bool {
-    state.settings.public_url.starts_with("https://")
-}
 
 #[derive(Deserialize)]
 pub struct RefQuery {
@@ -432,9 +426,7 @@ pub async fn invite(
     State(state): State<AppState>,
     Path(code): Path<String>,
 ) -> Result<Response, WebError> {
-    let valid =
-        !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric());
-    let target = if valid {
+    let target = if guard::plausible_code(&code) {
         state.store.resolve_invite(&code).await?
     } else {
         None
@@ -448,6 +440,6 @@ pub async fn invite(
         Some(id) => format!("/c/{id}?ref={code}"),
         None => "/".to_string(),
     };
-    let cookie = guard::set_cookie(REF_COOKIE, &code, secure(&state), 30 * 24 * 3600);
+    let cookie = guard::set_cookie(REF_COOKIE, &code, state.secure_cookies(), 30 * 24 * 3600);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
 }

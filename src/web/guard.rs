@@ -35,6 +35,20 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// The CSRF token a page puts in its forms: the visitor's own (from their cookie) when it
+/// looks like one of ours, a new one otherwise.
+pub fn form_token(headers: &HeaderMap) -> String {
+    cookie(headers, CSRF_COOKIE)
+        .filter(|t| t.len() == 48)
+        .unwrap_or_else(new_token)
+}
+
+/// Whether `code` can be an invitation code (they are short and alphanumeric): anything
+/// else is not looked up or stored.
+pub fn plausible_code(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// `Set-Cookie` for a token: not readable by scripts, sent only to this site.
 pub fn set_cookie(name: &str, value: &str, secure: bool, max_age_secs: u64) -> String {
     format!(

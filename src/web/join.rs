@@ -48,6 +48,19 @@ impl Fields {
         ))
     }
 
+    /// A posted form from `peer`, within its write budget.
+    pub(crate) fn posted(
+        state: &AppState,
+        peer: SocketAddr,
+        body: &[u8],
+    ) -> Result<Fields, WebError> {
+        let f = Fields::parse(body)?;
+        if !state.limits.allow(peer.ip()) {
+            return Err(WebError::TooMany);
+        }
+        Ok(f)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -164,16 +177,6 @@ struct JoinPage<'a> {
     error: Option<String>,
 }
 
-fn csrf_token(headers: &HeaderMap) -> String {
-    guard::cookie(headers, CSRF_COOKIE)
-        .filter(|t| t.len() == 48)
-        .unwrap_or_else(guard::new_token)
-}
-
-pub(crate) fn secure(state: &AppState) -> bool {
-    state.settings.public_url.starts_with("https://")
-}
-
 /// A rendered page with the CSRF cookie its forms need.
 pub(crate) fn page_with_csrf(
     state: &AppState,
@@ -186,7 +189,7 @@ pub(crate) fn page_with_csrf(
         .pages
         .render(template, ctx)
         .map_err(|e| WebError::Internal(e.into()))?;
-    let cookie = guard::set_cookie(CSRF_COOKIE, csrf, secure(state), 24 * 3600);
+    let cookie = guard::set_cookie(CSRF_COOKIE, csrf, state.secure_cookies(), 24 * 3600);
     Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response())
 }
 
@@ -202,7 +205,7 @@ async fn render_join(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let csrf = csrf_token(headers);
+    let csrf = guard::form_token(headers);
     let chosen_all = choice.days.is_empty();
     let days = c
         .days()
@@ -282,10 +285,7 @@ pub async fn start(
     body: Bytes,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let f = Fields::parse(&body)?;
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
+    let f = Fields::posted(&state, peer, &body)?;
     let me = session::participant(&state, &headers).await?;
     let choice = Choice::from_fields(&f);
     let (name, email) = (f.text("name"), f.text("email"));
@@ -334,8 +334,7 @@ pub async fn start(
         Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     let token = participation::new_access_token();
-    let invited_by = guard::cookie(&headers, REF_COOKIE)
-        .filter(|r| !r.is_empty() && r.len() <= 64 && r.chars().all(|c| c.is_ascii_alphanumeric()));
+    let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
     state
         .store
         .create_participant(
@@ -351,7 +350,10 @@ pub async fn start(
         )
         .await?;
     Ok((
-        [(header::SET_COOKIE, session::sign_in(&token, secure(&state)))],
+        [(
+            header::SET_COOKIE,
+            session::sign_in(&token, state.secure_cookies()),
+        )],
         Redirect::to(&next),
     )
         .into_response())
@@ -461,7 +463,7 @@ async fn render_accounts(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let csrf = csrf_token(headers);
+    let csrf = guard::form_token(headers);
     let accounts = state.store.list_accounts(me.id).await?;
     let mut kinds: Vec<NetworkKind> = accounts
         .iter()
@@ -586,10 +588,7 @@ pub async fn confirm(
     body: Bytes,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let f = Fields::parse(&body)?;
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
+    let f = Fields::posted(&state, peer, &body)?;
     let (me, token) = signed_in(&state, &headers).await?;
     let choice = Choice::from_fields(&f).map_err(WebError::Invalid)?;
     let p = choice.participation(c).map_err(WebError::Invalid)?;
@@ -738,10 +737,7 @@ pub async fn connect_account(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let f = Fields::parse(&body)?;
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
+    let f = Fields::posted(&state, peer, &body)?;
     let (me, _) = signed_in(&state, &headers).await?;
     let back = back_to(&f);
     if !f.csrf_ok(&headers) {
@@ -835,12 +831,7 @@ async fn mastodon_start(
             return Ok(Redirect::to(&with_flash(&back, "msg", &e.to_string())).into_response());
         }
     };
-    let known = state
-        .store
-        .accounts_on_server(NetworkKind::Mastodon, &server.url, 20)
-        .await?
-        .iter()
-        .find_map(|a| connect::app_of(&state.vault, &a.credentials));
+    let known = connect::known_app(state.store.as_ref(), &state.vault, &server.url).await?;
     let callback = format!(
         "{}/connect/mastodon/callback",
         state.settings.public_url.trim_end_matches('/')

@@ -11,9 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::join::{
-    AccountView, Fields, account_view, local_label, page_with_csrf, secure, signed_in,
-};
+use super::join::{AccountView, Fields, account_view, local_label, page_with_csrf, signed_in};
 use super::{AppState, WebError, guard, session};
 use crate::participation;
 use crate::scheduler::{self, planner};
@@ -91,15 +89,17 @@ pub async fn page(
             ));
         }
         return Ok((
-            [(header::SET_COOKIE, session::sign_in(&token, secure(&state)))],
+            [(
+                header::SET_COOKIE,
+                session::sign_in(&token, state.secure_cookies()),
+            )],
             Redirect::to("/me"),
         )
             .into_response());
     }
     let (me, _) = signed_in(&state, &headers).await?;
-    let csrf = guard::cookie(&headers, guard::CSRF_COOKIE)
-        .filter(|t| t.len() == 48)
-        .unwrap_or_else(guard::new_token);
+    let csrf = guard::form_token(&headers);
+    let accounts = state.store.list_accounts(me.id).await?;
     let page = MePage {
         csrf: csrf.clone(),
         name: me.name.clone(),
@@ -109,22 +109,19 @@ pub async fn page(
             me.invite_code
         ),
         invited: state.store.invited_count(&me.invite_code).await?,
-        pledges: pledges(&state, &me).await?,
-        accounts: state
-            .store
-            .list_accounts(me.id)
-            .await?
-            .iter()
-            .map(account_view)
-            .collect(),
+        pledges: pledges(&state, &me, &accounts).await?,
+        accounts: accounts.iter().map(account_view).collect(),
         ok: q.ok,
         msg: q.msg,
     };
     page_with_csrf(&state, "me.html", &page, &csrf, StatusCode::OK)
 }
 
-async fn pledges(state: &AppState, me: &Participant) -> Result<Vec<PledgeView>, WebError> {
-    let accounts = state.store.list_accounts(me.id).await?;
+async fn pledges(
+    state: &AppState,
+    me: &Participant,
+    accounts: &[crate::store::Account],
+) -> Result<Vec<PledgeView>, WebError> {
     let handle = |id: AccountId| {
         accounts
             .iter()
@@ -210,10 +207,7 @@ async fn checked(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(Participant, Fields), WebError> {
-    let f = Fields::parse(body)?;
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
+    let f = Fields::posted(state, peer, body)?;
     let (me, _) = signed_in(state, headers).await?;
     if !f.csrf_ok(headers) {
         return Err(WebError::Forbidden(
@@ -379,7 +373,10 @@ pub async fn delete_all(
         )
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok((
-        [(header::SET_COOKIE, session::sign_out(secure(&state)))],
+        [(
+            header::SET_COOKIE,
+            session::sign_out(state.secure_cookies()),
+        )],
         Html(html),
     )
         .into_response())
@@ -394,7 +391,10 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     checked(&state, peer, &headers, &body).await?;
     Ok((
-        [(header::SET_COOKIE, session::sign_out(secure(&state)))],
+        [(
+            header::SET_COOKIE,
+            session::sign_out(state.secure_cookies()),
+        )],
         Redirect::to("/"),
     )
         .into_response())

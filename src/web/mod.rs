@@ -58,6 +58,11 @@ impl AppState {
     pub fn campaign(&self, id: &str) -> Option<&Campaign> {
         self.campaigns.iter().find(|c| c.id == id)
     }
+
+    /// Cookies are marked `Secure` when the site is served over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.settings.public_url.starts_with("https://")
+    }
 }
 
 /// The JSON API, open to pages on other sites (a blogger's own signup page) but never with

@@ -70,9 +70,7 @@ impl Signer {
         };
         let invited_by = invited_by
             .map(str::trim)
-            .filter(|r| {
-                !r.is_empty() && r.len() <= 64 && r.chars().all(|c| c.is_ascii_alphanumeric())
-            })
+            .filter(|r| super::guard::plausible_code(r))
             .map(str::to_string);
         Ok(Signer {
             name: name.to_string(),
