@@ -262,7 +262,7 @@ pub enum AddAccount {
         #[arg(long)]
         server: Option<String>,
         /// The token to present [default: a random one].
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         token: Option<String>,
     },
     /// A Nostr identity, signing with a remote signer (NIP-46 bunker, recommended: the key
@@ -277,6 +277,7 @@ pub enum AddAccount {
         /// The secret key, nsec1... or hex (better from the environment than the command line).
         #[arg(
             long,
+            allow_hyphen_values = true,
             env = "PICKET_NOSTR_NSEC",
             hide_env_values = true,
             conflicts_with = "bunker",
@@ -300,7 +301,12 @@ pub enum AddAccount {
         server: String,
         /// An access token with the write:statuses scope, instead of signing in (better
         /// from the environment than the command line, where other users can see it).
-        #[arg(long, env = "PICKET_MASTODON_TOKEN", hide_env_values = true)]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            env = "PICKET_MASTODON_TOKEN",
+            hide_env_values = true
+        )]
         token: Option<String>,
     },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
@@ -313,7 +319,12 @@ pub enum AddAccount {
         #[arg(long)]
         handle: String,
         /// An app password created for picket.
-        #[arg(long, env = "PICKET_BLUESKY_APP_PASSWORD", hide_env_values = true)]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            env = "PICKET_BLUESKY_APP_PASSWORD",
+            hide_env_values = true
+        )]
         app_password: String,
         /// Your PDS (or entryway) URL: skips handle resolution and asks it instead
         /// [default: resolve the handle over HTTPS and its DID document].
@@ -736,4 +747,46 @@ fn preview(
         Format::Json => println!("{}", serde_json::to_string_pretty(&preview)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> AddAccount {
+        let cli = Cli::try_parse_from(["picket", "account", "add"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Account(AccountCommand::Add(add)) => add,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    // Tokens and passwords are random base64url or base58 text: about one in 64 starts
+    // with '-', which clap would otherwise read as the next flag and refuse.
+    #[test]
+    fn secrets_that_start_with_a_dash_are_taken_as_values() {
+        match parse(&["mastodon", "--server", "x.example", "--token", "-GfCz_0F"]) {
+            AddAccount::Mastodon { token, .. } => assert_eq!(token.as_deref(), Some("-GfCz_0F")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "bluesky",
+            "--handle",
+            "a.test",
+            "--app-password",
+            "-abc-def",
+        ]) {
+            AddAccount::Bluesky { app_password, .. } => assert_eq!(app_password, "-abc-def"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["nostr", "--relay", "ws://127.0.0.1:1", "--nsec", "-00ff"]) {
+            AddAccount::Nostr { nsec, .. } => assert_eq!(nsec.as_deref(), Some("-00ff")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["sandbox", "--name", "a", "--token", "--x"]) {
+            AddAccount::Sandbox { token, .. } => assert_eq!(token.as_deref(), Some("--x")),
+            other => panic!("{other:?}"),
+        }
+    }
 }
