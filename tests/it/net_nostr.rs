@@ -344,7 +344,9 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let failed_once = loop {
         let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
-        if rows[0].attempts > 0 || tokio::time::Instant::now() > deadline {
+        // `attempts` counts up when the send begins; the outcome is recorded after it.
+        let recorded = rows[0].attempts > 0 && rows[0].state != OutboxState::Sending;
+        if recorded || tokio::time::Instant::now() > deadline {
             break rows[0].clone();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
