@@ -259,6 +259,24 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The 1-minute load average, to judge how quiet the machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// CPU time (user + system, all threads) this process has used so far: on a shared
+/// machine the wall time of a phase varies with the other load, its CPU time much less.
+pub fn cpu_secs() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        secs(u.user_time()) + secs(u.system_time())
+    })
+}
+
 /// `picket bench dispatch`.
 pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     let n = opts.posts;
@@ -438,10 +456,12 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
     let setup = setup.elapsed();
     let rss_before = peak_rss_mib().unwrap_or(0.0);
     let started = Instant::now();
+    let cpu_before = cpu_secs();
     let spread = Duration::seconds(SchedulerSettings::default().jitter_secs as i64);
     let applied =
         planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now()).await?;
     let took = started.elapsed();
+    let cpu = cpu_secs() - cpu_before;
     println!("== bench plan ==");
     println!(
         "  setup: {} pledges × 2 accounts in {} zones (bulk insert) in {:.1} s",
@@ -456,6 +476,10 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
         applied.upserted,
         took.as_secs_f64(),
         applied.upserted as f64 / took.as_secs_f64()
+    );
+    println!(
+        "  CPU time while planning (both cores): {cpu:.1} s; load average {}",
+        load_average()
     );
     println!(
         "  peak RSS (VmHWM): {:.0} MiB ({:.0} MiB before planning)   (target <= 300 MB)",

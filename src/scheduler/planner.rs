@@ -142,7 +142,15 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Pledges planned between two yields to the runtime (see [`plan_campaign`]).
+const YIELD_EVERY: usize = 100;
+
 /// Re-plan every active pledge of `campaign`, page by page.
+///
+/// Each page is written while the next one is read and planned: the store's writes run on
+/// its own thread (SQLite's worker) or server (PostgreSQL) and planning on this task, so on
+/// two cores they overlap instead of taking turns. Planning yields every [`YIELD_EVERY`]
+/// pledges so the write, polled in the same task, can send its next statement meanwhile.
 pub async fn plan_campaign(
     store: &dyn Store,
     campaign: &Campaign,
@@ -151,26 +159,45 @@ pub async fn plan_campaign(
 ) -> Result<PlanApplied, StoreError> {
     let mut planner = Planner::new(campaign, spread);
     let mut total = PlanApplied::default();
-    let mut after: Option<PledgeId> = None;
-    loop {
-        let pledges = store.active_pledges(&campaign.id, after, PAGE).await?;
-        let Some(last) = pledges.last() else { break };
-        after = Some(last.id);
-        let plans: Vec<PledgePlan> = pledges
-            .iter()
-            .filter_map(|p| match planner.plan(p, now) {
-                Ok(plan) => Some(plan),
-                Err(e) => {
-                    // One bad pledge (a campaign edit removed its days) must not stop the rest.
-                    tracing::warn!(pledge = %p.id, campaign = %campaign.id, error = %e, "pledge not planned");
-                    None
-                }
-            })
-            .collect();
-        let applied = store.apply_plans(&plans, now).await?;
+    let mut page = next_page(store, &mut planner, None, now).await?;
+    while let Some((plans, last)) = page {
+        let (applied, next) = tokio::join!(
+            store.apply_plans(&plans, now),
+            next_page(store, &mut planner, Some(last), now)
+        );
+        let applied = applied?;
         total.upserted += applied.upserted;
         total.removed += applied.removed;
         total.skipped += applied.skipped;
+        page = next?;
     }
     Ok(total)
+}
+
+/// The plans of the next page of active pledges after `after`, and the page's last pledge.
+async fn next_page(
+    store: &dyn Store,
+    planner: &mut Planner<'_>,
+    after: Option<PledgeId>,
+    now: DateTime<Utc>,
+) -> Result<Option<(Vec<PledgePlan>, PledgeId)>, StoreError> {
+    let campaign = planner.campaign;
+    let pledges = store.active_pledges(&campaign.id, after, PAGE).await?;
+    let Some(last) = pledges.last().map(|p| p.id) else {
+        return Ok(None);
+    };
+    let mut plans = Vec::with_capacity(pledges.len());
+    for chunk in pledges.chunks(YIELD_EVERY) {
+        for p in chunk {
+            match planner.plan(p, now) {
+                Ok(plan) => plans.push(plan),
+                // One bad pledge (a campaign edit removed its days) must not stop the rest.
+                Err(e) => {
+                    tracing::warn!(pledge = %p.id, campaign = %campaign.id, error = %e, "pledge not planned")
+                }
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(Some((plans, last)))
 }

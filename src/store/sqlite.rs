@@ -99,7 +99,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             // Writers queue rather than fail while another transaction holds the lock.
             .busy_timeout(StdDuration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Planning a large campaign inserts millions of outbox rows whose index entries
+            // land all over the indexes (the jittered `run_at`): with SQLite's default 2 MiB
+            // cache each insert reads and rewrites pages it has just evicted. 64 MiB per
+            // connection (filled only as it is used) cut planning CPU time by about a fifth.
+            .pragma("cache_size", "-65536")
+            // Checkpoint every ~40 MiB of WAL instead of every ~4 MiB: each checkpoint syncs
+            // the database file, and a large plan would otherwise stop for one every second.
+            .pragma("wal_autocheckpoint", "10000");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
