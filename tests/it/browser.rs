@@ -31,7 +31,7 @@ use picket::store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, servers_required, window_campaign};
+use crate::support::{posts_at_start, servers_required, unused_port, window_campaign};
 
 /// Longest a whole browser test may take: a hung page must fail the test, not CI.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -147,14 +147,11 @@ impl Site {
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
         std::fs::write(campaigns.join("campaign.toml"), campaign_toml).unwrap();
-        // The public URL is read before the listener is bound: take a free port first,
-        // then bind it again (and try another if someone took it in between).
+        // The public URL is read before the listener is bound: take a port no one gets
+        // from the system meanwhile (and try another if someone took it anyway).
         let mut tries = 0;
         let app = loop {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
+            let port = unused_port();
             let mut settings = Settings {
                 database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
                 campaigns_dir: campaigns.clone(),

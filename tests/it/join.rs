@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, window_campaign};
+use crate::support::{posts_at_start, unused_port, window_campaign};
 
 const BUNDLED: &str = "social-media-strike";
 
@@ -62,11 +62,8 @@ impl Site {
             ),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Its public URL must name the port before the server binds it.
+        let port = unused_port();
         let mut settings = Settings {
             database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
             campaigns_dir: campaigns,

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc};
+use crate::support::{HeldPort, Installation, rfc};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -503,7 +503,8 @@ async fn a_wrong_token_is_refused_at_enrollment() {
 /// A TCP relay in front of the server: down (nothing listens), swallowing answers (the
 /// request reaches the server, the answer never comes back), or passing through.
 struct Relay {
-    addr: std::net::SocketAddr,
+    /// Kept while the relay is down, so that no one else takes the port meanwhile.
+    port: HeldPort,
     upstream: String,
     stop: CancellationToken,
     swallow: Arc<AtomicUsize>,
@@ -511,10 +512,10 @@ struct Relay {
 
 impl Relay {
     async fn start(upstream: &str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let port = HeldPort::new();
+        let listener = port.listen();
         let mut relay = Relay {
-            addr,
+            port,
             upstream: upstream.trim_start_matches("http://").to_string(),
             stop: CancellationToken::new(),
             swallow: Arc::new(AtomicUsize::new(0)),
@@ -524,7 +525,7 @@ impl Relay {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.port.addr())
     }
 
     fn down(&self) {
@@ -533,7 +534,7 @@ impl Relay {
 
     async fn up(&mut self) {
         self.stop = CancellationToken::new();
-        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let listener = self.port.listen();
         self.run(listener);
     }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc};
+use crate::support::{Installation, rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -306,19 +306,15 @@ impl Drop for OwnRelay {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back() {
     let Some(_) = relay() else { return };
     // Arrange: the account's only relay is down when the slot falls due.
-    let own = OwnRelay { port: free_port() };
+    // The relay is down at first, and only its address is known: the port must not be
+    // one the system could hand to another process meanwhile.
+    let own = OwnRelay {
+        port: unused_port(),
+    };
     let keys = Keys::generate();
     let start = Utc::now() + chrono::Duration::seconds(2);
     let picket = Picket::new(&campaign(
