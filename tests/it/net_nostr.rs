@@ -356,7 +356,15 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
         String::from_utf8_lossy(&started.stderr)
     );
     let notes = wait_for_notes(&own.url(), &keys.public_key(), 1, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The relay has the note before picket records the answer: wait for the record.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
+        if rows[0].state == OutboxState::Published || tokio::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let notes_later = notes_by(&own.url(), &keys.public_key()).await;
     drop(serve);
 
@@ -371,7 +379,6 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     );
     assert_eq!(notes.len(), 1);
     assert_eq!(notes_later.len(), 1);
-    let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
     assert_eq!(rows[0].state, OutboxState::Published, "{rows:?}");
     assert_eq!(
         rows[0].remote_id.as_deref(),
