@@ -388,6 +388,8 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
 
 /// A minimal NIP-46 remote signer holding `user`'s key, reachable as `bunker` on `relay`.
 /// With `refuse_signing` it connects but answers `sign_event` as a revoked permission.
+/// `ready` is sent once the relay has its subscription: NIP-46 requests are ephemeral
+/// events, which a relay passes on to current subscribers only and never stores.
 async fn run_bunker(
     relay: String,
     bunker: Keys,
@@ -395,6 +397,7 @@ async fn run_bunker(
     secret: String,
     refuse_signing: bool,
     stop: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let (mut ws, _) = tokio_tungstenite::connect_async(&relay).await.unwrap();
     let filter = json!({"kinds": [24133], "#p": [bunker.public_key().to_hex()], "since": Utc::now().timestamp() - 5});
@@ -403,6 +406,7 @@ async fn run_bunker(
     ))
     .await
     .unwrap();
+    let mut ready = Some(ready);
     loop {
         let m = tokio::select! {
             _ = stop.cancelled() => return,
@@ -415,6 +419,13 @@ async fn run_bunker(
             continue;
         };
         let v: Value = serde_json::from_str(&t).unwrap();
+        if v[0] == "EOSE" {
+            // The relay answers EOSE after it registered the subscription.
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            }
+            continue;
+        }
         if v[0] != "EVENT" {
             continue;
         }
@@ -469,6 +480,7 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
         (&good_bunker, &good_user, false),
         (&bad_bunker, &bad_user, true),
     ] {
+        let (ready, subscribed) = tokio::sync::oneshot::channel();
         tokio::spawn(run_bunker(
             relay.clone(),
             bunker.clone(),
@@ -476,9 +488,13 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
             "s3cret".into(),
             refuse,
             stop.clone(),
+            ready,
         ));
+        tokio::time::timeout(Duration::from_secs(30), subscribed)
+            .await
+            .expect("the bunker subscribes within 30 s")
+            .expect("the bunker task runs");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let uri = |b: &Keys| {
         format!(
             "bunker://{}?relay={}&secret=s3cret",
