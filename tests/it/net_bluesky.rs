@@ -98,6 +98,8 @@ async fn posts_on_pds(pds: &str, did: &str) -> Vec<Value> {
 struct Picket {
     inst: Installation,
     port: u16,
+    /// The end of the window, when the closing post falls due.
+    end: DateTime<Utc>,
 }
 
 impl std::ops::Deref for Picket {
@@ -129,6 +131,7 @@ impl Picket {
         Picket {
             inst: Installation::new(&campaign(id, start, start + lasts, page), &config, KEY),
             port,
+            end: start + lasts,
         }
     }
 
@@ -294,12 +297,19 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
     picket.run(&["withdraw", "bsky-happy"]);
     let after_withdraw = Utc::now();
     // Past the closing slot (start + 40 s) and then some.
-    tokio::time::sleep(Duration::from_secs(45)).await;
+    if let Ok(wait) = (picket.end + chrono::Duration::seconds(10) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     stop(serve);
 
     // Assert: exactly the two start posts, each with its tag and link facets at the right
     // byte offsets, despite emoji, accents and CJK before them.
     let posts = posts_on_pds(&pds, &alice.did).await;
+    assert!(
+        after_withdraw < picket.end,
+        "withdrawn at {after_withdraw}, after the closing post was due at {}",
+        picket.end
+    );
     assert_eq!(posts.len(), 2, "{posts:#?}");
     for p in &posts {
         let v = &p["value"];

@@ -209,6 +209,8 @@ impl Mock {
 struct Picket {
     inst: Installation,
     hashtag: String,
+    /// The end of the window, when the closing post falls due.
+    end: chrono::DateTime<Utc>,
 }
 
 impl std::ops::Deref for Picket {
@@ -262,6 +264,7 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
         Picket {
             inst: Installation::new(&campaign, config, [7u8; 32]),
             hashtag,
+            end: start + end_in,
         }
     }
 
@@ -377,13 +380,21 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     picket.run(&["withdraw", "strike"]);
+    let withdrawn_at = Utc::now();
     // The closing post was due at the end of the window: past it, nothing more came.
-    tokio::time::sleep(Duration::from_secs(50)).await;
+    if let Ok(wait) = (picket.end + chrono::Duration::seconds(10) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     let log = served.stop();
     let after = mock.tagged(&picket.hashtag).await;
 
     // Assert
     assert_eq!(posts.len(), 2, "one status per slot: {posts:#?}\n{log}");
+    assert!(
+        withdrawn_at < picket.end,
+        "withdrawn at {withdrawn_at}, after the closing post was due at {}",
+        picket.end
+    );
     assert_eq!(after.len(), 2, "nothing after withdrawal: {after:#?}");
     let texts: Vec<String> = posts
         .iter()
