@@ -311,11 +311,12 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
         "{posts:?}"
     );
     // The participant's page lists them as published, with their links.
+    // The sandbox has the posts a moment before picket records them as published.
     let mut me = browser.get("/me").await;
-    for _ in 0..20 {
-        if me.html.matches("class=\"published\"").count() == 2 {
-            break;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while me.html.matches("class=\"published\"").count() < 2
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(250)).await;
         me = browser.get("/me").await;
     }
