@@ -103,7 +103,11 @@ again = ["Still on #{{{{ hashtag }}}} strike 🔥 罷工. {{{{ invite_link }}}}"
 const START_ONLY: &str =
     "[[posts]]\nname = \"notice\"\nwhen = \"start\"\ntemplate = \"notice\"\nwindow = \"30m\"\n";
 
-/// Every event the relay has for `filter`, until EOSE.
+/// Every event the relay has for `filter`, until EOSE, each once.
+///
+/// A relay may send one event twice on a subscription: from its store and again live,
+/// when the event arrives while the stored events are being read (nostr-relay does this).
+/// Clients go by event id, so this does too.
 async fn req(relay: &str, filter: Value) -> Vec<Event> {
     let (mut ws, _) = tokio_tungstenite::connect_async(relay).await.unwrap();
     ws.send(Message::Text(
@@ -117,7 +121,12 @@ async fn req(relay: &str, filter: Value) -> Vec<Event> {
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(&t).unwrap();
             match v[0].as_str() {
-                Some("EVENT") => events.push(serde_json::from_value(v[2].clone()).unwrap()),
+                Some("EVENT") => {
+                    let ev: Event = serde_json::from_value(v[2].clone()).unwrap();
+                    if !events.iter().any(|e: &Event| e.id == ev.id) {
+                        events.push(ev);
+                    }
+                }
                 Some("EOSE") => return,
                 _ => {}
             }
