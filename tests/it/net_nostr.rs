@@ -350,7 +350,9 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     let failed_once = loop {
         let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
         // `attempts` counts up when the send begins; the outcome is recorded after it.
-        let recorded = rows[0].attempts > 0 && rows[0].state != OutboxState::Sending;
+        // A failed attempt leaves the row 'pending' until its retry is claimed (the
+        // retry's 'claimed' and 'sending' are not this attempt's outcome).
+        let recorded = rows[0].attempts > 0 && rows[0].state == OutboxState::Pending;
         if recorded || tokio::time::Instant::now() > deadline {
             break rows[0].clone();
         }
