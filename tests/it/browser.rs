@@ -31,12 +31,13 @@ use picket::store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, servers_required, window_campaign};
+use crate::support::{posts_at_start, servers_required, unused_port, window_campaign};
 
 /// Longest a whole browser test may take: a hung page must fail the test, not CI.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
-/// Longest to wait for an element or a text to appear.
-const WAIT: Duration = Duration::from_secs(10);
+/// Longest to wait for an element or a text to appear (a page load in a Chromium on a
+/// busy 2-core CI machine can take seconds).
+const WAIT: Duration = Duration::from_secs(20);
 
 /// Without these a headless Chromium on a machine with no internet stalls on background
 /// connections (updates, sync, field trials), and in a container on `/dev/shm` and the
@@ -147,14 +148,11 @@ impl Site {
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
         std::fs::write(campaigns.join("campaign.toml"), campaign_toml).unwrap();
-        // The public URL is read before the listener is bound: take a free port first,
-        // then bind it again (and try another if someone took it in between).
+        // The public URL is read before the listener is bound: take a port no one gets
+        // from the system meanwhile (and try another if someone took it anyway).
         let mut tries = 0;
         let app = loop {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
+            let port = unused_port();
             let mut settings = Settings {
                 database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
                 campaigns_dir: campaigns.clone(),
@@ -1082,8 +1080,9 @@ async fn escape_closes_the_takeover_unless_the_page_asks_for_no_close_button_and
 
 #[tokio::test]
 async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published_and_shown_so() {
-    // Time enough to join first, even on a busy machine; whole seconds, as in the file.
-    let start = (Utc::now() + chrono::Duration::seconds(15)).trunc_subsecs(0);
+    // Time enough to join first, even on a busy machine (a browser session to open,
+    // four pages to load); whole seconds, as in the file.
+    let start = (Utc::now() + chrono::Duration::seconds(30)).trunc_subsecs(0);
     let site = Site::start(&window_campaign(
         "soon",
         start,
@@ -1105,8 +1104,9 @@ async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published
         let joined = b.text("#joined-summary").await;
         b.goto(&site.url("/me")).await;
         let before = b.texts("#pledge-soon tr.scheduled").await;
+        let read_before_at = Utc::now();
         // The strike begins a few seconds from now; the page shows the post once sent.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut published = Vec::new();
         while published.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1118,6 +1118,10 @@ async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published
         assert!(
             joined.contains("1 post(s) planned from 1 account(s)"),
             "{joined}"
+        );
+        assert!(
+            read_before_at < start,
+            "joining took until {read_before_at}, past the start at {start}"
         );
         assert_eq!(before.len(), 1, "scheduled before the start: {before:?}");
         assert_eq!(published.len(), 1, "published after it: {published:?}");

@@ -227,44 +227,36 @@ fn join_with_a_cadence_finer_than_allowed_is_refused_with_exit_2() {
     assert!(!rows.as_array().unwrap().is_empty());
 }
 
-#[test]
-fn serve_answers_health_checks_and_stops_on_sigterm() {
+#[tokio::test]
+async fn serve_answers_health_checks_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let campaigns = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
+    let log = dir.path().join("serve.log");
+    // Port 0: the server binds a free port itself and logs which.
+    let child = Command::new(env!("CARGO_BIN_EXE_picket"))
         .current_dir(dir.path())
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--campaigns",
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0", "--campaigns"])
         .arg(&campaigns)
-        .env("PICKET_LOG", "warn")
+        .env("PICKET_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let mut served = crate::support::Served::new(child, log);
+    let addr = served.ready(Duration::from_secs(60)).await;
     let mut body = String::new();
-    for _ in 0..100 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            s.read_to_string(&mut body).unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        s.read_to_string(&mut body).unwrap();
     }
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let term = Command::new("kill")
-        .arg(child.id().to_string())
+        .arg(served.child.id().to_string())
         .status()
         .unwrap();
     assert!(term.success());
-    assert!(child.wait().unwrap().success());
+    assert!(served.child.wait().unwrap().success());
 }

@@ -5,20 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{Installation, Served, window_campaign};
+use crate::support::{HeldPort, Installation, Served, unused_port, window_campaign};
 
 const ID: &str = "social-media-strike";
 
 fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An installation whose only campaign is `campaign_toml`, served on its own port.
@@ -29,7 +21,7 @@ struct Host {
 
 impl Host {
     fn new(campaign_toml: &str) -> Host {
-        let port = free_port();
+        let port = unused_port();
         let config = format!("public_url = \"http://127.0.0.1:{port}\"\n");
         Host {
             inst: Installation::new(campaign_toml, &config, [9u8; 32]),
@@ -57,19 +49,11 @@ impl Host {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// `picket serve`, once it answers.
+    /// `picket serve`, once it listens.
     async fn serve(&self) -> Served {
-        let served = self.inst.serve(&format!("127.0.0.1:{}", self.port), "warn");
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(self.url("/healthz")).send().await
-                && r.status().is_success()
-            {
-                return served;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("picket serve did not answer: {}", served.stop());
+        let mut served = self.inst.serve(&format!("127.0.0.1:{}", self.port), "info");
+        served.ready(Duration::from_secs(60)).await;
+        served
     }
 
     fn picket(&self, args: &[&str]) -> std::process::Output {
@@ -316,11 +300,11 @@ fn a_fork_from_an_address_that_is_not_a_picket_campaign_says_what_to_give() {
         text(&not_picket.stderr)
     );
 
-    let port = free_port();
+    let down = HeldPort::new();
     let unreachable = blog.picket(&[
         "declaration",
         "fork",
-        &format!("http://127.0.0.1:{port}/c/{ID}/declaration.md"),
+        &format!("http://{}/c/{ID}/declaration.md", down.addr()),
     ]);
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(

@@ -204,7 +204,13 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
         let (d, s) = (dispatcher.clone(), stop.clone());
         tokio::spawn(async move { d.run(s).await })
     };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while world.receiver.report().created < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no posts within 30 s: {:?}",
+            world.receiver.report()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
@@ -263,7 +269,13 @@ async fn cancelling_a_campaign_stops_all_of_its_posts_at_once() {
         let (d, s) = (dispatcher.clone(), stop.clone());
         tokio::spawn(async move { d.run(s).await })
     };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while world.receiver.report().created < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no posts within 30 s: {:?}",
+            world.receiver.report()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 

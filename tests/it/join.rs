@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, window_campaign};
+use crate::support::{posts_at_start, unused_port, window_campaign};
 
 const BUNDLED: &str = "social-media-strike";
 
@@ -62,11 +62,8 @@ impl Site {
             ),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Its public URL must name the port before the server binds it.
+        let port = unused_port();
         let mut settings = Settings {
             database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
             campaigns_dir: campaigns,
@@ -314,11 +311,12 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
         "{posts:?}"
     );
     // The participant's page lists them as published, with their links.
+    // The sandbox has the posts a moment before picket records them as published.
     let mut me = browser.get("/me").await;
-    for _ in 0..20 {
-        if me.html.matches("class=\"published\"").count() == 2 {
-            break;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while me.html.matches("class=\"published\"").count() < 2
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(250)).await;
         me = browser.get("/me").await;
     }

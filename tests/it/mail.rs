@@ -56,10 +56,9 @@ pub(crate) fn fresh_address(who: &str) -> String {
     format!("{who}-{}@example.org", picket::web::guard::new_token())
 }
 
-/// A port nothing listens on: a mail server that is down.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A port nothing listens on while it is kept: a mail server that is down.
+fn closed_port() -> support::HeldPort {
+    support::HeldPort::new()
 }
 
 /// The mails the sink received for `to`, oldest first, waiting up to a few seconds for
@@ -374,7 +373,8 @@ async fn the_magic_link_mail_carries_the_link() {
 #[tokio::test]
 async fn when_the_mail_server_is_down_the_signature_is_kept_and_the_signer_told() {
     // Arrange
-    let app = MailApp::spawn(Some(smtp("127.0.0.1", closed_port()))).await;
+    let down = closed_port();
+    let app = MailApp::spawn(Some(smtp("127.0.0.1", down.port()))).await;
     let to = fresh_address("dee");
 
     // Act
@@ -443,10 +443,10 @@ async fn an_unknown_or_malformed_confirmation_link_is_a_404_page() {
 #[tokio::test]
 async fn neither_the_address_nor_a_confirmation_token_reaches_the_log() {
     // Arrange: the real binary, its log at debug level, a mail server that is down.
-    let port = closed_port();
+    let down = closed_port();
     let config = format!(
         "public_url = \"https://picket.test\"\nrate_limits = false\n\n[smtp]\nurl = \"smtp://127.0.0.1:{}?tls=none\"\nfrom = \"picket@example.org\"\n",
-        closed_port()
+        down.port()
     );
     let start = Utc::now() + chrono::Duration::days(30);
     let inst = Installation::new(
@@ -459,15 +459,9 @@ async fn neither_the_address_nor_a_confirmation_token_reaches_the_log() {
         &config,
         [7; 32],
     );
-    let served = inst.serve(&format!("127.0.0.1:{port}"), "debug");
+    let mut served = inst.serve("127.0.0.1:0", "debug");
+    let base = format!("http://{}", served.ready(Duration::from_secs(60)).await);
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let to = fresh_address("gus");
 
     // Act

@@ -16,7 +16,7 @@ use picket::store::{AccountId, AccountStatus, OutboxState, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Installation, Served, rfc};
+use crate::support::{HeldPort, Installation, Served, rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -98,6 +98,8 @@ async fn posts_on_pds(pds: &str, did: &str) -> Vec<Value> {
 struct Picket {
     inst: Installation,
     port: u16,
+    /// The end of the window, when the closing post falls due.
+    end: DateTime<Utc>,
 }
 
 impl std::ops::Deref for Picket {
@@ -122,17 +124,14 @@ impl Picket {
         page: &str,
     ) -> Picket {
         let start = Utc::now() + opens_in;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = unused_port();
         let config = format!(
             "public_url = \"http://127.0.0.1:{port}\"\n[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n"
         );
         Picket {
             inst: Installation::new(&campaign(id, start, start + lasts, page), &config, KEY),
             port,
+            end: start + lasts,
         }
     }
 
@@ -298,12 +297,19 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
     picket.run(&["withdraw", "bsky-happy"]);
     let after_withdraw = Utc::now();
     // Past the closing slot (start + 40 s) and then some.
-    tokio::time::sleep(Duration::from_secs(45)).await;
+    if let Ok(wait) = (picket.end + chrono::Duration::seconds(10) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     stop(serve);
 
     // Assert: exactly the two start posts, each with its tag and link facets at the right
     // byte offsets, despite emoji, accents and CJK before them.
     let posts = posts_on_pds(&pds, &alice.did).await;
+    assert!(
+        after_withdraw < picket.end,
+        "withdrawn at {after_withdraw}, after the closing post was due at {}",
+        picket.end
+    );
     assert_eq!(posts.len(), 2, "{posts:#?}");
     for p in &posts {
         let v = &p["value"];
@@ -536,7 +542,8 @@ async fn an_expired_access_token_is_refreshed_and_saved_without_signing_in_again
 /// A TCP forwarder to the PDS that can be down (connections refused) or lose the answer
 /// to the next `putRecord` requests after the PDS handled them.
 struct Flaky {
-    port: u16,
+    /// Kept while the forwarder is down, so that no one else takes the port meanwhile.
+    port: HeldPort,
     upstream: SocketAddr,
     lose_put_answers: Arc<AtomicUsize>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -549,13 +556,8 @@ impl Flaky {
         let upstream = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
             .parse()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let f = Flaky {
-            port,
+            port: HeldPort::new(),
             upstream,
             lose_put_answers: Arc::new(AtomicUsize::new(0)),
             tasks: Mutex::new(Vec::new()),
@@ -566,13 +568,11 @@ impl Flaky {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.port.addr())
     }
 
     async fn up(&self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
+        let listener = self.port.listen();
         let (upstream, lose, conns) = (
             self.upstream,
             self.lose_put_answers.clone(),

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc};
+use crate::support::{HeldPort, Installation, rfc};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -209,6 +209,8 @@ impl Mock {
 struct Picket {
     inst: Installation,
     hashtag: String,
+    /// The end of the window, when the closing post falls due.
+    end: chrono::DateTime<Utc>,
 }
 
 impl std::ops::Deref for Picket {
@@ -262,6 +264,7 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
         Picket {
             inst: Installation::new(&campaign, config, [7u8; 32]),
             hashtag,
+            end: start + end_in,
         }
     }
 
@@ -377,13 +380,21 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     picket.run(&["withdraw", "strike"]);
+    let withdrawn_at = Utc::now();
     // The closing post was due at the end of the window: past it, nothing more came.
-    tokio::time::sleep(Duration::from_secs(50)).await;
+    if let Ok(wait) = (picket.end + chrono::Duration::seconds(10) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     let log = served.stop();
     let after = mock.tagged(&picket.hashtag).await;
 
     // Assert
     assert_eq!(posts.len(), 2, "one status per slot: {posts:#?}\n{log}");
+    assert!(
+        withdrawn_at < picket.end,
+        "withdrawn at {withdrawn_at}, after the closing post was due at {}",
+        picket.end
+    );
     assert_eq!(after.len(), 2, "nothing after withdrawal: {after:#?}");
     let texts: Vec<String> = posts
         .iter()
@@ -503,7 +514,8 @@ async fn a_wrong_token_is_refused_at_enrollment() {
 /// A TCP relay in front of the server: down (nothing listens), swallowing answers (the
 /// request reaches the server, the answer never comes back), or passing through.
 struct Relay {
-    addr: std::net::SocketAddr,
+    /// Kept while the relay is down, so that no one else takes the port meanwhile.
+    port: HeldPort,
     upstream: String,
     stop: CancellationToken,
     swallow: Arc<AtomicUsize>,
@@ -511,10 +523,10 @@ struct Relay {
 
 impl Relay {
     async fn start(upstream: &str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let port = HeldPort::new();
+        let listener = port.listen();
         let mut relay = Relay {
-            addr,
+            port,
             upstream: upstream.trim_start_matches("http://").to_string(),
             stop: CancellationToken::new(),
             swallow: Arc::new(AtomicUsize::new(0)),
@@ -524,7 +536,7 @@ impl Relay {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.port.addr())
     }
 
     fn down(&self) {
@@ -533,7 +545,7 @@ impl Relay {
 
     async fn up(&mut self) {
         self.stop = CancellationToken::new();
-        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let listener = self.port.listen();
         self.run(listener);
     }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc};
+use crate::support::{Installation, rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -103,7 +103,11 @@ again = ["Still on #{{{{ hashtag }}}} strike 🔥 罷工. {{{{ invite_link }}}}"
 const START_ONLY: &str =
     "[[posts]]\nname = \"notice\"\nwhen = \"start\"\ntemplate = \"notice\"\nwindow = \"30m\"\n";
 
-/// Every event the relay has for `filter`, until EOSE.
+/// Every event the relay has for `filter`, until EOSE, each once.
+///
+/// A relay may send one event twice on a subscription: from its store and again live,
+/// when the event arrives while the stored events are being read (nostr-relay does this).
+/// Clients go by event id, so this does too.
 async fn req(relay: &str, filter: Value) -> Vec<Event> {
     let (mut ws, _) = tokio_tungstenite::connect_async(relay).await.unwrap();
     ws.send(Message::Text(
@@ -117,7 +121,12 @@ async fn req(relay: &str, filter: Value) -> Vec<Event> {
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(&t).unwrap();
             match v[0].as_str() {
-                Some("EVENT") => events.push(serde_json::from_value(v[2].clone()).unwrap()),
+                Some("EVENT") => {
+                    let ev: Event = serde_json::from_value(v[2].clone()).unwrap();
+                    if !events.iter().any(|e: &Event| e.id == ev.id) {
+                        events.push(ev);
+                    }
+                }
                 Some("EOSE") => return,
                 _ => {}
             }
@@ -306,19 +315,15 @@ impl Drop for OwnRelay {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back() {
     let Some(_) = relay() else { return };
     // Arrange: the account's only relay is down when the slot falls due.
-    let own = OwnRelay { port: free_port() };
+    // The relay is down at first, and only its address is known: the port must not be
+    // one the system could hand to another process meanwhile.
+    let own = OwnRelay {
+        port: unused_port(),
+    };
     let keys = Keys::generate();
     let start = Utc::now() + chrono::Duration::seconds(2);
     let picket = Picket::new(&campaign(
@@ -345,7 +350,9 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     let failed_once = loop {
         let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
         // `attempts` counts up when the send begins; the outcome is recorded after it.
-        let recorded = rows[0].attempts > 0 && rows[0].state != OutboxState::Sending;
+        // A failed attempt leaves the row 'pending' until its retry is claimed (the
+        // retry's 'claimed' and 'sending' are not this attempt's outcome).
+        let recorded = rows[0].attempts > 0 && rows[0].state == OutboxState::Pending;
         if recorded || tokio::time::Instant::now() > deadline {
             break rows[0].clone();
         }
@@ -360,7 +367,15 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
         String::from_utf8_lossy(&started.stderr)
     );
     let notes = wait_for_notes(&own.url(), &keys.public_key(), 1, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The relay has the note before picket records the answer: wait for the record.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
+        if rows[0].state == OutboxState::Published || tokio::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let notes_later = notes_by(&own.url(), &keys.public_key()).await;
     drop(serve);
 
@@ -375,7 +390,6 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     );
     assert_eq!(notes.len(), 1);
     assert_eq!(notes_later.len(), 1);
-    let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
     assert_eq!(rows[0].state, OutboxState::Published, "{rows:?}");
     assert_eq!(
         rows[0].remote_id.as_deref(),
@@ -385,6 +399,8 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
 
 /// A minimal NIP-46 remote signer holding `user`'s key, reachable as `bunker` on `relay`.
 /// With `refuse_signing` it connects but answers `sign_event` as a revoked permission.
+/// `ready` is sent once the relay has its subscription: NIP-46 requests are ephemeral
+/// events, which a relay passes on to current subscribers only and never stores.
 async fn run_bunker(
     relay: String,
     bunker: Keys,
@@ -392,6 +408,7 @@ async fn run_bunker(
     secret: String,
     refuse_signing: bool,
     stop: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let (mut ws, _) = tokio_tungstenite::connect_async(&relay).await.unwrap();
     let filter = json!({"kinds": [24133], "#p": [bunker.public_key().to_hex()], "since": Utc::now().timestamp() - 5});
@@ -400,6 +417,7 @@ async fn run_bunker(
     ))
     .await
     .unwrap();
+    let mut ready = Some(ready);
     loop {
         let m = tokio::select! {
             _ = stop.cancelled() => return,
@@ -412,6 +430,13 @@ async fn run_bunker(
             continue;
         };
         let v: Value = serde_json::from_str(&t).unwrap();
+        if v[0] == "EOSE" {
+            // The relay answers EOSE after it registered the subscription.
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            }
+            continue;
+        }
         if v[0] != "EVENT" {
             continue;
         }
@@ -466,6 +491,7 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
         (&good_bunker, &good_user, false),
         (&bad_bunker, &bad_user, true),
     ] {
+        let (ready, subscribed) = tokio::sync::oneshot::channel();
         tokio::spawn(run_bunker(
             relay.clone(),
             bunker.clone(),
@@ -473,9 +499,13 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
             "s3cret".into(),
             refuse,
             stop.clone(),
+            ready,
         ));
+        tokio::time::timeout(Duration::from_secs(30), subscribed)
+            .await
+            .expect("the bunker subscribes within 30 s")
+            .expect("the bunker task runs");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let uri = |b: &Keys| {
         format!(
             "bunker://{}?relay={}&secret=s3cret",
