@@ -254,7 +254,7 @@ macro_rules! shared_store_impl {
                 let sql = format!(
                     "SELECT pledge_id, account_id FROM pledge_accounts WHERE pledge_id IN ({}) \
                      ORDER BY pledge_id, account_id",
-                    in_list(1, chunk.len())
+                    Params::new::<$db>().list(chunk.len())
                 );
                 let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
                 for id in chunk {
@@ -481,7 +481,7 @@ macro_rules! shared_store_impl {
                     let sql = format!(
                         "SELECT {ACCOUNT_COLUMNS} FROM accounts \
                          WHERE status <> 'removed' AND participant_id IN ({}) ORDER BY id",
-                        in_list(1, chunk.len())
+                        Params::new::<$db>().list(chunk.len())
                     );
                     let mut q = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql));
                     for p in chunk {
@@ -1079,7 +1079,7 @@ macro_rules! shared_store_impl {
                 for chunk in ids.chunks(CHUNK) {
                     let sql = format!(
                         "SELECT id, state FROM outbox WHERE id IN ({}) ORDER BY id",
-                        in_list(1, chunk.len())
+                        Params::new::<$db>().list(chunk.len())
                     );
                     let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
                     for id in chunk {
@@ -1407,17 +1407,21 @@ macro_rules! shared_store_impl {
                 let mut participants = Vec::with_capacity(strikers.len());
                 for chunk in strikers.chunks(CHUNK) {
                     let codes: Vec<String> = chunk.iter().map(|_| new_invite_code()).collect();
+                    let mut params = Params::new::<$db>();
                     let values = (0..chunk.len())
-                        .map(|i| format!("(${}, ${}, FALSE, ${}, $1)", 2 + i * 3, 3 + i * 3, 4 + i * 3))
+                        .map(|_| {
+                            let (name, tz, code) = (params.next(), params.next(), params.next());
+                            format!("({name}, {tz}, FALSE, {code}, {})", params.next())
+                        })
                         .collect::<Vec<_>>()
                         .join(", ");
                     let sql = format!(
                         "INSERT INTO participants (name, tz, is_local, invite_code, created_at) \
                          VALUES {values} RETURNING id, invite_code"
                     );
-                    let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql)).bind(now_ms);
+                    let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
                     for (s, code) in chunk.iter().zip(&codes) {
-                        q = q.bind(&s.name).bind(&s.tz).bind(code);
+                        q = q.bind(&s.name).bind(&s.tz).bind(code).bind(now_ms);
                     }
                     let ids: HashMap<String, i64> =
                         q.fetch_all(&mut *tx).await?.into_iter().map(|(id, c)| (c, id)).collect();
@@ -1432,11 +1436,9 @@ macro_rules! shared_store_impl {
                         .collect();
                 let mut account_ids: HashMap<(i64, String), i64> = HashMap::with_capacity(flat.len());
                 for chunk in flat.chunks(CHUNK) {
+                    let mut params = Params::new::<$db>();
                     let values = (0..chunk.len())
-                        .map(|i| {
-                            let b = 2 + i * 5;
-                            format!("(${}, ${}, ${}, ${}, ${}, 'active', $1, $1)", b, b + 1, b + 2, b + 3, b + 4)
-                        })
+                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
                         .collect::<Vec<_>>()
                         .join(", ");
                     let sql = format!(
@@ -1444,14 +1446,16 @@ macro_rules! shared_store_impl {
                          (participant_id, network, handle, server, credentials, status, created_at, updated_at) \
                          VALUES {values} RETURNING id, participant_id, handle"
                     );
-                    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql)).bind(now_ms);
+                    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql));
                     for (i, (network, handle, server, credentials)) in chunk {
                         q = q
                             .bind(participants[*i])
                             .bind(network.as_str())
                             .bind(handle)
                             .bind(server)
-                            .bind(credentials);
+                            .bind(credentials)
+                            .bind(now_ms)
+                            .bind(now_ms);
                     }
                     for (id, participant, handle) in q.fetch_all(&mut *tx).await? {
                         account_ids.insert((participant, handle), id);
@@ -1461,11 +1465,9 @@ macro_rules! shared_store_impl {
                 let mut pledges: HashMap<i64, i64> = HashMap::with_capacity(strikers.len());
                 let indexed: Vec<(usize, &NewStriker)> = strikers.iter().enumerate().collect();
                 for chunk in indexed.chunks(CHUNK) {
+                    let mut params = Params::new::<$db>();
                     let values = (0..chunk.len())
-                        .map(|i| {
-                            let b = 2 + i * 5;
-                            format!("(${}, ${}, ${}, ${}, ${}, 'active', $1, $1)", b, b + 1, b + 2, b + 3, b + 4)
-                        })
+                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
                         .collect::<Vec<_>>()
                         .join(", ");
                     let sql = format!(
@@ -1473,14 +1475,16 @@ macro_rules! shared_store_impl {
                          (participant_id, campaign_id, tz, days, every_secs, status, created_at, updated_at) \
                          VALUES {values} RETURNING id, participant_id"
                     );
-                    let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)).bind(now_ms);
+                    let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
                     for (i, s) in chunk {
                         q = q
                             .bind(participants[*i])
                             .bind(&s.campaign_id)
                             .bind(&s.tz)
                             .bind(days_json(&s.days))
-                            .bind(s.every_secs);
+                            .bind(s.every_secs)
+                            .bind(now_ms)
+                            .bind(now_ms);
                     }
                     for (id, participant) in q.fetch_all(&mut *tx).await? {
                         pledges.insert(participant, id);
@@ -1505,10 +1509,11 @@ macro_rules! shared_store_impl {
                     });
                 }
                 for chunk in links.chunks(CHUNK) {
+                    let mut params = Params::new::<$db>();
                     let sql = format!(
                         "INSERT INTO pledge_accounts (pledge_id, account_id) VALUES {}",
                         (0..chunk.len())
-                            .map(|i| format!("(${}, ${})", 1 + i * 2, 2 + i * 2))
+                            .map(|_| format!("({})", params.list(2)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
