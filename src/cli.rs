@@ -423,6 +423,9 @@ pub enum Format {
 
 /// Run a parsed command line; the exit code says how it went.
 pub fn run(cli: Cli) -> ExitCode {
+    if !matches!(cli.command, Command::Serve { .. } | Command::Worker) {
+        end_quietly_on_closed_pipe();
+    }
     init_tracing();
     match dispatch(cli) {
         Ok(code) => code,
@@ -430,6 +433,19 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Rust starts with SIGPIPE ignored, so `picket campaign preview ... | head` made every later
+/// `println!` fail and panic ("failed printing to stdout") once `head` had read enough.
+/// Commands that print to a pipe take the Unix default instead and end quietly. The server
+/// keeps it ignored (its sockets never raise it, but a child's pipe might).
+fn end_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called first thing in `run`, before any thread or runtime exists, and SIG_DFL
+    // installs no handler code.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        tracing::debug!(error = %e, "SIGPIPE left ignored");
     }
 }
 

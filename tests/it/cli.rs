@@ -134,6 +134,30 @@ fn preview_as_json_lists_posts_with_utc_and_local_times() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // As in `picket campaign preview ... | head -1`: the pipe closes before picket writes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .current_dir(root)
+        .args(["campaign", "preview", "campaigns/social-media-strike.toml"])
+        .env("PICKET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("picket runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
+
+#[test]
 fn preview_refuses_an_unknown_zone_with_exit_2() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = picket(
