@@ -1,13 +1,12 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> take ─┬─ expire_missed (window + grace passed → missed; at most once a second)
-//!   (step = take    ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
-//!    + deliver)     └─ prepare: render text, check length, pace, decrypt
-//!             deliver ┬─ begin_sending (claimed → sending: the point of no return)
-//!                     ├─ publish, `concurrency` at a time, each bounded by its window
-//!                     │    └─ beside it, after a full batch: take the next batch
-//!                     └─ record (one transaction for the batch)
+//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed)
+//!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
+//!                   ├─ prepare: render text, check length, pace, decrypt
+//!                   ├─ begin_sending (claimed → sending: the point of no return)
+//!                   ├─ publish, `concurrency` at a time, each bounded by its window
+//!                   └─ record (one transaction for the batch)
 //!     idle ─> sleep until the next due row, a wake-up (new work), or shutdown
 //! ```
 //!
@@ -140,45 +139,11 @@ impl Dispatcher {
 
     /// Work until `stop` fires. A failed round is logged and retried: one bad row or a
     /// database hiccup must not stop the strike.
-    ///
-    /// While a full batch is on the wire, the next one is claimed and prepared (rendered,
-    /// decrypted) beside it, so the network time of one round hides the database time of
-    /// the next. Only claiming overlaps the sending: the next batch's `begin_sending`, the
-    /// point of no return that re-checks withdrawals and windows, still comes after this
-    /// batch is recorded, and SQLite's writes never wait on each other. On `stop`, a batch
-    /// claimed ahead is still sent; no new one is claimed.
     pub async fn run(&self, stop: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(worker = %self.worker, "dispatcher started");
         let mut failures = 0u32;
-        let mut ahead: Option<Batch> = None;
-        while !stop.is_cancelled() || ahead.is_some() {
-            let batch = match ahead.take() {
-                Some(batch) => Ok(batch),
-                None => self.take().await,
-            };
-            let round = match batch {
-                Ok(batch) if batch.report.claimed == 0 => Ok(batch.report),
-                Ok(batch) => {
-                    // A full batch says more is probably due now.
-                    let more = batch.report.claimed >= self.settings.batch as usize
-                        && !stop.is_cancelled();
-                    let (round, next) = self
-                        .deliver(batch, async {
-                            if more { Some(self.take().await) } else { None }
-                        })
-                        .await;
-                    match next.flatten() {
-                        Some(Ok(next)) if next.report.claimed > 0 => ahead = Some(next),
-                        Some(Err(e)) => {
-                            tracing::error!(error = %e, "claiming the next batch failed");
-                        }
-                        _ => {}
-                    }
-                    round
-                }
-                Err(e) => Err(e),
-            };
-            match round {
+        while !stop.is_cancelled() {
+            match self.step().await {
                 Ok(report) if report.claimed > 0 => {
                     failures = 0;
                     continue;
@@ -231,15 +196,6 @@ impl Dispatcher {
 
     /// One round: expire, claim, prepare, send, record. Tests call this directly.
     pub async fn step(&self) -> Result<StepReport, StoreError> {
-        let batch = self.take().await?;
-        if batch.report.claimed == 0 {
-            return Ok(batch.report);
-        }
-        self.deliver(batch, async {}).await.0
-    }
-
-    /// The first half of a round: expire, claim, and prepare each claimed post.
-    async fn take(&self) -> Result<Batch, StoreError> {
         let mut report = StepReport::default();
         // Real time spent in each phase, logged at debug level: where a round's time goes
         // decides what to make faster (the dispatch benchmark's README notes use it).
@@ -256,25 +212,15 @@ impl Dispatcher {
             .await?;
         phases.lap(Phase::Claim);
         report.claimed = claimed.len();
-        let mut outcomes = Vec::with_capacity(claimed.len());
-        let mut ready = Vec::with_capacity(claimed.len());
         if claimed.is_empty() {
-            return Ok(Batch {
-                report,
-                phases,
-                outcomes,
-                ready,
-            });
+            return Ok(report);
         }
 
         let elsewhere = self.elsewhere(&claimed).await?;
         let unarmed = self.unarmed(&claimed).await?;
-        for (i, post) in claimed.into_iter().enumerate() {
-            // Rendering a batch takes milliseconds; while the previous batch is on the
-            // wire, its requests must not wait for all of it.
-            if i % 64 == 63 {
-                tokio::task::yield_now().await;
-            }
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut ready = Vec::with_capacity(claimed.len());
+        for post in claimed {
             if let Some(reason) = unarmed.get(&post.campaign_id)
                 && !self.is_recruiting(&post)
             {
@@ -289,48 +235,25 @@ impl Dispatcher {
                 Err(outcome) => outcomes.push(outcome),
             }
         }
-        phases.lap(Phase::Prepare);
-        Ok(Batch {
-            report,
-            phases,
-            outcomes,
-            ready,
-        })
-    }
 
-    /// The second half of a round: begin sending, send, record; `meanwhile` runs beside
-    /// the sending (its output is `None` if the round failed before sending).
-    async fn deliver<T>(
-        &self,
-        batch: Batch,
-        meanwhile: impl std::future::Future<Output = T>,
-    ) -> (Result<StepReport, StoreError>, Option<T>) {
-        let Batch {
-            mut report,
-            mut phases,
-            mut outcomes,
-            mut ready,
-        } = batch;
-        phases.resume();
+        phases.lap(Phase::Prepare);
         let ids: Vec<_> = ready.iter().map(|(p, _)| p.id).collect();
-        let go: std::collections::HashSet<_> = match self
+        let go: std::collections::HashSet<_> = self
             .store
             .begin_sending(&self.worker, &ids, self.clock.now(), self.grace())
-            .await
-        {
-            Ok(go) => go.into_iter().collect(),
-            Err(e) => return (Err(e), None),
-        };
+            .await?
+            .into_iter()
+            .collect();
         // Rows not allowed to go were withdrawn, cancelled or expired meanwhile; their
         // state already says so.
         ready.retain(|(p, _)| go.contains(&p.id));
         phases.lap(Phase::BeginSending);
 
-        let sending = futures::stream::iter(ready)
+        let sent: Vec<Outcome> = futures::stream::iter(ready)
             .map(|(post, out)| self.send(post, out))
             .buffer_unordered(self.settings.concurrency.max(1))
-            .collect::<Vec<Outcome>>();
-        let (sent, beside) = futures::join!(sending, meanwhile);
+            .collect()
+            .await;
         outcomes.extend(sent);
         phases.lap(Phase::Send);
 
@@ -343,9 +266,7 @@ impl Dispatcher {
                 Outcome::Reconnect { .. } => report.reconnect += 1,
             }
         }
-        if let Err(e) = self.store.record(&outcomes, self.clock.now()).await {
-            return (Err(e), Some(beside));
-        }
+        self.store.record(&outcomes, self.clock.now()).await?;
         phases.lap(Phase::Record);
         tracing::debug!(
             claimed = report.claimed,
@@ -357,7 +278,7 @@ impl Dispatcher {
             record_ms = phases.ms(Phase::Record),
             "dispatcher round"
         );
-        (Ok(report), Some(beside))
+        Ok(report)
     }
 
     /// Everything that can be decided before the point of no return. `Err` is the row's
@@ -661,11 +582,6 @@ impl Phases {
         }
     }
 
-    /// Time from now on counts again (a batch claimed ahead waited in between).
-    fn resume(&mut self) {
-        self.last = std::time::Instant::now();
-    }
-
     /// The time since the previous lap was spent in `phase`.
     fn lap(&mut self, phase: Phase) {
         let now = std::time::Instant::now();
@@ -676,14 +592,6 @@ impl Phases {
     fn ms(&self, phase: Phase) -> f64 {
         self.spent[phase as usize].as_secs_f64() * 1000.0
     }
-}
-
-/// A claimed batch, prepared: the posts ready to go and the outcomes already decided.
-struct Batch {
-    report: StepReport,
-    phases: Phases,
-    outcomes: Vec<Outcome>,
-    ready: Vec<(ClaimedPost, Ready)>,
 }
 
 /// A post ready to go: its text, the account with its credentials opened, the adapter.
