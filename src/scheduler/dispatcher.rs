@@ -1,7 +1,7 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed)
+//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed; at most once a second)
 //!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
 //!                   ├─ prepare: render text, check length, pace, decrypt
 //!                   ├─ begin_sending (claimed → sending: the point of no return)
