@@ -56,16 +56,25 @@ shared_store_impl!(PgStore, Postgres, {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<ClaimedPost>, StoreError> {
+        // Due rows and expired leases are looked up apart, each in its index's `run_at`
+        // order and stopping after `$4` rows, then merged: one `OR` made the planner collect,
+        // check and sort every due row on each claim. A row locked here but not among the
+        // first `$4` is released at commit, a moment later.
         let mut tx = self.begin_write().await?;
         let ids: Vec<i64> = sqlx::query_scalar(concat!(
-            "WITH due AS (SELECT o.id FROM outbox o \
-             WHERE ((o.state = 'pending' AND o.run_at <= $3) \
-             OR (o.state IN ('claimed', 'sending') AND o.lease_until <= $3)) AND ",
+            "WITH due AS (SELECT o.id, o.run_at FROM outbox o \
+             WHERE o.state = 'pending' AND o.run_at <= $3 AND ",
             eligible!("o"),
-            " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED) \
+            " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
+             lapsed AS (SELECT o.id, o.run_at FROM outbox o \
+             WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",
+            eligible!("o"),
+            " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
+             chosen AS (SELECT id FROM (SELECT id, run_at FROM due UNION ALL SELECT id, run_at FROM lapsed) u \
+             ORDER BY run_at, id LIMIT $4) \
              UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
              outcome_unknown = CASE WHEN outbox.state = 'sending' THEN TRUE ELSE outbox.outcome_unknown END, \
-             updated_at = $3 FROM due WHERE outbox.id = due.id RETURNING outbox.id"
+             updated_at = $3 FROM chosen WHERE outbox.id = chosen.id RETURNING outbox.id"
         ))
         .bind(worker)
         .bind(ms(lease_until))

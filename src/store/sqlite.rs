@@ -107,7 +107,16 @@ impl SqliteStore {
             .pragma("cache_size", "-65536")
             // Checkpoint every ~40 MiB of WAL instead of every ~4 MiB: each checkpoint syncs
             // the database file, and a large plan would otherwise stop for one every second.
-            .pragma("wal_autocheckpoint", "10000");
+            .pragma("wal_autocheckpoint", "10000")
+            // Reads go through a memory map of the file (the OS page cache, shared by every
+            // connection) instead of a copy into each connection's own page cache: the
+            // dispatcher's indexes were read back from the OS page by page on each round.
+            .pragma("mmap_size", (256u64 << 20).to_string())
+            // Sorts and temporary b-trees stay in memory.
+            .pragma("temp_store", "memory")
+            // A claimed batch's rows come back in one go instead of 50 at a time, each
+            // hand-over between the connection's thread and the caller costing a wake-up.
+            .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -226,16 +235,28 @@ shared_store_impl!(SqliteStore, Sqlite, {
     ) -> Result<Vec<ClaimedPost>, StoreError> {
         // SQLite has one writer at a time: under BEGIN IMMEDIATE nobody else can claim between
         // the SELECT and the UPDATE, so the guarded UPDATE is exclusive by itself.
+        //
+        // Due rows and expired leases are looked up apart and merged: with one `OR` SQLite
+        // collected every due row, checked each for eligibility and sorted them all to keep
+        // the first `$4` (about 240 ms per round with 100,000 rows due). Apart, each reads its
+        // own index in `run_at` order and stops after `$4` rows; the first `$4` of the merge
+        // are the same rows the single query chose.
         let mut tx = self.begin_write().await?;
         let ids: Vec<i64> = sqlx::query_scalar(concat!(
             "UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
              outcome_unknown = CASE WHEN state = 'sending' THEN TRUE ELSE outcome_unknown END, \
              updated_at = $3 \
-             WHERE id IN (SELECT o.id FROM outbox o \
-             WHERE ((o.state = 'pending' AND o.run_at <= $3) \
-             OR (o.state IN ('claimed', 'sending') AND o.lease_until <= $3)) AND ",
+             WHERE id IN (SELECT id FROM (\
+             SELECT id, run_at FROM (SELECT o.id, o.run_at FROM outbox o \
+             WHERE o.state = 'pending' AND o.run_at <= $3 AND ",
             eligible!("o"),
-            " ORDER BY o.run_at, o.id LIMIT $4) RETURNING id"
+            " ORDER BY o.run_at, o.id LIMIT $4) \
+             UNION ALL \
+             SELECT id, run_at FROM (SELECT o.id, o.run_at FROM outbox o \
+             WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",
+            eligible!("o"),
+            " ORDER BY o.run_at, o.id LIMIT $4) \
+             ORDER BY run_at, id LIMIT $4)) RETURNING id"
         ))
         .bind(worker)
         .bind(ms(lease_until))
