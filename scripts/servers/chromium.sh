@@ -10,7 +10,7 @@
 #   scripts/servers/chromium.sh stop   stop chromedriver and any browser it left running
 set -euo pipefail
 
-PORT=${PICKET_CHROMEDRIVER_PORT:-53400}
+PORT=${PICKET_CHROMEDRIVER_PORT:-15400}
 BASE=${PICKET_SERVERS_DIR:-.servers}
 mkdir -p "$BASE/chromium"
 DIR=$(cd "$BASE/chromium" && pwd)

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 VERSION=0.6.1
-PORT=${PICKET_MASTODON_PORT:-53300}
+PORT=${PICKET_MASTODON_PORT:-15300}
 BASE=${PICKET_SERVERS_DIR:-.servers}
 mkdir -p "$BASE/mastodon-mock"
 DIR=$(cd "$BASE/mastodon-mock" && pwd)

@@ -9,7 +9,7 @@
 # Durability settings are off (fsync, synchronous_commit): this cluster is for tests only.
 set -euo pipefail
 
-PGPORT=${PICKET_PG_PORT:-${PGPORT:-55432}}
+PGPORT=${PICKET_PG_PORT:-${PGPORT:-15432}}
 BASE=${PICKET_SERVERS_DIR:-.servers}
 mkdir -p "$BASE"
 PGDIR=$(cd "$BASE" && pwd)/pg

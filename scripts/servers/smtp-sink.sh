@@ -12,7 +12,7 @@
 set -euo pipefail
 
 VERSION=1.4.6
-PORT=${PICKET_SMTP_SINK_PORT:-52525}
+PORT=${PICKET_SMTP_SINK_PORT:-15525}
 BASE=${PICKET_SERVERS_DIR:-.servers}
 mkdir -p "$BASE/smtp-sink"
 DIR=$(cd "$BASE/smtp-sink" && pwd)
