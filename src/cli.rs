@@ -423,10 +423,10 @@ pub enum Format {
 
 /// Run a parsed command line; the exit code says how it went.
 pub fn run(cli: Cli) -> ExitCode {
+    init_tracing();
     if !matches!(cli.command, Command::Serve { .. } | Command::Worker) {
         end_quietly_on_closed_pipe();
     }
-    init_tracing();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -442,8 +442,8 @@ pub fn run(cli: Cli) -> ExitCode {
 /// keeps it ignored (its sockets never raise it, but a child's pipe might).
 fn end_quietly_on_closed_pipe() {
     use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: called first thing in `run`, before any thread or runtime exists, and SIG_DFL
-    // installs no handler code.
+    // SAFETY: called in `run` before any thread or runtime exists, and SIG_DFL installs no
+    // handler code.
     if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
         tracing::debug!(error = %e, "SIGPIPE left ignored");
     }

@@ -29,11 +29,11 @@ pub(crate) mod prelude {
         new_invite_code, outbox_state,
     };
     pub(crate) use super::super::{StoreError, model::*};
-    pub(crate) use super::{BATCH_PARAMS, CHUNK, Params, in_list, values_list, values_rows};
+    pub(crate) use super::{BATCH_PARAMS, CHUNK, Params, values_rows};
 }
 
 /// Most ids bound in one `IN (...)` list or rows in one multi-row `INSERT`: far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters even at 10 per row.
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters even at 15 per row.
 pub(crate) const CHUNK: usize = 500;
 
 /// Placeholders for statements with many parameters, each bound once, in order.
@@ -83,34 +83,24 @@ impl Params {
     pub(crate) fn list(&mut self, n: usize) -> String {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
     }
-}
 
-/// `$first, $first+1, ...` (n placeholders), for `IN (...)` lists.
-pub(crate) fn in_list(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    /// `(p, ..., p), (...)`: `rows` rows of `cols` placeholders, for a `VALUES` list.
+    pub(crate) fn rows(&mut self, rows: usize, cols: usize) -> String {
+        (0..rows)
+            .map(|_| format!("({})", self.list(cols)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Most ids in one `IN (...)` list, and parameters in one `VALUES` list, of the statements a
 /// dispatcher round runs on its batch (claimed rows, their accounts, `begin_sending`,
-/// `record`). sqlx looks each parameter's name up in SQLite, which walks a list to find it,
-/// so binding a statement costs more than linear in its parameters: with 500 this lookup
-/// alone was a few percent of the dispatcher's CPU time. A few more statements cost less.
+/// `record`): the size `picket bench dispatch` was measured with.
 pub(crate) const BATCH_PARAMS: usize = 128;
 
 /// Rows of `cols` parameters each that fit in one [`BATCH_PARAMS`] statement.
 pub(crate) const fn values_rows(cols: usize) -> usize {
     BATCH_PARAMS / cols
-}
-
-/// `($first, ..., $first+cols-1), (...)` for `rows` rows, for `VALUES` lists.
-pub(crate) fn values_list(first: usize, rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", in_list(first + r * cols, cols)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A post may be claimed or sent only while its pledge, account and campaign all stand.
@@ -212,7 +202,7 @@ macro_rules! shared_store_impl {
                      JOIN participants pt ON pt.id = p.participant_id \
                      JOIN accounts a ON a.id = o.account_id \
                      WHERE o.id IN ({})",
-                    in_list(1, chunk.len())
+                    Params::new::<$db>().list(chunk.len())
                 );
                 let mut q = sqlx::query_as::<_, ClaimedRow>(AssertSqlSafe(sql));
                 for id in chunk {
@@ -944,17 +934,23 @@ macro_rules! shared_store_impl {
                 for chunk in ids.chunks(BATCH_PARAMS) {
                     // Every condition is re-checked here, in the same statement that flips the
                     // state, so a withdrawal committed a moment earlier always wins.
+                    let mut p = Params::new::<$db>();
+                    let (updated, owner, lease, grace_ms, closes) =
+                        (p.next(), p.next(), p.next(), p.next(), p.next());
                     let sql = format!(
-                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = $2 \
-                         WHERE state = 'claimed' AND lease_owner = $1 AND lease_until > $2 \
-                         AND window_end + $3 >= $2 AND {} AND id IN ({}) RETURNING id",
+                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = {updated} \
+                         WHERE state = 'claimed' AND lease_owner = {owner} AND lease_until > {lease} \
+                         AND window_end + {grace_ms} >= {closes} AND {} AND id IN ({}) RETURNING id",
                         eligible!("outbox"),
-                        in_list(4, chunk.len())
+                        p.list(chunk.len())
                     );
+                    let now = ms(now);
                     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                        .bind(now)
                         .bind(worker)
-                        .bind(ms(now))
-                        .bind(grace.num_milliseconds());
+                        .bind(now)
+                        .bind(grace.num_milliseconds())
+                        .bind(now);
                     for id in chunk {
                         q = q.bind(id.0);
                     }
@@ -996,52 +992,58 @@ macro_rules! shared_store_impl {
                 // Published wins over anything: it is what happened on the network, even if a
                 // lease ran out or the window was declared closed meanwhile.
                 for chunk in published.chunks(values_rows(4)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 4);
+                    let (at, updated) = (p.next(), p.next());
                     let sql = format!(
-                        "WITH v (id, remote_id, remote_url, text) AS (VALUES {}) \
+                        "WITH v (id, remote_id, remote_url, text) AS (VALUES {values}) \
                          UPDATE outbox SET state = 'published', remote_id = v.remote_id, \
-                         remote_url = v.remote_url, text = v.text, published_at = $1, \
-                         last_error = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-                         FROM v WHERE outbox.id = v.id AND outbox.state <> 'published'",
-                        values_list(2, chunk.len(), 4)
+                         remote_url = v.remote_url, text = v.text, published_at = {at}, \
+                         last_error = NULL, lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
+                         FROM v WHERE outbox.id = v.id AND outbox.state <> 'published'"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, remote_id, remote_url, text) in chunk {
                         q = q.bind(*id).bind(*remote_id).bind(*remote_url).bind(*text);
                     }
-                    q.execute(&mut *tx).await?;
+                    q.bind(now).bind(now).execute(&mut *tx).await?;
                 }
                 // A request that may have reached the network makes the next attempt's
                 // outcome unknown: adapters without idempotency read back.
                 for chunk in retried.chunks(values_rows(4)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 4);
+                    let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, run_at, last_error, maybe_sent) AS (VALUES {}) \
+                        "WITH v (id, run_at, last_error, maybe_sent) AS (VALUES {values}) \
                          UPDATE outbox SET state = 'pending', run_at = v.run_at, \
                          last_error = v.last_error, lease_owner = NULL, lease_until = NULL, \
-                         updated_at = $1, \
+                         updated_at = {updated}, \
                          outcome_unknown = CASE WHEN v.maybe_sent THEN TRUE ELSE outbox.outcome_unknown END \
-                         FROM v WHERE outbox.id = v.id AND outbox.state IN ('claimed', 'sending')",
-                        values_list(2, chunk.len(), 4)
+                         FROM v WHERE outbox.id = v.id AND outbox.state IN ('claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, run_at, error, maybe_sent) in chunk {
                         q = q.bind(*id).bind(*run_at).bind(*error).bind(*maybe_sent);
                     }
-                    q.execute(&mut *tx).await?;
+                    q.bind(now).execute(&mut *tx).await?;
                 }
                 for chunk in ended.chunks(values_rows(3)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 3);
+                    let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, state, last_error) AS (VALUES {}) \
+                        "WITH v (id, state, last_error) AS (VALUES {values}) \
                          UPDATE outbox SET state = v.state, last_error = v.last_error, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+                         lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id \
-                         AND outbox.state IN ('pending', 'claimed', 'sending')",
-                        values_list(2, chunk.len(), 3)
+                         AND outbox.state IN ('pending', 'claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, state, reason) in chunk {
                         q = q.bind(*id).bind(*state).bind(*reason);
                     }
-                    q.execute(&mut *tx).await?;
+                    q.bind(now).execute(&mut *tx).await?;
                 }
                 // An account refused for several posts keeps the first post's reason, as when
                 // they were recorded one by one.
@@ -1051,32 +1053,36 @@ macro_rules! shared_store_impl {
                     .filter(|(_, account, _)| seen.insert(*account))
                     .collect();
                 for chunk in accounts.chunks(values_rows(2)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 2);
+                    let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, status_reason) AS (VALUES {}) \
+                        "WITH v (id, status_reason) AS (VALUES {values}) \
                          UPDATE accounts SET status = 'reconnect_needed', \
-                         status_reason = v.status_reason, updated_at = $1 \
-                         FROM v WHERE accounts.id = v.id AND accounts.status = 'active'",
-                        values_list(2, chunk.len(), 2)
+                         status_reason = v.status_reason, updated_at = {updated} \
+                         FROM v WHERE accounts.id = v.id AND accounts.status = 'active'"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (_, account, reason) in chunk {
                         q = q.bind(*account).bind(*reason);
                     }
-                    q.execute(&mut *tx).await?;
+                    q.bind(now).execute(&mut *tx).await?;
                 }
                 for chunk in reconnect.chunks(values_rows(2)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 2);
+                    let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, last_error) AS (VALUES {}) \
+                        "WITH v (id, last_error) AS (VALUES {values}) \
                          UPDATE outbox SET state = 'pending', last_error = v.last_error, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-                         FROM v WHERE outbox.id = v.id AND outbox.state IN ('claimed', 'sending')",
-                        values_list(2, chunk.len(), 2)
+                         lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
+                         FROM v WHERE outbox.id = v.id AND outbox.state IN ('claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, _, reason) in chunk {
                         q = q.bind(*id).bind(*reason);
                     }
-                    q.execute(&mut *tx).await?;
+                    q.bind(now).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
