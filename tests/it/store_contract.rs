@@ -517,7 +517,11 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
             "{db}: reclaimed from claimed"
         );
         assert_eq!(reclaimed[0].idempotency_key, claimed[0].idempotency_key);
-        assert_eq!(reclaimed[0].credentials, vec![1, 2, 3, 0]);
+        assert_eq!(
+            reclaimed[0].credentials,
+            vec![1, 2, 3, 0, s.accounts[0].0 as u8],
+            "{db}: as sealed for the account's id"
+        );
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
