@@ -721,6 +721,12 @@ async fn opening_someone_elses_link_while_signed_in_asks_first_and_switches_only
 
     // Act: Bob's browser opens Ada's link (another site may have sent it there).
     let opened = bob.get(&ada_link).await;
+    assert_eq!(
+        opened.status,
+        StatusCode::OK,
+        "a page that asks: {:?}",
+        opened.location
+    );
     let still = bob.me().await;
     let forged = bob
         .post(
@@ -920,10 +926,14 @@ async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settle
     }
     let posts = site.sandbox.posts();
     assert!(!posts.is_empty(), "the posts on the wire went out");
-    let late: Vec<_> = posts.iter().filter(|p| p.received_at > answered).collect();
+    let late: Vec<_> = posts
+        .iter()
+        .filter(|p| p.received_at > answered)
+        .map(|p| (&p.id, p.received_at))
+        .collect();
     assert!(
         late.is_empty(),
-        "published after the page answered: {late:?}"
+        "published after the page answered ({answered}): {late:?}"
     );
     assert!(
         said.html.contains("were already on their way and went out"),
