@@ -884,11 +884,11 @@ async fn signing_out_ends_the_session_and_the_link_so_copies_of_either_open_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settled() {
-    // Arrange: the strike starts in a few seconds; the sandbox takes 4 s to store a post,
+    // Arrange: the strike starts in a few seconds; the sandbox takes 6 s to store a post,
     // so both notices are on the wire for a while.
     let site = Site::start().await;
     site.sandbox.set_faults(picket::sandbox::Faults {
-        commit_delay: Duration::from_secs(4),
+        commit_delay: Duration::from_secs(6),
         ..Default::default()
     });
     let browser = site.visitor();
