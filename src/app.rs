@@ -70,6 +70,7 @@ impl Core {
             &crypto::key_file_for(&settings.database_url),
         )
         .context("opening the credentials key")?;
+        crate::participation::reseal_legacy_credentials(store.as_ref(), &vault, clock.now()).await;
         Ok(Core {
             settings,
             campaigns,
@@ -174,7 +175,15 @@ impl Application {
         let pages =
             Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
         let mailer = crate::mail::from_settings(settings.smtp.as_ref())
-            .context("setting up outgoing mail ([smtp])")?;
+            .context("setting up outgoing mail ([smtp])")?
+            .map(|inner| -> Arc<dyn crate::mail::Mailer> {
+                Arc::new(crate::mail::Budgeted {
+                    inner,
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    per_hour: settings.sessions.mails_per_address_per_hour,
+                })
+            });
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("listening on {}", settings.bind))?;
@@ -376,7 +385,9 @@ impl crate::network::CredentialSink for StoreCredentials {
         account_id: i64,
         credentials: &crate::config::Secret,
     ) -> Result<(), String> {
-        let sealed = self.vault.seal(credentials.expose().as_bytes());
+        let sealed = self
+            .vault
+            .seal_for(account_id, credentials.expose().as_bytes());
         self.store
             .update_credentials(
                 crate::store::AccountId(account_id),

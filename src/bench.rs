@@ -29,7 +29,7 @@ use crate::network::{NetworkKind, Networks, bench_baseline};
 use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner};
-use crate::store::{JoinedStriker, NewStriker, SqliteStore, Store};
+use crate::store::{AccountId, JoinedStriker, NewStriker, SqliteStore, Store};
 
 /// Which benchmark, and its sizes.
 #[derive(Debug, Clone)]
@@ -181,7 +181,6 @@ async fn add_strikers(
                             NetworkKind::Sandbox,
                             format!("s{i}a{a}"),
                             Some(server.to_string()),
-                            vault.seal(format!("bench-{i}-{a}").as_bytes()),
                         )
                     })
                     .collect(),
@@ -190,7 +189,10 @@ async fn add_strikers(
                 every_secs: None,
             })
             .collect();
-        out.extend(store.bulk_join(&strikers, now).await?);
+        let seal = |s: usize, a: usize, id: AccountId| {
+            vault.seal_for(id.0, format!("bench-{}-{a}", chunk[s]).as_bytes())
+        };
+        out.extend(store.bulk_join(&strikers, &seal, now).await?);
     }
     Ok(out)
 }

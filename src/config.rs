@@ -55,7 +55,83 @@ pub struct Settings {
     /// Outgoing e-mail. When set, signatures with an address wait for a confirmation link
     /// and magic links are mailed; without it, nothing is mailed.
     pub smtp: Option<SmtpSettings>,
+    /// Magic links, signed-in browsers and the mail budget per address.
+    pub sessions: SessionSettings,
 }
+
+// ── sessions (issue 8: expiring links, per-address mail budget) ─────────────────────────
+
+/// How long a magic link and a signed-in browser last, and how much mail one address gets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Days a magic link works after it was made (a participant gets a new one on their
+    /// page, or by mail).
+    pub link_days: u32,
+    /// Days a browser stays signed in after opening a link.
+    pub signed_in_days: u32,
+    /// Mails to one address (magic links, signature confirmations) per hour at most: a
+    /// visitor can type anyone's address.
+    pub mails_per_address_per_hour: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            link_days: 7,
+            signed_in_days: 180,
+            mails_per_address_per_hour: 5,
+        }
+    }
+}
+
+impl SessionSettings {
+    pub fn link_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.link_days))
+    }
+
+    pub fn signed_in_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.signed_in_days))
+    }
+
+    /// Zero days would make links and sign-ins that never work: refuse it.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.link_days > 0 && self.signed_in_days > 0,
+            "sessions.link_days and sessions.signed_in_days must be at least 1"
+        );
+        anyhow::ensure!(
+            self.link_days <= 3650 && self.signed_in_days <= 3650,
+            "sessions.link_days and sessions.signed_in_days are at most 3650 (ten years)"
+        );
+        Ok(())
+    }
+
+    /// `PICKET_LINK_DAYS`, `PICKET_SIGNED_IN_DAYS`, `PICKET_MAILS_PER_ADDRESS_PER_HOUR`.
+    fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let number = |name: &str| -> anyhow::Result<Option<u32>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .with_context(|| format!("{name} must be a whole number"))
+                })
+                .transpose()
+        };
+        if let Some(v) = number("PICKET_LINK_DAYS")? {
+            self.link_days = v;
+        }
+        if let Some(v) = number("PICKET_SIGNED_IN_DAYS")? {
+            self.signed_in_days = v;
+        }
+        if let Some(v) = number("PICKET_MAILS_PER_ADDRESS_PER_HOUR")? {
+            self.mails_per_address_per_hour = v;
+        }
+        self.check()
+    }
+}
+
+// ── end of sessions ──────────────────────────────────────────────────────────────────────
 
 /// How to reach the SMTP server: a URL, separate keys, or both (a key wins over the part of
 /// the URL it names). Turned into an [`SmtpTarget`] by [`SmtpSettings::resolve`].
@@ -241,6 +317,7 @@ impl Default for Settings {
             rate_limits: true,
             scheduler: SchedulerSettings::default(),
             smtp: None,
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -288,6 +365,7 @@ impl Settings {
                 "off" | "0" | "false" | "no"
             );
         }
+        self.sessions.apply_env(&get)?;
         self.apply_smtp_env(&get)
     }
 
@@ -458,6 +536,21 @@ mod tests {
         let mut none = Settings::default();
         none.apply_env(|_| None).unwrap();
         assert!(none.smtp.is_none());
+    }
+
+    #[test]
+    fn session_settings_come_from_the_file_and_the_environment_and_zero_days_are_refused() {
+        let mut s: Settings = toml::from_str("[sessions]\nlink_days = 2").unwrap();
+        s.apply_env(|k| (k == "PICKET_MAILS_PER_ADDRESS_PER_HOUR").then(|| "1".into()))
+            .unwrap();
+        assert_eq!(s.sessions.link_days, 2);
+        assert_eq!(s.sessions.signed_in_days, 180);
+        assert_eq!(s.sessions.mails_per_address_per_hour, 1);
+        let mut zero = Settings::default();
+        let e = zero
+            .apply_env(|k| (k == "PICKET_LINK_DAYS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("link_days"), "{e}");
     }
 
     #[test]

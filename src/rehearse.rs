@@ -420,8 +420,8 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
                         network: kind,
                         handle: format!("@striker{}_{a}", i + 1),
                         server: Some(server.clone()),
-                        credentials: vault.seal(token.as_bytes()),
                     },
+                    &|id| vault.seal_for(id.0, token.as_bytes()),
                     now,
                 )
                 .await?;

@@ -179,16 +179,21 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
 /// `picket account remove ID`.
 pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<()> {
     let me = ctx.me(None, "UTC").await?;
-    let account = ctx.store.get_account(AccountId(id)).await?;
-    match account {
-        Some(a) if a.participant_id == me => {}
-        _ => bail!("no account {id}: see `picket account list`"),
-    }
-    let w = ctx
-        .store
-        .remove_account(AccountId(id), ctx.clock.now())
-        .await?;
-    let stopped = scheduler::settle(ctx.store.as_ref(), w, ctx.max_wait()).await?;
+    let removed = participation::remove_account(
+        ctx.store.as_ref(),
+        me,
+        AccountId(id),
+        ctx.clock.now(),
+        ctx.max_wait(),
+    )
+    .await;
+    let stopped = match removed {
+        Ok(r) => r.stopped,
+        Err(participation::RemoveError::NotYours) => {
+            bail!("no account {id}: see `picket account list`")
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!(
         "removed account {id}; {} unsent post(s) cancelled; its credentials are erased",
         stopped.cancelled

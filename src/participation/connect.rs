@@ -287,11 +287,11 @@ pub async fn known_app(
         .accounts_on_server(NetworkKind::Mastodon, server, 20)
         .await?
         .iter()
-        .find_map(|a| app_of(vault, &a.credentials)))
+        .find_map(|a| app_of(vault, a)))
 }
 
-fn app_of(vault: &crate::crypto::Vault, credentials: &[u8]) -> Option<App> {
-    let plain = vault.open_sealed(credentials).ok()?;
+fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Option<App> {
+    let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
     let creds = MastodonCredentials::parse(&String::from_utf8_lossy(&plain));
     Some(App {
         client_id: creds.client_id?,

@@ -38,6 +38,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("joined.html", include_str!("../../templates/joined.html")),
     ("me.html", include_str!("../../templates/me.html")),
+    ("switch.html", include_str!("../../templates/switch.html")),
+    ("link.html", include_str!("../../templates/link.html")),
+    (
+        "new_link.html",
+        include_str!("../../templates/new_link.html"),
+    ),
     ("deleted.html", include_str!("../../templates/deleted.html")),
     (
         "confirmed.html",
@@ -115,7 +121,7 @@ mod tests {
         let text = pages
             .render(
                 "mail/magic_link.txt",
-                &serde_json::json!({"name": "Tom & <b>Jerry</b>", "url": "https://x.test/me?a=1&b=2"}),
+                &serde_json::json!({"name": "Tom & <b>Jerry</b>", "url": "https://x.test/me?a=1&b=2", "until": "Monday"}),
             )
             .unwrap();
         assert!(text.contains("Hello Tom & <b>Jerry</b>,"), "{text}");

@@ -373,14 +373,14 @@ impl Dispatcher {
                 reason: format!("this picket has no adapter for {}", post.network),
             });
         };
-        let credentials =
-            self.vault
-                .open_sealed(&post.credentials)
-                .map_err(|e| Outcome::Reconnect {
-                    id: post.id,
-                    account_id: post.account_id,
-                    reason: e.to_string(),
-                })?;
+        let credentials = self
+            .vault
+            .open_for(post.account_id.0, &post.credentials)
+            .map_err(|e| Outcome::Reconnect {
+                id: post.id,
+                account_id: post.account_id,
+                reason: e.to_string(),
+            })?;
         let credentials = String::from_utf8(credentials).map_err(|_| Outcome::Reconnect {
             id: post.id,
             account_id: post.account_id,

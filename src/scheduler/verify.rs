@@ -26,7 +26,7 @@ pub struct Verified {
 /// The account as an adapter sees it, credentials opened.
 pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, String> {
     let plain = vault
-        .open_sealed(&account.credentials)
+        .open_for(account.id.0, &account.credentials)
         .map_err(|e| e.to_string())?;
     Ok(AccountRef {
         id: account.id.0,

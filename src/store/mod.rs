@@ -89,11 +89,75 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<ParticipantId, StoreError>;
     async fn get_participant(&self, id: ParticipantId) -> Result<Option<Participant>, StoreError>;
-    /// The participant a magic link belongs to, by the hash of its token.
-    async fn participant_by_token_hash(
+
+    // ── signing in: magic links and sessions ─────────────────────────────────────────────
+    //
+    // A participant has at most one magic link (a token mailed or shown once, stored as its
+    // hash, with an expiry). Opening it starts a session: a token of its own in the
+    // browser's cookie, also stored as a hash. Ending a session or replacing the link leaves
+    // the other untouched, so each can be withdrawn alone.
+
+    /// The participant whose current magic link has this token hash, if the link has not
+    /// expired at `now`.
+    async fn participant_by_link(
         &self,
         token_hash: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<Participant>, StoreError>;
+    /// Give the participant a new magic link, `(token hash, expiry)`; the old one stops
+    /// working. `None` withdraws their link. `NotFound` if there is no such participant.
+    async fn set_link(
+        &self,
+        participant: ParticipantId,
+        link: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<(), StoreError>;
+    /// Sign a device in: a session with this token hash until `expires_at`. With
+    /// `end_others`, every other session of the participant ends in the same transaction.
+    /// The participant's expired sessions are cleared on the way. `NotFound` if there is
+    /// no such participant.
+    async fn start_session(
+        &self,
+        participant: ParticipantId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        end_others: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The participant signed in with this session token hash, if it has not expired at
+    /// `now`.
+    async fn participant_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Participant>, StoreError>;
+    /// Sign one device out; an unknown session is not an error.
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Count one mail to the address whose hash is `address_hash` against its budget of
+    /// `max` mails per `window` (a window starts with its first mail). False, and nothing
+    /// counted, when the budget is spent. Windows that have ended are forgotten on the way.
+    async fn spend_mail_budget(
+        &self,
+        address_hash: &str,
+        max: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Whether [`Store::spend_mail_budget`] would allow one more mail now; counts nothing.
+    async fn mail_budget_left(
+        &self,
+        address_hash: &str,
+        max: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Web participants (not the CLI's own user) who gave this address, by its canonical
+    /// form (see [`canonical_email`]), oldest first, at most `limit`.
+    async fn participants_by_email(
+        &self,
+        email_canonical: &str,
+        limit: u32,
+    ) -> Result<Vec<Participant>, StoreError>;
 
     /// "Delete my data": remove the participant with their accounts (and credentials),
     /// pledges and posts, in one transaction. Posts already `sending` are reported; their
@@ -103,9 +167,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ── accounts ─────────────────────────────────────────────────────────────────────────
 
+    /// Add an account; its credentials are `seal(id)` for the id it gets, written in the
+    /// same transaction.
     async fn add_account(
         &self,
         new: &NewAccount,
+        seal: Seal<'_>,
         now: DateTime<Utc>,
     ) -> Result<AccountId, StoreError>;
     async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
@@ -139,8 +206,27 @@ pub trait Store: Send + Sync + 'static {
         credentials: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Replace the credentials only if they still are `old` (nobody refreshed them in the
+    /// meantime): re-sealing in a newer format. False when they had changed.
+    async fn replace_credentials(
+        &self,
+        id: AccountId,
+        old: &[u8],
+        new: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Accounts (not removed) whose sealed credentials start with the byte `prefix` (the
+    /// version of the format they were sealed in), with ids after `after`, in id order, at
+    /// most `limit`.
+    async fn accounts_sealed_with(
+        &self,
+        prefix: u8,
+        after: Option<AccountId>,
+        limit: u32,
+    ) -> Result<Vec<Account>, StoreError>;
     /// Remove an account: wipe its credentials, detach it from pledges, cancel its unsent
-    /// posts. Posts already `sending` are reported, not stopped.
+    /// posts. Posts already `sending` are reported, not stopped (see
+    /// `participation::remove_account`, which waits for them).
     async fn remove_account(
         &self,
         id: AccountId,
@@ -338,6 +424,7 @@ pub trait Store: Send + Sync + 'static {
     async fn bulk_join(
         &self,
         strikers: &[NewStriker],
+        seal: SealMany<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<JoinedStriker>, StoreError>;
 }

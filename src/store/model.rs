@@ -165,6 +165,9 @@ pub struct Participant {
     /// Their personal invitation code (`/i/{code}`).
     pub invite_code: String,
     pub created_at: DateTime<Utc>,
+    /// When their current magic link stops working; `None` when they have none (never
+    /// given one, signed out, or the CLI's own user).
+    pub link_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A participant to create.
@@ -175,8 +178,6 @@ pub struct NewParticipant {
     /// The key used to find the same person again (see [`canonical_email`]).
     pub email_canonical: Option<String>,
     pub tz: String,
-    /// A hash of their magic-link token; the token itself is never stored.
-    pub access_token_hash: Option<String>,
     /// The invitation code they came through, if any.
     pub invited_by: Option<String>,
 }
@@ -216,30 +217,25 @@ impl fmt::Debug for Account {
     }
 }
 
-/// An account to connect. `Debug` leaves the credentials out.
-#[derive(Clone)]
+/// An account to connect. Its credentials come sealed from a [`Seal`], once the row has
+/// its id.
+#[derive(Debug, Clone)]
 pub struct NewAccount {
     pub participant_id: ParticipantId,
     pub network: NetworkKind,
     pub handle: String,
     pub server: Option<String>,
-    pub credentials: Vec<u8>,
 }
 
-impl fmt::Debug for NewAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewAccount")
-            .field("participant_id", &self.participant_id)
-            .field("network", &self.network)
-            .field("handle", &self.handle)
-            .field("server", &self.server)
-            .field(
-                "credentials",
-                &format_args!("<{} bytes>", self.credentials.len()),
-            )
-            .finish()
-    }
-}
+/// Seals an account's credentials for the id its row was given. The id is bound into the
+/// ciphertext (`crypto`), so a sealed blob copied onto another row does not open; the store
+/// therefore asks for the sealed bytes inside the transaction that creates the row, and
+/// never sees them unsealed.
+pub type Seal<'a> = &'a (dyn Fn(AccountId) -> Vec<u8> + Send + Sync);
+
+/// Like [`Seal`], for [`Store::bulk_join`](super::Store::bulk_join): called with the
+/// striker's index, the index of the account among theirs, and the account's new id.
+pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Vec<u8> + Send + Sync);
 
 /// A pledge as stored, with the accounts it posts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,8 +556,9 @@ pub struct InviteTarget {
 pub struct NewStriker {
     pub name: String,
     pub tz: String,
-    /// (network, handle, server, sealed credentials); handles must differ per striker.
-    pub accounts: Vec<(NetworkKind, String, Option<String>, Vec<u8>)>,
+    /// (network, handle, server); handles must differ per striker. Credentials are sealed
+    /// by the [`SealMany`] given to `bulk_join`.
+    pub accounts: Vec<(NetworkKind, String, Option<String>)>,
     pub campaign_id: String,
     pub days: Option<Vec<NaiveDate>>,
     pub every_secs: Option<i64>,

@@ -45,6 +45,7 @@ pub(crate) struct ParticipantRow {
     is_local: bool,
     invite_code: String,
     created_at: i64,
+    access_token_expires_at: Option<i64>,
 }
 
 impl TryFrom<ParticipantRow> for Participant {
@@ -58,6 +59,7 @@ impl TryFrom<ParticipantRow> for Participant {
             is_local: r.is_local,
             invite_code: r.invite_code,
             created_at: instant(r.created_at)?,
+            link_expires_at: opt_instant(r.access_token_expires_at)?,
         })
     }
 }

@@ -277,7 +277,8 @@ macro_rules! shared_store_impl {
             Ok(out)
         }
 
-        const PARTICIPANT_COLUMNS: &str = "id, name, email, tz, is_local, invite_code, created_at";
+        const PARTICIPANT_COLUMNS: &str =
+            "id, name, email, tz, is_local, invite_code, created_at, access_token_expires_at";
         const ACCOUNT_COLUMNS: &str =
             "id, participant_id, network, handle, server, credentials, status, status_reason, created_at";
         const PLEDGE_COLUMNS: &str =
@@ -333,15 +334,13 @@ macro_rules! shared_store_impl {
             ) -> Result<ParticipantId, StoreError> {
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO participants \
-                     (name, email, email_canonical, tz, is_local, access_token_hash, invite_code, \
-                      invited_by, created_at) \
-                     VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7, $8) RETURNING id",
+                     (name, email, email_canonical, tz, is_local, invite_code, invited_by, created_at) \
+                     VALUES ($1, $2, $3, $4, FALSE, $5, $6, $7) RETURNING id",
                 )
                 .bind(&new.name)
                 .bind(&new.email)
                 .bind(&new.email_canonical)
                 .bind(&new.tz)
-                .bind(&new.access_token_hash)
                 .bind(new_invite_code())
                 .bind(&new.invited_by)
                 .bind(ms(now))
@@ -363,19 +362,170 @@ macro_rules! shared_store_impl {
                     .transpose()
             }
 
-            async fn participant_by_token_hash(
+            async fn participant_by_link(
                 &self,
                 token_hash: &str,
+                now: DateTime<Utc>,
             ) -> Result<Option<Participant>, StoreError> {
                 let sql = format!(
-                    "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE access_token_hash = $1"
+                    "SELECT {PARTICIPANT_COLUMNS} FROM participants \
+                     WHERE access_token_hash = $1 AND access_token_expires_at > $2"
                 );
                 sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
                     .bind(token_hash)
+                    .bind(ms(now))
                     .fetch_optional(&self.pool)
                     .await?
                     .map(Participant::try_from)
                     .transpose()
+            }
+
+            async fn set_link(
+                &self,
+                participant: ParticipantId,
+                link: Option<(&str, DateTime<Utc>)>,
+            ) -> Result<(), StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE participants SET access_token_hash = $2, access_token_expires_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(participant.0)
+                .bind(link.map(|(hash, _)| hash))
+                .bind(link.map(|(_, expires)| ms(expires)))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("participant {participant}")));
+                }
+                Ok(())
+            }
+
+            async fn start_session(
+                &self,
+                participant: ParticipantId,
+                token_hash: &str,
+                expires_at: DateTime<Utc>,
+                end_others: bool,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "DELETE FROM sessions WHERE participant_id = $1 AND ($2 OR expires_at <= $3)",
+                )
+                .bind(participant.0)
+                .bind(end_others)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO sessions (token_hash, participant_id, created_at, expires_at) \
+                     SELECT $1, id, $3, $4 FROM participants WHERE id = $2",
+                )
+                .bind(token_hash)
+                .bind(participant.0)
+                .bind(ms(now))
+                .bind(ms(expires_at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Err(StoreError::NotFound(format!("participant {participant}")));
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn participant_by_session(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Participant>, StoreError> {
+                let sql = format!(
+                    "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = \
+                     (SELECT participant_id FROM sessions WHERE token_hash = $1 AND expires_at > $2)"
+                );
+                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
+                    .bind(token_hash)
+                    .bind(ms(now))
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Participant::try_from)
+                    .transpose()
+            }
+
+            async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn spend_mail_budget(
+                &self,
+                address_hash: &str,
+                max: u32,
+                window: Duration,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let ended = ms(now - window);
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM mail_budget WHERE window_start <= $1")
+                    .bind(ended)
+                    .execute(&mut *tx)
+                    .await?;
+                // One statement decides and counts, so two processes sending to the same
+                // address at once cannot both take the last mail (the row is locked by the
+                // upsert on PostgreSQL; SQLite has one writer).
+                let counted = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO mail_budget (address_hash, window_start, sent) VALUES ($1, $2, 1) \
+                     ON CONFLICT (address_hash) DO UPDATE SET sent = mail_budget.sent + 1 \
+                     WHERE mail_budget.sent < $3 RETURNING sent",
+                )
+                .bind(address_hash)
+                .bind(ms(now))
+                .bind(i64::from(max))
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(max > 0 && counted.is_some())
+            }
+
+            async fn mail_budget_left(
+                &self,
+                address_hash: &str,
+                max: u32,
+                window: Duration,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let sent = sqlx::query_scalar::<_, i64>(
+                    "SELECT sent FROM mail_budget WHERE address_hash = $1 AND window_start > $2",
+                )
+                .bind(address_hash)
+                .bind(ms(now - window))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(sent.unwrap_or(0) < i64::from(max))
+            }
+
+            async fn participants_by_email(
+                &self,
+                email_canonical: &str,
+                limit: u32,
+            ) -> Result<Vec<Participant>, StoreError> {
+                let sql = format!(
+                    "SELECT {PARTICIPANT_COLUMNS} FROM participants \
+                     WHERE email_canonical = $1 AND is_local = FALSE ORDER BY id LIMIT $2"
+                );
+                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
+                    .bind(email_canonical)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Participant::try_from)
+                    .collect()
             }
 
             async fn delete_participant(
@@ -416,8 +566,11 @@ macro_rules! shared_store_impl {
             async fn add_account(
                 &self,
                 new: &NewAccount,
+                seal: Seal<'_>,
                 now: DateTime<Utc>,
             ) -> Result<AccountId, StoreError> {
+                let mut tx = self.begin_write().await?;
+                // The sealed credentials name the row's id, known only once it is inserted.
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO accounts \
                      (participant_id, network, handle, server, credentials, status, created_at, updated_at) \
@@ -427,10 +580,16 @@ macro_rules! shared_store_impl {
                 .bind(new.network.as_str())
                 .bind(&new.handle)
                 .bind(&new.server)
-                .bind(&new.credentials)
+                .bind(Vec::<u8>::new())
                 .bind(ms(now))
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
+                sqlx::query("UPDATE accounts SET credentials = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(seal(AccountId(id)))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(AccountId(id))
             }
 
@@ -554,6 +713,50 @@ macro_rules! shared_store_impl {
                     return Err(StoreError::NotFound(format!("account {id} (or it was removed)")));
                 }
                 Ok(())
+            }
+
+            async fn replace_credentials(
+                &self,
+                id: AccountId,
+                old: &[u8],
+                new: &[u8],
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE accounts SET credentials = $3, updated_at = $4 \
+                     WHERE id = $1 AND credentials = $2 AND status <> 'removed'",
+                )
+                .bind(id.0)
+                .bind(old)
+                .bind(new)
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(changed > 0)
+            }
+
+            async fn accounts_sealed_with(
+                &self,
+                prefix: u8,
+                after: Option<AccountId>,
+                limit: u32,
+            ) -> Result<Vec<Account>, StoreError> {
+                // `substr` counts bytes of a BLOB (SQLite) and of a BYTEA (PostgreSQL).
+                let sql = format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                     WHERE id > $1 AND status <> 'removed' AND substr(credentials, 1, 1) = $2 \
+                     ORDER BY id LIMIT $3"
+                );
+                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+                    .bind(after.map_or(0, |a| a.0))
+                    .bind(vec![prefix])
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Account::try_from)
+                    .collect()
             }
 
             async fn remove_account(
@@ -1456,6 +1659,7 @@ macro_rules! shared_store_impl {
             async fn bulk_join(
                 &self,
                 strikers: &[NewStriker],
+                seal: SealMany<'_>,
                 now: DateTime<Utc>,
             ) -> Result<Vec<JoinedStriker>, StoreError> {
                 let now_ms = ms(now);
@@ -1486,11 +1690,12 @@ macro_rules! shared_store_impl {
                     participants.extend(codes.iter().map(|c| ids[c]));
                 }
 
-                let flat: Vec<(usize, &(crate::network::NetworkKind, String, Option<String>, Vec<u8>))> =
+                // (striker, account of theirs, the account)
+                let flat: Vec<(usize, usize, &(crate::network::NetworkKind, String, Option<String>))> =
                     strikers
                         .iter()
                         .enumerate()
-                        .flat_map(|(i, s)| s.accounts.iter().map(move |a| (i, a)))
+                        .flat_map(|(i, s)| s.accounts.iter().enumerate().map(move |(j, a)| (i, j, a)))
                         .collect();
                 let mut account_ids: HashMap<(i64, String), i64> = HashMap::with_capacity(flat.len());
                 for chunk in flat.chunks(CHUNK) {
@@ -1505,18 +1710,39 @@ macro_rules! shared_store_impl {
                          VALUES {values} RETURNING id, participant_id, handle"
                     );
                     let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql));
-                    for (i, (network, handle, server, credentials)) in chunk {
+                    for (i, _, (network, handle, server)) in chunk {
                         q = q
                             .bind(participants[*i])
                             .bind(network.as_str())
                             .bind(handle)
                             .bind(server)
-                            .bind(credentials)
+                            .bind(Vec::<u8>::new())
                             .bind(now_ms)
                             .bind(now_ms);
                     }
                     for (id, participant, handle) in q.fetch_all(&mut *tx).await? {
                         account_ids.insert((participant, handle), id);
+                    }
+                    // Sealed credentials name the row's id: written once the ids are known.
+                    let sealed: Vec<(i64, Vec<u8>)> = chunk
+                        .iter()
+                        .map(|(i, j, (_, handle, _))| {
+                            let id = account_ids[&(participants[*i], handle.clone())];
+                            (id, seal(*i, *j, AccountId(id)))
+                        })
+                        .collect();
+                    for rows in sealed.chunks(CHUNK / 2) {
+                        let mut params = Params::new::<$db>();
+                        let sql = format!(
+                            "UPDATE accounts SET credentials = v.column2 FROM (VALUES {}) AS v \
+                             WHERE accounts.id = v.column1",
+                            params.rows(rows.len(), 2)
+                        );
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for (id, credentials) in rows {
+                            q = q.bind(*id).bind(credentials);
+                        }
+                        q.execute(&mut *tx).await?;
                     }
                 }
 

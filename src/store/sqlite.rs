@@ -89,6 +89,10 @@ impl Drop for FlushingGuard {
 impl SqliteStore {
     /// Open the file at `path` (creating it if `create`), apply pragmas and run migrations.
     pub async fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
+        if create {
+            create_private(path)?;
+        }
+        warn_if_shared(path);
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(create)
@@ -223,6 +227,44 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(added)
     }
+}
+
+/// Create the database file, if missing, readable and writable by its owner only: it holds
+/// e-mail addresses and sealed credentials. SQLite gives the `-wal` and `-shm` files it
+/// makes beside it the database file's own mode, so they are private too.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
+/// A database file made by an older picket (or by hand) may be readable by every user of
+/// the machine: say so, without changing a mode the operator may have chosen.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "the database file is readable by other users of this machine: `chmod 600` it (and its -wal and -shm files)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 shared_store_impl!(SqliteStore, Sqlite, {

@@ -40,9 +40,21 @@ impl WebError {
     }
 }
 
+/// What a visitor reads when a record they refer to is gone: the store's own words name
+/// internal ids, which say nothing to them.
+const GONE: &str = "What this page refers to does not exist (any more): it may have been removed meanwhile. Go back and reload the page.";
+
 impl From<crate::store::StoreError> for WebError {
     fn from(e: crate::store::StoreError) -> Self {
-        WebError::Internal(e.into())
+        match e {
+            // A row the request names that is not there (deleted by another tab, a stale
+            // form) is the visitor's 404, not our 500.
+            crate::store::StoreError::NotFound(what) => {
+                tracing::debug!(%what, "not found in the store");
+                WebError::NotFound(GONE.into())
+            }
+            e => WebError::Internal(e.into()),
+        }
     }
 }
 
@@ -75,4 +87,36 @@ pub(crate) fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    async fn page(e: WebError) -> (StatusCode, String) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_record_missing_from_the_store_is_a_404_page_not_a_500() {
+        let (status, body) = page(StoreError::NotFound("account 7".into()).into()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("<h1>Not Found</h1>"), "{body}");
+        assert!(body.contains("does not exist (any more)"), "{body}");
+        assert!(!body.contains("account 7"), "no internal ids: {body}");
+    }
+
+    #[tokio::test]
+    async fn other_store_failures_stay_a_500_that_shows_no_detail() {
+        let e = StoreError::Corrupt("unknown state \"zzz\"".into());
+        let (status, body) = page(e.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("zzz"), "{body}");
+    }
 }

@@ -333,9 +333,8 @@ pub async fn start(
         Ok(s) => s,
         Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
-    let token = participation::new_access_token();
     let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
-    state
+    let id = state
         .store
         .create_participant(
             &NewParticipant {
@@ -343,20 +342,13 @@ pub async fn start(
                 email: signer.email().map(str::to_string),
                 email_canonical: signer.email().map(crate::store::canonical_email),
                 tz: choice.tz.clone(),
-                access_token_hash: Some(participation::token_hash(&token)),
                 invited_by,
             },
             state.clock.now(),
         )
         .await?;
-    Ok((
-        [(
-            header::SET_COOKIE,
-            session::sign_in(&token, state.secure_cookies()),
-        )],
-        Redirect::to(&next),
-    )
-        .into_response())
+    let cookie = session::start(&state, id, false).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
 }
 
 /// Step 2's query: the choices of step 1 and a message from a connect round trip.
@@ -575,6 +567,8 @@ struct JoinedPage<'a> {
     planned: usize,
     accounts: usize,
     magic_link: String,
+    /// When the link stops working.
+    until: String,
     mailed: bool,
     invite_link: String,
 }
@@ -589,7 +583,7 @@ pub async fn confirm(
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
     let f = Fields::posted(&state, peer, &body)?;
-    let (me, token) = signed_in(&state, &headers).await?;
+    let (me, _) = signed_in(&state, &headers).await?;
     let choice = Choice::from_fields(&f).map_err(WebError::Invalid)?;
     let p = choice.participation(c).map_err(WebError::Invalid)?;
     let refuse = |msg: &str, status| {
@@ -651,21 +645,13 @@ pub async fn confirm(
         participation::pledge(state.store.as_ref(), c, me.id, &p, &chosen, spread, now).await?;
     // The first post may be due before the dispatcher's next look.
     state.wake.notify_one();
-    let magic_link = session::magic_link(&state, &token);
-    // Mailed when the host can and the participant gave an address; shown either way, so
-    // a mail that never arrives locks no one out.
-    let mailed = match (state.mailer.as_deref(), me.email.as_deref()) {
-        (Some(mailer), Some(to)) => {
-            match crate::mail::magic_link(mailer, &state.pages, to, &me.name, &magic_link).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the magic link could not be mailed");
-                    false
-                }
-            }
-        }
-        _ => false,
-    };
+    // A new link each time (only its hash is kept, so an earlier one cannot be shown
+    // again); the one before stops working. Mailed when the host can and the participant
+    // gave an address, within the address's mail budget; shown either way, so a mail that
+    // never arrives locks no one out.
+    let (magic_link, expires) = session::new_link(&state, me.id).await?;
+    let until = session::until(expires);
+    let mailed = super::me::mail_link(&state, &me, &magic_link, &until).await;
     let base = state.settings.public_url.trim_end_matches('/');
     let page = JoinedPage {
         campaign: view(&state, c),
@@ -675,6 +661,7 @@ pub async fn confirm(
         mailed,
         invite_link: format!("{base}/i/{}", me.invite_code),
         magic_link,
+        until,
     };
     let html = state
         .pages

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use picket::app::Application;
-use picket::clock::SystemClock;
+use picket::clock::{ManualClock, SystemClock};
 use picket::config::Settings;
 use picket::sandbox::Receiver;
 use reqwest::StatusCode;
@@ -24,6 +24,7 @@ const BUNDLED: &str = "social-media-strike";
 pub(crate) struct Site {
     pub(crate) base: String,
     sandbox: Receiver,
+    pub(crate) store: Arc<dyn picket::store::Store>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -44,6 +45,14 @@ impl Site {
 
     /// Like [`Site::start`], with the settings changed by `tune` first.
     pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Site {
+        Site::start_clocked(Arc::new(SystemClock), tune).await
+    }
+
+    /// Like [`Site::start_with`], on `clock` (a `ManualClock` to move days ahead).
+    pub(crate) async fn start_clocked(
+        clock: Arc<dyn picket::clock::Clock>,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
@@ -74,15 +83,15 @@ impl Site {
         };
         settings.scheduler.jitter_secs = 0;
         tune(&mut settings);
-        let app = Application::build(settings, Arc::new(SystemClock))
-            .await
-            .unwrap();
+        let app = Application::build(settings, clock).await.unwrap();
         let sandbox = app.state().sandbox.clone();
+        let store = app.state().store.clone();
         let stop = CancellationToken::new();
         tokio::spawn(app.run(stop.clone()));
         Site {
             base: format!("http://127.0.0.1:{port}"),
             sandbox,
+            store,
             stop,
             _dir: dir,
         }
@@ -201,12 +210,53 @@ impl Visitor {
         self.cookies.lock().unwrap().contains_key("picket_me")
     }
 
+    /// The value of this browser's cookie `name`, if it holds one.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    /// Put `value` in this browser's cookie `name` (a cookie copied from another device).
+    fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
+
+    /// Join the bundled campaign as `name` with a sandbox account; the magic link shown.
+    pub(crate) async fn join_as(&self, name: &str, extra: &[(&str, &str)]) -> String {
+        let mut fields = vec![("tz", "UTC"), ("name", name)];
+        fields.extend_from_slice(extra);
+        let step2 = self.join_with_sandbox(BUNDLED, &fields).await;
+        let joined = self.confirm(BUNDLED, &step2).await;
+        assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+        joined.magic_path(&self.base)
+    }
+
+    /// The name `/me` greets this browser with, or `None` when it is not signed in.
+    pub(crate) async fn me(&self) -> Option<String> {
+        let me = self.get("/me").await;
+        (me.status == StatusCode::OK).then(|| {
+            me.html
+                .split("<h1>")
+                .nth(1)
+                .unwrap()
+                .split("</h1>")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+    }
+
     /// Step 1 and a sandbox account; returns the accounts page (step 2).
     pub(crate) async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
         let form = self.get(&format!("/c/{campaign}/join")).await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.html);
         let csrf = form.field("csrf");
-        let mut fields = vec![("csrf", csrf.as_str()), ("name", "Zoë <b>Q</b>")];
+        let mut fields = vec![("csrf", csrf.as_str())];
+        if !extra.iter().any(|(k, _)| *k == "name") {
+            fields.push(("name", "Zoë <b>Q</b>"));
+        }
         fields.extend_from_slice(extra);
         // Unless told otherwise, send the days the form has ticked, as a browser does.
         let ticked: Vec<String> = form
@@ -657,4 +707,239 @@ async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_j
         site.visitor().get(&path).await.status,
         StatusCode::SEE_OTHER
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_someone_elses_link_while_signed_in_asks_first_and_switches_only_on_the_form() {
+    // Arrange: Ada and Bob joined in their own browsers.
+    let site = Site::start().await;
+    let ada = site.visitor();
+    let ada_link = ada.join_as("Ada", &[]).await;
+    let bob = site.visitor();
+    bob.join_as("Bob", &[]).await;
+    let bobs_session = bob.cookie("picket_me").unwrap();
+
+    // Act: Bob's browser opens Ada's link (another site may have sent it there).
+    let opened = bob.get(&ada_link).await;
+    assert_eq!(
+        opened.status,
+        StatusCode::OK,
+        "a page that asks: {:?}",
+        opened.location
+    );
+    let still = bob.me().await;
+    let forged = bob
+        .post(
+            "/me/switch",
+            &[("csrf", "0".repeat(48).as_str()), ("t", &opened.field("t"))],
+        )
+        .await;
+    let after_forged = bob.me().await;
+    let switched = bob
+        .post(
+            "/me/switch",
+            &[("csrf", &opened.field("csrf")), ("t", &opened.field("t"))],
+        )
+        .await;
+    let after = bob.me().await;
+    let old = site.visitor();
+    old.set_cookie("picket_me", &bobs_session);
+
+    // Assert: asked, nothing switched by the GET or a form without the CSRF token.
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.html);
+    assert!(
+        opened.html.contains("This browser is signed in as Bob"),
+        "{}",
+        opened.html
+    );
+    assert!(
+        opened.html.contains("id=\"link-owner\">Ada<"),
+        "{}",
+        opened.html
+    );
+    assert!(opened.html.contains("action=\"/me/switch\""));
+    assert_eq!(still.as_deref(), Some("Bob"));
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(after_forged.as_deref(), Some("Bob"));
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    assert_eq!(switched.location.as_deref(), Some("/me"));
+    assert_eq!(after.as_deref(), Some("Ada"));
+    assert_eq!(old.me().await, None, "Bob's session on this browser ended");
+    // The same person's link in their own browser just opens the page.
+    let own = ada.get(&ada_link).await;
+    assert_eq!(own.status, StatusCode::SEE_OTHER);
+    assert_eq!(ada.me().await.as_deref(), Some("Ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magic_link_expires_after_a_week_and_a_signed_in_browser_after_its_days() {
+    // Arrange
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let site = Site::start_clocked(clock.clone(), |_| {}).await;
+    let ada = site.visitor();
+    let link = ada.join_as("Ada", &[]).await;
+
+    // Act
+    clock.advance(chrono::Duration::days(6));
+    let within = site.visitor();
+    let opened_within = within.get(&link).await;
+    let page = within.get("/me").await;
+    clock.advance(chrono::Duration::days(2));
+    let late = site.visitor();
+    let opened_late = late.get(&link).await;
+
+    // Assert
+    assert_eq!(opened_within.status, StatusCode::SEE_OTHER);
+    assert_eq!(within.me().await.as_deref(), Some("Ada"));
+    assert!(page.html.contains("id=\"link-until\""), "{}", page.html);
+    assert_eq!(opened_late.status, StatusCode::NOT_FOUND);
+    assert!(
+        opened_late.html.contains("does not work (any more)"),
+        "{}",
+        opened_late.html
+    );
+    assert!(!late.signed_in());
+    assert_eq!(
+        within.me().await.as_deref(),
+        Some("Ada"),
+        "a browser signed in stays signed in when the link expires"
+    );
+    // A signed-in browser lasts 180 days from opening the link (on day 6), whatever its
+    // cookie says.
+    clock.advance(chrono::Duration::days(177));
+    assert_eq!(within.me().await.as_deref(), Some("Ada"));
+    clock.advance(chrono::Duration::days(1));
+    assert_eq!(within.me().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_link_ends_the_old_one_and_signs_out_every_other_browser() {
+    // Arrange: Ada's link was also opened by someone else.
+    let site = Site::start().await;
+    let ada = site.visitor();
+    let old_link = ada.join_as("Ada", &[]).await;
+    let thief = site.visitor();
+    assert_eq!(thief.get(&old_link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(thief.me().await.as_deref(), Some("Ada"));
+    let me = ada.get("/me").await;
+
+    // Act
+    let renewed = ada.post("/me/link", &[("csrf", &me.field("csrf"))]).await;
+
+    // Assert
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.html);
+    assert!(renewed.html.contains("no longer works"), "{}", renewed.html);
+    let new_link = renewed.magic_path(&site.base);
+    assert!(new_link.starts_with("/me?t="), "{new_link}");
+    assert_ne!(new_link, old_link);
+    assert_eq!(thief.me().await, None, "the other browser is signed out");
+    let with_old = site.visitor();
+    assert_eq!(with_old.get(&old_link).await.status, StatusCode::NOT_FOUND);
+    assert!(!with_old.signed_in());
+    let with_new = site.visitor();
+    assert_eq!(with_new.get(&new_link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(with_new.me().await.as_deref(), Some("Ada"));
+    assert_eq!(
+        ada.me().await.as_deref(),
+        Some("Ada"),
+        "this browser stays in"
+    );
+    // Not without the form's CSRF token.
+    let forged = ada.post("/me/link", &[("csrf", "x")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(with_new.me().await.as_deref(), Some("Ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_and_the_link_so_copies_of_either_open_nothing() {
+    // Arrange
+    let site = Site::start().await;
+    let ada = site.visitor();
+    let link = ada.join_as("Ada", &[]).await;
+    let phone = site.visitor();
+    assert_eq!(phone.get(&link).await.status, StatusCode::SEE_OTHER);
+    let cookie = ada.cookie("picket_me").unwrap();
+    let me = ada.get("/me").await;
+
+    // Act
+    let out = ada.post("/me/logout", &[("csrf", &me.field("csrf"))]).await;
+
+    // Assert
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!ada.signed_in());
+    let copied = site.visitor();
+    copied.set_cookie("picket_me", &cookie);
+    assert_eq!(copied.me().await, None, "the cookie's session is over");
+    let stolen = site.visitor();
+    assert_eq!(stolen.get(&link).await.status, StatusCode::NOT_FOUND);
+    assert!(!stolen.signed_in());
+    assert_eq!(
+        phone.me().await.as_deref(),
+        Some("Ada"),
+        "other devices stay signed in"
+    );
+    let page = phone.get("/me").await;
+    assert!(page.html.contains("id=\"no-link\""), "{}", page.html);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settled() {
+    // Arrange: the strike starts in a few seconds; the sandbox takes 6 s to store a post,
+    // so both notices are on the wire for a while.
+    let site = Site::start().await;
+    site.sandbox.set_faults(picket::sandbox::Faults {
+        commit_delay: Duration::from_secs(6),
+        ..Default::default()
+    });
+    let browser = site.visitor();
+    let step2 = browser.join_with_sandbox("soon", &[("tz", "UTC")]).await;
+    assert_eq!(browser.confirm("soon", &step2).await.status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while site.store.outbox_counts("soon").await.unwrap().sending == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no post on the wire within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let me = browser.get("/me").await;
+
+    // Act
+    let removed = browser
+        .post(
+            "/me/accounts/remove",
+            &[
+                ("csrf", &me.field("csrf")),
+                ("account", &me.field("account")),
+            ],
+        )
+        .await;
+    let answered = Utc::now();
+
+    // Assert: whatever went out reached the network before the page said so.
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.html);
+    let said = browser.get(removed.location.as_deref().unwrap()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while site.store.outbox_counts("soon").await.unwrap().sending > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still sending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let posts = site.sandbox.posts();
+    assert!(!posts.is_empty(), "the posts on the wire went out");
+    let late: Vec<_> = posts
+        .iter()
+        .filter(|p| p.received_at > answered)
+        .map(|p| (&p.id, p.received_at))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "published after the page answered ({answered}): {late:?}"
+    );
+    assert!(
+        said.html.contains("were already on their way and went out"),
+        "{}",
+        said.html
+    );
+    let counts = site.store.outbox_counts("soon").await.unwrap();
+    assert_eq!(counts.published as usize, posts.len(), "{counts:?}");
 }

@@ -348,9 +348,16 @@ async fn the_magic_link_mail_carries_the_link() {
     let url = "https://picket.test/me?token=0123456789abcdef0123456789abcdef0123456789abcdef";
 
     // Act
-    picket::mail::magic_link(&mailer, &pages, &to, "Cy", url)
-        .await
-        .unwrap();
+    picket::mail::magic_link(
+        &mailer,
+        &pages,
+        &to,
+        "Cy",
+        url,
+        "Monday 5 July 2027, 10:00 UTC",
+    )
+    .await
+    .unwrap();
     let mails = mails_to(&maildir, &to, 1).await;
     let (subject, body) = read_mail(&mails[0]);
 
@@ -497,4 +504,144 @@ async fn neither_the_address_nor_a_confirmation_token_reaches_the_log() {
     assert!(log.contains("confirmation mail could not be sent"), "{log}");
     let local = to.split('@').next().unwrap();
     assert!(!log.contains(local), "the address is in the log:\n{log}");
+}
+
+/// A site that mails through the sink, with `per_hour` mails per address, on a clock the
+/// test moves.
+async fn budgeted_site(
+    host: &str,
+    port: u16,
+    per_hour: u32,
+) -> (crate::join::Site, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let site = crate::join::Site::start_clocked(clock.clone(), |s| {
+        s.smtp = Some(smtp(host, port));
+        s.sessions.mails_per_address_per_hour = per_hour;
+    })
+    .await;
+    (site, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_cannon_aimed_at_one_address_gets_only_its_hourly_budget_and_the_same_answers() {
+    let Some((host, port, maildir)) = sink("mail budget") else {
+        return;
+    };
+    // Arrange: someone joined with the victim's address.
+    let (site, clock) = budgeted_site(&host, port, 2).await;
+    let victim = fresh_address("victim");
+    let browser = site.visitor();
+    let step2 = browser
+        .join_with_sandbox(ID, &[("tz", "UTC"), ("email", &victim)])
+        .await;
+
+    // Act: confirm four times, then sign with the same address through the API.
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        pages.push(browser.confirm(ID, &step2).await);
+    }
+    let signed: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/campaigns/{ID}/signatures", site.base))
+        .json(&serde_json::json!({"name": "Vic", "email": victim.to_uppercase()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let within_the_hour = mails_to(&maildir, &victim, 3).await;
+    clock.advance(chrono::Duration::minutes(61));
+    let next_hour = browser.confirm(ID, &step2).await;
+    let after = mails_to(&maildir, &victim, 4).await;
+
+    // Assert: two mails, every answer as if each had been sent.
+    assert_eq!(within_the_hour.len(), 2, "the budget of the hour");
+    for page in &pages {
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        assert!(
+            page.html.contains("We also sent it to you by e-mail"),
+            "{}",
+            page.html
+        );
+    }
+    assert_eq!(signed["confirmation"], "mail_sent", "{signed}");
+    assert!(next_hour.html.contains("We also sent it to you by e-mail"));
+    assert_eq!(after.len(), 3, "a new hour, a new budget");
+    let (_, body) = read_mail(after.last().unwrap());
+    assert!(
+        body.contains(&next_hour.magic_path(&site.base)),
+        "the newest link: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_link_can_be_asked_for_by_mail_with_the_same_answer_for_any_address() {
+    let Some((host, port, maildir)) = sink("new link by mail") else {
+        return;
+    };
+    // Arrange: Ada joined with her address; her link was mailed.
+    let (site, _clock) = budgeted_site(&host, port, 5).await;
+    let address = fresh_address("ada");
+    let ada = site.visitor();
+    let old_link = ada.join_as("Ada", &[("email", &address)]).await;
+    assert_eq!(mails_to(&maildir, &address, 1).await.len(), 1);
+
+    // Act: on another device, with no session, she asks for a new link; so does someone
+    // typing an address nobody joined with.
+    let stranger = site.visitor();
+    let form = stranger.get("/me/new-link").await;
+    let asked = stranger
+        .post(
+            "/me/new-link",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("email", &address.to_uppercase()),
+            ],
+        )
+        .await;
+    let unknown = stranger
+        .post(
+            "/me/new-link",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("email", &fresh_address("nobody")),
+            ],
+        )
+        .await;
+    let not_an_address = stranger
+        .post(
+            "/me/new-link",
+            &[("csrf", &form.field("csrf")), ("email", "ada at home")],
+        )
+        .await;
+    let forged = stranger
+        .post("/me/new-link", &[("csrf", "x"), ("email", &address)])
+        .await;
+    let mails = mails_to(&maildir, &address, 2).await;
+
+    // Assert
+    assert_eq!(form.status, StatusCode::OK);
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.html);
+    assert!(asked.html.contains("id=\"asked\""), "{}", asked.html);
+    assert_eq!(unknown.status, asked.status);
+    assert_eq!(
+        unknown.html, asked.html,
+        "no difference for an unknown address"
+    );
+    assert_eq!(not_an_address.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(mails.len(), 2, "one at joining, one asked for");
+    let (_, body) = read_mail(&mails[1]);
+    let start = body.find(&format!("{}/me?t=", site.base)).unwrap();
+    let new_link = body[start..].split_whitespace().next().unwrap();
+    let new_path = new_link.trim_start_matches(&site.base).to_string();
+    assert_ne!(new_path, old_link);
+    let elsewhere = site.visitor();
+    assert_eq!(elsewhere.get(&new_path).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(elsewhere.me().await.as_deref(), Some("Ada"));
+    assert_eq!(
+        site.visitor().get(&old_link).await.status,
+        StatusCode::NOT_FOUND,
+        "the mailed link replaces the old one"
+    );
 }

@@ -409,7 +409,7 @@ async fn stored_credentials(store: &dyn Store, account: i64) -> Value {
         .unwrap()
         .unwrap();
     let plain = Vault::from_key_bytes(&KEY)
-        .open_sealed(&a.credentials)
+        .open_for(account, &a.credentials)
         .unwrap();
     serde_json::from_slice(&plain).unwrap()
 }
@@ -451,7 +451,7 @@ async fn a_revoked_app_password_marks_the_account_reconnect_needed_and_its_posts
     let store = picket.store().await;
     let mut creds = stored_credentials(store.as_ref(), account).await;
     creds["access_jwt"] = json!(expired_jwt(&bob.did));
-    let sealed = Vault::from_key_bytes(&KEY).seal(creds.to_string().as_bytes());
+    let sealed = Vault::from_key_bytes(&KEY).seal_for(account, creds.to_string().as_bytes());
     store
         .update_credentials(AccountId(account), &sealed, Utc::now())
         .await
@@ -510,7 +510,7 @@ async fn an_expired_access_token_is_refreshed_and_saved_without_signing_in_again
     let old_refresh = creds["refresh_jwt"].clone();
     creds["access_jwt"] = json!(expired_jwt(&dana.did));
     creds["app_password"] = json!("not-the-password");
-    let sealed = Vault::from_key_bytes(&KEY).seal(creds.to_string().as_bytes());
+    let sealed = Vault::from_key_bytes(&KEY).seal_for(account, creds.to_string().as_bytes());
     store
         .update_credentials(AccountId(account), &sealed, Utc::now())
         .await

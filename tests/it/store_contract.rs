@@ -114,7 +114,6 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 email: Some(format!("{name}@example.org")),
                 email_canonical: Some(format!("{name}@example.org")),
                 tz: "Europe/Berlin".into(),
-                access_token_hash: Some(format!("hash-{name}")),
                 invited_by: None,
             },
             t0(),
@@ -131,8 +130,8 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         network: NetworkKind::Sandbox,
                         handle: format!("{name}{i}"),
                         server: Some("http://127.0.0.1:1".into()),
-                        credentials: vec![1, 2, 3, i as u8],
                     },
+                    &|id| vec![1, 2, 3, i as u8, id.0 as u8],
                     t0(),
                 )
                 .await
@@ -258,7 +257,6 @@ async fn participants_and_accounts_round_trip() {
             .await
             .unwrap();
         let ada = store.get_participant(s.participant).await.unwrap().unwrap();
-        let by_token = store.participant_by_token_hash("hash-ada").await.unwrap();
         store
             .update_credentials(s.accounts[0], b"new secret", t0())
             .await
@@ -271,7 +269,7 @@ async fn participants_and_accounts_round_trip() {
         assert!(store.get_participant(me).await.unwrap().unwrap().is_local);
         assert_eq!(ada.email.as_deref(), Some("ada@example.org"));
         assert!(!ada.invite_code.is_empty());
-        assert_eq!(by_token.map(|p| p.id), Some(s.participant));
+        assert_eq!(ada.link_expires_at, None, "no link until one is given");
         assert_eq!(account.credentials, b"new secret");
         assert_eq!(account.network, NetworkKind::Sandbox);
         assert_eq!(account.status, AccountStatus::Active);
@@ -519,7 +517,11 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
             "{db}: reclaimed from claimed"
         );
         assert_eq!(reclaimed[0].idempotency_key, claimed[0].idempotency_key);
-        assert_eq!(reclaimed[0].credentials, vec![1, 2, 3, 0]);
+        assert_eq!(
+            reclaimed[0].credentials,
+            vec![1, 2, 3, 0, s.accounts[0].0 as u8],
+            "{db}: as sealed for the account's id"
+        );
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
@@ -1399,6 +1401,280 @@ async fn a_lease_has_one_holder_until_it_runs_out() {
         assert!(!b_while_held, "{db}: a held lease is not taken");
         assert!(a_renews, "{db}: the holder renews");
         assert!(b_after_expiry, "{db}: a lapsed lease is taken over");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_files_are_readable_by_their_owner_only() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+
+    // Act: first use, with a write so the WAL and its index exist.
+    let store = store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    striker(&*store, "ada", 1).await;
+
+    // Assert
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["private.db", "private.db-wal", "private.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {:o}", mode & 0o777);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_magic_link_and_sessions_expire_and_end_each_on_its_own() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let ada = striker(&*store, "ada", 0).await.participant;
+        let bob = striker(&*store, "bob", 0).await.participant;
+        let week = t0() + Duration::days(7);
+
+        // Act
+        store.set_link(ada, Some(("link-1", week))).await.unwrap();
+        let by_link = store.participant_by_link("link-1", t0()).await.unwrap();
+        let expired = store.participant_by_link("link-1", week).await.unwrap();
+        store.set_link(ada, Some(("link-2", week))).await.unwrap();
+        let replaced = store.participant_by_link("link-1", t0()).await.unwrap();
+        let ada_row = store.get_participant(ada).await.unwrap().unwrap();
+        let no_one = store.set_link(ParticipantId(999_999), None).await;
+        let day = t0() + Duration::days(1);
+        for s in ["s-laptop", "s-phone"] {
+            store.start_session(ada, s, day, false, t0()).await.unwrap();
+        }
+        store
+            .start_session(bob, "s-bob", day, false, t0())
+            .await
+            .unwrap();
+        let laptop = store
+            .participant_by_session("s-laptop", t0())
+            .await
+            .unwrap();
+        let laptop_late = store.participant_by_session("s-laptop", day).await.unwrap();
+        store.end_session("s-laptop").await.unwrap();
+        let laptop_ended = store
+            .participant_by_session("s-laptop", t0())
+            .await
+            .unwrap();
+        let phone = store.participant_by_session("s-phone", t0()).await.unwrap();
+        store
+            .start_session(ada, "s-new", day, true, t0())
+            .await
+            .unwrap();
+        let phone_after = store.participant_by_session("s-phone", t0()).await.unwrap();
+        let new = store.participant_by_session("s-new", t0()).await.unwrap();
+        let bob_after = store.participant_by_session("s-bob", t0()).await.unwrap();
+        let nobodys = store
+            .start_session(ParticipantId(999_999), "s-x", day, false, t0())
+            .await;
+        store.set_link(ada, None).await.unwrap();
+        let withdrawn = store.participant_by_link("link-2", t0()).await.unwrap();
+        store.delete_participant(ada).await.unwrap();
+        let deleted = store.participant_by_session("s-new", t0()).await.unwrap();
+
+        // Assert
+        assert_eq!(by_link.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(expired, None, "{db}: a link ends at its expiry");
+        assert_eq!(replaced, None, "{db}: a new link replaces the old one");
+        assert_eq!(ada_row.link_expires_at, Some(week), "{db}");
+        assert!(matches!(no_one, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(laptop.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(laptop_late, None, "{db}: a session ends at its expiry");
+        assert_eq!(laptop_ended, None, "{db}");
+        assert_eq!(phone.map(|p| p.id), Some(ada), "{db}: other sessions go on");
+        assert_eq!(phone_after, None, "{db}: end_others ended it");
+        assert_eq!(new.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(
+            bob_after.map(|p| p.id),
+            Some(bob),
+            "{db}: not someone else's"
+        );
+        assert!(matches!(nobodys, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(withdrawn, None, "{db}");
+        assert_eq!(deleted, None, "{db}: sessions go with the participant");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_mail_budget_allows_so_many_mails_per_address_in_a_window() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let hour = Duration::hours(1);
+        let spend = |key: &'static str, at| {
+            let store = store.clone();
+            async move { store.spend_mail_budget(key, 2, hour, at).await.unwrap() }
+        };
+
+        // Act
+        let first = spend("a", t0()).await;
+        let left_after_one = store.mail_budget_left("a", 2, hour, t0()).await.unwrap();
+        let second = spend("a", t0() + Duration::minutes(10)).await;
+        let left_after_two = store.mail_budget_left("a", 2, hour, t0()).await.unwrap();
+        let third = spend("a", t0() + Duration::minutes(59)).await;
+        let other_address = spend("b", t0() + Duration::minutes(59)).await;
+        let next_window = spend("a", t0() + Duration::minutes(60)).await;
+        let nothing_allowed = store.spend_mail_budget("c", 0, hour, t0()).await.unwrap();
+
+        // Assert
+        assert!(first && second, "{db}");
+        assert!(left_after_one && !left_after_two, "{db}");
+        assert!(!third, "{db}: the third mail in the hour is refused");
+        assert!(other_address, "{db}: each address has its own budget");
+        assert!(next_window, "{db}: a new window, a new budget");
+        assert!(!nothing_allowed, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn participants_are_found_by_their_canonical_address() {
+    on_each_backend(|store, db| async move {
+        let ada = striker(&*store, "ada", 0).await.participant;
+        striker(&*store, "bob", 0).await;
+        store
+            .ensure_local_participant("me", "UTC", t0())
+            .await
+            .unwrap();
+
+        let found = store
+            .participants_by_email("ada@example.org", 3)
+            .await
+            .unwrap();
+        let none = store
+            .participants_by_email("eve@example.org", 3)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            found.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![ada],
+            "{db}"
+        );
+        assert!(none.is_empty(), "{db}");
+    })
+    .await;
+}
+
+/// `01 ‖ nonce ‖ "token-abc"` sealed with key `[7; 32]` in the format picket used before
+/// credentials were bound to their account (the same fixture as `crypto`'s unit tests).
+const LEGACY_BLOB: &str = "01000102030405060708090a0b0c0d0e0f1011121314151617dc78c0e094313ac74676d3b55fbdc5e9b796d5f7294f14949b";
+
+#[tokio::test]
+async fn credentials_are_bound_to_their_account_and_old_ones_are_resealed() {
+    use picket::crypto::Vault;
+    use picket::participation::{self, Connected};
+    use picket::scheduler::verify::account_ref;
+    on_each_backend(|store, db| async move {
+        // Arrange: two accounts connected as the web and the CLI connect them.
+        let vault = Vault::from_key_bytes(&[7; 32]);
+        let who = striker(&*store, "ada", 0).await.participant;
+        let connect = |name: &str| {
+            participation::connect::sandbox(name, "http://127.0.0.1:1", Some(format!("tok-{name}")))
+                .unwrap()
+        };
+        let (a, b): (Connected, Connected) = (connect("a"), connect("b"));
+        let a = participation::save_account(&*store, &vault, who, &a, t0())
+            .await
+            .unwrap();
+        let b = participation::save_account(&*store, &vault, who, &b, t0())
+            .await
+            .unwrap();
+        let get = |id| {
+            let store = store.clone();
+            async move { store.get_account(id).await.unwrap().unwrap() }
+        };
+
+        // Act: someone with write access copies a's sealed credentials onto b's row.
+        let a_row = get(a).await;
+        store
+            .update_credentials(b, &a_row.credentials, t0())
+            .await
+            .unwrap();
+        let swapped = account_ref(&vault, &get(b).await);
+        let own = account_ref(&vault, &a_row);
+        // An account still holding credentials in the old format.
+        let legacy = hex::decode(LEGACY_BLOB).unwrap();
+        store.update_credentials(a, &legacy, t0()).await.unwrap();
+        let old_opens = account_ref(&vault, &get(a).await);
+        let listed = store.accounts_sealed_with(1, None, 10).await.unwrap();
+        let stale = store
+            .replace_credentials(a, b"not what is stored", b"x", t0())
+            .await
+            .unwrap();
+        participation::reseal_legacy_credentials(&*store, &vault, t0()).await;
+        let resealed = get(a).await;
+
+        // Assert
+        assert!(
+            swapped.is_err(),
+            "{db}: a blob copied onto another row does not open"
+        );
+        assert_eq!(own.unwrap().credentials.expose(), "tok-a", "{db}");
+        assert_eq!(old_opens.unwrap().credentials.expose(), "token-abc", "{db}");
+        assert_eq!(
+            listed.iter().map(|x| x.id).collect::<Vec<_>>(),
+            vec![a],
+            "{db}"
+        );
+        assert!(!stale, "{db}: replaced only if unchanged");
+        assert_eq!(resealed.credentials[0], picket::crypto::VERSION, "{db}");
+        assert_eq!(
+            account_ref(&vault, &resealed).unwrap().credentials.expose(),
+            "token-abc",
+            "{db}"
+        );
+        assert!(
+            store
+                .accounts_sealed_with(1, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bulk_join_seals_each_account_for_the_id_it_gets() {
+    on_each_backend(|store, db| async move {
+        let strikers: Vec<store::NewStriker> = (0..3)
+            .map(|i| store::NewStriker {
+                name: format!("s{i}"),
+                tz: "UTC".into(),
+                accounts: (0..2)
+                    .map(|a| (NetworkKind::Sandbox, format!("s{i}a{a}"), None))
+                    .collect(),
+                campaign_id: CAMPAIGN.into(),
+                days: None,
+                every_secs: None,
+            })
+            .collect();
+        let seal = |s: usize, a: usize, id: AccountId| format!("{s}/{a}/{}", id.0).into_bytes();
+
+        let joined = store.bulk_join(&strikers, &seal, t0()).await.unwrap();
+
+        for (s, j) in joined.iter().enumerate() {
+            for (a, id) in j.accounts.iter().enumerate() {
+                let row = store.get_account(*id).await.unwrap().unwrap();
+                assert_eq!(
+                    row.credentials,
+                    format!("{s}/{a}/{}", id.0).into_bytes(),
+                    "{db}"
+                );
+                assert_eq!(row.handle, format!("s{s}a{a}"), "{db}");
+            }
+        }
     })
     .await;
 }

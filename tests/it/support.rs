@@ -142,8 +142,8 @@ impl World {
                         network: NetworkKind::Sandbox,
                         handle: format!("{name}-{i}"),
                         server: Some(self.receiver_url.clone()),
-                        credentials: self.vault.seal(token(name, i).as_bytes()),
                     },
+                    &|id| self.vault.seal_for(id.0, token(name, i).as_bytes()),
                     now,
                 )
                 .await
