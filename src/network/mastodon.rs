@@ -24,6 +24,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::guarded::{Egress, Http, Response};
 use super::{
     AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
 };
@@ -119,12 +120,17 @@ pub fn measure_for_server(creds: &Credentials, text: &str) -> compose::Measure {
 
 /// The adapter the dispatcher posts through.
 pub struct Mastodon {
-    client: reqwest::Client,
+    egress: Egress,
 }
 
 impl Mastodon {
-    pub fn new(client: reqwest::Client) -> Self {
-        Mastodon { client }
+    pub fn new(egress: Egress) -> Self {
+        Mastodon { egress }
+    }
+
+    /// Guarded unless the operator added the account.
+    fn http(&self, account: &AccountRef) -> &Http {
+        self.egress.for_account(account.trusted)
     }
 }
 
@@ -203,8 +209,8 @@ impl Network for Mastodon {
             }
         }
         let resp = self
-            .client
-            .post(format!("{}/api/v1/statuses", base(&account.server)))
+            .http(account)
+            .post(&format!("{}/api/v1/statuses", base(&account.server)))
             .bearer_auth(&creds.token)
             .header("Idempotency-Key", &post.idempotency_key)
             .timeout(post.timeout)
@@ -216,7 +222,7 @@ impl Network for Mastodon {
         let status = resp.status();
         if status.is_success() {
             let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-                reason: format!("unreadable answer to a post: {}", e.without_url()),
+                reason: format!("unreadable answer to a post: {e}"),
                 after: None,
                 // The post exists: the retry's key (or read-back) finds it.
                 maybe_sent: true,
@@ -241,8 +247,8 @@ impl Network for Mastodon {
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
         let resp = self
-            .client
-            .delete(format!(
+            .http(account)
+            .delete(&format!(
                 "{}/api/v1/statuses/{}",
                 base(&account.server),
                 path_segment(remote_id)
@@ -263,7 +269,7 @@ impl Network for Mastodon {
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
-        let me = verify_token(&self.client, &account.server, &creds.token).await?;
+        let me = verify_token(self.http(account), &account.server, &creds.token).await?;
         Ok(Identity {
             handle: me.handle(&account.server),
             url: me.url,
@@ -278,8 +284,8 @@ impl Network for Mastodon {
     ) -> Result<Option<Engagement>, PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
         let resp = self
-            .client
-            .get(format!(
+            .http(account)
+            .get(&format!(
                 "{}/api/v1/statuses/{}",
                 base(&account.server),
                 path_segment(remote_id)
@@ -297,7 +303,7 @@ impl Network for Mastodon {
             return Err(error_of(resp).await);
         }
         let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable status: {}", e.without_url()),
+            reason: format!("unreadable status: {e}"),
             after: None,
             maybe_sent: false,
         })?;
@@ -321,14 +327,14 @@ impl Mastodon {
         let account_id = match &creds.account_id {
             Some(id) => id.clone(),
             None => {
-                verify_token(&self.client, &account.server, &creds.token)
+                verify_token(self.http(account), &account.server, &creds.token)
                     .await?
                     .id
             }
         };
         let resp = self
-            .client
-            .get(format!(
+            .http(account)
+            .get(&format!(
                 "{}/api/v1/accounts/{}/statuses?limit={READ_BACK_LIMIT}",
                 base(&account.server),
                 path_segment(&account_id)
@@ -343,7 +349,7 @@ impl Mastodon {
             return Err(error_of(resp).await);
         }
         let statuses: Vec<Status> = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable list of statuses: {}", e.without_url()),
+            reason: format!("unreadable list of statuses: {e}"),
             after: None,
             maybe_sent: true,
         })?;
@@ -400,14 +406,14 @@ fn path_segment(id: &str) -> String {
 }
 
 /// What to do about a non-2xx answer.
-async fn error_of(resp: reqwest::Response) -> PublishError {
+async fn error_of(resp: Response) -> PublishError {
     let status = resp.status();
     let headers = resp.headers().clone();
     answer_error(status, &headers, &read_error(resp).await, Utc::now())
 }
 
 /// The `error` (or `error_description`) of an error answer, shortened; never a token.
-async fn read_error(resp: reqwest::Response) -> String {
+async fn read_error(resp: Response) -> String {
     let text = resp.text().await.unwrap_or_default();
     error_message(&text)
 }
@@ -513,10 +519,6 @@ fn parse_reset(v: &str, now: DateTime<Utc>) -> Option<Duration> {
 
 // ── enrollment ──────────────────────────────────────────────────────────────────────────
 
-/// The HTTP client enrollment uses ([`super::http_client`]), named for the CLI, which
-/// does not speak HTTP itself.
-pub type HttpClient = reqwest::Client;
-
 /// Why enrolling an account failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
@@ -579,7 +581,7 @@ pub fn normalise_server(server: &str) -> Result<String, EnrollError> {
     Ok(s)
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+async fn get_json(client: &Http, url: &str) -> Option<serde_json::Value> {
     let resp = client
         .get(url)
         .timeout(Duration::from_secs(15))
@@ -595,8 +597,14 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Val
 /// Read limits (`/api/v2/instance`, else `/api/v1/instance`), software (nodeinfo) and
 /// OAuth features (`/.well-known/oauth-authorization-server`). Missing documents leave
 /// fields empty: old servers lack some of them.
-pub async fn discover(client: &reqwest::Client, server: &str) -> Result<ServerInfo, EnrollError> {
+pub async fn discover(client: &Http, server: &str) -> Result<ServerInfo, EnrollError> {
     let b = base(server);
+    // Decided before any request, so a refused address says why instead of "no answer".
+    client
+        .guard()
+        .addresses(b)
+        .await
+        .map_err(|e| EnrollError::Server(format!("{b}: {e}")))?;
     let mut info = ServerInfo::default();
     if let Some(v2) = get_json(client, &format!("{b}/api/v2/instance")).await {
         let st = &v2["configuration"]["statuses"];
@@ -643,7 +651,7 @@ fn as_usize(v: &serde_json::Value) -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-async fn nodeinfo_software(client: &reqwest::Client, b: &str) -> Option<String> {
+async fn nodeinfo_software(client: &Http, b: &str) -> Option<String> {
     let index = get_json(client, &format!("{b}/.well-known/nodeinfo")).await?;
     let links = index["links"].as_array()?;
     // The newest schema the server lists.
@@ -656,11 +664,33 @@ async fn nodeinfo_software(client: &reqwest::Client, b: &str) -> Option<String> 
         })
         .filter_map(|l| l["href"].as_str())
         .max()?;
+    // The index is the server's own document, but it may name any address: read the
+    // schema only from the server itself.
+    if !same_host(b, href) {
+        tracing::debug!(
+            server = b,
+            "nodeinfo names another host; software left unknown"
+        );
+        return None;
+    }
     let doc = get_json(client, href).await?;
     doc["software"]["name"]
         .as_str()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
+}
+
+/// Whether `href` is on the host (and port) of `server`.
+fn same_host(server: &str, href: &str) -> bool {
+    match (url::Url::parse(server), url::Url::parse(href)) {
+        (Ok(a), Ok(b)) => {
+            a.host_str()
+                .zip(b.host_str())
+                .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
 }
 
 /// An OAuth app registered on one server.
@@ -673,13 +703,13 @@ pub struct App {
 /// `POST /api/v1/apps` with `scopes` and `redirect_uris` (one per line: the out-of-band
 /// redirect for the CLI and, on a web host, its callback, so one app serves both).
 pub async fn register_app(
-    client: &reqwest::Client,
+    client: &Http,
     server: &str,
     scopes: &str,
     redirect_uris: &str,
 ) -> Result<App, EnrollError> {
     let resp = client
-        .post(format!("{}/api/v1/apps", base(server)))
+        .post(&format!("{}/api/v1/apps", base(server)))
         .timeout(Duration::from_secs(30))
         .json(&serde_json::json!({
             "client_name": "picket",
@@ -689,7 +719,7 @@ pub async fn register_app(
         }))
         .send()
         .await
-        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("registering picket: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(EnrollError::Server(format!(
@@ -706,7 +736,7 @@ pub async fn register_app(
     let r: Registered = resp
         .json()
         .await
-        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("registering picket: {e}")))?;
     Ok(App {
         client_id: r.client_id,
         client_secret: r.client_secret,
@@ -774,7 +804,7 @@ pub fn authorize_url(
 /// Trade the code for an access token at `/oauth/token`; `redirect` is the one the
 /// authorize page was opened with.
 pub async fn exchange_code(
-    client: &reqwest::Client,
+    client: &Http,
     server: &str,
     app: &App,
     scopes: &str,
@@ -799,16 +829,16 @@ pub async fn exchange_code(
         .extend_pairs(&form)
         .finish();
     let resp = client
-        .post(format!("{}/oauth/token", base(server)))
+        .post(&format!("{}/oauth/token", base(server)))
         .timeout(Duration::from_secs(30))
         .header(
-            reqwest::header::CONTENT_TYPE,
+            reqwest::header::CONTENT_TYPE.as_str(),
             "application/x-www-form-urlencoded",
         )
         .body(body)
         .send()
         .await
-        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
         let msg = read_error(resp).await;
@@ -826,7 +856,7 @@ pub async fn exchange_code(
     let t: Token = resp
         .json()
         .await
-        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {e}")))?;
     Ok(t.access_token)
 }
 
@@ -859,13 +889,9 @@ impl Me {
 }
 
 /// `GET /api/v1/accounts/verify_credentials`: 401/403 mean the token is no good.
-pub async fn verify_token(
-    client: &reqwest::Client,
-    server: &str,
-    token: &str,
-) -> Result<Me, PublishError> {
+pub async fn verify_token(client: &Http, server: &str, token: &str) -> Result<Me, PublishError> {
     let resp = client
-        .get(format!(
+        .get(&format!(
             "{}/api/v1/accounts/verify_credentials",
             base(server)
         ))
@@ -879,7 +905,7 @@ pub async fn verify_token(
         return Err(error_of(resp).await);
     }
     resp.json().await.map_err(|e| PublishError::Retry {
-        reason: format!("unreadable verify_credentials answer: {}", e.without_url()),
+        reason: format!("unreadable verify_credentials answer: {e}"),
         after: None,
         maybe_sent: false,
     })

@@ -145,6 +145,7 @@ pub async fn save_account(
                 handle: account.handle.clone(),
                 server: account.server.clone(),
                 credentials: vault.seal(account.credentials.expose().as_bytes()),
+                trusted: account.trusted,
             },
             now,
         )

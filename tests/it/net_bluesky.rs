@@ -751,16 +751,23 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
     let Some(pds) = pds_url() else { return };
     // Arrange: a session made the way `picket account add bluesky` makes it.
     let erin = create_account(&pds).await;
-    let client = picket::network::http_client();
-    let creds = connect(&client, &erin.handle, &erin.app_password, Some(&pds))
-        .await
-        .unwrap();
-    let adapter = Bluesky::new(client, Arc::new(DiscardCredentials));
+    // The PDS is on loopback: an account the operator added, so reached unguarded.
+    let egress = picket::network::Egress::new(false);
+    let creds = connect(
+        egress.trusted(),
+        &erin.handle,
+        &erin.app_password,
+        Some(&pds),
+    )
+    .await
+    .unwrap();
+    let adapter = Bluesky::new(egress, Arc::new(DiscardCredentials));
     let account = AccountRef {
         id: 1,
         handle: erin.handle.clone(),
         server: pds.clone(),
         credentials: creds.to_secret(),
+        trusted: true,
     };
     let post = OutgoingPost {
         text: "Hello @{h} from picket #Strike".replace("{h}", &erin.handle),

@@ -132,6 +132,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         handle: format!("{name}{i}"),
                         server: Some("http://127.0.0.1:1".into()),
                         credentials: vec![1, 2, 3, i as u8],
+                        trusted: i == 0,
                     },
                     t0(),
                 )
