@@ -1192,6 +1192,103 @@ mod tests {
     }
 
     #[test]
+    fn nodeinfo_counts_as_the_servers_own_only_on_its_host_and_port() {
+        assert!(same_host(
+            "https://m.example",
+            "https://M.example/nodeinfo/2.0"
+        ));
+        assert!(same_host(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:3000/n"
+        ));
+        assert!(!same_host("https://m.example", "https://169.254.169.254/n"));
+        assert!(!same_host(
+            "https://m.example",
+            "https://m.example.evil.test/n"
+        ));
+        assert!(!same_host(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:3001/n"
+        ));
+        assert!(!same_host("https://m.example", "not a url"));
+    }
+
+    /// A loopback server answering `GET path` with JSON from `answer` (given its own base
+    /// URL); counts connections.
+    async fn json_server(
+        answer: fn(&str, &str) -> Option<String>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let (seen, me) = (count.clone(), base.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (status, body) = match answer(&me, &path) {
+                        Some(b) => ("200 OK", b),
+                        None => ("404 Not Found", "{}".to_string()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        (base, count)
+    }
+
+    #[tokio::test]
+    async fn a_nodeinfo_href_on_another_host_is_not_fetched() {
+        use std::sync::atomic::Ordering;
+        // Arrange: a server whose nodeinfo is on itself, and one whose nodeinfo index
+        // points at another address (a third server that counts its visitors).
+        static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let (elsewhere, elsewhere_count) =
+            json_server(|_, _| Some(r#"{"software":{"name":"evil"}}"#.into())).await;
+        ELSEWHERE.set(elsewhere).unwrap();
+        fn index(href: &str) -> String {
+            format!(
+                r#"{{"links":[{{"rel":"http://nodeinfo.diaspora.software/ns/schema/2.0","href":"{href}"}}]}}"#
+            )
+        }
+        let (honest, _) = json_server(|me, path| match path {
+            "/.well-known/nodeinfo" => Some(index(&format!("{me}/nodeinfo/2.0"))),
+            "/nodeinfo/2.0" => Some(r#"{"software":{"name":"Mastodon"}}"#.into()),
+            _ => None,
+        })
+        .await;
+        let (pointing, _) = json_server(|_, path| match path {
+            "/.well-known/nodeinfo" => {
+                Some(index(&format!("{}/nodeinfo/2.0", ELSEWHERE.get().unwrap())))
+            }
+            _ => None,
+        })
+        .await;
+        let http = Egress::new(true).guarded().clone();
+
+        // Act
+        let own = nodeinfo_software(&http, &honest).await;
+        let other = nodeinfo_software(&http, &pointing).await;
+
+        // Assert
+        assert_eq!(own.as_deref(), Some("mastodon"));
+        assert_eq!(other, None);
+        assert_eq!(elsewhere_count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn a_local_acct_gets_the_servers_host_for_a_handle() {
         let me = Me {
             id: "1".into(),

@@ -931,4 +931,106 @@ mod tests {
             "{shown}"
         );
     }
+
+    fn adapter(public_url: &str) -> Bluesky {
+        Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+        )
+        .with_cards_from(public_url)
+    }
+
+    #[test]
+    fn only_a_link_to_this_hosts_own_pages_gets_a_card() {
+        let b = adapter("https://picket.example");
+        let text = "Me elsewhere: https://evil.example/x https://picket.example.evil.test/i/a \
+                    http://picket.example/i/b https://picket.example:8443/i/c \
+                    Join: https://picket.example/i/abcdefghjkmn";
+        assert_eq!(
+            b.card_link(text).as_deref(),
+            Some("https://picket.example/i/abcdefghjkmn")
+        );
+        assert_eq!(b.card_link("Only https://evil.example/x here"), None);
+        let without = Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+        );
+        assert_eq!(without.card_link("https://picket.example/i/abc"), None);
+    }
+
+    /// A loopback HTTP server answering by path; counts connections.
+    async fn pages(answer: fn(&str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let _ = conn.write_all(answer(&path).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_card_follows_redirects_only_while_they_stay_on_this_host() {
+        use std::sync::atomic::Ordering;
+        // Arrange: this host, whose invite link redirects to its campaign page and whose
+        // other link redirects to another server.
+        let (elsewhere, elsewhere_count) = pages(|_| {
+            let body = "<html><head><title>x</title></head>";
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
+        static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        ELSEWHERE.set(elsewhere).unwrap();
+        let (own, _) = pages(|path| {
+            let redirect = |to: &str| {
+                format!("HTTP/1.1 303 See Other\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+            };
+            match path {
+                "/i/abc" => redirect("/c/strike?ref=abc"),
+                "/i/out" => redirect(ELSEWHERE.get().unwrap()),
+                _ => {
+                    let body = "<html><head><title>The strike</title></head></html>";
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+            }
+        })
+        .await;
+        let b = adapter(&own);
+        let account = AccountRef {
+            id: 1,
+            handle: "a.test".into(),
+            server: "https://pds.invalid".into(),
+            credentials: Secret::new("{}"),
+            trusted: false,
+        };
+        let t = Duration::from_secs(5);
+
+        // Act
+        let invite = b.card(&account, &format!("{own}/i/abc"), t).await;
+        let out = b.card(&account, &format!("{own}/i/out"), t).await;
+
+        // Assert
+        assert_eq!(invite.unwrap()["external"]["title"], "The strike");
+        assert_eq!(out, None);
+        assert_eq!(elsewhere_count.load(Ordering::SeqCst), 0);
+    }
 }
