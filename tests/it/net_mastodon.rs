@@ -662,6 +662,10 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
         .unwrap()
         .unwrap();
     assert_eq!(a.status, AccountStatus::Active);
+    assert!(
+        a.trusted,
+        "added on the command line: its loopback server is reachable"
+    );
     // Safe data: the token is nowhere in clear, not in the database, not in a debug log.
     assert!(log.contains("DEBUG"), "the log is at debug level");
     let db = picket.db_bytes();
