@@ -40,6 +40,9 @@ const KEY_TRUSTED_FOR: chrono::Duration = chrono::Duration::minutes(50);
 /// How many of the account's recent statuses a read-back looks through.
 const READ_BACK_LIMIT: u32 = 20;
 
+/// The largest list of statuses a read-back reads.
+const READ_BACK_MAX_BYTES: usize = 8 * super::guarded::MAX_BODY;
+
 /// What is stored, sealed, for one Mastodon-API account.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Credentials {
@@ -341,6 +344,9 @@ impl Mastodon {
             ))
             .bearer_auth(&creds.token)
             .timeout(post.timeout)
+            // Twenty long statuses (some servers allow 50,000 characters) may pass 1 MiB;
+            // a read-back cut off would stall the post until its window closed.
+            .max_body(READ_BACK_MAX_BYTES)
             .send()
             .await
             .map_err(|e| super::transport_error(&e))?;
