@@ -21,7 +21,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
-use crate::network::Networks;
+use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner, verify};
@@ -47,6 +47,8 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub vault: Vault,
     pub clock: Arc<dyn Clock>,
+    /// The HTTP/WebSocket clients, guarded by `allow_private_addresses`.
+    pub egress: Egress,
 }
 
 impl Core {
@@ -72,6 +74,7 @@ impl Core {
         .context("opening the credentials key")?;
         crate::participation::reseal_legacy_credentials(store.as_ref(), &vault, clock.now()).await;
         Ok(Core {
+            egress: Egress::new(settings.allow_private_addresses),
             settings,
             campaigns,
             store,
@@ -87,6 +90,15 @@ impl Core {
             vault: self.vault.clone(),
             clock: self.clock.clone(),
         })
+    }
+
+    /// Every adapter, sharing this process's clients.
+    pub fn networks(&self) -> Networks {
+        Networks::standard(
+            self.credential_sink(),
+            &self.egress,
+            &self.settings.public_url,
+        )
     }
 
     pub fn dispatcher(&self, networks: Networks) -> anyhow::Result<Dispatcher> {
@@ -149,7 +161,7 @@ async fn plan_forever(
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let core = Core::open(settings, clock).await?;
-        let networks = Networks::standard(core.credential_sink());
+        let networks = core.networks();
         Self::from_core(core, networks).await
     }
 
@@ -171,6 +183,7 @@ impl Application {
             store,
             clock,
             vault,
+            egress,
         } = core;
         let pages =
             Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
@@ -204,6 +217,7 @@ impl Application {
             settings: Arc::new(settings),
             vault: vault.clone(),
             networks: networks.clone(),
+            egress,
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),
@@ -328,7 +342,7 @@ async fn verify_forever(
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
-    let dispatcher = core.dispatcher(Networks::standard(core.credential_sink()))?;
+    let dispatcher = core.dispatcher(core.networks())?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let mut tasks = tokio::task::JoinSet::new();

@@ -211,7 +211,11 @@ fn dispatcher(
     };
     Ok(Dispatcher::new(
         store,
-        Networks::standard(Arc::new(crate::network::DiscardCredentials)),
+        Networks::standard(
+            Arc::new(crate::network::DiscardCredentials),
+            &crate::network::Egress::new(false),
+            "https://picket.example",
+        ),
         vault,
         Arc::new(SystemClock),
         std::slice::from_ref(campaign),

@@ -50,6 +50,10 @@ pub struct Settings {
     pub secret_key: Option<Secret>,
     /// Public rate limits on forms and the API (`PICKET_RATE_LIMITS=off` to disable).
     pub rate_limits: bool,
+    /// Let visitors connect accounts on private, loopback and other non-public addresses
+    /// (and over plain http/ws). Off: only public https/wss servers; addresses typed on the
+    /// command line are trusted either way.
+    pub allow_private_addresses: bool,
     /// Scheduler tuning.
     pub scheduler: SchedulerSettings,
     /// Outgoing e-mail. When set, signatures with an address wait for a confirmation link
@@ -315,6 +319,7 @@ impl Default for Settings {
             templates_dir: None,
             secret_key: None,
             rate_limits: true,
+            allow_private_addresses: false,
             scheduler: SchedulerSettings::default(),
             smtp: None,
             sessions: SessionSettings::default(),
@@ -366,6 +371,13 @@ impl Settings {
             );
         }
         self.sessions.apply_env(&get)?;
+        if let Some(v) = get("PICKET_ALLOW_PRIVATE_ADDRESSES") {
+            self.allow_private_addresses = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => anyhow::bail!("PICKET_ALLOW_PRIVATE_ADDRESSES must be 1 or 0"),
+            };
+        }
         self.apply_smtp_env(&get)
     }
 
@@ -443,6 +455,27 @@ mod tests {
         .unwrap();
         assert_eq!(s.database_url, "postgres://x/y");
         assert!(!s.rate_limits);
+    }
+
+    #[test]
+    fn private_addresses_are_refused_unless_the_file_or_the_environment_allows_them() {
+        assert!(!Settings::default().allow_private_addresses);
+        let from_file: Settings = toml::from_str("allow_private_addresses = true").unwrap();
+        assert!(from_file.allow_private_addresses);
+        let mut from_env = Settings::default();
+        from_env
+            .apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "1".into()))
+            .unwrap();
+        assert!(from_env.allow_private_addresses);
+        let mut off = from_file.clone();
+        off.apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "0".into()))
+            .unwrap();
+        assert!(!off.allow_private_addresses);
+        let mut bad = Settings::default();
+        assert!(
+            bad.apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "maybe".into()))
+                .is_err()
+        );
     }
 
     #[test]

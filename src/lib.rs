@@ -12,7 +12,7 @@
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones; declaration hashes and copies |
 //! | [`compose`]   | rendered text -> a post for one network: length rules per network |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
-//! | [`network`]   | network kinds and adapters; the only user of `reqwest` |
+//! | [`network`]   | network kinds and adapters, and the guarded client they all use; the only user of `reqwest` |
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health |

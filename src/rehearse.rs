@@ -420,6 +420,8 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
                         network: kind,
                         handle: format!("@striker{}_{a}", i + 1),
                         server: Some(server.clone()),
+                        // The rehearsal's own receiver on loopback.
+                        trusted: true,
                     },
                     &|id| vault.seal_for(id.0, token.as_bytes()),
                     now,
@@ -457,10 +459,14 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
     }
     let planned = planned_at.len() as u64;
 
-    let sandbox = Networks::standard(Arc::new(crate::network::DiscardCredentials))
-        .get(NetworkKind::Sandbox)
-        .cloned()
-        .context("the sandbox adapter is built in")?;
+    let sandbox = Networks::standard(
+        Arc::new(crate::network::DiscardCredentials),
+        &crate::network::Egress::new(false),
+        "http://127.0.0.1",
+    )
+    .get(NetworkKind::Sandbox)
+    .cloned()
+    .context("the sandbox adapter is built in")?;
     let mut networks = Networks::new();
     for kind in STAND_INS {
         networks = networks.with(Arc::new(StandIn {

@@ -51,6 +51,21 @@ impl Ctx {
         })
     }
 
+    /// The HTTP/WebSocket clients: trusted for what the operator types here, guarded (by
+    /// `allow_private_addresses`) for accounts a visitor connected.
+    pub fn egress(&self) -> crate::network::Egress {
+        crate::network::Egress::new(self.settings.allow_private_addresses)
+    }
+
+    /// Every adapter, for checking and deleting posts from the command line.
+    pub fn networks(&self, vault: &Vault) -> crate::network::Networks {
+        crate::network::Networks::standard(
+            self.credential_sink(vault),
+            &self.egress(),
+            &self.settings.public_url,
+        )
+    }
+
     pub fn vault(&self) -> anyhow::Result<Vault> {
         Ok(Vault::open(
             self.settings.secret_key.as_ref(),
@@ -247,7 +262,7 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
     }
     let now = ctx.clock.now();
     let vault = ctx.vault()?;
-    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
+    let networks = ctx.networks(&vault);
     let ids: Vec<AccountId> = args.accounts.iter().map(|&i| AccountId(i)).collect();
     let checked =
         scheduler::verify::verify_accounts(ctx.store.as_ref(), &networks, &vault, &ids, now)
@@ -328,7 +343,7 @@ async fn delete_published(
     account: Option<AccountId>,
 ) -> anyhow::Result<()> {
     let vault = ctx.vault()?;
-    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
+    let networks = ctx.networks(&vault);
     let report = participation::delete_published(
         ctx.store.as_ref(),
         &networks,

@@ -24,6 +24,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::guarded::{Egress, Http, Response};
 use super::{
     AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
 };
@@ -38,6 +39,9 @@ const KEY_TRUSTED_FOR: chrono::Duration = chrono::Duration::minutes(50);
 
 /// How many of the account's recent statuses a read-back looks through.
 const READ_BACK_LIMIT: u32 = 20;
+
+/// The largest list of statuses a read-back reads.
+const READ_BACK_MAX_BYTES: usize = 8 * super::guarded::MAX_BODY;
 
 /// What is stored, sealed, for one Mastodon-API account.
 #[derive(Clone, Serialize, Deserialize)]
@@ -119,12 +123,17 @@ pub fn measure_for_server(creds: &Credentials, text: &str) -> compose::Measure {
 
 /// The adapter the dispatcher posts through.
 pub struct Mastodon {
-    client: reqwest::Client,
+    egress: Egress,
 }
 
 impl Mastodon {
-    pub fn new(client: reqwest::Client) -> Self {
-        Mastodon { client }
+    pub fn new(egress: Egress) -> Self {
+        Mastodon { egress }
+    }
+
+    /// Guarded unless the operator added the account.
+    fn http(&self, account: &AccountRef) -> &Http {
+        self.egress.for_account(account.trusted)
     }
 }
 
@@ -203,8 +212,8 @@ impl Network for Mastodon {
             }
         }
         let resp = self
-            .client
-            .post(format!("{}/api/v1/statuses", base(&account.server)))
+            .http(account)
+            .post(&format!("{}/api/v1/statuses", base(&account.server)))
             .bearer_auth(&creds.token)
             .header("Idempotency-Key", &post.idempotency_key)
             .timeout(post.timeout)
@@ -216,7 +225,7 @@ impl Network for Mastodon {
         let status = resp.status();
         if status.is_success() {
             let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-                reason: format!("unreadable answer to a post: {}", e.without_url()),
+                reason: format!("unreadable answer to a post: {e}"),
                 after: None,
                 // The post exists: the retry's key (or read-back) finds it.
                 maybe_sent: true,
@@ -241,8 +250,8 @@ impl Network for Mastodon {
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
         let resp = self
-            .client
-            .delete(format!(
+            .http(account)
+            .delete(&format!(
                 "{}/api/v1/statuses/{}",
                 base(&account.server),
                 path_segment(remote_id)
@@ -263,7 +272,7 @@ impl Network for Mastodon {
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
-        let me = verify_token(&self.client, &account.server, &creds.token).await?;
+        let me = verify_token(self.http(account), &account.server, &creds.token).await?;
         Ok(Identity {
             handle: me.handle(&account.server),
             url: me.url,
@@ -278,8 +287,8 @@ impl Network for Mastodon {
     ) -> Result<Option<Engagement>, PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
         let resp = self
-            .client
-            .get(format!(
+            .http(account)
+            .get(&format!(
                 "{}/api/v1/statuses/{}",
                 base(&account.server),
                 path_segment(remote_id)
@@ -297,7 +306,7 @@ impl Network for Mastodon {
             return Err(error_of(resp).await);
         }
         let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable status: {}", e.without_url()),
+            reason: format!("unreadable status: {e}"),
             after: None,
             maybe_sent: false,
         })?;
@@ -321,20 +330,23 @@ impl Mastodon {
         let account_id = match &creds.account_id {
             Some(id) => id.clone(),
             None => {
-                verify_token(&self.client, &account.server, &creds.token)
+                verify_token(self.http(account), &account.server, &creds.token)
                     .await?
                     .id
             }
         };
         let resp = self
-            .client
-            .get(format!(
+            .http(account)
+            .get(&format!(
                 "{}/api/v1/accounts/{}/statuses?limit={READ_BACK_LIMIT}",
                 base(&account.server),
                 path_segment(&account_id)
             ))
             .bearer_auth(&creds.token)
             .timeout(post.timeout)
+            // Twenty long statuses (some servers allow 50,000 characters) may pass 1 MiB;
+            // a read-back cut off would stall the post until its window closed.
+            .max_body(READ_BACK_MAX_BYTES)
             .send()
             .await
             .map_err(|e| super::transport_error(&e))?;
@@ -343,7 +355,7 @@ impl Mastodon {
             return Err(error_of(resp).await);
         }
         let statuses: Vec<Status> = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable list of statuses: {}", e.without_url()),
+            reason: format!("unreadable list of statuses: {e}"),
             after: None,
             maybe_sent: true,
         })?;
@@ -400,14 +412,14 @@ fn path_segment(id: &str) -> String {
 }
 
 /// What to do about a non-2xx answer.
-async fn error_of(resp: reqwest::Response) -> PublishError {
+async fn error_of(resp: Response) -> PublishError {
     let status = resp.status();
     let headers = resp.headers().clone();
     answer_error(status, &headers, &read_error(resp).await, Utc::now())
 }
 
 /// The `error` (or `error_description`) of an error answer, shortened; never a token.
-async fn read_error(resp: reqwest::Response) -> String {
+async fn read_error(resp: Response) -> String {
     let text = resp.text().await.unwrap_or_default();
     error_message(&text)
 }
@@ -513,10 +525,6 @@ fn parse_reset(v: &str, now: DateTime<Utc>) -> Option<Duration> {
 
 // ── enrollment ──────────────────────────────────────────────────────────────────────────
 
-/// The HTTP client enrollment uses ([`super::http_client`]), named for the CLI, which
-/// does not speak HTTP itself.
-pub type HttpClient = reqwest::Client;
-
 /// Why enrolling an account failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
@@ -579,7 +587,7 @@ pub fn normalise_server(server: &str) -> Result<String, EnrollError> {
     Ok(s)
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+async fn get_json(client: &Http, url: &str) -> Option<serde_json::Value> {
     let resp = client
         .get(url)
         .timeout(Duration::from_secs(15))
@@ -595,8 +603,14 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Val
 /// Read limits (`/api/v2/instance`, else `/api/v1/instance`), software (nodeinfo) and
 /// OAuth features (`/.well-known/oauth-authorization-server`). Missing documents leave
 /// fields empty: old servers lack some of them.
-pub async fn discover(client: &reqwest::Client, server: &str) -> Result<ServerInfo, EnrollError> {
+pub async fn discover(client: &Http, server: &str) -> Result<ServerInfo, EnrollError> {
     let b = base(server);
+    // Decided before any request, so a refused address says why instead of "no answer".
+    client
+        .guard()
+        .addresses(b)
+        .await
+        .map_err(|e| EnrollError::Server(format!("{b}: {e}")))?;
     let mut info = ServerInfo::default();
     if let Some(v2) = get_json(client, &format!("{b}/api/v2/instance")).await {
         let st = &v2["configuration"]["statuses"];
@@ -643,7 +657,7 @@ fn as_usize(v: &serde_json::Value) -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-async fn nodeinfo_software(client: &reqwest::Client, b: &str) -> Option<String> {
+async fn nodeinfo_software(client: &Http, b: &str) -> Option<String> {
     let index = get_json(client, &format!("{b}/.well-known/nodeinfo")).await?;
     let links = index["links"].as_array()?;
     // The newest schema the server lists.
@@ -656,11 +670,33 @@ async fn nodeinfo_software(client: &reqwest::Client, b: &str) -> Option<String> 
         })
         .filter_map(|l| l["href"].as_str())
         .max()?;
+    // The index is the server's own document, but it may name any address: read the
+    // schema only from the server itself.
+    if !same_host(b, href) {
+        tracing::debug!(
+            server = b,
+            "nodeinfo names another host; software left unknown"
+        );
+        return None;
+    }
     let doc = get_json(client, href).await?;
     doc["software"]["name"]
         .as_str()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
+}
+
+/// Whether `href` is on the host (and port) of `server`.
+fn same_host(server: &str, href: &str) -> bool {
+    match (url::Url::parse(server), url::Url::parse(href)) {
+        (Ok(a), Ok(b)) => {
+            a.host_str()
+                .zip(b.host_str())
+                .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
 }
 
 /// An OAuth app registered on one server.
@@ -673,13 +709,13 @@ pub struct App {
 /// `POST /api/v1/apps` with `scopes` and `redirect_uris` (one per line: the out-of-band
 /// redirect for the CLI and, on a web host, its callback, so one app serves both).
 pub async fn register_app(
-    client: &reqwest::Client,
+    client: &Http,
     server: &str,
     scopes: &str,
     redirect_uris: &str,
 ) -> Result<App, EnrollError> {
     let resp = client
-        .post(format!("{}/api/v1/apps", base(server)))
+        .post(&format!("{}/api/v1/apps", base(server)))
         .timeout(Duration::from_secs(30))
         .json(&serde_json::json!({
             "client_name": "picket",
@@ -689,7 +725,7 @@ pub async fn register_app(
         }))
         .send()
         .await
-        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("registering picket: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(EnrollError::Server(format!(
@@ -706,7 +742,7 @@ pub async fn register_app(
     let r: Registered = resp
         .json()
         .await
-        .map_err(|e| EnrollError::Server(format!("registering picket: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("registering picket: {e}")))?;
     Ok(App {
         client_id: r.client_id,
         client_secret: r.client_secret,
@@ -774,7 +810,7 @@ pub fn authorize_url(
 /// Trade the code for an access token at `/oauth/token`; `redirect` is the one the
 /// authorize page was opened with.
 pub async fn exchange_code(
-    client: &reqwest::Client,
+    client: &Http,
     server: &str,
     app: &App,
     scopes: &str,
@@ -799,16 +835,16 @@ pub async fn exchange_code(
         .extend_pairs(&form)
         .finish();
     let resp = client
-        .post(format!("{}/oauth/token", base(server)))
+        .post(&format!("{}/oauth/token", base(server)))
         .timeout(Duration::from_secs(30))
         .header(
-            reqwest::header::CONTENT_TYPE,
+            reqwest::header::CONTENT_TYPE.as_str(),
             "application/x-www-form-urlencoded",
         )
         .body(body)
         .send()
         .await
-        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
         let msg = read_error(resp).await;
@@ -826,7 +862,7 @@ pub async fn exchange_code(
     let t: Token = resp
         .json()
         .await
-        .map_err(|e| EnrollError::Server(format!("exchanging the code: {}", e.without_url())))?;
+        .map_err(|e| EnrollError::Server(format!("exchanging the code: {e}")))?;
     Ok(t.access_token)
 }
 
@@ -859,13 +895,9 @@ impl Me {
 }
 
 /// `GET /api/v1/accounts/verify_credentials`: 401/403 mean the token is no good.
-pub async fn verify_token(
-    client: &reqwest::Client,
-    server: &str,
-    token: &str,
-) -> Result<Me, PublishError> {
+pub async fn verify_token(client: &Http, server: &str, token: &str) -> Result<Me, PublishError> {
     let resp = client
-        .get(format!(
+        .get(&format!(
             "{}/api/v1/accounts/verify_credentials",
             base(server)
         ))
@@ -879,7 +911,7 @@ pub async fn verify_token(
         return Err(error_of(resp).await);
     }
     resp.json().await.map_err(|e| PublishError::Retry {
-        reason: format!("unreadable verify_credentials answer: {}", e.without_url()),
+        reason: format!("unreadable verify_credentials answer: {e}"),
         after: None,
         maybe_sent: false,
     })
@@ -1163,6 +1195,103 @@ mod tests {
         assert_eq!(q["code_challenge"], pkce.challenge);
         assert!(!u.contains("secret"));
         assert_eq!(pkce.verifier.len(), 43);
+    }
+
+    #[test]
+    fn nodeinfo_counts_as_the_servers_own_only_on_its_host_and_port() {
+        assert!(same_host(
+            "https://m.example",
+            "https://M.example/nodeinfo/2.0"
+        ));
+        assert!(same_host(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:3000/n"
+        ));
+        assert!(!same_host("https://m.example", "https://169.254.169.254/n"));
+        assert!(!same_host(
+            "https://m.example",
+            "https://m.example.evil.test/n"
+        ));
+        assert!(!same_host(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:3001/n"
+        ));
+        assert!(!same_host("https://m.example", "not a url"));
+    }
+
+    /// A loopback server answering `GET path` with JSON from `answer` (given its own base
+    /// URL); counts connections.
+    async fn json_server(
+        answer: fn(&str, &str) -> Option<String>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let (seen, me) = (count.clone(), base.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (status, body) = match answer(&me, &path) {
+                        Some(b) => ("200 OK", b),
+                        None => ("404 Not Found", "{}".to_string()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        (base, count)
+    }
+
+    #[tokio::test]
+    async fn a_nodeinfo_href_on_another_host_is_not_fetched() {
+        use std::sync::atomic::Ordering;
+        // Arrange: a server whose nodeinfo is on itself, and one whose nodeinfo index
+        // points at another address (a third server that counts its visitors).
+        static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let (elsewhere, elsewhere_count) =
+            json_server(|_, _| Some(r#"{"software":{"name":"evil"}}"#.into())).await;
+        ELSEWHERE.set(elsewhere).unwrap();
+        fn index(href: &str) -> String {
+            format!(
+                r#"{{"links":[{{"rel":"http://nodeinfo.diaspora.software/ns/schema/2.0","href":"{href}"}}]}}"#
+            )
+        }
+        let (honest, _) = json_server(|me, path| match path {
+            "/.well-known/nodeinfo" => Some(index(&format!("{me}/nodeinfo/2.0"))),
+            "/nodeinfo/2.0" => Some(r#"{"software":{"name":"Mastodon"}}"#.into()),
+            _ => None,
+        })
+        .await;
+        let (pointing, _) = json_server(|_, path| match path {
+            "/.well-known/nodeinfo" => {
+                Some(index(&format!("{}/nodeinfo/2.0", ELSEWHERE.get().unwrap())))
+            }
+            _ => None,
+        })
+        .await;
+        let http = Egress::new(true).guarded().clone();
+
+        // Act
+        let own = nodeinfo_software(&http, &honest).await;
+        let other = nodeinfo_software(&http, &pointing).await;
+
+        // Assert
+        assert_eq!(own.as_deref(), Some("mastodon"));
+        assert_eq!(other, None);
+        assert_eq!(elsewhere_count.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Networks picket posts to.
 //!
-//! This module names the networks and their posting rules; the adapters that speak HTTP
-//! (the only code in picket that uses `reqwest`) live in one file per network below it.
+//! This module names the networks and their posting rules; the adapters live in one file
+//! per network below it. Every request and WebSocket they make goes through
+//! [`guarded`] (the only code in picket that uses `reqwest`): addresses a visitor or a
+//! remote document supplies must be public and https/wss, no redirect is followed, bodies
+//! are capped and every request has a deadline. An account's servers are reached through
+//! the trusted client only when the operator added it ([`AccountRef::trusted`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -84,6 +88,7 @@ impl FromStr for NetworkKind {
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod guarded;
 pub mod mastodon;
 pub mod nostr;
 pub mod peer;
@@ -97,6 +102,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::Secret;
+pub use guarded::{Egress, Http, HttpError};
 
 /// The account a post is made from, as the dispatcher hands it to an adapter.
 #[derive(Clone)]
@@ -107,6 +113,9 @@ pub struct AccountRef {
     pub server: String,
     /// Decrypted credentials, in the adapter's own format. Never logged.
     pub credentials: Secret,
+    /// The operator added this account and typed its addresses (command line): its servers
+    /// are reached through the trusted client. Otherwise every request is guarded.
+    pub trusted: bool,
 }
 
 impl fmt::Debug for AccountRef {
@@ -115,6 +124,7 @@ impl fmt::Debug for AccountRef {
             .field("id", &self.id)
             .field("handle", &self.handle)
             .field("server", &self.server)
+            .field("trusted", &self.trusted)
             .finish_non_exhaustive()
     }
 }
@@ -267,47 +277,30 @@ impl Networks {
         self.by_kind.get(&kind)
     }
 
-    /// Every adapter picket ships, sharing one HTTP client (one connection pool).
+    /// Every adapter picket ships, sharing `egress` (one connection pool per client).
     /// `credentials` keeps tokens that change while running (the app passes
-    /// `app::StoreCredentials`).
-    pub fn standard(credentials: Arc<dyn CredentialSink>) -> Self {
-        let client = http_client();
+    /// `app::StoreCredentials`); `own_url` is this host's `public_url`, the only place link
+    /// cards are read from.
+    pub fn standard(credentials: Arc<dyn CredentialSink>, egress: &Egress, own_url: &str) -> Self {
         Networks::new()
-            .with(Arc::new(mastodon::Mastodon::new(client.clone())))
-            .with(Arc::new(nostr::Nostr::new()))
-            .with(Arc::new(sandbox::Sandbox::new(client.clone())))
-            .with(Arc::new(bluesky::Bluesky::new(client, credentials)))
+            .with(Arc::new(mastodon::Mastodon::new(egress.clone())))
+            .with(Arc::new(nostr::Nostr::new(egress.clone())))
+            // The sandbox's address is this host's own or the operator's: never a visitor's.
+            .with(Arc::new(sandbox::Sandbox::new(egress.trusted().clone())))
+            .with(Arc::new(
+                bluesky::Bluesky::new(egress.clone(), credentials).with_cards_from(own_url),
+            ))
     }
 }
 
-/// The HTTP client every adapter shares.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("TLS backend available")
-}
-
-/// Map a `reqwest` transport error to what to do next. A timeout after the request was
-/// written may have reached the server, so it is flagged `maybe_sent`.
-pub(crate) fn transport_error(e: &reqwest::Error) -> PublishError {
-    let maybe_sent = !e.is_connect() && !e.is_builder();
+/// Map a transport failure to what to do next. A timeout after the request was written
+/// may have reached the server, so it is flagged `maybe_sent`.
+pub(crate) fn transport_error(e: &HttpError) -> PublishError {
     PublishError::Retry {
-        reason: format!("network error: {}", without_url(e)),
+        reason: format!("network error: {e}"),
         after: None,
-        maybe_sent,
+        maybe_sent: e.maybe_sent(),
     }
-}
-
-/// reqwest errors print the URL; a URL can carry a token (webhooks), so leave it out.
-pub(crate) fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<url>");
-    }
-    s
 }
 
 /// Read a `Retry-After` header: seconds, or an HTTP date.

@@ -12,6 +12,10 @@
 //! duplicate; signed events are nevertheless cached per idempotency key in the process
 //! so a retry does not ask a bunker again.
 //!
+//! Relays are opened through [`Http::websocket`]: for an account a visitor connected (and
+//! its bunker's relays) each connection is guarded, wss:// to public addresses only, and
+//! a relay message is at most [`super::guarded::MAX_BODY`].
+//!
 //! What it does not do: read relay limits (NIP-11), NIP-42 AUTH, proof of work, NIP-65
 //! relay discovery, or pre-signed events; the receipt URL is a `nostr:nevent1…` URI
 //! (NIP-21), not a link to any web gateway.
@@ -32,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::guarded::{Egress, Http, WebSocket};
 use super::{
     AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
 };
@@ -257,14 +262,10 @@ pub fn decide(answers: &[(String, RelayAnswer)]) -> Result<(), PublishError> {
     })
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = WebSocket;
 
-async fn connect(relay: &str) -> Result<Socket, String> {
-    let (ws, _) = tokio_tungstenite::connect_async(relay)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
+async fn connect(http: &Http, relay: &str) -> Result<Socket, String> {
+    http.websocket(relay).await.map_err(|e| e.to_string())
 }
 
 /// The next JSON array the relay sends (pings are answered by tungstenite).
@@ -291,9 +292,9 @@ async fn send_json(ws: &mut Socket, v: &Value) -> Result<(), String> {
 }
 
 /// Send one event to one relay and wait for its `OK`, all within `timeout`.
-pub async fn send_event(relay: &str, event: &Event, timeout: Duration) -> RelayAnswer {
+pub async fn send_event(http: &Http, relay: &str, event: &Event, timeout: Duration) -> RelayAnswer {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut ws = match tokio::time::timeout_at(deadline, connect(relay)).await {
+    let mut ws = match tokio::time::timeout_at(deadline, connect(http, relay)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return RelayAnswer::Unreachable(e),
         Err(_) => return RelayAnswer::Unreachable("connect timed out".into()),
@@ -330,6 +331,7 @@ pub async fn send_event(relay: &str, event: &Event, timeout: Duration) -> RelayA
 
 /// Send `event` to every relay at once.
 async fn broadcast(
+    http: &Http,
     relays: &[String],
     event: &Event,
     timeout: Duration,
@@ -337,18 +339,19 @@ async fn broadcast(
     futures::future::join_all(
         relays
             .iter()
-            .map(|r| async move { (r.clone(), send_event(r, event, timeout).await) }),
+            .map(|r| async move { (r.clone(), send_event(http, r, event, timeout).await) }),
     )
     .await
 }
 
 /// Events matching `filters` on one relay, until `EOSE` or `deadline`.
 async fn query(
+    http: &Http,
     relay: &str,
     filters: &[Value],
     deadline: tokio::time::Instant,
 ) -> Result<Vec<Event>, String> {
-    let mut ws = tokio::time::timeout_at(deadline, connect(relay))
+    let mut ws = tokio::time::timeout_at(deadline, connect(http, relay))
         .await
         .map_err(|_| "connect timed out".to_string())??;
     let mut req = vec![json!("REQ"), json!("picket")];
@@ -439,16 +442,18 @@ fn revoked(message: &str) -> bool {
     .any(|w| m.contains(w))
 }
 
-/// A NIP-46 session: picket's client keys, the bunker's key and relays.
+/// A NIP-46 session: picket's client keys, the bunker's key and relays, and the client
+/// its relays are opened with (guarded unless the operator typed the bunker URI).
 pub struct Bunker {
     pub client: Keys,
     pub signer: PublicKey,
     pub relays: Vec<String>,
+    http: Http,
 }
 
 impl Bunker {
     /// From a `bunker://` URI and picket's client keys.
-    pub fn new(uri: &str, client: Keys) -> Result<(Bunker, Option<String>), String> {
+    pub fn new(uri: &str, client: Keys, http: Http) -> Result<(Bunker, Option<String>), String> {
         let parsed = NostrConnectUri::parse(uri).map_err(|_| "not a valid bunker:// URI")?;
         let signer = *parsed
             .remote_signer_public_key()
@@ -463,6 +468,7 @@ impl Bunker {
                 client,
                 signer,
                 relays,
+                http,
             },
             secret,
         ))
@@ -493,7 +499,7 @@ impl Bunker {
         request: &NostrConnectRequest,
     ) -> Result<ResponseResult, SignerError> {
         let unavailable = SignerError::Unavailable;
-        let mut ws = connect(relay).await.map_err(unavailable)?;
+        let mut ws = connect(&self.http, relay).await.map_err(unavailable)?;
         let me = self.client.public_key();
         // Listen before asking, so a fast signer's answer is not missed.
         let since = Timestamp::now().as_secs().saturating_sub(10);
@@ -610,7 +616,7 @@ enum Signer {
 }
 
 impl Signer {
-    fn of(account: &AccountRef) -> Result<Signer, PublishError> {
+    fn of(account: &AccountRef, http: &Http) -> Result<Signer, PublishError> {
         let bad = |m: String| PublishError::Reconnect(format!("Nostr credentials: {m}"));
         match Credentials::parse(&account.credentials)? {
             Credentials::Key { secret_key } => {
@@ -622,7 +628,7 @@ impl Signer {
                 user_public_key,
             } => {
                 let client = parse_secret_key(&client_secret_key).map_err(bad)?;
-                let (bunker, _) = Bunker::new(&uri, client).map_err(bad)?;
+                let (bunker, _) = Bunker::new(&uri, client, http.clone()).map_err(bad)?;
                 let user = PublicKey::from_hex(&user_public_key)
                     .map_err(|_| bad("bad user public key".into()))?;
                 Ok(Signer::Bunker { bunker, user })
@@ -680,13 +686,20 @@ pub fn nevent_uri(id: EventId, author: PublicKey, relays: &[String]) -> String {
 pub struct Nostr {
     /// Signed notes by idempotency key: a retry sends the very same event.
     signed: Mutex<HashMap<String, Event>>,
+    egress: Egress,
 }
 
 impl Nostr {
-    pub fn new() -> Self {
+    pub fn new(egress: Egress) -> Self {
         Nostr {
             signed: Mutex::new(HashMap::new()),
+            egress,
         }
+    }
+
+    /// Relays (and the bunker's) of an account: guarded unless the operator added it.
+    fn http(&self, account: &AccountRef) -> &Http {
+        self.egress.for_account(account.trusted)
     }
 
     fn cached(&self, key: &str, text: &str, created_at: u64, author: &PublicKey) -> Option<Event> {
@@ -712,12 +725,6 @@ impl Nostr {
     }
 }
 
-impl Default for Nostr {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn created_at(post: &OutgoingPost) -> u64 {
     u64::try_from(post.scheduled_at.timestamp()).unwrap_or(0)
 }
@@ -735,7 +742,7 @@ impl Network for Nostr {
         post: &OutgoingPost,
     ) -> Result<Receipt, PublishError> {
         let deadline = tokio::time::Instant::now() + post.timeout;
-        let signer = Signer::of(account)?;
+        let signer = Signer::of(account, self.http(account))?;
         let author = signer.public_key();
         let relays = relays_of(&account.server);
         let at = created_at(post);
@@ -748,7 +755,7 @@ impl Network for Nostr {
             }
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let answers = broadcast(&relays, &event, left).await;
+        let answers = broadcast(self.http(account), &relays, &event, left).await;
         tracing::debug!(id = %event.id, ?answers, "relay answers");
         decide(&answers)?;
         self.forget(&post.idempotency_key);
@@ -761,16 +768,17 @@ impl Network for Nostr {
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let id = EventId::from_hex(remote_id)
             .map_err(|_| PublishError::Rejected(format!("`{remote_id}` is not an event id")))?;
-        let signer = Signer::of(account)?;
+        let signer = Signer::of(account, self.http(account))?;
         let builder = EventBuilder::new(Kind::EventDeletion, "")
             .tag(Tag::event(id))
             .tag(Tag::custom("k", ["1"]));
         let event = signer.sign(builder, READ_TIMEOUT).await?;
-        decide(&broadcast(&relays_of(&account.server), &event, READ_TIMEOUT).await)
+        let relays = relays_of(&account.server);
+        decide(&broadcast(self.http(account), &relays, &event, READ_TIMEOUT).await)
     }
 
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
-        match Signer::of(account)? {
+        match Signer::of(account, self.http(account))? {
             Signer::Key(keys) => Ok(Identity {
                 handle: npub(&keys.public_key()),
                 url: None,
@@ -805,8 +813,12 @@ impl Network for Nostr {
         let filters = engagement_filters(&id);
         let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
         let relays = relays_of(&account.server);
-        let results =
-            futures::future::join_all(relays.iter().map(|r| query(r, &filters, deadline))).await;
+        let results = futures::future::join_all(
+            relays
+                .iter()
+                .map(|r| query(self.http(account), r, &filters, deadline)),
+        )
+        .await;
         if !results.is_empty() && results.iter().all(Result::is_err) {
             return Err(PublishError::Retry {
                 reason: "no relay answered".into(),

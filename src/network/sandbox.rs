@@ -3,19 +3,23 @@
 //! and `Idempotency-Key`). Rehearsals, demos and tests post here instead of to a real
 //! network; the adapter handles answers exactly as a real one must (401 → reconnect,
 //! 422 → rejected, 429 + Retry-After, 5xx and timeouts → retry).
+//!
+//! Its receiver's address is this host's own or one the operator typed, never a visitor's,
+//! so it is reached through the trusted client.
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use super::guarded::{Http, Request};
 use super::{AccountRef, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt};
 
 pub struct Sandbox {
-    client: reqwest::Client,
+    client: Http,
 }
 
 impl Sandbox {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: Http) -> Self {
         Sandbox { client }
     }
 }
@@ -46,7 +50,7 @@ impl Network for Sandbox {
         let url = format!("{}/api/v1/statuses", account.server.trim_end_matches('/'));
         let resp = self
             .client
-            .post(url)
+            .post(&url)
             .bearer_auth(account.credentials.expose())
             .header("Idempotency-Key", &post.idempotency_key)
             .timeout(post.timeout)
@@ -88,7 +92,7 @@ impl Network for Sandbox {
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
         let req = self
             .client
-            .get(endpoint(account, "accounts/verify_credentials"));
+            .get(&endpoint(account, "accounts/verify_credentials"));
         small_call(req, account, false).await?;
         Ok(Identity {
             handle: account.handle.clone(),
@@ -99,7 +103,7 @@ impl Network for Sandbox {
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let req = self
             .client
-            .delete(endpoint(account, &format!("statuses/{remote_id}")));
+            .delete(&endpoint(account, &format!("statuses/{remote_id}")));
         match small_call(req, account, true).await {
             // Already gone is what was asked for.
             Err(PublishError::Rejected(reason)) if reason.starts_with("404") => Ok(()),
@@ -115,7 +119,7 @@ fn endpoint(account: &AccountRef, path: &str) -> String {
 /// A short authenticated call (verify, delete): 2xx is done, 401/403 means reconnect,
 /// other 4xx are refusals, anything else is worth trying again.
 async fn small_call(
-    req: reqwest::RequestBuilder,
+    req: Request,
     account: &AccountRef,
     changes_state: bool,
 ) -> Result<(), PublishError> {

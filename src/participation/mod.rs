@@ -147,6 +147,7 @@ pub async fn save_account(
                 network: account.network,
                 handle: account.handle.clone(),
                 server: account.server.clone(),
+                trusted: account.trusted,
             },
             &|id| vault.seal_for(id.0, account.credentials.expose().as_bytes()),
             now,

@@ -391,6 +391,7 @@ impl Dispatcher {
             handle: post.handle.clone(),
             server: post.server.clone().unwrap_or_default(),
             credentials: Secret::new(credentials),
+            trusted: post.trusted,
         };
         // The account's own server may allow more (or less) than the network's default.
         let text = self.compose(hosted, post, elsewhere, |t| network.measure(&account, t))?;

@@ -35,6 +35,7 @@ pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, Strin
         credentials: Secret::new(
             String::from_utf8(plain).map_err(|_| "stored credentials are not text".to_string())?,
         ),
+        trusted: account.trusted,
     })
 }
 

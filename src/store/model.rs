@@ -193,6 +193,8 @@ pub struct Account {
     pub server: Option<String>,
     /// Ciphertext: encryption happens outside the store.
     pub credentials: Vec<u8>,
+    /// Added by the operator with addresses they typed: its servers are not guarded.
+    pub trusted: bool,
     pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -210,6 +212,7 @@ impl fmt::Debug for Account {
                 "credentials",
                 &format_args!("<{} bytes>", self.credentials.len()),
             )
+            .field("trusted", &self.trusted)
             .field("status", &self.status)
             .field("status_reason", &self.status_reason)
             .field("created_at", &self.created_at)
@@ -225,6 +228,8 @@ pub struct NewAccount {
     pub network: NetworkKind,
     pub handle: String,
     pub server: Option<String>,
+    /// The operator typed its addresses (command line): its servers are not guarded.
+    pub trusted: bool,
 }
 
 /// Seals an account's credentials for the id its row was given. The id is bound into the
@@ -340,6 +345,8 @@ pub struct ClaimedPost {
     pub handle: String,
     pub server: Option<String>,
     pub credentials: Vec<u8>,
+    /// The account's servers are reached unguarded (see [`Account::trusted`]).
+    pub trusted: bool,
     /// The pledge's time zone (IANA name), for local dates in the text.
     pub tz: String,
     /// The slot's own instant (before jitter), its strike day and the pledge's day count.

@@ -196,7 +196,7 @@ macro_rules! shared_store_impl {
                     "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, o.account_id, \
                      o.slot_key, o.post_name, o.template, o.variant, o.idempotency_key, o.run_at, \
                      o.window_end, o.attempts, o.outcome_unknown, o.last_error, a.network, \
-                     a.handle, a.server, a.credentials, p.tz, o.slot_at, o.day, o.days_total, \
+                     a.handle, a.server, a.credentials, a.trusted, p.tz, o.slot_at, o.day, o.days_total, \
                      pt.name AS participant_name, pt.invite_code \
                      FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
                      JOIN participants pt ON pt.id = p.participant_id \
@@ -280,7 +280,7 @@ macro_rules! shared_store_impl {
         const PARTICIPANT_COLUMNS: &str =
             "id, name, email, tz, is_local, invite_code, created_at, access_token_expires_at";
         const ACCOUNT_COLUMNS: &str =
-            "id, participant_id, network, handle, server, credentials, status, status_reason, created_at";
+            "id, participant_id, network, handle, server, credentials, trusted, status, status_reason, created_at";
         const PLEDGE_COLUMNS: &str =
             "id, participant_id, campaign_id, tz, days, every_secs, status, created_at, withdrawn_at";
 
@@ -573,14 +573,15 @@ macro_rules! shared_store_impl {
                 // The sealed credentials name the row's id, known only once it is inserted.
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO accounts \
-                     (participant_id, network, handle, server, credentials, status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) RETURNING id",
+                     (participant_id, network, handle, server, credentials, trusted, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING id",
                 )
                 .bind(new.participant_id.0)
                 .bind(new.network.as_str())
                 .bind(&new.handle)
                 .bind(&new.server)
                 .bind(Vec::<u8>::new())
+                .bind(new.trusted)
                 .bind(ms(now))
                 .fetch_one(&mut *tx)
                 .await?;

@@ -10,6 +10,10 @@
 //!
 //! The choices of step 1 travel in the query string of step 2, so a reload, a connect
 //! round trip or a detour through a Mastodon server loses nothing.
+//!
+//! Connecting an account reaches addresses the visitor typed: always through the guarded
+//! client, and a failure is told with the same fixed sentence whatever happened (refused
+//! address, closed port, an error page from the server); the detail goes to the debug log.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +32,7 @@ use super::{AppState, WebError, session};
 use crate::campaign::{Campaign, Participation, When, fmt_duration};
 use crate::network::NetworkKind;
 use crate::network::mastodon::OOB_REDIRECT;
-use crate::participation::connect::{self, ConnectError, MastodonAuthorization};
+use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
 use crate::participation::{self, Connected};
 use crate::render::{ParticipantVars, PostVars};
 use crate::store::{AccountId, AccountStatus, NewParticipant, Participant};
@@ -747,6 +751,8 @@ pub async fn connect_account(
         "bluesky" => {
             let service = f.text("service");
             connect::bluesky(
+                &state.egress,
+                TypedBy::Visitor,
                 &f.text("handle"),
                 f.get("app_password").unwrap_or_default(),
                 (!service.is_empty()).then_some(service.as_str()),
@@ -755,9 +761,16 @@ pub async fn connect_account(
         }
         "nostr" => {
             let relays = vec![f.text("relays")];
-            match connect::nostr_relays(&relays) {
+            match connect::nostr_relays(&state.egress, TypedBy::Visitor, &relays).await {
                 Ok(relays) => {
-                    connect::nostr_bunker(relays, &f.text("bunker"), NOSTR_BUNKER_WAIT).await
+                    connect::nostr_bunker(
+                        &state.egress,
+                        TypedBy::Visitor,
+                        relays,
+                        &f.text("bunker"),
+                        NOSTR_BUNKER_WAIT,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             }
@@ -802,8 +815,14 @@ async fn finish_connect(
                 ),
             )
         }
-        Err(e) => with_flash(back, "msg", &e.to_string()),
+        Err(e) => with_flash(back, "msg", &refused(&e)),
     })
+}
+
+/// What the visitor is told about a failed connect; the detail (never a token) is logged.
+fn refused(e: &ConnectError) -> String {
+    tracing::debug!(reason = %e, "connecting an account failed");
+    e.for_visitor().to_string()
 }
 
 async fn mastodon_start(
@@ -812,12 +831,13 @@ async fn mastodon_start(
     f: &Fields,
     back: String,
 ) -> Result<Response, WebError> {
-    let server = match connect::mastodon_server(&f.text("server")).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(Redirect::to(&with_flash(&back, "msg", &e.to_string())).into_response());
-        }
-    };
+    let server =
+        match connect::mastodon_server(&state.egress, TypedBy::Visitor, &f.text("server")).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response());
+            }
+        };
     let known = connect::known_app(state.store.as_ref(), &state.vault, &server.url).await?;
     let callback = format!(
         "{}/connect/mastodon/callback",
@@ -840,7 +860,7 @@ async fn mastodon_start(
             );
             Ok(Redirect::to(&url).into_response())
         }
-        Err(e) => Ok(Redirect::to(&with_flash(&back, "msg", &e.to_string())).into_response()),
+        Err(e) => Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response()),
     }
 }
 
@@ -875,12 +895,16 @@ pub async fn mastodon_callback(
     }
     let connected = match (q.code, q.error) {
         (Some(code), None) => connect::mastodon_code(pending.auth, &code).await,
-        (_, error) => Err(ConnectError::Failed(format!(
-            "The server did not allow picket: {}",
-            q.error_description
-                .or(error)
-                .unwrap_or_else(|| "no reason given".into())
-        ))),
+        // The server's words come back in the query string: not shown, only logged.
+        (_, error) => Err(ConnectError::Failed {
+            shown: "The server did not allow picket to post for you.",
+            detail: format!(
+                "the server did not allow picket: {}",
+                q.error_description
+                    .or(error)
+                    .unwrap_or_else(|| "no reason given".into())
+            ),
+        }),
     };
     Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub vault: crate::crypto::Vault,
     /// For checking and deleting a participant's posts ("delete my published notices").
     pub networks: crate::network::Networks,
+    /// Clients for the addresses visitors type when connecting accounts (guarded).
+    pub egress: crate::network::Egress,
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
     /// Mastodon OAuth authorizations waiting for the server's callback.

@@ -455,8 +455,7 @@ async fn verifying_accounts_marks_the_ones_whose_token_was_revoked() {
     let (who, accounts) = world.participant("jo", 2).await;
     world.pledge(who, &accounts).await;
     world.receiver.revoke(&token("jo", 1));
-    let networks =
-        picket::network::Networks::standard(Arc::new(picket::network::DiscardCredentials));
+    let networks = crate::support::networks();
 
     let soon = scheduler::verify::accounts_striking_soon(
         world.store.as_ref(),
@@ -521,8 +520,7 @@ async fn a_text_over_the_accounts_own_server_limit_fails_with_the_reason_and_is_
     let world = due_now("tiny", 1).await;
     let (who, accounts) = world.participant("ky", 1).await;
     world.pledge(who, &accounts).await;
-    let standard =
-        picket::network::Networks::standard(Arc::new(picket::network::DiscardCredentials));
+    let standard = crate::support::networks();
     let sandbox = standard
         .get(picket::network::NetworkKind::Sandbox)
         .unwrap()

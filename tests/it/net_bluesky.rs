@@ -196,13 +196,17 @@ followup = ["Still striking (#{{{{ hashtag }}}}), why: {page} Sign here → {{{{
 /// A 1×1 PNG, the card's thumbnail.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
-/// A web page with OpenGraph tags and an image, on a free port: the link card's source.
-/// Returns the page URL.
-async fn card_page() -> String {
+/// A web page with OpenGraph tags and an image, on a free port: a link card's source if
+/// picket read any page a post links to. Returns the page URL and how many connections it
+/// received.
+async fn card_page() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let n = conn.read(&mut buf).await.unwrap_or(0);
@@ -233,7 +237,7 @@ async fn card_page() -> String {
             });
         }
     });
-    format!("http://{addr}/why")
+    (format!("http://{addr}/why"), count)
 }
 
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
@@ -276,7 +280,7 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
     // Arrange: an account on the PDS, added with the CLI; a strike opening in 8 s whose
     // closing post falls 40 s later.
     let alice = create_account(&pds).await;
-    let page = card_page().await;
+    let (page, page_visits) = card_page().await;
     let picket = Picket::with_page(
         "bsky-happy",
         chrono::Duration::seconds(8),
@@ -329,19 +333,32 @@ async fn posts_reach_the_pds_once_per_slot_with_tag_and_link_facets_and_stop_aft
         );
         assert!(!uri.ends_with('!'), "trailing punctuation in {uri}");
     }
-    // The follow-up's first link is a page with OpenGraph tags: its card, thumbnail and
-    // all. (The notice links only the invite page, which gets a card when picket serves
-    // one, and none otherwise.)
+    // The follow-up's first link is another site's page: the text must not choose what
+    // picket fetches, so the card is the invite link's (this host's own page, reached
+    // through its redirect to the campaign page), and the other page is never read.
     let followup = posts
         .iter()
         .map(|p| &p["value"])
         .find(|v| v["text"].as_str().unwrap().starts_with("Still"))
         .unwrap();
     let card = &followup["embed"]["external"];
-    assert_eq!(card["uri"], page.as_str(), "{followup:#}");
-    assert_eq!(card["title"], "Why we strike");
-    assert_eq!(card["description"], "Three days off social media.");
-    assert_eq!(card["thumb"]["mimeType"], "image/png");
+    let invite = card["uri"].as_str().unwrap_or_default();
+    assert!(
+        invite.starts_with(&format!("http://127.0.0.1:{}/i/", picket.port)),
+        "{followup:#}"
+    );
+    assert!(
+        card["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Bluesky strike bsky-happy"),
+        "{followup:#}"
+    );
+    assert_eq!(
+        page_visits.load(Ordering::SeqCst),
+        0,
+        "the other page was read"
+    );
     assert_eq!(facet(followup, "app.bsky.richtext.facet#link").len(), 2);
     let store = picket.store().await;
     let rows = store
@@ -751,16 +768,23 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
     let Some(pds) = pds_url() else { return };
     // Arrange: a session made the way `picket account add bluesky` makes it.
     let erin = create_account(&pds).await;
-    let client = picket::network::http_client();
-    let creds = connect(&client, &erin.handle, &erin.app_password, Some(&pds))
-        .await
-        .unwrap();
-    let adapter = Bluesky::new(client, Arc::new(DiscardCredentials));
+    // The PDS is on loopback: an account the operator added, so reached unguarded.
+    let egress = picket::network::Egress::new(false);
+    let creds = connect(
+        egress.trusted(),
+        &erin.handle,
+        &erin.app_password,
+        Some(&pds),
+    )
+    .await
+    .unwrap();
+    let adapter = Bluesky::new(egress, Arc::new(DiscardCredentials));
     let account = AccountRef {
         id: 1,
         handle: erin.handle.clone(),
         server: pds.clone(),
         credentials: creds.to_secret(),
+        trusted: true,
     };
     let post = OutgoingPost {
         text: "Hello @{h} from picket #Strike".replace("{h}", &erin.handle),

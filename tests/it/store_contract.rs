@@ -130,6 +130,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         network: NetworkKind::Sandbox,
                         handle: format!("{name}{i}"),
                         server: Some("http://127.0.0.1:1".into()),
+                        trusted: i == 0,
                     },
                     &|id| vec![1, 2, 3, i as u8, id.0 as u8],
                     t0(),
@@ -432,6 +433,138 @@ async fn replanning_adds_and_removes_only_future_pending_rows() {
         assert_eq!(rows[0].text.as_deref(), Some("on strike"));
     })
     .await;
+}
+
+#[tokio::test]
+async fn whether_the_operator_added_an_account_is_kept_and_comes_with_its_claimed_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a striker whose first account the operator added (see `striker`).
+        let s = striker(&*store, "op", 2).await;
+        planned(&*store, &s, &[1]).await;
+        let now = t0() + Duration::days(1);
+
+        // Act
+        let first = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        let listed = store.list_accounts(s.participant).await.unwrap();
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(5), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(first.trusted, "{db}");
+        assert_eq!(
+            listed.iter().map(|a| a.trusted).collect::<Vec<_>>(),
+            [true, false],
+            "{db}"
+        );
+        assert_eq!(claimed.len(), 2, "{db}");
+        for post in &claimed {
+            assert_eq!(post.trusted, post.account_id == s.accounts[0], "{db}");
+        }
+    })
+    .await;
+}
+
+/// A database at `url` as picket 0005 left it (migrations before 0006 applied), with the
+/// command line's own participant and a web participant, one account each (ids 1 and 2,
+/// the first of a fresh database).
+async fn as_0005_left_it(url: &str) {
+    let pg = url.starts_with("postgres");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if pg {
+        "migrations/postgres"
+    } else {
+        "migrations/sqlite"
+    });
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let mut rows = Vec::new();
+    for (id, local) in [(1, "TRUE"), (2, "FALSE")] {
+        rows.push(format!(
+            "INSERT INTO participants (name, tz, is_local, invite_code, created_at) \
+             VALUES ('p{id}', 'UTC', {local}, 'code{id}', 0)"
+        ));
+        rows.push(format!(
+            "INSERT INTO accounts (participant_id, network, handle, server, credentials, \
+             status, created_at, updated_at) \
+             VALUES ({id}, 'mastodon', 'a{id}', 'http://127.0.0.1:1', '', 'active', 0, 0)"
+        ));
+    }
+    if pg {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for sql in rows {
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    } else {
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for sql in rows {
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_added_on_the_command_line_before_0006_become_trusted_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("picket.db").display()
+    )];
+    let mut pg_drop = None;
+    if let Ok(admin) = std::env::var("PICKET_TEST_POSTGRES_URL") {
+        let db = format!("t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&db);
+        urls.push(url.to_string());
+        pg_drop = Some((admin, db));
+    }
+    for url in urls {
+        // Arrange
+        as_0005_left_it(&url).await;
+
+        // Act: open it as picket does now (0006 applies).
+        let store = store::open(&url).await.unwrap();
+        let cli = store.get_account(AccountId(1)).await.unwrap().unwrap();
+        let web = store.get_account(AccountId(2)).await.unwrap().unwrap();
+
+        // Assert
+        assert!(cli.trusted, "{url}");
+        assert!(!web.trusted, "{url}");
+    }
+    if let Some((admin, db)) = pg_drop {
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test]

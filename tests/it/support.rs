@@ -142,6 +142,7 @@ impl World {
                         network: NetworkKind::Sandbox,
                         handle: format!("{name}-{i}"),
                         server: Some(self.receiver_url.clone()),
+                        trusted: true,
                     },
                     &|id| self.vault.seal_for(id.0, token(name, i).as_bytes()),
                     now,
@@ -183,10 +184,7 @@ impl World {
     }
 
     pub fn dispatcher(&self, settings: SchedulerSettings) -> Dispatcher {
-        self.dispatcher_with(
-            settings,
-            Networks::standard(Arc::new(picket::network::DiscardCredentials)),
-        )
+        self.dispatcher_with(settings, networks())
     }
 
     pub fn dispatcher_with(&self, settings: SchedulerSettings, networks: Networks) -> Dispatcher {
@@ -228,6 +226,16 @@ impl World {
         stop.cancel();
         task.await.unwrap().unwrap();
     }
+}
+
+/// Every adapter, as `picket serve` builds them with the default settings (private
+/// addresses refused for accounts visitors connected).
+pub fn networks() -> Networks {
+    Networks::standard(
+        Arc::new(picket::network::DiscardCredentials),
+        &picket::network::Egress::new(false),
+        "http://picket.test",
+    )
 }
 
 pub fn token(name: &str, i: usize) -> String {

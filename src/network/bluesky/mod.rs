@@ -9,10 +9,15 @@
 //!              │     └─ refresh refused ─> createSession with the app password, once
 //!              │           └─ refused ─> Reconnect
 //!            ─> facets on the final text (links, #tags, @mentions → DIDs)
-//!            ─> link card of the first link (best effort, short timeout)
+//!            ─> link card of the first link to this host's own pages (best effort,
+//!               short timeout; a participant's text must not choose what picket fetches)
 //!            ─> putRecord with a record key derived from the idempotency key and
 //!               createdAt = the slot: a retry rewrites the identical record (a no-op)
 //! ```
+//!
+//! The PDS of an account a visitor connected is reached through the guarded client at
+//! every request; the trusted one serves accounts the operator added, this host's own
+//! pages (cards) and the AppView.
 //!
 //! Not here: OAuth (app passwords only), engagement without
 //! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
@@ -33,6 +38,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
+
+use super::guarded::{Egress, Http, HttpError, Response};
 use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -100,20 +107,39 @@ struct Live {
 type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
 
 pub struct Bluesky {
-    client: reqwest::Client,
+    egress: Egress,
     sink: Arc<dyn CredentialSink>,
     sessions: Mutex<HashMap<i64, Slot>>,
     appview: Option<String>,
+    /// This host's `public_url`: link cards are made only for pages under it.
+    own: Option<url::Url>,
 }
 
+/// Redirects a link card follows on this host's own pages (an invite link lands on its
+/// campaign page); each hop must stay on the host.
+const CARD_REDIRECTS: usize = 3;
+
 impl Bluesky {
-    pub fn new(client: reqwest::Client, sink: Arc<dyn CredentialSink>) -> Self {
+    pub fn new(egress: Egress, sink: Arc<dyn CredentialSink>) -> Self {
         Bluesky {
-            client,
+            egress,
             sink,
             sessions: Mutex::new(HashMap::new()),
             appview: None,
+            own: None,
         }
+    }
+
+    /// Make link cards for links to pages under `public_url` (this host's own); without
+    /// it, posts get no card.
+    pub fn with_cards_from(mut self, public_url: &str) -> Self {
+        self.own = url::Url::parse(public_url).ok();
+        self
+    }
+
+    /// The client for an account's PDS: guarded unless the operator added the account.
+    fn http(&self, account: &AccountRef) -> &Http {
+        self.egress.for_account(account.trusted)
     }
 
     /// Read engagement from this AppView (e.g. `https://public.api.bsky.app`); without
@@ -164,7 +190,7 @@ impl Bluesky {
             .access_expires()
             .is_some_and(|exp| exp - Utc::now().timestamp() < REFRESH_MARGIN_SECS);
         if near_expiry {
-            l.creds = self.renew(account.id, &l.creds).await?;
+            l.creds = self.renew(account, &l.creds).await?;
         }
         Ok(l.creds.clone())
     }
@@ -181,11 +207,11 @@ impl Bluesky {
         match live.as_mut() {
             Some(l) if l.creds.access_jwt != used.access_jwt => Ok(l.creds.clone()),
             Some(l) => {
-                l.creds = self.renew(account.id, &l.creds).await?;
+                l.creds = self.renew(account, &l.creds).await?;
                 Ok(l.creds.clone())
             }
             None => {
-                let creds = self.renew(account.id, used).await?;
+                let creds = self.renew(account, used).await?;
                 *live = Some(Live {
                     creds: creds.clone(),
                     rate_reset: None,
@@ -197,9 +223,15 @@ impl Bluesky {
 
     /// refreshSession; if the refresh token is refused, one createSession with the app
     /// password; if that is refused too, the participant must reconnect. Saves the result.
-    async fn renew(&self, account_id: i64, c: &Credentials) -> Result<Credentials, PublishError> {
+    async fn renew(
+        &self,
+        account: &AccountRef,
+        c: &Credentials,
+    ) -> Result<Credentials, PublishError> {
+        let account_id = account.id;
         let refreshed = self
             .xrpc_post(
+                self.http(account),
                 &c.pds,
                 "com.atproto.server.refreshSession",
                 Some(&c.refresh_jwt),
@@ -212,7 +244,7 @@ impl Bluesky {
             Err(XrpcError::Auth(_)) => {
                 tracing::info!(account = account_id, "refresh refused; new session");
                 create_session(
-                    &self.client,
+                    self.http(account),
                     &c.pds,
                     &c.did,
                     &c.app_password,
@@ -285,14 +317,21 @@ impl Bluesky {
                 _ => Vec::new(),
             };
             let req = self
-                .client
-                .get(with_query(&xrpc_url(&creds.pds, method), &pairs))
+                .http(account)
+                .get(&with_query(&xrpc_url(&creds.pds, method), &pairs))
                 .bearer_auth(&creds.access_jwt)
                 .timeout(timeout);
             finish(req.send().await).await
         } else {
-            self.xrpc_post(&creds.pds, method, Some(&creds.access_jwt), body, timeout)
-                .await
+            self.xrpc_post(
+                self.http(account),
+                &creds.pds,
+                method,
+                Some(&creds.access_jwt),
+                body,
+                timeout,
+            )
+            .await
         };
         let reset = match &mut result {
             Ok(body) => take_rate_note(body),
@@ -313,13 +352,14 @@ impl Bluesky {
 
     async fn xrpc_post(
         &self,
+        http: &Http,
         pds: &str,
         method: &str,
         token: Option<&str>,
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Value, XrpcError> {
-        let mut req = self.client.post(xrpc_url(pds, method)).timeout(timeout);
+        let mut req = http.post(&xrpc_url(pds, method)).timeout(timeout);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -330,7 +370,13 @@ impl Bluesky {
     }
 
     /// Mentions become facets only when the handle resolves to a DID; others stay text.
-    async fn facets(&self, pds: &str, text: &str, timeout: Duration) -> Vec<Value> {
+    async fn facets(
+        &self,
+        account: &AccountRef,
+        pds: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Vec<Value> {
         let mut out = Vec::new();
         for span in facets::detect(text) {
             let feature = match span.feature {
@@ -341,7 +387,8 @@ impl Bluesky {
                     json!({"$type": "app.bsky.richtext.facet#tag", "tag": tag})
                 }
                 facets::Feature::Mention { handle } => {
-                    match identity::resolve_handle_via(&self.client, pds, &handle, timeout).await {
+                    let http = self.http(account);
+                    match identity::resolve_handle_via(http, pds, &handle, timeout).await {
                         Ok(did) => json!({"$type": "app.bsky.richtext.facet#mention", "did": did}),
                         Err(_) => continue,
                     }
@@ -355,15 +402,55 @@ impl Bluesky {
         out
     }
 
-    /// The external embed for `uri`, or `None` if the page cannot be read in time. The
-    /// thumbnail is uploaded as a blob when the page names one that can be fetched.
+    /// Whether `uri` is a page of this host (same scheme, host and port as `public_url`,
+    /// under its path): the only pages picket reads for a card.
+    fn is_own(&self, uri: &str) -> bool {
+        let (Some(own), Ok(u)) = (&self.own, url::Url::parse(uri)) else {
+            return false;
+        };
+        u.origin() == own.origin() && u.path().starts_with(own.path().trim_end_matches('/'))
+    }
+
+    /// `GET` a page of this host, following its redirects while they stay on it.
+    async fn own_page(&self, uri: &str, timeout: Duration, max: usize) -> Option<Response> {
+        let mut at = url::Url::parse(uri).ok()?;
+        for _ in 0..=CARD_REDIRECTS {
+            if !self.is_own(at.as_str()) {
+                return None;
+            }
+            let resp = self
+                .egress
+                .trusted()
+                .get(at.as_str())
+                .timeout(timeout)
+                .max_body(max)
+                .send()
+                .await
+                .ok()?;
+            if !resp.status().is_redirection() {
+                return resp.status().is_success().then_some(resp);
+            }
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)?
+                .to_str()
+                .ok()?;
+            at = at.join(to).ok()?;
+        }
+        None
+    }
+
+    /// The external embed for `uri` (a page of this host), or `None` if the page cannot
+    /// be read in time. The thumbnail is uploaded as a blob when the page names one of
+    /// this host's images.
     async fn card(&self, account: &AccountRef, uri: &str, timeout: Duration) -> Option<Value> {
         let base = url::Url::parse(uri).ok()?;
-        let resp = self.client.get(uri).timeout(timeout).send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let html = resp.text().await.ok()?;
+        let html = self
+            .own_page(uri, timeout, super::guarded::MAX_BODY)
+            .await?
+            .text()
+            .await
+            .ok()?;
         let card = card::parse(&html, &base)?;
         let mut external = json!({
             "uri": uri,
@@ -384,7 +471,7 @@ impl Bluesky {
         image: &str,
         timeout: Duration,
     ) -> Option<Value> {
-        let resp = self.client.get(image).timeout(timeout).send().await.ok()?;
+        let resp = self.own_page(image, timeout, MAX_THUMB_BYTES).await?;
         let mime = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)?
@@ -394,26 +481,36 @@ impl Bluesky {
             .next()?
             .trim()
             .to_string();
-        if !resp.status().is_success() || !mime.starts_with("image/") {
+        if !mime.starts_with("image/") {
             return None;
         }
         let bytes = resp.bytes().await.ok()?;
-        if bytes.len() > MAX_THUMB_BYTES {
-            return None;
-        }
         let creds = self.session(account).await.ok()?;
         let resp = self
-            .client
-            .post(xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob"))
+            .http(account)
+            .post(&xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob"))
             .bearer_auth(&creds.access_jwt)
-            .header(reqwest::header::CONTENT_TYPE, mime)
+            .header(reqwest::header::CONTENT_TYPE.as_str(), &mime)
             .timeout(timeout)
             .body(bytes)
             .send()
             .await
             .ok()?;
-        let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
         Some(v.get("blob")?.clone())
+    }
+
+    /// The first link of `text` to a page of this host, the one a card is made for.
+    fn card_link(&self, text: &str) -> Option<String> {
+        facets::detect(text)
+            .into_iter()
+            .find_map(|s| match s.feature {
+                facets::Feature::Link { uri } if self.is_own(&uri) => Some(uri),
+                _ => None,
+            })
     }
 }
 
@@ -521,7 +618,7 @@ impl XrpcError {
 }
 
 /// Turn a response into its JSON body or an [`XrpcError`].
-async fn finish(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, XrpcError> {
+async fn finish(sent: Result<Response, HttpError>) -> Result<Value, XrpcError> {
     let resp = sent.map_err(|e| XrpcError::Transport(super::transport_error(&e)))?;
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -579,14 +676,14 @@ fn header_num(h: &reqwest::header::HeaderMap, name: &str) -> Option<i64> {
 
 /// `com.atproto.server.createSession` with an app password.
 async fn create_session(
-    client: &reqwest::Client,
+    client: &Http,
     pds: &str,
     identifier: &str,
     password: &str,
     timeout: Duration,
 ) -> Result<Value, XrpcError> {
     let sent = client
-        .post(xrpc_url(pds, "com.atproto.server.createSession"))
+        .post(&xrpc_url(pds, "com.atproto.server.createSession"))
         .timeout(timeout)
         .json(&json!({"identifier": identifier, "password": password}))
         .send()
@@ -597,7 +694,7 @@ async fn create_session(
 /// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
 /// create the session, and return what to store.
 pub async fn connect(
-    client: &reqwest::Client,
+    client: &Http,
     handle: &str,
     app_password: &str,
     service: Option<&str>,
@@ -680,13 +777,10 @@ impl Network for Bluesky {
         }
         let creds = self.session(account).await?;
         let side_timeout = CARD_TIMEOUT.min(post.timeout / 3);
-        let facets = self.facets(&creds.pds, &post.text, side_timeout).await;
-        let first_link = facets::detect(&post.text)
-            .into_iter()
-            .find_map(|s| match s.feature {
-                facets::Feature::Link { uri } => Some(uri),
-                _ => None,
-            });
+        let facets = self
+            .facets(account, &creds.pds, &post.text, side_timeout)
+            .await;
+        let first_link = self.card_link(&post.text);
         let mut record = json!({
             "$type": COLLECTION,
             "text": post.text,
@@ -770,8 +864,9 @@ impl Network for Bluesky {
             return Ok(None);
         };
         let sent = self
-            .client
-            .get(with_query(
+            .egress
+            .trusted()
+            .get(&with_query(
                 &xrpc_url(appview, "app.bsky.feed.getPosts"),
                 &[("uris".into(), remote_id.into())],
             ))
@@ -835,5 +930,107 @@ mod tests {
             !shown.contains("app-pass") && !shown.contains("access-"),
             "{shown}"
         );
+    }
+
+    fn adapter(public_url: &str) -> Bluesky {
+        Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+        )
+        .with_cards_from(public_url)
+    }
+
+    #[test]
+    fn only_a_link_to_this_hosts_own_pages_gets_a_card() {
+        let b = adapter("https://picket.example");
+        let text = "Me elsewhere: https://evil.example/x https://picket.example.evil.test/i/a \
+                    http://picket.example/i/b https://picket.example:8443/i/c \
+                    Join: https://picket.example/i/abcdefghjkmn";
+        assert_eq!(
+            b.card_link(text).as_deref(),
+            Some("https://picket.example/i/abcdefghjkmn")
+        );
+        assert_eq!(b.card_link("Only https://evil.example/x here"), None);
+        let without = Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+        );
+        assert_eq!(without.card_link("https://picket.example/i/abc"), None);
+    }
+
+    /// A loopback HTTP server answering by path; counts connections.
+    async fn pages(answer: fn(&str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let _ = conn.write_all(answer(&path).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_card_follows_redirects_only_while_they_stay_on_this_host() {
+        use std::sync::atomic::Ordering;
+        // Arrange: this host, whose invite link redirects to its campaign page and whose
+        // other link redirects to another server.
+        let (elsewhere, elsewhere_count) = pages(|_| {
+            let body = "<html><head><title>x</title></head>";
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
+        static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        ELSEWHERE.set(elsewhere).unwrap();
+        let (own, _) = pages(|path| {
+            let redirect = |to: &str| {
+                format!("HTTP/1.1 303 See Other\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+            };
+            match path {
+                "/i/abc" => redirect("/c/strike?ref=abc"),
+                "/i/out" => redirect(ELSEWHERE.get().unwrap()),
+                _ => {
+                    let body = "<html><head><title>The strike</title></head></html>";
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+            }
+        })
+        .await;
+        let b = adapter(&own);
+        let account = AccountRef {
+            id: 1,
+            handle: "a.test".into(),
+            server: "https://pds.invalid".into(),
+            credentials: Secret::new("{}"),
+            trusted: false,
+        };
+        let t = Duration::from_secs(5);
+
+        // Act
+        let invite = b.card(&account, &format!("{own}/i/abc"), t).await;
+        let out = b.card(&account, &format!("{own}/i/out"), t).await;
+
+        // Assert
+        assert_eq!(invite.unwrap()["external"]["title"], "The strike");
+        assert_eq!(out, None);
+        assert_eq!(elsewhere_count.load(Ordering::SeqCst), 0);
     }
 }
