@@ -16,4 +16,5 @@ mod rehearse;
 mod store_contract;
 mod support;
 mod web;
+mod web_safety;
 mod widget;
