@@ -579,6 +579,76 @@ async fn the_sandbox_receiver_is_not_served_unless_enabled() {
     assert!(app.state.sandbox.posts().is_empty());
 }
 
+#[tokio::test]
+async fn without_the_sandbox_the_join_page_offers_no_sandbox_account() {
+    let site = Site::start_with(|s| s.sandbox = false).await;
+    let v = site.visitor();
+    let form = v.get(&format!("/c/{ID}/join")).await;
+    let step1 = v
+        .post(
+            &format!("/c/{ID}/join"),
+            &[
+                ("csrf", &form.field("csrf")),
+                ("name", "Ada"),
+                ("tz", "UTC"),
+                ("day", "2027-07-04"),
+            ],
+        )
+        .await;
+    let step2 = v.get(&step1.location.unwrap()).await;
+
+    let connect = v
+        .post(
+            "/connect/sandbox",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("name", "ada-sandbox"),
+            ],
+        )
+        .await;
+
+    assert_eq!(step2.status, StatusCode::OK);
+    assert!(step2.html.contains("/connect/bluesky"), "{}", step2.html);
+    assert!(!step2.html.contains("/connect/sandbox"), "{}", step2.html);
+    assert_eq!(connect.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve() {
+    use crate::support::{Installation, posts_at_start, unused_port, window_campaign};
+    // The README's "for yourself" steps: add a sandbox account, join, serve.
+    let port = unused_port();
+    let now = chrono::Utc::now();
+    let campaign = window_campaign(
+        "own",
+        now + chrono::Duration::seconds(2),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "30m"),
+    );
+    let config = format!(
+        "public_url = \"http://127.0.0.1:{port}\"\nsandbox = true\n[scheduler]\njitter_secs = 0\n"
+    );
+    let install = Installation::new(&campaign, &config, [7; 32]);
+    let account = install.add_account(&["sandbox", "--name", "me"]);
+    install.run(&["join", "own", "--account", &account.to_string(), "--tz", "UTC"]);
+
+    let mut served = install.serve(&format!("127.0.0.1:{port}"), "info");
+    served.ready(Duration::from_secs(30)).await;
+    let store = install.store().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut counts = store.outbox_counts("own").await.unwrap();
+    while counts.published + counts.failed + counts.missed == 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        counts = store.outbox_counts("own").await.unwrap();
+    }
+    let log = served.stop();
+
+    assert_eq!(counts.published, 1, "{counts:?}\n{log}");
+}
+
 /// A sandbox post from `token` (none: no Authorization header).
 async fn sandbox_post(app: &App, token: Option<&str>, text: &str) -> StatusCode {
     let mut req = app
