@@ -88,7 +88,7 @@ impl Pages {
         tera.add_raw_templates(sources)?;
         let mut globals = tera::Context::new();
         globals.insert("assets", &super::assets::paths());
-        globals.insert("site", &serde_json::json!({}));
+        globals.insert("site", &serde_json::json!({ "sandbox": false }));
         Ok(Pages { tera, globals })
     }
 

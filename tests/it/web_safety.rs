@@ -631,7 +631,14 @@ async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve(
     );
     let install = Installation::new(&campaign, &config, [7; 32]);
     let account = install.add_account(&["sandbox", "--name", "me"]);
-    install.run(&["join", "own", "--account", &account.to_string(), "--tz", "UTC"]);
+    install.run(&[
+        "join",
+        "own",
+        "--account",
+        &account.to_string(),
+        "--tz",
+        "UTC",
+    ]);
 
     let mut served = install.serve(&format!("127.0.0.1:{port}"), "info");
     served.ready(Duration::from_secs(30)).await;
