@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Application
-//! ├── web server (axum, + the sandbox receiver at /sandbox) ─┐
+//! ├── web server (axum on web::serve, + /sandbox if enabled) ─┐
 //! ├── planner   (re-plans every campaign now and then)        ├─ one CancellationToken: the first
 //! └── dispatcher (claims due posts, publishes, records)      ─┘  task to end (or Ctrl-C /
 //!                                                               SIGTERM) stops the others
@@ -31,6 +31,9 @@ use crate::web::{self, AppState};
 /// How often the planner re-reads every pledge (joins via the web and CLI plan at once;
 /// this catches edits to campaign files and anything missed).
 const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// How often clients whose write budget is full again are forgotten.
+const LIMITER_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -185,8 +188,9 @@ impl Application {
             vault,
             egress,
         } = core;
-        let pages =
-            Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
+        let pages = Pages::load(settings.templates_dir.as_deref())
+            .and_then(|p| p.with_site(&serde_json::json!({ "sandbox": settings.sandbox })))
+            .context("loading page templates")?;
         let mailer = crate::mail::from_settings(settings.smtp.as_ref())
             .context("setting up outgoing mail ([smtp])")?
             .map(|inner| -> Arc<dyn crate::mail::Mailer> {
@@ -206,7 +210,11 @@ impl Application {
             "picket is ready"
         );
         let state = AppState {
-            sandbox: Receiver::new(clock.clone()),
+            sandbox: Receiver::guarded(
+                clock.clone(),
+                crate::sandbox::Issuer::new(vault.clone()),
+                settings.sandbox_max_bytes,
+            ),
             // Signing: 10 a minute per address, bursts of 5 (a family behind one router).
             limits: crate::web::guard::Limits::new(settings.rate_limits, 10, 5),
             mailer,
@@ -253,14 +261,18 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         let stop = shutdown.clone();
         let listener = self.listener;
+        let limits = web::serve::ConnectionLimits::from_settings(
+            &state.settings.http,
+            &state.settings.trusted_proxies,
+        );
         tasks.spawn(async move {
-            let served = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+            let served = web::serve::serve(listener, router, limits, stop).await;
             ("web server", served.map_err(anyhow::Error::from))
+        });
+        let (limits, stop) = (self.state.limits.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            limits.prune_every(LIMITER_PRUNE_EVERY, stop).await;
+            ("rate-limit pruning", Ok(()))
         });
         let stop = shutdown.clone();
         let dispatcher = self.dispatcher.clone();

@@ -61,6 +61,86 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     /// Magic links, signed-in browsers and the mail budget per address.
     pub sessions: SessionSettings,
+    // --- On the open internet: the reverse proxy, the sandbox, connection limits. ---
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed (IPs or
+    /// CIDRs). Empty: the TCP peer is the client, whatever the headers say.
+    pub trusted_proxies: TrustedProxies,
+    /// Serve the sandbox receiver at `/sandbox` (rehearsals, demos, tests). Off: 404.
+    pub sandbox: bool,
+    /// What the sandbox receiver keeps in memory at most, in bytes; past it, new posts are
+    /// refused (507).
+    pub sandbox_max_bytes: u64,
+    /// Timeouts and the connection cap of `picket serve`.
+    pub http: HttpSettings,
+}
+
+/// Reverse proxies picket believes about the client's address: IP addresses or CIDR
+/// blocks (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// `"10.0.0.1"` or `"10.0.0.0/8"` each; the error names the one that is neither.
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> anyhow::Result<Self> {
+        let mut nets = Vec::new();
+        for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => item
+                    .parse::<std::net::IpAddr>()
+                    .map(ipnet::IpNet::from)
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "trusted_proxies: {item:?} is not an IP address or a CIDR block (10.0.0.0/8)"
+                        )
+                    })?,
+            };
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<String>::deserialize(d)?;
+        TrustedProxies::parse(items.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How long `picket serve` waits for a client, and for how many at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// From a connection's start, or the first byte of a request, to its last header line.
+    pub header_read_timeout_secs: u64,
+    /// From a request's head to its answer (the body is read within it); then 408.
+    pub request_timeout_secs: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the system's queue until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: 10,
+            // Above the 45 s a browser waits for a Nostr signer app's approval.
+            request_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+        }
+    }
 }
 
 // ── sessions (issue 8: expiring links, per-address mail budget) ─────────────────────────
@@ -323,6 +403,10 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             smtp: None,
             sessions: SessionSettings::default(),
+            trusted_proxies: TrustedProxies::default(),
+            sandbox: false,
+            sandbox_max_bytes: 16 * 1024 * 1024,
+            http: HttpSettings::default(),
         }
     }
 }
@@ -378,7 +462,42 @@ impl Settings {
                 _ => anyhow::bail!("PICKET_ALLOW_PRIVATE_ADDRESSES must be 1 or 0"),
             };
         }
-        self.apply_smtp_env(&get)
+        self.apply_smtp_env(&get)?;
+        self.apply_exposure_env(&get)
+    }
+
+    /// `PICKET_TRUSTED_PROXIES` (comma separated), `PICKET_SANDBOX`,
+    /// `PICKET_SANDBOX_MAX_BYTES` and `PICKET_HTTP_*`.
+    fn apply_exposure_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("PICKET_TRUSTED_PROXIES") {
+            self.trusted_proxies = TrustedProxies::parse(v.split(','))
+                .context("PICKET_TRUSTED_PROXIES: addresses or CIDR blocks, comma separated")?;
+        }
+        if let Some(v) = get("PICKET_SANDBOX") {
+            self.sandbox = matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "true" | "yes");
+        }
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            get(name)
+                .map(|v| v.trim().parse::<u64>())
+                .transpose()
+                .with_context(|| format!("{name} must be a whole number"))
+        };
+        if let Some(n) = number("PICKET_SANDBOX_MAX_BYTES")? {
+            self.sandbox_max_bytes = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_HEADER_READ_TIMEOUT_SECS")? {
+            self.http.header_read_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_REQUEST_TIMEOUT_SECS")? {
+            self.http.request_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_IDLE_TIMEOUT_SECS")? {
+            self.http.idle_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_MAX_CONNECTIONS")? {
+            self.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(())
     }
 
     /// `PICKET_SMTP_*`: any of them turns mail on (with the file's `[smtp]` as the base).
@@ -584,6 +703,38 @@ mod tests {
             .apply_env(|k| (k == "PICKET_LINK_DAYS").then(|| "0".into()))
             .unwrap_err();
         assert!(e.to_string().contains("link_days"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_from_the_file_or_the_environment() {
+        let s: Settings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+        let e = toml::from_str::<Settings>("trusted_proxies = [\"proxy.local\"]").unwrap_err();
+        assert!(e.to_string().contains("proxy.local"), "{e}");
+
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "PICKET_TRUSTED_PROXIES" => Some("127.0.0.1, 192.168.0.0/16".into()),
+            "PICKET_SANDBOX" => Some("1".into()),
+            "PICKET_HTTP_MAX_CONNECTIONS" => Some("8".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("192.168.4.5".parse().unwrap()));
+        assert!(
+            s.trusted_proxies
+                .contains("::ffff:127.0.0.1".parse().unwrap())
+        );
+        assert!(s.sandbox);
+        assert_eq!(s.http.max_connections, 8);
+        assert!(
+            Settings::default()
+                .apply_env(|k| (k == "PICKET_TRUSTED_PROXIES").then(|| "10.0.0.1/99".into()))
+                .is_err()
+        );
     }
 
     #[test]

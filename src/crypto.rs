@@ -103,16 +103,33 @@ impl Vault {
 
     /// Seal the credentials of account `account` (its id), bound to it.
     pub fn seal_for(&self, account: i64, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&associated_data(account), plaintext)
+    }
+
+    /// Seal a value that is not an account's credentials (a sandbox token), bound to its
+    /// `purpose`, so it can never be taken for credentials or for another purpose's value.
+    pub fn seal_purpose(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&purpose_data(purpose), plaintext)
+    }
+
+    /// Open what [`Vault::seal_purpose`] sealed for the same `purpose`.
+    pub fn open_purpose(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.first() != Some(&VERSION) {
+            return Err(CryptoError::Decrypt);
+        }
+        self.open_with(&purpose_data(purpose), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
-        let aad = associated_data(account);
         let sealed = self
             .cipher
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
                     msg: plaintext,
-                    aad: &aad,
+                    aad,
                 },
             )
             .expect("encryption into a Vec cannot fail");
@@ -123,28 +140,38 @@ impl Vault {
         out
     }
 
-    /// Open the credentials stored on account `account`'s row: sealed for that account, or
-    /// in the legacy format that named no account.
-    pub fn open_for(&self, account: i64, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if sealed.len() < 1 + NONCE_LEN {
             return Err(CryptoError::Decrypt);
         }
         let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
         let msg = &sealed[1 + NONCE_LEN..];
-        let aad = match sealed[0] {
-            VERSION => associated_data(account),
-            LEGACY_VERSION => Vec::new(),
+        self.cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg, aad })
+            .map_err(|_| CryptoError::Decrypt)
+    }
+
+    /// Open the credentials stored on account `account`'s row: sealed for that account, or
+    /// in the legacy format that named no account.
+    pub fn open_for(&self, account: i64, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let aad = match sealed.first() {
+            Some(&VERSION) => associated_data(account),
+            Some(&LEGACY_VERSION) => Vec::new(),
             _ => return Err(CryptoError::Decrypt),
         };
-        self.cipher
-            .decrypt(&XNonce::from(nonce), Payload { msg, aad: &aad })
-            .map_err(|_| CryptoError::Decrypt)
+        self.open_with(&aad, sealed)
     }
 
     /// Whether `sealed` is in a format older than the one [`Vault::seal_for`] writes.
     pub fn is_legacy(sealed: &[u8]) -> bool {
         sealed.first() == Some(&LEGACY_VERSION)
     }
+}
+
+/// Associated data of a value sealed for a purpose other than an account's credentials:
+/// a prefix of its own, so no purpose's value opens as an account's and the other way round.
+fn purpose_data(purpose: &str) -> Vec<u8> {
+    [b"picket purpose ".as_slice(), purpose.as_bytes()].concat()
 }
 
 fn associated_data(account: i64) -> Vec<u8> {
@@ -206,6 +233,17 @@ mod tests {
             other.open_for(5, &sealed),
             Err(CryptoError::Decrypt)
         ));
+    }
+
+    #[test]
+    fn a_value_sealed_for_a_purpose_opens_for_that_purpose_only_and_never_as_credentials() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let token = v.seal_purpose("sandbox token", b"label");
+        assert_eq!(v.open_purpose("sandbox token", &token).unwrap(), b"label");
+        assert!(v.open_purpose("another purpose", &token).is_err());
+        assert!((0..4).all(|id| v.open_for(id, &token).is_err()));
+        let credentials = v.seal_for(1, b"label");
+        assert!(v.open_purpose("sandbox token", &credentials).is_err());
     }
 
     #[test]

@@ -11,11 +11,11 @@
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones; declaration hashes and copies |
 //! | [`compose`]   | rendered text -> a post for one network: length rules per network |
-//! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
+//! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
 //! | [`network`]   | network kinds and adapters, and the guarded client they all use; the only user of `reqwest` |
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
-//! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
 //! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |

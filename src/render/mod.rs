@@ -4,6 +4,7 @@
 //! binary with an override folder, see [`pages`]) and post bodies (campaign template
 //! variants, never escaped: a post is plain text and an `&` must stay an `&`).
 
+pub mod assets;
 pub mod pages;
 
 use serde::Serialize;

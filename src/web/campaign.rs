@@ -163,6 +163,8 @@ async fn render_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    // Only ever hex of the right length (`form_token` checks a cookie's shape): it is
+    // spliced into the cached page below without escaping.
     let csrf = guard::form_token(headers);
     let invited_by = form
         .invited_by

@@ -675,9 +675,16 @@ pub async fn confirm(
 }
 
 /// Where a connect form sends the person back to: a join step on this site, nothing else.
+/// Only printable ASCII (a query is percent-encoded): the path becomes a `Location`
+/// header, which cannot hold control characters, and `..` could climb out of `/c/`.
 fn back_to(f: &Fields) -> String {
     let back = f.text("back");
-    let ok = back.starts_with("/c/") && !back.contains("//") && !back.contains('\\');
+    let path = back.split(['?', '#']).next().unwrap_or_default();
+    let ok = back.starts_with("/c/")
+        && back.bytes().all(|b| b.is_ascii_graphic())
+        && !back.contains("//")
+        && !back.contains('\\')
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
     if ok { back } else { "/me".to_string() }
 }
 
@@ -740,13 +747,14 @@ pub async fn connect_account(
         .into_response());
     }
     let connected: Result<Connected, ConnectError> = match network.as_str() {
-        "sandbox" => connect::sandbox(
+        // Only where the sandbox is served, with a token it takes.
+        "sandbox" if state.settings.sandbox => connect::sandbox(
             &f.text("name"),
             &format!(
                 "{}/sandbox",
                 state.settings.public_url.trim_end_matches('/')
             ),
-            None,
+            state.sandbox.issue_token(),
         ),
         "bluesky" => {
             let service = f.text("service");
@@ -937,6 +945,16 @@ mod tests {
         assert_eq!(back_to(&f("https://evil.example/")), "/me");
         assert_eq!(back_to(&f("/c//evil.example")), "/me");
         assert_eq!(back_to(&f("//evil.example/c/")), "/me");
+        assert_eq!(back_to(&f("/c/x/join\u{1}")), "/me");
+        assert_eq!(back_to(&f("/c/x/join?tz=A\r\nSet-Cookie:%20a=b")), "/me");
+        assert_eq!(back_to(&f("/c/../me/delete")), "/me");
+        assert_eq!(back_to(&f("/c/x/join/accounts?tz=Zoë")), "/me");
+        assert_eq!(
+            back_to(&f(
+                "/c/x/join/accounts?tz=America%2FNew_York&day=2027-07-04"
+            )),
+            "/c/x/join/accounts?tz=America%2FNew_York&day=2027-07-04"
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ impl Site {
                 bind: ([127, 0, 0, 1], port).into(),
                 public_url: format!("http://127.0.0.1:{port}"),
                 rate_limits: false,
+                // Sandbox accounts post to this picket's own receiver.
+                sandbox: true,
                 ..Settings::default()
             };
             // A post due at the strike's start goes out then, not up to minutes later.

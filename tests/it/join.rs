@@ -79,6 +79,8 @@ impl Site {
             bind: format!("127.0.0.1:{port}").parse().unwrap(),
             public_url: format!("http://127.0.0.1:{port}"),
             rate_limits: false,
+            // Sandbox accounts post to this picket's own receiver.
+            sandbox: true,
             ..Settings::default()
         };
         settings.scheduler.jitter_secs = 0;

@@ -17,4 +17,5 @@ mod ssrf;
 mod store_contract;
 mod support;
 mod web;
+mod web_safety;
 mod widget;
