@@ -28,8 +28,7 @@ pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
 pub use schedule::{StrikePeriod, day_start, resolve_local};
 pub use validate::{
     DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, END_POST_WINDOW, MAX_DAY_POST_WINDOW, MAX_DURATION,
-    fmt_duration,
-    parse_date, parse_duration, parse_when,
+    fmt_duration, parse_date, parse_duration, parse_when,
 };
 
 /// One thing wrong with a campaign file, located for a person to fix.

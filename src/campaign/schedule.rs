@@ -363,9 +363,7 @@ n = ["#{{{{ hashtag }}}}"]
     }
 
     fn days() -> Campaign {
-        campaign(
-            "[strike]\ntimezone = \"participant\"\ndays = [\"2027-07-04\", \"2027-07-05\"]\n",
-        )
+        campaign("[strike]\ntimezone = \"participant\"\ndays = [\"2027-07-04\", \"2027-07-05\"]\n")
     }
 
     fn every(d: Duration) -> Participation {

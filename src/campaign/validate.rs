@@ -1251,7 +1251,10 @@ mod tests {
         let many = "100000d".repeat(960);
         let err = parse_duration(&many).unwrap_err();
         assert!(err.contains("too long a duration"), "{err}");
-        assert!(err.len() < 200, "the message does not echo the input: {err}");
+        assert!(
+            err.len() < 200,
+            "the message does not echo the input: {err}"
+        );
         assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
         assert!(parse_duration("366d1m").is_err());
         assert!(parse_duration("365d24h").is_ok());

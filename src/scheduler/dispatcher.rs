@@ -235,8 +235,8 @@ impl Dispatcher {
                 });
                 continue;
             }
-            let prepared = super::isolate(|| self.prepare(&post, &elsewhere, now))
-                .unwrap_or_else(|panic| {
+            let prepared =
+                super::isolate(|| self.prepare(&post, &elsewhere, now)).unwrap_or_else(|panic| {
                     tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
                     Err(Outcome::Failed {
                         id: post.id,

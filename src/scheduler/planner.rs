@@ -152,7 +152,11 @@ impl<'a> Planner<'a> {
         super::isolate(|| self.plan_unguarded(pledge, now))?
     }
 
-    fn plan_unguarded(&mut self, pledge: &Pledge, now: DateTime<Utc>) -> Result<PledgePlan, String> {
+    fn plan_unguarded(
+        &mut self,
+        pledge: &Pledge,
+        now: DateTime<Utc>,
+    ) -> Result<PledgePlan, String> {
         let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
@@ -318,7 +322,9 @@ pub async fn run(
     match store.release_lease(LEASE, &me).await {
         Ok(true) => tracing::info!("planner lease released"),
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "could not release the planner lease; it runs out by itself"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release the planner lease; it runs out by itself")
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;
 mod rehearse;
+mod resilience;
 mod store_contract;
 mod support;
 mod web;
