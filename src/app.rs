@@ -28,10 +28,6 @@ use crate::scheduler::{Dispatcher, planner, verify};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
-/// How often the planner re-reads every pledge (joins via the web and CLI plan at once;
-/// this catches edits to campaign files and anything missed).
-const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-
 /// How often clients whose write budget is full again are forgotten.
 const LIMITER_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -117,48 +113,22 @@ impl Core {
     }
 }
 
-/// Re-plan every hosted campaign now, then every [`REPLAN_EVERY`] until `stop`.
+/// The planner until `stop` (see [`planner::run`]).
 async fn plan_forever(
     state: AppState,
     wake: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
-    let me = format!("planner-{}-{}", std::process::id(), rand_suffix());
-    loop {
-        let now = state.clock.now();
-        let lease = chrono::Duration::from_std(REPLAN_EVERY * 2).expect("small duration");
-        let mine = match state
-            .store
-            .try_lease("planner", &me, now, now + lease)
-            .await
-        {
-            Ok(mine) => mine,
-            Err(e) => {
-                tracing::error!(error = %e, "could not take the planner lease");
-                false
-            }
-        };
-        // Several servers on one PostgreSQL: one plans, the others only dispatch.
-        for c in state.campaigns.iter().filter(|_| mine) {
-            match planner::plan_campaign(state.store.as_ref(), c, spread, state.clock.now()).await {
-                Ok(applied) => {
-                    if applied.upserted > 0 {
-                        // New rows may be due before the dispatcher's next look.
-                        wake.notify_one();
-                    }
-                    tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
-                }
-                Err(e) => {
-                    tracing::error!(campaign = %c.id, error = %e, "planning failed; will try again")
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(REPLAN_EVERY) => {}
-        }
-    }
+    planner::run(
+        state.store.as_ref(),
+        &state.campaigns,
+        state.clock.as_ref(),
+        spread,
+        &wake,
+        stop,
+    )
+    .await
 }
 
 impl Application {
@@ -316,39 +286,22 @@ async fn supervise(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Every few hours, check the credentials of accounts whose strike starts within a day and
-/// a half, so broken ones are reported while there is time to reconnect them.
+/// The pre-strike account checks until `stop` (see [`verify::run`]).
 async fn verify_forever(
     state: AppState,
     networks: Networks,
     vault: Vault,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
-    loop {
-        let now = state.clock.now();
-        for c in state.campaigns.iter() {
-            let ahead = chrono::Duration::hours(36);
-            let checked = async {
-                let ids =
-                    verify::accounts_striking_soon(state.store.as_ref(), c, now, ahead).await?;
-                verify::verify_accounts(state.store.as_ref(), &networks, &vault, &ids, now).await
-            };
-            match checked.await {
-                Ok(v) if v.ok + v.broken + v.unknown > 0 => {
-                    tracing::info!(campaign = %c.id, ok = v.ok, broken = v.broken, unknown = v.unknown, "accounts verified before the strike")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(campaign = %c.id, error = %e, "verifying accounts failed")
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(EVERY) => {}
-        }
-    }
+    verify::run(
+        state.store.as_ref(),
+        &networks,
+        &vault,
+        &state.campaigns,
+        state.clock.as_ref(),
+        stop,
+    )
+    .await
 }
 
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.
@@ -423,11 +376,6 @@ impl crate::network::CredentialSink for StoreCredentials {
             .await
             .map_err(|e| e.to_string())
     }
-}
-
-fn rand_suffix() -> u32 {
-    use rand::RngExt;
-    rand::rng().random()
 }
 
 #[cfg(test)]

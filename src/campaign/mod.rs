@@ -27,8 +27,8 @@ pub use check::{check_paths, load_dir};
 pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
 pub use schedule::{StrikePeriod, day_start, resolve_local};
 pub use validate::{
-    DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration,
-    parse_date, parse_duration, parse_when,
+    DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, END_POST_WINDOW, MAX_DAY_POST_WINDOW, MAX_DURATION,
+    fmt_duration, parse_date, parse_duration, parse_when,
 };
 
 /// One thing wrong with a campaign file, located for a person to fix.

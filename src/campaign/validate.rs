@@ -47,6 +47,11 @@ pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
 /// How long the `end` ("I'm back") post stays publishable.
 pub const END_POST_WINDOW: Duration = Duration::hours(24);
 
+/// The longest duration picket reads, all parts together: a year covers any lead time,
+/// window or cadence a campaign needs, and keeps every instant computed from one far
+/// inside the range of dates (a cadence of 960 × "100000d" once overflowed them).
+pub const MAX_DURATION: Duration = Duration::days(366);
+
 /// A validated campaign and where its `id` was written (to report duplicate ids).
 pub(crate) struct Loaded {
     pub campaign: Campaign,
@@ -962,50 +967,71 @@ fn explain_tera(msg: &str) -> String {
     format!("does not render: {}", flat.join(" "))
 }
 
-/// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes.
+/// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes, at
+/// most [`MAX_DURATION`] in all.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let form =
         "write a number and a unit, e.g. \"15m\", \"1h\", \"1h30m\", \"7d\" (units: m, h, d)";
+    let shown = shorten(s);
     if t.starts_with('-') {
         return Err(format!(
-            "\"{s}\" is negative: durations must be positive; {form}"
+            "\"{shown}\" is negative: durations must be positive; {form}"
         ));
     }
     if t.is_empty() {
         return Err(format!("empty duration: {form}"));
     }
-    let mut total = Duration::zero();
+    let too_long = || {
+        format!(
+            "\"{shown}\" is too long a duration: at most {} in all",
+            fmt_duration(MAX_DURATION)
+        )
+    };
+    let mut minutes: i64 = 0;
     let mut digits = String::new();
     for c in t.chars() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
-        let unit = match c {
-            'm' => Duration::minutes(1),
-            'h' => Duration::hours(1),
-            'd' => Duration::days(1),
-            _ => return Err(format!("\"{s}\" is not a duration: {form}")),
+        let unit: i64 = match c {
+            'm' => 1,
+            'h' => 60,
+            'd' => 24 * 60,
+            _ => return Err(format!("\"{shown}\" is not a duration: {form}")),
         };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("\"{s}\" is not a duration: {form}"))?;
-        if n > 100_000 {
-            return Err(format!("\"{s}\" is too long a duration"));
+        if digits.is_empty() {
+            return Err(format!("\"{shown}\" is not a duration: {form}"));
         }
-        total += unit * n as i32;
+        // Many digits parse as an overflow, not as a number: that is a long duration too.
+        let n: i64 = digits.parse().map_err(|_| too_long())?;
+        minutes = n
+            .checked_mul(unit)
+            .and_then(|m| minutes.checked_add(m))
+            .filter(|m| *m <= MAX_DURATION.num_minutes())
+            .ok_or_else(too_long)?;
         digits.clear();
     }
     if !digits.is_empty() {
-        return Err(format!("\"{s}\" has no unit: {form}"));
+        return Err(format!("\"{shown}\" has no unit: {form}"));
     }
-    if total <= Duration::zero() {
+    if minutes <= 0 {
         return Err(format!(
-            "\"{s}\" is zero: durations must be positive; {form}"
+            "\"{shown}\" is zero: durations must be positive; {form}"
         ));
     }
-    Ok(total)
+    Ok(Duration::minutes(minutes))
+}
+
+/// `s` cut to a length fit for a message: an error must not echo 60 KB back.
+fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(MAX).collect();
+    format!("{head}…")
 }
 
 /// The shortest way to write `d` in the campaign syntax, e.g. `1h30m`.
@@ -1217,6 +1243,25 @@ mod tests {
         assert!(parse_duration("0m").unwrap_err().contains("zero"));
         assert!(parse_duration("15").unwrap_err().contains("no unit"));
         assert_eq!(fmt_duration(Duration::minutes(90)), "1h30m");
+    }
+
+    #[test]
+    fn a_duration_is_bounded_in_total_not_only_per_part() {
+        // Each part under the old per-part cap; together far past the range of dates.
+        let many = "100000d".repeat(960);
+        let err = parse_duration(&many).unwrap_err();
+        assert!(err.contains("too long a duration"), "{err}");
+        assert!(
+            err.len() < 200,
+            "the message does not echo the input: {err}"
+        );
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        assert!(parse_duration("366d1m").is_err());
+        assert!(parse_duration("365d24h").is_ok());
+        assert!(parse_duration("99999999999999999999999m").is_err());
+        assert!(parse_duration("9223372036854775807d").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("1h 30m").is_err());
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub async fn pledge(
     jitter: chrono::Duration,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Pledged> {
+    // Checked before anything is stored: a pledge the planner cannot plan must not exist.
+    campaign
+        .check_participation(p)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let pledge_id = store
         .upsert_pledge(
             &NewPledge {

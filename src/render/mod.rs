@@ -2,9 +2,11 @@
 //!
 //! Two kinds of output, two escaping rules: pages (`*.html`, autoescaped, built into the
 //! binary with an override folder, see [`pages`]) and post bodies (campaign template
-//! variants, never escaped: a post is plain text and an `&` must stay an `&`).
+//! variants, never escaped: a post is plain text and an `&` must stay an `&`). Declarations
+//! are Markdown from anyone, turned into sanitised HTML (see [`declaration`]).
 
 pub mod assets;
+pub mod declaration;
 pub mod pages;
 
 use serde::Serialize;

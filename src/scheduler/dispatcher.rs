@@ -143,7 +143,12 @@ impl Dispatcher {
         tracing::info!(worker = %self.worker, "dispatcher started");
         let mut failures = 0u32;
         while !stop.is_cancelled() {
-            match self.step().await {
+            // A panic outside any one post's work (each post is isolated in `step`) fails
+            // this round like a database error would; the lease brings its rows back.
+            let round = super::isolate_async(self.step())
+                .await
+                .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic)));
+            match round {
                 Ok(report) if report.claimed > 0 => {
                     failures = 0;
                     continue;
@@ -230,7 +235,15 @@ impl Dispatcher {
                 });
                 continue;
             }
-            match self.prepare(&post, &elsewhere, now) {
+            let prepared =
+                super::isolate(|| self.prepare(&post, &elsewhere, now)).unwrap_or_else(|panic| {
+                    tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
+                    Err(Outcome::Failed {
+                        id: post.id,
+                        reason: panic,
+                    })
+                });
+            match prepared {
                 Ok(out) => ready.push((post, out)),
                 Err(outcome) => outcomes.push(outcome),
             }
@@ -250,7 +263,7 @@ impl Dispatcher {
         phases.lap(Phase::BeginSending);
 
         let sent: Vec<Outcome> = futures::stream::iter(ready)
-            .map(|(post, out)| self.send(post, out))
+            .map(|(post, out)| self.send_isolated(post, out))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -402,9 +415,10 @@ impl Dispatcher {
         ) {
             return Err(Outcome::Retry {
                 id: post.id,
-                run_at: now
-                    + Duration::from_std(wait).unwrap_or_default()
-                    + Duration::milliseconds(10),
+                run_at: Duration::from_std(wait)
+                    .ok()
+                    .and_then(|w| now.checked_add_signed(w + Duration::milliseconds(10)))
+                    .unwrap_or(post.window_end),
                 error: "paced: posting budget of this account or server spent".into(),
                 maybe_sent: false,
             });
@@ -490,9 +504,25 @@ impl Dispatcher {
         hosted.renderer.render(&post.template, variant, &vars)
     }
 
+    /// [`Dispatcher::send`], with a panic in it recorded as the post's failure. The post
+    /// was `sending`: whether it went out is unknown, so it is not retried blindly.
+    async fn send_isolated(&self, post: ClaimedPost, ready: Ready) -> Outcome {
+        let id = post.id;
+        super::isolate_async(self.send(post, ready))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(job = %id, error = %panic, "sending a post failed");
+                Outcome::Failed { id, reason: panic }
+            })
+    }
+
     #[tracing::instrument(skip_all, fields(campaign = %post.campaign_id, network = %post.network, job = %post.id))]
     async fn send(&self, post: ClaimedPost, ready: Ready) -> Outcome {
-        let deadline = post.window_end + self.grace();
+        // A window ending at the end of time (a row written by hand) closes there.
+        let deadline = post
+            .window_end
+            .checked_add_signed(self.grace())
+            .unwrap_or(post.window_end);
         let now = self.clock.now();
         let left = self.clock.real_duration(deadline - now);
         if deadline <= now {
@@ -536,23 +566,26 @@ impl Dispatcher {
                 maybe_sent,
             }) => {
                 let delay = self.retry.delay(post.attempts.max(1) as u32, after);
-                let run_at = self.clock.now() + Duration::from_std(delay).unwrap_or_default();
-                if run_at > deadline {
-                    Outcome::Missed {
+                // A delay past the range of dates (an absurd Retry-After) is past the window.
+                let run_at = Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| self.clock.now().checked_add_signed(d))
+                    .filter(|at| *at <= deadline);
+                let Some(run_at) = run_at else {
+                    return Outcome::Missed {
                         id: post.id,
                         reason: format!(
                             "window closed while retrying ({} attempts; last: {reason})",
                             post.attempts
                         ),
-                    }
-                } else {
-                    tracing::debug!(%reason, attempt = post.attempts, "will retry");
-                    Outcome::Retry {
-                        id: post.id,
-                        run_at,
-                        error: reason,
-                        maybe_sent,
-                    }
+                    };
+                };
+                tracing::debug!(%reason, attempt = post.attempts, "will retry");
+                Outcome::Retry {
+                    id: post.id,
+                    run_at,
+                    error: reason,
+                    maybe_sent,
                 }
             }
         }

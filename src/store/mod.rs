@@ -356,6 +356,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Give up the lease `name` if `owner` holds it (a clean shutdown), so another process,
+    /// or this one restarted, can take it at once instead of waiting for it to run out.
+    /// True when it was held by `owner`.
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError>;
+    /// Record why the planner could not plan a pledge (`None`: it plans again). The pledge
+    /// stays active: a later campaign edit or a new choice may make it plannable.
+    async fn set_pledge_problem(
+        &self,
+        id: PledgeId,
+        problem: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Active pledges of a campaign made no later than `created_before` (a campaign's
     /// tipping point counts the pledges made by its deadline).
     async fn active_pledge_count(

@@ -257,6 +257,8 @@ pub struct Pledge {
     pub account_ids: Vec<AccountId>,
     pub created_at: DateTime<Utc>,
     pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Why the planner last failed to plan this pledge; `None` when it planned.
+    pub plan_error: Option<String>,
 }
 
 /// A pledge to make or renew (joining again re-activates a withdrawn pledge).

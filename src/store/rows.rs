@@ -107,6 +107,7 @@ pub(crate) struct PledgeRow {
     status: String,
     created_at: i64,
     withdrawn_at: Option<i64>,
+    plan_error: Option<String>,
 }
 
 impl PledgeRow {
@@ -129,6 +130,7 @@ impl PledgeRow {
             account_ids,
             created_at: instant(self.created_at)?,
             withdrawn_at: opt_instant(self.withdrawn_at)?,
+            plan_error: self.plan_error,
         })
     }
 }

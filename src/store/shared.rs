@@ -282,7 +282,7 @@ macro_rules! shared_store_impl {
         const ACCOUNT_COLUMNS: &str =
             "id, participant_id, network, handle, server, credentials, trusted, status, status_reason, created_at";
         const PLEDGE_COLUMNS: &str =
-            "id, participant_id, campaign_id, tz, days, every_secs, status, created_at, withdrawn_at";
+            "id, participant_id, campaign_id, tz, days, every_secs, status, created_at, withdrawn_at, plan_error";
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
@@ -802,7 +802,8 @@ macro_rules! shared_store_impl {
                      VALUES ($1, $2, $3, $4, $5, 'active', $6, $6) \
                      ON CONFLICT (participant_id, campaign_id) DO UPDATE SET \
                      tz = excluded.tz, days = excluded.days, every_secs = excluded.every_secs, \
-                     status = 'active', updated_at = excluded.updated_at, withdrawn_at = NULL \
+                     status = 'active', updated_at = excluded.updated_at, withdrawn_at = NULL, \
+                     plan_error = NULL \
                      RETURNING id",
                 )
                 .bind(new.participant_id.0)
@@ -1533,6 +1534,31 @@ macro_rules! shared_store_impl {
                 .await?
                 .rows_affected();
                 Ok(taken == 1)
+            }
+
+            async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+                let released = sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+                    .bind(name)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(released == 1)
+            }
+
+            async fn set_pledge_problem(
+                &self,
+                id: PledgeId,
+                problem: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE pledges SET plan_error = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(problem)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn active_pledge_count(

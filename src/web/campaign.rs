@@ -35,8 +35,8 @@ pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, We
         .ok_or_else(|| WebError::NotFound(format!("There is no campaign “{id}” on this site.")))
 }
 
-/// The declaration as HTML. Raw HTML in the Markdown is dropped: pages are escaped, and a
-/// declaration copied from elsewhere must not carry scripts.
+/// The declaration as HTML, sanitised (see [`crate::render::declaration`]): a declaration
+/// copied from elsewhere must not carry scripts.
 ///
 /// Converted once per text and remembered (keyed by the text itself, so it is right for
 /// any campaign in any app of the process): converting on every view was a measurable
@@ -58,12 +58,7 @@ pub fn declaration_html(c: &Campaign) -> Option<String> {
 }
 
 fn markdown_to_html(md: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
-    let parser = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
-        .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
-    let mut out = String::new();
-    html::push_html(&mut out, parser);
-    out
+    crate::render::declaration::to_html(md)
 }
 
 #[derive(Serialize)]

@@ -260,7 +260,8 @@ pub async fn form(
             choice.days = pledge.days.unwrap_or_default();
             choice.every = pledge
                 .every_secs
-                .map(|s| fmt_duration(chrono::Duration::seconds(s)))
+                .and_then(chrono::Duration::try_seconds)
+                .map(fmt_duration)
                 .unwrap_or_default();
         }
     }

@@ -201,7 +201,8 @@ async fn pledges(
             },
             every: pledge
                 .every_secs
-                .map(|s| crate::campaign::fmt_duration(chrono::Duration::seconds(s))),
+                .and_then(chrono::Duration::try_seconds)
+                .map(crate::campaign::fmt_duration),
             tz: pledge.tz,
             campaign_id: pledge.campaign_id,
             posts,

@@ -1639,6 +1639,36 @@ async fn a_magic_link_and_sessions_expire_and_end_each_on_its_own() {
 }
 
 #[tokio::test]
+async fn a_released_lease_is_taken_at_once_and_only_its_holder_releases_it() {
+    on_each_backend(|store, db| async move {
+        // Arrange: "a" holds the planner lease for 20 minutes.
+        let until = t0() + Duration::minutes(20);
+        assert!(store.try_lease("planner", "a", t0(), until).await.unwrap());
+
+        // Act
+        let stranger_released = store.release_lease("planner", "b").await.unwrap();
+        let b_before = store
+            .try_lease("planner", "b", t0() + Duration::seconds(1), until)
+            .await
+            .unwrap();
+        let a_released = store.release_lease("planner", "a").await.unwrap();
+        let again = store.release_lease("planner", "a").await.unwrap();
+        let b_after = store
+            .try_lease("planner", "b", t0() + Duration::seconds(2), until)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(!stranger_released, "{db}: only the holder releases");
+        assert!(!b_before, "{db}: the lease was still held");
+        assert!(a_released, "{db}: the holder released it");
+        assert!(!again, "{db}: nothing left to release");
+        assert!(b_after, "{db}: a released lease is taken at once");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_mail_budget_allows_so_many_mails_per_address_in_a_window() {
     on_each_backend(|store, db| async move {
         // Arrange
@@ -1808,6 +1838,66 @@ async fn bulk_join_seals_each_account_for_the_id_it_gets() {
                 assert_eq!(row.handle, format!("s{s}a{a}"), "{db}");
             }
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_planning_problem_is_recorded_on_the_pledge_and_cleared_by_joining_again() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(store.as_ref(), "pat", 1).await;
+
+        // Act
+        store
+            .set_pledge_problem(s.pledge, Some("cadence out of range"), t0())
+            .await
+            .unwrap();
+        let recorded = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        let listed = store.active_pledges(CAMPAIGN, None, 10).await.unwrap();
+        store
+            .upsert_pledge(
+                &NewPledge {
+                    participant_id: s.participant,
+                    campaign_id: CAMPAIGN.into(),
+                    tz: "Europe/Berlin".into(),
+                    days: None,
+                    every_secs: Some(7200),
+                    account_ids: s.accounts.clone(),
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        let rejoined = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        store
+            .set_pledge_problem(s.pledge, Some("again"), t0())
+            .await
+            .unwrap();
+        store
+            .set_pledge_problem(s.pledge, None, t0())
+            .await
+            .unwrap();
+        let cleared = store.get_pledge(s.pledge).await.unwrap().unwrap();
+
+        // Assert
+        assert_eq!(
+            recorded.plan_error.as_deref(),
+            Some("cadence out of range"),
+            "{db}"
+        );
+        assert_eq!(
+            recorded.status,
+            store::PledgeStatus::Active,
+            "{db}: still active"
+        );
+        assert_eq!(
+            listed[0].plan_error.as_deref(),
+            Some("cadence out of range"),
+            "{db}: the planner sees it"
+        );
+        assert_eq!(rejoined.plan_error, None, "{db}: joining again clears it");
+        assert_eq!(cleared.plan_error, None, "{db}");
     })
     .await;
 }

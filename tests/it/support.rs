@@ -238,6 +238,14 @@ pub fn networks() -> Networks {
     )
 }
 
+/// The `picket` binary the process tests run: this build's, or the one named by
+/// `PICKET_TEST_BIN` (an older build, to see a test fail before its fix).
+pub fn picket_bin() -> std::path::PathBuf {
+    std::env::var_os("PICKET_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_picket").into())
+}
+
 pub fn token(name: &str, i: usize) -> String {
     format!("{name}-token-{i}")
 }
@@ -282,7 +290,7 @@ impl Installation {
     /// `picket` with this installation's database, campaigns, settings and key.
     pub fn command(&self) -> std::process::Command {
         use base64::Engine;
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picket"));
+        let mut c = std::process::Command::new(picket_bin());
         c.arg("--database-url")
             .arg(&self.db_url)
             .arg("--campaigns")
