@@ -52,6 +52,9 @@ async fn start_with(declaration: Option<&str>) -> (Installation, Served, String)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("PICKET_LOG", "info")
         .env("PICKET_RATE_LIMITS", "off")
+        // The sandbox receiver gives the participant an account to join with, and is one
+        // more public route to throw bodies at.
+        .env("PICKET_SANDBOX", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(install.log_path()).unwrap())
         .spawn()
