@@ -192,9 +192,15 @@ impl Reason {
     }
 
     /// With the other side's own words for the log: control characters and runs of
-    /// whitespace become one space, cut to [`MAX_DETAIL`] characters; empty is none.
+    /// whitespace become one space, a word that looks like a token is left out (a server
+    /// may echo what it was sent), cut to [`MAX_DETAIL`] characters; empty is none.
     pub fn with_detail(mut self, remote: impl AsRef<str>) -> Reason {
-        self.detail = clean(remote.as_ref(), MAX_DETAIL);
+        let words: Vec<&str> = remote
+            .as_ref()
+            .split(|c: char| c.is_whitespace() || c.is_control())
+            .map(|w| if looks_like_token(w) { "[token?]" } else { w })
+            .collect();
+        self.detail = clean(&words.join(" "), MAX_DETAIL);
         self
     }
 
@@ -223,6 +229,24 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.summary)
     }
+}
+
+/// Whether `word` holds a run of 32 or more characters of the alphabets access tokens,
+/// JWTs and keys are written in (base64url, hex, bech32): picket's own tokens are such
+/// runs, and the words around them stay readable.
+fn looks_like_token(word: &str) -> bool {
+    let mut run = 0;
+    for c in word.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') {
+            run += 1;
+            if run >= 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
 }
 
 /// `text` on one line, at most `max` characters; `None` when nothing is left.
@@ -457,7 +481,7 @@ mod tests {
     #[test]
     fn a_reason_shows_only_picket_words_and_keeps_the_remote_ones_apart_on_one_short_line() {
         // Arrange: a remote answer with line breaks, control characters and no end.
-        let remote = format!("SECRET\r\n\t<b>x</b>\u{7}{}", "y".repeat(2000));
+        let remote = format!("SECRET\r\n\t<b>x</b>\u{7}{}", "y ".repeat(1000));
 
         // Act
         let r = Reason::new("the server refused the post (HTTP 422)").with_detail(&remote);
@@ -466,11 +490,32 @@ mod tests {
         assert_eq!(r.summary(), "the server refused the post (HTTP 422)");
         assert_eq!(r.to_string(), r.summary());
         let detail = r.detail().unwrap();
-        assert!(detail.starts_with("SECRET <b>x</b> yyy"), "{detail}");
+        assert!(detail.starts_with("SECRET <b>x</b> y y"), "{detail}");
         assert_eq!(detail.chars().count(), MAX_DETAIL);
         assert!(r.for_operator().contains("SECRET"));
         assert_eq!(Reason::new("x".repeat(1000)).summary().len(), MAX_SUMMARY);
         assert_eq!(Reason::new("ok").with_detail(" \n ").detail(), None);
+    }
+
+    #[test]
+    fn a_token_a_server_echoes_back_is_left_out_of_the_detail() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLWhlcmU";
+        let mastodon = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0";
+        let said =
+            format!("invalid token Bearer {mastodon} (was: \"{jwt}\"), see /api/v1/statuses");
+
+        let r = Reason::new("the server refused the post (HTTP 401)").with_detail(&said);
+
+        let detail = r.detail().unwrap();
+        assert!(
+            !detail.contains(mastodon) && !detail.contains("eyJ"),
+            "{detail}"
+        );
+        assert!(
+            detail.starts_with("invalid token Bearer [token?]")
+                && detail.ends_with("see /api/v1/statuses"),
+            "{detail}"
+        );
     }
 
     #[test]
