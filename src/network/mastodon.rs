@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http, Response};
 use super::{
-    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
+    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason,
+    Receipt,
 };
 use crate::compose::{self, Limit};
 
@@ -189,9 +190,8 @@ impl Network for Mastodon {
         let creds = Credentials::parse(account.credentials.expose());
         let m = measure_for_server(&creds, &post.text);
         if !m.fits() {
-            return Err(PublishError::Rejected(format!(
-                "too long for {}: {}",
-                account.server,
+            return Err(PublishError::rejected(format!(
+                "too long for this server: {}",
                 m.describe()
             )));
         }
@@ -225,7 +225,8 @@ impl Network for Mastodon {
         let status = resp.status();
         if status.is_success() {
             let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-                reason: format!("unreadable answer to a post: {e}"),
+                reason: Reason::new("the server's answer to the post was unreadable")
+                    .with_detail(e.to_string()),
                 after: None,
                 // The post exists: the retry's key (or read-back) finds it.
                 maybe_sent: true,
@@ -243,7 +244,7 @@ impl Network for Mastodon {
             }
             return Ok(s.receipt());
         }
-        Err(error_of(resp).await)
+        Err(error_of(resp, Call::Post).await)
     }
 
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
@@ -266,7 +267,7 @@ impl Network for Mastodon {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        Err(error_of(resp).await)
+        Err(error_of(resp, Call::Delete).await)
     }
 
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
@@ -303,10 +304,11 @@ impl Network for Mastodon {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(error_of(resp).await);
+            return Err(error_of(resp, Call::Read).await);
         }
         let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable status: {e}"),
+            reason: Reason::new("the server's answer about a post was unreadable")
+                .with_detail(e.to_string()),
             after: None,
             maybe_sent: false,
         })?;
@@ -352,10 +354,11 @@ impl Mastodon {
             .map_err(|e| super::transport_error(&e))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(error_of(resp).await);
+            return Err(error_of(resp, Call::Read).await);
         }
         let statuses: Vec<Status> = resp.json().await.map_err(|e| PublishError::Retry {
-            reason: format!("unreadable list of statuses: {e}"),
+            reason: Reason::new("the server's list of recent posts was unreadable")
+                .with_detail(e.to_string()),
             after: None,
             maybe_sent: true,
         })?;
@@ -411,11 +414,32 @@ fn path_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
+/// What a request to the server was for: the words of a refusal depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// Publishing a post.
+    Post,
+    /// Deleting a published post.
+    Delete,
+    /// Reading the account, a post or a list of posts.
+    Read,
+}
+
+impl Call {
+    fn what(self) -> &'static str {
+        match self {
+            Call::Post => "the post",
+            Call::Delete => "the deletion",
+            Call::Read => "the request",
+        }
+    }
+}
+
 /// What to do about a non-2xx answer.
-async fn error_of(resp: Response) -> PublishError {
+async fn error_of(resp: Response, call: Call) -> PublishError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    answer_error(status, &headers, &read_error(resp).await, Utc::now())
+    answer_error(status, &headers, &read_error(resp).await, call, Utc::now())
 }
 
 /// The `error` (or `error_description`) of an error answer, shortened; never a token.
@@ -441,7 +465,7 @@ fn error_message(body: &str) -> String {
         Err(_) if body.trim_start().starts_with('<') => String::new(),
         Err(_) => body.trim().to_string(),
     };
-    msg.chars().take(300).collect()
+    msg.chars().take(super::MAX_DETAIL).collect()
 }
 
 fn value_text(v: serde_json::Value) -> String {
@@ -451,42 +475,72 @@ fn value_text(v: serde_json::Value) -> String {
     }
 }
 
-/// Map a non-2xx answer to what the dispatcher should do.
+/// Whether a refusal's message says the text is over the server's length limit:
+/// Mastodon "Text character limit of 500 exceeded", GoToSocial "status too long",
+/// Pleroma/Akkoma "The status is over the character limit". Only picket's own words
+/// come of it.
+fn says_too_long(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("too long") || (m.contains("character") && m.contains("limit"))
+}
+
+/// Map a non-2xx answer to what the dispatcher should do. The reason is picket's words
+/// with the status code; the server's `message` is only the detail (see [`Reason`]).
 pub(crate) fn answer_error(
     status: StatusCode,
     headers: &HeaderMap,
     message: &str,
+    call: Call,
     now: DateTime<Utc>,
 ) -> PublishError {
-    let reason = if message.is_empty() {
-        status.to_string()
-    } else {
-        format!("{status}: {message}")
-    };
+    let code = status.as_u16();
+    let what = call.what();
+    let reason = |summary: String| Reason::new(summary).with_detail(message);
     match status {
-        // 401: token revoked or deleted; 403: outside the granted scopes, or the
-        // account is suspended/disabled. Either way only the participant can fix it.
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PublishError::Reconnect(reason),
+        // 401: token revoked or deleted. Only the participant can fix it.
+        StatusCode::UNAUTHORIZED => PublishError::Reconnect(reason(format!(
+            "the server no longer accepts picket's access to the account (HTTP {code})"
+        ))),
+        // 403: outside the granted scopes, or the account is suspended/disabled.
+        StatusCode::FORBIDDEN => PublishError::Reconnect(reason(format!(
+            "the server refused picket's access to the account: suspended, or the permission withdrawn (HTTP {code})"
+        ))),
         StatusCode::TOO_MANY_REQUESTS => PublishError::Retry {
-            reason,
+            reason: reason(format!("rate limited by the server (HTTP {code})")),
             after: rate_limit_after(headers, now),
             maybe_sent: false,
         },
         // 408: the server gave up reading the request, so it did not act on it.
         StatusCode::REQUEST_TIMEOUT => PublishError::Retry {
-            reason,
+            reason: reason(format!("the server timed out reading {what} (HTTP {code})")),
             after: None,
             maybe_sent: false,
         },
         // A 5xx may come from a proxy that timed out after the server committed the post.
         s if s.is_server_error() => PublishError::Retry {
-            reason,
+            reason: reason(format!("the server had a temporary failure (HTTP {code})")),
             after: super::retry_after(headers, now),
             maybe_sent: true,
         },
-        // 422 (Mastodon, Pleroma) and 400 (GoToSocial) say the content is refused; 404
-        // says this is no Mastodon API; other 4xx will not change by sending again.
-        _ => PublishError::Rejected(reason),
+        // 422 (Mastodon, Pleroma) and 400 (GoToSocial) say the content is refused.
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST
+            if call == Call::Post && says_too_long(message) =>
+        {
+            PublishError::Rejected(reason(format!("too long for this server (HTTP {code})")))
+        }
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+            PublishError::Rejected(reason(format!("the server refused {what} (HTTP {code})")))
+        }
+        // 404 says this is no Mastodon API (or the post is gone).
+        StatusCode::NOT_FOUND => PublishError::Rejected(reason(format!(
+            "the server has no such Mastodon API address (HTTP {code})"
+        ))),
+        // Redirects are never followed: an address that moved must be connected again.
+        s if s.is_redirection() => PublishError::Rejected(reason(format!(
+            "the server sent picket elsewhere, which picket does not follow (HTTP {code})"
+        ))),
+        // Other 4xx will not change by sending again.
+        _ => PublishError::Rejected(reason(format!("the server refused {what} (HTTP {code})"))),
     }
 }
 
@@ -536,11 +590,14 @@ pub enum EnrollError {
     Refused(String),
 }
 
+/// Enrollment errors are for the command line and the log (a visitor's connect form
+/// shows one fixed sentence), so they keep the server's own words.
 impl From<PublishError> for EnrollError {
     fn from(e: PublishError) -> Self {
+        let text = e.reason().for_operator();
         match e {
-            PublishError::Reconnect(r) | PublishError::Rejected(r) => EnrollError::Refused(r),
-            PublishError::Retry { reason, .. } => EnrollError::Server(reason),
+            PublishError::Reconnect(_) | PublishError::Rejected(_) => EnrollError::Refused(text),
+            PublishError::Retry { .. } => EnrollError::Server(text),
         }
     }
 }
@@ -908,10 +965,11 @@ pub async fn verify_token(client: &Http, server: &str, token: &str) -> Result<Me
         .map_err(|e| super::transport_error(&e))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(error_of(resp).await);
+        return Err(error_of(resp, Call::Read).await);
     }
     resp.json().await.map_err(|e| PublishError::Retry {
-        reason: format!("unreadable verify_credentials answer: {e}"),
+        reason: Reason::new("the server's answer about the account was unreadable")
+            .with_detail(e.to_string()),
         after: None,
         maybe_sent: false,
     })
@@ -997,7 +1055,15 @@ mod tests {
     fn answers_map_to_what_the_dispatcher_should_do() {
         let now = at("2027-07-04T12:00:00Z");
         let none = HeaderMap::new();
-        let map = |code: u16| answer_error(StatusCode::from_u16(code).unwrap(), &none, "x", now);
+        let map = |code: u16| {
+            answer_error(
+                StatusCode::from_u16(code).unwrap(),
+                &none,
+                "x",
+                Call::Post,
+                now,
+            )
+        };
 
         assert!(matches!(map(401), PublishError::Reconnect(_)));
         assert!(matches!(map(403), PublishError::Reconnect(_)));
@@ -1037,15 +1103,118 @@ mod tests {
             ("x-ratelimit-reset", "2027-07-04T12:05:00.000Z"),
         ]);
 
-        let e = answer_error(StatusCode::TOO_MANY_REQUESTS, &h, "Too many requests", now);
+        let e = answer_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            "Too many requests",
+            Call::Post,
+            now,
+        );
 
         match e {
             PublishError::Retry { after, reason, .. } => {
                 assert_eq!(after, Some(Duration::from_secs(300)));
-                assert!(reason.contains("Too many requests"), "{reason}");
+                assert_eq!(reason.summary(), "rate limited by the server (HTTP 429)");
+                assert_eq!(reason.detail(), Some("Too many requests"));
             }
             other => panic!("expected a retry, got {other:?}"),
         }
+    }
+
+    /// What a server chooses to say: it must never be in the part pages show.
+    const BODY: &str = "SECRET-BODY-5c1e: <a href=https://evil.example>click</a>";
+
+    #[test]
+    fn a_servers_error_text_is_only_the_detail_and_the_reason_names_the_kind_and_status() {
+        // Arrange
+        let now = at("2027-07-04T12:00:00Z");
+        let none = HeaderMap::new();
+        let cases = [
+            (
+                401,
+                Call::Read,
+                "no longer accepts picket's access",
+                "(HTTP 401)",
+            ),
+            (403, Call::Post, "refused picket's access", "(HTTP 403)"),
+            (422, Call::Post, "the server refused the post", "(HTTP 422)"),
+            (400, Call::Post, "the server refused the post", "(HTTP 400)"),
+            (
+                404,
+                Call::Post,
+                "no such Mastodon API address",
+                "(HTTP 404)",
+            ),
+            (
+                410,
+                Call::Delete,
+                "the server refused the deletion",
+                "(HTTP 410)",
+            ),
+            (408, Call::Post, "timed out reading the post", "(HTTP 408)"),
+            (429, Call::Post, "rate limited", "(HTTP 429)"),
+            (503, Call::Post, "temporary failure", "(HTTP 503)"),
+            (302, Call::Post, "does not follow", "(HTTP 302)"),
+        ];
+
+        for (code, call, kind, status) in cases {
+            // Act
+            let e = answer_error(StatusCode::from_u16(code).unwrap(), &none, BODY, call, now);
+
+            // Assert
+            let reason = e.reason();
+            assert!(
+                reason.summary().contains(kind) && reason.summary().ends_with(status),
+                "{code}: {}",
+                reason.summary()
+            );
+            assert!(!reason.summary().contains("SECRET"), "{code}: {reason}");
+            assert!(!e.to_string().contains("SECRET"), "{code}: {e}");
+            assert_eq!(reason.detail(), Some(BODY), "{code}: kept for the log");
+            assert!(
+                e.for_operator().contains(BODY),
+                "{code}: the operator sees it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_says_too_long_is_reported_as_too_long_in_picket_words() {
+        let now = at("2027-07-04T12:00:00Z");
+        let none = HeaderMap::new();
+        for (code, message) in [
+            (
+                422,
+                "Validation failed: Text character limit of 500 exceeded",
+            ),
+            (400, "Bad Request: status too long, 612 characters provided"),
+            (422, "The status is over the character limit"),
+        ] {
+            let e = answer_error(
+                StatusCode::from_u16(code).unwrap(),
+                &none,
+                message,
+                Call::Post,
+                now,
+            );
+            assert!(matches!(e, PublishError::Rejected(_)), "{e:?}");
+            assert_eq!(
+                e.reason().summary(),
+                format!("too long for this server (HTTP {code})")
+            );
+        }
+        // Any other refusal is not guessed at.
+        let other = answer_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &none,
+            "Validation failed: Text can't be blank",
+            Call::Post,
+            now,
+        );
+        assert_eq!(
+            other.reason().summary(),
+            "the server refused the post (HTTP 422)"
+        );
     }
 
     #[test]

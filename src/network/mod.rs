@@ -155,13 +155,118 @@ pub struct Receipt {
     pub url: Option<String>,
 }
 
+/// The longest [`Reason::summary`]: it is stored with the post and shown on pages.
+pub const MAX_SUMMARY: usize = 200;
+
+/// The longest [`Reason::detail`] kept for the log.
+pub const MAX_DETAIL: usize = 300;
+
+/// Why a post (or a check of an account) failed, in two parts kept apart on purpose.
+///
+/// The summary is picket's own words: what kind of failure, with the HTTP status or the
+/// protocol's machine-readable code ("the server refused the post (HTTP 422)", "rate
+/// limited (HTTP 429)", "every relay refused the note (blocked)"). It is what the outbox
+/// row and the account's status record, so it is what `/me`, the join pages and
+/// `picket status` show.
+///
+/// The detail is what the other side said in its own words: an error body's message, a
+/// relay's `OK` text, a remote signer's refusal, a transport error. A server chooses those
+/// words, so they never reach a visitor's page: the dispatcher and the verifier log them,
+/// and the command line shows them to the operator ([`Reason::for_operator`]); nothing
+/// stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    summary: String,
+    detail: Option<String>,
+}
+
+impl Reason {
+    /// A reason in picket's own words. Only text picket wrote (and numbers or codes it
+    /// parsed and chose to name) belongs here; anything a remote side said goes to
+    /// [`Reason::with_detail`]. Cut to [`MAX_SUMMARY`] characters.
+    pub fn new(summary: impl Into<String>) -> Reason {
+        Reason {
+            summary: clean(&summary.into(), MAX_SUMMARY).unwrap_or_else(|| "failed".into()),
+            detail: None,
+        }
+    }
+
+    /// With the other side's own words for the log: control characters and runs of
+    /// whitespace become one space, a word that looks like a token is left out (a server
+    /// may echo what it was sent), cut to [`MAX_DETAIL`] characters; empty is none.
+    pub fn with_detail(mut self, remote: impl AsRef<str>) -> Reason {
+        let words: Vec<&str> = remote
+            .as_ref()
+            .split(|c: char| c.is_whitespace() || c.is_control())
+            .map(|w| if looks_like_token(w) { "[token?]" } else { w })
+            .collect();
+        self.detail = clean(&words.join(" "), MAX_DETAIL);
+        self
+    }
+
+    /// picket's words: what may be stored and shown to the participant.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The other side's words, for the log and the operator only.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// Both, for the operator's command line and the log.
+    pub fn for_operator(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} (it said: {d})", self.summary),
+            None => self.summary.clone(),
+        }
+    }
+}
+
+/// Only the summary: a reason printed anywhere shows picket's words unless the detail is
+/// asked for by name.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary)
+    }
+}
+
+/// Whether `word` holds a run of 32 or more characters of the alphabets access tokens,
+/// JWTs and keys are written in (base64url, hex, bech32): picket's own tokens are such
+/// runs, and the words around them stay readable.
+fn looks_like_token(word: &str) -> bool {
+    let mut run = 0;
+    for c in word.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') {
+            run += 1;
+            if run >= 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// `text` on one line, at most `max` characters; `None` when nothing is left.
+fn clean(text: &str, max: usize) -> Option<String> {
+    let one_line = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cut: String = one_line.chars().take(max).collect();
+    (!cut.is_empty()).then_some(cut)
+}
+
 /// Why a post was not published, phrased as what the dispatcher should do next.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     /// A passing fault (5xx, connection refused, timeout): try again later.
     #[error("temporary failure: {reason}")]
     Retry {
-        reason: String,
+        reason: Reason,
         /// The network said when (Retry-After, rate-limit reset).
         after: Option<Duration>,
         /// The request may have been received (timeout after sending).
@@ -169,10 +274,49 @@ pub enum PublishError {
     },
     /// The network refused this content for good (too long, invalid): do not retry.
     #[error("rejected: {0}")]
-    Rejected(String),
+    Rejected(Reason),
     /// The credentials no longer work: the participant must reconnect the account.
     #[error("reconnect needed: {0}")]
-    Reconnect(String),
+    Reconnect(Reason),
+}
+
+impl PublishError {
+    /// Refused for good, in picket's words with no remote detail.
+    pub fn rejected(summary: impl Into<String>) -> PublishError {
+        PublishError::Rejected(Reason::new(summary))
+    }
+
+    /// The account must be reconnected, in picket's words with no remote detail.
+    pub fn reconnect(summary: impl Into<String>) -> PublishError {
+        PublishError::Reconnect(Reason::new(summary))
+    }
+
+    /// Try again later; nothing was sent.
+    pub fn retry(summary: impl Into<String>) -> PublishError {
+        PublishError::Retry {
+            reason: Reason::new(summary),
+            after: None,
+            maybe_sent: false,
+        }
+    }
+
+    pub fn reason(&self) -> &Reason {
+        match self {
+            PublishError::Retry { reason, .. }
+            | PublishError::Rejected(reason)
+            | PublishError::Reconnect(reason) => reason,
+        }
+    }
+
+    /// The error with the other side's words, for the operator's command line.
+    pub fn for_operator(&self) -> String {
+        let kind = match self {
+            PublishError::Retry { .. } => "temporary failure",
+            PublishError::Rejected(_) => "rejected",
+            PublishError::Reconnect(_) => "reconnect needed",
+        };
+        format!("{kind}: {}", self.reason().for_operator())
+    }
 }
 
 /// Posting to one kind of network. Adapters take their HTTP client and base URLs in the
@@ -199,9 +343,9 @@ pub trait Network: Send + Sync + 'static {
     /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let _ = (account, remote_id);
-        Err(PublishError::Rejected(format!(
+        Err(PublishError::rejected(format!(
             "deleting posts is not supported on {}",
-            self.kind()
+            self.kind().label()
         )))
     }
 
@@ -294,10 +438,20 @@ impl Networks {
 }
 
 /// Map a transport failure to what to do next. A timeout after the request was written
-/// may have reached the server, so it is flagged `maybe_sent`.
+/// may have reached the server, so it is flagged `maybe_sent`. The summary names the kind
+/// of failure; the error's own text (library words, a refused address) is the detail.
 pub(crate) fn transport_error(e: &HttpError) -> PublishError {
+    let summary = match e {
+        HttpError::Refused(_) => {
+            "picket does not connect to that address (not public, or not https)"
+        }
+        HttpError::Connect(_) => "could not connect to the server",
+        HttpError::Transport(_) => "the connection failed or timed out during the request",
+        HttpError::TooLarge(_) => "the server's answer was too large",
+        HttpError::Decode(_) => "the server's answer was unreadable",
+    };
     PublishError::Retry {
-        reason: format!("network error: {e}"),
+        reason: Reason::new(summary).with_detail(e.to_string()),
         after: None,
         maybe_sent: e.maybe_sent(),
     }
@@ -318,4 +472,81 @@ pub(crate) fn retry_after(
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_shows_only_picket_words_and_keeps_the_remote_ones_apart_on_one_short_line() {
+        // Arrange: a remote answer with line breaks, control characters and no end.
+        let remote = format!("SECRET\r\n\t<b>x</b>\u{7}{}", "y ".repeat(1000));
+
+        // Act
+        let r = Reason::new("the server refused the post (HTTP 422)").with_detail(&remote);
+
+        // Assert
+        assert_eq!(r.summary(), "the server refused the post (HTTP 422)");
+        assert_eq!(r.to_string(), r.summary());
+        let detail = r.detail().unwrap();
+        assert!(detail.starts_with("SECRET <b>x</b> y y"), "{detail}");
+        assert_eq!(detail.chars().count(), MAX_DETAIL);
+        assert!(r.for_operator().contains("SECRET"));
+        assert_eq!(Reason::new("x".repeat(1000)).summary().len(), MAX_SUMMARY);
+        assert_eq!(Reason::new("ok").with_detail(" \n ").detail(), None);
+    }
+
+    #[test]
+    fn a_token_a_server_echoes_back_is_left_out_of_the_detail() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLWhlcmU";
+        let mastodon = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0";
+        let said =
+            format!("invalid token Bearer {mastodon} (was: \"{jwt}\"), see /api/v1/statuses");
+
+        let r = Reason::new("the server refused the post (HTTP 401)").with_detail(&said);
+
+        let detail = r.detail().unwrap();
+        assert!(
+            !detail.contains(mastodon) && !detail.contains("eyJ"),
+            "{detail}"
+        );
+        assert!(
+            detail.starts_with("invalid token Bearer [token?]")
+                && detail.ends_with("see /api/v1/statuses"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_is_named_by_its_kind_and_its_text_is_the_detail() {
+        let cases = [
+            (
+                HttpError::Connect("tcp connect error: SECRET".into()),
+                "could not connect to the server",
+                false,
+            ),
+            (
+                HttpError::Transport("operation timed out SECRET".into()),
+                "the connection failed or timed out during the request",
+                true,
+            ),
+            (
+                HttpError::Decode("expected value SECRET".into()),
+                "the server's answer was unreadable",
+                true,
+            ),
+        ];
+        for (e, summary, maybe) in cases {
+            let PublishError::Retry {
+                reason, maybe_sent, ..
+            } = transport_error(&e)
+            else {
+                panic!("a transport failure is retried");
+            };
+            assert_eq!(reason.summary(), summary);
+            assert!(reason.detail().unwrap().contains("SECRET"));
+            assert_eq!(maybe_sent, maybe);
+        }
+    }
 }

@@ -38,7 +38,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::guarded::{Egress, Http, WebSocket};
 use super::{
-    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
+    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason,
+    Receipt,
 };
 use crate::config::Secret;
 
@@ -70,9 +71,8 @@ impl Credentials {
     }
 
     fn parse(credentials: &Secret) -> Result<Credentials, PublishError> {
-        serde_json::from_str(credentials.expose()).map_err(|_| {
-            PublishError::Reconnect("the stored Nostr credentials are unreadable".into())
-        })
+        serde_json::from_str(credentials.expose())
+            .map_err(|_| PublishError::reconnect("the stored Nostr credentials are unreadable"))
     }
 }
 
@@ -213,10 +213,46 @@ pub fn ok_answer(accepted: bool, message: &str) -> RelayAnswer {
     }
 }
 
+/// The machine-readable prefixes a relay puts before its reason in `OK` and `CLOSED`
+/// (NIP-01).
+const PREFIXES: &[&str] = &[
+    "duplicate",
+    "pow",
+    "blocked",
+    "rate-limited",
+    "invalid",
+    "restricted",
+    "mute",
+    "error",
+    "auth-required",
+];
+
+/// Refusals that will not change by sending the same note again.
+const PERMANENT: &[&str] = &[
+    "invalid",
+    "blocked",
+    "restricted",
+    "pow",
+    "mute",
+    "auth-required",
+];
+
+/// The NIP-01 prefix of a relay's message, when it is one NIP-01 defines: the only part
+/// of a relay's words picket repeats in its own.
+pub fn prefix_of(message: &str) -> Option<&'static str> {
+    let (head, _) = message.split_once(':')?;
+    PREFIXES.iter().copied().find(|p| *p == head.trim())
+}
+
 /// What to do with a post given every relay's answer: success when one relay has it.
+/// The reason counts the relays by answer, naming only NIP-01 prefixes; what each relay
+/// said is the detail (see [`Reason`]).
 pub fn decide(answers: &[(String, RelayAnswer)]) -> Result<(), PublishError> {
     if answers.iter().any(|(_, a)| *a == RelayAnswer::Accepted) {
         return Ok(());
+    }
+    if answers.is_empty() {
+        return Err(PublishError::retry("the account has no relays"));
     }
     let describe = |(relay, a): &(String, RelayAnswer)| match a {
         RelayAnswer::Accepted => format!("{relay}: accepted"),
@@ -224,7 +260,7 @@ pub fn decide(answers: &[(String, RelayAnswer)]) -> Result<(), PublishError> {
         RelayAnswer::Unreachable(m) => format!("{relay}: unreachable ({m})"),
         RelayAnswer::NoAnswer(m) => format!("{relay}: no answer ({m})"),
     };
-    let reason = answers.iter().map(describe).collect::<Vec<_>>().join("; ");
+    let detail = answers.iter().map(describe).collect::<Vec<_>>().join("; ");
     let refused: Vec<&str> = answers
         .iter()
         .filter_map(|(_, a)| match a {
@@ -232,33 +268,42 @@ pub fn decide(answers: &[(String, RelayAnswer)]) -> Result<(), PublishError> {
             _ => None,
         })
         .collect();
-    let permanent = |m: &str| {
-        [
-            "invalid:",
-            "blocked:",
-            "restricted:",
-            "pow:",
-            "mute:",
-            "auth-required:",
-        ]
-        .iter()
-        .any(|p| m.starts_with(p))
-    };
-    if !answers.is_empty() && refused.len() == answers.len() && refused.iter().all(|m| permanent(m))
-    {
-        return Err(PublishError::Rejected(reason));
+    let mut codes: Vec<&'static str> = Vec::new();
+    for code in refused.iter().filter_map(|m| prefix_of(m)) {
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
     }
-    let rate_limited = refused.iter().any(|m| m.starts_with("rate-limited:"));
+    let codes = if codes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", codes.join(", "))
+    };
+    let permanent = |m: &str| prefix_of(m).is_some_and(|p| PERMANENT.contains(&p));
+    if refused.len() == answers.len() && refused.iter().all(|m| permanent(m)) {
+        return Err(PublishError::Rejected(
+            Reason::new(format!("every relay refused the note{codes}")).with_detail(detail),
+        ));
+    }
+    let count = |f: fn(&RelayAnswer) -> bool| answers.iter().filter(|(_, a)| f(a)).count();
+    let unreachable = count(|a| matches!(a, RelayAnswer::Unreachable(_)));
+    let silent = count(|a| matches!(a, RelayAnswer::NoAnswer(_)));
+    let mut tally = Vec::new();
+    if !refused.is_empty() {
+        tally.push(format!("{} refused it{codes}", refused.len()));
+    }
+    if unreachable > 0 {
+        tally.push(format!("{unreachable} unreachable"));
+    }
+    if silent > 0 {
+        tally.push(format!("{silent} did not answer"));
+    }
+    let rate_limited = refused.iter().any(|m| prefix_of(m) == Some("rate-limited"));
     Err(PublishError::Retry {
-        reason: if answers.is_empty() {
-            "the account has no relays".into()
-        } else {
-            reason
-        },
+        reason: Reason::new(format!("no relay took the note: {}", tally.join(", ")))
+            .with_detail(detail),
         after: rate_limited.then_some(RATE_LIMIT_BACKOFF),
-        maybe_sent: answers
-            .iter()
-            .any(|(_, a)| matches!(a, RelayAnswer::NoAnswer(_))),
+        maybe_sent: silent > 0,
     })
 }
 
@@ -397,18 +442,20 @@ pub enum SignerError {
 }
 
 impl SignerError {
+    /// The signer's own words are only the detail (see [`Reason`]).
     fn into_publish(self) -> PublishError {
         match self {
-            SignerError::Refused(m) if revoked(&m) => {
-                PublishError::Reconnect(format!("the remote signer refused: {m}"))
-            }
+            SignerError::Refused(m) if revoked(&m) => PublishError::Reconnect(
+                Reason::new("the remote signer refused to sign: picket's permission was withdrawn")
+                    .with_detail(m),
+            ),
             SignerError::Refused(m) => PublishError::Retry {
-                reason: format!("the remote signer refused: {m}"),
+                reason: Reason::new("the remote signer refused to sign").with_detail(m),
                 after: None,
                 maybe_sent: false,
             },
             SignerError::Unavailable(m) => PublishError::Retry {
-                reason: format!("the remote signer did not answer: {m}"),
+                reason: Reason::new("the remote signer did not answer").with_detail(m),
                 after: None,
                 maybe_sent: false,
             },
@@ -617,7 +664,7 @@ enum Signer {
 
 impl Signer {
     fn of(account: &AccountRef, http: &Http) -> Result<Signer, PublishError> {
-        let bad = |m: String| PublishError::Reconnect(format!("Nostr credentials: {m}"));
+        let bad = |m: String| PublishError::reconnect(format!("Nostr credentials: {m}"));
         match Credentials::parse(&account.credentials)? {
             Credentials::Key { secret_key } => {
                 Ok(Signer::Key(parse_secret_key(&secret_key).map_err(bad)?))
@@ -645,9 +692,11 @@ impl Signer {
 
     async fn sign(&self, builder: EventBuilder, timeout: Duration) -> Result<Event, PublishError> {
         match self {
-            Signer::Key(keys) => builder
-                .finalize(keys)
-                .map_err(|e| PublishError::Rejected(format!("cannot sign: {e}"))),
+            Signer::Key(keys) => builder.finalize(keys).map_err(|e| {
+                PublishError::Rejected(
+                    Reason::new("picket could not sign the note").with_detail(e.to_string()),
+                )
+            }),
             Signer::Bunker { bunker, user } => {
                 let mut unsigned = builder.finalize_unsigned(*user);
                 let id = unsigned.id();
@@ -658,8 +707,8 @@ impl Signer {
                 // A signer that signs something else (another key, altered content) must
                 // not have its event published under this post.
                 if ev.id != id || ev.pubkey != *user || ev.verify().is_err() {
-                    return Err(PublishError::Reconnect(
-                        "the remote signer returned a different event or key".into(),
+                    return Err(PublishError::reconnect(
+                        "the remote signer returned a different event or key",
                     ));
                 }
                 Ok(ev)
@@ -767,7 +816,7 @@ impl Network for Nostr {
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let id = EventId::from_hex(remote_id)
-            .map_err(|_| PublishError::Rejected(format!("`{remote_id}` is not an event id")))?;
+            .map_err(|_| PublishError::rejected("the stored post id is not a Nostr event id"))?;
         let signer = Signer::of(account, self.http(account))?;
         let builder = EventBuilder::new(Kind::EventDeletion, "")
             .tag(Tag::event(id))
@@ -789,7 +838,7 @@ impl Network for Nostr {
                     .await
                     .map_err(SignerError::into_publish)?;
                 if pk != user {
-                    return Err(PublishError::Reconnect(format!(
+                    return Err(PublishError::reconnect(format!(
                         "the remote signer now signs as {}, not {}",
                         npub(&pk),
                         npub(&user)
@@ -809,7 +858,7 @@ impl Network for Nostr {
         remote_id: &str,
     ) -> Result<Option<Engagement>, PublishError> {
         let id = EventId::from_hex(remote_id)
-            .map_err(|_| PublishError::Rejected(format!("`{remote_id}` is not an event id")))?;
+            .map_err(|_| PublishError::rejected("the stored post id is not a Nostr event id"))?;
         let filters = engagement_filters(&id);
         let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
         let relays = relays_of(&account.server);
@@ -820,11 +869,7 @@ impl Network for Nostr {
         )
         .await;
         if !results.is_empty() && results.iter().all(Result::is_err) {
-            return Err(PublishError::Retry {
-                reason: "no relay answered".into(),
-                after: None,
-                maybe_sent: false,
-            });
+            return Err(PublishError::retry("no relay answered"));
         }
         let events: Vec<Event> = results.into_iter().flatten().flatten().collect();
         Ok(Some(count_engagement(&id, events)))
@@ -972,9 +1017,11 @@ mod tests {
         let Err(PublishError::Rejected(m)) = decide(&a) else {
             panic!("expected rejected: {:?}", decide(&a));
         };
+        assert_eq!(m.summary(), "every relay refused the note (invalid, pow)");
+        let detail = m.detail().unwrap();
         assert!(
-            m.contains("invalid: too long") && m.contains("pow: difficulty"),
-            "{m}"
+            detail.contains("invalid: too long") && detail.contains("pow: difficulty"),
+            "kept for the log: {detail}"
         );
     }
 
@@ -1029,6 +1076,72 @@ mod tests {
     fn an_unknown_refusal_is_retried() {
         let a = answers(&[RelayAnswer::Refused("error: database locked".into())]);
         assert!(matches!(decide(&a), Err(PublishError::Retry { .. })));
+    }
+
+    #[test]
+    fn a_relays_words_are_only_the_detail_and_the_reason_names_nip01_prefixes_only() {
+        // Arrange: relays that say what they like after (or instead of) a prefix.
+        let said = "SECRET-RELAY-40aa: visit https://evil.example";
+        let cases = [
+            (
+                vec![RelayAnswer::Refused(format!("blocked: {said}"))],
+                "every relay refused the note (blocked)",
+            ),
+            (
+                vec![RelayAnswer::Refused(said.into())],
+                "no relay took the note: 1 refused it",
+            ),
+            (
+                vec![
+                    RelayAnswer::Refused(format!("rate-limited: {said}")),
+                    RelayAnswer::Unreachable(said.into()),
+                    RelayAnswer::NoAnswer(said.into()),
+                ],
+                "no relay took the note: 1 refused it (rate-limited), 1 unreachable, 1 did not answer",
+            ),
+        ];
+
+        for (list, summary) in cases {
+            // Act
+            let e = decide(&answers(&list)).unwrap_err();
+
+            // Assert
+            assert_eq!(e.reason().summary(), summary);
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+            assert!(
+                e.reason().detail().is_some_and(|d| d.contains(said)),
+                "kept for the log: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_prefixes_nip01_defines_are_read_from_a_relays_message() {
+        assert_eq!(prefix_of("blocked: you are banned"), Some("blocked"));
+        assert_eq!(prefix_of("rate-limited: slow down"), Some("rate-limited"));
+        assert_eq!(prefix_of("auth-required:"), Some("auth-required"));
+        assert_eq!(prefix_of("click-here: https://evil.example"), None);
+        assert_eq!(prefix_of("no prefix at all"), None);
+    }
+
+    #[test]
+    fn a_signers_refusal_is_only_the_detail() {
+        let said = "SECRET-SIGNER-77: permission denied, see https://evil.example";
+        for e in [
+            SignerError::Refused(said.into()).into_publish(),
+            SignerError::Refused("SECRET-SIGNER-77 busy".into()).into_publish(),
+            SignerError::Unavailable(format!("the relay refused the request: {said}"))
+                .into_publish(),
+        ] {
+            assert!(e.reason().summary().starts_with("the remote signer"), "{e}");
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+            assert!(
+                e.reason()
+                    .detail()
+                    .is_some_and(|d| d.contains("SECRET-SIGNER-77")),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

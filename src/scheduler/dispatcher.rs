@@ -551,15 +551,31 @@ impl Dispatcher {
                 remote_url: receipt.url,
                 text,
             },
-            Err(PublishError::Rejected(reason)) => Outcome::Failed {
-                id: post.id,
-                reason,
-            },
-            Err(PublishError::Reconnect(reason)) => Outcome::Reconnect {
-                id: post.id,
-                account_id: post.account_id,
-                reason,
-            },
+            // Only the reason's summary (picket's words) is recorded: it is what the
+            // participant's page shows. What the network said goes to the log.
+            Err(PublishError::Rejected(reason)) => {
+                tracing::warn!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    "the network refused the post"
+                );
+                Outcome::Failed {
+                    id: post.id,
+                    reason: reason.summary().to_string(),
+                }
+            }
+            Err(PublishError::Reconnect(reason)) => {
+                tracing::warn!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    "the network refused the account"
+                );
+                Outcome::Reconnect {
+                    id: post.id,
+                    account_id: post.account_id,
+                    reason: reason.summary().to_string(),
+                }
+            }
             Err(PublishError::Retry {
                 reason,
                 after,
@@ -572,19 +588,31 @@ impl Dispatcher {
                     .and_then(|d| self.clock.now().checked_add_signed(d))
                     .filter(|at| *at <= deadline);
                 let Some(run_at) = run_at else {
+                    tracing::warn!(
+                        reason = reason.summary(),
+                        detail = reason.detail(),
+                        attempt = post.attempts,
+                        "window closed while retrying"
+                    );
                     return Outcome::Missed {
                         id: post.id,
                         reason: format!(
-                            "window closed while retrying ({} attempts; last: {reason})",
-                            post.attempts
+                            "window closed while retrying ({} attempts; last: {})",
+                            post.attempts,
+                            reason.summary()
                         ),
                     };
                 };
-                tracing::debug!(%reason, attempt = post.attempts, "will retry");
+                tracing::debug!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    attempt = post.attempts,
+                    "will retry"
+                );
                 Outcome::Retry {
                     id: post.id,
                     run_at,
-                    error: reason,
+                    error: reason.summary().to_string(),
                     maybe_sent,
                 }
             }

@@ -106,19 +106,26 @@ async fn verify_one(
     };
     let answer = match account_ref(vault, &account) {
         Ok(r) => network.verify(&r).await,
-        Err(e) => Err(PublishError::Reconnect(e)),
+        Err(e) => Err(PublishError::reconnect(e)),
     };
     Ok(Some(match answer {
         Ok(_) => Checked::Ok,
+        // Only the summary (picket's words) is stored: the account's status is shown to
+        // the participant. What the network said goes to the log.
         Err(PublishError::Reconnect(reason)) => {
-            tracing::warn!(account = %id, network = %account.network, %reason, "account needs reconnecting");
+            tracing::warn!(account = %id, network = %account.network, reason = reason.summary(), detail = reason.detail(), "account needs reconnecting");
             store
-                .set_account_status(id, AccountStatus::ReconnectNeeded, Some(&reason), now)
+                .set_account_status(
+                    id,
+                    AccountStatus::ReconnectNeeded,
+                    Some(reason.summary()),
+                    now,
+                )
                 .await?;
             Checked::Broken
         }
         Err(e) => {
-            tracing::info!(account = %id, error = %e, "account could not be verified now");
+            tracing::info!(account = %id, error = %e, detail = e.reason().detail(), "account could not be verified now");
             Checked::Unknown
         }
     }))

@@ -1,8 +1,9 @@
 //! Addresses a visitor types, over HTTP against a real picket: a Mastodon server, a
 //! Bluesky service, Nostr relays on loopback are refused before any connection (a local
 //! listener counts, and stays at 0); the connect forms say the same whatever is behind an
-//! address (no port scanning); a server's error body never reaches the page; and an
-//! account a visitor connected stays guarded when picket posts for it later.
+//! address (no port scanning); a server's error body never reaches the page, neither
+//! when connecting nor when a post is refused later; and an account a visitor connected
+//! stays guarded when picket posts for it later.
 //!
 //! Every address here is on loopback: the refusal of other ranges is decided before any
 //! connection and tested on that decision (`network::guarded`'s unit tests).
@@ -356,6 +357,147 @@ async fn a_servers_error_answer_never_reaches_the_visitors_page() {
     ] {
         assert!(!shown.contains(SECRET), "{shown}");
     }
+}
+
+/// A Mastodon-API server on loopback that lets anyone connect an account, then refuses
+/// posts with `SECRET` in its error body: the first with 422 (the text), the next ones
+/// with 403 (the account). Served by axum, so request bodies are read in full.
+async fn refusing_mastodon() -> (String, Arc<AtomicUsize>) {
+    use axum::Json;
+    use axum::routing::{get, post};
+    use serde_json::json;
+    let statuses = Arc::new(AtomicUsize::new(0));
+    let seen = statuses.clone();
+    let app = axum::Router::new()
+        .route(
+            "/api/v2/instance",
+            get(|| async { Json(json!({"configuration": {"statuses": {"max_characters": 500}}})) }),
+        )
+        .route(
+            "/api/v1/apps",
+            post(|| async { Json(json!({"client_id": "cid", "client_secret": "csecret"})) }),
+        )
+        .route(
+            "/oauth/token",
+            post(|| async { Json(json!({"access_token": "tok-3e9c", "token_type": "Bearer"})) }),
+        )
+        .route(
+            "/api/v1/accounts/verify_credentials",
+            get(|| async { Json(json!({"id": "7", "acct": "ada"})) }),
+        )
+        .route(
+            "/api/v1/statuses",
+            post(move || {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let status = if n == 0 {
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+                    } else {
+                        axum::http::StatusCode::FORBIDDEN
+                    };
+                    let error = format!("{SECRET}: <a href=\"https://evil.example\">appeal</a>");
+                    (status, Json(json!({ "error": error })))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, statuses)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_error_answer_to_a_post_never_reaches_the_participants_pages() {
+    // Arrange: a participant of `soon` (two notices a few seconds from now) whose Mastodon
+    // account, connected in the browser, lives on a server that refuses the posts.
+    let (server, statuses) = refusing_mastodon().await;
+    let site = Site::start_with(|s| s.allow_private_addresses = true).await;
+    let visitor = site.visitor();
+    let form = visitor.get("/c/soon/join").await;
+    let mut fields = vec![
+        ("csrf".to_string(), form.field("csrf")),
+        ("name".to_string(), "Ada".to_string()),
+        ("tz".to_string(), "UTC".to_string()),
+    ];
+    for day in form.html.split("name=\"day\" value=\"").skip(1) {
+        fields.push(("day".into(), day.split('"').next().unwrap().to_string()));
+    }
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let step1 = visitor.post("/c/soon/join", &fields).await;
+    assert_eq!(step1.status, StatusCode::SEE_OTHER, "{}", step1.html);
+    let accounts_url = step1.location.unwrap();
+    let step2 = visitor.get(&accounts_url).await;
+    let to_server = visitor
+        .post(
+            "/connect/mastodon",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("server", &server),
+            ],
+        )
+        .await;
+    let authorize = url::Url::parse(to_server.location.as_deref().unwrap()).unwrap();
+    assert!(authorize.as_str().starts_with(&server), "{authorize}");
+    let oauth_state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let callback = visitor
+        .get(&format!(
+            "/connect/mastodon/callback?code=c0de&state={oauth_state}"
+        ))
+        .await;
+    let step2 = visitor.get(callback.location.as_deref().unwrap()).await;
+    assert!(
+        step2.html.contains("Connected your Mastodon account"),
+        "{}",
+        step2.html
+    );
+    let joined = visitor.confirm("soon", &step2).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+
+    // Act: the notices fall due; the server refuses the first post's text (422), then the
+    // account (403). Wait for both to be recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let me = loop {
+        let me = visitor.get("/me").await;
+        let done = me.html.contains("class=\"failed\"") && me.html.contains("reconnect_needed");
+        if done || tokio::time::Instant::now() > deadline {
+            break me;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let accounts_page = visitor.get(&accounts_url).await;
+
+    // Assert: the server was asked, its words are on neither page, and picket's say what
+    // kind of failure each was.
+    assert!(statuses.load(Ordering::SeqCst) >= 2);
+    for page in [&me.html, &accounts_page.html] {
+        assert!(!page.contains(SECRET), "{page}");
+        assert!(!page.contains("evil.example"), "{page}");
+    }
+    assert!(
+        me.html.contains("the server refused the post (HTTP 422)"),
+        "{}",
+        me.html
+    );
+    assert!(
+        me.html
+            .contains("reconnect_needed: the server refused picket&#x27;s access")
+            && me.html.contains("(HTTP 403)"),
+        "{}",
+        me.html
+    );
+    assert!(
+        accounts_page.html.contains("(HTTP 403)"),
+        "{}",
+        accounts_page.html
+    );
 }
 
 /// A post for the adapter tests below.

@@ -45,7 +45,7 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use super::{
     AccountRef, CredentialSink, Engagement, Identity, Network, NetworkKind, OutgoingPost,
-    PublishError, Receipt,
+    PublishError, Reason, Receipt,
 };
 use crate::config::Secret;
 
@@ -75,9 +75,8 @@ impl Credentials {
     }
 
     fn parse(s: &Secret) -> Result<Credentials, PublishError> {
-        serde_json::from_str(s.expose()).map_err(|_| {
-            PublishError::Reconnect("stored Bluesky credentials are unreadable".into())
-        })
+        serde_json::from_str(s.expose())
+            .map_err(|_| PublishError::reconnect("the stored Bluesky credentials are unreadable"))
     }
 
     fn access_expires(&self) -> Option<i64> {
@@ -178,7 +177,9 @@ impl Bluesky {
             let now = Utc::now();
             if reset > now {
                 return Err(PublishError::Retry {
-                    reason: "Bluesky rate limit: no requests left until the reset".into(),
+                    reason: Reason::new(
+                        "rate limited by the server: no requests left until its reset",
+                    ),
                     after: (reset - now).to_std().ok(),
                     maybe_sent: false,
                 });
@@ -540,7 +541,7 @@ pub(crate) fn with_query(url: &str, pairs: &[(String, String)]) -> String {
 
 fn retry(reason: &str, maybe_sent: bool) -> PublishError {
     PublishError::Retry {
-        reason: reason.to_string(),
+        reason: Reason::new(reason),
         after: None,
         maybe_sent,
     }
@@ -574,9 +575,13 @@ enum XrpcError {
 }
 
 impl XrpcError {
+    /// What the caller should do, in picket's words: what picket was `doing`, the HTTP
+    /// status and the XRPC error name when it is one the AT Protocol defines. The PDS's
+    /// `message` (and a name it made up) is only the detail (see [`Reason`]).
     fn into_publish(self, doing: &str) -> PublishError {
+        let doing = doing_words(doing);
         match self {
-            XrpcError::Auth(_) => PublishError::Reconnect(format!(
+            XrpcError::Auth(_) => PublishError::reconnect(format!(
                 "Bluesky refused the session while {doing}: the app password was revoked or changed"
             )),
             XrpcError::Transport(e) => e,
@@ -587,19 +592,30 @@ impl XrpcError {
                 rate_reset,
                 retry_after,
             } => {
-                let reason = format!("{doing}: {status} {error}: {message}");
+                let code = match known_error(&error) {
+                    Some(name) => format!("HTTP {}, {name}", status.as_u16()),
+                    None => format!("HTTP {}", status.as_u16()),
+                };
+                let detail = match (error.is_empty(), message.is_empty()) {
+                    (false, false) => format!("{error}: {message}"),
+                    (false, true) => error.clone(),
+                    _ => message.clone(),
+                };
+                let reason = |kind: &str| {
+                    Reason::new(format!("{doing}: {kind} ({code})")).with_detail(&detail)
+                };
                 if status == StatusCode::TOO_MANY_REQUESTS || error == "RateLimitExceeded" {
                     let after = rate_reset
                         .and_then(|r| (r - Utc::now()).to_std().ok())
                         .or(retry_after);
                     PublishError::Retry {
-                        reason,
+                        reason: reason("rate limited by the server"),
                         after,
                         maybe_sent: false,
                     }
                 } else if status.is_server_error() {
                     PublishError::Retry {
-                        reason,
+                        reason: reason("the server had a temporary failure"),
                         after: retry_after,
                         maybe_sent: true,
                     }
@@ -608,13 +624,65 @@ impl XrpcError {
                     "AccountTakedown" | "AccountDeactivated" | "AuthFactorTokenRequired"
                 ) || status == StatusCode::FORBIDDEN
                 {
-                    PublishError::Reconnect(reason)
+                    PublishError::Reconnect(reason("the server refused the account"))
+                } else if says_too_long(&message) {
+                    PublishError::Rejected(reason("too long for Bluesky"))
                 } else {
-                    PublishError::Rejected(reason)
+                    PublishError::Rejected(reason("the server refused it"))
                 }
             }
         }
     }
+}
+
+/// What picket was doing, in words for a participant's page.
+fn doing_words(doing: &str) -> &str {
+    match doing {
+        "com.atproto.repo.putRecord" => "posting",
+        "com.atproto.repo.deleteRecord" => "deleting a post",
+        "com.atproto.server.getSession" => "checking the account",
+        other => other,
+    }
+}
+
+/// The XRPC error names (AT Protocol lexicons: the generic ones and those of the calls
+/// picket makes) that may be named in picket's own words; any other `error` a server
+/// sends is its own text.
+fn known_error(name: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "InvalidRequest",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthenticationRequired",
+        "AuthMissing",
+        "AccountTakedown",
+        "AccountDeactivated",
+        "AuthFactorTokenRequired",
+        "RateLimitExceeded",
+        "InternalServerError",
+        "MethodNotImplemented",
+        "NotEnoughResources",
+        "UpstreamFailure",
+        "UpstreamTimeout",
+        "PayloadTooLarge",
+        "BlobTooLarge",
+        "InvalidSwap",
+        "InvalidMimeType",
+        "RecordNotFound",
+        "RepoNotFound",
+        "RepoTakendown",
+        "RepoSuspended",
+        "RepoDeactivated",
+        "HandleNotFound",
+    ];
+    KNOWN.iter().copied().find(|k| *k == name)
+}
+
+/// Whether a refusal's message says the record's text is over the limit ("Record/text
+/// must not be longer than 300 graphemes").
+fn says_too_long(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("longer than") || m.contains("too long")
 }
 
 /// Turn a response into its JSON body or an [`XrpcError`].
@@ -770,8 +838,8 @@ impl Network for Bluesky {
     ) -> Result<Receipt, PublishError> {
         let graphemes = post.text.graphemes(true).count();
         if graphemes > MAX_GRAPHEMES || post.text.len() > MAX_BYTES {
-            return Err(PublishError::Rejected(format!(
-                "{graphemes}/{MAX_GRAPHEMES} graphemes, {}/{MAX_BYTES} bytes: too long for Bluesky",
+            return Err(PublishError::rejected(format!(
+                "too long for Bluesky: {graphemes}/{MAX_GRAPHEMES} graphemes, {}/{MAX_BYTES} bytes",
                 post.text.len()
             )));
         }
@@ -825,7 +893,7 @@ impl Network for Bluesky {
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let rkey = rkey_of(remote_id)
-            .ok_or_else(|| PublishError::Rejected(format!("not a Bluesky post: {remote_id}")))?;
+            .ok_or_else(|| PublishError::rejected("the stored post id is not a Bluesky post"))?;
         let creds = self.session(account).await?;
         let body = json!({"repo": creds.did, "collection": COLLECTION, "rkey": rkey});
         self.authed(
@@ -930,6 +998,91 @@ mod tests {
             !shown.contains("app-pass") && !shown.contains("access-"),
             "{shown}"
         );
+    }
+
+    fn refused(status: u16, error: &str, message: &str) -> XrpcError {
+        XrpcError::Status {
+            status: StatusCode::from_u16(status).unwrap(),
+            error: error.into(),
+            message: message.into(),
+            rate_reset: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_pds_message_is_only_the_detail_and_the_reason_names_the_kind_status_and_known_code() {
+        // Arrange: what a PDS chooses to say, in its message and in a made-up error name.
+        let said = "SECRET-PDS-2b7e: see https://evil.example";
+        let cases = [
+            (
+                400,
+                "InvalidRequest",
+                "posting: the server refused it (HTTP 400, InvalidRequest)",
+            ),
+            (
+                400,
+                "SECRET-NAME",
+                "posting: the server refused it (HTTP 400)",
+            ),
+            (
+                403,
+                "AccountTakedown",
+                "posting: the server refused the account (HTTP 403, AccountTakedown)",
+            ),
+            (
+                429,
+                "RateLimitExceeded",
+                "posting: rate limited by the server (HTTP 429, RateLimitExceeded)",
+            ),
+            (
+                502,
+                "",
+                "posting: the server had a temporary failure (HTTP 502)",
+            ),
+        ];
+
+        for (status, error, summary) in cases {
+            // Act
+            let e = refused(status, error, said).into_publish("com.atproto.repo.putRecord");
+
+            // Assert
+            assert_eq!(e.reason().summary(), summary);
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+            assert!(
+                e.reason().detail().is_some_and(|d| d.contains(said)),
+                "kept for the log: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_says_the_text_is_too_long_says_so_and_others_map_as_before() {
+        let too_long = refused(
+            400,
+            "InvalidRequest",
+            "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
+        )
+        .into_publish("com.atproto.repo.putRecord");
+        assert!(
+            matches!(too_long, PublishError::Rejected(_)),
+            "{too_long:?}"
+        );
+        assert_eq!(
+            too_long.reason().summary(),
+            "posting: too long for Bluesky (HTTP 400, InvalidRequest)"
+        );
+        assert!(matches!(
+            refused(503, "", "").into_publish("x"),
+            PublishError::Retry {
+                maybe_sent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            XrpcError::Auth(None).into_publish("com.atproto.server.getSession"),
+            PublishError::Reconnect(_)
+        ));
     }
 
     fn adapter(public_url: &str) -> Bluesky {
