@@ -33,6 +33,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod mail;
 pub mod network;
 pub mod participation;

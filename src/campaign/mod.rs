@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 mod check;
 pub mod declaration;

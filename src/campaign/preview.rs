@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Campaign, Participation};
 use crate::compose::{Measure, measure};
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::render::{PostRenderer, PostVars};
 
 /// The preview of one participant's strike.

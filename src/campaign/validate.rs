@@ -23,7 +23,7 @@ use super::{
     Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
 use crate::compose::measure;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::render::{PostRenderer, PostVars};
 
 /// The networks a campaign is checked against when it does not name its own.

@@ -30,7 +30,7 @@ use super::campaign::{CampaignView, find, view};
 use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
 use super::{AppState, WebError, session};
 use crate::campaign::{Campaign, Participation, When, fmt_duration};
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
 use crate::participation::{self, Connected};
