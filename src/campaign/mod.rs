@@ -3,9 +3,11 @@
 //!
 //! Parsing goes raw spec (`spec`, serde with `deny_unknown_fields`, every value spanned)
 //! -> validated types (`validate`), collecting every problem with its file, line and column
-//! rather than stopping at the first; the values inside (durations, dates, `when`) are read
-//! by `values`, which the web and the command line use too. `schedule` turns a campaign plus one participant's
-//! zone, days and cadence into [`Slot`]s. This module does not touch the store or networks.
+//! rather than stopping at the first; the values inside (durations, dates, `when`) are
+//! read by `values`, which the web and the command line use too. `schedule` turns a
+//! campaign plus one participant's zone, days and cadence into [`Slot`]s, and `preview`
+//! renders every slot's text through [`crate::compose`]. This module reads no database and
+//! speaks to no network.
 
 use std::collections::BTreeMap;
 use std::fmt;

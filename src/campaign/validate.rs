@@ -23,9 +23,10 @@ use super::values::{did_you_mean, fmt_duration, parse_date, parse_duration, pars
 use super::{
     Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
+use crate::compose::PostVars;
 use crate::compose::measure;
 use crate::domain::NetworkKind;
-use crate::render::{PostRenderer, PostVars};
+use crate::render::PostRenderer;
 
 /// The networks a campaign is checked against when it does not name its own.
 pub const DEFAULT_NETWORKS: [NetworkKind; 3] = [
