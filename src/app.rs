@@ -362,7 +362,7 @@ impl crate::network::CredentialSink for StoreCredentials {
     async fn save(
         &self,
         account_id: i64,
-        credentials: &crate::config::Secret,
+        credentials: &crate::domain::Secret,
     ) -> Result<(), String> {
         let sealed = self
             .vault

@@ -21,7 +21,7 @@ use crate::app::{self, Application};
 use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::{bench, rehearse};
 
 #[derive(Debug, Parser)]

@@ -4,32 +4,14 @@
 //! Secrets (the credential key, SMTP password) are wrapped in [`Secret`] so a `{:?}` of the
 //! settings, in a log line or a panic, never shows them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
 
-/// A value that must not be printed.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+// Kept at its old path while the network adapters still import it from here.
+pub use crate::domain::Secret;
 
 /// Everything picket can be configured with. Every key is optional in the file.
 #[derive(Debug, Clone, Deserialize)]

@@ -26,7 +26,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// The format sealed now: bound to the account id.
 pub const VERSION: u8 = 2;

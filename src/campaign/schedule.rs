@@ -27,8 +27,15 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFor
 use chrono::{LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
-use super::validate::{END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration};
+use super::values::fmt_duration;
 use super::{Campaign, Participation, PostRule, Slot, StrikeTime, When};
+
+/// A `start` or `daily` slot stays publishable until its strike day ends, but no longer
+/// than this: a "today I'm on strike" notice sent in the evening reads as a mistake.
+pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
+
+/// How long the `end` ("I'm back") post stays publishable.
+pub const END_POST_WINDOW: Duration = Duration::hours(24);
 
 /// One strike day (or window) as a participant lives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

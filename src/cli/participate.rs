@@ -15,7 +15,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::participation::{self, connect};
 use crate::scheduler;
 use crate::store::{self, AccountId, OutboxState, Store};

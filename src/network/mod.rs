@@ -1,90 +1,11 @@
 //! Networks picket posts to.
 //!
-//! This module names the networks and their posting rules; the adapters live in one file
-//! per network below it. Every request and WebSocket they make goes through
-//! [`guarded`] (the only code in picket that uses `reqwest`): addresses a visitor or a
-//! remote document supplies must be public and https/wss, no redirect is followed, bodies
-//! are capped and every request has a deadline. An account's servers are reached through
+//! This module holds the `Network` trait and the adapters, one file or folder per network
+//! below it; the network kinds themselves are named in [`crate::domain`]. Every request
+//! and WebSocket the adapters make goes through [`guarded`] (the only code in picket that
+//! uses `reqwest`): addresses a visitor or a remote document supplies must be public and
+//! https/wss, no redirect is followed, bodies are capped and every request has a deadline. An account's servers are reached through
 //! the trusted client only when the operator added it ([`AccountRef::trusted`]).
-
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A kind of network an account lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkKind {
-    /// Mastodon client API: Mastodon, Pleroma/Akkoma, GoToSocial, Friendica, ...
-    Mastodon,
-    Bluesky,
-    Nostr,
-    Misskey,
-    X,
-    Threads,
-    /// The built-in local receiver used by rehearsals, demos and tests.
-    Sandbox,
-}
-
-impl NetworkKind {
-    pub const ALL: [NetworkKind; 7] = [
-        NetworkKind::Mastodon,
-        NetworkKind::Bluesky,
-        NetworkKind::Nostr,
-        NetworkKind::Misskey,
-        NetworkKind::X,
-        NetworkKind::Threads,
-        NetworkKind::Sandbox,
-    ];
-
-    /// The network's name as people write it.
-    pub fn label(self) -> &'static str {
-        match self {
-            NetworkKind::Mastodon => "Mastodon",
-            NetworkKind::Bluesky => "Bluesky",
-            NetworkKind::Nostr => "Nostr",
-            NetworkKind::Misskey => "Misskey",
-            NetworkKind::X => "X",
-            NetworkKind::Threads => "Threads",
-            NetworkKind::Sandbox => "Sandbox",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkKind::Mastodon => "mastodon",
-            NetworkKind::Bluesky => "bluesky",
-            NetworkKind::Nostr => "nostr",
-            NetworkKind::Misskey => "misskey",
-            NetworkKind::X => "x",
-            NetworkKind::Threads => "threads",
-            NetworkKind::Sandbox => "sandbox",
-        }
-    }
-}
-
-impl fmt::Display for NetworkKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The name was not one of [`NetworkKind::ALL`].
-#[derive(Debug, thiserror::Error)]
-#[error("unknown network `{0}` (known: mastodon, bluesky, nostr, misskey, x, threads, sandbox)")]
-pub struct UnknownNetwork(pub String);
-
-impl FromStr for NetworkKind {
-    type Err = UnknownNetwork;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NetworkKind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownNetwork(s.to_string()))
-    }
-}
 
 pub mod bench_baseline;
 pub mod bluesky;
@@ -95,13 +16,17 @@ pub mod peer;
 pub mod sandbox;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use crate::config::Secret;
+use crate::domain::Secret;
+// Adapters and tests name the network kinds through this module too.
+pub use crate::domain::{NetworkKind, UnknownNetwork};
 pub use guarded::{Egress, Http, HttpError};
 
 /// The account a post is made from, as the dispatcher hands it to an adapter.

@@ -14,10 +14,11 @@
 
 use std::time::Duration;
 
-use crate::config::Secret;
+use crate::domain::NetworkKind;
+use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, NetworkKind, bluesky};
+use crate::network::{Egress, Http, bluesky};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,11 +29,11 @@ use super::retry::RetryPolicy;
 use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::compose;
-use crate::config::{SchedulerSettings, Secret};
+use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
+use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
-use crate::render::{ParticipantVars, PostRenderer, PostVars};
-use crate::store::{AccountId, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
+use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
@@ -44,7 +44,7 @@ const EXPIRY_EVERY: Duration = Duration::seconds(1);
 /// A campaign as the dispatcher needs it: its file and its compiled templates.
 struct Hosted {
     campaign: Arc<Campaign>,
-    renderer: PostRenderer,
+    templates: compose::Templates,
 }
 
 /// What one [`Dispatcher::step`] did.
@@ -86,17 +86,14 @@ impl Dispatcher {
         campaigns: &[Campaign],
         settings: SchedulerSettings,
         public_url: String,
-    ) -> Result<Dispatcher, crate::render::RenderError> {
+    ) -> Result<Dispatcher, compose::TemplateError> {
         let mut hosted = HashMap::new();
         for c in campaigns {
-            let renderer =
-                PostRenderer::new(c.templates.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .map_err(|(_, _, e)| e)?;
             hosted.insert(
                 c.id.clone(),
                 Hosted {
                     campaign: Arc::new(c.clone()),
-                    renderer,
+                    templates: compose::Templates::new(&c.templates)?,
                 },
             );
         }
@@ -337,19 +334,18 @@ impl Dispatcher {
         })
     }
 
-    /// Each participant's accounts in this batch, to tell followers where else to find them.
+    /// The accounts of each participant in this batch, to tell followers where else to
+    /// find them (which ones a post names is [`compose::elsewhere`]'s rule).
     async fn elsewhere(
         &self,
         posts: &[ClaimedPost],
-    ) -> Result<HashMap<ParticipantId, Vec<(AccountId, String)>>, StoreError> {
+    ) -> Result<HashMap<ParticipantId, Vec<Account>>, StoreError> {
         let mut ids: Vec<ParticipantId> = posts.iter().map(|p| p.participant_id).collect();
         ids.sort();
         ids.dedup();
-        let mut out: HashMap<ParticipantId, Vec<(AccountId, String)>> = HashMap::new();
+        let mut out: HashMap<ParticipantId, Vec<Account>> = HashMap::new();
         for a in self.store.accounts_of(&ids).await? {
-            out.entry(a.participant_id)
-                .or_default()
-                .push((a.id, format!("{} {}", a.network.label(), a.handle)));
+            out.entry(a.participant_id).or_default().push(a);
         }
         Ok(out)
     }
@@ -357,7 +353,7 @@ impl Dispatcher {
     fn prepare(
         &self,
         post: &ClaimedPost,
-        elsewhere: &HashMap<ParticipantId, Vec<(AccountId, String)>>,
+        elsewhere: &HashMap<ParticipantId, Vec<Account>>,
         now: DateTime<Utc>,
     ) -> Result<Ready, Outcome> {
         let Some(hosted) = self.hosted.get(&post.campaign_id) else {
@@ -369,17 +365,10 @@ impl Dispatcher {
                 ),
             });
         };
-        let elsewhere = elsewhere
-            .get(&post.participant_id)
-            .map(|accounts| {
-                accounts
-                    .iter()
-                    .filter(|(id, _)| *id != post.account_id)
-                    .map(|(_, shown)| shown.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" · ")
-            })
-            .unwrap_or_default();
+        let elsewhere = compose::elsewhere(
+            elsewhere.get(&post.participant_id).into_iter().flatten(),
+            Some(post.account_id),
+        );
         let Some(network) = self.networks.get(post.network) else {
             return Err(Outcome::Failed {
                 id: post.id,
@@ -407,7 +396,7 @@ impl Dispatcher {
             trusted: post.trusted,
         };
         // The account's own server may allow more (or less) than the network's default.
-        let text = self.compose(hosted, post, elsewhere, |t| network.measure(&account, t))?;
+        let text = self.compose(hosted, post, &elsewhere, |t| network.measure(&account, t))?;
         if let Err(wait) = self.pacer.check(
             post.network,
             post.account_id.0,
@@ -430,78 +419,40 @@ impl Dispatcher {
         })
     }
 
-    /// The planned variant, or, when a participant's own values (a long name, many
-    /// accounts) make it too long for the network, the first other variant that fits.
+    /// The post's text, as [`compose`] makes it for every preview too: the planned
+    /// variant, or the first other one that fits the account's network.
     fn compose(
         &self,
         hosted: &Hosted,
         post: &ClaimedPost,
-        elsewhere: String,
+        elsewhere: &str,
         measure: impl Fn(&str) -> compose::Measure,
     ) -> Result<String, Outcome> {
-        let variants = hosted
-            .campaign
-            .templates
-            .get(&post.template)
-            .map_or(0, Vec::len);
-        let planned = (post.variant.max(0) as usize).min(variants.saturating_sub(1));
-        let order = (0..variants).map(|i| (planned + i) % variants.max(1));
-        let mut too_long = None;
-        for variant in order {
-            let text = self
-                .render(hosted, post, variant, elsewhere.clone())
-                .map_err(|e| Outcome::Failed {
-                    id: post.id,
-                    reason: format!("template `{}` could not be rendered: {e}", post.template),
-                })?;
-            let m = measure(&text);
-            if m.fits() {
-                return Ok(text);
-            }
-            too_long.get_or_insert(m);
-        }
-        Err(Outcome::Failed {
-            id: post.id,
-            reason: match too_long {
-                Some(m) => format!(
-                    "every variant is too long for {}: {}",
-                    post.network,
-                    m.describe()
-                ),
-                None => format!("template `{}` has no variants", post.template),
-            },
-        })
-    }
-
-    fn render(
-        &self,
-        hosted: &Hosted,
-        post: &ClaimedPost,
-        variant: usize,
-        elsewhere: String,
-    ) -> Result<String, crate::render::RenderError> {
         let c = &hosted.campaign;
-        let tz: chrono_tz::Tz = post.tz.parse().unwrap_or(chrono_tz::UTC);
-        let local = post.slot_at.with_timezone(&tz);
-        let vars = PostVars {
-            hashtag: c.hashtag.clone(),
-            title: c.title.clone(),
-            invite_link: format!("{}/i/{}", self.public_url, post.invite_code),
-            declaration_url: format!("{}/c/{}#declaration", self.public_url, c.id),
-            campaign_url: format!("{}/c/{}", self.public_url, c.id),
-            participant: ParticipantVars {
-                name: post.participant_name.clone(),
-            },
+        let context = compose::PostContext {
+            site: &self.public_url,
+            campaign: c.text_ref(),
+            name: &post.participant_name,
+            invite_code: &post.invite_code,
             elsewhere,
-            day: post.day as u32,
-            days_total: post.days_total as u32,
-            date: local.format("%Y-%m-%d").to_string(),
-            time: local.format("%H:%M").to_string(),
-            weekday: local.format("%A").to_string(),
-            timezone: post.tz.clone(),
-            network: post.network.to_string(),
+            network: post.network,
+            slot: compose::SlotRef {
+                at: post.slot_at,
+                // The planner refuses unknown zones, so this only guards a row written by hand.
+                tz: post.tz.parse().unwrap_or(chrono_tz::UTC),
+                day: u32::try_from(post.day).unwrap_or(0),
+                days_total: u32::try_from(post.days_total).unwrap_or(0),
+            },
         };
-        hosted.renderer.render(&post.template, variant, &vars)
+        let planned = usize::try_from(post.variant).unwrap_or(0);
+        hosted
+            .templates
+            .compose(&post.template, planned, &context.vars(), measure)
+            .map(|composed| composed.text)
+            .map_err(|e| Outcome::Failed {
+                id: post.id,
+                reason: e.to_string(),
+            })
     }
 
     /// [`Dispatcher::send`], with a panic in it recorded as the post's failure. The post

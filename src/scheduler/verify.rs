@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::campaign::Campaign;
-use crate::config::Secret;
 use crate::crypto::Vault;
+use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, PublishError};
 use crate::store::{Account, AccountId, AccountStatus, PledgeId, Store, StoreError};
 

@@ -29,7 +29,7 @@ mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {

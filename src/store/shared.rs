@@ -623,7 +623,7 @@ macro_rules! shared_store_impl {
 
             async fn accounts_on_server(
                 &self,
-                network: crate::network::NetworkKind,
+                network: crate::domain::NetworkKind,
                 server: &str,
                 limit: u32,
             ) -> Result<Vec<Account>, StoreError> {
@@ -1636,7 +1636,7 @@ macro_rules! shared_store_impl {
             async fn accounts_by_network(
                 &self,
                 campaign_id: &str,
-            ) -> Result<Vec<(crate::network::NetworkKind, u64)>, StoreError> {
+            ) -> Result<Vec<(crate::domain::NetworkKind, u64)>, StoreError> {
                 let rows = sqlx::query_as::<_, (String, i64)>(
                     "SELECT a.network, COUNT(DISTINCT a.id) FROM pledges p \
                      JOIN pledge_accounts pa ON pa.pledge_id = p.id \
@@ -1650,7 +1650,7 @@ macro_rules! shared_store_impl {
                 rows.into_iter()
                     .map(|(network, n)| {
                         network
-                            .parse::<crate::network::NetworkKind>()
+                            .parse::<crate::domain::NetworkKind>()
                             .map(|k| (k, n as u64))
                             .map_err(|e| StoreError::Corrupt(e.to_string()))
                     })
@@ -1718,7 +1718,7 @@ macro_rules! shared_store_impl {
                 }
 
                 // (striker, account of theirs, the account)
-                let flat: Vec<(usize, usize, &(crate::network::NetworkKind, String, Option<String>))> =
+                let flat: Vec<(usize, usize, &(crate::domain::NetworkKind, String, Option<String>))> =
                     strikers
                         .iter()
                         .enumerate()

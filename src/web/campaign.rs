@@ -1,5 +1,7 @@
 //! Campaign pages: the declaration with its counters and sign form, signing, confirming a
-//! signature by its mailed link, the public list of signers, and invitation links.
+//! signature by its mailed link, the public list of signers, and invitation links. Also the
+//! views of a campaign and of its declaration that the other pages (`declaration`, `join`)
+//! show, so those pages import from here and this file imports none of them.
 
 use std::net::SocketAddr;
 
@@ -13,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
 use super::signing::{self, Signer};
 use super::{AppState, WebError};
-use crate::campaign::Campaign;
+use crate::campaign::declaration::Changes;
+use crate::campaign::{Campaign, Declaration};
 
 /// The numbers shown on pages, the badge and the API.
 #[derive(Debug, Clone, Serialize)]
@@ -61,13 +64,50 @@ fn markdown_to_html(md: &str) -> String {
     crate::render::declaration::to_html(md)
 }
 
+/// What templates need to show a declaration's hash and, for a copy, its origin.
+#[derive(Serialize)]
+pub(crate) struct DeclarationView<'a> {
+    pub sha256: &'a str,
+    /// Where this host serves the raw text.
+    pub raw_url: String,
+    pub origin: Option<OriginView<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OriginView<'a> {
+    /// The original's raw text, as written in the campaign file.
+    pub url: Option<&'a str>,
+    /// The original's reading page, when `url` is a picket host's `.../declaration.md`.
+    pub page_url: Option<String>,
+    pub sha256: &'a str,
+    pub changes: &'a Changes,
+}
+
+pub(crate) fn declaration_view<'a>(c: &Campaign, d: &'a Declaration) -> DeclarationView<'a> {
+    DeclarationView {
+        sha256: &d.sha256,
+        raw_url: format!("/c/{}/declaration.md", c.id),
+        origin: d.origin.as_ref().map(|o| OriginView {
+            url: o.url.as_deref(),
+            page_url: o
+                .url
+                .as_deref()
+                .and_then(|u| u.strip_suffix(".md"))
+                .filter(|u| u.ends_with("/declaration"))
+                .map(str::to_string),
+            sha256: &o.sha256,
+            changes: &o.changes,
+        }),
+    }
+}
+
 #[derive(Serialize)]
 struct Page<'a> {
     campaign: CampaignView<'a>,
     counters: Counters,
     declaration_html: Option<String>,
     /// Hash, raw-text link and (for a copy) proposed changes, under the text.
-    declaration: Option<super::declaration::DeclarationView<'a>>,
+    declaration: Option<DeclarationView<'a>>,
     csrf: String,
     invited_by: Option<String>,
     error: Option<String>,
@@ -181,10 +221,7 @@ async fn render_page(
         campaign: view,
         counters: snapshot.counters.clone(),
         declaration_html: declaration_html(c),
-        declaration: c
-            .declaration
-            .as_ref()
-            .map(|d| super::declaration::declaration_view(c, d)),
+        declaration: c.declaration.as_ref().map(|d| declaration_view(c, d)),
         csrf: if plain {
             CSRF_MARKER.to_string()
         } else {

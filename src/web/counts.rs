@@ -27,7 +27,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::campaign::Counters;
 use super::{AppState, WebError};
 use crate::campaign::Campaign;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::store::OutboxCounts;
 
 /// How old shown counts may be when nothing was written through this server.

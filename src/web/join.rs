@@ -29,12 +29,14 @@ use serde::{Deserialize, Serialize};
 use super::campaign::{CampaignView, find, view};
 use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
 use super::{AppState, WebError, session};
+use crate::campaign::preview::{self, Preview};
 use crate::campaign::{Campaign, Participation, When, fmt_duration};
-use crate::network::NetworkKind;
+use crate::compose;
+use crate::network::AccountRef;
 use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
 use crate::participation::{self, Connected};
-use crate::render::{ParticipantVars, PostVars};
+use crate::scheduler::verify::account_ref;
 use crate::store::{AccountId, AccountStatus, NewParticipant, Participant};
 
 /// A form body as (name, value) pairs; names may repeat (`day=...&day=...`).
@@ -384,7 +386,10 @@ struct PostView {
 
 #[derive(Serialize)]
 struct TextView {
-    network: &'static str,
+    /// "Mastodon @alex@social.example", or the network alone before any account is connected.
+    from: String,
+    /// The account that would post it.
+    account: Option<i64>,
     text: String,
     length: String,
     fits: bool,
@@ -462,18 +467,7 @@ async fn render_accounts(
 ) -> Result<Response, WebError> {
     let csrf = guard::form_token(headers);
     let accounts = state.store.list_accounts(me.id).await?;
-    let mut kinds: Vec<NetworkKind> = accounts
-        .iter()
-        .filter(|a| a.status == AccountStatus::Active)
-        .map(|a| a.network)
-        .collect();
-    kinds.sort_by_key(|k| k.as_str());
-    kinds.dedup();
-    if kinds.is_empty() {
-        kinds = c.networks.clone();
-    }
-    let base = post_vars(state, c, me, &accounts);
-    let preview = crate::campaign::preview::preview_with(c, p, &kinds, base);
+    let preview = preview_of(state, c, p, me, &accounts);
     let posts = preview
         .posts
         .into_iter()
@@ -485,7 +479,11 @@ async fn render_accounts(
                 .texts
                 .into_iter()
                 .map(|t| TextView {
-                    network: t.network.label(),
+                    from: match &t.handle {
+                        Some(h) => format!("{} {h}", t.network.label()),
+                        None => t.network.label().to_string(),
+                    },
+                    account: t.account.map(|a| a.0),
                     fits: t.measure.fits() && t.error.is_none(),
                     length: t.measure.describe(),
                     text: t.error.unwrap_or(t.text),
@@ -541,28 +539,36 @@ pub(crate) fn local_label(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
         .to_string()
 }
 
-/// The participant's own values for their posts, as the dispatcher will fill them in.
-pub(crate) fn post_vars(
+/// Every post `me` would make from each of their accounts, exactly as the dispatcher will
+/// send it: the same builder and renderer ([`crate::compose`]), each account's own length
+/// limit as its adapter measures it.
+fn preview_of(
     state: &AppState,
     c: &Campaign,
+    p: &Participation,
     me: &Participant,
     accounts: &[crate::store::Account],
-) -> PostVars {
-    let base = state.settings.public_url.trim_end_matches('/');
-    let mut vars = PostVars::sample(&c.hashtag, &c.title, &c.id);
-    vars.invite_link = format!("{base}/i/{}", me.invite_code);
-    vars.declaration_url = format!("{base}/c/{}#declaration", c.id);
-    vars.campaign_url = format!("{base}/c/{}", c.id);
-    vars.participant = ParticipantVars {
-        name: me.name.clone(),
-    };
-    vars.elsewhere = accounts
+) -> Preview {
+    // Opened once per account, not once per text. An account whose credentials do not
+    // open is measured by its network's default limit; it needs reconnecting anyway.
+    let opened: HashMap<AccountId, AccountRef> = accounts
         .iter()
-        .filter(|a| a.status == AccountStatus::Active)
-        .map(|a| format!("{} {}", a.network.label(), a.handle))
-        .collect::<Vec<_>>()
-        .join(" · ");
-    vars
+        .filter_map(|a| Some((a.id, account_ref(&state.vault, a).ok()?)))
+        .collect();
+    let measure_for = |a: &crate::store::Account, text: &str| match (
+        state.networks.get(a.network),
+        opened.get(&a.id),
+    ) {
+        (Some(network), Some(account)) => network.measure(account, text),
+        _ => compose::measure(a.network, text),
+    };
+    let who = preview::Participant {
+        site: &state.settings.public_url,
+        name: &me.name,
+        invite_code: &me.invite_code,
+        accounts,
+    };
+    preview::preview_for(c, p, &who, &measure_for)
 }
 
 #[derive(Serialize)]

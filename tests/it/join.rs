@@ -945,3 +945,148 @@ async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settle
     let counts = site.store.outbox_counts("soon").await.unwrap();
     assert_eq!(counts.published as usize, posts.len(), "{counts:?}");
 }
+
+/// A campaign `where` whose two notices, at the start of a window opening in a few seconds,
+/// tell followers where else to find the striker (two variants, so the variant matters too).
+fn campaign_naming_other_accounts() -> String {
+    let start = Utc::now() + chrono::Duration::seconds(8);
+    let end = start + chrono::Duration::hours(2);
+    let posts = (0..2)
+        .map(|i| format!("[[posts]]\nname = \"p{i}\"\nwhen = \"start\"\ntemplate = \"where\"\nwindow = \"30m\"\n"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        r#"id = "where"
+title = "Where to find us"
+hashtag = "WhereStrike"
+networks = ["sandbox"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+min_interval = "5m"
+
+{posts}
+
+[templates]
+where = [
+  "{{{{ participant.name }}}} is on strike, #{{{{ hashtag }}}}. Find me: {{{{ elsewhere }}}} {{{{ invite_link }}}}",
+  "Day {{{{ day }}}}/{{{{ days_total }}}} of #{{{{ hashtag }}}}: {{{{ participant.name }}}} is also on {{{{ elsewhere }}}}",
+]
+"#,
+        crate::support::rfc(start),
+        crate::support::rfc(end)
+    )
+}
+
+/// The preview's texts on a join page, each with the account it is for (`data-account`).
+fn preview_texts(html: &str) -> Vec<(Option<String>, String)> {
+    html.split("<pre class=\"post-text\"")
+        .skip(1)
+        .map(|piece| {
+            let (attrs, rest) = piece.split_once('>').unwrap();
+            let account = attrs
+                .split("data-account=\"")
+                .nth(1)
+                .map(|a| a.split('"').next().unwrap().to_string());
+            (account, rest.split("</pre>").next().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_shows_exactly_the_text_that_goes_out_when_another_account_needs_reconnecting()
+{
+    // Arrange: Ada connects two sandbox accounts; the network refused the second one's token.
+    let site = Site::start_with(|s| {
+        std::fs::write(
+            s.campaigns_dir.join("where.toml"),
+            campaign_naming_other_accounts(),
+        )
+        .unwrap();
+    })
+    .await;
+    let browser = site.visitor();
+    let step2 = browser
+        .join_with_sandbox("where", &[("tz", "UTC"), ("name", "Ada")])
+        .await;
+    let second = browser
+        .post(
+            "/connect/sandbox",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("name", "ada-old"),
+            ],
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER, "{}", second.html);
+    let ids: Vec<String> = browser
+        .get(&step2.field("back"))
+        .await
+        .html
+        .split("name=\"account\" value=\"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap().to_string())
+        .collect();
+    let [posting, refused] = &ids[..] else {
+        panic!("two accounts: {ids:?}")
+    };
+    site.store
+        .set_account_status(
+            picket::store::AccountId(refused.parse().unwrap()),
+            picket::store::AccountStatus::ReconnectNeeded,
+            Some("the network refused its token"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let approved = browser.get(&step2.field("back")).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.html);
+    let shown = preview_texts(&approved.html);
+
+    // Act: confirm with the working account only, and let the notices go out.
+    let mut form: Vec<(&str, String)> = vec![
+        ("csrf", approved.field("csrf")),
+        ("tz", approved.field("tz")),
+        ("every", approved.field("every")),
+        ("account", posting.clone()),
+    ];
+    for piece in approved.html.split("name=\"day\" value=\"").skip(1) {
+        form.push(("day", piece.split('"').next().unwrap().to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let joined = browser.post("/c/where/join/confirm", &form).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while site.sandbox.report().created < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            site.sandbox.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Assert: each text that went out is one the preview showed, for that very account.
+    let mut sent: Vec<String> = site.sandbox.posts().into_iter().map(|p| p.text).collect();
+    sent.sort();
+    for text in &sent {
+        assert!(
+            shown.iter().any(|(_, t)| t == text),
+            "sent {text:?}, but the preview showed {shown:?}"
+        );
+    }
+    let mut previewed: Vec<String> = shown
+        .iter()
+        .filter(|(account, _)| account.as_ref() == Some(posting))
+        .map(|(_, t)| t.clone())
+        .collect();
+    previewed.sort();
+    assert_eq!(previewed, sent);
+    // Followers can still find Ada on the account picket cannot post to.
+    assert!(
+        sent.iter()
+            .all(|t| t.contains("Sandbox ada-old") && !t.contains("zoe-sandbox")),
+        "{sent:?}"
+    );
+}
