@@ -82,7 +82,7 @@ shared_store_impl!(PgStore, Postgres, {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let posts = claimed_posts(&mut tx, &ids).await?;
+        let posts = claimed_posts(&mut tx, &ids, now).await?;
         tx.commit().await?;
         Ok(posts)
     }

@@ -22,7 +22,7 @@ pub(crate) mod prelude {
     pub(crate) use std::collections::{HashMap, HashSet};
 
     pub(crate) use chrono::{DateTime, Duration, Utc};
-    pub(crate) use sqlx::AssertSqlSafe;
+    pub(crate) use sqlx::{AssertSqlSafe, FromRow, Row};
 
     pub(crate) use super::super::rows::{
         AccountRow, ClaimedRow, OutboxRowRaw, ParticipantRow, PledgeRow, days_json, instant, ms,
@@ -185,12 +185,17 @@ macro_rules! shared_store_impl {
             Ok(SignatureAdded { id: SignatureId(id), invite_code, duplicate: true, confirmed })
         }
 
-        /// The full rows of just-claimed posts, with their account and pledge.
+        /// The full rows of just-claimed posts, with their account and pledge. A row that
+        /// cannot be read back (a value written by hand, a bug or a newer picket) is marked
+        /// `failed` with the reason instead of failing the batch: claimed again and again, it
+        /// would stop every post claimed with it.
         async fn claimed_posts(
             conn: &mut <$db as sqlx::Database>::Connection,
             ids: &[i64],
+            now: DateTime<Utc>,
         ) -> Result<Vec<ClaimedPost>, StoreError> {
             let mut out = Vec::with_capacity(ids.len());
+            let mut unreadable = Vec::new();
             for chunk in ids.chunks(BATCH_PARAMS) {
                 let sql = format!(
                     "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, o.account_id, \
@@ -204,13 +209,31 @@ macro_rules! shared_store_impl {
                      WHERE o.id IN ({})",
                     Params::new::<$db>().list(chunk.len())
                 );
-                let mut q = sqlx::query_as::<_, ClaimedRow>(AssertSqlSafe(sql));
+                let mut q = sqlx::query(AssertSqlSafe(sql));
                 for id in chunk {
                     q = q.bind(*id);
                 }
                 for row in q.fetch_all(&mut *conn).await? {
-                    out.push(ClaimedPost::try_from(row)?);
+                    let post = ClaimedRow::from_row(&row)
+                        .map_err(StoreError::from)
+                        .and_then(ClaimedPost::try_from);
+                    match post {
+                        Ok(post) => out.push(post),
+                        Err(e) => unreadable.push((row.try_get::<i64, _>("id")?, e.to_string())),
+                    }
                 }
+            }
+            for (id, error) in unreadable {
+                tracing::warn!(post = id, %error, "a claimed post cannot be read back: failed");
+                sqlx::query(
+                    "UPDATE outbox SET state = 'failed', last_error = $2, lease_owner = NULL, \
+                     lease_until = NULL, updated_at = $3 WHERE id = $1 AND state = 'claimed'",
+                )
+                .bind(id)
+                .bind(format!("unreadable row: {error}"))
+                .bind(ms(now))
+                .execute(&mut *conn)
+                .await?;
             }
             out.sort_by_key(|p| (p.run_at, p.id));
             Ok(out)

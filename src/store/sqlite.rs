@@ -306,7 +306,7 @@ shared_store_impl!(SqliteStore, Sqlite, {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let posts = claimed_posts(&mut tx, &ids).await?;
+        let posts = claimed_posts(&mut tx, &ids, now).await?;
         tx.commit().await?;
         Ok(posts)
     }
