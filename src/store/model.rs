@@ -69,7 +69,11 @@ pub struct UnknownState {
 }
 
 macro_rules! state_enum {
-    ($(#[$doc:meta])* $name:ident, $kind:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+    (
+        $(#[$doc:meta])* $name:ident, $kind:literal {
+            $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]

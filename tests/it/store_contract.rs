@@ -14,6 +14,7 @@ use picket::network::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
     OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Store, StoreError,
+    StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -28,7 +29,7 @@ fn t0() -> DateTime<Utc> {
 /// A fresh, migrated database of one kind, dropped when the test is done.
 struct TestDb {
     name: &'static str,
-    store: Arc<dyn Store>,
+    store: Arc<dyn StoreTooling>,
     url: String,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
@@ -38,7 +39,7 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("picket.db").display());
-        let store = store::open(&url).await.expect("open sqlite");
+        let store = store::open_tooling(&url).await.expect("open sqlite");
         TestDb {
             name: "sqlite",
             store,
@@ -57,7 +58,9 @@ impl TestDb {
             .unwrap();
         let mut url = url::Url::parse(admin).unwrap();
         url.set_path(&db);
-        let store = store::open(url.as_str()).await.expect("open postgres");
+        let store = store::open_tooling(url.as_str())
+            .await
+            .expect("open postgres");
         TestDb {
             name: "postgres",
             store,
@@ -84,7 +87,7 @@ impl TestDb {
 /// Run `test` against SQLite, then PostgreSQL if configured.
 async fn on_each_backend<F, Fut>(test: F)
 where
-    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    F: Fn(Arc<dyn StoreTooling>, &'static str) -> Fut,
     Fut: Future<Output = ()>,
 {
     on_each_database(|store, name, _| test(store, name)).await;
@@ -93,7 +96,7 @@ where
 /// [`on_each_backend`], also giving each test its database's URL, to reach under the store.
 async fn on_each_database<F, Fut>(test: F)
 where
-    F: Fn(Arc<dyn Store>, &'static str, String) -> Fut,
+    F: Fn(Arc<dyn StoreTooling>, &'static str, String) -> Fut,
     Fut: Future<Output = ()>,
 {
     let db = TestDb::sqlite().await;
@@ -197,7 +200,7 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
     rows
 }
 
-async fn planned(store: &dyn Store, s: &Striker, slots: &[i64]) {
+async fn planned(store: &dyn StoreTooling, s: &Striker, slots: &[i64]) {
     store
         .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, slots), t0())
         .await
