@@ -10,7 +10,7 @@
 //!
 //! Everything runs on a temporary database; the receiver runs in a thread with its own
 //! runtime so its work is not hidden inside the dispatcher's. Strikers are created with
-//! [`Store::bulk_join`] (setup time is printed apart from the measured part).
+//! [`StoreTooling::bulk_join`] (setup time is printed apart from the measured part).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use crate::network::{Networks, bench_baseline};
 use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner};
-use crate::store::{AccountId, JoinedStriker, NewStriker, SqliteStore, Store};
+use crate::store::{AccountId, JoinedStriker, NewStriker, SqliteStore, Store, StoreTooling};
 
 /// Which benchmark, and its sizes.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ impl Drop for RemoteReceiver {
 }
 
 /// A throwaway file database (WAL, as in production) and a vault.
-async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn Store>, Vault)> {
+async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn StoreTooling>, Vault)> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(&dir.path().join("bench.db"), true).await?;
     Ok((dir, Arc::new(store), Vault::from_key_bytes(&[7u8; 32])))
@@ -160,7 +160,7 @@ notice = [
 /// `n` strikers with `accounts` sandbox accounts each, posting to `server`; each account
 /// has its own token (`bench-{striker}-{account}`).
 async fn add_strikers(
-    store: &dyn Store,
+    store: &dyn StoreTooling,
     vault: &Vault,
     campaign: &str,
     n: usize,

@@ -16,7 +16,7 @@
 //! | [`network`]   | the `Network` trait and one adapter per network, and the guarded client they all use; the only user of `reqwest` |
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
 //! | [`participation`] | what a participant does, shared by the CLI and the web: pledge, connect and remove accounts |
-//! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
+//! | [`store`]     | the `Store` trait (one trait per area; `StoreTooling` for bench, rehearse and tests), SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
 //! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |

@@ -43,7 +43,7 @@ use crate::network::{
 };
 use crate::sandbox::{Faults, Receiver, ReceiverReport, fingerprint};
 use crate::scheduler::{Dispatcher, StepReport, planner};
-use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, Store};
+use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, StoreTooling};
 
 /// Zones the simulated strikers live in: both ends of the date line, half- and
 /// quarter-hour offsets, both hemispheres (so daylight saving goes both ways).
@@ -351,7 +351,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
     })?;
 
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let store: Arc<dyn Store> = Arc::new(
+    let store: Arc<dyn StoreTooling> = Arc::new(
         SqliteStore::open(&dir.path().join("rehearsal.db"), true)
             .await
             .context("creating the rehearsal database")?,

@@ -7,8 +7,9 @@
 //! sending or final. Nothing is ever sent twice because of a re-plan.
 //!
 //! A pledge that cannot be planned (its stored choices no longer fit the campaign, or a
-//! bug) is skipped with its reason recorded on the pledge ([`Store::set_pledge_problem`]),
-//! logged, and the others are planned: pledges come from strangers' forms.
+//! bug) is skipped with its reason recorded on the pledge
+//! ([`Pledges::set_pledge_problem`](crate::store::Pledges::set_pledge_problem)), logged,
+//! and the others are planned: pledges come from strangers' forms.
 
 use std::collections::HashMap;
 

@@ -69,7 +69,11 @@ pub struct UnknownState {
 }
 
 macro_rules! state_enum {
-    ($(#[$doc:meta])* $name:ident, $kind:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+    (
+        $(#[$doc:meta])* $name:ident, $kind:literal {
+            $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -238,7 +242,7 @@ pub struct NewAccount {
 /// never sees them unsealed.
 pub type Seal<'a> = &'a (dyn Fn(AccountId) -> Vec<u8> + Send + Sync);
 
-/// Like [`Seal`], for [`Store::bulk_join`](super::Store::bulk_join): called with the
+/// Like [`Seal`], for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): called with the
 /// striker's index, the index of the account among theirs, and the account's new id.
 pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Vec<u8> + Send + Sync);
 
@@ -278,7 +282,7 @@ pub struct Withdrawal {
     /// Rows that were `pending` or `claimed` and are now `cancelled`: they will never be sent.
     pub cancelled: u64,
     /// Rows already `sending`: they may still be published. Wait on them with
-    /// [`Store::outbox_states`](super::Store::outbox_states) before telling the user it is over.
+    /// [`Outbox::outbox_states`](super::Outbox::outbox_states) before telling the user it is over.
     pub in_flight: Vec<OutboxId>,
 }
 
@@ -493,7 +497,7 @@ pub struct NewSignature {
     /// The invitation code that brought them, if any.
     pub invited_by: Option<String>,
     /// Counted from the start; otherwise only once the link in the confirmation mail is
-    /// followed (see [`Store::confirm_signature`](super::Store::confirm_signature)).
+    /// followed (see [`Signatures::confirm_signature`](super::Signatures::confirm_signature)).
     pub confirmed: bool,
     /// SHA-256 (hex) of the confirmation link's token, for a signature that waits for one.
     pub confirm_token_hash: Option<String>,
@@ -559,7 +563,7 @@ pub struct InviteTarget {
     pub campaign_id: Option<String>,
 }
 
-/// One striker for [`Store::bulk_join`](super::Store::bulk_join): a participant, the
+/// One striker for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): a participant, the
 /// accounts they connect and their pledge to one campaign.
 #[derive(Clone)]
 pub struct NewStriker {
@@ -573,7 +577,7 @@ pub struct NewStriker {
     pub every_secs: Option<i64>,
 }
 
-/// What [`Store::bulk_join`](super::Store::bulk_join) created for one striker, in the
+/// What [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join) created for one striker, in the
 /// order they were given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinedStriker {

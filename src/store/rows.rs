@@ -36,6 +36,10 @@ pub(crate) fn days_json(days: &Option<Vec<NaiveDate>>) -> Option<String> {
         .map(|d| serde_json::to_string(d).expect("dates always serialize"))
 }
 
+/// Columns of [`ParticipantRow`], in a `SELECT` from `participants`.
+pub(crate) const PARTICIPANT_COLUMNS: &str =
+    "id, name, email, tz, is_local, invite_code, created_at, access_token_expires_at";
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ParticipantRow {
     id: i64,
@@ -63,6 +67,10 @@ impl TryFrom<ParticipantRow> for Participant {
         })
     }
 }
+
+/// Columns of [`AccountRow`], in a `SELECT` from `accounts`.
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, participant_id, network, handle, server, \
+     credentials, trusted, status, status_reason, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
@@ -95,6 +103,10 @@ impl TryFrom<AccountRow> for Account {
         })
     }
 }
+
+/// Columns of [`PledgeRow`], in a `SELECT` from `pledges`.
+pub(crate) const PLEDGE_COLUMNS: &str = "id, participant_id, campaign_id, tz, days, every_secs, \
+     status, created_at, withdrawn_at, plan_error";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PledgeRow {
@@ -198,6 +210,12 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
         })
     }
 }
+
+/// Columns of [`OutboxRowRaw`], in a `SELECT` from `outbox o`.
+pub(crate) const OUTBOX_COLUMNS: &str = "o.id, o.campaign_id, o.pledge_id, o.account_id, \
+     o.slot_key, o.post_name, o.template, o.variant, o.run_at, o.window_end, o.state, \
+     o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, o.published_at, \
+     o.text, o.updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRowRaw {

@@ -2,7 +2,8 @@
 //! `PICKET_TEST_POSTGRES_URL` names an admin URL (e.g. from `scripts/servers/postgres.sh`).
 //!
 //! Each test gets a fresh database (a temp file, or `CREATE DATABASE t_<random>`), so tests
-//! run in parallel. The harness uses sqlx directly only to create and drop those databases.
+//! run in parallel. The harness uses sqlx directly only to create and drop those databases,
+//! and to write rows the store itself never writes (corrupt values).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,6 +14,7 @@ use picket::network::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
     OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Store, StoreError,
+    StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -27,7 +29,8 @@ fn t0() -> DateTime<Utc> {
 /// A fresh, migrated database of one kind, dropped when the test is done.
 struct TestDb {
     name: &'static str,
-    store: Arc<dyn Store>,
+    store: Arc<dyn StoreTooling>,
+    url: String,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
 }
@@ -36,10 +39,11 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("picket.db").display());
-        let store = store::open(&url).await.expect("open sqlite");
+        let store = store::open_tooling(&url).await.expect("open sqlite");
         TestDb {
             name: "sqlite",
             store,
+            url,
             _dir: Some(dir),
             pg_drop: None,
         }
@@ -54,10 +58,13 @@ impl TestDb {
             .unwrap();
         let mut url = url::Url::parse(admin).unwrap();
         url.set_path(&db);
-        let store = store::open(url.as_str()).await.expect("open postgres");
+        let store = store::open_tooling(url.as_str())
+            .await
+            .expect("open postgres");
         TestDb {
             name: "postgres",
             store,
+            url: url.into(),
             _dir: None,
             pg_drop: Some((admin.to_string(), db)),
         }
@@ -80,15 +87,24 @@ impl TestDb {
 /// Run `test` against SQLite, then PostgreSQL if configured.
 async fn on_each_backend<F, Fut>(test: F)
 where
-    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    F: Fn(Arc<dyn StoreTooling>, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_database(|store, name, _| test(store, name)).await;
+}
+
+/// [`on_each_backend`], also giving each test its database's URL, to reach under the store.
+async fn on_each_database<F, Fut>(test: F)
+where
+    F: Fn(Arc<dyn StoreTooling>, &'static str, String) -> Fut,
     Fut: Future<Output = ()>,
 {
     let db = TestDb::sqlite().await;
-    test(db.store.clone(), db.name).await;
+    test(db.store.clone(), db.name, db.url.clone()).await;
     match std::env::var("PICKET_TEST_POSTGRES_URL") {
         Ok(admin) => {
             let db = TestDb::postgres(&admin).await;
-            test(db.store.clone(), db.name).await;
+            test(db.store.clone(), db.name, db.url.clone()).await;
             db.drop_pg().await;
         }
         // scripts/test (and so CI) starts PostgreSQL and requires it: never skip silently there.
@@ -184,7 +200,7 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
     rows
 }
 
-async fn planned(store: &dyn Store, s: &Striker, slots: &[i64]) {
+async fn planned(store: &dyn StoreTooling, s: &Striker, slots: &[i64]) {
     store
         .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, slots), t0())
         .await
@@ -658,6 +674,82 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
+    })
+    .await;
+}
+
+/// Run `sql`, binding `id`, straight on the database under the store: a row edited by hand
+/// or by a bug, which the store itself would never write.
+async fn under_the_store(url: &str, sql: &str, id: OutboxId) {
+    let sql = AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_due_post_the_store_cannot_read_is_failed_with_its_reason_and_the_others_are_claimed() {
+    on_each_database(|store, db, url| async move {
+        // Arrange: four posts due; one has an instant no clock can hold and, on SQLite (whose
+        // columns take any type), one has text where a number belongs.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1, 2, 3]).await;
+        let rows = store.outbox_for(s.participant, None).await.unwrap();
+        let all: Vec<OutboxId> = rows.iter().map(|r| r.id).collect();
+        let mut bad = vec![all[1]];
+        under_the_store(
+            &url,
+            "UPDATE outbox SET slot_at = 9223372036854775807 WHERE id = $1",
+            all[1],
+        )
+        .await;
+        if db == "sqlite" {
+            under_the_store(
+                &url,
+                "UPDATE outbox SET day = 'second' WHERE id = $1",
+                all[2],
+            )
+            .await;
+            bad.push(all[2]);
+        }
+        let good: Vec<OutboxId> = all.iter().copied().filter(|id| !bad.contains(id)).collect();
+        let now = t0() + Duration::hours(3) + Duration::minutes(1);
+        let lease = now + Duration::minutes(1);
+
+        // Act
+        let claimed = store.claim_due("w", now, lease, 10).await;
+        let later = lease + Duration::seconds(1);
+        let reclaimed = store
+            .claim_due("w2", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        let claimed = claimed.unwrap_or_else(|e| panic!("{db}: the whole batch failed: {e}"));
+        assert_eq!(ids(&claimed), good, "{db}");
+        let rows = store.outbox_for(s.participant, None).await.unwrap();
+        for row in rows.iter().filter(|r| bad.contains(&r.id)) {
+            assert_eq!(row.state, OutboxState::Failed, "{db}: post {}", row.id);
+            let reason = row.last_error.as_deref().unwrap_or_default();
+            assert!(reason.starts_with("unreadable row: "), "{db}: {reason}");
+        }
+        assert_eq!(
+            ids(&reclaimed),
+            good,
+            "{db}: only the readable leases lapse and return"
+        );
     })
     .await;
 }

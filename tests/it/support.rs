@@ -14,7 +14,9 @@ use picket::network::{NetworkKind, Networks};
 use picket::sandbox::{Faults, Receiver};
 use picket::scheduler::retry::RetryPolicy;
 use picket::scheduler::{Dispatcher, planner};
-use picket::store::{self, AccountId, NewAccount, NewPledge, ParticipantId, PledgeId, Store};
+use picket::store::{
+    self, AccountId, NewAccount, NewPledge, ParticipantId, PledgeId, Store, StoreTooling,
+};
 use tokio_util::sync::CancellationToken;
 
 /// An RFC 3339 instant as campaign files write it.
@@ -59,7 +61,7 @@ pub fn posts_at_start(n: usize, window: &str) -> String {
 pub struct World {
     pub dir: tempfile::TempDir,
     pub db_url: String,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn StoreTooling>,
     pub vault: Vault,
     pub receiver: Receiver,
     pub receiver_url: String,
@@ -89,7 +91,7 @@ impl World {
             )
         });
         let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
-        let store = store::open(&db_url).await.unwrap();
+        let store = store::open_tooling(&db_url).await.unwrap();
         let receiver = Receiver::new(clock.clone());
         let stop = CancellationToken::new();
         let addr = receiver
