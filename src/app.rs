@@ -4,11 +4,16 @@
 //! port 0 and read [`Application::port`]).
 //!
 //! ```text
-//! Application
-//! ├── web server (axum on web::serve, + /sandbox if enabled) ─┐
-//! ├── planner   (re-plans every campaign now and then)        ├─ one CancellationToken: the first
-//! └── dispatcher (claims due posts, publishes, records)      ─┘  task to end (or Ctrl-C /
-//!                                                               SIGTERM) stops the others
+//! Application::run                       one CancellationToken reaches every task; the
+//! ├── web server  (web::serve: axum,      first task to end (or Ctrl-C / SIGTERM) stops
+//! │                timeouts, conn. cap)   the others, and `supervise` says which and why
+//! ├── rate-limit pruning (every minute)
+//! ├── dispatcher  (claims due posts, publishes, records)
+//! ├── verifier    (checks accounts before a strike)
+//! └── planner     (re-plans every campaign now and then; lease released on shutdown)
+//!
+//! run_worker (`picket worker`, several on PostgreSQL)
+//! └── dispatcher
 //! ```
 
 use std::net::SocketAddr;
