@@ -31,7 +31,8 @@ use picket::store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, servers_required, unused_port, window_campaign};
+use crate::support::legacy::servers_required;
+use crate::support::{posts_at_start, unused_port, window_campaign};
 
 /// Longest a whole browser test may take: a hung page must fail the test, not CI.
 const TEST_LIMIT: Duration = Duration::from_secs(90);

@@ -266,7 +266,7 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut served = crate::support::Served::new(child, log);
+    let mut served = crate::support::legacy::Served::new(child, log);
     let addr = served.ready(Duration::from_secs(60)).await;
     let mut body = String::new();
     {

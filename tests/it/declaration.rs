@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{HeldPort, Installation, Served, unused_port, window_campaign};
+use crate::support::legacy::{Installation, Served};
+use crate::support::{HeldPort, unused_port, window_campaign};
 
 const ID: &str = "social-media-strike";
 

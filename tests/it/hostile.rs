@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 
-use crate::support::{Installation, Served};
+use crate::support::legacy::{Installation, Served};
 
 const ID: &str = "social-media-strike";
 

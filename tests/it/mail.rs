@@ -16,7 +16,8 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{self, Installation};
+use crate::support;
+use crate::support::legacy::Installation;
 
 const ID: &str = "social-media-strike";
 
@@ -27,7 +28,7 @@ pub(crate) fn sink(test: &str) -> Option<(String, u16, PathBuf)> {
         std::env::var("PICKET_TEST_SMTP_MAILDIR"),
     ) else {
         assert!(
-            !support::servers_required(),
+            !support::legacy::servers_required(),
             "{test}: PICKET_TEST_SMTP is not set (scripts/servers/smtp-sink.sh)"
         );
         println!("skipped {test}: export $(scripts/servers/smtp-sink.sh | tail -1) to run it");

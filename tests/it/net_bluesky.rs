@@ -16,7 +16,8 @@ use picket::store::{AccountId, AccountStatus, OutboxState, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{HeldPort, Installation, Served, rfc, unused_port};
+use crate::support::legacy::{Installation, Served};
+use crate::support::{HeldPort, rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 

@@ -25,7 +25,8 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{HeldPort, Installation, rfc};
+use crate::support::legacy::Installation;
+use crate::support::{HeldPort, rfc};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 

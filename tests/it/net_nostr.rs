@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc, unused_port};
+use crate::support::legacy::Installation;
+use crate::support::{rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 

@@ -15,7 +15,8 @@ use picket::network::{
 use picket::scheduler::{planner, verify};
 use picket::store::{NewPledge, OutboxState, ParticipantId, PlannedPost, PledgeId};
 
-use crate::support::{Installation, World, fast_settings, window_campaign};
+use crate::support::legacy::Installation;
+use crate::support::{World, fast_settings, window_campaign};
 
 /// A campaign with a notice at the start of a window and an optional hourly one.
 fn campaign(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
@@ -256,7 +257,7 @@ async fn an_account_whose_check_panics_is_skipped_and_the_others_are_checked() {
 }
 
 /// `picket serve` on a free port of the installation, logging at info; its address.
-async fn serve(install: &Installation) -> (crate::support::Served, std::net::SocketAddr) {
+async fn serve(install: &Installation) -> (crate::support::legacy::Served, std::net::SocketAddr) {
     let mut served = install.serve("127.0.0.1:0", "info");
     let addr = served.ready(Duration::from_secs(60)).await;
     (served, addr)

@@ -92,7 +92,7 @@ where
             db.drop_pg().await;
         }
         // scripts/test (and so CI) starts PostgreSQL and requires it: never skip silently there.
-        Err(_) if crate::support::servers_required() => {
+        Err(_) if crate::support::legacy::servers_required() => {
             panic!("PICKET_TEST_POSTGRES_URL is not set but PICKET_REQUIRE_SERVERS=1")
         }
         Err(_) => {}

@@ -616,7 +616,8 @@ async fn without_the_sandbox_the_join_page_offers_no_sandbox_account() {
 
 #[tokio::test]
 async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve() {
-    use crate::support::{Installation, posts_at_start, unused_port, window_campaign};
+    use crate::support::legacy::Installation;
+    use crate::support::{posts_at_start, unused_port, window_campaign};
     // The README's "for yourself" steps: add a sandbox account, join, serve.
     let port = unused_port();
     let now = chrono::Utc::now();
