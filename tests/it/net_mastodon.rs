@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::legacy::Installation;
-use crate::support::{HeldPort, rfc};
+use crate::support::{BUNDLED, HeldPort, Options, TestApp, rfc};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
@@ -729,21 +729,18 @@ async fn a_participant_connects_a_mastodon_account_in_the_browser_through_the_se
     let mock = Mock::new(&url).await;
     let username = mock.sign_up("web").await;
     // The server is on loopback: this host allows visitors' private addresses.
-    let site = crate::join::Site::start_with(|s| s.allow_private_addresses = true).await;
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
     let browser = site.visitor();
-    let join = browser.get("/c/social-media-strike/join").await;
-    let step1 = browser
-        .post(
-            "/c/social-media-strike/join",
+    let step2 = browser
+        .start_joining(
+            BUNDLED,
             &[
-                ("csrf", &join.field("csrf")),
                 ("name", "Web"),
                 ("tz", "Europe/Lisbon"),
                 ("day", "2027-07-04"),
             ],
         )
         .await;
-    let step2 = browser.get(step1.location.as_deref().unwrap()).await;
 
     // Act: type the server; picket registers itself and sends the browser to the server's
     // authorize page; the person allows it there; the server sends them back with a code.
