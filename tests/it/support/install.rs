@@ -222,9 +222,11 @@ impl Served {
 
     /// Stop with SIGTERM (a clean shutdown) and wait for the process.
     pub fn terminate(&mut self) -> ExitStatus {
-        let _ = Command::new("kill")
+        let term = Command::new("kill")
             .arg(self.child.id().to_string())
-            .status();
+            .status()
+            .unwrap();
+        assert!(term.success(), "kill (SIGTERM) failed: {term}");
         self.child.wait().unwrap()
     }
 }
