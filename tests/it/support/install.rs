@@ -79,10 +79,6 @@ impl Installation {
         self.0.dir.path()
     }
 
-    pub fn db_url(&self) -> &str {
-        &self.0.db_url
-    }
-
     /// The campaigns folder `picket` reads.
     pub fn campaigns(&self) -> &Path {
         &self.0.campaigns

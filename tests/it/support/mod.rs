@@ -13,22 +13,18 @@
 //!   [`Installation`]: the binary's folder for CLI steps before `picket serve`; campaign
 //!   files; loopback ports.
 
-// Until every module has moved onto the harness (the last step removes this and `legacy`).
-#![allow(dead_code, unused_imports)]
-
 mod app;
 mod campaigns;
 mod install;
-pub mod legacy;
 mod ports;
 mod servers;
 mod visitor;
 mod wait;
 mod world;
 
-pub use app::{Options, Stopped, TestApp};
+pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
-pub use install::{Installation, picket_bin};
+pub use install::Installation;
 pub use ports::{HeldPort, unused_port};
 pub use servers::require_server;
 pub use visitor::{Page, Visitor};
