@@ -74,3 +74,59 @@ pub async fn eventually<O: Outcome>(
         pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_returns_the_value_once_the_probe_sees_it() {
+        let mut looks = 0;
+
+        let value = eventually(Duration::from_secs(5), "the third look", async || {
+            looks += 1;
+            (looks == 3).then_some(looks * 10)
+        })
+        .await;
+
+        assert_eq!(value, 30);
+        assert_eq!(looks, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_runs_out_says_what_it_awaited_and_what_it_saw_last() {
+        let outcome = tokio::spawn(eventually(
+            Duration::from_secs(5),
+            "a green light",
+            async || -> Result<(), &str> { Err("red") },
+        ))
+        .await;
+
+        let panic = outcome.unwrap_err().into_panic();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.contains("waited 5s for a green light; last seen: red"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_look_that_hangs_past_the_limit_fails_the_wait() {
+        let outcome = tokio::spawn(eventually(
+            Duration::from_secs(5),
+            "an answer",
+            async || {
+                std::future::pending::<()>().await;
+                true
+            },
+        ))
+        .await;
+
+        let panic = outcome.unwrap_err().into_panic();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.contains("the last look did not finish"),
+            "{message}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use super::eventually;
 /// database needs it too).
 pub const WORLD_KEY: [u8; 32] = [42; 32];
 
+/// A picket world for one test; its receiver stops when it is dropped.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub db_url: String,
