@@ -11,8 +11,6 @@
 //! refused before any lookup (or loopback ones).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -20,7 +18,7 @@ use rand::{RngExt, SeedableRng};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 
-use crate::support::{Installation, Served};
+use crate::support::{Options, TestApp};
 
 const ID: &str = "social-media-strike";
 
@@ -30,38 +28,19 @@ fn crashing_cadence() -> String {
     "100000d".repeat(960)
 }
 
-/// `picket serve` with the bundled campaign, rate limits off.
-async fn start() -> (Installation, Served, String) {
+/// `picket serve` with the bundled campaign, rate limits off, the sandbox network on (the
+/// tests connect a sandbox account, which needs nothing outside the machine).
+async fn start() -> TestApp {
     start_with(None).await
 }
 
 /// Like [`start`], with the declaration's text replaced when given.
-async fn start_with(declaration: Option<&str>) -> (Installation, Served, String) {
-    let install = Installation::new("", "", [9; 32]);
-    let campaigns = install.dir.path().join("campaigns");
-    std::fs::remove_file(campaigns.join("test.toml")).unwrap();
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
-    for f in ["social-media-strike.toml", "declaration.md"] {
-        std::fs::copy(bundled.join(f), campaigns.join(f)).unwrap();
-    }
+async fn start_with(declaration: Option<&str>) -> TestApp {
+    let mut options = Options::default().config("sandbox = true").process();
     if let Some(text) = declaration {
-        std::fs::write(campaigns.join("declaration.md"), text).unwrap();
+        options = options.campaign_file("declaration.md", text);
     }
-    let child = install
-        .command()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PICKET_LOG", "info")
-        .env("PICKET_RATE_LIMITS", "off")
-        // The sandbox receiver gives the participant an account to join with, and is one
-        // more public route to throw bodies at.
-        .env("PICKET_SANDBOX", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(install.log_path()).unwrap())
-        .spawn()
-        .unwrap();
-    let mut served = Served::new(child, install.log_path());
-    let addr: SocketAddr = served.ready(Duration::from_secs(60)).await;
-    (install, served, format!("http://{addr}"))
+    TestApp::spawn(options).await
 }
 
 /// One browser: keeps its cookies, follows no redirects, sends raw bytes.
@@ -186,8 +165,8 @@ fn field(html: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_crashing_cadence_is_refused_with_a_4xx_and_the_server_stays_up() {
     // Arrange
-    let (_install, mut served, base) = start().await;
-    let mut browser = Browser::new(&base);
+    let mut app = start().await;
+    let mut browser = Browser::new(&app.base);
     let csrf = browser.token(&format!("/c/{ID}/join")).await;
     let cadence = crashing_cadence();
 
@@ -261,24 +240,21 @@ async fn the_crashing_cadence_is_refused_with_a_4xx_and_the_server_stays_up() {
     }
     let health = browser.get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
-    assert!(
-        served.child.try_wait().unwrap().is_none(),
-        "picket serve exited"
-    );
-    served.stop();
+    assert!(app.exited().is_none(), "picket serve exited");
+    app.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declaration_with_script_links_is_served_without_them() {
     // Arrange: a copy of the bundled campaign whose declaration links to scripts.
-    let (_install, served, base) = start_with(Some(
+    let app = start_with(Some(
         "# We declare\n\n[Sign](JaVaScRiPt:alert(1)) [here](jav&#x09;ascript:alert(2)) \
          [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgzKTwvc2NyaXB0Pg==) \
          <a href=\"javascript:alert(4)\" onclick=\"alert(5)\">raw</a> \
          [fine](https://example.org/declaration)\n",
     ))
     .await;
-    let mut browser = Browser::new(&base);
+    let mut browser = Browser::new(&app.base);
 
     // Act
     let campaign = browser.get(&format!("/c/{ID}")).await;
@@ -292,7 +268,7 @@ async fn a_declaration_with_script_links_is_served_without_them() {
             assert!(!lower.contains(bad), "{bad} in {}", page.body);
         }
         // Every link, resolved as a browser on this page would, is a web or mail address.
-        let here = url::Url::parse(&format!("{base}/c/{ID}")).unwrap();
+        let here = url::Url::parse(&app.url(&format!("/c/{ID}"))).unwrap();
         for piece in page.body.split(" href=\"").skip(1) {
             let raw = piece.split('"').next().unwrap().replace("&amp;", "&");
             let url = here.join(&raw).unwrap();
@@ -307,7 +283,7 @@ async fn a_declaration_with_script_links_is_served_without_them() {
                 .contains("href=\"https://example.org/declaration\"")
         );
     }
-    served.stop();
+    app.stop();
 }
 
 /// Note a 5xx answer to `what`.
@@ -541,8 +517,8 @@ async fn a_thousand_and_more_hostile_requests_get_no_5xx_and_the_server_stays_up
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
     let mut rng = StdRng::seed_from_u64(seed);
-    let (install, mut served, base) = start().await;
-    let mut browser = Browser::new(&base);
+    let mut app = start().await;
+    let mut browser = Browser::new(&app.base);
     browser.join().await;
     let accounts_page = format!("/c/{ID}/join/accounts?tz=UTC&day=2027-07-04&every=2h");
     let mut csrf = browser.token(&accounts_page).await;
@@ -825,12 +801,9 @@ async fn a_thousand_and_more_hostile_requests_get_no_5xx_and_the_server_stays_up
     assert!(sent >= 1_000);
     let health = browser.get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
-    assert!(
-        served.child.try_wait().unwrap().is_none(),
-        "picket serve exited"
-    );
-    let log = std::fs::read_to_string(install.log_path()).unwrap_or_default();
+    assert!(app.exited().is_none(), "picket serve exited");
+    let log = app.installation().log();
     assert!(!log.contains("panicked"), "a handler panicked:\n{log}");
     eprintln!("{sent} hostile requests in {:?}, no 5xx", started.elapsed());
-    served.stop();
+    app.stop();
 }

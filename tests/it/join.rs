@@ -3,324 +3,35 @@
 //! calendar), and their error paths. Against the same `Application` `picket serve` runs,
 //! posting for real to its built-in sandbox.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use picket::app::Application;
-use picket::clock::{ManualClock, SystemClock};
-use picket::config::Settings;
-use picket::sandbox::Receiver;
+use picket::clock::ManualClock;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, unused_port, window_campaign};
+use crate::support::{BUNDLED, Options, TestApp, eventually, posts_at_start, window_campaign};
 
-const BUNDLED: &str = "social-media-strike";
-
-pub(crate) struct Site {
-    pub(crate) base: String,
-    sandbox: Receiver,
-    pub(crate) store: Arc<dyn picket::store::Store>,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Site {
-    /// A picket with the bundled campaign and `soon`, a strike window opening in a few
-    /// seconds with two notices at its start; its public address is its real one, so its
-    /// built-in sandbox receives the posts.
-    pub(crate) async fn start() -> Site {
-        Site::start_with(|_| {}).await
-    }
-
-    /// Like [`Site::start`], with the settings changed by `tune` first.
-    pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Site {
-        Site::start_clocked(Arc::new(SystemClock), tune).await
-    }
-
-    /// Like [`Site::start_with`], on `clock` (a `ManualClock` to move days ahead).
-    pub(crate) async fn start_clocked(
-        clock: Arc<dyn picket::clock::Clock>,
-        tune: impl FnOnce(&mut Settings),
-    ) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
-        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
-        for f in ["social-media-strike.toml", "declaration.md"] {
-            std::fs::copy(bundled.join(f), campaigns.join(f)).unwrap();
-        }
-        let now = Utc::now();
-        std::fs::write(
-            campaigns.join("soon.toml"),
-            window_campaign(
-                "soon",
-                now + chrono::Duration::seconds(6),
-                now + chrono::Duration::hours(2),
-                &posts_at_start(2, "30m"),
-            ),
-        )
-        .unwrap();
-        // Its public URL must name the port before the server binds it.
-        let port = unused_port();
-        let mut settings = Settings {
-            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-            campaigns_dir: campaigns,
-            bind: format!("127.0.0.1:{port}").parse().unwrap(),
-            public_url: format!("http://127.0.0.1:{port}"),
-            rate_limits: false,
-            // Sandbox accounts post to this picket's own receiver.
-            sandbox: true,
-            ..Settings::default()
-        };
-        settings.scheduler.jitter_secs = 0;
-        tune(&mut settings);
-        let app = Application::build(settings, clock).await.unwrap();
-        let sandbox = app.state().sandbox.clone();
-        let store = app.state().store.clone();
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        Site {
-            base: format!("http://127.0.0.1:{port}"),
-            sandbox,
-            store,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    pub(crate) fn visitor(&self) -> Visitor {
-        Visitor {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: Mutex::new(BTreeMap::new()),
-        }
-    }
-}
-
-/// One browser: keeps its cookies, does not follow redirects (tests look at them).
-pub(crate) struct Visitor {
-    base: String,
-    pub(crate) http: reqwest::Client,
-    cookies: Mutex<BTreeMap<String, String>>,
-}
-
-pub(crate) struct Page {
-    pub(crate) status: StatusCode,
-    pub(crate) location: Option<String>,
-    /// With the entities tera writes in attributes decoded, as a browser reads them.
-    pub(crate) html: String,
-}
-
-impl Page {
-    /// The magic link shown on the joined page, as a path on the site.
-    pub(crate) fn magic_path(&self, base: &str) -> String {
-        self.html
-            .split("id=\"magic-link\" value=\"")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no magic link in {}", self.html))
-            .split('"')
-            .next()
-            .unwrap()
-            .trim_start_matches(base)
-            .to_string()
-    }
-
-    /// The value of the first hidden/input field `name`.
-    pub(crate) fn field(&self, name: &str) -> String {
-        self.html
-            .split(&format!("name=\"{name}\" value=\""))
-            .nth(1)
-            .unwrap_or_else(|| panic!("no field {name} in {}", self.html))
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string()
-    }
-}
-
-fn decode(html: &str) -> String {
-    html.replace("&#x2F;", "/")
-        .replace("&amp;", "&")
-        .replace("&#x3D;", "=")
-}
-
-impl Visitor {
-    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Page {
-        let jar = self
-            .cookies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let resp = req.header(COOKIE, jar).send().await.unwrap();
-        for c in resp.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            let mut jar = self.cookies.lock().unwrap();
-            if attrs.contains("Max-Age=0") {
-                jar.remove(k);
-            } else {
-                jar.insert(k.to_string(), v.to_string());
-            }
-        }
-        Page {
-            status: resp.status(),
-            location: resp
-                .headers()
-                .get(LOCATION)
-                .map(|l| l.to_str().unwrap().to_string()),
-            html: decode(&resp.text().await.unwrap()),
-        }
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await
-    }
-
-    fn signed_in(&self) -> bool {
-        self.cookies.lock().unwrap().contains_key("picket_me")
-    }
-
-    /// The value of this browser's cookie `name`, if it holds one.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies.lock().unwrap().get(name).cloned()
-    }
-
-    /// Put `value` in this browser's cookie `name` (a cookie copied from another device).
-    fn set_cookie(&self, name: &str, value: &str) {
-        self.cookies
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), value.to_string());
-    }
-
-    /// Join the bundled campaign as `name` with a sandbox account; the magic link shown.
-    pub(crate) async fn join_as(&self, name: &str, extra: &[(&str, &str)]) -> String {
-        let mut fields = vec![("tz", "UTC"), ("name", name)];
-        fields.extend_from_slice(extra);
-        let step2 = self.join_with_sandbox(BUNDLED, &fields).await;
-        let joined = self.confirm(BUNDLED, &step2).await;
-        assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
-        joined.magic_path(&self.base)
-    }
-
-    /// The name `/me` greets this browser with, or `None` when it is not signed in.
-    pub(crate) async fn me(&self) -> Option<String> {
-        let me = self.get("/me").await;
-        (me.status == StatusCode::OK).then(|| {
-            me.html
-                .split("<h1>")
-                .nth(1)
-                .unwrap()
-                .split("</h1>")
-                .next()
-                .unwrap()
-                .to_string()
-        })
-    }
-
-    /// Step 1 and a sandbox account; returns the accounts page (step 2).
-    pub(crate) async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
-        let form = self.get(&format!("/c/{campaign}/join")).await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.html);
-        let csrf = form.field("csrf");
-        let mut fields = vec![("csrf", csrf.as_str())];
-        if !extra.iter().any(|(k, _)| *k == "name") {
-            fields.push(("name", "Zoë <b>Q</b>"));
-        }
-        fields.extend_from_slice(extra);
-        // Unless told otherwise, send the days the form has ticked, as a browser does.
-        let ticked: Vec<String> = form
-            .html
-            .split("name=\"day\" value=\"")
-            .skip(1)
-            .map(|p| p.split('"').next().unwrap().to_string())
-            .collect();
-        if !extra.iter().any(|(k, _)| *k == "day") {
-            fields.extend(ticked.iter().map(|d| ("day", d.as_str())));
-        }
-        let step1 = self.post(&format!("/c/{campaign}/join"), &fields).await;
-        assert_eq!(step1.status, StatusCode::SEE_OTHER, "{}", step1.html);
-        assert!(self.signed_in());
-        let accounts_url = step1.location.unwrap();
-        let step2 = self.get(&accounts_url).await;
-        assert_eq!(step2.status, StatusCode::OK, "{}", step2.html);
-        let connected = self
-            .post(
-                "/connect/sandbox",
-                &[
-                    ("csrf", &step2.field("csrf")),
-                    ("back", &step2.field("back")),
-                    ("name", "zoe-sandbox"),
-                ],
-            )
-            .await;
-        assert_eq!(connected.status, StatusCode::SEE_OTHER);
-        let back = connected.location.unwrap();
-        assert!(back.starts_with(&accounts_url), "{back}");
-        let page = self.get(&back).await;
-        assert!(
-            page.html.contains("Connected your Sandbox account"),
-            "{}",
-            page.html
-        );
-        page
-    }
-
-    /// Confirm step 2 with every account shown.
-    pub(crate) async fn confirm(&self, campaign: &str, step2: &Page) -> Page {
-        let mut form: Vec<(&str, String)> = vec![
-            ("csrf", step2.field("csrf")),
-            ("tz", step2.field("tz")),
-            ("every", step2.field("every")),
-        ];
-        for piece in step2.html.split("name=\"day\" value=\"").skip(1) {
-            form.push(("day", piece.split('"').next().unwrap().to_string()));
-        }
-        for piece in step2.html.split("name=\"account\" value=\"").skip(1) {
-            form.push(("account", piece.split('"').next().unwrap().to_string()));
-        }
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.post(&format!("/c/{campaign}/join/confirm"), &form)
-            .await
-    }
+/// A site a visitor can join: the bundled campaign and `soon`, a strike window opening in
+/// a few seconds with two notices at its start; its public address is its real one, so
+/// its built-in sandbox receives the posts.
+fn joinable() -> Options {
+    let now = Utc::now();
+    Options::joinable().campaign(
+        "soon",
+        &window_campaign(
+            "soon",
+            now + chrono::Duration::seconds(6),
+            now + chrono::Duration::hours(2),
+            &posts_at_start(2, "30m"),
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notice_goes_out_once() {
     // Arrange
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser
         .join_with_sandbox("soon", &[("tz", "Asia/Kolkata")])
@@ -349,29 +60,37 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
         "{}",
         joined.html
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while site.sandbox.report().created < 2 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let report = site.sandbox.report();
+    eventually(
+        Duration::from_secs(40),
+        "two posts at the sandbox",
+        async || site.sandbox().report().created >= 2,
+    )
+    .await;
+    // Once both are recorded as published nothing is left to send, so what the sandbox
+    // received by then is all it will receive (the sandbox has a post a moment before
+    // picket records it).
+    eventually(
+        Duration::from_secs(30),
+        "both posts published",
+        async || {
+            let counts = site.store.outbox_counts("soon").await.unwrap();
+            match counts.published {
+                2 => Ok(()),
+                _ => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let report = site.sandbox().report();
     assert_eq!(report.created, 2, "{report:?}");
     assert_eq!(report.duplicate_slots, 0);
-    let posts = site.sandbox.posts();
+    let posts = site.sandbox().posts();
     assert!(
         posts.iter().all(|p| p.text.contains("#TestStrike")),
         "{posts:?}"
     );
     // The participant's page lists them as published, with their links.
-    // The sandbox has the posts a moment before picket records them as published.
-    let mut me = browser.get("/me").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while me.html.matches("class=\"published\"").count() < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        me = browser.get("/me").await;
-    }
+    let me = browser.get("/me").await;
     assert_eq!(
         me.html.matches("class=\"published\"").count(),
         2,
@@ -388,7 +107,7 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_stops_the_posts() {
     // Arrange: joined the bundled campaign (July, far away) in one browser.
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let first = site.visitor();
     let step2 = first
         .join_with_sandbox(BUNDLED, &[("tz", "Pacific/Chatham"), ("every", "2h")])
@@ -446,7 +165,7 @@ async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_calendar_holds_the_strike_days_at_midnight_in_the_participants_zone() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser
         .join_with_sandbox(BUNDLED, &[("tz", "Asia/Kolkata"), ("day", "2027-07-05")])
@@ -472,7 +191,7 @@ async fn the_calendar_holds_the_strike_days_at_midnight_in_the_participants_zone
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
     let joined = browser.confirm(BUNDLED, &step2).await;
@@ -513,7 +232,7 @@ async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_join_input_gets_a_4xx_with_a_message_never_a_500() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let v = site.visitor();
     let form = v.get(&format!("/c/{BUNDLED}/join")).await;
     let csrf = form.field("csrf");
@@ -644,7 +363,7 @@ async fn bad_join_input_gets_a_4xx_with_a_message_never_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let inviter = site.visitor();
     let step2 = inviter.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
     let joined = inviter.confirm(BUNDLED, &step2).await;
@@ -679,10 +398,10 @@ async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_join() {
-    let Some((host, port, maildir)) = crate::mail::sink("magic link at join") else {
+    let Some((host, port, maildir)) = crate::mail::sink() else {
         return;
     };
-    let site = Site::start_with(|s| s.smtp = Some(crate::mail::smtp(&host, port))).await;
+    let site = TestApp::spawn(joinable().config(&crate::mail::smtp(&host, port))).await;
     let browser = site.visitor();
     let to = crate::mail::fresh_address("joiner");
     let step2 = browser
@@ -714,7 +433,7 @@ async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_j
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_someone_elses_link_while_signed_in_asks_first_and_switches_only_on_the_form() {
     // Arrange: Ada and Bob joined in their own browsers.
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let ada = site.visitor();
     let ada_link = ada.join_as("Ada", &[]).await;
     let bob = site.visitor();
@@ -777,7 +496,7 @@ async fn opening_someone_elses_link_while_signed_in_asks_first_and_switches_only
 async fn a_magic_link_expires_after_a_week_and_a_signed_in_browser_after_its_days() {
     // Arrange
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let site = Site::start_clocked(clock.clone(), |_| {}).await;
+    let site = TestApp::spawn(joinable().clock(clock.clone())).await;
     let ada = site.visitor();
     let link = ada.join_as("Ada", &[]).await;
 
@@ -817,7 +536,7 @@ async fn a_magic_link_expires_after_a_week_and_a_signed_in_browser_after_its_day
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_link_ends_the_old_one_and_signs_out_every_other_browser() {
     // Arrange: Ada's link was also opened by someone else.
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let ada = site.visitor();
     let old_link = ada.join_as("Ada", &[]).await;
     let thief = site.visitor();
@@ -855,7 +574,7 @@ async fn a_new_link_ends_the_old_one_and_signs_out_every_other_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_ends_the_session_and_the_link_so_copies_of_either_open_nothing() {
     // Arrange
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let ada = site.visitor();
     let link = ada.join_as("Ada", &[]).await;
     let phone = site.visitor();
@@ -888,22 +607,18 @@ async fn signing_out_ends_the_session_and_the_link_so_copies_of_either_open_noth
 async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settled() {
     // Arrange: the strike starts in a few seconds; the sandbox takes 6 s to store a post,
     // so both notices are on the wire for a while.
-    let site = Site::start().await;
-    site.sandbox.set_faults(picket::sandbox::Faults {
+    let site = TestApp::spawn(joinable()).await;
+    site.sandbox().set_faults(picket::sandbox::Faults {
         commit_delay: Duration::from_secs(6),
         ..Default::default()
     });
     let browser = site.visitor();
     let step2 = browser.join_with_sandbox("soon", &[("tz", "UTC")]).await;
     assert_eq!(browser.confirm("soon", &step2).await.status, StatusCode::OK);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while site.store.outbox_counts("soon").await.unwrap().sending == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no post on the wire within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(60), "a post on the wire", async || {
+        site.store.outbox_counts("soon").await.unwrap().sending > 0
+    })
+    .await;
     let me = browser.get("/me").await;
 
     // Act
@@ -921,12 +636,19 @@ async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settle
     // Assert: whatever went out reached the network before the page said so.
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.html);
     let said = browser.get(removed.location.as_deref().unwrap()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while site.store.outbox_counts("soon").await.unwrap().sending > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "still sending");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let posts = site.sandbox.posts();
+    eventually(
+        Duration::from_secs(30),
+        "nothing left on the wire",
+        async || {
+            let counts = site.store.outbox_counts("soon").await.unwrap();
+            match counts.sending {
+                0 => Ok(()),
+                _ => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let posts = site.sandbox().posts();
     assert!(!posts.is_empty(), "the posts on the wire went out");
     let late: Vec<_> = posts
         .iter()

@@ -15,7 +15,9 @@ use picket::network::{
 use picket::scheduler::{planner, verify};
 use picket::store::{NewPledge, OutboxState, ParticipantId, PlannedPost, PledgeId};
 
-use crate::support::{Installation, World, fast_settings, window_campaign};
+use crate::support::{
+    Installation, Options, TestApp, World, eventually, fast_settings, window_campaign,
+};
 
 /// A campaign with a notice at the start of a window and an optional hourly one.
 fn campaign(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
@@ -255,23 +257,18 @@ async fn an_account_whose_check_panics_is_skipped_and_the_others_are_checked() {
     assert_eq!((verified.ok, verified.unknown, verified.broken), (2, 1, 0));
 }
 
-/// `picket serve` on a free port of the installation, logging at info; its address.
-async fn serve(install: &Installation) -> (crate::support::Served, std::net::SocketAddr) {
-    let mut served = install.serve("127.0.0.1:0", "info");
-    let addr = served.ready(Duration::from_secs(60)).await;
-    (served, addr)
+/// An installation for the real binary with the campaign `steady` from `start` to `end`.
+fn installation(start: DateTime<Utc>, end: DateTime<Utc>) -> Installation {
+    Options::default()
+        .without_bundled()
+        .campaign("steady", &campaign(start, end))
+        .key([7; 32])
+        .install()
 }
 
 /// Posts scheduled for the campaign, as the stats API tells.
-async fn scheduled(addr: std::net::SocketAddr) -> Option<u64> {
-    let stats: serde_json::Value =
-        reqwest::get(format!("http://{addr}/api/v1/campaigns/steady/stats"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-    stats["posts"]["scheduled"].as_u64()
+async fn scheduled(app: &TestApp) -> Option<u64> {
+    app.stats("steady").await["posts"]["scheduled"].as_u64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +278,7 @@ async fn a_restart_after_a_clean_shutdown_plans_at_once() {
     let now = Utc::now();
     let start = now + chrono::Duration::hours(2);
     let end = start + chrono::Duration::hours(1);
-    let install = Installation::new(&campaign(start, end), "", [7; 32]);
+    let install = installation(start, end);
     let account = install.add_account(&["sandbox", "--name", "ada"]);
     install.run(&[
         "join",
@@ -291,46 +288,36 @@ async fn a_restart_after_a_clean_shutdown_plans_at_once() {
         "--tz",
         "UTC",
     ]);
-    let (first, addr) = serve(&install).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(install.log_path())
-        .unwrap_or_default()
-        .contains("planned")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first server never planned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(scheduled(addr).await, Some(1), "the notice");
+    let first = install.serve().await;
+    eventually(
+        Duration::from_secs(30),
+        "the first server to plan",
+        async || install.log().contains("planned"),
+    )
+    .await;
+    assert_eq!(scheduled(&first).await, Some(1), "the notice");
     first.stop();
     // The campaign gains a post while picket is down: only the planner adds its rows.
     let edited = campaign(start, end).replace(
         "[templates]",
         "[[posts]]\nname = \"also\"\nwhen = \"start\"\ntemplate = \"notice\"\nwindow = \"30m\"\n\n[templates]",
     );
-    std::fs::write(install.dir.path().join("campaigns/test.toml"), edited).unwrap();
+    std::fs::write(install.campaigns().join("steady.toml"), edited).unwrap();
 
     // Act
-    let (second, addr) = serve(&install).await;
+    let second = install.serve().await;
 
     // Assert: planned within seconds, not after the old lease's 20 minutes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = None;
-    while tokio::time::Instant::now() < deadline {
-        seen = scheduled(addr).await;
-        if seen == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let log = second.stop();
-    assert_eq!(
-        seen,
-        Some(2),
-        "the new post was not planned at start:\n{log}"
-    );
+    eventually(
+        Duration::from_secs(30),
+        "the new post planned at start",
+        async || match scheduled(&second).await {
+            Some(2) => Ok(()),
+            seen => Err(format!("{seen:?} scheduled")),
+        },
+    )
+    .await;
+    second.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,11 +326,7 @@ async fn picket_serve_stays_up_with_a_stored_pledge_it_cannot_plan() {
     // starts (it once panicked the planner at every start), and a good one.
     let now = Utc::now();
     let start = now + chrono::Duration::hours(2);
-    let install = Installation::new(
-        &campaign(start, start + chrono::Duration::hours(1)),
-        "",
-        [7; 32],
-    );
+    let install = installation(start, start + chrono::Duration::hours(1));
     let ada = install.add_account(&["sandbox", "--name", "ada"]);
     let store = install.store().await;
     let local = store
@@ -369,29 +352,27 @@ async fn picket_serve_stays_up_with_a_stored_pledge_it_cannot_plan() {
     drop(store);
 
     // Act
-    let (mut served, addr) = serve(&install).await;
+    let mut app = install.serve().await;
 
     // Assert: it records the problem, keeps running and keeps answering.
-    let store = install.store().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut recorded = None;
-    while recorded.is_none() && tokio::time::Instant::now() < deadline {
-        recorded = store.get_pledge(bad).await.unwrap().unwrap().plan_error;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        recorded.is_some(),
-        "the planner records why it skipped the pledge"
-    );
+    eventually(
+        Duration::from_secs(30),
+        "the planner to record why it skipped the pledge",
+        async || {
+            let pledge = app.store.get_pledge(bad).await.unwrap().unwrap();
+            pledge.plan_error.is_some()
+        },
+    )
+    .await;
+    // Half a second of real time on purpose: a planner that panics on the pledge would
+    // take the process down after recording it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        served.child.try_wait().unwrap().is_none(),
+        app.exited().is_none(),
         "picket serve exited:\n{}",
-        std::fs::read_to_string(install.log_path()).unwrap_or_default()
+        install.log()
     );
-    let health = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.status(), reqwest::StatusCode::OK);
-    served.stop();
+    app.stop();
 }

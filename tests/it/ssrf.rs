@@ -20,8 +20,7 @@ use picket::network::{AccountRef, Egress, Network, OutgoingPost, PublishError};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::join::{Page, Site, Visitor};
-use crate::support::HeldPort;
+use crate::support::{BUNDLED, HeldPort, Options, Page, TestApp, Visitor};
 
 /// A loopback server that counts the connections it accepts and answers each with what
 /// `answer` gives for the request line ("GET /path ..."): raw bytes, sent as they are.
@@ -79,23 +78,18 @@ fn http(status: u16, body: &str) -> Vec<u8> {
 const SECRET: &str = "SECRET-INTERNAL-7f3a";
 
 /// A visitor at step 2 of joining the bundled campaign (signed in, no account yet).
-async fn at_step2(site: &Site) -> (Visitor, Page) {
+async fn at_step2(site: &TestApp) -> (Visitor, Page) {
     let visitor = site.visitor();
-    let join = visitor.get("/c/social-media-strike/join").await;
-    let step1 = visitor
-        .post(
-            "/c/social-media-strike/join",
+    let step2 = visitor
+        .start_joining(
+            BUNDLED,
             &[
-                ("csrf", &join.field("csrf")),
                 ("name", "Visitor"),
                 ("tz", "Europe/Lisbon"),
                 ("day", "2027-07-04"),
             ],
         )
         .await;
-    assert_eq!(step1.status, StatusCode::SEE_OTHER, "{}", step1.html);
-    let step2 = visitor.get(step1.location.as_deref().unwrap()).await;
-    assert_eq!(step2.status, StatusCode::OK, "{}", step2.html);
     (visitor, step2)
 }
 
@@ -129,7 +123,7 @@ async fn connect(
 async fn a_mastodon_server_a_visitor_types_on_loopback_is_refused_without_a_connection() {
     // Arrange: a Mastodon-looking server on loopback, and a host with default settings.
     let upstream = Upstream::start(|_| http(200, r#"{"configuration":{}}"#)).await;
-    let site = Site::start().await;
+    let site = TestApp::spawn(Options::joinable()).await;
     let (visitor, step2) = at_step2(&site).await;
     let p = upstream.port();
 
@@ -160,7 +154,7 @@ async fn a_mastodon_server_a_visitor_types_on_loopback_is_refused_without_a_conn
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bluesky_service_a_visitor_types_on_loopback_is_refused_without_a_connection() {
     let upstream = Upstream::start(|_| http(200, r#"{"did":"did:plc:abc"}"#)).await;
-    let site = Site::start().await;
+    let site = TestApp::spawn(Options::joinable()).await;
     let (visitor, step2) = at_step2(&site).await;
     let p = upstream.port();
 
@@ -189,7 +183,7 @@ async fn a_bluesky_service_a_visitor_types_on_loopback_is_refused_without_a_conn
 async fn nostr_relays_a_visitor_types_on_loopback_are_refused_without_a_connection() {
     // Arrange: a "relay" on loopback.
     let upstream = Upstream::start(|_| Vec::new()).await;
-    let site = Site::start().await;
+    let site = TestApp::spawn(Options::joinable()).await;
     let (visitor, step2) = at_step2(&site).await;
     let p = upstream.port();
     let signer = Keys::generate().public_key().to_hex();
@@ -263,7 +257,7 @@ async fn the_connect_forms_say_the_same_for_a_closed_port_an_open_port_and_a_jso
         }
     })
     .await;
-    let site = Site::start_with(|s| s.allow_private_addresses = true).await;
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
     let (visitor, step2) = at_step2(&site).await;
     let targets = [
         format!("http://127.0.0.1:{}", closed.port()),
@@ -324,7 +318,7 @@ async fn a_servers_error_answer_never_reaches_the_visitors_page() {
         }
     })
     .await;
-    let site = Site::start_with(|s| s.allow_private_addresses = true).await;
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
     let (visitor, step2) = at_step2(&site).await;
 
     // Act

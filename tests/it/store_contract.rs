@@ -101,17 +101,11 @@ where
 {
     let db = TestDb::sqlite().await;
     test(db.store.clone(), db.name, db.url.clone()).await;
-    match std::env::var("PICKET_TEST_POSTGRES_URL") {
-        Ok(admin) => {
-            let db = TestDb::postgres(&admin).await;
-            test(db.store.clone(), db.name, db.url.clone()).await;
-            db.drop_pg().await;
-        }
-        // scripts/test (and so CI) starts PostgreSQL and requires it: never skip silently there.
-        Err(_) if crate::support::servers_required() => {
-            panic!("PICKET_TEST_POSTGRES_URL is not set but PICKET_REQUIRE_SERVERS=1")
-        }
-        Err(_) => {}
+    // scripts/test (and so CI) starts PostgreSQL and requires it: never skipped there.
+    if let Some(admin) = crate::support::require_server("PICKET_TEST_POSTGRES_URL") {
+        let db = TestDb::postgres(&admin).await;
+        test(db.store.clone(), db.name, db.url.clone()).await;
+        db.drop_pg().await;
     }
 }
 
@@ -547,7 +541,7 @@ async fn accounts_added_on_the_command_line_before_0006_become_trusted_and_other
         dir.path().join("picket.db").display()
     )];
     let mut pg_drop = None;
-    if let Ok(admin) = std::env::var("PICKET_TEST_POSTGRES_URL") {
+    if let Some(admin) = crate::support::require_server("PICKET_TEST_POSTGRES_URL") {
         let db = format!("t_{:016x}", rand::random::<u64>());
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))

@@ -3,89 +3,20 @@
 //! and idle connections cut off, rate limits behind a reverse proxy, forged cookies and
 //! form fields, the counts cache, and the sandbox receiver.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picket::app::Application;
-use picket::clock::{Clock, SystemClock};
-use picket::config::Settings;
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
-use crate::join::Site;
+use crate::support::{
+    BUNDLED as ID, Options, TestApp, eventually, posts_at_start, window_campaign,
+};
 
-const ID: &str = "social-media-strike";
-
-/// A picket serving the bundled campaign on port 0, with settings changed by `tune`.
-struct App {
-    base: String,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    state: picket::web::AppState,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl App {
-    async fn start(tune: impl FnOnce(&mut Settings)) -> App {
-        App::start_with_clock(tune, Arc::new(SystemClock)).await
-    }
-
-    async fn start_with_clock(tune: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-            campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            public_url: "https://picket.test".into(),
-            rate_limits: false,
-            ..Settings::default()
-        };
-        tune(&mut settings);
-        let app = Application::build(settings, clock).await.unwrap();
-        let addr = app.local_addr();
-        let state = app.state().clone();
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        App {
-            base: format!("http://{addr}"),
-            addr,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            state,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.unwrap()
-    }
-
-    async fn signatures(&self) -> u64 {
-        let stats: serde_json::Value = self
-            .get(&format!("/api/v1/campaigns/{ID}/stats"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        stats["signatures"].as_u64().unwrap()
-    }
+/// A picket serving the bundled campaign with `settings` (as `picket.toml` writes them).
+async fn serve(settings: &str) -> TestApp {
+    TestApp::spawn(Options::default().config(settings)).await
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
@@ -99,8 +30,8 @@ fn header(r: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test]
 async fn every_page_is_sent_with_a_strict_policy_and_private_pages_are_never_stored() {
-    let app = App::start(|_| {}).await;
-    let plain = App::start(|s| s.public_url = "http://picket.test".into()).await;
+    let app = serve("").await;
+    let plain = serve(r#"public_url = "http://picket.test""#).await;
 
     for path in [
         "/",
@@ -168,7 +99,7 @@ fn assert_no_inline_script(what: &str, html: &str) {
 
 #[tokio::test]
 async fn pages_run_only_scripts_served_from_picket_which_caches_may_keep_for_long() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(Options::joinable()).await;
     let v = site.visitor();
     let campaign = v.get(&format!("/c/{ID}")).await;
     let join = v.get(&format!("/c/{ID}/join")).await;
@@ -217,15 +148,12 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) 
 }
 
 /// Settings with timeouts short enough to wait for in a test.
-fn quick_timeouts(s: &mut Settings) {
-    s.http.header_read_timeout_secs = 1;
-    s.http.request_timeout_secs = 2;
-    s.http.idle_timeout_secs = 2;
-}
+const QUICK_TIMEOUTS: &str =
+    "[http]\nheader_read_timeout_secs = 1\nrequest_timeout_secs = 2\nidle_timeout_secs = 2\n";
 
 #[tokio::test]
 async fn half_a_request_header_then_silence_is_cut_off_within_the_header_timeout() {
-    let app = App::start(quick_timeouts).await;
+    let app = serve(QUICK_TIMEOUTS).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: picket.test\r\nUser-Agent: slow")
@@ -253,7 +181,7 @@ async fn half_a_request_header_then_silence_is_cut_off_within_the_header_timeout
 
 #[tokio::test]
 async fn a_connection_that_never_says_anything_is_closed_too() {
-    let app = App::start(quick_timeouts).await;
+    let app = serve(QUICK_TIMEOUTS).await;
     let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let started = Instant::now();
 
@@ -269,13 +197,14 @@ async fn a_connection_that_never_says_anything_is_closed_too() {
 
 #[tokio::test]
 async fn a_kept_alive_connection_serves_requests_and_is_closed_once_idle() {
-    let app = App::start(quick_timeouts).await;
+    let app = serve(QUICK_TIMEOUTS).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = b"GET /healthz HTTP/1.1\r\nHost: picket.test\r\n\r\n";
     let mut buf = [0u8; 4096];
 
     // Two requests on one connection, the second after longer than the header timeout
-    // but within the idle timeout: waiting between requests is not reading a head.
+    // but within the idle timeout: waiting between requests is not reading a head. (Real
+    // time on purpose: the timeouts are what is tested.)
     stream.write_all(request).await.unwrap();
     let first = stream.read(&mut buf).await.unwrap();
     let first = String::from_utf8_lossy(&buf[..first]).to_string();
@@ -298,7 +227,7 @@ async fn a_kept_alive_connection_serves_requests_and_is_closed_once_idle() {
 
 #[tokio::test]
 async fn a_request_whose_body_never_comes_is_answered_408_after_the_request_timeout() {
-    let app = App::start(quick_timeouts).await;
+    let app = serve(QUICK_TIMEOUTS).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(
@@ -325,7 +254,7 @@ async fn a_request_whose_body_never_comes_is_answered_408_after_the_request_time
 
 #[tokio::test]
 async fn past_the_connection_cap_a_client_waits_until_a_connection_closes() {
-    let app = App::start(|s| s.http.max_connections = 2).await;
+    let app = serve("[http]\nmax_connections = 2").await;
     let holders = [
         tokio::net::TcpStream::connect(app.addr).await.unwrap(),
         tokio::net::TcpStream::connect(app.addr).await.unwrap(),
@@ -336,6 +265,7 @@ async fn past_the_connection_cap_a_client_waits_until_a_connection_closes() {
         .await
         .unwrap();
 
+    // A second of real time on purpose: no answer may come while the cap holds.
     let while_full = read_until_closed(&mut third, Duration::from_secs(1)).await;
     drop(holders);
     let after = read_until_closed(&mut third, Duration::from_secs(30)).await;
@@ -348,7 +278,7 @@ async fn past_the_connection_cap_a_client_waits_until_a_connection_closes() {
 // --- rate limits behind a reverse proxy -------------------------------------------
 
 /// Signs through the JSON API as `client`, as a proxy on loopback passes it on.
-async fn sign_as(app: &App, client: &str, name: &str) -> StatusCode {
+async fn sign_as(app: &TestApp, client: &str, name: &str) -> StatusCode {
     app.http
         .post(app.url(&format!("/api/v1/campaigns/{ID}/signatures")))
         .header("x-forwarded-for", client)
@@ -361,11 +291,7 @@ async fn sign_as(app: &App, client: &str, name: &str) -> StatusCode {
 
 #[tokio::test]
 async fn two_clients_behind_a_trusted_proxy_have_a_rate_limit_each() {
-    let app = App::start(|s| {
-        s.rate_limits = true;
-        s.trusted_proxies = picket::config::TrustedProxies::parse(["127.0.0.1", "::1"]).unwrap();
-    })
-    .await;
+    let app = serve("rate_limits = true\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]").await;
 
     let mut first = Vec::new();
     for i in 0..8 {
@@ -384,10 +310,9 @@ async fn two_clients_behind_a_trusted_proxy_have_a_rate_limit_each() {
 #[tokio::test]
 async fn a_peer_that_is_not_a_trusted_proxy_cannot_choose_its_address() {
     for trusted in [vec![], vec!["10.0.0.1"]] {
-        let app = App::start(|s| {
-            s.rate_limits = true;
-            s.trusted_proxies = picket::config::TrustedProxies::parse(trusted).unwrap();
-        })
+        let app = serve(&format!(
+            "rate_limits = true\ntrusted_proxies = {trusted:?}"
+        ))
         .await;
 
         let mut statuses = Vec::new();
@@ -406,7 +331,7 @@ async fn a_peer_that_is_not_a_trusted_proxy_cannot_choose_its_address() {
 
 #[tokio::test]
 async fn a_forged_csrf_cookie_is_never_written_into_the_page() {
-    let app = App::start(|_| {}).await;
+    let app = serve("").await;
     let forged = format!("{:x<48}", "\"><script>alert(1)</script>");
     assert_eq!(forged.len(), 48);
 
@@ -440,21 +365,11 @@ async fn a_forged_csrf_cookie_is_never_written_into_the_page() {
 
 #[tokio::test]
 async fn a_control_character_in_a_connect_forms_way_back_is_refused_politely() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(Options::joinable()).await;
     let v = site.visitor();
-    let form = v.get(&format!("/c/{ID}/join")).await;
-    let step1 = v
-        .post(
-            &format!("/c/{ID}/join"),
-            &[
-                ("csrf", &form.field("csrf")),
-                ("name", "Ada"),
-                ("tz", "UTC"),
-                ("day", "2027-07-04"),
-            ],
-        )
+    let step2 = v
+        .start_joining(ID, &[("name", "Ada"), ("tz", "UTC"), ("day", "2027-07-04")])
         .await;
-    let step2 = v.get(&step1.location.unwrap()).await;
 
     let mut outcomes = Vec::new();
     for back in [
@@ -496,11 +411,10 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
     // A server whose clock stands still: its counts stay cached until a write.
     let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_780_000_000, 0).unwrap();
     let clock = Arc::new(picket::clock::ManualClock::new(start));
-    let app = App::start_with_clock(|_| {}, clock).await;
-    let before = app.signatures().await;
+    let app = TestApp::spawn(Options::default().clock(clock)).await;
+    let before = app.signatures(ID).await;
     // A signature written behind the server's back (another process would).
-    app.state
-        .store
+    app.store
         .add_signature(
             &picket::store::NewSignature {
                 campaign_id: ID.into(),
@@ -531,7 +445,7 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
             .unwrap();
         refused.push((path, r.status()));
     }
-    let after_refusals = app.signatures().await;
+    let after_refusals = app.signatures(ID).await;
     let signed = app
         .http
         .post(app.url(&format!("/api/v1/campaigns/{ID}/signatures")))
@@ -540,7 +454,7 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
         .await
         .unwrap()
         .status();
-    let after_signing = app.signatures().await;
+    let after_signing = app.signatures(ID).await;
 
     for (path, status) in refused {
         assert!(status.is_client_error(), "{path}: {status}");
@@ -561,7 +475,7 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
 
 #[tokio::test]
 async fn the_sandbox_receiver_is_not_served_unless_enabled() {
-    let app = App::start(|_| {}).await;
+    let app = serve("").await;
 
     let list = app.get("/sandbox/api/v1/sandbox/posts").await.status();
     let post = app
@@ -576,26 +490,16 @@ async fn the_sandbox_receiver_is_not_served_unless_enabled() {
 
     assert_eq!(list, StatusCode::NOT_FOUND);
     assert_eq!(post, StatusCode::NOT_FOUND);
-    assert!(app.state.sandbox.posts().is_empty());
+    assert!(app.sandbox().posts().is_empty());
 }
 
 #[tokio::test]
 async fn without_the_sandbox_the_join_page_offers_no_sandbox_account() {
-    let site = Site::start_with(|s| s.sandbox = false).await;
+    let site = TestApp::spawn(Options::joinable().config("sandbox = false")).await;
     let v = site.visitor();
-    let form = v.get(&format!("/c/{ID}/join")).await;
-    let step1 = v
-        .post(
-            &format!("/c/{ID}/join"),
-            &[
-                ("csrf", &form.field("csrf")),
-                ("name", "Ada"),
-                ("tz", "UTC"),
-                ("day", "2027-07-04"),
-            ],
-        )
+    let step2 = v
+        .start_joining(ID, &[("name", "Ada"), ("tz", "UTC"), ("day", "2027-07-04")])
         .await;
-    let step2 = v.get(&step1.location.unwrap()).await;
 
     let connect = v
         .post(
@@ -616,9 +520,7 @@ async fn without_the_sandbox_the_join_page_offers_no_sandbox_account() {
 
 #[tokio::test]
 async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve() {
-    use crate::support::{Installation, posts_at_start, unused_port, window_campaign};
     // The README's "for yourself" steps: add a sandbox account, join, serve.
-    let port = unused_port();
     let now = chrono::Utc::now();
     let campaign = window_campaign(
         "own",
@@ -626,10 +528,13 @@ async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve(
         now + chrono::Duration::hours(1),
         &posts_at_start(1, "30m"),
     );
-    let config = format!(
-        "public_url = \"http://127.0.0.1:{port}\"\nsandbox = true\n[scheduler]\njitter_secs = 0\n"
-    );
-    let install = Installation::new(&campaign, &config, [7; 32]);
+    let install = Options::default()
+        .without_bundled()
+        .campaign("own", &campaign)
+        .own_address()
+        .config("sandbox = true")
+        .key([7; 32])
+        .install();
     let account = install.add_account(&["sandbox", "--name", "me"]);
     install.run(&[
         "join",
@@ -640,24 +545,26 @@ async fn a_sandbox_account_added_on_the_command_line_posts_through_picket_serve(
         "UTC",
     ]);
 
-    let mut served = install.serve(&format!("127.0.0.1:{port}"), "info");
-    served.ready(Duration::from_secs(30)).await;
-    let store = install.store().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut counts = store.outbox_counts("own").await.unwrap();
-    while counts.published + counts.failed + counts.missed == 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        counts = store.outbox_counts("own").await.unwrap();
-    }
-    let log = served.stop();
+    let app = install.serve().await;
+    let counts = eventually(
+        Duration::from_secs(60),
+        "the notice published, failed or missed",
+        async || {
+            let c = app.store.outbox_counts("own").await.unwrap();
+            match c.published + c.failed + c.missed {
+                0 => Err(format!("{c:?}")),
+                _ => Ok(c),
+            }
+        },
+    )
+    .await;
+    let log = app.stop().log;
 
     assert_eq!(counts.published, 1, "{counts:?}\n{log}");
 }
 
 /// A sandbox post from `token` (none: no Authorization header).
-async fn sandbox_post(app: &App, token: Option<&str>, text: &str) -> StatusCode {
+async fn sandbox_post(app: &TestApp, token: Option<&str>, text: &str) -> StatusCode {
     let mut req = app
         .http
         .post(app.url("/sandbox/api/v1/statuses"))
@@ -670,9 +577,9 @@ async fn sandbox_post(app: &App, token: Option<&str>, text: &str) -> StatusCode 
 
 #[tokio::test]
 async fn the_sandbox_takes_only_tokens_this_picket_issued_and_shows_each_its_own_posts() {
-    let app = App::start(|s| s.sandbox = true).await;
-    let mine = app.state.sandbox.issue_token().unwrap();
-    let theirs = app.state.sandbox.issue_token().unwrap();
+    let app = serve("sandbox = true").await;
+    let mine = app.sandbox().issue_token().unwrap();
+    let theirs = app.sandbox().issue_token().unwrap();
 
     let anonymous = sandbox_post(&app, None, "hello").await;
     let made_up = sandbox_post(&app, Some("made-up-token"), "hello").await;
@@ -706,18 +613,14 @@ async fn the_sandbox_takes_only_tokens_this_picket_issued_and_shows_each_its_own
         "only one's own posts: {my_list}"
     );
     assert!(!my_list.contains(&mine), "a listing never shows a token");
-    assert_eq!(app.state.sandbox.posts().len(), 2);
+    assert_eq!(app.sandbox().posts().len(), 2);
 }
 
 #[tokio::test]
 async fn the_sandbox_keeps_no_more_than_its_byte_budget() {
     const BUDGET: u64 = 64 * 1024;
-    let app = App::start(|s| {
-        s.sandbox = true;
-        s.sandbox_max_bytes = BUDGET;
-    })
-    .await;
-    let token = app.state.sandbox.issue_token().unwrap();
+    let app = serve(&format!("sandbox = true\nsandbox_max_bytes = {BUDGET}")).await;
+    let token = app.sandbox().issue_token().unwrap();
     let text = "x".repeat(8 * 1024);
 
     let mut statuses = Vec::new();
@@ -725,13 +628,13 @@ async fn the_sandbox_keeps_no_more_than_its_byte_budget() {
         statuses.push(sandbox_post(&app, Some(&token), &format!("{i} {text}")).await);
     }
 
-    let stored = app.state.sandbox.posts();
+    let stored = app.sandbox().posts();
     assert!(
         stored.len() >= 5 && stored.len() < 8,
         "{} posts of 8 KiB kept in 64 KiB",
         stored.len()
     );
-    assert!(app.state.sandbox.stored_bytes() as u64 <= BUDGET);
+    assert!(app.sandbox().stored_bytes() as u64 <= BUDGET);
     assert!(statuses[..stored.len()].iter().all(|s| s.is_success()));
     assert!(
         statuses[stored.len()..]
