@@ -719,14 +719,8 @@ fn preview_texts(html: &str) -> Vec<(Option<String>, String)> {
 async fn the_preview_shows_exactly_the_text_that_goes_out_when_another_account_needs_reconnecting()
 {
     // Arrange: Ada connects two sandbox accounts; the network refused the second one's token.
-    let site = Site::start_with(|s| {
-        std::fs::write(
-            s.campaigns_dir.join("where.toml"),
-            campaign_naming_other_accounts(),
-        )
-        .unwrap();
-    })
-    .await;
+    let site =
+        TestApp::spawn(joinable().campaign("where", &campaign_naming_other_accounts())).await;
     let browser = site.visitor();
     let step2 = browser
         .join_with_sandbox("where", &[("tz", "UTC"), ("name", "Ada")])
@@ -779,18 +773,15 @@ async fn the_preview_shows_exactly_the_text_that_goes_out_when_another_account_n
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let joined = browser.post("/c/where/join/confirm", &form).await;
     assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while site.sandbox.report().created < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            site.sandbox.report()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "both notices received by the sandbox",
+        async || site.sandbox().report().created >= 2,
+    )
+    .await;
 
     // Assert: each text that went out is one the preview showed, for that very account.
-    let mut sent: Vec<String> = site.sandbox.posts().into_iter().map(|p| p.text).collect();
+    let mut sent: Vec<String> = site.sandbox().posts().into_iter().map(|p| p.text).collect();
     sent.sort();
     for text in &sent {
         assert!(

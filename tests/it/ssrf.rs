@@ -20,7 +20,9 @@ use picket::network::{AccountRef, Egress, Network, OutgoingPost, PublishError};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{BUNDLED, HeldPort, Options, Page, TestApp, Visitor};
+use crate::support::{
+    BUNDLED, HeldPort, Options, Page, TestApp, Visitor, eventually, posts_at_start, window_campaign,
+};
 
 /// A loopback server that counts the connections it accepts and answers each with what
 /// `answer` gives for the request line ("GET /path ..."): raw bytes, sent as they are.
@@ -405,7 +407,19 @@ async fn a_servers_error_answer_to_a_post_never_reaches_the_participants_pages()
     // Arrange: a participant of `soon` (two notices a few seconds from now) whose Mastodon
     // account, connected in the browser, lives on a server that refuses the posts.
     let (server, statuses) = refusing_mastodon().await;
-    let site = Site::start_with(|s| s.allow_private_addresses = true).await;
+    let now = Utc::now();
+    let soon = window_campaign(
+        "soon",
+        now + chrono::Duration::seconds(6),
+        now + chrono::Duration::hours(2),
+        &posts_at_start(2, "30m"),
+    );
+    let site = TestApp::spawn(
+        Options::joinable()
+            .campaign("soon", &soon)
+            .config("allow_private_addresses = true"),
+    )
+    .await;
     let visitor = site.visitor();
     let form = visitor.get("/c/soon/join").await;
     let mut fields = vec![
@@ -457,15 +471,16 @@ async fn a_servers_error_answer_to_a_post_never_reaches_the_participants_pages()
 
     // Act: the notices fall due; the server refuses the first post's text (422), then the
     // account (403). Wait for both to be recorded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let me = loop {
-        let me = visitor.get("/me").await;
-        let done = me.html.contains("class=\"failed\"") && me.html.contains("reconnect_needed");
-        if done || tokio::time::Instant::now() > deadline {
-            break me;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let me = eventually(
+        Duration::from_secs(60),
+        "/me to show the refused post and the account needing reconnection",
+        async || {
+            let me = visitor.get("/me").await;
+            let done = me.html.contains("class=\"failed\"") && me.html.contains("reconnect_needed");
+            done.then_some(me)
+        },
+    )
+    .await;
     let accounts_page = visitor.get(&accounts_url).await;
 
     // Assert: the server was asked, its words are on neither page, and picket's say what

@@ -15,7 +15,7 @@ use picket::sandbox::{Faults, Receiver};
 use picket::scheduler::retry::RetryPolicy;
 use picket::scheduler::{Dispatcher, planner};
 use picket::store::{
-    self, AccountId, NewAccount, NewPledge, ParticipantId, PledgeId, Store, StoreTooling,
+    self, AccountId, NewAccount, NewPledge, ParticipantId, PledgeId, StoreTooling,
 };
 use tokio_util::sync::CancellationToken;
 
