@@ -110,10 +110,13 @@ impl Ctx {
         name: Option<&str>,
         tz: &str,
     ) -> anyhow::Result<store::ParticipantId> {
-        Ok(self
-            .store
-            .ensure_local_participant(name.unwrap_or("me"), tz, self.clock.now())
-            .await?)
+        Ok(participation::local_participant(
+            self.store.as_ref(),
+            name.unwrap_or("me"),
+            tz,
+            self.clock.now(),
+        )
+        .await?)
     }
 }
 

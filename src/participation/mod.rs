@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::campaign::{self, Campaign, Participation};
 use crate::crypto::Vault;
 use crate::scheduler;
-use crate::store::{AccountId, NewAccount, ParticipantId, Store, StoreError};
+use crate::store::{
+    AccountId, NewAccount, NewParticipant, ParticipantId, Store, StoreError, canonical_email,
+};
 
 pub mod connect;
 mod error;
@@ -103,6 +105,41 @@ fn add_stopped(total: &mut scheduler::Stopped, s: scheduler::Stopped) {
     total.unsettled += s.unsettled;
 }
 
+/// A newcomer from the join page becomes a participant, with a personal invitation code;
+/// `invited_by` is the code of whoever invited them, if any.
+pub async fn sign_up(
+    store: &dyn Store,
+    name: &str,
+    email: Option<&str>,
+    tz: &str,
+    invited_by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ParticipantId, ParticipationError> {
+    Ok(store
+        .create_participant(
+            &NewParticipant {
+                name: name.to_string(),
+                email: email.map(str::to_string),
+                email_canonical: email.map(canonical_email),
+                tz: tz.to_string(),
+                invited_by,
+            },
+            now,
+        )
+        .await?)
+}
+
+/// The command line's own participant (one per database): found, or created with `name`
+/// and `tz`.
+pub async fn local_participant(
+    store: &dyn Store,
+    name: &str,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ParticipantId, ParticipationError> {
+    Ok(store.ensure_local_participant(name, tz, now).await?)
+}
+
 /// Seal an account's credentials and store it for `participant`.
 pub async fn save_account(
     store: &dyn Store,
@@ -110,8 +147,8 @@ pub async fn save_account(
     participant: ParticipantId,
     account: &Connected,
     now: DateTime<Utc>,
-) -> Result<AccountId, StoreError> {
-    store
+) -> Result<AccountId, ParticipationError> {
+    Ok(store
         .add_account(
             &NewAccount {
                 participant_id: participant,
@@ -123,7 +160,7 @@ pub async fn save_account(
             &|id| vault.seal_for(id.0, account.credentials.expose().as_bytes()),
             now,
         )
-        .await
+        .await?)
 }
 
 /// Re-seal credentials stored in the legacy format (not bound to their account, see

@@ -32,7 +32,7 @@ use crate::compose;
 use crate::network::AccountRef;
 use crate::participation::{self, Missing, ParticipationError};
 use crate::scheduler::verify::account_ref;
-use crate::store::{AccountId, NewParticipant, Participant};
+use crate::store::{AccountId, Participant};
 
 /// Step 1's choices, as they travel between the steps.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -268,19 +268,15 @@ pub async fn start(
         Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
-    let id = state
-        .store
-        .create_participant(
-            &NewParticipant {
-                name: signer.name().to_string(),
-                email: signer.email().map(str::to_string),
-                email_canonical: signer.email().map(crate::store::canonical_email),
-                tz: choice.tz.clone(),
-                invited_by,
-            },
-            state.clock.now(),
-        )
-        .await?;
+    let id = participation::sign_up(
+        state.store.as_ref(),
+        signer.name(),
+        signer.email(),
+        &choice.tz,
+        invited_by,
+        state.clock.now(),
+    )
+    .await?;
     let cookie = session::start(&state, id, false).await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
 }
