@@ -15,7 +15,7 @@
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
 //! | [`network`]   | the `Network` trait and one adapter per network, and the guarded client they all use; the only user of `reqwest` |
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
-//! | [`participation`] | what a participant does, shared by the CLI and the web: pledge, connect and remove accounts |
+//! | [`participation`] | the only place for what a participant does (the CLI and the web translate): pledge, change, withdraw, connect and remove accounts, delete published notices, delete everything; a typed `ParticipationError` |
 //! | [`store`]     | the `Store` trait (one trait per area; `StoreTooling` for bench, rehearse and tests), SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |

@@ -25,9 +25,7 @@ use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{
-    AccountId, OutboxId, OutboxState, ParticipantId, Store, StoreError, Withdrawal,
-};
+use crate::store::{OutboxId, OutboxState, Store, StoreError, Withdrawal};
 
 /// Run one unit of work; a panic in it comes back as `Err` with its message instead of
 /// unwinding through the loop that called it.
@@ -64,24 +62,8 @@ pub struct Stopped {
     pub unsettled: usize,
 }
 
-/// Withdraw a pledge (or one account of it) and return only once no further post of it can
-/// be published: rows not yet sending are cancelled in one transaction, and rows already on
-/// the wire are waited for (at most `max_wait`, normally the lease).
-pub async fn withdraw(
-    store: &dyn Store,
-    participant: ParticipantId,
-    campaign_id: &str,
-    account: Option<AccountId>,
-    now: DateTime<Utc>,
-    max_wait: Duration,
-) -> Result<Stopped, StoreError> {
-    let w = store
-        .withdraw(participant, campaign_id, account, now)
-        .await?;
-    settle(store, w, max_wait).await
-}
-
-/// Cancel a campaign everywhere, waiting like [`withdraw`].
+/// Cancel a campaign everywhere, waiting like a participant's withdrawal
+/// (`participation::withdraw`) for posts already on the wire.
 pub async fn cancel_campaign(
     store: &dyn Store,
     campaign_id: &str,

@@ -2,16 +2,12 @@
 //! signature by its mailed link, the public list of signers, and invitation links. Also the
 //! views of a campaign and of its declaration that the other pages (`declaration`, `join`)
 //! show, so those pages import from here and this file imports none of them.
-
-use std::net::SocketAddr;
-
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::form::{Fields, Form};
 use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
 use super::signing::{self, Signer};
 use super::{AppState, WebError};
@@ -179,6 +175,21 @@ pub struct SignForm {
 }
 
 impl SignForm {
+    /// The form as posted; a field left out is empty.
+    fn from_fields(f: &Fields) -> SignForm {
+        let text = |name| f.get(name).unwrap_or_default().to_string();
+        let given = |name| f.get(name).map(str::to_string);
+        SignForm {
+            name: text("name"),
+            email: text("email"),
+            public: given("public"),
+            consent: given("consent"),
+            csrf: text("csrf"),
+            website: text("website"),
+            invited_by: given("ref"),
+        }
+    }
+
     /// Nothing typed: the form as a first visit shows it.
     fn is_empty(&self) -> bool {
         self.name.is_empty()
@@ -285,20 +296,12 @@ fn invite_link(state: &AppState, code: &str) -> String {
 pub async fn sign(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<SignForm>, FormRejection>,
+    posted: Form,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let Ok(Form(form)) = form else {
-        return Err(WebError::BadRequest(
-            "The form could not be read: please send it again from the campaign page.".into(),
-        ));
-    };
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
-    if !guard::csrf_ok(&headers, &form.csrf) {
+    let form = SignForm::from_fields(&posted.fields);
+    if !posted.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please sign again."
             .to_string();
         return render_page(&state, c, &headers, form, Some(msg), StatusCode::FORBIDDEN).await;

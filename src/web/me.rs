@@ -4,18 +4,18 @@
 //! strike, and "delete all my data". Also signing in and out: opening a link (asking first
 //! when the browser is someone else's), a new link, signing out (see [`super::session`]).
 
-use std::net::SocketAddr;
-
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::join::{AccountView, Fields, account_view, local_label, page_with_csrf, signed_in};
+use super::error::NOT_YOUR_ACCOUNT;
+use super::form::{Fields, Form, page_with_csrf};
+use super::session::signed_in;
+use super::views::{AccountView, account_view, local_label};
 use super::{AppState, WebError, guard, session};
 use crate::participation;
-use crate::scheduler::{self, planner};
+use crate::scheduler::planner;
 use crate::store::{AccountId, OutboxState, Participant, PledgeStatus};
 
 #[derive(Deserialize)]
@@ -219,21 +219,15 @@ fn back(key: &str, msg: &str) -> Response {
     Redirect::to(&format!("/me?{q}")).into_response()
 }
 
-const FORM_REFUSED: &str = "Your session expired or the form came from another site: go back, reload the page and try again.";
-
-/// The signed-in participant and their session token, if the form is theirs to send
-/// (CSRF) and within budget.
-async fn checked(
+/// The signed-in participant, their session token and the form's fields, if the form is
+/// theirs to send (see [`Form::checked`]).
+async fn checked<'f>(
     state: &AppState,
-    peer: SocketAddr,
     headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<(Participant, String, Fields), WebError> {
-    let f = Fields::posted(state, peer, body)?;
+    form: &'f Form,
+) -> Result<(Participant, String, &'f Fields), WebError> {
     let (me, session) = signed_in(state, headers).await?;
-    if !f.csrf_ok(headers) {
-        return Err(WebError::Forbidden(FORM_REFUSED.into()));
-    }
+    let f = form.checked()?;
     Ok((me, session, f))
 }
 
@@ -241,14 +235,10 @@ async fn checked(
 /// else: end this browser's session and sign it in as the link's owner.
 pub async fn switch(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let f = Fields::posted(&state, peer, &body)?;
-    if !f.csrf_ok(&headers) {
-        return Err(WebError::Forbidden(FORM_REFUSED.into()));
-    }
+    let f = form.checked()?;
     let Some(owner) = session::link_owner(&state, &f.text("t")).await? else {
         return Err(WebError::NotFound(DEAD_LINK.into()));
     };
@@ -272,11 +262,10 @@ struct LinkPage {
 /// this browser gets a new session. The link is shown once, and mailed when possible.
 pub async fn new_link(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let (me, _, _) = checked(&state, peer, &headers, &body).await?;
+    let (me, _, _) = checked(&state, &headers, &form).await?;
     let cookie = session::start(&state, me.id, true).await?;
     let (magic_link, expires) = session::new_link(&state, me.id).await?;
     let until = session::until(expires);
@@ -323,24 +312,12 @@ pub(crate) async fn mail_link(state: &AppState, me: &Participant, link: &str, un
 /// of it can go out. Optionally deletes the notices already published.
 pub async fn withdraw(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let (me, _, f) = checked(&state, peer, &headers, &body).await?;
+    let (me, _, f) = checked(&state, &headers, &form).await?;
     let campaign = f.text("campaign");
-    if !state
-        .store
-        .pledges_of(me.id)
-        .await?
-        .iter()
-        .any(|p| p.campaign_id == campaign)
-    {
-        return Err(WebError::Invalid(
-            "You have not pledged to that campaign.".into(),
-        ));
-    }
-    let stopped = scheduler::withdraw(
+    let stopped = participation::withdraw(
         state.store.as_ref(),
         me.id,
         &campaign,
@@ -398,17 +375,13 @@ fn deleted_note(report: &participation::Deleted) -> String {
 /// unsent posts cancelled. Answers only once none of its posts can still go out.
 pub async fn remove_account(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let (me, _, f) = checked(&state, peer, &headers, &body).await?;
-    let not_yours = || WebError::Invalid("That account is not yours.".into());
-    let id = f
-        .text("account")
-        .parse::<i64>()
-        .map(AccountId)
-        .map_err(|_| not_yours())?;
+    let (me, _, f) = checked(&state, &headers, &form).await?;
+    let Ok(id) = f.text("account").parse::<i64>().map(AccountId) else {
+        return Err(WebError::Invalid(NOT_YOUR_ACCOUNT.into()));
+    };
     let removed = participation::remove_account(
         state.store.as_ref(),
         me.id,
@@ -416,11 +389,7 @@ pub async fn remove_account(
         state.clock.now(),
         participation::max_wait(state.settings.scheduler.lease_secs),
     )
-    .await
-    .map_err(|e| match e {
-        participation::RemoveError::NotYours => not_yours(),
-        participation::RemoveError::Store(e) => e.into(),
-    })?;
+    .await?;
     let mut said = format!(
         "Removed your {} account {}: {} scheduled post(s) cancelled.",
         removed.account.network.label(),
@@ -440,45 +409,31 @@ pub async fn remove_account(
 /// their credentials, pledges, posts; optionally the published notices first.
 pub async fn delete_all(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let (me, _, f) = checked(&state, peer, &headers, &body).await?;
+    let (me, _, f) = checked(&state, &headers, &form).await?;
     if f.get("confirm").is_none() {
         return Ok(back(
             "msg",
             "Tick the box to confirm that everything should be deleted.",
         ));
     }
-    // Stop every pledge first, so nothing is on its way when the rows go.
-    let wait = participation::max_wait(state.settings.scheduler.lease_secs);
-    for p in state.store.pledges_of(me.id).await? {
-        scheduler::withdraw(
-            state.store.as_ref(),
-            me.id,
-            &p.campaign_id,
-            None,
-            state.clock.now(),
-            wait,
-        )
-        .await?;
-    }
-    let note = if f.get("delete_posts").is_some() {
-        let report = participation::delete_published(
-            state.store.as_ref(),
-            &state.networks,
-            &state.vault,
-            me.id,
-            None,
-            None,
-        )
-        .await?;
-        deleted_note(&report)
-    } else {
-        String::new()
-    };
-    state.store.delete_participant(me.id).await?;
+    let erased = participation::delete_everything(
+        state.store.as_ref(),
+        &state.networks,
+        &state.vault,
+        me.id,
+        f.get("delete_posts").is_some(),
+        state.clock.now(),
+        participation::max_wait(state.settings.scheduler.lease_secs),
+    )
+    .await?;
+    let note = erased
+        .published
+        .as_ref()
+        .map(deleted_note)
+        .unwrap_or_default();
     let html = state
         .pages
         .render(
@@ -501,11 +456,10 @@ pub async fn delete_all(
 /// from one of them, or by mail, the participant gets a new link.
 pub async fn logout(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let (me, session, _) = checked(&state, peer, &headers, &body).await?;
+    let (me, session, _) = checked(&state, &headers, &form).await?;
     let cookie = session::end(&state, &session).await?;
     state.store.set_link(me.id, None).await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
@@ -632,13 +586,11 @@ const LINKS_PER_REQUEST: u32 = 3;
 /// leaves the link already mailed working.
 pub async fn ask_link(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
-    let f = Fields::posted(&state, peer, &body)?;
-    let typed = f.text("email");
-    if !f.csrf_ok(&headers) {
+    let typed = form.fields.text("email");
+    if !form.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please send it again.";
         return ask_link_page(
             &state,

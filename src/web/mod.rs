@@ -3,9 +3,11 @@
 
 mod api;
 mod campaign;
+mod connect;
 pub mod counts;
 mod declaration;
 mod error;
+mod form;
 pub mod guard;
 mod join;
 mod me;
@@ -13,6 +15,7 @@ mod pages;
 pub mod serve;
 pub mod session;
 pub mod signing;
+mod views;
 mod widget;
 
 use std::sync::Arc;
@@ -50,7 +53,7 @@ pub struct AppState {
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
     /// Mastodon OAuth authorizations waiting for the server's callback.
-    pub oauth: join::PendingAuthorizations,
+    pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
     /// (signatures count at once, magic links are shown instead).
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
@@ -152,8 +155,11 @@ fn private_routes() -> Router<AppState> {
         .route("/c/{id}/join", get(join::form).post(join::start))
         .route("/c/{id}/join/accounts", get(join::accounts))
         .route("/c/{id}/join/confirm", post(join::confirm))
-        .route("/connect/mastodon/callback", get(join::mastodon_callback))
-        .route("/connect/{network}", post(join::connect_account))
+        .route(
+            "/connect/mastodon/callback",
+            get(connect::mastodon_callback),
+        )
+        .route("/connect/{network}", post(connect::connect_account))
         .route("/me", get(me::page))
         .route("/me/withdraw", post(me::withdraw))
         .route("/me/accounts/remove", post(me::remove_account))

@@ -139,3 +139,16 @@ pub fn magic_link(state: &AppState, token: &str) -> String {
 pub fn until(expires: DateTime<Utc>) -> String {
     expires.format("%A %-d %B %Y, %H:%M UTC").to_string()
 }
+
+/// The signed-in participant and their session token, or a 403 page saying how to sign in.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Participant, String), WebError> {
+    participant(state, headers).await?.ok_or_else(|| {
+        WebError::Forbidden(
+            "You are not signed in on this device: open the link picket gave you (or join again)."
+                .into(),
+        )
+    })
+}

@@ -267,3 +267,63 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(app.stop().status.success());
 }
+
+#[test]
+fn joining_again_with_other_accounts_says_which_were_added_and_which_stopped_posting() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaigns = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+    let c = campaigns.to_str().unwrap();
+    for name in ["alex", "sam"] {
+        let added = picket(
+            dir.path(),
+            &[
+                "--campaigns",
+                c,
+                "account",
+                "add",
+                "sandbox",
+                "--name",
+                name,
+            ],
+        );
+        assert!(added.status.success(), "{added:?}");
+    }
+    let join = |accounts: &[&str]| {
+        let mut args = vec!["--campaigns", c, "join", "social-media-strike"];
+        for a in accounts {
+            args.extend(["--account", a]);
+        }
+        let out = picket(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
+    };
+    let first = join(&["1"]);
+    assert!(!first.contains("stopped posting"), "{first}");
+
+    let second = join(&["2"]);
+
+    assert!(
+        second.contains("added: account 2 (Sandbox sam)"),
+        "{second}"
+    );
+    assert!(
+        second.contains("stopped posting: account 1 (Sandbox alex)"),
+        "{second}"
+    );
+    let status = picket(
+        dir.path(),
+        &["--campaigns", c, "status", "--format", "json"],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let upcoming_of_1 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["account"] == 1 && r["state"] == "pending")
+        .count();
+    assert_eq!(upcoming_of_1, 0, "{rows}");
+}

@@ -218,7 +218,7 @@ async fn once_withdraw_returns_no_further_post_of_the_pledge_goes_out() {
     .await;
 
     // Act
-    let stopped = scheduler::withdraw(
+    let stopped = picket::participation::withdraw(
         world.store.as_ref(),
         who,
         "wd",
