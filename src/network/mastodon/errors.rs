@@ -192,7 +192,6 @@ mod tests {
         h
     }
 
-
     #[test]
     fn an_iso_8601_rate_limit_reset_becomes_the_wait_until_that_instant() {
         // Arrange
@@ -427,5 +426,4 @@ mod tests {
         );
         assert_eq!(error_message(&"é".repeat(1000)).chars().count(), 300);
     }
-
 }

@@ -24,8 +24,8 @@ pub use enroll::{
     App, EnrollError, Me, OOB_REDIRECT, Pkce, ServerInfo, authorize_url, discover, exchange_code,
     normalise_server, register_app, verify_token,
 };
-pub use errors::rate_limit_after;
 use errors::Call;
+pub use errors::rate_limit_after;
 
 use std::time::Duration;
 
@@ -41,7 +41,6 @@ use super::{
 };
 use crate::compose::{self, Limit};
 use errors::error_of;
-
 
 /// Mastodon keeps an `Idempotency-Key` for one hour; past this age a retry reads back
 /// first, because the key may have expired on the server.
@@ -431,7 +430,6 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-
     fn creds(software: Option<&str>, max: Option<usize>) -> Credentials {
         Credentials {
             software: software.map(str::to_string),
@@ -439,7 +437,6 @@ mod tests {
             ..Credentials::parse("t")
         }
     }
-
 
     #[test]
     fn server_limits_are_applied_in_each_softwares_own_unit() {
@@ -530,5 +527,4 @@ mod tests {
         ];
         assert_eq!(find_published(statuses, "striking", slot), None);
     }
-
 }
