@@ -63,6 +63,7 @@ impl Ctx {
             self.credential_sink(vault),
             &self.egress(),
             &self.settings.public_url,
+            self.clock.clone(),
         )
     }
 

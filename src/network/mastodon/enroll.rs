@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
@@ -391,6 +392,18 @@ impl Me {
 
 /// `GET /api/v1/accounts/verify_credentials`: 401/403 mean the token is no good.
 pub async fn verify_token(client: &Http, server: &str, token: &str) -> Result<Me, PublishError> {
+    // Enrolment runs once, from the command line or a visitor's connect step, and has no
+    // `Clock` of its own; the adapter calls `verify_token_at` with its clock.
+    verify_token_at(client, server, token, Utc::now()).await
+}
+
+/// [`verify_token`], a rate limit's wait counted from `now`.
+pub(super) async fn verify_token_at(
+    client: &Http,
+    server: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Me, PublishError> {
     let resp = client
         .get(&format!(
             "{}/api/v1/accounts/verify_credentials",
@@ -403,7 +416,7 @@ pub async fn verify_token(client: &Http, server: &str, token: &str) -> Result<Me
         .map_err(|e| crate::network::transport_error(&e))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(error_of(resp, Call::Read).await);
+        return Err(error_of(resp, Call::Read, now).await);
     }
     resp.json().await.map_err(|e| PublishError::Retry {
         reason: Reason::new("the server's answer about the account was unreadable")

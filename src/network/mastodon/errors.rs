@@ -33,11 +33,11 @@ impl Call {
     }
 }
 
-/// What to do about a non-2xx answer.
-pub(super) async fn error_of(resp: Response, call: Call) -> PublishError {
+/// What to do about a non-2xx answer; a rate limit's wait is counted from `now`.
+pub(super) async fn error_of(resp: Response, call: Call, now: DateTime<Utc>) -> PublishError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    answer_error(status, &headers, &read_error(resp).await, call, Utc::now())
+    answer_error(status, &headers, &read_error(resp).await, call, now)
 }
 
 /// The `error` (or `error_description`) of an error answer, shortened; never a token.

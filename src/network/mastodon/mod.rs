@@ -27,6 +27,7 @@ pub use enroll::{
 use errors::Call;
 pub use errors::rate_limit_after;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,7 +40,9 @@ use super::{
     AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason,
     Receipt,
 };
+use crate::clock::Clock;
 use crate::compose::{self, Limit};
+use enroll::verify_token_at;
 use errors::error_of;
 
 /// Mastodon keeps an `Idempotency-Key` for one hour; past this age a retry reads back
@@ -133,11 +136,14 @@ pub fn measure_for_server(creds: &Credentials, text: &str) -> compose::Measure {
 /// The adapter the dispatcher posts through.
 pub struct Mastodon {
     egress: Egress,
+    /// Whether an idempotency key is still trusted and how long a rate limit lasts are
+    /// counted from this clock's now.
+    clock: Arc<dyn Clock>,
 }
 
 impl Mastodon {
-    pub fn new(egress: Egress) -> Self {
-        Mastodon { egress }
+    pub fn new(egress: Egress, clock: Arc<dyn Clock>) -> Self {
+        Mastodon { egress, clock }
     }
 
     /// Guarded unless the operator added the account.
@@ -203,7 +209,7 @@ impl Network for Mastodon {
                 m.describe()
             )));
         }
-        let stale_key = Utc::now() - post.scheduled_at > KEY_TRUSTED_FOR;
+        let stale_key = self.clock.now() - post.scheduled_at > KEY_TRUSTED_FOR;
         if post.outcome_unknown && (!creds.honours_idempotency_key() || stale_key) {
             match self.read_back(account, &creds, post).await {
                 Ok(Some(found)) => {
@@ -252,7 +258,7 @@ impl Network for Mastodon {
             }
             return Ok(s.receipt());
         }
-        Err(error_of(resp, Call::Post).await)
+        Err(error_of(resp, Call::Post, self.clock.now()).await)
     }
 
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
@@ -275,13 +281,19 @@ impl Network for Mastodon {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        Err(error_of(resp, Call::Delete).await)
+        Err(error_of(resp, Call::Delete, self.clock.now()).await)
     }
 
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {
         let creds = Credentials::parse(account.credentials.expose());
-        let me = verify_token(self.http(account), &account.server, &creds.token).await?;
+        let me = verify_token_at(
+            self.http(account),
+            &account.server,
+            &creds.token,
+            self.clock.now(),
+        )
+        .await?;
         Ok(Identity {
             handle: me.handle(&account.server),
             url: me.url,
@@ -312,7 +324,7 @@ impl Network for Mastodon {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(error_of(resp, Call::Read).await);
+            return Err(error_of(resp, Call::Read, self.clock.now()).await);
         }
         let s: Status = resp.json().await.map_err(|e| PublishError::Retry {
             reason: Reason::new("the server's answer about a post was unreadable")
@@ -340,9 +352,14 @@ impl Mastodon {
         let account_id = match &creds.account_id {
             Some(id) => id.clone(),
             None => {
-                verify_token(self.http(account), &account.server, &creds.token)
-                    .await?
-                    .id
+                verify_token_at(
+                    self.http(account),
+                    &account.server,
+                    &creds.token,
+                    self.clock.now(),
+                )
+                .await?
+                .id
             }
         };
         let resp = self
@@ -362,7 +379,7 @@ impl Mastodon {
             .map_err(|e| super::transport_error(&e))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(error_of(resp, Call::Read).await);
+            return Err(error_of(resp, Call::Read, self.clock.now()).await);
         }
         let statuses: Vec<Status> = resp.json().await.map_err(|e| PublishError::Retry {
             reason: Reason::new("the server's list of recent posts was unreadable")
