@@ -544,4 +544,59 @@ mod tests {
         ];
         assert_eq!(find_published(statuses, "striking", slot), None);
     }
+
+    /// A loopback server that answers every request with `head` (status line and
+    /// headers) and an empty JSON body.
+    async fn answering(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!(
+                    "{head}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_reset_is_counted_from_the_adapters_clock() {
+        // Arrange: the adapter's clock stands at noon on strike day; the server says its
+        // window resets five minutes later.
+        let noon = at("2027-07-04T12:00:00Z");
+        let server =
+            answering("HTTP/1.1 429 Too Many Requests\r\nx-ratelimit-reset: 2027-07-04T12:05:00Z")
+                .await;
+        let clock = crate::clock::ManualClock::new(noon);
+        let adapter = Mastodon::new(Egress::new(false), Arc::new(clock));
+        let account = AccountRef {
+            id: 1,
+            handle: "a".into(),
+            server,
+            credentials: crate::domain::Secret::new(creds(Some("mastodon"), None).to_json()),
+            trusted: true,
+        };
+        let post = OutgoingPost {
+            text: "Striking today".into(),
+            idempotency_key: "k".into(),
+            scheduled_at: noon,
+            slot_key: "slot".into(),
+            outcome_unknown: false,
+            timeout: Duration::from_secs(5),
+        };
+
+        // Act
+        let e = adapter.publish(&account, &post).await.unwrap_err();
+
+        // Assert: five minutes, whatever the machine's own clock says.
+        let PublishError::Retry { after, .. } = e else {
+            panic!("a 429 is retried: {e:?}");
+        };
+        assert_eq!(after, Some(Duration::from_secs(300)));
+    }
 }
