@@ -154,9 +154,7 @@ impl Bluesky {
     }
 
     fn slot(&self, account_id: i64) -> Slot {
-        self.sessions
-            .lock()
-            .expect("session map lock")
+        crate::sync::lock(&self.sessions)
             .entry(account_id)
             .or_default()
             .clone()

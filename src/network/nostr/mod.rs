@@ -105,7 +105,7 @@ impl Nostr {
     }
 
     fn cached(&self, key: &str, text: &str, created_at: u64, author: &PublicKey) -> Option<Event> {
-        let cache = self.signed.lock().expect("cache lock");
+        let cache = crate::sync::lock(&self.signed);
         cache
             .get(key)
             .filter(|ev| {
@@ -115,7 +115,7 @@ impl Nostr {
     }
 
     fn remember(&self, key: &str, event: &Event) {
-        let mut cache = self.signed.lock().expect("cache lock");
+        let mut cache = crate::sync::lock(&self.signed);
         if cache.len() >= CACHE_CAP {
             cache.clear();
         }
@@ -123,7 +123,7 @@ impl Nostr {
     }
 
     fn forget(&self, key: &str) {
-        self.signed.lock().expect("cache lock").remove(key);
+        crate::sync::lock(&self.signed).remove(key);
     }
 }
 
@@ -226,5 +226,39 @@ impl Network for Nostr {
         }
         let events: Vec<Event> = results.into_iter().flatten().flatten().collect();
         Ok(Some(count_engagement(&id, events)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr::prelude::{FinalizeEvent, Keys};
+
+    #[test]
+    fn a_panic_while_the_signed_cache_is_held_does_not_break_later_posts() {
+        // Arrange: a request panics while holding the cache of signed notes.
+        let nostr = Nostr::new(Egress::new(false));
+        let keys = Keys::generate();
+        let event = note("Striking today #strike", 1_800_000_000)
+            .finalize(&keys)
+            .unwrap();
+        std::thread::scope(|s| {
+            let _ = s
+                .spawn(|| {
+                    let _held = nostr.signed.lock().unwrap();
+                    panic!("a request failed while holding the cache");
+                })
+                .join();
+        });
+        assert!(nostr.signed.is_poisoned());
+
+        // Act: later posts remember, find and forget their signed notes as before.
+        nostr.remember("k", &event);
+        let found = nostr.cached("k", &event.content, 1_800_000_000, &keys.public_key());
+        nostr.forget("k");
+
+        // Assert
+        assert_eq!(found.map(|e| e.id), Some(event.id));
+        assert!(crate::sync::lock(&nostr.signed).is_empty());
     }
 }
