@@ -102,6 +102,7 @@ impl Core {
             self.credential_sink(),
             &self.egress,
             &self.settings.public_url,
+            self.clock.clone(),
         )
     }
 

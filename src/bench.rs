@@ -216,6 +216,7 @@ fn dispatcher(
             Arc::new(crate::network::DiscardCredentials),
             &crate::network::Egress::new(false),
             "https://picket.example",
+            Arc::new(SystemClock),
         ),
         vault,
         Arc::new(SystemClock),

@@ -463,6 +463,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
         Arc::new(crate::network::DiscardCredentials),
         &crate::network::Egress::new(false),
         "http://127.0.0.1",
+        dyn_clock.clone(),
     )
     .get(NetworkKind::Sandbox)
     .cloned()

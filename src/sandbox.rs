@@ -215,7 +215,7 @@ impl Receiver {
 
     /// What the stored posts and deliveries take, roughly, in bytes.
     pub fn stored_bytes(&self) -> usize {
-        self.inner.lock().expect("receiver lock").bytes
+        crate::sync::lock(&self.inner).bytes
     }
 
     /// Whether a request with this bearer token gets past the gate (an open receiver lets
@@ -236,46 +236,40 @@ impl Receiver {
 
     pub fn set_faults(&self, faults: Faults) {
         let seed = faults.seed;
-        *self.faults.lock().expect("faults lock") = faults;
+        *crate::sync::lock(&self.faults) = faults;
         if seed != 0 {
-            self.inner.lock().expect("receiver lock").rng = seed;
+            crate::sync::lock(&self.inner).rng = seed;
         }
     }
 
     /// From now on this token is answered 401, as a revoked token would be.
     pub fn revoke(&self, token: &str) {
-        self.inner
-            .lock()
-            .expect("receiver lock")
+        crate::sync::lock(&self.inner)
             .revoked
             .insert(token.to_string());
     }
 
     /// Accept this token again (the participant reconnected).
     pub fn restore(&self, token: &str) {
-        self.inner
-            .lock()
-            .expect("receiver lock")
-            .revoked
-            .remove(token);
+        crate::sync::lock(&self.inner).revoked.remove(token);
     }
 
     /// Ids of posts deleted through the API.
     pub fn deleted(&self) -> Vec<String> {
-        self.inner.lock().expect("receiver lock").deleted.clone()
+        crate::sync::lock(&self.inner).deleted.clone()
     }
 
     pub fn posts(&self) -> Vec<ReceivedPost> {
-        self.inner.lock().expect("receiver lock").posts.clone()
+        crate::sync::lock(&self.inner).posts.clone()
     }
 
     /// Every request received, in order (capped like the posts).
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.lock().expect("receiver lock").deliveries.clone()
+        crate::sync::lock(&self.inner).deliveries.clone()
     }
 
     pub fn report(&self) -> ReceiverReport {
-        self.inner.lock().expect("receiver lock").report.clone()
+        crate::sync::lock(&self.inner).report.clone()
     }
 
     pub fn router(&self) -> Router {
@@ -359,7 +353,7 @@ async fn create(
         .map(|v| fingerprint(v.trim_start_matches("Bearer ")))
         .unwrap_or_default();
     let response = answer(&rx, &headers, body).await;
-    let mut inner = rx.inner.lock().expect("receiver lock");
+    let mut inner = crate::sync::lock(&rx.inner);
     let delivery = Delivery {
         slot,
         account,
@@ -379,7 +373,7 @@ async fn create(
 const MAX_POSTS: usize = 200_000;
 
 async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response {
-    let delay = rx.faults.lock().expect("faults lock").commit_delay;
+    let delay = crate::sync::lock(&rx.faults).commit_delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -401,10 +395,10 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let faults = rx.faults.lock().expect("faults lock").clone();
+    let faults = crate::sync::lock(&rx.faults).clone();
     let now = rx.clock.now();
     let (fate, status) = {
-        let mut inner = rx.inner.lock().expect("receiver lock");
+        let mut inner = crate::sync::lock(&rx.inner);
         inner.report.deliveries += 1;
         if inner.revoked.contains(&token) {
             return (
@@ -521,7 +515,7 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
             json.into_response()
         }
         Fate::LostAnswer => {
-            rx.inner.lock().expect("receiver lock").report.faults += 1;
+            crate::sync::lock(&rx.inner).report.faults += 1;
             (
                 StatusCode::BAD_GATEWAY,
                 Json(serde_json::json!({"error": "injected lost answer"})),
@@ -542,12 +536,7 @@ async fn verify(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let revoked = rx
-        .inner
-        .lock()
-        .expect("receiver lock")
-        .revoked
-        .contains(token);
+    let revoked = crate::sync::lock(&rx.inner).revoked.contains(token);
     if token.is_empty() || revoked {
         return (
             StatusCode::UNAUTHORIZED,
@@ -573,7 +562,7 @@ async fn delete_status(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_string();
-    let mut inner = rx.inner.lock().expect("receiver lock");
+    let mut inner = crate::sync::lock(&rx.inner);
     let Some(i) = inner
         .posts
         .iter()
@@ -598,7 +587,7 @@ async fn list(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
     if !rx.admits(token) {
         return unauthorized();
     }
-    let inner = rx.inner.lock().expect("receiver lock");
+    let inner = crate::sync::lock(&rx.inner);
     let posts: Vec<&ReceivedPost> = inner
         .posts
         .iter()

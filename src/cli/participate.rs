@@ -62,6 +62,7 @@ impl Ctx {
             self.credential_sink(vault),
             &self.egress(),
             &self.settings.public_url,
+            self.clock.clone(),
         )
     }
 

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::domain::Secret;
 // Adapters and tests name the network kinds through this module too.
 pub use crate::domain::{NetworkKind, UnknownNetwork};
@@ -349,15 +350,26 @@ impl Networks {
     /// Every adapter picket ships, sharing `egress` (one connection pool per client).
     /// `credentials` keeps tokens that change while running (the app passes
     /// `app::StoreCredentials`); `own_url` is this host's `public_url`, the only place link
-    /// cards are read from.
-    pub fn standard(credentials: Arc<dyn CredentialSink>, egress: &Egress, own_url: &str) -> Self {
+    /// cards are read from; `clock` is where adapters read now (rate limits, token expiry).
+    pub fn standard(
+        credentials: Arc<dyn CredentialSink>,
+        egress: &Egress,
+        own_url: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Networks::new()
-            .with(Arc::new(mastodon::Mastodon::new(egress.clone())))
+            .with(Arc::new(mastodon::Mastodon::new(
+                egress.clone(),
+                clock.clone(),
+            )))
             .with(Arc::new(nostr::Nostr::new(egress.clone())))
             // The sandbox's address is this host's own or the operator's: never a visitor's.
-            .with(Arc::new(sandbox::Sandbox::new(egress.trusted().clone())))
+            .with(Arc::new(sandbox::Sandbox::new(
+                egress.trusted().clone(),
+                clock.clone(),
+            )))
             .with(Arc::new(
-                bluesky::Bluesky::new(egress.clone(), credentials).with_cards_from(own_url),
+                bluesky::Bluesky::new(egress.clone(), credentials, clock).with_cards_from(own_url),
             ))
     }
 }

@@ -7,6 +7,8 @@
 //! Its receiver's address is this host's own or one the operator typed, never a visitor's,
 //! so it is reached through the trusted client.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -15,14 +17,17 @@ use super::guarded::{Http, Request};
 use super::{
     AccountRef, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason, Receipt,
 };
+use crate::clock::Clock;
 
 pub struct Sandbox {
     client: Http,
+    /// A `Retry-After` date counts from this clock's now (a rehearsal's compressed time).
+    clock: Arc<dyn Clock>,
 }
 
 impl Sandbox {
-    pub fn new(client: Http) -> Self {
-        Sandbox { client }
+    pub fn new(client: Http, clock: Arc<dyn Clock>) -> Self {
+        Sandbox { client, clock }
     }
 }
 
@@ -72,7 +77,7 @@ impl Network for Sandbox {
                 url: s.url,
             });
         }
-        let after = super::retry_after(resp.headers(), chrono::Utc::now());
+        let after = super::retry_after(resp.headers(), self.clock.now());
         let said = resp
             .json::<ErrorBody>()
             .await

@@ -188,7 +188,7 @@ impl Dispatcher {
     /// a busy dispatcher runs many rounds a second, and a window is never closed to the
     /// millisecond (sending re-checks it anyway). A clock set back counts as due.
     fn expiry_due(&self, now: DateTime<Utc>) -> bool {
-        let mut last = self.last_expiry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.last_expiry);
         let due = last.is_none_or(|at| now < at || now - at >= EXPIRY_EVERY);
         if due {
             *last = Some(now);

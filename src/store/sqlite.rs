@@ -70,7 +70,7 @@ struct Waiting {
 
 impl std::fmt::Debug for SignatureQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = crate::sync::lock(&self.state);
         f.debug_struct("SignatureQueue")
             .field("waiting", &state.waiting.len())
             .field("flushing", &state.flushing)
@@ -89,7 +89,7 @@ struct FlushingGuard {
 impl Drop for FlushingGuard {
     fn drop(&mut self) {
         if !self.done {
-            let mut state = self.queue.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::sync::lock(&self.queue.state);
             state.flushing = false;
         }
     }
@@ -156,11 +156,7 @@ impl SqliteStore {
     ) -> Result<SignatureAdded, StoreError> {
         let (answer, answered) = oneshot::channel();
         let start_flusher = {
-            let mut state = self
-                .signatures
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::sync::lock(&self.signatures.state);
             state.waiting.push(Waiting {
                 new: new.clone(),
                 now,
@@ -188,11 +184,7 @@ impl SqliteStore {
         };
         loop {
             let batch: Vec<Waiting> = {
-                let mut state = self
-                    .signatures
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut state = crate::sync::lock(&self.signatures.state);
                 if state.waiting.is_empty() {
                     state.flushing = false;
                     guard.done = true;

@@ -45,14 +45,11 @@ pub fn declaration_html(c: &Campaign) -> Option<String> {
     use std::sync::{LazyLock, Mutex};
     static CONVERTED: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
     let md = &c.declaration.as_ref()?.markdown;
-    if let Some(html) = CONVERTED.lock().unwrap_or_else(|e| e.into_inner()).get(md) {
+    if let Some(html) = crate::sync::lock(&CONVERTED).get(md) {
         return Some(html.clone());
     }
     let html = markdown_to_html(md);
-    CONVERTED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(md.clone(), html.clone());
+    crate::sync::lock(&CONVERTED).insert(md.clone(), html.clone());
     Some(html)
 }
 

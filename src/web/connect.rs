@@ -64,13 +64,13 @@ impl PendingAuthorizations {
     const TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
     fn put(&self, state: String, p: PendingOAuth) {
-        let mut map = self.0.lock().expect("not poisoned");
+        let mut map = crate::sync::lock(&self.0);
         map.retain(|_, v| v.started.elapsed() < Self::TTL);
         map.insert(state, p);
     }
 
     fn take(&self, state: &str) -> Option<PendingOAuth> {
-        let mut map = self.0.lock().expect("not poisoned");
+        let mut map = crate::sync::lock(&self.0);
         map.remove(state)
             .filter(|p| p.started.elapsed() < Self::TTL)
     }

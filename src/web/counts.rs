@@ -101,7 +101,7 @@ struct Cached {
 
 impl Slot {
     fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<Snapshot>> {
-        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = crate::sync::lock(&self.latest);
         latest
             .as_ref()
             .filter(|c| {
@@ -120,7 +120,7 @@ impl Counts {
     /// The counts of `c`, at most [`MAX_AGE`] old.
     pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = crate::sync::lock(&self.slots);
             slots.entry(c.id.clone()).or_default().clone()
         };
         let generation = self.generation.load(Ordering::Acquire);
@@ -136,7 +136,7 @@ impl Counts {
             return Ok(s);
         }
         let snapshot = Arc::new(Snapshot::load(state, c).await?);
-        *slot.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+        *crate::sync::lock(&slot.latest) = Some(Cached {
             snapshot: snapshot.clone(),
             generation,
             taken_at: now,
@@ -153,7 +153,7 @@ impl Counts {
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
     ) -> Option<Arc<String>> {
-        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let pages = crate::sync::lock(&self.pages);
         pages
             .get(campaign)
             .filter(|p| Arc::ptr_eq(&p.snapshot, snapshot) && p.starts_in == starts_in)
@@ -168,7 +168,7 @@ impl Counts {
         starts_in: &str,
         html: String,
     ) {
-        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pages = crate::sync::lock(&self.pages);
         pages.insert(
             campaign.to_string(),
             RenderedPage {

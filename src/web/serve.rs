@@ -217,7 +217,7 @@ impl Activity {
     }
 
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.phase)
     }
 
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {

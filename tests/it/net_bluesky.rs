@@ -754,7 +754,11 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
     )
     .await
     .unwrap();
-    let adapter = Bluesky::new(egress, Arc::new(DiscardCredentials));
+    let adapter = Bluesky::new(
+        egress,
+        Arc::new(DiscardCredentials),
+        Arc::new(picket::clock::SystemClock),
+    );
     let account = AccountRef {
         id: 1,
         handle: erin.handle.clone(),

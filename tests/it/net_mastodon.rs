@@ -710,7 +710,10 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
     };
-    let adapter = Mastodon::new(picket::network::Egress::new(false));
+    let adapter = Mastodon::new(
+        picket::network::Egress::new(false),
+        std::sync::Arc::new(picket::clock::SystemClock),
+    );
     let first = adapter.publish(&account, &post).await.unwrap();
 
     // Act: the retry, with a key the server would not recognise anyway.

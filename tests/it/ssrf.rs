@@ -535,7 +535,7 @@ async fn an_account_a_visitor_connected_stays_guarded_when_picket_posts_for_it_l
     })
     .await;
     let egress = Egress::new(false);
-    let mastodon = Mastodon::new(egress.clone());
+    let mastodon = Mastodon::new(egress.clone(), Arc::new(picket::clock::SystemClock));
     let nostr = Nostr::new(egress.clone());
     let account = |trusted| AccountRef {
         id: 1,

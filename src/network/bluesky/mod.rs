@@ -47,6 +47,7 @@ use super::{
     AccountRef, CredentialSink, Engagement, Identity, Network, NetworkKind, OutgoingPost,
     PublishError, Reason, Receipt,
 };
+use crate::clock::Clock;
 use crate::config::Secret;
 
 const COLLECTION: &str = "app.bsky.feed.post";
@@ -112,6 +113,9 @@ pub struct Bluesky {
     appview: Option<String>,
     /// This host's `public_url`: link cards are made only for pages under it.
     own: Option<url::Url>,
+    /// When a rate limit ends and whether a token is about to expire are counted from
+    /// this clock's now.
+    clock: Arc<dyn Clock>,
 }
 
 /// Redirects a link card follows on this host's own pages (an invite link lands on its
@@ -119,13 +123,14 @@ pub struct Bluesky {
 const CARD_REDIRECTS: usize = 3;
 
 impl Bluesky {
-    pub fn new(egress: Egress, sink: Arc<dyn CredentialSink>) -> Self {
+    pub fn new(egress: Egress, sink: Arc<dyn CredentialSink>, clock: Arc<dyn Clock>) -> Self {
         Bluesky {
             egress,
             sink,
             sessions: Mutex::new(HashMap::new()),
             appview: None,
             own: None,
+            clock,
         }
     }
 
@@ -149,9 +154,7 @@ impl Bluesky {
     }
 
     fn slot(&self, account_id: i64) -> Slot {
-        self.sessions
-            .lock()
-            .expect("session map lock")
+        crate::sync::lock(&self.sessions)
             .entry(account_id)
             .or_default()
             .clone()
@@ -174,7 +177,7 @@ impl Bluesky {
         }
         let l = live.as_mut().expect("just set");
         if let Some(reset) = l.rate_reset {
-            let now = Utc::now();
+            let now = self.clock.now();
             if reset > now {
                 return Err(PublishError::Retry {
                     reason: Reason::new(
@@ -189,7 +192,7 @@ impl Bluesky {
         let near_expiry = l
             .creds
             .access_expires()
-            .is_some_and(|exp| exp - Utc::now().timestamp() < REFRESH_MARGIN_SECS);
+            .is_some_and(|exp| exp - self.clock.now().timestamp() < REFRESH_MARGIN_SECS);
         if near_expiry {
             l.creds = self.renew(account, &l.creds).await?;
         }
@@ -250,11 +253,18 @@ impl Bluesky {
                     &c.did,
                     &c.app_password,
                     Duration::from_secs(20),
+                    self.clock.now(),
                 )
                 .await
-                .map_err(|e| session_failure(e, "signing in again"))?
+                .map_err(|e| session_failure(e, "signing in again", self.clock.now()))?
             }
-            Err(e) => return Err(session_failure(e, "refreshing the session")),
+            Err(e) => {
+                return Err(session_failure(
+                    e,
+                    "refreshing the session",
+                    self.clock.now(),
+                ));
+            }
         };
         let session: SessionBody = serde_json::from_value(body)
             .map_err(|_| retry("the PDS sent an unreadable session", false))?;
@@ -287,12 +297,12 @@ impl Bluesky {
                 let v = self
                     .xrpc_call(account, &creds, method, body, timeout)
                     .await
-                    .map_err(|e| e.into_publish(method))?;
+                    .map_err(|e| e.into_publish(method, self.clock.now()))?;
                 Ok((creds, v))
             }
             other => other
                 .map(|v| (creds, v))
-                .map_err(|e| e.into_publish(method)),
+                .map_err(|e| e.into_publish(method, self.clock.now())),
         }
     }
 
@@ -322,7 +332,7 @@ impl Bluesky {
                 .get(&with_query(&xrpc_url(&creds.pds, method), &pairs))
                 .bearer_auth(&creds.access_jwt)
                 .timeout(timeout);
-            finish(req.send().await).await
+            finish(req.send().await, self.clock.now()).await
         } else {
             self.xrpc_post(
                 self.http(account),
@@ -367,7 +377,7 @@ impl Bluesky {
         if let Some(b) = body {
             req = req.json(b);
         }
-        finish(req.send().await).await
+        finish(req.send().await, self.clock.now()).await
     }
 
     /// Mentions become facets only when the handle resolves to a DID; others stay text.
@@ -517,8 +527,8 @@ impl Bluesky {
 
 /// A session that cannot be renewed for a reason other than a passing fault is the
 /// account's problem, not the post's: the participant reconnects, the post waits.
-fn session_failure(e: XrpcError, doing: &str) -> PublishError {
-    match e.into_publish(doing) {
+fn session_failure(e: XrpcError, doing: &str, now: DateTime<Utc>) -> PublishError {
+    match e.into_publish(doing, now) {
         PublishError::Rejected(reason) => PublishError::Reconnect(reason),
         other => other,
     }
@@ -577,8 +587,9 @@ enum XrpcError {
 impl XrpcError {
     /// What the caller should do, in picket's words: what picket was `doing`, the HTTP
     /// status and the XRPC error name when it is one the AT Protocol defines. The PDS's
-    /// `message` (and a name it made up) is only the detail (see [`Reason`]).
-    fn into_publish(self, doing: &str) -> PublishError {
+    /// `message` (and a name it made up) is only the detail (see [`Reason`]). A rate
+    /// limit's wait is counted from `now`.
+    fn into_publish(self, doing: &str, now: DateTime<Utc>) -> PublishError {
         let doing = doing_words(doing);
         match self {
             XrpcError::Auth(_) => PublishError::reconnect(format!(
@@ -606,7 +617,7 @@ impl XrpcError {
                 };
                 if status == StatusCode::TOO_MANY_REQUESTS || error == "RateLimitExceeded" {
                     let after = rate_reset
-                        .and_then(|r| (r - Utc::now()).to_std().ok())
+                        .and_then(|r| (r - now).to_std().ok())
                         .or(retry_after);
                     PublishError::Retry {
                         reason: reason("rate limited by the server"),
@@ -685,8 +696,9 @@ fn says_too_long(message: &str) -> bool {
     m.contains("longer than") || m.contains("too long")
 }
 
-/// Turn a response into its JSON body or an [`XrpcError`].
-async fn finish(sent: Result<Response, HttpError>) -> Result<Value, XrpcError> {
+/// Turn a response into its JSON body or an [`XrpcError`]; `Retry-After` dates count
+/// from `now`.
+async fn finish(sent: Result<Response, HttpError>, now: DateTime<Utc>) -> Result<Value, XrpcError> {
     let resp = sent.map_err(|e| XrpcError::Transport(super::transport_error(&e)))?;
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -720,7 +732,7 @@ async fn finish(sent: Result<Response, HttpError>) -> Result<Value, XrpcError> {
         error,
         message,
         rate_reset,
-        retry_after: super::retry_after(&headers, Utc::now()),
+        retry_after: super::retry_after(&headers, now),
     })
 }
 
@@ -749,6 +761,7 @@ async fn create_session(
     identifier: &str,
     password: &str,
     timeout: Duration,
+    now: DateTime<Utc>,
 ) -> Result<Value, XrpcError> {
     let sent = client
         .post(&xrpc_url(pds, "com.atproto.server.createSession"))
@@ -756,7 +769,7 @@ async fn create_session(
         .json(&json!({"identifier": identifier, "password": password}))
         .send()
         .await;
-    finish(sent).await
+    finish(sent, now).await
 }
 
 /// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
@@ -789,7 +802,9 @@ pub async fn connect(
             (r.did, r.pds)
         }
     };
-    let body = create_session(client, &pds, &did, app_password, timeout)
+    // Enrolment runs once, from the command line or a visitor's connect step, and has no
+    // `Clock` of its own.
+    let body = create_session(client, &pds, &did, app_password, timeout, Utc::now())
         .await
         .map_err(|e| match e {
             XrpcError::Auth(_) => anyhow::anyhow!(
@@ -941,9 +956,10 @@ impl Network for Bluesky {
             .timeout(Duration::from_secs(30))
             .send()
             .await;
-        let v = finish(sent)
+        let now = self.clock.now();
+        let v = finish(sent, now)
             .await
-            .map_err(|e| e.into_publish("reading engagement"))?;
+            .map_err(|e| e.into_publish("reading engagement", now))?;
         let Some(p) = v["posts"].get(0) else {
             return Ok(None);
         };
@@ -1044,7 +1060,8 @@ mod tests {
 
         for (status, error, summary) in cases {
             // Act
-            let e = refused(status, error, said).into_publish("com.atproto.repo.putRecord");
+            let e =
+                refused(status, error, said).into_publish("com.atproto.repo.putRecord", Utc::now());
 
             // Assert
             assert_eq!(e.reason().summary(), summary);
@@ -1063,7 +1080,7 @@ mod tests {
             "InvalidRequest",
             "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
         )
-        .into_publish("com.atproto.repo.putRecord");
+        .into_publish("com.atproto.repo.putRecord", Utc::now());
         assert!(
             matches!(too_long, PublishError::Rejected(_)),
             "{too_long:?}"
@@ -1073,14 +1090,14 @@ mod tests {
             "posting: too long for Bluesky (HTTP 400, InvalidRequest)"
         );
         assert!(matches!(
-            refused(503, "", "").into_publish("x"),
+            refused(503, "", "").into_publish("x", Utc::now()),
             PublishError::Retry {
                 maybe_sent: true,
                 ..
             }
         ));
         assert!(matches!(
-            XrpcError::Auth(None).into_publish("com.atproto.server.getSession"),
+            XrpcError::Auth(None).into_publish("com.atproto.server.getSession", Utc::now()),
             PublishError::Reconnect(_)
         ));
     }
@@ -1089,6 +1106,7 @@ mod tests {
         Bluesky::new(
             Egress::new(false),
             Arc::new(super::super::DiscardCredentials),
+            Arc::new(crate::clock::SystemClock),
         )
         .with_cards_from(public_url)
     }
@@ -1107,6 +1125,7 @@ mod tests {
         let without = Bluesky::new(
             Egress::new(false),
             Arc::new(super::super::DiscardCredentials),
+            Arc::new(crate::clock::SystemClock),
         );
         assert_eq!(without.card_link("https://picket.example/i/abc"), None);
     }

@@ -208,6 +208,7 @@ pub fn networks() -> Networks {
         Arc::new(picket::network::DiscardCredentials),
         &picket::network::Egress::new(false),
         "http://picket.test",
+        Arc::new(picket::clock::SystemClock),
     )
 }
 
