@@ -21,6 +21,7 @@
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
+//! | `fuzzing`     | (hidden) the checks of the fuzz targets in `fuzz/`, shared with the corpus replay test |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
 //! scheduler turns pledges into outbox rows and only it posts to networks.
@@ -33,6 +34,8 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod crypto;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mail;
 pub mod network;
 pub mod participation;

@@ -57,7 +57,7 @@ pub fn declaration_html(c: &Campaign) -> Option<String> {
     Some(html)
 }
 
-fn markdown_to_html(md: &str) -> String {
+pub(crate) fn markdown_to_html(md: &str) -> String {
     use pulldown_cmark::{Event, Options, Parser, html};
     let parser = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
         .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));

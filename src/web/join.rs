@@ -110,7 +110,7 @@ impl Choice {
         })
     }
 
-    fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("tz", &self.tz);
         for d in &self.days {
@@ -684,13 +684,13 @@ pub async fn confirm(
 }
 
 /// Where a connect form sends the person back to: a join step on this site, nothing else.
-fn back_to(f: &Fields) -> String {
+pub(crate) fn back_to(f: &Fields) -> String {
     let back = f.text("back");
     let ok = back.starts_with("/c/") && !back.contains("//") && !back.contains('\\');
     if ok { back } else { "/me".to_string() }
 }
 
-fn with_flash(back: &str, key: &str, msg: &str) -> String {
+pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
     let sep = if back.contains('?') { '&' } else { '?' };
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(key, msg)

@@ -2,12 +2,12 @@
 //! and never posts to networks (only the scheduler does).
 
 mod api;
-mod campaign;
+pub(crate) mod campaign;
 pub mod counts;
 mod declaration;
 mod error;
 pub mod guard;
-mod join;
+pub(crate) mod join;
 mod me;
 mod pages;
 pub mod session;

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod declaration;
 mod delivery;
+mod fuzz_corpus;
 mod join;
 mod mail;
 mod net_bluesky;
