@@ -113,12 +113,14 @@ pub fn form(data: &[u8]) {
     let back = crate::web::join::back_to(&f);
     assert!(
         back.starts_with('/') && !back.starts_with("//"),
-        "{back:?} leaves the site"
+        "{:?} leaves the site",
+        short(&back)
     );
     let to = crate::web::join::with_flash(&back, "msg", "Could not connect: “x” <y>");
     assert!(
         axum::http::HeaderValue::from_str(&to).is_ok(),
-        "{to:?} cannot be a Location header"
+        "{:?} cannot be a Location header",
+        short(&to)
     );
 
     let Ok(choice) = Choice::from_fields(&f) else {
@@ -359,6 +361,7 @@ fn raw_html(html: &str) -> Option<String> {
 
 fn duration_holds(s: &str) {
     let Ok(d) = parse_duration(s) else { return };
+    let s = short(s);
     assert!(d > Duration::zero(), "{s:?} parsed to {d}");
     assert_eq!(d.num_seconds() % 60, 0, "{s:?} is not whole minutes");
     let printed = fmt_duration(d);
@@ -367,6 +370,14 @@ fn duration_holds(s: &str) {
         Ok(d),
         "{s:?} printed as {printed:?}"
     );
+}
+
+/// The start of a long input, for a failure message a person can read.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}... ({} bytes)", &s[..i], s.len()),
+        None => s.to_string(),
+    }
 }
 
 fn when_holds(s: &str) {

@@ -243,11 +243,20 @@ impl Campaign {
                         let mut at = pd.start;
                         while at < pd.end {
                             push(at, interval, pd.day);
-                            at += interval;
+                            // A cadence from before durations were bounded may still be
+                            // stored: past the end of the calendar there is no next slot.
+                            let Some(next) = at.checked_add_signed(interval) else {
+                                break;
+                            };
+                            at = next;
                         }
                     }
                 }
-                When::Before(lead) => push(first.start - lead, lead, 0),
+                When::Before(lead) => {
+                    if let Some(at) = first.start.checked_sub_signed(lead) {
+                        push(at, lead, 0);
+                    }
+                }
                 When::End => push(last.end, END_POST_WINDOW, days_total),
             }
         }
@@ -273,7 +282,9 @@ impl Campaign {
             post: rule.name.clone(),
             template: rule.template.clone(),
             at,
-            window_end: at + window,
+            window_end: at
+                .checked_add_signed(window)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             day,
             days_total,
         }
@@ -296,6 +307,51 @@ mod tests {
             .and_hms_opt(2, 30, 0)
             .unwrap();
         assert_eq!(resolve_local(tz, local), utc("2027-03-14T07:30:00Z"));
+    }
+
+    /// A campaign of one participant day with every kind of post, for cadences.
+    fn one_day_campaign() -> Campaign {
+        let src = r#"
+id = "c"
+title = "C"
+hashtag = "C"
+[strike]
+timezone = "participant"
+days = ["2027-07-04"]
+[[posts]]
+name = "before"
+when = "before 7d"
+template = "t"
+[[posts]]
+name = "often"
+when = "every 1h"
+template = "t"
+optional = true
+[[posts]]
+name = "end"
+when = "end"
+template = "t"
+[templates]
+t = ["On strike #{{ hashtag }}"]
+"#;
+        crate::campaign::parse_str(src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_cadence_past_the_end_of_the_calendar_gives_one_slot_and_no_panic() {
+        // Issue 8: a stored pledge with such a cadence (accepted before durations were
+        // bounded) made the planner panic on `DateTime + TimeDelta`, at every restart.
+        let c = one_day_campaign();
+        let p = Participation {
+            tz: chrono_tz::UTC,
+            days: None,
+            every: Some(Duration::days(96_000_000)),
+        };
+        let slots = c.slots(&p);
+        let often: Vec<&Slot> = slots.iter().filter(|s| s.post == "often").collect();
+        assert_eq!(often.len(), 1);
+        assert_eq!(often[0].at, utc("2027-07-04T00:00:00Z"));
+        assert_eq!(often[0].window_end, DateTime::<Utc>::MAX_UTC);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::hours(1);
 /// Below this, a campaign would have accounts posting at a pace networks treat as spam.
 pub const FLOOR_MIN_INTERVAL: Duration = Duration::minutes(5);
 
+/// The longest duration picket reads (about 274 years), parts added up: every instant a
+/// strike date plus or minus it stays far inside chrono's range, and `fmt_duration`
+/// prints every duration up to it in a form that reads back.
+pub const MAX_DURATION: Duration = Duration::days(100_000);
+
 /// A `start` or `daily` slot stays publishable until its strike day ends, but no longer
 /// than this: a "today I'm on strike" notice sent in the evening reads as a mistake.
 pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
@@ -995,6 +1000,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Err(format!("\"{s}\" is too long a duration"));
         }
         total += unit * n as i32;
+        // Checked at each part, so the sum never exceeds twice the limit.
+        if total > MAX_DURATION {
+            return Err(format!(
+                "\"{s}\" is too long a duration: at most {}",
+                fmt_duration(MAX_DURATION)
+            ));
+        }
         digits.clear();
     }
     if !digits.is_empty() {
@@ -1217,6 +1229,19 @@ mod tests {
         assert!(parse_duration("0m").unwrap_err().contains("zero"));
         assert!(parse_duration("15").unwrap_err().contains("no unit"));
         assert_eq!(fmt_duration(Duration::minutes(90)), "1h30m");
+    }
+
+    #[test]
+    fn a_duration_summed_past_the_longest_is_refused_and_every_accepted_one_prints_back() {
+        // Found by the `durations` fuzz target (and issue 8): each part was capped, the
+        // sum was not, so "100000d" 960 times parsed to a duration no cadence can use and
+        // that `fmt_duration` prints as a part too long to read back.
+        let summed = "100000d".repeat(960);
+        assert!(parse_duration(&summed).unwrap_err().contains("too long"));
+        assert!(parse_duration("100000d1m").is_err());
+        let longest = parse_duration("99999d23h60m").unwrap();
+        assert_eq!(longest, MAX_DURATION);
+        assert_eq!(parse_duration(&fmt_duration(longest)), Ok(longest));
     }
 
     #[test]

@@ -686,7 +686,11 @@ pub async fn confirm(
 /// Where a connect form sends the person back to: a join step on this site, nothing else.
 pub(crate) fn back_to(f: &Fields) -> String {
     let back = f.text("back");
-    let ok = back.starts_with("/c/") && !back.contains("//") && !back.contains('\\');
+    // Only visible ASCII: anything else cannot be a Location header (`Redirect::to` panics).
+    let ok = back.starts_with("/c/")
+        && !back.contains("//")
+        && !back.contains('\\')
+        && back.chars().all(|c| c.is_ascii_graphic());
     if ok { back } else { "/me".to_string() }
 }
 
@@ -926,6 +930,17 @@ mod tests {
         assert_eq!(back_to(&f("https://evil.example/")), "/me");
         assert_eq!(back_to(&f("/c//evil.example")), "/me");
         assert_eq!(back_to(&f("//evil.example/c/")), "/me");
+    }
+
+    #[test]
+    fn a_back_address_that_cannot_be_a_location_header_sends_people_to_me() {
+        // Issue 8 (a control character in `back` gave a 500), found again by the `form`
+        // fuzz target: `Redirect::to` panics on a value that is no valid header.
+        let f = |b: &str| Fields(vec![("back".into(), b.into())]);
+        assert_eq!(back_to(&f("/c/x/join\r\nSet-Cookie: a=b")), "/me");
+        assert_eq!(back_to(&f("/c/grève/join")), "/me");
+        assert_eq!(back_to(&f("/c/x/join?a b")), "/me");
+        assert_eq!(back_to(&f("/c/x/join?tz=UTC")), "/c/x/join?tz=UTC");
     }
 
     #[test]
