@@ -27,8 +27,11 @@ use crate::network::bluesky::facets::{self, Feature};
 use crate::render::{PostRenderer, PostVars};
 use crate::web::join::{Choice, Fields};
 
+/// A target's checks: panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every target by the name of its folder in `fuzz/fuzz_targets` and `fuzz/regressions`.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("campaign_file", campaign_file),
     ("durations", durations),
     ("form", form),

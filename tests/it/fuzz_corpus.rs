@@ -24,7 +24,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Run `check` on every file of `target`'s corpus; fail naming every file that panics.
-fn replay(target: &str, check: fn(&[u8])) {
+fn replay(target: &str, check: fuzzing::Check) {
     let dir = corpus_dir(target);
     let files = files(&dir);
     assert!(!files.is_empty(), "{} has no inputs", dir.display());
@@ -44,7 +44,7 @@ fn replay(target: &str, check: fn(&[u8])) {
     );
 }
 
-fn target(name: &str) -> fn(&[u8]) {
+fn target(name: &str) -> fuzzing::Check {
     TARGETS
         .iter()
         .find(|(n, _)| *n == name)
