@@ -266,10 +266,12 @@ pub fn unsafe_links(html: &str) -> Vec<String> {
                 .filter(|c| !c.is_whitespace() && !c.is_control())
                 .collect::<String>()
                 .to_ascii_lowercase();
-            let scheme = plain
-                .split_once(':')
-                .map(|(s, _)| s)
-                .filter(|s| !s.contains(['/', '?', '#']));
+            // RFC 3986 scheme syntax; anything else before a ':' is a relative path.
+            let scheme = plain.split_once(':').map(|(s, _)| s).filter(|s| {
+                s.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            });
             if scheme.is_some_and(|s| !matches!(s, "http" | "https" | "mailto")) {
                 out.push(value.to_string());
             }
@@ -599,4 +601,24 @@ fn fixed_campaigns() -> &'static [Campaign] {
         .collect()
     });
     &CAMPAIGNS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_check_sees_script_schemes_however_they_are_spelt() {
+        let html = r#"<a href="javascript:x">a</a> <a href="JaVa&#x53;cript&colon;x">b</a>
+            <img src=" java&#9;script:x"> <a href="data:text/html,x">c</a>"#;
+        assert_eq!(unsafe_links(html).len(), 4, "{:?}", unsafe_links(html));
+    }
+
+    #[test]
+    fn the_link_check_lets_web_mail_and_relative_links_through() {
+        let html = r##"<a href="https://ex.org/a:b">a</a> <a href="mailto:a@ex.org">b</a>
+            <a href="/c/x">c</a> <a href="jcvs&amp;aipt!Ptt:x">d</a> <a href="#x:y">e</a>
+            <img src="./a:b.png">"##;
+        assert_eq!(unsafe_links(html), Vec::<String>::new());
+    }
 }
