@@ -24,6 +24,7 @@
 //! | [`sync`]      | `sync::lock`: the one way a `std::sync::Mutex` is locked (a poisoned lock is recovered) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
+//! | `fuzzing`     | (hidden) the checks of the fuzz targets in `fuzz/`, shared with the corpus replay test |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
 //! scheduler turns pledges into outbox rows and only it posts to networks. Imports flow
@@ -40,6 +41,8 @@ pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mail;
 pub mod network;
 pub mod participation;

@@ -336,6 +336,51 @@ mod tests {
         assert_eq!(resolve_local(tz, local), utc("2027-03-14T07:30:00Z"));
     }
 
+    /// A campaign of one participant day with every kind of post, for cadences.
+    fn one_day_campaign() -> Campaign {
+        let src = r#"
+id = "c"
+title = "C"
+hashtag = "C"
+[strike]
+timezone = "participant"
+days = ["2027-07-04"]
+[[posts]]
+name = "before"
+when = "before 7d"
+template = "t"
+[[posts]]
+name = "often"
+when = "every 1h"
+template = "t"
+optional = true
+[[posts]]
+name = "end"
+when = "end"
+template = "t"
+[templates]
+t = ["On strike #{{ hashtag }}"]
+"#;
+        crate::campaign::parse_str(src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_cadence_past_the_end_of_the_calendar_gives_one_slot_and_no_panic() {
+        // Issue 8: a stored pledge with such a cadence (accepted before durations were
+        // bounded) made the planner panic on `DateTime + TimeDelta`, at every restart.
+        let c = one_day_campaign();
+        let p = Participation {
+            tz: chrono_tz::UTC,
+            days: None,
+            every: Some(Duration::days(96_000_000)),
+        };
+        let slots = c.slots(&p);
+        let often: Vec<&Slot> = slots.iter().filter(|s| s.post == "often").collect();
+        assert_eq!(often.len(), 1);
+        assert_eq!(often[0].at, utc("2027-07-04T00:00:00Z"));
+        assert_eq!(often[0].window_end, DateTime::<Utc>::MAX_UTC);
+    }
+
     #[test]
     fn an_ambiguous_local_time_is_its_first_occurrence() {
         let tz: Tz = "America/New_York".parse().unwrap();

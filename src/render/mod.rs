@@ -60,6 +60,7 @@ impl PostRenderer {
         tera.autoescape_on(vec![]);
         for (name, variants) in templates {
             for (i, src) in variants.iter().enumerate() {
+                check_nesting(src).map_err(|e| (name.to_string(), i, e))?;
                 tera.add_raw_template(&key(name, i), src)
                     .map_err(|e| (name.to_string(), i, RenderError::from(e)))?;
             }
@@ -69,6 +70,7 @@ impl PostRenderer {
 
     /// Check one variant on its own: does it parse and render with `vars`?
     pub fn check_variant(src: &str, vars: &impl Serialize) -> Result<String, RenderError> {
+        check_nesting(src)?;
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
         tera.add_raw_template("variant", src)?;
@@ -85,6 +87,58 @@ impl PostRenderer {
         let ctx = tera::Context::from_serialize(vars)?;
         Ok(tidy(&self.tera.render(&key(template, variant), &ctx)?))
     }
+}
+
+/// The deepest brackets may nest inside one tag. Tera's parser backtracks on nested
+/// calls and groups, each level multiplying its work by three or four: five levels parse
+/// in a blink, nine took seconds to a minute.
+const MAX_NESTING: usize = 5;
+
+/// Refuse a variant whose tags nest brackets deeper than [`MAX_NESTING`], before tera
+/// parses it. Only `{{ }}` and `{% %}` count (outside strings): a post's own text may hold
+/// any brackets.
+fn check_nesting(src: &str) -> Result<(), RenderError> {
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        let close = match (b[i], b[i + 1]) {
+            (b'{', b'{') => b'}',
+            (b'{', b'%') => b'%',
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        i += 2;
+        let (mut depth, mut quote) = (0usize, None);
+        while i < b.len() {
+            let c = b[i];
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    b'"' | b'\'' | b'`' => quote = Some(c),
+                    b'(' | b'[' => {
+                        depth += 1;
+                        if depth > MAX_NESTING {
+                            return Err(RenderError {
+                                message: format!(
+                                    "brackets are nested more than {MAX_NESTING} deep inside a \
+                                     {{{{ }}}} or {{% %}} tag: simplify the expression"
+                                ),
+                            });
+                        }
+                    }
+                    b')' | b']' => depth = depth.saturating_sub(1),
+                    _ if c == close && b.get(i + 1) == Some(&b'}') => break,
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+        i += 2;
+    }
+    Ok(())
 }
 
 fn key(name: &str, variant: usize) -> String {
@@ -118,6 +172,27 @@ mod tests {
     fn an_unknown_variable_is_an_error_that_names_it() {
         let err = PostRenderer::check_variant("hi {{ invite_url }}", &vars()).unwrap_err();
         assert!(err.message.contains("invite_url"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_template_nested_deeper_than_tera_parses_quickly_is_refused() {
+        // Found by the `template` fuzz target: tera's parser backtracks exponentially on
+        // nested calls, so nine levels took 7 to 60 seconds to compile (to fail, here).
+        let deep = format!("{{{{ {}x{} }}}}", "f(value=".repeat(9), ")".repeat(9));
+        let err = PostRenderer::check_variant(&deep, &vars()).unwrap_err();
+        assert!(err.message.contains("nested"), "{}", err.message);
+        let err = PostRenderer::new([("deep", &[deep][..])]).err().unwrap();
+        assert!(err.2.message.contains("nested"), "{}", err.2.message);
+
+        let unclosed = format!("{{{{ {}x", "f(value=(not ".repeat(9));
+        assert!(PostRenderer::check_variant(&unclosed, &vars()).is_err());
+    }
+
+    #[test]
+    fn brackets_outside_tags_and_shallow_nesting_inside_are_fine() {
+        let text = "Strike :( :( :( :( :( :( :( [[[[[[[ {{ hashtag | truncate(length=((3))) }}";
+        let out = PostRenderer::check_variant(text, &vars()).unwrap();
+        assert_eq!(out, "Strike :( :( :( :( :( :( :( [[[[[[[ Soc…");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::store::Participant;
 /// Where a connect form sends the person back to: a join step on this site, nothing else.
 /// Only printable ASCII (a query is percent-encoded): the path becomes a `Location`
 /// header, which cannot hold control characters, and `..` could climb out of `/c/`.
-fn back_to(f: &Fields) -> String {
+pub(crate) fn back_to(f: &Fields) -> String {
     let back = f.text("back");
     let path = back.split(['?', '#']).next().unwrap_or_default();
     let ok = back.starts_with("/c/")
@@ -38,7 +38,7 @@ fn back_to(f: &Fields) -> String {
     if ok { back } else { "/me".to_string() }
 }
 
-fn with_flash(back: &str, key: &str, msg: &str) -> String {
+pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
     let sep = if back.contains('?') { '&' } else { '?' };
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(key, msg)

@@ -60,7 +60,7 @@ impl Choice {
         })
     }
 
-    fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("tz", &self.tz);
         for d in &self.days {

@@ -3,13 +3,13 @@
 
 mod api;
 mod campaign;
-mod connect;
+pub(crate) mod connect;
 pub mod counts;
 mod declaration;
 mod error;
-mod form;
+pub(crate) mod form;
 pub mod guard;
-mod join;
+pub(crate) mod join;
 mod me;
 mod pages;
 pub mod serve;

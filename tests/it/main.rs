@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod declaration;
 mod delivery;
+mod fuzz_corpus;
 mod hostile;
 mod join;
 mod mail;

@@ -46,10 +46,11 @@ pub fn detect(text: &str) -> Vec<Span> {
             bytes: r,
         })
         .collect();
-    let links: Vec<Range<usize>> = spans.iter().map(|s| s.bytes.clone()).collect();
-    let inside_link = |at: usize| links.iter().any(|r| r.contains(&at));
+    // Links first, then tags, then mentions; a span touching bytes already taken is
+    // dropped whole (a tag runs to the next blank and can contain a link or a mention).
     for span in tags(text).into_iter().chain(mentions(text)) {
-        if !inside_link(span.bytes.start) {
+        let overlaps = |s: &Span| s.bytes.start < span.bytes.end && span.bytes.start < s.bytes.end;
+        if !spans.iter().any(overlaps) {
             spans.push(span);
         }
     }
@@ -287,6 +288,32 @@ mod tests {
         let just = format!("#{}", "é".repeat(64));
         assert!(detect(&long).is_empty());
         assert_eq!(detect(&just).len(), 1);
+    }
+
+    #[test]
+    fn spans_never_overlap_even_when_a_tag_swallows_a_link_or_a_mention() {
+        // Found by the `facets` fuzz target: a tag runs to the next blank, so it could
+        // contain a link or a mention that was also reported, and Bluesky would get two
+        // facets over the same bytes.
+        for text in [
+            "#x,https://ex.org/a",
+            "#(@alice.test",
+            "#a(@bob.example) next",
+        ] {
+            let spans = detect(text);
+            for pair in spans.windows(2) {
+                assert!(
+                    pair[0].bytes.end <= pair[1].bytes.start,
+                    "{text:?}: {:?} overlaps {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+        assert_eq!(
+            covered("#x,https://ex.org/a", &detect("#x,https://ex.org/a")),
+            ["https://ex.org/a"]
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
 
 mod card;
-mod facets;
+pub(crate) mod facets;
 mod identity;
 mod rkey;
 
