@@ -30,8 +30,9 @@ use crate::domain::Secret;
 pub use crate::domain::{NetworkKind, UnknownNetwork};
 pub use guarded::{Egress, Http, HttpError};
 
-/// The account a post is made from, as the dispatcher hands it to an adapter.
-#[derive(Clone)]
+/// The account a post is made from, as the dispatcher hands it to an adapter. Its
+/// `Debug` is derived: [`Secret`] prints redacted.
+#[derive(Debug, Clone)]
 pub struct AccountRef {
     pub id: i64,
     pub handle: String,
@@ -42,17 +43,6 @@ pub struct AccountRef {
     /// The operator added this account and typed its addresses (command line): its servers
     /// are reached through the trusted client. Otherwise every request is guarded.
     pub trusted: bool,
-}
-
-impl fmt::Debug for AccountRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountRef")
-            .field("id", &self.id)
-            .field("handle", &self.handle)
-            .field("server", &self.server)
-            .field("trusted", &self.trusted)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One post to publish.
@@ -485,5 +475,19 @@ mod tests {
             assert!(reason.detail().unwrap().contains("SECRET"));
             assert_eq!(maybe_sent, maybe);
         }
+    }
+
+    #[test]
+    fn an_account_ref_does_not_show_its_credentials_in_debug_output() {
+        let account = AccountRef {
+            id: 1,
+            handle: "ada".into(),
+            server: "http://127.0.0.1".into(),
+            credentials: Secret::new("token-abc"),
+            trusted: false,
+        };
+        let shown = format!("{account:?}");
+        assert!(!shown.contains("token-abc"), "{shown}");
+        assert!(shown.contains("ada"), "{shown}");
     }
 }

@@ -487,7 +487,7 @@ fn account(id: i64, network: NetworkKind, handle: &str, status: AccountStatus) -
         network,
         handle: handle.to_string(),
         server: None,
-        credentials: Vec::new(),
+        credentials: Default::default(),
         trusted: false,
         status,
         status_reason: None,
