@@ -47,7 +47,7 @@ pub async fn pledge(
     // Checked before anything is stored: a pledge the planner cannot plan must not exist.
     campaign
         .check_participation(p)
-        .map_err(ParticipationError::Invalid)?;
+        .map_err(|e| ParticipationError::Invalid(e.to_string()))?;
     let mut chosen: Vec<AccountId> = Vec::new();
     for id in accounts {
         if !chosen.contains(id) {

@@ -161,7 +161,9 @@ impl<'a> Planner<'a> {
         let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
-            self.campaign.check_participation(&p)?;
+            self.campaign
+                .check_participation(&p)
+                .map_err(|e| e.to_string())?;
             self.cache.insert(key.clone(), self.campaign.slots(&p));
         }
         let slots = &self.cache[&key];

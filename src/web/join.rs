@@ -84,7 +84,7 @@ impl Choice {
         days.dedup();
         let days = (!days.is_empty() && days != all).then_some(days);
         let every = (!self.every.is_empty()).then_some(self.every.as_str());
-        participation::choices(c, &self.tz, days, every)
+        participation::choices(c, &self.tz, days, every).map_err(|e| e.to_string())
     }
 }
 
