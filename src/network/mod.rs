@@ -289,15 +289,21 @@ pub trait Network: Send + Sync + 'static {
 /// implements it over the store and the vault; adapters never see either.
 #[async_trait]
 pub trait CredentialSink: Send + Sync + 'static {
-    async fn save(&self, account_id: i64, credentials: &Secret) -> Result<(), String>;
+    async fn save(&self, account_id: i64, credentials: &Secret) -> Result<(), NotSaved>;
 }
+
+/// Credentials a [`CredentialSink`] could not keep, with the sink's own error (the
+/// network module does not know what the sink writes to).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct NotSaved(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A sink that keeps nothing (tests, one-shot commands).
 pub struct DiscardCredentials;
 
 #[async_trait]
 impl CredentialSink for DiscardCredentials {
-    async fn save(&self, _account_id: i64, _credentials: &Secret) -> Result<(), String> {
+    async fn save(&self, _account_id: i64, _credentials: &Secret) -> Result<(), NotSaved> {
         Ok(())
     }
 }
