@@ -265,7 +265,9 @@ pub async fn start(
     }
     let signer = match super::signing::Signer::parse(&name, Some(&email), false, None) {
         Ok(s) => s,
-        Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(msg) => {
+            return again(choice, msg.to_string(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
     };
     let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
     let id = participation::sign_up(
