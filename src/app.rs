@@ -369,7 +369,7 @@ impl crate::network::CredentialSink for StoreCredentials {
         &self,
         account_id: i64,
         credentials: &crate::domain::Secret,
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::network::NotSaved> {
         let sealed = self
             .vault
             .seal_for(account_id, credentials.expose().as_bytes());
@@ -380,7 +380,7 @@ impl crate::network::CredentialSink for StoreCredentials {
                 self.clock.now(),
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::network::NotSaved(Box::new(e)))
     }
 }
 

@@ -26,7 +26,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
-use crate::domain::Secret;
+use crate::domain::{Sealed, Secret};
 
 /// The format sealed now: bound to the account id.
 pub const VERSION: u8 = 2;
@@ -102,18 +102,19 @@ impl Vault {
     }
 
     /// Seal the credentials of account `account` (its id), bound to it.
-    pub fn seal_for(&self, account: i64, plaintext: &[u8]) -> Vec<u8> {
-        self.seal_with(&associated_data(account), plaintext)
+    pub fn seal_for(&self, account: i64, plaintext: &[u8]) -> Sealed {
+        Sealed::new(self.seal_with(&associated_data(account), plaintext))
     }
 
     /// Seal a value that is not an account's credentials (a sandbox token), bound to its
     /// `purpose`, so it can never be taken for credentials or for another purpose's value.
-    pub fn seal_purpose(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
-        self.seal_with(&purpose_data(purpose), plaintext)
+    pub fn seal_purpose(&self, purpose: &str, plaintext: &[u8]) -> Sealed {
+        Sealed::new(self.seal_with(&purpose_data(purpose), plaintext))
     }
 
     /// Open what [`Vault::seal_purpose`] sealed for the same `purpose`.
-    pub fn open_purpose(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open_purpose(&self, purpose: &str, sealed: &Sealed) -> Result<Vec<u8>, CryptoError> {
+        let sealed = sealed.as_bytes();
         if sealed.first() != Some(&VERSION) {
             return Err(CryptoError::Decrypt);
         }
@@ -153,7 +154,8 @@ impl Vault {
 
     /// Open the credentials stored on account `account`'s row: sealed for that account, or
     /// in the legacy format that named no account.
-    pub fn open_for(&self, account: i64, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open_for(&self, account: i64, sealed: &Sealed) -> Result<Vec<u8>, CryptoError> {
+        let sealed = sealed.as_bytes();
         let aad = match sealed.first() {
             Some(&VERSION) => associated_data(account),
             Some(&LEGACY_VERSION) => Vec::new(),
@@ -163,8 +165,8 @@ impl Vault {
     }
 
     /// Whether `sealed` is in a format older than the one [`Vault::seal_for`] writes.
-    pub fn is_legacy(sealed: &[u8]) -> bool {
-        sealed.first() == Some(&LEGACY_VERSION)
+    pub fn is_legacy(sealed: &Sealed) -> bool {
+        sealed.as_bytes().first() == Some(&LEGACY_VERSION)
     }
 }
 
@@ -225,8 +227,8 @@ mod tests {
     fn sealed_credentials_open_with_the_same_key_only() {
         let v = Vault::from_key_bytes(&[7; 32]);
         let sealed = v.seal_for(5, b"token-abc");
-        assert!(!sealed.windows(9).any(|w| w == b"token-abc"));
-        assert_eq!(sealed[0], VERSION);
+        assert!(!sealed.as_bytes().windows(9).any(|w| w == b"token-abc"));
+        assert_eq!(sealed.as_bytes()[0], VERSION);
         assert_eq!(v.open_for(5, &sealed).unwrap(), b"token-abc");
         let other = Vault::from_key_bytes(&[8; 32]);
         assert!(matches!(
@@ -253,8 +255,9 @@ mod tests {
         assert!(matches!(v.open_for(6, &sealed), Err(CryptoError::Decrypt)));
         assert!(matches!(v.open_for(-5, &sealed), Err(CryptoError::Decrypt)));
         // Nor can the version byte be turned back to the legacy format to drop the binding.
-        let mut downgraded = sealed.clone();
+        let mut downgraded = sealed.into_bytes();
         downgraded[0] = LEGACY_VERSION;
+        let downgraded = Sealed::new(downgraded);
         assert!(matches!(
             v.open_for(6, &downgraded),
             Err(CryptoError::Decrypt)
@@ -269,16 +272,17 @@ mod tests {
     #[test]
     fn credentials_sealed_in_the_legacy_format_still_open_on_any_row() {
         let v = Vault::from_key_bytes(&[7; 32]);
-        let legacy = hex::decode(LEGACY_BLOB).unwrap();
+        let legacy = Sealed::new(hex::decode(LEGACY_BLOB).unwrap());
         assert!(Vault::is_legacy(&legacy));
         assert_eq!(v.open_for(1, &legacy).unwrap(), b"token-abc");
         assert_eq!(v.open_for(42, &legacy).unwrap(), b"token-abc");
         assert!(!Vault::is_legacy(&v.seal_for(1, b"x")));
-        let mut altered = legacy.clone();
+        let mut altered = legacy.into_bytes();
         *altered.last_mut().unwrap() ^= 1;
-        assert!(matches!(v.open_for(1, &altered), Err(CryptoError::Decrypt)));
-        assert!(matches!(v.open_for(1, &[9; 60]), Err(CryptoError::Decrypt)));
-        assert!(matches!(v.open_for(1, &[2; 3]), Err(CryptoError::Decrypt)));
+        let open = |bytes: Vec<u8>| v.open_for(1, &Sealed::new(bytes));
+        assert!(matches!(open(altered), Err(CryptoError::Decrypt)));
+        assert!(matches!(open(vec![9; 60]), Err(CryptoError::Decrypt)));
+        assert!(matches!(open(vec![2; 3]), Err(CryptoError::Decrypt)));
     }
 
     #[test]

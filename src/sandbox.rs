@@ -59,7 +59,7 @@ impl Issuer {
         token.len() <= 256
             && hex::decode(token)
                 .ok()
-                .and_then(|sealed| self.vault.open_purpose(Self::PURPOSE, &sealed).ok())
+                .and_then(|sealed| self.vault.open_purpose(Self::PURPOSE, &sealed.into()).ok())
                 .is_some_and(|label| label == Self::LABEL)
     }
 }

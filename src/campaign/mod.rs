@@ -29,9 +29,11 @@ mod values;
 
 pub use check::{check_paths, load_dir};
 pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
-pub use schedule::{END_POST_WINDOW, MAX_DAY_POST_WINDOW, StrikePeriod, day_start, resolve_local};
+pub use schedule::{
+    ChoiceError, END_POST_WINDOW, MAX_DAY_POST_WINDOW, StrikePeriod, day_start, resolve_local,
+};
 pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS};
-pub use values::{MAX_DURATION, fmt_duration, parse_date, parse_duration, parse_when};
+pub use values::{MAX_DURATION, ValueError, fmt_duration, parse_date, parse_duration, parse_when};
 
 /// One thing wrong with a campaign file, located for a person to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,6 +93,11 @@ fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     at(hi)
 }
 
+/// A participant's choice the campaign does not allow; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ChoiceError(String);
+
 impl Campaign {
     /// The dates a participant can choose (for windows: the UTC date each starts on).
     pub fn days(&self) -> Vec<NaiveDate> {
@@ -103,7 +108,11 @@ impl Campaign {
     }
 
     /// Is this a choice the campaign allows? The message says what to change.
-    pub fn check_participation(&self, p: &Participation) -> Result<(), String> {
+    pub fn check_participation(&self, p: &Participation) -> Result<(), ChoiceError> {
+        self.check_choice(p).map_err(ChoiceError)
+    }
+
+    fn check_choice(&self, p: &Participation) -> Result<(), String> {
         let all = self.days();
         if let Some(days) = &p.days {
             let mut seen = Vec::new();
@@ -434,7 +443,8 @@ n = ["#{{{{ hashtag }}}}"]
         assert!(c.check_participation(&every(Duration::hours(24))).is_ok());
         let err = c
             .check_participation(&every(Duration::hours(25)))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("once per strike day"), "{err}");
         let absurd = Duration::days(100_000 * 960);
         assert!(c.check_participation(&every(absurd)).is_err());
@@ -448,7 +458,8 @@ n = ["#{{{{ hashtag }}}}"]
         assert!(c.check_participation(&every(Duration::hours(48))).is_ok());
         let err = c
             .check_participation(&every(Duration::hours(49)))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("once per strike window"), "{err}");
     }
 

@@ -559,7 +559,7 @@ impl<'a> Cx<'a> {
         match parse_date(v.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.at(v.span(), e);
+                self.at(v.span(), e.to_string());
                 None
             }
         }
@@ -973,7 +973,7 @@ fn parse_instant(s: &str, tz: Option<Tz>) -> Result<DateTime<Utc>, String> {
         (Err(_), _) => {
             let date_part = s.get(..10).unwrap_or(s);
             if s.len() >= 10 && parse_date(date_part).is_err() {
-                return Err(parse_date(date_part).unwrap_err());
+                return Err(parse_date(date_part).unwrap_err().to_string());
             }
             Err(format!(
                 "\"{s}\" is not an instant: write RFC 3339, e.g. \"2027-07-04T00:00:00Z\" or \

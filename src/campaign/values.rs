@@ -7,6 +7,12 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 
 use super::When;
 
+/// A value that does not read, with the message saying why and how to write it. The text
+/// is what campaign files, forms and the command line show, word for word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
+
 /// The longest duration picket reads, all parts together: a year covers any lead time,
 /// window or cadence a campaign needs, and keeps every instant computed from one far
 /// inside the range of dates (a cadence of 960 × "100000d" once overflowed them).
@@ -14,7 +20,11 @@ pub const MAX_DURATION: Duration = Duration::days(366);
 
 /// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes, at
 /// most [`MAX_DURATION`] in all.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    duration(s).map_err(ValueError)
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let form =
         "write a number and a unit, e.g. \"15m\", \"1h\", \"1h30m\", \"7d\" (units: m, h, d)";
@@ -102,7 +112,11 @@ pub fn fmt_duration(d: Duration) -> String {
 const WHEN_FORMS: &str = "\"start\", \"end\", \"every 1h\", \"before 7d\" or \"daily 09:00\"";
 
 /// Parse a post's `when`.
-pub fn parse_when(s: &str) -> Result<When, String> {
+pub fn parse_when(s: &str) -> Result<When, ValueError> {
+    when(s).map_err(ValueError)
+}
+
+fn when(s: &str) -> Result<When, String> {
     let t = s.trim();
     let (word, arg) = match t.split_once(char::is_whitespace) {
         Some((w, a)) => (w, Some(a.trim())),
@@ -161,7 +175,11 @@ fn parse_time(s: &str) -> Result<NaiveTime, String> {
 }
 
 /// `YYYY-MM-DD`, with a reason when the date does not exist.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+pub fn parse_date(s: &str) -> Result<NaiveDate, ValueError> {
+    date(s).map_err(ValueError)
+}
+
+fn date(s: &str) -> Result<NaiveDate, String> {
     let form = format!("\"{s}\" is not a date: write it as YYYY-MM-DD, e.g. \"2027-07-04\"");
     let parts: Vec<&str> = s.split('-').collect();
     let [y, m, d] = parts[..] else {
@@ -228,9 +246,24 @@ mod tests {
     fn durations_combine_units() {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::minutes(90)));
         assert_eq!(parse_duration("7d"), Ok(Duration::days(7)));
-        assert!(parse_duration("-30m").unwrap_err().contains("negative"));
-        assert!(parse_duration("0m").unwrap_err().contains("zero"));
-        assert!(parse_duration("15").unwrap_err().contains("no unit"));
+        assert!(
+            parse_duration("-30m")
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
+        assert!(
+            parse_duration("0m")
+                .unwrap_err()
+                .to_string()
+                .contains("zero")
+        );
+        assert!(
+            parse_duration("15")
+                .unwrap_err()
+                .to_string()
+                .contains("no unit")
+        );
         assert_eq!(fmt_duration(Duration::minutes(90)), "1h30m");
     }
 
@@ -238,7 +271,7 @@ mod tests {
     fn a_duration_is_bounded_in_total_not_only_per_part() {
         // Each part under the old per-part cap; together far past the range of dates.
         let many = "100000d".repeat(960);
-        let err = parse_duration(&many).unwrap_err();
+        let err = parse_duration(&many).unwrap_err().to_string();
         assert!(err.contains("too long a duration"), "{err}");
         assert!(
             err.len() < 200,
@@ -256,13 +289,14 @@ mod tests {
     #[test]
     fn february_29_of_a_common_year_says_why() {
         assert_eq!(
-            parse_date("2027-02-29").unwrap_err(),
+            parse_date("2027-02-29").unwrap_err().to_string(),
             "date 2027-02-29 does not exist (2027 is not a leap year)"
         );
         assert!(parse_date("2028-02-29").is_ok());
         assert!(
             parse_date("2027-06-31")
                 .unwrap_err()
+                .to_string()
                 .contains("June 2027 has 30 days")
         );
     }

@@ -178,7 +178,7 @@ mod tests {
             network,
             handle: handle.to_string(),
             server: None,
-            credentials: Vec::new(),
+            credentials: Default::default(),
             trusted: false,
             status,
             status_reason: None,

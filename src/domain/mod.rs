@@ -1,10 +1,12 @@
 //! Small domain types that many rooms name and none owns: which network an account lives
-//! on, and a value that must not be printed. They depend on nothing else in picket, so
-//! `campaign`, `store`, `compose`, `network` and `config` can all import them without
-//! importing each other.
+//! on, a value that must not be printed, and sealed bytes that show only their length.
+//! They depend on nothing else in picket, so `campaign`, `store`, `compose`, `network`
+//! and `config` can all import them without importing each other.
 
 pub mod network_kind;
+pub mod sealed;
 pub mod secret;
 
 pub use network_kind::{NetworkKind, UnknownNetwork};
+pub use sealed::Sealed;
 pub use secret::Secret;

@@ -30,8 +30,9 @@ use crate::domain::Secret;
 pub use crate::domain::{NetworkKind, UnknownNetwork};
 pub use guarded::{Egress, Http, HttpError};
 
-/// The account a post is made from, as the dispatcher hands it to an adapter.
-#[derive(Clone)]
+/// The account a post is made from, as the dispatcher hands it to an adapter. Its
+/// `Debug` is derived: [`Secret`] prints redacted.
+#[derive(Debug, Clone)]
 pub struct AccountRef {
     pub id: i64,
     pub handle: String,
@@ -42,17 +43,6 @@ pub struct AccountRef {
     /// The operator added this account and typed its addresses (command line): its servers
     /// are reached through the trusted client. Otherwise every request is guarded.
     pub trusted: bool,
-}
-
-impl fmt::Debug for AccountRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountRef")
-            .field("id", &self.id)
-            .field("handle", &self.handle)
-            .field("server", &self.server)
-            .field("trusted", &self.trusted)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One post to publish.
@@ -299,15 +289,21 @@ pub trait Network: Send + Sync + 'static {
 /// implements it over the store and the vault; adapters never see either.
 #[async_trait]
 pub trait CredentialSink: Send + Sync + 'static {
-    async fn save(&self, account_id: i64, credentials: &Secret) -> Result<(), String>;
+    async fn save(&self, account_id: i64, credentials: &Secret) -> Result<(), NotSaved>;
 }
+
+/// Credentials a [`CredentialSink`] could not keep, with the sink's own error (the
+/// network module does not know what the sink writes to).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct NotSaved(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A sink that keeps nothing (tests, one-shot commands).
 pub struct DiscardCredentials;
 
 #[async_trait]
 impl CredentialSink for DiscardCredentials {
-    async fn save(&self, _account_id: i64, _credentials: &Secret) -> Result<(), String> {
+    async fn save(&self, _account_id: i64, _credentials: &Secret) -> Result<(), NotSaved> {
         Ok(())
     }
 }
@@ -485,5 +481,19 @@ mod tests {
             assert!(reason.detail().unwrap().contains("SECRET"));
             assert_eq!(maybe_sent, maybe);
         }
+    }
+
+    #[test]
+    fn an_account_ref_does_not_show_its_credentials_in_debug_output() {
+        let account = AccountRef {
+            id: 1,
+            handle: "ada".into(),
+            server: "http://127.0.0.1".into(),
+            credentials: Secret::new("token-abc"),
+            trusted: false,
+        };
+        let shown = format!("{account:?}");
+        assert!(!shown.contains("token-abc"), "{shown}");
+        assert!(shown.contains("ada"), "{shown}");
     }
 }

@@ -163,7 +163,7 @@ pub async fn nostr_relays(
         .flat_map(|r| nostr::relays_of(r))
         .map(|r| nostr::check_relay_url(&r))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(ConnectError::Invalid)?;
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
     if relays.is_empty() {
         return Err(ConnectError::Invalid(
             "Give at least one relay (wss://...).".into(),
@@ -181,7 +181,7 @@ pub async fn nostr_relays(
 
 /// A Nostr identity signing with its secret key (picket then holds it, sealed).
 pub fn nostr_key(relays: Vec<String>, nsec: &str, by: TypedBy) -> Result<Connected, ConnectError> {
-    let keys = nostr::parse_secret_key(nsec).map_err(ConnectError::Invalid)?;
+    let keys = nostr::parse_secret_key(nsec).map_err(|e| ConnectError::Invalid(e.to_string()))?;
     let credentials = NostrCredentials::Key {
         secret_key: keys.secret_key().to_secret_hex(),
     };
@@ -203,8 +203,8 @@ pub async fn nostr_bunker(
     wait: Duration,
 ) -> Result<Connected, ConnectError> {
     let keys = nostr::generate_client_keys();
-    let (session, secret) =
-        Bunker::new(uri.trim(), keys, client(egress, by).clone()).map_err(ConnectError::Invalid)?;
+    let (session, secret) = Bunker::new(uri.trim(), keys, client(egress, by).clone())
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
     let user = session.connect(secret, wait).await.map_err(|e| {
         failed(
             BUNKER_FAILED,

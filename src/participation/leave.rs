@@ -79,7 +79,7 @@ pub async fn delete_published(
                 .await
                 .map_err(|e| e.to_string()),
             (None, _) => Err(format!("no adapter for {}", acc.network)),
-            (_, Err(e)) => Err(e),
+            (_, Err(e)) => Err(e.to_string()),
         };
         match answer {
             Ok(()) => report.deleted += 1,

@@ -45,6 +45,15 @@ pub fn choices(
     tz: &str,
     days: Option<Vec<NaiveDate>>,
     every: Option<&str>,
+) -> Result<Participation, ParticipationError> {
+    choose(campaign, tz, days, every).map_err(ParticipationError::Invalid)
+}
+
+fn choose(
+    campaign: &Campaign,
+    tz: &str,
+    days: Option<Vec<NaiveDate>>,
+    every: Option<&str>,
 ) -> Result<Participation, String> {
     let tz_name = current_zone_name(tz.trim());
     let tz: Tz = tz_name.parse().map_err(|_| {
@@ -57,7 +66,9 @@ pub fn choices(
         .transpose()
         .map_err(|e| format!("cadence: {e}"))?;
     let p = Participation { tz, days, every };
-    campaign.check_participation(&p)?;
+    campaign
+        .check_participation(&p)
+        .map_err(|e| e.to_string())?;
     Ok(p)
 }
 

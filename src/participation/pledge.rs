@@ -47,7 +47,7 @@ pub async fn pledge(
     // Checked before anything is stored: a pledge the planner cannot plan must not exist.
     campaign
         .check_participation(p)
-        .map_err(ParticipationError::Invalid)?;
+        .map_err(|e| ParticipationError::Invalid(e.to_string()))?;
     let mut chosen: Vec<AccountId> = Vec::new();
     for id in accounts {
         if !chosen.contains(id) {
@@ -102,7 +102,7 @@ pub async fn pledge(
     })?;
     let plan = planner::Planner::new(campaign, jitter)
         .plan(&pledge, now)
-        .map_err(ParticipationError::Invalid)?;
+        .map_err(|e| ParticipationError::Invalid(e.to_string()))?;
     let planned = plan.rows.len();
     store.apply_plans(&[plan], now).await?;
     let known = |ids: Vec<AccountId>| -> Vec<Account> {

@@ -144,7 +144,7 @@ impl Dispatcher {
             // this round like a database error would; the lease brings its rows back.
             let round = super::isolate_async(self.step())
                 .await
-                .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic)));
+                .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic.into_message())));
             match round {
                 Ok(report) if report.claimed > 0 => {
                     failures = 0;
@@ -237,7 +237,7 @@ impl Dispatcher {
                     tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
                     Err(Outcome::Failed {
                         id: post.id,
-                        reason: panic,
+                        reason: panic.into_message(),
                     })
                 });
             match prepared {
@@ -463,7 +463,10 @@ impl Dispatcher {
             .await
             .unwrap_or_else(|panic| {
                 tracing::error!(job = %id, error = %panic, "sending a post failed");
-                Outcome::Failed { id, reason: panic }
+                Outcome::Failed {
+                    id,
+                    reason: panic.into_message(),
+                }
             })
     }
 

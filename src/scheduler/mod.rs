@@ -27,27 +27,40 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{OutboxId, OutboxState, Store, StoreError, Withdrawal};
 
+/// A unit of work panicked; the message names it as a bug in picket, with the panic's
+/// own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Panicked(String);
+
+impl Panicked {
+    /// The message, to record where a reason is kept as text (a post's failure).
+    pub fn into_message(self) -> String {
+        self.0
+    }
+}
+
 /// Run one unit of work; a panic in it comes back as `Err` with its message instead of
 /// unwinding through the loop that called it.
-pub fn isolate<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+pub fn isolate<T>(work: impl FnOnce() -> T) -> Result<T, Panicked> {
     std::panic::catch_unwind(AssertUnwindSafe(work)).map_err(panic_message)
 }
 
 /// [`isolate`] for a future.
-pub async fn isolate_async<T>(work: impl Future<Output = T>) -> Result<T, String> {
+pub async fn isolate_async<T>(work: impl Future<Output = T>) -> Result<T, Panicked> {
     AssertUnwindSafe(work)
         .catch_unwind()
         .await
         .map_err(panic_message)
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+fn panic_message(payload: Box<dyn Any + Send>) -> Panicked {
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into());
-    format!("internal error (a bug in picket: {what})")
+    Panicked(format!("internal error (a bug in picket: {what})"))
 }
 
 /// What a withdrawal or cancellation did, once nothing of it is on its way any more.
@@ -116,7 +129,7 @@ mod tests {
     fn a_panic_in_one_unit_of_work_becomes_an_error_with_its_message() {
         let caught = isolate(|| -> u32 { panic!("boom {}", 7) });
         assert_eq!(
-            caught.unwrap_err(),
+            caught.unwrap_err().to_string(),
             "internal error (a bug in picket: boom 7)"
         );
         assert_eq!(isolate(|| 3), Ok(3));
@@ -130,6 +143,11 @@ mod tests {
             v[1]
         })
         .await;
-        assert!(caught.unwrap_err().contains("index out of bounds"));
+        assert!(
+            caught
+                .unwrap_err()
+                .to_string()
+                .contains("index out of bounds")
+        );
     }
 }

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::campaign::{Campaign, Participation, Slot, pick_variant};
+use super::Panicked;
+use crate::campaign::{Campaign, ChoiceError, Participation, Slot, pick_variant};
 use crate::store::{
     AccountId, PlanApplied, PlannedPost, Pledge, PledgeId, PledgePlan, Store, StoreError,
 };
@@ -54,21 +55,35 @@ fn jitter(account: AccountId, slot_key: &str, spread: Duration) -> Duration {
     Duration::milliseconds((n % (ms as u64 + 1)) as i64)
 }
 
+/// Why a pledge cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The stored pledge does not read (a row written by hand or by an older picket).
+    #[error("{0}")]
+    Unreadable(String),
+    /// The campaign no longer allows the pledge's choices (an edit removed its days).
+    #[error(transparent)]
+    Choice(#[from] ChoiceError),
+    /// Planning it panicked: a bug in picket.
+    #[error(transparent)]
+    Panicked(#[from] Panicked),
+}
+
 /// A pledge's choices as the campaign module reads them.
-pub fn participation(pledge: &Pledge) -> Result<Participation, String> {
+pub fn participation(pledge: &Pledge) -> Result<Participation, PlanError> {
     let tz = pledge.tz.parse().map_err(|_| {
-        format!(
+        PlanError::Unreadable(format!(
             "pledge {} has an unknown time zone `{}`",
             pledge.id, pledge.tz
-        )
+        ))
     })?;
     let every = match pledge.every_secs {
         None => None,
         Some(secs) => Some(Duration::try_seconds(secs).ok_or_else(|| {
-            format!(
+            PlanError::Unreadable(format!(
                 "pledge {} has a cadence of {secs} seconds, out of range",
                 pledge.id
-            )
+            ))
         })?),
     };
     Ok(Participation {
@@ -149,7 +164,7 @@ impl<'a> Planner<'a> {
 
     /// The plan of one pledge; `Err` says why it cannot be planned. A panic while planning
     /// it is caught and reported the same way (see [`super::isolate`]).
-    pub fn plan(&mut self, pledge: &Pledge, now: DateTime<Utc>) -> Result<PledgePlan, String> {
+    pub fn plan(&mut self, pledge: &Pledge, now: DateTime<Utc>) -> Result<PledgePlan, PlanError> {
         super::isolate(|| self.plan_unguarded(pledge, now))?
     }
 
@@ -157,7 +172,7 @@ impl<'a> Planner<'a> {
         &mut self,
         pledge: &Pledge,
         now: DateTime<Utc>,
-    ) -> Result<PledgePlan, String> {
+    ) -> Result<PledgePlan, PlanError> {
         let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
@@ -249,6 +264,7 @@ async fn next_page(
                 // must not stop the rest.
                 Err(e) => {
                     tracing::warn!(pledge = %p.id, campaign = %campaign.id, error = %e, "pledge not planned");
+                    let e = e.to_string();
                     if p.plan_error.as_deref() != Some(e.as_str()) {
                         problems.push((p.id, Some(e)));
                     }

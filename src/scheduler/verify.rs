@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::campaign::Campaign;
-use crate::crypto::Vault;
+use crate::crypto::{CryptoError, Vault};
 use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, PublishError};
 use crate::store::{Account, AccountId, AccountStatus, PledgeId, Store, StoreError};
@@ -27,18 +27,24 @@ pub struct Verified {
     pub unknown: usize,
 }
 
+/// Why an account's stored credentials cannot be handed to its adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum Unopened {
+    /// Sealed with another key or for another row, or altered.
+    #[error(transparent)]
+    Sealed(#[from] CryptoError),
+    #[error("stored credentials are not text")]
+    NotText,
+}
+
 /// The account as an adapter sees it, credentials opened.
-pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, String> {
-    let plain = vault
-        .open_for(account.id.0, &account.credentials)
-        .map_err(|e| e.to_string())?;
+pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, Unopened> {
+    let plain = vault.open_for(account.id.0, &account.credentials)?;
     Ok(AccountRef {
         id: account.id.0,
         handle: account.handle.clone(),
         server: account.server.clone().unwrap_or_default(),
-        credentials: Secret::new(
-            String::from_utf8(plain).map_err(|_| "stored credentials are not text".to_string())?,
-        ),
+        credentials: Secret::new(String::from_utf8(plain).map_err(|_| Unopened::NotText)?),
         trusted: account.trusted,
     })
 }
@@ -57,7 +63,7 @@ pub async fn verify_accounts(
     for &id in accounts {
         let checked = super::isolate_async(verify_one(store, networks, vault, id, now))
             .await
-            .unwrap_or_else(|panic| Err(Problem::Bug(panic)));
+            .unwrap_or_else(|panic| Err(Problem::Bug(panic.into_message())));
         match checked {
             Ok(Some(Checked::Ok)) => v.ok += 1,
             Ok(Some(Checked::Broken)) => v.broken += 1,
@@ -106,7 +112,7 @@ async fn verify_one(
     };
     let answer = match account_ref(vault, &account) {
         Ok(r) => network.verify(&r).await,
-        Err(e) => Err(PublishError::reconnect(e)),
+        Err(e) => Err(PublishError::reconnect(e.to_string())),
     };
     Ok(Some(match answer {
         Ok(_) => Checked::Ok,

@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::NetworkKind;
+pub use crate::domain::Sealed;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -186,8 +187,8 @@ pub struct NewParticipant {
     pub invited_by: Option<String>,
 }
 
-/// A connected account. `Debug` leaves the credentials out.
-#[derive(Clone, PartialEq, Eq)]
+/// A connected account. `Debug` shows only the credentials' length ([`Sealed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: AccountId,
     pub participant_id: ParticipantId,
@@ -196,32 +197,12 @@ pub struct Account {
     /// Server or base URL (Mastodon instance, PDS, relay list ...), when the network has one.
     pub server: Option<String>,
     /// Ciphertext: encryption happens outside the store.
-    pub credentials: Vec<u8>,
+    pub credentials: Sealed,
     /// Added by the operator with addresses they typed: its servers are not guarded.
     pub trusted: bool,
     pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
-}
-
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("participant_id", &self.participant_id)
-            .field("network", &self.network)
-            .field("handle", &self.handle)
-            .field("server", &self.server)
-            .field(
-                "credentials",
-                &format_args!("<{} bytes>", self.credentials.len()),
-            )
-            .field("trusted", &self.trusted)
-            .field("status", &self.status)
-            .field("status_reason", &self.status_reason)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
 }
 
 /// An account to connect. Its credentials come sealed from a [`Seal`], once the row has
@@ -240,11 +221,11 @@ pub struct NewAccount {
 /// ciphertext (`crypto`), so a sealed blob copied onto another row does not open; the store
 /// therefore asks for the sealed bytes inside the transaction that creates the row, and
 /// never sees them unsealed.
-pub type Seal<'a> = &'a (dyn Fn(AccountId) -> Vec<u8> + Send + Sync);
+pub type Seal<'a> = &'a (dyn Fn(AccountId) -> Sealed + Send + Sync);
 
 /// Like [`Seal`], for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): called with the
 /// striker's index, the index of the account among theirs, and the account's new id.
-pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Vec<u8> + Send + Sync);
+pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Sealed + Send + Sync);
 
 /// A pledge as stored, with the accounts it posts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,7 +331,7 @@ pub struct ClaimedPost {
     pub network: NetworkKind,
     pub handle: String,
     pub server: Option<String>,
-    pub credentials: Vec<u8>,
+    pub credentials: Sealed,
     /// The account's servers are reached unguarded (see [`Account::trusted`]).
     pub trusted: bool,
     /// The pledge's time zone (IANA name), for local dates in the text.
@@ -375,10 +356,7 @@ impl fmt::Debug for ClaimedPost {
             .field("attempts", &self.attempts)
             .field("outcome_unknown", &self.outcome_unknown)
             .field("network", &self.network)
-            .field(
-                "credentials",
-                &format_args!("<{} bytes>", self.credentials.len()),
-            )
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }

@@ -85,7 +85,7 @@ pub trait Participants {
     async fn update_credentials(
         &self,
         id: AccountId,
-        credentials: &[u8],
+        credentials: &Sealed,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Replace the credentials only if they still are `old` (nobody refreshed them in the
@@ -93,8 +93,8 @@ pub trait Participants {
     async fn replace_credentials(
         &self,
         id: AccountId,
-        old: &[u8],
-        new: &[u8],
+        old: &Sealed,
+        new: &Sealed,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Accounts (not removed) whose sealed credentials start with the byte `prefix` (the
@@ -274,7 +274,7 @@ macro_rules! participants {
                 .await?;
                 sqlx::query("UPDATE accounts SET credentials = $2 WHERE id = $1")
                     .bind(id)
-                    .bind(seal(AccountId(id)))
+                    .bind(seal(AccountId(id)).into_bytes())
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -387,7 +387,7 @@ macro_rules! participants {
             async fn update_credentials(
                 &self,
                 id: AccountId,
-                credentials: &[u8],
+                credentials: &Sealed,
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 let changed = sqlx::query(
@@ -395,7 +395,7 @@ macro_rules! participants {
                      WHERE id = $1 AND status <> 'removed'",
                 )
                 .bind(id.0)
-                .bind(credentials)
+                .bind(credentials.as_bytes())
                 .bind(ms(now))
                 .execute(&self.pool)
                 .await?
@@ -411,8 +411,8 @@ macro_rules! participants {
             async fn replace_credentials(
                 &self,
                 id: AccountId,
-                old: &[u8],
-                new: &[u8],
+                old: &Sealed,
+                new: &Sealed,
                 now: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
                 let changed = sqlx::query(
@@ -420,8 +420,8 @@ macro_rules! participants {
                      WHERE id = $1 AND credentials = $2 AND status <> 'removed'",
                 )
                 .bind(id.0)
-                .bind(old)
-                .bind(new)
+                .bind(old.as_bytes())
+                .bind(new.as_bytes())
                 .bind(ms(now))
                 .execute(&self.pool)
                 .await?

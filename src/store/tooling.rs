@@ -136,7 +136,7 @@ macro_rules! tooling {
                         .iter()
                         .map(|(i, j, (_, handle, _))| {
                             let id = account_ids[&(participants[*i], handle.clone())];
-                            (id, seal(*i, *j, AccountId(id)))
+                            (id, seal(*i, *j, AccountId(id)).into_bytes())
                         })
                         .collect();
                     for rows in sealed.chunks(CHUNK / 2) {

@@ -213,7 +213,7 @@ pub async fn sign(
         body.public.unwrap_or(false),
         body.invited_by.as_deref(),
     )
-    .map_err(WebError::Invalid)?;
+    .map_err(|e| WebError::Invalid(e.to_string()))?;
     let added = signing::sign(&state, c, &signer).await?;
     let answer = SignatureAnswer {
         invite_link: format!(

@@ -328,7 +328,7 @@ pub async fn sign(
                 c,
                 &headers,
                 form,
-                Some(msg),
+                Some(msg.to_string()),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await;

@@ -84,7 +84,7 @@ impl Choice {
         days.dedup();
         let days = (!days.is_empty() && days != all).then_some(days);
         let every = (!self.every.is_empty()).then_some(self.every.as_str());
-        participation::choices(c, &self.tz, days, every)
+        participation::choices(c, &self.tz, days, every).map_err(|e| e.to_string())
     }
 }
 
@@ -265,7 +265,9 @@ pub async fn start(
     }
     let signer = match super::signing::Signer::parse(&name, Some(&email), false, None) {
         Ok(s) => s,
-        Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(msg) => {
+            return again(choice, msg.to_string(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
     };
     let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
     let id = participation::sign_up(

@@ -44,9 +44,23 @@ impl std::fmt::Debug for Signer {
 const MAX_NAME: usize = 80;
 const MAX_EMAIL: usize = 254;
 
+/// What a signer typed that does not do; the message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSigner(String);
+
 impl Signer {
     /// Check what a person typed; the error says what to fix.
     pub fn parse(
+        name: &str,
+        email: Option<&str>,
+        public: bool,
+        invited_by: Option<&str>,
+    ) -> Result<Signer, InvalidSigner> {
+        Self::read(name, email, public, invited_by).map_err(InvalidSigner)
+    }
+
+    fn read(
         name: &str,
         email: Option<&str>,
         public: bool,
@@ -246,7 +260,9 @@ mod tests {
             "a da@x.org",
             "ada@x.",
         ] {
-            let e = Signer::parse("Ada", Some(bad), true, None).unwrap_err();
+            let e = Signer::parse("Ada", Some(bad), true, None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("e-mail"), "{bad}: {e}");
         }
         assert!(Signer::parse("Ada", Some("ada@example.org"), true, None).is_ok());

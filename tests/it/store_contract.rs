@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use picket::network::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
-    OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Store, StoreError,
-    StoreTooling,
+    OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Sealed, Store,
+    StoreError, StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -142,7 +142,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
                     },
-                    &|id| vec![1, 2, 3, i as u8, id.0 as u8],
+                    &|id| Sealed::new(vec![1, 2, 3, i as u8, id.0 as u8]),
                     t0(),
                 )
                 .await
@@ -269,7 +269,7 @@ async fn participants_and_accounts_round_trip() {
             .unwrap();
         let ada = store.get_participant(s.participant).await.unwrap().unwrap();
         store
-            .update_credentials(s.accounts[0], b"new secret", t0())
+            .update_credentials(s.accounts[0], &Sealed::new(*b"new secret"), t0())
             .await
             .unwrap();
         let account = store.get_account(s.accounts[0]).await.unwrap().unwrap();
@@ -281,7 +281,7 @@ async fn participants_and_accounts_round_trip() {
         assert_eq!(ada.email.as_deref(), Some("ada@example.org"));
         assert!(!ada.invite_code.is_empty());
         assert_eq!(ada.link_expires_at, None, "no link until one is given");
-        assert_eq!(account.credentials, b"new secret");
+        assert_eq!(account.credentials.as_bytes(), b"new secret");
         assert_eq!(account.network, NetworkKind::Sandbox);
         assert_eq!(account.status, AccountStatus::Active);
         assert!(
@@ -661,8 +661,8 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
         );
         assert_eq!(reclaimed[0].idempotency_key, claimed[0].idempotency_key);
         assert_eq!(
-            reclaimed[0].credentials,
-            vec![1, 2, 3, 0, s.accounts[0].0 as u8],
+            reclaimed[0].credentials.as_bytes(),
+            [1, 2, 3, 0, s.accounts[0].0 as u8],
             "{db}: as sealed for the account's id"
         );
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
@@ -1852,12 +1852,17 @@ async fn credentials_are_bound_to_their_account_and_old_ones_are_resealed() {
         let swapped = account_ref(&vault, &get(b).await);
         let own = account_ref(&vault, &a_row);
         // An account still holding credentials in the old format.
-        let legacy = hex::decode(LEGACY_BLOB).unwrap();
+        let legacy = Sealed::new(hex::decode(LEGACY_BLOB).unwrap());
         store.update_credentials(a, &legacy, t0()).await.unwrap();
         let old_opens = account_ref(&vault, &get(a).await);
         let listed = store.accounts_sealed_with(1, None, 10).await.unwrap();
         let stale = store
-            .replace_credentials(a, b"not what is stored", b"x", t0())
+            .replace_credentials(
+                a,
+                &Sealed::new(*b"not what is stored"),
+                &Sealed::new(*b"x"),
+                t0(),
+            )
             .await
             .unwrap();
         participation::reseal_legacy_credentials(&*store, &vault, t0()).await;
@@ -1876,7 +1881,11 @@ async fn credentials_are_bound_to_their_account_and_old_ones_are_resealed() {
             "{db}"
         );
         assert!(!stale, "{db}: replaced only if unchanged");
-        assert_eq!(resealed.credentials[0], picket::crypto::VERSION, "{db}");
+        assert_eq!(
+            resealed.credentials.as_bytes()[0],
+            picket::crypto::VERSION,
+            "{db}"
+        );
         assert_eq!(
             account_ref(&vault, &resealed).unwrap().credentials.expose(),
             "token-abc",
@@ -1909,7 +1918,7 @@ async fn bulk_join_seals_each_account_for_the_id_it_gets() {
                 every_secs: None,
             })
             .collect();
-        let seal = |s: usize, a: usize, id: AccountId| format!("{s}/{a}/{}", id.0).into_bytes();
+        let seal = |s: usize, a: usize, id: AccountId| Sealed::new(format!("{s}/{a}/{}", id.0));
 
         let joined = store.bulk_join(&strikers, &seal, t0()).await.unwrap();
 
@@ -1917,8 +1926,8 @@ async fn bulk_join_seals_each_account_for_the_id_it_gets() {
             for (a, id) in j.accounts.iter().enumerate() {
                 let row = store.get_account(*id).await.unwrap().unwrap();
                 assert_eq!(
-                    row.credentials,
-                    format!("{s}/{a}/{}", id.0).into_bytes(),
+                    row.credentials.as_bytes(),
+                    format!("{s}/{a}/{}", id.0).as_bytes(),
                     "{db}"
                 );
                 assert_eq!(row.handle, format!("s{s}a{a}"), "{db}");

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use crate::network::guarded::Http;
 use crate::network::{PublishError, Reason};
 
+use super::InvalidInput;
+
 use super::relay::{connect, next_message, send_json};
 
 /// The bunker URI without its one-time `secret` (spent at `connect`: no need to keep it).
@@ -98,14 +100,20 @@ pub struct Bunker {
 
 impl Bunker {
     /// From a `bunker://` URI and picket's client keys.
-    pub fn new(uri: &str, client: Keys, http: Http) -> Result<(Bunker, Option<String>), String> {
-        let parsed = NostrConnectUri::parse(uri).map_err(|_| "not a valid bunker:// URI")?;
+    pub fn new(
+        uri: &str,
+        client: Keys,
+        http: Http,
+    ) -> Result<(Bunker, Option<String>), InvalidInput> {
+        let invalid = |m: &str| InvalidInput(m.to_string());
+        let parsed =
+            NostrConnectUri::parse(uri).map_err(|_| invalid("not a valid bunker:// URI"))?;
         let signer = *parsed
             .remote_signer_public_key()
-            .ok_or("expected bunker://<remote-signer-pubkey>?relay=…")?;
+            .ok_or_else(|| invalid("expected bunker://<remote-signer-pubkey>?relay=…"))?;
         let relays: Vec<String> = parsed.relays().iter().map(|r| r.to_string()).collect();
         if relays.is_empty() {
-            return Err("the bunker URI names no relay".into());
+            return Err(invalid("the bunker URI names no relay"));
         }
         let secret = parsed.secret().map(str::to_string);
         Ok((

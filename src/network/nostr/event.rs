@@ -14,16 +14,17 @@ use serde_json::{Value, json};
 use crate::network::guarded::Http;
 use crate::network::{AccountRef, Engagement, PublishError, Reason};
 
-use super::Credentials;
 use super::bunker::{Bunker, SignerError};
+use super::{Credentials, InvalidInput};
 
 /// Parse a secret key given as `nsec1…` or 64 hex digits.
-pub fn parse_secret_key(s: &str) -> Result<Keys, String> {
+pub fn parse_secret_key(s: &str) -> Result<Keys, InvalidInput> {
     let s = s.trim();
+    let invalid = |m: &str| InvalidInput(m.to_string());
     let sk = if s.starts_with("nsec1") {
-        SecretKey::from_bech32(s).map_err(|_| "not a valid nsec key".to_string())?
+        SecretKey::from_bech32(s).map_err(|_| invalid("not a valid nsec key"))?
     } else {
-        SecretKey::from_hex(s).map_err(|_| "not a valid nsec or 64-hex-digit key".to_string())?
+        SecretKey::from_hex(s).map_err(|_| invalid("not a valid nsec or 64-hex-digit key"))?
     };
     Ok(Keys::new(sk))
 }
@@ -108,7 +109,7 @@ pub(super) enum Signer {
 
 impl Signer {
     pub(super) fn of(account: &AccountRef, http: &Http) -> Result<Signer, PublishError> {
-        let bad = |m: String| PublishError::reconnect(format!("Nostr credentials: {m}"));
+        let bad = |m: InvalidInput| PublishError::reconnect(format!("Nostr credentials: {m}"));
         match Credentials::parse(&account.credentials)? {
             Credentials::Key { secret_key } => {
                 Ok(Signer::Key(parse_secret_key(&secret_key).map_err(bad)?))
@@ -121,7 +122,7 @@ impl Signer {
                 let client = parse_secret_key(&client_secret_key).map_err(bad)?;
                 let (bunker, _) = Bunker::new(&uri, client, http.clone()).map_err(bad)?;
                 let user = PublicKey::from_hex(&user_public_key)
-                    .map_err(|_| bad("bad user public key".into()))?;
+                    .map_err(|_| bad(InvalidInput("bad user public key".into())))?;
                 Ok(Signer::Bunker { bunker, user })
             }
         }

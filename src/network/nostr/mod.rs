@@ -54,6 +54,11 @@ use super::{
 };
 use crate::config::Secret;
 
+/// A relay URL, key or bunker URI as typed that does not read; the message says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(String);
+
 /// How long engagement reads and verification wait for relays: they have no post timeout.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Signed events kept for retries; beyond this the cache starts over (re-signing is safe).

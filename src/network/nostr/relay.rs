@@ -12,6 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::network::guarded::{Http, WebSocket};
 use crate::network::{PublishError, Reason};
 
+use super::InvalidInput;
+
 /// A relay said `rate-limited:` without saying for how long.
 const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -25,10 +27,12 @@ pub fn relays_of(server: &str) -> Vec<String> {
 }
 
 /// Check a relay URL: `ws://` or `wss://` with a host.
-pub fn check_relay_url(s: &str) -> Result<String, String> {
-    let u = url::Url::parse(s).map_err(|e| format!("relay `{s}`: {e}"))?;
+pub fn check_relay_url(s: &str) -> Result<String, InvalidInput> {
+    let u = url::Url::parse(s).map_err(|e| InvalidInput(format!("relay `{s}`: {e}")))?;
     if !matches!(u.scheme(), "ws" | "wss") || u.host_str().is_none() {
-        return Err(format!("relay `{s}`: expected ws://HOST or wss://HOST"));
+        return Err(InvalidInput(format!(
+            "relay `{s}`: expected ws://HOST or wss://HOST"
+        )));
     }
     Ok(s.trim_end_matches('/').to_string())
 }
