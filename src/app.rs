@@ -4,11 +4,16 @@
 //! port 0 and read [`Application::port`]).
 //!
 //! ```text
-//! Application
-//! ├── web server (axum, + the sandbox receiver at /sandbox) ─┐
-//! ├── planner   (re-plans every campaign now and then)        ├─ one CancellationToken: the first
-//! └── dispatcher (claims due posts, publishes, records)      ─┘  task to end (or Ctrl-C /
-//!                                                               SIGTERM) stops the others
+//! Application::run                       one CancellationToken reaches every task; the
+//! ├── web server  (web::serve: axum,      first task to end (or Ctrl-C / SIGTERM) stops
+//! │                timeouts, conn. cap)   the others, and `supervise` says which and why
+//! ├── rate-limit pruning (every minute)
+//! ├── dispatcher  (claims due posts, publishes, records)
+//! ├── verifier    (checks accounts before a strike)
+//! └── planner     (re-plans every campaign now and then; lease released on shutdown)
+//!
+//! run_worker (`picket worker`, several on PostgreSQL)
+//! └── dispatcher
 //! ```
 
 use std::net::SocketAddr;
@@ -21,16 +26,15 @@ use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
-use crate::network::Networks;
+use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner, verify};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
-/// How often the planner re-reads every pledge (joins via the web and CLI plan at once;
-/// this catches edits to campaign files and anything missed).
-const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// How often clients whose write budget is full again are forgotten.
+const LIMITER_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -47,6 +51,8 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub vault: Vault,
     pub clock: Arc<dyn Clock>,
+    /// The HTTP/WebSocket clients, guarded by `allow_private_addresses`.
+    pub egress: Egress,
 }
 
 impl Core {
@@ -70,7 +76,9 @@ impl Core {
             &crypto::key_file_for(&settings.database_url),
         )
         .context("opening the credentials key")?;
+        crate::participation::reseal_legacy_credentials(store.as_ref(), &vault, clock.now()).await;
         Ok(Core {
+            egress: Egress::new(settings.allow_private_addresses),
             settings,
             campaigns,
             store,
@@ -88,6 +96,16 @@ impl Core {
         })
     }
 
+    /// Every adapter, sharing this process's clients.
+    pub fn networks(&self) -> Networks {
+        Networks::standard(
+            self.credential_sink(),
+            &self.egress,
+            &self.settings.public_url,
+            self.clock.clone(),
+        )
+    }
+
     pub fn dispatcher(&self, networks: Networks) -> anyhow::Result<Dispatcher> {
         Ok(Dispatcher::new(
             self.store.clone(),
@@ -101,54 +119,28 @@ impl Core {
     }
 }
 
-/// Re-plan every hosted campaign now, then every [`REPLAN_EVERY`] until `stop`.
+/// The planner until `stop` (see [`planner::run`]).
 async fn plan_forever(
     state: AppState,
     wake: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
-    let me = format!("planner-{}-{}", std::process::id(), rand_suffix());
-    loop {
-        let now = state.clock.now();
-        let lease = chrono::Duration::from_std(REPLAN_EVERY * 2).expect("small duration");
-        let mine = match state
-            .store
-            .try_lease("planner", &me, now, now + lease)
-            .await
-        {
-            Ok(mine) => mine,
-            Err(e) => {
-                tracing::error!(error = %e, "could not take the planner lease");
-                false
-            }
-        };
-        // Several servers on one PostgreSQL: one plans, the others only dispatch.
-        for c in state.campaigns.iter().filter(|_| mine) {
-            match planner::plan_campaign(state.store.as_ref(), c, spread, state.clock.now()).await {
-                Ok(applied) => {
-                    if applied.upserted > 0 {
-                        // New rows may be due before the dispatcher's next look.
-                        wake.notify_one();
-                    }
-                    tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
-                }
-                Err(e) => {
-                    tracing::error!(campaign = %c.id, error = %e, "planning failed; will try again")
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(REPLAN_EVERY) => {}
-        }
-    }
+    planner::run(
+        state.store.as_ref(),
+        &state.campaigns,
+        state.clock.as_ref(),
+        spread,
+        &wake,
+        stop,
+    )
+    .await
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let core = Core::open(settings, clock).await?;
-        let networks = Networks::standard(core.credential_sink());
+        let networks = core.networks();
         Self::from_core(core, networks).await
     }
 
@@ -170,11 +162,21 @@ impl Application {
             store,
             clock,
             vault,
+            egress,
         } = core;
-        let pages =
-            Pages::load(settings.templates_dir.as_deref()).context("loading page templates")?;
+        let pages = Pages::load(settings.templates_dir.as_deref())
+            .and_then(|p| p.with_site(&serde_json::json!({ "sandbox": settings.sandbox })))
+            .context("loading page templates")?;
         let mailer = crate::mail::from_settings(settings.smtp.as_ref())
-            .context("setting up outgoing mail ([smtp])")?;
+            .context("setting up outgoing mail ([smtp])")?
+            .map(|inner| -> Arc<dyn crate::mail::Mailer> {
+                Arc::new(crate::mail::Budgeted {
+                    inner,
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    per_hour: settings.sessions.mails_per_address_per_hour,
+                })
+            });
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("listening on {}", settings.bind))?;
@@ -184,7 +186,11 @@ impl Application {
             "picket is ready"
         );
         let state = AppState {
-            sandbox: Receiver::new(clock.clone()),
+            sandbox: Receiver::guarded(
+                clock.clone(),
+                crate::sandbox::Issuer::new(vault.clone()),
+                settings.sandbox_max_bytes,
+            ),
             // Signing: 10 a minute per address, bursts of 5 (a family behind one router).
             limits: crate::web::guard::Limits::new(settings.rate_limits, 10, 5),
             mailer,
@@ -195,6 +201,7 @@ impl Application {
             settings: Arc::new(settings),
             vault: vault.clone(),
             networks: networks.clone(),
+            egress,
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),
@@ -230,14 +237,18 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         let stop = shutdown.clone();
         let listener = self.listener;
+        let limits = web::serve::ConnectionLimits::from_settings(
+            &state.settings.http,
+            &state.settings.trusted_proxies,
+        );
         tasks.spawn(async move {
-            let served = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+            let served = web::serve::serve(listener, router, limits, stop).await;
             ("web server", served.map_err(anyhow::Error::from))
+        });
+        let (limits, stop) = (self.state.limits.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            limits.prune_every(LIMITER_PRUNE_EVERY, stop).await;
+            ("rate-limit pruning", Ok(()))
         });
         let stop = shutdown.clone();
         let dispatcher = self.dispatcher.clone();
@@ -281,45 +292,28 @@ async fn supervise(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Every few hours, check the credentials of accounts whose strike starts within a day and
-/// a half, so broken ones are reported while there is time to reconnect them.
+/// The pre-strike account checks until `stop` (see [`verify::run`]).
 async fn verify_forever(
     state: AppState,
     networks: Networks,
     vault: Vault,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
-    loop {
-        let now = state.clock.now();
-        for c in state.campaigns.iter() {
-            let ahead = chrono::Duration::hours(36);
-            let checked = async {
-                let ids =
-                    verify::accounts_striking_soon(state.store.as_ref(), c, now, ahead).await?;
-                verify::verify_accounts(state.store.as_ref(), &networks, &vault, &ids, now).await
-            };
-            match checked.await {
-                Ok(v) if v.ok + v.broken + v.unknown > 0 => {
-                    tracing::info!(campaign = %c.id, ok = v.ok, broken = v.broken, unknown = v.unknown, "accounts verified before the strike")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(campaign = %c.id, error = %e, "verifying accounts failed")
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(EVERY) => {}
-        }
-    }
+    verify::run(
+        state.store.as_ref(),
+        &networks,
+        &vault,
+        &state.campaigns,
+        state.clock.as_ref(),
+        stop,
+    )
+    .await
 }
 
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
-    let dispatcher = core.dispatcher(Networks::standard(core.credential_sink()))?;
+    let dispatcher = core.dispatcher(core.networks())?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let mut tasks = tokio::task::JoinSet::new();
@@ -374,9 +368,11 @@ impl crate::network::CredentialSink for StoreCredentials {
     async fn save(
         &self,
         account_id: i64,
-        credentials: &crate::config::Secret,
+        credentials: &crate::domain::Secret,
     ) -> Result<(), String> {
-        let sealed = self.vault.seal(credentials.expose().as_bytes());
+        let sealed = self
+            .vault
+            .seal_for(account_id, credentials.expose().as_bytes());
         self.store
             .update_credentials(
                 crate::store::AccountId(account_id),
@@ -386,11 +382,6 @@ impl crate::network::CredentialSink for StoreCredentials {
             .await
             .map_err(|e| e.to_string())
     }
-}
-
-fn rand_suffix() -> u32 {
-    use rand::RngExt;
-    rand::rng().random()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!
 //! Everything runs on a temporary database; the receiver runs in a thread with its own
 //! runtime so its work is not hidden inside the dispatcher's. Strikers are created with
-//! [`Store::bulk_join`] (setup time is printed apart from the measured part).
+//! [`StoreTooling::bulk_join`] (setup time is printed apart from the measured part).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,11 +25,12 @@ use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::network::{NetworkKind, Networks, bench_baseline};
+use crate::domain::NetworkKind;
+use crate::network::{Networks, bench_baseline};
 use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner};
-use crate::store::{JoinedStriker, NewStriker, SqliteStore, Store};
+use crate::store::{AccountId, JoinedStriker, NewStriker, SqliteStore, Store, StoreTooling};
 
 /// Which benchmark, and its sizes.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ impl Drop for RemoteReceiver {
 }
 
 /// A throwaway file database (WAL, as in production) and a vault.
-async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn Store>, Vault)> {
+async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn StoreTooling>, Vault)> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(&dir.path().join("bench.db"), true).await?;
     Ok((dir, Arc::new(store), Vault::from_key_bytes(&[7u8; 32])))
@@ -159,7 +160,7 @@ notice = [
 /// `n` strikers with `accounts` sandbox accounts each, posting to `server`; each account
 /// has its own token (`bench-{striker}-{account}`).
 async fn add_strikers(
-    store: &dyn Store,
+    store: &dyn StoreTooling,
     vault: &Vault,
     campaign: &str,
     n: usize,
@@ -181,7 +182,6 @@ async fn add_strikers(
                             NetworkKind::Sandbox,
                             format!("s{i}a{a}"),
                             Some(server.to_string()),
-                            vault.seal(format!("bench-{i}-{a}").as_bytes()),
                         )
                     })
                     .collect(),
@@ -190,7 +190,10 @@ async fn add_strikers(
                 every_secs: None,
             })
             .collect();
-        out.extend(store.bulk_join(&strikers, now).await?);
+        let seal = |s: usize, a: usize, id: AccountId| {
+            vault.seal_for(id.0, format!("bench-{}-{a}", chunk[s]).as_bytes())
+        };
+        out.extend(store.bulk_join(&strikers, &seal, now).await?);
     }
     Ok(out)
 }
@@ -209,7 +212,12 @@ fn dispatcher(
     };
     Ok(Dispatcher::new(
         store,
-        Networks::standard(Arc::new(crate::network::DiscardCredentials)),
+        Networks::standard(
+            Arc::new(crate::network::DiscardCredentials),
+            &crate::network::Egress::new(false),
+            "https://picket.example",
+            Arc::new(SystemClock),
+        ),
         vault,
         Arc::new(SystemClock),
         std::slice::from_ref(campaign),

@@ -21,7 +21,7 @@ use crate::app::{self, Application};
 use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::{bench, rehearse};
 
 #[derive(Debug, Parser)]
@@ -609,7 +609,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             participate::list_accounts(ctx, format).await?
         }
         Command::Account(AccountCommand::Remove { id }) => {
-            participate::remove_account(ctx, id).await?
+            return participate::remove_account(ctx, id).await;
         }
         Command::Join {
             campaign,
@@ -636,7 +636,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             campaign,
             account,
             delete_posts,
-        } => participate::withdraw(ctx, &campaign, account, delete_posts).await?,
+        } => return participate::withdraw(ctx, &campaign, account, delete_posts).await,
         Command::Status { campaign, format } => {
             participate::status(ctx, campaign.as_deref(), format).await?
         }

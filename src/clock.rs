@@ -46,18 +46,18 @@ impl ManualClock {
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
-        *self.now.lock().expect("clock mutex poisoned") = to;
+        *crate::sync::lock(&self.now) = to;
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().expect("clock mutex poisoned");
+        let mut now = crate::sync::lock(&self.now);
         *now += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().expect("clock mutex poisoned")
+        *crate::sync::lock(&self.now)
     }
 }
 

@@ -4,32 +4,14 @@
 //! Secrets (the credential key, SMTP password) are wrapped in [`Secret`] so a `{:?}` of the
 //! settings, in a log line or a panic, never shows them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
 
-/// A value that must not be printed.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+// Kept at its old path while the network adapters still import it from here.
+pub use crate::domain::Secret;
 
 /// Everything picket can be configured with. Every key is optional in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,12 +32,172 @@ pub struct Settings {
     pub secret_key: Option<Secret>,
     /// Public rate limits on forms and the API (`PICKET_RATE_LIMITS=off` to disable).
     pub rate_limits: bool,
+    /// Let visitors connect accounts on private, loopback and other non-public addresses
+    /// (and over plain http/ws). Off: only public https/wss servers; addresses typed on the
+    /// command line are trusted either way.
+    pub allow_private_addresses: bool,
     /// Scheduler tuning.
     pub scheduler: SchedulerSettings,
     /// Outgoing e-mail. When set, signatures with an address wait for a confirmation link
     /// and magic links are mailed; without it, nothing is mailed.
     pub smtp: Option<SmtpSettings>,
+    /// Magic links, signed-in browsers and the mail budget per address.
+    pub sessions: SessionSettings,
+    // --- On the open internet: the reverse proxy, the sandbox, connection limits. ---
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed (IPs or
+    /// CIDRs). Empty: the TCP peer is the client, whatever the headers say.
+    pub trusted_proxies: TrustedProxies,
+    /// Serve the sandbox receiver at `/sandbox` (rehearsals, demos, tests). Off: 404.
+    pub sandbox: bool,
+    /// What the sandbox receiver keeps in memory at most, in bytes; past it, new posts are
+    /// refused (507).
+    pub sandbox_max_bytes: u64,
+    /// Timeouts and the connection cap of `picket serve`.
+    pub http: HttpSettings,
 }
+
+/// Reverse proxies picket believes about the client's address: IP addresses or CIDR
+/// blocks (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// `"10.0.0.1"` or `"10.0.0.0/8"` each; the error names the one that is neither.
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> anyhow::Result<Self> {
+        let mut nets = Vec::new();
+        for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => item
+                    .parse::<std::net::IpAddr>()
+                    .map(ipnet::IpNet::from)
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "trusted_proxies: {item:?} is not an IP address or a CIDR block (10.0.0.0/8)"
+                        )
+                    })?,
+            };
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<String>::deserialize(d)?;
+        TrustedProxies::parse(items.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How long `picket serve` waits for a client, and for how many at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// From a connection's start, or the first byte of a request, to its last header line.
+    pub header_read_timeout_secs: u64,
+    /// From a request's head to its answer (the body is read within it); then 408.
+    pub request_timeout_secs: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the system's queue until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: 10,
+            // Above the 45 s a browser waits for a Nostr signer app's approval.
+            request_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+        }
+    }
+}
+
+// ── sessions (issue 8: expiring links, per-address mail budget) ─────────────────────────
+
+/// How long a magic link and a signed-in browser last, and how much mail one address gets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Days a magic link works after it was made (a participant gets a new one on their
+    /// page, or by mail).
+    pub link_days: u32,
+    /// Days a browser stays signed in after opening a link.
+    pub signed_in_days: u32,
+    /// Mails to one address (magic links, signature confirmations) per hour at most: a
+    /// visitor can type anyone's address.
+    pub mails_per_address_per_hour: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            link_days: 7,
+            signed_in_days: 180,
+            mails_per_address_per_hour: 5,
+        }
+    }
+}
+
+impl SessionSettings {
+    pub fn link_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.link_days))
+    }
+
+    pub fn signed_in_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.signed_in_days))
+    }
+
+    /// Zero days would make links and sign-ins that never work: refuse it.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.link_days > 0 && self.signed_in_days > 0,
+            "sessions.link_days and sessions.signed_in_days must be at least 1"
+        );
+        anyhow::ensure!(
+            self.link_days <= 3650 && self.signed_in_days <= 3650,
+            "sessions.link_days and sessions.signed_in_days are at most 3650 (ten years)"
+        );
+        Ok(())
+    }
+
+    /// `PICKET_LINK_DAYS`, `PICKET_SIGNED_IN_DAYS`, `PICKET_MAILS_PER_ADDRESS_PER_HOUR`.
+    fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let number = |name: &str| -> anyhow::Result<Option<u32>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .with_context(|| format!("{name} must be a whole number"))
+                })
+                .transpose()
+        };
+        if let Some(v) = number("PICKET_LINK_DAYS")? {
+            self.link_days = v;
+        }
+        if let Some(v) = number("PICKET_SIGNED_IN_DAYS")? {
+            self.signed_in_days = v;
+        }
+        if let Some(v) = number("PICKET_MAILS_PER_ADDRESS_PER_HOUR")? {
+            self.mails_per_address_per_hour = v;
+        }
+        self.check()
+    }
+}
+
+// ── end of sessions ──────────────────────────────────────────────────────────────────────
 
 /// How to reach the SMTP server: a URL, separate keys, or both (a key wins over the part of
 /// the URL it names). Turned into an [`SmtpTarget`] by [`SmtpSettings::resolve`].
@@ -239,8 +381,14 @@ impl Default for Settings {
             templates_dir: None,
             secret_key: None,
             rate_limits: true,
+            allow_private_addresses: false,
             scheduler: SchedulerSettings::default(),
             smtp: None,
+            sessions: SessionSettings::default(),
+            trusted_proxies: TrustedProxies::default(),
+            sandbox: false,
+            sandbox_max_bytes: 16 * 1024 * 1024,
+            http: HttpSettings::default(),
         }
     }
 }
@@ -288,7 +436,50 @@ impl Settings {
                 "off" | "0" | "false" | "no"
             );
         }
-        self.apply_smtp_env(&get)
+        self.sessions.apply_env(&get)?;
+        if let Some(v) = get("PICKET_ALLOW_PRIVATE_ADDRESSES") {
+            self.allow_private_addresses = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => anyhow::bail!("PICKET_ALLOW_PRIVATE_ADDRESSES must be 1 or 0"),
+            };
+        }
+        self.apply_smtp_env(&get)?;
+        self.apply_exposure_env(&get)
+    }
+
+    /// `PICKET_TRUSTED_PROXIES` (comma separated), `PICKET_SANDBOX`,
+    /// `PICKET_SANDBOX_MAX_BYTES` and `PICKET_HTTP_*`.
+    fn apply_exposure_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("PICKET_TRUSTED_PROXIES") {
+            self.trusted_proxies = TrustedProxies::parse(v.split(','))
+                .context("PICKET_TRUSTED_PROXIES: addresses or CIDR blocks, comma separated")?;
+        }
+        if let Some(v) = get("PICKET_SANDBOX") {
+            self.sandbox = matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "true" | "yes");
+        }
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            get(name)
+                .map(|v| v.trim().parse::<u64>())
+                .transpose()
+                .with_context(|| format!("{name} must be a whole number"))
+        };
+        if let Some(n) = number("PICKET_SANDBOX_MAX_BYTES")? {
+            self.sandbox_max_bytes = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_HEADER_READ_TIMEOUT_SECS")? {
+            self.http.header_read_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_REQUEST_TIMEOUT_SECS")? {
+            self.http.request_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_IDLE_TIMEOUT_SECS")? {
+            self.http.idle_timeout_secs = n;
+        }
+        if let Some(n) = number("PICKET_HTTP_MAX_CONNECTIONS")? {
+            self.http.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(())
     }
 
     /// `PICKET_SMTP_*`: any of them turns mail on (with the file's `[smtp]` as the base).
@@ -365,6 +556,27 @@ mod tests {
         .unwrap();
         assert_eq!(s.database_url, "postgres://x/y");
         assert!(!s.rate_limits);
+    }
+
+    #[test]
+    fn private_addresses_are_refused_unless_the_file_or_the_environment_allows_them() {
+        assert!(!Settings::default().allow_private_addresses);
+        let from_file: Settings = toml::from_str("allow_private_addresses = true").unwrap();
+        assert!(from_file.allow_private_addresses);
+        let mut from_env = Settings::default();
+        from_env
+            .apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "1".into()))
+            .unwrap();
+        assert!(from_env.allow_private_addresses);
+        let mut off = from_file.clone();
+        off.apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "0".into()))
+            .unwrap();
+        assert!(!off.allow_private_addresses);
+        let mut bad = Settings::default();
+        assert!(
+            bad.apply_env(|k| (k == "PICKET_ALLOW_PRIVATE_ADDRESSES").then(|| "maybe".into()))
+                .is_err()
+        );
     }
 
     #[test]
@@ -458,6 +670,53 @@ mod tests {
         let mut none = Settings::default();
         none.apply_env(|_| None).unwrap();
         assert!(none.smtp.is_none());
+    }
+
+    #[test]
+    fn session_settings_come_from_the_file_and_the_environment_and_zero_days_are_refused() {
+        let mut s: Settings = toml::from_str("[sessions]\nlink_days = 2").unwrap();
+        s.apply_env(|k| (k == "PICKET_MAILS_PER_ADDRESS_PER_HOUR").then(|| "1".into()))
+            .unwrap();
+        assert_eq!(s.sessions.link_days, 2);
+        assert_eq!(s.sessions.signed_in_days, 180);
+        assert_eq!(s.sessions.mails_per_address_per_hour, 1);
+        let mut zero = Settings::default();
+        let e = zero
+            .apply_env(|k| (k == "PICKET_LINK_DAYS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("link_days"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_from_the_file_or_the_environment() {
+        let s: Settings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+        let e = toml::from_str::<Settings>("trusted_proxies = [\"proxy.local\"]").unwrap_err();
+        assert!(e.to_string().contains("proxy.local"), "{e}");
+
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "PICKET_TRUSTED_PROXIES" => Some("127.0.0.1, 192.168.0.0/16".into()),
+            "PICKET_SANDBOX" => Some("1".into()),
+            "PICKET_HTTP_MAX_CONNECTIONS" => Some("8".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("192.168.4.5".parse().unwrap()));
+        assert!(
+            s.trusted_proxies
+                .contains("::ffff:127.0.0.1".parse().unwrap())
+        );
+        assert!(s.sandbox);
+        assert_eq!(s.http.max_connections, 8);
+        assert!(
+            Settings::default()
+                .apply_env(|k| (k == "PICKET_TRUSTED_PROXIES").then(|| "10.0.0.1/99".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,20 +4,37 @@
 //! bytes) or from a key file created on first use beside the database, readable only by
 //! its owner. A stolen database file alone therefore reveals no token. Each value gets a
 //! fresh random 192-bit nonce (safe to draw at random, unlike 96-bit ones), stored in
-//! front of the ciphertext with a version byte so the scheme can change later.
+//! front of the ciphertext with a version byte so the scheme can change:
+//!
+//! | version | layout | associated data |
+//! |---|---|---|
+//! | 2 (sealed now) | `02 ‖ nonce ‖ ciphertext+tag` | `picket account credentials ‖ id` (8 bytes, big-endian) |
+//! | 1 (read only)  | `01 ‖ nonce ‖ ciphertext+tag` | none |
+//!
+//! Version 2 binds a blob to the account row it belongs to: someone who can write to the
+//! database but has no key cannot copy one account's credentials onto another row (their
+//! own account, say) and have picket use them there; the copy fails to open. Version 1
+//! blobs, sealed before, still open, and `participation::reseal_legacy_credentials`
+//! rewrites them as version 2 when a long-running picket starts. A copy of the database
+//! must keep account ids as they are (a dump and restore does).
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
-const VERSION: u8 = 1;
+/// The format sealed now: bound to the account id.
+pub const VERSION: u8 = 2;
+/// The first format, without associated data: opened, never sealed any more.
+pub const LEGACY_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
+/// What the associated data of a version 2 blob starts with, before the account id.
+const AAD_PREFIX: &[u8] = b"picket account credentials ";
 
 /// Why credentials could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -84,12 +101,37 @@ impl Vault {
         }
     }
 
-    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+    /// Seal the credentials of account `account` (its id), bound to it.
+    pub fn seal_for(&self, account: i64, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&associated_data(account), plaintext)
+    }
+
+    /// Seal a value that is not an account's credentials (a sandbox token), bound to its
+    /// `purpose`, so it can never be taken for credentials or for another purpose's value.
+    pub fn seal_purpose(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&purpose_data(purpose), plaintext)
+    }
+
+    /// Open what [`Vault::seal_purpose`] sealed for the same `purpose`.
+    pub fn open_purpose(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.first() != Some(&VERSION) {
+            return Err(CryptoError::Decrypt);
+        }
+        self.open_with(&purpose_data(purpose), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(&XNonce::from(nonce), plaintext)
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("encryption into a Vec cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(VERSION);
@@ -98,15 +140,45 @@ impl Vault {
         out
     }
 
-    pub fn open_sealed(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 1 + NONCE_LEN {
             return Err(CryptoError::Decrypt);
         }
         let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
+        let msg = &sealed[1 + NONCE_LEN..];
         self.cipher
-            .decrypt(&XNonce::from(nonce), &sealed[1 + NONCE_LEN..])
+            .decrypt(&XNonce::from(nonce), Payload { msg, aad })
             .map_err(|_| CryptoError::Decrypt)
     }
+
+    /// Open the credentials stored on account `account`'s row: sealed for that account, or
+    /// in the legacy format that named no account.
+    pub fn open_for(&self, account: i64, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let aad = match sealed.first() {
+            Some(&VERSION) => associated_data(account),
+            Some(&LEGACY_VERSION) => Vec::new(),
+            _ => return Err(CryptoError::Decrypt),
+        };
+        self.open_with(&aad, sealed)
+    }
+
+    /// Whether `sealed` is in a format older than the one [`Vault::seal_for`] writes.
+    pub fn is_legacy(sealed: &[u8]) -> bool {
+        sealed.first() == Some(&LEGACY_VERSION)
+    }
+}
+
+/// Associated data of a value sealed for a purpose other than an account's credentials:
+/// a prefix of its own, so no purpose's value opens as an account's and the other way round.
+fn purpose_data(purpose: &str) -> Vec<u8> {
+    [b"picket purpose ".as_slice(), purpose.as_bytes()].concat()
+}
+
+fn associated_data(account: i64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_PREFIX.len() + 8);
+    aad.extend_from_slice(AAD_PREFIX);
+    aad.extend_from_slice(&account.to_be_bytes());
+    aad
 }
 
 /// Create `path` readable and writable by its owner only, failing if it exists (two
@@ -152,14 +224,61 @@ mod tests {
     #[test]
     fn sealed_credentials_open_with_the_same_key_only() {
         let v = Vault::from_key_bytes(&[7; 32]);
-        let sealed = v.seal(b"token-abc");
+        let sealed = v.seal_for(5, b"token-abc");
         assert!(!sealed.windows(9).any(|w| w == b"token-abc"));
-        assert_eq!(v.open_sealed(&sealed).unwrap(), b"token-abc");
+        assert_eq!(sealed[0], VERSION);
+        assert_eq!(v.open_for(5, &sealed).unwrap(), b"token-abc");
         let other = Vault::from_key_bytes(&[8; 32]);
         assert!(matches!(
-            other.open_sealed(&sealed),
+            other.open_for(5, &sealed),
             Err(CryptoError::Decrypt)
         ));
+    }
+
+    #[test]
+    fn a_value_sealed_for_a_purpose_opens_for_that_purpose_only_and_never_as_credentials() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let token = v.seal_purpose("sandbox token", b"label");
+        assert_eq!(v.open_purpose("sandbox token", &token).unwrap(), b"label");
+        assert!(v.open_purpose("another purpose", &token).is_err());
+        assert!((0..4).all(|id| v.open_for(id, &token).is_err()));
+        let credentials = v.seal_for(1, b"label");
+        assert!(v.open_purpose("sandbox token", &credentials).is_err());
+    }
+
+    #[test]
+    fn credentials_sealed_for_one_account_do_not_open_for_another() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let sealed = v.seal_for(5, b"token-abc");
+        assert!(matches!(v.open_for(6, &sealed), Err(CryptoError::Decrypt)));
+        assert!(matches!(v.open_for(-5, &sealed), Err(CryptoError::Decrypt)));
+        // Nor can the version byte be turned back to the legacy format to drop the binding.
+        let mut downgraded = sealed.clone();
+        downgraded[0] = LEGACY_VERSION;
+        assert!(matches!(
+            v.open_for(6, &downgraded),
+            Err(CryptoError::Decrypt)
+        ));
+    }
+
+    /// `01 ‖ nonce 00..17 ‖ "token-abc" sealed with key [7; 32] and no associated data`, as
+    /// picket sealed credentials before they were bound to their account (made with an
+    /// independent implementation: Python's `cryptography` and HChaCha20 by hand).
+    const LEGACY_BLOB: &str = "01000102030405060708090a0b0c0d0e0f1011121314151617dc78c0e094313ac74676d3b55fbdc5e9b796d5f7294f14949b";
+
+    #[test]
+    fn credentials_sealed_in_the_legacy_format_still_open_on_any_row() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let legacy = hex::decode(LEGACY_BLOB).unwrap();
+        assert!(Vault::is_legacy(&legacy));
+        assert_eq!(v.open_for(1, &legacy).unwrap(), b"token-abc");
+        assert_eq!(v.open_for(42, &legacy).unwrap(), b"token-abc");
+        assert!(!Vault::is_legacy(&v.seal_for(1, b"x")));
+        let mut altered = legacy.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(matches!(v.open_for(1, &altered), Err(CryptoError::Decrypt)));
+        assert!(matches!(v.open_for(1, &[9; 60]), Err(CryptoError::Decrypt)));
+        assert!(matches!(v.open_for(1, &[2; 3]), Err(CryptoError::Decrypt)));
     }
 
     #[test]
@@ -168,7 +287,7 @@ mod tests {
         let path = dir.path().join("picket.db.key");
         let a = Vault::open(None, &path).unwrap();
         let b = Vault::open(None, &path).unwrap();
-        assert_eq!(b.open_sealed(&a.seal(b"x")).unwrap(), b"x");
+        assert_eq!(b.open_for(1, &a.seal_for(1, b"x")).unwrap(), b"x");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -21,11 +21,13 @@ use unicode_segmentation::UnicodeSegmentation;
 use crate::campaign::{
     self, Campaign, Participation, When, declaration, fmt_duration, parse_duration, parse_when,
 };
+use crate::compose::PostVars;
 use crate::compose::measure;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::network::bluesky::facets::{self, Feature};
-use crate::render::{PostRenderer, PostVars};
-use crate::web::join::{Choice, Fields};
+use crate::render::PostRenderer;
+use crate::web::form::Fields;
+use crate::web::join::Choice;
 
 /// A target's checks: panics when a property fails.
 pub type Check = fn(&[u8]);
@@ -39,9 +41,6 @@ pub const TARGETS: [(&str, Check); 6] = [
     ("facets", facets),
     ("declaration", declaration),
 ];
-
-/// The environment variable that turns on [`unsafe_links`] in the `declaration` target.
-pub const CHECK_LINKS_VAR: &str = "PICKET_FUZZ_CHECK_LINKS";
 
 /// A campaign file as `picket campaign check` and the server read it: UTF-8 TOML, with a
 /// `declaration.md` and an `original.md` ([`ORIGINAL_MD`]) beside it; other names are
@@ -113,13 +112,13 @@ pub fn form(data: &[u8]) {
     );
     let Ok(f) = parsed else { return };
 
-    let back = crate::web::join::back_to(&f);
+    let back = crate::web::connect::back_to(&f);
     assert!(
         back.starts_with('/') && !back.starts_with("//"),
         "{:?} leaves the site",
         short(&back)
     );
-    let to = crate::web::join::with_flash(&back, "msg", "Could not connect: “x” <y>");
+    let to = crate::web::connect::with_flash(&back, "msg", "Could not connect: “x” <y>");
     assert!(
         axum::http::HeaderValue::from_str(&to).is_ok(),
         "{:?} cannot be a Location header",
@@ -193,16 +192,14 @@ pub fn facets(data: &[u8]) {
 
 /// A declaration's Markdown (lossy UTF-8) as the campaign page shows it, its normal form
 /// and hash, and the changes a copy makes (the text split in two halves as original and
-/// copy). With [`CHECK_LINKS_VAR`] set, no `href` or `src` may keep a script scheme.
+/// copy). No `href` or `src` may keep a scheme other than http(s) or mailto.
 pub fn declaration(data: &[u8]) {
     let md = String::from_utf8_lossy(data);
-    let html = crate::web::campaign::markdown_to_html(&md);
+    let html = crate::render::declaration::to_html(&md);
     if let Some(tag) = raw_html(&html) {
         panic!("raw HTML <{tag}> got through: {html}");
     }
-    if std::env::var_os(CHECK_LINKS_VAR).is_some() {
-        declaration_links(data);
-    }
+    declaration_links(data);
 
     let normal = declaration::normalize(&md);
     assert_eq!(
@@ -248,7 +245,7 @@ pub fn declaration(data: &[u8]) {
 /// another host is a stored XSS). Separate from [`declaration`] until the sanitiser of
 /// issue 8 is merged; then `declaration` should call it always.
 pub fn declaration_links(data: &[u8]) {
-    let html = crate::web::campaign::markdown_to_html(&String::from_utf8_lossy(data));
+    let html = crate::render::declaration::to_html(&String::from_utf8_lossy(data));
     let bad = unsafe_links(&html);
     assert!(bad.is_empty(), "live links {bad:?} in {html}");
 }

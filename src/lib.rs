@@ -7,24 +7,30 @@
 //! | [`cli`]       | the `picket` command line (clap); each subcommand calls into the modules below |
 //! | [`config`]    | settings: defaults -> file -> `PICKET_*` env -> flags; secrets redacted |
 //! | [`crypto`]    | credentials encrypted at rest; the key lives outside the database |
+//! | [`domain`]    | small types every room names and none owns: `NetworkKind`, `Secret`; they import nothing from picket |
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
-//! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; slots in time zones; declaration hashes and copies |
-//! | [`compose`]   | rendered text -> a post for one network: length rules per network |
-//! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped) |
-//! | [`network`]   | network kinds and adapters; the only user of `reqwest` |
+//! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; the values in them; slots in time zones; previews; declaration hashes and copies |
+//! | [`compose`]   | the text of one post: its template variables, the variant that fits, its length as each network counts |
+//! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
+//! | [`network`]   | the `Network` trait and one adapter per network, and the guarded client they all use; the only user of `reqwest` |
 //! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
-//! | [`store`]     | the `Store` trait, SQLite and PostgreSQL; the only user of `sqlx` |
-//! | [`web`]       | axum routes: pages, forms, JSON API, health |
+//! | [`participation`] | the only place for what a participant does (the CLI and the web translate): pledge, change, withdraw, connect and remove accounts, delete published notices, delete everything; a typed `ParticipationError` |
+//! | [`store`]     | the `Store` trait (one trait per area; `StoreTooling` for bench, rehearse and tests), SQLite and PostgreSQL; the only user of `sqlx` |
+//! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
 //! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
+//! | [`sync`]      | `sync::lock`: the one way a `std::sync::Mutex` is locked (a poisoned lock is recovered) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
 //! | `fuzzing`     | (hidden) the checks of the fuzz targets in `fuzz/`, shared with the corpus replay test |
 //!
 //! Data flows one way: campaign files and web/CLI input are written to the store; the
-//! scheduler turns pledges into outbox rows and only it posts to networks.
+//! scheduler turns pledges into outbox rows and only it posts to networks. Imports flow
+//! one way too: `domain` imports nothing, `store` only `domain`; `compose` uses `domain`,
+//! `render` and the store's account rows; `campaign` builds on `compose`; `network` uses
+//! `compose` for lengths. `campaign`, `store` and `compose` import nothing from `network`.
 
 pub mod app;
 pub mod bench;
@@ -34,6 +40,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mail;
@@ -44,5 +51,6 @@ pub mod render;
 pub mod sandbox;
 pub mod scheduler;
 pub mod store;
+pub mod sync;
 pub mod web;
 pub mod widget;

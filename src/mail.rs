@@ -4,6 +4,11 @@
 //!
 //! A mail template starts with a `Subject: ...` line and a blank line; the rest is the body.
 //!
+//! Every mail goes to an address some visitor typed, so no address gets more than a budget
+//! of mails an hour, whoever asks ([`Budgeted`], in front of the SMTP mailer): otherwise the
+//! join and signing forms are a mail cannon aimed at anyone. The budget is counted in the
+//! store (shared by every picket process), keyed by a hash of the normalised address.
+//!
 //! What this module does not do: decide when to mail (signing does, in `web::signing`),
 //! retry (a failed send is reported to the caller, who keeps what it stored and tells the
 //! person), or log addresses: errors never carry the recipient, and an SMTP server's answer,
@@ -19,9 +24,13 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
 use crate::config::{SmtpTarget, SmtpTls};
 use crate::render::RenderError;
 use crate::render::pages::Pages;
+use crate::store::{Store, StoreError, canonical_email};
 
 /// The longest one delivery to the SMTP server may take: a person waits for the page.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -64,6 +73,13 @@ pub enum MailError {
     /// A mail template failed to render: fix the template.
     #[error("rendering the mail: {0}")]
     Render(#[from] RenderError),
+    /// This address has had its mails for the hour; nothing was sent. Callers answer the
+    /// visitor as if it had been, so the answer tells nothing about the address.
+    #[error("this address has had its mails for the hour")]
+    OverBudget,
+    /// The budget could not be checked, so nothing was sent.
+    #[error("checking the mail budget: {0}")]
+    Budget(#[from] StoreError),
 }
 
 /// Sends mail. Object-safe: held as `Arc<dyn Mailer>` in the application state (absent when
@@ -150,6 +166,60 @@ impl Mailer for SmtpMailer {
     }
 }
 
+/// How long a mail budget lasts.
+const BUDGET_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
+/// A mailer that sends at most `per_hour` mails an hour to one address, counted in the
+/// store, and hands the rest to `inner`.
+pub struct Budgeted {
+    pub inner: Arc<dyn Mailer>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub per_hour: u32,
+}
+
+/// The key an address's budget is counted under: a hash of its normalised form
+/// (`Ada+x@Example.org` and `ada@example.org` share one), so the table holds no addresses.
+pub fn budget_key(address: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"picket mail budget\0");
+    h.update(canonical_email(address).as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Whether `address` may get one more mail now under a budget of `per_hour`; counts
+/// nothing. For a caller that would otherwise replace a link already mailed with one that
+/// the budget then holds back.
+pub async fn budget_left(
+    store: &dyn Store,
+    address: &str,
+    per_hour: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    store
+        .mail_budget_left(&budget_key(address), per_hour, BUDGET_WINDOW, now)
+        .await
+}
+
+#[async_trait]
+impl Mailer for Budgeted {
+    async fn send(&self, mail: Mail) -> Result<(), MailError> {
+        let allowed = self
+            .store
+            .spend_mail_budget(
+                &budget_key(&mail.to),
+                self.per_hour,
+                BUDGET_WINDOW,
+                self.clock.now(),
+            )
+            .await?;
+        if !allowed {
+            return Err(MailError::OverBudget);
+        }
+        self.inner.send(mail).await
+    }
+}
+
 /// The mailer the settings ask for: `None` without an `[smtp]` section.
 pub fn from_settings(
     smtp: Option<&crate::config::SmtpSettings>,
@@ -208,19 +278,21 @@ pub async fn confirm_signature(
     mailer.send(mail).await
 }
 
-/// Mail a participant the magic link `url` that opens their own page (`/me`).
+/// Mail a participant the magic link `url` that opens their own page (`/me`) and works
+/// until `until` (said in words).
 pub async fn magic_link(
     mailer: &dyn Mailer,
     pages: &Pages,
     to: &str,
     name: &str,
     url: &str,
+    until: &str,
 ) -> Result<(), MailError> {
     let mail = render(
         pages,
         "mail/magic_link.txt",
         to,
-        &serde_json::json!({ "name": name, "url": url }),
+        &serde_json::json!({ "name": name, "url": url, "until": until }),
     )?;
     mailer.send(mail).await
 }
@@ -241,12 +313,17 @@ mod tests {
             &pages,
             "mail/magic_link.txt",
             "ada@example.org",
-            &serde_json::json!({"name": "Ada", "url": "https://picket.test/me?t=abc"}),
+            &serde_json::json!({"name": "Ada", "url": "https://picket.test/me?t=abc", "until": "Monday 5 July 2027, 10:00 UTC"}),
         )
         .unwrap();
         assert_eq!(mail.subject, "Your picket link");
         assert!(mail.text.starts_with("Hello Ada,"), "{}", mail.text);
         assert!(mail.text.contains("https://picket.test/me?t=abc"));
+        assert!(
+            mail.text.contains("until Monday 5 July 2027, 10:00 UTC"),
+            "{}",
+            mail.text
+        );
         let wire = formatted(mail);
         assert!(wire.contains("Content-Type: text/plain"), "{wire}");
         assert!(wire.contains("To: ada@example.org"), "{wire}");
@@ -278,6 +355,14 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, MailError::Address));
         assert!(!err.to_string().contains("not an address"));
+    }
+
+    #[test]
+    fn an_address_is_budgeted_under_a_hash_of_its_normal_form() {
+        let key = budget_key("Ada+strike@Example.org");
+        assert_eq!(key, budget_key(" ada@example.org"));
+        assert_ne!(key, budget_key("bob@example.org"));
+        assert!(!key.contains("ada") && key.len() == 64, "{key}");
     }
 
     #[test]

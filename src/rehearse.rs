@@ -43,7 +43,7 @@ use crate::network::{
 };
 use crate::sandbox::{Faults, Receiver, ReceiverReport, fingerprint};
 use crate::scheduler::{Dispatcher, StepReport, planner};
-use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, Store};
+use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, StoreTooling};
 
 /// Zones the simulated strikers live in: both ends of the date line, half- and
 /// quarter-hour offsets, both hemispheres (so daylight saving goes both ways).
@@ -351,7 +351,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
     })?;
 
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let store: Arc<dyn Store> = Arc::new(
+    let store: Arc<dyn StoreTooling> = Arc::new(
         SqliteStore::open(&dir.path().join("rehearsal.db"), true)
             .await
             .context("creating the rehearsal database")?,
@@ -420,8 +420,10 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
                         network: kind,
                         handle: format!("@striker{}_{a}", i + 1),
                         server: Some(server.clone()),
-                        credentials: vault.seal(token.as_bytes()),
+                        // The rehearsal's own receiver on loopback.
+                        trusted: true,
                     },
+                    &|id| vault.seal_for(id.0, token.as_bytes()),
                     now,
                 )
                 .await?;
@@ -457,10 +459,15 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
     }
     let planned = planned_at.len() as u64;
 
-    let sandbox = Networks::standard(Arc::new(crate::network::DiscardCredentials))
-        .get(NetworkKind::Sandbox)
-        .cloned()
-        .context("the sandbox adapter is built in")?;
+    let sandbox = Networks::standard(
+        Arc::new(crate::network::DiscardCredentials),
+        &crate::network::Egress::new(false),
+        "http://127.0.0.1",
+        dyn_clock.clone(),
+    )
+    .get(NetworkKind::Sandbox)
+    .cloned()
+    .context("the sandbox adapter is built in")?;
     let mut networks = Networks::new();
     for kind in STAND_INS {
         networks = networks.with(Arc::new(StandIn {

@@ -6,6 +6,14 @@
 //!
 //! `GET /api/v1/sandbox/posts` lists what it received; [`Receiver::report`] counts
 //! deliveries, created posts and replays.
+//!
+//! Two kinds: [`Receiver::new`], open to any bearer token, for rehearsals, benchmarks and
+//! tests that run their own on a loopback port; and [`Receiver::guarded`], the one
+//! `picket serve` mounts at `/sandbox` when the `sandbox` setting is on, where anyone who
+//! can reach the server can reach it. That one takes only tokens this picket issued
+//! ([`Issuer`]: the sandbox accounts connected here get one), lists to a token only its
+//! own posts, and keeps at most a byte budget of posts in memory, refusing new ones past
+//! it.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,6 +30,39 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::crypto::Vault;
+
+/// Makes and checks the bearer tokens of sandbox accounts: a label sealed with the
+/// credentials key, so only a process holding that key can make one, and any such process
+/// (`picket serve`, the CLI adding an account) can check one without shared state.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    vault: Vault,
+}
+
+impl Issuer {
+    const LABEL: &'static [u8] = b"picket sandbox token v1";
+    const PURPOSE: &'static str = "sandbox token";
+
+    pub fn new(vault: Vault) -> Issuer {
+        Issuer { vault }
+    }
+
+    /// A new token (each one different: the seal's nonce is random).
+    pub fn issue(&self) -> String {
+        hex::encode(self.vault.seal_purpose(Self::PURPOSE, Self::LABEL))
+    }
+
+    /// Whether this picket issued `token`.
+    pub fn check(&self, token: &str) -> bool {
+        // Sealed tokens are 128 hex digits; anything far longer is not worth decoding.
+        token.len() <= 256
+            && hex::decode(token)
+                .ok()
+                .and_then(|sealed| self.vault.open_purpose(Self::PURPOSE, &sealed).ok())
+                .is_some_and(|label| label == Self::LABEL)
+    }
+}
 
 /// How the receiver misbehaves. Faults are drawn from a seeded generator so a failing
 /// run can be repeated.
@@ -89,6 +130,8 @@ pub struct ReceiverReport {
 
 #[derive(Default)]
 struct Inner {
+    /// What the posts and deliveries below hold, roughly, in bytes.
+    bytes: usize,
     posts: Vec<ReceivedPost>,
     by_key: HashMap<(String, String), usize>,
     revoked: HashSet<String>,
@@ -105,6 +148,32 @@ pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
     faults: Arc<Mutex<Faults>>,
     clock: Arc<dyn Clock>,
+    /// Present on a guarded receiver: who may post, and how much it keeps.
+    gate: Option<Arc<Gate>>,
+}
+
+struct Gate {
+    issuer: Issuer,
+    max_bytes: usize,
+}
+
+/// Roughly the memory a stored post takes: the post, and its entries in the idempotency
+/// map and the slot set (each with its own copy of the token, key and slot).
+fn post_cost(p: &ReceivedPost) -> usize {
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    std::mem::size_of::<ReceivedPost>()
+        + 2 * std::mem::size_of::<(String, String)>()
+        + std::mem::size_of::<usize>()
+        + p.id.len()
+        + p.account.len()
+        + p.text.len()
+        + 3 * p.token.len()
+        + 2 * len(&p.idempotency_key)
+        + 2 * len(&p.slot)
+}
+
+fn delivery_cost(d: &Delivery) -> usize {
+    std::mem::size_of::<Delivery>() + d.account.len() + d.slot.as_ref().map_or(0, String::len)
 }
 
 #[derive(Deserialize)]
@@ -123,51 +192,84 @@ impl Receiver {
             })),
             faults: Arc::new(Mutex::new(Faults::default())),
             clock,
+            gate: None,
         }
+    }
+
+    /// A receiver for strangers to reach: only tokens from `issuer`, at most `max_bytes`
+    /// of posts kept.
+    pub fn guarded(clock: Arc<dyn Clock>, issuer: Issuer, max_bytes: u64) -> Self {
+        Receiver {
+            gate: Some(Arc::new(Gate {
+                issuer,
+                max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            })),
+            ..Receiver::new(clock)
+        }
+    }
+
+    /// A token for a new sandbox account, on a guarded receiver.
+    pub fn issue_token(&self) -> Option<String> {
+        self.gate.as_ref().map(|g| g.issuer.issue())
+    }
+
+    /// What the stored posts and deliveries take, roughly, in bytes.
+    pub fn stored_bytes(&self) -> usize {
+        crate::sync::lock(&self.inner).bytes
+    }
+
+    /// Whether a request with this bearer token gets past the gate (an open receiver lets
+    /// every request through to its own checks).
+    fn admits(&self, token: Option<&str>) -> bool {
+        match &self.gate {
+            None => true,
+            Some(g) => token.is_some_and(|t| g.issuer.check(t)),
+        }
+    }
+
+    /// Whether `cost` more bytes fit in the budget.
+    fn fits(&self, inner: &Inner, cost: usize) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|g| inner.bytes.saturating_add(cost) <= g.max_bytes)
     }
 
     pub fn set_faults(&self, faults: Faults) {
         let seed = faults.seed;
-        *self.faults.lock().expect("faults lock") = faults;
+        *crate::sync::lock(&self.faults) = faults;
         if seed != 0 {
-            self.inner.lock().expect("receiver lock").rng = seed;
+            crate::sync::lock(&self.inner).rng = seed;
         }
     }
 
     /// From now on this token is answered 401, as a revoked token would be.
     pub fn revoke(&self, token: &str) {
-        self.inner
-            .lock()
-            .expect("receiver lock")
+        crate::sync::lock(&self.inner)
             .revoked
             .insert(token.to_string());
     }
 
     /// Accept this token again (the participant reconnected).
     pub fn restore(&self, token: &str) {
-        self.inner
-            .lock()
-            .expect("receiver lock")
-            .revoked
-            .remove(token);
+        crate::sync::lock(&self.inner).revoked.remove(token);
     }
 
     /// Ids of posts deleted through the API.
     pub fn deleted(&self) -> Vec<String> {
-        self.inner.lock().expect("receiver lock").deleted.clone()
+        crate::sync::lock(&self.inner).deleted.clone()
     }
 
     pub fn posts(&self) -> Vec<ReceivedPost> {
-        self.inner.lock().expect("receiver lock").posts.clone()
+        crate::sync::lock(&self.inner).posts.clone()
     }
 
     /// Every request received, in order (capped like the posts).
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.lock().expect("receiver lock").deliveries.clone()
+        crate::sync::lock(&self.inner).deliveries.clone()
     }
 
     pub fn report(&self) -> ReceiverReport {
-        self.inner.lock().expect("receiver lock").report.clone()
+        crate::sync::lock(&self.inner).report.clone()
     }
 
     pub fn router(&self) -> Router {
@@ -218,11 +320,31 @@ fn next_unit(state: &mut u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty())
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"error": "The access token is invalid"})),
+    )
+        .into_response()
+}
+
 async fn create(
     State(rx): State<Receiver>,
     headers: HeaderMap,
     Json(body): Json<NewStatus>,
 ) -> Response {
+    if !rx.admits(bearer(&headers)) {
+        return unauthorized();
+    }
     let at = rx.clock.now();
     let slot = body.slot.clone();
     let account = headers
@@ -231,24 +353,27 @@ async fn create(
         .map(|v| fingerprint(v.trim_start_matches("Bearer ")))
         .unwrap_or_default();
     let response = answer(&rx, &headers, body).await;
-    let mut inner = rx.inner.lock().expect("receiver lock");
-    if inner.deliveries.len() < MAX_POSTS {
-        inner.deliveries.push(Delivery {
-            slot,
-            account,
-            at,
-            status: response.status().as_u16(),
-        });
+    let mut inner = crate::sync::lock(&rx.inner);
+    let delivery = Delivery {
+        slot,
+        account,
+        at,
+        status: response.status().as_u16(),
+    };
+    let cost = delivery_cost(&delivery);
+    if inner.deliveries.len() < MAX_POSTS && rx.fits(&inner, cost) {
+        inner.deliveries.push(delivery);
+        inner.bytes += cost;
     }
     response
 }
 
-/// Beyond this many posts the receiver refuses new ones: it lives in memory, and the one
-/// `picket serve` mounts at /sandbox is reachable by anyone who can reach the server.
+/// Beyond this many posts any receiver refuses new ones: it lives in memory. (A guarded
+/// one is bounded in bytes, usually long before.)
 const MAX_POSTS: usize = 200_000;
 
 async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response {
-    let delay = rx.faults.lock().expect("faults lock").commit_delay;
+    let delay = crate::sync::lock(&rx.faults).commit_delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -270,10 +395,10 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let faults = rx.faults.lock().expect("faults lock").clone();
+    let faults = crate::sync::lock(&rx.faults).clone();
     let now = rx.clock.now();
     let (fate, status) = {
-        let mut inner = rx.inner.lock().expect("receiver lock");
+        let mut inner = crate::sync::lock(&rx.inner);
         inner.report.deliveries += 1;
         if inner.revoked.contains(&token) {
             return (
@@ -282,12 +407,15 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
             )
                 .into_response();
         }
-        if inner.posts.len() >= MAX_POSTS {
-            return (
+        let full = || {
+            (
                 StatusCode::INSUFFICIENT_STORAGE,
                 Json(serde_json::json!({"error": "the sandbox is full"})),
             )
-                .into_response();
+                .into_response()
+        };
+        if inner.posts.len() >= MAX_POSTS {
+            return full();
         }
         if body.status.trim().is_empty() {
             return (
@@ -354,6 +482,11 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
                     slot: body.slot,
                     received_at: now,
                 };
+                let cost = post_cost(&post);
+                if !rx.fits(&inner, cost) {
+                    return full();
+                }
+                inner.bytes += cost;
                 let index = inner.posts.len();
                 if let Some(k) = &key {
                     inner.by_key.insert((token.clone(), k.clone()), index);
@@ -382,7 +515,7 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
             json.into_response()
         }
         Fate::LostAnswer => {
-            rx.inner.lock().expect("receiver lock").report.faults += 1;
+            crate::sync::lock(&rx.inner).report.faults += 1;
             (
                 StatusCode::BAD_GATEWAY,
                 Json(serde_json::json!({"error": "injected lost answer"})),
@@ -395,17 +528,15 @@ async fn answer(rx: &Receiver, headers: &HeaderMap, body: NewStatus) -> Response
 
 /// Like Mastodon's: 200 with the account for a good token, 401 for a missing or revoked one.
 async fn verify(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
+    if !rx.admits(bearer(&headers)) {
+        return unauthorized();
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let revoked = rx
-        .inner
-        .lock()
-        .expect("receiver lock")
-        .revoked
-        .contains(token);
+    let revoked = crate::sync::lock(&rx.inner).revoked.contains(token);
     if token.is_empty() || revoked {
         return (
             StatusCode::UNAUTHORIZED,
@@ -422,13 +553,16 @@ async fn delete_status(
     axum::extract::Path(id): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if !rx.admits(bearer(&headers)) {
+        return unauthorized();
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_string();
-    let mut inner = rx.inner.lock().expect("receiver lock");
+    let mut inner = crate::sync::lock(&rx.inner);
     let Some(i) = inner
         .posts
         .iter()
@@ -441,17 +575,49 @@ async fn delete_status(
             .into_response();
     };
     let post = inner.posts[i].clone();
-    inner.posts[i].text.clear();
+    inner.bytes = inner.bytes.saturating_sub(post.text.len());
+    inner.posts[i].text = String::new();
     inner.deleted.push(id);
     Json(serde_json::json!({"id": post.id, "text": post.text})).into_response()
 }
 
-async fn list(State(rx): State<Receiver>) -> Json<Vec<ReceivedPost>> {
-    Json(rx.posts())
+/// Every post on an open receiver; on a guarded one, only the caller's own.
+async fn list(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
+    let token = bearer(&headers);
+    if !rx.admits(token) {
+        return unauthorized();
+    }
+    let inner = crate::sync::lock(&rx.inner);
+    let posts: Vec<&ReceivedPost> = inner
+        .posts
+        .iter()
+        .filter(|p| rx.gate.is_none() || Some(p.token.as_str()) == token)
+        .collect();
+    Json(posts).into_response()
 }
 
 /// The first 12 hex digits of the token's SHA-256: enough to tell accounts apart.
 pub fn fingerprint(token: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(token.as_bytes())[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tokens_sealed_with_this_key_are_taken() {
+        let issuer = Issuer::new(Vault::from_key_bytes(&[1; 32]));
+        let other = Issuer::new(Vault::from_key_bytes(&[2; 32]));
+        let token = issuer.issue();
+        assert!(issuer.check(&token));
+        assert_ne!(token, issuer.issue(), "every account gets its own");
+        assert!(!other.check(&token));
+        assert!(!issuer.check("anything"));
+        assert!(!issuer.check(&hex::encode(
+            issuer.vault.seal_purpose(Issuer::PURPOSE, b"another label")
+        )));
+        assert!(!issuer.check(""));
+    }
 }

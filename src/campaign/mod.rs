@@ -3,8 +3,11 @@
 //!
 //! Parsing goes raw spec (`spec`, serde with `deny_unknown_fields`, every value spanned)
 //! -> validated types (`validate`), collecting every problem with its file, line and column
-//! rather than stopping at the first. `schedule` turns a campaign plus one participant's
-//! zone, days and cadence into [`Slot`]s. This module does not touch the store or networks.
+//! rather than stopping at the first; the values inside (durations, dates, `when`) are
+//! read by `values`, which the web and the command line use too. `schedule` turns a
+//! campaign plus one participant's zone, days and cadence into [`Slot`]s, and `preview`
+//! renders every slot's text through [`crate::compose`]. This module reads no database and
+//! speaks to no network.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 mod check;
 pub mod declaration;
@@ -22,14 +25,13 @@ pub mod preview;
 pub mod schedule;
 mod spec;
 mod validate;
+mod values;
 
 pub use check::{check_paths, load_dir};
 pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
-pub use schedule::{StrikePeriod, day_start, resolve_local};
-pub use validate::{
-    DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration,
-    parse_date, parse_duration, parse_when,
-};
+pub use schedule::{END_POST_WINDOW, MAX_DAY_POST_WINDOW, StrikePeriod, day_start, resolve_local};
+pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS};
+pub use values::{MAX_DURATION, fmt_duration, parse_date, parse_duration, parse_when};
 
 /// One thing wrong with a campaign file, located for a person to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,13 +15,27 @@
 //!   the clocks change during it, and `every 1h` yields 23 or 25 slots.
 //!
 //! Nothing here reads the clock: callers pass instants and zones.
+//!
+//! # Bounds
+//!
+//! A participation comes from a stranger's form or a stored row, so every instant computed
+//! from one is computed with checked arithmetic: a slot that would fall outside the range
+//! of dates is left out, never a panic. [`Campaign::check_participation`] refuses cadences
+//! outside what the campaign offers long before that.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use chrono::{LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
-use super::validate::{END_POST_WINDOW, MAX_DAY_POST_WINDOW, fmt_duration};
+use super::values::fmt_duration;
 use super::{Campaign, Participation, PostRule, Slot, StrikeTime, When};
+
+/// A `start` or `daily` slot stays publishable until its strike day ends, but no longer
+/// than this: a "today I'm on strike" notice sent in the evening reads as a mistake.
+pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
+
+/// How long the `end` ("I'm back") post stays publishable.
+pub const END_POST_WINDOW: Duration = Duration::hours(24);
 
 /// One strike day (or window) as a participant lives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,17 +131,45 @@ impl Campaign {
                 ));
             }
         }
-        if let Some(every) = p.every
-            && every < self.min_interval
-        {
-            return Err(format!(
-                "posting every {} is more often than the {} allows: choose {} or more",
-                fmt_duration(every),
-                self.title,
-                fmt_duration(self.min_interval)
-            ));
+        if let Some(every) = p.every {
+            if every < self.min_interval {
+                return Err(format!(
+                    "posting every {} is more often than the {} allows: choose {} or more",
+                    fmt_duration(every),
+                    self.title,
+                    fmt_duration(self.min_interval)
+                ));
+            }
+            let longest = self.longest_cadence();
+            if every > longest {
+                return Err(format!(
+                    "posting every {} is less often than once per strike {}: choose {} or less",
+                    fmt_duration(every),
+                    if matches!(self.strike.when, StrikeTime::Windows(_)) {
+                        "window"
+                    } else {
+                        "day"
+                    },
+                    fmt_duration(longest)
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The slowest cadence a participant may choose: once per strike day (24h), or per
+    /// longest window. Anything slower would post once a period anyway, and an absurd
+    /// value must not reach the arithmetic of [`Campaign::slots`].
+    pub fn longest_cadence(&self) -> Duration {
+        match &self.strike.when {
+            StrikeTime::Windows(ws) => ws
+                .iter()
+                .map(|w| w.end - w.start)
+                .max()
+                .unwrap_or(Duration::hours(24))
+                .max(self.min_interval),
+            _ => Duration::hours(24).max(self.min_interval),
+        }
     }
 
     /// The participant's strike days (or windows), in order.
@@ -137,24 +179,12 @@ impl Campaign {
             StrikeTime::ParticipantDays(days) => days
                 .iter()
                 .filter(|d| chosen(d))
-                .map(|d| {
-                    (
-                        *d,
-                        day_start(p.tz, *d),
-                        day_start(p.tz, d.succ_opt().unwrap()),
-                    )
-                })
+                .filter_map(|d| Some((*d, day_start(p.tz, *d), day_start(p.tz, d.succ_opt()?))))
                 .collect(),
             StrikeTime::ZonedDays { tz, days } => days
                 .iter()
                 .filter(|d| chosen(d))
-                .map(|d| {
-                    (
-                        *d,
-                        day_start(*tz, *d),
-                        day_start(*tz, d.succ_opt().unwrap()),
-                    )
-                })
+                .filter_map(|d| Some((*d, day_start(*tz, *d), day_start(*tz, d.succ_opt()?))))
                 .collect(),
             StrikeTime::Windows(ws) => ws
                 .iter()
@@ -197,13 +227,15 @@ impl Campaign {
         let mut out = Vec::new();
         for rule in &self.posts {
             let mut push = |at: DateTime<Utc>, default_window: Duration, day: u32| {
-                out.push(self.slot(
+                if let Some(slot) = self.slot(
                     rule,
                     at,
                     rule.window.unwrap_or(default_window),
                     day,
                     days_total,
-                ));
+                ) {
+                    out.push(slot);
+                }
             };
             match rule.when {
                 When::Start => {
@@ -226,7 +258,8 @@ impl Campaign {
                             if at >= pd.start {
                                 push(at, (pd.end - at).min(MAX_DAY_POST_WINDOW), pd.day);
                             }
-                            date = date.succ_opt().expect("in range");
+                            let Some(next) = date.succ_opt() else { break };
+                            date = next;
                         }
                     }
                 }
@@ -240,15 +273,10 @@ impl Campaign {
                         continue;
                     }
                     for pd in &periods {
-                        let mut at = pd.start;
-                        while at < pd.end {
-                            push(at, interval, pd.day);
-                            // A cadence from before durations were bounded may still be
-                            // stored: past the end of the calendar there is no next slot.
-                            let Some(next) = at.checked_add_signed(interval) else {
-                                break;
-                            };
-                            at = next;
+                        let mut at = Some(pd.start);
+                        while let Some(t) = at.filter(|t| *t < pd.end) {
+                            push(t, interval, pd.day);
+                            at = t.checked_add_signed(interval);
                         }
                     }
                 }
@@ -264,6 +292,7 @@ impl Campaign {
         out
     }
 
+    /// The slot at `at`; `None` when its window would end past the range of dates.
     fn slot(
         &self,
         rule: &PostRule,
@@ -271,8 +300,8 @@ impl Campaign {
         window: Duration,
         day: u32,
         days_total: u32,
-    ) -> Slot {
-        Slot {
+    ) -> Option<Slot> {
+        Some(Slot {
             key: format!(
                 "{}/{}@{}",
                 self.id,
@@ -282,12 +311,10 @@ impl Campaign {
             post: rule.name.clone(),
             template: rule.template.clone(),
             at,
-            window_end: at
-                .checked_add_signed(window)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            window_end: at.checked_add_signed(window)?,
             day,
             days_total,
-        }
+        })
     }
 }
 
@@ -362,5 +389,83 @@ t = ["On strike #{{ hashtag }}"]
             .and_hms_opt(1, 30, 0)
             .unwrap();
         assert_eq!(resolve_local(tz, local), utc("2027-11-07T05:30:00Z"));
+    }
+
+    fn campaign(strike: &str) -> Campaign {
+        let src = format!(
+            r##"id = "t"
+title = "T"
+hashtag = "T"
+networks = ["sandbox"]
+{strike}
+[[posts]]
+name = "soon"
+when = "before 7d"
+template = "n"
+[[posts]]
+name = "hourly"
+when = "every 1h"
+template = "n"
+optional = true
+[templates]
+n = ["#{{{{ hashtag }}}}"]
+"##
+        );
+        super::super::parse_str(&src, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    fn days() -> Campaign {
+        campaign("[strike]\ntimezone = \"participant\"\ndays = [\"2027-07-04\", \"2027-07-05\"]\n")
+    }
+
+    fn every(d: Duration) -> Participation {
+        Participation {
+            tz: chrono_tz::UTC,
+            days: None,
+            every: Some(d),
+        }
+    }
+
+    #[test]
+    fn a_cadence_slower_than_once_a_strike_day_is_refused() {
+        let c = days();
+        assert!(c.check_participation(&every(Duration::hours(24))).is_ok());
+        let err = c
+            .check_participation(&every(Duration::hours(25)))
+            .unwrap_err();
+        assert!(err.contains("once per strike day"), "{err}");
+        let absurd = Duration::days(100_000 * 960);
+        assert!(c.check_participation(&every(absurd)).is_err());
+    }
+
+    #[test]
+    fn a_cadence_may_be_as_slow_as_the_longest_window() {
+        let c = campaign(
+            "[strike]\nwindows = [{ start = \"2027-07-04T00:00:00Z\", end = \"2027-07-06T00:00:00Z\" }]\n",
+        );
+        assert!(c.check_participation(&every(Duration::hours(48))).is_ok());
+        let err = c
+            .check_participation(&every(Duration::hours(49)))
+            .unwrap_err();
+        assert!(err.contains("once per strike window"), "{err}");
+    }
+
+    #[test]
+    fn slots_of_an_absurd_cadence_are_computed_without_overflowing() {
+        // As a stored row that skipped the checks would have it: the slots that fit the
+        // range of dates (a repeating slot's window is its interval: none here), no panic.
+        let c = days();
+        let slots = c.slots(&every(Duration::days(100_000 * 960)));
+        let names: Vec<&str> = slots.iter().map(|s| s.post.as_str()).collect();
+        assert_eq!(names, ["soon"]);
+    }
+
+    #[test]
+    fn a_lead_reaching_before_the_first_date_leaves_that_slot_out() {
+        let mut c = days();
+        c.posts[0].when = When::Before(Duration::MAX);
+        let slots = c.slots(&every(Duration::hours(1)));
+        assert!(slots.iter().all(|s| s.post != "soon"), "{slots:?}");
+        assert_eq!(slots.len(), 48);
     }
 }

@@ -19,12 +19,14 @@ use super::declaration::{content_hash, is_hash, proposed_changes};
 use super::spec::{
     RawCampaign, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates, RawThreshold,
 };
+use super::values::{did_you_mean, fmt_duration, parse_date, parse_duration, parse_when};
 use super::{
     Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
 };
+use crate::compose::PostVars;
 use crate::compose::measure;
-use crate::network::NetworkKind;
-use crate::render::{PostRenderer, PostVars};
+use crate::domain::NetworkKind;
+use crate::render::PostRenderer;
 
 /// The networks a campaign is checked against when it does not name its own.
 pub const DEFAULT_NETWORKS: [NetworkKind; 3] = [
@@ -39,18 +41,6 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::hours(1);
 
 /// Below this, a campaign would have accounts posting at a pace networks treat as spam.
 pub const FLOOR_MIN_INTERVAL: Duration = Duration::minutes(5);
-
-/// The longest duration picket reads (about 274 years), parts added up: every instant a
-/// strike date plus or minus it stays far inside chrono's range, and `fmt_duration`
-/// prints every duration up to it in a form that reads back.
-pub const MAX_DURATION: Duration = Duration::days(100_000);
-
-/// A `start` or `daily` slot stays publishable until its strike day ends, but no longer
-/// than this: a "today I'm on strike" notice sent in the evening reads as a mistake.
-pub const MAX_DAY_POST_WINDOW: Duration = Duration::hours(6);
-
-/// How long the `end` ("I'm back") post stays publishable.
-pub const END_POST_WINDOW: Duration = Duration::hours(24);
 
 /// A validated campaign and where its `id` was written (to report duplicate ids).
 pub(crate) struct Loaded {
@@ -967,174 +957,6 @@ fn explain_tera(msg: &str) -> String {
     format!("does not render: {}", flat.join(" "))
 }
 
-/// `"15m"`, `"1h"`, `"1h30m"`, `"7d"`: a positive duration in days, hours and minutes.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let form =
-        "write a number and a unit, e.g. \"15m\", \"1h\", \"1h30m\", \"7d\" (units: m, h, d)";
-    if t.starts_with('-') {
-        return Err(format!(
-            "\"{s}\" is negative: durations must be positive; {form}"
-        ));
-    }
-    if t.is_empty() {
-        return Err(format!("empty duration: {form}"));
-    }
-    let mut total = Duration::zero();
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            'm' => Duration::minutes(1),
-            'h' => Duration::hours(1),
-            'd' => Duration::days(1),
-            _ => return Err(format!("\"{s}\" is not a duration: {form}")),
-        };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("\"{s}\" is not a duration: {form}"))?;
-        if n > 100_000 {
-            return Err(format!("\"{s}\" is too long a duration"));
-        }
-        total += unit * n as i32;
-        // Checked at each part, so the sum never exceeds twice the limit.
-        if total > MAX_DURATION {
-            return Err(format!(
-                "\"{s}\" is too long a duration: at most {}",
-                fmt_duration(MAX_DURATION)
-            ));
-        }
-        digits.clear();
-    }
-    if !digits.is_empty() {
-        return Err(format!("\"{s}\" has no unit: {form}"));
-    }
-    if total <= Duration::zero() {
-        return Err(format!(
-            "\"{s}\" is zero: durations must be positive; {form}"
-        ));
-    }
-    Ok(total)
-}
-
-/// The shortest way to write `d` in the campaign syntax, e.g. `1h30m`.
-pub fn fmt_duration(d: Duration) -> String {
-    let mut m = d.num_minutes();
-    if m == 0 {
-        return "0m".to_string();
-    }
-    let mut s = String::new();
-    if m < 0 {
-        s.push('-');
-        m = -m;
-    }
-    for (unit, len) in [("d", 1440), ("h", 60), ("m", 1)] {
-        if m >= len {
-            s.push_str(&format!("{}{unit}", m / len));
-            m %= len;
-        }
-    }
-    s
-}
-
-const WHEN_FORMS: &str = "\"start\", \"end\", \"every 1h\", \"before 7d\" or \"daily 09:00\"";
-
-/// Parse a post's `when`.
-pub fn parse_when(s: &str) -> Result<When, String> {
-    let t = s.trim();
-    let (word, arg) = match t.split_once(char::is_whitespace) {
-        Some((w, a)) => (w, Some(a.trim())),
-        None => (t, None),
-    };
-    match (word, arg) {
-        ("start", None) => Ok(When::Start),
-        ("end", None) => Ok(When::End),
-        ("every", Some(a)) => parse_duration(a)
-            .map(When::Every)
-            .map_err(|e| format!("when \"{s}\": {e}")),
-        ("before", Some(a)) => parse_duration(a).map(When::Before).map_err(|e| {
-            format!("when \"{s}\": {e}; the post goes out this long before the strike starts")
-        }),
-        ("daily", Some(a)) => parse_time(a)
-            .map(When::Daily)
-            .map_err(|e| format!("when \"{s}\": {e}")),
-        ("start" | "end", Some(_)) => Err(format!(
-            "when \"{s}\": \"{word}\" takes no argument; use one of {WHEN_FORMS}"
-        )),
-        ("every" | "before" | "daily", None) => Err(format!(
-            "when \"{s}\" needs an argument; use one of {WHEN_FORMS}"
-        )),
-        _ => {
-            let hint = did_you_mean(
-                word,
-                ["start", "end", "every", "before", "daily"].into_iter(),
-            );
-            Err(format!(
-                "unknown when \"{s}\"{hint}; use one of {WHEN_FORMS}"
-            ))
-        }
-    }
-}
-
-/// `HH:MM`, 24-hour.
-fn parse_time(s: &str) -> Result<NaiveTime, String> {
-    let form = "write a local time of day as HH:MM, e.g. \"09:00\"";
-    let Some((h, m)) = s.split_once(':') else {
-        return Err(format!("\"{s}\" is not a time: {form}"));
-    };
-    let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) else {
-        return Err(format!("\"{s}\" is not a time: {form}"));
-    };
-    if h > 23 {
-        return Err(format!(
-            "{s} is not a time of day: hours go from 00 to 23 (a strike day ends at 24:00)"
-        ));
-    }
-    if m > 59 {
-        return Err(format!(
-            "{s} is not a time of day: minutes go from 00 to 59"
-        ));
-    }
-    Ok(NaiveTime::from_hms_opt(h, m, 0).expect("checked"))
-}
-
-/// `YYYY-MM-DD`, with a reason when the date does not exist.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    let form = format!("\"{s}\" is not a date: write it as YYYY-MM-DD, e.g. \"2027-07-04\"");
-    let parts: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = parts[..] else {
-        return Err(form);
-    };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return Err(form);
-    }
-    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>()) else {
-        return Err(form);
-    };
-    if !(1..=12).contains(&m) {
-        return Err(format!("date {s} does not exist: months go from 01 to 12"));
-    }
-    if let Some(date) = NaiveDate::from_ymd_opt(y, m, d) {
-        return Ok(date);
-    }
-    let first = NaiveDate::from_ymd_opt(y, m, 1).expect("valid month");
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .expect("in range");
-    let len = (next - first).num_days();
-    let month = first.format("%B");
-    if m == 2 && d == 29 {
-        Err(format!("date {s} does not exist ({y} is not a leap year)"))
-    } else {
-        Err(format!(
-            "date {s} does not exist ({month} {y} has {len} days)"
-        ))
-    }
-}
-
 /// An RFC 3339 instant, or (with a zone) a local `YYYY-MM-DDTHH:MM[:SS]` in that zone.
 fn parse_instant(s: &str, tz: Option<Tz>) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -1177,32 +999,6 @@ fn slugify(s: &str) -> String {
     out.trim_end_matches('-').chars().take(64).collect()
 }
 
-/// `; did you mean "X"?` for the nearest candidate, or nothing when none is close.
-pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> String {
-    let w = word.to_lowercase();
-    let best = candidates
-        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, c)) if d <= (w.chars().count() / 3).max(2) => format!("; did you mean \"{c}\"?"),
-        _ => String::new(),
-    }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 impl Strike {
     /// The first instant any participant's strike can begin: for days read in each
     /// participant's zone, midnight of the first day in UTC+14 (the earliest zone).
@@ -1220,52 +1016,6 @@ impl Strike {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_combine_units() {
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::minutes(90)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::days(7)));
-        assert!(parse_duration("-30m").unwrap_err().contains("negative"));
-        assert!(parse_duration("0m").unwrap_err().contains("zero"));
-        assert!(parse_duration("15").unwrap_err().contains("no unit"));
-        assert_eq!(fmt_duration(Duration::minutes(90)), "1h30m");
-    }
-
-    #[test]
-    fn a_duration_summed_past_the_longest_is_refused_and_every_accepted_one_prints_back() {
-        // Found by the `durations` fuzz target (and issue 8): each part was capped, the
-        // sum was not, so "100000d" 960 times parsed to a duration no cadence can use and
-        // that `fmt_duration` prints as a part too long to read back.
-        let summed = "100000d".repeat(960);
-        assert!(parse_duration(&summed).unwrap_err().contains("too long"));
-        assert!(parse_duration("100000d1m").is_err());
-        let longest = parse_duration("99999d23h60m").unwrap();
-        assert_eq!(longest, MAX_DURATION);
-        assert_eq!(parse_duration(&fmt_duration(longest)), Ok(longest));
-    }
-
-    #[test]
-    fn february_29_of_a_common_year_says_why() {
-        assert_eq!(
-            parse_date("2027-02-29").unwrap_err(),
-            "date 2027-02-29 does not exist (2027 is not a leap year)"
-        );
-        assert!(parse_date("2028-02-29").is_ok());
-        assert!(
-            parse_date("2027-06-31")
-                .unwrap_err()
-                .contains("June 2027 has 30 days")
-        );
-    }
-
-    #[test]
-    fn a_misspelt_zone_gets_a_suggestion() {
-        let hint = did_you_mean(
-            "America/NewYork",
-            chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
-        );
-        assert_eq!(hint, "; did you mean \"America/New_York\"?");
-    }
 
     #[test]
     fn line_and_column_count_characters() {

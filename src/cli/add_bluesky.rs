@@ -1,9 +1,13 @@
 //! `picket account add bluesky`: resolve the handle, sign in ONCE with an app password and
 //! store the session (and the app password, to sign in again if the session is lost)
 //! sealed. Posting never signs in again while the session can be refreshed.
+//!
+//! A `--service` typed here is trusted (it may be a PDS on this machine); without it, the
+//! handle is resolved like a visitor's, through the guarded client.
 
 use super::participate::Ctx;
-use crate::participation::{self, connect};
+use crate::participation::connect::{self, TypedBy};
+use crate::participation::{self};
 
 pub async fn add_bluesky(
     ctx: &Ctx,
@@ -13,7 +17,14 @@ pub async fn add_bluesky(
 ) -> anyhow::Result<()> {
     // Open the vault first: a session made and then not stored would be a wasted sign-in.
     let vault = ctx.vault()?;
-    let account = connect::bluesky(handle, app_password, service).await?;
+    let account = connect::bluesky(
+        &ctx.egress(),
+        TypedBy::Operator,
+        handle,
+        app_password,
+        service,
+    )
+    .await?;
     let me = ctx.me(None, "UTC").await?;
     let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
         .await?;

@@ -5,7 +5,8 @@
 //! The OAuth app is registered once per server: its client id and secret live inside each
 //! account's sealed credentials, and a second account on the same server reuses the app
 //! found in the first. The steps themselves live in [`crate::participation::connect`];
-//! this file only talks to the participant.
+//! this file only talks to the participant. The server typed here is trusted: it may be
+//! on the operator's own network.
 
 use std::io::Write;
 
@@ -13,11 +14,12 @@ use anyhow::Context;
 
 use super::participate::Ctx;
 use crate::network::mastodon::OOB_REDIRECT;
-use crate::participation::{self, connect};
+use crate::participation::connect::{self, TypedBy};
+use crate::participation::{self};
 
 /// `picket account add mastodon --server URL [--token TOKEN]`.
 pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> anyhow::Result<()> {
-    let server = connect::mastodon_server(server).await?;
+    let server = connect::mastodon_server(&ctx.egress(), TypedBy::Operator, server).await?;
     let vault = ctx.vault()?;
     let me = ctx.me(None, "UTC").await?;
     let account = match token {

@@ -1,13 +1,14 @@
 //! `picket account add nostr`: connect a Nostr identity with a secret key (sealed like
 //! every credential) or a NIP-46 remote signer ("bunker"), which keeps the key with the
 //! participant. It checks the key or the signer before storing anything; it does not
-//! read relay limits or the participant's relay list (NIP-65).
+//! read relay limits or the participant's relay list (NIP-65). The relays and bunker typed
+//! here are trusted: they may be on the operator's own network.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::participate::Ctx;
-use crate::participation::connect::{self, ConnectError};
+use crate::participation::connect::{self, ConnectError, TypedBy};
 use crate::participation::{self};
 
 /// A human may have to approve picket in their signer app: give them time.
@@ -19,11 +20,12 @@ pub async fn add_nostr(
     nsec: Option<String>,
     bunker: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    let egress = ctx.egress();
     let connected = async {
-        let relays = connect::nostr_relays(relays)?;
+        let relays = connect::nostr_relays(&egress, TypedBy::Operator, relays).await?;
         match (nsec, bunker) {
             (Some(nsec), None) => {
-                let account = connect::nostr_key(relays, &nsec)?;
+                let account = connect::nostr_key(relays, &nsec, TypedBy::Operator)?;
                 eprintln!(
                     "warning: picket will hold this secret key (sealed in its database); it gives full \
                      control of the account. A remote signer (--bunker bunker://...) keeps the key with you."
@@ -34,7 +36,8 @@ pub async fn add_nostr(
                 eprintln!(
                     "asking the remote signer to connect picket (approve it there if asked)..."
                 );
-                connect::nostr_bunker(relays, &uri, BUNKER_TIMEOUT).await
+                connect::nostr_bunker(&egress, TypedBy::Operator, relays, &uri, BUNKER_TIMEOUT)
+                    .await
             }
             _ => Err(ConnectError::Invalid(
                 "give exactly one of --nsec or --bunker".into(),

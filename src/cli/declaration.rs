@@ -294,8 +294,10 @@ fn read_remote(source: &str) -> Result<Source, Refusal> {
         .enable_all()
         .build()?;
     let (fetched, json) = rt.block_on(async {
-        let text = peer::get_text(&raw_url).await?;
-        let json = peer::get_json(&api_url).await?;
+        // The operator typed this address: it may be a host on their own network.
+        let http = crate::network::Http::trusted();
+        let text = peer::get_text(&http, &raw_url).await?;
+        let json = peer::get_json(&http, &api_url).await?;
         Ok::<_, peer::FetchError>((text, json))
     })?;
     let text = normalize(&fetched.text);

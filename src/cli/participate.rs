@@ -1,12 +1,11 @@
 //! `picket account`, `join`, `withdraw`, `status`: the CLI's own user (one local
 //! participant per database) running picket for themself.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
@@ -15,8 +14,8 @@ use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
-use crate::network::NetworkKind;
-use crate::participation::{self, connect};
+use crate::domain::NetworkKind;
+use crate::participation::{self, Missing, ParticipationError, connect};
 use crate::scheduler;
 use crate::store::{self, AccountId, OutboxState, Store};
 
@@ -49,6 +48,22 @@ impl Ctx {
             vault: vault.clone(),
             clock: self.clock.clone(),
         })
+    }
+
+    /// The HTTP/WebSocket clients: trusted for what the operator types here, guarded (by
+    /// `allow_private_addresses`) for accounts a visitor connected.
+    pub fn egress(&self) -> crate::network::Egress {
+        crate::network::Egress::new(self.settings.allow_private_addresses)
+    }
+
+    /// Every adapter, for checking and deleting posts from the command line.
+    pub fn networks(&self, vault: &Vault) -> crate::network::Networks {
+        crate::network::Networks::standard(
+            self.credential_sink(vault),
+            &self.egress(),
+            &self.settings.public_url,
+            self.clock.clone(),
+        )
     }
 
     pub fn vault(&self) -> anyhow::Result<Vault> {
@@ -96,10 +111,13 @@ impl Ctx {
         name: Option<&str>,
         tz: &str,
     ) -> anyhow::Result<store::ParticipantId> {
-        Ok(self
-            .store
-            .ensure_local_participant(name.unwrap_or("me"), tz, self.clock.now())
-            .await?)
+        Ok(participation::local_participant(
+            self.store.as_ref(),
+            name.unwrap_or("me"),
+            tz,
+            self.clock.now(),
+        )
+        .await?)
     }
 }
 
@@ -112,7 +130,12 @@ pub async fn add_sandbox(
 ) -> anyhow::Result<()> {
     let server = server
         .unwrap_or_else(|| format!("{}/sandbox", ctx.settings.public_url.trim_end_matches('/')));
-    let account = connect::sandbox(name, &server, token)?;
+    // Without a token of its own, one this picket's /sandbox takes (it checks them).
+    let token = match token {
+        Some(t) => t,
+        None => crate::sandbox::Issuer::new(ctx.vault()?).issue(),
+    };
+    let account = connect::sandbox(name, &server, Some(token))?;
     let me = ctx.me(None, "UTC").await?;
     let id = participation::save_account(
         ctx.store.as_ref(),
@@ -177,24 +200,60 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
 }
 
 /// `picket account remove ID`.
-pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<()> {
+pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<ExitCode> {
     let me = ctx.me(None, "UTC").await?;
-    let account = ctx.store.get_account(AccountId(id)).await?;
-    match account {
-        Some(a) if a.participant_id == me => {}
-        _ => bail!("no account {id}: see `picket account list`"),
-    }
-    let w = ctx
-        .store
-        .remove_account(AccountId(id), ctx.clock.now())
-        .await?;
-    let stopped = scheduler::settle(ctx.store.as_ref(), w, ctx.max_wait()).await?;
+    let removed = participation::remove_account(
+        ctx.store.as_ref(),
+        me,
+        AccountId(id),
+        ctx.clock.now(),
+        ctx.max_wait(),
+    )
+    .await;
+    let stopped = match removed {
+        Ok(r) => r.stopped,
+        Err(e) => return refused(e),
+    };
     println!(
         "removed account {id}; {} unsent post(s) cancelled; its credentials are erased",
         stopped.cancelled
     );
     report_in_flight(stopped);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A participant's action that did not happen, as the command line tells it: what the
+/// person typed wrong is a message and exit code 2; a failure of the store or a network is
+/// an error (exit code 1, through `cli::run`).
+fn refused(e: ParticipationError) -> anyhow::Result<ExitCode> {
+    let (code, msg) = answer(e)?;
+    eprintln!("error: {msg}");
+    Ok(ExitCode::from(code))
+}
+
+/// The exit code and message for `e`, or `e` itself when it is not the person's to fix.
+fn answer(e: ParticipationError) -> anyhow::Result<(u8, String)> {
+    Ok(match e {
+        ParticipationError::Invalid(m) => (2, m),
+        ParticipationError::NoAccounts => (
+            2,
+            "name at least one account with --account ID (see `picket account list`)".into(),
+        ),
+        ParticipationError::NotFound(Missing::Account(id)) => {
+            (2, format!("no account {id}: see `picket account list`"))
+        }
+        ParticipationError::NotFound(Missing::Pledge(c)) => {
+            (2, format!("you have not joined {c}: see `picket status`"))
+        }
+        ParticipationError::NotFound(Missing::Participant) => (
+            1,
+            "this database has no participant any more: run the command again".into(),
+        ),
+        ParticipationError::Conflict(m) => (1, format!("{m}: run the command again")),
+        e @ (ParticipationError::Store(_) | ParticipationError::Network(_)) => {
+            return Err(e.into());
+        }
+    })
 }
 
 pub struct JoinArgs {
@@ -223,27 +282,55 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let me = ctx.me(args.name.as_deref(), &tz_name).await?;
-    let mine: HashSet<i64> = ctx
-        .store
-        .list_accounts(me)
-        .await?
-        .iter()
-        .map(|a| a.id.0)
-        .collect();
-    if args.accounts.is_empty() {
-        eprintln!("error: name at least one account with --account ID (see `picket account list`)");
-        return Ok(ExitCode::from(2));
-    }
-    for id in &args.accounts {
-        if !mine.contains(id) {
-            eprintln!("error: no account {id}: see `picket account list`");
-            return Ok(ExitCode::from(2));
-        }
-    }
     let now = ctx.clock.now();
-    let vault = ctx.vault()?;
-    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
     let ids: Vec<AccountId> = args.accounts.iter().map(|&i| AccountId(i)).collect();
+    let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
+    let pledged = match participation::pledge(
+        ctx.store.as_ref(),
+        &campaign,
+        me,
+        &participation,
+        &ids,
+        spread,
+        now,
+        ctx.max_wait(),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    println!(
+        "joined {} in {tz_name}: {} post(s) planned on {} account(s); see `picket status {}`",
+        campaign.id, pledged.planned, pledged.accounts, campaign.id
+    );
+    // Joining again replaces the accounts: say plainly which changed.
+    for a in &pledged.added {
+        println!(
+            "added: account {} ({} {})",
+            a.id,
+            a.network.label(),
+            a.handle
+        );
+    }
+    for a in &pledged.stopped {
+        println!(
+            "stopped posting: account {} ({} {})",
+            a.id,
+            a.network.label(),
+            a.handle
+        );
+    }
+    if !pledged.stopped.is_empty() {
+        println!(
+            "{} unsent post(s) of the accounts left out cancelled",
+            pledged.stopped_posts.cancelled
+        );
+        report_in_flight(pledged.stopped_posts);
+    }
+    // Checked after pledging, so only the participant's own accounts are ever checked.
+    let vault = ctx.vault()?;
+    let networks = ctx.networks(&vault);
     let checked =
         scheduler::verify::verify_accounts(ctx.store.as_ref(), &networks, &vault, &ids, now)
             .await?;
@@ -260,24 +347,6 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             checked.unknown
         );
     }
-    let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
-    let pledged = participation::pledge(
-        ctx.store.as_ref(),
-        &campaign,
-        me,
-        &participation,
-        &ids,
-        spread,
-        now,
-    )
-    .await?;
-    println!(
-        "joined {} in {tz_name}: {} post(s) planned on {} account(s); see `picket status {}`",
-        campaign.id,
-        pledged.planned,
-        args.accounts.len(),
-        campaign.id
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,9 +356,9 @@ pub async fn withdraw(
     campaign_id: &str,
     account: Option<i64>,
     delete_posts: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let me = ctx.me(None, "UTC").await?;
-    let stopped = scheduler::withdraw(
+    let stopped = match participation::withdraw(
         ctx.store.as_ref(),
         me,
         campaign_id,
@@ -297,7 +366,11 @@ pub async fn withdraw(
         ctx.clock.now(),
         ctx.max_wait(),
     )
-    .await?;
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
     match account {
         Some(a) => println!(
             "account {a} withdrawn from {campaign_id}: {} post(s) cancelled",
@@ -310,9 +383,9 @@ pub async fn withdraw(
     }
     report_in_flight(stopped);
     if delete_posts {
-        delete_published(ctx, me, campaign_id, account.map(AccountId)).await?;
+        return delete_published(ctx, me, campaign_id, account.map(AccountId)).await;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Delete this pledge's published notices from the networks.
@@ -321,10 +394,10 @@ async fn delete_published(
     me: store::ParticipantId,
     campaign_id: &str,
     account: Option<AccountId>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let vault = ctx.vault()?;
-    let networks = crate::network::Networks::standard(ctx.credential_sink(&vault));
-    let report = participation::delete_published(
+    let networks = ctx.networks(&vault);
+    let report = match participation::delete_published(
         ctx.store.as_ref(),
         &networks,
         &vault,
@@ -332,7 +405,11 @@ async fn delete_published(
         Some(campaign_id),
         account,
     )
-    .await?;
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return refused(e),
+    };
     for (post, why) in &report.failed {
         eprintln!("could not delete {post}: {why}");
     }
@@ -346,7 +423,7 @@ async fn delete_published(
             report.failed.len()
         );
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_in_flight(stopped: scheduler::Stopped) {
@@ -469,4 +546,52 @@ pub async fn cancel_campaign(ctx: &Ctx, id: &str, reason: &str) -> anyhow::Resul
     );
     report_in_flight(stopped);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_person_typed_wrong_exits_2_with_what_to_do() {
+        let cases = [
+            (
+                ParticipationError::NotFound(Missing::Account(AccountId(9))),
+                "no account 9: see `picket account list`",
+            ),
+            (
+                ParticipationError::NotFound(Missing::Pledge("strike".into())),
+                "you have not joined strike: see `picket status`",
+            ),
+            (
+                ParticipationError::NoAccounts,
+                "name at least one account with --account ID (see `picket account list`)",
+            ),
+            (
+                ParticipationError::Invalid("unknown time zone".into()),
+                "unknown time zone",
+            ),
+        ];
+        for (e, said) in cases {
+            assert_eq!(answer(e).unwrap(), (2, said.to_string()));
+        }
+    }
+
+    #[test]
+    fn a_change_made_meanwhile_exits_1_and_says_to_run_again() {
+        let (code, said) = answer(ParticipationError::Conflict(
+            "the pledge was deleted".into(),
+        ))
+        .unwrap();
+        assert_eq!(code, 1);
+        assert!(said.ends_with("run the command again"), "{said}");
+    }
+
+    #[test]
+    fn a_failing_store_or_network_is_an_error_not_an_answer() {
+        let store = ParticipationError::Store(store::StoreError::Corrupt("x".into()));
+        assert!(answer(store).is_err());
+        let network = ParticipationError::Network(connect::ConnectError::Invalid("x".into()));
+        assert!(answer(network).is_err());
+    }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 /// What a network allows, in its own unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

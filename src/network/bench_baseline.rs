@@ -11,7 +11,8 @@ use futures::StreamExt;
 /// its own token and key (so the receiver creates every one, as it does for the
 /// dispatcher's posts); returns the wall time and how many were answered 2xx.
 pub async fn fire(base_url: &str, n: usize, concurrency: usize) -> (Duration, usize) {
-    let client = super::http_client();
+    // The same client the sandbox adapter uses (the receiver is the operator's own).
+    let client = super::Egress::new(false).trusted().clone();
     let url = format!("{}/api/v1/statuses", base_url.trim_end_matches('/'));
     let started = Instant::now();
     let ok = futures::stream::iter(0..n)
@@ -20,9 +21,9 @@ pub async fn fire(base_url: &str, n: usize, concurrency: usize) -> (Duration, us
             let url = url.clone();
             async move {
                 let resp = client
-                    .post(url)
-                    .bearer_auth(format!("baseline-token-{i}"))
-                    .header("Idempotency-Key", format!("baseline-key-{i}"))
+                    .post(&url)
+                    .bearer_auth(&format!("baseline-token-{i}"))
+                    .header("Idempotency-Key", &format!("baseline-key-{i}"))
                     .timeout(Duration::from_secs(30))
                     .json(&serde_json::json!({
                         "status": format!("Baseline post {i} #BenchStrike https://picket.example/i/abcdefghjkmn"),

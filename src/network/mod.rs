@@ -1,102 +1,34 @@
 //! Networks picket posts to.
 //!
-//! This module names the networks and their posting rules; the adapters that speak HTTP
-//! (the only code in picket that uses `reqwest`) live in one file per network below it.
-
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A kind of network an account lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkKind {
-    /// Mastodon client API: Mastodon, Pleroma/Akkoma, GoToSocial, Friendica, ...
-    Mastodon,
-    Bluesky,
-    Nostr,
-    Misskey,
-    X,
-    Threads,
-    /// The built-in local receiver used by rehearsals, demos and tests.
-    Sandbox,
-}
-
-impl NetworkKind {
-    pub const ALL: [NetworkKind; 7] = [
-        NetworkKind::Mastodon,
-        NetworkKind::Bluesky,
-        NetworkKind::Nostr,
-        NetworkKind::Misskey,
-        NetworkKind::X,
-        NetworkKind::Threads,
-        NetworkKind::Sandbox,
-    ];
-
-    /// The network's name as people write it.
-    pub fn label(self) -> &'static str {
-        match self {
-            NetworkKind::Mastodon => "Mastodon",
-            NetworkKind::Bluesky => "Bluesky",
-            NetworkKind::Nostr => "Nostr",
-            NetworkKind::Misskey => "Misskey",
-            NetworkKind::X => "X",
-            NetworkKind::Threads => "Threads",
-            NetworkKind::Sandbox => "Sandbox",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkKind::Mastodon => "mastodon",
-            NetworkKind::Bluesky => "bluesky",
-            NetworkKind::Nostr => "nostr",
-            NetworkKind::Misskey => "misskey",
-            NetworkKind::X => "x",
-            NetworkKind::Threads => "threads",
-            NetworkKind::Sandbox => "sandbox",
-        }
-    }
-}
-
-impl fmt::Display for NetworkKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The name was not one of [`NetworkKind::ALL`].
-#[derive(Debug, thiserror::Error)]
-#[error("unknown network `{0}` (known: mastodon, bluesky, nostr, misskey, x, threads, sandbox)")]
-pub struct UnknownNetwork(pub String);
-
-impl FromStr for NetworkKind {
-    type Err = UnknownNetwork;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NetworkKind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownNetwork(s.to_string()))
-    }
-}
+//! This module holds the `Network` trait and the adapters, one file or folder per network
+//! below it; the network kinds themselves are named in [`crate::domain`]. Every request
+//! and WebSocket the adapters make goes through [`guarded`] (the only code in picket that
+//! uses `reqwest`): addresses a visitor or a remote document supplies must be public and
+//! https/wss, no redirect is followed, bodies are capped and every request has a deadline. An account's servers are reached through
+//! the trusted client only when the operator added it ([`AccountRef::trusted`]).
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod guarded;
 pub mod mastodon;
 pub mod nostr;
 pub mod peer;
 pub mod sandbox;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use crate::config::Secret;
+use crate::clock::Clock;
+use crate::domain::Secret;
+// Adapters and tests name the network kinds through this module too.
+pub use crate::domain::{NetworkKind, UnknownNetwork};
+pub use guarded::{Egress, Http, HttpError};
 
 /// The account a post is made from, as the dispatcher hands it to an adapter.
 #[derive(Clone)]
@@ -107,6 +39,9 @@ pub struct AccountRef {
     pub server: String,
     /// Decrypted credentials, in the adapter's own format. Never logged.
     pub credentials: Secret,
+    /// The operator added this account and typed its addresses (command line): its servers
+    /// are reached through the trusted client. Otherwise every request is guarded.
+    pub trusted: bool,
 }
 
 impl fmt::Debug for AccountRef {
@@ -115,6 +50,7 @@ impl fmt::Debug for AccountRef {
             .field("id", &self.id)
             .field("handle", &self.handle)
             .field("server", &self.server)
+            .field("trusted", &self.trusted)
             .finish_non_exhaustive()
     }
 }
@@ -145,13 +81,118 @@ pub struct Receipt {
     pub url: Option<String>,
 }
 
+/// The longest [`Reason::summary`]: it is stored with the post and shown on pages.
+pub const MAX_SUMMARY: usize = 200;
+
+/// The longest [`Reason::detail`] kept for the log.
+pub const MAX_DETAIL: usize = 300;
+
+/// Why a post (or a check of an account) failed, in two parts kept apart on purpose.
+///
+/// The summary is picket's own words: what kind of failure, with the HTTP status or the
+/// protocol's machine-readable code ("the server refused the post (HTTP 422)", "rate
+/// limited (HTTP 429)", "every relay refused the note (blocked)"). It is what the outbox
+/// row and the account's status record, so it is what `/me`, the join pages and
+/// `picket status` show.
+///
+/// The detail is what the other side said in its own words: an error body's message, a
+/// relay's `OK` text, a remote signer's refusal, a transport error. A server chooses those
+/// words, so they never reach a visitor's page: the dispatcher and the verifier log them,
+/// and the command line shows them to the operator ([`Reason::for_operator`]); nothing
+/// stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    summary: String,
+    detail: Option<String>,
+}
+
+impl Reason {
+    /// A reason in picket's own words. Only text picket wrote (and numbers or codes it
+    /// parsed and chose to name) belongs here; anything a remote side said goes to
+    /// [`Reason::with_detail`]. Cut to [`MAX_SUMMARY`] characters.
+    pub fn new(summary: impl Into<String>) -> Reason {
+        Reason {
+            summary: clean(&summary.into(), MAX_SUMMARY).unwrap_or_else(|| "failed".into()),
+            detail: None,
+        }
+    }
+
+    /// With the other side's own words for the log: control characters and runs of
+    /// whitespace become one space, a word that looks like a token is left out (a server
+    /// may echo what it was sent), cut to [`MAX_DETAIL`] characters; empty is none.
+    pub fn with_detail(mut self, remote: impl AsRef<str>) -> Reason {
+        let words: Vec<&str> = remote
+            .as_ref()
+            .split(|c: char| c.is_whitespace() || c.is_control())
+            .map(|w| if looks_like_token(w) { "[token?]" } else { w })
+            .collect();
+        self.detail = clean(&words.join(" "), MAX_DETAIL);
+        self
+    }
+
+    /// picket's words: what may be stored and shown to the participant.
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The other side's words, for the log and the operator only.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// Both, for the operator's command line and the log.
+    pub fn for_operator(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} (it said: {d})", self.summary),
+            None => self.summary.clone(),
+        }
+    }
+}
+
+/// Only the summary: a reason printed anywhere shows picket's words unless the detail is
+/// asked for by name.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary)
+    }
+}
+
+/// Whether `word` holds a run of 32 or more characters of the alphabets access tokens,
+/// JWTs and keys are written in (base64url, hex, bech32): picket's own tokens are such
+/// runs, and the words around them stay readable.
+fn looks_like_token(word: &str) -> bool {
+    let mut run = 0;
+    for c in word.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') {
+            run += 1;
+            if run >= 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// `text` on one line, at most `max` characters; `None` when nothing is left.
+fn clean(text: &str, max: usize) -> Option<String> {
+    let one_line = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cut: String = one_line.chars().take(max).collect();
+    (!cut.is_empty()).then_some(cut)
+}
+
 /// Why a post was not published, phrased as what the dispatcher should do next.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     /// A passing fault (5xx, connection refused, timeout): try again later.
     #[error("temporary failure: {reason}")]
     Retry {
-        reason: String,
+        reason: Reason,
         /// The network said when (Retry-After, rate-limit reset).
         after: Option<Duration>,
         /// The request may have been received (timeout after sending).
@@ -159,10 +200,49 @@ pub enum PublishError {
     },
     /// The network refused this content for good (too long, invalid): do not retry.
     #[error("rejected: {0}")]
-    Rejected(String),
+    Rejected(Reason),
     /// The credentials no longer work: the participant must reconnect the account.
     #[error("reconnect needed: {0}")]
-    Reconnect(String),
+    Reconnect(Reason),
+}
+
+impl PublishError {
+    /// Refused for good, in picket's words with no remote detail.
+    pub fn rejected(summary: impl Into<String>) -> PublishError {
+        PublishError::Rejected(Reason::new(summary))
+    }
+
+    /// The account must be reconnected, in picket's words with no remote detail.
+    pub fn reconnect(summary: impl Into<String>) -> PublishError {
+        PublishError::Reconnect(Reason::new(summary))
+    }
+
+    /// Try again later; nothing was sent.
+    pub fn retry(summary: impl Into<String>) -> PublishError {
+        PublishError::Retry {
+            reason: Reason::new(summary),
+            after: None,
+            maybe_sent: false,
+        }
+    }
+
+    pub fn reason(&self) -> &Reason {
+        match self {
+            PublishError::Retry { reason, .. }
+            | PublishError::Rejected(reason)
+            | PublishError::Reconnect(reason) => reason,
+        }
+    }
+
+    /// The error with the other side's words, for the operator's command line.
+    pub fn for_operator(&self) -> String {
+        let kind = match self {
+            PublishError::Retry { .. } => "temporary failure",
+            PublishError::Rejected(_) => "rejected",
+            PublishError::Reconnect(_) => "reconnect needed",
+        };
+        format!("{kind}: {}", self.reason().for_operator())
+    }
 }
 
 /// Posting to one kind of network. Adapters take their HTTP client and base URLs in the
@@ -189,9 +269,9 @@ pub trait Network: Send + Sync + 'static {
     /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let _ = (account, remote_id);
-        Err(PublishError::Rejected(format!(
+        Err(PublishError::rejected(format!(
             "deleting posts is not supported on {}",
-            self.kind()
+            self.kind().label()
         )))
     }
 
@@ -267,47 +347,51 @@ impl Networks {
         self.by_kind.get(&kind)
     }
 
-    /// Every adapter picket ships, sharing one HTTP client (one connection pool).
+    /// Every adapter picket ships, sharing `egress` (one connection pool per client).
     /// `credentials` keeps tokens that change while running (the app passes
-    /// `app::StoreCredentials`).
-    pub fn standard(credentials: Arc<dyn CredentialSink>) -> Self {
-        let client = http_client();
+    /// `app::StoreCredentials`); `own_url` is this host's `public_url`, the only place link
+    /// cards are read from; `clock` is where adapters read now (rate limits, token expiry).
+    pub fn standard(
+        credentials: Arc<dyn CredentialSink>,
+        egress: &Egress,
+        own_url: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Networks::new()
-            .with(Arc::new(mastodon::Mastodon::new(client.clone())))
-            .with(Arc::new(nostr::Nostr::new()))
-            .with(Arc::new(sandbox::Sandbox::new(client.clone())))
-            .with(Arc::new(bluesky::Bluesky::new(client, credentials)))
+            .with(Arc::new(mastodon::Mastodon::new(
+                egress.clone(),
+                clock.clone(),
+            )))
+            .with(Arc::new(nostr::Nostr::new(egress.clone())))
+            // The sandbox's address is this host's own or the operator's: never a visitor's.
+            .with(Arc::new(sandbox::Sandbox::new(
+                egress.trusted().clone(),
+                clock.clone(),
+            )))
+            .with(Arc::new(
+                bluesky::Bluesky::new(egress.clone(), credentials, clock).with_cards_from(own_url),
+            ))
     }
 }
 
-/// The HTTP client every adapter shares.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("TLS backend available")
-}
-
-/// Map a `reqwest` transport error to what to do next. A timeout after the request was
-/// written may have reached the server, so it is flagged `maybe_sent`.
-pub(crate) fn transport_error(e: &reqwest::Error) -> PublishError {
-    let maybe_sent = !e.is_connect() && !e.is_builder();
+/// Map a transport failure to what to do next. A timeout after the request was written
+/// may have reached the server, so it is flagged `maybe_sent`. The summary names the kind
+/// of failure; the error's own text (library words, a refused address) is the detail.
+pub(crate) fn transport_error(e: &HttpError) -> PublishError {
+    let summary = match e {
+        HttpError::Refused(_) => {
+            "picket does not connect to that address (not public, or not https)"
+        }
+        HttpError::Connect(_) => "could not connect to the server",
+        HttpError::Transport(_) => "the connection failed or timed out during the request",
+        HttpError::TooLarge(_) => "the server's answer was too large",
+        HttpError::Decode(_) => "the server's answer was unreadable",
+    };
     PublishError::Retry {
-        reason: format!("network error: {}", without_url(e)),
+        reason: Reason::new(summary).with_detail(e.to_string()),
         after: None,
-        maybe_sent,
+        maybe_sent: e.maybe_sent(),
     }
-}
-
-/// reqwest errors print the URL; a URL can carry a token (webhooks), so leave it out.
-pub(crate) fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<url>");
-    }
-    s
 }
 
 /// Read a `Retry-After` header: seconds, or an HTTP date.
@@ -325,4 +409,81 @@ pub(crate) fn retry_after(
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_shows_only_picket_words_and_keeps_the_remote_ones_apart_on_one_short_line() {
+        // Arrange: a remote answer with line breaks, control characters and no end.
+        let remote = format!("SECRET\r\n\t<b>x</b>\u{7}{}", "y ".repeat(1000));
+
+        // Act
+        let r = Reason::new("the server refused the post (HTTP 422)").with_detail(&remote);
+
+        // Assert
+        assert_eq!(r.summary(), "the server refused the post (HTTP 422)");
+        assert_eq!(r.to_string(), r.summary());
+        let detail = r.detail().unwrap();
+        assert!(detail.starts_with("SECRET <b>x</b> y y"), "{detail}");
+        assert_eq!(detail.chars().count(), MAX_DETAIL);
+        assert!(r.for_operator().contains("SECRET"));
+        assert_eq!(Reason::new("x".repeat(1000)).summary().len(), MAX_SUMMARY);
+        assert_eq!(Reason::new("ok").with_detail(" \n ").detail(), None);
+    }
+
+    #[test]
+    fn a_token_a_server_echoes_back_is_left_out_of_the_detail() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLWhlcmU";
+        let mastodon = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0";
+        let said =
+            format!("invalid token Bearer {mastodon} (was: \"{jwt}\"), see /api/v1/statuses");
+
+        let r = Reason::new("the server refused the post (HTTP 401)").with_detail(&said);
+
+        let detail = r.detail().unwrap();
+        assert!(
+            !detail.contains(mastodon) && !detail.contains("eyJ"),
+            "{detail}"
+        );
+        assert!(
+            detail.starts_with("invalid token Bearer [token?]")
+                && detail.ends_with("see /api/v1/statuses"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_is_named_by_its_kind_and_its_text_is_the_detail() {
+        let cases = [
+            (
+                HttpError::Connect("tcp connect error: SECRET".into()),
+                "could not connect to the server",
+                false,
+            ),
+            (
+                HttpError::Transport("operation timed out SECRET".into()),
+                "the connection failed or timed out during the request",
+                true,
+            ),
+            (
+                HttpError::Decode("expected value SECRET".into()),
+                "the server's answer was unreadable",
+                true,
+            ),
+        ];
+        for (e, summary, maybe) in cases {
+            let PublishError::Retry {
+                reason, maybe_sent, ..
+            } = transport_error(&e)
+            else {
+                panic!("a transport failure is retried");
+            };
+            assert_eq!(reason.summary(), summary);
+            assert!(reason.detail().unwrap().contains("SECRET"));
+            assert_eq!(maybe_sent, maybe);
+        }
+    }
 }

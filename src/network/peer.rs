@@ -1,8 +1,11 @@
 //! Reading from another picket host: the raw declaration text and the campaign JSON that
 //! `picket declaration fork` copies. Here because only `network/` speaks HTTP; it does not
-//! post and holds no credentials.
+//! post and holds no credentials. The caller picks the client: the trusted one for an
+//! address the operator typed, the guarded one for any other.
 
 use std::time::Duration;
+
+use super::guarded::{Http, HttpError, Response};
 
 /// Larger than any declaration or campaign: a host answering more is not a picket host.
 const MAX_BYTES: usize = 2 * 1024 * 1024;
@@ -35,8 +38,8 @@ pub struct FetchedText {
 }
 
 /// `GET url` as UTF-8 text.
-pub async fn get_text(url: &str) -> Result<FetchedText, FetchError> {
-    let resp = get(url).await?;
+pub async fn get_text(http: &Http, url: &str) -> Result<FetchedText, FetchError> {
+    let resp = get(http, url).await?;
     let announced_sha256 = resp
         .headers()
         .get("x-content-sha256")
@@ -55,8 +58,8 @@ pub async fn get_text(url: &str) -> Result<FetchedText, FetchError> {
 }
 
 /// `GET url` as JSON.
-pub async fn get_json(url: &str) -> Result<serde_json::Value, FetchError> {
-    let resp = get(url).await?;
+pub async fn get_json(http: &Http, url: &str) -> Result<serde_json::Value, FetchError> {
+    let resp = get(http, url).await?;
     let bytes = body(url, resp).await?;
     serde_json::from_slice(&bytes).map_err(|e| FetchError::Unexpected {
         url: url.to_string(),
@@ -65,15 +68,16 @@ pub async fn get_json(url: &str) -> Result<serde_json::Value, FetchError> {
     })
 }
 
-async fn get(url: &str) -> Result<reqwest::Response, FetchError> {
-    let resp = super::http_client()
+async fn get(http: &Http, url: &str) -> Result<Response, FetchError> {
+    let resp = http
         .get(url)
         .timeout(TIMEOUT)
+        .max_body(MAX_BYTES)
         .send()
         .await
         .map_err(|e| FetchError::Unreachable {
             url: url.to_string(),
-            reason: super::without_url(&e),
+            reason: e.to_string(),
         })?;
     if !resp.status().is_success() {
         return Err(FetchError::Status {
@@ -84,27 +88,16 @@ async fn get(url: &str) -> Result<reqwest::Response, FetchError> {
     Ok(resp)
 }
 
-async fn body(url: &str, mut resp: reqwest::Response) -> Result<Vec<u8>, FetchError> {
-    let mut out = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                out.extend_from_slice(&chunk);
-                if out.len() > MAX_BYTES {
-                    return Err(FetchError::Unexpected {
-                        url: url.to_string(),
-                        expected: "a declaration",
-                        reason: format!("the answer is larger than {MAX_BYTES} bytes"),
-                    });
-                }
-            }
-            Ok(None) => return Ok(out),
-            Err(e) => {
-                return Err(FetchError::Unreachable {
-                    url: url.to_string(),
-                    reason: super::without_url(&e),
-                });
-            }
-        }
-    }
+async fn body(url: &str, resp: Response) -> Result<Vec<u8>, FetchError> {
+    resp.bytes().await.map_err(|e| match e {
+        HttpError::TooLarge(max) => FetchError::Unexpected {
+            url: url.to_string(),
+            expected: "a declaration",
+            reason: format!("the answer is larger than {max} bytes"),
+        },
+        other => FetchError::Unreachable {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
+    })
 }

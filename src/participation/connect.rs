@@ -1,13 +1,34 @@
 //! Connecting an account of each network, for the CLI (`picket account add ...`) and the
 //! join pages alike: check what the person gave, talk to the network once to prove it
 //! works, and hand back the credentials to seal. Nothing here stores or prints anything.
+//!
+//! Who typed the addresses decides how they are reached ([`TypedBy`]): the operator's
+//! through the trusted client, a visitor's (and whatever a remote document names, such as
+//! the PDS in a DID document) through the guarded one. The account remembers it
+//! ([`Connected::trusted`]), so the dispatcher keeps guarding a visitor's servers at every
+//! later request and can still post to a loopback server the operator added.
+//!
+//! A failure has two messages: the detail (for the command line and the debug log) and a
+//! fixed sentence for visitors, the same whatever went wrong, so the join pages neither
+//! echo a remote answer nor tell a closed port from an open one.
 
 use std::time::Duration;
 
-use crate::config::Secret;
+use crate::domain::NetworkKind;
+use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{self, NetworkKind, bluesky};
+use crate::network::{Egress, Http, bluesky};
+
+/// Who typed the addresses of an account being connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedBy {
+    /// The operator, on the command line: their addresses are trusted (a home server, a
+    /// relay on the same machine).
+    Operator,
+    /// A visitor, on the join pages: their addresses must be public, now and later.
+    Visitor,
+}
 
 /// An account ready to be sealed and stored. `Debug` leaves the credentials out.
 #[derive(Debug)]
@@ -18,6 +39,9 @@ pub struct Connected {
     pub credentials: Secret,
     /// What was connected and what it allows, after "<network> account <id>".
     pub summary: String,
+    /// Every address of the account was typed by the operator: its servers are reached
+    /// through the trusted client.
+    pub trusted: bool,
 }
 
 /// Why an account could not be connected.
@@ -26,9 +50,43 @@ pub enum ConnectError {
     /// What the person typed is wrong: the message says what to change.
     #[error("{0}")]
     Invalid(String),
-    /// The network refused or did not answer.
-    #[error("{0}")]
-    Failed(String),
+    /// The address was refused, or the network refused or did not answer. `detail` says
+    /// which (and may quote the server); visitors see only `shown`.
+    #[error("{detail}")]
+    Failed { shown: &'static str, detail: String },
+}
+
+impl ConnectError {
+    /// What a visitor may be told: never a remote answer, never which way it failed.
+    pub fn for_visitor(&self) -> &str {
+        match self {
+            ConnectError::Invalid(m) => m,
+            ConnectError::Failed { shown, .. } => shown,
+        }
+    }
+}
+
+const MASTODON_FAILED: &str = "picket could not connect to that server. Check its address \
+    (such as mastodon.social) and try again.";
+const MASTODON_NOT_FINISHED: &str =
+    "The server did not complete the connection. Try connecting the account again.";
+const BLUESKY_FAILED: &str = "picket could not sign in to Bluesky with that handle and app \
+    password. Check them (and the server, if you gave one) and try again.";
+const RELAY_FAILED: &str =
+    "picket cannot publish to that relay. Give relays as wss:// addresses on the internet.";
+const BUNKER_FAILED: &str = "The remote signer did not connect. Check the bunker address, \
+    approve picket in your signer app, and try again.";
+
+fn failed(shown: &'static str, detail: String) -> ConnectError {
+    ConnectError::Failed { shown, detail }
+}
+
+/// The client for addresses typed by `by`.
+fn client(egress: &Egress, by: TypedBy) -> &Http {
+    match by {
+        TypedBy::Operator => egress.trusted(),
+        TypedBy::Visitor => egress.guarded(),
+    }
 }
 
 /// A sandbox account: posts go to the receiver at `server` (by default the one `picket
@@ -46,12 +104,18 @@ pub fn sandbox(name: &str, server: &str, token: Option<String>) -> Result<Connec
         server: Some(server.to_string()),
         credentials: Secret::new(token.unwrap_or_else(super::new_access_token)),
         summary: format!("({name}) posting to {server}"),
+        // This host's own receiver or one the operator named: never a visitor's address.
+        trusted: true,
     })
 }
 
 /// A Bluesky account: resolve the handle, sign in once with the app password; the session
 /// (and the app password, to sign in again if the session is lost) is what gets sealed.
+/// Only a `service` the operator typed is trusted: a PDS found through the handle's DID
+/// document is a remote document's address.
 pub async fn bluesky(
+    egress: &Egress,
+    by: TypedBy,
     handle: &str,
     app_password: &str,
     service: Option<&str>,
@@ -68,21 +132,32 @@ pub async fn bluesky(
                 .into(),
         ));
     }
-    let client = network::http_client();
-    let creds = bluesky::connect(&client, handle, app_password.trim(), service)
+    let trusted = by == TypedBy::Operator && service.is_some();
+    let http = if trusted {
+        egress.trusted()
+    } else {
+        egress.guarded()
+    };
+    let creds = bluesky::connect(http, handle, app_password.trim(), service)
         .await
-        .map_err(|e| ConnectError::Failed(format!("connecting {handle}: {e}")))?;
+        .map_err(|e| failed(BLUESKY_FAILED, format!("connecting {handle}: {e:#}")))?;
     Ok(Connected {
         network: NetworkKind::Bluesky,
         handle: creds.handle.clone(),
         server: Some(creds.pds.clone()),
         summary: format!("(@{} {}) on {}", creds.handle, creds.did, creds.pds),
         credentials: creds.to_secret(),
+        trusted,
     })
 }
 
-/// The relays of a Nostr account, checked (each argument may hold several).
-pub fn nostr_relays(relays: &[String]) -> Result<Vec<String>, ConnectError> {
+/// The relays of a Nostr account, checked (each argument may hold several): written as
+/// relay addresses, and, when a visitor typed them, public. Nothing is connected to here.
+pub async fn nostr_relays(
+    egress: &Egress,
+    by: TypedBy,
+    relays: &[String],
+) -> Result<Vec<String>, ConnectError> {
     let relays = relays
         .iter()
         .flat_map(|r| nostr::relays_of(r))
@@ -94,11 +169,18 @@ pub fn nostr_relays(relays: &[String]) -> Result<Vec<String>, ConnectError> {
             "Give at least one relay (wss://...).".into(),
         ));
     }
+    let guard = client(egress, by).guard();
+    for relay in &relays {
+        guard
+            .addresses(relay)
+            .await
+            .map_err(|e| failed(RELAY_FAILED, format!("relay {relay}: {e}")))?;
+    }
     Ok(relays)
 }
 
 /// A Nostr identity signing with its secret key (picket then holds it, sealed).
-pub fn nostr_key(relays: Vec<String>, nsec: &str) -> Result<Connected, ConnectError> {
+pub fn nostr_key(relays: Vec<String>, nsec: &str, by: TypedBy) -> Result<Connected, ConnectError> {
     let keys = nostr::parse_secret_key(nsec).map_err(ConnectError::Invalid)?;
     let credentials = NostrCredentials::Key {
         secret_key: keys.secret_key().to_secret_hex(),
@@ -107,31 +189,42 @@ pub fn nostr_key(relays: Vec<String>, nsec: &str) -> Result<Connected, ConnectEr
         relays,
         nostr::npub(&keys.public_key()),
         &credentials,
+        by,
     ))
 }
 
 /// A Nostr identity signing through a NIP-46 remote signer: the key stays with its owner.
 /// A human may have to approve picket in their signer app, hence the long `wait`.
 pub async fn nostr_bunker(
+    egress: &Egress,
+    by: TypedBy,
     relays: Vec<String>,
     uri: &str,
     wait: Duration,
 ) -> Result<Connected, ConnectError> {
-    let client = nostr::generate_client_keys();
-    let (session, secret) = Bunker::new(uri.trim(), client).map_err(ConnectError::Invalid)?;
-    let user = session
-        .connect(secret, wait)
-        .await
-        .map_err(|e| ConnectError::Failed(format!("the remote signer did not connect: {e}")))?;
+    let keys = nostr::generate_client_keys();
+    let (session, secret) =
+        Bunker::new(uri.trim(), keys, client(egress, by).clone()).map_err(ConnectError::Invalid)?;
+    let user = session.connect(secret, wait).await.map_err(|e| {
+        failed(
+            BUNKER_FAILED,
+            format!("the remote signer did not connect: {e}"),
+        )
+    })?;
     let credentials = NostrCredentials::Bunker {
         uri: nostr::bunker_uri_without_secret(uri.trim()),
         client_secret_key: session.client.secret_key().to_secret_hex(),
         user_public_key: user.to_hex(),
     };
-    Ok(nostr_account(relays, nostr::npub(&user), &credentials))
+    Ok(nostr_account(relays, nostr::npub(&user), &credentials, by))
 }
 
-fn nostr_account(relays: Vec<String>, handle: String, credentials: &NostrCredentials) -> Connected {
+fn nostr_account(
+    relays: Vec<String>,
+    handle: String,
+    credentials: &NostrCredentials,
+    by: TypedBy,
+) -> Connected {
     let server = relays.join(" ");
     Connected {
         network: NetworkKind::Nostr,
@@ -139,23 +232,37 @@ fn nostr_account(relays: Vec<String>, handle: String, credentials: &NostrCredent
         handle,
         server: Some(server),
         credentials: credentials.to_secret(),
+        trusted: by == TypedBy::Operator,
     }
 }
 
-/// A Mastodon-API server, as the person typed it, with what it says about itself.
+/// A Mastodon-API server, as the person typed it, with what it says about itself and the
+/// client fit for whoever typed it.
 pub struct MastodonServer {
     pub url: String,
     pub info: mastodon::ServerInfo,
+    http: Http,
+    by: TypedBy,
 }
 
 /// Check the address and read the server's limits and software (once, at enrollment).
-pub async fn mastodon_server(server: &str) -> Result<MastodonServer, ConnectError> {
+pub async fn mastodon_server(
+    egress: &Egress,
+    by: TypedBy,
+    server: &str,
+) -> Result<MastodonServer, ConnectError> {
     let url =
         mastodon::normalise_server(server).map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let info = mastodon::discover(&network::http_client(), &url)
+    let http = client(egress, by).clone();
+    let info = mastodon::discover(&http, &url)
         .await
-        .map_err(|e| ConnectError::Failed(format!("reading what {url} allows: {e}")))?;
-    Ok(MastodonServer { url, info })
+        .map_err(|e| failed(MASTODON_FAILED, format!("reading what {url} allows: {e}")))?;
+    Ok(MastodonServer {
+        url,
+        info,
+        http,
+        by,
+    })
 }
 
 /// An OAuth authorization under way: what the callback needs to finish it.
@@ -180,13 +287,13 @@ pub async fn mastodon_authorize(
     let app = match known {
         Some(app) => app,
         None => mastodon::register_app(
-            &network::http_client(),
+            &server.http,
             &server.url,
             server.info.scopes(),
             register_redirects,
         )
         .await
-        .map_err(|e| ConnectError::Failed(e.to_string()))?,
+        .map_err(|e| failed(MASTODON_FAILED, e.to_string()))?,
     };
     let pkce = server.info.pkce_s256.then(Pkce::new);
     let url = mastodon::authorize_url(
@@ -218,7 +325,7 @@ pub async fn mastodon_code(
         ));
     }
     let token = mastodon::exchange_code(
-        &network::http_client(),
+        &auth.server.http,
         &auth.server.url,
         &auth.app,
         auth.server.info.scopes(),
@@ -227,7 +334,7 @@ pub async fn mastodon_code(
         &auth.redirect,
     )
     .await
-    .map_err(|e| ConnectError::Failed(e.to_string()))?;
+    .map_err(|e| failed(MASTODON_NOT_FINISHED, e.to_string()))?;
     mastodon_token(auth.server, &token, Some(auth.app)).await
 }
 
@@ -242,14 +349,17 @@ pub async fn mastodon_token(
     if token.is_empty() {
         return Err(ConnectError::Invalid("The token is empty.".into()));
     }
-    let who = mastodon::verify_token(&network::http_client(), &server.url, token)
+    let who = mastodon::verify_token(&server.http, &server.url, token)
         .await
         .map_err(|e| {
-            ConnectError::Failed(format!(
-                "checking the token with {}: {}",
-                server.url,
-                mastodon::EnrollError::from(e)
-            ))
+            failed(
+                MASTODON_NOT_FINISHED,
+                format!(
+                    "checking the token with {}: {}",
+                    server.url,
+                    mastodon::EnrollError::from(e)
+                ),
+            )
         })?;
     let handle = who.handle(&server.url);
     let info = &server.info;
@@ -273,6 +383,7 @@ pub async fn mastodon_token(
         handle,
         server: Some(server.url),
         credentials: Secret::new(creds.to_json()),
+        trusted: server.by == TypedBy::Operator,
     })
 }
 
@@ -287,11 +398,11 @@ pub async fn known_app(
         .accounts_on_server(NetworkKind::Mastodon, server, 20)
         .await?
         .iter()
-        .find_map(|a| app_of(vault, &a.credentials)))
+        .find_map(|a| app_of(vault, a)))
 }
 
-fn app_of(vault: &crate::crypto::Vault, credentials: &[u8]) -> Option<App> {
-    let plain = vault.open_sealed(credentials).ok()?;
+fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Option<App> {
+    let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
     let creds = MastodonCredentials::parse(&String::from_utf8_lossy(&plain));
     Some(App {
         client_id: creds.client_id?,

@@ -1,9 +1,20 @@
 //! What a participant does, shared by the CLI and the web pages: choose how to strike,
 //! connect accounts, pledge (the posts are planned at once, so they can be shown), and
-//! undo it all: withdraw, delete published notices, delete every trace of themself.
+//! undo it all: withdraw, remove an account, delete published notices, delete every trace
+//! of themself. Also the tokens of magic links and sessions, and re-sealing credentials
+//! stored in an older format.
 //!
 //! The CLI and the web differ only in how they talk to the person; the rules live here
-//! once, so a pledge made in a browser is the same as one made on the command line.
+//! once, so a pledge made in a browser is the same as one made on the command line. Each
+//! action does its whole job (a stop returns only once no post of what it stopped can
+//! still go out) and fails with a [`ParticipationError`] that each front turns into its
+//! own answer; neither front changes participants, pledges or accounts in the store
+//! itself.
+//!
+//! - `pledge`: pledging, changing and withdrawing a pledge
+//! - `leave`: removing an account, deleting published notices, deleting everything
+//! - `connect`: enrolling an account of each network
+//! - `error`: the [`ParticipationError`] every action returns
 
 use std::time::Duration as StdDuration;
 
@@ -13,14 +24,20 @@ use sha2::{Digest, Sha256};
 
 use crate::campaign::{self, Campaign, Participation};
 use crate::crypto::Vault;
-use crate::network::Networks;
-use crate::scheduler::{self, planner};
+use crate::scheduler;
 use crate::store::{
-    AccountId, NewAccount, NewPledge, OutboxState, ParticipantId, PledgeId, Store, StoreError,
+    AccountId, NewAccount, NewParticipant, ParticipantId, Store, StoreError, canonical_email,
 };
 
 pub mod connect;
+mod error;
+mod leave;
+mod pledge;
+
 pub use connect::Connected;
+pub use error::{Missing, ParticipationError};
+pub use leave::{Deleted, Erased, Removed, delete_everything, delete_published, remove_account};
+pub use pledge::{Pledged, pledge, withdraw};
 
 /// A participant's choices, read from what they typed. The error says what to change.
 pub fn choices(
@@ -75,58 +92,52 @@ const RENAMED: &[(&str, &str)] = &[
     ("Pacific/Ponape", "Pacific/Pohnpei"),
 ];
 
-/// What [`pledge`] did.
-#[derive(Debug, Clone, Copy)]
-pub struct Pledged {
-    pub pledge: PledgeId,
-    /// Posts planned (one per slot and account).
-    pub planned: usize,
-}
-
-/// Pledge `accounts` of `participant` to `campaign` with choices `p`, and plan the posts
-/// now: a participant sees what will be posted the moment they confirm, without waiting
-/// for the planner's next round. Joining again replaces the earlier choices.
-pub async fn pledge(
-    store: &dyn Store,
-    campaign: &Campaign,
-    participant: ParticipantId,
-    p: &Participation,
-    accounts: &[AccountId],
-    jitter: chrono::Duration,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Pledged> {
-    let pledge_id = store
-        .upsert_pledge(
-            &NewPledge {
-                participant_id: participant,
-                campaign_id: campaign.id.clone(),
-                tz: p.tz.name().to_string(),
-                days: p.days.clone(),
-                every_secs: p.every.map(|d| d.num_seconds()),
-                account_ids: accounts.to_vec(),
-            },
-            now,
-        )
-        .await?;
-    let pledge = store
-        .get_pledge(pledge_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the pledge just written is gone"))?;
-    let plan = planner::Planner::new(campaign, jitter)
-        .plan(&pledge, now)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let planned = plan.rows.len();
-    store.apply_plans(&[plan], now).await?;
-    Ok(Pledged {
-        pledge: pledge_id,
-        planned,
-    })
-}
-
 /// How long a stop waits for posts already on the wire: a lease, since a worker that died
 /// mid-send cannot hold a row longer than that.
 pub fn max_wait(lease_secs: u64) -> StdDuration {
     StdDuration::from_secs(lease_secs + 5)
+}
+
+/// Add up what two stops did.
+fn add_stopped(total: &mut scheduler::Stopped, s: scheduler::Stopped) {
+    total.cancelled += s.cancelled;
+    total.went_out += s.went_out;
+    total.unsettled += s.unsettled;
+}
+
+/// A newcomer from the join page becomes a participant, with a personal invitation code;
+/// `invited_by` is the code of whoever invited them, if any.
+pub async fn sign_up(
+    store: &dyn Store,
+    name: &str,
+    email: Option<&str>,
+    tz: &str,
+    invited_by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ParticipantId, ParticipationError> {
+    Ok(store
+        .create_participant(
+            &NewParticipant {
+                name: name.to_string(),
+                email: email.map(str::to_string),
+                email_canonical: email.map(canonical_email),
+                tz: tz.to_string(),
+                invited_by,
+            },
+            now,
+        )
+        .await?)
+}
+
+/// The command line's own participant (one per database): found, or created with `name`
+/// and `tz`.
+pub async fn local_participant(
+    store: &dyn Store,
+    name: &str,
+    tz: &str,
+    now: DateTime<Utc>,
+) -> Result<ParticipantId, ParticipationError> {
+    Ok(store.ensure_local_participant(name, tz, now).await?)
 }
 
 /// Seal an account's credentials and store it for `participant`.
@@ -136,74 +147,68 @@ pub async fn save_account(
     participant: ParticipantId,
     account: &Connected,
     now: DateTime<Utc>,
-) -> Result<AccountId, StoreError> {
-    store
+) -> Result<AccountId, ParticipationError> {
+    Ok(store
         .add_account(
             &NewAccount {
                 participant_id: participant,
                 network: account.network,
                 handle: account.handle.clone(),
                 server: account.server.clone(),
-                credentials: vault.seal(account.credentials.expose().as_bytes()),
+                trusted: account.trusted,
             },
+            &|id| vault.seal_for(id.0, account.credentials.expose().as_bytes()),
             now,
         )
-        .await
+        .await?)
 }
 
-/// What [`delete_published`] did.
-#[derive(Debug, Default)]
-pub struct Deleted {
-    pub deleted: usize,
-    /// (link or remote id, why) of each notice that could not be deleted.
-    pub failed: Vec<(String, String)>,
-}
-
-/// Delete the participant's published notices (of one campaign, or all; of one account,
-/// or all) from the networks, one by one; a failure is reported and the rest go on.
-pub async fn delete_published(
-    store: &dyn Store,
-    networks: &Networks,
-    vault: &Vault,
-    participant: ParticipantId,
-    campaign_id: Option<&str>,
-    account: Option<AccountId>,
-) -> Result<Deleted, StoreError> {
-    let rows = store.outbox_for(participant, campaign_id).await?;
-    let mut report = Deleted::default();
-    for row in rows.iter().filter(|r| r.state == OutboxState::Published) {
-        if account.is_some_and(|a| a != row.account_id) {
-            continue;
-        }
-        let Some(remote_id) = &row.remote_id else {
-            continue;
-        };
-        let Some(acc) = store.get_account(row.account_id).await? else {
-            continue;
-        };
-        let answer = match (
-            networks.get(acc.network),
-            scheduler::verify::account_ref(vault, &acc),
-        ) {
-            (Some(network), Ok(r)) => network
-                .delete(&r, remote_id)
-                .await
-                .map_err(|e| e.to_string()),
-            (None, _) => Err(format!("no adapter for {}", acc.network)),
-            (_, Err(e)) => Err(e),
-        };
-        match answer {
-            Ok(()) => report.deleted += 1,
-            Err(e) => report.failed.push((
-                row.remote_url.clone().unwrap_or_else(|| remote_id.clone()),
-                e,
-            )),
+/// Re-seal credentials stored in the legacy format (not bound to their account, see
+/// `crypto`) in the current one, page by page. Called when a long-running picket starts;
+/// a failure is logged and leaves the old blobs, which still open. A blob that changed
+/// meanwhile (a token refresh) is left to that writer, who sealed it in the new format.
+pub async fn reseal_legacy_credentials(store: &dyn Store, vault: &Vault, now: DateTime<Utc>) {
+    match reseal(store, vault, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            accounts = n,
+            "credentials re-sealed, bound to their accounts"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "re-sealing old credentials stopped; they still open and will be tried again at the next start")
         }
     }
-    Ok(report)
 }
 
-/// A magic-link token: shown (or mailed) once; only its hash is stored.
+async fn reseal(store: &dyn Store, vault: &Vault, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut after = None;
+    let mut done = 0;
+    loop {
+        let page = store
+            .accounts_sealed_with(crate::crypto::LEGACY_VERSION, after, 500)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(done);
+        };
+        after = Some(last.id);
+        for account in &page {
+            // One that does not open (another key) is left as it is: reconnecting fixes it.
+            let Ok(plain) = vault.open_for(account.id.0, &account.credentials) else {
+                continue;
+            };
+            let sealed = vault.seal_for(account.id.0, &plain);
+            if store
+                .replace_credentials(account.id, &account.credentials, &sealed, now)
+                .await?
+            {
+                done += 1;
+            }
+        }
+    }
+}
+
+/// A magic-link or session token: shown, mailed or set as a cookie once; only its hash is
+/// stored.
 pub fn new_access_token() -> String {
     use rand::Rng;
     let mut b = [0u8; 32];
@@ -211,7 +216,7 @@ pub fn new_access_token() -> String {
     hex::encode(b)
 }
 
-/// The stored form of a magic-link token.
+/// The stored form of a magic-link or session token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -2,69 +2,15 @@
 //!
 //! Two kinds of output, two escaping rules: pages (`*.html`, autoescaped, built into the
 //! binary with an override folder, see [`pages`]) and post bodies (campaign template
-//! variants, never escaped: a post is plain text and an `&` must stay an `&`).
+//! variants, never escaped: a post is plain text and an `&` must stay an `&`). What goes
+//! into a post body, and which variant is sent, is decided in `compose`.
+//! Declarations are Markdown from anyone, turned into sanitised HTML (see [`declaration`]).
 
+pub mod assets;
+pub mod declaration;
 pub mod pages;
 
 use serde::Serialize;
-
-/// The variables a post template can use. Field names are the template variable names.
-#[derive(Debug, Clone, Serialize)]
-pub struct PostVars {
-    pub hashtag: String,
-    pub title: String,
-    /// The participant's own invitation link.
-    pub invite_link: String,
-    pub declaration_url: String,
-    pub campaign_url: String,
-    pub participant: ParticipantVars,
-    /// The participant's accounts on other networks, so followers can find them.
-    pub elsewhere: String,
-    /// 1-based strike day (0 before the strike).
-    pub day: u32,
-    pub days_total: u32,
-    /// Local date of the slot, `YYYY-MM-DD`.
-    pub date: String,
-    /// Local time of the slot, `HH:MM`.
-    pub time: String,
-    /// Local weekday, e.g. `Sunday`.
-    pub weekday: String,
-    /// The participant's IANA zone.
-    pub timezone: String,
-    /// The network the post is for, e.g. `mastodon`.
-    pub network: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ParticipantVars {
-    pub name: String,
-}
-
-impl PostVars {
-    /// Stand-ins for a participant's own values: used by `campaign check` and `preview`.
-    /// The links are as long as real ones, so length checks are honest.
-    pub fn sample(hashtag: &str, title: &str, campaign_id: &str) -> Self {
-        let base = "https://picket.example.org";
-        PostVars {
-            hashtag: hashtag.to_string(),
-            title: title.to_string(),
-            invite_link: format!("{base}/i/k7Qm2xVa"),
-            declaration_url: format!("{base}/c/{campaign_id}#declaration"),
-            campaign_url: format!("{base}/c/{campaign_id}"),
-            participant: ParticipantVars {
-                name: "Alex Example".to_string(),
-            },
-            elsewhere: "Mastodon @alex@social.example · Bluesky @alex.bsky.social".to_string(),
-            day: 1,
-            days_total: 2,
-            date: "2027-07-04".to_string(),
-            time: "00:00".to_string(),
-            weekday: "Sunday".to_string(),
-            timezone: "America/New_York".to_string(),
-            network: "mastodon".to_string(),
-        }
-    }
-}
 
 /// A template variant could not be compiled or rendered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -123,7 +69,7 @@ impl PostRenderer {
     }
 
     /// Check one variant on its own: does it parse and render with `vars`?
-    pub fn check_variant(src: &str, vars: &PostVars) -> Result<String, RenderError> {
+    pub fn check_variant(src: &str, vars: &impl Serialize) -> Result<String, RenderError> {
         check_nesting(src)?;
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
@@ -136,7 +82,7 @@ impl PostRenderer {
         &self,
         template: &str,
         variant: usize,
-        vars: &PostVars,
+        vars: &impl Serialize,
     ) -> Result<String, RenderError> {
         let ctx = tera::Context::from_serialize(vars)?;
         Ok(tidy(&self.tera.render(&key(template, variant), &ctx)?))
@@ -209,8 +155,11 @@ fn tidy(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn vars() -> PostVars {
-        PostVars::sample("SocialMediaStrike", "Social Media Strike", "sms")
+    fn vars() -> serde_json::Value {
+        serde_json::json!({
+            "hashtag": "SocialMediaStrike",
+            "participant": { "name": "Alex Example" },
+        })
     }
 
     #[test]

@@ -38,6 +38,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("joined.html", include_str!("../../templates/joined.html")),
     ("me.html", include_str!("../../templates/me.html")),
+    ("switch.html", include_str!("../../templates/switch.html")),
+    ("link.html", include_str!("../../templates/link.html")),
+    (
+        "new_link.html",
+        include_str!("../../templates/new_link.html"),
+    ),
     ("deleted.html", include_str!("../../templates/deleted.html")),
     (
         "confirmed.html",
@@ -56,6 +62,9 @@ const BUILTIN: &[(&str, &str)] = &[
 /// Compiled page templates.
 pub struct Pages {
     tera: tera::Tera,
+    /// Variables every page can use besides its own: `assets` (the paths of the pages'
+    /// stylesheet and script) and `site` ([`Pages::with_site`]).
+    globals: tera::Context,
 }
 
 impl std::fmt::Debug for Pages {
@@ -83,18 +92,77 @@ impl Pages {
         }
         // Added together so `{% extends %}` resolves whatever the order.
         tera.add_raw_templates(sources)?;
-        Ok(Pages { tera })
+        let mut globals = tera::Context::new();
+        globals.insert("assets", &super::assets::paths());
+        globals.insert("site", &serde_json::json!({ "sandbox": false }));
+        Ok(Pages { tera, globals })
+    }
+
+    /// Facts about this host that pages may show or hide parts by, as `site.<name>`
+    /// (`site.sandbox`: the sandbox receiver is served).
+    pub fn with_site(mut self, site: &impl Serialize) -> Result<Pages, RenderError> {
+        self.globals.insert(
+            "site",
+            &serde_json::to_value(site).map_err(|e| RenderError {
+                message: format!("site variables: {e}"),
+            })?,
+        );
+        Ok(self)
     }
 
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
-        let ctx = tera::Context::from_serialize(ctx)?;
-        Ok(self.tera.render(name, &ctx)?)
+        let mut all = self.globals.clone();
+        // A page's own variable of the same name wins.
+        all.extend(tera::Context::from_serialize(ctx)?);
+        Ok(self.tera.render(name, &all)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_built_in_page_carries_inline_script_or_style() {
+        // The Content-Security-Policy allows scripts and styles from picket's own files
+        // only: anything inline would be blocked in the browser.
+        for (name, src) in BUILTIN.iter().filter(|(n, _)| n.ends_with(".html")) {
+            let lower = src.to_ascii_lowercase();
+            for tag in lower.split("<script").skip(1) {
+                let open = tag.split('>').next().unwrap_or_default();
+                assert!(open.contains("src="), "{name}: inline <script{open}>");
+            }
+            assert!(!lower.contains("<style"), "{name}: a <style> element");
+            assert!(!lower.contains(" style="), "{name}: a style attribute");
+            assert!(
+                !lower
+                    .split_whitespace()
+                    .any(|w| w.starts_with("on") && w.contains("=\"")),
+                "{name}: an inline event handler"
+            );
+            assert!(!lower.contains("javascript:"), "{name}: a javascript: link");
+        }
+    }
+
+    #[test]
+    fn every_page_links_the_hashed_stylesheet_and_script() {
+        let pages = Pages::load(None).unwrap();
+        let html = pages
+            .render(
+                "error.html",
+                &serde_json::json!({"status": 404, "title": "Not found", "message": "x"}),
+            )
+            .unwrap();
+        let assets = super::super::assets::paths();
+        assert!(
+            html.contains(&format!("href=\"{}\"", assets["css"].as_str().unwrap())),
+            "{html}"
+        );
+        assert!(html.contains(&format!(
+            "<script src=\"{}\" defer>",
+            assets["js"].as_str().unwrap()
+        )));
+    }
 
     #[test]
     fn user_text_in_pages_is_escaped() {
@@ -115,7 +183,7 @@ mod tests {
         let text = pages
             .render(
                 "mail/magic_link.txt",
-                &serde_json::json!({"name": "Tom & <b>Jerry</b>", "url": "https://x.test/me?a=1&b=2"}),
+                &serde_json::json!({"name": "Tom & <b>Jerry</b>", "url": "https://x.test/me?a=1&b=2", "until": "Monday"}),
             )
             .unwrap();
         assert!(text.contains("Hello Tom & <b>Jerry</b>,"), "{text}");

@@ -29,11 +29,11 @@ use super::retry::RetryPolicy;
 use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::compose;
-use crate::config::{SchedulerSettings, Secret};
+use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
+use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
-use crate::render::{ParticipantVars, PostRenderer, PostVars};
-use crate::store::{AccountId, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
+use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
@@ -44,7 +44,7 @@ const EXPIRY_EVERY: Duration = Duration::seconds(1);
 /// A campaign as the dispatcher needs it: its file and its compiled templates.
 struct Hosted {
     campaign: Arc<Campaign>,
-    renderer: PostRenderer,
+    templates: compose::Templates,
 }
 
 /// What one [`Dispatcher::step`] did.
@@ -86,17 +86,14 @@ impl Dispatcher {
         campaigns: &[Campaign],
         settings: SchedulerSettings,
         public_url: String,
-    ) -> Result<Dispatcher, crate::render::RenderError> {
+    ) -> Result<Dispatcher, compose::TemplateError> {
         let mut hosted = HashMap::new();
         for c in campaigns {
-            let renderer =
-                PostRenderer::new(c.templates.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .map_err(|(_, _, e)| e)?;
             hosted.insert(
                 c.id.clone(),
                 Hosted {
                     campaign: Arc::new(c.clone()),
-                    renderer,
+                    templates: compose::Templates::new(&c.templates)?,
                 },
             );
         }
@@ -143,7 +140,12 @@ impl Dispatcher {
         tracing::info!(worker = %self.worker, "dispatcher started");
         let mut failures = 0u32;
         while !stop.is_cancelled() {
-            match self.step().await {
+            // A panic outside any one post's work (each post is isolated in `step`) fails
+            // this round like a database error would; the lease brings its rows back.
+            let round = super::isolate_async(self.step())
+                .await
+                .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic)));
+            match round {
                 Ok(report) if report.claimed > 0 => {
                     failures = 0;
                     continue;
@@ -186,7 +188,7 @@ impl Dispatcher {
     /// a busy dispatcher runs many rounds a second, and a window is never closed to the
     /// millisecond (sending re-checks it anyway). A clock set back counts as due.
     fn expiry_due(&self, now: DateTime<Utc>) -> bool {
-        let mut last = self.last_expiry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.last_expiry);
         let due = last.is_none_or(|at| now < at || now - at >= EXPIRY_EVERY);
         if due {
             *last = Some(now);
@@ -230,7 +232,15 @@ impl Dispatcher {
                 });
                 continue;
             }
-            match self.prepare(&post, &elsewhere, now) {
+            let prepared =
+                super::isolate(|| self.prepare(&post, &elsewhere, now)).unwrap_or_else(|panic| {
+                    tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
+                    Err(Outcome::Failed {
+                        id: post.id,
+                        reason: panic,
+                    })
+                });
+            match prepared {
                 Ok(out) => ready.push((post, out)),
                 Err(outcome) => outcomes.push(outcome),
             }
@@ -250,7 +260,7 @@ impl Dispatcher {
         phases.lap(Phase::BeginSending);
 
         let sent: Vec<Outcome> = futures::stream::iter(ready)
-            .map(|(post, out)| self.send(post, out))
+            .map(|(post, out)| self.send_isolated(post, out))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -324,19 +334,18 @@ impl Dispatcher {
         })
     }
 
-    /// Each participant's accounts in this batch, to tell followers where else to find them.
+    /// The accounts of each participant in this batch, to tell followers where else to
+    /// find them (which ones a post names is [`compose::elsewhere`]'s rule).
     async fn elsewhere(
         &self,
         posts: &[ClaimedPost],
-    ) -> Result<HashMap<ParticipantId, Vec<(AccountId, String)>>, StoreError> {
+    ) -> Result<HashMap<ParticipantId, Vec<Account>>, StoreError> {
         let mut ids: Vec<ParticipantId> = posts.iter().map(|p| p.participant_id).collect();
         ids.sort();
         ids.dedup();
-        let mut out: HashMap<ParticipantId, Vec<(AccountId, String)>> = HashMap::new();
+        let mut out: HashMap<ParticipantId, Vec<Account>> = HashMap::new();
         for a in self.store.accounts_of(&ids).await? {
-            out.entry(a.participant_id)
-                .or_default()
-                .push((a.id, format!("{} {}", a.network.label(), a.handle)));
+            out.entry(a.participant_id).or_default().push(a);
         }
         Ok(out)
     }
@@ -344,7 +353,7 @@ impl Dispatcher {
     fn prepare(
         &self,
         post: &ClaimedPost,
-        elsewhere: &HashMap<ParticipantId, Vec<(AccountId, String)>>,
+        elsewhere: &HashMap<ParticipantId, Vec<Account>>,
         now: DateTime<Utc>,
     ) -> Result<Ready, Outcome> {
         let Some(hosted) = self.hosted.get(&post.campaign_id) else {
@@ -356,31 +365,24 @@ impl Dispatcher {
                 ),
             });
         };
-        let elsewhere = elsewhere
-            .get(&post.participant_id)
-            .map(|accounts| {
-                accounts
-                    .iter()
-                    .filter(|(id, _)| *id != post.account_id)
-                    .map(|(_, shown)| shown.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" · ")
-            })
-            .unwrap_or_default();
+        let elsewhere = compose::elsewhere(
+            elsewhere.get(&post.participant_id).into_iter().flatten(),
+            Some(post.account_id),
+        );
         let Some(network) = self.networks.get(post.network) else {
             return Err(Outcome::Failed {
                 id: post.id,
                 reason: format!("this picket has no adapter for {}", post.network),
             });
         };
-        let credentials =
-            self.vault
-                .open_sealed(&post.credentials)
-                .map_err(|e| Outcome::Reconnect {
-                    id: post.id,
-                    account_id: post.account_id,
-                    reason: e.to_string(),
-                })?;
+        let credentials = self
+            .vault
+            .open_for(post.account_id.0, &post.credentials)
+            .map_err(|e| Outcome::Reconnect {
+                id: post.id,
+                account_id: post.account_id,
+                reason: e.to_string(),
+            })?;
         let credentials = String::from_utf8(credentials).map_err(|_| Outcome::Reconnect {
             id: post.id,
             account_id: post.account_id,
@@ -391,9 +393,10 @@ impl Dispatcher {
             handle: post.handle.clone(),
             server: post.server.clone().unwrap_or_default(),
             credentials: Secret::new(credentials),
+            trusted: post.trusted,
         };
         // The account's own server may allow more (or less) than the network's default.
-        let text = self.compose(hosted, post, elsewhere, |t| network.measure(&account, t))?;
+        let text = self.compose(hosted, post, &elsewhere, |t| network.measure(&account, t))?;
         if let Err(wait) = self.pacer.check(
             post.network,
             post.account_id.0,
@@ -401,9 +404,10 @@ impl Dispatcher {
         ) {
             return Err(Outcome::Retry {
                 id: post.id,
-                run_at: now
-                    + Duration::from_std(wait).unwrap_or_default()
-                    + Duration::milliseconds(10),
+                run_at: Duration::from_std(wait)
+                    .ok()
+                    .and_then(|w| now.checked_add_signed(w + Duration::milliseconds(10)))
+                    .unwrap_or(post.window_end),
                 error: "paced: posting budget of this account or server spent".into(),
                 maybe_sent: false,
             });
@@ -415,83 +419,61 @@ impl Dispatcher {
         })
     }
 
-    /// The planned variant, or, when a participant's own values (a long name, many
-    /// accounts) make it too long for the network, the first other variant that fits.
+    /// The post's text, as [`compose`] makes it for every preview too: the planned
+    /// variant, or the first other one that fits the account's network.
     fn compose(
         &self,
         hosted: &Hosted,
         post: &ClaimedPost,
-        elsewhere: String,
+        elsewhere: &str,
         measure: impl Fn(&str) -> compose::Measure,
     ) -> Result<String, Outcome> {
-        let variants = hosted
-            .campaign
-            .templates
-            .get(&post.template)
-            .map_or(0, Vec::len);
-        let planned = (post.variant.max(0) as usize).min(variants.saturating_sub(1));
-        let order = (0..variants).map(|i| (planned + i) % variants.max(1));
-        let mut too_long = None;
-        for variant in order {
-            let text = self
-                .render(hosted, post, variant, elsewhere.clone())
-                .map_err(|e| Outcome::Failed {
-                    id: post.id,
-                    reason: format!("template `{}` could not be rendered: {e}", post.template),
-                })?;
-            let m = measure(&text);
-            if m.fits() {
-                return Ok(text);
-            }
-            too_long.get_or_insert(m);
-        }
-        Err(Outcome::Failed {
-            id: post.id,
-            reason: match too_long {
-                Some(m) => format!(
-                    "every variant is too long for {}: {}",
-                    post.network,
-                    m.describe()
-                ),
-                None => format!("template `{}` has no variants", post.template),
+        let c = &hosted.campaign;
+        let context = compose::PostContext {
+            site: &self.public_url,
+            campaign: c.text_ref(),
+            name: &post.participant_name,
+            invite_code: &post.invite_code,
+            elsewhere,
+            network: post.network,
+            slot: compose::SlotRef {
+                at: post.slot_at,
+                // The planner refuses unknown zones, so this only guards a row written by hand.
+                tz: post.tz.parse().unwrap_or(chrono_tz::UTC),
+                day: u32::try_from(post.day).unwrap_or(0),
+                days_total: u32::try_from(post.days_total).unwrap_or(0),
             },
-        })
+        };
+        let planned = usize::try_from(post.variant).unwrap_or(0);
+        hosted
+            .templates
+            .compose(&post.template, planned, &context.vars(), measure)
+            .map(|composed| composed.text)
+            .map_err(|e| Outcome::Failed {
+                id: post.id,
+                reason: e.to_string(),
+            })
     }
 
-    fn render(
-        &self,
-        hosted: &Hosted,
-        post: &ClaimedPost,
-        variant: usize,
-        elsewhere: String,
-    ) -> Result<String, crate::render::RenderError> {
-        let c = &hosted.campaign;
-        let tz: chrono_tz::Tz = post.tz.parse().unwrap_or(chrono_tz::UTC);
-        let local = post.slot_at.with_timezone(&tz);
-        let vars = PostVars {
-            hashtag: c.hashtag.clone(),
-            title: c.title.clone(),
-            invite_link: format!("{}/i/{}", self.public_url, post.invite_code),
-            declaration_url: format!("{}/c/{}#declaration", self.public_url, c.id),
-            campaign_url: format!("{}/c/{}", self.public_url, c.id),
-            participant: ParticipantVars {
-                name: post.participant_name.clone(),
-            },
-            elsewhere,
-            day: post.day as u32,
-            days_total: post.days_total as u32,
-            date: local.format("%Y-%m-%d").to_string(),
-            time: local.format("%H:%M").to_string(),
-            weekday: local.format("%A").to_string(),
-            timezone: post.tz.clone(),
-            network: post.network.to_string(),
-        };
-        hosted.renderer.render(&post.template, variant, &vars)
+    /// [`Dispatcher::send`], with a panic in it recorded as the post's failure. The post
+    /// was `sending`: whether it went out is unknown, so it is not retried blindly.
+    async fn send_isolated(&self, post: ClaimedPost, ready: Ready) -> Outcome {
+        let id = post.id;
+        super::isolate_async(self.send(post, ready))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(job = %id, error = %panic, "sending a post failed");
+                Outcome::Failed { id, reason: panic }
+            })
     }
 
     #[tracing::instrument(skip_all, fields(campaign = %post.campaign_id, network = %post.network, job = %post.id))]
     async fn send(&self, post: ClaimedPost, ready: Ready) -> Outcome {
-        let deadline = post.window_end + self.grace();
+        // A window ending at the end of time (a row written by hand) closes there.
+        let deadline = post
+            .window_end
+            .checked_add_signed(self.grace())
+            .unwrap_or(post.window_end);
         let now = self.clock.now();
         let left = self.clock.real_duration(deadline - now);
         if deadline <= now {
@@ -520,38 +502,69 @@ impl Dispatcher {
                 remote_url: receipt.url,
                 text,
             },
-            Err(PublishError::Rejected(reason)) => Outcome::Failed {
-                id: post.id,
-                reason,
-            },
-            Err(PublishError::Reconnect(reason)) => Outcome::Reconnect {
-                id: post.id,
-                account_id: post.account_id,
-                reason,
-            },
+            // Only the reason's summary (picket's words) is recorded: it is what the
+            // participant's page shows. What the network said goes to the log.
+            Err(PublishError::Rejected(reason)) => {
+                tracing::warn!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    "the network refused the post"
+                );
+                Outcome::Failed {
+                    id: post.id,
+                    reason: reason.summary().to_string(),
+                }
+            }
+            Err(PublishError::Reconnect(reason)) => {
+                tracing::warn!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    "the network refused the account"
+                );
+                Outcome::Reconnect {
+                    id: post.id,
+                    account_id: post.account_id,
+                    reason: reason.summary().to_string(),
+                }
+            }
             Err(PublishError::Retry {
                 reason,
                 after,
                 maybe_sent,
             }) => {
                 let delay = self.retry.delay(post.attempts.max(1) as u32, after);
-                let run_at = self.clock.now() + Duration::from_std(delay).unwrap_or_default();
-                if run_at > deadline {
-                    Outcome::Missed {
+                // A delay past the range of dates (an absurd Retry-After) is past the window.
+                let run_at = Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| self.clock.now().checked_add_signed(d))
+                    .filter(|at| *at <= deadline);
+                let Some(run_at) = run_at else {
+                    tracing::warn!(
+                        reason = reason.summary(),
+                        detail = reason.detail(),
+                        attempt = post.attempts,
+                        "window closed while retrying"
+                    );
+                    return Outcome::Missed {
                         id: post.id,
                         reason: format!(
-                            "window closed while retrying ({} attempts; last: {reason})",
-                            post.attempts
+                            "window closed while retrying ({} attempts; last: {})",
+                            post.attempts,
+                            reason.summary()
                         ),
-                    }
-                } else {
-                    tracing::debug!(%reason, attempt = post.attempts, "will retry");
-                    Outcome::Retry {
-                        id: post.id,
-                        run_at,
-                        error: reason,
-                        maybe_sent,
-                    }
+                    };
+                };
+                tracing::debug!(
+                    reason = reason.summary(),
+                    detail = reason.detail(),
+                    attempt = post.attempts,
+                    "will retry"
+                );
+                Outcome::Retry {
+                    id: post.id,
+                    run_at,
+                    error: reason.summary().to_string(),
+                    maybe_sent,
                 }
             }
         }

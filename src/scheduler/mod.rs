@@ -1,6 +1,12 @@
 //! The scheduler: the planner turns pledges into outbox rows; the dispatcher claims due
 //! rows, publishes them through a [`crate::network::Network`] and records the outcome.
 //! Only the dispatcher posts to networks.
+//!
+//! The planner, the dispatcher and the verifier run for as long as picket does, over rows
+//! that strangers wrote (a pledge from a public form, a post, an account). Each unit of
+//! their work (one pledge, one post, one account) runs inside [`isolate`] or
+//! [`isolate_async`]: an error or even a panic in it is recorded against that row, with a
+//! reason, and the loop goes on to the next. One bad row must never stop a strike.
 
 pub mod dispatcher;
 pub mod pacing;
@@ -10,13 +16,39 @@ pub mod verify;
 
 pub use dispatcher::{Dispatcher, StepReport};
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{
-    AccountId, OutboxId, OutboxState, ParticipantId, Store, StoreError, Withdrawal,
-};
+use crate::store::{OutboxId, OutboxState, Store, StoreError, Withdrawal};
+
+/// Run one unit of work; a panic in it comes back as `Err` with its message instead of
+/// unwinding through the loop that called it.
+pub fn isolate<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).map_err(panic_message)
+}
+
+/// [`isolate`] for a future.
+pub async fn isolate_async<T>(work: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(panic_message)
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("internal error (a bug in picket: {what})")
+}
 
 /// What a withdrawal or cancellation did, once nothing of it is on its way any more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,24 +62,8 @@ pub struct Stopped {
     pub unsettled: usize,
 }
 
-/// Withdraw a pledge (or one account of it) and return only once no further post of it can
-/// be published: rows not yet sending are cancelled in one transaction, and rows already on
-/// the wire are waited for (at most `max_wait`, normally the lease).
-pub async fn withdraw(
-    store: &dyn Store,
-    participant: ParticipantId,
-    campaign_id: &str,
-    account: Option<AccountId>,
-    now: DateTime<Utc>,
-    max_wait: Duration,
-) -> Result<Stopped, StoreError> {
-    let w = store
-        .withdraw(participant, campaign_id, account, now)
-        .await?;
-    settle(store, w, max_wait).await
-}
-
-/// Cancel a campaign everywhere, waiting like [`withdraw`].
+/// Cancel a campaign everywhere, waiting like a participant's withdrawal
+/// (`participation::withdraw`) for posts already on the wire.
 pub async fn cancel_campaign(
     store: &dyn Store,
     campaign_id: &str,
@@ -89,5 +105,31 @@ pub async fn settle(
             return Ok(stopped);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_one_unit_of_work_becomes_an_error_with_its_message() {
+        let caught = isolate(|| -> u32 { panic!("boom {}", 7) });
+        assert_eq!(
+            caught.unwrap_err(),
+            "internal error (a bug in picket: boom 7)"
+        );
+        assert_eq!(isolate(|| 3), Ok(3));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_an_async_unit_of_work_becomes_an_error() {
+        let caught = isolate_async(async {
+            tokio::task::yield_now().await;
+            let v: Vec<u8> = Vec::new();
+            v[1]
+        })
+        .await;
+        assert!(caught.unwrap_err().contains("index out of bounds"));
     }
 }

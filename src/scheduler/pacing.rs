@@ -14,7 +14,7 @@ use governor::clock::{Clock as GovClock, Reference};
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 /// governor's view of picket's clock: time since the Unix epoch.
 #[derive(Clone)]

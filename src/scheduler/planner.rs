@@ -5,6 +5,11 @@
 //! for the slots that did not change; the store then inserts what is missing, deletes
 //! future pending rows that are no longer wanted, and never touches rows already claimed,
 //! sending or final. Nothing is ever sent twice because of a re-plan.
+//!
+//! A pledge that cannot be planned (its stored choices no longer fit the campaign, or a
+//! bug) is skipped with its reason recorded on the pledge
+//! ([`Pledges::set_pledge_problem`](crate::store::Pledges::set_pledge_problem)), logged,
+//! and the others are planned: pledges come from strangers' forms.
 
 use std::collections::HashMap;
 
@@ -57,10 +62,19 @@ pub fn participation(pledge: &Pledge) -> Result<Participation, String> {
             pledge.id, pledge.tz
         )
     })?;
+    let every = match pledge.every_secs {
+        None => None,
+        Some(secs) => Some(Duration::try_seconds(secs).ok_or_else(|| {
+            format!(
+                "pledge {} has a cadence of {secs} seconds, out of range",
+                pledge.id
+            )
+        })?),
+    };
     Ok(Participation {
         tz,
         days: pledge.days.clone(),
-        every: pledge.every_secs.map(Duration::seconds),
+        every,
     })
 }
 
@@ -87,7 +101,10 @@ pub fn plan_pledge(
             // Jitter stays inside the first half of the window so a jittered post is never
             // pushed out of its own window.
             let half_window = (slot.window_end - slot.at) / 2;
-            let run_at = slot.at + jitter(account, &slot.key, spread.min(half_window));
+            let run_at = slot
+                .at
+                .checked_add_signed(jitter(account, &slot.key, spread.min(half_window)))
+                .unwrap_or(slot.at);
             rows.push(PlannedPost {
                 account_id: account,
                 slot_key: slot.key.clone(),
@@ -130,7 +147,17 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The plan of one pledge; `Err` says why it cannot be planned. A panic while planning
+    /// it is caught and reported the same way (see [`super::isolate`]).
     pub fn plan(&mut self, pledge: &Pledge, now: DateTime<Utc>) -> Result<PledgePlan, String> {
+        super::isolate(|| self.plan_unguarded(pledge, now))?
+    }
+
+    fn plan_unguarded(
+        &mut self,
+        pledge: &Pledge,
+        now: DateTime<Utc>,
+    ) -> Result<PledgePlan, String> {
         let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
@@ -160,7 +187,12 @@ pub async fn plan_campaign(
     let mut planner = Planner::new(campaign, spread);
     let mut total = PlanApplied::default();
     let mut page = next_page(store, &mut planner, None, now).await?;
-    while let Some((plans, last)) = page {
+    while let Some(Page {
+        plans,
+        last,
+        problems,
+    }) = page
+    {
         let (applied, next) = tokio::join!(
             store.apply_plans(&plans, now),
             next_page(store, &mut planner, Some(last), now)
@@ -169,35 +201,131 @@ pub async fn plan_campaign(
         total.upserted += applied.upserted;
         total.removed += applied.removed;
         total.skipped += applied.skipped;
+        // Rare, so written one by one, after the page's plans and outside their transaction.
+        for (pledge, problem) in problems {
+            store
+                .set_pledge_problem(pledge, problem.as_deref(), now)
+                .await?;
+        }
         page = next?;
     }
     Ok(total)
 }
 
-/// The plans of the next page of active pledges after `after`, and the page's last pledge.
+/// One page of active pledges, planned.
+struct Page {
+    plans: Vec<PledgePlan>,
+    /// The page's last pledge: the next page starts after it.
+    last: PledgeId,
+    /// Pledges whose recorded planning problem changed: a new reason, or `None` when one
+    /// that failed before plans again.
+    problems: Vec<(PledgeId, Option<String>)>,
+}
+
+/// The plans of the next page of active pledges after `after`.
 async fn next_page(
     store: &dyn Store,
     planner: &mut Planner<'_>,
     after: Option<PledgeId>,
     now: DateTime<Utc>,
-) -> Result<Option<(Vec<PledgePlan>, PledgeId)>, StoreError> {
+) -> Result<Option<Page>, StoreError> {
     let campaign = planner.campaign;
     let pledges = store.active_pledges(&campaign.id, after, PAGE).await?;
     let Some(last) = pledges.last().map(|p| p.id) else {
         return Ok(None);
     };
     let mut plans = Vec::with_capacity(pledges.len());
+    let mut problems = Vec::new();
     for chunk in pledges.chunks(YIELD_EVERY) {
         for p in chunk {
             match planner.plan(p, now) {
-                Ok(plan) => plans.push(plan),
-                // One bad pledge (a campaign edit removed its days) must not stop the rest.
+                Ok(plan) => {
+                    plans.push(plan);
+                    if p.plan_error.is_some() {
+                        problems.push((p.id, None));
+                    }
+                }
+                // One bad pledge (a campaign edit removed its days, a row written by hand)
+                // must not stop the rest.
                 Err(e) => {
-                    tracing::warn!(pledge = %p.id, campaign = %campaign.id, error = %e, "pledge not planned")
+                    tracing::warn!(pledge = %p.id, campaign = %campaign.id, error = %e, "pledge not planned");
+                    if p.plan_error.as_deref() != Some(e.as_str()) {
+                        problems.push((p.id, Some(e)));
+                    }
                 }
             }
         }
         tokio::task::yield_now().await;
     }
-    Ok(Some((plans, last)))
+    Ok(Some(Page {
+        plans,
+        last,
+        problems,
+    }))
+}
+
+/// How often the planner re-reads every pledge (joins via the web and CLI plan at once;
+/// this catches edits to campaign files and anything missed).
+pub const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The name of the lease that lets one process at a time plan.
+const LEASE: &str = "planner";
+
+/// Re-plan every campaign now, then every [`REPLAN_EVERY`], until `stop`, while this
+/// process holds the planner lease (several servers on one PostgreSQL: one plans, the
+/// others only dispatch). On the way out the lease is given up, so the next process (this
+/// one restarted) plans at once instead of waiting for it to run out.
+pub async fn run(
+    store: &dyn Store,
+    campaigns: &[Campaign],
+    clock: &dyn crate::clock::Clock,
+    spread: Duration,
+    wake: &tokio::sync::Notify,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let me = format!("planner-{}-{}", std::process::id(), rand::random::<u32>());
+    let lease = Duration::from_std(REPLAN_EVERY * 2).expect("small duration");
+    while !stop.is_cancelled() {
+        let now = clock.now();
+        let mine = match store.try_lease(LEASE, &me, now, now + lease).await {
+            Ok(mine) => mine,
+            Err(e) => {
+                tracing::error!(error = %e, "could not take the planner lease");
+                false
+            }
+        };
+        for c in campaigns.iter().filter(|_| mine) {
+            if stop.is_cancelled() {
+                break;
+            }
+            let planned = super::isolate_async(plan_campaign(store, c, spread, clock.now())).await;
+            match planned {
+                Ok(Ok(applied)) => {
+                    if applied.upserted > 0 {
+                        // New rows may be due before the dispatcher's next look.
+                        wake.notify_one();
+                    }
+                    tracing::info!(campaign = %c.id, upserted = applied.upserted, removed = applied.removed, "planned")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(campaign = %c.id, error = %e, "planning failed; will try again")
+                }
+                Err(panic) => {
+                    tracing::error!(campaign = %c.id, error = %panic, "planning failed; will try again")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(REPLAN_EVERY) => {}
+        }
+    }
+    match store.release_lease(LEASE, &me).await {
+        Ok(true) => tracing::info!("planner lease released"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release the planner lease; it runs out by itself")
+        }
+    }
+    Ok(())
 }

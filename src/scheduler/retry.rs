@@ -33,7 +33,8 @@ impl RetryPolicy {
         let jittered = Duration::from_millis(rand::rng().random_range(0..=exp.as_millis() as u64));
         match asked {
             // The network said when; a little jitter on top spreads the herd.
-            Some(a) => a + jittered.min(Duration::from_secs(5)),
+            // Saturating: the number comes from a remote server's header.
+            Some(a) => a.saturating_add(jittered.min(Duration::from_secs(5))),
             None => jittered.max(Duration::from_millis(200)),
         }
     }
@@ -50,6 +51,12 @@ mod tests {
             let d = p.delay(attempt, None);
             assert!(d <= p.cap, "attempt {attempt}: {d:?}");
         }
+    }
+
+    #[test]
+    fn an_absurd_retry_after_saturates_instead_of_overflowing() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(3, Some(Duration::MAX)), Duration::MAX);
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! the day before a strike starts. A credential that stopped working (a revoked token, a
 //! changed app password) marks the account "reconnect needed" so the participant hears of
 //! it while there is time to fix it, instead of on strike day.
+//!
+//! Each account is checked on its own ([`super::isolate_async`]): an account that cannot be
+//! read, or a check that fails in any way, is logged and skipped, and the others are
+//! still checked.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::campaign::Campaign;
-use crate::config::Secret;
 use crate::crypto::Vault;
+use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, PublishError};
 use crate::store::{Account, AccountId, AccountStatus, PledgeId, Store, StoreError};
 
@@ -26,7 +30,7 @@ pub struct Verified {
 /// The account as an adapter sees it, credentials opened.
 pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, String> {
     let plain = vault
-        .open_sealed(&account.credentials)
+        .open_for(account.id.0, &account.credentials)
         .map_err(|e| e.to_string())?;
     Ok(AccountRef {
         id: account.id.0,
@@ -35,10 +39,13 @@ pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, Strin
         credentials: Secret::new(
             String::from_utf8(plain).map_err(|_| "stored credentials are not text".to_string())?,
         ),
+        trusted: account.trusted,
     })
 }
 
-/// Verify `accounts`, marking the ones whose credentials the network refuses.
+/// Verify `accounts`, marking the ones whose credentials the network refuses. An account
+/// whose check fails in any other way (a database error, a bug) is logged, counted as
+/// unknown, and the rest are checked.
 pub async fn verify_accounts(
     store: &dyn Store,
     networks: &Networks,
@@ -48,36 +55,80 @@ pub async fn verify_accounts(
 ) -> Result<Verified, StoreError> {
     let mut v = Verified::default();
     for &id in accounts {
-        let Some(account) = store.get_account(id).await? else {
-            continue;
-        };
-        if account.status != AccountStatus::Active {
-            continue;
-        }
-        let Some(network) = networks.get(account.network) else {
-            v.unknown += 1;
-            continue;
-        };
-        let answer = match account_ref(vault, &account) {
-            Ok(r) => network.verify(&r).await,
-            Err(e) => Err(PublishError::Reconnect(e)),
-        };
-        match answer {
-            Ok(_) => v.ok += 1,
-            Err(PublishError::Reconnect(reason)) => {
-                tracing::warn!(account = %id, network = %account.network, %reason, "account needs reconnecting");
-                store
-                    .set_account_status(id, AccountStatus::ReconnectNeeded, Some(&reason), now)
-                    .await?;
-                v.broken += 1;
-            }
+        let checked = super::isolate_async(verify_one(store, networks, vault, id, now))
+            .await
+            .unwrap_or_else(|panic| Err(Problem::Bug(panic)));
+        match checked {
+            Ok(Some(Checked::Ok)) => v.ok += 1,
+            Ok(Some(Checked::Broken)) => v.broken += 1,
+            Ok(Some(Checked::Unknown)) => v.unknown += 1,
+            Ok(None) => {}
             Err(e) => {
-                tracing::info!(account = %id, error = %e, "account could not be verified now");
+                tracing::error!(account = %id, error = %e, "account not verified; skipped");
                 v.unknown += 1;
             }
         }
     }
     Ok(v)
+}
+
+enum Checked {
+    Ok,
+    Broken,
+    Unknown,
+}
+
+/// Why one account's check could not be made.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Bug(String),
+}
+
+/// Check one account; `None` when there is nothing to check (gone, or not active).
+async fn verify_one(
+    store: &dyn Store,
+    networks: &Networks,
+    vault: &Vault,
+    id: AccountId,
+    now: DateTime<Utc>,
+) -> Result<Option<Checked>, Problem> {
+    let Some(account) = store.get_account(id).await? else {
+        return Ok(None);
+    };
+    if account.status != AccountStatus::Active {
+        return Ok(None);
+    }
+    let Some(network) = networks.get(account.network) else {
+        return Ok(Some(Checked::Unknown));
+    };
+    let answer = match account_ref(vault, &account) {
+        Ok(r) => network.verify(&r).await,
+        Err(e) => Err(PublishError::reconnect(e)),
+    };
+    Ok(Some(match answer {
+        Ok(_) => Checked::Ok,
+        // Only the summary (picket's words) is stored: the account's status is shown to
+        // the participant. What the network said goes to the log.
+        Err(PublishError::Reconnect(reason)) => {
+            tracing::warn!(account = %id, network = %account.network, reason = reason.summary(), detail = reason.detail(), "account needs reconnecting");
+            store
+                .set_account_status(
+                    id,
+                    AccountStatus::ReconnectNeeded,
+                    Some(reason.summary()),
+                    now,
+                )
+                .await?;
+            Checked::Broken
+        }
+        Err(e) => {
+            tracing::info!(account = %id, error = %e, detail = e.reason().detail(), "account could not be verified now");
+            Checked::Unknown
+        }
+    }))
 }
 
 /// The accounts pledged to `campaign` whose strike starts within `ahead` of `now`: the
@@ -105,4 +156,44 @@ pub async fn accounts_striking_soon(
     let mut ids: Vec<_> = seen.into_iter().collect();
     ids.sort();
     Ok(ids)
+}
+
+/// Every few hours, check the credentials of accounts whose strike starts within a day and
+/// a half, so broken ones are reported while there is time to reconnect them. Runs until
+/// `stop`; a failed round is logged and the next one comes.
+pub async fn run(
+    store: &dyn Store,
+    networks: &Networks,
+    vault: &Vault,
+    campaigns: &[Campaign],
+    clock: &dyn crate::clock::Clock,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+    loop {
+        let now = clock.now();
+        for c in campaigns {
+            let ahead = Duration::hours(36);
+            let checked = async {
+                let ids = accounts_striking_soon(store, c, now, ahead).await?;
+                verify_accounts(store, networks, vault, &ids, now).await
+            };
+            match super::isolate_async(checked).await {
+                Ok(Ok(v)) if v.ok + v.broken + v.unknown > 0 => {
+                    tracing::info!(campaign = %c.id, ok = v.ok, broken = v.broken, unknown = v.unknown, "accounts verified before the strike")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(campaign = %c.id, error = %e, "verifying accounts failed")
+                }
+                Err(panic) => {
+                    tracing::error!(campaign = %c.id, error = %panic, "verifying accounts failed")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
 }

@@ -1,9 +1,26 @@
 //! The store: the only place that speaks SQL (`sqlx`).
 //!
-//! One [`Store`] trait, one implementation per database (SQLite embedded by default,
-//! PostgreSQL for several workers), the same SQL text in both wherever the dialects allow:
-//! the shared methods are written once in `shared.rs` and stamped into both backends by a
-//! macro; only claiming (and opening) is written per database.
+//! One [`Store`] trait, made of one trait per area, and one implementation per database
+//! (SQLite embedded by default, PostgreSQL for several workers), with the same SQL text in
+//! both wherever the dialects allow. Each area's file holds its trait and a small macro that
+//! stamps the implementation out for both backends; what differs (opening, write
+//! transactions, committing signatures, the claiming statement) is written out in each
+//! backend's file.
+//!
+//! | file              | what it is for |
+//! |-------------------|----------------|
+//! | `participants.rs` | [`Participants`]: participants and their accounts |
+//! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
+//! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
+//! | `outbox.rs`       | [`Outbox`]: claiming, sending, recording outcomes; cancelling campaigns |
+//! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
+//! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
+//! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
+//! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
+//! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
+//! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
+//! | `model.rs`, `rows.rs` | the domain types, and rows as the databases return them |
+//!
 //! Instants are stored as integer milliseconds since the Unix epoch (UTC) and are always
 //! bound from the caller's `Clock`, never read from the database's own clock.
 //!
@@ -19,23 +36,36 @@
 //! idempotency key on every attempt, so a lost `sending` mark leads to a deduplicated resend,
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
+mod counts;
+mod leases;
 mod model;
-mod rows;
-#[macro_use]
-mod shared;
+mod outbox;
+mod participants;
+mod pledges;
 mod postgres;
+mod rows;
+mod sessions;
+mod signatures;
+mod sql;
 mod sqlite;
+mod tooling;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::network::NetworkKind;
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
 
+pub use counts::Counts;
+pub use leases::Leases;
 pub use model::*;
+pub use outbox::Outbox;
+pub use participants::Participants;
+pub use pledges::Pledges;
 pub use postgres::PgStore;
+pub use sessions::Sessions;
+pub use signatures::Signatures;
 pub use sqlite::SqliteStore;
+pub use tooling::StoreTooling;
 
 /// Something went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +78,14 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The URL names no database picket supports.
     #[error(
-        "unsupported database URL `{0}`: use sqlite://PATH, a path to an existing SQLite file, or postgres://..."
+        "unsupported database URL `{0}`: use sqlite://PATH, a path to an existing SQLite \
+         file, or postgres://..."
     )]
     UnsupportedUrl(String),
     /// A bare path was given but no file exists there; bare paths never create databases.
     #[error(
-        "no SQLite database at `{0}`: to create one, say sqlite://{0} (a bare path must name an existing file)"
+        "no SQLite database at `{0}`: to create one, say sqlite://{0} (a bare path must name \
+         an existing file)"
     )]
     NoSuchFile(String),
     /// The record the call refers to does not exist (or belongs to someone else).
@@ -65,281 +97,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Data picket keeps. Object-safe: used as `Arc<dyn Store>`.
+/// Data picket keeps, area by area. Object-safe: used as `Arc<dyn Store>`; the areas'
+/// methods are called on it without importing their traits.
 ///
 /// Every method that writes takes `now` from the caller's clock.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Participants + Sessions + Pledges + Outbox + Signatures + Counts + Leases
+where
+    Self: Send + Sync + 'static,
+{
     /// A cheap round trip, for `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
-
-    // ── participants ─────────────────────────────────────────────────────────────────────
-
-    /// The CLI's own user: found if it exists, created with `name` and `tz` otherwise.
-    async fn ensure_local_participant(
-        &self,
-        name: &str,
-        tz: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ParticipantId, StoreError>;
-    /// A new participant (web signup), with a fresh personal invitation code.
-    async fn create_participant(
-        &self,
-        new: &NewParticipant,
-        now: DateTime<Utc>,
-    ) -> Result<ParticipantId, StoreError>;
-    async fn get_participant(&self, id: ParticipantId) -> Result<Option<Participant>, StoreError>;
-    /// The participant a magic link belongs to, by the hash of its token.
-    async fn participant_by_token_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<Participant>, StoreError>;
-
-    /// "Delete my data": remove the participant with their accounts (and credentials),
-    /// pledges and posts, in one transaction. Posts already `sending` are reported; their
-    /// outcome can no longer be recorded. Signatures are kept (they hold no link to the
-    /// participant).
-    async fn delete_participant(&self, id: ParticipantId) -> Result<Withdrawal, StoreError>;
-
-    // ── accounts ─────────────────────────────────────────────────────────────────────────
-
-    async fn add_account(
-        &self,
-        new: &NewAccount,
-        now: DateTime<Utc>,
-    ) -> Result<AccountId, StoreError>;
-    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
-    /// A participant's accounts that are not removed, oldest first.
-    async fn list_accounts(&self, participant: ParticipantId) -> Result<Vec<Account>, StoreError>;
-    /// Some accounts (at most `limit`) of anyone on one server: an OAuth app registered
-    /// for one of them serves every account there.
-    async fn accounts_on_server(
-        &self,
-        network: NetworkKind,
-        server: &str,
-        limit: u32,
-    ) -> Result<Vec<Account>, StoreError>;
-    /// The accounts (not removed) of several participants at once, by id: the dispatcher
-    /// tells followers where else to find a striker.
-    async fn accounts_of(&self, participants: &[ParticipantId])
-    -> Result<Vec<Account>, StoreError>;
-    /// Mark an account usable again (its waiting posts become claimable) or in need of
-    /// reconnecting. Use [`Store::remove_account`] to remove one.
-    async fn set_account_status(
-        &self,
-        id: AccountId,
-        status: AccountStatus,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Replace the (encrypted) credentials, e.g. after a token refresh or a reconnect.
-    async fn update_credentials(
-        &self,
-        id: AccountId,
-        credentials: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Remove an account: wipe its credentials, detach it from pledges, cancel its unsent
-    /// posts. Posts already `sending` are reported, not stopped.
-    async fn remove_account(
-        &self,
-        id: AccountId,
-        now: DateTime<Utc>,
-    ) -> Result<Withdrawal, StoreError>;
-
-    // ── pledges ──────────────────────────────────────────────────────────────────────────
-
-    /// Create the pledge or replace its settings and accounts; joining again re-activates a
-    /// withdrawn pledge.
-    async fn upsert_pledge(
-        &self,
-        new: &NewPledge,
-        now: DateTime<Utc>,
-    ) -> Result<PledgeId, StoreError>;
-    async fn get_pledge(&self, id: PledgeId) -> Result<Option<Pledge>, StoreError>;
-    /// Every pledge of a participant (active or withdrawn), in id order.
-    async fn pledges_of(&self, participant: ParticipantId) -> Result<Vec<Pledge>, StoreError>;
-    /// Active pledges of a campaign with `id > after`, in id order, at most `limit`: page
-    /// through a million pledges without loading them all.
-    async fn active_pledges(
-        &self,
-        campaign_id: &str,
-        after: Option<PledgeId>,
-        limit: u32,
-    ) -> Result<Vec<Pledge>, StoreError>;
-    /// In one transaction: withdraw the pledge (or, with `account`, detach only that account)
-    /// and cancel its `pending`/`claimed` posts. Posts already `sending` are reported so the
-    /// caller can wait for them; no other post of the pledge will be sent after this returns.
-    async fn withdraw(
-        &self,
-        participant: ParticipantId,
-        campaign_id: &str,
-        account: Option<AccountId>,
-        now: DateTime<Utc>,
-    ) -> Result<Withdrawal, StoreError>;
-
-    // ── planner ──────────────────────────────────────────────────────────────────────────
-
-    /// Make the pledge's future posts match `rows` (see [`Store::apply_plans`]).
-    async fn apply_plan(
-        &self,
-        pledge_id: PledgeId,
-        campaign_id: &str,
-        rows: &[PlannedPost],
-        now: DateTime<Utc>,
-    ) -> Result<PlanApplied, StoreError>;
-    /// Many pledges' plans in one transaction. Missing rows are inserted; `pending` rows are
-    /// refreshed and `cancelled` ones revived (re-joining after a withdrawal); future
-    /// `pending` rows no longer planned are deleted. Rows that are claimed, sending or final
-    /// are never touched, and plans of pledges that are not active (or whose campaign is
-    /// cancelled) are skipped.
-    async fn apply_plans(
-        &self,
-        plans: &[PledgePlan],
-        now: DateTime<Utc>,
-    ) -> Result<PlanApplied, StoreError>;
-
-    // ── dispatcher ───────────────────────────────────────────────────────────────────────
-
-    /// Lease up to `limit` due posts to `worker` until `lease_until`: `pending` rows with
-    /// `run_at <= now`, and `claimed`/`sending` rows whose lease expired (a vanished worker;
-    /// those from `sending` come back flagged `outcome_unknown`). Posts of withdrawn pledges,
-    /// cancelled campaigns and accounts that are not active are never claimed. Exclusive:
-    /// concurrent callers never get the same row.
-    async fn claim_due(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<ClaimedPost>, StoreError>;
-    /// The point of no return, in one statement for the batch: `claimed` → `sending` for the
-    /// rows still leased to `worker` whose pledge, account and campaign are still active and
-    /// whose window (plus `grace`) is still open. Returns the ids that may be sent now; send
-    /// nothing else.
-    async fn begin_sending(
-        &self,
-        worker: &str,
-        ids: &[OutboxId],
-        now: DateTime<Utc>,
-        grace: Duration,
-    ) -> Result<Vec<OutboxId>, StoreError>;
-    /// Record what happened to sent posts, all in one transaction.
-    async fn record(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Posts whose window closed more than `grace` ago without being sent become `missed`:
-    /// `pending`/`claimed` ones, and `sending` ones whose worker's lease ran out.
-    async fn expire_missed(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64, StoreError>;
-    /// When the next post becomes claimable (a due time or a lease expiry), if any. May be in
-    /// the past: then there is work now.
-    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// The current state of each of `ids` that exists.
-    async fn outbox_states(
-        &self,
-        ids: &[OutboxId],
-    ) -> Result<Vec<(OutboxId, OutboxState)>, StoreError>;
-
-    // ── campaigns ────────────────────────────────────────────────────────────────────────
-
-    /// Stop a campaign everywhere: cancel its unsent posts; later claims skip it.
-    async fn cancel_campaign(
-        &self,
-        campaign_id: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Withdrawal, StoreError>;
-    async fn campaign_cancelled(
-        &self,
-        campaign_id: &str,
-    ) -> Result<Option<CampaignCancelled>, StoreError>;
-
-    // ── reading ──────────────────────────────────────────────────────────────────────────
-
-    /// A participant's posts (all campaigns, or one), by `run_at`.
-    async fn outbox_for(
-        &self,
-        participant: ParticipantId,
-        campaign_id: Option<&str>,
-    ) -> Result<Vec<OutboxRow>, StoreError>;
-    async fn outbox_counts(&self, campaign_id: &str) -> Result<OutboxCounts, StoreError>;
-    /// Take or renew the lease `name` for `owner` until `until`, if nobody else holds it
-    /// (singleton jobs across processes: one planner at a time).
-    async fn try_lease(
-        &self,
-        name: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// Active pledges of a campaign made no later than `created_before` (a campaign's
-    /// tipping point counts the pledges made by its deadline).
-    async fn active_pledge_count(
-        &self,
-        campaign_id: &str,
-        created_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
-    /// How many (account, slot) pairs have more than one published row. The unique key makes
-    /// this impossible; rehearsals report it as proof.
-    async fn published_per_slot_duplicates(&self, campaign_id: &str) -> Result<u64, StoreError>;
-
-    // ── signatures ───────────────────────────────────────────────────────────────────────
-
-    /// Sign a campaign. The same canonical e-mail signing again is reported as a duplicate and
-    /// not counted twice. A signature with a `confirm_token_hash` is recorded as mailed `now`.
-    async fn add_signature(
-        &self,
-        new: &NewSignature,
-        now: DateTime<Utc>,
-    ) -> Result<SignatureAdded, StoreError>;
-    /// A new confirmation token for an unconfirmed signature, recorded as mailed `now`: only
-    /// if no confirmation was mailed after `not_since` (re-sends are rate-limited). The old
-    /// token stops working. False when confirmed already or mailed too recently.
-    async fn renew_signature_confirmation(
-        &self,
-        id: SignatureId,
-        token_hash: &str,
-        now: DateTime<Utc>,
-        not_since: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// The confirmation mail could not be sent: signing again may retry at once.
-    async fn confirmation_not_sent(&self, id: SignatureId) -> Result<(), StoreError>;
-    /// Follow a confirmation link: the signature of `campaign_id` with this token hash now
-    /// counts. Following it again changes nothing (`newly` is false); `None` when unknown.
-    async fn confirm_signature(
-        &self,
-        campaign_id: &str,
-        token_hash: &str,
-    ) -> Result<Option<SignatureConfirmed>, StoreError>;
-    /// Confirmed signatures: those that count.
-    async fn signature_count(&self, campaign_id: &str) -> Result<u64, StoreError>;
-    /// Confirmed signers who chose to be listed, oldest first. Never includes e-mail addresses.
-    async fn public_signatures(
-        &self,
-        campaign_id: &str,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<PublicSignature>, StoreError>;
-    /// Where an invitation link `/i/{code}` leads: the code of a signature or a participant.
-    async fn resolve_invite(&self, code: &str) -> Result<Option<InviteTarget>, StoreError>;
-    /// Accounts pledged to a campaign (active pledges), per network.
-    async fn accounts_by_network(
-        &self,
-        campaign_id: &str,
-    ) -> Result<Vec<(NetworkKind, u64)>, StoreError>;
-    /// People (signers and participants) who came through invitation code `code`.
-    async fn invited_count(&self, code: &str) -> Result<u64, StoreError>;
-    /// Confirmed signatures per invitation code (`invited_by`), most first.
-    async fn invite_counts(&self, campaign_id: &str) -> Result<Vec<InviteCount>, StoreError>;
-
-    // ── bulk ─────────────────────────────────────────────────────────────────────────────
-
-    /// Many strikers at once, in one transaction with multi-row inserts: participants,
-    /// their accounts and their pledges. For benchmarks and imports; the web and CLI use
-    /// the one-at-a-time methods above. Each striker's account handles must differ.
-    async fn bulk_join(
-        &self,
-        strikers: &[NewStriker],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JoinedStriker>, StoreError>;
 }
 
 /// Open (and create and migrate) the database named by `url`:
@@ -349,6 +117,11 @@ pub trait Store: Send + Sync + 'static {
 ///   empty database);
 /// - `postgres://...` or `postgresql://...`: PostgreSQL.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(open_tooling(url).await?)
+}
+
+/// [`open`], for benchmarks, rehearsals and tests that also need [`StoreTooling`].
+pub async fn open_tooling(url: &str) -> Result<Arc<dyn StoreTooling>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::connect(url).await?));
     }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -69,7 +69,11 @@ pub struct UnknownState {
 }
 
 macro_rules! state_enum {
-    ($(#[$doc:meta])* $name:ident, $kind:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+    (
+        $(#[$doc:meta])* $name:ident, $kind:literal {
+            $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -165,6 +169,9 @@ pub struct Participant {
     /// Their personal invitation code (`/i/{code}`).
     pub invite_code: String,
     pub created_at: DateTime<Utc>,
+    /// When their current magic link stops working; `None` when they have none (never
+    /// given one, signed out, or the CLI's own user).
+    pub link_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A participant to create.
@@ -175,8 +182,6 @@ pub struct NewParticipant {
     /// The key used to find the same person again (see [`canonical_email`]).
     pub email_canonical: Option<String>,
     pub tz: String,
-    /// A hash of their magic-link token; the token itself is never stored.
-    pub access_token_hash: Option<String>,
     /// The invitation code they came through, if any.
     pub invited_by: Option<String>,
 }
@@ -192,6 +197,8 @@ pub struct Account {
     pub server: Option<String>,
     /// Ciphertext: encryption happens outside the store.
     pub credentials: Vec<u8>,
+    /// Added by the operator with addresses they typed: its servers are not guarded.
+    pub trusted: bool,
     pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -209,6 +216,7 @@ impl fmt::Debug for Account {
                 "credentials",
                 &format_args!("<{} bytes>", self.credentials.len()),
             )
+            .field("trusted", &self.trusted)
             .field("status", &self.status)
             .field("status_reason", &self.status_reason)
             .field("created_at", &self.created_at)
@@ -216,30 +224,27 @@ impl fmt::Debug for Account {
     }
 }
 
-/// An account to connect. `Debug` leaves the credentials out.
-#[derive(Clone)]
+/// An account to connect. Its credentials come sealed from a [`Seal`], once the row has
+/// its id.
+#[derive(Debug, Clone)]
 pub struct NewAccount {
     pub participant_id: ParticipantId,
     pub network: NetworkKind,
     pub handle: String,
     pub server: Option<String>,
-    pub credentials: Vec<u8>,
+    /// The operator typed its addresses (command line): its servers are not guarded.
+    pub trusted: bool,
 }
 
-impl fmt::Debug for NewAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewAccount")
-            .field("participant_id", &self.participant_id)
-            .field("network", &self.network)
-            .field("handle", &self.handle)
-            .field("server", &self.server)
-            .field(
-                "credentials",
-                &format_args!("<{} bytes>", self.credentials.len()),
-            )
-            .finish()
-    }
-}
+/// Seals an account's credentials for the id its row was given. The id is bound into the
+/// ciphertext (`crypto`), so a sealed blob copied onto another row does not open; the store
+/// therefore asks for the sealed bytes inside the transaction that creates the row, and
+/// never sees them unsealed.
+pub type Seal<'a> = &'a (dyn Fn(AccountId) -> Vec<u8> + Send + Sync);
+
+/// Like [`Seal`], for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): called with the
+/// striker's index, the index of the account among theirs, and the account's new id.
+pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Vec<u8> + Send + Sync);
 
 /// A pledge as stored, with the accounts it posts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +261,8 @@ pub struct Pledge {
     pub account_ids: Vec<AccountId>,
     pub created_at: DateTime<Utc>,
     pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Why the planner last failed to plan this pledge; `None` when it planned.
+    pub plan_error: Option<String>,
 }
 
 /// A pledge to make or renew (joining again re-activates a withdrawn pledge).
@@ -275,7 +282,7 @@ pub struct Withdrawal {
     /// Rows that were `pending` or `claimed` and are now `cancelled`: they will never be sent.
     pub cancelled: u64,
     /// Rows already `sending`: they may still be published. Wait on them with
-    /// [`Store::outbox_states`](super::Store::outbox_states) before telling the user it is over.
+    /// [`Outbox::outbox_states`](super::Outbox::outbox_states) before telling the user it is over.
     pub in_flight: Vec<OutboxId>,
 }
 
@@ -344,6 +351,8 @@ pub struct ClaimedPost {
     pub handle: String,
     pub server: Option<String>,
     pub credentials: Vec<u8>,
+    /// The account's servers are reached unguarded (see [`Account::trusted`]).
+    pub trusted: bool,
     /// The pledge's time zone (IANA name), for local dates in the text.
     pub tz: String,
     /// The slot's own instant (before jitter), its strike day and the pledge's day count.
@@ -488,7 +497,7 @@ pub struct NewSignature {
     /// The invitation code that brought them, if any.
     pub invited_by: Option<String>,
     /// Counted from the start; otherwise only once the link in the confirmation mail is
-    /// followed (see [`Store::confirm_signature`](super::Store::confirm_signature)).
+    /// followed (see [`Signatures::confirm_signature`](super::Signatures::confirm_signature)).
     pub confirmed: bool,
     /// SHA-256 (hex) of the confirmation link's token, for a signature that waits for one.
     pub confirm_token_hash: Option<String>,
@@ -554,20 +563,21 @@ pub struct InviteTarget {
     pub campaign_id: Option<String>,
 }
 
-/// One striker for [`Store::bulk_join`](super::Store::bulk_join): a participant, the
+/// One striker for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): a participant, the
 /// accounts they connect and their pledge to one campaign.
 #[derive(Clone)]
 pub struct NewStriker {
     pub name: String,
     pub tz: String,
-    /// (network, handle, server, sealed credentials); handles must differ per striker.
-    pub accounts: Vec<(NetworkKind, String, Option<String>, Vec<u8>)>,
+    /// (network, handle, server); handles must differ per striker. Credentials are sealed
+    /// by the [`SealMany`] given to `bulk_join`.
+    pub accounts: Vec<(NetworkKind, String, Option<String>)>,
     pub campaign_id: String,
     pub days: Option<Vec<NaiveDate>>,
     pub every_secs: Option<i64>,
 }
 
-/// What [`Store::bulk_join`](super::Store::bulk_join) created for one striker, in the
+/// What [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join) created for one striker, in the
 /// order they were given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinedStriker {

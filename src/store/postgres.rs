@@ -1,21 +1,28 @@
 //! The PostgreSQL store: any number of `picket serve` / `picket worker` processes on any
 //! number of machines share one database.
 //!
-//! Shared methods come from `shared_store_impl!`; this file holds connecting (migrations)
-//! and claiming, which uses `FOR UPDATE SKIP LOCKED` so concurrent workers take disjoint
-//! batches without waiting on each other.
+//! The areas' methods (`participants.rs`, `outbox.rs`, ...) are stamped in by their
+//! macros; this file holds what only PostgreSQL does: connecting (migrations), write
+//! transactions, committing signatures and the claiming statement, which uses
+//! `FOR UPDATE SKIP LOCKED` so concurrent workers take disjoint batches without waiting on
+//! each other.
 
 use std::time::Duration as StdDuration;
 
-use sqlx::postgres::PgPoolOptions;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::shared::prelude::*;
+use super::model::{NewSignature, SignatureAdded};
+use super::rows::ms;
+use super::sql::eligible;
+use super::{Store, StoreError};
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {
@@ -33,35 +40,46 @@ impl PgStore {
 
     /// Plain `BEGIN` (READ COMMITTED): every guarded UPDATE re-checks its row after waiting
     /// on a lock, which is what the state machine relies on.
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
 
     /// One signature, committed by itself: PostgreSQL takes concurrent inserts side by side.
-    async fn write_signature(
+    pub(super) async fn write_signature(
         &self,
         new: &NewSignature,
         now: DateTime<Utc>,
     ) -> Result<SignatureAdded, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        insert_signature(&mut conn, new, now).await
+        Self::insert_signature(&mut conn, new, now).await
     }
 }
 
-shared_store_impl!(PgStore, Postgres, {
-    async fn claim_due(
-        &self,
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// Lease up to `limit` due rows to `worker` (see [`Outbox::claim_due`]), in the
+    /// caller's transaction; their ids.
+    ///
+    /// [`Outbox::claim_due`]: super::Outbox::claim_due
+    pub(super) async fn claim_ids(
+        conn: &mut PgConnection,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<ClaimedPost>, StoreError> {
+    ) -> Result<Vec<i64>, sqlx::Error> {
         // Due rows and expired leases are looked up apart, each in its index's `run_at`
         // order and stopping after `$4` rows, then merged: one `OR` made the planner collect,
         // check and sort every due row on each claim. A row locked here but not among the
         // first `$4` is released at commit, a moment later.
-        let mut tx = self.begin_write().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(concat!(
+        sqlx::query_scalar(concat!(
             "WITH due AS (SELECT o.id, o.run_at FROM outbox o \
              WHERE o.state = 'pending' AND o.run_at <= $3 AND ",
             eligible!("o"),
@@ -70,20 +88,19 @@ shared_store_impl!(PgStore, Postgres, {
              WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",
             eligible!("o"),
             " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
-             chosen AS (SELECT id FROM (SELECT id, run_at FROM due UNION ALL SELECT id, run_at FROM lapsed) u \
+             chosen AS (SELECT id FROM \
+             (SELECT id, run_at FROM due UNION ALL SELECT id, run_at FROM lapsed) u \
              ORDER BY run_at, id LIMIT $4) \
              UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
-             outcome_unknown = CASE WHEN outbox.state = 'sending' THEN TRUE ELSE outbox.outcome_unknown END, \
+             outcome_unknown = \
+             CASE WHEN outbox.state = 'sending' THEN TRUE ELSE outbox.outcome_unknown END, \
              updated_at = $3 FROM chosen WHERE outbox.id = chosen.id RETURNING outbox.id"
         ))
         .bind(worker)
         .bind(ms(lease_until))
         .bind(ms(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let posts = claimed_posts(&mut tx, &ids).await?;
-        tx.commit().await?;
-        Ok(posts)
+        .fetch_all(conn)
+        .await
     }
-});
+}

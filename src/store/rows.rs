@@ -36,6 +36,10 @@ pub(crate) fn days_json(days: &Option<Vec<NaiveDate>>) -> Option<String> {
         .map(|d| serde_json::to_string(d).expect("dates always serialize"))
 }
 
+/// Columns of [`ParticipantRow`], in a `SELECT` from `participants`.
+pub(crate) const PARTICIPANT_COLUMNS: &str =
+    "id, name, email, tz, is_local, invite_code, created_at, access_token_expires_at";
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ParticipantRow {
     id: i64,
@@ -45,6 +49,7 @@ pub(crate) struct ParticipantRow {
     is_local: bool,
     invite_code: String,
     created_at: i64,
+    access_token_expires_at: Option<i64>,
 }
 
 impl TryFrom<ParticipantRow> for Participant {
@@ -58,9 +63,14 @@ impl TryFrom<ParticipantRow> for Participant {
             is_local: r.is_local,
             invite_code: r.invite_code,
             created_at: instant(r.created_at)?,
+            link_expires_at: opt_instant(r.access_token_expires_at)?,
         })
     }
 }
+
+/// Columns of [`AccountRow`], in a `SELECT` from `accounts`.
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, participant_id, network, handle, server, \
+     credentials, trusted, status, status_reason, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
@@ -70,6 +80,7 @@ pub(crate) struct AccountRow {
     handle: String,
     server: Option<String>,
     credentials: Vec<u8>,
+    trusted: bool,
     status: String,
     status_reason: Option<String>,
     created_at: i64,
@@ -85,12 +96,17 @@ impl TryFrom<AccountRow> for Account {
             handle: r.handle,
             server: r.server,
             credentials: r.credentials,
+            trusted: r.trusted,
             status: parse(&r.status)?,
             status_reason: r.status_reason,
             created_at: instant(r.created_at)?,
         })
     }
 }
+
+/// Columns of [`PledgeRow`], in a `SELECT` from `pledges`.
+pub(crate) const PLEDGE_COLUMNS: &str = "id, participant_id, campaign_id, tz, days, every_secs, \
+     status, created_at, withdrawn_at, plan_error";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PledgeRow {
@@ -103,6 +119,7 @@ pub(crate) struct PledgeRow {
     status: String,
     created_at: i64,
     withdrawn_at: Option<i64>,
+    plan_error: Option<String>,
 }
 
 impl PledgeRow {
@@ -125,6 +142,7 @@ impl PledgeRow {
             account_ids,
             created_at: instant(self.created_at)?,
             withdrawn_at: opt_instant(self.withdrawn_at)?,
+            plan_error: self.plan_error,
         })
     }
 }
@@ -150,6 +168,7 @@ pub(crate) struct ClaimedRow {
     handle: String,
     server: Option<String>,
     credentials: Vec<u8>,
+    trusted: bool,
     tz: String,
     slot_at: i64,
     day: i64,
@@ -181,6 +200,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             handle: r.handle,
             server: r.server,
             credentials: r.credentials,
+            trusted: r.trusted,
             tz: r.tz,
             slot_at: instant(r.slot_at)?,
             day: r.day,
@@ -190,6 +210,12 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
         })
     }
 }
+
+/// Columns of [`OutboxRowRaw`], in a `SELECT` from `outbox o`.
+pub(crate) const OUTBOX_COLUMNS: &str = "o.id, o.campaign_id, o.pledge_id, o.account_id, \
+     o.slot_key, o.post_name, o.template, o.variant, o.run_at, o.window_end, o.state, \
+     o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, o.published_at, \
+     o.text, o.updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRowRaw {

@@ -1,8 +1,10 @@
 //! The SQLite store: the embedded default, one process (web + scheduler) per database file.
 //!
-//! Shared methods come from `shared_store_impl!`; this file holds opening (pragmas,
-//! migrations) and claiming. Every write transaction starts with `BEGIN IMMEDIATE` so
-//! writers queue on `busy_timeout` instead of failing when a read lock must be upgraded.
+//! The areas' methods (`participants.rs`, `outbox.rs`, ...) are stamped in by their
+//! macros; this file holds what only SQLite does: opening (pragmas, migrations), write
+//! transactions, committing signatures and the claiming statement. Every write transaction
+//! starts with `BEGIN IMMEDIATE` so writers queue on `busy_timeout` instead of failing when a
+//! read lock must be upgraded.
 //!
 //! Signatures are group-committed: SQLite has one writer at a time, and a commit per
 //! signature makes concurrent signers queue on the write lock (`busy_timeout` retries with
@@ -22,16 +24,23 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 
-use super::shared::prelude::*;
+use super::model::{NewSignature, SignatureAdded};
+use super::rows::ms;
+use super::sql::eligible;
+use super::{Store, StoreError};
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Signatures waiting for the next group commit (see the module docs).
     signatures: Arc<SignatureQueue>,
 }
@@ -61,7 +70,7 @@ struct Waiting {
 
 impl std::fmt::Debug for SignatureQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = crate::sync::lock(&self.state);
         f.debug_struct("SignatureQueue")
             .field("waiting", &state.waiting.len())
             .field("flushing", &state.flushing)
@@ -80,7 +89,7 @@ struct FlushingGuard {
 impl Drop for FlushingGuard {
     fn drop(&mut self) {
         if !self.done {
-            let mut state = self.queue.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::sync::lock(&self.queue.state);
             state.flushing = false;
         }
     }
@@ -89,6 +98,10 @@ impl Drop for FlushingGuard {
 impl SqliteStore {
     /// Open the file at `path` (creating it if `create`), apply pragmas and run migrations.
     pub async fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
+        if create {
+            create_private(path)?;
+        }
+        warn_if_shared(path);
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(create)
@@ -128,25 +141,22 @@ impl SqliteStore {
         })
     }
 
-    /// A write transaction holding SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    /// A write transaction holding SQLite's write lock from the start: a deferred
+    /// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting.
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Queue the signature for the next group commit and wait for its own answer, which
     /// comes only after the commit.
-    async fn write_signature(
+    pub(super) async fn write_signature(
         &self,
         new: &NewSignature,
         now: DateTime<Utc>,
     ) -> Result<SignatureAdded, StoreError> {
         let (answer, answered) = oneshot::channel();
         let start_flusher = {
-            let mut state = self
-                .signatures
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut state = crate::sync::lock(&self.signatures.state);
             state.waiting.push(Waiting {
                 new: new.clone(),
                 now,
@@ -174,11 +184,7 @@ impl SqliteStore {
         };
         loop {
             let batch: Vec<Waiting> = {
-                let mut state = self
-                    .signatures
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut state = crate::sync::lock(&self.signatures.state);
                 if state.waiting.is_empty() {
                     state.flushing = false;
                     guard.done = true;
@@ -218,31 +224,81 @@ impl SqliteStore {
         let mut tx = self.begin_write().await?;
         let mut added = Vec::with_capacity(batch.len());
         for w in batch {
-            added.push(insert_signature(&mut tx, &w.new, w.now).await?);
+            added.push(Self::insert_signature(&mut tx, &w.new, w.now).await?);
         }
         tx.commit().await?;
         Ok(added)
     }
 }
 
-shared_store_impl!(SqliteStore, Sqlite, {
-    async fn claim_due(
-        &self,
+/// Create the database file, if missing, readable and writable by its owner only: it holds
+/// e-mail addresses and sealed credentials. SQLite gives the `-wal` and `-shm` files it
+/// makes beside it the database file's own mode, so they are private too.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
+/// A database file made by an older picket (or by hand) may be readable by every user of
+/// the machine: say so, without changing a mode the operator may have chosen.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "the database file is readable by other users of this machine: `chmod 600` it \
+                 (and its -wal and -shm files)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Lease up to `limit` due rows to `worker` (see [`Outbox::claim_due`]), in the
+    /// caller's write transaction; their ids.
+    ///
+    /// [`Outbox::claim_due`]: super::Outbox::claim_due
+    pub(super) async fn claim_ids(
+        conn: &mut SqliteConnection,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<ClaimedPost>, StoreError> {
-        // SQLite has one writer at a time: under BEGIN IMMEDIATE nobody else can claim between
-        // the SELECT and the UPDATE, so the guarded UPDATE is exclusive by itself.
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        // SQLite has one writer at a time: under BEGIN IMMEDIATE nobody else can claim
+        // between the SELECT and the UPDATE, so the guarded UPDATE is exclusive by itself.
         //
         // Due rows and expired leases are looked up apart and merged: with one `OR` SQLite
         // collected every due row, checked each for eligibility and sorted them all to keep
         // the first `$4` (about 240 ms per round with 100,000 rows due). Apart, each reads its
         // own index in `run_at` order and stops after `$4` rows; the first `$4` of the merge
         // are the same rows the single query chose.
-        let mut tx = self.begin_write().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(concat!(
+        sqlx::query_scalar(concat!(
             "UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
              outcome_unknown = CASE WHEN state = 'sending' THEN TRUE ELSE outcome_unknown END, \
              updated_at = $3 \
@@ -262,10 +318,7 @@ shared_store_impl!(SqliteStore, Sqlite, {
         .bind(ms(lease_until))
         .bind(ms(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let posts = claimed_posts(&mut tx, &ids).await?;
-        tx.commit().await?;
-        Ok(posts)
+        .fetch_all(conn)
+        .await
     }
-});
+}

@@ -1,11 +1,16 @@
 //! The JSON API (`/api/v1/...`), the counter badge and Prometheus metrics. Errors are JSON
 //! `{"error": "..."}` with a 4xx status that says what to fix.
+//!
+//! `openapi.json` beside this file says exactly what the API accepts and answers, and the
+//! handlers check exactly that: a request the document allows is not refused for its shape,
+//! and one it forbids is refused with a status it lists (`scripts/schemathesis.sh` holds the
+//! two together against a running picket).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,32 +21,48 @@ use super::signing::{self, Signer};
 use super::{AppState, WebError};
 use crate::store::OutboxCounts;
 
-/// An API error: the same variants as pages, as JSON.
-pub struct ApiError(WebError);
+/// An API error, as JSON: the same variants as pages, or a status of its own for what
+/// only the API meets (a body not sent as JSON, or too large).
+pub enum ApiError {
+    Web(WebError),
+    Status(StatusCode, String),
+}
 
 impl From<WebError> for ApiError {
     fn from(e: WebError) -> Self {
-        ApiError(e)
+        ApiError::Web(e)
     }
+}
+
+/// The `{id}` of an API path; a path that is not UTF-8 once decoded is a JSON 400, like
+/// every other API error (axum's own answer would be plain text).
+fn campaign_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|e| {
+        ApiError::Web(WebError::BadRequest(format!(
+            "the campaign id in the path could not be read: {}",
+            e.body_text()
+        )))
+    })
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError(e.into())
+        ApiError::Web(e.into())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.0.status();
-        if let WebError::Internal(e) = &self.0 {
-            tracing::error!(error = %format!("{e:#}"), "API request failed");
-        }
-        (
-            status,
-            Json(serde_json::json!({ "error": self.0.to_string() })),
-        )
-            .into_response()
+        let (status, message) = match self {
+            ApiError::Web(e) => {
+                if let WebError::Internal(e) = &e {
+                    tracing::error!(error = %format!("{e:#}"), "API request failed");
+                }
+                (e.status(), e.to_string())
+            }
+            ApiError::Status(status, message) => (status, message),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
 
@@ -76,9 +97,9 @@ fn summary(state: &AppState, c: &crate::campaign::Campaign) -> serde_json::Value
 
 pub async fn campaign(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = find(&state, &id)?;
+    let c = find(&state, &campaign_id(id)?)?;
     let mut v = summary(&state, c);
     v["strike"] = serde_json::to_value(&c.strike).unwrap_or_default();
     v["declaration"] = serde_json::json!(c.declaration.as_ref().map(|d| &d.markdown));
@@ -115,25 +136,77 @@ struct SignatureAnswer {
     confirmation: signing::Confirmation,
 }
 
+/// The longest name, in characters (`NewSignature.name.maxLength`).
+const MAX_NAME: usize = 80;
+/// The longest address, in characters (`NewSignature.email`).
+const MAX_EMAIL: usize = 254;
+
+/// The body's fields as `openapi.json` describes them (`NewSignature`), checked to the
+/// letter before [`Signer::parse`] reads them: its own rules (trimming, an address's
+/// shape) are the same or looser for anything that passes here.
+fn check_body(body: &NewSignatureBody) -> Result<(), String> {
+    let name = &body.name;
+    let length = name.chars().count();
+    if length == 0 || name.trim().is_empty() {
+        return Err("name: give a name (it can be a first name or a pseudonym)".into());
+    }
+    if length > MAX_NAME {
+        return Err(format!(
+            "name: at most {MAX_NAME} characters ({length} given)"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name: control characters are not allowed".into());
+    }
+    if let Some(email) = body.email.as_deref()
+        && email.chars().count() > MAX_EMAIL
+    {
+        return Err(format!("email: at most {MAX_EMAIL} characters"));
+    }
+    if let Some(code) = body.invited_by.as_deref()
+        && !code.is_empty()
+        && !super::guard::plausible_code(code)
+    {
+        return Err(
+            "ref: an invitation code is letters and digits, at most 64 (or leave it out)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Why a body was refused, with the status `openapi.json` lists for it: 413 too large,
+/// 415 not sent as JSON, 422 not JSON or not the right fields.
+fn body_error(e: JsonRejection) -> ApiError {
+    const EXPECTED: &str =
+        "expected JSON {\"name\": ..., \"email\"?: ..., \"public\"?: true|false, \"ref\"?: ...}";
+    match e.status() {
+        status @ StatusCode::PAYLOAD_TOO_LARGE => ApiError::Status(
+            status,
+            format!("the body is larger than the server accepts; {EXPECTED}"),
+        ),
+        status @ StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::Status(
+            status,
+            format!("send the body with Content-Type: application/json; {EXPECTED}"),
+        ),
+        _ => ApiError::Web(WebError::Invalid(format!("{EXPECTED}: {}", e.body_text()))),
+    }
+}
+
 /// `201` for a new signature, `200` for a repeat of the same person, `422` for invalid input.
 /// A signature waiting for its e-mail confirmation is stored all the same (2xx), even when
 /// the mail could not be sent: `confirmation` says so.
 pub async fn sign(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<NewSignatureBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let c = find(&state, &id)?;
+    let c = find(&state, &campaign_id(id)?)?;
     if !state.limits.allow(peer.ip()) {
         return Err(WebError::TooMany.into());
     }
-    let Json(body) = body.map_err(|e| {
-        WebError::Invalid(format!(
-            "expected JSON {{\"name\": ..., \"email\"?: ..., \"public\"?: true|false, \"ref\"?: ...}}: {}",
-            e.body_text()
-        ))
-    })?;
+    let Json(body) = body.map_err(body_error)?;
+    check_body(&body).map_err(WebError::Invalid)?;
     let signer = Signer::parse(
         &body.name,
         body.email.as_deref(),
@@ -193,9 +266,9 @@ impl From<OutboxCounts> for PostStats {
 
 pub async fn stats(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = find(&state, &id)?;
+    let c = find(&state, &campaign_id(id)?)?;
     let snap = state.counts.get(&state, c).await?;
     let by_network = snap
         .accounts_by_network
@@ -308,6 +381,31 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn body(name: &str, email: Option<&str>, code: Option<&str>) -> NewSignatureBody {
+        NewSignatureBody {
+            name: name.into(),
+            email: email.map(Into::into),
+            public: None,
+            invited_by: code.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_signing_body_is_checked_as_the_openapi_document_says() {
+        assert!(check_body(&body("Ada", None, None)).is_ok());
+        assert!(check_body(&body(&"é".repeat(80), Some(""), Some(""))).is_ok());
+        assert!(check_body(&body(&"é".repeat(81), None, None)).is_err());
+        assert!(check_body(&body(" \t ", None, None)).is_err());
+        assert!(check_body(&body("A\u{7}da", None, None)).is_err());
+        assert!(check_body(&body("A\u{85}da", None, None)).is_err());
+        assert!(check_body(&body("Ada", Some(&"a".repeat(255)), None)).is_err());
+        assert!(check_body(&body("Ada", None, Some("k7Qm2xVa"))).is_ok());
+        assert!(check_body(&body("Ada", None, Some("x'; DROP TABLE--"))).is_err());
+        assert!(check_body(&body("Ada", None, Some(&"a".repeat(65)))).is_err());
+    }
+
     #[test]
     fn counts_are_grouped_by_thousands() {
         assert_eq!(super::thousands(0), "0");

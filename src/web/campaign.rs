@@ -1,19 +1,18 @@
 //! Campaign pages: the declaration with its counters and sign form, signing, confirming a
-//! signature by its mailed link, the public list of signers, and invitation links.
-
-use std::net::SocketAddr;
-
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+//! signature by its mailed link, the public list of signers, and invitation links. Also the
+//! views of a campaign and of its declaration that the other pages (`declaration`, `join`)
+//! show, so those pages import from here and this file imports none of them.
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::form::{Fields, Form};
 use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
 use super::signing::{self, Signer};
 use super::{AppState, WebError};
-use crate::campaign::Campaign;
+use crate::campaign::declaration::Changes;
+use crate::campaign::{Campaign, Declaration};
 
 /// The numbers shown on pages, the badge and the API.
 #[derive(Debug, Clone, Serialize)]
@@ -35,8 +34,8 @@ pub(crate) fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a Campaign, We
         .ok_or_else(|| WebError::NotFound(format!("There is no campaign “{id}” on this site.")))
 }
 
-/// The declaration as HTML. Raw HTML in the Markdown is dropped: pages are escaped, and a
-/// declaration copied from elsewhere must not carry scripts.
+/// The declaration as HTML, sanitised (see [`crate::render::declaration`]): a declaration
+/// copied from elsewhere must not carry scripts.
 ///
 /// Converted once per text and remembered (keyed by the text itself, so it is right for
 /// any campaign in any app of the process): converting on every view was a measurable
@@ -46,24 +45,53 @@ pub fn declaration_html(c: &Campaign) -> Option<String> {
     use std::sync::{LazyLock, Mutex};
     static CONVERTED: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
     let md = &c.declaration.as_ref()?.markdown;
-    if let Some(html) = CONVERTED.lock().unwrap_or_else(|e| e.into_inner()).get(md) {
+    if let Some(html) = crate::sync::lock(&CONVERTED).get(md) {
         return Some(html.clone());
     }
     let html = markdown_to_html(md);
-    CONVERTED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(md.clone(), html.clone());
+    crate::sync::lock(&CONVERTED).insert(md.clone(), html.clone());
     Some(html)
 }
 
-pub(crate) fn markdown_to_html(md: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
-    let parser = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
-        .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
-    let mut out = String::new();
-    html::push_html(&mut out, parser);
-    out
+fn markdown_to_html(md: &str) -> String {
+    crate::render::declaration::to_html(md)
+}
+
+/// What templates need to show a declaration's hash and, for a copy, its origin.
+#[derive(Serialize)]
+pub(crate) struct DeclarationView<'a> {
+    pub sha256: &'a str,
+    /// Where this host serves the raw text.
+    pub raw_url: String,
+    pub origin: Option<OriginView<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OriginView<'a> {
+    /// The original's raw text, as written in the campaign file.
+    pub url: Option<&'a str>,
+    /// The original's reading page, when `url` is a picket host's `.../declaration.md`.
+    pub page_url: Option<String>,
+    pub sha256: &'a str,
+    pub changes: &'a Changes,
+}
+
+pub(crate) fn declaration_view<'a>(c: &Campaign, d: &'a Declaration) -> DeclarationView<'a> {
+    DeclarationView {
+        sha256: &d.sha256,
+        raw_url: format!("/c/{}/declaration.md", c.id),
+        origin: d.origin.as_ref().map(|o| OriginView {
+            url: o.url.as_deref(),
+            page_url: o
+                .url
+                .as_deref()
+                .and_then(|u| u.strip_suffix(".md"))
+                .filter(|u| u.ends_with("/declaration"))
+                .map(str::to_string),
+            sha256: &o.sha256,
+            changes: &o.changes,
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -72,7 +100,7 @@ struct Page<'a> {
     counters: Counters,
     declaration_html: Option<String>,
     /// Hash, raw-text link and (for a copy) proposed changes, under the text.
-    declaration: Option<super::declaration::DeclarationView<'a>>,
+    declaration: Option<DeclarationView<'a>>,
     csrf: String,
     invited_by: Option<String>,
     error: Option<String>,
@@ -144,6 +172,21 @@ pub struct SignForm {
 }
 
 impl SignForm {
+    /// The form as posted; a field left out is empty.
+    fn from_fields(f: &Fields) -> SignForm {
+        let text = |name| f.get(name).unwrap_or_default().to_string();
+        let given = |name| f.get(name).map(str::to_string);
+        SignForm {
+            name: text("name"),
+            email: text("email"),
+            public: given("public"),
+            consent: given("consent"),
+            csrf: text("csrf"),
+            website: text("website"),
+            invited_by: given("ref"),
+        }
+    }
+
     /// Nothing typed: the form as a first visit shows it.
     fn is_empty(&self) -> bool {
         self.name.is_empty()
@@ -163,6 +206,8 @@ async fn render_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    // Only ever hex of the right length (`form_token` checks a cookie's shape): it is
+    // spliced into the cached page below without escaping.
     let csrf = guard::form_token(headers);
     let invited_by = form
         .invited_by
@@ -184,10 +229,7 @@ async fn render_page(
         campaign: view,
         counters: snapshot.counters.clone(),
         declaration_html: declaration_html(c),
-        declaration: c
-            .declaration
-            .as_ref()
-            .map(|d| super::declaration::declaration_view(c, d)),
+        declaration: c.declaration.as_ref().map(|d| declaration_view(c, d)),
         csrf: if plain {
             CSRF_MARKER.to_string()
         } else {
@@ -251,20 +293,12 @@ fn invite_link(state: &AppState, code: &str) -> String {
 pub async fn sign(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<SignForm>, FormRejection>,
+    posted: Form,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let Ok(Form(form)) = form else {
-        return Err(WebError::BadRequest(
-            "The form could not be read: please send it again from the campaign page.".into(),
-        ));
-    };
-    if !state.limits.allow(peer.ip()) {
-        return Err(WebError::TooMany);
-    }
-    if !guard::csrf_ok(&headers, &form.csrf) {
+    let form = SignForm::from_fields(&posted.fields);
+    if !posted.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please sign again."
             .to_string();
         return render_page(&state, c, &headers, form, Some(msg), StatusCode::FORBIDDEN).await;

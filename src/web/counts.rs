@@ -5,8 +5,11 @@
 //! signatures index), while a popular campaign page is read thousands of times a second.
 //! So counts are eventual: at most [`MAX_AGE`] old for changes made elsewhere (the
 //! dispatcher publishing, another process on a shared PostgreSQL). A write through this
-//! web server (any request other than GET/HEAD, and a confirmation link) marks the counts
-//! stale at once, so a person who has just signed sees themselves counted.
+//! web server that changes what is counted (a signature, a pledge confirmed, withdrawn or
+//! deleted, an account removed, a confirmation link) marks the counts stale at once, so a
+//! person who has just signed sees themselves counted. Nothing else does: a request
+//! refused, or to a page that does not exist, must not let anyone make every reader count
+//! again.
 //!
 //! One refresh per campaign runs at a time; readers that arrive meanwhile wait for it and
 //! share its result rather than all counting at once.
@@ -15,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -24,7 +27,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::campaign::Counters;
 use super::{AppState, WebError};
 use crate::campaign::Campaign;
-use crate::network::NetworkKind;
+use crate::domain::NetworkKind;
 use crate::store::OutboxCounts;
 
 /// How old shown counts may be when nothing was written through this server.
@@ -98,7 +101,7 @@ struct Cached {
 
 impl Slot {
     fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<Snapshot>> {
-        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = crate::sync::lock(&self.latest);
         latest
             .as_ref()
             .filter(|c| {
@@ -117,7 +120,7 @@ impl Counts {
     /// The counts of `c`, at most [`MAX_AGE`] old.
     pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = crate::sync::lock(&self.slots);
             slots.entry(c.id.clone()).or_default().clone()
         };
         let generation = self.generation.load(Ordering::Acquire);
@@ -133,7 +136,7 @@ impl Counts {
             return Ok(s);
         }
         let snapshot = Arc::new(Snapshot::load(state, c).await?);
-        *slot.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+        *crate::sync::lock(&slot.latest) = Some(Cached {
             snapshot: snapshot.clone(),
             generation,
             taken_at: now,
@@ -150,7 +153,7 @@ impl Counts {
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
     ) -> Option<Arc<String>> {
-        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let pages = crate::sync::lock(&self.pages);
         pages
             .get(campaign)
             .filter(|p| Arc::ptr_eq(&p.snapshot, snapshot) && p.starts_in == starts_in)
@@ -165,7 +168,7 @@ impl Counts {
         starts_in: &str,
         html: String,
     ) {
-        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pages = crate::sync::lock(&self.pages);
         pages.insert(
             campaign.to_string(),
             RenderedPage {
@@ -177,16 +180,31 @@ impl Counts {
     }
 }
 
-/// Middleware: after any request that may have written (not GET or HEAD), mark the counts
-/// stale.
+/// The routes (as the router names them) whose accepted POSTs change the counts.
+const COUNTED_WRITES: &[&str] = &[
+    "/c/{id}/sign",
+    "/c/{id}/join/confirm",
+    "/me/withdraw",
+    "/me/accounts/remove",
+    "/me/delete",
+    "/api/v1/campaigns/{id}/signatures",
+];
+
+/// Middleware: after an accepted POST to a route in [`COUNTED_WRITES`] (answered 2xx or
+/// 3xx), mark the counts stale.
 pub async fn stale_after_writes(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let counted = req.method() == Method::POST
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| COUNTED_WRITES.contains(&p.as_str()));
     let response = next.run(req).await;
-    if writes {
+    let accepted = response.status().is_success() || response.status().is_redirection();
+    if counted && accepted {
         state.counts.changed();
     }
     response

@@ -8,50 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use super::campaign::{CampaignView, declaration_html, find, view};
+use super::campaign::{
+    CampaignView, DeclarationView, declaration_html, declaration_view, find, view,
+};
 use super::{AppState, WebError};
-use crate::campaign::declaration::{Changes, normalize};
+use crate::campaign::declaration::normalize;
 use crate::campaign::{Campaign, Declaration};
 
 /// The header that carries the content hash, for clients that do not read `ETag`s.
 pub const SHA256_HEADER: &str = "x-content-sha256";
-
-/// What templates need to show a declaration's hash and, for a copy, its origin.
-#[derive(Serialize)]
-pub(crate) struct DeclarationView<'a> {
-    pub sha256: &'a str,
-    /// Where this host serves the raw text.
-    pub raw_url: String,
-    pub origin: Option<OriginView<'a>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct OriginView<'a> {
-    /// The original's raw text, as written in the campaign file.
-    pub url: Option<&'a str>,
-    /// The original's reading page, when `url` is a picket host's `.../declaration.md`.
-    pub page_url: Option<String>,
-    pub sha256: &'a str,
-    pub changes: &'a Changes,
-}
-
-pub(crate) fn declaration_view<'a>(c: &Campaign, d: &'a Declaration) -> DeclarationView<'a> {
-    DeclarationView {
-        sha256: &d.sha256,
-        raw_url: format!("/c/{}/declaration.md", c.id),
-        origin: d.origin.as_ref().map(|o| OriginView {
-            url: o.url.as_deref(),
-            page_url: o
-                .url
-                .as_deref()
-                .and_then(|u| u.strip_suffix(".md"))
-                .filter(|u| u.ends_with("/declaration"))
-                .map(str::to_string),
-            sha256: &o.sha256,
-            changes: &o.changes,
-        }),
-    }
-}
 
 fn declaration_of(c: &Campaign) -> Result<&Declaration, WebError> {
     c.declaration

@@ -9,80 +9,30 @@
 //!    link to `/me` is shown (and mailed when SMTP is configured).
 //!
 //! The choices of step 1 travel in the query string of step 2, so a reload, a connect
-//! round trip or a detour through a Mastodon server loses nothing.
+//! round trip (see [`super::connect`]) or a detour through a Mastodon server loses nothing.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::campaign::{CampaignView, find, view};
-use super::guard::{self, CSRF_COOKIE, REF_COOKIE};
+use super::error::NO_ACCOUNTS;
+use super::form::{Fields, Form, page_with_csrf};
+use super::guard::{self, REF_COOKIE};
+use super::session::signed_in;
+use super::views::{AccountView, account_view, local_label};
 use super::{AppState, WebError, session};
+use crate::campaign::preview::{self, Preview};
 use crate::campaign::{Campaign, Participation, When, fmt_duration};
-use crate::network::NetworkKind;
-use crate::network::mastodon::OOB_REDIRECT;
-use crate::participation::connect::{self, ConnectError, MastodonAuthorization};
-use crate::participation::{self, Connected};
-use crate::render::{ParticipantVars, PostVars};
-use crate::store::{AccountId, AccountStatus, NewParticipant, Participant};
-
-/// A form body as (name, value) pairs; names may repeat (`day=...&day=...`).
-pub(crate) struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    pub(crate) fn parse(body: &[u8]) -> Result<Fields, WebError> {
-        if std::str::from_utf8(body).is_err() {
-            return Err(WebError::BadRequest(
-                "The form could not be read (it is not UTF-8): please send it again.".into(),
-            ));
-        }
-        Ok(Fields(
-            url::form_urlencoded::parse(body).into_owned().collect(),
-        ))
-    }
-
-    /// A posted form from `peer`, within its write budget.
-    pub(crate) fn posted(
-        state: &AppState,
-        peer: SocketAddr,
-        body: &[u8],
-    ) -> Result<Fields, WebError> {
-        let f = Fields::parse(body)?;
-        if !state.limits.allow(peer.ip()) {
-            return Err(WebError::TooMany);
-        }
-        Ok(f)
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn text(&self, name: &str) -> String {
-        self.get(name).unwrap_or_default().trim().to_string()
-    }
-
-    pub(crate) fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn csrf_ok(&self, headers: &HeaderMap) -> bool {
-        guard::csrf_ok(headers, self.get("csrf").unwrap_or_default())
-    }
-}
+use crate::compose;
+use crate::network::AccountRef;
+use crate::participation::{self, Missing, ParticipationError};
+use crate::scheduler::verify::account_ref;
+use crate::store::{AccountId, Participant};
 
 /// Step 1's choices, as they travel between the steps.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -177,22 +127,6 @@ struct JoinPage<'a> {
     error: Option<String>,
 }
 
-/// A rendered page with the CSRF cookie its forms need.
-pub(crate) fn page_with_csrf(
-    state: &AppState,
-    template: &str,
-    ctx: &impl Serialize,
-    csrf: &str,
-    status: StatusCode,
-) -> Result<Response, WebError> {
-    let html = state
-        .pages
-        .render(template, ctx)
-        .map_err(|e| WebError::Internal(e.into()))?;
-    let cookie = guard::set_cookie(CSRF_COOKIE, csrf, state.secure_cookies(), 24 * 3600);
-    Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn render_join(
     state: &AppState,
@@ -256,7 +190,8 @@ pub async fn form(
             choice.days = pledge.days.unwrap_or_default();
             choice.every = pledge
                 .every_secs
-                .map(|s| fmt_duration(chrono::Duration::seconds(s)))
+                .and_then(chrono::Duration::try_seconds)
+                .map(fmt_duration)
                 .unwrap_or_default();
         }
     }
@@ -280,14 +215,13 @@ pub async fn form(
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let f = Fields::posted(&state, peer, &body)?;
+    let f = &form.fields;
     let me = session::participant(&state, &headers).await?;
-    let choice = Choice::from_fields(&f);
+    let choice = Choice::from_fields(f);
     let (name, email) = (f.text("name"), f.text("email"));
     let again = |choice: Choice, msg: String, status: StatusCode| {
         let (state, headers, name, email) = (&state, &headers, name.clone(), email.clone());
@@ -307,7 +241,7 @@ pub async fn start(
             .await
         }
     };
-    if !f.csrf_ok(&headers) {
+    if !form.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please send it again.";
         return again(
             choice.unwrap_or_default(),
@@ -333,30 +267,18 @@ pub async fn start(
         Ok(s) => s,
         Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
-    let token = participation::new_access_token();
     let invited_by = guard::cookie(&headers, REF_COOKIE).filter(|r| guard::plausible_code(r));
-    state
-        .store
-        .create_participant(
-            &NewParticipant {
-                name: signer.name().to_string(),
-                email: signer.email().map(str::to_string),
-                email_canonical: signer.email().map(crate::store::canonical_email),
-                tz: choice.tz.clone(),
-                access_token_hash: Some(participation::token_hash(&token)),
-                invited_by,
-            },
-            state.clock.now(),
-        )
-        .await?;
-    Ok((
-        [(
-            header::SET_COOKIE,
-            session::sign_in(&token, state.secure_cookies()),
-        )],
-        Redirect::to(&next),
+    let id = participation::sign_up(
+        state.store.as_ref(),
+        signer.name(),
+        signer.email(),
+        &choice.tz,
+        invited_by,
+        state.clock.now(),
     )
-        .into_response())
+    .await?;
+    let cookie = session::start(&state, id, false).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
 }
 
 /// Step 2's query: the choices of step 1 and a message from a connect round trip.
@@ -364,17 +286,6 @@ pub async fn start(
 pub struct Flash {
     msg: Option<String>,
     ok: Option<String>,
-}
-
-/// An account as the join and `/me` pages show it.
-#[derive(Serialize)]
-pub(crate) struct AccountView {
-    id: i64,
-    network: &'static str,
-    handle: String,
-    server: Option<String>,
-    active: bool,
-    status: String,
 }
 
 #[derive(Serialize)]
@@ -387,7 +298,10 @@ struct PostView {
 
 #[derive(Serialize)]
 struct TextView {
-    network: &'static str,
+    /// "Mastodon @alex@social.example", or the network alone before any account is connected.
+    from: String,
+    /// The account that would post it.
+    account: Option<i64>,
     text: String,
     length: String,
     fits: bool,
@@ -410,18 +324,6 @@ struct AccountsPage<'a> {
     ok: Option<String>,
     networks: Vec<&'static str>,
     error: Option<String>,
-}
-
-pub(crate) async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Participant, String), WebError> {
-    session::participant(state, headers).await?.ok_or_else(|| {
-        WebError::Forbidden(
-            "You are not signed in on this device: open the link picket gave you (or join again)."
-                .into(),
-        )
-    })
 }
 
 /// `GET /c/{id}/join/accounts`: step 2.
@@ -465,18 +367,7 @@ async fn render_accounts(
 ) -> Result<Response, WebError> {
     let csrf = guard::form_token(headers);
     let accounts = state.store.list_accounts(me.id).await?;
-    let mut kinds: Vec<NetworkKind> = accounts
-        .iter()
-        .filter(|a| a.status == AccountStatus::Active)
-        .map(|a| a.network)
-        .collect();
-    kinds.sort_by_key(|k| k.as_str());
-    kinds.dedup();
-    if kinds.is_empty() {
-        kinds = c.networks.clone();
-    }
-    let base = post_vars(state, c, me, &accounts);
-    let preview = crate::campaign::preview::preview_with(c, p, &kinds, base);
+    let preview = preview_of(state, c, p, me, &accounts);
     let posts = preview
         .posts
         .into_iter()
@@ -488,7 +379,11 @@ async fn render_accounts(
                 .texts
                 .into_iter()
                 .map(|t| TextView {
-                    network: t.network.label(),
+                    from: match &t.handle {
+                        Some(h) => format!("{} {h}", t.network.label()),
+                        None => t.network.label().to_string(),
+                    },
+                    account: t.account.map(|a| a.0),
                     fits: t.measure.fits() && t.error.is_none(),
                     length: t.measure.describe(),
                     text: t.error.unwrap_or(t.text),
@@ -524,48 +419,36 @@ async fn render_accounts(
     page_with_csrf(state, "join_accounts.html", &page, &csrf, status)
 }
 
-pub(crate) fn account_view(a: &crate::store::Account) -> AccountView {
-    AccountView {
-        id: a.id.0,
-        network: a.network.label(),
-        handle: a.handle.clone(),
-        server: a.server.clone(),
-        active: a.status == AccountStatus::Active,
-        status: match &a.status_reason {
-            Some(r) if a.status != AccountStatus::Active => format!("{}: {r}", a.status),
-            _ => a.status.to_string(),
-        },
-    }
-}
-
-pub(crate) fn local_label(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    at.with_timezone(&tz)
-        .format("%a %-d %b %Y, %H:%M %Z")
-        .to_string()
-}
-
-/// The participant's own values for their posts, as the dispatcher will fill them in.
-pub(crate) fn post_vars(
+/// Every post `me` would make from each of their accounts, exactly as the dispatcher will
+/// send it: the same builder and renderer ([`crate::compose`]), each account's own length
+/// limit as its adapter measures it.
+fn preview_of(
     state: &AppState,
     c: &Campaign,
+    p: &Participation,
     me: &Participant,
     accounts: &[crate::store::Account],
-) -> PostVars {
-    let base = state.settings.public_url.trim_end_matches('/');
-    let mut vars = PostVars::sample(&c.hashtag, &c.title, &c.id);
-    vars.invite_link = format!("{base}/i/{}", me.invite_code);
-    vars.declaration_url = format!("{base}/c/{}#declaration", c.id);
-    vars.campaign_url = format!("{base}/c/{}", c.id);
-    vars.participant = ParticipantVars {
-        name: me.name.clone(),
-    };
-    vars.elsewhere = accounts
+) -> Preview {
+    // Opened once per account, not once per text. An account whose credentials do not
+    // open is measured by its network's default limit; it needs reconnecting anyway.
+    let opened: HashMap<AccountId, AccountRef> = accounts
         .iter()
-        .filter(|a| a.status == AccountStatus::Active)
-        .map(|a| format!("{} {}", a.network.label(), a.handle))
-        .collect::<Vec<_>>()
-        .join(" · ");
-    vars
+        .filter_map(|a| Some((a.id, account_ref(&state.vault, a).ok()?)))
+        .collect();
+    let measure_for = |a: &crate::store::Account, text: &str| match (
+        state.networks.get(a.network),
+        opened.get(&a.id),
+    ) {
+        (Some(network), Some(account)) => network.measure(account, text),
+        _ => compose::measure(a.network, text),
+    };
+    let who = preview::Participant {
+        site: &state.settings.public_url,
+        name: &me.name,
+        invite_code: &me.invite_code,
+        accounts,
+    };
+    preview::preview_for(c, p, &who, &measure_for)
 }
 
 #[derive(Serialize)]
@@ -575,6 +458,8 @@ struct JoinedPage<'a> {
     planned: usize,
     accounts: usize,
     magic_link: String,
+    /// When the link stops working.
+    until: String,
     mailed: bool,
     invite_link: String,
 }
@@ -583,14 +468,13 @@ struct JoinedPage<'a> {
 pub async fn confirm(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let f = Fields::posted(&state, peer, &body)?;
-    let (me, token) = signed_in(&state, &headers).await?;
-    let choice = Choice::from_fields(&f).map_err(WebError::Invalid)?;
+    let f = &form.fields;
+    let (me, _) = signed_in(&state, &headers).await?;
+    let choice = Choice::from_fields(f).map_err(WebError::Invalid)?;
     let p = choice.participation(c).map_err(WebError::Invalid)?;
     let refuse = |msg: &str, status| {
         render_accounts(
@@ -605,301 +489,70 @@ pub async fn confirm(
             status,
         )
     };
-    if !f.csrf_ok(&headers) {
+    if !form.csrf_ok() {
         return refuse(
             "Your session expired or the form came from another site: please confirm again.",
             StatusCode::FORBIDDEN,
         )
         .await;
     }
-    let mine: HashMap<i64, crate::store::Account> = state
-        .store
-        .list_accounts(me.id)
-        .await?
-        .into_iter()
-        .map(|a| (a.id.0, a))
-        .collect();
+    let not_yours = "One of the chosen accounts is not yours.";
     let mut chosen = Vec::new();
     for a in f.all("account") {
-        match a
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|i| mine.contains_key(i))
-        {
-            Some(i) if !chosen.contains(&AccountId(i)) => chosen.push(AccountId(i)),
-            Some(_) => {}
-            None => {
-                return refuse(
-                    "One of the chosen accounts is not yours.",
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await;
-            }
+        match a.trim().parse::<i64>() {
+            Ok(i) => chosen.push(AccountId(i)),
+            Err(_) => return refuse(not_yours, StatusCode::UNPROCESSABLE_ENTITY).await,
         }
-    }
-    if chosen.is_empty() {
-        return refuse(
-            "Connect an account and tick it: picket posts the notices from your own accounts.",
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
     }
     let now = state.clock.now();
     let spread = chrono::Duration::seconds(state.settings.scheduler.jitter_secs as i64);
-    let pledged =
-        participation::pledge(state.store.as_ref(), c, me.id, &p, &chosen, spread, now).await?;
+    let pledged = match participation::pledge(
+        state.store.as_ref(),
+        c,
+        me.id,
+        &p,
+        &chosen,
+        spread,
+        now,
+        participation::max_wait(state.settings.scheduler.lease_secs),
+    )
+    .await
+    {
+        Ok(pledged) => pledged,
+        // The page the participant came from, again, saying what to change.
+        Err(ParticipationError::NotFound(Missing::Account(_))) => {
+            return refuse(not_yours, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(ParticipationError::NoAccounts) => {
+            return refuse(NO_ACCOUNTS, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The first post may be due before the dispatcher's next look.
     state.wake.notify_one();
-    let magic_link = session::magic_link(&state, &token);
-    // Mailed when the host can and the participant gave an address; shown either way, so
-    // a mail that never arrives locks no one out.
-    let mailed = match (state.mailer.as_deref(), me.email.as_deref()) {
-        (Some(mailer), Some(to)) => {
-            match crate::mail::magic_link(mailer, &state.pages, to, &me.name, &magic_link).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the magic link could not be mailed");
-                    false
-                }
-            }
-        }
-        _ => false,
-    };
+    // A new link each time (only its hash is kept, so an earlier one cannot be shown
+    // again); the one before stops working. Mailed when the host can and the participant
+    // gave an address, within the address's mail budget; shown either way, so a mail that
+    // never arrives locks no one out.
+    let (magic_link, expires) = session::new_link(&state, me.id).await?;
+    let until = session::until(expires);
+    let mailed = super::me::mail_link(&state, &me, &magic_link, &until).await;
     let base = state.settings.public_url.trim_end_matches('/');
     let page = JoinedPage {
         campaign: view(&state, c),
         name: me.name.clone(),
         planned: pledged.planned,
-        accounts: chosen.len(),
+        accounts: pledged.accounts,
         mailed,
         invite_link: format!("{base}/i/{}", me.invite_code),
         magic_link,
+        until,
     };
     let html = state
         .pages
         .render("joined.html", &page)
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok(Html(html).into_response())
-}
-
-/// Where a connect form sends the person back to: a join step on this site, nothing else.
-pub(crate) fn back_to(f: &Fields) -> String {
-    let back = f.text("back");
-    // Only visible ASCII: anything else cannot be a Location header (`Redirect::to` panics).
-    let ok = back.starts_with("/c/")
-        && !back.contains("//")
-        && !back.contains('\\')
-        && back.chars().all(|c| c.is_ascii_graphic());
-    if ok { back } else { "/me".to_string() }
-}
-
-pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
-    let sep = if back.contains('?') { '&' } else { '?' };
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(key, msg)
-        .finish();
-    format!("{back}{sep}{q}")
-}
-
-/// An OAuth authorization waiting for the server to send the person back.
-pub struct PendingOAuth {
-    participant: crate::store::ParticipantId,
-    auth: MastodonAuthorization,
-    back: String,
-    started: std::time::Instant,
-}
-
-/// OAuth authorizations in progress, by their `state` parameter. In memory: one that is
-/// interrupted by a restart is simply started again.
-#[derive(Clone, Default)]
-pub struct PendingAuthorizations(Arc<std::sync::Mutex<HashMap<String, PendingOAuth>>>);
-
-impl PendingAuthorizations {
-    /// How long a person has to approve picket on their server.
-    const TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-
-    fn put(&self, state: String, p: PendingOAuth) {
-        let mut map = self.0.lock().expect("not poisoned");
-        map.retain(|_, v| v.started.elapsed() < Self::TTL);
-        map.insert(state, p);
-    }
-
-    fn take(&self, state: &str) -> Option<PendingOAuth> {
-        let mut map = self.0.lock().expect("not poisoned");
-        map.remove(state)
-            .filter(|p| p.started.elapsed() < Self::TTL)
-    }
-}
-
-/// `POST /connect/{network}`: connect an account for the signed-in participant, then go
-/// back to the join step it came from with a message.
-pub async fn connect_account(
-    State(state): State<AppState>,
-    Path(network): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    let f = Fields::posted(&state, peer, &body)?;
-    let (me, _) = signed_in(&state, &headers).await?;
-    let back = back_to(&f);
-    if !f.csrf_ok(&headers) {
-        return Ok(Redirect::to(&with_flash(
-            &back,
-            "msg",
-            "Your session expired or the form came from another site: please try again.",
-        ))
-        .into_response());
-    }
-    let connected: Result<Connected, ConnectError> = match network.as_str() {
-        "sandbox" => connect::sandbox(
-            &f.text("name"),
-            &format!(
-                "{}/sandbox",
-                state.settings.public_url.trim_end_matches('/')
-            ),
-            None,
-        ),
-        "bluesky" => {
-            let service = f.text("service");
-            connect::bluesky(
-                &f.text("handle"),
-                f.get("app_password").unwrap_or_default(),
-                (!service.is_empty()).then_some(service.as_str()),
-            )
-            .await
-        }
-        "nostr" => {
-            let relays = vec![f.text("relays")];
-            match connect::nostr_relays(&relays) {
-                Ok(relays) => {
-                    connect::nostr_bunker(relays, &f.text("bunker"), NOSTR_BUNKER_WAIT).await
-                }
-                Err(e) => Err(e),
-            }
-        }
-        "mastodon" => return mastodon_start(&state, &me, &f, back).await,
-        other => {
-            return Err(WebError::NotFound(format!(
-                "picket cannot connect “{other}” accounts here."
-            )));
-        }
-    };
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
-}
-
-/// A browser waits for the remote signer's answer: shorter than the CLI's minute.
-const NOSTR_BUNKER_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
-
-/// Store a connected account and say how it went, on the page `back`.
-async fn finish_connect(
-    state: &AppState,
-    me: &Participant,
-    connected: Result<Connected, ConnectError>,
-    back: &str,
-) -> Result<String, WebError> {
-    Ok(match connected {
-        Ok(account) => {
-            participation::save_account(
-                state.store.as_ref(),
-                &state.vault,
-                me.id,
-                &account,
-                state.clock.now(),
-            )
-            .await?;
-            with_flash(
-                back,
-                "ok",
-                &format!(
-                    "Connected your {} account {}.",
-                    account.network.label(),
-                    account.handle
-                ),
-            )
-        }
-        Err(e) => with_flash(back, "msg", &e.to_string()),
-    })
-}
-
-async fn mastodon_start(
-    state: &AppState,
-    me: &Participant,
-    f: &Fields,
-    back: String,
-) -> Result<Response, WebError> {
-    let server = match connect::mastodon_server(&f.text("server")).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(Redirect::to(&with_flash(&back, "msg", &e.to_string())).into_response());
-        }
-    };
-    let known = connect::known_app(state.store.as_ref(), &state.vault, &server.url).await?;
-    let callback = format!(
-        "{}/connect/mastodon/callback",
-        state.settings.public_url.trim_end_matches('/')
-    );
-    // One app per server serves the CLI (out-of-band) and this host's callback.
-    let redirects = format!("{OOB_REDIRECT}\n{callback}");
-    let oauth_state = participation::new_access_token();
-    match connect::mastodon_authorize(server, known, &callback, &redirects, &oauth_state).await {
-        Ok(auth) => {
-            let url = auth.url.clone();
-            state.oauth.put(
-                oauth_state,
-                PendingOAuth {
-                    participant: me.id,
-                    auth,
-                    back,
-                    started: std::time::Instant::now(),
-                },
-            );
-            Ok(Redirect::to(&url).into_response())
-        }
-        Err(e) => Ok(Redirect::to(&with_flash(&back, "msg", &e.to_string())).into_response()),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct Callback {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
-/// `GET /connect/mastodon/callback`: the server sends the person back with a code.
-pub async fn mastodon_callback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<Callback>,
-) -> Result<Response, WebError> {
-    let pending = q
-        .state
-        .as_deref()
-        .and_then(|s| state.oauth.take(s))
-        .ok_or_else(|| {
-            WebError::Invalid(
-                "This authorization is unknown or expired: connect the account again.".into(),
-            )
-        })?;
-    let (me, _) = signed_in(&state, &headers).await?;
-    if me.id != pending.participant {
-        return Err(WebError::Forbidden(
-            "This authorization was started by someone else on this device.".into(),
-        ));
-    }
-    let connected = match (q.code, q.error) {
-        (Some(code), None) => connect::mastodon_code(pending.auth, &code).await,
-        (_, error) => Err(ConnectError::Failed(format!(
-            "The server did not allow picket: {}",
-            q.error_description
-                .or(error)
-                .unwrap_or_else(|| "no reason given".into())
-        ))),
-    };
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
 }
 
 #[cfg(test)]
@@ -918,36 +571,5 @@ mod tests {
         assert_eq!(back.tz, choice.tz);
         assert_eq!(back.days, choice.days);
         assert_eq!(back.every, "2h");
-    }
-
-    #[test]
-    fn a_connect_form_can_only_send_people_back_into_this_site() {
-        let f = |b: &str| Fields(vec![("back".into(), b.into())]);
-        assert_eq!(
-            back_to(&f("/c/x/join/accounts?tz=UTC")),
-            "/c/x/join/accounts?tz=UTC"
-        );
-        assert_eq!(back_to(&f("https://evil.example/")), "/me");
-        assert_eq!(back_to(&f("/c//evil.example")), "/me");
-        assert_eq!(back_to(&f("//evil.example/c/")), "/me");
-    }
-
-    #[test]
-    fn a_back_address_that_cannot_be_a_location_header_sends_people_to_me() {
-        // Issue 8 (a control character in `back` gave a 500), found again by the `form`
-        // fuzz target: `Redirect::to` panics on a value that is no valid header.
-        let f = |b: &str| Fields(vec![("back".into(), b.into())]);
-        assert_eq!(back_to(&f("/c/x/join\r\nSet-Cookie: a=b")), "/me");
-        assert_eq!(back_to(&f("/c/grève/join")), "/me");
-        assert_eq!(back_to(&f("/c/x/join?a b")), "/me");
-        assert_eq!(back_to(&f("/c/x/join?tz=UTC")), "/c/x/join?tz=UTC");
-    }
-
-    #[test]
-    fn a_body_that_is_not_utf8_is_a_400() {
-        assert!(matches!(
-            Fields::parse(&[0x66, 0x3d, 0xff, 0xfe]),
-            Err(WebError::BadRequest(_))
-        ));
     }
 }

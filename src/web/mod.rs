@@ -2,16 +2,20 @@
 //! and never posts to networks (only the scheduler does).
 
 mod api;
-pub(crate) mod campaign;
+mod campaign;
+pub(crate) mod connect;
 pub mod counts;
 mod declaration;
 mod error;
+pub(crate) mod form;
 pub mod guard;
 pub(crate) mod join;
 mod me;
 mod pages;
+pub mod serve;
 pub mod session;
 pub mod signing;
+mod views;
 mod widget;
 
 use std::sync::Arc;
@@ -35,18 +39,21 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
-    /// The built-in sandbox network, served at `/sandbox` so demos need nothing else.
+    /// The built-in sandbox network, served at `/sandbox` when the `sandbox` setting is on
+    /// (demos then need nothing else).
     pub sandbox: crate::sandbox::Receiver,
-    /// Per-address budgets for public writes (signing).
+    /// Per-client budgets for public writes (signing).
     pub limits: guard::Limits,
     /// Seals the credentials of accounts connected in the browser.
     pub vault: crate::crypto::Vault,
     /// For checking and deleting a participant's posts ("delete my published notices").
     pub networks: crate::network::Networks,
+    /// Clients for the addresses visitors type when connecting accounts (guarded).
+    pub egress: crate::network::Egress,
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
     /// Mastodon OAuth authorizations waiting for the server's callback.
-    pub oauth: join::PendingAuthorizations,
+    pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
     /// (signatures count at once, magic links are shown instead).
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
@@ -95,40 +102,111 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::debug_span!("request", method = %req.method(), path = %shown)
 }
 
-/// All routes.
-pub fn router(state: AppState) -> Router {
+/// The Content-Security-Policy of every answer: scripts and styles from picket's own
+/// files only (no inline script can run, whatever a page contains), no framing by other
+/// sites. Forms may lead to https (a Mastodon server's sign-in page, by redirect).
+/// Images may come from https: a declaration can show one.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers every answer gets unless its handler set its own: the policy above,
+/// `nosniff`, no `Referer` to anyone (magic links and confirmation links carry tokens),
+/// and HSTS when the public address is https. `/widget.js` and the badge are embedded by
+/// other sites as a script and an image, never in a frame, so `DENY` holds for them too.
+fn security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let always =
+        |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    let router = router
+        .layer(always(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(always(header::REFERRER_POLICY, "no-referrer"))
+        // An answer that sets a cookie is one visitor's: no shared cache may keep it.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            |r: &axum::response::Response| {
+                r.headers()
+                    .contains_key(header::SET_COOKIE)
+                    .then(|| HeaderValue::from_static("no-store"))
+            },
+        ));
+    if https {
+        router.layer(always(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        ))
+    } else {
+        router
+    }
+}
+
+/// Pages that carry a session, a token or a person's own links: never stored by a cache.
+fn private_routes() -> Router<AppState> {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
     Router::new()
-        .route("/", get(pages::index))
-        .route("/healthz", get(pages::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/sign", post(campaign::sign))
-        .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/confirm/{token}", get(campaign::confirm))
-        .route("/c/{id}/declaration", get(declaration::page))
-        .route("/c/{id}/declaration.md", get(declaration::raw))
-        .route("/c/{id}/badge.svg", get(api::badge))
         .route("/i/{code}", get(campaign::invite))
         .route("/c/{id}/join", get(join::form).post(join::start))
         .route("/c/{id}/join/accounts", get(join::accounts))
         .route("/c/{id}/join/confirm", post(join::confirm))
-        .route("/connect/mastodon/callback", get(join::mastodon_callback))
-        .route("/connect/{network}", post(join::connect_account))
+        .route(
+            "/connect/mastodon/callback",
+            get(connect::mastodon_callback),
+        )
+        .route("/connect/{network}", post(connect::connect_account))
         .route("/me", get(me::page))
         .route("/me/withdraw", post(me::withdraw))
         .route("/me/accounts/remove", post(me::remove_account))
         .route("/me/delete", post(me::delete_all))
         .route("/me/logout", post(me::logout))
+        .route("/me/switch", post(me::switch))
+        .route("/me/link", post(me::new_link))
+        .route("/me/new-link", get(me::ask_link_form).post(me::ask_link))
         .route("/me/strike.ics", get(me::calendar))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let request_timeout =
+        std::time::Duration::from_secs(state.settings.http.request_timeout_secs.max(1));
+    let mut routes = Router::new()
+        .route("/", get(pages::index))
+        .route("/healthz", get(pages::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/static/{file}", get(pages::asset))
+        .route("/c/{id}", get(campaign::page))
+        .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/declaration", get(declaration::page))
+        .route("/c/{id}/declaration.md", get(declaration::raw))
+        .route("/c/{id}/badge.svg", get(api::badge))
         .route("/widget.js", get(widget::script))
-        .merge(api_routes())
-        .nest_service("/sandbox", state.sandbox.router())
+        .merge(private_routes())
+        .merge(api_routes());
+    if state.settings.sandbox {
+        routes = routes.nest_service("/sandbox", state.sandbox.router());
+    }
+    let routes = routes
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             counts::stale_after_writes,
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+    security_headers(routes, state.secure_cookies())
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! HTML pages and the health check.
+//! HTML pages, their static files and the health check.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,4 +72,20 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn not_found() -> WebError {
     WebError::NotFound("There is no page at this address.".into())
+}
+
+/// `/static/{file}`: the pages' stylesheet and script. Their names change with their
+/// content, so they may be kept for a year.
+pub async fn asset(uri: axum::http::Uri) -> Result<axum::response::Response, WebError> {
+    use axum::http::header;
+    let asset = crate::render::assets::by_path(uri.path())
+        .ok_or_else(|| WebError::NotFound("There is no such file here.".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        asset.body,
+    )
+        .into_response())
 }

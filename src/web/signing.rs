@@ -89,7 +89,7 @@ impl Signer {
     }
 }
 
-fn parse_email(e: &str) -> Result<String, String> {
+pub(crate) fn parse_email(e: &str) -> Result<String, String> {
     let bad = || {
         format!(
             "“{e}” does not look like an e-mail address (name@example.org); leave it empty if you prefer."
@@ -180,6 +180,13 @@ pub async fn sign(state: &AppState, c: &Campaign, s: &Signer) -> Result<Signed, 
         return Ok(signed(Confirmation::Counted));
     }
     if added.duplicate {
+        // A new link replaces the one mailed before: not when the budget would hold the new
+        // one back, or anyone could void a signer's link by signing as them. Answered as if
+        // sent, like any mail the budget holds back.
+        let per_hour = state.settings.sessions.mails_per_address_per_hour;
+        if !crate::mail::budget_left(state.store.as_ref(), to, per_hour, now).await? {
+            return Ok(signed(Confirmation::MailSent));
+        }
         let renewed = state
             .store
             .renew_signature_confirmation(added.id, &token_hash(&token), now, now - RESEND_AFTER)
@@ -195,6 +202,10 @@ pub async fn sign(state: &AppState, c: &Campaign, s: &Signer) -> Result<Signed, 
     );
     match crate::mail::confirm_signature(mailer, &state.pages, to, &s.name, c, &link).await {
         Ok(()) => Ok(signed(Confirmation::MailSent)),
+        // The address had its mails for the hour: answered as if sent, so the answer does
+        // not tell whether someone has been mailing it. The link stays valid; signing again
+        // later sends it anew.
+        Err(crate::mail::MailError::OverBudget) => Ok(signed(Confirmation::MailSent)),
         Err(e) => {
             // Never the address: the error does not hold it, and neither does this line.
             tracing::warn!(campaign = %c.id, signature = added.id.0, error = %e, "the confirmation mail could not be sent; the signature is kept unconfirmed");

@@ -6,13 +6,13 @@
 //! `PICKET_TEST_CHROMEDRIVER=...`; without that variable these tests are skipped, unless
 //! `PICKET_REQUIRE_SERVERS=1`.
 //!
-//! The harness: [`Site`] is a picket server for one test (the same `Application` as
-//! `picket serve`, on loopback, its public URL its real address so links can be
-//! followed); [`with_browsers`] runs a test body that opens browser sessions through
-//! [`Browsers`], closes every session whatever happens, and on failure saves a screenshot
-//! of each into `target/browser-screenshots/`; [`Browser`] has the few verbs the tests use
-//! (go, fill, tick, submit, read) and [`Browser::set_time_zone`]; [`HostSite`] is someone
-//! else's site on another port, for pages that embed the widget.
+//! The harness: picket is a [`TestApp`] serving one campaign file ([`one_campaign`]: its public
+//! URL its real address so links can be followed, the sandbox on); [`with_browsers`] runs
+//! a test body that opens browser sessions through [`Browsers`], closes every session
+//! whatever happens, and on failure saves a screenshot of each into
+//! `target/browser-screenshots/`; [`Browser`] has the few verbs the tests use (go, fill,
+//! tick, submit, read) and [`Browser::set_time_zone`]; [`HostSite`] is someone else's site
+//! on another port, for pages that embed the widget.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -23,15 +23,13 @@ use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
-use picket::app::Application;
-use picket::clock::{Clock, ManualClock, SystemClock};
-use picket::config::Settings;
-use picket::sandbox::Receiver;
-use picket::store::Store;
+use picket::clock::ManualClock;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, servers_required, unused_port, window_campaign};
+use crate::support::{
+    Options, TestApp, eventually, posts_at_start, require_server, window_campaign,
+};
 
 /// Longest a whole browser test may take: a hung page must fail the test, not CI.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -54,19 +52,6 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--window-size=1280,1000",
 ];
-
-fn chromedriver_url() -> Option<String> {
-    match std::env::var("PICKET_TEST_CHROMEDRIVER") {
-        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
-        _ if servers_required() => {
-            panic!("PICKET_TEST_CHROMEDRIVER is unset: start scripts/servers/chromium.sh")
-        }
-        _ => {
-            eprintln!("skipped: start scripts/servers/chromium.sh");
-            None
-        }
-    }
-}
 
 /// A campaign whose strike runs from midnight in each participant's own zone on
 /// `first_day`, postable to the sandbox network.
@@ -117,91 +102,12 @@ reminder = ["Still on #{{ hashtag }} strike."]
         )
 }
 
-/// A picket server for one test, stopped when dropped.
-pub struct Site {
-    pub base: String,
-    pub store: Arc<dyn Store>,
-    /// The built-in sandbox network, where sandbox accounts post.
-    pub sandbox: Receiver,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Site {
-    /// `picket serve` with one campaign file, on a loopback port that is also its public
-    /// URL (invitation links then lead back to it).
-    pub async fn start(campaign_toml: &str) -> Site {
-        Site::start_with_clock(campaign_toml, Arc::new(SystemClock)).await
-    }
-
-    /// [`Site::start`] with the server's time from `clock` (a `ManualClock` puts it on
-    /// strike day; [`Browser::set_clock`] does the same for the page's scripts).
-    pub async fn start_with_clock(campaign_toml: &str, clock: Arc<dyn Clock>) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
-        std::fs::write(campaigns.join("campaign.toml"), campaign_toml).unwrap();
-        // The public URL is read before the listener is bound: take a port no one gets
-        // from the system meanwhile (and try another if someone took it anyway).
-        let mut tries = 0;
-        let app = loop {
-            let port = unused_port();
-            let mut settings = Settings {
-                database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-                campaigns_dir: campaigns.clone(),
-                bind: ([127, 0, 0, 1], port).into(),
-                public_url: format!("http://127.0.0.1:{port}"),
-                rate_limits: false,
-                ..Settings::default()
-            };
-            // A post due at the strike's start goes out then, not up to minutes later.
-            settings.scheduler.jitter_secs = 0;
-            match Application::build(settings, clock.clone()).await {
-                Ok(app) => break app,
-                Err(e) if tries < 3 => {
-                    tries += 1;
-                    eprintln!("port {port} was taken ({e:#}); trying another");
-                }
-                Err(e) => panic!("picket did not start: {e:#}"),
-            }
-        };
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let store = app.state().store.clone();
-        let sandbox = app.state().sandbox.clone();
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        Site {
-            base,
-            store,
-            sandbox,
-            http: reqwest::Client::new(),
-            stop,
-            _dir: dir,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// `GET /api/v1/campaigns/{id}/stats`.
-    pub async fn stats(&self, id: &str) -> Value {
-        self.http
-            .get(self.url(&format!("/api/v1/campaigns/{id}/stats")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
+/// picket serving one campaign file, on a loopback port that is also its public URL
+/// (invitation links then lead back to it), with the sandbox network on.
+fn one_campaign(campaign_toml: &str) -> Options {
+    Options::joinable()
+        .without_bundled()
+        .campaign_file("campaign.toml", campaign_toml)
 }
 
 /// Someone else's web site on its own loopback port, so another origin than picket's,
@@ -260,7 +166,7 @@ fn page_with_widget(picket: &str, campaign: &str, attrs: &str) -> String {
 /// without one. Every session opened is closed afterwards even when `test` fails or runs
 /// past [`TEST_LIMIT`]; on failure each session's screenshot is saved first.
 pub async fn with_browsers(test: impl AsyncFnOnce(&Browsers)) {
-    let Some(driver) = chromedriver_url() else {
+    let Some(driver) = require_server("PICKET_TEST_CHROMEDRIVER") else {
         return;
     };
     let name = std::thread::current()
@@ -515,24 +421,21 @@ impl Browser {
         self.click(css).await;
         self.wait_until(
             "return !window.__picketOldPage && document.readyState === 'complete'",
-            &format!("no new page after clicking {css}"),
+            &format!("a new page after clicking {css}"),
         )
         .await;
     }
 
-    /// Poll `script` until it returns `true`.
+    /// Wait until `script` returns `true`.
     pub async fn wait_until(&self, script: &str, what: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        eventually(WAIT, what, async || {
             // During a navigation a script may fail: that is "not yet".
-            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
-                return;
+            match self.client.execute(script, vec![]).await {
+                Ok(Value::Bool(true)) => Ok(()),
+                _ => Err(format!("at {}", self.url().await)),
             }
-            if tokio::time::Instant::now() > deadline {
-                panic!("{what} (waited {WAIT:?}; at {})", self.url().await);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// The text of `css` as rendered (what a person reads).
@@ -613,7 +516,7 @@ fn in_days(days: i64) -> NaiveDate {
 #[tokio::test]
 async fn the_countdown_aims_at_local_midnight_in_the_visitors_own_time_zone() {
     let first_day = in_days(30);
-    let site = Site::start(&participant_campaign(ID, first_day)).await;
+    let site = TestApp::spawn(one_campaign(&participant_campaign(ID, first_day))).await;
 
     with_browsers(async |browsers| {
         let browser = browsers.open_in("Pacific/Kiritimati").await;
@@ -663,9 +566,8 @@ async fn on_strike_day_the_countdown_says_now_where_midnight_has_passed_and_coun
         .single()
         .unwrap()
         .with_timezone(&Utc);
-    let site = Site::start_with_clock(
-        &participant_campaign(ID, first_day),
-        Arc::new(ManualClock::new(now)),
+    let site = TestApp::spawn(
+        one_campaign(&participant_campaign(ID, first_day)).clock(Arc::new(ManualClock::new(now))),
     )
     .await;
 
@@ -697,7 +599,7 @@ async fn on_strike_day_the_countdown_says_now_where_midnight_has_passed_and_coun
 
 #[tokio::test]
 async fn signing_in_a_browser_shows_an_invitation_link_that_counts_the_next_signer() {
-    let site = Site::start(&participant_campaign(ID, in_days(30))).await;
+    let site = TestApp::spawn(one_campaign(&participant_campaign(ID, in_days(30)))).await;
     let page = site.url(&format!("/c/{ID}"));
 
     with_browsers(async |browsers| {
@@ -755,7 +657,7 @@ async fn signing_in_a_browser_shows_an_invitation_link_that_counts_the_next_sign
 
 #[tokio::test]
 async fn a_name_with_markup_is_shown_as_text_and_runs_no_script() {
-    let site = Site::start(&participant_campaign(ID, in_days(30))).await;
+    let site = TestApp::spawn(one_campaign(&participant_campaign(ID, in_days(30)))).await;
     let evil = r#"<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>Mallory"#;
 
     with_browsers(async |browsers| {
@@ -797,7 +699,7 @@ fn local_label(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
 async fn joining_with_a_sandbox_account_previews_the_notices_in_the_participants_zone_and_withdrawing_cancels_them()
  {
     let (first_day, second_day) = (in_days(30), in_days(31));
-    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let site = TestApp::spawn(one_campaign(&two_day_campaign(ID, first_day))).await;
     let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
     let midnight = kolkata
         .from_local_datetime(&second_day.and_hms_opt(0, 0, 0).unwrap())
@@ -929,7 +831,7 @@ fn noon_before(first_day: NaiveDate) -> DateTime<Utc> {
 async fn widget_view(b: &Browser) -> String {
     b.wait_until(
         "return document.documentElement.hasAttribute('data-picket-widget')",
-        "the widget did not decide",
+        "the widget to decide",
     )
     .await;
     b.eval("return document.documentElement.getAttribute('data-picket-widget')")
@@ -953,7 +855,7 @@ async fn at_the_same_instant_the_widget_shows_the_takeover_where_the_strike_day_
  {
     let first_day = in_days(30);
     let now = noon_before(first_day);
-    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let site = TestApp::spawn(one_campaign(&two_day_campaign(ID, first_day))).await;
     let host = HostSite::start(vec![("/", page_with_widget(&site.base, ID, ""))]).await;
     let pago_pago: chrono_tz::Tz = "Pacific/Pago_Pago".parse().unwrap();
     let starts = pago_pago
@@ -1025,7 +927,7 @@ async fn escape_closes_the_takeover_unless_the_page_asks_for_no_close_button_and
  {
     let first_day = in_days(30);
     let now = noon_before(first_day);
-    let site = Site::start(&two_day_campaign(ID, first_day)).await;
+    let site = TestApp::spawn(one_campaign(&two_day_campaign(ID, first_day))).await;
     let host = HostSite::start(vec![
         ("/", page_with_widget(&site.base, ID, "")),
         (
@@ -1083,12 +985,12 @@ async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published
     // Time enough to join first, even on a busy machine (a browser session to open,
     // four pages to load); whole seconds, as in the file.
     let start = (Utc::now() + chrono::Duration::seconds(30)).trunc_subsecs(0);
-    let site = Site::start(&window_campaign(
+    let site = TestApp::spawn(one_campaign(&window_campaign(
         "soon",
         start,
         start + chrono::Duration::hours(2),
         &posts_at_start(1, "30m"),
-    ))
+    )))
     .await;
 
     with_browsers(async |browsers| {
@@ -1106,14 +1008,17 @@ async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published
         let before = b.texts("#pledge-soon tr.scheduled").await;
         let read_before_at = Utc::now();
         // The strike begins a few seconds from now; the page shows the post once sent.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let mut published = Vec::new();
-        while published.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            b.goto(&site.url("/me")).await;
-            published = b.texts("#pledge-soon tr.published").await;
-        }
-        let sent = site.sandbox.posts();
+        let published = eventually(
+            Duration::from_secs(60),
+            "the notice shown as published on /me",
+            async || {
+                b.goto(&site.url("/me")).await;
+                let published = b.texts("#pledge-soon tr.published").await;
+                (!published.is_empty()).then_some(published)
+            },
+        )
+        .await;
+        let sent = site.sandbox().posts();
 
         assert!(
             joined.contains("1 post(s) planned from 1 account(s)"),

@@ -1,11 +1,17 @@
 //! Schedules and previews: the right instants in the zones that make time hard.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+use picket::campaign::preview::{Participant, preview_for};
 use picket::campaign::{Campaign, Participation, load_file, parse_str, preview};
-use picket::network::NetworkKind;
+use picket::domain::NetworkKind;
+use picket::scheduler::planner;
+use picket::store::{
+    Account, AccountId, AccountStatus, ParticipantId, Pledge, PledgeId, PledgeStatus,
+};
 
 fn utc(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -471,4 +477,98 @@ fn the_bundled_campaign_previews_every_post_within_bluesky_limits() {
     assert!(
         text.contains("Social Media Strike (social-media-strike): 52 posts in Pacific/Chatham")
     );
+}
+
+/// An account of participant 1, connected at the epoch.
+fn account(id: i64, network: NetworkKind, handle: &str, status: AccountStatus) -> Account {
+    Account {
+        id: AccountId(id),
+        participant_id: ParticipantId(1),
+        network,
+        handle: handle.to_string(),
+        server: None,
+        credentials: Vec::new(),
+        trusted: false,
+        status,
+        status_reason: None,
+        created_at: DateTime::UNIX_EPOCH,
+    }
+}
+
+#[test]
+fn the_join_preview_shows_each_account_the_variant_the_planner_plans_for_it() {
+    // Arrange: hourly notices from three variants, two accounts whose ids start their
+    // rotations at different variants, one account removed.
+    let c = campaign(
+        "participant",
+        &["2027-07-04"],
+        &[("hourly", "every 1h", "")],
+    );
+    let p = everyone_in("Europe/Berlin");
+    let accounts = [
+        account(
+            4,
+            NetworkKind::Mastodon,
+            "@ada@social.example",
+            AccountStatus::Active,
+        ),
+        account(
+            5,
+            NetworkKind::Bluesky,
+            "ada.bsky.social",
+            AccountStatus::ReconnectNeeded,
+        ),
+        account(6, NetworkKind::Nostr, "npub1ada", AccountStatus::Removed),
+    ];
+    let pledge = Pledge {
+        id: PledgeId(1),
+        participant_id: ParticipantId(1),
+        campaign_id: c.id.clone(),
+        tz: "Europe/Berlin".into(),
+        days: None,
+        every_secs: None,
+        status: PledgeStatus::Active,
+        account_ids: vec![AccountId(4), AccountId(5)],
+        created_at: DateTime::UNIX_EPOCH,
+        withdrawn_at: None,
+        plan_error: None,
+    };
+    let who = Participant {
+        site: "https://picket.example",
+        name: "Ada",
+        invite_code: "abc",
+        accounts: &accounts,
+    };
+
+    // Act
+    let pv = preview_for(&c, &p, &who, &|a, text| {
+        picket::compose::measure(a.network, text)
+    });
+    let plan = planner::plan_pledge(
+        &c,
+        &pledge,
+        &c.slots(&p),
+        Duration::zero(),
+        utc("2027-01-01T00:00:00Z"),
+    );
+
+    // Assert: the same variant for every (account, slot), and only the two connected
+    // accounts post.
+    let planned: BTreeMap<(i64, String), usize> = plan
+        .rows
+        .iter()
+        .map(|r| ((r.account_id.0, r.slot_key.clone()), r.variant as usize))
+        .collect();
+    let previewed: BTreeMap<(i64, String), usize> = pv
+        .posts
+        .iter()
+        .flat_map(|post| {
+            post.texts
+                .iter()
+                .map(move |t| ((t.account.unwrap().0, post.key.clone()), t.variant))
+        })
+        .collect();
+    assert_eq!(planned.len(), 2 * 24);
+    assert_eq!(previewed, planned);
+    assert_eq!(pv.networks, [NetworkKind::Mastodon, NetworkKind::Bluesky]);
 }

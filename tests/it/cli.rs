@@ -2,7 +2,8 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+
+use crate::support::{Options, TestApp};
 
 fn picket(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_picket"))
@@ -253,34 +254,76 @@ fn join_with_a_cadence_finer_than_allowed_is_refused_with_exit_2() {
 
 #[tokio::test]
 async fn serve_answers_health_checks_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let campaigns = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
-    let log = dir.path().join("serve.log");
     // Port 0: the server binds a free port itself and logs which.
-    let child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .current_dir(dir.path())
-        .args(["serve", "--bind", "127.0.0.1:0", "--campaigns"])
-        .arg(&campaigns)
-        .env("PICKET_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut served = crate::support::Served::new(child, log);
-    let addr = served.ready(Duration::from_secs(60)).await;
+    let app = TestApp::spawn(Options::default().process()).await;
     let mut body = String::new();
     {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut s = std::net::TcpStream::connect(app.addr).unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         s.read_to_string(&mut body).unwrap();
     }
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    let term = Command::new("kill")
-        .arg(served.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(served.child.wait().unwrap().success());
+    assert!(app.stop().status.success());
+}
+
+#[test]
+fn joining_again_with_other_accounts_says_which_were_added_and_which_stopped_posting() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaigns = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+    let c = campaigns.to_str().unwrap();
+    for name in ["alex", "sam"] {
+        let added = picket(
+            dir.path(),
+            &[
+                "--campaigns",
+                c,
+                "account",
+                "add",
+                "sandbox",
+                "--name",
+                name,
+            ],
+        );
+        assert!(added.status.success(), "{added:?}");
+    }
+    let join = |accounts: &[&str]| {
+        let mut args = vec!["--campaigns", c, "join", "social-media-strike"];
+        for a in accounts {
+            args.extend(["--account", a]);
+        }
+        let out = picket(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
+    };
+    let first = join(&["1"]);
+    assert!(!first.contains("stopped posting"), "{first}");
+
+    let second = join(&["2"]);
+
+    assert!(
+        second.contains("added: account 2 (Sandbox sam)"),
+        "{second}"
+    );
+    assert!(
+        second.contains("stopped posting: account 1 (Sandbox alex)"),
+        "{second}"
+    );
+    let status = picket(
+        dir.path(),
+        &["--campaigns", c, "status", "--format", "json"],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let upcoming_of_1 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["account"] == 1 && r["state"] == "pending")
+        .count();
+    assert_eq!(upcoming_of_1, 0, "{rows}");
 }

@@ -1,37 +1,26 @@
 //! Guarantees 1 and 2 against a real `picket serve` process killed with SIGKILL at random
 //! moments: nothing lost, nothing posted twice.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::Utc;
 use picket::clock::SystemClock;
 use picket::sandbox::Faults;
 use rand::{RngExt, SeedableRng};
 
-use crate::support::{World, posts_at_start, window_campaign};
+use crate::support::{Options, TestApp, World, eventually, posts_at_start, window_campaign};
 
-fn serve(world: &World, config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(&world.db_url)
-        .arg("--campaigns")
-        .arg(world.campaigns_dir())
-        .arg("--config")
-        .arg(config)
-        // The same key the test world sealed the account tokens with.
-        .env(
-            "PICKET_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
-        )
-        .env("PICKET_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("picket binary runs")
+/// `picket serve` (the binary) over the world's database and campaign, with `scheduler`
+/// settings.
+async fn serve(world: &World, scheduler: &str) -> TestApp {
+    TestApp::spawn(
+        Options::default()
+            .over(world)
+            .config(&format!("[scheduler]\n{scheduler}"))
+            .process(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,12 +46,8 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
         seed: 11,
         ..Faults::default()
     });
-    let config = world.dir.path().join("picket.toml");
-    std::fs::write(
-        &config,
-        "[scheduler]\nlease_secs = 2\njitter_secs = 0\nrequest_timeout_secs = 2\nconcurrency = 8\nbatch = 16\n",
-    )
-    .unwrap();
+    let scheduler =
+        "lease_secs = 2\njitter_secs = 0\nrequest_timeout_secs = 2\nconcurrency = 8\nbatch = 16\n";
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
@@ -71,31 +56,30 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
     // so it interrupts real work however long the process takes to start on a busy machine.
     for _ in 0..10 {
         let before = world.receiver.report().deliveries;
-        let mut child = serve(&world, &config);
-        let started = tokio::time::Instant::now() + Duration::from_secs(20);
-        while world.receiver.report().deliveries == before
-            && world.unfinished().await > 0
-            && tokio::time::Instant::now() < started
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let app = serve(&world, scheduler).await;
+        eventually(
+            Duration::from_secs(60),
+            "this run's first request at the receiver (or nothing left to send)",
+            async || world.receiver.report().deliveries != before || world.unfinished().await == 0,
+        )
+        .await;
+        // Real time on purpose: the kill lands at a random moment of the work.
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..600))).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        drop(app); // SIGKILL
     }
     let killed_with = world.receiver.report();
-    let mut child = serve(&world, &config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while world.unfinished().await > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let app = serve(&world, scheduler).await;
+    eventually(
+        Duration::from_secs(90),
+        "every post in a final state",
+        async || match world.unfinished().await {
+            0 => Ok(()),
+            n => Err(format!("{n} not final")),
+        },
+    )
+    .await;
     // A graceful stop (SIGTERM) ends the process cleanly.
-    let term = Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let exit = child.wait().unwrap();
+    let exit = app.stop().status;
 
     // Assert
     let report = world.receiver.report();
@@ -121,22 +105,6 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
     );
 }
 
-fn cli(world: &World, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_picket"))
-        .arg("--database-url")
-        .arg(&world.db_url)
-        .arg("--campaigns")
-        .arg(world.campaigns_dir())
-        .args(args)
-        .env(
-            "PICKET_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
-        )
-        .env("PICKET_LOG", "warn")
-        .output()
-        .expect("picket runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdraw_with_delete_posts_removes_the_published_notices_from_the_network() {
     // Arrange: an account added and joined with the CLI, its two notices published by serve.
@@ -148,54 +116,34 @@ async fn withdraw_with_delete_posts_removes_the_published_notices_from_the_netwo
         &posts_at_start(2, "30m"),
     );
     let world = World::new(&toml, Arc::new(SystemClock)).await;
-    let add = cli(
-        &world,
-        &[
-            "account",
-            "add",
-            "sandbox",
-            "--name",
-            "lee",
-            "--server",
-            &world.receiver_url,
-            "--token",
-            "lee-token",
-        ],
-    );
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    let join = cli(&world, &["join", "del", "--account", "1"]);
-    assert!(
-        join.status.success(),
-        "{}",
-        String::from_utf8_lossy(&join.stderr)
-    );
-    let config = world.dir.path().join("picket.toml");
-    std::fs::write(&config, "[scheduler]\njitter_secs = 0\n").unwrap();
-    let mut child = serve(&world, &config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let install = Options::default().over(&world).install();
+    install.run(&[
+        "account",
+        "add",
+        "sandbox",
+        "--name",
+        "lee",
+        "--server",
+        &world.receiver_url,
+        "--token",
+        "lee-token",
+    ]);
+    install.run(&["join", "del", "--account", "1"]);
+    let app = install.serve().await;
     // Wait for the receipts in the store, not for the receiver: a post the receiver has seen
     // may not be recorded yet, and a notice without a recorded id cannot be deleted.
-    while world.store.outbox_counts("del").await.unwrap().published < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "both notices published",
+        async || world.store.outbox_counts("del").await.unwrap().published >= 2,
+    )
+    .await;
+    drop(app);
 
     // Act
-    let out = cli(&world, &["withdraw", "del", "--delete-posts"]);
+    let out = install.run(&["withdraw", "del", "--delete-posts"]);
 
     // Assert
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("2 published post(s) deleted"),
         "{}",

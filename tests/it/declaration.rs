@@ -2,58 +2,41 @@
 //! campaign, a blogger's picket forks its declaration over loopback, edits the copy and
 //! serves it with the proposed changes.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use crate::support::{HeldPort, Installation, Served, unused_port, window_campaign};
+use crate::support::{
+    BUNDLED as ID, HeldPort, Installation, Options, TestApp, bundled_dir as bundled,
+    window_campaign,
+};
 
-const ID: &str = "social-media-strike";
-
-fn bundled() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns")
-}
-
-/// An installation whose only campaign is `campaign_toml`, served on its own port.
+/// A picket installation served on a port of its own that its public URL names.
 struct Host {
     inst: Installation,
-    port: u16,
 }
 
 impl Host {
-    fn new(campaign_toml: &str) -> Host {
-        let port = unused_port();
-        let config = format!("public_url = \"http://127.0.0.1:{port}\"\n");
+    fn new(options: Options) -> Host {
         Host {
-            inst: Installation::new(campaign_toml, &config, [9u8; 32]),
-            port,
+            inst: options.own_address().key([9u8; 32]).install(),
         }
     }
 
     /// The bundled Social Media Strike, as its organisers host it.
     fn origin() -> Host {
-        let toml = std::fs::read_to_string(bundled().join("social-media-strike.toml")).unwrap();
-        let host = Host::new(&toml);
-        std::fs::copy(
-            bundled().join("declaration.md"),
-            host.campaigns().join("declaration.md"),
-        )
-        .unwrap();
-        host
+        Host::new(Options::default())
     }
 
     fn campaigns(&self) -> PathBuf {
-        self.inst.dir.path().join("campaigns")
+        self.inst.campaigns().to_path_buf()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}{path}", self.inst.fixed_base().unwrap())
     }
 
     /// `picket serve`, once it listens.
-    async fn serve(&self) -> Served {
-        let mut served = self.inst.serve(&format!("127.0.0.1:{}", self.port), "info");
-        served.ready(Duration::from_secs(60)).await;
-        served
+    async fn serve(&self) -> TestApp {
+        self.inst.serve().await
     }
 
     fn picket(&self, args: &[&str]) -> std::process::Output {
@@ -73,11 +56,14 @@ fn text(b: &[u8]) -> String {
 /// A blogger's installation: one unrelated campaign of their own already in the folder.
 fn blogger() -> Host {
     let start = chrono::Utc::now() + chrono::Duration::days(30);
-    Host::new(&window_campaign(
+    Host::new(Options::default().without_bundled().campaign(
         "own-strike",
-        start,
-        start + chrono::Duration::hours(1),
-        "[[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"notice\"\n",
+        &window_campaign(
+            "own-strike",
+            start,
+            start + chrono::Duration::hours(1),
+            "[[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"notice\"\n",
+        ),
     ))
 }
 

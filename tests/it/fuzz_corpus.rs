@@ -83,12 +83,6 @@ fn the_declaration_corpus_passes_its_checks() {
 }
 
 #[test]
-#[ignore = "turn on when the declaration sanitiser (issue 8, branch `input`) is merged"]
-fn no_declaration_in_the_corpus_renders_a_script_link() {
-    replay("declaration", fuzzing::declaration_links);
-}
-
-#[test]
 fn every_fuzz_target_has_a_corpus_and_every_corpus_a_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut targets: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();

@@ -3,272 +3,35 @@
 //! calendar), and their error paths. Against the same `Application` `picket serve` runs,
 //! posting for real to its built-in sandbox.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use picket::app::Application;
-use picket::clock::SystemClock;
-use picket::config::Settings;
-use picket::sandbox::Receiver;
+use picket::clock::ManualClock;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{posts_at_start, unused_port, window_campaign};
+use crate::support::{BUNDLED, Options, TestApp, eventually, posts_at_start, window_campaign};
 
-const BUNDLED: &str = "social-media-strike";
-
-pub(crate) struct Site {
-    pub(crate) base: String,
-    sandbox: Receiver,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Site {
-    /// A picket with the bundled campaign and `soon`, a strike window opening in a few
-    /// seconds with two notices at its start; its public address is its real one, so its
-    /// built-in sandbox receives the posts.
-    pub(crate) async fn start() -> Site {
-        Site::start_with(|_| {}).await
-    }
-
-    /// Like [`Site::start`], with the settings changed by `tune` first.
-    pub(crate) async fn start_with(tune: impl FnOnce(&mut Settings)) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
-        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
-        for f in ["social-media-strike.toml", "declaration.md"] {
-            std::fs::copy(bundled.join(f), campaigns.join(f)).unwrap();
-        }
-        let now = Utc::now();
-        std::fs::write(
-            campaigns.join("soon.toml"),
-            window_campaign(
-                "soon",
-                now + chrono::Duration::seconds(6),
-                now + chrono::Duration::hours(2),
-                &posts_at_start(2, "30m"),
-            ),
-        )
-        .unwrap();
-        // Its public URL must name the port before the server binds it.
-        let port = unused_port();
-        let mut settings = Settings {
-            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-            campaigns_dir: campaigns,
-            bind: format!("127.0.0.1:{port}").parse().unwrap(),
-            public_url: format!("http://127.0.0.1:{port}"),
-            rate_limits: false,
-            ..Settings::default()
-        };
-        settings.scheduler.jitter_secs = 0;
-        tune(&mut settings);
-        let app = Application::build(settings, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let sandbox = app.state().sandbox.clone();
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        Site {
-            base: format!("http://127.0.0.1:{port}"),
-            sandbox,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    pub(crate) fn visitor(&self) -> Visitor {
-        Visitor {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: Mutex::new(BTreeMap::new()),
-        }
-    }
-}
-
-/// One browser: keeps its cookies, does not follow redirects (tests look at them).
-pub(crate) struct Visitor {
-    base: String,
-    pub(crate) http: reqwest::Client,
-    cookies: Mutex<BTreeMap<String, String>>,
-}
-
-pub(crate) struct Page {
-    pub(crate) status: StatusCode,
-    pub(crate) location: Option<String>,
-    /// With the entities tera writes in attributes decoded, as a browser reads them.
-    pub(crate) html: String,
-}
-
-impl Page {
-    /// The magic link shown on the joined page, as a path on the site.
-    pub(crate) fn magic_path(&self, base: &str) -> String {
-        self.html
-            .split("id=\"magic-link\" value=\"")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no magic link in {}", self.html))
-            .split('"')
-            .next()
-            .unwrap()
-            .trim_start_matches(base)
-            .to_string()
-    }
-
-    /// The value of the first hidden/input field `name`.
-    pub(crate) fn field(&self, name: &str) -> String {
-        self.html
-            .split(&format!("name=\"{name}\" value=\""))
-            .nth(1)
-            .unwrap_or_else(|| panic!("no field {name} in {}", self.html))
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string()
-    }
-}
-
-fn decode(html: &str) -> String {
-    html.replace("&#x2F;", "/")
-        .replace("&amp;", "&")
-        .replace("&#x3D;", "=")
-}
-
-impl Visitor {
-    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Page {
-        let jar = self
-            .cookies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let resp = req.header(COOKIE, jar).send().await.unwrap();
-        for c in resp.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            let mut jar = self.cookies.lock().unwrap();
-            if attrs.contains("Max-Age=0") {
-                jar.remove(k);
-            } else {
-                jar.insert(k.to_string(), v.to_string());
-            }
-        }
-        Page {
-            status: resp.status(),
-            location: resp
-                .headers()
-                .get(LOCATION)
-                .map(|l| l.to_str().unwrap().to_string()),
-            html: decode(&resp.text().await.unwrap()),
-        }
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await
-    }
-
-    fn signed_in(&self) -> bool {
-        self.cookies.lock().unwrap().contains_key("picket_me")
-    }
-
-    /// Step 1 and a sandbox account; returns the accounts page (step 2).
-    pub(crate) async fn join_with_sandbox(&self, campaign: &str, extra: &[(&str, &str)]) -> Page {
-        let form = self.get(&format!("/c/{campaign}/join")).await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.html);
-        let csrf = form.field("csrf");
-        let mut fields = vec![("csrf", csrf.as_str()), ("name", "Zoë <b>Q</b>")];
-        fields.extend_from_slice(extra);
-        // Unless told otherwise, send the days the form has ticked, as a browser does.
-        let ticked: Vec<String> = form
-            .html
-            .split("name=\"day\" value=\"")
-            .skip(1)
-            .map(|p| p.split('"').next().unwrap().to_string())
-            .collect();
-        if !extra.iter().any(|(k, _)| *k == "day") {
-            fields.extend(ticked.iter().map(|d| ("day", d.as_str())));
-        }
-        let step1 = self.post(&format!("/c/{campaign}/join"), &fields).await;
-        assert_eq!(step1.status, StatusCode::SEE_OTHER, "{}", step1.html);
-        assert!(self.signed_in());
-        let accounts_url = step1.location.unwrap();
-        let step2 = self.get(&accounts_url).await;
-        assert_eq!(step2.status, StatusCode::OK, "{}", step2.html);
-        let connected = self
-            .post(
-                "/connect/sandbox",
-                &[
-                    ("csrf", &step2.field("csrf")),
-                    ("back", &step2.field("back")),
-                    ("name", "zoe-sandbox"),
-                ],
-            )
-            .await;
-        assert_eq!(connected.status, StatusCode::SEE_OTHER);
-        let back = connected.location.unwrap();
-        assert!(back.starts_with(&accounts_url), "{back}");
-        let page = self.get(&back).await;
-        assert!(
-            page.html.contains("Connected your Sandbox account"),
-            "{}",
-            page.html
-        );
-        page
-    }
-
-    /// Confirm step 2 with every account shown.
-    pub(crate) async fn confirm(&self, campaign: &str, step2: &Page) -> Page {
-        let mut form: Vec<(&str, String)> = vec![
-            ("csrf", step2.field("csrf")),
-            ("tz", step2.field("tz")),
-            ("every", step2.field("every")),
-        ];
-        for piece in step2.html.split("name=\"day\" value=\"").skip(1) {
-            form.push(("day", piece.split('"').next().unwrap().to_string()));
-        }
-        for piece in step2.html.split("name=\"account\" value=\"").skip(1) {
-            form.push(("account", piece.split('"').next().unwrap().to_string()));
-        }
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.post(&format!("/c/{campaign}/join/confirm"), &form)
-            .await
-    }
+/// A site a visitor can join: the bundled campaign and `soon`, a strike window opening in
+/// a few seconds with two notices at its start; its public address is its real one, so
+/// its built-in sandbox receives the posts.
+fn joinable() -> Options {
+    let now = Utc::now();
+    Options::joinable().campaign(
+        "soon",
+        &window_campaign(
+            "soon",
+            now + chrono::Duration::seconds(6),
+            now + chrono::Duration::hours(2),
+            &posts_at_start(2, "30m"),
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notice_goes_out_once() {
     // Arrange
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser
         .join_with_sandbox("soon", &[("tz", "Asia/Kolkata")])
@@ -297,29 +60,37 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
         "{}",
         joined.html
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while site.sandbox.report().created < 2 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let report = site.sandbox.report();
+    eventually(
+        Duration::from_secs(40),
+        "two posts at the sandbox",
+        async || site.sandbox().report().created >= 2,
+    )
+    .await;
+    // Once both are recorded as published nothing is left to send, so what the sandbox
+    // received by then is all it will receive (the sandbox has a post a moment before
+    // picket records it).
+    eventually(
+        Duration::from_secs(30),
+        "both posts published",
+        async || {
+            let counts = site.store.outbox_counts("soon").await.unwrap();
+            match counts.published {
+                2 => Ok(()),
+                _ => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let report = site.sandbox().report();
     assert_eq!(report.created, 2, "{report:?}");
     assert_eq!(report.duplicate_slots, 0);
-    let posts = site.sandbox.posts();
+    let posts = site.sandbox().posts();
     assert!(
         posts.iter().all(|p| p.text.contains("#TestStrike")),
         "{posts:?}"
     );
     // The participant's page lists them as published, with their links.
-    // The sandbox has the posts a moment before picket records them as published.
-    let mut me = browser.get("/me").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while me.html.matches("class=\"published\"").count() < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        me = browser.get("/me").await;
-    }
+    let me = browser.get("/me").await;
     assert_eq!(
         me.html.matches("class=\"published\"").count(),
         2,
@@ -336,7 +107,7 @@ async fn a_newcomer_joins_with_a_sandbox_account_sees_the_preview_and_each_notic
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_stops_the_posts() {
     // Arrange: joined the bundled campaign (July, far away) in one browser.
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let first = site.visitor();
     let step2 = first
         .join_with_sandbox(BUNDLED, &[("tz", "Pacific/Chatham"), ("every", "2h")])
@@ -394,7 +165,7 @@ async fn the_magic_link_opens_the_page_in_another_browser_and_withdrawing_there_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_calendar_holds_the_strike_days_at_midnight_in_the_participants_zone() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser
         .join_with_sandbox(BUNDLED, &[("tz", "Asia/Kolkata"), ("day", "2027-07-05")])
@@ -420,7 +191,7 @@ async fn the_calendar_holds_the_strike_days_at_midnight_in_the_participants_zone
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let browser = site.visitor();
     let step2 = browser.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
     let joined = browser.confirm(BUNDLED, &step2).await;
@@ -461,7 +232,7 @@ async fn deleting_all_my_data_removes_the_participant_and_the_link_stops_working
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_join_input_gets_a_4xx_with_a_message_never_a_500() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let v = site.visitor();
     let form = v.get(&format!("/c/{BUNDLED}/join")).await;
     let csrf = form.field("csrf");
@@ -592,7 +363,7 @@ async fn bad_join_input_gets_a_4xx_with_a_message_never_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
-    let site = Site::start().await;
+    let site = TestApp::spawn(joinable()).await;
     let inviter = site.visitor();
     let step2 = inviter.join_with_sandbox(BUNDLED, &[("tz", "UTC")]).await;
     let joined = inviter.confirm(BUNDLED, &step2).await;
@@ -627,10 +398,10 @@ async fn someone_who_joins_through_an_invitation_is_counted_for_the_inviter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_join() {
-    let Some((host, port, maildir)) = crate::mail::sink("magic link at join") else {
+    let Some((host, port, maildir)) = crate::mail::sink() else {
         return;
     };
-    let site = Site::start_with(|s| s.smtp = Some(crate::mail::smtp(&host, port))).await;
+    let site = TestApp::spawn(joinable().config(&crate::mail::smtp(&host, port))).await;
     let browser = site.visitor();
     let to = crate::mail::fresh_address("joiner");
     let step2 = browser
@@ -656,5 +427,379 @@ async fn with_smtp_configured_the_magic_link_is_mailed_to_the_address_given_at_j
     assert_eq!(
         site.visitor().get(&path).await.status,
         StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_someone_elses_link_while_signed_in_asks_first_and_switches_only_on_the_form() {
+    // Arrange: Ada and Bob joined in their own browsers.
+    let site = TestApp::spawn(joinable()).await;
+    let ada = site.visitor();
+    let ada_link = ada.join_as("Ada", &[]).await;
+    let bob = site.visitor();
+    bob.join_as("Bob", &[]).await;
+    let bobs_session = bob.cookie("picket_me").unwrap();
+
+    // Act: Bob's browser opens Ada's link (another site may have sent it there).
+    let opened = bob.get(&ada_link).await;
+    assert_eq!(
+        opened.status,
+        StatusCode::OK,
+        "a page that asks: {:?}",
+        opened.location
+    );
+    let still = bob.me().await;
+    let forged = bob
+        .post(
+            "/me/switch",
+            &[("csrf", "0".repeat(48).as_str()), ("t", &opened.field("t"))],
+        )
+        .await;
+    let after_forged = bob.me().await;
+    let switched = bob
+        .post(
+            "/me/switch",
+            &[("csrf", &opened.field("csrf")), ("t", &opened.field("t"))],
+        )
+        .await;
+    let after = bob.me().await;
+    let old = site.visitor();
+    old.set_cookie("picket_me", &bobs_session);
+
+    // Assert: asked, nothing switched by the GET or a form without the CSRF token.
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.html);
+    assert!(
+        opened.html.contains("This browser is signed in as Bob"),
+        "{}",
+        opened.html
+    );
+    assert!(
+        opened.html.contains("id=\"link-owner\">Ada<"),
+        "{}",
+        opened.html
+    );
+    assert!(opened.html.contains("action=\"/me/switch\""));
+    assert_eq!(still.as_deref(), Some("Bob"));
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(after_forged.as_deref(), Some("Bob"));
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    assert_eq!(switched.location.as_deref(), Some("/me"));
+    assert_eq!(after.as_deref(), Some("Ada"));
+    assert_eq!(old.me().await, None, "Bob's session on this browser ended");
+    // The same person's link in their own browser just opens the page.
+    let own = ada.get(&ada_link).await;
+    assert_eq!(own.status, StatusCode::SEE_OTHER);
+    assert_eq!(ada.me().await.as_deref(), Some("Ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magic_link_expires_after_a_week_and_a_signed_in_browser_after_its_days() {
+    // Arrange
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let site = TestApp::spawn(joinable().clock(clock.clone())).await;
+    let ada = site.visitor();
+    let link = ada.join_as("Ada", &[]).await;
+
+    // Act
+    clock.advance(chrono::Duration::days(6));
+    let within = site.visitor();
+    let opened_within = within.get(&link).await;
+    let page = within.get("/me").await;
+    clock.advance(chrono::Duration::days(2));
+    let late = site.visitor();
+    let opened_late = late.get(&link).await;
+
+    // Assert
+    assert_eq!(opened_within.status, StatusCode::SEE_OTHER);
+    assert_eq!(within.me().await.as_deref(), Some("Ada"));
+    assert!(page.html.contains("id=\"link-until\""), "{}", page.html);
+    assert_eq!(opened_late.status, StatusCode::NOT_FOUND);
+    assert!(
+        opened_late.html.contains("does not work (any more)"),
+        "{}",
+        opened_late.html
+    );
+    assert!(!late.signed_in());
+    assert_eq!(
+        within.me().await.as_deref(),
+        Some("Ada"),
+        "a browser signed in stays signed in when the link expires"
+    );
+    // A signed-in browser lasts 180 days from opening the link (on day 6), whatever its
+    // cookie says.
+    clock.advance(chrono::Duration::days(177));
+    assert_eq!(within.me().await.as_deref(), Some("Ada"));
+    clock.advance(chrono::Duration::days(1));
+    assert_eq!(within.me().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_link_ends_the_old_one_and_signs_out_every_other_browser() {
+    // Arrange: Ada's link was also opened by someone else.
+    let site = TestApp::spawn(joinable()).await;
+    let ada = site.visitor();
+    let old_link = ada.join_as("Ada", &[]).await;
+    let thief = site.visitor();
+    assert_eq!(thief.get(&old_link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(thief.me().await.as_deref(), Some("Ada"));
+    let me = ada.get("/me").await;
+
+    // Act
+    let renewed = ada.post("/me/link", &[("csrf", &me.field("csrf"))]).await;
+
+    // Assert
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.html);
+    assert!(renewed.html.contains("no longer works"), "{}", renewed.html);
+    let new_link = renewed.magic_path(&site.base);
+    assert!(new_link.starts_with("/me?t="), "{new_link}");
+    assert_ne!(new_link, old_link);
+    assert_eq!(thief.me().await, None, "the other browser is signed out");
+    let with_old = site.visitor();
+    assert_eq!(with_old.get(&old_link).await.status, StatusCode::NOT_FOUND);
+    assert!(!with_old.signed_in());
+    let with_new = site.visitor();
+    assert_eq!(with_new.get(&new_link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(with_new.me().await.as_deref(), Some("Ada"));
+    assert_eq!(
+        ada.me().await.as_deref(),
+        Some("Ada"),
+        "this browser stays in"
+    );
+    // Not without the form's CSRF token.
+    let forged = ada.post("/me/link", &[("csrf", "x")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(with_new.me().await.as_deref(), Some("Ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_and_the_link_so_copies_of_either_open_nothing() {
+    // Arrange
+    let site = TestApp::spawn(joinable()).await;
+    let ada = site.visitor();
+    let link = ada.join_as("Ada", &[]).await;
+    let phone = site.visitor();
+    assert_eq!(phone.get(&link).await.status, StatusCode::SEE_OTHER);
+    let cookie = ada.cookie("picket_me").unwrap();
+    let me = ada.get("/me").await;
+
+    // Act
+    let out = ada.post("/me/logout", &[("csrf", &me.field("csrf"))]).await;
+
+    // Assert
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!ada.signed_in());
+    let copied = site.visitor();
+    copied.set_cookie("picket_me", &cookie);
+    assert_eq!(copied.me().await, None, "the cookie's session is over");
+    let stolen = site.visitor();
+    assert_eq!(stolen.get(&link).await.status, StatusCode::NOT_FOUND);
+    assert!(!stolen.signed_in());
+    assert_eq!(
+        phone.me().await.as_deref(),
+        Some("Ada"),
+        "other devices stay signed in"
+    );
+    let page = phone.get("/me").await;
+    assert!(page.html.contains("id=\"no-link\""), "{}", page.html);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_account_answers_only_once_its_posts_on_the_wire_have_settled() {
+    // Arrange: the strike starts in a few seconds; the sandbox takes 6 s to store a post,
+    // so both notices are on the wire for a while.
+    let site = TestApp::spawn(joinable()).await;
+    site.sandbox().set_faults(picket::sandbox::Faults {
+        commit_delay: Duration::from_secs(6),
+        ..Default::default()
+    });
+    let browser = site.visitor();
+    let step2 = browser.join_with_sandbox("soon", &[("tz", "UTC")]).await;
+    assert_eq!(browser.confirm("soon", &step2).await.status, StatusCode::OK);
+    eventually(Duration::from_secs(60), "a post on the wire", async || {
+        site.store.outbox_counts("soon").await.unwrap().sending > 0
+    })
+    .await;
+    let me = browser.get("/me").await;
+
+    // Act
+    let removed = browser
+        .post(
+            "/me/accounts/remove",
+            &[
+                ("csrf", &me.field("csrf")),
+                ("account", &me.field("account")),
+            ],
+        )
+        .await;
+    let answered = Utc::now();
+
+    // Assert: whatever went out reached the network before the page said so.
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.html);
+    let said = browser.get(removed.location.as_deref().unwrap()).await;
+    eventually(
+        Duration::from_secs(30),
+        "nothing left on the wire",
+        async || {
+            let counts = site.store.outbox_counts("soon").await.unwrap();
+            match counts.sending {
+                0 => Ok(()),
+                _ => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await;
+    let posts = site.sandbox().posts();
+    assert!(!posts.is_empty(), "the posts on the wire went out");
+    let late: Vec<_> = posts
+        .iter()
+        .filter(|p| p.received_at > answered)
+        .map(|p| (&p.id, p.received_at))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "published after the page answered ({answered}): {late:?}"
+    );
+    assert!(
+        said.html.contains("were already on their way and went out"),
+        "{}",
+        said.html
+    );
+    let counts = site.store.outbox_counts("soon").await.unwrap();
+    assert_eq!(counts.published as usize, posts.len(), "{counts:?}");
+}
+
+/// A campaign `where` whose two notices, at the start of a window opening in a few seconds,
+/// tell followers where else to find the striker (two variants, so the variant matters too).
+fn campaign_naming_other_accounts() -> String {
+    let start = Utc::now() + chrono::Duration::seconds(8);
+    let end = start + chrono::Duration::hours(2);
+    let posts = (0..2)
+        .map(|i| format!("[[posts]]\nname = \"p{i}\"\nwhen = \"start\"\ntemplate = \"where\"\nwindow = \"30m\"\n"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        r#"id = "where"
+title = "Where to find us"
+hashtag = "WhereStrike"
+networks = ["sandbox"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+min_interval = "5m"
+
+{posts}
+
+[templates]
+where = [
+  "{{{{ participant.name }}}} is on strike, #{{{{ hashtag }}}}. Find me: {{{{ elsewhere }}}} {{{{ invite_link }}}}",
+  "Day {{{{ day }}}}/{{{{ days_total }}}} of #{{{{ hashtag }}}}: {{{{ participant.name }}}} is also on {{{{ elsewhere }}}}",
+]
+"#,
+        crate::support::rfc(start),
+        crate::support::rfc(end)
+    )
+}
+
+/// The preview's texts on a join page, each with the account it is for (`data-account`).
+fn preview_texts(html: &str) -> Vec<(Option<String>, String)> {
+    html.split("<pre class=\"post-text\"")
+        .skip(1)
+        .map(|piece| {
+            let (attrs, rest) = piece.split_once('>').unwrap();
+            let account = attrs
+                .split("data-account=\"")
+                .nth(1)
+                .map(|a| a.split('"').next().unwrap().to_string());
+            (account, rest.split("</pre>").next().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_shows_exactly_the_text_that_goes_out_when_another_account_needs_reconnecting()
+{
+    // Arrange: Ada connects two sandbox accounts; the network refused the second one's token.
+    let site =
+        TestApp::spawn(joinable().campaign("where", &campaign_naming_other_accounts())).await;
+    let browser = site.visitor();
+    let step2 = browser
+        .join_with_sandbox("where", &[("tz", "UTC"), ("name", "Ada")])
+        .await;
+    let second = browser
+        .post(
+            "/connect/sandbox",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("name", "ada-old"),
+            ],
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER, "{}", second.html);
+    let ids: Vec<String> = browser
+        .get(&step2.field("back"))
+        .await
+        .html
+        .split("name=\"account\" value=\"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap().to_string())
+        .collect();
+    let [posting, refused] = &ids[..] else {
+        panic!("two accounts: {ids:?}")
+    };
+    site.store
+        .set_account_status(
+            picket::store::AccountId(refused.parse().unwrap()),
+            picket::store::AccountStatus::ReconnectNeeded,
+            Some("the network refused its token"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let approved = browser.get(&step2.field("back")).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.html);
+    let shown = preview_texts(&approved.html);
+
+    // Act: confirm with the working account only, and let the notices go out.
+    let mut form: Vec<(&str, String)> = vec![
+        ("csrf", approved.field("csrf")),
+        ("tz", approved.field("tz")),
+        ("every", approved.field("every")),
+        ("account", posting.clone()),
+    ];
+    for piece in approved.html.split("name=\"day\" value=\"").skip(1) {
+        form.push(("day", piece.split('"').next().unwrap().to_string()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let joined = browser.post("/c/where/join/confirm", &form).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+    eventually(
+        Duration::from_secs(60),
+        "both notices received by the sandbox",
+        async || site.sandbox().report().created >= 2,
+    )
+    .await;
+
+    // Assert: each text that went out is one the preview showed, for that very account.
+    let mut sent: Vec<String> = site.sandbox().posts().into_iter().map(|p| p.text).collect();
+    sent.sort();
+    for text in &sent {
+        assert!(
+            shown.iter().any(|(_, t)| t == text),
+            "sent {text:?}, but the preview showed {shown:?}"
+        );
+    }
+    let mut previewed: Vec<String> = shown
+        .iter()
+        .filter(|(account, _)| account.as_ref() == Some(posting))
+        .map(|(_, t)| t.clone())
+        .collect();
+    previewed.sort();
+    assert_eq!(previewed, sent);
+    // Followers can still find Ada on the account picket cannot post to.
+    assert!(
+        sent.iter()
+            .all(|t| t.contains("Sandbox ada-old") && !t.contains("zoe-sandbox")),
+        "{sent:?}"
     );
 }

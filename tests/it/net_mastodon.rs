@@ -25,21 +25,14 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{HeldPort, Installation, rfc};
+use crate::support::{
+    BUNDLED, HeldPort, Installation, Options, TestApp, eventually, require_server, rfc,
+};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
 fn server_url() -> Option<String> {
-    match std::env::var("PICKET_TEST_MASTODON_URL") {
-        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
-        _ if std::env::var("PICKET_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-            panic!("PICKET_TEST_MASTODON_URL is unset: start scripts/servers/mastodon-mock.sh")
-        }
-        _ => {
-            eprintln!("skipped: start scripts/servers/mastodon-mock.sh");
-            None
-        }
-    }
+    require_server("PICKET_TEST_MASTODON_URL")
 }
 
 fn unique(prefix: &str) -> String {
@@ -191,16 +184,16 @@ impl Mock {
             .unwrap()
     }
 
-    /// Wait until `#tag` has at least `n` statuses (or `limit` passes).
+    /// The statuses under `#tag`, once there are `n`.
     async fn wait_tagged(&self, tag: &str, n: usize, limit: Duration) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
+        eventually(limit, &format!("{n} status(es) under #{tag}"), async || {
             let found = self.tagged(tag).await;
-            if found.len() >= n || tokio::time::Instant::now() >= deadline {
-                return found;
+            match found.len() {
+                seen if seen >= n => Ok(found),
+                seen => Err(format!("{seen} so far")),
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -259,10 +252,19 @@ again = ["Still striking, #{{{{ hashtag }}}}: {{{{ invite_link }}}}"]
             rfc(start),
             rfc(start + end_in)
         );
-        // No jitter: the posts go out at the window's start, so the test stays short.
-        let config = "public_url = \"https://picket.example.org\"\n[scheduler]\njitter_secs = 0\nlease_secs = 10\nrequest_timeout_secs = 5\n";
+        // No jitter (the harness's default): the posts go out at the window's start, so
+        // the test stays short. Logged at debug: one test looks for tokens in the log.
+        let inst = Options::default()
+            .without_bundled()
+            .campaign("strike", &campaign)
+            .config(
+                "public_url = \"https://picket.example.org\"\n[scheduler]\nlease_secs = 10\nrequest_timeout_secs = 5\n",
+            )
+            .key([7u8; 32])
+            .log_level("debug")
+            .install();
         Picket {
-            inst: Installation::new(&campaign, config, [7u8; 32]),
+            inst,
             hashtag,
             end: start + end_in,
         }
@@ -368,24 +370,25 @@ async fn an_oauth_enrolled_account_posts_each_slot_once_with_its_tag_and_link_un
     picket.join(account);
 
     // Act: serve through the start of the window.
-    let served = picket.serve("127.0.0.1:0", "info");
+    let served = picket.serve().await;
     let posts = mock
         .wait_tagged(&picket.hashtag, 2, Duration::from_secs(40))
         .await;
     let store = picket.store().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while rows_in(store.as_ref(), OutboxState::Published).await < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "both posts recorded as published",
+        async || rows_in(store.as_ref(), OutboxState::Published).await >= 2,
+    )
+    .await;
     picket.run(&["withdraw", "strike"]);
     let withdrawn_at = Utc::now();
-    // The closing post was due at the end of the window: past it, nothing more came.
+    // The closing post was due at the end of the window: past it, nothing more came (real
+    // time on purpose: what is tested is that nothing comes then).
     if let Ok(wait) = (picket.end + chrono::Duration::seconds(10) - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
     }
-    let log = served.stop();
+    let log = served.stop().log;
     let after = mock.tagged(&picket.hashtag).await;
 
     // Assert
@@ -448,26 +451,29 @@ async fn a_revoked_token_puts_the_account_in_reconnect_needed_and_its_posts_wait
     let store = picket.store().await;
 
     // Act
-    let served = picket.serve("127.0.0.1:0", "info");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut acc = None;
-    while tokio::time::Instant::now() < deadline {
-        let a = store
-            .get_account(AccountId(account))
-            .await
-            .unwrap()
-            .unwrap();
-        if a.status == AccountStatus::ReconnectNeeded {
-            acc = Some(a);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let served = picket.serve().await;
+    let acc = eventually(
+        Duration::from_secs(30),
+        "the account to need reconnecting",
+        async || {
+            let a = store
+                .get_account(AccountId(account))
+                .await
+                .unwrap()
+                .unwrap();
+            if a.status == AccountStatus::ReconnectNeeded {
+                Ok(a)
+            } else {
+                Err(format!("{:?}", a.status))
+            }
+        },
+    )
+    .await;
+    // Real time on purpose: the posts must stay waiting, not be tried and failed.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let log = served.stop();
+    served.stop();
 
     // Assert
-    let acc = acc.unwrap_or_else(|| panic!("account never needed reconnecting\n{log}"));
     assert!(
         acc.status_reason.as_deref().unwrap_or("").contains("401"),
         "{:?}",
@@ -608,28 +614,23 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     let store = picket.store().await;
 
     // Act: serve while the server is unreachable until a post has failed an attempt...
-    let served = picket.serve("127.0.0.1:0", "debug");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let me = store
-            .ensure_local_participant("me", "UTC", Utc::now())
-            .await
-            .unwrap();
-        let rows = store.outbox_for(me, Some("strike")).await.unwrap();
-        if rows
-            .iter()
-            .filter(|r| r.attempts > 0 && r.state == OutboxState::Pending)
-            .count()
-            >= 2
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no failed attempt while down"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let served = picket.serve().await;
+    eventually(
+        Duration::from_secs(30),
+        "a failed attempt of both posts while down",
+        async || {
+            let me = store
+                .ensure_local_participant("me", "UTC", Utc::now())
+                .await
+                .unwrap();
+            let rows = store.outbox_for(me, Some("strike")).await.unwrap();
+            rows.iter()
+                .filter(|r| r.attempts > 0 && r.state == OutboxState::Pending)
+                .count()
+                >= 2
+        },
+    )
+    .await;
     // ... then bring it back, losing the answers to the first two posts: those attempts
     // reach the server, and picket cannot know they did.
     relay.swallow.store(2, Ordering::SeqCst);
@@ -637,14 +638,15 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
     let posts = mock
         .wait_tagged(&picket.hashtag, 2, Duration::from_secs(60))
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while rows_in(store.as_ref(), OutboxState::Published).await < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let log = served.stop();
+    // Once both are recorded as published nothing is left to send before the closing
+    // post (30 minutes away): what the server has then is all it gets.
+    eventually(
+        Duration::from_secs(30),
+        "both posts recorded as published",
+        async || rows_in(store.as_ref(), OutboxState::Published).await >= 2,
+    )
+    .await;
+    let log = served.stop().log;
     let after = mock.tagged(&picket.hashtag).await;
 
     // Assert
@@ -662,6 +664,10 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
         .unwrap()
         .unwrap();
     assert_eq!(a.status, AccountStatus::Active);
+    assert!(
+        a.trusted,
+        "added on the command line: its loopback server is reachable"
+    );
     // Safe data: the token is nowhere in clear, not in the database, not in a debug log.
     assert!(log.contains("DEBUG"), "the log is at debug level");
     let db = picket.db_bytes();
@@ -692,6 +698,8 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
         handle: username.clone(),
         server: url.clone(),
         credentials: Secret::new(creds.to_json()),
+        // The test server is on loopback: an account the operator added.
+        trusted: true,
     };
     let tag = unique("PicketGts");
     let mut post = OutgoingPost {
@@ -702,7 +710,10 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
     };
-    let adapter = Mastodon::new(picket::network::http_client());
+    let adapter = Mastodon::new(
+        picket::network::Egress::new(false),
+        std::sync::Arc::new(picket::clock::SystemClock),
+    );
     let first = adapter.publish(&account, &post).await.unwrap();
 
     // Act: the retry, with a key the server would not recognise anyway.
@@ -721,21 +732,19 @@ async fn a_participant_connects_a_mastodon_account_in_the_browser_through_the_se
     let Some(url) = server_url() else { return };
     let mock = Mock::new(&url).await;
     let username = mock.sign_up("web").await;
-    let site = crate::join::Site::start().await;
+    // The server is on loopback: this host allows visitors' private addresses.
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
     let browser = site.visitor();
-    let join = browser.get("/c/social-media-strike/join").await;
-    let step1 = browser
-        .post(
-            "/c/social-media-strike/join",
+    let step2 = browser
+        .start_joining(
+            BUNDLED,
             &[
-                ("csrf", &join.field("csrf")),
                 ("name", "Web"),
                 ("tz", "Europe/Lisbon"),
                 ("day", "2027-07-04"),
             ],
         )
         .await;
-    let step2 = browser.get(step1.location.as_deref().unwrap()).await;
 
     // Act: type the server; picket registers itself and sends the browser to the server's
     // authorize page; the person allows it there; the server sends them back with a code.

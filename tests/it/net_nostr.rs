@@ -18,22 +18,13 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Installation, rfc, unused_port};
+use crate::support::{Installation, Options, eventually, require_server, rfc, unused_port};
 
 const KEY: [u8; 32] = [7; 32];
 
-/// The relay URL, or None (skip) when no relay was started; CI requires one.
+/// The relay URL, or None (the test skipped) when no relay was started; CI requires one.
 fn relay() -> Option<String> {
-    match std::env::var("PICKET_TEST_NOSTR_RELAY") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("PICKET_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-            panic!("PICKET_REQUIRE_SERVERS=1 but PICKET_TEST_NOSTR_RELAY is unset")
-        }
-        _ => {
-            eprintln!("skipped: start scripts/servers/nostr-relay.sh");
-            None
-        }
-    }
+    require_server("PICKET_TEST_NOSTR_RELAY")
 }
 
 /// A temporary picket: database, campaigns folder, the real binary.
@@ -50,10 +41,14 @@ impl std::ops::Deref for Picket {
 
 impl Picket {
     fn new(campaign_toml: &str) -> Picket {
-        let config = "[scheduler]\njitter_secs = 0\nlease_secs = 5\nrequest_timeout_secs = 5\n";
-        Picket {
-            inst: Installation::new(campaign_toml, config, KEY),
-        }
+        let inst = Options::default()
+            .without_bundled()
+            .campaign("nostr-e2e", campaign_toml)
+            .config("[scheduler]\nlease_secs = 5\nrequest_timeout_secs = 5\n")
+            .key(KEY)
+            .log_level("debug")
+            .install();
+        Picket { inst }
     }
 
     /// `picket account add nostr ...`; the new account's id and what the command said.
@@ -141,16 +136,16 @@ async fn notes_by(relay: &str, author: &PublicKey) -> Vec<Event> {
     req(relay, json!({"authors": [author.to_hex()], "kinds": [1]})).await
 }
 
-/// Poll until `author` has `n` notes on the relay (or `limit` passes).
+/// The notes of `author` on the relay, once there are `n`.
 async fn wait_for_notes(relay: &str, author: &PublicKey, n: usize, limit: Duration) -> Vec<Event> {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
+    eventually(limit, &format!("{n} note(s) on the relay"), async || {
         let notes = notes_by(relay, author).await;
-        if notes.len() >= n || tokio::time::Instant::now() > deadline {
-            return notes;
+        match notes.len() {
+            found if found >= n => Ok(notes),
+            found => Err(format!("{found} so far")),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await
 }
 
 fn tag_values(ev: &Event, name: &str) -> Vec<String> {
@@ -192,14 +187,15 @@ async fn serve_publishes_one_note_per_slot_with_tags_and_nothing_after_withdraw(
         "--tz",
         "UTC",
     ]);
-    let log = picket.dir.path().join("serve.log");
+    let log = picket.log_path();
 
     // Act: serve until the two notes of the start are on the relay, then withdraw.
-    let serve = picket.serve("127.0.0.1:0", "debug");
+    let serve = picket.serve().await;
     let notes = wait_for_notes(&relay, &keys.public_key(), 2, Duration::from_secs(90)).await;
     picket.run(&["withdraw", "nostr-e2e"]);
     let withdrawn_at = Utc::now();
-    // The second window's posts were due a minute after the start: wait past them.
+    // The second window's posts were due a minute after the start: wait past them (real
+    // time on purpose: what is tested is that nothing comes then).
     let next_due = second + chrono::Duration::seconds(10);
     if let Ok(wait) = (next_due - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
@@ -270,7 +266,7 @@ async fn serve_publishes_one_note_per_slot_with_tags_and_nothing_after_withdraw(
         log_text.contains("nostr"),
         "the debug log is empty: {log_text}"
     );
-    for file in std::fs::read_dir(picket.dir.path()).unwrap() {
+    for file in std::fs::read_dir(picket.dir()).unwrap() {
         let path = file.unwrap().path();
         if path.is_dir() {
             continue;
@@ -338,7 +334,7 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
         &keys.secret_key().to_secret_hex(),
     ]);
     picket.run(&["join", "nostr-e2e", "--account", &account.to_string()]);
-    let serve = picket.serve("127.0.0.1:0", "debug");
+    let serve = picket.serve().await;
     let store = picket.store().await;
     let who = store
         .get_account(AccountId(account))
@@ -346,18 +342,23 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
         .unwrap()
         .unwrap()
         .participant_id;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let failed_once = loop {
-        let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
-        // `attempts` counts up when the send begins; the outcome is recorded after it.
-        // A failed attempt leaves the row 'pending' until its retry is claimed (the
-        // retry's 'claimed' and 'sending' are not this attempt's outcome).
-        let recorded = rows[0].attempts > 0 && rows[0].state == OutboxState::Pending;
-        if recorded || tokio::time::Instant::now() > deadline {
-            break rows[0].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let failed_once = eventually(
+        Duration::from_secs(30),
+        "a failed attempt recorded",
+        async || {
+            let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
+            // `attempts` counts up when the send begins; the outcome is recorded after it.
+            // A failed attempt leaves the row 'pending' until its retry is claimed (the
+            // retry's 'claimed' and 'sending' are not this attempt's outcome).
+            let recorded = rows[0].attempts > 0 && rows[0].state == OutboxState::Pending;
+            if recorded {
+                Ok(rows[0].clone())
+            } else {
+                Err(format!("{:?}", rows[0]))
+            }
+        },
+    )
+    .await;
 
     // Act: the relay comes up.
     let started = own.script("start");
@@ -368,14 +369,19 @@ async fn a_note_due_while_the_relay_is_down_is_published_once_when_it_comes_back
     );
     let notes = wait_for_notes(&own.url(), &keys.public_key(), 1, Duration::from_secs(60)).await;
     // The relay has the note before picket records the answer: wait for the record.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let rows = loop {
-        let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
-        if rows[0].state == OutboxState::Published || tokio::time::Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let rows = eventually(
+        Duration::from_secs(30),
+        "the note recorded as published",
+        async || {
+            let rows = store.outbox_for(who, Some("nostr-e2e")).await.unwrap();
+            if rows[0].state == OutboxState::Published {
+                Ok(rows)
+            } else {
+                Err(format!("{rows:?}"))
+            }
+        },
+    )
+    .await;
     let notes_later = notes_by(&own.url(), &keys.public_key()).await;
     drop(serve);
 
@@ -535,17 +541,22 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
     ]);
 
     // Act
-    let serve = picket.serve("127.0.0.1:0", "debug");
+    let serve = picket.serve().await;
     let notes = wait_for_notes(&relay, &good_user.public_key(), 1, Duration::from_secs(60)).await;
     let store = picket.store().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let bad_account = loop {
-        let a = store.get_account(AccountId(bad)).await.unwrap().unwrap();
-        if a.status == AccountStatus::ReconnectNeeded || tokio::time::Instant::now() > deadline {
-            break a;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let bad_account = eventually(
+        Duration::from_secs(30),
+        "the revoked bunker's account to need reconnecting",
+        async || {
+            let a = store.get_account(AccountId(bad)).await.unwrap().unwrap();
+            if a.status == AccountStatus::ReconnectNeeded {
+                Ok(a)
+            } else {
+                Err(format!("{:?}: {:?}", a.status, a.status_reason))
+            }
+        },
+    )
+    .await;
     drop(serve);
 
     // Assert: the good note is signed by the user's key, not the bunker's or picket's.
@@ -587,8 +598,11 @@ async fn engagement_counts_reactions_reposts_and_replies_and_delete_removes_the_
             secret_key: keys.secret_key().to_secret_hex(),
         }
         .to_secret(),
+        // The relay is on loopback: an account the operator added.
+        trusted: true,
     };
-    let nostr = Nostr::new();
+    let egress = picket::network::Egress::new(false);
+    let nostr = Nostr::new(egress.clone());
     let post = OutgoingPost {
         text: "On #TestStrike today".into(),
         idempotency_key: "k1".into(),
@@ -612,7 +626,7 @@ async fn engagement_counts_reactions_reposts_and_replies_and_delete_removes_the_
         react(Kind::TextNote, "solidarity"),
     ] {
         assert_eq!(
-            send_event(&relay, &ev, Duration::from_secs(5)).await,
+            send_event(egress.trusted(), &relay, &ev, Duration::from_secs(5)).await,
             RelayAnswer::Accepted
         );
     }

@@ -2,7 +2,8 @@
 //! `PICKET_TEST_POSTGRES_URL` names an admin URL (e.g. from `scripts/servers/postgres.sh`).
 //!
 //! Each test gets a fresh database (a temp file, or `CREATE DATABASE t_<random>`), so tests
-//! run in parallel. The harness uses sqlx directly only to create and drop those databases.
+//! run in parallel. The harness uses sqlx directly only to create and drop those databases,
+//! and to write rows the store itself never writes (corrupt values).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,6 +14,7 @@ use picket::network::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
     OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Store, StoreError,
+    StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -27,7 +29,8 @@ fn t0() -> DateTime<Utc> {
 /// A fresh, migrated database of one kind, dropped when the test is done.
 struct TestDb {
     name: &'static str,
-    store: Arc<dyn Store>,
+    store: Arc<dyn StoreTooling>,
+    url: String,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
 }
@@ -36,10 +39,11 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("picket.db").display());
-        let store = store::open(&url).await.expect("open sqlite");
+        let store = store::open_tooling(&url).await.expect("open sqlite");
         TestDb {
             name: "sqlite",
             store,
+            url,
             _dir: Some(dir),
             pg_drop: None,
         }
@@ -54,10 +58,13 @@ impl TestDb {
             .unwrap();
         let mut url = url::Url::parse(admin).unwrap();
         url.set_path(&db);
-        let store = store::open(url.as_str()).await.expect("open postgres");
+        let store = store::open_tooling(url.as_str())
+            .await
+            .expect("open postgres");
         TestDb {
             name: "postgres",
             store,
+            url: url.into(),
             _dir: None,
             pg_drop: Some((admin.to_string(), db)),
         }
@@ -80,22 +87,25 @@ impl TestDb {
 /// Run `test` against SQLite, then PostgreSQL if configured.
 async fn on_each_backend<F, Fut>(test: F)
 where
-    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    F: Fn(Arc<dyn StoreTooling>, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_database(|store, name, _| test(store, name)).await;
+}
+
+/// [`on_each_backend`], also giving each test its database's URL, to reach under the store.
+async fn on_each_database<F, Fut>(test: F)
+where
+    F: Fn(Arc<dyn StoreTooling>, &'static str, String) -> Fut,
     Fut: Future<Output = ()>,
 {
     let db = TestDb::sqlite().await;
-    test(db.store.clone(), db.name).await;
-    match std::env::var("PICKET_TEST_POSTGRES_URL") {
-        Ok(admin) => {
-            let db = TestDb::postgres(&admin).await;
-            test(db.store.clone(), db.name).await;
-            db.drop_pg().await;
-        }
-        // scripts/test (and so CI) starts PostgreSQL and requires it: never skip silently there.
-        Err(_) if crate::support::servers_required() => {
-            panic!("PICKET_TEST_POSTGRES_URL is not set but PICKET_REQUIRE_SERVERS=1")
-        }
-        Err(_) => {}
+    test(db.store.clone(), db.name, db.url.clone()).await;
+    // scripts/test (and so CI) starts PostgreSQL and requires it: never skipped there.
+    if let Some(admin) = crate::support::require_server("PICKET_TEST_POSTGRES_URL") {
+        let db = TestDb::postgres(&admin).await;
+        test(db.store.clone(), db.name, db.url.clone()).await;
+        db.drop_pg().await;
     }
 }
 
@@ -114,7 +124,6 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 email: Some(format!("{name}@example.org")),
                 email_canonical: Some(format!("{name}@example.org")),
                 tz: "Europe/Berlin".into(),
-                access_token_hash: Some(format!("hash-{name}")),
                 invited_by: None,
             },
             t0(),
@@ -131,8 +140,9 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         network: NetworkKind::Sandbox,
                         handle: format!("{name}{i}"),
                         server: Some("http://127.0.0.1:1".into()),
-                        credentials: vec![1, 2, 3, i as u8],
+                        trusted: i == 0,
                     },
+                    &|id| vec![1, 2, 3, i as u8, id.0 as u8],
                     t0(),
                 )
                 .await
@@ -184,7 +194,7 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
     rows
 }
 
-async fn planned(store: &dyn Store, s: &Striker, slots: &[i64]) {
+async fn planned(store: &dyn StoreTooling, s: &Striker, slots: &[i64]) {
     store
         .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, slots), t0())
         .await
@@ -258,7 +268,6 @@ async fn participants_and_accounts_round_trip() {
             .await
             .unwrap();
         let ada = store.get_participant(s.participant).await.unwrap().unwrap();
-        let by_token = store.participant_by_token_hash("hash-ada").await.unwrap();
         store
             .update_credentials(s.accounts[0], b"new secret", t0())
             .await
@@ -271,7 +280,7 @@ async fn participants_and_accounts_round_trip() {
         assert!(store.get_participant(me).await.unwrap().unwrap().is_local);
         assert_eq!(ada.email.as_deref(), Some("ada@example.org"));
         assert!(!ada.invite_code.is_empty());
-        assert_eq!(by_token.map(|p| p.id), Some(s.participant));
+        assert_eq!(ada.link_expires_at, None, "no link until one is given");
         assert_eq!(account.credentials, b"new secret");
         assert_eq!(account.network, NetworkKind::Sandbox);
         assert_eq!(account.status, AccountStatus::Active);
@@ -437,6 +446,138 @@ async fn replanning_adds_and_removes_only_future_pending_rows() {
 }
 
 #[tokio::test]
+async fn whether_the_operator_added_an_account_is_kept_and_comes_with_its_claimed_posts() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a striker whose first account the operator added (see `striker`).
+        let s = striker(&*store, "op", 2).await;
+        planned(&*store, &s, &[1]).await;
+        let now = t0() + Duration::days(1);
+
+        // Act
+        let first = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        let listed = store.list_accounts(s.participant).await.unwrap();
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(5), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(first.trusted, "{db}");
+        assert_eq!(
+            listed.iter().map(|a| a.trusted).collect::<Vec<_>>(),
+            [true, false],
+            "{db}"
+        );
+        assert_eq!(claimed.len(), 2, "{db}");
+        for post in &claimed {
+            assert_eq!(post.trusted, post.account_id == s.accounts[0], "{db}");
+        }
+    })
+    .await;
+}
+
+/// A database at `url` as picket 0005 left it (migrations before 0006 applied), with the
+/// command line's own participant and a web participant, one account each (ids 1 and 2,
+/// the first of a fresh database).
+async fn as_0005_left_it(url: &str) {
+    let pg = url.starts_with("postgres");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if pg {
+        "migrations/postgres"
+    } else {
+        "migrations/sqlite"
+    });
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let mut rows = Vec::new();
+    for (id, local) in [(1, "TRUE"), (2, "FALSE")] {
+        rows.push(format!(
+            "INSERT INTO participants (name, tz, is_local, invite_code, created_at) \
+             VALUES ('p{id}', 'UTC', {local}, 'code{id}', 0)"
+        ));
+        rows.push(format!(
+            "INSERT INTO accounts (participant_id, network, handle, server, credentials, \
+             status, created_at, updated_at) \
+             VALUES ({id}, 'mastodon', 'a{id}', 'http://127.0.0.1:1', '', 'active', 0, 0)"
+        ));
+    }
+    if pg {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for sql in rows {
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    } else {
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for sql in rows {
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_added_on_the_command_line_before_0006_become_trusted_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("picket.db").display()
+    )];
+    let mut pg_drop = None;
+    if let Some(admin) = crate::support::require_server("PICKET_TEST_POSTGRES_URL") {
+        let db = format!("t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&db);
+        urls.push(url.to_string());
+        pg_drop = Some((admin, db));
+    }
+    for url in urls {
+        // Arrange
+        as_0005_left_it(&url).await;
+
+        // Act: open it as picket does now (0006 applies).
+        let store = store::open(&url).await.unwrap();
+        let cli = store.get_account(AccountId(1)).await.unwrap().unwrap();
+        let web = store.get_account(AccountId(2)).await.unwrap().unwrap();
+
+        // Assert
+        assert!(cli.trusted, "{url}");
+        assert!(!web.trusted, "{url}");
+    }
+    if let Some((admin, db)) = pg_drop {
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
 async fn concurrent_claimers_never_get_the_same_row() {
     on_each_backend(|store, db| async move {
         // Arrange: 300 due posts.
@@ -519,10 +660,90 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
             "{db}: reclaimed from claimed"
         );
         assert_eq!(reclaimed[0].idempotency_key, claimed[0].idempotency_key);
-        assert_eq!(reclaimed[0].credentials, vec![1, 2, 3, 0]);
+        assert_eq!(
+            reclaimed[0].credentials,
+            vec![1, 2, 3, 0, s.accounts[0].0 as u8],
+            "{db}: as sealed for the account's id"
+        );
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
+    })
+    .await;
+}
+
+/// Run `sql`, binding `id`, straight on the database under the store: a row edited by hand
+/// or by a bug, which the store itself would never write.
+async fn under_the_store(url: &str, sql: &str, id: OutboxId) {
+    let sql = AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_due_post_the_store_cannot_read_is_failed_with_its_reason_and_the_others_are_claimed() {
+    on_each_database(|store, db, url| async move {
+        // Arrange: four posts due; one has an instant no clock can hold and, on SQLite (whose
+        // columns take any type), one has text where a number belongs.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1, 2, 3]).await;
+        let rows = store.outbox_for(s.participant, None).await.unwrap();
+        let all: Vec<OutboxId> = rows.iter().map(|r| r.id).collect();
+        let mut bad = vec![all[1]];
+        under_the_store(
+            &url,
+            "UPDATE outbox SET slot_at = 9223372036854775807 WHERE id = $1",
+            all[1],
+        )
+        .await;
+        if db == "sqlite" {
+            under_the_store(
+                &url,
+                "UPDATE outbox SET day = 'second' WHERE id = $1",
+                all[2],
+            )
+            .await;
+            bad.push(all[2]);
+        }
+        let good: Vec<OutboxId> = all.iter().copied().filter(|id| !bad.contains(id)).collect();
+        let now = t0() + Duration::hours(3) + Duration::minutes(1);
+        let lease = now + Duration::minutes(1);
+
+        // Act
+        let claimed = store.claim_due("w", now, lease, 10).await;
+        let later = lease + Duration::seconds(1);
+        let reclaimed = store
+            .claim_due("w2", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        let claimed = claimed.unwrap_or_else(|e| panic!("{db}: the whole batch failed: {e}"));
+        assert_eq!(ids(&claimed), good, "{db}");
+        let rows = store.outbox_for(s.participant, None).await.unwrap();
+        for row in rows.iter().filter(|r| bad.contains(&r.id)) {
+            assert_eq!(row.state, OutboxState::Failed, "{db}: post {}", row.id);
+            let reason = row.last_error.as_deref().unwrap_or_default();
+            assert!(reason.starts_with("unreadable row: "), "{db}: {reason}");
+        }
+        assert_eq!(
+            ids(&reclaimed),
+            good,
+            "{db}: only the readable leases lapse and return"
+        );
     })
     .await;
 }
@@ -1399,6 +1620,370 @@ async fn a_lease_has_one_holder_until_it_runs_out() {
         assert!(!b_while_held, "{db}: a held lease is not taken");
         assert!(a_renews, "{db}: the holder renews");
         assert!(b_after_expiry, "{db}: a lapsed lease is taken over");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_files_are_readable_by_their_owner_only() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+
+    // Act: first use, with a write so the WAL and its index exist.
+    let store = store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    striker(&*store, "ada", 1).await;
+
+    // Assert
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["private.db", "private.db-wal", "private.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {:o}", mode & 0o777);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_magic_link_and_sessions_expire_and_end_each_on_its_own() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let ada = striker(&*store, "ada", 0).await.participant;
+        let bob = striker(&*store, "bob", 0).await.participant;
+        let week = t0() + Duration::days(7);
+
+        // Act
+        store.set_link(ada, Some(("link-1", week))).await.unwrap();
+        let by_link = store.participant_by_link("link-1", t0()).await.unwrap();
+        let expired = store.participant_by_link("link-1", week).await.unwrap();
+        store.set_link(ada, Some(("link-2", week))).await.unwrap();
+        let replaced = store.participant_by_link("link-1", t0()).await.unwrap();
+        let ada_row = store.get_participant(ada).await.unwrap().unwrap();
+        let no_one = store.set_link(ParticipantId(999_999), None).await;
+        let day = t0() + Duration::days(1);
+        for s in ["s-laptop", "s-phone"] {
+            store.start_session(ada, s, day, false, t0()).await.unwrap();
+        }
+        store
+            .start_session(bob, "s-bob", day, false, t0())
+            .await
+            .unwrap();
+        let laptop = store
+            .participant_by_session("s-laptop", t0())
+            .await
+            .unwrap();
+        let laptop_late = store.participant_by_session("s-laptop", day).await.unwrap();
+        store.end_session("s-laptop").await.unwrap();
+        let laptop_ended = store
+            .participant_by_session("s-laptop", t0())
+            .await
+            .unwrap();
+        let phone = store.participant_by_session("s-phone", t0()).await.unwrap();
+        store
+            .start_session(ada, "s-new", day, true, t0())
+            .await
+            .unwrap();
+        let phone_after = store.participant_by_session("s-phone", t0()).await.unwrap();
+        let new = store.participant_by_session("s-new", t0()).await.unwrap();
+        let bob_after = store.participant_by_session("s-bob", t0()).await.unwrap();
+        let nobodys = store
+            .start_session(ParticipantId(999_999), "s-x", day, false, t0())
+            .await;
+        store.set_link(ada, None).await.unwrap();
+        let withdrawn = store.participant_by_link("link-2", t0()).await.unwrap();
+        store.delete_participant(ada).await.unwrap();
+        let deleted = store.participant_by_session("s-new", t0()).await.unwrap();
+
+        // Assert
+        assert_eq!(by_link.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(expired, None, "{db}: a link ends at its expiry");
+        assert_eq!(replaced, None, "{db}: a new link replaces the old one");
+        assert_eq!(ada_row.link_expires_at, Some(week), "{db}");
+        assert!(matches!(no_one, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(laptop.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(laptop_late, None, "{db}: a session ends at its expiry");
+        assert_eq!(laptop_ended, None, "{db}");
+        assert_eq!(phone.map(|p| p.id), Some(ada), "{db}: other sessions go on");
+        assert_eq!(phone_after, None, "{db}: end_others ended it");
+        assert_eq!(new.map(|p| p.id), Some(ada), "{db}");
+        assert_eq!(
+            bob_after.map(|p| p.id),
+            Some(bob),
+            "{db}: not someone else's"
+        );
+        assert!(matches!(nobodys, Err(StoreError::NotFound(_))), "{db}");
+        assert_eq!(withdrawn, None, "{db}");
+        assert_eq!(deleted, None, "{db}: sessions go with the participant");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_released_lease_is_taken_at_once_and_only_its_holder_releases_it() {
+    on_each_backend(|store, db| async move {
+        // Arrange: "a" holds the planner lease for 20 minutes.
+        let until = t0() + Duration::minutes(20);
+        assert!(store.try_lease("planner", "a", t0(), until).await.unwrap());
+
+        // Act
+        let stranger_released = store.release_lease("planner", "b").await.unwrap();
+        let b_before = store
+            .try_lease("planner", "b", t0() + Duration::seconds(1), until)
+            .await
+            .unwrap();
+        let a_released = store.release_lease("planner", "a").await.unwrap();
+        let again = store.release_lease("planner", "a").await.unwrap();
+        let b_after = store
+            .try_lease("planner", "b", t0() + Duration::seconds(2), until)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(!stranger_released, "{db}: only the holder releases");
+        assert!(!b_before, "{db}: the lease was still held");
+        assert!(a_released, "{db}: the holder released it");
+        assert!(!again, "{db}: nothing left to release");
+        assert!(b_after, "{db}: a released lease is taken at once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_mail_budget_allows_so_many_mails_per_address_in_a_window() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let hour = Duration::hours(1);
+        let spend = |key: &'static str, at| {
+            let store = store.clone();
+            async move { store.spend_mail_budget(key, 2, hour, at).await.unwrap() }
+        };
+
+        // Act
+        let first = spend("a", t0()).await;
+        let left_after_one = store.mail_budget_left("a", 2, hour, t0()).await.unwrap();
+        let second = spend("a", t0() + Duration::minutes(10)).await;
+        let left_after_two = store.mail_budget_left("a", 2, hour, t0()).await.unwrap();
+        let third = spend("a", t0() + Duration::minutes(59)).await;
+        let other_address = spend("b", t0() + Duration::minutes(59)).await;
+        let next_window = spend("a", t0() + Duration::minutes(60)).await;
+        let nothing_allowed = store.spend_mail_budget("c", 0, hour, t0()).await.unwrap();
+
+        // Assert
+        assert!(first && second, "{db}");
+        assert!(left_after_one && !left_after_two, "{db}");
+        assert!(!third, "{db}: the third mail in the hour is refused");
+        assert!(other_address, "{db}: each address has its own budget");
+        assert!(next_window, "{db}: a new window, a new budget");
+        assert!(!nothing_allowed, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn participants_are_found_by_their_canonical_address() {
+    on_each_backend(|store, db| async move {
+        let ada = striker(&*store, "ada", 0).await.participant;
+        striker(&*store, "bob", 0).await;
+        store
+            .ensure_local_participant("me", "UTC", t0())
+            .await
+            .unwrap();
+
+        let found = store
+            .participants_by_email("ada@example.org", 3)
+            .await
+            .unwrap();
+        let none = store
+            .participants_by_email("eve@example.org", 3)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            found.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![ada],
+            "{db}"
+        );
+        assert!(none.is_empty(), "{db}");
+    })
+    .await;
+}
+
+/// `01 ‖ nonce ‖ "token-abc"` sealed with key `[7; 32]` in the format picket used before
+/// credentials were bound to their account (the same fixture as `crypto`'s unit tests).
+const LEGACY_BLOB: &str = "01000102030405060708090a0b0c0d0e0f1011121314151617dc78c0e094313ac74676d3b55fbdc5e9b796d5f7294f14949b";
+
+#[tokio::test]
+async fn credentials_are_bound_to_their_account_and_old_ones_are_resealed() {
+    use picket::crypto::Vault;
+    use picket::participation::{self, Connected};
+    use picket::scheduler::verify::account_ref;
+    on_each_backend(|store, db| async move {
+        // Arrange: two accounts connected as the web and the CLI connect them.
+        let vault = Vault::from_key_bytes(&[7; 32]);
+        let who = striker(&*store, "ada", 0).await.participant;
+        let connect = |name: &str| {
+            participation::connect::sandbox(name, "http://127.0.0.1:1", Some(format!("tok-{name}")))
+                .unwrap()
+        };
+        let (a, b): (Connected, Connected) = (connect("a"), connect("b"));
+        let a = participation::save_account(&*store, &vault, who, &a, t0())
+            .await
+            .unwrap();
+        let b = participation::save_account(&*store, &vault, who, &b, t0())
+            .await
+            .unwrap();
+        let get = |id| {
+            let store = store.clone();
+            async move { store.get_account(id).await.unwrap().unwrap() }
+        };
+
+        // Act: someone with write access copies a's sealed credentials onto b's row.
+        let a_row = get(a).await;
+        store
+            .update_credentials(b, &a_row.credentials, t0())
+            .await
+            .unwrap();
+        let swapped = account_ref(&vault, &get(b).await);
+        let own = account_ref(&vault, &a_row);
+        // An account still holding credentials in the old format.
+        let legacy = hex::decode(LEGACY_BLOB).unwrap();
+        store.update_credentials(a, &legacy, t0()).await.unwrap();
+        let old_opens = account_ref(&vault, &get(a).await);
+        let listed = store.accounts_sealed_with(1, None, 10).await.unwrap();
+        let stale = store
+            .replace_credentials(a, b"not what is stored", b"x", t0())
+            .await
+            .unwrap();
+        participation::reseal_legacy_credentials(&*store, &vault, t0()).await;
+        let resealed = get(a).await;
+
+        // Assert
+        assert!(
+            swapped.is_err(),
+            "{db}: a blob copied onto another row does not open"
+        );
+        assert_eq!(own.unwrap().credentials.expose(), "tok-a", "{db}");
+        assert_eq!(old_opens.unwrap().credentials.expose(), "token-abc", "{db}");
+        assert_eq!(
+            listed.iter().map(|x| x.id).collect::<Vec<_>>(),
+            vec![a],
+            "{db}"
+        );
+        assert!(!stale, "{db}: replaced only if unchanged");
+        assert_eq!(resealed.credentials[0], picket::crypto::VERSION, "{db}");
+        assert_eq!(
+            account_ref(&vault, &resealed).unwrap().credentials.expose(),
+            "token-abc",
+            "{db}"
+        );
+        assert!(
+            store
+                .accounts_sealed_with(1, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bulk_join_seals_each_account_for_the_id_it_gets() {
+    on_each_backend(|store, db| async move {
+        let strikers: Vec<store::NewStriker> = (0..3)
+            .map(|i| store::NewStriker {
+                name: format!("s{i}"),
+                tz: "UTC".into(),
+                accounts: (0..2)
+                    .map(|a| (NetworkKind::Sandbox, format!("s{i}a{a}"), None))
+                    .collect(),
+                campaign_id: CAMPAIGN.into(),
+                days: None,
+                every_secs: None,
+            })
+            .collect();
+        let seal = |s: usize, a: usize, id: AccountId| format!("{s}/{a}/{}", id.0).into_bytes();
+
+        let joined = store.bulk_join(&strikers, &seal, t0()).await.unwrap();
+
+        for (s, j) in joined.iter().enumerate() {
+            for (a, id) in j.accounts.iter().enumerate() {
+                let row = store.get_account(*id).await.unwrap().unwrap();
+                assert_eq!(
+                    row.credentials,
+                    format!("{s}/{a}/{}", id.0).into_bytes(),
+                    "{db}"
+                );
+                assert_eq!(row.handle, format!("s{s}a{a}"), "{db}");
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_planning_problem_is_recorded_on_the_pledge_and_cleared_by_joining_again() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = striker(store.as_ref(), "pat", 1).await;
+
+        // Act
+        store
+            .set_pledge_problem(s.pledge, Some("cadence out of range"), t0())
+            .await
+            .unwrap();
+        let recorded = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        let listed = store.active_pledges(CAMPAIGN, None, 10).await.unwrap();
+        store
+            .upsert_pledge(
+                &NewPledge {
+                    participant_id: s.participant,
+                    campaign_id: CAMPAIGN.into(),
+                    tz: "Europe/Berlin".into(),
+                    days: None,
+                    every_secs: Some(7200),
+                    account_ids: s.accounts.clone(),
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        let rejoined = store.get_pledge(s.pledge).await.unwrap().unwrap();
+        store
+            .set_pledge_problem(s.pledge, Some("again"), t0())
+            .await
+            .unwrap();
+        store
+            .set_pledge_problem(s.pledge, None, t0())
+            .await
+            .unwrap();
+        let cleared = store.get_pledge(s.pledge).await.unwrap().unwrap();
+
+        // Assert
+        assert_eq!(
+            recorded.plan_error.as_deref(),
+            Some("cadence out of range"),
+            "{db}"
+        );
+        assert_eq!(
+            recorded.status,
+            store::PledgeStatus::Active,
+            "{db}: still active"
+        );
+        assert_eq!(
+            listed[0].plan_error.as_deref(),
+            Some("cadence out of range"),
+            "{db}: the planner sees it"
+        );
+        assert_eq!(rejoined.plan_error, None, "{db}: joining again clears it");
+        assert_eq!(cleared.plan_error, None, "{db}");
     })
     .await;
 }

@@ -1,127 +1,16 @@
 //! The web side through HTTP, against the same `Application` `picket serve` runs, on port 0:
 //! every route and its error paths.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use picket::app::Application;
-use picket::clock::SystemClock;
-use picket::config::Settings;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
-use tokio_util::sync::CancellationToken;
 
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-const ID: &str = "social-media-strike";
-
-impl TestApp {
-    async fn spawn(rate_limits: bool) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-            campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            public_url: "https://picket.test".into(),
-            rate_limits,
-            ..Settings::default()
-        };
-        let app = Application::build(settings, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        TestApp {
-            base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            stop,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The campaign page's CSRF cookie and form token.
-    async fn form_token(&self) -> (String, String) {
-        let page = self
-            .http
-            .get(self.url(&format!("/c/{ID}")))
-            .send()
-            .await
-            .unwrap();
-        let cookie = page.headers()[SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let html = page.text().await.unwrap();
-        let token = html
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        (cookie, token)
-    }
-
-    async fn sign_form(&self, fields: &[(&str, &str)]) -> reqwest::Response {
-        let (cookie, token) = self.form_token().await;
-        let mut form: Vec<(&str, &str)> = vec![("csrf", &token), ("consent", "on")];
-        form.extend_from_slice(fields);
-        self.http
-            .post(self.url(&format!("/c/{ID}/sign")))
-            .header(COOKIE, cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn stats(&self) -> serde_json::Value {
-        self.http
-            .get(self.url(&format!("/api/v1/campaigns/{ID}/stats")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn api_sign(&self, body: serde_json::Value) -> reqwest::Response {
-        self.http
-            .post(self.url(&format!("/api/v1/campaigns/{ID}/signatures")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
+use crate::support::{BUNDLED as ID, Options, TestApp};
 
 #[tokio::test]
 async fn the_index_and_campaign_pages_show_the_campaign() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let index = app
         .http
         .get(app.url("/"))
@@ -156,7 +45,7 @@ async fn the_index_and_campaign_pages_show_the_campaign() {
 
 #[tokio::test]
 async fn an_unknown_campaign_is_a_404_page_and_a_404_json_error() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let page = app.http.get(app.url("/c/nope")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     let api = app
@@ -172,7 +61,7 @@ async fn an_unknown_campaign_is_a_404_page_and_a_404_json_error() {
 
 #[tokio::test]
 async fn signing_the_form_counts_once_per_person_and_gives_an_invitation_link() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let first = app
         .sign_form(&[
@@ -193,13 +82,13 @@ async fn signing_the_form_counts_once_per_person_and_gives_an_invitation_link() 
     let html = first.text().await.unwrap().replace("&#x2F;", "/");
     assert!(html.contains("https://picket.test/i/"), "{html}");
     assert_eq!(again.status(), StatusCode::OK);
-    assert_eq!(app.stats().await["signatures"], 1);
+    assert_eq!(app.stats(ID).await["signatures"], 1);
 }
 
 #[tokio::test]
 async fn a_form_without_a_valid_csrf_token_is_refused_with_a_message() {
-    let app = TestApp::spawn(false).await;
-    let (cookie, _) = app.form_token().await;
+    let app = TestApp::spawn(Options::default()).await;
+    let (cookie, _) = app.form_token(&format!("/c/{ID}")).await;
 
     let no_cookie = app
         .http
@@ -224,12 +113,12 @@ async fn a_form_without_a_valid_csrf_token_is_refused_with_a_message() {
     assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     assert!(wrong.text().await.unwrap().contains("sign again"));
-    assert_eq!(app.stats().await["signatures"], 0);
+    assert_eq!(app.stats(ID).await["signatures"], 0);
 }
 
 #[tokio::test]
 async fn bad_form_input_gets_a_4xx_with_a_message_and_keeps_what_was_typed() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let no_name = app
         .sign_form(&[("name", "  "), ("email", "x@example.org")])
@@ -250,8 +139,8 @@ async fn bad_form_input_gets_a_4xx_with_a_message_and_keeps_what_was_typed() {
 
 #[tokio::test]
 async fn an_oversized_or_undecodable_body_is_a_4xx_never_a_500() {
-    let app = TestApp::spawn(false).await;
-    let (cookie, _) = app.form_token().await;
+    let app = TestApp::spawn(Options::default()).await;
+    let (cookie, _) = app.form_token(&format!("/c/{ID}")).await;
     let url = app.url(&format!("/c/{ID}/sign"));
 
     let huge = app
@@ -288,7 +177,7 @@ async fn an_oversized_or_undecodable_body_is_a_4xx_never_a_500() {
 
 #[tokio::test]
 async fn names_with_markup_and_sql_are_stored_verbatim_and_shown_escaped() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let evil = "<script>alert('x')</script> Robert'); DROP TABLE signatures;--";
 
     let signed = app.sign_form(&[("name", evil), ("public", "on")]).await;
@@ -311,7 +200,7 @@ async fn names_with_markup_and_sql_are_stored_verbatim_and_shown_escaped() {
     );
     assert!(list.contains("DROP TABLE signatures;--"));
     assert_eq!(
-        app.stats().await["signatures"],
+        app.stats(ID).await["signatures"],
         1,
         "the table is still there"
     );
@@ -319,17 +208,17 @@ async fn names_with_markup_and_sql_are_stored_verbatim_and_shown_escaped() {
 
 #[tokio::test]
 async fn a_filled_honeypot_is_thanked_but_not_counted() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let bot = app
         .sign_form(&[("name", "Bot"), ("website", "http://spam.example")])
         .await;
     assert_eq!(bot.status(), StatusCode::OK);
-    assert_eq!(app.stats().await["signatures"], 0);
+    assert_eq!(app.stats(ID).await["signatures"], 0);
 }
 
 #[tokio::test]
 async fn the_json_api_signs_with_201_repeats_with_200_and_refuses_with_422() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let created = app
         .api_sign(serde_json::json!({"name": "Cy", "email": "cy@example.org", "public": true}))
@@ -363,12 +252,12 @@ async fn the_json_api_signs_with_201_repeats_with_200_and_refuses_with_422() {
             .contains("name")
     );
     assert_eq!(wrong_shape.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(app.stats().await["signatures"], 1);
+    assert_eq!(app.stats(ID).await["signatures"], 1);
 }
 
 #[tokio::test]
 async fn an_invitation_link_records_who_invited_the_next_signer() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let inviter: serde_json::Value = app
         .api_sign(serde_json::json!({"name": "Di"}))
         .await
@@ -407,15 +296,15 @@ async fn an_invitation_link_records_who_invited_the_next_signer() {
             .starts_with("picket_ref=")
     );
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    assert_eq!(app.stats().await["invitations"], 1);
+    assert_eq!(app.stats(ID).await["invitations"], 1);
 }
 
 #[tokio::test]
 async fn stats_badge_and_metrics_report_the_counts() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     app.api_sign(serde_json::json!({"name": "Fay"})).await;
 
-    let stats = app.stats().await;
+    let stats = app.stats(ID).await;
     let badge = app
         .http
         .get(app.url(&format!("/c/{ID}/badge.svg")))
@@ -461,7 +350,7 @@ async fn stats_badge_and_metrics_report_the_counts() {
 
 #[tokio::test]
 async fn signing_too_fast_from_one_address_is_refused_with_429() {
-    let app = TestApp::spawn(true).await;
+    let app = TestApp::spawn(Options::default().config("rate_limits = true")).await;
     let mut statuses = Vec::new();
     for i in 0..7 {
         statuses.push(
@@ -476,7 +365,7 @@ async fn signing_too_fast_from_one_address_is_refused_with_429() {
 
 #[tokio::test]
 async fn the_api_can_be_called_from_a_page_on_another_site() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let preflight = app
         .http
         .request(
@@ -495,7 +384,7 @@ async fn the_api_can_be_called_from_a_page_on_another_site() {
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -516,7 +405,7 @@ async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
     // The documented required fields are what the API really answers.
-    let stats = app.stats().await;
+    let stats = app.stats(ID).await;
     for field in doc["components"]["schemas"]["Stats"]["required"]
         .as_array()
         .unwrap()
@@ -583,7 +472,7 @@ async fn the_openapi_document_describes_every_api_route_and_its_shapes() {
 #[tokio::test]
 async fn the_declaration_is_served_raw_with_its_content_hash_for_other_hosts() {
     use sha2::Digest;
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
 
     // Act
     let raw = app
@@ -636,7 +525,7 @@ async fn the_declaration_is_served_raw_with_its_content_hash_for_other_hosts() {
 
 #[tokio::test]
 async fn the_declaration_page_shows_the_text_and_its_hash_without_generated_changes() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let page = app
         .http
@@ -659,7 +548,7 @@ async fn the_declaration_page_shows_the_text_and_its_hash_without_generated_chan
 
 #[tokio::test]
 async fn the_declaration_of_an_unknown_campaign_is_a_404() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     for path in ["/c/nope/declaration.md", "/c/nope/declaration"] {
         let r = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
@@ -670,45 +559,19 @@ async fn the_declaration_of_an_unknown_campaign_is_a_404() {
 async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() {
     // Arrange: a server on a manual clock, and a way to sign behind its back (as another
     // process on the same database would).
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-        campaigns_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_url: "https://picket.test".into(),
-        ..Settings::default()
-    };
     let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_780_000_000, 0).unwrap();
     let clock = Arc::new(picket::clock::ManualClock::new(start));
-    let app = Application::build(settings, clock.clone()).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let store = app.state().store.clone();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run(stop.clone()));
-    let http = reqwest::Client::new();
-    let signatures = async || -> u64 {
-        let stats: serde_json::Value = http
-            .get(format!("{base}/api/v1/campaigns/{ID}/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["signatures"].as_u64().unwrap()
-    };
+    let app = TestApp::spawn(Options::default().clock(clock.clone())).await;
+    let signatures = async || -> u64 { app.signatures(ID).await };
 
     // Act
     let before = signatures().await;
-    let signed = http
-        .post(format!("{base}/api/v1/campaigns/{ID}/signatures"))
-        .json(&serde_json::json!({ "name": "Ada" }))
-        .send()
+    let signed = app
+        .api_sign(serde_json::json!({ "name": "Ada" }))
         .await
-        .unwrap()
         .status();
     let after_signing_here = signatures().await;
-    store
+    app.store
         .add_signature(
             &picket::store::NewSignature {
                 campaign_id: ID.into(),
@@ -723,7 +586,6 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
     let right_after_elsewhere = signatures().await;
     clock.advance(chrono::Duration::seconds(1));
     let a_second_later = signatures().await;
-    stop.cancel();
 
     // Assert
     assert_eq!(signed, StatusCode::CREATED);
@@ -741,7 +603,7 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
 
 #[tokio::test]
 async fn the_campaign_page_gives_each_visitor_their_own_token_and_shows_a_new_signature_at_once() {
-    let app = TestApp::spawn(false).await;
+    let app = TestApp::spawn(Options::default()).await;
     // Two visitors, each with their own CSRF cookie, and one with none.
     let page_with = |cookie: Option<String>| {
         let app = &app;

@@ -5,68 +5,14 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use picket::app::Application;
-use picket::clock::SystemClock;
-use picket::config::Settings;
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use tokio_util::sync::CancellationToken;
 
-const ID: &str = "social-media-strike";
+use crate::support::{BUNDLED as ID, Options, TestApp, bundled_dir};
+
+/// The harness's default public URL, the only host the served widget may name.
 const PUBLIC_URL: &str = "https://picket.test";
-
-struct TestApp {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl TestApp {
-    async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            database_url: format!("sqlite://{}", dir.path().join("picket.db").display()),
-            campaigns_dir: campaigns_dir(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            public_url: PUBLIC_URL.into(),
-            rate_limits: false,
-            ..Settings::default()
-        };
-        let app = Application::build(settings, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let stop = CancellationToken::new();
-        tokio::spawn(app.run(stop.clone()));
-        TestApp {
-            base,
-            http: reqwest::Client::new(),
-            stop,
-            _dir: dir,
-        }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-fn campaigns_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns")
-}
 
 /// The configuration the server inlined into the script.
 fn inlined_config(js: &str) -> serde_json::Value {
@@ -101,7 +47,7 @@ fn gzipped_len(body: &[u8]) -> usize {
 
 #[tokio::test]
 async fn the_widget_is_served_as_javascript_that_caches_may_keep() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let res = app.get("/widget.js").await;
 
@@ -122,7 +68,7 @@ async fn the_widget_is_served_as_javascript_that_caches_may_keep() {
 
 #[tokio::test]
 async fn the_widget_is_at_most_15_kb_gzipped() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let body = app.get("/widget.js").await.bytes().await.unwrap();
 
@@ -132,7 +78,7 @@ async fn the_widget_is_at_most_15_kb_gzipped() {
 
 #[tokio::test]
 async fn the_widget_names_no_host_but_the_public_url_and_makes_no_request() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let js = app.get("/widget.js").await.text().await.unwrap();
 
@@ -154,14 +100,10 @@ async fn the_widget_names_no_host_but_the_public_url_and_makes_no_request() {
 
 #[tokio::test]
 async fn the_requested_campaign_is_inlined_with_its_days_links_and_counters() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
     let signed = app
-        .http
-        .post(format!("{}/api/v1/campaigns/{ID}/signatures", app.base))
-        .json(&serde_json::json!({"name": "Ada", "email": "ada@example.org"}))
-        .send()
-        .await
-        .unwrap();
+        .api_sign(serde_json::json!({"name": "Ada", "email": "ada@example.org"}))
+        .await;
     assert_eq!(signed.status(), StatusCode::CREATED);
 
     let js = app
@@ -187,7 +129,7 @@ async fn the_requested_campaign_is_inlined_with_its_days_links_and_counters() {
 
 #[tokio::test]
 async fn an_unknown_campaign_is_a_404() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
 
     let res = app.get("/widget.js?campaign=no-such-strike").await;
 
@@ -197,26 +139,21 @@ async fn an_unknown_campaign_is_a_404() {
 
 #[tokio::test]
 async fn a_cache_holding_the_current_script_is_told_it_has_not_changed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Options::default()).await;
     let first = app.get("/widget.js").await;
     let etag = first.headers()[ETAG].clone();
 
     let again = app
         .http
-        .get(format!("{}/widget.js", app.base))
+        .get(app.url("/widget.js"))
         .header(IF_NONE_MATCH, etag.clone())
         .send()
         .await
         .unwrap();
-    app.http
-        .post(format!("{}/api/v1/campaigns/{ID}/signatures", app.base))
-        .json(&serde_json::json!({"name": "Grace"}))
-        .send()
-        .await
-        .unwrap();
+    app.api_sign(serde_json::json!({"name": "Grace"})).await;
     let after_signing = app
         .http
-        .get(format!("{}/widget.js", app.base))
+        .get(app.url("/widget.js"))
         .header(IF_NONE_MATCH, etag)
         .send()
         .await
@@ -247,7 +184,7 @@ fn picket(dir: &Path, args: &[&str]) -> Output {
 fn widget_export_writes_a_static_copy_that_names_only_its_own_host() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("picket.db").display());
-    let campaigns = campaigns_dir();
+    let campaigns = bundled_dir();
 
     let out = picket(
         dir.path(),
@@ -300,7 +237,7 @@ fn widget_export_writes_a_static_copy_that_names_only_its_own_host() {
 #[test]
 fn widget_export_without_counters_leaves_them_out_and_opens_no_database() {
     let dir = tempfile::tempdir().unwrap();
-    let campaigns = campaigns_dir();
+    let campaigns = bundled_dir();
 
     let out = picket(
         dir.path(),
@@ -330,7 +267,7 @@ fn widget_export_without_counters_leaves_them_out_and_opens_no_database() {
 #[test]
 fn widget_export_of_an_unknown_campaign_or_a_bad_address_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let campaigns = campaigns_dir();
+    let campaigns = bundled_dir();
     let export = |extra: &[&str]| {
         let mut args = vec![
             "widget",

@@ -4,6 +4,9 @@
 //!
 //! Handles resolve by DNS first (a TXT record `_atproto.<handle>` holding `did=<did>`), then
 //! over HTTPS (`https://<handle>/.well-known/atproto-did`), as the handle spec lists them.
+//!
+//! Every address here comes from a handle or a remote document (the DID document names
+//! the PDS): callers pass the guarded client unless the operator typed the address.
 
 use std::time::Duration;
 
@@ -113,7 +116,7 @@ pub async fn did_from_dns(
 /// Handle → DID (DNS TXT, then HTTPS well-known), DID → document (PLC directory or
 /// did:web), → PDS, checking that the document claims the handle back.
 pub async fn resolve(
-    client: &reqwest::Client,
+    client: &super::super::Http,
     handle: &str,
     plc: &str,
     dns: &Dns,
@@ -177,7 +180,7 @@ fn pds_of(doc: &Value) -> Option<String> {
 }
 
 async fn get_text(
-    client: &reqwest::Client,
+    client: &super::super::Http,
     url: &str,
     timeout: Duration,
 ) -> Result<String, ResolveError> {
@@ -198,7 +201,7 @@ async fn get_text(
 /// `com.atproto.identity.resolveHandle` on `service` (a PDS resolves its own accounts and
 /// looks others up itself).
 pub async fn resolve_handle_via(
-    client: &reqwest::Client,
+    client: &super::super::Http,
     service: &str,
     handle: &str,
     timeout: Duration,
@@ -208,13 +211,14 @@ pub async fn resolve_handle_via(
         service.trim_end_matches('/')
     );
     let resp = client
-        .get(super::with_query(&url, &[("handle".into(), handle.into())]))
+        .get(&super::with_query(
+            &url,
+            &[("handle".into(), handle.into())],
+        ))
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| {
-            ResolveError::Lookup(format!("{service}: {}", super::super::without_url(&e)))
-        })?;
+        .map_err(|e| ResolveError::Lookup(format!("{service}: {e}")))?;
     if !resp.status().is_success() {
         return Err(ResolveError::Lookup(format!(
             "{service} could not resolve {handle}: {}",

@@ -9,10 +9,15 @@
 //!              │     └─ refresh refused ─> createSession with the app password, once
 //!              │           └─ refused ─> Reconnect
 //!            ─> facets on the final text (links, #tags, @mentions → DIDs)
-//!            ─> link card of the first link (best effort, short timeout)
+//!            ─> link card of the first link to this host's own pages (best effort,
+//!               short timeout; a participant's text must not choose what picket fetches)
 //!            ─> putRecord with a record key derived from the idempotency key and
 //!               createdAt = the slot: a retry rewrites the identical record (a no-op)
 //! ```
+//!
+//! The PDS of an account a visitor connected is reached through the guarded client at
+//! every request; the trusted one serves accounts the operator added, this host's own
+//! pages (cards) and the AppView.
 //!
 //! Not here: OAuth (app passwords only), engagement without
 //! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
@@ -33,13 +38,16 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
+
+use super::guarded::{Egress, Http, HttpError, Response};
 use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{
     AccountRef, CredentialSink, Engagement, Identity, Network, NetworkKind, OutgoingPost,
-    PublishError, Receipt,
+    PublishError, Reason, Receipt,
 };
+use crate::clock::Clock;
 use crate::config::Secret;
 
 const COLLECTION: &str = "app.bsky.feed.post";
@@ -68,9 +76,8 @@ impl Credentials {
     }
 
     fn parse(s: &Secret) -> Result<Credentials, PublishError> {
-        serde_json::from_str(s.expose()).map_err(|_| {
-            PublishError::Reconnect("stored Bluesky credentials are unreadable".into())
-        })
+        serde_json::from_str(s.expose())
+            .map_err(|_| PublishError::reconnect("the stored Bluesky credentials are unreadable"))
     }
 
     fn access_expires(&self) -> Option<i64> {
@@ -100,20 +107,43 @@ struct Live {
 type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
 
 pub struct Bluesky {
-    client: reqwest::Client,
+    egress: Egress,
     sink: Arc<dyn CredentialSink>,
     sessions: Mutex<HashMap<i64, Slot>>,
     appview: Option<String>,
+    /// This host's `public_url`: link cards are made only for pages under it.
+    own: Option<url::Url>,
+    /// When a rate limit ends and whether a token is about to expire are counted from
+    /// this clock's now.
+    clock: Arc<dyn Clock>,
 }
 
+/// Redirects a link card follows on this host's own pages (an invite link lands on its
+/// campaign page); each hop must stay on the host.
+const CARD_REDIRECTS: usize = 3;
+
 impl Bluesky {
-    pub fn new(client: reqwest::Client, sink: Arc<dyn CredentialSink>) -> Self {
+    pub fn new(egress: Egress, sink: Arc<dyn CredentialSink>, clock: Arc<dyn Clock>) -> Self {
         Bluesky {
-            client,
+            egress,
             sink,
             sessions: Mutex::new(HashMap::new()),
             appview: None,
+            own: None,
+            clock,
         }
+    }
+
+    /// Make link cards for links to pages under `public_url` (this host's own); without
+    /// it, posts get no card.
+    pub fn with_cards_from(mut self, public_url: &str) -> Self {
+        self.own = url::Url::parse(public_url).ok();
+        self
+    }
+
+    /// The client for an account's PDS: guarded unless the operator added the account.
+    fn http(&self, account: &AccountRef) -> &Http {
+        self.egress.for_account(account.trusted)
     }
 
     /// Read engagement from this AppView (e.g. `https://public.api.bsky.app`); without
@@ -124,9 +154,7 @@ impl Bluesky {
     }
 
     fn slot(&self, account_id: i64) -> Slot {
-        self.sessions
-            .lock()
-            .expect("session map lock")
+        crate::sync::lock(&self.sessions)
             .entry(account_id)
             .or_default()
             .clone()
@@ -149,10 +177,12 @@ impl Bluesky {
         }
         let l = live.as_mut().expect("just set");
         if let Some(reset) = l.rate_reset {
-            let now = Utc::now();
+            let now = self.clock.now();
             if reset > now {
                 return Err(PublishError::Retry {
-                    reason: "Bluesky rate limit: no requests left until the reset".into(),
+                    reason: Reason::new(
+                        "rate limited by the server: no requests left until its reset",
+                    ),
                     after: (reset - now).to_std().ok(),
                     maybe_sent: false,
                 });
@@ -162,9 +192,9 @@ impl Bluesky {
         let near_expiry = l
             .creds
             .access_expires()
-            .is_some_and(|exp| exp - Utc::now().timestamp() < REFRESH_MARGIN_SECS);
+            .is_some_and(|exp| exp - self.clock.now().timestamp() < REFRESH_MARGIN_SECS);
         if near_expiry {
-            l.creds = self.renew(account.id, &l.creds).await?;
+            l.creds = self.renew(account, &l.creds).await?;
         }
         Ok(l.creds.clone())
     }
@@ -181,11 +211,11 @@ impl Bluesky {
         match live.as_mut() {
             Some(l) if l.creds.access_jwt != used.access_jwt => Ok(l.creds.clone()),
             Some(l) => {
-                l.creds = self.renew(account.id, &l.creds).await?;
+                l.creds = self.renew(account, &l.creds).await?;
                 Ok(l.creds.clone())
             }
             None => {
-                let creds = self.renew(account.id, used).await?;
+                let creds = self.renew(account, used).await?;
                 *live = Some(Live {
                     creds: creds.clone(),
                     rate_reset: None,
@@ -197,9 +227,15 @@ impl Bluesky {
 
     /// refreshSession; if the refresh token is refused, one createSession with the app
     /// password; if that is refused too, the participant must reconnect. Saves the result.
-    async fn renew(&self, account_id: i64, c: &Credentials) -> Result<Credentials, PublishError> {
+    async fn renew(
+        &self,
+        account: &AccountRef,
+        c: &Credentials,
+    ) -> Result<Credentials, PublishError> {
+        let account_id = account.id;
         let refreshed = self
             .xrpc_post(
+                self.http(account),
                 &c.pds,
                 "com.atproto.server.refreshSession",
                 Some(&c.refresh_jwt),
@@ -212,16 +248,23 @@ impl Bluesky {
             Err(XrpcError::Auth(_)) => {
                 tracing::info!(account = account_id, "refresh refused; new session");
                 create_session(
-                    &self.client,
+                    self.http(account),
                     &c.pds,
                     &c.did,
                     &c.app_password,
                     Duration::from_secs(20),
+                    self.clock.now(),
                 )
                 .await
-                .map_err(|e| session_failure(e, "signing in again"))?
+                .map_err(|e| session_failure(e, "signing in again", self.clock.now()))?
             }
-            Err(e) => return Err(session_failure(e, "refreshing the session")),
+            Err(e) => {
+                return Err(session_failure(
+                    e,
+                    "refreshing the session",
+                    self.clock.now(),
+                ));
+            }
         };
         let session: SessionBody = serde_json::from_value(body)
             .map_err(|_| retry("the PDS sent an unreadable session", false))?;
@@ -254,12 +297,12 @@ impl Bluesky {
                 let v = self
                     .xrpc_call(account, &creds, method, body, timeout)
                     .await
-                    .map_err(|e| e.into_publish(method))?;
+                    .map_err(|e| e.into_publish(method, self.clock.now()))?;
                 Ok((creds, v))
             }
             other => other
                 .map(|v| (creds, v))
-                .map_err(|e| e.into_publish(method)),
+                .map_err(|e| e.into_publish(method, self.clock.now())),
         }
     }
 
@@ -285,14 +328,21 @@ impl Bluesky {
                 _ => Vec::new(),
             };
             let req = self
-                .client
-                .get(with_query(&xrpc_url(&creds.pds, method), &pairs))
+                .http(account)
+                .get(&with_query(&xrpc_url(&creds.pds, method), &pairs))
                 .bearer_auth(&creds.access_jwt)
                 .timeout(timeout);
-            finish(req.send().await).await
+            finish(req.send().await, self.clock.now()).await
         } else {
-            self.xrpc_post(&creds.pds, method, Some(&creds.access_jwt), body, timeout)
-                .await
+            self.xrpc_post(
+                self.http(account),
+                &creds.pds,
+                method,
+                Some(&creds.access_jwt),
+                body,
+                timeout,
+            )
+            .await
         };
         let reset = match &mut result {
             Ok(body) => take_rate_note(body),
@@ -313,24 +363,31 @@ impl Bluesky {
 
     async fn xrpc_post(
         &self,
+        http: &Http,
         pds: &str,
         method: &str,
         token: Option<&str>,
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Value, XrpcError> {
-        let mut req = self.client.post(xrpc_url(pds, method)).timeout(timeout);
+        let mut req = http.post(&xrpc_url(pds, method)).timeout(timeout);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(b);
         }
-        finish(req.send().await).await
+        finish(req.send().await, self.clock.now()).await
     }
 
     /// Mentions become facets only when the handle resolves to a DID; others stay text.
-    async fn facets(&self, pds: &str, text: &str, timeout: Duration) -> Vec<Value> {
+    async fn facets(
+        &self,
+        account: &AccountRef,
+        pds: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Vec<Value> {
         let mut out = Vec::new();
         for span in facets::detect(text) {
             let feature = match span.feature {
@@ -341,7 +398,8 @@ impl Bluesky {
                     json!({"$type": "app.bsky.richtext.facet#tag", "tag": tag})
                 }
                 facets::Feature::Mention { handle } => {
-                    match identity::resolve_handle_via(&self.client, pds, &handle, timeout).await {
+                    let http = self.http(account);
+                    match identity::resolve_handle_via(http, pds, &handle, timeout).await {
                         Ok(did) => json!({"$type": "app.bsky.richtext.facet#mention", "did": did}),
                         Err(_) => continue,
                     }
@@ -355,15 +413,55 @@ impl Bluesky {
         out
     }
 
-    /// The external embed for `uri`, or `None` if the page cannot be read in time. The
-    /// thumbnail is uploaded as a blob when the page names one that can be fetched.
+    /// Whether `uri` is a page of this host (same scheme, host and port as `public_url`,
+    /// under its path): the only pages picket reads for a card.
+    fn is_own(&self, uri: &str) -> bool {
+        let (Some(own), Ok(u)) = (&self.own, url::Url::parse(uri)) else {
+            return false;
+        };
+        u.origin() == own.origin() && u.path().starts_with(own.path().trim_end_matches('/'))
+    }
+
+    /// `GET` a page of this host, following its redirects while they stay on it.
+    async fn own_page(&self, uri: &str, timeout: Duration, max: usize) -> Option<Response> {
+        let mut at = url::Url::parse(uri).ok()?;
+        for _ in 0..=CARD_REDIRECTS {
+            if !self.is_own(at.as_str()) {
+                return None;
+            }
+            let resp = self
+                .egress
+                .trusted()
+                .get(at.as_str())
+                .timeout(timeout)
+                .max_body(max)
+                .send()
+                .await
+                .ok()?;
+            if !resp.status().is_redirection() {
+                return resp.status().is_success().then_some(resp);
+            }
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)?
+                .to_str()
+                .ok()?;
+            at = at.join(to).ok()?;
+        }
+        None
+    }
+
+    /// The external embed for `uri` (a page of this host), or `None` if the page cannot
+    /// be read in time. The thumbnail is uploaded as a blob when the page names one of
+    /// this host's images.
     async fn card(&self, account: &AccountRef, uri: &str, timeout: Duration) -> Option<Value> {
         let base = url::Url::parse(uri).ok()?;
-        let resp = self.client.get(uri).timeout(timeout).send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let html = resp.text().await.ok()?;
+        let html = self
+            .own_page(uri, timeout, super::guarded::MAX_BODY)
+            .await?
+            .text()
+            .await
+            .ok()?;
         let card = card::parse(&html, &base)?;
         let mut external = json!({
             "uri": uri,
@@ -384,7 +482,7 @@ impl Bluesky {
         image: &str,
         timeout: Duration,
     ) -> Option<Value> {
-        let resp = self.client.get(image).timeout(timeout).send().await.ok()?;
+        let resp = self.own_page(image, timeout, MAX_THUMB_BYTES).await?;
         let mime = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)?
@@ -394,33 +492,43 @@ impl Bluesky {
             .next()?
             .trim()
             .to_string();
-        if !resp.status().is_success() || !mime.starts_with("image/") {
+        if !mime.starts_with("image/") {
             return None;
         }
         let bytes = resp.bytes().await.ok()?;
-        if bytes.len() > MAX_THUMB_BYTES {
-            return None;
-        }
         let creds = self.session(account).await.ok()?;
         let resp = self
-            .client
-            .post(xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob"))
+            .http(account)
+            .post(&xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob"))
             .bearer_auth(&creds.access_jwt)
-            .header(reqwest::header::CONTENT_TYPE, mime)
+            .header(reqwest::header::CONTENT_TYPE.as_str(), &mime)
             .timeout(timeout)
             .body(bytes)
             .send()
             .await
             .ok()?;
-        let v: Value = resp.error_for_status().ok()?.json().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
         Some(v.get("blob")?.clone())
+    }
+
+    /// The first link of `text` to a page of this host, the one a card is made for.
+    fn card_link(&self, text: &str) -> Option<String> {
+        facets::detect(text)
+            .into_iter()
+            .find_map(|s| match s.feature {
+                facets::Feature::Link { uri } if self.is_own(&uri) => Some(uri),
+                _ => None,
+            })
     }
 }
 
 /// A session that cannot be renewed for a reason other than a passing fault is the
 /// account's problem, not the post's: the participant reconnects, the post waits.
-fn session_failure(e: XrpcError, doing: &str) -> PublishError {
-    match e.into_publish(doing) {
+fn session_failure(e: XrpcError, doing: &str, now: DateTime<Utc>) -> PublishError {
+    match e.into_publish(doing, now) {
         PublishError::Rejected(reason) => PublishError::Reconnect(reason),
         other => other,
     }
@@ -443,7 +551,7 @@ pub(crate) fn with_query(url: &str, pairs: &[(String, String)]) -> String {
 
 fn retry(reason: &str, maybe_sent: bool) -> PublishError {
     PublishError::Retry {
-        reason: reason.to_string(),
+        reason: Reason::new(reason),
         after: None,
         maybe_sent,
     }
@@ -477,9 +585,14 @@ enum XrpcError {
 }
 
 impl XrpcError {
-    fn into_publish(self, doing: &str) -> PublishError {
+    /// What the caller should do, in picket's words: what picket was `doing`, the HTTP
+    /// status and the XRPC error name when it is one the AT Protocol defines. The PDS's
+    /// `message` (and a name it made up) is only the detail (see [`Reason`]). A rate
+    /// limit's wait is counted from `now`.
+    fn into_publish(self, doing: &str, now: DateTime<Utc>) -> PublishError {
+        let doing = doing_words(doing);
         match self {
-            XrpcError::Auth(_) => PublishError::Reconnect(format!(
+            XrpcError::Auth(_) => PublishError::reconnect(format!(
                 "Bluesky refused the session while {doing}: the app password was revoked or changed"
             )),
             XrpcError::Transport(e) => e,
@@ -490,19 +603,30 @@ impl XrpcError {
                 rate_reset,
                 retry_after,
             } => {
-                let reason = format!("{doing}: {status} {error}: {message}");
+                let code = match known_error(&error) {
+                    Some(name) => format!("HTTP {}, {name}", status.as_u16()),
+                    None => format!("HTTP {}", status.as_u16()),
+                };
+                let detail = match (error.is_empty(), message.is_empty()) {
+                    (false, false) => format!("{error}: {message}"),
+                    (false, true) => error.clone(),
+                    _ => message.clone(),
+                };
+                let reason = |kind: &str| {
+                    Reason::new(format!("{doing}: {kind} ({code})")).with_detail(&detail)
+                };
                 if status == StatusCode::TOO_MANY_REQUESTS || error == "RateLimitExceeded" {
                     let after = rate_reset
-                        .and_then(|r| (r - Utc::now()).to_std().ok())
+                        .and_then(|r| (r - now).to_std().ok())
                         .or(retry_after);
                     PublishError::Retry {
-                        reason,
+                        reason: reason("rate limited by the server"),
                         after,
                         maybe_sent: false,
                     }
                 } else if status.is_server_error() {
                     PublishError::Retry {
-                        reason,
+                        reason: reason("the server had a temporary failure"),
                         after: retry_after,
                         maybe_sent: true,
                     }
@@ -511,17 +635,70 @@ impl XrpcError {
                     "AccountTakedown" | "AccountDeactivated" | "AuthFactorTokenRequired"
                 ) || status == StatusCode::FORBIDDEN
                 {
-                    PublishError::Reconnect(reason)
+                    PublishError::Reconnect(reason("the server refused the account"))
+                } else if says_too_long(&message) {
+                    PublishError::Rejected(reason("too long for Bluesky"))
                 } else {
-                    PublishError::Rejected(reason)
+                    PublishError::Rejected(reason("the server refused it"))
                 }
             }
         }
     }
 }
 
-/// Turn a response into its JSON body or an [`XrpcError`].
-async fn finish(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, XrpcError> {
+/// What picket was doing, in words for a participant's page.
+fn doing_words(doing: &str) -> &str {
+    match doing {
+        "com.atproto.repo.putRecord" => "posting",
+        "com.atproto.repo.deleteRecord" => "deleting a post",
+        "com.atproto.server.getSession" => "checking the account",
+        other => other,
+    }
+}
+
+/// The XRPC error names (AT Protocol lexicons: the generic ones and those of the calls
+/// picket makes) that may be named in picket's own words; any other `error` a server
+/// sends is its own text.
+fn known_error(name: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "InvalidRequest",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthenticationRequired",
+        "AuthMissing",
+        "AccountTakedown",
+        "AccountDeactivated",
+        "AuthFactorTokenRequired",
+        "RateLimitExceeded",
+        "InternalServerError",
+        "MethodNotImplemented",
+        "NotEnoughResources",
+        "UpstreamFailure",
+        "UpstreamTimeout",
+        "PayloadTooLarge",
+        "BlobTooLarge",
+        "InvalidSwap",
+        "InvalidMimeType",
+        "RecordNotFound",
+        "RepoNotFound",
+        "RepoTakendown",
+        "RepoSuspended",
+        "RepoDeactivated",
+        "HandleNotFound",
+    ];
+    KNOWN.iter().copied().find(|k| *k == name)
+}
+
+/// Whether a refusal's message says the record's text is over the limit ("Record/text
+/// must not be longer than 300 graphemes").
+fn says_too_long(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("longer than") || m.contains("too long")
+}
+
+/// Turn a response into its JSON body or an [`XrpcError`]; `Retry-After` dates count
+/// from `now`.
+async fn finish(sent: Result<Response, HttpError>, now: DateTime<Utc>) -> Result<Value, XrpcError> {
     let resp = sent.map_err(|e| XrpcError::Transport(super::transport_error(&e)))?;
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -555,7 +732,7 @@ async fn finish(sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value
         error,
         message,
         rate_reset,
-        retry_after: super::retry_after(&headers, Utc::now()),
+        retry_after: super::retry_after(&headers, now),
     })
 }
 
@@ -579,25 +756,26 @@ fn header_num(h: &reqwest::header::HeaderMap, name: &str) -> Option<i64> {
 
 /// `com.atproto.server.createSession` with an app password.
 async fn create_session(
-    client: &reqwest::Client,
+    client: &Http,
     pds: &str,
     identifier: &str,
     password: &str,
     timeout: Duration,
+    now: DateTime<Utc>,
 ) -> Result<Value, XrpcError> {
     let sent = client
-        .post(xrpc_url(pds, "com.atproto.server.createSession"))
+        .post(&xrpc_url(pds, "com.atproto.server.createSession"))
         .timeout(timeout)
         .json(&json!({"identifier": identifier, "password": password}))
         .send()
         .await;
-    finish(sent).await
+    finish(sent, now).await
 }
 
 /// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
 /// create the session, and return what to store.
 pub async fn connect(
-    client: &reqwest::Client,
+    client: &Http,
     handle: &str,
     app_password: &str,
     service: Option<&str>,
@@ -624,7 +802,9 @@ pub async fn connect(
             (r.did, r.pds)
         }
     };
-    let body = create_session(client, &pds, &did, app_password, timeout)
+    // Enrolment runs once, from the command line or a visitor's connect step, and has no
+    // `Clock` of its own.
+    let body = create_session(client, &pds, &did, app_password, timeout, Utc::now())
         .await
         .map_err(|e| match e {
             XrpcError::Auth(_) => anyhow::anyhow!(
@@ -673,20 +853,17 @@ impl Network for Bluesky {
     ) -> Result<Receipt, PublishError> {
         let graphemes = post.text.graphemes(true).count();
         if graphemes > MAX_GRAPHEMES || post.text.len() > MAX_BYTES {
-            return Err(PublishError::Rejected(format!(
-                "{graphemes}/{MAX_GRAPHEMES} graphemes, {}/{MAX_BYTES} bytes: too long for Bluesky",
+            return Err(PublishError::rejected(format!(
+                "too long for Bluesky: {graphemes}/{MAX_GRAPHEMES} graphemes, {}/{MAX_BYTES} bytes",
                 post.text.len()
             )));
         }
         let creds = self.session(account).await?;
         let side_timeout = CARD_TIMEOUT.min(post.timeout / 3);
-        let facets = self.facets(&creds.pds, &post.text, side_timeout).await;
-        let first_link = facets::detect(&post.text)
-            .into_iter()
-            .find_map(|s| match s.feature {
-                facets::Feature::Link { uri } => Some(uri),
-                _ => None,
-            });
+        let facets = self
+            .facets(account, &creds.pds, &post.text, side_timeout)
+            .await;
+        let first_link = self.card_link(&post.text);
         let mut record = json!({
             "$type": COLLECTION,
             "text": post.text,
@@ -731,7 +908,7 @@ impl Network for Bluesky {
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let rkey = rkey_of(remote_id)
-            .ok_or_else(|| PublishError::Rejected(format!("not a Bluesky post: {remote_id}")))?;
+            .ok_or_else(|| PublishError::rejected("the stored post id is not a Bluesky post"))?;
         let creds = self.session(account).await?;
         let body = json!({"repo": creds.did, "collection": COLLECTION, "rkey": rkey});
         self.authed(
@@ -770,17 +947,19 @@ impl Network for Bluesky {
             return Ok(None);
         };
         let sent = self
-            .client
-            .get(with_query(
+            .egress
+            .trusted()
+            .get(&with_query(
                 &xrpc_url(appview, "app.bsky.feed.getPosts"),
                 &[("uris".into(), remote_id.into())],
             ))
             .timeout(Duration::from_secs(30))
             .send()
             .await;
-        let v = finish(sent)
+        let now = self.clock.now();
+        let v = finish(sent, now)
             .await
-            .map_err(|e| e.into_publish("reading engagement"))?;
+            .map_err(|e| e.into_publish("reading engagement", now))?;
         let Some(p) = v["posts"].get(0) else {
             return Ok(None);
         };
@@ -835,5 +1014,195 @@ mod tests {
             !shown.contains("app-pass") && !shown.contains("access-"),
             "{shown}"
         );
+    }
+
+    fn refused(status: u16, error: &str, message: &str) -> XrpcError {
+        XrpcError::Status {
+            status: StatusCode::from_u16(status).unwrap(),
+            error: error.into(),
+            message: message.into(),
+            rate_reset: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_pds_message_is_only_the_detail_and_the_reason_names_the_kind_status_and_known_code() {
+        // Arrange: what a PDS chooses to say, in its message and in a made-up error name.
+        let said = "SECRET-PDS-2b7e: see https://evil.example";
+        let cases = [
+            (
+                400,
+                "InvalidRequest",
+                "posting: the server refused it (HTTP 400, InvalidRequest)",
+            ),
+            (
+                400,
+                "SECRET-NAME",
+                "posting: the server refused it (HTTP 400)",
+            ),
+            (
+                403,
+                "AccountTakedown",
+                "posting: the server refused the account (HTTP 403, AccountTakedown)",
+            ),
+            (
+                429,
+                "RateLimitExceeded",
+                "posting: rate limited by the server (HTTP 429, RateLimitExceeded)",
+            ),
+            (
+                502,
+                "",
+                "posting: the server had a temporary failure (HTTP 502)",
+            ),
+        ];
+
+        for (status, error, summary) in cases {
+            // Act
+            let e =
+                refused(status, error, said).into_publish("com.atproto.repo.putRecord", Utc::now());
+
+            // Assert
+            assert_eq!(e.reason().summary(), summary);
+            assert!(!e.to_string().contains("SECRET"), "{e}");
+            assert!(
+                e.reason().detail().is_some_and(|d| d.contains(said)),
+                "kept for the log: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_says_the_text_is_too_long_says_so_and_others_map_as_before() {
+        let too_long = refused(
+            400,
+            "InvalidRequest",
+            "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes",
+        )
+        .into_publish("com.atproto.repo.putRecord", Utc::now());
+        assert!(
+            matches!(too_long, PublishError::Rejected(_)),
+            "{too_long:?}"
+        );
+        assert_eq!(
+            too_long.reason().summary(),
+            "posting: too long for Bluesky (HTTP 400, InvalidRequest)"
+        );
+        assert!(matches!(
+            refused(503, "", "").into_publish("x", Utc::now()),
+            PublishError::Retry {
+                maybe_sent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            XrpcError::Auth(None).into_publish("com.atproto.server.getSession", Utc::now()),
+            PublishError::Reconnect(_)
+        ));
+    }
+
+    fn adapter(public_url: &str) -> Bluesky {
+        Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .with_cards_from(public_url)
+    }
+
+    #[test]
+    fn only_a_link_to_this_hosts_own_pages_gets_a_card() {
+        let b = adapter("https://picket.example");
+        let text = "Me elsewhere: https://evil.example/x https://picket.example.evil.test/i/a \
+                    http://picket.example/i/b https://picket.example:8443/i/c \
+                    Join: https://picket.example/i/abcdefghjkmn";
+        assert_eq!(
+            b.card_link(text).as_deref(),
+            Some("https://picket.example/i/abcdefghjkmn")
+        );
+        assert_eq!(b.card_link("Only https://evil.example/x here"), None);
+        let without = Bluesky::new(
+            Egress::new(false),
+            Arc::new(super::super::DiscardCredentials),
+            Arc::new(crate::clock::SystemClock),
+        );
+        assert_eq!(without.card_link("https://picket.example/i/abc"), None);
+    }
+
+    /// A loopback HTTP server answering by path; counts connections.
+    async fn pages(answer: fn(&str) -> String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let _ = conn.write_all(answer(&path).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_card_follows_redirects_only_while_they_stay_on_this_host() {
+        use std::sync::atomic::Ordering;
+        // Arrange: this host, whose invite link redirects to its campaign page and whose
+        // other link redirects to another server.
+        let (elsewhere, elsewhere_count) = pages(|_| {
+            let body = "<html><head><title>x</title></head>";
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
+        static ELSEWHERE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        ELSEWHERE.set(elsewhere).unwrap();
+        let (own, _) = pages(|path| {
+            let redirect = |to: &str| {
+                format!("HTTP/1.1 303 See Other\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n")
+            };
+            match path {
+                "/i/abc" => redirect("/c/strike?ref=abc"),
+                "/i/out" => redirect(ELSEWHERE.get().unwrap()),
+                _ => {
+                    let body = "<html><head><title>The strike</title></head></html>";
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+            }
+        })
+        .await;
+        let b = adapter(&own);
+        let account = AccountRef {
+            id: 1,
+            handle: "a.test".into(),
+            server: "https://pds.invalid".into(),
+            credentials: Secret::new("{}"),
+            trusted: false,
+        };
+        let t = Duration::from_secs(5);
+
+        // Act
+        let invite = b.card(&account, &format!("{own}/i/abc"), t).await;
+        let out = b.card(&account, &format!("{own}/i/out"), t).await;
+
+        // Assert
+        assert_eq!(invite.unwrap()["external"]["title"], "The strike");
+        assert_eq!(out, None);
+        assert_eq!(elsewhere_count.load(Ordering::SeqCst), 0);
     }
 }

@@ -1,0 +1,6 @@
+-- Whether an account's addresses were typed by the operator (`picket account add`): its
+-- servers are then reached without the guard that keeps visitors' addresses public.
+-- The command line's own participant (is_local) has only accounts the operator added.
+ALTER TABLE accounts ADD COLUMN trusted BOOLEAN NOT NULL DEFAULT 0;
+UPDATE accounts SET trusted = 1
+ WHERE participant_id IN (SELECT id FROM participants WHERE is_local = 1);

@@ -1,0 +1,294 @@
+//! Connecting accounts in the browser: `POST /connect/{network}` for the networks that
+//! connect in one step (the sandbox, Bluesky, Nostr through a remote signer), and for
+//! Mastodon the server's own OAuth page, its callback (`GET /connect/mastodon/callback`)
+//! and the authorizations waiting for it ([`PendingAuthorizations`]). Every connect goes
+//! back to the join step it came from, with a message.
+//!
+//! Connecting an account reaches addresses the visitor typed: always through the guarded
+//! client, and a failure is told with the same fixed sentence whatever happened (refused
+//! address, closed port, an error page from the server); the detail goes to the debug log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::form::{Fields, Form};
+use super::session::signed_in;
+use super::{AppState, WebError};
+use crate::network::mastodon::OOB_REDIRECT;
+use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
+use crate::participation::{self, Connected};
+use crate::store::Participant;
+
+/// Where a connect form sends the person back to: a join step on this site, nothing else.
+/// Only printable ASCII (a query is percent-encoded): the path becomes a `Location`
+/// header, which cannot hold control characters, and `..` could climb out of `/c/`.
+pub(crate) fn back_to(f: &Fields) -> String {
+    let back = f.text("back");
+    let path = back.split(['?', '#']).next().unwrap_or_default();
+    let ok = back.starts_with("/c/")
+        && back.bytes().all(|b| b.is_ascii_graphic())
+        && !back.contains("//")
+        && !back.contains('\\')
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
+    if ok { back } else { "/me".to_string() }
+}
+
+pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
+    let sep = if back.contains('?') { '&' } else { '?' };
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(key, msg)
+        .finish();
+    format!("{back}{sep}{q}")
+}
+
+/// An OAuth authorization waiting for the server to send the person back.
+pub struct PendingOAuth {
+    participant: crate::store::ParticipantId,
+    auth: MastodonAuthorization,
+    back: String,
+    started: std::time::Instant,
+}
+
+/// OAuth authorizations in progress, by their `state` parameter. In memory: one that is
+/// interrupted by a restart is simply started again.
+#[derive(Clone, Default)]
+pub struct PendingAuthorizations(Arc<std::sync::Mutex<HashMap<String, PendingOAuth>>>);
+
+impl PendingAuthorizations {
+    /// How long a person has to approve picket on their server.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+    fn put(&self, state: String, p: PendingOAuth) {
+        let mut map = crate::sync::lock(&self.0);
+        map.retain(|_, v| v.started.elapsed() < Self::TTL);
+        map.insert(state, p);
+    }
+
+    fn take(&self, state: &str) -> Option<PendingOAuth> {
+        let mut map = crate::sync::lock(&self.0);
+        map.remove(state)
+            .filter(|p| p.started.elapsed() < Self::TTL)
+    }
+}
+
+/// `POST /connect/{network}`: connect an account for the signed-in participant, then go
+/// back to the join step it came from with a message.
+pub async fn connect_account(
+    State(state): State<AppState>,
+    Path(network): Path<String>,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    let f = &form.fields;
+    let (me, _) = signed_in(&state, &headers).await?;
+    let back = back_to(f);
+    if !form.csrf_ok() {
+        return Ok(Redirect::to(&with_flash(
+            &back,
+            "msg",
+            "Your session expired or the form came from another site: please try again.",
+        ))
+        .into_response());
+    }
+    let connected: Result<Connected, ConnectError> = match network.as_str() {
+        // Only where the sandbox is served, with a token it takes.
+        "sandbox" if state.settings.sandbox => connect::sandbox(
+            &f.text("name"),
+            &format!(
+                "{}/sandbox",
+                state.settings.public_url.trim_end_matches('/')
+            ),
+            state.sandbox.issue_token(),
+        ),
+        "bluesky" => {
+            let service = f.text("service");
+            connect::bluesky(
+                &state.egress,
+                TypedBy::Visitor,
+                &f.text("handle"),
+                f.get("app_password").unwrap_or_default(),
+                (!service.is_empty()).then_some(service.as_str()),
+            )
+            .await
+        }
+        "nostr" => {
+            let relays = vec![f.text("relays")];
+            match connect::nostr_relays(&state.egress, TypedBy::Visitor, &relays).await {
+                Ok(relays) => {
+                    connect::nostr_bunker(
+                        &state.egress,
+                        TypedBy::Visitor,
+                        relays,
+                        &f.text("bunker"),
+                        NOSTR_BUNKER_WAIT,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "mastodon" => return mastodon_start(&state, &me, f, back).await,
+        other => {
+            return Err(WebError::NotFound(format!(
+                "picket cannot connect “{other}” accounts here."
+            )));
+        }
+    };
+    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
+}
+
+/// A browser waits for the remote signer's answer: shorter than the CLI's minute.
+const NOSTR_BUNKER_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Store a connected account and say how it went, on the page `back`.
+async fn finish_connect(
+    state: &AppState,
+    me: &Participant,
+    connected: Result<Connected, ConnectError>,
+    back: &str,
+) -> Result<String, WebError> {
+    Ok(match connected {
+        Ok(account) => {
+            participation::save_account(
+                state.store.as_ref(),
+                &state.vault,
+                me.id,
+                &account,
+                state.clock.now(),
+            )
+            .await?;
+            with_flash(
+                back,
+                "ok",
+                &format!(
+                    "Connected your {} account {}.",
+                    account.network.label(),
+                    account.handle
+                ),
+            )
+        }
+        Err(e) => with_flash(back, "msg", &refused(&e)),
+    })
+}
+
+/// What the visitor is told about a failed connect; the detail (never a token) is logged.
+fn refused(e: &ConnectError) -> String {
+    tracing::debug!(reason = %e, "connecting an account failed");
+    e.for_visitor().to_string()
+}
+
+async fn mastodon_start(
+    state: &AppState,
+    me: &Participant,
+    f: &Fields,
+    back: String,
+) -> Result<Response, WebError> {
+    let server =
+        match connect::mastodon_server(&state.egress, TypedBy::Visitor, &f.text("server")).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response());
+            }
+        };
+    let known = connect::known_app(state.store.as_ref(), &state.vault, &server.url).await?;
+    let callback = format!(
+        "{}/connect/mastodon/callback",
+        state.settings.public_url.trim_end_matches('/')
+    );
+    // One app per server serves the CLI (out-of-band) and this host's callback.
+    let redirects = format!("{OOB_REDIRECT}\n{callback}");
+    let oauth_state = participation::new_access_token();
+    match connect::mastodon_authorize(server, known, &callback, &redirects, &oauth_state).await {
+        Ok(auth) => {
+            let url = auth.url.clone();
+            state.oauth.put(
+                oauth_state,
+                PendingOAuth {
+                    participant: me.id,
+                    auth,
+                    back,
+                    started: std::time::Instant::now(),
+                },
+            );
+            Ok(Redirect::to(&url).into_response())
+        }
+        Err(e) => Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /connect/mastodon/callback`: the server sends the person back with a code.
+pub async fn mastodon_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Result<Response, WebError> {
+    let pending = q
+        .state
+        .as_deref()
+        .and_then(|s| state.oauth.take(s))
+        .ok_or_else(|| {
+            WebError::Invalid(
+                "This authorization is unknown or expired: connect the account again.".into(),
+            )
+        })?;
+    let (me, _) = signed_in(&state, &headers).await?;
+    if me.id != pending.participant {
+        return Err(WebError::Forbidden(
+            "This authorization was started by someone else on this device.".into(),
+        ));
+    }
+    let connected = match (q.code, q.error) {
+        (Some(code), None) => connect::mastodon_code(pending.auth, &code).await,
+        // The server's words come back in the query string: not shown, only logged.
+        (_, error) => Err(ConnectError::Failed {
+            shown: "The server did not allow picket to post for you.",
+            detail: format!(
+                "the server did not allow picket: {}",
+                q.error_description
+                    .or(error)
+                    .unwrap_or_else(|| "no reason given".into())
+            ),
+        }),
+    };
+    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_form_can_only_send_people_back_into_this_site() {
+        let f = |b: &str| Fields::of(&[("back", b)]);
+        assert_eq!(
+            back_to(&f("/c/x/join/accounts?tz=UTC")),
+            "/c/x/join/accounts?tz=UTC"
+        );
+        assert_eq!(back_to(&f("https://evil.example/")), "/me");
+        assert_eq!(back_to(&f("/c//evil.example")), "/me");
+        assert_eq!(back_to(&f("//evil.example/c/")), "/me");
+        assert_eq!(back_to(&f("/c/x/join\u{1}")), "/me");
+        assert_eq!(back_to(&f("/c/x/join?tz=A\r\nSet-Cookie:%20a=b")), "/me");
+        assert_eq!(back_to(&f("/c/../me/delete")), "/me");
+        assert_eq!(back_to(&f("/c/x/join/accounts?tz=Zoë")), "/me");
+        assert_eq!(
+            back_to(&f(
+                "/c/x/join/accounts?tz=America%2FNew_York&day=2027-07-04"
+            )),
+            "/c/x/join/accounts?tz=America%2FNew_York&day=2027-07-04"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Views the join steps and `/me` both show: a connected account, and an instant in the
+//! participant's own zone.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::store::AccountStatus;
+
+/// An account as the join and `/me` pages show it.
+#[derive(Serialize)]
+pub(crate) struct AccountView {
+    id: i64,
+    network: &'static str,
+    handle: String,
+    server: Option<String>,
+    active: bool,
+    status: String,
+}
+
+pub(crate) fn account_view(a: &crate::store::Account) -> AccountView {
+    AccountView {
+        id: a.id.0,
+        network: a.network.label(),
+        handle: a.handle.clone(),
+        server: a.server.clone(),
+        active: a.status == AccountStatus::Active,
+        status: match &a.status_reason {
+            Some(r) if a.status != AccountStatus::Active => format!("{}: {r}", a.status),
+            _ => a.status.to_string(),
+        },
+    }
+}
+
+pub(crate) fn local_label(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%a %-d %b %Y, %H:%M %Z")
+        .to_string()
+}

@@ -1,0 +1,32 @@
+//! The one test harness every module of the integration tests uses:
+//!
+//! - [`TestApp::spawn`] with [`Options`]: picket for one test, the same `Application`
+//!   `picket serve` runs (or the binary itself, [`Options::process`]) on a port of its own
+//!   with a fresh database; helpers to talk to it over HTTP, and [`Visitor`], a browser
+//!   that keeps its cookies and can join a campaign.
+//! - [`eventually`]: the one way to wait for a state, with a deadline and a failure that
+//!   says what was awaited. No fixed sleeps.
+//! - [`require_server`]: the one way to ask for a real server (PostgreSQL, a Nostr relay,
+//!   ...): its address, or "skipped" without it, or a failure under
+//!   `PICKET_REQUIRE_SERVERS=1`.
+//! - [`World`]: the scheduler without the web server, for the delivery guarantees;
+//!   [`Installation`]: the binary's folder for CLI steps before `picket serve`; campaign
+//!   files; loopback ports.
+
+mod app;
+mod campaigns;
+mod install;
+mod ports;
+mod servers;
+mod visitor;
+mod wait;
+mod world;
+
+pub use app::{Options, TestApp};
+pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
+pub use install::Installation;
+pub use ports::{HeldPort, unused_port};
+pub use servers::require_server;
+pub use visitor::{Page, Visitor};
+pub use wait::eventually;
+pub use world::{WORLD_KEY, World, fast_settings, networks, token};
