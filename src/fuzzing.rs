@@ -242,8 +242,8 @@ pub fn declaration(data: &[u8]) {
 
 /// The declaration's links: no `href` or `src` of the rendered Markdown keeps a scheme
 /// other than http, https or mailto (a `javascript:` link in a declaration copied from
-/// another host is a stored XSS). Separate from [`declaration`] until the sanitiser of
-/// issue 8 is merged; then `declaration` should call it always.
+/// another host is a stored XSS). Part of [`declaration`]; on its own for a quick check of
+/// the sanitiser.
 pub fn declaration_links(data: &[u8]) {
     let html = crate::render::declaration::to_html(&String::from_utf8_lossy(data));
     let bad = unsafe_links(&html);
