@@ -376,12 +376,7 @@ macro_rules! participants {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "account {id} (or it was removed)"
-                    )));
-                }
-                Ok(())
+                super::sql::one_row(changed, || format!("account {id} (or it was removed)"))
             }
 
             async fn update_credentials(
@@ -400,12 +395,7 @@ macro_rules! participants {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "account {id} (or it was removed)"
-                    )));
-                }
-                Ok(())
+                super::sql::one_row(changed, || format!("account {id} (or it was removed)"))
             }
 
             async fn replace_credentials(

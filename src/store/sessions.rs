@@ -116,10 +116,7 @@ macro_rules! sessions {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::NotFound(format!("participant {participant}")));
-                }
-                Ok(())
+                super::sql::one_row(changed, || format!("participant {participant}"))
             }
 
             async fn start_session(

@@ -5,6 +5,18 @@
 //! SQL placeholders are `$1`, `$2`, ... in both databases; booleans are spelled `TRUE` and
 //! `FALSE`, which SQLite (3.23+) and PostgreSQL both accept.
 
+/// An `UPDATE` of one row by its id changed `changed` rows: none means there is no such
+/// row (`what` names it in the error).
+pub(crate) fn one_row(
+    changed: u64,
+    what: impl FnOnce() -> String,
+) -> Result<(), super::StoreError> {
+    if changed == 0 {
+        return Err(super::StoreError::NotFound(what()));
+    }
+    Ok(())
+}
+
 /// Most ids bound in one `IN (...)` list or rows in one multi-row `INSERT`: far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters even at 15 per row.
 pub(crate) const CHUNK: usize = 500;

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
@@ -142,6 +142,28 @@ pub struct Mastodon {
 }
 
 impl Mastodon {
+    /// `METHOD /api/v1/statuses/{remote_id}` on the account's server, with its token.
+    async fn on_status(
+        &self,
+        account: &AccountRef,
+        method: Method,
+        remote_id: &str,
+    ) -> Result<super::guarded::Response, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let url = format!(
+            "{}/api/v1/statuses/{}",
+            base(&account.server),
+            path_segment(remote_id)
+        );
+        self.http(account)
+            .request(method, &url)
+            .bearer_auth(&creds.token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))
+    }
+
     pub fn new(egress: Egress, clock: Arc<dyn Clock>) -> Self {
         Mastodon { egress, clock }
     }
@@ -263,19 +285,7 @@ impl Network for Mastodon {
 
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
-        let creds = Credentials::parse(account.credentials.expose());
-        let resp = self
-            .http(account)
-            .delete(&format!(
-                "{}/api/v1/statuses/{}",
-                base(&account.server),
-                path_segment(remote_id)
-            ))
-            .bearer_auth(&creds.token)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&e))?;
+        let resp = self.on_status(account, Method::DELETE, remote_id).await?;
         let status = resp.status();
         // Already gone is what the caller wanted.
         if status.is_success() || status == StatusCode::NOT_FOUND {
@@ -306,19 +316,7 @@ impl Network for Mastodon {
         account: &AccountRef,
         remote_id: &str,
     ) -> Result<Option<Engagement>, PublishError> {
-        let creds = Credentials::parse(account.credentials.expose());
-        let resp = self
-            .http(account)
-            .get(&format!(
-                "{}/api/v1/statuses/{}",
-                base(&account.server),
-                path_segment(remote_id)
-            ))
-            .bearer_auth(&creds.token)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&e))?;
+        let resp = self.on_status(account, Method::GET, remote_id).await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
