@@ -45,7 +45,30 @@ impl Limit {
                 max_bytes: None,
                 unit: "characters",
             },
-            NetworkKind::Nostr | NetworkKind::Sandbox => Limit {
+            // Facebook's documented post limit; the caption limits of Instagram (2,200) and
+            // TikTok (4,000); LinkedIn's 3,000 for a post's commentary.
+            NetworkKind::Facebook => Limit {
+                max: Some(63_206),
+                max_bytes: None,
+                unit: "characters",
+            },
+            NetworkKind::Instagram => Limit {
+                max: Some(2_200),
+                max_bytes: None,
+                unit: "characters",
+            },
+            NetworkKind::TikTok => Limit {
+                max: Some(4_000),
+                max_bytes: None,
+                unit: "characters",
+            },
+            NetworkKind::LinkedIn => Limit {
+                max: Some(3_000),
+                max_bytes: None,
+                unit: "characters",
+            },
+            // YouTube publishes no limit for a community post's text.
+            NetworkKind::Nostr | NetworkKind::Sandbox | NetworkKind::YouTube => Limit {
                 max: None,
                 max_bytes: None,
                 unit: "characters",
@@ -94,9 +117,15 @@ pub fn measure_with(network: NetworkKind, text: &str, limit: Limit) -> Measure {
         NetworkKind::Mastodon => mastodon_length(text),
         NetworkKind::X => x_weighted_length(text),
         NetworkKind::Threads => threads_length(text),
-        NetworkKind::Bluesky | NetworkKind::Misskey | NetworkKind::Nostr | NetworkKind::Sandbox => {
-            text.graphemes(true).count()
-        }
+        NetworkKind::Bluesky
+        | NetworkKind::Misskey
+        | NetworkKind::Nostr
+        | NetworkKind::Sandbox
+        | NetworkKind::Facebook
+        | NetworkKind::Instagram
+        | NetworkKind::TikTok
+        | NetworkKind::YouTube
+        | NetworkKind::LinkedIn => text.graphemes(true).count(),
     };
     Measure {
         network,

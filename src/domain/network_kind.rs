@@ -16,20 +16,32 @@ pub enum NetworkKind {
     Bluesky,
     Nostr,
     Misskey,
+    /// X (Twitter).
     X,
     Threads,
+    /// Facebook: profiles (tap-to-post only) and Pages.
+    Facebook,
+    Instagram,
+    TikTok,
+    YouTube,
+    LinkedIn,
     /// The built-in local receiver used by rehearsals, demos and tests.
     Sandbox,
 }
 
 impl NetworkKind {
-    pub const ALL: [NetworkKind; 7] = [
+    pub const ALL: [NetworkKind; 12] = [
         NetworkKind::Mastodon,
         NetworkKind::Bluesky,
         NetworkKind::Nostr,
         NetworkKind::Misskey,
         NetworkKind::X,
         NetworkKind::Threads,
+        NetworkKind::Facebook,
+        NetworkKind::Instagram,
+        NetworkKind::TikTok,
+        NetworkKind::YouTube,
+        NetworkKind::LinkedIn,
         NetworkKind::Sandbox,
     ];
 
@@ -42,6 +54,11 @@ impl NetworkKind {
             NetworkKind::Misskey => "Misskey",
             NetworkKind::X => "X",
             NetworkKind::Threads => "Threads",
+            NetworkKind::Facebook => "Facebook",
+            NetworkKind::Instagram => "Instagram",
+            NetworkKind::TikTok => "TikTok",
+            NetworkKind::YouTube => "YouTube",
+            NetworkKind::LinkedIn => "LinkedIn",
             NetworkKind::Sandbox => "Sandbox",
         }
     }
@@ -54,6 +71,11 @@ impl NetworkKind {
             NetworkKind::Misskey => "misskey",
             NetworkKind::X => "x",
             NetworkKind::Threads => "threads",
+            NetworkKind::Facebook => "facebook",
+            NetworkKind::Instagram => "instagram",
+            NetworkKind::TikTok => "tiktok",
+            NetworkKind::YouTube => "youtube",
+            NetworkKind::LinkedIn => "linkedin",
             NetworkKind::Sandbox => "sandbox",
         }
     }
@@ -67,7 +89,9 @@ impl fmt::Display for NetworkKind {
 
 /// The name was not one of [`NetworkKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown network `{0}` (known: mastodon, bluesky, nostr, misskey, x, threads, sandbox)")]
+#[error(
+    "unknown network `{0}` (known: mastodon, bluesky, nostr, misskey, x, threads, facebook, instagram, tiktok, youtube, linkedin, sandbox)"
+)]
 pub struct UnknownNetwork(pub String);
 
 impl FromStr for NetworkKind {

@@ -64,6 +64,11 @@ impl Budget {
             NetworkKind::Threads => b(250, 24 * 3600),
             NetworkKind::Misskey => b(300, 3600),
             NetworkKind::Nostr => b(60, 60),
+            // Facebook Pages' Graph API is metered by usage, not a fixed count; LinkedIn's
+            // daily quotas are per app in its portal. One post a minute stays far inside
+            // both. Instagram, TikTok and YouTube are tap-to-post only: no requests.
+            NetworkKind::Facebook | NetworkKind::LinkedIn => b(60, 3600),
+            NetworkKind::Instagram | NetworkKind::TikTok | NetworkKind::YouTube => None,
             NetworkKind::Sandbox => None,
         }
     }
