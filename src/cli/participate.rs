@@ -245,6 +245,9 @@ fn answer(e: ParticipationError) -> anyhow::Result<(u8, String)> {
         ParticipationError::NotFound(Missing::Pledge(c)) => {
             (2, format!("you have not joined {c}: see `picket status`"))
         }
+        ParticipationError::NotFound(Missing::Notice) => {
+            (2, "no such notice: see `picket status`".into())
+        }
         ParticipationError::NotFound(Missing::Participant) => (
             1,
             "this database has no participant any more: run the command again".into(),

@@ -70,7 +70,7 @@ impl TryFrom<ParticipantRow> for Participant {
 
 /// Columns of [`AccountRow`], in a `SELECT` from `accounts`.
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, participant_id, network, handle, server, \
-     credentials, trusted, status, status_reason, created_at";
+     credentials, trusted, route, status, status_reason, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
@@ -81,6 +81,7 @@ pub(crate) struct AccountRow {
     server: Option<String>,
     credentials: Vec<u8>,
     trusted: bool,
+    route: String,
     status: String,
     status_reason: Option<String>,
     created_at: i64,
@@ -97,6 +98,7 @@ impl TryFrom<AccountRow> for Account {
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
+            route: parse(&r.route)?,
             status: parse(&r.status)?,
             status_reason: r.status_reason,
             created_at: instant(r.created_at)?,
@@ -123,7 +125,11 @@ pub(crate) struct PledgeRow {
 }
 
 impl PledgeRow {
-    pub(crate) fn into_pledge(self, account_ids: Vec<AccountId>) -> Result<Pledge, StoreError> {
+    pub(crate) fn into_pledge(
+        self,
+        account_ids: Vec<AccountId>,
+        tap_account_ids: Vec<AccountId>,
+    ) -> Result<Pledge, StoreError> {
         let days = match self.days {
             None => None,
             Some(json) => Some(
@@ -140,6 +146,7 @@ impl PledgeRow {
             every_secs: self.every_secs,
             status: parse(&self.status)?,
             account_ids,
+            tap_account_ids,
             created_at: instant(self.created_at)?,
             withdrawn_at: opt_instant(self.withdrawn_at)?,
             plan_error: self.plan_error,
@@ -169,6 +176,7 @@ pub(crate) struct ClaimedRow {
     server: Option<String>,
     credentials: Vec<u8>,
     trusted: bool,
+    route: String,
     tz: String,
     slot_at: i64,
     day: i64,
@@ -201,6 +209,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
+            route: parse(&r.route)?,
             tz: r.tz,
             slot_at: instant(r.slot_at)?,
             day: r.day,
@@ -215,7 +224,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
 pub(crate) const OUTBOX_COLUMNS: &str = "o.id, o.campaign_id, o.pledge_id, o.account_id, \
      o.slot_key, o.post_name, o.template, o.variant, o.run_at, o.window_end, o.state, \
      o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, o.published_at, \
-     o.text, o.updated_at";
+     o.text, o.updated_at, o.reminded_at, o.confirmed_at, o.confirmed_url";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRowRaw {
@@ -238,6 +247,9 @@ pub(crate) struct OutboxRowRaw {
     published_at: Option<i64>,
     text: Option<String>,
     updated_at: i64,
+    reminded_at: Option<i64>,
+    confirmed_at: Option<i64>,
+    confirmed_url: Option<String>,
 }
 
 impl TryFrom<OutboxRowRaw> for OutboxRow {
@@ -263,6 +275,9 @@ impl TryFrom<OutboxRowRaw> for OutboxRow {
             published_at: opt_instant(r.published_at)?,
             text: r.text,
             updated_at: instant(r.updated_at)?,
+            reminded_at: opt_instant(r.reminded_at)?,
+            confirmed_at: opt_instant(r.confirmed_at)?,
+            confirmed_url: r.confirmed_url,
         })
     }
 }

@@ -141,6 +141,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         handle: format!("{name}{i}"),
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
+                        route: picket::store::AccountRoute::Api,
                     },
                     &|id| Sealed::new(vec![1, 2, 3, i as u8, id.0 as u8]),
                     t0(),

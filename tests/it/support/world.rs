@@ -113,6 +113,7 @@ impl World {
                         handle: format!("{name}-{i}"),
                         server: Some(self.receiver_url.clone()),
                         trusted: true,
+                        route: picket::store::AccountRoute::Api,
                     },
                     &|id| self.vault.seal_for(id.0, token(name, i).as_bytes()),
                     now,
