@@ -80,6 +80,59 @@ pub fn tap(network: NetworkKind, server: Option<&str>, text: &str) -> Tap {
     }
 }
 
+/// The strike card of a campaign's day (a picture to post; square or 9:16 "story"),
+/// served at a fixed public address (`/c/{id}/card.png`). `day` is the slot's local date.
+pub fn card_url(site: &str, campaign_id: &str, day: chrono::NaiveDate, story: bool) -> String {
+    format!(
+        "{}/c/{}/card.png?day={}&size={}",
+        site.trim_end_matches('/'),
+        encode(campaign_id),
+        day.format("%Y-%m-%d"),
+        if story { "story" } else { "square" }
+    )
+}
+
+/// Networks whose posts are pictures first: the card is what to post there.
+pub fn wants_card(network: NetworkKind) -> bool {
+    matches!(network, NetworkKind::Instagram | NetworkKind::TikTok)
+}
+
+/// One reminded notice as the reminder mail and the participant's page show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NoticeLinks {
+    /// The network's name as people write it, and the account's handle.
+    pub network: &'static str,
+    pub handle: String,
+    pub compose_url: Option<String>,
+    pub copy_text: Option<String>,
+    pub open_url: &'static str,
+    /// The strike card, square; and 9:16 for networks whose stories want it.
+    pub card_url: String,
+    pub story_url: Option<String>,
+}
+
+/// Everything a person needs to post one reminded notice: [`tap`] plus the card.
+pub fn notice_links(
+    network: NetworkKind,
+    handle: &str,
+    server: Option<&str>,
+    text: &str,
+    site: &str,
+    campaign_id: &str,
+    day: chrono::NaiveDate,
+) -> NoticeLinks {
+    let t = tap(network, server, text);
+    NoticeLinks {
+        network: network.label(),
+        handle: handle.to_string(),
+        compose_url: t.compose_url,
+        copy_text: t.copy_text,
+        open_url: t.open_url,
+        card_url: card_url(site, campaign_id, day, false),
+        story_url: wants_card(network).then(|| card_url(site, campaign_id, day, true)),
+    }
+}
+
 /// The network's own site, where its composer is (a phone opens the app from it).
 pub fn site(network: NetworkKind) -> &'static str {
     match network {
