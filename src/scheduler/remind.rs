@@ -98,7 +98,9 @@ impl Reminder {
             let sent = super::isolate_async(self.mail_slot(&due))
                 .await
                 .unwrap_or_else(|panic| {
-                    Err(RemindError::Store(StoreError::Corrupt(panic.into_message())))
+                    Err(RemindError::Store(StoreError::Corrupt(
+                        panic.into_message(),
+                    )))
                 });
             match sent {
                 Ok(true) => report.mailed += 1,
