@@ -494,6 +494,7 @@ fn account(id: i64, network: NetworkKind, handle: &str, status: AccountStatus) -
         server: None,
         credentials: Default::default(),
         trusted: false,
+        route: picket::store::AccountRoute::Api,
         status,
         status_reason: None,
         created_at: DateTime::UNIX_EPOCH,
