@@ -218,3 +218,59 @@ fn local_when(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
         .format("%A %-d %B %Y, %H:%M (%Z)")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NetworkKind;
+
+    #[test]
+    fn the_reminder_mail_holds_each_notices_link_or_text_card_and_confirmation_link() {
+        let pages = Pages::load(None).unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2027, 7, 4).unwrap();
+        let notice = |network, handle: &str, text: &str, token: &str| MailNotice {
+            links: intent::notice_links(
+                network,
+                handle,
+                None,
+                text,
+                "https://picket.test",
+                "strike",
+                day,
+            ),
+            posted_link: format!("https://picket.test/me/posted/{token}"),
+        };
+        let mail = mail::render(
+            &pages,
+            "mail/reminder.txt",
+            "ada@example.org",
+            &serde_json::json!({
+                "name": "Ada",
+                "when": "Sunday 4 July 2027, 00:00 (NZST)",
+                "campaign": { "id": "strike", "title": "Strike", "hashtag": "Strike" },
+                "notices": [
+                    notice(NetworkKind::X, "@ada", "On strike & #Strike", "t1"),
+                    notice(NetworkKind::Instagram, "@ada.k", "On strike <today>", "t2"),
+                ],
+                "me_url": "https://picket.test/me",
+            }),
+        )
+        .unwrap();
+        assert!(mail.subject.contains("Strike"), "{}", mail.subject);
+        let body = &mail.text;
+        assert!(
+            body.contains("https://x.com/intent/tweet?text=On%20strike%20%26%20%23Strike"),
+            "{body}"
+        );
+        assert!(
+            body.contains("On strike <today>"),
+            "plain text, not escaped: {body}"
+        );
+        assert!(
+            body.contains("card.png?day=2027-07-04&size=story"),
+            "{body}"
+        );
+        assert!(body.contains("https://picket.test/me/posted/t1"), "{body}");
+        assert!(body.contains("https://picket.test/me/posted/t2"), "{body}");
+    }
+}
