@@ -486,3 +486,126 @@ async fn i_posted_it_in_chromium_counts_the_notice_and_refuses_an_address_on_ano
         );
     }
 }
+
+/// The events of a calendar as (property name with its parameters, value) lists: long
+/// lines unfolded, text values unescaped (RFC 5545 §3.1, §3.3.11).
+fn events(ics: &str) -> Vec<Vec<(String, String)>> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in ics.split("\r\n").flat_map(|l| l.split('\n')) {
+        match line.strip_prefix(' ').or_else(|| line.strip_prefix('\t')) {
+            Some(rest) => lines.last_mut().unwrap().push_str(rest),
+            None if !line.is_empty() => lines.push(line.to_string()),
+            None => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut current: Option<Vec<(String, String)>> = None;
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        match (name, value) {
+            ("BEGIN", "VEVENT") => current = Some(Vec::new()),
+            ("END", "VEVENT") => out.push(current.take().unwrap()),
+            _ => {
+                if let Some(props) = current.as_mut() {
+                    let value = value
+                        .replace("\\n", "\n")
+                        .replace("\\N", "\n")
+                        .replace("\\,", ",")
+                        .replace("\\;", ";")
+                        .replace("\\\\", "\\");
+                    props.push((name.to_string(), value));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_calendar_alarms_each_tap_notice_at_its_minute_with_the_link_that_is_then_due() {
+    // Arrange: joined with X and Facebook, a day before the strike.
+    let midnight = auckland_midnight();
+    let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::days(1)));
+    let app = TestApp::spawn(
+        Options::default()
+            .without_bundled()
+            .campaign(ID, &campaign())
+            .clock(clock.clone())
+            .own_address(),
+    )
+    .await;
+    let v = app.visitor();
+    let email = fresh_address("aroha");
+    let (who, _) = join_tapping(
+        &app,
+        &v,
+        &email,
+        &[("x", "@aroha"), ("facebook", "aroha.k")],
+    )
+    .await;
+
+    // Act: the calendar as downloaded the day before, then the notices at the minute.
+    let ics = v.get("/me/strike.ics").await;
+    clock.set(midnight);
+    let rows = rows_in(&app, who, 2, OutboxState::Reminded).await;
+
+    // Assert: one event with an alarm per notice, at its minute, with what to tap.
+    assert_eq!(ics.status, StatusCode::OK);
+    let with_alarm: Vec<_> = events(&ics.html)
+        .into_iter()
+        .filter(|e| e.iter().any(|(k, v)| k == "BEGIN" && v == "VALARM"))
+        .collect();
+    assert_eq!(with_alarm.len(), 2, "{}", ics.html);
+    let start = midnight.format("%Y%m%dT%H%M%SZ").to_string();
+    for e in &with_alarm {
+        let get = |key: &str| {
+            e.iter()
+                .filter(|(k, _)| k == key || k.starts_with(&format!("{key};")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("DTSTART")[0].1, start, "{e:?}");
+        // A zero duration (P0D, PT0S) from the event's start: at the notice's minute.
+        let trigger = &get("TRIGGER")[0];
+        let duration = trigger.1.trim_start_matches(['+', '-']);
+        assert!(
+            duration.starts_with('P')
+                && duration.chars().any(|c| c.is_ascii_digit())
+                && duration
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .all(|c| c == '0'),
+            "{e:?}"
+        );
+        assert!(!trigger.0.contains("RELATED=END"), "{e:?}");
+        assert!(get("ACTION").iter().any(|(_, v)| v == "DISPLAY"), "{e:?}");
+    }
+    let described = |needle: &str| {
+        with_alarm
+            .iter()
+            .flat_map(|e| e.iter())
+            .filter(|(k, _)| k == "DESCRIPTION")
+            .map(|(_, v)| v.clone())
+            .find(|v| v.contains(needle))
+            .unwrap_or_else(|| panic!("no description with {needle}: {}", ics.html))
+    };
+    let x = described("https://x.com/intent/tweet?text=");
+    let link = x
+        .split_whitespace()
+        .find(|w| w.starts_with("https://x.com/"))
+        .unwrap();
+    let facebook = described("Copy and post on Facebook");
+    let accounts = app.store.list_accounts(who).await.unwrap();
+    let text_of = |network| {
+        let a = accounts.iter().find(|a| a.network == network).unwrap();
+        rows.iter()
+            .find(|r| r.account_id == a.id)
+            .and_then(|r| r.text.clone())
+            .unwrap()
+    };
+    assert_eq!(text_param(link), text_of(picket::network::NetworkKind::X));
+    assert!(
+        facebook.contains(&text_of(picket::network::NetworkKind::Facebook)),
+        "{facebook}"
+    );
+}
