@@ -609,3 +609,119 @@ async fn the_calendar_alarms_each_tap_notice_at_its_minute_with_the_link_that_is
         "{facebook}"
     );
 }
+
+#[tokio::test]
+async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_gives_their_links() {
+    // Arrange: a strike starting in a few seconds, on the real clock of `picket serve`.
+    let start = Utc::now() + chrono::Duration::seconds(3);
+    let toml = crate::support::window_campaign(
+        "tapcli",
+        start,
+        start + chrono::Duration::hours(1),
+        &crate::support::posts_at_start(1, "10m"),
+    );
+    let install = Options::default()
+        .without_bundled()
+        .campaign("tapcli", &toml)
+        .install();
+
+    // Act: tap-to-post accounts, mistakes, and a join with an address.
+    let x = install.add_account(&["x", "--handle", "@alex"]);
+    let fb = install.add_account(&["facebook", "--handle", "alex.doe"]);
+    let spaced = install
+        .command()
+        .args(["account", "add", "instagram", "--handle", "alex doe"])
+        .output()
+        .unwrap();
+    let (x, fb) = (x.to_string(), fb.to_string());
+    let bad_email = install
+        .command()
+        .args([
+            "join",
+            "tapcli",
+            "--account",
+            &x,
+            "--email",
+            "alex at example",
+        ])
+        .output()
+        .unwrap();
+    let planned_before = install.store().await.outbox_counts("tapcli").await.unwrap();
+    install.run(&[
+        "join",
+        "tapcli",
+        "--account",
+        &x,
+        "--account",
+        &fb,
+        "--email",
+        "alex@example.org",
+        "--tz",
+        "Pacific/Auckland",
+    ]);
+    let listed: serde_json::Value =
+        serde_json::from_slice(&install.run(&["account", "list", "--format", "json"]).stdout)
+            .unwrap();
+    let app = install.serve().await;
+    let status = eventually(
+        Duration::from_secs(60),
+        "both notices due in `picket status`",
+        async || {
+            let out = install.run(&["status", "--format", "json"]);
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+            if rows.len() == 2 && rows.iter().all(|r| r["state"] == "reminded") {
+                Ok(rows)
+            } else {
+                Err(String::from_utf8_lossy(&out.stdout).to_string())
+            }
+        },
+    )
+    .await;
+    let local = app
+        .store
+        .ensure_local_participant("me", "UTC", Utc::now())
+        .await
+        .unwrap();
+    let me = app.store.get_participant(local).await.unwrap().unwrap();
+
+    // Assert: the mistakes are refused with a message and store nothing.
+    assert_eq!(spaced.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&spaced.stderr).contains("no spaces"),
+        "{spaced:?}"
+    );
+    assert_eq!(bad_email.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad_email.stderr).contains("e-mail address"),
+        "{bad_email:?}"
+    );
+    assert_eq!(planned_before.pending, 0);
+    // The accounts are tap-to-post, the address is the participant's.
+    let routes: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["network"].as_str().unwrap(), a["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(routes, [("x", "tap"), ("facebook", "tap")]);
+    assert_eq!(me.email.as_deref(), Some("alex@example.org"));
+    // X: a compose link with the notice; Facebook: the notice to copy.
+    let row = |account: &str| {
+        status
+            .iter()
+            .find(|r| r["account"].to_string() == account)
+            .unwrap()
+            .clone()
+    };
+    let (x_row, fb_row) = (row(&x), row(&fb));
+    let link = x_row["compose_url"].as_str().unwrap();
+    assert!(
+        link.starts_with("https://x.com/intent/tweet?text="),
+        "{x_row}"
+    );
+    assert_eq!(text_param(link), x_row["text"].as_str().unwrap());
+    assert!(x_row.get("copy_text").is_none(), "{x_row}");
+    assert!(fb_row.get("compose_url").is_none(), "{fb_row}");
+    assert_eq!(fb_row["copy_text"], fb_row["text"]);
+    assert!(fb_row["text"].as_str().unwrap().contains("#TestStrike"));
+}
