@@ -709,7 +709,7 @@ async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_giv
     let row = |account: &str| {
         status
             .iter()
-            .find(|r| r["account"].to_string() == account)
+            .find(|r| r["account"].as_i64().map(|a| a.to_string()).as_deref() == Some(account))
             .unwrap()
             .clone()
     };
