@@ -160,6 +160,18 @@ pub async fn tap_notice(
     Ok((row, account))
 }
 
+/// A post of an API account that needs reconnecting, due now and still inside its
+/// window: picket cannot post it, so its owner is shown it to post by hand (their page
+/// lists it with the compose link). It stays `pending`, so a reconnect still posts it;
+/// "I posted it" makes it final instead.
+pub fn is_fallback(row: &OutboxRow, account: &Account, now: DateTime<Utc>) -> bool {
+    row.state == OutboxState::Pending
+        && account.route == AccountRoute::Api
+        && account.status == crate::store::AccountStatus::ReconnectNeeded
+        && row.run_at <= now
+        && now <= row.window_end
+}
+
 /// "I posted it": a `reminded` notice becomes `posted_by_hand`, with the post's address
 /// if given, which must be on that network (shown as a link). Saying it again changes
 /// nothing.
@@ -186,6 +198,9 @@ pub async fn confirm_posted(
             });
         }
         OutboxState::Reminded => {}
+        // The fallback for an account whose credentials stopped working: its due post
+        // waits for a reconnect, and its owner may post it by hand instead.
+        OutboxState::Pending if is_fallback(&notice, &account, now) => {}
         _ => {
             return Err(ParticipationError::Conflict(
                 "this notice is not waiting to be posted by hand".into(),

@@ -62,8 +62,10 @@ pub trait Reminders {
         &self,
         token_hash: &str,
     ) -> Result<Option<(OutboxRow, ParticipantId)>, StoreError>;
-    /// `reminded` → `posted_by_hand`, with the post's address if given. False when the
-    /// row is not `reminded` (any more).
+    /// `reminded` → `posted_by_hand`, with the post's address if given; also a `pending`
+    /// post of an account that needs reconnecting (the fallback: its owner posted it by
+    /// hand instead, so picket must not post it after a reconnect). False when the row is
+    /// neither (any more): a claim that came first wins.
     async fn confirm_posted(
         &self,
         id: OutboxId,
@@ -225,7 +227,9 @@ macro_rules! reminders {
                 let n = sqlx::query(
                     "UPDATE outbox SET state = 'posted_by_hand', confirmed_at = $2, \
                      confirmed_url = $3, updated_at = $2 \
-                     WHERE id = $1 AND state = 'reminded'",
+                     WHERE id = $1 AND (state = 'reminded' OR (state = 'pending' \
+                     AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = outbox.account_id \
+                     AND a.status = 'reconnect_needed')))",
                 )
                 .bind(id.0)
                 .bind(ms(now))

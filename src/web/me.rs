@@ -20,7 +20,9 @@ use crate::compose::intent;
 use crate::participation;
 use crate::participation::tap::Confirmer;
 use crate::scheduler::planner;
-use crate::store::{AccountId, AccountRoute, OutboxId, OutboxState, Participant, PledgeStatus};
+use crate::store::{
+    AccountId, AccountRoute, AccountStatus, OutboxId, OutboxState, Participant, PledgeStatus,
+};
 
 #[derive(Deserialize)]
 pub struct MeQuery {
@@ -60,6 +62,8 @@ struct DueView {
     title: String,
     when: String,
     text: String,
+    /// An API account's post that waits for a reconnect: shown to post by hand instead.
+    fallback: bool,
     #[serde(flatten)]
     links: intent::NoticeLinks,
 }
@@ -171,13 +175,29 @@ async fn due_now(
         .into_iter()
         .map(|p| (p.campaign_id, p.tz.parse().unwrap_or(chrono_tz::UTC)))
         .collect();
+    let now = state.clock.now();
+    let rows = state.store.outbox_for(me.id, None).await?;
+    let account_of = |r: &crate::store::OutboxRow| accounts.iter().find(|a| a.id == r.account_id);
+    let fallback = |r: &crate::store::OutboxRow| {
+        account_of(r).is_some_and(|a| participation::tap::is_fallback(r, a, now))
+    };
+    // Rendered only when a fallback is due: it is the join preview's whole computation.
+    let rendered = if rows.iter().any(fallback) {
+        tap_texts(state, me, accounts).await?
+    } else {
+        Default::default()
+    };
     let mut out = Vec::new();
-    for r in state.store.outbox_for(me.id, None).await? {
-        if r.state != OutboxState::Reminded {
+    for r in rows {
+        let is_fallback = fallback(&r);
+        if r.state != OutboxState::Reminded && !is_fallback {
             continue;
         }
-        let (Some(text), Some(account)) = (r.text, accounts.iter().find(|a| a.id == r.account_id))
-        else {
+        let text = r
+            .text
+            .clone()
+            .or_else(|| rendered.get(&(r.account_id, r.slot_key.clone())).cloned());
+        let (Some(text), Some(account)) = (text, account_of(&r)) else {
             continue;
         };
         let tz = zones.get(&r.campaign_id).copied().unwrap_or(chrono_tz::UTC);
@@ -198,6 +218,7 @@ async fn due_now(
                 r.run_at.with_timezone(&tz).date_naive(),
             ),
             text,
+            fallback: is_fallback,
         });
     }
     out.reverse();
@@ -664,7 +685,10 @@ async fn tap_texts(
     accounts: &[crate::store::Account],
 ) -> Result<std::collections::HashMap<(AccountId, String), String>, WebError> {
     let mut out = std::collections::HashMap::new();
-    if !accounts.iter().any(|a| a.route == AccountRoute::Tap) {
+    if !accounts
+        .iter()
+        .any(|a| a.route == AccountRoute::Tap || a.status == AccountStatus::ReconnectNeeded)
+    {
         return Ok(out);
     }
     for pledge in state.store.pledges_of(me.id).await? {

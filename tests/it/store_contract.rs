@@ -2284,3 +2284,72 @@ async fn an_i_posted_it_token_finds_its_notice_by_its_hash_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_post_waiting_for_a_reconnect_can_be_posted_by_hand_and_is_then_never_sent() {
+    on_each_backend(|store, db| async move {
+        // Arrange: the network refused the first account's credentials; the second is fine.
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let refused = claimed
+            .iter()
+            .find(|p| p.account_id == s.accounts[0])
+            .unwrap();
+        let healthy = claimed
+            .iter()
+            .find(|p| p.account_id == s.accounts[1])
+            .unwrap();
+        store
+            .record(
+                &[
+                    Outcome::Reconnect {
+                        id: refused.id,
+                        account_id: s.accounts[0],
+                        reason: "token revoked".into(),
+                    },
+                    Outcome::Retry {
+                        id: healthy.id,
+                        run_at: now,
+                        error: "busy".into(),
+                        maybe_sent: false,
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let by_hand = store
+            .confirm_posted(refused.id, Some("https://social.example/@ada/1"), now)
+            .await
+            .unwrap();
+        let not_waiting = store.confirm_posted(healthy.id, None, now).await.unwrap();
+        store
+            .set_account_status(s.accounts[0], AccountStatus::Active, None, now)
+            .await
+            .unwrap();
+        let later = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(by_hand, "{db}");
+        assert!(
+            !not_waiting,
+            "a post picket can still send is not taken over ({db})"
+        );
+        assert_eq!(
+            state_of(&*store, refused.id).await,
+            OutboxState::PostedByHand
+        );
+        assert_eq!(ids(&later), vec![healthy.id], "{db}");
+    })
+    .await;
+}

@@ -725,3 +725,91 @@ async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_giv
     assert_eq!(fb_row["copy_text"], fb_row["text"]);
     assert!(fb_row["text"].as_str().unwrap().contains("#TestStrike"));
 }
+
+#[tokio::test]
+async fn a_post_of_an_account_needing_reconnection_is_shown_to_post_by_hand_and_then_never_sent() {
+    // Arrange: a sandbox account (picket posts with it) whose credentials stopped working,
+    // and the strike's minute.
+    let midnight = auckland_midnight();
+    let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+    let toml = campaign().replace(
+        r#"networks = ["x", "facebook", "instagram"]"#,
+        r#"networks = ["sandbox"]"#,
+    );
+    let app = TestApp::spawn(
+        Options::joinable()
+            .without_bundled()
+            .campaign(ID, &toml)
+            .clock(clock.clone()),
+    )
+    .await;
+    let v = app.visitor();
+    let email = fresh_address("aroha");
+    let step2 = v
+        .join_with_sandbox(
+            ID,
+            &[
+                ("name", "Aroha"),
+                ("email", &email),
+                ("tz", "Pacific/Auckland"),
+                ("day", DAY),
+            ],
+        )
+        .await;
+    assert_eq!(v.confirm(ID, &step2).await.status, StatusCode::OK);
+    let who = app
+        .store
+        .participants_by_email(&picket::store::canonical_email(&email), 1)
+        .await
+        .unwrap()[0]
+        .id;
+    let account = app.store.list_accounts(who).await.unwrap()[0].id;
+    app.store
+        .set_account_status(
+            account,
+            picket::store::AccountStatus::ReconnectNeeded,
+            Some("token revoked"),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let before = v.get("/me").await;
+    clock.set(midnight);
+
+    // Act: the page at the minute, and "I posted it".
+    let due = v.get("/me").await;
+    let id = app.store.outbox_for(who, Some(ID)).await.unwrap()[0].id;
+    let posted = v
+        .post(
+            "/me/posted",
+            &[("csrf", &due.field("csrf")), ("id", &id.to_string())],
+        )
+        .await;
+    // The owner reconnects within the window: picket must not post it now.
+    app.store
+        .set_account_status(
+            account,
+            picket::store::AccountStatus::Active,
+            None,
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    clock.set(midnight + chrono::Duration::seconds(5));
+    // Real time passes on purpose: a post would go out within a dispatcher round or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rows = app.store.outbox_for(who, Some(ID)).await.unwrap();
+
+    // Assert
+    assert!(!before.html.contains("id=\"due\""), "not before the minute");
+    assert!(
+        due.html.contains(&format!("id=\"due-{id}\"")),
+        "{}",
+        due.html
+    );
+    assert!(due.html.contains("needs reconnecting"), "{}", due.html);
+    assert!(due.html.contains("#TapStrike"), "{}", due.html);
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.html);
+    assert_eq!(rows[0].state, OutboxState::PostedByHand, "{rows:?}");
+    assert_eq!(app.sandbox().report().created, 0);
+}
