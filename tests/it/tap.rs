@@ -647,7 +647,7 @@ async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_giv
         .output()
         .unwrap();
     let planned_before = install.store().await.outbox_counts("tapcli").await.unwrap();
-    install.run(&[
+    let joined = install.run(&[
         "join",
         "tapcli",
         "--account",
@@ -696,6 +696,10 @@ async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_giv
         "{bad_email:?}"
     );
     assert_eq!(planned_before.pending, 0);
+    // Nothing to check for accounts without credentials, nothing to warn about.
+    let said = String::from_utf8_lossy(&joined.stderr);
+    assert!(!said.contains("could not be checked"), "{said}");
+    assert!(!said.contains("reconnect"), "{said}");
     // The accounts are tap-to-post, the address is the participant's.
     let routes: Vec<_> = listed
         .as_array()
