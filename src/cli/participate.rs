@@ -505,8 +505,9 @@ struct StatusRow {
     published_at: Option<chrono::DateTime<Utc>>,
     error: Option<String>,
     text: Option<String>,
-    /// A tap-to-post notice due now (`reminded`): its prefilled compose link, if the
-    /// network has one (fixed name, DESIGN.md) ...
+    /// A tap-to-post notice due now (`reminded`, or the post of an account that needs
+    /// reconnecting, due meanwhile by hand): its prefilled compose link, if the network
+    /// has one (fixed name, DESIGN.md) ...
     #[serde(skip_serializing_if = "Option::is_none")]
     compose_url: Option<String>,
     /// ... or the text to copy where the link does not carry it (fixed name).
@@ -521,19 +522,40 @@ struct StatusRow {
 pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow::Result<()> {
     let me = ctx.me(None, "UTC").await?;
     let accounts = ctx.store.list_accounts(me).await?;
-    let rows: Vec<StatusRow> = ctx
-        .store
-        .outbox_for(me, campaign)
-        .await?
+    let outbox = ctx.store.outbox_for(me, campaign).await?;
+    let now = ctx.clock.now();
+    let account_of = |r: &store::OutboxRow| accounts.iter().find(|a| a.id == r.account_id);
+    let fallback = |r: &store::OutboxRow| {
+        account_of(r).is_some_and(|a| participation::tap::is_fallback(r, a, now))
+    };
+    // A post that waits for its account to be reconnected is due by hand meanwhile: its
+    // text is rendered as the dispatcher would (only then: it is the whole preview).
+    let planned = match ctx.store.get_participant(me).await? {
+        Some(who) if outbox.iter().any(fallback) => {
+            let campaigns = campaign::load_dir(&ctx.settings.campaigns_dir).unwrap_or_default();
+            participation::tap::planned_texts(
+                ctx.store.as_ref(),
+                &campaigns,
+                &ctx.settings.public_url,
+                &who,
+                &accounts,
+            )
+            .await?
+        }
+        _ => Default::default(),
+    };
+    let rows: Vec<StatusRow> = outbox
         .into_iter()
         .map(|r| {
-            let tap = (r.state == OutboxState::Reminded)
-                .then(|| {
-                    let a = accounts.iter().find(|a| a.id == r.account_id)?;
-                    let text = r.text.as_deref()?;
-                    Some(compose::intent::tap(a.network, a.server.as_deref(), text))
-                })
-                .flatten();
+            let text = match r.state {
+                OutboxState::Reminded => r.text.clone(),
+                _ if fallback(&r) => planned.get(&(r.account_id, r.slot_key.clone())).cloned(),
+                _ => None,
+            };
+            let tap = text.and_then(|text| {
+                let a = account_of(&r)?;
+                Some(compose::intent::tap(a.network, a.server.as_deref(), &text))
+            });
             (r, tap)
         })
         .map(|(r, tap)| StatusRow {

@@ -3,14 +3,18 @@
 //! reminders are mailed to, and saying "I posted it" for a reminded notice, from their
 //! page or from the mail's single-purpose link.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::{Missing, ParticipationError};
+use crate::campaign::{Campaign, preview};
 use crate::compose::intent;
 use crate::domain::NetworkKind;
+use crate::scheduler::planner;
 use crate::store::{
-    Account, AccountId, AccountRoute, NewAccount, OutboxId, OutboxRow, OutboxState, ParticipantId,
-    Store,
+    Account, AccountId, AccountRoute, AccountStatus, NewAccount, OutboxId, OutboxRow, OutboxState,
+    Participant, ParticipantId, PledgeStatus, Store,
 };
 
 /// The networks an account can be added to with only a handle: where picket reminds and
@@ -167,7 +171,7 @@ pub async fn tap_notice(
 pub fn is_fallback(row: &OutboxRow, account: &Account, now: DateTime<Utc>) -> bool {
     row.state == OutboxState::Pending
         && account.route == AccountRoute::Api
-        && account.status == crate::store::AccountStatus::ReconnectNeeded
+        && account.status == AccountStatus::ReconnectNeeded
         && row.run_at <= now
         && now <= row.window_end
 }
@@ -218,4 +222,54 @@ pub async fn confirm_posted(
         url,
         already: false,
     })
+}
+
+/// The text of each planned post of `me` that they may have to post by hand (tap-to-post
+/// accounts, and accounts that need reconnecting), by (account, slot key), rendered now
+/// as the dispatcher renders it at its minute: the join preview's own builder
+/// ([`preview::preview_for`]), each network's default length rule. For what is shown
+/// before the minute (the calendar's alarms) or instead of a post that waits (the
+/// fallback), for the hosted `campaigns`.
+pub async fn planned_texts(
+    store: &dyn Store,
+    campaigns: &[Campaign],
+    site: &str,
+    me: &Participant,
+    accounts: &[Account],
+) -> Result<HashMap<(AccountId, String), String>, ParticipationError> {
+    let mut out = HashMap::new();
+    if !accounts
+        .iter()
+        .any(|a| a.route == AccountRoute::Tap || a.status == AccountStatus::ReconnectNeeded)
+    {
+        return Ok(out);
+    }
+    for pledge in store.pledges_of(me.id).await? {
+        if pledge.status != PledgeStatus::Active {
+            continue;
+        }
+        let (Some(c), Ok(p)) = (
+            campaigns.iter().find(|c| c.id == pledge.campaign_id),
+            planner::participation(&pledge),
+        ) else {
+            continue;
+        };
+        let who = preview::Participant {
+            site,
+            name: &me.name,
+            invite_code: &me.invite_code,
+            accounts,
+        };
+        let pv = preview::preview_for(c, &p, &who, &|a, text| {
+            crate::compose::measure(a.network, text)
+        });
+        for post in pv.posts {
+            for t in post.texts {
+                if let Some(id) = t.account {
+                    out.insert((id, post.key.clone()), t.text);
+                }
+            }
+        }
+    }
+    Ok(out)
 }

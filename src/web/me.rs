@@ -20,9 +20,7 @@ use crate::compose::intent;
 use crate::participation;
 use crate::participation::tap::Confirmer;
 use crate::scheduler::planner;
-use crate::store::{
-    AccountId, AccountRoute, AccountStatus, OutboxId, OutboxState, Participant, PledgeStatus,
-};
+use crate::store::{AccountId, AccountRoute, OutboxId, OutboxState, Participant, PledgeStatus};
 
 #[derive(Deserialize)]
 pub struct MeQuery {
@@ -676,46 +674,20 @@ pub async fn calendar(
         .into_response())
 }
 
-/// The text of each upcoming tap-to-post notice, by (account, slot), rendered now the way
-/// the dispatcher will render it at its minute (the join preview's own builder): a
-/// calendar is downloaded before the strike, and its alarms carry the link.
+/// [`participation::tap::planned_texts`] for this host's campaigns.
 async fn tap_texts(
     state: &AppState,
     me: &Participant,
     accounts: &[crate::store::Account],
 ) -> Result<std::collections::HashMap<(AccountId, String), String>, WebError> {
-    let mut out = std::collections::HashMap::new();
-    if !accounts
-        .iter()
-        .any(|a| a.route == AccountRoute::Tap || a.status == AccountStatus::ReconnectNeeded)
-    {
-        return Ok(out);
-    }
-    for pledge in state.store.pledges_of(me.id).await? {
-        let (Some(c), Ok(p)) = (
-            state.campaign(&pledge.campaign_id),
-            planner::participation(&pledge),
-        ) else {
-            continue;
-        };
-        let who = crate::campaign::preview::Participant {
-            site: &state.settings.public_url,
-            name: &me.name,
-            invite_code: &me.invite_code,
-            accounts,
-        };
-        let pv = crate::campaign::preview::preview_for(c, &p, &who, &|a, text| {
-            crate::compose::measure(a.network, text)
-        });
-        for post in pv.posts {
-            for t in post.texts {
-                if let Some(id) = t.account {
-                    out.insert((id, post.key.clone()), t.text);
-                }
-            }
-        }
-    }
-    Ok(out)
+    Ok(participation::tap::planned_texts(
+        state.store.as_ref(),
+        &state.campaigns,
+        &state.settings.public_url,
+        me,
+        accounts,
+    )
+    .await?)
 }
 
 #[derive(Serialize)]

@@ -817,3 +817,48 @@ async fn a_post_of_an_account_needing_reconnection_is_shown_to_post_by_hand_and_
     assert_eq!(rows[0].state, OutboxState::PostedByHand, "{rows:?}");
     assert_eq!(app.sandbox().report().created, 0);
 }
+
+#[tokio::test]
+async fn status_gives_the_post_of_an_account_needing_reconnection_to_post_by_hand() {
+    // Arrange: a sandbox account with a token this picket's receiver refuses, and a strike
+    // that starts now.
+    let start = Utc::now();
+    let toml = crate::support::window_campaign(
+        "tapfb",
+        start,
+        start + chrono::Duration::hours(1),
+        &crate::support::posts_at_start(1, "10m"),
+    );
+    let install = Options::default()
+        .without_bundled()
+        .campaign("tapfb", &toml)
+        .config("sandbox = true")
+        .own_address()
+        .install();
+    let id = install.add_account(&["sandbox", "--name", "refused", "--token", "not-issued"]);
+    install.run(&["join", "tapfb", "--account", &id.to_string()]);
+
+    // Act
+    let _app = install.serve().await;
+    let status = eventually(
+        Duration::from_secs(60),
+        "the refused account's post due by hand",
+        async || {
+            let out = install.run(&["status", "--format", "json"]);
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+            match rows.first() {
+                Some(r) if r.get("copy_text").is_some() => Ok(r.clone()),
+                _ => Err(String::from_utf8_lossy(&out.stdout).to_string()),
+            }
+        },
+    )
+    .await;
+
+    // Assert: it still waits for a reconnect, with its text to post meanwhile.
+    assert_eq!(status["state"], "pending", "{status}");
+    let text = status["copy_text"].as_str().unwrap();
+    assert!(
+        text.contains("#TestStrike") && text.contains("/i/"),
+        "{status}"
+    );
+}
