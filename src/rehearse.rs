@@ -38,9 +38,8 @@ use crate::campaign::{self, Campaign, Participation};
 use crate::clock::{Clock, ScaledClock};
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::network::{
-    AccountRef, Network, NetworkKind, Networks, OutgoingPost, PublishError, Receipt,
-};
+use crate::domain::NetworkKind;
+use crate::network::{AccountRef, Network, Networks, OutgoingPost, PublishError, Receipt};
 use crate::sandbox::{Faults, Receiver, ReceiverReport, fingerprint};
 use crate::scheduler::{Dispatcher, StepReport, planner};
 use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, StoreTooling};

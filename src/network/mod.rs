@@ -25,9 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::domain::Secret;
-// Adapters and tests name the network kinds through this module too.
-pub use crate::domain::{NetworkKind, UnknownNetwork};
+use crate::domain::{NetworkKind, Secret};
 pub use guarded::{Egress, Http, HttpError};
 
 /// The account a post is made from, as the dispatcher hands it to an adapter. Its

@@ -505,7 +505,7 @@ struct TinyServer(Arc<dyn picket::network::Network>);
 
 #[async_trait::async_trait]
 impl picket::network::Network for TinyServer {
-    fn kind(&self) -> picket::network::NetworkKind {
+    fn kind(&self) -> picket::domain::NetworkKind {
         self.0.kind()
     }
     fn measure(&self, _: &picket::network::AccountRef, text: &str) -> picket::compose::Measure {
@@ -532,7 +532,7 @@ async fn a_text_over_the_accounts_own_server_limit_fails_with_the_reason_and_is_
     world.pledge(who, &accounts).await;
     let standard = crate::support::networks();
     let sandbox = standard
-        .get(picket::network::NetworkKind::Sandbox)
+        .get(picket::domain::NetworkKind::Sandbox)
         .unwrap()
         .clone();
     let networks = picket::network::Networks::new().with(Arc::new(TinyServer(sandbox)));

@@ -681,7 +681,7 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
 #[tokio::test]
 async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_instead_of_posting_again()
  {
-    use picket::config::Secret;
+    use picket::domain::Secret;
     use picket::network::mastodon::{Credentials, Mastodon};
     use picket::network::{AccountRef, Network, OutgoingPost};
     let Some(url) = server_url() else { return };

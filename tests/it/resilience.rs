@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use picket::clock::SystemClock;
+use picket::domain::NetworkKind;
 use picket::network::{
-    AccountRef, Identity, Network, NetworkKind, Networks, OutgoingPost, PublishError, Receipt,
+    AccountRef, Identity, Network, Networks, OutgoingPost, PublishError, Receipt,
 };
 use picket::scheduler::{planner, verify};
 use picket::store::{NewPledge, OutboxState, ParticipantId, PlannedPost, PledgeId};

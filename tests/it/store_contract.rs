@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use picket::network::NetworkKind;
+use picket::domain::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
     OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Sealed, Store,

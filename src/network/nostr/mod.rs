@@ -49,10 +49,9 @@ use nostr::prelude::{Event, EventBuilder, EventId, Kind, PublicKey, Tag};
 use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
-use super::{
-    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
-};
-use crate::config::Secret;
+use super::{AccountRef, Engagement, Identity, Network, OutgoingPost, PublishError, Receipt};
+use crate::domain::NetworkKind;
+use crate::domain::Secret;
 
 /// A relay URL, key or bunker URI as typed that does not read; the message says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
