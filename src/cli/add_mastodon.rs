@@ -25,14 +25,14 @@ pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> any
     let account = match token {
         Some(t) => connect::mastodon_token(server, &t, None).await?,
         None => {
-            let known = connect::known_app(ctx.store.as_ref(), &vault, &server.url).await?;
+            let known = connect::known_app(ctx.store.as_ref(), &vault, server.url()).await?;
             let state = participation::new_access_token();
             let auth =
                 connect::mastodon_authorize(server, known, OOB_REDIRECT, OOB_REDIRECT, &state)
                     .await?;
             println!(
                 "Open this page, sign in and allow picket to post for you:\n\n  {}\n",
-                auth.url
+                auth.url()
             );
             print!("Then paste the code the page shows: ");
             std::io::stdout().flush()?;
