@@ -6,6 +6,7 @@
 //! handle is resolved like a visitor's, through the guarded client.
 
 use super::participate::Ctx;
+use crate::domain::Zone;
 use crate::participation::connect::{self, TypedBy};
 use crate::participation::{self};
 
@@ -25,7 +26,7 @@ pub async fn add_bluesky(
         service,
     )
     .await?;
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
         .await?;
     println!("added {} account {id} {}", account.network, account.summary);

@@ -13,6 +13,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::participate::Ctx;
+use crate::domain::Zone;
 use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::connect::{self, TypedBy};
 use crate::participation::{self};
@@ -21,7 +22,7 @@ use crate::participation::{self};
 pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> anyhow::Result<()> {
     let server = connect::mastodon_server(&ctx.egress(), TypedBy::Operator, server).await?;
     let vault = ctx.vault()?;
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let account = match token {
         Some(t) => connect::mastodon_token(server, &t, None).await?,
         None => {

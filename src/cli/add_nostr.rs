@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::participate::Ctx;
+use crate::domain::Zone;
 use crate::participation::connect::{self, ConnectError, TypedBy};
 use crate::participation::{self};
 
@@ -53,7 +54,7 @@ pub async fn add_nostr(
         }
         Err(e) => return Err(e.into()),
     };
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let id = participation::save_account(
         ctx.store.as_ref(),
         &ctx.vault()?,

@@ -14,8 +14,7 @@
 
 use std::time::Duration;
 
-use crate::domain::NetworkKind;
-use crate::domain::Secret;
+use crate::domain::{Handle, NetworkKind, Secret};
 use crate::network::mastodon::enroll::{self as mastodon, App, Authorization};
 use crate::network::nostr::{BunkerEnrollError, enroll_bunker, enroll_key, enroll_relays};
 use crate::network::{Egress, Enrolled, Http, bluesky};
@@ -34,7 +33,7 @@ pub enum TypedBy {
 #[derive(Debug)]
 pub struct Connected {
     pub network: NetworkKind,
-    pub handle: String,
+    pub handle: Handle,
     pub server: Option<String>,
     pub credentials: Secret,
     /// What was connected and what it allows, after "<network> account <id>".
@@ -81,6 +80,11 @@ fn failed(shown: &'static str, detail: String) -> ConnectError {
     ConnectError::Failed { shown, detail }
 }
 
+/// The handle a person typed or a network named, as picket keeps it.
+fn handle(s: &str) -> Result<Handle, ConnectError> {
+    Handle::parse(s).map_err(|e| ConnectError::Invalid(format!("{e}.")))
+}
+
 /// The client for addresses typed by `by`.
 fn client(egress: &Egress, by: TypedBy) -> &Http {
     match by {
@@ -100,7 +104,7 @@ pub fn sandbox(name: &str, server: &str, token: Option<String>) -> Result<Connec
     }
     Ok(Connected {
         network: NetworkKind::Sandbox,
-        handle: name.to_string(),
+        handle: handle(name)?,
         server: Some(server.to_string()),
         credentials: Secret::new(token.unwrap_or_else(super::new_access_token)),
         summary: format!("({name}) posting to {server}"),
@@ -143,7 +147,7 @@ pub async fn bluesky(
         .map_err(|e| failed(BLUESKY_FAILED, format!("connecting {handle}: {e:#}")))?;
     Ok(Connected {
         network: NetworkKind::Bluesky,
-        handle: creds.handle.clone(),
+        handle: self::handle(&creds.handle)?,
         server: Some(creds.pds.clone()),
         summary: format!("(@{} {}) on {}", creds.handle, creds.did, creds.pds),
         credentials: creds.to_secret(),
@@ -177,7 +181,7 @@ pub async fn nostr_relays(
 /// A Nostr identity signing with its secret key (picket then holds it, sealed).
 pub fn nostr_key(relays: Vec<String>, nsec: &str, by: TypedBy) -> Result<Connected, ConnectError> {
     let enrolled = enroll_key(nsec).map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    Ok(nostr_account(relays, enrolled, by))
+    nostr_account(relays, enrolled, by)
 }
 
 /// A Nostr identity signing through a NIP-46 remote signer: the key stays with its owner.
@@ -195,19 +199,23 @@ pub async fn nostr_bunker(
             BunkerEnrollError::Invalid(e) => ConnectError::Invalid(e.to_string()),
             e @ BunkerEnrollError::NotConnected(_) => failed(BUNKER_FAILED, e.to_string()),
         })?;
-    Ok(nostr_account(relays, enrolled, by))
+    nostr_account(relays, enrolled, by)
 }
 
-fn nostr_account(relays: Vec<String>, enrolled: Enrolled, by: TypedBy) -> Connected {
+fn nostr_account(
+    relays: Vec<String>,
+    enrolled: Enrolled,
+    by: TypedBy,
+) -> Result<Connected, ConnectError> {
     let server = relays.join(" ");
-    Connected {
+    Ok(Connected {
         network: NetworkKind::Nostr,
         summary: format!("({}) posting to {server}", enrolled.handle),
-        handle: enrolled.handle,
+        handle: handle(&enrolled.handle)?,
         server: Some(server),
         credentials: enrolled.credentials,
         trusted: by == TypedBy::Operator,
-    }
+    })
 }
 
 /// A Mastodon-API server, as the person typed it, with what it says about itself and the
@@ -316,7 +324,7 @@ pub async fn mastodon_token(
             info.software.as_deref().unwrap_or("unknown software"),
             info.max_characters.unwrap_or(500),
         ),
-        handle: enrolled.handle,
+        handle: handle(&enrolled.handle)?,
         server: Some(server.url),
         credentials: enrolled.credentials,
         trusted: by == TypedBy::Operator,

@@ -89,7 +89,7 @@ pub async fn pledge(
             &NewPledge {
                 participant_id: participant,
                 campaign_id: campaign.id.clone(),
-                tz: p.tz.name().to_string(),
+                tz: p.tz,
                 days: p.days.clone(),
                 every_secs: p.every.map(|d| d.num_seconds()),
                 account_ids: chosen.clone(),

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Panicked;
 use crate::campaign::{Campaign, ChoiceError, Participation, Slot, pick_variant};
+use crate::domain::Zone;
 use crate::store::{
     AccountId, PlanApplied, PlannedPost, Pledge, PledgeId, PledgePlan, Store, StoreError,
 };
@@ -71,12 +72,7 @@ pub enum PlanError {
 
 /// A pledge's choices as the campaign module reads them.
 pub fn participation(pledge: &Pledge) -> Result<Participation, PlanError> {
-    let tz = pledge.tz.parse().map_err(|_| {
-        PlanError::Unreadable(format!(
-            "pledge {} has an unknown time zone `{}`",
-            pledge.id, pledge.tz
-        ))
-    })?;
+    let tz = pledge.tz;
     let every = match pledge.every_secs {
         None => None,
         Some(secs) => Some(Duration::try_seconds(secs).ok_or_else(|| {
@@ -143,7 +139,7 @@ pub fn plan_pledge(
 }
 
 /// What a participant's schedule depends on: zone, chosen days, cadence.
-type ScheduleKey = (String, Option<Vec<NaiveDate>>, Option<i64>);
+type ScheduleKey = (Zone, Option<Vec<NaiveDate>>, Option<i64>);
 
 /// Plans many pledges, computing each distinct (zone, days, cadence) schedule once:
 /// a million participants share a few hundred zones.
@@ -173,7 +169,7 @@ impl<'a> Planner<'a> {
         pledge: &Pledge,
         now: DateTime<Utc>,
     ) -> Result<PledgePlan, PlanError> {
-        let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
+        let key = (pledge.tz, pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
             self.campaign.check_participation(&p)?;

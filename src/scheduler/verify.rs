@@ -42,7 +42,7 @@ pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, Unope
     let plain = vault.open_for(account.id.0, &account.credentials)?;
     Ok(AccountRef {
         id: account.id.0,
-        handle: account.handle.clone(),
+        handle: account.handle.to_string(),
         server: account.server.clone().unwrap_or_default(),
         credentials: Secret::new(String::from_utf8(plain).map_err(|_| Unopened::NotText)?),
         trusted: account.trusted,

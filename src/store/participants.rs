@@ -15,7 +15,7 @@ use super::rows::{ACCOUNT_COLUMNS, AccountRow, PARTICIPANT_COLUMNS, ParticipantR
 use super::rows::{ms, new_invite_code};
 use super::sql::{BATCH_PARAMS, Params};
 use super::{PgStore, SqliteStore, StoreError};
-use crate::domain::NetworkKind;
+use crate::domain::{NetworkKind, Zone};
 
 /// Participants and their accounts; part of [`Store`](super::Store).
 #[async_trait]
@@ -24,7 +24,7 @@ pub trait Participants {
     async fn ensure_local_participant(
         &self,
         name: &str,
-        tz: &str,
+        tz: Zone,
         now: DateTime<Utc>,
     ) -> Result<ParticipantId, StoreError>;
     /// A new participant (web signup), with a fresh personal invitation code.
@@ -124,7 +124,7 @@ macro_rules! participants {
             async fn ensure_local_participant(
                 &self,
                 name: &str,
-                tz: &str,
+                tz: Zone,
                 now: DateTime<Utc>,
             ) -> Result<ParticipantId, StoreError> {
                 const FIND: &str = "SELECT id FROM participants WHERE is_local = TRUE";
@@ -141,7 +141,7 @@ macro_rules! participants {
                      VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
                 )
                 .bind(name)
-                .bind(tz)
+                .bind(tz.as_str())
                 .bind(new_invite_code())
                 .bind(ms(now))
                 .fetch_optional(&self.pool)
@@ -170,7 +170,7 @@ macro_rules! participants {
                 .bind(&new.name)
                 .bind(&new.email)
                 .bind(&new.email_canonical)
-                .bind(&new.tz)
+                .bind(new.tz.as_str())
                 .bind(new_invite_code())
                 .bind(&new.invited_by)
                 .bind(ms(now))
@@ -265,7 +265,7 @@ macro_rules! participants {
                 )
                 .bind(new.participant_id.0)
                 .bind(new.network.as_str())
-                .bind(&new.handle)
+                .bind(new.handle.as_str())
                 .bind(&new.server)
                 .bind(Vec::<u8>::new())
                 .bind(new.trusted)

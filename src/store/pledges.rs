@@ -127,8 +127,8 @@ macro_rules! pledges {
                      RETURNING id",
                 )
                 .bind(new.participant_id.0)
-                .bind(&new.campaign_id)
-                .bind(&new.tz)
+                .bind(new.campaign_id.as_str())
+                .bind(new.tz.as_str())
                 .bind(days_json(&new.days))
                 .bind(new.every_secs)
                 .bind(ms(now))
@@ -364,7 +364,7 @@ macro_rules! pledges {
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (plan, row) in chunk {
                         q = q
-                            .bind(&plan.campaign_id)
+                            .bind(plan.campaign_id.as_str())
                             .bind(plan.pledge_id.0)
                             .bind(row.account_id.0)
                             .bind(&row.slot_key)

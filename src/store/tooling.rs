@@ -19,6 +19,7 @@ use super::rows::{days_json, ms, new_invite_code};
 use super::sql::{CHUNK, Params};
 use super::{PgStore, SqliteStore, Store, StoreError};
 use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Handle};
 
 /// Bulk setup and checks for `picket bench`, `picket rehearse` and the tests.
 #[async_trait]
@@ -40,13 +41,13 @@ pub trait StoreTooling: Store {
     async fn apply_plan(
         &self,
         pledge_id: PledgeId,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         rows: &[PlannedPost],
         now: DateTime<Utc>,
     ) -> Result<PlanApplied, StoreError> {
         let plan = PledgePlan {
             pledge_id,
-            campaign_id: campaign_id.to_string(),
+            campaign_id: campaign_id.clone(),
             rows: rows.to_vec(),
         };
         self.apply_plans(std::slice::from_ref(&plan), now).await
@@ -86,7 +87,7 @@ macro_rules! tooling {
                     );
                     let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
                     for (s, code) in chunk.iter().zip(&codes) {
-                        q = q.bind(&s.name).bind(&s.tz).bind(code).bind(now_ms);
+                        q = q.bind(&s.name).bind(s.tz.as_str()).bind(code).bind(now_ms);
                     }
                     let ids: HashMap<String, i64> = q
                         .fetch_all(&mut *tx)
@@ -98,7 +99,7 @@ macro_rules! tooling {
                 }
 
                 // (striker, account of theirs, the account)
-                let flat: Vec<(usize, usize, &(NetworkKind, String, Option<String>))> = strikers
+                let flat: Vec<(usize, usize, &(NetworkKind, Handle, Option<String>))> = strikers
                     .iter()
                     .enumerate()
                     .flat_map(|(i, s)| s.accounts.iter().enumerate().map(move |(j, a)| (i, j, a)))
@@ -122,7 +123,7 @@ macro_rules! tooling {
                         q = q
                             .bind(participants[*i])
                             .bind(network.as_str())
-                            .bind(handle)
+                            .bind(handle.as_str())
                             .bind(server)
                             .bind(Vec::<u8>::new())
                             .bind(now_ms)
@@ -135,7 +136,7 @@ macro_rules! tooling {
                     let sealed: Vec<(i64, Vec<u8>)> = chunk
                         .iter()
                         .map(|(i, j, (_, handle, _))| {
-                            let id = account_ids[&(participants[*i], handle.clone())];
+                            let id = account_ids[&(participants[*i], handle.to_string())];
                             (id, seal(*i, *j, AccountId(id)).into_bytes())
                         })
                         .collect();
@@ -173,8 +174,8 @@ macro_rules! tooling {
                     for (i, s) in chunk {
                         q = q
                             .bind(participants[*i])
-                            .bind(&s.campaign_id)
-                            .bind(&s.tz)
+                            .bind(s.campaign_id.as_str())
+                            .bind(s.tz.as_str())
                             .bind(days_json(&s.days))
                             .bind(s.every_secs)
                             .bind(now_ms)
@@ -193,7 +194,7 @@ macro_rules! tooling {
                     let accounts: Vec<AccountId> = s
                         .accounts
                         .iter()
-                        .map(|a| AccountId(account_ids[&(participant, a.1.clone())]))
+                        .map(|a| AccountId(account_ids[&(participant, a.1.to_string())]))
                         .collect();
                     links.extend(accounts.iter().map(|a| (pledge, a.0)));
                     joined.push(JoinedStriker {

@@ -47,7 +47,7 @@ async fn stored_pledge(
             &NewPledge {
                 participant_id: who,
                 campaign_id: world.campaign.id.clone(),
-                tz: tz.into(),
+                tz: tz.parse().unwrap(),
                 days,
                 every_secs,
                 account_ids: accounts,
@@ -340,8 +340,8 @@ async fn picket_serve_stays_up_with_a_stored_pledge_it_cannot_plan() {
         .upsert_pledge(
             &NewPledge {
                 participant_id: local,
-                campaign_id: "steady".into(),
-                tz: "UTC".into(),
+                campaign_id: "steady".parse().unwrap(),
+                tz: "UTC".parse().unwrap(),
                 days: None,
                 every_secs: Some(100_000 * 960 * 86_400),
                 account_ids: vec![picket::store::AccountId(ada)],

@@ -96,7 +96,7 @@ impl World {
             .create_participant(
                 &store::NewParticipant {
                     name: name.to_string(),
-                    tz: "UTC".into(),
+                    tz: "UTC".parse().unwrap(),
                     ..Default::default()
                 },
                 now,
@@ -111,7 +111,7 @@ impl World {
                     &NewAccount {
                         participant_id: me,
                         network: NetworkKind::Sandbox,
-                        handle: format!("{name}-{i}"),
+                        handle: format!("{name}-{i}").parse().unwrap(),
                         server: Some(self.receiver_url.clone()),
                         trusted: true,
                     },
@@ -134,7 +134,7 @@ impl World {
                 &NewPledge {
                     participant_id: who,
                     campaign_id: self.campaign.id.clone(),
-                    tz: "UTC".into(),
+                    tz: "UTC".parse().unwrap(),
                     days: None,
                     every_secs: None,
                     account_ids: accounts.to_vec(),
