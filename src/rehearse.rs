@@ -42,7 +42,7 @@ use crate::domain::{Handle, NetworkKind};
 use crate::network::{AccountRef, Network, Networks, OutgoingPost, PublishError, Receipt};
 use crate::sandbox::{Faults, Receiver, ReceiverReport, fingerprint};
 use crate::scheduler::{Dispatcher, StepReport, planner};
-use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, StoreTooling};
+use crate::store::{AccountId, NewAccount, NewParticipant, SqliteStore, StoreTooling};
 
 /// Zones the simulated strikers live in: both ends of the date line, half- and
 /// quarter-hour offsets, both hemispheres (so daylight saving goes both ways).
@@ -431,14 +431,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
         }
         store
             .upsert_pledge(
-                &NewPledge {
-                    participant_id: participant,
-                    campaign_id: campaign.id.clone(),
-                    tz: p.tz,
-                    days: p.days.clone(),
-                    every_secs: p.every.map(|d| d.num_seconds()),
-                    account_ids: accounts,
-                },
+                &crate::participation::new_pledge(participant, &campaign, &p, accounts),
                 now,
             )
             .await?;

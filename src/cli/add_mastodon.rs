@@ -13,7 +13,6 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::participate::Ctx;
-use crate::domain::Zone;
 use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::connect::{self, TypedBy};
 use crate::participation::{self};
@@ -22,7 +21,6 @@ use crate::participation::{self};
 pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> anyhow::Result<()> {
     let server = connect::mastodon_server(&ctx.egress(), TypedBy::Operator, server).await?;
     let vault = ctx.vault()?;
-    let me = ctx.me(None, Zone::UTC).await?;
     let account = match token {
         Some(t) => connect::mastodon_token(server, &t, None).await?,
         None => {
@@ -46,8 +44,5 @@ pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> any
             connect::mastodon_code(auth, &code).await?
         }
     };
-    let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
-        .await?;
-    println!("added {} account {id} {}", account.network, account.summary);
-    Ok(())
+    ctx.save_account(&account).await
 }

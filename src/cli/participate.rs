@@ -106,6 +106,21 @@ impl Ctx {
         participation::max_wait(self.settings.scheduler.lease_secs)
     }
 
+    /// Store an account just connected as the command line's own user's, and say so.
+    pub(super) async fn save_account(&self, account: &connect::Connected) -> anyhow::Result<()> {
+        let me = self.me(None, Zone::UTC).await?;
+        let id = participation::save_account(
+            self.store.as_ref(),
+            &self.vault()?,
+            me,
+            account,
+            self.clock.now(),
+        )
+        .await?;
+        println!("added {} account {id} {}", account.network, account.summary);
+        Ok(())
+    }
+
     pub(super) async fn me(
         &self,
         name: Option<&str>,
@@ -136,17 +151,7 @@ pub async fn add_sandbox(
         None => crate::sandbox::Issuer::new(ctx.vault()?).issue(),
     };
     let account = connect::sandbox(name, &server, Some(token))?;
-    let me = ctx.me(None, Zone::UTC).await?;
-    let id = participation::save_account(
-        ctx.store.as_ref(),
-        &ctx.vault()?,
-        me,
-        &account,
-        ctx.clock.now(),
-    )
-    .await?;
-    println!("added sandbox account {id} {}", account.summary);
-    Ok(())
+    ctx.save_account(&account).await
 }
 
 #[derive(Serialize)]
@@ -305,21 +310,18 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
         campaign.id, pledged.planned, pledged.accounts, campaign.id
     );
     // Joining again replaces the accounts: say plainly which changed.
-    for a in &pledged.added {
-        println!(
-            "added: account {} ({} {})",
-            a.id,
-            a.network.label(),
-            a.handle
-        );
-    }
-    for a in &pledged.stopped {
-        println!(
-            "stopped posting: account {} ({} {})",
-            a.id,
-            a.network.label(),
-            a.handle
-        );
+    for (what, accounts) in [
+        ("added", &pledged.added),
+        ("stopped posting", &pledged.stopped),
+    ] {
+        for a in accounts {
+            println!(
+                "{what}: account {} ({} {})",
+                a.id,
+                a.network.label(),
+                a.handle
+            );
+        }
     }
     if !pledged.stopped.is_empty() {
         println!(

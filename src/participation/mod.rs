@@ -37,7 +37,7 @@ mod pledge;
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};
 pub use leave::{Deleted, Erased, Removed, delete_everything, delete_published, remove_account};
-pub use pledge::{Pledged, pledge, withdraw};
+pub use pledge::{Pledged, new_pledge, pledge, withdraw};
 
 /// A participant's choices, read from what they typed. The error says what to change.
 pub fn choices(

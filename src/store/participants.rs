@@ -119,6 +119,22 @@ pub trait Participants {
 /// [`Participants`] for the backend `$store`, whose `pool` holds a `$db` database.
 macro_rules! participants {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// The row `sql` selects by the id bound as `$1`, decoded.
+            async fn fetch_by_id<R, T>(&self, sql: String, id: i64) -> Result<Option<T>, StoreError>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = StoreError>,
+            {
+                sqlx::query_as::<_, R>(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(T::try_from)
+                    .transpose()
+            }
+        }
+
         #[async_trait]
         impl Participants for $store {
             async fn ensure_local_participant(
@@ -184,12 +200,7 @@ macro_rules! participants {
                 id: ParticipantId,
             ) -> Result<Option<Participant>, StoreError> {
                 let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1");
-                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Participant::try_from)
-                    .transpose()
+                self.fetch_by_id::<ParticipantRow, _>(sql, id.0).await
             }
 
             async fn participants_by_email(
@@ -283,12 +294,7 @@ macro_rules! participants {
 
             async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
                 let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
-                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Account::try_from)
-                    .transpose()
+                self.fetch_by_id::<AccountRow, _>(sql, id.0).await
             }
 
             async fn list_accounts(

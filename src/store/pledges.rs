@@ -329,14 +329,11 @@ macro_rules! pledges {
                 for chunk in rows.chunks(CHUNK) {
                     // 13 planned columns, then created_at and updated_at.
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| {
-                            let planned = params.list(13);
-                            let (created, updated) = (params.next(), params.next());
-                            format!("({planned}, 'pending', {created}, {updated})")
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        let planned = p.list(13);
+                        let (created, updated) = (p.next(), p.next());
+                        format!("({planned}, 'pending', {created}, {updated})")
+                    });
                     // The idempotency key is never changed: a pending row may be a retry of a
                     // request whose outcome is unknown, and only the same key dedupes it.
                     let sql = format!(

@@ -286,3 +286,62 @@ pub(crate) fn new_invite_code() -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pledge_row(campaign_id: &str, tz: &str) -> PledgeRow {
+        PledgeRow {
+            id: 1,
+            participant_id: 1,
+            campaign_id: campaign_id.into(),
+            tz: tz.into(),
+            days: None,
+            every_secs: None,
+            status: "active".into(),
+            created_at: 0,
+            withdrawn_at: None,
+            plan_error: None,
+        }
+    }
+
+    fn corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+        match r {
+            Err(StoreError::Corrupt(m)) => m,
+            other => panic!("expected a corrupt row, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_campaign_ids_zones_and_handles_are_parsed_again_and_a_bad_one_is_corrupt() {
+        let ok = pledge_row("strike", "Europe/Kiev")
+            .into_pledge(vec![])
+            .unwrap();
+        assert_eq!(ok.campaign_id, "strike");
+        assert_eq!(ok.tz, "Europe/Kyiv");
+
+        let bad_zone = corrupt(pledge_row("strike", "Mars/Olympus").into_pledge(vec![]));
+        assert!(bad_zone.contains("Mars/Olympus"), "{bad_zone}");
+        let bad_id = corrupt(pledge_row("Not A Slug", "UTC").into_pledge(vec![]));
+        assert!(bad_id.contains("is not a slug"), "{bad_id}");
+
+        let account = |handle: &str| {
+            Account::try_from(AccountRow {
+                id: 1,
+                participant_id: 1,
+                network: "sandbox".into(),
+                handle: handle.into(),
+                server: None,
+                credentials: Vec::new(),
+                trusted: true,
+                status: "active".into(),
+                status_reason: None,
+                created_at: 0,
+            })
+        };
+        assert_eq!(account("alex").unwrap().handle, "alex");
+        let bad_handle = corrupt(account(""));
+        assert!(bad_handle.contains("handle is empty"), "{bad_handle}");
+    }
+}

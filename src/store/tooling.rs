@@ -73,13 +73,10 @@ macro_rules! tooling {
                 for chunk in strikers.chunks(CHUNK) {
                     let codes: Vec<String> = chunk.iter().map(|_| new_invite_code()).collect();
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| {
-                            let (name, tz, code) = (params.next(), params.next(), params.next());
-                            format!("({name}, {tz}, FALSE, {code}, {})", params.next())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        let (name, tz, code) = (p.next(), p.next(), p.next());
+                        format!("({name}, {tz}, FALSE, {code}, {})", p.next())
+                    });
                     let sql = format!(
                         "INSERT INTO participants \
                          (name, tz, is_local, invite_code, created_at) \
@@ -108,10 +105,9 @@ macro_rules! tooling {
                     HashMap::with_capacity(flat.len());
                 for chunk in flat.chunks(CHUNK) {
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        format!("({}, 'active', {})", p.list(5), p.list(2))
+                    });
                     let sql = format!(
                         "INSERT INTO accounts \
                          (participant_id, network, handle, server, credentials, status, \
@@ -160,10 +156,9 @@ macro_rules! tooling {
                 let indexed: Vec<(usize, &NewStriker)> = strikers.iter().enumerate().collect();
                 for chunk in indexed.chunks(CHUNK) {
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        format!("({}, 'active', {})", p.list(5), p.list(2))
+                    });
                     let sql = format!(
                         "INSERT INTO pledges \
                          (participant_id, campaign_id, tz, days, every_secs, status, \
@@ -207,10 +202,7 @@ macro_rules! tooling {
                     let mut params = Params::new::<$db>();
                     let sql = format!(
                         "INSERT INTO pledge_accounts (pledge_id, account_id) VALUES {}",
-                        (0..chunk.len())
-                            .map(|_| format!("({})", params.list(2)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        params.rows(chunk.len(), 2)
                     );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (pledge, account) in chunk {
