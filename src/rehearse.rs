@@ -431,7 +431,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
         }
         store
             .upsert_pledge(
-                &crate::participation::new_pledge(participant, &campaign, &p, accounts),
+                &crate::participation::new_pledge(participant, &campaign, p, accounts),
                 now,
             )
             .await?;
