@@ -241,12 +241,22 @@ async fn next_page(
     now: DateTime<Utc>,
 ) -> Result<Option<Page>, StoreError> {
     let campaign = planner.campaign;
-    let pledges = store.active_pledges(&campaign.id, after, PAGE).await?;
-    let Some(last) = pledges.last().map(|p| p.id) else {
+    let page = store.active_pledges(&campaign.id, after, PAGE).await?;
+    let Some(last) = page.last_id() else {
         return Ok(None);
     };
+    let pledges = page.pledges;
     let mut plans = Vec::with_capacity(pledges.len());
-    let mut problems = Vec::new();
+    // A row that does not read (edited by hand) is recorded like a pledge that cannot be
+    // planned, and the rest go on.
+    let mut problems: Vec<(PledgeId, Option<String>)> = page
+        .unreadable
+        .into_iter()
+        .map(|(id, e)| {
+            tracing::warn!(pledge = %id, campaign = %campaign.id, error = %e, "pledge unreadable");
+            (id, Some(format!("the stored pledge does not read: {e}")))
+        })
+        .collect();
     for chunk in pledges.chunks(YIELD_EVERY) {
         for p in chunk {
             match planner.plan(p, now) {

@@ -153,9 +153,10 @@ pub async fn accounts_striking_soon(
     let mut after: Option<PledgeId> = None;
     loop {
         let page = store.active_pledges(&campaign.id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for p in &page {
+        let Some(last) = page.last_id() else { break };
+        after = Some(last);
+        // An unreadable pledge is reported by the planner, which tries it every round.
+        for p in &page.pledges {
             seen.extend(p.account_ids.iter().copied());
         }
     }

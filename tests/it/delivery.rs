@@ -423,7 +423,13 @@ async fn below_its_tipping_point_a_strike_is_postponed_but_invitations_still_go_
     let rows = world
         .store
         .outbox_for(
-            world.store.active_pledges("tp", None, 10).await.unwrap()[0].participant_id,
+            world
+                .store
+                .active_pledges("tp", None, 10)
+                .await
+                .unwrap()
+                .pledges[0]
+                .participant_id,
             Some("tp"),
         )
         .await

@@ -326,7 +326,11 @@ async fn a_pledge_round_trips_and_pages_in_id_order() {
             .unwrap();
 
         // Act
-        let first = store.active_pledges(CAMPAIGN, None, 1).await.unwrap();
+        let first = store
+            .active_pledges(CAMPAIGN, None, 1)
+            .await
+            .unwrap()
+            .pledges;
         let rest = store
             .active_pledges(CAMPAIGN, Some(first[0].id), 10)
             .await
@@ -337,7 +341,7 @@ async fn a_pledge_round_trips_and_pages_in_id_order() {
         assert_eq!(first.len(), 1, "{db}");
         assert_eq!(first[0].id, a.pledge);
         assert_eq!(
-            rest.iter().map(|p| p.id).collect::<Vec<_>>(),
+            rest.pledges.iter().map(|p| p.id).collect::<Vec<_>>(),
             vec![b.pledge]
         );
         assert_eq!(got_b.days, Some(days));
@@ -1979,7 +1983,11 @@ async fn a_planning_problem_is_recorded_on_the_pledge_and_cleared_by_joining_aga
             .await
             .unwrap();
         let recorded = store.get_pledge(s.pledge).await.unwrap().unwrap();
-        let listed = store.active_pledges(CAMPAIGN, None, 10).await.unwrap();
+        let listed = store
+            .active_pledges(CAMPAIGN, None, 10)
+            .await
+            .unwrap()
+            .pledges;
         store
             .upsert_pledge(
                 &NewPledge {
