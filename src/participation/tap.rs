@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Missing, ParticipationError};
 use crate::campaign::{Campaign, preview};
 use crate::compose::intent;
-use crate::domain::NetworkKind;
+use crate::domain::{Handle, NetworkKind};
 use crate::scheduler::planner;
 use crate::store::{
     Account, AccountId, AccountRoute, AccountStatus, NewAccount, OutboxId, OutboxRow, OutboxState,
@@ -35,7 +35,7 @@ const MAX_HANDLE: usize = 100;
 
 /// A handle as typed, trimmed; refused when empty, too long or holding spaces or control
 /// characters (it is shown on pages and in mails).
-pub fn check_handle(network: NetworkKind, handle: &str) -> Result<String, ParticipationError> {
+pub fn check_handle(network: NetworkKind, handle: &str) -> Result<Handle, ParticipationError> {
     let h = handle.trim();
     if h.is_empty() || h.chars().count() > MAX_HANDLE || h.chars().any(char::is_whitespace) {
         return Err(ParticipationError::Invalid(format!(
@@ -48,7 +48,7 @@ pub fn check_handle(network: NetworkKind, handle: &str) -> Result<String, Partic
             "A handle cannot hold control characters.".into(),
         ));
     }
-    Ok(h.to_string())
+    Handle::parse(h).map_err(|e| ParticipationError::Invalid(e.to_string()))
 }
 
 /// Add a tap-to-post account for `participant`: no credentials are asked or stored.

@@ -152,7 +152,7 @@ impl Reminder {
             .await?
             .into_iter()
             .find(|p| p.id == due.pledge_id)
-            .and_then(|p| p.tz.parse::<chrono_tz::Tz>().ok())
+            .map(|p| p.tz.tz())
             .unwrap_or(chrono_tz::UTC);
         let site = self.public_url.trim_end_matches('/');
         let day = due.slot_at.with_timezone(&tz).date_naive();

@@ -17,6 +17,7 @@ use super::session::signed_in;
 use super::views::{AccountView, account_view, local_label};
 use super::{AppState, WebError, guard, session};
 use crate::compose::intent;
+use crate::domain::{CampaignId, Zone};
 use crate::participation;
 use crate::participation::tap::Confirmer;
 use crate::scheduler::planner;
@@ -32,10 +33,10 @@ pub struct MeQuery {
 
 #[derive(Serialize)]
 struct PledgeView {
-    campaign_id: String,
+    campaign_id: CampaignId,
     title: String,
     active: bool,
-    tz: String,
+    tz: Zone,
     days: String,
     every: Option<String>,
     posts: Vec<PostView>,
@@ -166,12 +167,12 @@ async fn due_now(
     accounts: &[crate::store::Account],
 ) -> Result<Vec<DueView>, WebError> {
     let site = state.settings.public_url.trim_end_matches('/');
-    let zones: std::collections::HashMap<String, chrono_tz::Tz> = state
+    let zones: std::collections::HashMap<CampaignId, chrono_tz::Tz> = state
         .store
         .pledges_of(me.id)
         .await?
         .into_iter()
-        .map(|p| (p.campaign_id, p.tz.parse().unwrap_or(chrono_tz::UTC)))
+        .map(|p| (p.campaign_id, p.tz.tz()))
         .collect();
     let now = state.clock.now();
     let rows = state.store.outbox_for(me.id, None).await?;
@@ -203,7 +204,7 @@ async fn due_now(
             id: r.id.0,
             title: state
                 .campaign(&r.campaign_id)
-                .map_or_else(|| r.campaign_id.clone(), |c| c.title.clone()),
+                .map_or_else(|| r.campaign_id.to_string(), |c| c.title.clone()),
             when: local_label(r.run_at, tz),
             links: intent::notice_links(
                 account.network,
@@ -237,7 +238,7 @@ async fn pledges(
     };
     let mut out = Vec::new();
     for pledge in state.store.pledges_of(me.id).await? {
-        let tz: chrono_tz::Tz = pledge.tz.parse().unwrap_or(chrono_tz::UTC);
+        let tz = pledge.tz;
         let mut counts = Counts::default();
         let posts = state
             .store
@@ -281,7 +282,7 @@ async fn pledges(
             .collect();
         let title = state
             .campaign(&pledge.campaign_id)
-            .map_or_else(|| pledge.campaign_id.clone(), |c| c.title.clone());
+            .map_or_else(|| pledge.campaign_id.to_string(), |c| c.title.clone());
         out.push(PledgeView {
             title,
             active: pledge.status == PledgeStatus::Active,
@@ -865,7 +866,7 @@ async fn posted_view(
         .await?
         .into_iter()
         .find(|p| p.id == row.pledge_id)
-        .and_then(|p| p.tz.parse::<chrono_tz::Tz>().ok())
+        .map(|p| p.tz.tz())
         .unwrap_or(chrono_tz::UTC);
     let text = row.text.clone().unwrap_or_default();
     Ok(PostedPage {
@@ -873,7 +874,7 @@ async fn posted_view(
         token,
         title: state
             .campaign(&row.campaign_id)
-            .map_or_else(|| row.campaign_id.clone(), |c| c.title.clone()),
+            .map_or_else(|| row.campaign_id.to_string(), |c| c.title.clone()),
         links: intent::notice_links(
             account.network,
             &account.handle,

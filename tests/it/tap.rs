@@ -397,13 +397,13 @@ async fn i_posted_it_in_chromium_counts_the_notice_and_refuses_an_address_on_ano
     clock.set(midnight);
     let rows = rows_in(&app, who, 2, OutboxState::Reminded).await;
     let accounts = app.store.list_accounts(who).await.unwrap();
-    let id_of = |network: picket::network::NetworkKind| {
+    let id_of = |network: picket::domain::NetworkKind| {
         let a = accounts.iter().find(|a| a.network == network).unwrap();
         rows.iter().find(|r| r.account_id == a.id).unwrap().id
     };
     let (x, insta) = (
-        id_of(picket::network::NetworkKind::X),
-        id_of(picket::network::NetworkKind::Instagram),
+        id_of(picket::domain::NetworkKind::X),
+        id_of(picket::domain::NetworkKind::Instagram),
     );
 
     with_browsers(async |browsers| {
@@ -603,9 +603,9 @@ async fn the_calendar_alarms_each_tap_notice_at_its_minute_with_the_link_that_is
             .and_then(|r| r.text.clone())
             .unwrap()
     };
-    assert_eq!(text_param(link), text_of(picket::network::NetworkKind::X));
+    assert_eq!(text_param(link), text_of(picket::domain::NetworkKind::X));
     assert!(
-        facebook.contains(&text_of(picket::network::NetworkKind::Facebook)),
+        facebook.contains(&text_of(picket::domain::NetworkKind::Facebook)),
         "{facebook}"
     );
 }
@@ -679,7 +679,7 @@ async fn the_command_line_adds_tap_accounts_joins_with_an_address_and_status_giv
     .await;
     let local = app
         .store
-        .ensure_local_participant("me", "UTC", Utc::now())
+        .ensure_local_participant("me", picket::domain::Zone::UTC, Utc::now())
         .await
         .unwrap();
     let me = app.store.get_participant(local).await.unwrap().unwrap();
