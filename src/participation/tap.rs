@@ -166,13 +166,15 @@ pub async fn tap_notice(
 
 /// A post of an API account that needs reconnecting, due now and still inside its
 /// window: picket cannot post it, so its owner is shown it to post by hand (their page
-/// lists it with the compose link). It stays `pending`, so a reconnect still posts it;
-/// "I posted it" makes it final instead.
+/// and the reminder mail give it with the compose link). It stays `pending`, so a
+/// reconnect still posts it; "I posted it" makes it final instead. Due from its slot's
+/// minute, not its jittered `run_at`: jitter spreads requests to a server, a person
+/// posting by hand sends none, and the slot's mail goes at that minute.
 pub fn is_fallback(row: &OutboxRow, account: &Account, now: DateTime<Utc>) -> bool {
     row.state == OutboxState::Pending
         && account.route == AccountRoute::Api
         && account.status == AccountStatus::ReconnectNeeded
-        && row.run_at <= now
+        && row.slot_at <= now
         && now <= row.window_end
 }
 

@@ -29,7 +29,7 @@ use crate::compose::intent::{self, NoticeLinks};
 use crate::mail::{self, MailError, Mailer};
 use crate::participation;
 use crate::render::pages::Pages;
-use crate::store::{ReminderDue, Store, StoreError};
+use crate::store::{AccountRoute, OutboxRow, OutboxState, ReminderDue, Store, StoreError};
 
 /// How often due reminders are looked for: a mail is at most this late after its slot.
 const POLL: StdDuration = StdDuration::from_secs(1);
@@ -44,6 +44,8 @@ pub enum RemindError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Mail(#[from] MailError),
+    #[error("rendering the texts to post by hand: {0}")]
+    Texts(String),
 }
 
 /// What one round did.
@@ -70,6 +72,8 @@ struct MailNotice {
     #[serde(flatten)]
     links: NoticeLinks,
     posted_link: String,
+    /// An API account whose credentials stopped working: picket could not post this.
+    reconnect: bool,
 }
 
 impl Reminder {
@@ -129,22 +133,56 @@ impl Reminder {
             return Ok(false);
         };
         let now = self.clock.now();
-        // The point of no return: from here this slot is never mailed again.
-        let Some(ids) = self
-            .store
-            .mark_reminder_mail(due.pledge_id, &due.slot_key, now)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let rows: Vec<_> = self
+        let site = self.public_url.trim_end_matches('/');
+        let accounts = self.store.list_accounts(me.id).await?;
+        let account_of = |r: &OutboxRow| accounts.iter().find(|a| a.id == r.account_id);
+        let waiting: Vec<_> = self
             .store
             .outbox_for(me.id, Some(&due.campaign_id))
             .await?
             .into_iter()
-            .filter(|r| ids.contains(&r.id))
+            .filter(|r| r.pledge_id == due.pledge_id && r.slot_key == due.slot_key && !r.mailed)
+            .filter(|r| {
+                r.state == OutboxState::Reminded
+                    || account_of(r).is_some_and(|a| participation::tap::is_fallback(r, a, now))
+            })
             .collect();
-        let accounts = self.store.list_accounts(me.id).await?;
+        // A fallback post waits unrendered (a reconnect still posts it): its text is
+        // rendered now, as the page and `picket status` render it.
+        let planned = if waiting.iter().any(|r| r.state == OutboxState::Pending) {
+            participation::tap::planned_texts(&*self.store, &self.campaigns, site, &me, &accounts)
+                .await
+                .map_err(|e| RemindError::Texts(e.to_string()))?
+        } else {
+            Default::default()
+        };
+        let mut tokens = Vec::new();
+        let mut ready = Vec::new();
+        for row in &waiting {
+            let text = match row.state {
+                OutboxState::Reminded => row.text.clone(),
+                _ => planned
+                    .get(&(row.account_id, row.slot_key.clone()))
+                    .cloned(),
+            };
+            let (Some(text), Some(account)) = (text, account_of(row)) else {
+                continue;
+            };
+            let token = participation::new_access_token();
+            tokens.push((row.id, participation::token_hash(&token)));
+            ready.push((row.id, account, text, token));
+        }
+        if tokens.is_empty() {
+            return Ok(false);
+        }
+        // The point of no return: from here these notices are never mailed again.
+        let marked = self
+            .store
+            .mark_reminder_mail(due.pledge_id, &due.slot_key, &tokens, now)
+            .await?;
+        if marked.ids.is_empty() {
+            return Ok(false);
+        }
         let campaign = self.campaigns.iter().find(|c| c.id == due.campaign_id);
         let tz = self
             .store
@@ -154,36 +192,24 @@ impl Reminder {
             .find(|p| p.id == due.pledge_id)
             .map(|p| p.tz.tz())
             .unwrap_or(chrono_tz::UTC);
-        let site = self.public_url.trim_end_matches('/');
         let day = due.slot_at.with_timezone(&tz).date_naive();
-        let mut tokens = Vec::new();
-        let mut notices = Vec::new();
-        for row in &rows {
-            let (Some(text), Some(account)) = (
-                row.text.as_deref(),
-                accounts.iter().find(|a| a.id == row.account_id),
-            ) else {
-                continue;
-            };
-            let token = participation::new_access_token();
-            tokens.push((row.id, participation::token_hash(&token)));
-            notices.push(MailNotice {
+        let notices: Vec<_> = ready
+            .into_iter()
+            .filter(|(id, ..)| marked.ids.contains(id))
+            .map(|(_, account, text, token)| MailNotice {
                 links: intent::notice_links(
                     account.network,
                     &account.handle,
                     account.server.as_deref(),
-                    text,
+                    &text,
                     site,
                     &due.campaign_id,
                     day,
                 ),
                 posted_link: format!("{site}/me/posted/{token}"),
-            });
-        }
-        if notices.is_empty() {
-            return Ok(false);
-        }
-        self.store.set_confirm_tokens(&tokens, now).await?;
+                reconnect: account.route == AccountRoute::Api,
+            })
+            .collect();
         let when = local_when(due.slot_at, tz);
         let mail = mail::render(
             &self.pages,
@@ -198,6 +224,7 @@ impl Reminder {
                     "hashtag": campaign.map_or("", |c| c.hashtag.as_str()),
                 },
                 "notices": notices,
+                "later": !marked.first,
                 "me_url": format!("{site}/me"),
             }),
         )?;
@@ -239,6 +266,7 @@ mod tests {
                 day,
             ),
             posted_link: format!("https://picket.test/me/posted/{token}"),
+            reconnect: false,
         };
         let mail = mail::render(
             &pages,

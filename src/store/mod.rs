@@ -64,7 +64,7 @@ pub use outbox::Outbox;
 pub use participants::Participants;
 pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
-pub use reminders::{ReminderDue, Reminders};
+pub use reminders::{MarkedMail, ReminderDue, Reminders};
 pub use sessions::Sessions;
 pub use signatures::Signatures;
 pub use sqlite::SqliteStore;

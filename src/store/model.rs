@@ -440,6 +440,8 @@ pub struct OutboxRow {
     pub post_name: String,
     pub template: String,
     pub variant: i64,
+    /// The slot's own instant; `run_at` adds the API rows' jitter and a retry's delay.
+    pub slot_at: DateTime<Utc>,
     pub run_at: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     pub state: OutboxState,
@@ -456,6 +458,8 @@ pub struct OutboxRow {
     /// When the person said they posted it by hand, and the address they gave.
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmed_url: Option<String>,
+    /// A reminder mail carried it (with an "I posted it" token): never mailed again.
+    pub mailed: bool,
 }
 
 /// Posts of one campaign by state.

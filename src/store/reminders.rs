@@ -1,6 +1,8 @@
-//! Tap-to-post reminders: which pledges' slots are due for their one reminder mail, the
-//! at-most-once mark taken before that mail is sent, the single-purpose "I posted it"
-//! tokens the mail carries, and recording a notice posted by hand.
+//! Tap-to-post reminders: which pledges' slots are due for a reminder mail (tap-to-post
+//! notices, and the fallback: posts of accounts needing reconnection), the at-most-once
+//! mark taken before that mail is sent (each notice's single-purpose "I posted it" token,
+//! so no notice is in two mails; `reminder_mails` records the slot's first mail), and
+//! recording a notice posted by hand.
 //!
 //! The same SQL on both databases: the `reminders!` macro stamps one implementation of
 //! [`Reminders`] out for each backend.
@@ -13,8 +15,8 @@ use super::model::*;
 use super::rows::{OUTBOX_COLUMNS, OutboxRowRaw, instant, ms};
 use super::{PgStore, SqliteStore, StoreError};
 
-/// One pledge's slot whose tap-to-post notices are all rendered and whose reminder mail
-/// has not been sent.
+/// One pledge's slot with notices waiting to be posted by hand that no reminder mail has
+/// carried yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReminderDue {
     pub pledge_id: PledgeId,
@@ -24,34 +26,73 @@ pub struct ReminderDue {
     pub slot_at: DateTime<Utc>,
 }
 
+/// What [`Reminders::mark_reminder_mail`] marked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedMail {
+    /// The notices this mail carries, by `OutboxId`: the ones still unmailed and still
+    /// waiting to be posted by hand. Empty: nothing to send.
+    pub ids: Vec<OutboxId>,
+    /// No earlier mail went for this slot: false when a notice fell back to the hand
+    /// (its account failed at send time) after the slot's mail went out.
+    pub first: bool,
+}
+
+/// A notice waiting to be posted by hand at `$now`: a tap-to-post notice rendered at its
+/// minute (`reminded`), or the fallback: a `pending` post of an API account that needs
+/// reconnecting, from its slot's minute (not its jittered `run_at`: jitter spreads
+/// requests to a server, and a person posting by hand sends none; the slot's minute is
+/// when the tap notices of the same slot are mailed, so one mail holds both), until its
+/// window ends (after that "I posted it" refuses it: a reconnect cannot post it either).
+macro_rules! by_hand {
+    ($t:literal, $now:literal) => {
+        concat!(
+            "(",
+            $t,
+            ".state = 'reminded' OR (",
+            $t,
+            ".state = 'pending' AND ",
+            $t,
+            ".slot_at <= ",
+            $now,
+            " AND ",
+            $t,
+            ".window_end >= ",
+            $now,
+            " AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = ",
+            $t,
+            ".account_id AND a.route = 'api' AND a.status = 'reconnect_needed')))"
+        )
+    };
+}
+
 /// Reminders of tap-to-post notices; part of [`Store`](super::Store).
 #[async_trait]
 pub trait Reminders {
-    /// Slots due for their reminder mail now, oldest first, at most `limit`: at least one
-    /// `reminded` notice, no mail marked yet, the window (plus `grace`) still open, no
-    /// tap-to-post notice of the same slot still waiting to be rendered (so one mail holds
-    /// them all), an active pledge of a campaign not cancelled, and an address to mail.
+    /// Slots due for a reminder mail now, oldest first, at most `limit`: at least one
+    /// notice waiting to be posted by hand (a `reminded` tap notice, or a post of an
+    /// account needing reconnection from its slot's minute) that no mail carried yet,
+    /// its window (plus `grace`) still open, no post of the same slot due now still
+    /// waiting to be rendered or sent (so one mail holds the whole slot, including a post
+    /// whose account fails as it is sent), an active pledge of a campaign not cancelled,
+    /// and an address to mail.
     async fn reminders_due(
         &self,
         now: DateTime<Utc>,
         grace: Duration,
         limit: u32,
     ) -> Result<Vec<ReminderDue>, StoreError>;
-    /// Mark the slot's reminder mail as sent, before it is: `None` when it already was
-    /// marked (by this process before a restart, or another one), otherwise the ids of
-    /// the slot's `reminded` notices, for the mail. Never two mails for one slot.
+    /// Mark the notices of one mail as mailed, before it is sent, with the hash of each
+    /// one's "I posted it" token (the mail carries the token): only those of the slot
+    /// still unmailed and still waiting by hand are marked and returned. A notice is
+    /// never in two mails, whoever marks first (this process before a restart, or
+    /// another one).
     async fn mark_reminder_mail(
         &self,
         pledge: PledgeId,
         slot_key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Vec<OutboxId>>, StoreError>;
-    /// Store the hash of each notice's "I posted it" token (the mail carries the token).
-    async fn set_confirm_tokens(
-        &self,
         tokens: &[(OutboxId, String)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<MarkedMail, StoreError>;
     /// One post with the participant whose pledge it belongs to.
     async fn outbox_row(
         &self,
@@ -97,25 +138,26 @@ macro_rules! reminders {
                 grace: Duration,
                 limit: u32,
             ) -> Result<Vec<ReminderDue>, StoreError> {
-                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64)>(
+                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64)>(concat!(
                     "SELECT o.pledge_id, p.participant_id, o.campaign_id, o.slot_key, \
                      MIN(o.slot_at) FROM outbox o \
                      JOIN pledges p ON p.id = o.pledge_id \
                      JOIN participants pt ON pt.id = p.participant_id \
-                     WHERE o.state = 'reminded' AND o.window_end >= $1 - $2 \
+                     WHERE ",
+                    by_hand!("o", "$1"),
+                    " AND o.confirm_token_hash IS NULL AND o.window_end >= $1 - $2 \
                      AND p.status = 'active' AND pt.email IS NOT NULL \
-                     AND NOT EXISTS (SELECT 1 FROM reminder_mails r \
-                     WHERE r.pledge_id = o.pledge_id AND r.slot_key = o.slot_key) \
                      AND NOT EXISTS (SELECT 1 FROM outbox q \
                      JOIN accounts a ON a.id = q.account_id \
                      WHERE q.pledge_id = o.pledge_id AND q.slot_key = o.slot_key \
-                     AND a.route = 'tap' AND q.state IN ('pending', 'claimed') \
-                     AND q.run_at <= $1) \
+                     AND q.run_at <= $1 AND ((q.state IN ('pending', 'claimed') \
+                     AND (a.route = 'tap' OR a.status = 'active')) \
+                     OR (q.state = 'sending' AND q.lease_until > $1))) \
                      AND NOT EXISTS (SELECT 1 FROM campaign_state c \
                      WHERE c.campaign_id = o.campaign_id AND c.cancelled_at IS NOT NULL) \
                      GROUP BY o.pledge_id, p.participant_id, o.campaign_id, o.slot_key \
-                     ORDER BY MIN(o.slot_at), o.pledge_id LIMIT $3",
-                )
+                     ORDER BY MIN(o.slot_at), o.pledge_id LIMIT $3"
+                ))
                 .bind(ms(now))
                 .bind(grace.num_milliseconds())
                 .bind(i64::from(limit))
@@ -138,10 +180,11 @@ macro_rules! reminders {
                 &self,
                 pledge: PledgeId,
                 slot_key: &str,
+                tokens: &[(OutboxId, String)],
                 now: DateTime<Utc>,
-            ) -> Result<Option<Vec<OutboxId>>, StoreError> {
+            ) -> Result<MarkedMail, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let marked = sqlx::query_scalar::<_, i64>(
+                let first = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO reminder_mails (pledge_id, slot_key, marked_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING pledge_id",
                 )
@@ -149,41 +192,32 @@ macro_rules! reminders {
                 .bind(slot_key)
                 .bind(ms(now))
                 .fetch_optional(&mut *tx)
-                .await?;
-                if marked.is_none() {
-                    return Ok(None);
-                }
-                let ids = sqlx::query_scalar::<_, i64>(
-                    "SELECT id FROM outbox WHERE pledge_id = $1 AND slot_key = $2 \
-                     AND state = 'reminded' ORDER BY account_id",
-                )
-                .bind(pledge.0)
-                .bind(slot_key)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(Some(ids.into_iter().map(OutboxId).collect()))
-            }
-
-            async fn set_confirm_tokens(
-                &self,
-                tokens: &[(OutboxId, String)],
-                now: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
-                let mut tx = self.begin_write().await?;
+                .await?
+                .is_some();
+                let mut ids = Vec::with_capacity(tokens.len());
                 for (id, hash) in tokens {
-                    sqlx::query(
+                    let marked = sqlx::query_scalar::<_, i64>(concat!(
                         "UPDATE outbox SET confirm_token_hash = $2, updated_at = $3 \
-                         WHERE id = $1 AND state = 'reminded'",
-                    )
+                         WHERE id = $1 AND pledge_id = $4 AND slot_key = $5 \
+                         AND confirm_token_hash IS NULL AND ",
+                        by_hand!("outbox", "$3"),
+                        " RETURNING id"
+                    ))
                     .bind(id.0)
                     .bind(hash)
                     .bind(ms(now))
-                    .execute(&mut *tx)
+                    .bind(pledge.0)
+                    .bind(slot_key)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    ids.extend(marked.map(OutboxId));
+                }
+                if ids.is_empty() {
+                    // Nothing to mail: the slot's mark is not taken either.
+                    return Ok(MarkedMail { ids, first: false });
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(MarkedMail { ids, first })
             }
 
             async fn outbox_row(

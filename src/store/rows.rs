@@ -223,9 +223,10 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
 
 /// Columns of [`OutboxRowRaw`], in a `SELECT` from `outbox o`.
 pub(crate) const OUTBOX_COLUMNS: &str = "o.id, o.campaign_id, o.pledge_id, o.account_id, \
-     o.slot_key, o.post_name, o.template, o.variant, o.run_at, o.window_end, o.state, \
-     o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, o.published_at, \
-     o.text, o.updated_at, o.reminded_at, o.confirmed_at, o.confirmed_url";
+     o.slot_key, o.post_name, o.template, o.variant, o.slot_at, o.run_at, o.window_end, \
+     o.state, o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, \
+     o.published_at, o.text, o.updated_at, o.reminded_at, o.confirmed_at, o.confirmed_url, \
+     o.confirm_token_hash IS NOT NULL AS mailed";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRowRaw {
@@ -237,6 +238,7 @@ pub(crate) struct OutboxRowRaw {
     post_name: String,
     template: String,
     variant: i64,
+    slot_at: i64,
     run_at: i64,
     window_end: i64,
     state: String,
@@ -251,6 +253,7 @@ pub(crate) struct OutboxRowRaw {
     reminded_at: Option<i64>,
     confirmed_at: Option<i64>,
     confirmed_url: Option<String>,
+    mailed: bool,
 }
 
 impl TryFrom<OutboxRowRaw> for OutboxRow {
@@ -265,6 +268,9 @@ impl TryFrom<OutboxRowRaw> for OutboxRow {
             post_name: r.post_name,
             template: r.template,
             variant: r.variant,
+            // The claim fails a row whose slot instant no clock can hold, with its
+            // reason; listing it must not fail the participant's whole page meanwhile.
+            slot_at: instant(r.slot_at).or_else(|_| instant(r.run_at))?,
             run_at: instant(r.run_at)?,
             window_end: instant(r.window_end)?,
             state: parse(&r.state)?,
@@ -279,6 +285,7 @@ impl TryFrom<OutboxRowRaw> for OutboxRow {
             reminded_at: opt_instant(r.reminded_at)?,
             confirmed_at: opt_instant(r.confirmed_at)?,
             confirmed_url: r.confirmed_url,
+            mailed: r.mailed,
         })
     }
 }

@@ -2247,12 +2247,25 @@ async fn a_slots_reminder_mail_is_due_once_its_notices_are_all_rendered_and_is_m
         let half = store.reminders_due(now, grace, 10).await.unwrap();
         remind(&*store, now, 10).await;
         let due = store.reminders_due(now, grace, 10).await.unwrap();
-        let marked = store
-            .mark_reminder_mail(s.pledge, "notice@0", now)
+        let rendered = store
+            .outbox_for(s.participant, Some(CAMPAIGN))
             .await
             .unwrap();
+        let tokens: Vec<_> = rendered
+            .iter()
+            .filter(|r| r.slot_key == "notice@0")
+            .map(|r| (r.id, format!("hash-{}", r.id)))
+            .collect();
+        let marked = store
+            .mark_reminder_mail(s.pledge, "notice@0", &tokens, now)
+            .await
+            .unwrap();
+        let again: Vec<_> = tokens
+            .iter()
+            .map(|(id, h)| (*id, format!("{h}-2")))
+            .collect();
         let marked_again = store
-            .mark_reminder_mail(s.pledge, "notice@0", now)
+            .mark_reminder_mail(s.pledge, "notice@0", &again, now)
             .await
             .unwrap();
         let after = store.reminders_due(now, grace, 10).await.unwrap();
@@ -2285,8 +2298,11 @@ async fn a_slots_reminder_mail_is_due_once_its_notices_are_all_rendered_and_is_m
             ),
             (s.pledge, s.participant, "notice@0")
         );
-        assert_eq!(marked.map(|ids| ids.len()), Some(2), "{db}");
-        assert_eq!(marked_again, None, "never two mails for one slot ({db})");
+        assert_eq!((marked.ids.len(), marked.first), (2, true), "{db}");
+        assert!(
+            marked_again.ids.is_empty(),
+            "never two mails for one notice ({db})"
+        );
         assert!(after.is_empty(), "{db}");
         assert!(closed.is_empty(), "not after the window ({db})");
         assert_eq!(open.len(), 1, "{db}");
@@ -2306,7 +2322,12 @@ async fn an_i_posted_it_token_finds_its_notice_by_its_hash_only() {
 
         // Act
         store
-            .set_confirm_tokens(&[(reminded[0], "hash-of-token".into())], now)
+            .mark_reminder_mail(
+                s.pledge,
+                "notice@0",
+                &[(reminded[0], "hash-of-token".into())],
+                now,
+            )
             .await
             .unwrap();
         let found = store
@@ -2388,6 +2409,86 @@ async fn a_post_waiting_for_a_reconnect_can_be_posted_by_hand_and_is_then_never_
             OutboxState::PostedByHand
         );
         assert_eq!(ids(&later), vec![healthy.id], "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_waiting_for_a_reconnect_is_due_for_a_reminder_mail_from_its_slot_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange: an API account refused as its post was sent, and one never tried
+        // (needing reconnection before its slot, three hours later).
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 3]).await;
+        let grace = Duration::seconds(60);
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let in_flight = store.reminders_due(now, grace, 10).await.unwrap();
+        store
+            .record(
+                &[Outcome::Reconnect {
+                    id: claimed[0].id,
+                    account_id: s.accounts[0],
+                    reason: "token revoked".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let due = store.reminders_due(now, grace, 10).await.unwrap();
+        let marked = store
+            .mark_reminder_mail(
+                s.pledge,
+                &due[0].slot_key,
+                &[(claimed[0].id, "hash-a".into())],
+                now,
+            )
+            .await
+            .unwrap();
+        let after = store.reminders_due(now, grace, 10).await.unwrap();
+        let later = t0() + Duration::hours(3);
+        let before_slot = store
+            .reminders_due(later - Duration::seconds(1), grace, 10)
+            .await
+            .unwrap();
+        let at_slot = store.reminders_due(later, grace, 10).await.unwrap();
+        let closed = store
+            .reminders_due(later + Duration::hours(1) + Duration::seconds(1), grace, 10)
+            .await
+            .unwrap();
+        let found = store.outbox_row_by_confirm_token("hash-a").await.unwrap();
+        let rows = store
+            .outbox_for(s.participant, Some(CAMPAIGN))
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(
+            in_flight.is_empty(),
+            "a post being sent is not yet a fallback ({db})"
+        );
+        assert_eq!(due.len(), 1, "{db}: {due:?}");
+        assert_eq!(due[0].pledge_id, s.pledge);
+        assert_eq!(
+            (marked.ids.clone(), marked.first),
+            (vec![claimed[0].id], true),
+            "{db}"
+        );
+        assert!(after.is_empty(), "mailed once ({db}): {after:?}");
+        assert!(before_slot.is_empty(), "never before its slot ({db})");
+        assert_eq!(at_slot.len(), 1, "{db}: {at_slot:?}");
+        assert!(closed.is_empty(), "not after its window ({db})");
+        assert_eq!(found.expect(db).0.id, claimed[0].id);
+        let first = rows.iter().find(|r| r.id == claimed[0].id).unwrap();
+        assert!(
+            first.mailed && first.state == OutboxState::Pending,
+            "{db}: {first:?}"
+        );
     })
     .await;
 }
