@@ -42,8 +42,8 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(b))
 }
 
-/// The mock server, driven as a test fixture (users, codes, reads).
-struct Mock {
+/// The mock server, driven as a test fixture (users, codes, reads); `tap` uses it too.
+pub(crate) struct Mock {
     url: String,
     http: reqwest::Client,
     client_id: String,
@@ -52,7 +52,7 @@ struct Mock {
 }
 
 impl Mock {
-    async fn new(url: &str) -> Mock {
+    pub(crate) async fn new(url: &str) -> Mock {
         let http = reqwest::Client::new();
         let app: Value = http
             .post(format!("{url}/api/v1/apps"))
@@ -84,7 +84,7 @@ impl Mock {
     }
 
     /// Sign a new user up; returns the username.
-    async fn sign_up(&self, prefix: &str) -> String {
+    pub(crate) async fn sign_up(&self, prefix: &str) -> String {
         let username = unique(prefix);
         let resp = self
             .http
@@ -130,7 +130,7 @@ impl Mock {
     }
 
     /// A user token obtained the way a participant would, outside picket.
-    async fn token_for(&self, username: &str) -> String {
+    pub(crate) async fn token_for(&self, username: &str) -> String {
         let code = self.authorize(username, &self.client_id).await;
         let tok: Value = self
             .http
@@ -152,7 +152,7 @@ impl Mock {
         tok["access_token"].as_str().unwrap().to_string()
     }
 
-    async fn revoke(&self, token: &str) {
+    pub(crate) async fn revoke(&self, token: &str) {
         let resp = self
             .http
             .post(format!("{}/oauth/revoke", self.url))
@@ -169,7 +169,7 @@ impl Mock {
     }
 
     /// Public statuses under `#tag`, newest first.
-    async fn tagged(&self, tag: &str) -> Vec<Value> {
+    pub(crate) async fn tagged(&self, tag: &str) -> Vec<Value> {
         self.http
             .get(format!(
                 "{}/api/v1/timelines/tag/{}?limit=40",

@@ -862,3 +862,255 @@ async fn status_gives_the_post_of_an_account_needing_reconnection_to_post_by_han
         "{status}"
     );
 }
+
+/// `campaign()` on the API networks the fallback tests use, under a hashtag of its own
+/// (the Mastodon mock is shared by every test, and its tag timeline is read).
+fn api_campaign(networks: &str, hashtag: &str) -> String {
+    campaign()
+        .replace(
+            r#"networks = ["x", "facebook", "instagram"]"#,
+            &format!("networks = {networks}"),
+        )
+        .replace(
+            "hashtag = \"TapStrike\"",
+            &format!("hashtag = \"{hashtag}\""),
+        )
+}
+
+/// `picket join ID` in Auckland with the accounts the command line added to `install`,
+/// reminders mailed to `to`; returns the participant.
+async fn join_on_command_line(
+    install: &crate::support::Installation,
+    accounts: &[i64],
+    to: &str,
+) -> ParticipantId {
+    let mut args = vec!["join", ID, "--email", to, "--tz", "Pacific/Auckland"];
+    let ids: Vec<String> = accounts.iter().map(i64::to_string).collect();
+    for id in &ids {
+        args.extend(["--account", id]);
+    }
+    install.run(&args);
+    let store = install.store().await;
+    let account = store
+        .get_account(picket::store::AccountId(accounts[0]))
+        .await
+        .unwrap()
+        .unwrap();
+    account.participant_id
+}
+
+/// The notice of `campaign()` as compose renders it for `who` on `site`.
+async fn notice_for(app: &TestApp, who: ParticipantId, hashtag: &str) -> String {
+    let me = app.store.get_participant(who).await.unwrap().unwrap();
+    format!(
+        "I'm on #{hashtag} strike today ✊ no posting here & nowhere else. Why, and how to join: {}/i/{}",
+        app.base, me.invite_code
+    )
+}
+
+/// The one row of `account` in `who`'s outbox.
+async fn row_of(app: &TestApp, who: ParticipantId, account: i64) -> OutboxRow {
+    app.store
+        .outbox_for(who, Some(ID))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.account_id.0 == account)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_revoked_mastodon_account_gets_its_notice_by_mail_at_the_slot_and_once_posted_by_hand_is_never_sent()
+ {
+    let (Some((host, port, maildir)), Some(server)) =
+        (sink(), require_server("PICKET_TEST_MASTODON_URL"))
+    else {
+        return;
+    };
+    // Arrange: a Mastodon account connected with its token, joined in Auckland with an
+    // address; the token is revoked on the server before the strike.
+    let hashtag = format!("Fallback{}", &picket::web::guard::new_token()[..8]);
+    let midnight = auckland_midnight();
+    let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+    let world = World::new(&api_campaign(r#"["mastodon"]"#, &hashtag), clock.clone()).await;
+    let mock = crate::net_mastodon::Mock::new(&server).await;
+    let user = mock.sign_up("fallback").await;
+    let token = mock.token_for(&user).await;
+    let install = Options::default()
+        .over(&world)
+        .config(&smtp(&host, port))
+        .install();
+    let account = install.add_account(&["mastodon", "--server", &server, "--token", &token]);
+    let to = fresh_address("aroha");
+    let who = join_on_command_line(&install, &[account], &to).await;
+    mock.revoke(&token).await;
+    let options = Options::default()
+        .over(&world)
+        .clock(clock.clone())
+        .config(&smtp(&host, port))
+        .own_address();
+    let app = TestApp::spawn(options.clone()).await;
+
+    // Act 1: five seconds before the minute. Real time passes on purpose: the dispatcher
+    // and the reminder mailer look every second, and nothing may come yet.
+    clock.set(midnight - chrono::Duration::seconds(5));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let early = reminders_in(&maildir, &to);
+
+    // Act 2: the minute comes; picket tries, the server refuses the token.
+    clock.set(midnight);
+    let mails = eventually(Duration::from_secs(30), "the fallback mail", async || {
+        let m = reminders_in(&maildir, &to);
+        if m.is_empty() { Err("none yet") } else { Ok(m) }
+    })
+    .await;
+    let waiting = row_of(&app, who, account).await;
+    let status = app
+        .store
+        .get_account(picket::store::AccountId(account))
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+
+    // Assert: one mail at the minute, with the server's share link holding the notice,
+    // the reconnect line and the page.
+    assert!(early.is_empty(), "a mail before the minute: {early:?}");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(status, picket::store::AccountStatus::ReconnectNeeded);
+    assert_eq!(waiting.state, OutboxState::Pending, "{waiting:?}");
+    let body = &mails[0].1;
+    let link = line_after(body, "Open this link, check the text and post it:");
+    assert!(link.starts_with(&format!("{server}/share?text=")), "{link}");
+    assert_eq!(text_param(link), notice_for(&app, who, &hashtag).await);
+    assert!(body.contains("needs reconnecting"), "{body}");
+    assert!(body.contains(&format!("{}/me", app.base)), "{body}");
+
+    // Act 3: "I posted it" from the mail; then the owner reconnects with a new token.
+    let posted_link = line_after(body, "Posted it? Tell picket, so it counts:");
+    let v = app.visitor();
+    let opened = v.get(posted_link.trim_start_matches(&app.base)).await;
+    let counted = v
+        .post(
+            "/me/posted",
+            &[
+                ("csrf", &opened.field("csrf")),
+                ("token", &opened.field("token")),
+                ("url", ""),
+            ],
+        )
+        .await;
+    let fresh = mock.token_for(&user).await;
+    let sealed = world.vault.seal_for(
+        account,
+        serde_json::json!({ "token": fresh }).to_string().as_bytes(),
+    );
+    let id = picket::store::AccountId(account);
+    app.store
+        .update_credentials(id, &sealed, clock.now())
+        .await
+        .unwrap();
+    app.store
+        .set_account_status(id, picket::store::AccountStatus::Active, None, clock.now())
+        .await
+        .unwrap();
+    clock.set(midnight + chrono::Duration::seconds(10));
+    // Real time passes on purpose: a post would go out within a dispatcher round or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Assert: counted as posted by hand, never sent after the reconnect.
+    assert_eq!(counted.status, StatusCode::OK, "{}", counted.html);
+    assert_eq!(
+        row_of(&app, who, account).await.state,
+        OutboxState::PostedByHand
+    );
+    assert!(mock.tagged(&hashtag).await.is_empty(), "posted after all");
+    assert_eq!(reminders_in(&maildir, &to).len(), 1);
+}
+
+#[tokio::test]
+async fn one_mail_holds_the_tap_notice_and_the_post_of_an_account_refused_at_the_minute_even_after_a_restart()
+ {
+    let Some((host, port, maildir)) = sink() else {
+        return;
+    };
+    // Arrange: an X account (tap) and a sandbox account (picket posts) whose token the
+    // receiver refuses from before the strike, so it fails as it is sent at the minute.
+    let midnight = auckland_midnight();
+    let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+    let world = World::new(
+        &api_campaign(r#"["x", "sandbox"]"#, "TapStrike"),
+        clock.clone(),
+    )
+    .await;
+    let install = Options::default()
+        .over(&world)
+        .config(&smtp(&host, port))
+        .install();
+    let x = install.add_account(&["x", "--handle", "@aroha"]);
+    let sandbox = install.add_account(&[
+        "sandbox",
+        "--name",
+        "aroha",
+        "--server",
+        &world.receiver_url,
+        "--token",
+        "aroha-token",
+    ]);
+    let to = fresh_address("aroha");
+    let who = join_on_command_line(&install, &[x, sandbox], &to).await;
+    world.receiver.revoke("aroha-token");
+    let options = Options::default()
+        .over(&world)
+        .clock(clock.clone())
+        .config(&smtp(&host, port))
+        .own_address();
+    let app = TestApp::spawn(options.clone()).await;
+
+    // Act 1: the minute.
+    clock.set(midnight);
+    let mails = eventually(Duration::from_secs(30), "the reminder mail", async || {
+        let m = reminders_in(&maildir, &to);
+        if m.is_empty() { Err("none yet") } else { Ok(m) }
+    })
+    .await;
+    let expected = notice_for(&app, who, "TapStrike").await;
+    let x_text = row_of(&app, who, x).await.text;
+    let refused = row_of(&app, who, sandbox).await;
+    // Act 2: picket restarts on the same database within the slot's window.
+    drop(app);
+    clock.set(midnight + chrono::Duration::seconds(30));
+    let again = TestApp::spawn(options).await;
+    // Real time passes on purpose: a second mail would be sent within a round or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let due = again
+        .store
+        .reminders_due(clock.now(), chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+
+    // Assert: one mail with both notices, the refused one with its reconnect line.
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let body = &mails[0].1;
+    let x_link = line_after(body, "Open this link, check the text and post it:");
+    assert!(
+        x_link.starts_with("https://x.com/intent/tweet?text="),
+        "{x_link}"
+    );
+    assert_eq!(Some(text_param(x_link)), x_text);
+    assert!(body.contains("== Sandbox aroha =="), "{body}");
+    assert!(
+        body.contains("Your Sandbox account aroha needs reconnecting"),
+        "{body}"
+    );
+    assert!(body.contains(&expected), "{body}");
+    assert_eq!(body.matches("/me/posted/").count(), 2, "{body}");
+    assert_eq!(refused.state, OutboxState::Pending, "{refused:?}");
+    assert!(refused.mailed, "{refused:?}");
+    assert_eq!(
+        reminders_in(&maildir, &to).len(),
+        1,
+        "a second mail for the slot"
+    );
+    assert!(due.is_empty(), "{due:?}");
+}
