@@ -1114,3 +1114,79 @@ async fn one_mail_holds_the_tap_notice_and_the_post_of_an_account_refused_at_the
     );
     assert!(due.is_empty(), "{due:?}");
 }
+
+#[tokio::test]
+async fn a_post_refused_after_the_slots_mail_went_comes_in_a_mail_of_its_own_while_its_window_is_open()
+ {
+    let Some((host, port, maildir)) = sink() else {
+        return;
+    };
+    // Arrange: as above, with jitter: the sandbox post is due minutes after the slot's
+    // minute, when the X notice's mail has gone already.
+    let midnight = auckland_midnight();
+    let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+    let world = World::new(
+        &api_campaign(r#"["x", "sandbox"]"#, "TapStrike"),
+        clock.clone(),
+    )
+    .await;
+    let settings = format!("{}[scheduler]\njitter_secs = 600\n", smtp(&host, port));
+    let install = Options::default().over(&world).config(&settings).install();
+    let x = install.add_account(&["x", "--handle", "@aroha"]);
+    let sandbox = install.add_account(&[
+        "sandbox",
+        "--name",
+        "aroha",
+        "--server",
+        &world.receiver_url,
+        "--token",
+        "aroha-late-token",
+    ]);
+    let to = fresh_address("aroha");
+    let who = join_on_command_line(&install, &[x, sandbox], &to).await;
+    world.receiver.revoke("aroha-late-token");
+    let app = TestApp::spawn(
+        Options::default()
+            .over(&world)
+            .clock(clock.clone())
+            .config(&settings)
+            .own_address(),
+    )
+    .await;
+    let jittered = row_of(&app, who, sandbox).await.run_at;
+
+    // Act 1: the slot's minute: the X notice's mail.
+    clock.set(midnight);
+    let first = eventually(Duration::from_secs(30), "the slot's mail", async || {
+        let m = reminders_in(&maildir, &to);
+        if m.is_empty() { Err("none yet") } else { Ok(m) }
+    })
+    .await;
+    // Act 2: the sandbox post's own instant: refused as it is sent.
+    clock.set(jittered);
+    let both = eventually(Duration::from_secs(30), "a second mail", async || {
+        let m = reminders_in(&maildir, &to);
+        if m.len() < 2 { Err(m.len()) } else { Ok(m) }
+    })
+    .await;
+    let expected = notice_for(&app, who, "TapStrike").await;
+
+    // Assert
+    assert!(jittered > midnight, "no jitter drawn: {jittered}");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].1.contains("x.com/intent/tweet"), "{first:?}");
+    assert!(!first[0].1.contains("Sandbox"), "{first:?}");
+    assert_eq!(both.len(), 2, "{both:?}");
+    let late = both
+        .iter()
+        .map(|(_, body)| body)
+        .find(|body| body.contains("after all"))
+        .unwrap_or_else(|| panic!("no late mail: {both:?}"));
+    assert!(
+        late.contains("Your Sandbox account aroha needs reconnecting"),
+        "{late}"
+    );
+    assert!(late.contains(&expected), "{late}");
+    assert!(!late.contains("x.com"), "{late}");
+    assert_eq!(late.matches("/me/posted/").count(), 1, "{late}");
+}
