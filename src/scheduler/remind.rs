@@ -1,16 +1,26 @@
-//! Reminder mails for tap-to-post notices: once the dispatcher has rendered a pledge's
-//! notices of one slot (`reminded`, at the slot's minute), one mail to the participant
-//! holds every one of them: a compose link or the text to copy, a strike card, and a
-//! one-click "I posted it" link each, plus a link to their page.
+//! Reminder mails for notices to post by hand: once the dispatcher has rendered a pledge's
+//! tap-to-post notices of one slot (`reminded`, at the slot's minute), one mail to the
+//! participant holds every one of them: a compose link or the text to copy, a strike card,
+//! and a one-click "I posted it" link each, plus a link to their page. The same mail holds
+//! the fallback: the slot's posts of accounts picket posts with whose credentials stopped
+//! working (`pending`, waiting for a reconnect), rendered here as the page renders them,
+//! each with a line saying the account needs reconnecting.
 //!
-//! Never early: a slot is due only once its notices are `reminded`, which the dispatcher
-//! does at `run_at` (the slot's own minute; tap rows have no jitter). Never after the
-//! window: a slot whose window (plus grace) closed is not due. Once per slot: the mail is
-//! marked in the store (`reminder_mails`, unique per pledge and slot) *before* it is handed
-//! to the SMTP server. A crash between the mark and the send loses that one mail, and the
-//! notice stays on the participant's page and in their calendar; the other order could
-//! mail twice after a restart, and a lease could too (a send that outlives its lease).
-//! At most once is the promise a person can trust: "you get one mail per slot".
+//! Never early: tap notices are due once `reminded`, which the dispatcher does at `run_at`
+//! (the slot's own minute; tap rows have no jitter); fallbacks from the slot's minute, not
+//! their jittered `run_at` (jitter spreads requests to a server, a person sends none), so
+//! both are in one mail. Never after the window: a slot whose window (plus grace) closed is
+//! not due. Once: each notice is marked in the store (its "I posted it" token, written with
+//! the others in one transaction) *before* the mail is handed to the SMTP server. A crash
+//! between the mark and the send loses that one mail, and the notice stays on the
+//! participant's page and in their calendar; the other order could mail twice after a
+//! restart, and a lease could too (a send that outlives its lease). At most once is the
+//! promise a person can trust: "you get one mail per slot".
+//!
+//! One exception to one mail per slot, never to once per notice: the store waits for the
+//! slot's posts being sent at its minute, so an account refused then is in the slot's
+//! mail; one refused later (its jittered instant, or a retry, after the slot's mail went)
+//! gets a mail of its own while its window is open, as it must reach its person in time.
 //!
 //! Mail goes through the host's mailer with its per-address budget (`mail::Budgeted`): the
 //! address was typed by a visitor, so reminders cannot be turned into a mail cannon
