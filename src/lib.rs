@@ -11,6 +11,7 @@
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; the values in them; slots in time zones; previews; declaration hashes and copies |
+//! | [`card`]      | strike cards: the notice as a PNG (square and story), drawn from SVG with `resvg` and the bundled DejaVu fonts; alt text; an in-memory cache that draws each card once, off the async threads |
 //! | [`compose`]   | the text of one post: its template variables, the variant that fits, its length as each network counts |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
 //! | [`network`]   | the `Network` trait and one adapter per network, and the guarded client they all use; the only user of `reqwest` |
@@ -35,6 +36,7 @@
 pub mod app;
 pub mod bench;
 pub mod campaign;
+pub mod card;
 pub mod cli;
 pub mod clock;
 pub mod compose;
