@@ -205,6 +205,7 @@ impl Application {
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),
+            cards: dispatcher.cards(),
         };
         Ok(Application {
             listener,

@@ -20,7 +20,6 @@ pub const CAPACITY: usize = 64;
 const PARALLEL: usize = 2;
 
 /// One rendered card.
-#[derive(Debug)]
 pub struct Rendered {
     pub png: Vec<u8>,
     /// A strong ETag (quoted), the same for the same card on every host and restart.

@@ -26,13 +26,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacing::Pacer;
 use super::retry::RetryPolicy;
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, StrikeTime};
+use crate::card::{self, Cards};
 use crate::clock::Clock;
 use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
 use crate::domain::Secret;
-use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
+use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError};
 use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
@@ -74,6 +75,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// When `expire_missed` last ran (see [`Dispatcher::expiry_due`]).
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Strike cards for posts with `card = true`, shared with the web's card pages.
+    cards: Arc<Cards>,
 }
 
 impl Dispatcher {
@@ -110,6 +113,7 @@ impl Dispatcher {
             public_url: public_url.trim_end_matches('/').to_string(),
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
+            cards: Arc::new(Cards::default()),
         })
     }
 
@@ -123,6 +127,11 @@ impl Dispatcher {
     pub fn with_worker_name(mut self, name: impl Into<String>) -> Self {
         self.worker = name.into();
         self
+    }
+
+    /// The strike cards this dispatcher draws (the web serves the same ones).
+    pub fn cards(&self) -> Arc<Cards> {
+        self.cards.clone()
     }
 
     /// A handle that wakes an idle dispatcher.
@@ -455,6 +464,39 @@ impl Dispatcher {
             })
     }
 
+    /// The strike card for a post whose rule asks for one (`card = true`), when its network
+    /// takes images. Drawing it cannot fail on a good campaign; if it did, the notice goes
+    /// out without its picture rather than not at all.
+    async fn card_for(
+        &self,
+        post: &ClaimedPost,
+        network: &dyn Network,
+        text: &str,
+    ) -> Option<Image> {
+        if !network.takes_images() {
+            return None;
+        }
+        let hosted = self.hosted.get(&post.campaign_id)?;
+        let c = &hosted.campaign;
+        if !c.posts.iter().any(|r| r.name == post.post_name && r.card) {
+            return None;
+        }
+        let notice = c.card_notice(card_day(c, post), &self.public_url);
+        let size = card::Size::Square;
+        match self.cards.get(&notice, size).await {
+            Ok(png) => Some(Image {
+                png,
+                alt: card::alt_for_post(text),
+                width: size.width(),
+                height: size.height(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the strike card could not be drawn: posting without it");
+                None
+            }
+        }
+    }
+
     /// [`Dispatcher::send`], with a panic in it recorded as the post's failure. The post
     /// was `sending`: whether it went out is unknown, so it is not retried blindly.
     async fn send_isolated(&self, post: ClaimedPost, ready: Ready) -> Outcome {
@@ -490,6 +532,7 @@ impl Dispatcher {
             account,
             network,
         } = ready;
+        let image = self.card_for(&post, network.as_ref(), &text).await;
         let outgoing = OutgoingPost {
             text: text.clone(),
             idempotency_key: post.idempotency_key.clone(),
@@ -497,6 +540,7 @@ impl Dispatcher {
             slot_key: post.slot_key.clone(),
             outcome_unknown: post.outcome_unknown,
             timeout: left.min(StdDuration::from_secs(self.settings.request_timeout_secs)),
+            image,
         };
         match network.publish(&account, &outgoing).await {
             Ok(receipt) => Outcome::Published {
@@ -608,6 +652,27 @@ impl Phases {
     fn ms(&self, phase: Phase) -> f64 {
         self.spent[phase as usize].as_secs_f64() * 1000.0
     }
+}
+
+/// The strike day a post's card shows: the slot's own date where the days are read (the
+/// campaign's zone, or the participant's), when that is a strike day; before the strike the
+/// first day, after it the last.
+fn card_day(c: &Campaign, post: &ClaimedPost) -> chrono::NaiveDate {
+    let tz = match &c.strike.when {
+        StrikeTime::ZonedDays { tz, .. } => *tz,
+        _ => post.tz.parse().unwrap_or(chrono_tz::UTC),
+    };
+    let local = post.slot_at.with_timezone(&tz).date_naive();
+    let days = c.days();
+    if days.contains(&local) {
+        return local;
+    }
+    days.iter()
+        .copied()
+        .filter(|d| *d >= local)
+        .min()
+        .or_else(|| days.iter().copied().max())
+        .unwrap_or(local)
 }
 
 /// A post ready to go: its text, the account with its credentials opened, the adapter.

@@ -3,6 +3,7 @@
 
 mod api;
 mod campaign;
+mod card;
 pub(crate) mod connect;
 pub mod counts;
 mod declaration;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
     /// Counts shown on pages and in the API, cached for up to a second (`counts`).
     pub counts: Arc<counts::Counts>,
+    /// Strike cards drawn so far, shared with the dispatcher (`card`).
+    pub cards: Arc<crate::card::Cards>,
 }
 
 impl AppState {
@@ -189,6 +192,8 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/declaration", get(declaration::page))
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))
+        .route("/c/{id}/card.png", get(card::png))
+        .route("/c/{id}/card.txt", get(card::text))
         .route("/widget.js", get(widget::script))
         .merge(private_routes())
         .merge(api_routes());

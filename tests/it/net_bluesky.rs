@@ -773,6 +773,7 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
         slot_key: "s".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
+        image: None,
     };
 
     // Act: the same post three times (the last as a retry after an unknown outcome).

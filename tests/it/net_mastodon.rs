@@ -709,6 +709,7 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
         slot_key: "slot".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
+        image: None,
     };
     let adapter = Mastodon::new(
         picket::network::Egress::new(false),
