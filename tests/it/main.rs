@@ -3,6 +3,7 @@
 mod browser;
 mod campaign_check;
 mod campaign_preview;
+mod card;
 mod cli;
 mod crash;
 mod declaration;
