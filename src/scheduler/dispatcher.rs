@@ -481,7 +481,7 @@ impl Dispatcher {
         if !c.posts.iter().any(|r| r.name == post.post_name && r.card) {
             return None;
         }
-        let notice = c.card_notice(card_day(c, post), &self.public_url);
+        let notice = c.card_notice(card_day(c, &post.tz, post.slot_at), &self.public_url);
         let size = card::Size::Square;
         match self.cards.get(&notice, size).await {
             Ok(png) => Some(Image {
@@ -657,12 +657,12 @@ impl Phases {
 /// The strike day a post's card shows: the slot's own date where the days are read (the
 /// campaign's zone, or the participant's), when that is a strike day; before the strike the
 /// first day, after it the last.
-fn card_day(c: &Campaign, post: &ClaimedPost) -> chrono::NaiveDate {
+fn card_day(c: &Campaign, participant_tz: &str, slot_at: DateTime<Utc>) -> chrono::NaiveDate {
     let tz = match &c.strike.when {
         StrikeTime::ZonedDays { tz, .. } => *tz,
-        _ => post.tz.parse().unwrap_or(chrono_tz::UTC),
+        _ => participant_tz.parse().unwrap_or(chrono_tz::UTC),
     };
-    let local = post.slot_at.with_timezone(&tz).date_naive();
+    let local = slot_at.with_timezone(&tz).date_naive();
     let days = c.days();
     if days.contains(&local) {
         return local;
@@ -684,4 +684,55 @@ struct Ready {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "picket".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign(strike: &str) -> Campaign {
+        let src = format!(
+            "id = \"c\"\ntitle = \"T\"\nhashtag = \"H\"\n[strike]\n{strike}\n[[posts]]\nname = \"n\"\n\
+             when = \"start\"\ntemplate = \"t\"\ncard = true\n[templates]\nt = [\"x\"]\n"
+        );
+        crate::campaign::parse_str(&src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn day(s: &str) -> chrono::NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_card_shows_the_strike_day_where_the_days_are_read() {
+        let own = campaign("timezone = \"participant\"\ndays = [\"2027-07-04\", \"2027-07-05\"]");
+        // Midnight of 5 July in Auckland is still 4 July in UTC; 11 pm of 4 July in
+        // Honolulu is 5 July in UTC.
+        assert_eq!(
+            card_day(&own, "Pacific/Auckland", at("2027-07-04T12:00:00Z")),
+            day("2027-07-05")
+        );
+        assert_eq!(
+            card_day(&own, "Pacific/Honolulu", at("2027-07-05T09:00:00Z")),
+            day("2027-07-04")
+        );
+        // Before the strike (an invitation): its first day; after it: its last.
+        assert_eq!(
+            card_day(&own, "UTC", at("2027-06-27T00:00:00Z")),
+            day("2027-07-04")
+        );
+        assert_eq!(
+            card_day(&own, "UTC", at("2027-07-06T00:00:00Z")),
+            day("2027-07-05")
+        );
+        // Days read in the campaign's zone: the participant's does not move them.
+        let zoned = campaign("timezone = \"America/New_York\"\ndays = [\"2027-07-04\"]");
+        assert_eq!(
+            card_day(&zoned, "Asia/Tokyo", at("2027-07-04T04:00:00Z")),
+            day("2027-07-04")
+        );
+    }
 }
