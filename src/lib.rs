@@ -32,6 +32,8 @@
 //! one way too: `domain` imports nothing, `store` only `domain`; `compose` uses `domain`,
 //! `render` and the store's account rows; `campaign` builds on `compose`; `network` uses
 //! `compose` for lengths. `campaign`, `store` and `compose` import nothing from `network`.
+//! `card` imports only `sync`; `campaign` (a campaign's card), `network` (a post's image),
+//! the dispatcher and the web use it.
 
 pub mod app;
 pub mod bench;
