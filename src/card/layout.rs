@@ -325,10 +325,16 @@ fn truncate(mut lines: Vec<String>, keep: usize, m: &Metrics, px: f32, width: f3
     lines
 }
 
+/// More characters than any block shows at its smallest size: the rest is cut before
+/// measuring, so the time a card takes does not grow with the text it is given.
+const MAX_CHARS: usize = 800;
+
 /// Text as it may appear in XML: characters XML 1.0 forbids (control characters,
-/// U+FFFE, U+FFFF) become spaces. Escaping itself happens in [`escape`].
+/// U+FFFE, U+FFFF) become spaces; at most [`MAX_CHARS`]. Escaping itself happens in
+/// [`escape`].
 fn clean(s: &str) -> String {
     s.chars()
+        .take(MAX_CHARS)
         .map(|c| {
             let allowed = matches!(c, '\t' | '\n' | '\r')
                 || (!c.is_control() && !matches!(c, '\u{fffe}' | '\u{ffff}'));
@@ -369,6 +375,23 @@ pub(super) fn lines_of(svg: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_title_is_cut_before_it_is_measured_and_still_ends_in_an_ellipsis() {
+        let huge = Notice {
+            title: "word ".repeat(200_000),
+            ..super::super::tests::notice()
+        };
+        let started = std::time::Instant::now();
+        let text = svg(&huge, Size::Square);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(text.len() < 20_000, "{}", text.len());
+        assert!(lines_of(&text).iter().any(|l| l.ends_with('…')));
+    }
 
     #[test]
     fn a_line_never_measures_wider_than_the_card() {
