@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::domain::Secret;
+use crate::domain::{CampaignId, Secret};
 use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError};
 use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
@@ -65,7 +65,7 @@ pub struct Dispatcher {
     networks: Networks,
     vault: Vault,
     clock: Arc<dyn Clock>,
-    hosted: HashMap<String, Hosted>,
+    hosted: HashMap<CampaignId, Hosted>,
     pacer: Pacer,
     retry: RetryPolicy,
     settings: SchedulerSettings,
@@ -306,7 +306,10 @@ impl Dispatcher {
     /// participants. A campaign with `[threshold]` posts its strike notices only if enough
     /// people pledged by the deadline (by default, the moment the strike starts anywhere);
     /// otherwise the strike is postponed and each post says so.
-    async fn unarmed(&self, posts: &[ClaimedPost]) -> Result<HashMap<String, String>, StoreError> {
+    async fn unarmed(
+        &self,
+        posts: &[ClaimedPost],
+    ) -> Result<HashMap<CampaignId, String>, StoreError> {
         let mut out = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for post in posts {
@@ -399,7 +402,7 @@ impl Dispatcher {
         })?;
         let account = AccountRef {
             id: post.account_id.0,
-            handle: post.handle.clone(),
+            handle: post.handle.to_string(),
             server: post.server.clone().unwrap_or_default(),
             credentials: Secret::new(credentials),
             trusted: post.trusted,
@@ -447,8 +450,7 @@ impl Dispatcher {
             network: post.network,
             slot: compose::SlotRef {
                 at: post.slot_at,
-                // The planner refuses unknown zones, so this only guards a row written by hand.
-                tz: post.tz.parse().unwrap_or(chrono_tz::UTC),
+                tz: post.tz,
                 day: u32::try_from(post.day).unwrap_or(0),
                 days_total: u32::try_from(post.days_total).unwrap_or(0),
             },
@@ -481,7 +483,7 @@ impl Dispatcher {
         if !c.posts.iter().any(|r| r.name == post.post_name && r.card) {
             return None;
         }
-        let notice = c.card_notice(card_day(c, &post.tz, post.slot_at), &self.public_url);
+        let notice = c.card_notice(card_day(c, post.tz, post.slot_at), &self.public_url);
         let size = card::Size::Square;
         match self.cards.get(&notice, size).await {
             Ok(png) => Some(Image {
@@ -657,10 +659,14 @@ impl Phases {
 /// The strike day a post's card shows: the slot's own date where the days are read (the
 /// campaign's zone, or the participant's), when that is a strike day; before the strike the
 /// first day, after it the last.
-fn card_day(c: &Campaign, participant_tz: &str, slot_at: DateTime<Utc>) -> chrono::NaiveDate {
+fn card_day(
+    c: &Campaign,
+    participant: crate::domain::Zone,
+    slot_at: DateTime<Utc>,
+) -> chrono::NaiveDate {
     let tz = match &c.strike.when {
         StrikeTime::ZonedDays { tz, .. } => *tz,
-        _ => participant_tz.parse().unwrap_or(chrono_tz::UTC),
+        _ => participant.tz(),
     };
     let local = slot_at.with_timezone(&tz).date_naive();
     let days = c.days();
@@ -702,6 +708,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn zone(s: &str) -> crate::domain::Zone {
+        crate::domain::Zone::parse(s).unwrap()
+    }
+
     fn day(s: &str) -> chrono::NaiveDate {
         s.parse().unwrap()
     }
@@ -712,26 +722,26 @@ mod tests {
         // Midnight of 5 July in Auckland is still 4 July in UTC; 11 pm of 4 July in
         // Honolulu is 5 July in UTC.
         assert_eq!(
-            card_day(&own, "Pacific/Auckland", at("2027-07-04T12:00:00Z")),
+            card_day(&own, zone("Pacific/Auckland"), at("2027-07-04T12:00:00Z")),
             day("2027-07-05")
         );
         assert_eq!(
-            card_day(&own, "Pacific/Honolulu", at("2027-07-05T09:00:00Z")),
+            card_day(&own, zone("Pacific/Honolulu"), at("2027-07-05T09:00:00Z")),
             day("2027-07-04")
         );
         // Before the strike (an invitation): its first day; after it: its last.
         assert_eq!(
-            card_day(&own, "UTC", at("2027-06-27T00:00:00Z")),
+            card_day(&own, zone("UTC"), at("2027-06-27T00:00:00Z")),
             day("2027-07-04")
         );
         assert_eq!(
-            card_day(&own, "UTC", at("2027-07-06T00:00:00Z")),
+            card_day(&own, zone("UTC"), at("2027-07-06T00:00:00Z")),
             day("2027-07-05")
         );
         // Days read in the campaign's zone: the participant's does not move them.
         let zoned = campaign("timezone = \"America/New_York\"\ndays = [\"2027-07-04\"]");
         assert_eq!(
-            card_day(&zoned, "Asia/Tokyo", at("2027-07-04T04:00:00Z")),
+            card_day(&zoned, zone("Asia/Tokyo"), at("2027-07-04T04:00:00Z")),
             day("2027-07-04")
         );
     }
