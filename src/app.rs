@@ -26,6 +26,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
+use crate::network::push::{self, VapidKey};
 use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
@@ -53,6 +54,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// The HTTP/WebSocket clients, guarded by `allow_private_addresses`.
     pub egress: Egress,
+    /// The host's Web Push (VAPID) key.
+    pub vapid: Arc<VapidKey>,
 }
 
 impl Core {
@@ -77,7 +80,13 @@ impl Core {
         )
         .context("opening the credentials key")?;
         crate::participation::reseal_legacy_credentials(store.as_ref(), &vault, clock.now()).await;
+        let vapid = VapidKey::open(
+            settings.vapid_key.as_ref(),
+            &push::key_file_for(&settings.database_url),
+        )
+        .context("opening the Web Push (VAPID) key")?;
         Ok(Core {
+            vapid: Arc::new(vapid),
             egress: Egress::new(settings.allow_private_addresses),
             settings,
             campaigns,
@@ -163,6 +172,7 @@ impl Application {
             clock,
             vault,
             egress,
+            vapid,
         } = core;
         let pages = Pages::load(settings.templates_dir.as_deref())
             .and_then(|p| p.with_site(&serde_json::json!({ "sandbox": settings.sandbox })))
@@ -202,6 +212,7 @@ impl Application {
             vault: vault.clone(),
             networks: networks.clone(),
             egress,
+            vapid,
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),

@@ -33,6 +33,7 @@ pub mod connect;
 mod error;
 mod leave;
 mod pledge;
+pub mod push;
 
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};

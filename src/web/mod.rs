@@ -12,6 +12,7 @@ pub mod guard;
 pub(crate) mod join;
 mod me;
 mod pages;
+mod push;
 pub mod serve;
 pub mod session;
 pub mod signing;
@@ -52,6 +53,9 @@ pub struct AppState {
     pub egress: crate::network::Egress,
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The host's Web Push key: its public half is handed to the page's "Remind me in
+    /// this browser" button.
+    pub vapid: Arc<crate::network::push::VapidKey>,
     /// Mastodon OAuth authorizations waiting for the server's callback.
     pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
@@ -169,6 +173,8 @@ fn private_routes() -> Router<AppState> {
         .route("/me/link", post(me::new_link))
         .route("/me/new-link", get(me::ask_link_form).post(me::ask_link))
         .route("/me/strike.ics", get(me::calendar))
+        .route("/me/push", post(push::subscribe))
+        .route("/me/push/delete", post(push::unsubscribe))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -190,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))
         .route("/widget.js", get(widget::script))
+        .route("/sw.js", get(push::service_worker))
         .merge(private_routes())
         .merge(api_routes());
     if state.settings.sandbox {

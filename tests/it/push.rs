@@ -1,0 +1,422 @@
+//! Web Push reminders: a browser subscribes from `/me` (as a browser's script would: a
+//! form with the page's CSRF token), and pushes reach a local push endpoint that checks
+//! the VAPID header (the ES256 signature against the key the page serves, `aud`, `exp`)
+//! and decrypts the RFC 8291 `aes128gcm` payload with its own implementation, written
+//! here from the RFC (p256 ECDH, HKDF, AES-128-GCM), independent of the sending crate.
+//!
+//! Chromium's own push needs a push service (FCM) this machine cannot reach, so the
+//! browser side is exercised by posting its subscription as `PushSubscription.toJSON()`
+//! gives it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aes_gcm::aead::{Aead, KeyInit};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use chrono::Utc;
+use p256::ecdsa::signature::Verifier;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use picket::clock::SystemClock;
+use picket::network::Egress;
+use picket::network::push::{Notification, PushOutcome, Pusher, Subscription, VapidKey};
+use picket::store::ParticipantId;
+
+use crate::support::{Options, TestApp};
+
+/// A browser's side of a subscription: its key pair and authentication secret.
+pub struct BrowserKeys {
+    secret: p256::SecretKey,
+    auth: [u8; 16],
+}
+
+impl BrowserKeys {
+    pub fn new() -> BrowserKeys {
+        loop {
+            if let Ok(secret) = p256::SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+                return BrowserKeys {
+                    secret,
+                    auth: rand::random(),
+                };
+            }
+        }
+    }
+
+    fn public(&self) -> Vec<u8> {
+        self.secret
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// `p256dh` and `auth` as `PushSubscription.toJSON().keys` gives them.
+    pub fn p256dh(&self) -> String {
+        B64URL.encode(self.public())
+    }
+
+    pub fn auth(&self) -> String {
+        B64URL.encode(self.auth)
+    }
+
+    /// RFC 8291 §3.4 and RFC 8188 §2, from the receiving side: the header (salt, record
+    /// size, the sender's public key as key id), the shared secret, the key and nonce,
+    /// then one record whose padding ends in the last-record delimiter 0x02.
+    pub fn decrypt(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        use hkdf::Hkdf;
+        use sha2::Sha256;
+        if body.len() < 21 {
+            return Err("shorter than the aes128gcm header".into());
+        }
+        let salt = &body[..16];
+        let rs = u32::from_be_bytes(body[16..20].try_into().unwrap()) as usize;
+        let idlen = body[20] as usize;
+        let keyid = body.get(21..21 + idlen).ok_or("key id cut off")?;
+        let sender = p256::PublicKey::from_sec1_bytes(keyid).map_err(|_| "key id is no key")?;
+        let record = &body[21 + idlen..];
+        if record.len() > rs {
+            return Err(format!("one record of {} bytes over rs {rs}", record.len()));
+        }
+        let ecdh = p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), sender.as_affine());
+        // PRK_key = HMAC(auth, ecdh); IKM = HKDF-Expand(PRK_key, key_info, 32)
+        let mut key_info = b"WebPush: info\0".to_vec();
+        key_info.extend_from_slice(&self.public());
+        key_info.extend_from_slice(keyid);
+        let mut ikm = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(&self.auth), &ecdh.raw_secret_bytes()[..])
+            .expand(&key_info, &mut ikm)
+            .unwrap();
+        // PRK = HMAC(salt, IKM); CEK and NONCE from it.
+        let prk = Hkdf::<Sha256>::new(Some(salt), &ikm);
+        let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+        prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+            .unwrap();
+        prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
+            .unwrap();
+        let cipher = aes_gcm::Aes128Gcm::new(&cek.into());
+        let mut plain = cipher
+            .decrypt(&nonce.into(), record)
+            .map_err(|_| "the record does not decrypt")?;
+        // Padding: the delimiter, then zeros.
+        while plain.last() == Some(&0) {
+            plain.pop();
+        }
+        if plain.pop() != Some(2) {
+            return Err("no last-record delimiter".into());
+        }
+        Ok(plain)
+    }
+}
+
+/// What the push endpoint received in one request.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// What the push endpoint's handler shares with the test.
+type Shared = (Arc<Mutex<Vec<Received>>>, Arc<Mutex<StatusCode>>);
+
+/// A push service on 127.0.0.1: keeps every request and answers `status`.
+#[derive(Clone)]
+pub struct PushEndpoint {
+    pub base: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<Mutex<StatusCode>>,
+}
+
+impl PushEndpoint {
+    pub async fn start() -> PushEndpoint {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(Mutex::new(StatusCode::CREATED));
+        let state = (received.clone(), status.clone());
+        let router = axum::Router::new()
+            .route(
+                "/push/{id}",
+                axum::routing::post(
+                    async |State((received, status)): State<Shared>,
+                           uri: axum::http::Uri,
+                           headers: HeaderMap,
+                           body: axum::body::Bytes| {
+                        received.lock().unwrap().push(Received {
+                            path: uri.path().to_string(),
+                            headers,
+                            body: body.to_vec(),
+                        });
+                        *status.lock().unwrap()
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        PushEndpoint {
+            base,
+            received,
+            status,
+        }
+    }
+
+    pub fn endpoint(&self, id: &str) -> String {
+        format!("{}/push/{id}", self.base)
+    }
+
+    pub fn answer(&self, status: StatusCode) {
+        *self.status.lock().unwrap() = status;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// Checks a push as a push service does (RFC 8292): `vapid t=JWT, k=KEY`, the key the
+/// host serves, an ES256 signature by it, `aud` the endpoint's origin, `exp` in the
+/// future and at most 24 hours away, a `sub` to contact. Returns the claims.
+pub fn check_vapid(push: &Received, origin: &str, served_key: &str) -> serde_json::Value {
+    let auth = push.headers["authorization"].to_str().unwrap();
+    let rest = auth.strip_prefix("vapid t=").expect(auth);
+    let (token, k) = rest.split_once(", k=").expect(auth);
+    assert_eq!(k, served_key, "the VAPID k is the key the page serves");
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&B64URL.decode(k).unwrap()).unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&B64URL.decode(signature).unwrap()).unwrap();
+    key.verify(input.as_bytes(), &signature)
+        .expect("the VAPID token is signed by the served key");
+    let (header, claims) = input.split_once('.').unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&B64URL.decode(header).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64URL.decode(claims).unwrap()).unwrap();
+    assert_eq!(claims["aud"], origin);
+    let exp = claims["exp"].as_i64().unwrap();
+    let now = Utc::now().timestamp();
+    assert!(exp > now && exp <= now + 24 * 3600, "exp {exp}, now {now}");
+    let sub = claims["sub"].as_str().unwrap();
+    assert!(
+        sub.starts_with("mailto:") || sub.starts_with("https://"),
+        "{sub}"
+    );
+    claims
+}
+
+fn pusher(allow_private: bool, key: &Arc<VapidKey>) -> Pusher {
+    Pusher::new(
+        Egress::new(allow_private).guarded().clone(),
+        key.clone(),
+        "mailto:host@picket.test".into(),
+        Arc::new(SystemClock),
+    )
+}
+
+#[tokio::test]
+async fn a_push_reaches_the_endpoint_signed_and_decrypts_to_the_notification() {
+    // Arrange
+    let service = PushEndpoint::start().await;
+    let browser = BrowserKeys::new();
+    let key = Arc::new(VapidKey::generate());
+    let sub = Subscription::parse(
+        &service.endpoint("one"),
+        &browser.p256dh(),
+        &browser.auth(),
+        true,
+    )
+    .unwrap();
+    let notice = "I'm on #SocialMediaStrike today: no posting here except this notice.";
+    let notification = Notification::reminder(&[notice], "https://picket.test/me", "slot-1");
+
+    // Act
+    let outcome = pusher(true, &key)
+        .send(&sub, &notification, Duration::from_secs(1800))
+        .await;
+
+    // Assert
+    assert_eq!(outcome, PushOutcome::Delivered);
+    let got = service.received();
+    assert_eq!(got.len(), 1);
+    let push = &got[0];
+    assert_eq!(push.path, "/push/one");
+    check_vapid(push, &service.base, &key.public_key());
+    assert_eq!(push.headers["ttl"], "1800");
+    assert_eq!(push.headers["urgency"], "high");
+    assert_eq!(push.headers["content-encoding"], "aes128gcm");
+    let plain = browser.decrypt(&push.body).unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(shown["title"], "Strike notice due");
+    assert_eq!(shown["body"], notice);
+    assert_eq!(shown["url"], "https://picket.test/me");
+    // Another browser's keys cannot read it.
+    assert!(BrowserKeys::new().decrypt(&push.body).is_err());
+}
+
+#[tokio::test]
+async fn a_gone_subscription_is_told_apart_from_a_failure_that_names_no_endpoint() {
+    let service = PushEndpoint::start().await;
+    let browser = BrowserKeys::new();
+    let key = Arc::new(VapidKey::generate());
+    let sub = Subscription::parse(
+        &service.endpoint("secret-capability"),
+        &browser.p256dh(),
+        &browser.auth(),
+        true,
+    )
+    .unwrap();
+    let n = Notification::reminder(&["notice"], "https://picket.test/me", "t");
+    let ttl = Duration::from_secs(60);
+
+    service.answer(StatusCode::GONE);
+    assert_eq!(
+        pusher(true, &key).send(&sub, &n, ttl).await,
+        PushOutcome::Gone
+    );
+    service.answer(StatusCode::NOT_FOUND);
+    assert_eq!(
+        pusher(true, &key).send(&sub, &n, ttl).await,
+        PushOutcome::Gone
+    );
+    service.answer(StatusCode::TOO_MANY_REQUESTS);
+    let PushOutcome::Failed(reason) = pusher(true, &key).send(&sub, &n, ttl).await else {
+        panic!("a 429 is a failure");
+    };
+    assert!(reason.contains("429"), "{reason}");
+    assert_eq!(service.received().len(), 3);
+
+    // Without allow_private_addresses a loopback endpoint is refused before any
+    // connection, and the reason does not hold the capability.
+    let PushOutcome::Failed(reason) = pusher(false, &key).send(&sub, &n, ttl).await else {
+        panic!("a loopback endpoint is refused");
+    };
+    assert!(!reason.contains("secret-capability"), "{reason}");
+    assert_eq!(service.received().len(), 3, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_signed_in_participant_subscribes_this_browser_and_unsubscribes_it() {
+    // Arrange
+    let app = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
+    let visitor = app.visitor();
+    visitor.join_as("Ada", &[]).await;
+    let me = visitor.get("/me").await;
+    let csrf = me.field("csrf");
+    let served_key = me
+        .html
+        .split("data-key=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(served_key, app.state().vapid.public_key());
+    let browser = BrowserKeys::new();
+    let endpoint = "http://127.0.0.1:9/push/ada";
+    let ada = ParticipantId(1);
+    let subscribed = || async { app.store.push_subscriptions_of(ada).await.unwrap().len() };
+
+    // The service worker is served from the root, as a script.
+    let sw = app.get("/sw.js").await;
+    assert_eq!(sw.status(), StatusCode::OK);
+    assert!(
+        sw.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(sw.text().await.unwrap().contains("showNotification"));
+
+    // Act and assert: without the page's token, nothing is kept.
+    let forged = visitor
+        .post(
+            "/me/push",
+            &[
+                ("endpoint", endpoint),
+                ("p256dh", &browser.p256dh()),
+                ("auth", &browser.auth()),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A stranger (no session) cannot subscribe.
+    let stranger = app.visitor();
+    let (_, token) = app
+        .form_token(&format!("/c/{}", crate::support::BUNDLED))
+        .await;
+    let anon = stranger
+        .post("/me/push", &[("csrf", &token), ("endpoint", endpoint)])
+        .await;
+    assert!(
+        anon.status.is_client_error() || anon.status.is_redirection(),
+        "{}",
+        anon.status
+    );
+    // A key that is not a P-256 point is a 422 that says so.
+    let bad = visitor
+        .post(
+            "/me/push",
+            &[
+                ("csrf", &csrf),
+                ("endpoint", endpoint),
+                ("p256dh", &B64URL.encode([4u8; 65])),
+                ("auth", &browser.auth()),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains("P-256"), "{}", bad.html);
+    let long = format!("http://127.0.0.1:9/{}", "a".repeat(4096));
+    let too_long = visitor
+        .post(
+            "/me/push",
+            &[
+                ("csrf", &csrf),
+                ("endpoint", &long),
+                ("p256dh", &browser.p256dh()),
+                ("auth", &browser.auth()),
+            ],
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(subscribed().await, 0);
+
+    let ok = visitor
+        .post(
+            "/me/push",
+            &[
+                ("csrf", &csrf),
+                ("endpoint", endpoint),
+                ("p256dh", &browser.p256dh()),
+                ("auth", &browser.auth()),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.html);
+    assert_eq!(subscribed().await, 1);
+    // Sealed at rest: the endpoint is nowhere in the stored bytes.
+    let stored = app.store.push_subscriptions_of(ada).await.unwrap();
+    assert!(
+        !String::from_utf8_lossy(stored[0].sealed.as_bytes()).contains("/push/ada"),
+        "the endpoint is sealed"
+    );
+    assert!(
+        visitor
+            .get("/me")
+            .await
+            .html
+            .contains("id=\"push-browsers\">1<")
+    );
+
+    let off = visitor
+        .post(
+            "/me/push/delete",
+            &[("csrf", &csrf), ("endpoint", endpoint)],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::NO_CONTENT);
+    assert_eq!(subscribed().await, 0);
+}
