@@ -420,3 +420,43 @@ async fn a_signed_in_participant_subscribes_this_browser_and_unsubscribes_it() {
     assert_eq!(off.status, StatusCode::NO_CONTENT);
     assert_eq!(subscribed().await, 0);
 }
+
+#[tokio::test]
+async fn in_chromium_the_page_offers_reminders_here_and_registers_the_service_worker() {
+    // Chromium's pushManager.subscribe needs its vendor's push service, which tests may
+    // not reach: this shows the page's part (the button, under the strict CSP) and the
+    // service worker's registration; the subscription itself is posted by the test above
+    // as the script posts it.
+    let site = TestApp::spawn(Options::joinable()).await;
+    let magic = site.visitor().join_as("Ada", &[]).await;
+    crate::browser::with_browsers(async |browsers| {
+        let b = browsers.open().await;
+        b.goto(&site.url(&magic)).await;
+        b.goto(&site.url("/me")).await;
+        b.eval(
+            "navigator.serviceWorker.ready.then(function (r) { \
+             window.picketWorker = r.active ? r.active.scriptURL : 'none'; }); return null;",
+        )
+        .await;
+        let worker = crate::support::eventually(
+            Duration::from_secs(30),
+            "the service worker to be active",
+            async || {
+                let url = b.eval("return window.picketWorker || null;").await;
+                url.as_str().map(str::to_string)
+            },
+        )
+        .await;
+        let on_hidden = b
+            .eval("return document.getElementById('push-on').hidden;")
+            .await;
+        let unsupported = b
+            .eval("return document.getElementById('push-unsupported').hidden;")
+            .await;
+
+        assert_eq!(worker, site.url("/sw.js"));
+        assert_eq!(on_hidden, false, "the button shows where push exists");
+        assert_eq!(unsupported, true);
+    })
+    .await;
+}
