@@ -53,8 +53,10 @@ pub async fn unsubscribe(
     participant: ParticipantId,
     endpoint: &str,
 ) -> Result<bool, ParticipationError> {
+    // Hashed as subscribing stored it: in the URL's normal form.
+    let endpoint = url::Url::parse(endpoint).map_or_else(|_| endpoint.to_string(), String::from);
     Ok(store
-        .delete_push_subscription(participant, &endpoint_hash(endpoint))
+        .delete_push_subscription(participant, &endpoint_hash(&endpoint))
         .await?)
 }
 

@@ -411,10 +411,11 @@ async fn a_signed_in_participant_subscribes_this_browser_and_unsubscribes_it() {
             .contains("id=\"push-browsers\">1<")
     );
 
+    // The same address, spelt otherwise (scheme and host are case-insensitive).
     let off = visitor
         .post(
             "/me/push/delete",
-            &[("csrf", &csrf), ("endpoint", endpoint)],
+            &[("csrf", &csrf), ("endpoint", "HTTP://127.0.0.1:9/push/ada")],
         )
         .await;
     assert_eq!(off.status, StatusCode::NO_CONTENT);
