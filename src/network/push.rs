@@ -41,6 +41,9 @@ pub const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
 /// The longest endpoint accepted from a browser (real ones are a few hundred bytes).
 pub const MAX_ENDPOINT: usize = 2048;
 
+/// Longest wait for a push service: reminders of other slots wait behind a slow one.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The most characters of a notice put in a notification's body: push services refuse
 /// payloads over 4 KiB, and a notification shows two or three lines anyway.
 pub const MAX_BODY_CHARS: usize = 240;
@@ -390,7 +393,13 @@ impl Pusher {
                 out = out.header(name.as_str(), value);
             }
         }
-        match out.body(body).max_body(16 * 1024).send().await {
+        match out
+            .body(body)
+            .max_body(16 * 1024)
+            .timeout(PUSH_TIMEOUT)
+            .send()
+            .await
+        {
             Ok(response) => match response.status().as_u16() {
                 200..=299 => PushOutcome::Delivered,
                 404 | 410 => PushOutcome::Gone,

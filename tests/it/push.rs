@@ -461,3 +461,38 @@ async fn in_chromium_the_page_offers_reminders_here_and_registers_the_service_wo
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_push_service_that_never_answers_is_given_up_on_within_its_timeout() {
+    // A listener that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let browser = BrowserKeys::new();
+    let sub = Subscription::parse(
+        &format!("http://{addr}/push/slow"),
+        &browser.p256dh(),
+        &browser.auth(),
+        true,
+    )
+    .unwrap();
+    let n = Notification::reminder(&["notice"], "https://picket.test/me", "t");
+
+    // Real time passes on purpose: the push's own timeout is what is tested.
+    let started = std::time::Instant::now();
+    let outcome = pusher(true, &Arc::new(VapidKey::generate()))
+        .send(&sub, &n, Duration::from_secs(60))
+        .await;
+
+    assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= picket::network::push::PUSH_TIMEOUT && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}
