@@ -119,20 +119,27 @@ pub struct Received {
 }
 
 /// What the push endpoint's handler shares with the test.
-type Shared = (Arc<Mutex<Vec<Received>>>, Arc<Mutex<StatusCode>>);
+type Shared = (
+    Arc<Mutex<Vec<Received>>>,
+    Arc<Mutex<std::collections::HashMap<String, StatusCode>>>,
+);
 
 /// A push service on 127.0.0.1: keeps every request and answers `status`.
 #[derive(Clone)]
 pub struct PushEndpoint {
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
-    status: Arc<Mutex<StatusCode>>,
+    /// The answer per path; "" is every other path's (201 at first).
+    status: Arc<Mutex<std::collections::HashMap<String, StatusCode>>>,
 }
 
 impl PushEndpoint {
     pub async fn start() -> PushEndpoint {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let status = Arc::new(Mutex::new(StatusCode::CREATED));
+        let status = Arc::new(Mutex::new(std::collections::HashMap::from([(
+            String::new(),
+            StatusCode::CREATED,
+        )])));
         let state = (received.clone(), status.clone());
         let router = axum::Router::new()
             .route(
@@ -142,12 +149,17 @@ impl PushEndpoint {
                            uri: axum::http::Uri,
                            headers: HeaderMap,
                            body: axum::body::Bytes| {
+                        let path = uri.path().to_string();
+                        let answers = status.lock().unwrap();
+                        let answer = answers.get(&path).unwrap_or(&answers[""]);
+                        let answer = *answer;
+                        drop(answers);
                         received.lock().unwrap().push(Received {
-                            path: uri.path().to_string(),
+                            path,
                             headers,
                             body: body.to_vec(),
                         });
-                        *status.lock().unwrap()
+                        answer
                     },
                 ),
             )
@@ -166,8 +178,14 @@ impl PushEndpoint {
         format!("{}/push/{id}", self.base)
     }
 
+    /// Answer `status` to every push from now on (but those of [`Self::answer_for`]).
     pub fn answer(&self, status: StatusCode) {
-        *self.status.lock().unwrap() = status;
+        self.status.lock().unwrap().insert(String::new(), status);
+    }
+
+    /// Answer `status` to pushes to `path`.
+    pub fn answer_for(&self, path: &str, status: StatusCode) {
+        self.status.lock().unwrap().insert(path.to_string(), status);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -176,9 +194,14 @@ impl PushEndpoint {
 }
 
 /// Checks a push as a push service does (RFC 8292): `vapid t=JWT, k=KEY`, the key the
-/// host serves, an ES256 signature by it, `aud` the endpoint's origin, `exp` in the
-/// future and at most 24 hours away, a `sub` to contact. Returns the claims.
-pub fn check_vapid(push: &Received, origin: &str, served_key: &str) -> serde_json::Value {
+/// host serves, an ES256 signature by it, `aud` the endpoint's origin, `exp` after `now`
+/// (the host's clock) and at most 24 hours away, a `sub` to contact. Returns the claims.
+pub fn check_vapid(
+    push: &Received,
+    origin: &str,
+    served_key: &str,
+    now: chrono::DateTime<Utc>,
+) -> serde_json::Value {
     let auth = push.headers["authorization"].to_str().unwrap();
     let rest = auth.strip_prefix("vapid t=").expect(auth);
     let (token, k) = rest.split_once(", k=").expect(auth);
@@ -196,7 +219,7 @@ pub fn check_vapid(push: &Received, origin: &str, served_key: &str) -> serde_jso
         serde_json::from_slice(&B64URL.decode(claims).unwrap()).unwrap();
     assert_eq!(claims["aud"], origin);
     let exp = claims["exp"].as_i64().unwrap();
-    let now = Utc::now().timestamp();
+    let now = now.timestamp();
     assert!(exp > now && exp <= now + 24 * 3600, "exp {exp}, now {now}");
     let sub = claims["sub"].as_str().unwrap();
     assert!(
@@ -242,7 +265,7 @@ async fn a_push_reaches_the_endpoint_signed_and_decrypts_to_the_notification() {
     assert_eq!(got.len(), 1);
     let push = &got[0];
     assert_eq!(push.path, "/push/one");
-    check_vapid(push, &service.base, &key.public_key());
+    check_vapid(push, &service.base, &key.public_key(), Utc::now());
     assert_eq!(push.headers["ttl"], "1800");
     assert_eq!(push.headers["urgency"], "high");
     assert_eq!(push.headers["content-encoding"], "aes128gcm");
@@ -275,12 +298,12 @@ async fn a_gone_subscription_is_told_apart_from_a_failure_that_names_no_endpoint
         pusher(true, &key).send(&sub, &n, ttl).await,
         PushOutcome::Gone
     );
-    service.answer(StatusCode::NOT_FOUND);
+    service.answer_for("/push/secret-capability", StatusCode::NOT_FOUND);
     assert_eq!(
         pusher(true, &key).send(&sub, &n, ttl).await,
         PushOutcome::Gone
     );
-    service.answer(StatusCode::TOO_MANY_REQUESTS);
+    service.answer_for("/push/secret-capability", StatusCode::TOO_MANY_REQUESTS);
     let PushOutcome::Failed(reason) = pusher(true, &key).send(&sub, &n, ttl).await else {
         panic!("a 429 is a failure");
     };
