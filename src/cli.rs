@@ -80,7 +80,7 @@ pub enum Command {
     Widget(WidgetCommand),
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
-        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex"
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
     )]
     Join {
         /// The campaign id (see `picket campaign check campaigns/`).
@@ -100,6 +100,10 @@ pub enum Command {
         /// Your name, as posts and pages show it.
         #[arg(long)]
         name: Option<String>,
+        /// Mail the reminders of your tap-to-post accounts to this address, at each slot
+        /// (needs the host's [smtp] settings).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
@@ -331,6 +335,57 @@ pub enum AddAccount {
         #[arg(long)]
         service: Option<String>,
     },
+    /// X, tap-to-post: a prefilled compose link at each slot (X forbids coordinated
+    /// automated posting, so picket does not post there for you).
+    #[command(after_help = "Example:\n  picket account add x --handle @alex")]
+    X(TapAccount),
+    /// A Facebook profile, tap-to-post: the notice to copy at each slot (profiles have no
+    /// posting API).
+    #[command(after_help = "Example:\n  picket account add facebook --handle alex.doe")]
+    Facebook(TapAccount),
+    /// Instagram, tap-to-post: the notice to copy and a strike card to post.
+    #[command(after_help = "Example:\n  picket account add instagram --handle @alex")]
+    Instagram(TapAccount),
+    /// TikTok, tap-to-post: the notice to copy and a strike card to post.
+    #[command(after_help = "Example:\n  picket account add tiktok --handle @alex")]
+    Tiktok(TapAccount),
+    /// YouTube, tap-to-post: the notice to copy (a community post).
+    #[command(after_help = "Example:\n  picket account add youtube --handle @alex")]
+    Youtube(TapAccount),
+    /// LinkedIn, tap-to-post: a share link for the notice's address and its words to copy.
+    #[command(after_help = "Example:\n  picket account add linkedin --handle alex-doe")]
+    Linkedin(TapAccount),
+    /// Threads, tap-to-post: a prefilled compose link at each slot.
+    #[command(after_help = "Example:\n  picket account add threads --handle @alex")]
+    Threads(TapAccount),
+}
+
+impl AddAccount {
+    /// The network and handle of a tap-to-post account, if this adds one.
+    fn tap(&self) -> Option<(crate::domain::NetworkKind, &str)> {
+        use crate::domain::NetworkKind as N;
+        let (network, args) = match self {
+            AddAccount::X(a) => (N::X, a),
+            AddAccount::Facebook(a) => (N::Facebook, a),
+            AddAccount::Instagram(a) => (N::Instagram, a),
+            AddAccount::Tiktok(a) => (N::TikTok, a),
+            AddAccount::Youtube(a) => (N::YouTube, a),
+            AddAccount::Linkedin(a) => (N::LinkedIn, a),
+            AddAccount::Threads(a) => (N::Threads, a),
+            _ => return None,
+        };
+        Some((network, args.handle.as_str()))
+    }
+}
+
+/// A tap-to-post account: picket reminds you at each slot with the notice ready to post
+/// (a prefilled compose link, or the text to copy); you make the final tap. No
+/// credentials are asked or stored.
+#[derive(Debug, clap::Args)]
+pub struct TapAccount {
+    /// Your handle there, e.g. @alex (shown on your page and in reminders).
+    #[arg(long)]
+    pub handle: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -586,6 +641,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Account(AccountCommand::Add(add)) = &command
+        && let Some((network, handle)) = add.tap()
+    {
+        return participate::add_tap(ctx, network, handle).await;
+    }
     match command {
         Command::Account(AccountCommand::Add(AddAccount::Sandbox {
             name,
@@ -605,6 +665,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             app_password,
             service,
         })) => add_bluesky::add_bluesky(ctx, &handle, &app_password, service.as_deref()).await?,
+        Command::Account(AccountCommand::Add(_)) => unreachable!("tap-to-post: handled above"),
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }
@@ -618,6 +679,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             days,
             every,
             name,
+            email,
         } => {
             return participate::join(
                 ctx,
@@ -628,6 +690,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
                     days,
                     every,
                     name,
+                    email,
                 },
             )
             .await;

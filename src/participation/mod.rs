@@ -14,6 +14,7 @@
 //! - `pledge`: pledging, changing and withdrawing a pledge
 //! - `leave`: removing an account, deleting published notices, deleting everything
 //! - `connect`: enrolling an account of each network
+//! - `tap`: tap-to-post accounts, the address reminders go to, "I posted it"
 //! - `error`: the [`ParticipationError`] every action returns
 
 use std::time::Duration as StdDuration;
@@ -34,6 +35,7 @@ mod error;
 mod leave;
 mod pledge;
 pub mod push;
+pub mod tap;
 
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};
@@ -134,6 +136,7 @@ pub async fn save_account(
                 handle: account.handle.clone(),
                 server: account.server.clone(),
                 trusted: account.trusted,
+                route: crate::store::AccountRoute::Api,
             },
             &|id| vault.seal_for(id.0, account.credentials.expose().as_bytes()),
             now,

@@ -175,6 +175,8 @@ fn private_routes() -> Router<AppState> {
         .route("/me/strike.ics", get(me::calendar))
         .route("/me/push", post(push::subscribe))
         .route("/me/push/delete", post(push::unsubscribe))
+        .route("/me/posted", post(me::posted))
+        .route("/me/posted/{token}", get(me::posted_page))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -114,6 +114,7 @@ impl World {
                         handle: format!("{name}-{i}").parse().unwrap(),
                         server: Some(self.receiver_url.clone()),
                         trusted: true,
+                        route: picket::store::AccountRoute::Api,
                     },
                     &|id| self.vault.seal_for(id.0, token(name, i).as_bytes()),
                     now,
