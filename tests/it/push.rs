@@ -519,3 +519,265 @@ async fn a_push_service_that_never_answers_is_given_up_on_within_its_timeout() {
         "{took:?}"
     );
 }
+
+// ── reminders at the slot, end to end ───────────────────────────────────────────────────
+
+mod at_the_slot {
+    use super::*;
+    use chrono::{DateTime, NaiveDate, TimeZone};
+    use picket::clock::{Clock, ManualClock};
+    use picket::store::{OutboxRow, OutboxState};
+
+    use crate::support::{Visitor, World, eventually};
+
+    const ID: &str = "push-strike";
+    const DAY: &str = "2027-07-04";
+
+    /// Midnight of the strike day in Auckland (UTC+12 in July).
+    fn auckland_midnight() -> DateTime<Utc> {
+        chrono_tz::Pacific::Auckland
+            .from_local_datetime(
+                &DAY.parse::<NaiveDate>()
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap(),
+            )
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn campaign() -> String {
+        format!(
+            r#"id = "{ID}"
+title = "Push strike"
+hashtag = "PushStrike"
+networks = ["x"]
+
+[strike]
+timezone = "participant"
+days = ["{DAY}"]
+min_days = 1
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+window = "1h"
+
+[templates]
+notice = ["I'm on #{{{{ hashtag }}}} strike today: no posting here. Join: {{{{ invite_link }}}}"]
+"#
+        )
+    }
+
+    /// A site on `clock`, over `world`'s database, that may push to loopback endpoints.
+    fn options(world: &World, clock: &Arc<ManualClock>) -> Options {
+        Options::default()
+            .over(world)
+            .clock(clock.clone())
+            .own_address()
+            .config("allow_private_addresses = true\nvapid_subject = \"mailto:host@push.test\"")
+    }
+
+    /// Join in Auckland with an X account to post by hand (no [smtp] on this host: the
+    /// reminder is pushed only), then subscribe one browser per endpoint, as the page's
+    /// script does.
+    async fn join_and_subscribe(
+        app: &TestApp,
+        v: &Visitor,
+        browsers: &[(&BrowserKeys, String)],
+    ) -> picket::store::ParticipantId {
+        let email = "aroha@push.test";
+        let step2 = v
+            .start_joining(
+                ID,
+                &[
+                    ("name", "Aroha"),
+                    ("email", email),
+                    ("tz", "Pacific/Auckland"),
+                    ("day", DAY),
+                ],
+            )
+            .await;
+        let added = v
+            .post(
+                "/connect/tap",
+                &[
+                    ("csrf", &step2.field("csrf")),
+                    ("back", &step2.field("back")),
+                    ("network", "x"),
+                    ("handle", "@aroha"),
+                ],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+        let page = v.get(&added.location.unwrap()).await;
+        let joined = v.confirm(ID, &page).await;
+        assert_eq!(joined.status, StatusCode::OK, "{}", joined.html);
+        let me = v.get("/me").await;
+        for (keys, endpoint) in browsers {
+            let kept = v
+                .post(
+                    "/me/push",
+                    &[
+                        ("csrf", &me.field("csrf")),
+                        ("endpoint", endpoint),
+                        ("p256dh", &keys.p256dh()),
+                        ("auth", &keys.auth()),
+                    ],
+                )
+                .await;
+            assert_eq!(kept.status, StatusCode::NO_CONTENT, "{}", kept.html);
+        }
+        app.store
+            .participants_by_email(&picket::store::canonical_email(email), 1)
+            .await
+            .unwrap()[0]
+            .id
+    }
+
+    async fn reminded(app: &TestApp, who: picket::store::ParticipantId) -> OutboxRow {
+        eventually(Duration::from_secs(30), "the notice reminded", async || {
+            let rows = app.store.outbox_for(who, Some(ID)).await.unwrap();
+            match rows.as_slice() {
+                [row] if row.state == OutboxState::Reminded => Ok(row.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_striker_in_auckland_is_pushed_once_at_local_midnight_and_a_gone_browser_is_forgotten()
+     {
+        // Arrange: the app's clock a minute before Auckland's midnight on strike day.
+        let service = PushEndpoint::start().await;
+        service.answer_for("/push/gone", StatusCode::GONE);
+        let midnight = auckland_midnight();
+        let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+        let world = World::new(&campaign(), clock.clone()).await;
+        let app = TestApp::spawn(options(&world, &clock)).await;
+        let (phone, old_laptop) = (BrowserKeys::new(), BrowserKeys::new());
+        let who = join_and_subscribe(
+            &app,
+            &app.visitor(),
+            &[
+                (&phone, service.endpoint("phone")),
+                (&old_laptop, service.endpoint("gone")),
+            ],
+        )
+        .await;
+        let served_key = app.state().vapid.public_key();
+
+        // Act 1: five seconds before the minute. Real time passes on purpose: the
+        // dispatcher and the reminder step look every second, and nothing may come yet.
+        clock.set(midnight - chrono::Duration::seconds(5));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let early = service.received();
+
+        // Act 2: the minute comes.
+        clock.set(midnight);
+        let row = reminded(&app, who).await;
+        let pushes = eventually(Duration::from_secs(30), "both pushes", async || {
+            let got = service.received();
+            if got.len() >= 2 {
+                Ok(got)
+            } else {
+                Err(format!("{got:?}"))
+            }
+        })
+        .await;
+        let left = eventually(
+            Duration::from_secs(10),
+            "the gone browser forgotten",
+            async || {
+                let subs = app.store.push_subscriptions_of(who).await.unwrap();
+                if subs.len() == 1 {
+                    Ok(subs)
+                } else {
+                    Err(subs.len())
+                }
+            },
+        )
+        .await;
+
+        // Assert: nothing before the minute; at it, one push per browser, signed with the
+        // served key, living until the window's end, holding the rendered notice.
+        assert!(early.is_empty(), "a push before the minute: {early:?}");
+        assert_eq!(pushes.len(), 2, "{pushes:?}");
+        let push = pushes.iter().find(|p| p.path == "/push/phone").unwrap();
+        check_vapid(push, &service.base, &served_key, midnight);
+        assert_eq!(push.headers["ttl"], "3600", "the window is an hour");
+        assert_eq!(push.headers["urgency"], "high");
+        let shown: serde_json::Value =
+            serde_json::from_slice(&phone.decrypt(&push.body).unwrap()).unwrap();
+        let text = row.text.clone().unwrap();
+        assert!(text.contains("#PushStrike"), "{text}");
+        assert_eq!(shown["title"], "Strike notice due");
+        assert_eq!(shown["body"], text.as_str());
+        assert_eq!(shown["url"], format!("{}/me", app.base));
+        // The browser that is gone is no more; the other one stays.
+        assert!(pushes.iter().any(|p| p.path == "/push/gone"));
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].last_error, None);
+
+        // Act 3: picket restarts on the same database within the slot's window.
+        drop(app);
+        clock.set(midnight + chrono::Duration::seconds(30));
+        let again = TestApp::spawn(options(&world, &clock)).await;
+        // Real time passes on purpose: a second push would go within a round or two.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        // Assert: once per slot.
+        assert_eq!(
+            again.store.outbox_for(who, Some(ID)).await.unwrap()[0].state,
+            OutboxState::Reminded
+        );
+        assert_eq!(
+            service.received().len(),
+            2,
+            "no second push after a restart"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_push_goes_once_the_slots_window_has_closed() {
+        // Arrange
+        let service = PushEndpoint::start().await;
+        let midnight = auckland_midnight();
+        let clock = Arc::new(ManualClock::new(midnight - chrono::Duration::seconds(60)));
+        let world = World::new(&campaign(), clock.clone()).await;
+        let app = TestApp::spawn(options(&world, &clock)).await;
+        let browser = BrowserKeys::new();
+        let who = join_and_subscribe(
+            &app,
+            &app.visitor(),
+            &[(&browser, service.endpoint("late"))],
+        )
+        .await;
+
+        // Act: picket comes back 30 s after the hour's window closed, inside the 60 s
+        // grace in which a late mail may still go.
+        clock.set(midnight + chrono::Duration::seconds(3600 + 30));
+        reminded(&app, who).await;
+        eventually(
+            Duration::from_secs(30),
+            "the slot's reminder handled",
+            async || {
+                let due = app
+                    .store
+                    .reminders_due(clock.now(), chrono::Duration::seconds(60), 10)
+                    .await
+                    .unwrap();
+                due.is_empty()
+            },
+        )
+        .await;
+        // Real time passes on purpose: a push would follow the mark within moments.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        // Assert
+        let late: Vec<_> = service.received().into_iter().map(|r| r.path).collect();
+        assert!(late.is_empty(), "a push after the window: {late:?}");
+    }
+}

@@ -2524,3 +2524,30 @@ async fn push_subscriptions_are_kept_per_browser_handed_over_capped_and_forgotte
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_slots_reminder_is_due_for_a_browser_to_push_to_even_without_an_address() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a participant without an address, one tap notice rendered at its slot.
+        let s = tap_striker(&*store, "bo", 1, false).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+        let grace = Duration::seconds(60);
+        remind(&*store, now, 10).await;
+
+        // Act
+        let without = store.reminders_due(now, grace, 10).await.unwrap();
+        store
+            .save_push_subscription(s.participant, "h1", &Sealed::new(vec![1]), 10, now)
+            .await
+            .unwrap();
+        let with = store.reminders_due(now, grace, 10).await.unwrap();
+
+        // Assert: due once there is somewhere to remind them, with the window's end.
+        assert!(without.is_empty(), "{db}: {without:?}");
+        assert_eq!(with.len(), 1, "{db}: {with:?}");
+        assert_eq!(with[0].participant_id, s.participant, "{db}");
+        assert_eq!(with[0].window_end, t0() + Duration::hours(1), "{db}");
+    })
+    .await;
+}
