@@ -107,7 +107,10 @@ impl Dispatcher {
             vault,
             clock,
             hosted,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                cap: std::time::Duration::from_secs(settings.retry_cap_secs.max(1)),
+                ..RetryPolicy::default()
+            },
             settings,
             worker: format!("{}-{}", hostname(), std::process::id()),
             public_url: public_url.trim_end_matches('/').to_string(),
