@@ -13,6 +13,7 @@ pub mod guarded;
 pub mod mastodon;
 pub mod nostr;
 pub mod peer;
+pub mod push;
 pub mod sandbox;
 
 use std::collections::HashMap;

@@ -15,6 +15,7 @@ mod mail;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;
+mod push;
 mod rehearse;
 mod resilience;
 mod ssrf;
