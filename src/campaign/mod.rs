@@ -225,6 +225,28 @@ pub mod duration_secs_opt {
 }
 
 impl Campaign {
+    /// The strike day a post's card shows: the slot's own date where the days are read
+    /// (the campaign's zone, or the participant's), when that is a strike day; before the
+    /// strike the first day, after it the last. The card route knows only strike days, so
+    /// a link to the card of an invitation a week before still works.
+    pub fn card_day(&self, participant: chrono_tz::Tz, slot_at: DateTime<Utc>) -> NaiveDate {
+        let tz = match &self.strike.when {
+            StrikeTime::ZonedDays { tz, .. } => *tz,
+            _ => participant,
+        };
+        let local = slot_at.with_timezone(&tz).date_naive();
+        let days = self.days();
+        if days.contains(&local) {
+            return local;
+        }
+        days.iter()
+            .copied()
+            .filter(|d| *d >= local)
+            .min()
+            .or_else(|| days.iter().copied().max())
+            .unwrap_or(local)
+    }
+
     /// What this campaign's strike card for `day` shows, on the host at `public_url`.
     pub fn card_notice(&self, day: NaiveDate, public_url: &str) -> crate::card::Notice {
         crate::card::Notice {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacing::Pacer;
 use super::retry::RetryPolicy;
-use crate::campaign::{Campaign, StrikeTime};
+use crate::campaign::Campaign;
 use crate::card::{self, Cards};
 use crate::clock::Clock;
 use crate::compose;
@@ -544,7 +544,7 @@ impl Dispatcher {
         if !c.posts.iter().any(|r| r.name == post.post_name && r.card) {
             return None;
         }
-        let notice = c.card_notice(card_day(c, post.tz, post.slot_at), &self.public_url);
+        let notice = c.card_notice(c.card_day(post.tz.tz(), post.slot_at), &self.public_url);
         let size = card::Size::Square;
         match self.cards.get(&notice, size).await {
             Ok(png) => Some(Image {
@@ -717,31 +717,6 @@ impl Phases {
     }
 }
 
-/// The strike day a post's card shows: the slot's own date where the days are read (the
-/// campaign's zone, or the participant's), when that is a strike day; before the strike the
-/// first day, after it the last.
-fn card_day(
-    c: &Campaign,
-    participant: crate::domain::Zone,
-    slot_at: DateTime<Utc>,
-) -> chrono::NaiveDate {
-    let tz = match &c.strike.when {
-        StrikeTime::ZonedDays { tz, .. } => *tz,
-        _ => participant.tz(),
-    };
-    let local = slot_at.with_timezone(&tz).date_naive();
-    let days = c.days();
-    if days.contains(&local) {
-        return local;
-    }
-    days.iter()
-        .copied()
-        .filter(|d| *d >= local)
-        .min()
-        .or_else(|| days.iter().copied().max())
-        .unwrap_or(local)
-}
-
 /// A post ready to go: its text, the account with its credentials opened, the adapter.
 struct Ready {
     text: String,
@@ -769,8 +744,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn zone(s: &str) -> crate::domain::Zone {
-        crate::domain::Zone::parse(s).unwrap()
+    fn tz(s: &str) -> chrono_tz::Tz {
+        s.parse().unwrap()
     }
 
     fn day(s: &str) -> chrono::NaiveDate {
@@ -783,26 +758,26 @@ mod tests {
         // Midnight of 5 July in Auckland is still 4 July in UTC; 11 pm of 4 July in
         // Honolulu is 5 July in UTC.
         assert_eq!(
-            card_day(&own, zone("Pacific/Auckland"), at("2027-07-04T12:00:00Z")),
+            own.card_day(tz("Pacific/Auckland"), at("2027-07-04T12:00:00Z")),
             day("2027-07-05")
         );
         assert_eq!(
-            card_day(&own, zone("Pacific/Honolulu"), at("2027-07-05T09:00:00Z")),
+            own.card_day(tz("Pacific/Honolulu"), at("2027-07-05T09:00:00Z")),
             day("2027-07-04")
         );
         // Before the strike (an invitation): its first day; after it: its last.
         assert_eq!(
-            card_day(&own, zone("UTC"), at("2027-06-27T00:00:00Z")),
+            own.card_day(tz("UTC"), at("2027-06-27T00:00:00Z")),
             day("2027-07-04")
         );
         assert_eq!(
-            card_day(&own, zone("UTC"), at("2027-07-06T00:00:00Z")),
+            own.card_day(tz("UTC"), at("2027-07-06T00:00:00Z")),
             day("2027-07-05")
         );
         // Days read in the campaign's zone: the participant's does not move them.
         let zoned = campaign("timezone = \"America/New_York\"\ndays = [\"2027-07-04\"]");
         assert_eq!(
-            card_day(&zoned, zone("Asia/Tokyo"), at("2027-07-04T04:00:00Z")),
+            zoned.card_day(tz("Asia/Tokyo"), at("2027-07-04T04:00:00Z")),
             day("2027-07-04")
         );
     }

@@ -303,7 +303,10 @@ impl Reminder {
         let accounts = self.store.list_accounts(me.id).await?;
         let campaign = self.campaigns.iter().find(|c| c.id == due.campaign_id);
         let site = self.public_url.trim_end_matches('/');
-        let day = due.slot_at.with_timezone(&tz).date_naive();
+        let day = campaign.map_or_else(
+            || due.slot_at.with_timezone(&tz).date_naive(),
+            |c| c.card_day(tz, due.slot_at),
+        );
         let mut tokens = Vec::new();
         let mut notices = Vec::new();
         for row in rows {
