@@ -32,7 +32,7 @@ pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
 pub use schedule::{
     ChoiceError, END_POST_WINDOW, MAX_DAY_POST_WINDOW, StrikePeriod, day_start, resolve_local,
 };
-pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS};
+pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, MAX_CARD_WHY};
 pub use values::{MAX_DURATION, ValueError, fmt_duration, parse_date, parse_duration, parse_when};
 
 /// One thing wrong with a campaign file, located for a person to fix.
@@ -69,6 +69,8 @@ pub struct Campaign {
     pub hashtag: Hashtag,
     /// A sentence or two for pages and link previews.
     pub description: Option<String>,
+    /// The short "why" strike cards show, as written (`card_why`); see [`Campaign::card_why`].
+    pub card_why: Option<String>,
     pub declaration: Option<Declaration>,
     pub strike: Strike,
     pub posts: Vec<PostRule>,
@@ -155,6 +157,8 @@ pub struct PostRule {
     pub window: Option<chrono::Duration>,
     /// Only for participants who opted into this post (e.g. the hourly notice).
     pub optional: bool,
+    /// The strike card goes with this post as an image, on networks that take one.
+    pub card: bool,
 }
 
 /// A post's schedule, as written in `when`.
@@ -216,6 +220,41 @@ pub mod duration_secs_opt {
         match d {
             Some(d) => s.serialize_some(&d.num_seconds()),
             None => s.serialize_none(),
+        }
+    }
+}
+
+impl Campaign {
+    /// The strike day a post's card shows: the slot's own date where the days are read
+    /// (the campaign's zone, or the participant's), when that is a strike day; before the
+    /// strike the first day, after it the last. The card route knows only strike days, so
+    /// a link to the card of an invitation a week before still works.
+    pub fn card_day(&self, participant: chrono_tz::Tz, slot_at: DateTime<Utc>) -> NaiveDate {
+        let tz = match &self.strike.when {
+            StrikeTime::ZonedDays { tz, .. } => *tz,
+            _ => participant,
+        };
+        let local = slot_at.with_timezone(&tz).date_naive();
+        let days = self.days();
+        if days.contains(&local) {
+            return local;
+        }
+        days.iter()
+            .copied()
+            .filter(|d| *d >= local)
+            .min()
+            .or_else(|| days.iter().copied().max())
+            .unwrap_or(local)
+    }
+
+    /// What this campaign's strike card for `day` shows, on the host at `public_url`.
+    pub fn card_notice(&self, day: NaiveDate, public_url: &str) -> crate::card::Notice {
+        crate::card::Notice {
+            title: self.title.clone(),
+            hashtag: self.hashtag.to_string(),
+            day,
+            host: crate::card::host_of(public_url),
+            why: crate::card::why_of(self.card_why.as_deref(), self.description.as_deref()),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct ReminderDue {
     pub campaign_id: String,
     pub slot_key: String,
     pub slot_at: DateTime<Utc>,
+    /// When the slot's window ends (the earliest of its notices'): no push after it.
+    pub window_end: DateTime<Utc>,
 }
 
 /// What [`Reminders::mark_reminder_mail`] marked.
@@ -68,13 +70,13 @@ macro_rules! by_hand {
 /// Reminders of tap-to-post notices; part of [`Store`](super::Store).
 #[async_trait]
 pub trait Reminders {
-    /// Slots due for a reminder mail now, oldest first, at most `limit`: at least one
-    /// notice waiting to be posted by hand (a `reminded` tap notice, or a post of an
-    /// account needing reconnection from its slot's minute) that no mail carried yet,
-    /// its window (plus `grace`) still open, no post of the same slot due now still
-    /// waiting to be rendered or sent (so one mail holds the whole slot, including a post
-    /// whose account fails as it is sent), an active pledge of a campaign not cancelled,
-    /// and an address to mail.
+    /// Slots due for a reminder now, oldest first, at most `limit`: at least one notice
+    /// waiting to be posted by hand (a `reminded` tap notice, or a post of an account
+    /// needing reconnection from its slot's minute) that no reminder carried yet, its
+    /// window (plus `grace`) still open, no post of the same slot due now still waiting to
+    /// be rendered or sent (so one mail holds the whole slot, including a post whose
+    /// account fails as it is sent), an active pledge of a campaign not cancelled, and an
+    /// address to mail or a browser to push to.
     async fn reminders_due(
         &self,
         now: DateTime<Utc>,
@@ -138,15 +140,16 @@ macro_rules! reminders {
                 grace: Duration,
                 limit: u32,
             ) -> Result<Vec<ReminderDue>, StoreError> {
-                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64)>(concat!(
+                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64, i64)>(concat!(
                     "SELECT o.pledge_id, p.participant_id, o.campaign_id, o.slot_key, \
-                     MIN(o.slot_at) FROM outbox o \
+                     MIN(o.slot_at), MIN(o.window_end) FROM outbox o \
                      JOIN pledges p ON p.id = o.pledge_id \
                      JOIN participants pt ON pt.id = p.participant_id \
                      WHERE ",
                     by_hand!("o", "$1"),
                     " AND o.confirm_token_hash IS NULL AND o.window_end >= $1 - $2 \
-                     AND p.status = 'active' AND pt.email IS NOT NULL \
+                     AND p.status = 'active' AND (pt.email IS NOT NULL OR EXISTS \
+                     (SELECT 1 FROM push_subscriptions s WHERE s.participant_id = pt.id)) \
                      AND NOT EXISTS (SELECT 1 FROM outbox q \
                      JOIN accounts a ON a.id = q.account_id \
                      WHERE q.pledge_id = o.pledge_id AND q.slot_key = o.slot_key \
@@ -164,15 +167,18 @@ macro_rules! reminders {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter()
-                    .map(|(pledge, participant, campaign, slot_key, at)| {
-                        Ok(ReminderDue {
-                            pledge_id: PledgeId(pledge),
-                            participant_id: ParticipantId(participant),
-                            campaign_id: campaign,
-                            slot_key,
-                            slot_at: instant(at)?,
-                        })
-                    })
+                    .map(
+                        |(pledge, participant, campaign, slot_key, at, window_end)| {
+                            Ok(ReminderDue {
+                                pledge_id: PledgeId(pledge),
+                                participant_id: ParticipantId(participant),
+                                campaign_id: campaign,
+                                slot_key,
+                                slot_at: instant(at)?,
+                                window_end: instant(window_end)?,
+                            })
+                        },
+                    )
                     .collect()
             }
 

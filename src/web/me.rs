@@ -89,6 +89,10 @@ struct MePage {
     accounts: Vec<AccountView>,
     /// Until when their current magic link works, if they have one that does.
     link_until: Option<String>,
+    /// The host's Web Push public key, for "Remind me in this browser".
+    push_key: String,
+    /// How many browsers remind them.
+    push_browsers: usize,
     ok: Option<String>,
     msg: Option<String>,
 }
@@ -153,6 +157,8 @@ pub async fn page(
         due: due_now(&state, &me, &accounts).await?,
         pledges: pledges(&state, &me, &accounts).await?,
         accounts: accounts.iter().map(account_view).collect(),
+        push_key: state.vapid.public_key(),
+        push_browsers: state.store.push_subscriptions_of(me.id).await?.len(),
         ok: q.ok,
         msg: q.msg,
     };
@@ -213,8 +219,7 @@ async fn due_now(
                 &text,
                 site,
                 &r.campaign_id,
-                // Tap rows are due at their slot's own minute: its local date is the day.
-                r.run_at.with_timezone(&tz).date_naive(),
+                card_day(state, &r, tz),
             ),
             text,
             fallback: is_fallback,
@@ -851,6 +856,19 @@ pub async fn posted_page(
     page_with_csrf(&state, "posted.html", &page, &csrf, StatusCode::OK)
 }
 
+/// The strike day of a notice's card: tap rows are due at their slot's own minute, so
+/// its local date, moved onto the strike's days by [`crate::campaign::Campaign::card_day`].
+fn card_day(
+    state: &AppState,
+    row: &crate::store::OutboxRow,
+    tz: chrono_tz::Tz,
+) -> chrono::NaiveDate {
+    state.campaign(&row.campaign_id).map_or_else(
+        || row.run_at.with_timezone(&tz).date_naive(),
+        |c| c.card_day(tz, row.run_at),
+    )
+}
+
 async fn posted_view(
     state: &AppState,
     csrf: &str,
@@ -882,7 +900,7 @@ async fn posted_view(
             &text,
             site,
             &row.campaign_id,
-            row.run_at.with_timezone(&tz).date_naive(),
+            card_day(state, &row, tz),
         ),
         text,
         done: row.state == OutboxState::PostedByHand,

@@ -3,6 +3,7 @@
 mod browser;
 mod campaign_check;
 mod campaign_preview;
+mod card;
 mod cli;
 mod crash;
 mod declaration;
@@ -14,6 +15,7 @@ mod mail;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;
+mod push;
 mod rehearse;
 mod resilience;
 mod ssrf;

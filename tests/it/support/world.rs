@@ -227,5 +227,6 @@ pub fn fast_settings() -> SchedulerSettings {
         batch: 32,
         concurrency: 16,
         request_timeout_secs: 1,
+        retry_cap_secs: 5,
     }
 }
