@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod add_bluesky;
 mod add_mastodon;
+mod add_threads;
 mod add_nostr;
 mod declaration;
 mod participate;
@@ -309,6 +310,16 @@ pub enum AddAccount {
         )]
         token: Option<String>,
     },
+    /// A Threads account, through this host's Meta app (`[threads]` in the settings):
+    /// picket prints Threads' page to open; you allow picket there and paste back the
+    /// address your browser lands on. It asks only to publish and to read who you are;
+    /// the permission lasts 60 days and is renewed while picket posts.
+    #[command(after_help = "Example:\n  picket account add threads --oauth")]
+    Threads {
+        /// Connect through the official API (OAuth with the host's app).
+        #[arg(long, required = true)]
+        oauth: bool,
+    },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
     /// passwords), never your main password. picket signs in once and keeps the session.
     #[command(
@@ -599,6 +610,10 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         })) => return add_nostr::add_nostr(ctx, &relays, nsec, bunker).await,
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
+        }
+        // clap requires --oauth: without it (tap-to-post) there is nothing to connect here.
+        Command::Account(AccountCommand::Add(AddAccount::Threads { oauth: _ })) => {
+            add_threads::add_threads_oauth(ctx).await?
         }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,

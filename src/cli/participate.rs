@@ -64,6 +64,12 @@ impl Ctx {
             &self.settings.public_url,
             self.clock.clone(),
         )
+        .with_official_apis(
+            &self.settings,
+            self.credential_sink(vault),
+            &self.egress(),
+            self.clock.clone(),
+        )
     }
 
     pub fn vault(&self) -> anyhow::Result<Vault> {

@@ -9,11 +9,13 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod graph;
 pub mod guarded;
 pub mod mastodon;
 pub mod nostr;
 pub mod peer;
 pub mod sandbox;
+pub mod threads;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -343,6 +345,27 @@ impl Networks {
         self.by_kind.get(&kind)
     }
 
+    /// The official-API adapters of the apps this host registered with the networks
+    /// (`[threads]` ...): each is absent without its settings, so accounts of that network
+    /// cannot be posted to through an API.
+    pub fn with_official_apis(
+        mut self,
+        settings: &crate::config::Settings,
+        credentials: Arc<dyn CredentialSink>,
+        egress: &Egress,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        if let Some(app) = &settings.threads {
+            self = self.with(Arc::new(threads::Threads::new(
+                egress.clone(),
+                threads::App::from_settings(app),
+                credentials,
+                clock,
+            )));
+        }
+        self
+    }
+
     /// Every adapter picket ships, sharing `egress` (one connection pool per client).
     /// `credentials` keeps tokens that change while running (the app passes
     /// `app::StoreCredentials`); `own_url` is this host's `public_url`, the only place link
@@ -367,6 +390,15 @@ impl Networks {
             .with(Arc::new(
                 bluesky::Bluesky::new(egress.clone(), credentials, clock).with_cards_from(own_url),
             ))
+    }
+}
+
+/// When picket's access to an account ends unless it is renewed or reconnected first,
+/// for the networks whose grants expire (read from the account's opened credentials).
+pub fn grant_ends(kind: NetworkKind, credentials: &str) -> Option<DateTime<Utc>> {
+    match kind {
+        NetworkKind::Threads => threads::grant_ends(credentials),
+        _ => None,
     }
 }
 

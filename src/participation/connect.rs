@@ -18,7 +18,7 @@ use crate::domain::NetworkKind;
 use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, bluesky};
+use crate::network::{Egress, Http, bluesky, threads};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,5 +407,77 @@ fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Opti
     Some(App {
         client_id: creds.client_id?,
         client_secret: creds.client_secret?,
+    })
+}
+
+const THREADS_NOT_FINISHED: &str =
+    "Threads did not complete the connection. Try connecting the account again.";
+
+/// A Threads authorization under way: what finishing it needs.
+pub struct ThreadsAuthorization {
+    pub app: threads::App,
+    pub redirect: String,
+    pub state: String,
+    /// The authorization window to send the person to.
+    pub url: String,
+}
+
+/// Start connecting a Threads account with the host's app: Meta sends the person back to
+/// `redirect` (registered with the app) with a code and `state`.
+pub fn threads_authorize(app: threads::App, redirect: &str, state: &str) -> ThreadsAuthorization {
+    ThreadsAuthorization {
+        url: threads::oauth::authorize_url(&app, redirect, state),
+        app,
+        redirect: redirect.to_string(),
+        state: state.to_string(),
+    }
+}
+
+/// Finish it: the code for a 60-day token, and who the account is. `state` is the one
+/// that came back with the code, when it came back (a pasted bare code has none).
+pub async fn threads_code(
+    egress: &Egress,
+    auth: &ThreadsAuthorization,
+    code: &str,
+    state: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Connected, ConnectError> {
+    let code = code.trim();
+    if code.is_empty() {
+        return Err(ConnectError::Invalid(
+            "No code came back from Threads: try connecting again.".into(),
+        ));
+    }
+    if state.is_some_and(|s| s != auth.state) {
+        return Err(ConnectError::Invalid(
+            "That address belongs to another authorization: connect the account again.".into(),
+        ));
+    }
+    let creds = threads::oauth::exchange_code(
+        auth.app.http(egress),
+        &auth.app,
+        code,
+        &auth.redirect,
+        now,
+    )
+    .await
+    .map_err(|e| {
+        failed(
+            THREADS_NOT_FINISHED,
+            format!("connecting Threads: {}", e.for_operator()),
+        )
+    })?;
+    Ok(Connected {
+        network: NetworkKind::Threads,
+        handle: creds.username.clone(),
+        server: None,
+        summary: format!(
+            "(@{}) through this host's Threads app, until {} (renewed while picket posts)",
+            creds.username,
+            creds.expires_at.format("%Y-%m-%d")
+        ),
+        credentials: creds.to_secret(),
+        // The adapter reaches Threads through the app's own client whatever this says.
+        trusted: auth.app.trusted,
     })
 }

@@ -1,7 +1,9 @@
 //! Connecting accounts in the browser: `POST /connect/{network}` for the networks that
 //! connect in one step (the sandbox, Bluesky, Nostr through a remote signer), and for
 //! Mastodon the server's own OAuth page, its callback (`GET /connect/mastodon/callback`)
-//! and the authorizations waiting for it ([`PendingAuthorizations`]). Every connect goes
+//! and the authorizations waiting for it ([`PendingAuthorizations`]); the same for
+//! Threads through the host's Meta app (`GET /connect/threads/callback`), offered only
+//! when `[threads]` is set. Every connect goes
 //! back to the join step it came from, with a message.
 //!
 //! Connecting an account reaches addresses the visitor typed: always through the guarded
@@ -20,7 +22,9 @@ use super::form::{Fields, Form};
 use super::session::signed_in;
 use super::{AppState, WebError};
 use crate::network::mastodon::OOB_REDIRECT;
-use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
+use crate::participation::connect::{
+    self, ConnectError, MastodonAuthorization, ThreadsAuthorization, TypedBy,
+};
 use crate::participation::{self, Connected};
 use crate::store::Participant;
 
@@ -46,10 +50,16 @@ pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
     format!("{back}{sep}{q}")
 }
 
+/// An authorization under way, by network.
+enum Authorization {
+    Mastodon(MastodonAuthorization),
+    Threads(ThreadsAuthorization),
+}
+
 /// An OAuth authorization waiting for the server to send the person back.
 pub struct PendingOAuth {
     participant: crate::store::ParticipantId,
-    auth: MastodonAuthorization,
+    auth: Authorization,
     back: String,
     started: std::time::Instant,
 }
@@ -133,6 +143,10 @@ pub async fn connect_account(
             }
         }
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
+        // Only where the host registered a Meta app.
+        "threads" if state.settings.threads.is_some() => {
+            return Ok(threads_start(&state, &me, back).into_response());
+        }
         other => {
             return Err(WebError::NotFound(format!(
                 "picket cannot connect “{other}” accounts here."
@@ -210,7 +224,7 @@ async fn mastodon_start(
                 oauth_state,
                 PendingOAuth {
                     participant: me.id,
-                    auth,
+                    auth: Authorization::Mastodon(auth),
                     back,
                     started: std::time::Instant::now(),
                 },
@@ -229,8 +243,56 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
+/// Send the person to Threads' authorization window; it comes back to
+/// [`threads_callback`].
+fn threads_start(state: &AppState, me: &Participant, back: String) -> Redirect {
+    let app = crate::network::threads::App::from_settings(
+        state.settings.threads.as_ref().expect("checked by the caller"),
+    );
+    let oauth_state = participation::new_access_token();
+    let auth = connect::threads_authorize(app, &threads_redirect(state), &oauth_state);
+    let url = auth.url.clone();
+    state.oauth.put(
+        oauth_state,
+        PendingOAuth {
+            participant: me.id,
+            auth: Authorization::Threads(auth),
+            back,
+            started: std::time::Instant::now(),
+        },
+    );
+    Redirect::to(&url)
+}
+
+/// Where Threads sends people back: registered with the host's Meta app.
+pub(crate) fn threads_redirect(state: &AppState) -> String {
+    format!(
+        "{}/connect/threads/callback",
+        state.settings.public_url.trim_end_matches('/')
+    )
+}
+
+/// `GET /connect/threads/callback`: Threads sends the person back with a code.
+pub async fn threads_callback(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: Query<Callback>,
+) -> Result<Response, WebError> {
+    oauth_callback(state, headers, q).await
+}
+
 /// `GET /connect/mastodon/callback`: the server sends the person back with a code.
 pub async fn mastodon_callback(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: Query<Callback>,
+) -> Result<Response, WebError> {
+    oauth_callback(state, headers, q).await
+}
+
+/// Either callback: the pending authorization (found by its single-use `state`) says
+/// which network it was for.
+async fn oauth_callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Callback>,
@@ -250,10 +312,22 @@ pub async fn mastodon_callback(
             "This authorization was started by someone else on this device.".into(),
         ));
     }
-    let connected = match (q.code, q.error) {
-        (Some(code), None) => connect::mastodon_code(pending.auth, &code).await,
+    let connected = match (q.code, q.error, pending.auth) {
+        (Some(code), None, Authorization::Mastodon(auth)) => {
+            connect::mastodon_code(auth, &code).await
+        }
+        (Some(code), None, Authorization::Threads(auth)) => {
+            connect::threads_code(
+                &state.egress,
+                &auth,
+                &code,
+                q.state.as_deref(),
+                state.clock.now(),
+            )
+            .await
+        }
         // The server's words come back in the query string: not shown, only logged.
-        (_, error) => Err(ConnectError::Failed {
+        (_, error, _) => Err(ConnectError::Failed {
             shown: "The server did not allow picket to post for you.",
             detail: format!(
                 "the server did not allow picket: {}",
