@@ -171,10 +171,12 @@ impl Application {
             egress,
         } = core;
         let pages = Pages::load(settings.templates_dir.as_deref())
-            .and_then(|p| p.with_site(&serde_json::json!({
-                "sandbox": settings.sandbox,
-                "threads": settings.threads.is_some(),
-            })))
+            .and_then(|p| {
+                p.with_site(&serde_json::json!({
+                    "sandbox": settings.sandbox,
+                    "threads": settings.threads.is_some(),
+                }))
+            })
             .context("loading page templates")?;
         let mailer = crate::mail::from_settings(settings.smtp.as_ref())
             .context("setting up outgoing mail ([smtp])")?

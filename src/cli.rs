@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 mod add_bluesky;
 mod add_mastodon;
-mod add_threads;
 mod add_nostr;
+mod add_threads;
 mod declaration;
 mod participate;
 mod widget;

@@ -801,8 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn an_official_api_app_comes_from_its_table_or_the_environment_and_its_secret_is_never_shown()
-    {
+    fn an_official_api_app_comes_from_its_table_or_the_environment_and_its_secret_is_never_shown() {
         let mut s: Settings = toml::from_str(
             "[threads]\nclient_id = \"123\"\nclient_secret = \"hunter2\"\napi_base = \"http://127.0.0.1:9\"",
         )
@@ -827,11 +826,15 @@ mod tests {
                 .is_err(),
             "an id without a secret"
         );
-        let mut bad: Settings =
-            toml::from_str("[threads]\nclient_id = \"1\"\nclient_secret = \"s\"\napi_base = \"ftp://x\"")
-                .unwrap();
+        let mut bad: Settings = toml::from_str(
+            "[threads]\nclient_id = \"1\"\nclient_secret = \"s\"\napi_base = \"ftp://x\"",
+        )
+        .unwrap();
         assert!(bad.apply_env(|_| None).is_err());
-        assert!(Settings::default().threads.is_none(), "off unless configured");
+        assert!(
+            Settings::default().threads.is_none(),
+            "off unless configured"
+        );
     }
 
     #[test]

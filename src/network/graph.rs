@@ -117,7 +117,13 @@ mod tests {
     {
         let bad = StatusCode::BAD_REQUEST;
         assert!(matches!(
-            classify(bad, &err("OAuthException", Some(190)), None, "Threads", "the post"),
+            classify(
+                bad,
+                &err("OAuthException", Some(190)),
+                None,
+                "Threads",
+                "the post"
+            ),
             PublishError::Reconnect(_)
         ));
         let PublishError::Retry { after, .. } = classify(

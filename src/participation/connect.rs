@@ -453,20 +453,15 @@ pub async fn threads_code(
             "That address belongs to another authorization: connect the account again.".into(),
         ));
     }
-    let creds = threads::oauth::exchange_code(
-        auth.app.http(egress),
-        &auth.app,
-        code,
-        &auth.redirect,
-        now,
-    )
-    .await
-    .map_err(|e| {
-        failed(
-            THREADS_NOT_FINISHED,
-            format!("connecting Threads: {}", e.for_operator()),
-        )
-    })?;
+    let creds =
+        threads::oauth::exchange_code(auth.app.http(egress), &auth.app, code, &auth.redirect, now)
+            .await
+            .map_err(|e| {
+                failed(
+                    THREADS_NOT_FINISHED,
+                    format!("connecting Threads: {}", e.for_operator()),
+                )
+            })?;
     Ok(Connected {
         network: NetworkKind::Threads,
         handle: creds.username.clone(),
@@ -480,4 +475,15 @@ pub async fn threads_code(
         // The adapter reaches Threads through the app's own client whatever this says.
         trusted: auth.app.trusted,
     })
+}
+
+/// When picket's access to `account` ends unless renewed or reconnected before (Threads'
+/// 60-day grants), read from its sealed credentials; `None` for grants that do not end
+/// or credentials that cannot be opened.
+pub fn grant_ends(
+    vault: &crate::crypto::Vault,
+    account: &crate::store::Account,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
+    crate::network::grant_ends(account.network, &String::from_utf8_lossy(&plain))
 }

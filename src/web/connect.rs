@@ -247,7 +247,11 @@ pub struct Callback {
 /// [`threads_callback`].
 fn threads_start(state: &AppState, me: &Participant, back: String) -> Redirect {
     let app = crate::network::threads::App::from_settings(
-        state.settings.threads.as_ref().expect("checked by the caller"),
+        state
+            .settings
+            .threads
+            .as_ref()
+            .expect("checked by the caller"),
     );
     let oauth_state = participation::new_access_token();
     let auth = connect::threads_authorize(app, &threads_redirect(state), &oauth_state);

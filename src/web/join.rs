@@ -411,7 +411,10 @@ async fn render_accounts(
                 .join(", "),
         },
         choice,
-        accounts: accounts.iter().map(account_view).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| account_view(a, &state.vault))
+            .collect(),
         posts,
         msg: flash.msg,
         ok: flash.ok,

@@ -128,7 +128,10 @@ pub async fn page(
         ),
         invited: state.store.invited_count(&me.invite_code).await?,
         pledges: pledges(&state, &me, &accounts).await?,
-        accounts: accounts.iter().map(account_view).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| account_view(a, &state.vault))
+            .collect(),
         ok: q.ok,
         msg: q.msg,
     };

@@ -14,6 +14,7 @@ mod mail;
 mod net_bluesky;
 mod net_mastodon;
 mod net_nostr;
+mod net_threads;
 mod rehearse;
 mod resilience;
 mod ssrf;

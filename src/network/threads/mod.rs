@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
 use super::{
-    AccountRef, CredentialSink, Identity, Network, NetworkKind, OutgoingPost, PublishError,
-    Reason, Receipt, graph,
+    AccountRef, CredentialSink, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason,
+    Receipt, graph,
 };
 use crate::clock::Clock;
 use crate::config::OAuthApp;
@@ -335,8 +335,7 @@ impl Threads {
             .into_iter()
             .find(|t| {
                 t.text.as_deref().map(str::trim) == Some(post.text.trim())
-                    && t
-                        .timestamp
+                    && t.timestamp
                         .as_deref()
                         .and_then(parse_time)
                         .is_none_or(|at| at >= since)
@@ -481,7 +480,10 @@ mod tests {
             auth_base: None,
         };
         let real = App::from_settings(&s);
-        assert_eq!((real.api.as_str(), real.auth.as_str()), (API_BASE, AUTH_BASE));
+        assert_eq!(
+            (real.api.as_str(), real.auth.as_str()),
+            (API_BASE, AUTH_BASE)
+        );
         assert!(!real.trusted, "Meta's hosts go through the guarded client");
         s.api_base = Some("http://127.0.0.1:9/".into());
         let fake = App::from_settings(&s);

@@ -236,7 +236,9 @@ mod tests {
     #[test]
     fn a_pasted_redirect_gives_its_code_and_state_and_a_bare_code_is_taken_as_is() {
         assert_eq!(
-            code_from_paste(" https://picket.test/connect/threads/callback?code=AQB1x&state=s1#_\n"),
+            code_from_paste(
+                " https://picket.test/connect/threads/callback?code=AQB1x&state=s1#_\n"
+            ),
             ("AQB1x".to_string(), Some("s1".to_string()))
         );
         assert_eq!(code_from_paste("AQB1x#_"), ("AQB1x".to_string(), None));

@@ -18,6 +18,7 @@ mod campaigns;
 mod install;
 mod ports;
 mod servers;
+mod threads_fake;
 mod visitor;
 mod wait;
 mod world;
@@ -27,6 +28,9 @@ pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, wi
 pub use install::Installation;
 pub use ports::{HeldPort, unused_port};
 pub use servers::require_server;
+pub use threads_fake::{
+    FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_USER_ID, FAKE_USERNAME, ThreadsFake,
+};
 pub use visitor::{Page, Visitor};
 pub use wait::eventually;
 pub use world::{WORLD_KEY, World, fast_settings, networks, token};
