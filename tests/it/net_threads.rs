@@ -489,3 +489,65 @@ async fn the_command_line_connects_threads_with_the_address_the_browser_landed_o
     assert_eq!(account.network, NetworkKind::Threads);
     assert_eq!(account.status, AccountStatus::Active);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_before_a_strike_marks_an_account_whose_grant_ends_before_it() {
+    // Arrange: a host with the Threads app, two accounts connected now (60-day grants).
+    let fake = ThreadsFake::start().await;
+    let site = TestApp::spawn(Options::default().config(&fake.settings())).await;
+    let state = site.state();
+    let now = Utc::now();
+    let me = state
+        .store
+        .ensure_local_participant("me", "UTC", now)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let auth = connect::threads_authorize(app_of(&fake), "https://picket.test/cb", "st");
+        let back = url::Url::parse(&fake.approve(&auth.url).await).unwrap();
+        let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
+        let account = connect::threads_code(&Egress::new(false), &auth, &code, None, now)
+            .await
+            .unwrap();
+        ids.push(
+            picket::participation::save_account(
+                state.store.as_ref(),
+                &state.vault,
+                me,
+                &account,
+                now,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+
+    // Act: one is needed a month from now, the other in ninety days.
+    let mut found = Vec::new();
+    for (id, days) in [(ids[0], 30), (ids[1], 90)] {
+        found.push(
+            picket::scheduler::verify::verify_accounts_until(
+                state.store.as_ref(),
+                &state.networks,
+                &state.vault,
+                &[id],
+                now,
+                Some(now + chrono::Duration::days(days)),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let (soon, late) = (found[0], found[1]);
+
+    // Assert
+    assert_eq!((soon.ok, soon.broken), (1, 0));
+    assert_eq!((late.ok, late.broken), (0, 1));
+    let kept = state.store.get_account(ids[0]).await.unwrap().unwrap();
+    let marked = state.store.get_account(ids[1]).await.unwrap().unwrap();
+    assert_eq!(kept.status, AccountStatus::Active);
+    assert_eq!(marked.status, AccountStatus::ReconnectNeeded);
+    let reason = marked.status_reason.unwrap_or_default();
+    assert!(reason.contains("before the strike"), "{reason}");
+}
