@@ -175,6 +175,7 @@ impl Application {
                 p.with_site(&serde_json::json!({
                     "sandbox": settings.sandbox,
                     "threads": settings.threads.is_some(),
+                "linkedin": settings.linkedin.is_some(),
                 }))
             })
             .context("loading page templates")?;

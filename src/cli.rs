@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
-mod add_threads;
+mod add_official;
 mod declaration;
 mod participate;
 mod widget;
@@ -320,6 +320,16 @@ pub enum AddAccount {
         #[arg(long, required = true)]
         oauth: bool,
     },
+    /// A LinkedIn account, through this host's LinkedIn app (`[linkedin]` in the
+    /// settings): picket prints LinkedIn's page to open; you allow picket there and paste
+    /// back the address your browser lands on. It asks only to post and for your member
+    /// id and name; the permission lasts 60 days, then you connect again.
+    #[command(after_help = "Example:\n  picket account add linkedin --oauth")]
+    Linkedin {
+        /// Connect through the official API (OAuth with the host's app).
+        #[arg(long, required = true)]
+        oauth: bool,
+    },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
     /// passwords), never your main password. picket signs in once and keeps the session.
     #[command(
@@ -613,7 +623,10 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         }
         // clap requires --oauth: without it (tap-to-post) there is nothing to connect here.
         Command::Account(AccountCommand::Add(AddAccount::Threads { oauth: _ })) => {
-            add_threads::add_threads_oauth(ctx).await?
+            add_official::add_with_oauth(ctx, NetworkKind::Threads).await?
+        }
+        Command::Account(AccountCommand::Add(AddAccount::Linkedin { oauth: _ })) => {
+            add_official::add_with_oauth(ctx, NetworkKind::LinkedIn).await?
         }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,

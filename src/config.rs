@@ -58,6 +58,9 @@ pub struct Settings {
     /// Threads (Meta): the app's Threads app id and secret. Absent: Threads accounts can
     /// only be tap-to-post.
     pub threads: Option<OAuthApp>,
+    /// LinkedIn: the app's client id and secret (product "Share on LinkedIn" and "Sign In
+    /// with LinkedIn using OpenID Connect"). Absent: LinkedIn accounts are tap-to-post only.
+    pub linkedin: Option<OAuthApp>,
 }
 
 /// An app the host registered with a network's official API (its OAuth client).
@@ -466,6 +469,7 @@ impl Default for Settings {
             sandbox_max_bytes: 16 * 1024 * 1024,
             http: HttpSettings::default(),
             threads: None,
+            linkedin: None,
         }
     }
 }
@@ -523,8 +527,12 @@ impl Settings {
         }
         self.apply_smtp_env(&get)?;
         OAuthApp::apply_env(&mut self.threads, "PICKET_THREADS", &get)?;
+        OAuthApp::apply_env(&mut self.linkedin, "PICKET_LINKEDIN", &get)?;
         if let Some(app) = &self.threads {
             app.check("[threads]")?;
+        }
+        if let Some(app) = &self.linkedin {
+            app.check("[linkedin]")?;
         }
         self.apply_exposure_env(&get)
     }

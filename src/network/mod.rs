@@ -11,6 +11,7 @@ pub mod bench_baseline;
 pub mod bluesky;
 pub mod graph;
 pub mod guarded;
+pub mod linkedin;
 pub mod mastodon;
 pub mod nostr;
 pub mod peer;
@@ -346,7 +347,7 @@ impl Networks {
     }
 
     /// The official-API adapters of the apps this host registered with the networks
-    /// (`[threads]` ...): each is absent without its settings, so accounts of that network
+    /// (`[threads]`, `[linkedin]`): each is absent without its settings, so accounts of that network
     /// cannot be posted to through an API.
     pub fn with_official_apis(
         mut self,
@@ -360,6 +361,13 @@ impl Networks {
                 egress.clone(),
                 threads::App::from_settings(app),
                 credentials,
+                clock.clone(),
+            )));
+        }
+        if let Some(app) = &settings.linkedin {
+            self = self.with(Arc::new(linkedin::LinkedIn::new(
+                egress.clone(),
+                linkedin::App::from_settings(app),
                 clock,
             )));
         }
@@ -398,6 +406,7 @@ impl Networks {
 pub fn grant_ends(kind: NetworkKind, credentials: &str) -> Option<DateTime<Utc>> {
     match kind {
         NetworkKind::Threads => threads::grant_ends(credentials),
+        NetworkKind::LinkedIn => linkedin::grant_ends(credentials),
         _ => None,
     }
 }

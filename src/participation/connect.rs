@@ -18,7 +18,7 @@ use crate::domain::NetworkKind;
 use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, bluesky, threads};
+use crate::network::{Egress, Http, bluesky, linkedin, threads};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,70 +410,148 @@ fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Opti
     })
 }
 
-const THREADS_NOT_FINISHED: &str =
-    "Threads did not complete the connection. Try connecting the account again.";
+const OFFICIAL_NOT_FINISHED: &str =
+    "The network did not complete the connection. Try connecting the account again.";
 
-/// A Threads authorization under way: what finishing it needs.
-pub struct ThreadsAuthorization {
-    pub app: threads::App,
+/// The host's own app with a network's official API, from the settings.
+#[derive(Clone)]
+pub enum OfficialApp {
+    Threads(threads::App),
+    LinkedIn(linkedin::App),
+}
+
+impl OfficialApp {
+    /// The app this host registered for `network`, if any.
+    pub fn configured(
+        settings: &crate::config::Settings,
+        network: NetworkKind,
+    ) -> Option<OfficialApp> {
+        match network {
+            NetworkKind::Threads => settings
+                .threads
+                .as_ref()
+                .map(|s| OfficialApp::Threads(threads::App::from_settings(s))),
+            NetworkKind::LinkedIn => settings
+                .linkedin
+                .as_ref()
+                .map(|s| OfficialApp::LinkedIn(linkedin::App::from_settings(s))),
+            _ => None,
+        }
+    }
+
+    pub fn network(&self) -> NetworkKind {
+        match self {
+            OfficialApp::Threads(_) => NetworkKind::Threads,
+            OfficialApp::LinkedIn(_) => NetworkKind::LinkedIn,
+        }
+    }
+
+    fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
+        match self {
+            OfficialApp::Threads(a) => a.http(egress),
+            OfficialApp::LinkedIn(a) => a.http(egress),
+        }
+    }
+
+    fn trusted(&self) -> bool {
+        match self {
+            OfficialApp::Threads(a) => a.trusted,
+            OfficialApp::LinkedIn(a) => a.trusted,
+        }
+    }
+}
+
+/// Where a network sends people back to this host after they approved picket; it must
+/// be registered with the host's app.
+pub fn official_redirect(public_url: &str, network: NetworkKind) -> String {
+    format!(
+        "{}/connect/{}/callback",
+        public_url.trim_end_matches('/'),
+        network.as_str()
+    )
+}
+
+/// An authorization with a network's official API under way: what finishing it needs.
+pub struct OfficialAuthorization {
+    pub app: OfficialApp,
     pub redirect: String,
     pub state: String,
-    /// The authorization window to send the person to.
+    /// The network's authorization page to send the person to.
     pub url: String,
 }
 
-/// Start connecting a Threads account with the host's app: Meta sends the person back to
-/// `redirect` (registered with the app) with a code and `state`.
-pub fn threads_authorize(app: threads::App, redirect: &str, state: &str) -> ThreadsAuthorization {
-    ThreadsAuthorization {
-        url: threads::oauth::authorize_url(&app, redirect, state),
+/// Start connecting an account through the host's app: the network sends the person back
+/// to `redirect` with a code and `state`.
+pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> OfficialAuthorization {
+    let url = match &app {
+        OfficialApp::Threads(a) => threads::oauth::authorize_url(a, redirect, state),
+        OfficialApp::LinkedIn(a) => linkedin::authorize_url(a, redirect, state),
+    };
+    OfficialAuthorization {
+        url,
         app,
         redirect: redirect.to_string(),
         state: state.to_string(),
     }
 }
 
-/// Finish it: the code for a 60-day token, and who the account is. `state` is the one
-/// that came back with the code, when it came back (a pasted bare code has none).
-pub async fn threads_code(
+/// Finish it: the code for a token, and who the account is. `state` is the one that came
+/// back with the code, when it came back (a pasted bare code has none).
+pub async fn official_code(
     egress: &Egress,
-    auth: &ThreadsAuthorization,
+    auth: &OfficialAuthorization,
     code: &str,
     state: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Connected, ConnectError> {
+    let label = auth.app.network().label();
     let code = code.trim();
     if code.is_empty() {
-        return Err(ConnectError::Invalid(
-            "No code came back from Threads: try connecting again.".into(),
-        ));
+        return Err(ConnectError::Invalid(format!(
+            "No code came back from {label}: try connecting again."
+        )));
     }
     if state.is_some_and(|s| s != auth.state) {
         return Err(ConnectError::Invalid(
             "That address belongs to another authorization: connect the account again.".into(),
         ));
     }
-    let creds =
-        threads::oauth::exchange_code(auth.app.http(egress), &auth.app, code, &auth.redirect, now)
-            .await
-            .map_err(|e| {
-                failed(
-                    THREADS_NOT_FINISHED,
-                    format!("connecting Threads: {}", e.for_operator()),
-                )
-            })?;
+    let http = auth.app.http(egress);
+    let not_finished = |e: crate::network::PublishError| {
+        failed(
+            OFFICIAL_NOT_FINISHED,
+            format!("connecting {label}: {}", e.for_operator()),
+        )
+    };
+    let (handle, until, credentials) = match &auth.app {
+        OfficialApp::Threads(app) => {
+            let c = threads::oauth::exchange_code(http, app, code, &auth.redirect, now)
+                .await
+                .map_err(not_finished)?;
+            (c.username.clone(), c.expires_at, c.to_secret())
+        }
+        OfficialApp::LinkedIn(app) => {
+            let c = linkedin::exchange_code(http, app, code, &auth.redirect, now)
+                .await
+                .map_err(not_finished)?;
+            (c.name.clone(), c.expires_at, c.to_secret())
+        }
+    };
+    let renewed = match auth.app {
+        OfficialApp::Threads(_) => " (renewed while picket posts)",
+        OfficialApp::LinkedIn(_) => " (then reconnect)",
+    };
     Ok(Connected {
-        network: NetworkKind::Threads,
-        handle: creds.username.clone(),
-        server: None,
+        network: auth.app.network(),
         summary: format!(
-            "(@{}) through this host's Threads app, until {} (renewed while picket posts)",
-            creds.username,
-            creds.expires_at.format("%Y-%m-%d")
+            "({handle}) through this host's {label} app, until {}{renewed}",
+            until.format("%Y-%m-%d")
         ),
-        credentials: creds.to_secret(),
-        // The adapter reaches Threads through the app's own client whatever this says.
-        trusted: auth.app.trusted,
+        handle,
+        server: None,
+        credentials,
+        // The adapter reaches the network through the app's own client whatever this says.
+        trusted: auth.app.trusted(),
     })
 }
 

@@ -1,9 +1,10 @@
 //! Connecting accounts in the browser: `POST /connect/{network}` for the networks that
 //! connect in one step (the sandbox, Bluesky, Nostr through a remote signer), and for
 //! Mastodon the server's own OAuth page, its callback (`GET /connect/mastodon/callback`)
-//! and the authorizations waiting for it ([`PendingAuthorizations`]); the same for
-//! Threads through the host's Meta app (`GET /connect/threads/callback`), offered only
-//! when `[threads]` is set. Every connect goes
+//! and the authorizations waiting for it ([`PendingAuthorizations`]); the same for the
+//! networks whose official API the host registered an app with (`[threads]`,
+//! `[linkedin]`: `GET /connect/threads/callback`, `/connect/linkedin/callback`), offered
+//! only when it did. Every connect goes
 //! back to the join step it came from, with a message.
 //!
 //! Connecting an account reaches addresses the visitor typed: always through the guarded
@@ -23,7 +24,7 @@ use super::session::signed_in;
 use super::{AppState, WebError};
 use crate::network::mastodon::OOB_REDIRECT;
 use crate::participation::connect::{
-    self, ConnectError, MastodonAuthorization, ThreadsAuthorization, TypedBy,
+    self, ConnectError, MastodonAuthorization, OfficialApp, OfficialAuthorization, TypedBy,
 };
 use crate::participation::{self, Connected};
 use crate::store::Participant;
@@ -53,7 +54,8 @@ pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
 /// An authorization under way, by network.
 enum Authorization {
     Mastodon(MastodonAuthorization),
-    Threads(ThreadsAuthorization),
+    /// Through the host's own app with a network's official API (Threads, LinkedIn).
+    Official(OfficialAuthorization),
 }
 
 /// An OAuth authorization waiting for the server to send the person back.
@@ -143,9 +145,10 @@ pub async fn connect_account(
             }
         }
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
-        // Only where the host registered a Meta app.
-        "threads" if state.settings.threads.is_some() => {
-            return Ok(threads_start(&state, &me, back).into_response());
+        // Only where the host registered an app with the network.
+        other if official(&state, other).is_some() => {
+            let app = official(&state, other).expect("just checked");
+            return Ok(official_start(&state, &me, app, back).into_response());
         }
         other => {
             return Err(WebError::NotFound(format!(
@@ -243,24 +246,24 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
-/// Send the person to Threads' authorization window; it comes back to
-/// [`threads_callback`].
-fn threads_start(state: &AppState, me: &Participant, back: String) -> Redirect {
-    let app = crate::network::threads::App::from_settings(
-        state
-            .settings
-            .threads
-            .as_ref()
-            .expect("checked by the caller"),
-    );
+/// The host's app with the official API of the network named `name`, if it has one.
+fn official(state: &AppState, name: &str) -> Option<OfficialApp> {
+    let network = name.parse().ok()?;
+    OfficialApp::configured(&state.settings, network)
+}
+
+/// Send the person to the network's authorization page; it comes back to
+/// [`official_callback`].
+fn official_start(state: &AppState, me: &Participant, app: OfficialApp, back: String) -> Redirect {
+    let redirect = connect::official_redirect(&state.settings.public_url, app.network());
     let oauth_state = participation::new_access_token();
-    let auth = connect::threads_authorize(app, &threads_redirect(state), &oauth_state);
+    let auth = connect::official_authorize(app, &redirect, &oauth_state);
     let url = auth.url.clone();
     state.oauth.put(
         oauth_state,
         PendingOAuth {
             participant: me.id,
-            auth: Authorization::Threads(auth),
+            auth: Authorization::Official(auth),
             back,
             started: std::time::Instant::now(),
         },
@@ -268,16 +271,9 @@ fn threads_start(state: &AppState, me: &Participant, back: String) -> Redirect {
     Redirect::to(&url)
 }
 
-/// Where Threads sends people back: registered with the host's Meta app.
-pub(crate) fn threads_redirect(state: &AppState) -> String {
-    format!(
-        "{}/connect/threads/callback",
-        state.settings.public_url.trim_end_matches('/')
-    )
-}
-
-/// `GET /connect/threads/callback`: Threads sends the person back with a code.
-pub async fn threads_callback(
+/// `GET /connect/threads/callback`, `GET /connect/linkedin/callback`: the network sends
+/// the person back with a code.
+pub async fn official_callback(
     state: State<AppState>,
     headers: HeaderMap,
     q: Query<Callback>,
@@ -320,8 +316,8 @@ async fn oauth_callback(
         (Some(code), None, Authorization::Mastodon(auth)) => {
             connect::mastodon_code(auth, &code).await
         }
-        (Some(code), None, Authorization::Threads(auth)) => {
-            connect::threads_code(
+        (Some(code), None, Authorization::Official(auth)) => {
+            connect::official_code(
                 &state.egress,
                 &auth,
                 &code,

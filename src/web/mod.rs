@@ -159,7 +159,11 @@ fn private_routes() -> Router<AppState> {
             "/connect/mastodon/callback",
             get(connect::mastodon_callback),
         )
-        .route("/connect/threads/callback", get(connect::threads_callback))
+        .route("/connect/threads/callback", get(connect::official_callback))
+        .route(
+            "/connect/linkedin/callback",
+            get(connect::official_callback),
+        )
         .route("/connect/{network}", post(connect::connect_account))
         .route("/me", get(me::page))
         .route("/me/withdraw", post(me::withdraw))

@@ -16,7 +16,7 @@ use picket::network::threads::{App, Credentials, Threads};
 use picket::network::{
     AccountRef, CredentialSink, Egress, Network, NotSaved, OutgoingPost, PublishError,
 };
-use picket::participation::connect;
+use picket::participation::connect::{self, OfficialApp};
 use picket::store::{AccountId, AccountStatus, OutboxState};
 use reqwest::StatusCode;
 
@@ -48,7 +48,11 @@ impl CredentialSink for Saved {
 
 /// A connected account's credentials, through the same steps the join page takes.
 async fn connected(fake: &ThreadsFake, now: chrono::DateTime<Utc>) -> Credentials {
-    let auth = connect::threads_authorize(app_of(fake), "https://picket.test/cb", "st");
+    let auth = connect::official_authorize(
+        OfficialApp::Threads(app_of(fake)),
+        "https://picket.test/cb",
+        "st",
+    );
     let back = url::Url::parse(&fake.approve(&auth.url).await).unwrap();
     let code = back
         .query_pairs()
@@ -56,7 +60,7 @@ async fn connected(fake: &ThreadsFake, now: chrono::DateTime<Utc>) -> Credential
         .unwrap()
         .1
         .into_owned();
-    let account = connect::threads_code(&Egress::new(false), &auth, &code, Some("st"), now)
+    let account = connect::official_code(&Egress::new(false), &auth, &code, Some("st"), now)
         .await
         .unwrap();
     serde_json::from_str(account.credentials.expose()).unwrap()
@@ -504,10 +508,14 @@ async fn the_check_before_a_strike_marks_an_account_whose_grant_ends_before_it()
         .unwrap();
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let auth = connect::threads_authorize(app_of(&fake), "https://picket.test/cb", "st");
+        let auth = connect::official_authorize(
+            OfficialApp::Threads(app_of(&fake)),
+            "https://picket.test/cb",
+            "st",
+        );
         let back = url::Url::parse(&fake.approve(&auth.url).await).unwrap();
         let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
-        let account = connect::threads_code(&Egress::new(false), &auth, &code, None, now)
+        let account = connect::official_code(&Egress::new(false), &auth, &code, None, now)
             .await
             .unwrap();
         ids.push(
