@@ -16,6 +16,7 @@
 mod app;
 mod campaigns;
 mod install;
+mod linkedin_fake;
 mod ports;
 mod servers;
 mod threads_fake;
@@ -26,6 +27,7 @@ mod world;
 pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
 pub use install::Installation;
+pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
 pub use ports::{HeldPort, unused_port};
 pub use servers::require_server;
 pub use threads_fake::{
