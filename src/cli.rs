@@ -330,6 +330,17 @@ pub enum AddAccount {
         #[arg(long, required = true)]
         oauth: bool,
     },
+    /// An X account, through this host's X API app (`[x]` in the settings). X's rules
+    /// forbid posting the same or similar content across accounts and coordinated hashtag
+    /// posting: picket posts through the API only for campaigns that say `x_api = true`.
+    /// picket prints X's page; you allow picket there and paste back the address your
+    /// browser lands on.
+    #[command(after_help = "Example:\n  picket account add x --oauth")]
+    X {
+        /// Connect through the official API (OAuth 2.0 with PKCE and the host's app).
+        #[arg(long, required = true)]
+        oauth: bool,
+    },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
     /// passwords), never your main password. picket signs in once and keeps the session.
     #[command(
@@ -627,6 +638,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         }
         Command::Account(AccountCommand::Add(AddAccount::Linkedin { oauth: _ })) => {
             add_official::add_with_oauth(ctx, NetworkKind::LinkedIn).await?
+        }
+        Command::Account(AccountCommand::Add(AddAccount::X { oauth: _ })) => {
+            add_official::add_with_oauth(ctx, NetworkKind::X).await?
         }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,

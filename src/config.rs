@@ -61,6 +61,9 @@ pub struct Settings {
     /// LinkedIn: the app's client id and secret (product "Share on LinkedIn" and "Sign In
     /// with LinkedIn using OpenID Connect"). Absent: LinkedIn accounts are tap-to-post only.
     pub linkedin: Option<OAuthApp>,
+    /// X: the app's OAuth 2.0 client id and secret. Even with them, X accounts post
+    /// through the API only for campaigns that say `x_api = true`.
+    pub x: Option<OAuthApp>,
 }
 
 /// An app the host registered with a network's official API (its OAuth client).
@@ -470,6 +473,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             threads: None,
             linkedin: None,
+            x: None,
         }
     }
 }
@@ -528,11 +532,15 @@ impl Settings {
         self.apply_smtp_env(&get)?;
         OAuthApp::apply_env(&mut self.threads, "PICKET_THREADS", &get)?;
         OAuthApp::apply_env(&mut self.linkedin, "PICKET_LINKEDIN", &get)?;
+        OAuthApp::apply_env(&mut self.x, "PICKET_X", &get)?;
         if let Some(app) = &self.threads {
             app.check("[threads]")?;
         }
         if let Some(app) = &self.linkedin {
             app.check("[linkedin]")?;
+        }
+        if let Some(app) = &self.x {
+            app.check("[x]")?;
         }
         self.apply_exposure_env(&get)
     }

@@ -1,4 +1,4 @@
-//! `picket account add threads --oauth` and `picket account add linkedin --oauth`: connect
+//! `picket account add threads|linkedin|x --oauth`: connect
 //! an account through this host's app with the network's official API (`[threads]`,
 //! `[linkedin]` in the settings). Neither network has an out-of-band page: they send the
 //! browser to the host's registered redirect (`PUBLIC_URL/connect/<network>/callback`),
@@ -15,7 +15,7 @@ use crate::network::threads::oauth::code_from_paste;
 use crate::participation::connect::{self, OfficialApp};
 use crate::participation::{self};
 
-/// `picket account add threads|linkedin --oauth`.
+/// `picket account add threads|linkedin|x --oauth`.
 pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<()> {
     let app = OfficialApp::configured(&ctx.settings, network).with_context(|| {
         let name = network.as_str();
@@ -29,6 +29,13 @@ pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<(
     let redirect = connect::official_redirect(&ctx.settings.public_url, network);
     let vault = ctx.vault()?;
     let me = ctx.me(None, "UTC").await?;
+    if network == NetworkKind::X {
+        println!(
+            "X's automation rules forbid posting the same or similar content from many \
+             accounts and coordinated hashtag posting; picket posts to X through the API only \
+             for campaigns that say x_api = true.\n"
+        );
+    }
     let auth = connect::official_authorize(app, &redirect, &participation::new_access_token());
     println!(
         "Open this page, sign in to {} and allow picket to post for you:\n\n  {}\n",

@@ -17,6 +17,7 @@ pub mod nostr;
 pub mod peer;
 pub mod sandbox;
 pub mod threads;
+pub mod x;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -347,7 +348,7 @@ impl Networks {
     }
 
     /// The official-API adapters of the apps this host registered with the networks
-    /// (`[threads]`, `[linkedin]`): each is absent without its settings, so accounts of that network
+    /// (`[threads]`, `[linkedin]`, `[x]`): each is absent without its settings, so accounts of that network
     /// cannot be posted to through an API.
     pub fn with_official_apis(
         mut self,
@@ -360,7 +361,7 @@ impl Networks {
             self = self.with(Arc::new(threads::Threads::new(
                 egress.clone(),
                 threads::App::from_settings(app),
-                credentials,
+                credentials.clone(),
                 clock.clone(),
             )));
         }
@@ -368,6 +369,16 @@ impl Networks {
             self = self.with(Arc::new(linkedin::LinkedIn::new(
                 egress.clone(),
                 linkedin::App::from_settings(app),
+                clock.clone(),
+            )));
+        }
+        // Registered with the keys, used only for campaigns that opt in (`x_api = true`,
+        // checked by the dispatcher).
+        if let Some(app) = &settings.x {
+            self = self.with(Arc::new(x::X::new(
+                egress.clone(),
+                x::App::from_settings(app),
+                credentials.clone(),
                 clock,
             )));
         }

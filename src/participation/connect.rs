@@ -18,7 +18,7 @@ use crate::domain::NetworkKind;
 use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, bluesky, linkedin, threads};
+use crate::network::{Egress, Http, bluesky, linkedin, threads, x};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,6 +418,7 @@ const OFFICIAL_NOT_FINISHED: &str =
 pub enum OfficialApp {
     Threads(threads::App),
     LinkedIn(linkedin::App),
+    X(x::App),
 }
 
 impl OfficialApp {
@@ -435,6 +436,10 @@ impl OfficialApp {
                 .linkedin
                 .as_ref()
                 .map(|s| OfficialApp::LinkedIn(linkedin::App::from_settings(s))),
+            NetworkKind::X => settings
+                .x
+                .as_ref()
+                .map(|s| OfficialApp::X(x::App::from_settings(s))),
             _ => None,
         }
     }
@@ -443,6 +448,7 @@ impl OfficialApp {
         match self {
             OfficialApp::Threads(_) => NetworkKind::Threads,
             OfficialApp::LinkedIn(_) => NetworkKind::LinkedIn,
+            OfficialApp::X(_) => NetworkKind::X,
         }
     }
 
@@ -450,6 +456,7 @@ impl OfficialApp {
         match self {
             OfficialApp::Threads(a) => a.http(egress),
             OfficialApp::LinkedIn(a) => a.http(egress),
+            OfficialApp::X(a) => a.http(egress),
         }
     }
 
@@ -457,6 +464,7 @@ impl OfficialApp {
         match self {
             OfficialApp::Threads(a) => a.trusted,
             OfficialApp::LinkedIn(a) => a.trusted,
+            OfficialApp::X(a) => a.trusted,
         }
     }
 }
@@ -476,6 +484,8 @@ pub struct OfficialAuthorization {
     pub app: OfficialApp,
     pub redirect: String,
     pub state: String,
+    /// The PKCE verifier, for networks that take it (X).
+    pub pkce: Option<Pkce>,
     /// The network's authorization page to send the person to.
     pub url: String,
 }
@@ -483,12 +493,17 @@ pub struct OfficialAuthorization {
 /// Start connecting an account through the host's app: the network sends the person back
 /// to `redirect` with a code and `state`.
 pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> OfficialAuthorization {
-    let url = match &app {
-        OfficialApp::Threads(a) => threads::oauth::authorize_url(a, redirect, state),
-        OfficialApp::LinkedIn(a) => linkedin::authorize_url(a, redirect, state),
+    let (url, pkce) = match &app {
+        OfficialApp::Threads(a) => (threads::oauth::authorize_url(a, redirect, state), None),
+        OfficialApp::LinkedIn(a) => (linkedin::authorize_url(a, redirect, state), None),
+        OfficialApp::X(a) => {
+            let p = Pkce::new();
+            (x::authorize_url(a, redirect, state, &p), Some(p))
+        }
     };
     OfficialAuthorization {
         url,
+        pkce,
         app,
         redirect: redirect.to_string(),
         state: state.to_string(),
@@ -536,17 +551,28 @@ pub async fn official_code(
                 .map_err(not_finished)?;
             (c.name.clone(), c.expires_at, c.to_secret())
         }
+        OfficialApp::X(app) => {
+            let verifier = auth.pkce.as_ref().map_or("", |p| p.verifier.as_str());
+            let c = x::exchange_code(http, app, code, &auth.redirect, verifier, now)
+                .await
+                .map_err(not_finished)?;
+            (format!("@{}", c.username), c.expires_at, c.to_secret())
+        }
     };
-    let renewed = match auth.app {
-        OfficialApp::Threads(_) => " (renewed while picket posts)",
-        OfficialApp::LinkedIn(_) => " (then reconnect)",
+    let lasts = match auth.app {
+        OfficialApp::Threads(_) => format!(
+            ", until {} (renewed while picket posts)",
+            until.format("%Y-%m-%d")
+        ),
+        OfficialApp::LinkedIn(_) => {
+            format!(", until {} (then reconnect)", until.format("%Y-%m-%d"))
+        }
+        // Two-hour tokens, renewed with the refresh token for as long as X allows.
+        OfficialApp::X(_) => String::new(),
     };
     Ok(Connected {
         network: auth.app.network(),
-        summary: format!(
-            "({handle}) through this host's {label} app, until {}{renewed}",
-            until.format("%Y-%m-%d")
-        ),
+        summary: format!("({handle}) through this host's {label} app{lasts}"),
         handle,
         server: None,
         credentials,

@@ -52,7 +52,7 @@ pub struct AppState {
     pub egress: crate::network::Egress,
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
-    /// Mastodon OAuth authorizations waiting for the server's callback.
+    /// OAuth authorizations (Mastodon servers, official APIs) waiting for their callback.
     pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
     /// (signatures count at once, magic links are shown instead).
@@ -160,6 +160,7 @@ fn private_routes() -> Router<AppState> {
             get(connect::mastodon_callback),
         )
         .route("/connect/threads/callback", get(connect::official_callback))
+        .route("/connect/x/callback", get(connect::official_callback))
         .route(
             "/connect/linkedin/callback",
             get(connect::official_callback),
