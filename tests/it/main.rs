@@ -16,6 +16,7 @@ mod net_linkedin;
 mod net_mastodon;
 mod net_nostr;
 mod net_threads;
+mod net_x;
 mod rehearse;
 mod resilience;
 mod ssrf;

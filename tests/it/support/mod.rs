@@ -23,6 +23,7 @@ mod threads_fake;
 mod visitor;
 mod wait;
 mod world;
+mod x_fake;
 
 pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
@@ -36,3 +37,4 @@ pub use threads_fake::{
 pub use visitor::{Page, Visitor};
 pub use wait::eventually;
 pub use world::{WORLD_KEY, World, fast_settings, networks, token};
+pub use x_fake::{X_CLIENT_ID, X_CLIENT_SECRET, X_USERNAME, XFake};
