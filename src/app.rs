@@ -176,6 +176,7 @@ impl Application {
                     "sandbox": settings.sandbox,
                     "threads": settings.threads.is_some(),
                 "linkedin": settings.linkedin.is_some(),
+                "facebook": settings.facebook.is_some(),
                 }))
             })
             .context("loading page templates")?;

@@ -341,6 +341,16 @@ pub enum AddAccount {
         #[arg(long, required = true)]
         oauth: bool,
     },
+    /// Facebook Pages you manage, through this host's Meta app (`[facebook]` in the
+    /// settings): each Page you share with picket becomes an account. Profiles have no
+    /// posting API. picket prints Facebook's page; you allow picket there and paste back
+    /// the address your browser lands on.
+    #[command(after_help = "Example:\n  picket account add facebook --oauth")]
+    Facebook {
+        /// Connect Pages through the official API (Facebook Login with the host's app).
+        #[arg(long, required = true)]
+        oauth: bool,
+    },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
     /// passwords), never your main password. picket signs in once and keeps the session.
     #[command(
@@ -641,6 +651,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         }
         Command::Account(AccountCommand::Add(AddAccount::X { oauth: _ })) => {
             add_official::add_with_oauth(ctx, NetworkKind::X).await?
+        }
+        Command::Account(AccountCommand::Add(AddAccount::Facebook { oauth: _ })) => {
+            add_official::add_with_oauth(ctx, NetworkKind::Facebook).await?
         }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,

@@ -64,6 +64,9 @@ pub struct Settings {
     /// X: the app's OAuth 2.0 client id and secret. Even with them, X accounts post
     /// through the API only for campaigns that say `x_api = true`.
     pub x: Option<OAuthApp>,
+    /// Facebook Pages: the Meta app's id and secret (Facebook Login). Profiles have no
+    /// posting API and stay tap-to-post.
+    pub facebook: Option<OAuthApp>,
 }
 
 /// An app the host registered with a network's official API (its OAuth client).
@@ -474,6 +477,7 @@ impl Default for Settings {
             threads: None,
             linkedin: None,
             x: None,
+            facebook: None,
         }
     }
 }
@@ -533,6 +537,7 @@ impl Settings {
         OAuthApp::apply_env(&mut self.threads, "PICKET_THREADS", &get)?;
         OAuthApp::apply_env(&mut self.linkedin, "PICKET_LINKEDIN", &get)?;
         OAuthApp::apply_env(&mut self.x, "PICKET_X", &get)?;
+        OAuthApp::apply_env(&mut self.facebook, "PICKET_FACEBOOK", &get)?;
         if let Some(app) = &self.threads {
             app.check("[threads]")?;
         }
@@ -541,6 +546,9 @@ impl Settings {
         }
         if let Some(app) = &self.x {
             app.check("[x]")?;
+        }
+        if let Some(app) = &self.facebook {
+            app.check("[facebook]")?;
         }
         self.apply_exposure_env(&get)
     }

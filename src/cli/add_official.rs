@@ -1,4 +1,4 @@
-//! `picket account add threads|linkedin|x --oauth`: connect
+//! `picket account add threads|linkedin|x|facebook --oauth`: connect
 //! an account through this host's app with the network's official API (`[threads]`,
 //! `[linkedin]` in the settings). Neither network has an out-of-band page: they send the
 //! browser to the host's registered redirect (`PUBLIC_URL/connect/<network>/callback`),
@@ -15,7 +15,7 @@ use crate::network::threads::oauth::code_from_paste;
 use crate::participation::connect::{self, OfficialApp};
 use crate::participation::{self};
 
-/// `picket account add threads|linkedin|x --oauth`.
+/// `picket account add threads|linkedin|x|facebook --oauth`.
 pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<()> {
     let app = OfficialApp::configured(&ctx.settings, network).with_context(|| {
         let name = network.as_str();
@@ -55,7 +55,7 @@ pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<(
     .await?
     .context("reading the address from standard input")?;
     let (code, state) = code_from_paste(&pasted);
-    let account = connect::official_code(
+    let accounts = connect::official_code(
         &ctx.egress(),
         &auth,
         &code,
@@ -63,8 +63,12 @@ pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<(
         ctx.clock.now(),
     )
     .await?;
-    let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
-        .await?;
-    println!("added {} account {id} {}", account.network, account.summary);
+    // One account, or one per Facebook Page the person shared.
+    for account in &accounts {
+        let id =
+            participation::save_account(ctx.store.as_ref(), &vault, me, account, ctx.clock.now())
+                .await?;
+        println!("added {} account {id} {}", account.network, account.summary);
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod facebook;
 pub mod graph;
 pub mod guarded;
 pub mod linkedin;
@@ -348,7 +349,7 @@ impl Networks {
     }
 
     /// The official-API adapters of the apps this host registered with the networks
-    /// (`[threads]`, `[linkedin]`, `[x]`): each is absent without its settings, so accounts of that network
+    /// (`[threads]`, `[linkedin]`, `[x]`, `[facebook]`): each is absent without its settings, so accounts of that network
     /// cannot be posted to through an API.
     pub fn with_official_apis(
         mut self,
@@ -369,6 +370,13 @@ impl Networks {
             self = self.with(Arc::new(linkedin::LinkedIn::new(
                 egress.clone(),
                 linkedin::App::from_settings(app),
+                clock.clone(),
+            )));
+        }
+        if let Some(app) = &settings.facebook {
+            self = self.with(Arc::new(facebook::FacebookPages::new(
+                egress.clone(),
+                facebook::App::from_settings(app),
                 clock.clone(),
             )));
         }

@@ -18,7 +18,7 @@ use crate::domain::NetworkKind;
 use crate::domain::Secret;
 use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
 use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, bluesky, linkedin, threads, x};
+use crate::network::{Egress, Http, bluesky, facebook, linkedin, threads, x};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +419,8 @@ pub enum OfficialApp {
     Threads(threads::App),
     LinkedIn(linkedin::App),
     X(x::App),
+    /// Facebook Pages (Facebook Login); profiles have no posting API.
+    Facebook(facebook::App),
 }
 
 impl OfficialApp {
@@ -440,6 +442,10 @@ impl OfficialApp {
                 .x
                 .as_ref()
                 .map(|s| OfficialApp::X(x::App::from_settings(s))),
+            NetworkKind::Facebook => settings
+                .facebook
+                .as_ref()
+                .map(|s| OfficialApp::Facebook(facebook::App::from_settings(s))),
             _ => None,
         }
     }
@@ -449,6 +455,7 @@ impl OfficialApp {
             OfficialApp::Threads(_) => NetworkKind::Threads,
             OfficialApp::LinkedIn(_) => NetworkKind::LinkedIn,
             OfficialApp::X(_) => NetworkKind::X,
+            OfficialApp::Facebook(_) => NetworkKind::Facebook,
         }
     }
 
@@ -457,6 +464,7 @@ impl OfficialApp {
             OfficialApp::Threads(a) => a.http(egress),
             OfficialApp::LinkedIn(a) => a.http(egress),
             OfficialApp::X(a) => a.http(egress),
+            OfficialApp::Facebook(a) => a.http(egress),
         }
     }
 
@@ -465,6 +473,7 @@ impl OfficialApp {
             OfficialApp::Threads(a) => a.trusted,
             OfficialApp::LinkedIn(a) => a.trusted,
             OfficialApp::X(a) => a.trusted,
+            OfficialApp::Facebook(a) => a.trusted,
         }
     }
 }
@@ -496,6 +505,7 @@ pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> Offi
     let (url, pkce) = match &app {
         OfficialApp::Threads(a) => (threads::oauth::authorize_url(a, redirect, state), None),
         OfficialApp::LinkedIn(a) => (linkedin::authorize_url(a, redirect, state), None),
+        OfficialApp::Facebook(a) => (facebook::authorize_url(a, redirect, state), None),
         OfficialApp::X(a) => {
             let p = Pkce::new();
             (x::authorize_url(a, redirect, state, &p), Some(p))
@@ -510,15 +520,16 @@ pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> Offi
     }
 }
 
-/// Finish it: the code for a token, and who the account is. `state` is the one that came
-/// back with the code, when it came back (a pasted bare code has none).
+/// Finish it: the code for a token, and who the account is: one account, or for
+/// Facebook one per Page the person may post on. `state` is the one that came back with
+/// the code, when it came back (a pasted bare code has none).
 pub async fn official_code(
     egress: &Egress,
     auth: &OfficialAuthorization,
     code: &str,
     state: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Connected, ConnectError> {
+) -> Result<Vec<Connected>, ConnectError> {
     let label = auth.app.network().label();
     let code = code.trim();
     if code.is_empty() {
@@ -538,47 +549,53 @@ pub async fn official_code(
             format!("connecting {label}: {}", e.for_operator()),
         )
     };
-    let (handle, until, credentials) = match &auth.app {
+    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+    // (handle, what the grant allows, credentials) for each account.
+    let accounts: Vec<(String, String, Secret)> = match &auth.app {
         OfficialApp::Threads(app) => {
             let c = threads::oauth::exchange_code(http, app, code, &auth.redirect, now)
                 .await
                 .map_err(not_finished)?;
-            (c.username.clone(), c.expires_at, c.to_secret())
+            let lasts = format!(", until {} (renewed while picket posts)", day(c.expires_at));
+            vec![(c.username.clone(), lasts, c.to_secret())]
         }
         OfficialApp::LinkedIn(app) => {
             let c = linkedin::exchange_code(http, app, code, &auth.redirect, now)
                 .await
                 .map_err(not_finished)?;
-            (c.name.clone(), c.expires_at, c.to_secret())
+            let lasts = format!(", until {} (then reconnect)", day(c.expires_at));
+            vec![(c.name.clone(), lasts, c.to_secret())]
         }
         OfficialApp::X(app) => {
             let verifier = auth.pkce.as_ref().map_or("", |p| p.verifier.as_str());
             let c = x::exchange_code(http, app, code, &auth.redirect, verifier, now)
                 .await
                 .map_err(not_finished)?;
-            (format!("@{}", c.username), c.expires_at, c.to_secret())
+            // Two-hour tokens, renewed with the refresh token for as long as X allows.
+            vec![(format!("@{}", c.username), String::new(), c.to_secret())]
+        }
+        OfficialApp::Facebook(app) => {
+            facebook::pages_for_code(http, app, code, &auth.redirect, now)
+                .await
+                .map_err(not_finished)?
+                .into_iter()
+                .map(|p| (p.page_name.clone(), " (a Page)".to_string(), p.to_secret()))
+                .collect()
         }
     };
-    let lasts = match auth.app {
-        OfficialApp::Threads(_) => format!(
-            ", until {} (renewed while picket posts)",
-            until.format("%Y-%m-%d")
-        ),
-        OfficialApp::LinkedIn(_) => {
-            format!(", until {} (then reconnect)", until.format("%Y-%m-%d"))
-        }
-        // Two-hour tokens, renewed with the refresh token for as long as X allows.
-        OfficialApp::X(_) => String::new(),
-    };
-    Ok(Connected {
-        network: auth.app.network(),
-        summary: format!("({handle}) through this host's {label} app{lasts}"),
-        handle,
-        server: None,
-        credentials,
-        // The adapter reaches the network through the app's own client whatever this says.
-        trusted: auth.app.trusted(),
-    })
+    Ok(accounts
+        .into_iter()
+        .map(|(handle, lasts, credentials)| Connected {
+            network: auth.app.network(),
+            summary: format!("({handle}) through this host's {label} app{lasts}"),
+            handle,
+            server: None,
+            credentials,
+            // The adapter reaches the network through the app's own client whatever this
+            // says.
+            trusted: auth.app.trusted(),
+        })
+        .collect())
 }
 
 /// When picket's access to `account` ends unless renewed or reconnected before (Threads'

@@ -96,7 +96,7 @@ impl Pages {
         globals.insert("assets", &super::assets::paths());
         globals.insert(
             "site",
-            &serde_json::json!({ "sandbox": false, "threads": false, "linkedin": false }),
+            &serde_json::json!({ "sandbox": false, "threads": false, "linkedin": false, "facebook": false }),
         );
         Ok(Pages { tera, globals })
     }

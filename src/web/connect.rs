@@ -156,36 +156,42 @@ pub async fn connect_account(
             )));
         }
     };
+    let connected = connected.map(|a| vec![a]);
     Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
 }
 
 /// A browser waits for the remote signer's answer: shorter than the CLI's minute.
 const NOSTR_BUNKER_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
 
-/// Store a connected account and say how it went, on the page `back`.
+/// Store the connected account (or accounts: a Facebook login may share several Pages)
+/// and say how it went, on the page `back`.
 async fn finish_connect(
     state: &AppState,
     me: &Participant,
-    connected: Result<Connected, ConnectError>,
+    connected: Result<Vec<Connected>, ConnectError>,
     back: &str,
 ) -> Result<String, WebError> {
     Ok(match connected {
-        Ok(account) => {
-            participation::save_account(
-                state.store.as_ref(),
-                &state.vault,
-                me.id,
-                &account,
-                state.clock.now(),
-            )
-            .await?;
+        Ok(accounts) => {
+            for account in &accounts {
+                participation::save_account(
+                    state.store.as_ref(),
+                    &state.vault,
+                    me.id,
+                    account,
+                    state.clock.now(),
+                )
+                .await?;
+            }
+            let label = accounts.first().map_or("", |a| a.network.label());
+            let handles: Vec<&str> = accounts.iter().map(|a| a.handle.as_str()).collect();
+            let plural = if handles.len() == 1 { "" } else { "s" };
             with_flash(
                 back,
                 "ok",
                 &format!(
-                    "Connected your {} account {}.",
-                    account.network.label(),
-                    account.handle
+                    "Connected your {label} account{plural} {}.",
+                    handles.join(", ")
                 ),
             )
         }
@@ -314,7 +320,7 @@ async fn oauth_callback(
     }
     let connected = match (q.code, q.error, pending.auth) {
         (Some(code), None, Authorization::Mastodon(auth)) => {
-            connect::mastodon_code(auth, &code).await
+            connect::mastodon_code(auth, &code).await.map(|a| vec![a])
         }
         (Some(code), None, Authorization::Official(auth)) => {
             connect::official_code(

@@ -162,6 +162,10 @@ fn private_routes() -> Router<AppState> {
         .route("/connect/threads/callback", get(connect::official_callback))
         .route("/connect/x/callback", get(connect::official_callback))
         .route(
+            "/connect/facebook/callback",
+            get(connect::official_callback),
+        )
+        .route(
             "/connect/linkedin/callback",
             get(connect::official_callback),
         )

@@ -37,7 +37,8 @@ async fn connected(fake: &LinkedInFake, now: chrono::DateTime<Utc>) -> Credentia
     let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
     let account = connect::official_code(&Egress::new(false), &auth, &code, Some("st"), now)
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
     serde_json::from_str(account.credentials.expose()).unwrap()
 }
 

@@ -62,7 +62,8 @@ async fn connected(fake: &ThreadsFake, now: chrono::DateTime<Utc>) -> Credential
         .into_owned();
     let account = connect::official_code(&Egress::new(false), &auth, &code, Some("st"), now)
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
     serde_json::from_str(account.credentials.expose()).unwrap()
 }
 
@@ -517,7 +518,8 @@ async fn the_check_before_a_strike_marks_an_account_whose_grant_ends_before_it()
         let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
         let account = connect::official_code(&Egress::new(false), &auth, &code, None, now)
             .await
-            .unwrap();
+            .unwrap()
+            .remove(0);
         ids.push(
             picket::participation::save_account(
                 state.store.as_ref(),
