@@ -12,6 +12,7 @@ mod hostile;
 mod join;
 mod mail;
 mod net_bluesky;
+mod net_facebook;
 mod net_linkedin;
 mod net_mastodon;
 mod net_nostr;

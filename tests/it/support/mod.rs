@@ -15,6 +15,7 @@
 
 mod app;
 mod campaigns;
+mod facebook_fake;
 mod install;
 mod linkedin_fake;
 mod ports;
@@ -27,6 +28,7 @@ mod x_fake;
 
 pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
+pub use facebook_fake::{FB_CLIENT_ID, FB_CLIENT_SECRET, FB_PAGE_ID, FB_PAGE_NAME, FacebookFake};
 pub use install::Installation;
 pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
 pub use ports::{HeldPort, unused_port};
