@@ -25,7 +25,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Handle, NetworkKind, Zone};
 use crate::network::{Networks, bench_baseline};
 use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
@@ -168,6 +168,11 @@ async fn add_strikers(
     server: &str,
 ) -> anyhow::Result<Vec<JoinedStriker>> {
     let now = SystemClock.now();
+    let campaign: CampaignId = campaign.parse()?;
+    let zones = ZONES
+        .iter()
+        .map(|z| Zone::parse(z))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(n);
     let ids: Vec<usize> = (0..n).collect();
     for chunk in ids.chunks(10_000) {
@@ -175,17 +180,17 @@ async fn add_strikers(
             .iter()
             .map(|&i| NewStriker {
                 name: format!("Striker {i}"),
-                tz: ZONES[i % ZONES.len()].into(),
+                tz: zones[i % zones.len()],
                 accounts: (0..accounts)
                     .map(|a| {
                         (
                             NetworkKind::Sandbox,
-                            format!("s{i}a{a}"),
+                            Handle::parse(&format!("s{i}a{a}")).expect("letters and digits"),
                             Some(server.to_string()),
                         )
                     })
                     .collect(),
-                campaign_id: campaign.into(),
+                campaign_id: campaign.clone(),
                 days: None,
                 every_secs: None,
             })

@@ -22,7 +22,7 @@ use crate::app::{self, Application};
 use crate::campaign::{self, Participation};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::domain::NetworkKind;
+use crate::domain::{NetworkKind, Zone};
 use crate::{bench, rehearse};
 
 #[derive(Debug, Parser)]
@@ -779,12 +779,8 @@ fn preview(
             return Ok(ExitCode::from(2));
         }
     };
-    let tz = match tz.or_else(|| {
-        std::env::var("TZ")
-            .ok()
-            .filter(|z| z.parse::<chrono_tz::Tz>().is_ok())
-    }) {
-        Some(z) => match z.parse::<chrono_tz::Tz>() {
+    let tz = match tz.or_else(|| std::env::var("TZ").ok().filter(|z| Zone::parse(z).is_ok())) {
+        Some(z) => match Zone::parse(&z) {
             Ok(tz) => tz,
             Err(_) => {
                 eprintln!(
@@ -793,7 +789,7 @@ fn preview(
                 return Ok(ExitCode::from(2));
             }
         },
-        None => chrono_tz::UTC,
+        None => Zone::UTC,
     };
     let every = match every.as_deref().map(campaign::parse_duration).transpose() {
         Ok(e) => e,

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-// Kept at its old path while the network adapters still import it from here.
-pub use crate::domain::Secret;
+use crate::domain::Secret;
 
 /// Everything picket can be configured with. Every key is optional in the file.
 #[derive(Debug, Clone, Deserialize)]

@@ -415,7 +415,7 @@ fn campaign_holds(c: &Campaign) {
     ] {
         for every in [None, Some(c.min_interval)] {
             let p = Participation {
-                tz,
+                tz: tz.into(),
                 days: None,
                 every,
             };

@@ -38,12 +38,11 @@ use crate::campaign::{self, Campaign, Participation};
 use crate::clock::{Clock, ScaledClock};
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::network::{
-    AccountRef, Network, NetworkKind, Networks, OutgoingPost, PublishError, Receipt,
-};
+use crate::domain::{Handle, NetworkKind};
+use crate::network::{AccountRef, Network, Networks, OutgoingPost, PublishError, Receipt};
 use crate::sandbox::{Faults, Receiver, ReceiverReport, fingerprint};
 use crate::scheduler::{Dispatcher, StepReport, planner};
-use crate::store::{AccountId, NewAccount, NewParticipant, NewPledge, SqliteStore, StoreTooling};
+use crate::store::{AccountId, NewAccount, NewParticipant, SqliteStore, StoreTooling};
 
 /// Zones the simulated strikers live in: both ends of the date line, half- and
 /// quarter-hour offsets, both hemispheres (so daylight saving goes both ways).
@@ -401,7 +400,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
             .create_participant(
                 &NewParticipant {
                     name: format!("Striker {}", i + 1),
-                    tz: p.tz.name().to_string(),
+                    tz: p.tz,
                     ..NewParticipant::default()
                 },
                 now,
@@ -418,7 +417,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
                     &NewAccount {
                         participant_id: participant,
                         network: kind,
-                        handle: format!("@striker{}_{a}", i + 1),
+                        handle: Handle::parse(&format!("@striker{}_{a}", i + 1))?,
                         server: Some(server.clone()),
                         // The rehearsal's own receiver on loopback.
                         trusted: true,
@@ -432,14 +431,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
         }
         store
             .upsert_pledge(
-                &NewPledge {
-                    participant_id: participant,
-                    campaign_id: campaign.id.clone(),
-                    tz: p.tz.name().to_string(),
-                    days: p.days.clone(),
-                    every_secs: p.every.map(|d| d.num_seconds()),
-                    account_ids: accounts,
-                },
+                &crate::participation::new_pledge(participant, &campaign, p, accounts),
                 now,
             )
             .await?;
@@ -563,7 +555,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
     let late_real_ms = late_secs.iter().map(|s| s * 1000.0 / opts.speed).collect();
 
     Ok(Report {
-        campaign: campaign.id.clone(),
+        campaign: campaign.id.to_string(),
         participants: opts.participants,
         accounts: account_of_fingerprint.len(),
         speed: opts.speed,

@@ -531,11 +531,7 @@ async fn verify(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
     if !rx.admits(bearer(&headers)) {
         return unauthorized();
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = bearer(&headers).unwrap_or_default();
     let revoked = crate::sync::lock(&rx.inner).revoked.contains(token);
     if token.is_empty() || revoked {
         return (
@@ -556,12 +552,7 @@ async fn delete_status(
     if !rx.admits(bearer(&headers)) {
         return unauthorized();
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_string();
+    let token = bearer(&headers).unwrap_or_default().to_string();
     let mut inner = crate::sync::lock(&rx.inner);
     let Some(i) = inner
         .posts

@@ -117,9 +117,9 @@ impl CampaignConfig {
             ),
         };
         CampaignConfig {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             title: c.title.clone(),
-            hashtag: c.hashtag.clone(),
+            hashtag: c.hashtag.to_string(),
             description: c.description.clone(),
             mode,
             days,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::validate::{self, Loaded, line_col};
 use super::{Campaign, Problem};
+use crate::domain::CampaignId;
 
 /// Read and validate one file.
 pub(crate) fn load(path: &Path) -> Result<Loaded, Vec<Problem>> {
@@ -41,7 +42,7 @@ pub fn check_paths(paths: &[PathBuf]) -> (Vec<Campaign>, Vec<Problem>) {
     }
 
     let mut campaigns = Vec::new();
-    let mut first_seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut first_seen: HashMap<CampaignId, PathBuf> = HashMap::new();
     for file in files {
         match load(&file) {
             Ok(loaded) => {

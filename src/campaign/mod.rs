@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Hashtag, NetworkKind, Zone};
 
 mod check;
 pub mod declaration;
@@ -63,10 +63,10 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct Campaign {
     /// Slug used in URLs and the CLI.
-    pub id: String,
+    pub id: CampaignId,
     pub title: String,
     /// Without the leading '#'.
-    pub hashtag: String,
+    pub hashtag: Hashtag,
     /// A sentence or two for pages and link previews.
     pub description: Option<String>,
     pub declaration: Option<Declaration>,
@@ -179,7 +179,7 @@ pub enum When {
 /// One participant's choices that shape their schedule.
 #[derive(Debug, Clone)]
 pub struct Participation {
-    pub tz: Tz,
+    pub tz: Zone,
     /// Days chosen; `None` = all of the campaign's days.
     pub days: Option<Vec<NaiveDate>>,
     /// Cadence for `every` posts; `None` = opted out of optional posts, the campaign's

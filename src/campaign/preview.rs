@@ -22,16 +22,16 @@ use crate::compose::vars::{SAMPLE_ELSEWHERE, SAMPLE_INVITE_CODE, SAMPLE_NAME, SA
 use crate::compose::{
     self, CampaignRef, ComposeError, Measure, PostContext, SlotRef, Templates, measure,
 };
-use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Handle, NetworkKind, Zone};
 use crate::store::{Account, AccountId, AccountStatus};
 
 /// The preview of one participant's strike.
 #[derive(Debug, Clone, Serialize)]
 pub struct Preview {
-    pub campaign: String,
+    pub campaign: CampaignId,
     pub title: String,
     /// The participant's IANA zone.
-    pub timezone: String,
+    pub timezone: Zone,
     /// The networks the texts are for, each once.
     pub networks: Vec<NetworkKind>,
     pub posts: Vec<PreviewPost>,
@@ -63,7 +63,7 @@ pub struct PreviewText {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub handle: Option<String>,
+    pub handle: Option<Handle>,
     /// 0-based variant the text is from: the planned one, or the next one that fits.
     pub variant: usize,
     pub text: String,
@@ -255,7 +255,7 @@ fn render(
             at: slot.at,
             local: slot
                 .at
-                .with_timezone(&p.tz)
+                .with_timezone(&p.tz.tz())
                 .to_rfc3339_opts(SecondsFormat::Secs, false),
             window_end: slot.window_end,
             day: slot.day,
@@ -272,7 +272,7 @@ fn render(
     Preview {
         campaign: c.id.clone(),
         title: c.title.clone(),
-        timezone: p.tz.name().to_string(),
+        timezone: p.tz,
         networks,
         posts,
     }

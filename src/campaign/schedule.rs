@@ -188,7 +188,13 @@ impl Campaign {
             StrikeTime::ParticipantDays(days) => days
                 .iter()
                 .filter(|d| chosen(d))
-                .filter_map(|d| Some((*d, day_start(p.tz, *d), day_start(p.tz, d.succ_opt()?))))
+                .filter_map(|d| {
+                    Some((
+                        *d,
+                        day_start(p.tz.tz(), *d),
+                        day_start(p.tz.tz(), d.succ_opt()?),
+                    ))
+                })
                 .collect(),
             StrikeTime::ZonedDays { tz, days } => days
                 .iter()
@@ -231,7 +237,7 @@ impl Campaign {
         // Local times of `daily` posts read in the zone the days are read in.
         let local_tz = match &self.strike.when {
             StrikeTime::ZonedDays { tz, .. } => *tz,
-            _ => p.tz,
+            _ => p.tz.tz(),
         };
         let mut out = Vec::new();
         for rule in &self.posts {
@@ -330,6 +336,7 @@ impl Campaign {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Zone;
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -381,7 +388,7 @@ t = ["On strike #{{ hashtag }}"]
         // records why: `check_participation` refuses the cadence); the others stay.
         let c = one_day_campaign();
         let p = Participation {
-            tz: chrono_tz::UTC,
+            tz: Zone::UTC,
             days: None,
             every: Some(Duration::days(96_000_000)),
         };
@@ -431,7 +438,7 @@ n = ["#{{{{ hashtag }}}}"]
 
     fn every(d: Duration) -> Participation {
         Participation {
-            tz: chrono_tz::UTC,
+            tz: Zone::UTC,
             days: None,
             every: Some(d),
         }

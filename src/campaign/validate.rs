@@ -25,7 +25,7 @@ use super::{
 };
 use crate::compose::PostVars;
 use crate::compose::measure;
-use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Hashtag, NetworkKind};
 use crate::render::PostRenderer;
 
 /// The networks a campaign is checked against when it does not name its own.
@@ -193,33 +193,10 @@ impl<'a> Cx<'a> {
         true
     }
 
-    fn id(&mut self, id: &Spanned<String>) -> Option<String> {
-        let s = id.get_ref();
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.split('-').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            });
-        if ok {
-            return Some(s.clone());
-        }
-        let suggestion = slugify(s);
-        let hint = if suggestion.is_empty() || suggestion == *s {
-            String::new()
-        } else {
-            format!(", e.g. \"{suggestion}\"")
-        };
-        self.at(
-            id.span(),
-            format!(
-                "id \"{s}\" is not a slug: use lowercase letters, digits and single hyphens \
-                 (at most 64 characters){hint}"
-            ),
-        );
-        None
+    fn id(&mut self, id: &Spanned<String>) -> Option<CampaignId> {
+        CampaignId::parse(id.get_ref())
+            .map_err(|e| self.at(id.span(), e.to_string()))
+            .ok()
     }
 
     fn non_empty(&mut self, key: &str, v: &Spanned<String>) -> Option<String> {
@@ -234,43 +211,10 @@ impl<'a> Cx<'a> {
         Some(s.to_string())
     }
 
-    fn hashtag(&mut self, v: &Spanned<String>) -> Option<String> {
-        let s = v.get_ref();
-        if let Some(rest) = s.strip_prefix('#') {
-            self.at(
-                v.span(),
-                format!("write the hashtag without '#': hashtag = \"{rest}\""),
-            );
-            return None;
-        }
-        if s.is_empty() {
-            self.at(
-                v.span(),
-                "hashtag is empty: write it without '#', e.g. \"SocialMediaStrike\"",
-            );
-            return None;
-        }
-        if s.chars().any(char::is_whitespace) {
-            let joined: String = s.split_whitespace().collect();
-            self.at(
-                v.span(),
-                format!(
-                    "hashtag \"{s}\" contains spaces, which end a hashtag on every network: \
-                     use \"{joined}\""
-                ),
-            );
-            return None;
-        }
-        if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || *c == '_')) {
-            self.at(
-                v.span(),
-                format!(
-                    "hashtag \"{s}\" contains '{c}': networks only link letters, digits and '_'"
-                ),
-            );
-            return None;
-        }
-        Some(s.clone())
+    fn hashtag(&mut self, v: &Spanned<String>) -> Option<Hashtag> {
+        Hashtag::parse(v.get_ref())
+            .map_err(|e| self.at(v.span(), e.to_string()))
+            .ok()
     }
 
     fn networks(&mut self, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<NetworkKind> {
@@ -1023,18 +967,6 @@ fn parse_instant(s: &str, tz: Option<Tz>) -> Result<DateTime<Utc>, String> {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn slugify(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').chars().take(64).collect()
 }
 
 impl Strike {

@@ -7,7 +7,6 @@
 
 use super::participate::Ctx;
 use crate::participation::connect::{self, TypedBy};
-use crate::participation::{self};
 
 pub async fn add_bluesky(
     ctx: &Ctx,
@@ -16,7 +15,8 @@ pub async fn add_bluesky(
     service: Option<&str>,
 ) -> anyhow::Result<()> {
     // Open the vault first: a session made and then not stored would be a wasted sign-in.
-    let vault = ctx.vault()?;
+    // No credential key: say so before signing in, not after.
+    ctx.vault()?;
     let account = connect::bluesky(
         &ctx.egress(),
         TypedBy::Operator,
@@ -25,9 +25,5 @@ pub async fn add_bluesky(
         service,
     )
     .await?;
-    let me = ctx.me(None, "UTC").await?;
-    let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
-        .await?;
-    println!("added {} account {id} {}", account.network, account.summary);
-    Ok(())
+    ctx.save_account(&account).await
 }

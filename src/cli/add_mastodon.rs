@@ -21,18 +21,17 @@ use crate::participation::{self};
 pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> anyhow::Result<()> {
     let server = connect::mastodon_server(&ctx.egress(), TypedBy::Operator, server).await?;
     let vault = ctx.vault()?;
-    let me = ctx.me(None, "UTC").await?;
     let account = match token {
         Some(t) => connect::mastodon_token(server, &t, None).await?,
         None => {
-            let known = connect::known_app(ctx.store.as_ref(), &vault, &server.url).await?;
+            let known = connect::known_app(ctx.store.as_ref(), &vault, server.url()).await?;
             let state = participation::new_access_token();
             let auth =
                 connect::mastodon_authorize(server, known, OOB_REDIRECT, OOB_REDIRECT, &state)
                     .await?;
             println!(
                 "Open this page, sign in and allow picket to post for you:\n\n  {}\n",
-                auth.url
+                auth.url()
             );
             print!("Then paste the code the page shows: ");
             std::io::stdout().flush()?;
@@ -45,8 +44,5 @@ pub async fn add_mastodon(ctx: &Ctx, server: &str, token: Option<String>) -> any
             connect::mastodon_code(auth, &code).await?
         }
     };
-    let id = participation::save_account(ctx.store.as_ref(), &vault, me, &account, ctx.clock.now())
-        .await?;
-    println!("added {} account {id} {}", account.network, account.summary);
-    Ok(())
+    ctx.save_account(&account).await
 }

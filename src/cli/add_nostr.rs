@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::participate::Ctx;
 use crate::participation::connect::{self, ConnectError, TypedBy};
-use crate::participation::{self};
 
 /// A human may have to approve picket in their signer app: give them time.
 const BUNKER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,15 +52,6 @@ pub async fn add_nostr(
         }
         Err(e) => return Err(e.into()),
     };
-    let me = ctx.me(None, "UTC").await?;
-    let id = participation::save_account(
-        ctx.store.as_ref(),
-        &ctx.vault()?,
-        me,
-        &account,
-        ctx.clock.now(),
-    )
-    .await?;
-    println!("added {} account {id} {}", account.network, account.summary);
+    ctx.save_account(&account).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -27,8 +27,6 @@ pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<(
         )
     })?;
     let redirect = connect::official_redirect(&ctx.settings.public_url, network);
-    let vault = ctx.vault()?;
-    let me = ctx.me(None, "UTC").await?;
     if network == NetworkKind::X {
         println!(
             "X's automation rules forbid posting the same or similar content from many \
@@ -65,10 +63,7 @@ pub async fn add_with_oauth(ctx: &Ctx, network: NetworkKind) -> anyhow::Result<(
     .await?;
     // One account, or one per Facebook Page the person shared.
     for account in &accounts {
-        let id =
-            participation::save_account(ctx.store.as_ref(), &vault, me, account, ctx.clock.now())
-                .await?;
-        println!("added {} account {id} {}", account.network, account.summary);
+        ctx.save_account(account).await?;
     }
     Ok(())
 }

@@ -243,7 +243,7 @@ fn read_source(args: &ForkArgs) -> Result<Source, Refusal> {
     };
     let toml = std::fs::read_to_string(path)?;
     Ok(Source {
-        id: c.id.clone(),
+        id: c.id.to_string(),
         title: c.title.clone(),
         text: normalize(&d.markdown),
         url,

@@ -14,7 +14,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
-use crate::domain::NetworkKind;
+use crate::domain::{Handle, NetworkKind, Zone};
 use crate::participation::{self, Missing, ParticipationError, connect};
 use crate::scheduler;
 use crate::store::{self, AccountId, OutboxState, Store};
@@ -92,7 +92,7 @@ impl Ctx {
                     .join("\n")
             )
         })?;
-        let known: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
+        let known: Vec<String> = campaigns.iter().map(|c| c.id.to_string()).collect();
         campaigns.into_iter().find(|c| c.id == id).ok_or_else(|| {
             anyhow::anyhow!(
                 "no campaign `{id}` in {} (known: {})",
@@ -112,10 +112,25 @@ impl Ctx {
         participation::max_wait(self.settings.scheduler.lease_secs)
     }
 
+    /// Store an account just connected as the command line's own user's, and say so.
+    pub(super) async fn save_account(&self, account: &connect::Connected) -> anyhow::Result<()> {
+        let me = self.me(None, Zone::UTC).await?;
+        let id = participation::save_account(
+            self.store.as_ref(),
+            &self.vault()?,
+            me,
+            account,
+            self.clock.now(),
+        )
+        .await?;
+        println!("added {} account {id} {}", account.network, account.summary);
+        Ok(())
+    }
+
     pub(super) async fn me(
         &self,
         name: Option<&str>,
-        tz: &str,
+        tz: Zone,
     ) -> anyhow::Result<store::ParticipantId> {
         Ok(participation::local_participant(
             self.store.as_ref(),
@@ -142,24 +157,14 @@ pub async fn add_sandbox(
         None => crate::sandbox::Issuer::new(ctx.vault()?).issue(),
     };
     let account = connect::sandbox(name, &server, Some(token))?;
-    let me = ctx.me(None, "UTC").await?;
-    let id = participation::save_account(
-        ctx.store.as_ref(),
-        &ctx.vault()?,
-        me,
-        &account,
-        ctx.clock.now(),
-    )
-    .await?;
-    println!("added sandbox account {id} {}", account.summary);
-    Ok(())
+    ctx.save_account(&account).await
 }
 
 #[derive(Serialize)]
 struct AccountView {
     id: i64,
     network: NetworkKind,
-    handle: String,
+    handle: Handle,
     server: Option<String>,
     status: String,
     status_reason: Option<String>,
@@ -170,7 +175,7 @@ struct AccountView {
 
 /// `picket account list`.
 pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let vault = ctx.vault()?;
     let accounts: Vec<AccountView> = ctx
         .store
@@ -214,7 +219,7 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
 
 /// `picket account remove ID`.
 pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<ExitCode> {
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let removed = participation::remove_account(
         ctx.store.as_ref(),
         me,
@@ -294,7 +299,7 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let me = ctx.me(args.name.as_deref(), &tz_name).await?;
+    let me = ctx.me(args.name.as_deref(), participation.tz).await?;
     let now = ctx.clock.now();
     let ids: Vec<AccountId> = args.accounts.iter().map(|&i| AccountId(i)).collect();
     let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
@@ -318,21 +323,18 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
         campaign.id, pledged.planned, pledged.accounts, campaign.id
     );
     // Joining again replaces the accounts: say plainly which changed.
-    for a in &pledged.added {
-        println!(
-            "added: account {} ({} {})",
-            a.id,
-            a.network.label(),
-            a.handle
-        );
-    }
-    for a in &pledged.stopped {
-        println!(
-            "stopped posting: account {} ({} {})",
-            a.id,
-            a.network.label(),
-            a.handle
-        );
+    for (what, accounts) in [
+        ("added", &pledged.added),
+        ("stopped posting", &pledged.stopped),
+    ] {
+        for a in accounts {
+            println!(
+                "{what}: account {} ({} {})",
+                a.id,
+                a.network.label(),
+                a.handle
+            );
+        }
     }
     if !pledged.stopped.is_empty() {
         println!(
@@ -370,7 +372,7 @@ pub async fn withdraw(
     account: Option<i64>,
     delete_posts: bool,
 ) -> anyhow::Result<ExitCode> {
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let stopped = match participation::withdraw(
         ctx.store.as_ref(),
         me,
@@ -472,7 +474,7 @@ struct StatusRow {
 
 /// `picket status`.
 pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow::Result<()> {
-    let me = ctx.me(None, "UTC").await?;
+    let me = ctx.me(None, Zone::UTC).await?;
     let rows: Vec<StatusRow> = ctx
         .store
         .outbox_for(me, campaign)
@@ -480,7 +482,7 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
         .into_iter()
         .map(|r| StatusRow {
             id: r.id.0,
-            campaign: r.campaign_id,
+            campaign: r.campaign_id.to_string(),
             account: r.account_id.0,
             post: r.post_name,
             state: r.state,

@@ -3,10 +3,9 @@
 //! all fill them through [`PostContext::vars`], so what a person approves is what goes out.
 
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::domain::NetworkKind;
+use crate::domain::{NetworkKind, Zone};
 use crate::store::{Account, AccountId, AccountStatus};
 
 /// The variables a post template can use. Field names are the template variable names.
@@ -55,7 +54,7 @@ pub struct CampaignRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct SlotRef {
     pub at: DateTime<Utc>,
-    pub tz: Tz,
+    pub tz: Zone,
     /// 1-based strike day (0 before the strike).
     pub day: u32,
     pub days_total: u32,
@@ -82,7 +81,7 @@ impl PostContext<'_> {
     pub fn vars(&self) -> PostVars {
         let site = self.site.trim_end_matches('/');
         let c = self.campaign;
-        let local = self.slot.at.with_timezone(&self.slot.tz);
+        let local = self.slot.at.with_timezone(&self.slot.tz.tz());
         PostVars {
             hashtag: c.hashtag.to_string(),
             title: c.title.to_string(),
@@ -98,7 +97,7 @@ impl PostContext<'_> {
             date: local.format("%Y-%m-%d").to_string(),
             time: local.format("%H:%M").to_string(),
             weekday: local.format("%A").to_string(),
-            timezone: self.slot.tz.name().to_string(),
+            timezone: self.slot.tz.to_string(),
             network: self.network.as_str().to_string(),
         }
     }
@@ -138,8 +137,9 @@ impl PostVars {
     /// `campaign check` and `campaign preview`. Day 1 of 2, at midnight on Sunday
     /// 4 July 2027 in New York, for Mastodon.
     pub fn sample(hashtag: &str, title: &str, campaign_id: &str) -> Self {
-        let tz = chrono_tz::America::New_York;
+        let tz = Zone::from(chrono_tz::America::New_York);
         let at = tz
+            .tz()
             .with_ymd_and_hms(2027, 7, 4, 0, 0, 0)
             .single()
             .expect("midnight of 4 July 2027 exists in New York")
@@ -176,7 +176,7 @@ mod tests {
             id: AccountId(id),
             participant_id: ParticipantId(1),
             network,
-            handle: handle.to_string(),
+            handle: handle.parse().unwrap(),
             server: None,
             credentials: Default::default(),
             trusted: false,
@@ -251,7 +251,7 @@ mod tests {
         // 18:30 UTC on 3 July is 00:00 on Sunday 4 July in Kolkata.
         let slot = SlotRef {
             at: "2027-07-03T18:30:00Z".parse().unwrap(),
-            tz: chrono_tz::Asia::Kolkata,
+            tz: chrono_tz::Asia::Kolkata.into(),
             day: 1,
             days_total: 2,
         };
@@ -272,7 +272,7 @@ mod tests {
     fn the_links_point_at_this_host_whether_or_not_its_address_ends_in_a_slash() {
         let slot = SlotRef {
             at: DateTime::UNIX_EPOCH,
-            tz: chrono_tz::UTC,
+            tz: Zone::UTC,
             day: 0,
             days_total: 1,
         };

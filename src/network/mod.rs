@@ -30,10 +30,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::domain::Secret;
-// Adapters and tests name the network kinds through this module too.
-pub use crate::domain::{NetworkKind, UnknownNetwork};
+use crate::domain::{NetworkKind, Secret};
 pub use guarded::{Egress, Http, HttpError};
+
+/// An account a network enrolled: the handle it goes by and the credentials to seal, in
+/// the adapter's own format. `Debug` leaves the credentials out ([`Secret`]).
+#[derive(Debug)]
+pub struct Enrolled {
+    pub handle: String,
+    pub credentials: Secret,
+}
 
 /// The account a post is made from, as the dispatcher hands it to an adapter. Its
 /// `Debug` is derived: [`Secret`] prints redacted.

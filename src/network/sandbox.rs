@@ -14,10 +14,9 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::guarded::{Http, Request};
-use super::{
-    AccountRef, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason, Receipt,
-};
+use super::{AccountRef, Identity, Network, OutgoingPost, PublishError, Reason, Receipt};
 use crate::clock::Clock;
+use crate::domain::NetworkKind;
 
 pub struct Sandbox {
     client: Http,

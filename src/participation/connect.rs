@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-use crate::domain::NetworkKind;
-use crate::domain::Secret;
-use crate::network::mastodon::{self, App, Credentials as MastodonCredentials, Pkce};
-use crate::network::nostr::{self, Bunker, Credentials as NostrCredentials};
-use crate::network::{Egress, Http, bluesky, facebook, linkedin, threads, x};
+use crate::domain::{Handle, NetworkKind, Secret};
+use crate::network::mastodon::Pkce;
+use crate::network::mastodon::enroll::{self as mastodon, App, Authorization};
+use crate::network::nostr::{BunkerEnrollError, enroll_bunker, enroll_key, enroll_relays};
+use crate::network::{Egress, Enrolled, Http, bluesky, facebook, linkedin, threads, x};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub enum TypedBy {
 #[derive(Debug)]
 pub struct Connected {
     pub network: NetworkKind,
-    pub handle: String,
+    pub handle: Handle,
     pub server: Option<String>,
     pub credentials: Secret,
     /// What was connected and what it allows, after "<network> account <id>".
@@ -81,6 +81,11 @@ fn failed(shown: &'static str, detail: String) -> ConnectError {
     ConnectError::Failed { shown, detail }
 }
 
+/// The handle a person typed or a network named, as picket keeps it.
+fn handle(s: &str) -> Result<Handle, ConnectError> {
+    Handle::parse(s).map_err(|e| ConnectError::Invalid(format!("{e}.")))
+}
+
 /// The client for addresses typed by `by`.
 fn client(egress: &Egress, by: TypedBy) -> &Http {
     match by {
@@ -100,7 +105,7 @@ pub fn sandbox(name: &str, server: &str, token: Option<String>) -> Result<Connec
     }
     Ok(Connected {
         network: NetworkKind::Sandbox,
-        handle: name.to_string(),
+        handle: handle(name)?,
         server: Some(server.to_string()),
         credentials: Secret::new(token.unwrap_or_else(super::new_access_token)),
         summary: format!("({name}) posting to {server}"),
@@ -143,7 +148,7 @@ pub async fn bluesky(
         .map_err(|e| failed(BLUESKY_FAILED, format!("connecting {handle}: {e:#}")))?;
     Ok(Connected {
         network: NetworkKind::Bluesky,
-        handle: creds.handle.clone(),
+        handle: self::handle(&creds.handle)?,
         server: Some(creds.pds.clone()),
         summary: format!("(@{} {}) on {}", creds.handle, creds.did, creds.pds),
         credentials: creds.to_secret(),
@@ -158,12 +163,7 @@ pub async fn nostr_relays(
     by: TypedBy,
     relays: &[String],
 ) -> Result<Vec<String>, ConnectError> {
-    let relays = relays
-        .iter()
-        .flat_map(|r| nostr::relays_of(r))
-        .map(|r| nostr::check_relay_url(&r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let relays = enroll_relays(relays).map_err(|e| ConnectError::Invalid(e.to_string()))?;
     if relays.is_empty() {
         return Err(ConnectError::Invalid(
             "Give at least one relay (wss://...).".into(),
@@ -181,16 +181,8 @@ pub async fn nostr_relays(
 
 /// A Nostr identity signing with its secret key (picket then holds it, sealed).
 pub fn nostr_key(relays: Vec<String>, nsec: &str, by: TypedBy) -> Result<Connected, ConnectError> {
-    let keys = nostr::parse_secret_key(nsec).map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let credentials = NostrCredentials::Key {
-        secret_key: keys.secret_key().to_secret_hex(),
-    };
-    Ok(nostr_account(
-        relays,
-        nostr::npub(&keys.public_key()),
-        &credentials,
-        by,
-    ))
+    let enrolled = enroll_key(nsec).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    nostr_account(relays, enrolled, by)
 }
 
 /// A Nostr identity signing through a NIP-46 remote signer: the key stays with its owner.
@@ -202,47 +194,43 @@ pub async fn nostr_bunker(
     uri: &str,
     wait: Duration,
 ) -> Result<Connected, ConnectError> {
-    let keys = nostr::generate_client_keys();
-    let (session, secret) = Bunker::new(uri.trim(), keys, client(egress, by).clone())
-        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let user = session.connect(secret, wait).await.map_err(|e| {
-        failed(
-            BUNKER_FAILED,
-            format!("the remote signer did not connect: {e}"),
-        )
-    })?;
-    let credentials = NostrCredentials::Bunker {
-        uri: nostr::bunker_uri_without_secret(uri.trim()),
-        client_secret_key: session.client.secret_key().to_secret_hex(),
-        user_public_key: user.to_hex(),
-    };
-    Ok(nostr_account(relays, nostr::npub(&user), &credentials, by))
+    let enrolled = enroll_bunker(client(egress, by).clone(), uri, wait)
+        .await
+        .map_err(|e| match e {
+            BunkerEnrollError::Invalid(e) => ConnectError::Invalid(e.to_string()),
+            e @ BunkerEnrollError::NotConnected(_) => failed(BUNKER_FAILED, e.to_string()),
+        })?;
+    nostr_account(relays, enrolled, by)
 }
 
 fn nostr_account(
     relays: Vec<String>,
-    handle: String,
-    credentials: &NostrCredentials,
+    enrolled: Enrolled,
     by: TypedBy,
-) -> Connected {
+) -> Result<Connected, ConnectError> {
     let server = relays.join(" ");
-    Connected {
+    Ok(Connected {
         network: NetworkKind::Nostr,
-        summary: format!("({handle}) posting to {server}"),
-        handle,
+        summary: format!("({}) posting to {server}", enrolled.handle),
+        handle: handle(&enrolled.handle)?,
         server: Some(server),
-        credentials: credentials.to_secret(),
+        credentials: enrolled.credentials,
         trusted: by == TypedBy::Operator,
-    }
+    })
 }
 
 /// A Mastodon-API server, as the person typed it, with what it says about itself and the
 /// client fit for whoever typed it.
 pub struct MastodonServer {
-    pub url: String,
-    pub info: mastodon::ServerInfo,
-    http: Http,
+    server: mastodon::Server,
     by: TypedBy,
+}
+
+impl MastodonServer {
+    /// The server's address as picket writes it.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
 }
 
 /// Check the address and read the server's limits and software (once, at enrollment).
@@ -253,26 +241,23 @@ pub async fn mastodon_server(
 ) -> Result<MastodonServer, ConnectError> {
     let url =
         mastodon::normalise_server(server).map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let http = client(egress, by).clone();
-    let info = mastodon::discover(&http, &url)
+    let server = mastodon::Server::open(client(egress, by).clone(), url.clone())
         .await
         .map_err(|e| failed(MASTODON_FAILED, format!("reading what {url} allows: {e}")))?;
-    Ok(MastodonServer {
-        url,
-        info,
-        http,
-        by,
-    })
+    Ok(MastodonServer { server, by })
 }
 
 /// An OAuth authorization under way: what the callback needs to finish it.
 pub struct MastodonAuthorization {
     pub server: MastodonServer,
-    pub app: App,
-    pub pkce: Option<Pkce>,
-    pub redirect: String,
+    auth: Authorization,
+}
+
+impl MastodonAuthorization {
     /// The page to send the participant to.
-    pub url: String,
+    pub fn url(&self) -> &str {
+        &self.auth.url
+    }
 }
 
 /// Start OAuth: register picket with the server unless `known` already is, and build the
@@ -284,33 +269,12 @@ pub async fn mastodon_authorize(
     register_redirects: &str,
     state: &str,
 ) -> Result<MastodonAuthorization, ConnectError> {
-    let app = match known {
-        Some(app) => app,
-        None => mastodon::register_app(
-            &server.http,
-            &server.url,
-            server.info.scopes(),
-            register_redirects,
-        )
+    let auth = server
+        .server
+        .authorize(known, redirect, register_redirects, state)
         .await
-        .map_err(|e| failed(MASTODON_FAILED, e.to_string()))?,
-    };
-    let pkce = server.info.pkce_s256.then(Pkce::new);
-    let url = mastodon::authorize_url(
-        &server.url,
-        &app,
-        server.info.scopes(),
-        pkce.as_ref(),
-        state,
-        redirect,
-    );
-    Ok(MastodonAuthorization {
-        server,
-        app,
-        pkce,
-        redirect: redirect.to_string(),
-        url,
-    })
+        .map_err(|e| failed(MASTODON_FAILED, e.to_string()))?;
+    Ok(MastodonAuthorization { server, auth })
 }
 
 /// Finish OAuth: trade the code for a token, then connect with it.
@@ -324,18 +288,13 @@ pub async fn mastodon_code(
             "No code came back from the server: try connecting again.".into(),
         ));
     }
-    let token = mastodon::exchange_code(
-        &auth.server.http,
-        &auth.server.url,
-        &auth.app,
-        auth.server.info.scopes(),
-        code,
-        auth.pkce.as_ref(),
-        &auth.redirect,
-    )
-    .await
-    .map_err(|e| failed(MASTODON_NOT_FINISHED, e.to_string()))?;
-    mastodon_token(auth.server, &token, Some(auth.app)).await
+    let (token, app) = auth
+        .server
+        .server
+        .finish(auth.auth, code)
+        .await
+        .map_err(|e| failed(MASTODON_NOT_FINISHED, e.to_string()))?;
+    mastodon_token(auth.server, &token, Some(app)).await
 }
 
 /// Connect with a token (pasted, or from OAuth): verify it and seal it with the server's
@@ -349,41 +308,27 @@ pub async fn mastodon_token(
     if token.is_empty() {
         return Err(ConnectError::Invalid("The token is empty.".into()));
     }
-    let who = mastodon::verify_token(&server.http, &server.url, token)
-        .await
-        .map_err(|e| {
-            failed(
-                MASTODON_NOT_FINISHED,
-                format!(
-                    "checking the token with {}: {}",
-                    server.url,
-                    mastodon::EnrollError::from(e)
-                ),
-            )
-        })?;
-    let handle = who.handle(&server.url);
+    let MastodonServer { server, by } = server;
+    let enrolled = server.enroll_token(token, app).await.map_err(|e| {
+        failed(
+            MASTODON_NOT_FINISHED,
+            format!("checking the token with {}: {e}", server.url),
+        )
+    })?;
     let info = &server.info;
-    let creds = MastodonCredentials {
-        token: token.to_string(),
-        account_id: Some(who.id.clone()),
-        software: info.software.clone(),
-        max_characters: info.max_characters,
-        characters_reserved_per_url: info.characters_reserved_per_url,
-        client_id: app.as_ref().map(|a| a.client_id.clone()),
-        client_secret: app.map(|a| a.client_secret),
-    };
     Ok(Connected {
         network: NetworkKind::Mastodon,
         summary: format!(
-            "({handle}) on {}: {}, {} characters per post",
+            "({}) on {}: {}, {} characters per post",
+            enrolled.handle,
             server.url,
             info.software.as_deref().unwrap_or("unknown software"),
             info.max_characters.unwrap_or(500),
         ),
-        handle,
+        handle: handle(&enrolled.handle)?,
         server: Some(server.url),
-        credentials: Secret::new(creds.to_json()),
-        trusted: server.by == TypedBy::Operator,
+        credentials: enrolled.credentials,
+        trusted: by == TypedBy::Operator,
     })
 }
 
@@ -403,11 +348,7 @@ pub async fn known_app(
 
 fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Option<App> {
     let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
-    let creds = MastodonCredentials::parse(&String::from_utf8_lossy(&plain));
-    Some(App {
-        client_id: creds.client_id?,
-        client_secret: creds.client_secret?,
-    })
+    mastodon::app_in(&String::from_utf8_lossy(&plain))
 }
 
 const OFFICIAL_NOT_FINISHED: &str =
@@ -583,19 +524,28 @@ pub async fn official_code(
                 .collect()
         }
     };
-    Ok(accounts
+    accounts
         .into_iter()
-        .map(|(handle, lasts, credentials)| Connected {
-            network: auth.app.network(),
-            summary: format!("({handle}) through this host's {label} app{lasts}"),
-            handle,
-            server: None,
-            credentials,
-            // The adapter reaches the network through the app's own client whatever this
-            // says.
-            trusted: auth.app.trusted(),
+        .map(|(handle, lasts, credentials)| {
+            let summary = format!("({handle}) through this host's {label} app{lasts}");
+            let handle = Handle::parse(&handle).map_err(|e| {
+                failed(
+                    OFFICIAL_NOT_FINISHED,
+                    format!("{label} named the account oddly: {e}"),
+                )
+            })?;
+            Ok(Connected {
+                network: auth.app.network(),
+                summary,
+                handle,
+                server: None,
+                credentials,
+                // The adapter reaches the network through the app's own client whatever
+                // this says.
+                trusted: auth.app.trusted(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// When picket's access to `account` ends unless renewed or reconnected before (Threads'

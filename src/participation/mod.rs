@@ -19,11 +19,11 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use crate::campaign::{self, Campaign, Participation};
 use crate::crypto::Vault;
+use crate::domain::Zone;
 use crate::scheduler;
 use crate::store::{
     AccountId, NewAccount, NewParticipant, ParticipantId, Store, StoreError, canonical_email,
@@ -37,7 +37,7 @@ mod pledge;
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};
 pub use leave::{Deleted, Erased, Removed, delete_everything, delete_published, remove_account};
-pub use pledge::{Pledged, pledge, withdraw};
+pub use pledge::{Pledged, new_pledge, pledge, withdraw};
 
 /// A participant's choices, read from what they typed. The error says what to change.
 pub fn choices(
@@ -55,10 +55,7 @@ fn choose(
     days: Option<Vec<NaiveDate>>,
     every: Option<&str>,
 ) -> Result<Participation, String> {
-    let tz_name = current_zone_name(tz.trim());
-    let tz: Tz = tz_name.parse().map_err(|_| {
-        format!("unknown time zone “{tz_name}”: use an IANA name such as Europe/Berlin")
-    })?;
+    let tz = Zone::parse(tz).map_err(|e| e.to_string())?;
     let every = every
         .map(str::trim)
         .filter(|e| !e.is_empty())
@@ -71,37 +68,6 @@ fn choose(
         .map_err(|e| e.to_string())?;
     Ok(p)
 }
-
-/// The current name of a renamed IANA zone. Browsers (Chromium 156 among them) still
-/// report some zones by their old names, and a participant should see the name their
-/// country uses now; chrono-tz reads both but keeps the name it was given.
-pub fn current_zone_name(name: &str) -> &str {
-    RENAMED
-        .iter()
-        .find(|(old, _)| *old == name)
-        .map_or(name, |(_, new)| new)
-}
-
-/// (old name, current name) of zones renamed in the IANA database.
-const RENAMED: &[(&str, &str)] = &[
-    ("Asia/Calcutta", "Asia/Kolkata"),
-    ("Europe/Kiev", "Europe/Kyiv"),
-    ("Europe/Uzhgorod", "Europe/Kyiv"),
-    ("Europe/Zaporozhye", "Europe/Kyiv"),
-    ("Asia/Katmandu", "Asia/Kathmandu"),
-    ("Asia/Saigon", "Asia/Ho_Chi_Minh"),
-    ("Asia/Rangoon", "Asia/Yangon"),
-    ("Asia/Dacca", "Asia/Dhaka"),
-    ("Asia/Thimbu", "Asia/Thimphu"),
-    ("Asia/Ulan_Bator", "Asia/Ulaanbaatar"),
-    ("Asia/Ujung_Pandang", "Asia/Makassar"),
-    ("America/Buenos_Aires", "America/Argentina/Buenos_Aires"),
-    ("America/Godthab", "America/Nuuk"),
-    ("Atlantic/Faeroe", "Atlantic/Faroe"),
-    ("Pacific/Enderbury", "Pacific/Kanton"),
-    ("Pacific/Truk", "Pacific/Chuuk"),
-    ("Pacific/Ponape", "Pacific/Pohnpei"),
-];
 
 /// How long a stop waits for posts already on the wire: a lease, since a worker that died
 /// mid-send cannot hold a row longer than that.
@@ -122,7 +88,7 @@ pub async fn sign_up(
     store: &dyn Store,
     name: &str,
     email: Option<&str>,
-    tz: &str,
+    tz: Zone,
     invited_by: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<ParticipantId, ParticipationError> {
@@ -132,7 +98,7 @@ pub async fn sign_up(
                 name: name.to_string(),
                 email: email.map(str::to_string),
                 email_canonical: email.map(canonical_email),
-                tz: tz.to_string(),
+                tz,
                 invited_by,
             },
             now,
@@ -145,7 +111,7 @@ pub async fn sign_up(
 pub async fn local_participant(
     store: &dyn Store,
     name: &str,
-    tz: &str,
+    tz: Zone,
     now: DateTime<Utc>,
 ) -> Result<ParticipantId, ParticipationError> {
     Ok(store.ensure_local_participant(name, tz, now).await?)
@@ -235,19 +201,6 @@ pub fn token_hash(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn renamed_zones_are_stored_under_their_current_names() {
-        assert_eq!(current_zone_name("Asia/Calcutta"), "Asia/Kolkata");
-        assert_eq!(current_zone_name("Europe/Kiev"), "Europe/Kyiv");
-        assert_eq!(current_zone_name("Europe/Berlin"), "Europe/Berlin");
-        for (old, new) in RENAMED {
-            assert!(
-                old.parse::<Tz>().is_ok() && new.parse::<Tz>().is_ok(),
-                "{old} {new}"
-            );
-        }
-    }
 
     #[test]
     fn a_token_is_stored_only_as_its_hash_and_each_token_is_new() {

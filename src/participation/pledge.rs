@@ -85,17 +85,7 @@ pub async fn pledge(
         super::add_stopped(&mut stopped_posts, s);
     }
     let pledge_id = store
-        .upsert_pledge(
-            &NewPledge {
-                participant_id: participant,
-                campaign_id: campaign.id.clone(),
-                tz: p.tz.name().to_string(),
-                days: p.days.clone(),
-                every_secs: p.every.map(|d| d.num_seconds()),
-                account_ids: chosen.clone(),
-            },
-            now,
-        )
+        .upsert_pledge(&new_pledge(participant, campaign, p, chosen.clone()), now)
         .await?;
     let pledge = store.get_pledge(pledge_id).await?.ok_or_else(|| {
         ParticipationError::Conflict("the pledge was deleted while it was being made".into())
@@ -161,4 +151,22 @@ pub async fn withdraw(
         .withdraw(participant, campaign_id, account, now)
         .await?;
     Ok(scheduler::settle(store, w, max_wait).await?)
+}
+
+/// The pledge `participant` makes to `campaign` with these choices and accounts, as the
+/// store takes it.
+pub fn new_pledge(
+    participant: ParticipantId,
+    campaign: &Campaign,
+    p: &Participation,
+    account_ids: Vec<AccountId>,
+) -> NewPledge {
+    NewPledge {
+        participant_id: participant,
+        campaign_id: campaign.id.clone(),
+        tz: p.tz,
+        days: p.days.clone(),
+        every_secs: p.every.map(|d| d.num_seconds()),
+        account_ids,
+    }
 }

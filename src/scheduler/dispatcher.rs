@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::domain::{NetworkKind, Secret};
+use crate::domain::{CampaignId, NetworkKind, Secret};
 use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
 use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
@@ -64,7 +64,7 @@ pub struct Dispatcher {
     networks: Networks,
     vault: Vault,
     clock: Arc<dyn Clock>,
-    hosted: HashMap<String, Hosted>,
+    hosted: HashMap<CampaignId, Hosted>,
     pacer: Pacer,
     retry: RetryPolicy,
     settings: SchedulerSettings,
@@ -297,7 +297,10 @@ impl Dispatcher {
     /// participants. A campaign with `[threshold]` posts its strike notices only if enough
     /// people pledged by the deadline (by default, the moment the strike starts anywhere);
     /// otherwise the strike is postponed and each post says so.
-    async fn unarmed(&self, posts: &[ClaimedPost]) -> Result<HashMap<String, String>, StoreError> {
+    async fn unarmed(
+        &self,
+        posts: &[ClaimedPost],
+    ) -> Result<HashMap<CampaignId, String>, StoreError> {
         let mut out = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for post in posts {
@@ -400,7 +403,7 @@ impl Dispatcher {
         })?;
         let account = AccountRef {
             id: post.account_id.0,
-            handle: post.handle.clone(),
+            handle: post.handle.to_string(),
             server: post.server.clone().unwrap_or_default(),
             credentials: Secret::new(credentials),
             trusted: post.trusted,
@@ -448,8 +451,7 @@ impl Dispatcher {
             network: post.network,
             slot: compose::SlotRef {
                 at: post.slot_at,
-                // The planner refuses unknown zones, so this only guards a row written by hand.
-                tz: post.tz.parse().unwrap_or(chrono_tz::UTC),
+                tz: post.tz,
                 day: u32::try_from(post.day).unwrap_or(0),
                 days_total: u32::try_from(post.days_total).unwrap_or(0),
             },

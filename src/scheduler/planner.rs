@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Panicked;
 use crate::campaign::{Campaign, ChoiceError, Participation, Slot, pick_variant};
+use crate::domain::Zone;
 use crate::store::{
     AccountId, PlanApplied, PlannedPost, Pledge, PledgeId, PledgePlan, Store, StoreError,
 };
@@ -71,12 +72,7 @@ pub enum PlanError {
 
 /// A pledge's choices as the campaign module reads them.
 pub fn participation(pledge: &Pledge) -> Result<Participation, PlanError> {
-    let tz = pledge.tz.parse().map_err(|_| {
-        PlanError::Unreadable(format!(
-            "pledge {} has an unknown time zone `{}`",
-            pledge.id, pledge.tz
-        ))
-    })?;
+    let tz = pledge.tz;
     let every = match pledge.every_secs {
         None => None,
         Some(secs) => Some(Duration::try_seconds(secs).ok_or_else(|| {
@@ -143,7 +139,7 @@ pub fn plan_pledge(
 }
 
 /// What a participant's schedule depends on: zone, chosen days, cadence.
-type ScheduleKey = (String, Option<Vec<NaiveDate>>, Option<i64>);
+type ScheduleKey = (Zone, Option<Vec<NaiveDate>>, Option<i64>);
 
 /// Plans many pledges, computing each distinct (zone, days, cadence) schedule once:
 /// a million participants share a few hundred zones.
@@ -173,7 +169,7 @@ impl<'a> Planner<'a> {
         pledge: &Pledge,
         now: DateTime<Utc>,
     ) -> Result<PledgePlan, PlanError> {
-        let key = (pledge.tz.clone(), pledge.days.clone(), pledge.every_secs);
+        let key = (pledge.tz, pledge.days.clone(), pledge.every_secs);
         if !self.cache.contains_key(&key) {
             let p = participation(pledge)?;
             self.campaign.check_participation(&p)?;
@@ -245,12 +241,22 @@ async fn next_page(
     now: DateTime<Utc>,
 ) -> Result<Option<Page>, StoreError> {
     let campaign = planner.campaign;
-    let pledges = store.active_pledges(&campaign.id, after, PAGE).await?;
-    let Some(last) = pledges.last().map(|p| p.id) else {
+    let page = store.active_pledges(&campaign.id, after, PAGE).await?;
+    let Some(last) = page.last_id() else {
         return Ok(None);
     };
+    let pledges = page.pledges;
     let mut plans = Vec::with_capacity(pledges.len());
-    let mut problems = Vec::new();
+    // A row that does not read (edited by hand) is recorded like a pledge that cannot be
+    // planned, and the rest go on.
+    let mut problems: Vec<(PledgeId, Option<String>)> = page
+        .unreadable
+        .into_iter()
+        .map(|(id, e)| {
+            tracing::warn!(pledge = %id, campaign = %campaign.id, error = %e, "pledge unreadable");
+            (id, Some(format!("the stored pledge does not read: {e}")))
+        })
+        .collect();
     for chunk in pledges.chunks(YIELD_EVERY) {
         for p in chunk {
             match planner.plan(p, now) {

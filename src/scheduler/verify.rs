@@ -42,7 +42,7 @@ pub fn account_ref(vault: &Vault, account: &Account) -> Result<AccountRef, Unope
     let plain = vault.open_for(account.id.0, &account.credentials)?;
     Ok(AccountRef {
         id: account.id.0,
-        handle: account.handle.clone(),
+        handle: account.handle.to_string(),
         server: account.server.clone().unwrap_or_default(),
         credentials: Secret::new(String::from_utf8(plain).map_err(|_| Unopened::NotText)?),
         trusted: account.trusted,
@@ -203,9 +203,10 @@ pub async fn accounts_striking_soon(
     let mut after: Option<PledgeId> = None;
     loop {
         let page = store.active_pledges(&campaign.id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for p in &page {
+        let Some(last) = page.last_id() else { break };
+        after = Some(last);
+        // An unreadable pledge is reported by the planner, which tries it every round.
+        for p in &page.pledges {
             seen.extend(p.account_ids.iter().copied());
         }
     }

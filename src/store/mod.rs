@@ -60,7 +60,7 @@ pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
 pub use participants::Participants;
-pub use pledges::Pledges;
+pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
 pub use sessions::Sessions;
 pub use signatures::Signatures;

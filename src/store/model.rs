@@ -12,8 +12,8 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::NetworkKind;
 pub use crate::domain::Sealed;
+use crate::domain::{CampaignId, Handle, NetworkKind, Zone};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -165,7 +165,7 @@ pub struct Participant {
     pub id: ParticipantId,
     pub name: String,
     pub email: Option<String>,
-    pub tz: String,
+    pub tz: Zone,
     pub is_local: bool,
     /// Their personal invitation code (`/i/{code}`).
     pub invite_code: String,
@@ -182,7 +182,7 @@ pub struct NewParticipant {
     pub email: Option<String>,
     /// The key used to find the same person again (see [`canonical_email`]).
     pub email_canonical: Option<String>,
-    pub tz: String,
+    pub tz: Zone,
     /// The invitation code they came through, if any.
     pub invited_by: Option<String>,
 }
@@ -193,7 +193,7 @@ pub struct Account {
     pub id: AccountId,
     pub participant_id: ParticipantId,
     pub network: NetworkKind,
-    pub handle: String,
+    pub handle: Handle,
     /// Server or base URL (Mastodon instance, PDS, relay list ...), when the network has one.
     pub server: Option<String>,
     /// Ciphertext: encryption happens outside the store.
@@ -211,7 +211,7 @@ pub struct Account {
 pub struct NewAccount {
     pub participant_id: ParticipantId,
     pub network: NetworkKind,
-    pub handle: String,
+    pub handle: Handle,
     pub server: Option<String>,
     /// The operator typed its addresses (command line): its servers are not guarded.
     pub trusted: bool,
@@ -232,8 +232,8 @@ pub type SealMany<'a> = &'a (dyn Fn(usize, usize, AccountId) -> Sealed + Send + 
 pub struct Pledge {
     pub id: PledgeId,
     pub participant_id: ParticipantId,
-    pub campaign_id: String,
-    pub tz: String,
+    pub campaign_id: CampaignId,
+    pub tz: Zone,
     /// The strike days chosen; `None` means all of the campaign's days.
     pub days: Option<Vec<NaiveDate>>,
     /// The chosen cadence for repeating posts, if slower than the campaign's.
@@ -250,8 +250,8 @@ pub struct Pledge {
 #[derive(Debug, Clone)]
 pub struct NewPledge {
     pub participant_id: ParticipantId,
-    pub campaign_id: String,
-    pub tz: String,
+    pub campaign_id: CampaignId,
+    pub tz: Zone,
     pub days: Option<Vec<NaiveDate>>,
     pub every_secs: Option<i64>,
     pub account_ids: Vec<AccountId>,
@@ -292,7 +292,7 @@ pub struct PlannedPost {
 #[derive(Debug, Clone)]
 pub struct PledgePlan {
     pub pledge_id: PledgeId,
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub rows: Vec<PlannedPost>,
 }
 
@@ -311,7 +311,7 @@ pub struct PlanApplied {
 #[derive(Clone)]
 pub struct ClaimedPost {
     pub id: OutboxId,
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub pledge_id: PledgeId,
     pub participant_id: ParticipantId,
     pub account_id: AccountId,
@@ -329,13 +329,13 @@ pub struct ClaimedPost {
     pub outcome_unknown: bool,
     pub last_error: Option<String>,
     pub network: NetworkKind,
-    pub handle: String,
+    pub handle: Handle,
     pub server: Option<String>,
     pub credentials: Sealed,
     /// The account's servers are reached unguarded (see [`Account::trusted`]).
     pub trusted: bool,
     /// The pledge's time zone (IANA name), for local dates in the text.
-    pub tz: String,
+    pub tz: Zone,
     /// The slot's own instant (before jitter), its strike day and the pledge's day count.
     pub slot_at: DateTime<Utc>,
     pub day: i64,
@@ -397,7 +397,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: OutboxId,
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub pledge_id: PledgeId,
     pub account_id: AccountId,
     pub slot_key: String,
@@ -464,9 +464,9 @@ pub struct CampaignCancelled {
 }
 
 /// A signature to add.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewSignature {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub name: String,
     /// Already canonical (see [`canonical_email`]); `None` signs without an address.
     pub email_canonical: Option<String>,
@@ -538,7 +538,7 @@ pub fn canonical_email(raw: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviteTarget {
     /// The campaign the inviter signed or pledged to, if any.
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
 }
 
 /// One striker for [`StoreTooling::bulk_join`](super::StoreTooling::bulk_join): a participant, the
@@ -546,11 +546,11 @@ pub struct InviteTarget {
 #[derive(Clone)]
 pub struct NewStriker {
     pub name: String,
-    pub tz: String,
+    pub tz: Zone,
     /// (network, handle, server); handles must differ per striker. Credentials are sealed
     /// by the [`SealMany`] given to `bulk_join`.
-    pub accounts: Vec<(NetworkKind, String, Option<String>)>,
-    pub campaign_id: String,
+    pub accounts: Vec<(NetworkKind, Handle, Option<String>)>,
+    pub campaign_id: CampaignId,
     pub days: Option<Vec<NaiveDate>>,
     pub every_secs: Option<i64>,
 }

@@ -15,7 +15,7 @@ use super::rows::{ACCOUNT_COLUMNS, AccountRow, PARTICIPANT_COLUMNS, ParticipantR
 use super::rows::{ms, new_invite_code};
 use super::sql::{BATCH_PARAMS, Params};
 use super::{PgStore, SqliteStore, StoreError};
-use crate::domain::NetworkKind;
+use crate::domain::{NetworkKind, Zone};
 
 /// Participants and their accounts; part of [`Store`](super::Store).
 #[async_trait]
@@ -24,7 +24,7 @@ pub trait Participants {
     async fn ensure_local_participant(
         &self,
         name: &str,
-        tz: &str,
+        tz: Zone,
         now: DateTime<Utc>,
     ) -> Result<ParticipantId, StoreError>;
     /// A new participant (web signup), with a fresh personal invitation code.
@@ -119,12 +119,28 @@ pub trait Participants {
 /// [`Participants`] for the backend `$store`, whose `pool` holds a `$db` database.
 macro_rules! participants {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// The row `sql` selects by the id bound as `$1`, decoded.
+            async fn fetch_by_id<R, T>(&self, sql: String, id: i64) -> Result<Option<T>, StoreError>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = StoreError>,
+            {
+                sqlx::query_as::<_, R>(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(T::try_from)
+                    .transpose()
+            }
+        }
+
         #[async_trait]
         impl Participants for $store {
             async fn ensure_local_participant(
                 &self,
                 name: &str,
-                tz: &str,
+                tz: Zone,
                 now: DateTime<Utc>,
             ) -> Result<ParticipantId, StoreError> {
                 const FIND: &str = "SELECT id FROM participants WHERE is_local = TRUE";
@@ -141,7 +157,7 @@ macro_rules! participants {
                      VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
                 )
                 .bind(name)
-                .bind(tz)
+                .bind(tz.as_str())
                 .bind(new_invite_code())
                 .bind(ms(now))
                 .fetch_optional(&self.pool)
@@ -170,7 +186,7 @@ macro_rules! participants {
                 .bind(&new.name)
                 .bind(&new.email)
                 .bind(&new.email_canonical)
-                .bind(&new.tz)
+                .bind(new.tz.as_str())
                 .bind(new_invite_code())
                 .bind(&new.invited_by)
                 .bind(ms(now))
@@ -184,12 +200,7 @@ macro_rules! participants {
                 id: ParticipantId,
             ) -> Result<Option<Participant>, StoreError> {
                 let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1");
-                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Participant::try_from)
-                    .transpose()
+                self.fetch_by_id::<ParticipantRow, _>(sql, id.0).await
             }
 
             async fn participants_by_email(
@@ -265,7 +276,7 @@ macro_rules! participants {
                 )
                 .bind(new.participant_id.0)
                 .bind(new.network.as_str())
-                .bind(&new.handle)
+                .bind(new.handle.as_str())
                 .bind(&new.server)
                 .bind(Vec::<u8>::new())
                 .bind(new.trusted)
@@ -283,12 +294,7 @@ macro_rules! participants {
 
             async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
                 let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
-                sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Account::try_from)
-                    .transpose()
+                self.fetch_by_id::<AccountRow, _>(sql, id.0).await
             }
 
             async fn list_accounts(

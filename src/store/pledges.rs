@@ -18,6 +18,22 @@ use super::sql::{CHUNK, Params};
 use super::{PgStore, SqliteStore, StoreError};
 
 /// Pledges and the plans that turn them into posts; part of [`Store`](super::Store).
+/// One page of [`Pledges::active_pledges`].
+#[derive(Debug, Default)]
+pub struct PledgePage {
+    pub pledges: Vec<Pledge>,
+    /// Rows whose stored values do not read (edited by hand, or by another picket), with why.
+    pub unreadable: Vec<(PledgeId, StoreError)>,
+}
+
+impl PledgePage {
+    /// The page's last pledge, read or not: the next page starts after it.
+    pub fn last_id(&self) -> Option<PledgeId> {
+        let read = self.pledges.iter().map(|p| p.id);
+        read.chain(self.unreadable.iter().map(|(id, _)| *id)).max()
+    }
+}
+
 #[async_trait]
 pub trait Pledges {
     /// Create the pledge or replace its settings and accounts; joining again re-activates a
@@ -31,13 +47,14 @@ pub trait Pledges {
     /// Every pledge of a participant (active or withdrawn), in id order.
     async fn pledges_of(&self, participant: ParticipantId) -> Result<Vec<Pledge>, StoreError>;
     /// Active pledges of a campaign with `id > after`, in id order, at most `limit`: page
-    /// through a million pledges without loading them all.
+    /// through a million pledges without loading them all. A row whose stored values do
+    /// not read is returned apart, so one bad row does not stop the planner or the verifier.
     async fn active_pledges(
         &self,
         campaign_id: &str,
         after: Option<PledgeId>,
         limit: u32,
-    ) -> Result<Vec<Pledge>, StoreError>;
+    ) -> Result<PledgePage, StoreError>;
     /// In one transaction: withdraw the pledge (or, with `account`, detach only that account)
     /// and cancel its `pending`/`claimed` posts. Posts already `sending` are reported so the
     /// caller can wait for them; no other post of the pledge will be sent after this returns.
@@ -80,6 +97,14 @@ macro_rules! pledges {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 rows: Vec<PledgeRow>,
             ) -> Result<Vec<Pledge>, StoreError> {
+                Self::decode(conn, rows).await?.into_iter().collect()
+            }
+
+            /// Each row with its accounts, decoded on its own.
+            async fn decode(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                rows: Vec<PledgeRow>,
+            ) -> Result<Vec<Result<Pledge, StoreError>>, StoreError> {
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                 let mut accounts: HashMap<i64, Vec<AccountId>> = HashMap::new();
                 for chunk in ids.chunks(CHUNK) {
@@ -97,12 +122,13 @@ macro_rules! pledges {
                         accounts.entry(pledge).or_default().push(AccountId(account));
                     }
                 }
-                rows.into_iter()
+                Ok(rows
+                    .into_iter()
                     .map(|r| {
                         let ids = accounts.remove(&r.id).unwrap_or_default();
                         r.into_pledge(ids)
                     })
-                    .collect()
+                    .collect())
             }
         }
 
@@ -127,8 +153,8 @@ macro_rules! pledges {
                      RETURNING id",
                 )
                 .bind(new.participant_id.0)
-                .bind(&new.campaign_id)
-                .bind(&new.tz)
+                .bind(new.campaign_id.as_str())
+                .bind(new.tz.as_str())
                 .bind(days_json(&new.days))
                 .bind(new.every_secs)
                 .bind(ms(now))
@@ -208,7 +234,7 @@ macro_rules! pledges {
                 campaign_id: &str,
                 after: Option<PledgeId>,
                 limit: u32,
-            ) -> Result<Vec<Pledge>, StoreError> {
+            ) -> Result<PledgePage, StoreError> {
                 let mut conn = self.pool.acquire().await?;
                 let sql = format!(
                     "SELECT {PLEDGE_COLUMNS} FROM pledges \
@@ -221,7 +247,15 @@ macro_rules! pledges {
                     .bind(i64::from(limit))
                     .fetch_all(&mut *conn)
                     .await?;
-                Self::with_accounts(&mut conn, rows).await
+                let mut page = PledgePage::default();
+                let ids: Vec<PledgeId> = rows.iter().map(|r| PledgeId(r.id)).collect();
+                for (id, pledge) in ids.into_iter().zip(Self::decode(&mut conn, rows).await?) {
+                    match pledge {
+                        Ok(p) => page.pledges.push(p),
+                        Err(e) => page.unreadable.push((id, e)),
+                    }
+                }
+                Ok(page)
             }
 
             async fn withdraw(
@@ -329,14 +363,11 @@ macro_rules! pledges {
                 for chunk in rows.chunks(CHUNK) {
                     // 13 planned columns, then created_at and updated_at.
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| {
-                            let planned = params.list(13);
-                            let (created, updated) = (params.next(), params.next());
-                            format!("({planned}, 'pending', {created}, {updated})")
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        let planned = p.list(13);
+                        let (created, updated) = (p.next(), p.next());
+                        format!("({planned}, 'pending', {created}, {updated})")
+                    });
                     // The idempotency key is never changed: a pending row may be a retry of a
                     // request whose outcome is unknown, and only the same key dedupes it.
                     let sql = format!(
@@ -364,7 +395,7 @@ macro_rules! pledges {
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (plan, row) in chunk {
                         q = q
-                            .bind(&plan.campaign_id)
+                            .bind(plan.campaign_id.as_str())
                             .bind(plan.pledge_id.0)
                             .bind(row.account_id.0)
                             .bind(&row.slot_key)

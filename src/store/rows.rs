@@ -2,7 +2,8 @@
 //!
 //! The `FromRow` structs hold only types both SQLite and PostgreSQL decode (`i64`, `bool`,
 //! `String`, bytes), so one struct serves both backends; parsing states, networks, JSON and
-//! millisecond instants happens once, here.
+//! millisecond instants happens once, here. Campaign ids, handles and zones are parsed
+//! again on the way out: a stored value that does not read is [`StoreError::Corrupt`].
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -23,7 +24,7 @@ fn opt_instant(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     ms.map(instant).transpose()
 }
 
-fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError>
+pub(crate) fn parse<T: std::str::FromStr>(s: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -59,7 +60,7 @@ impl TryFrom<ParticipantRow> for Participant {
             id: ParticipantId(r.id),
             name: r.name,
             email: r.email,
-            tz: r.tz,
+            tz: parse(&r.tz)?,
             is_local: r.is_local,
             invite_code: r.invite_code,
             created_at: instant(r.created_at)?,
@@ -93,7 +94,7 @@ impl TryFrom<AccountRow> for Account {
             id: AccountId(r.id),
             participant_id: ParticipantId(r.participant_id),
             network: parse(&r.network)?,
-            handle: r.handle,
+            handle: parse(&r.handle)?,
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
@@ -134,8 +135,8 @@ impl PledgeRow {
         Ok(Pledge {
             id: PledgeId(self.id),
             participant_id: ParticipantId(self.participant_id),
-            campaign_id: self.campaign_id,
-            tz: self.tz,
+            campaign_id: parse(&self.campaign_id)?,
+            tz: parse(&self.tz)?,
             days,
             every_secs: self.every_secs,
             status: parse(&self.status)?,
@@ -182,7 +183,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
     fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
         Ok(ClaimedPost {
             id: OutboxId(r.id),
-            campaign_id: r.campaign_id,
+            campaign_id: parse(&r.campaign_id)?,
             pledge_id: PledgeId(r.pledge_id),
             participant_id: ParticipantId(r.participant_id),
             account_id: AccountId(r.account_id),
@@ -197,11 +198,11 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             outcome_unknown: r.outcome_unknown,
             last_error: r.last_error,
             network: parse(&r.network)?,
-            handle: r.handle,
+            handle: parse(&r.handle)?,
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
-            tz: r.tz,
+            tz: parse(&r.tz)?,
             slot_at: instant(r.slot_at)?,
             day: r.day,
             days_total: r.days_total,
@@ -245,7 +246,7 @@ impl TryFrom<OutboxRowRaw> for OutboxRow {
     fn try_from(r: OutboxRowRaw) -> Result<Self, StoreError> {
         Ok(OutboxRow {
             id: OutboxId(r.id),
-            campaign_id: r.campaign_id,
+            campaign_id: parse(&r.campaign_id)?,
             pledge_id: PledgeId(r.pledge_id),
             account_id: AccountId(r.account_id),
             slot_key: r.slot_key,
@@ -284,4 +285,63 @@ pub(crate) fn new_invite_code() -> String {
             c
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pledge_row(campaign_id: &str, tz: &str) -> PledgeRow {
+        PledgeRow {
+            id: 1,
+            participant_id: 1,
+            campaign_id: campaign_id.into(),
+            tz: tz.into(),
+            days: None,
+            every_secs: None,
+            status: "active".into(),
+            created_at: 0,
+            withdrawn_at: None,
+            plan_error: None,
+        }
+    }
+
+    fn corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+        match r {
+            Err(StoreError::Corrupt(m)) => m,
+            other => panic!("expected a corrupt row, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_campaign_ids_zones_and_handles_are_parsed_again_and_a_bad_one_is_corrupt() {
+        let ok = pledge_row("strike", "Europe/Kiev")
+            .into_pledge(vec![])
+            .unwrap();
+        assert_eq!(ok.campaign_id, "strike");
+        assert_eq!(ok.tz, "Europe/Kyiv");
+
+        let bad_zone = corrupt(pledge_row("strike", "Mars/Olympus").into_pledge(vec![]));
+        assert!(bad_zone.contains("Mars/Olympus"), "{bad_zone}");
+        let bad_id = corrupt(pledge_row("Not A Slug", "UTC").into_pledge(vec![]));
+        assert!(bad_id.contains("is not a slug"), "{bad_id}");
+
+        let account = |handle: &str| {
+            Account::try_from(AccountRow {
+                id: 1,
+                participant_id: 1,
+                network: "sandbox".into(),
+                handle: handle.into(),
+                server: None,
+                credentials: Vec::new(),
+                trusted: true,
+                status: "active".into(),
+                status_reason: None,
+                created_at: 0,
+            })
+        };
+        assert_eq!(account("alex").unwrap().handle, "alex");
+        let bad_handle = corrupt(account(""));
+        assert!(bad_handle.contains("handle is empty"), "{bad_handle}");
+    }
 }

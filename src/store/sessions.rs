@@ -80,17 +80,17 @@ pub trait Sessions {
 /// [`Sessions`] for the backend `$store`.
 macro_rules! sessions {
     ($store:ty) => {
-        #[async_trait]
-        impl Sessions for $store {
-            async fn participant_by_link(
+        impl $store {
+            /// The participant `condition` finds, with a token hash bound as `$1` and `now`
+            /// as `$2`.
+            async fn participant_by_token(
                 &self,
+                condition: &str,
                 token_hash: &str,
                 now: DateTime<Utc>,
             ) -> Result<Option<Participant>, StoreError> {
-                let sql = format!(
-                    "SELECT {PARTICIPANT_COLUMNS} FROM participants \
-                     WHERE access_token_hash = $1 AND access_token_expires_at > $2"
-                );
+                let sql =
+                    format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE {condition}");
                 sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
                     .bind(token_hash)
                     .bind(ms(now))
@@ -98,6 +98,22 @@ macro_rules! sessions {
                     .await?
                     .map(Participant::try_from)
                     .transpose()
+            }
+        }
+
+        #[async_trait]
+        impl Sessions for $store {
+            async fn participant_by_link(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Participant>, StoreError> {
+                self.participant_by_token(
+                    "access_token_hash = $1 AND access_token_expires_at > $2",
+                    token_hash,
+                    now,
+                )
+                .await
             }
 
             async fn set_link(
@@ -160,18 +176,13 @@ macro_rules! sessions {
                 token_hash: &str,
                 now: DateTime<Utc>,
             ) -> Result<Option<Participant>, StoreError> {
-                let sql = format!(
-                    "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = \
-                     (SELECT participant_id FROM sessions \
-                     WHERE token_hash = $1 AND expires_at > $2)"
-                );
-                sqlx::query_as::<_, ParticipantRow>(AssertSqlSafe(sql))
-                    .bind(token_hash)
-                    .bind(ms(now))
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Participant::try_from)
-                    .transpose()
+                self.participant_by_token(
+                    "id = (SELECT participant_id FROM sessions \
+                     WHERE token_hash = $1 AND expires_at > $2)",
+                    token_hash,
+                    now,
+                )
+                .await
             }
 
             async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {

@@ -81,7 +81,7 @@ macro_rules! signatures {
                          ON CONFLICT (campaign_id, email_canonical) DO NOTHING \
                          RETURNING id, invite_code",
                     )
-                    .bind(&new.campaign_id)
+                    .bind(new.campaign_id.as_str())
                     .bind(&new.name)
                     .bind(&new.email_canonical)
                     .bind(new.public)
@@ -113,7 +113,7 @@ macro_rules! signatures {
                     "SELECT id, invite_code, confirmed FROM signatures \
                      WHERE campaign_id = $1 AND email_canonical = $2",
                 )
-                .bind(&new.campaign_id)
+                .bind(new.campaign_id.as_str())
                 .bind(&new.email_canonical)
                 .fetch_one(&mut *conn)
                 .await?;
@@ -238,7 +238,7 @@ macro_rules! signatures {
                         .await?;
                 if let Some(campaign_id) = signed {
                     return Ok(Some(InviteTarget {
-                        campaign_id: Some(campaign_id),
+                        campaign_id: Some(super::rows::parse(&campaign_id)?),
                     }));
                 }
                 let participant: Option<i64> =
@@ -256,7 +256,9 @@ macro_rules! signatures {
                 .bind(participant)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(Some(InviteTarget { campaign_id }))
+                Ok(Some(InviteTarget {
+                    campaign_id: campaign_id.as_deref().map(super::rows::parse).transpose()?,
+                }))
             }
         }
     };

@@ -81,10 +81,17 @@ impl Params {
 
     /// `(p, ..., p), (...)`: `rows` rows of `cols` placeholders, for a `VALUES` list.
     pub(crate) fn rows(&mut self, rows: usize, cols: usize) -> String {
-        (0..rows)
-            .map(|_| format!("({})", self.list(cols)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.rows_with(rows, |p| format!("({})", p.list(cols)))
+    }
+
+    /// `rows` rows of a `VALUES` list, each written by `row` with its own placeholders
+    /// (and any constants between them).
+    pub(crate) fn rows_with(
+        &mut self,
+        rows: usize,
+        mut row: impl FnMut(&mut Params) -> String,
+    ) -> String {
+        (0..rows).map(|_| row(self)).collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -19,6 +19,7 @@ use super::rows::{days_json, ms, new_invite_code};
 use super::sql::{CHUNK, Params};
 use super::{PgStore, SqliteStore, Store, StoreError};
 use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, Handle};
 
 /// Bulk setup and checks for `picket bench`, `picket rehearse` and the tests.
 #[async_trait]
@@ -40,13 +41,13 @@ pub trait StoreTooling: Store {
     async fn apply_plan(
         &self,
         pledge_id: PledgeId,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         rows: &[PlannedPost],
         now: DateTime<Utc>,
     ) -> Result<PlanApplied, StoreError> {
         let plan = PledgePlan {
             pledge_id,
-            campaign_id: campaign_id.to_string(),
+            campaign_id: campaign_id.clone(),
             rows: rows.to_vec(),
         };
         self.apply_plans(std::slice::from_ref(&plan), now).await
@@ -72,13 +73,10 @@ macro_rules! tooling {
                 for chunk in strikers.chunks(CHUNK) {
                     let codes: Vec<String> = chunk.iter().map(|_| new_invite_code()).collect();
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| {
-                            let (name, tz, code) = (params.next(), params.next(), params.next());
-                            format!("({name}, {tz}, FALSE, {code}, {})", params.next())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        let (name, tz, code) = (p.next(), p.next(), p.next());
+                        format!("({name}, {tz}, FALSE, {code}, {})", p.next())
+                    });
                     let sql = format!(
                         "INSERT INTO participants \
                          (name, tz, is_local, invite_code, created_at) \
@@ -86,7 +84,7 @@ macro_rules! tooling {
                     );
                     let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
                     for (s, code) in chunk.iter().zip(&codes) {
-                        q = q.bind(&s.name).bind(&s.tz).bind(code).bind(now_ms);
+                        q = q.bind(&s.name).bind(s.tz.as_str()).bind(code).bind(now_ms);
                     }
                     let ids: HashMap<String, i64> = q
                         .fetch_all(&mut *tx)
@@ -98,7 +96,7 @@ macro_rules! tooling {
                 }
 
                 // (striker, account of theirs, the account)
-                let flat: Vec<(usize, usize, &(NetworkKind, String, Option<String>))> = strikers
+                let flat: Vec<(usize, usize, &(NetworkKind, Handle, Option<String>))> = strikers
                     .iter()
                     .enumerate()
                     .flat_map(|(i, s)| s.accounts.iter().enumerate().map(move |(j, a)| (i, j, a)))
@@ -107,10 +105,9 @@ macro_rules! tooling {
                     HashMap::with_capacity(flat.len());
                 for chunk in flat.chunks(CHUNK) {
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        format!("({}, 'active', {})", p.list(5), p.list(2))
+                    });
                     let sql = format!(
                         "INSERT INTO accounts \
                          (participant_id, network, handle, server, credentials, status, \
@@ -122,7 +119,7 @@ macro_rules! tooling {
                         q = q
                             .bind(participants[*i])
                             .bind(network.as_str())
-                            .bind(handle)
+                            .bind(handle.as_str())
                             .bind(server)
                             .bind(Vec::<u8>::new())
                             .bind(now_ms)
@@ -135,7 +132,7 @@ macro_rules! tooling {
                     let sealed: Vec<(i64, Vec<u8>)> = chunk
                         .iter()
                         .map(|(i, j, (_, handle, _))| {
-                            let id = account_ids[&(participants[*i], handle.clone())];
+                            let id = account_ids[&(participants[*i], handle.to_string())];
                             (id, seal(*i, *j, AccountId(id)).into_bytes())
                         })
                         .collect();
@@ -159,10 +156,9 @@ macro_rules! tooling {
                 let indexed: Vec<(usize, &NewStriker)> = strikers.iter().enumerate().collect();
                 for chunk in indexed.chunks(CHUNK) {
                     let mut params = Params::new::<$db>();
-                    let values = (0..chunk.len())
-                        .map(|_| format!("({}, 'active', {})", params.list(5), params.list(2)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let values = params.rows_with(chunk.len(), |p| {
+                        format!("({}, 'active', {})", p.list(5), p.list(2))
+                    });
                     let sql = format!(
                         "INSERT INTO pledges \
                          (participant_id, campaign_id, tz, days, every_secs, status, \
@@ -173,8 +169,8 @@ macro_rules! tooling {
                     for (i, s) in chunk {
                         q = q
                             .bind(participants[*i])
-                            .bind(&s.campaign_id)
-                            .bind(&s.tz)
+                            .bind(s.campaign_id.as_str())
+                            .bind(s.tz.as_str())
                             .bind(days_json(&s.days))
                             .bind(s.every_secs)
                             .bind(now_ms)
@@ -193,7 +189,7 @@ macro_rules! tooling {
                     let accounts: Vec<AccountId> = s
                         .accounts
                         .iter()
-                        .map(|a| AccountId(account_ids[&(participant, a.1.clone())]))
+                        .map(|a| AccountId(account_ids[&(participant, a.1.to_string())]))
                         .collect();
                     links.extend(accounts.iter().map(|a| (pledge, a.0)));
                     joined.push(JoinedStriker {
@@ -206,10 +202,7 @@ macro_rules! tooling {
                     let mut params = Params::new::<$db>();
                     let sql = format!(
                         "INSERT INTO pledge_accounts (pledge_id, account_id) VALUES {}",
-                        (0..chunk.len())
-                            .map(|_| format!("({})", params.list(2)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        params.rows(chunk.len(), 2)
                     );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (pledge, account) in chunk {

@@ -276,7 +276,7 @@ pub async fn stats(
         .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
         .collect();
     let stats = Stats {
-        campaign: c.id.clone(),
+        campaign: c.id.to_string(),
         signatures: snap.counters.signatures,
         strikers: snap.counters.strikers,
         accounts_by_network: by_network,

@@ -218,7 +218,7 @@ async fn mastodon_start(
                 return Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response());
             }
         };
-    let known = connect::known_app(state.store.as_ref(), &state.vault, &server.url).await?;
+    let known = connect::known_app(state.store.as_ref(), &state.vault, server.url()).await?;
     let callback = format!(
         "{}/connect/mastodon/callback",
         state.settings.public_url.trim_end_matches('/')
@@ -228,7 +228,7 @@ async fn mastodon_start(
     let oauth_state = participation::new_access_token();
     match connect::mastodon_authorize(server, known, &callback, &redirects, &oauth_state).await {
         Ok(auth) => {
-            let url = auth.url.clone();
+            let url = auth.url().to_string();
             state.oauth.put(
                 oauth_state,
                 PendingOAuth {

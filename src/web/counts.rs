@@ -27,7 +27,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::campaign::Counters;
 use super::{AppState, WebError};
 use crate::campaign::Campaign;
-use crate::domain::NetworkKind;
+use crate::domain::{CampaignId, NetworkKind};
 use crate::store::OutboxCounts;
 
 /// How old shown counts may be when nothing was written through this server.
@@ -72,7 +72,7 @@ pub struct Counts {
     generation: AtomicU64,
     /// Campaign id -> its slot; slots are made on first read and never removed (the
     /// campaigns are fixed at startup).
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: Mutex<HashMap<CampaignId, Arc<Slot>>>,
     /// Campaign id -> its plain page as rendered for one snapshot and countdown text.
     pages: Mutex<HashMap<String, RenderedPage>>,
 }

@@ -29,6 +29,7 @@ use super::{AppState, WebError, session};
 use crate::campaign::preview::{self, Preview};
 use crate::campaign::{Campaign, Participation, When, fmt_duration};
 use crate::compose;
+use crate::domain::Zone;
 use crate::network::AccountRef;
 use crate::participation::{self, Missing, ParticipationError};
 use crate::scheduler::verify::account_ref;
@@ -178,7 +179,7 @@ pub async fn form(
         .map(|(p, _)| p);
     let mut choice = Choice::default();
     if let Some(p) = &me {
-        choice.tz = p.tz.clone();
+        choice.tz = p.tz.to_string();
         if let Some(pledge) = state
             .store
             .pledges_of(p.id)
@@ -186,7 +187,7 @@ pub async fn form(
             .into_iter()
             .find(|pl| pl.campaign_id == c.id)
         {
-            choice.tz = pledge.tz;
+            choice.tz = pledge.tz.to_string();
             choice.days = pledge.days.unwrap_or_default();
             choice.every = pledge
                 .every_secs
@@ -256,9 +257,10 @@ pub async fn start(
             return again(Choice::default(), msg, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
-    if let Err(msg) = choice.participation(c) {
-        return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
+    let tz = match choice.participation(c) {
+        Ok(p) => p.tz,
+        Err(msg) => return again(choice, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
     let next = format!("/c/{}/join/accounts?{}", c.id, choice.query());
     if me.is_some() {
         return Ok(Redirect::to(&next).into_response());
@@ -274,7 +276,7 @@ pub async fn start(
         state.store.as_ref(),
         signer.name(),
         signer.email(),
-        &choice.tz,
+        tz,
         invited_by,
         state.clock.now(),
     )
@@ -317,7 +319,7 @@ struct AccountsPage<'a> {
     choice: Choice,
     choice_query: String,
     back: String,
-    tz: String,
+    tz: Zone,
     every_label: Option<String>,
     days_label: String,
     accounts: Vec<AccountView>,
@@ -402,7 +404,7 @@ async fn render_accounts(
         name: me.name.clone(),
         back: format!("/c/{}/join/accounts?{query}", c.id),
         choice_query: query,
-        tz: p.tz.name().to_string(),
+        tz: p.tz,
         every_label: p.every.map(fmt_duration),
         days_label: match &p.days {
             None => "all of the strike days".into(),

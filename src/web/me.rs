@@ -14,6 +14,7 @@ use super::form::{Fields, Form, page_with_csrf};
 use super::session::signed_in;
 use super::views::{AccountView, account_view, local_label};
 use super::{AppState, WebError, guard, session};
+use crate::domain::{CampaignId, Zone};
 use crate::participation;
 use crate::scheduler::planner;
 use crate::store::{AccountId, OutboxState, Participant, PledgeStatus};
@@ -28,10 +29,10 @@ pub struct MeQuery {
 
 #[derive(Serialize)]
 struct PledgeView {
-    campaign_id: String,
+    campaign_id: CampaignId,
     title: String,
     active: bool,
-    tz: String,
+    tz: Zone,
     days: String,
     every: Option<String>,
     posts: Vec<PostView>,
@@ -152,7 +153,7 @@ async fn pledges(
     };
     let mut out = Vec::new();
     for pledge in state.store.pledges_of(me.id).await? {
-        let tz: chrono_tz::Tz = pledge.tz.parse().unwrap_or(chrono_tz::UTC);
+        let tz = pledge.tz;
         let mut counts = Counts::default();
         let posts = state
             .store
@@ -190,7 +191,7 @@ async fn pledges(
             .collect();
         let title = state
             .campaign(&pledge.campaign_id)
-            .map_or_else(|| pledge.campaign_id.clone(), |c| c.title.clone());
+            .map_or_else(|| pledge.campaign_id.to_string(), |c| c.title.clone());
         out.push(PledgeView {
             title,
             active: pledge.status == PledgeStatus::Active,

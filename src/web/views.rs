@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::Handle;
 use crate::store::AccountStatus;
 
 /// An account as the join and `/me` pages show it.
@@ -11,7 +12,7 @@ use crate::store::AccountStatus;
 pub(crate) struct AccountView {
     id: i64,
     network: &'static str,
-    handle: String,
+    handle: Handle,
     server: Option<String>,
     active: bool,
     status: String,
@@ -36,8 +37,8 @@ pub(crate) fn account_view(a: &crate::store::Account, vault: &crate::crypto::Vau
     }
 }
 
-pub(crate) fn local_label(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    at.with_timezone(&tz)
+pub(crate) fn local_label(at: DateTime<Utc>, tz: impl Into<chrono_tz::Tz>) -> String {
+    at.with_timezone(&tz.into())
         .format("%a %-d %b %Y, %H:%M %Z")
         .to_string()
 }

@@ -46,7 +46,7 @@ fn campaign(timezone: &str, days: &[&str], posts: &[(&str, &str, &str)]) -> Camp
 
 fn everyone_in(zone: &str) -> Participation {
     Participation {
-        tz: tz(zone),
+        tz: tz(zone).into(),
         days: None,
         every: None,
     }
@@ -490,7 +490,7 @@ fn account(id: i64, network: NetworkKind, handle: &str, status: AccountStatus) -
         id: AccountId(id),
         participant_id: ParticipantId(1),
         network,
-        handle: handle.to_string(),
+        handle: handle.parse().unwrap(),
         server: None,
         credentials: Default::default(),
         trusted: false,
@@ -529,7 +529,7 @@ fn the_join_preview_shows_each_account_the_variant_the_planner_plans_for_it() {
         id: PledgeId(1),
         participant_id: ParticipantId(1),
         campaign_id: c.id.clone(),
-        tz: "Europe/Berlin".into(),
+        tz: "Europe/Berlin".parse().unwrap(),
         days: None,
         every_secs: None,
         status: PledgeStatus::Active,

@@ -423,7 +423,13 @@ async fn below_its_tipping_point_a_strike_is_postponed_but_invitations_still_go_
     let rows = world
         .store
         .outbox_for(
-            world.store.active_pledges("tp", None, 10).await.unwrap()[0].participant_id,
+            world
+                .store
+                .active_pledges("tp", None, 10)
+                .await
+                .unwrap()
+                .pledges[0]
+                .participant_id,
             Some("tp"),
         )
         .await
@@ -505,7 +511,7 @@ struct TinyServer(Arc<dyn picket::network::Network>);
 
 #[async_trait::async_trait]
 impl picket::network::Network for TinyServer {
-    fn kind(&self) -> picket::network::NetworkKind {
+    fn kind(&self) -> picket::domain::NetworkKind {
         self.0.kind()
     }
     fn measure(&self, _: &picket::network::AccountRef, text: &str) -> picket::compose::Measure {
@@ -532,7 +538,7 @@ async fn a_text_over_the_accounts_own_server_limit_fails_with_the_reason_and_is_
     world.pledge(who, &accounts).await;
     let standard = crate::support::networks();
     let sandbox = standard
-        .get(picket::network::NetworkKind::Sandbox)
+        .get(picket::domain::NetworkKind::Sandbox)
         .unwrap()
         .clone();
     let networks = picket::network::Networks::new().with(Arc::new(TinyServer(sandbox)));

@@ -42,7 +42,7 @@ async fn connected(fake: &FacebookFake) -> Vec<Connected> {
 fn account(c: &Connected) -> AccountRef {
     AccountRef {
         id: 9,
-        handle: c.handle.clone(),
+        handle: c.handle.to_string(),
         server: String::new(),
         credentials: c.credentials.clone(),
         trusted: false,

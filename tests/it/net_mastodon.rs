@@ -290,7 +290,7 @@ fn account_id(out: &str) -> i64 {
 /// The rows of `state` in the outbox of the local participant.
 async fn rows_in(store: &dyn Store, state: OutboxState) -> usize {
     let me = store
-        .ensure_local_participant("me", "UTC", Utc::now())
+        .ensure_local_participant("me", picket::domain::Zone::UTC, Utc::now())
         .await
         .unwrap();
     store
@@ -620,7 +620,7 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
         "a failed attempt of both posts while down",
         async || {
             let me = store
-                .ensure_local_participant("me", "UTC", Utc::now())
+                .ensure_local_participant("me", picket::domain::Zone::UTC, Utc::now())
                 .await
                 .unwrap();
             let rows = store.outbox_for(me, Some("strike")).await.unwrap();
@@ -681,7 +681,7 @@ async fn a_server_down_at_the_slot_then_back_gets_each_post_exactly_once_and_no_
 #[tokio::test]
 async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_instead_of_posting_again()
  {
-    use picket::config::Secret;
+    use picket::domain::Secret;
     use picket::network::mastodon::{Credentials, Mastodon};
     use picket::network::{AccountRef, Network, OutgoingPost};
     let Some(url) = server_url() else { return };

@@ -504,7 +504,7 @@ async fn the_check_before_a_strike_marks_an_account_whose_grant_ends_before_it()
     let now = Utc::now();
     let me = state
         .store
-        .ensure_local_participant("me", "UTC", now)
+        .ensure_local_participant("me", picket::domain::Zone::UTC, now)
         .await
         .unwrap();
     let mut ids = Vec::new();

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use nostr::prelude::{Keys, ToBech32};
-use picket::config::Secret;
+use picket::domain::Secret;
 use picket::network::{AccountRef, Egress, Network, OutgoingPost, PublishError};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

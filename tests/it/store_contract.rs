@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use picket::network::NetworkKind;
+use picket::domain::NetworkKind;
 use picket::store::{
     self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
     OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Sealed, Store,
@@ -123,7 +123,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 name: name.into(),
                 email: Some(format!("{name}@example.org")),
                 email_canonical: Some(format!("{name}@example.org")),
-                tz: "Europe/Berlin".into(),
+                tz: "Europe/Berlin".parse().unwrap(),
                 invited_by: None,
             },
             t0(),
@@ -138,7 +138,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                     &NewAccount {
                         participant_id: participant,
                         network: NetworkKind::Sandbox,
-                        handle: format!("{name}{i}"),
+                        handle: format!("{name}{i}").parse().unwrap(),
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
                     },
@@ -153,8 +153,8 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
         .upsert_pledge(
             &NewPledge {
                 participant_id: participant,
-                campaign_id: CAMPAIGN.into(),
-                tz: "Europe/Berlin".into(),
+                campaign_id: CAMPAIGN.parse().unwrap(),
+                tz: "Europe/Berlin".parse().unwrap(),
                 days: None,
                 every_secs: None,
                 account_ids: accounts.clone(),
@@ -196,7 +196,12 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
 
 async fn planned(store: &dyn StoreTooling, s: &Striker, slots: &[i64]) {
     store
-        .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, slots), t0())
+        .apply_plan(
+            s.pledge,
+            &CAMPAIGN.parse().unwrap(),
+            &plan(&s.accounts, slots),
+            t0(),
+        )
         .await
         .unwrap();
 }
@@ -257,14 +262,14 @@ async fn participants_and_accounts_round_trip() {
     on_each_backend(|store, db| async move {
         // Arrange
         let me = store
-            .ensure_local_participant("me", "UTC", t0())
+            .ensure_local_participant("me", picket::domain::Zone::UTC, t0())
             .await
             .unwrap();
         let s = striker(&*store, "ada", 2).await;
 
         // Act
         let again = store
-            .ensure_local_participant("other", "UTC", t0())
+            .ensure_local_participant("other", picket::domain::Zone::UTC, t0())
             .await
             .unwrap();
         let ada = store.get_participant(s.participant).await.unwrap().unwrap();
@@ -305,8 +310,8 @@ async fn a_pledge_round_trips_and_pages_in_id_order() {
             .upsert_pledge(
                 &NewPledge {
                     participant_id: b.participant,
-                    campaign_id: CAMPAIGN.into(),
-                    tz: "America/New_York".into(),
+                    campaign_id: CAMPAIGN.parse().unwrap(),
+                    tz: "America/New_York".parse().unwrap(),
                     days: Some(days.clone()),
                     every_secs: Some(3600),
                     account_ids: b.accounts.clone(),
@@ -321,7 +326,11 @@ async fn a_pledge_round_trips_and_pages_in_id_order() {
             .unwrap();
 
         // Act
-        let first = store.active_pledges(CAMPAIGN, None, 1).await.unwrap();
+        let first = store
+            .active_pledges(CAMPAIGN, None, 1)
+            .await
+            .unwrap()
+            .pledges;
         let rest = store
             .active_pledges(CAMPAIGN, Some(first[0].id), 10)
             .await
@@ -332,7 +341,7 @@ async fn a_pledge_round_trips_and_pages_in_id_order() {
         assert_eq!(first.len(), 1, "{db}");
         assert_eq!(first[0].id, a.pledge);
         assert_eq!(
-            rest.iter().map(|p| p.id).collect::<Vec<_>>(),
+            rest.pledges.iter().map(|p| p.id).collect::<Vec<_>>(),
             vec![b.pledge]
         );
         assert_eq!(got_b.days, Some(days));
@@ -352,16 +361,16 @@ async fn a_slot_gets_one_outbox_row_however_often_it_is_planned() {
 
         // Act
         let first = store
-            .apply_plan(s.pledge, CAMPAIGN, &rows, t0())
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
             .await
             .unwrap();
         let second = store
-            .apply_plan(s.pledge, CAMPAIGN, &rows, t0())
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
             .await
             .unwrap();
         let doubled: Vec<_> = rows.iter().chain(rows.iter()).cloned().collect();
         let third = store
-            .apply_plan(s.pledge, CAMPAIGN, &doubled, t0())
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &doubled, t0())
             .await
             .unwrap();
 
@@ -415,7 +424,7 @@ async fn replanning_adds_and_removes_only_future_pending_rows() {
             .apply_plans(
                 &[PledgePlan {
                     pledge_id: s.pledge,
-                    campaign_id: CAMPAIGN.into(),
+                    campaign_id: CAMPAIGN.parse().unwrap(),
                     rows: plan(&s.accounts, &[3, 4]),
                 }],
                 now,
@@ -903,14 +912,24 @@ async fn rejoining_after_withdrawal_revives_the_planned_posts() {
             .await
             .unwrap();
         let ignored = store
-            .apply_plan(s.pledge, CAMPAIGN, &plan(&s.accounts, &[2]), t0())
+            .apply_plan(
+                s.pledge,
+                &CAMPAIGN.parse().unwrap(),
+                &plan(&s.accounts, &[2]),
+                t0(),
+            )
             .await
             .unwrap();
 
         // Act
         let again = striker_rejoins(&*store, &s).await;
         let applied = store
-            .apply_plan(again, CAMPAIGN, &plan(&s.accounts, &[2]), t0())
+            .apply_plan(
+                again,
+                &CAMPAIGN.parse().unwrap(),
+                &plan(&s.accounts, &[2]),
+                t0(),
+            )
             .await
             .unwrap();
 
@@ -933,8 +952,8 @@ async fn striker_rejoins(store: &dyn Store, s: &Striker) -> PledgeId {
         .upsert_pledge(
             &NewPledge {
                 participant_id: s.participant,
-                campaign_id: CAMPAIGN.into(),
-                tz: "Europe/Berlin".into(),
+                campaign_id: CAMPAIGN.parse().unwrap(),
+                tz: "Europe/Berlin".parse().unwrap(),
                 days: None,
                 every_secs: None,
                 account_ids: s.accounts.clone(),
@@ -1093,7 +1112,12 @@ async fn cancelling_a_campaign_stops_all_its_unsent_posts() {
             .await
             .unwrap();
         let replanned = store
-            .apply_plan(a.pledge, CAMPAIGN, &plan(&a.accounts, &[1, 2]), t0())
+            .apply_plan(
+                a.pledge,
+                &CAMPAIGN.parse().unwrap(),
+                &plan(&a.accounts, &[1, 2]),
+                t0(),
+            )
             .await
             .unwrap();
         let now = t0() + Duration::hours(3);
@@ -1274,7 +1298,7 @@ async fn a_signature_with_the_same_email_counts_once() {
     on_each_backend(|store, db| async move {
         // Arrange
         let sign = |name: &str, email: Option<&str>, public: bool, by: Option<&str>| NewSignature {
-            campaign_id: CAMPAIGN.into(),
+            campaign_id: CAMPAIGN.parse().unwrap(),
             name: name.into(),
             email_canonical: email.map(store::canonical_email),
             public,
@@ -1304,7 +1328,7 @@ async fn a_signature_with_the_same_email_counts_once() {
         let elsewhere = store
             .add_signature(
                 &NewSignature {
-                    campaign_id: "other".into(),
+                    campaign_id: "other".parse().unwrap(),
                     ..sign("Ada", Some("ada@example.org"), true, None)
                 },
                 t0(),
@@ -1346,7 +1370,7 @@ async fn signatures_arriving_at_once_are_all_stored_and_each_person_counts_once(
         // Arrange: 100 people sign twice each and 50 without an address, all at the same
         // time, so that (on SQLite) they share group commits.
         let sign = |name: String, email: Option<String>| NewSignature {
-            campaign_id: CAMPAIGN.into(),
+            campaign_id: CAMPAIGN.parse().unwrap(),
             name,
             email_canonical: email.as_deref().map(store::canonical_email),
             public: false,
@@ -1404,7 +1428,7 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
     on_each_backend(|store, db| async move {
         // Arrange: Ada waits for her mail, Bob (no address) counts at once; Ada invited Cy.
         let unconfirmed = |name: &str, email: &str, hash: &str| NewSignature {
-            campaign_id: CAMPAIGN.into(),
+            campaign_id: CAMPAIGN.parse().unwrap(),
             name: name.into(),
             email_canonical: Some(store::canonical_email(email)),
             public: true,
@@ -1419,11 +1443,13 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
         store
             .add_signature(
                 &NewSignature {
-                    campaign_id: CAMPAIGN.into(),
+                    campaign_id: CAMPAIGN.parse().unwrap(),
                     name: "Bob".into(),
+                    email_canonical: None,
                     public: true,
+                    invited_by: None,
                     confirmed: true,
-                    ..Default::default()
+                    confirm_token_hash: None,
                 },
                 t0(),
             )
@@ -1501,11 +1527,13 @@ async fn a_failed_confirmation_mail_can_be_retried_at_once() {
         let added = store
             .add_signature(
                 &NewSignature {
-                    campaign_id: CAMPAIGN.into(),
+                    campaign_id: CAMPAIGN.parse().unwrap(),
                     name: "Ada".into(),
                     email_canonical: Some("ada@example.org".into()),
                     confirm_token_hash: Some("h1".into()),
-                    ..Default::default()
+                    public: false,
+                    invited_by: None,
+                    confirmed: false,
                 },
                 t0(),
             )
@@ -1538,7 +1566,7 @@ async fn dispatch_throughput_on_sqlite() {
         let s = striker(&*store, &format!("s{i}"), 1).await;
         plans.push(PledgePlan {
             pledge_id: s.pledge,
-            campaign_id: CAMPAIGN.into(),
+            campaign_id: CAMPAIGN.parse().unwrap(),
             rows: plan(&s.accounts, &(0..10).collect::<Vec<_>>()),
         });
     }
@@ -1791,7 +1819,7 @@ async fn participants_are_found_by_their_canonical_address() {
         let ada = striker(&*store, "ada", 0).await.participant;
         striker(&*store, "bob", 0).await;
         store
-            .ensure_local_participant("me", "UTC", t0())
+            .ensure_local_participant("me", picket::domain::Zone::UTC, t0())
             .await
             .unwrap();
 
@@ -1909,11 +1937,17 @@ async fn bulk_join_seals_each_account_for_the_id_it_gets() {
         let strikers: Vec<store::NewStriker> = (0..3)
             .map(|i| store::NewStriker {
                 name: format!("s{i}"),
-                tz: "UTC".into(),
+                tz: "UTC".parse().unwrap(),
                 accounts: (0..2)
-                    .map(|a| (NetworkKind::Sandbox, format!("s{i}a{a}"), None))
+                    .map(|a| {
+                        (
+                            NetworkKind::Sandbox,
+                            format!("s{i}a{a}").parse().unwrap(),
+                            None,
+                        )
+                    })
                     .collect(),
-                campaign_id: CAMPAIGN.into(),
+                campaign_id: CAMPAIGN.parse().unwrap(),
                 days: None,
                 every_secs: None,
             })
@@ -1949,13 +1983,17 @@ async fn a_planning_problem_is_recorded_on_the_pledge_and_cleared_by_joining_aga
             .await
             .unwrap();
         let recorded = store.get_pledge(s.pledge).await.unwrap().unwrap();
-        let listed = store.active_pledges(CAMPAIGN, None, 10).await.unwrap();
+        let listed = store
+            .active_pledges(CAMPAIGN, None, 10)
+            .await
+            .unwrap()
+            .pledges;
         store
             .upsert_pledge(
                 &NewPledge {
                     participant_id: s.participant,
-                    campaign_id: CAMPAIGN.into(),
-                    tz: "Europe/Berlin".into(),
+                    campaign_id: CAMPAIGN.parse().unwrap(),
+                    tz: "Europe/Berlin".parse().unwrap(),
                     days: None,
                     every_secs: Some(7200),
                     account_ids: s.accounts.clone(),

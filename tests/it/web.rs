@@ -574,10 +574,13 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
     app.store
         .add_signature(
             &picket::store::NewSignature {
-                campaign_id: ID.into(),
+                campaign_id: ID.parse().unwrap(),
                 name: "Bob".into(),
                 confirmed: true,
-                ..Default::default()
+                email_canonical: None,
+                public: false,
+                invited_by: None,
+                confirm_token_hash: None,
             },
             start,
         )

@@ -417,10 +417,13 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
     app.store
         .add_signature(
             &picket::store::NewSignature {
-                campaign_id: ID.into(),
+                campaign_id: ID.parse().unwrap(),
                 name: "Bob".into(),
                 confirmed: true,
-                ..Default::default()
+                email_canonical: None,
+                public: false,
+                invited_by: None,
+                confirm_token_hash: None,
             },
             start,
         )

@@ -44,11 +44,12 @@ use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{
-    AccountRef, CredentialSink, Engagement, Identity, Network, NetworkKind, OutgoingPost,
-    PublishError, Reason, Receipt,
+    AccountRef, CredentialSink, Engagement, Identity, Network, OutgoingPost, PublishError, Reason,
+    Receipt,
 };
 use crate::clock::Clock;
-use crate::config::Secret;
+use crate::domain::NetworkKind;
+use crate::domain::Secret;
 
 const COLLECTION: &str = "app.bsky.feed.post";
 const MAX_GRAPHEMES: usize = 300;

@@ -2,7 +2,10 @@
 //! nodeinfo), registering picket as an OAuth app ([`register_app`]), the authorize page
 //! with PKCE ([`authorize_url`]), trading the code for a token ([`exchange_code`]) and
 //! checking whose token it is ([`verify_token`]). Used by `picket account add mastodon`
-//! and the web's connect step through `participation::connect`.
+//! and the web's connect step through `participation::connect`, which sees only the
+//! enrolment interface at the top: a [`Server`], an [`Authorization`] under way, the
+//! [`App`] registered on a server, and the [`Enrolled`] account with its sealed-to-be
+//! credentials. The adapter's stored format ([`Credentials`]) stays in this folder.
 
 use std::time::Duration;
 
@@ -11,9 +14,111 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::super::guarded::Http;
-use super::super::{PublishError, Reason};
-use super::base;
+use super::super::{Enrolled, PublishError, Reason};
 use super::errors::{Call, error_of, read_error};
+use super::{Credentials, base};
+
+/// A Mastodon-API server being enrolled with: its address as picket writes it, what it
+/// says about itself, and the client that reaches it.
+pub struct Server {
+    pub url: String,
+    pub info: ServerInfo,
+    http: Http,
+}
+
+/// An OAuth authorization under way: what the code's return needs to finish it.
+pub struct Authorization {
+    app: App,
+    pkce: Option<Pkce>,
+    redirect: String,
+    /// The page to send the participant to.
+    pub url: String,
+}
+
+impl Server {
+    /// Read what the server at `url` (already [`normalise_server`]d) allows, through `http`.
+    pub async fn open(http: Http, url: String) -> Result<Server, EnrollError> {
+        let info = discover(&http, &url).await?;
+        Ok(Server { url, info, http })
+    }
+
+    /// Register picket with the server unless `known` already is, and build the
+    /// authorize page's address; `redirect` is where the server sends the code back.
+    pub async fn authorize(
+        &self,
+        known: Option<App>,
+        redirect: &str,
+        register_redirects: &str,
+        state: &str,
+    ) -> Result<Authorization, EnrollError> {
+        let scopes = self.info.scopes();
+        let app = match known {
+            Some(app) => app,
+            None => register_app(&self.http, &self.url, scopes, register_redirects).await?,
+        };
+        let pkce = self.info.pkce_s256.then(Pkce::new);
+        let url = authorize_url(&self.url, &app, scopes, pkce.as_ref(), state, redirect);
+        Ok(Authorization {
+            app,
+            pkce,
+            redirect: redirect.to_string(),
+            url,
+        })
+    }
+
+    /// Trade the code the authorize page gave for a token; the app comes back to be
+    /// kept with the account.
+    pub async fn finish(
+        &self,
+        auth: Authorization,
+        code: &str,
+    ) -> Result<(String, App), EnrollError> {
+        let token = exchange_code(
+            &self.http,
+            &self.url,
+            &auth.app,
+            self.info.scopes(),
+            code,
+            auth.pkce.as_ref(),
+            &auth.redirect,
+        )
+        .await?;
+        Ok((token, auth.app))
+    }
+
+    /// Check whose `token` it is, and build the credentials to seal: the token with the
+    /// server's limits and software, so the adapter can apply them, and the app if any.
+    pub async fn enroll_token(
+        &self,
+        token: &str,
+        app: Option<App>,
+    ) -> Result<Enrolled, EnrollError> {
+        let who = verify_token(&self.http, &self.url, token).await?;
+        let info = &self.info;
+        let credentials = Credentials {
+            token: token.to_string(),
+            account_id: Some(who.id.clone()),
+            software: info.software.clone(),
+            max_characters: info.max_characters,
+            characters_reserved_per_url: info.characters_reserved_per_url,
+            client_id: app.as_ref().map(|a| a.client_id.clone()),
+            client_secret: app.map(|a| a.client_secret),
+        };
+        Ok(Enrolled {
+            handle: who.handle(&self.url),
+            credentials: crate::domain::Secret::new(credentials.to_json()),
+        })
+    }
+}
+
+/// The OAuth app kept in an account's opened credentials, if it was enrolled through one.
+pub fn app_in(credentials: &str) -> Option<App> {
+    let creds = Credentials::parse(credentials);
+    Some(App {
+        client_id: creds.client_id?,
+        client_secret: creds.client_secret?,
+    })
+}
 
 /// Out-of-band redirect: the server shows the code and the participant pastes it.
 pub const OOB_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";

@@ -37,11 +37,11 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
 use super::{
-    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Reason,
-    Receipt,
+    AccountRef, Engagement, Identity, Network, OutgoingPost, PublishError, Reason, Receipt,
 };
 use crate::clock::Clock;
 use crate::compose::{self, Limit};
+use crate::domain::NetworkKind;
 use enroll::verify_token_at;
 use errors::error_of;
 

@@ -12,11 +12,47 @@ use nostr::prelude::{
 use serde_json::{Value, json};
 
 use crate::network::guarded::Http;
-use crate::network::{PublishError, Reason};
+use crate::network::{Enrolled, PublishError, Reason};
 
-use super::InvalidInput;
+use super::{Credentials, InvalidInput, generate_client_keys, npub};
 
 use super::relay::{connect, next_message, send_json};
+
+/// Why an identity could not be enrolled through its remote signer.
+#[derive(Debug, thiserror::Error)]
+pub enum BunkerEnrollError {
+    /// The bunker URI does not read.
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+    /// The signer did not connect (not approved, offline, relay down).
+    #[error("the remote signer did not connect: {0}")]
+    NotConnected(SignerError),
+}
+
+/// Enrolment of an identity that signs through the NIP-46 remote signer at `uri`: picket
+/// makes client keys, connects (a human may have to approve it in their signer app, hence
+/// the long `wait`) and keeps only its own keys and the user's public key.
+pub async fn enroll_bunker(
+    http: Http,
+    uri: &str,
+    wait: Duration,
+) -> Result<Enrolled, BunkerEnrollError> {
+    let uri = uri.trim();
+    let (session, secret) = Bunker::new(uri, generate_client_keys(), http)?;
+    let user = session
+        .connect(secret, wait)
+        .await
+        .map_err(BunkerEnrollError::NotConnected)?;
+    let credentials = Credentials::Bunker {
+        uri: bunker_uri_without_secret(uri),
+        client_secret_key: session.client.secret_key().to_secret_hex(),
+        user_public_key: user.to_hex(),
+    };
+    Ok(Enrolled {
+        handle: npub(&user),
+        credentials: credentials.to_secret(),
+    })
+}
 
 /// The bunker URI without its one-time `secret` (spent at `connect`: no need to keep it).
 pub fn bunker_uri_without_secret(uri: &str) -> String {

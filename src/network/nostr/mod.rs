@@ -28,7 +28,9 @@ pub mod bunker;
 pub mod event;
 pub mod relay;
 
-pub use bunker::{Bunker, SignerError, bunker_uri_without_secret};
+pub use bunker::{
+    Bunker, BunkerEnrollError, SignerError, bunker_uri_without_secret, enroll_bunker,
+};
 use event::{Signer, engagement_filters};
 pub use event::{
     count_engagement, generate_client_keys, hashtags, links, nevent_uri, note, npub,
@@ -50,9 +52,10 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
 use super::{
-    AccountRef, Engagement, Identity, Network, NetworkKind, OutgoingPost, PublishError, Receipt,
+    AccountRef, Engagement, Enrolled, Identity, Network, OutgoingPost, PublishError, Receipt,
 };
-use crate::config::Secret;
+use crate::domain::NetworkKind;
+use crate::domain::Secret;
 
 /// A relay URL, key or bunker URI as typed that does not read; the message says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +91,28 @@ impl Credentials {
         serde_json::from_str(credentials.expose())
             .map_err(|_| PublishError::reconnect("the stored Nostr credentials are unreadable"))
     }
+}
+
+/// Enrolment: the relays a person typed (each argument may hold several), checked as
+/// relay addresses. Nothing is connected to here.
+pub fn enroll_relays(typed: &[String]) -> Result<Vec<String>, InvalidInput> {
+    typed
+        .iter()
+        .flat_map(|r| relays_of(r))
+        .map(|r| check_relay_url(&r))
+        .collect()
+}
+
+/// Enrolment of an identity that signs with its secret key (picket then holds it, sealed).
+pub fn enroll_key(nsec: &str) -> Result<Enrolled, InvalidInput> {
+    let keys = parse_secret_key(nsec)?;
+    Ok(Enrolled {
+        handle: npub(&keys.public_key()),
+        credentials: Credentials::Key {
+            secret_key: keys.secret_key().to_secret_hex(),
+        }
+        .to_secret(),
+    })
 }
 
 pub struct Nostr {

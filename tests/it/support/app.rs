@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use picket::app::Application;
 use picket::clock::{Clock, SystemClock};
-use picket::config::{Secret, Settings};
+use picket::config::Settings;
+use picket::domain::Secret;
 use picket::store::Store;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use tokio_util::sync::{CancellationToken, DropGuard};

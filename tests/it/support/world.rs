@@ -10,7 +10,8 @@ use picket::campaign::{self, Campaign};
 use picket::clock::Clock;
 use picket::config::SchedulerSettings;
 use picket::crypto::Vault;
-use picket::network::{NetworkKind, Networks};
+use picket::domain::NetworkKind;
+use picket::network::Networks;
 use picket::sandbox::{Faults, Receiver};
 use picket::scheduler::retry::RetryPolicy;
 use picket::scheduler::{Dispatcher, planner};
@@ -95,7 +96,7 @@ impl World {
             .create_participant(
                 &store::NewParticipant {
                     name: name.to_string(),
-                    tz: "UTC".into(),
+                    tz: "UTC".parse().unwrap(),
                     ..Default::default()
                 },
                 now,
@@ -110,7 +111,7 @@ impl World {
                     &NewAccount {
                         participant_id: me,
                         network: NetworkKind::Sandbox,
-                        handle: format!("{name}-{i}"),
+                        handle: format!("{name}-{i}").parse().unwrap(),
                         server: Some(self.receiver_url.clone()),
                         trusted: true,
                     },
@@ -133,7 +134,7 @@ impl World {
                 &NewPledge {
                     participant_id: who,
                     campaign_id: self.campaign.id.clone(),
-                    tz: "UTC".into(),
+                    tz: "UTC".parse().unwrap(),
                     days: None,
                     every_secs: None,
                     account_ids: accounts.to_vec(),
