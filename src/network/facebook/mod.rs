@@ -76,7 +76,9 @@ impl App {
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
         let mut u =
             url::Url::parse(&format!("{}/{VERSION}/{path}", self.api)).expect("checked base");
-        u.query_pairs_mut().extend_pairs(query);
+        if !query.is_empty() {
+            u.query_pairs_mut().extend_pairs(query);
+        }
         u.into()
     }
 }
