@@ -15,6 +15,7 @@ pub mod guarded;
 pub mod linkedin;
 pub mod mastodon;
 pub mod nostr;
+pub mod official;
 pub mod peer;
 pub mod sandbox;
 pub mod threads;

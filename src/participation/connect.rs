@@ -15,10 +15,9 @@
 use std::time::Duration;
 
 use crate::domain::{Handle, NetworkKind, Secret};
-use crate::network::mastodon::Pkce;
 use crate::network::mastodon::enroll::{self as mastodon, App, Authorization};
 use crate::network::nostr::{BunkerEnrollError, enroll_bunker, enroll_key, enroll_relays};
-use crate::network::{Egress, Enrolled, Http, bluesky, facebook, linkedin, threads, x};
+use crate::network::{Egress, Enrolled, Http, bluesky, official};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,116 +353,23 @@ fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Opti
 const OFFICIAL_NOT_FINISHED: &str =
     "The network did not complete the connection. Try connecting the account again.";
 
-/// The host's own app with a network's official API, from the settings.
-#[derive(Clone)]
-pub enum OfficialApp {
-    Threads(threads::App),
-    LinkedIn(linkedin::App),
-    X(x::App),
-    /// Facebook Pages (Facebook Login); profiles have no posting API.
-    Facebook(facebook::App),
-}
-
-impl OfficialApp {
-    /// The app this host registered for `network`, if any.
-    pub fn configured(
-        settings: &crate::config::Settings,
-        network: NetworkKind,
-    ) -> Option<OfficialApp> {
-        match network {
-            NetworkKind::Threads => settings
-                .threads
-                .as_ref()
-                .map(|s| OfficialApp::Threads(threads::App::from_settings(s))),
-            NetworkKind::LinkedIn => settings
-                .linkedin
-                .as_ref()
-                .map(|s| OfficialApp::LinkedIn(linkedin::App::from_settings(s))),
-            NetworkKind::X => settings
-                .x
-                .as_ref()
-                .map(|s| OfficialApp::X(x::App::from_settings(s))),
-            NetworkKind::Facebook => settings
-                .facebook
-                .as_ref()
-                .map(|s| OfficialApp::Facebook(facebook::App::from_settings(s))),
-            _ => None,
-        }
-    }
-
-    pub fn network(&self) -> NetworkKind {
-        match self {
-            OfficialApp::Threads(_) => NetworkKind::Threads,
-            OfficialApp::LinkedIn(_) => NetworkKind::LinkedIn,
-            OfficialApp::X(_) => NetworkKind::X,
-            OfficialApp::Facebook(_) => NetworkKind::Facebook,
-        }
-    }
-
-    fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
-        match self {
-            OfficialApp::Threads(a) => a.http(egress),
-            OfficialApp::LinkedIn(a) => a.http(egress),
-            OfficialApp::X(a) => a.http(egress),
-            OfficialApp::Facebook(a) => a.http(egress),
-        }
-    }
-
-    fn trusted(&self) -> bool {
-        match self {
-            OfficialApp::Threads(a) => a.trusted,
-            OfficialApp::LinkedIn(a) => a.trusted,
-            OfficialApp::X(a) => a.trusted,
-            OfficialApp::Facebook(a) => a.trusted,
-        }
-    }
-}
+pub use crate::network::official::{Authorization as OfficialAuthorization, OfficialApp};
 
 /// Where a network sends people back to this host after they approved picket; it must
 /// be registered with the host's app.
 pub fn official_redirect(public_url: &str, network: NetworkKind) -> String {
-    format!(
-        "{}/connect/{}/callback",
-        public_url.trim_end_matches('/'),
-        network.as_str()
-    )
-}
-
-/// An authorization with a network's official API under way: what finishing it needs.
-pub struct OfficialAuthorization {
-    pub app: OfficialApp,
-    pub redirect: String,
-    pub state: String,
-    /// The PKCE verifier, for networks that take it (X).
-    pub pkce: Option<Pkce>,
-    /// The network's authorization page to send the person to.
-    pub url: String,
+    official::redirect_for(public_url, network)
 }
 
 /// Start connecting an account through the host's app: the network sends the person back
 /// to `redirect` with a code and `state`.
 pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> OfficialAuthorization {
-    let (url, pkce) = match &app {
-        OfficialApp::Threads(a) => (threads::oauth::authorize_url(a, redirect, state), None),
-        OfficialApp::LinkedIn(a) => (linkedin::authorize_url(a, redirect, state), None),
-        OfficialApp::Facebook(a) => (facebook::authorize_url(a, redirect, state), None),
-        OfficialApp::X(a) => {
-            let p = Pkce::new();
-            (x::authorize_url(a, redirect, state, &p), Some(p))
-        }
-    };
-    OfficialAuthorization {
-        url,
-        pkce,
-        app,
-        redirect: redirect.to_string(),
-        state: state.to_string(),
-    }
+    official::authorize(app, redirect, state)
 }
 
-/// Finish it: the code for a token, and who the account is: one account, or for
-/// Facebook one per Page the person may post on. `state` is the one that came back with
-/// the code, when it came back (a pasted bare code has none).
+/// Finish it: one account, or for Facebook one per Page the person may post on. `state`
+/// is the one that came back with the code, when it came back (a pasted bare code has
+/// none).
 pub async fn official_code(
     egress: &Egress,
     auth: &OfficialAuthorization,
@@ -483,52 +389,18 @@ pub async fn official_code(
             "That address belongs to another authorization: connect the account again.".into(),
         ));
     }
-    let http = auth.app.http(egress);
-    let not_finished = |e: crate::network::PublishError| {
-        failed(
-            OFFICIAL_NOT_FINISHED,
-            format!("connecting {label}: {}", e.for_operator()),
-        )
-    };
-    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
-    // (handle, what the grant allows, credentials) for each account.
-    let accounts: Vec<(String, String, Secret)> = match &auth.app {
-        OfficialApp::Threads(app) => {
-            let c = threads::oauth::exchange_code(http, app, code, &auth.redirect, now)
-                .await
-                .map_err(not_finished)?;
-            let lasts = format!(", until {} (renewed while picket posts)", day(c.expires_at));
-            vec![(c.username.clone(), lasts, c.to_secret())]
-        }
-        OfficialApp::LinkedIn(app) => {
-            let c = linkedin::exchange_code(http, app, code, &auth.redirect, now)
-                .await
-                .map_err(not_finished)?;
-            let lasts = format!(", until {} (then reconnect)", day(c.expires_at));
-            vec![(c.name.clone(), lasts, c.to_secret())]
-        }
-        OfficialApp::X(app) => {
-            let verifier = auth.pkce.as_ref().map_or("", |p| p.verifier.as_str());
-            let c = x::exchange_code(http, app, code, &auth.redirect, verifier, now)
-                .await
-                .map_err(not_finished)?;
-            // Two-hour tokens, renewed with the refresh token for as long as X allows.
-            vec![(format!("@{}", c.username), String::new(), c.to_secret())]
-        }
-        OfficialApp::Facebook(app) => {
-            facebook::pages_for_code(http, app, code, &auth.redirect, now)
-                .await
-                .map_err(not_finished)?
-                .into_iter()
-                .map(|p| (p.page_name.clone(), " (a Page)".to_string(), p.to_secret()))
-                .collect()
-        }
-    };
-    accounts
+    let granted = official::finish(egress, auth, code, now)
+        .await
+        .map_err(|e| {
+            failed(
+                OFFICIAL_NOT_FINISHED,
+                format!("connecting {label}: {}", e.for_operator()),
+            )
+        })?;
+    granted
         .into_iter()
-        .map(|(handle, lasts, credentials)| {
-            let summary = format!("({handle}) through this host's {label} app{lasts}");
-            let handle = Handle::parse(&handle).map_err(|e| {
+        .map(|g| {
+            let handle = Handle::parse(&g.enrolled.handle).map_err(|e| {
                 failed(
                     OFFICIAL_NOT_FINISHED,
                     format!("{label} named the account oddly: {e}"),
@@ -536,10 +408,10 @@ pub async fn official_code(
             })?;
             Ok(Connected {
                 network: auth.app.network(),
-                summary,
+                summary: format!("({handle}) through this host's {label} app{}", g.lasts),
                 handle,
                 server: None,
-                credentials,
+                credentials: g.enrolled.credentials,
                 // The adapter reaches the network through the app's own client whatever
                 // this says.
                 trusted: auth.app.trusted(),
