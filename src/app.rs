@@ -10,6 +10,7 @@
 //! ├── rate-limit pruning (every minute)
 //! ├── dispatcher  (claims due posts, publishes, records)
 //! ├── verifier    (checks accounts before a strike)
+//! ├── reminders   (with [smtp]: one mail per slot of tap-to-post notices)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
@@ -274,6 +275,19 @@ impl Application {
                 verify_forever(verifier_state, networks, vault, stop).await,
             )
         });
+        if let Some(mailer) = state.mailer.clone() {
+            let reminder = crate::scheduler::remind::Reminder {
+                store: state.store.clone(),
+                mailer,
+                pages: state.pages.clone(),
+                clock: state.clock.clone(),
+                campaigns: state.campaigns.clone(),
+                public_url: state.settings.public_url.clone(),
+                grace: chrono::Duration::seconds(state.settings.scheduler.grace_secs as i64),
+            };
+            let stop = shutdown.clone();
+            tasks.spawn(async move { ("reminders", reminder.run(stop).await) });
+        }
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });

@@ -81,7 +81,7 @@ pub enum Command {
     Widget(WidgetCommand),
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
-        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex"
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
     )]
     Join {
         /// The campaign id (see `picket campaign check campaigns/`).
@@ -101,6 +101,10 @@ pub enum Command {
         /// Your name, as posts and pages show it.
         #[arg(long)]
         name: Option<String>,
+        /// Mail the reminders of your tap-to-post accounts to this address, at each slot
+        /// (needs the host's [smtp] settings).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
@@ -310,47 +314,6 @@ pub enum AddAccount {
         )]
         token: Option<String>,
     },
-    /// A Threads account, through this host's Meta app (`[threads]` in the settings):
-    /// picket prints Threads' page to open; you allow picket there and paste back the
-    /// address your browser lands on. It asks only to publish and to read who you are;
-    /// the permission lasts 60 days and is renewed while picket posts.
-    #[command(after_help = "Example:\n  picket account add threads --oauth")]
-    Threads {
-        /// Connect through the official API (OAuth with the host's app).
-        #[arg(long, required = true)]
-        oauth: bool,
-    },
-    /// A LinkedIn account, through this host's LinkedIn app (`[linkedin]` in the
-    /// settings): picket prints LinkedIn's page to open; you allow picket there and paste
-    /// back the address your browser lands on. It asks only to post and for your member
-    /// id and name; the permission lasts 60 days, then you connect again.
-    #[command(after_help = "Example:\n  picket account add linkedin --oauth")]
-    Linkedin {
-        /// Connect through the official API (OAuth with the host's app).
-        #[arg(long, required = true)]
-        oauth: bool,
-    },
-    /// An X account, through this host's X API app (`[x]` in the settings). X's rules
-    /// forbid posting the same or similar content across accounts and coordinated hashtag
-    /// posting: picket posts through the API only for campaigns that say `x_api = true`.
-    /// picket prints X's page; you allow picket there and paste back the address your
-    /// browser lands on.
-    #[command(after_help = "Example:\n  picket account add x --oauth")]
-    X {
-        /// Connect through the official API (OAuth 2.0 with PKCE and the host's app).
-        #[arg(long, required = true)]
-        oauth: bool,
-    },
-    /// Facebook Pages you manage, through this host's Meta app (`[facebook]` in the
-    /// settings): each Page you share with picket becomes an account. Profiles have no
-    /// posting API. picket prints Facebook's page; you allow picket there and paste back
-    /// the address your browser lands on.
-    #[command(after_help = "Example:\n  picket account add facebook --oauth")]
-    Facebook {
-        /// Connect Pages through the official API (Facebook Login with the host's app).
-        #[arg(long, required = true)]
-        oauth: bool,
-    },
     /// A Bluesky account, with an app password (Settings → Privacy and security → App
     /// passwords), never your main password. picket signs in once and keeps the session.
     #[command(
@@ -373,6 +336,100 @@ pub enum AddAccount {
         #[arg(long)]
         service: Option<String>,
     },
+    /// X, tap-to-post: a prefilled compose link at each slot (X forbids coordinated
+    /// automated posting, so picket does not post there for you). With `--oauth`, through
+    /// this host's X API app (`[x]`) instead: X's rules forbid posting the same or similar
+    /// content across accounts and coordinated hashtag posting, so picket posts through
+    /// the API only for campaigns that say `x_api = true`; picket prints X's page, you
+    /// allow picket there and paste back the address your browser lands on.
+    #[command(
+        after_help = "Examples:\n  picket account add x --handle @alex\n  picket account add x --oauth"
+    )]
+    X(TapOrApi),
+    /// A Facebook profile, tap-to-post: the notice to copy at each slot (profiles have no
+    /// posting API). With `--oauth`, Facebook Pages you manage, through this host's Meta
+    /// app (`[facebook]`): each Page you share with picket becomes an account.
+    #[command(
+        after_help = "Examples:\n  picket account add facebook --handle alex.doe\n  picket account add facebook --oauth"
+    )]
+    Facebook(TapOrApi),
+    /// Instagram, tap-to-post: the notice to copy and a strike card to post.
+    #[command(after_help = "Example:\n  picket account add instagram --handle @alex")]
+    Instagram(TapAccount),
+    /// TikTok, tap-to-post: the notice to copy and a strike card to post.
+    #[command(after_help = "Example:\n  picket account add tiktok --handle @alex")]
+    Tiktok(TapAccount),
+    /// YouTube, tap-to-post: the notice to copy (a community post).
+    #[command(after_help = "Example:\n  picket account add youtube --handle @alex")]
+    Youtube(TapAccount),
+    /// LinkedIn, tap-to-post: a share link for the notice's address and its words to copy.
+    /// With `--oauth`, through this host's LinkedIn app (`[linkedin]`): it asks only to
+    /// post and for your member id and name; the permission lasts 60 days.
+    #[command(
+        after_help = "Examples:\n  picket account add linkedin --handle alex-doe\n  picket account add linkedin --oauth"
+    )]
+    Linkedin(TapOrApi),
+    /// Threads, tap-to-post: a prefilled compose link at each slot. With `--oauth`,
+    /// through this host's Meta app (`[threads]`): it asks only to publish and to read who
+    /// you are; the permission lasts 60 days and is renewed while picket posts.
+    #[command(
+        after_help = "Examples:\n  picket account add threads --handle @alex\n  picket account add threads --oauth"
+    )]
+    Threads(TapOrApi),
+}
+
+impl AddAccount {
+    /// The network and handle of a tap-to-post account, if this adds one.
+    fn tap(&self) -> Option<(crate::domain::NetworkKind, &str)> {
+        use crate::domain::NetworkKind as N;
+        let (network, handle) = match self {
+            AddAccount::X(a) => (N::X, a.handle.as_deref()?),
+            AddAccount::Facebook(a) => (N::Facebook, a.handle.as_deref()?),
+            AddAccount::Instagram(a) => (N::Instagram, a.handle.as_str()),
+            AddAccount::Tiktok(a) => (N::TikTok, a.handle.as_str()),
+            AddAccount::Youtube(a) => (N::YouTube, a.handle.as_str()),
+            AddAccount::Linkedin(a) => (N::LinkedIn, a.handle.as_deref()?),
+            AddAccount::Threads(a) => (N::Threads, a.handle.as_deref()?),
+            _ => return None,
+        };
+        Some((network, handle))
+    }
+
+    /// The network of an account to connect through the host's official API
+    /// (`--oauth`), if this adds one.
+    fn official(&self) -> Option<crate::domain::NetworkKind> {
+        use crate::domain::NetworkKind as N;
+        match self {
+            AddAccount::X(a) if a.oauth => Some(N::X),
+            AddAccount::Facebook(a) if a.oauth => Some(N::Facebook),
+            AddAccount::Linkedin(a) if a.oauth => Some(N::LinkedIn),
+            AddAccount::Threads(a) if a.oauth => Some(N::Threads),
+            _ => None,
+        }
+    }
+}
+
+/// A tap-to-post account: picket reminds you at each slot with the notice ready to post
+/// (a prefilled compose link, or the text to copy); you make the final tap. No
+/// credentials are asked or stored.
+#[derive(Debug, clap::Args)]
+pub struct TapAccount {
+    /// Your handle there, e.g. @alex (shown on your page and in reminders).
+    #[arg(long)]
+    pub handle: String,
+}
+
+/// A network that is tap-to-post by default and has an official API a host may register
+/// an app with: `--handle` for tap-to-post, or `--oauth` for the API.
+#[derive(Debug, Args)]
+pub struct TapOrApi {
+    /// Your handle there, e.g. @alex (tap-to-post: shown on your page and in reminders).
+    #[arg(long, required_unless_present = "oauth", conflicts_with = "oauth")]
+    pub handle: Option<String>,
+    /// Connect through the network's official API with this host's app instead (its
+    /// settings table must be set): picket prints the network's page to open.
+    #[arg(long)]
+    pub oauth: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -628,6 +685,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Account(AccountCommand::Add(add)) = &command
+        && let Some((network, handle)) = add.tap()
+    {
+        return participate::add_tap(ctx, network, handle).await;
+    }
+    if let Command::Account(AccountCommand::Add(add)) = &command
+        && let Some(network) = add.official()
+    {
+        add_official::add_with_oauth(ctx, network).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match command {
         Command::Account(AccountCommand::Add(AddAccount::Sandbox {
             name,
@@ -642,24 +710,12 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
         }
-        // clap requires --oauth: without it (tap-to-post) there is nothing to connect here.
-        Command::Account(AccountCommand::Add(AddAccount::Threads { oauth: _ })) => {
-            add_official::add_with_oauth(ctx, NetworkKind::Threads).await?
-        }
-        Command::Account(AccountCommand::Add(AddAccount::Linkedin { oauth: _ })) => {
-            add_official::add_with_oauth(ctx, NetworkKind::LinkedIn).await?
-        }
-        Command::Account(AccountCommand::Add(AddAccount::X { oauth: _ })) => {
-            add_official::add_with_oauth(ctx, NetworkKind::X).await?
-        }
-        Command::Account(AccountCommand::Add(AddAccount::Facebook { oauth: _ })) => {
-            add_official::add_with_oauth(ctx, NetworkKind::Facebook).await?
-        }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,
             app_password,
             service,
         })) => add_bluesky::add_bluesky(ctx, &handle, &app_password, service.as_deref()).await?,
+        Command::Account(AccountCommand::Add(_)) => unreachable!("tap-to-post: handled above"),
         Command::Account(AccountCommand::List { format }) => {
             participate::list_accounts(ctx, format).await?
         }
@@ -673,6 +729,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             days,
             every,
             name,
+            email,
         } => {
             return participate::join(
                 ctx,
@@ -683,6 +740,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
                     days,
                     every,
                     name,
+                    email,
                 },
             )
             .await;

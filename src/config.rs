@@ -440,6 +440,9 @@ pub struct SchedulerSettings {
     pub concurrency: usize,
     /// The longest one publish request may take (less when the post's window closes sooner).
     pub request_timeout_secs: u64,
+    /// The longest wait between two attempts of one post: the backoff doubles from 2 s up
+    /// to this. A post is never tried after its window either way.
+    pub retry_cap_secs: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -451,6 +454,7 @@ impl Default for SchedulerSettings {
             batch: 256,
             concurrency: 64,
             request_timeout_secs: 30,
+            retry_cap_secs: 600,
         }
     }
 }

@@ -11,11 +11,11 @@
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; the values in them; slots in time zones; previews; declaration hashes and copies |
-//! | [`compose`]   | the text of one post: its template variables, the variant that fits, its length as each network counts |
+//! | [`compose`]   | the text of one post: its template variables, the variant that fits, its length as each network counts; tap-to-post compose links (`intent`) |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
 //! | [`network`]   | the `Network` trait and one adapter per network, each with its enrolment functions (an `Enrolled` handle and credentials), the official APIs for hosts that register an app (Threads, LinkedIn, X, Facebook Pages), and the guarded client they all use; the only user of `reqwest` |
-//! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish, record), retry, pacing, account checks |
-//! | [`participation`] | the only place for what a participant does (the CLI and the web translate): pledge, change, withdraw, connect and remove accounts, delete published notices, delete everything; a typed `ParticipationError` |
+//! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish or render a tap-to-post reminder, record), retry, pacing, account checks, reminder mails (`remind`) |
+//! | [`participation`] | the only place for what a participant does (the CLI and the web translate): pledge, change, withdraw, connect and remove accounts, tap-to-post accounts and "I posted it", delete published notices, delete everything; a typed `ParticipationError` |
 //! | [`store`]     | the `Store` trait (one trait per area; `StoreTooling` for bench, rehearse and tests), SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |

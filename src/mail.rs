@@ -122,6 +122,11 @@ impl SmtpMailer {
     }
 }
 
+/// Whether `address` can be written into a mail's `To:` as it is.
+pub fn is_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
 /// The message as it goes on the wire.
 fn message(from: &Mailbox, mail: Mail) -> Result<Message, MailError> {
     let to: Mailbox = mail.to.parse().map_err(|_| MailError::Address)?;

@@ -421,6 +421,7 @@ pub async fn rehearse(opts: Options) -> anyhow::Result<Report> {
                         server: Some(server.clone()),
                         // The rehearsal's own receiver on loopback.
                         trusted: true,
+                        route: crate::store::AccountRoute::Api,
                     },
                     &|id| vault.seal_for(id.0, token.as_bytes()),
                     now,

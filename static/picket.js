@@ -36,7 +36,25 @@
     }
   }
 
-  function start() { countdown(); timeZone(); copyFields(); }
+  // Notices to post by hand: a button copies the text; without script the text is
+  // there to select.
+  function copyButtons() {
+    if (!navigator.clipboard) return;
+    var buttons = document.querySelectorAll('button.copy-button');
+    for (var i = 0; i < buttons.length; i++) {
+      var b = buttons[i];
+      b.hidden = false;
+      b.addEventListener('click', function () {
+        var button = this, source = document.getElementById(button.getAttribute('data-copy'));
+        if (!source) return;
+        navigator.clipboard.writeText(source.textContent).then(function () {
+          button.textContent = 'Copied';
+        }, function () {});
+      });
+    }
+  }
+
+  function start() { countdown(); timeZone(); copyFields(); copyButtons(); }
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
   } else {

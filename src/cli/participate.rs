@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::Format;
 use crate::campaign::{self, Campaign};
 use crate::clock::{Clock, SystemClock};
+use crate::compose;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
 use crate::domain::{Handle, NetworkKind, Zone};
@@ -160,12 +161,45 @@ pub async fn add_sandbox(
     ctx.save_account(&account).await
 }
 
+/// `picket account add x|facebook|... --handle NAME`: a tap-to-post account.
+pub async fn add_tap(ctx: &Ctx, network: NetworkKind, handle: &str) -> anyhow::Result<ExitCode> {
+    let me = ctx.me(None, Zone::UTC).await?;
+    // The operator typed it: trusted, though a tap account is never reached anyway.
+    let added = participation::tap::add_tap_account(
+        ctx.store.as_ref(),
+        me,
+        network,
+        handle,
+        true,
+        ctx.clock.now(),
+    )
+    .await;
+    match added {
+        Ok(id) => {
+            println!(
+                "added {} account {id} {} (tap-to-post: picket reminds you at each slot with the notice ready; you post it)",
+                network.as_str(),
+                handle.trim()
+            );
+            if ctx.settings.smtp.is_none() {
+                println!(
+                    "note: this host has no [smtp] settings, so reminders are not mailed; see `picket status` and your page"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
 #[derive(Serialize)]
 struct AccountView {
     id: i64,
     network: NetworkKind,
     handle: Handle,
     server: Option<String>,
+    /// `api` (picket posts) or `tap` (picket reminds, you post).
+    route: store::AccountRoute,
     status: String,
     status_reason: Option<String>,
     /// The day picket's access ends unless reconnected (or renewed) before.
@@ -189,6 +223,7 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
             network: a.network,
             handle: a.handle,
             server: a.server,
+            route: a.route,
             status: a.status.to_string(),
             status_reason: a.status_reason,
         })
@@ -263,6 +298,9 @@ fn answer(e: ParticipationError) -> anyhow::Result<(u8, String)> {
         ParticipationError::NotFound(Missing::Pledge(c)) => {
             (2, format!("you have not joined {c}: see `picket status`"))
         }
+        ParticipationError::NotFound(Missing::Notice) => {
+            (2, "no such notice: see `picket status`".into())
+        }
         ParticipationError::NotFound(Missing::Participant) => (
             1,
             "this database has no participant any more: run the command again".into(),
@@ -281,6 +319,7 @@ pub struct JoinArgs {
     pub days: Option<Vec<NaiveDate>>,
     pub every: Option<String>,
     pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// `picket join`: pledge, then plan the posts at once so `status` shows them.
@@ -299,8 +338,19 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // Checked before anything is stored: a typo here must not leave a half-made pledge.
+    let email = match args.email.as_deref().map(participation::tap::check_email) {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => return refused(e),
+    };
     let me = ctx.me(args.name.as_deref(), participation.tz).await?;
     let now = ctx.clock.now();
+    if let Some(email) = &email
+        && let Err(e) = participation::tap::set_email(ctx.store.as_ref(), me, email).await
+    {
+        return refused(e);
+    }
     let ids: Vec<AccountId> = args.accounts.iter().map(|&i| AccountId(i)).collect();
     let spread = chrono::Duration::seconds(ctx.settings.scheduler.jitter_secs as i64);
     let pledged = match participation::pledge(
@@ -470,17 +520,63 @@ struct StatusRow {
     published_at: Option<chrono::DateTime<Utc>>,
     error: Option<String>,
     text: Option<String>,
+    /// A tap-to-post notice due now (`reminded`, or the post of an account that needs
+    /// reconnecting, due meanwhile by hand): its prefilled compose link, if the network
+    /// has one (fixed name, DESIGN.md) ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compose_url: Option<String>,
+    /// ... or the text to copy where the link does not carry it (fixed name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy_text: Option<String>,
+    /// The address of a notice posted by hand, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    posted_url: Option<String>,
 }
 
 /// `picket status`.
 pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow::Result<()> {
     let me = ctx.me(None, Zone::UTC).await?;
-    let rows: Vec<StatusRow> = ctx
-        .store
-        .outbox_for(me, campaign)
-        .await?
+    let accounts = ctx.store.list_accounts(me).await?;
+    let outbox = ctx.store.outbox_for(me, campaign).await?;
+    let now = ctx.clock.now();
+    let account_of = |r: &store::OutboxRow| accounts.iter().find(|a| a.id == r.account_id);
+    let fallback = |r: &store::OutboxRow| {
+        account_of(r).is_some_and(|a| participation::tap::is_fallback(r, a, now))
+    };
+    // A post that waits for its account to be reconnected is due by hand meanwhile: its
+    // text is rendered as the dispatcher would (only then: it is the whole preview).
+    let planned = match ctx.store.get_participant(me).await? {
+        Some(who) if outbox.iter().any(fallback) => {
+            let campaigns = campaign::load_dir(&ctx.settings.campaigns_dir).unwrap_or_default();
+            participation::tap::planned_texts(
+                ctx.store.as_ref(),
+                &campaigns,
+                &ctx.settings.public_url,
+                &who,
+                &accounts,
+            )
+            .await?
+        }
+        _ => Default::default(),
+    };
+    let rows: Vec<StatusRow> = outbox
         .into_iter()
-        .map(|r| StatusRow {
+        .map(|r| {
+            let text = match r.state {
+                OutboxState::Reminded => r.text.clone(),
+                _ if fallback(&r) => planned.get(&(r.account_id, r.slot_key.clone())).cloned(),
+                _ => None,
+            };
+            let tap = text.and_then(|text| {
+                let a = account_of(&r)?;
+                Some(compose::intent::tap(a.network, a.server.as_deref(), &text))
+            });
+            (r, tap)
+        })
+        .map(|(r, tap)| StatusRow {
+            compose_url: tap.as_ref().and_then(|t| t.compose_url.clone()),
+            copy_text: tap.and_then(|t| t.copy_text),
+            posted_url: r.confirmed_url,
             id: r.id.0,
             campaign: r.campaign_id.to_string(),
             account: r.account_id.0,
@@ -512,7 +608,9 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
                 OutboxState::Sending,
             ][..],
         ),
+        ("to post by hand now", &[OutboxState::Reminded][..]),
         ("published", &[OutboxState::Published][..]),
+        ("posted by hand", &[OutboxState::PostedByHand][..]),
         ("failed", &[OutboxState::Failed][..]),
         ("missed", &[OutboxState::Missed][..]),
         ("cancelled", &[OutboxState::Cancelled][..]),
@@ -526,6 +624,12 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
         for r in group {
             let detail = match r.state {
                 OutboxState::Published => r.url.clone().unwrap_or_default(),
+                OutboxState::Reminded => r
+                    .compose_url
+                    .clone()
+                    .or_else(|| r.copy_text.as_ref().map(|t| format!("copy: {t}")))
+                    .unwrap_or_default(),
+                OutboxState::PostedByHand => r.posted_url.clone().unwrap_or_default(),
                 OutboxState::Failed | OutboxState::Missed => r.error.clone().unwrap_or_default(),
                 OutboxState::Pending if r.attempts > 0 => {
                     format!("retrying: {}", r.error.clone().unwrap_or_default())

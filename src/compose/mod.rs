@@ -6,7 +6,9 @@
 //! * [`text`]: a campaign's templates compiled once ([`Templates`]), one variant
 //!   rendered, measured for the account's network, and the next variant taken when it
 //!   is too long ([`Templates::compose`]);
-//! * [`length`]: how long a text is the way each network counts it, and whether it fits.
+//! * [`length`]: how long a text is the way each network counts it, and whether it fits;
+//! * [`intent`]: tap-to-post: the prefilled compose link (or the text to copy) of a
+//!   rendered notice, and which addresses a post by hand may have.
 //!
 //! The dispatcher, the join preview and `picket campaign preview` (through
 //! `campaign::preview`) call these; nothing else builds a post's text.
@@ -19,6 +21,7 @@
 //! module decides what goes into them and which variant is sent. It knows no campaign
 //! file and no network adapter: callers pass the values and the measure.
 
+pub mod intent;
 pub mod length;
 pub mod text;
 pub mod vars;

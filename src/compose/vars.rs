@@ -180,6 +180,7 @@ mod tests {
             server: None,
             credentials: Default::default(),
             trusted: false,
+            route: crate::store::AccountRoute::Api,
             status,
             status_reason: None,
             created_at: DateTime::UNIX_EPOCH,

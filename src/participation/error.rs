@@ -39,6 +39,8 @@ pub enum Missing {
     Pledge(String),
     /// The participant themself (deleted meanwhile).
     Participant,
+    /// A tap-to-post notice of theirs (or the one an "I posted it" link names).
+    Notice,
 }
 
 impl std::fmt::Display for Missing {
@@ -47,6 +49,7 @@ impl std::fmt::Display for Missing {
             Missing::Account(id) => write!(f, "account {id}"),
             Missing::Pledge(campaign) => write!(f, "pledge to `{campaign}`"),
             Missing::Participant => f.write_str("participant"),
+            Missing::Notice => f.write_str("notice"),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `pledge`: pledging, changing and withdrawing a pledge
 //! - `leave`: removing an account, deleting published notices, deleting everything
 //! - `connect`: enrolling an account of each network
+//! - `tap`: tap-to-post accounts, the address reminders go to, "I posted it"
 //! - `error`: the [`ParticipationError`] every action returns
 
 use std::time::Duration as StdDuration;
@@ -33,6 +34,7 @@ pub mod connect;
 mod error;
 mod leave;
 mod pledge;
+pub mod tap;
 
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};
@@ -133,6 +135,7 @@ pub async fn save_account(
                 handle: account.handle.clone(),
                 server: account.server.clone(),
                 trusted: account.trusted,
+                route: crate::store::AccountRoute::Api,
             },
             &|id| vault.seal_for(id.0, account.credentials.expose().as_bytes()),
             now,

@@ -57,6 +57,11 @@ const BUILTIN: &[(&str, &str)] = &[
         "mail/magic_link.txt",
         include_str!("../../templates/mail/magic_link.txt"),
     ),
+    ("posted.html", include_str!("../../templates/posted.html")),
+    (
+        "mail/reminder.txt",
+        include_str!("../../templates/mail/reminder.txt"),
+    ),
 ];
 
 /// Compiled page templates.

@@ -3,6 +3,7 @@
 //! ```text
 //! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed; at most once a second)
 //!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
+//!                   ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
 //!                   ├─ prepare: render text, check length, pace, decrypt
 //!                   ├─ begin_sending (claimed → sending: the point of no return)
 //!                   ├─ publish, `concurrency` at a time, each bounded by its window
@@ -33,7 +34,7 @@ use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
 use crate::domain::{CampaignId, NetworkKind, Secret};
 use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
-use crate::store::{Account, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
+use crate::store::{Account, AccountRoute, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
@@ -56,6 +57,8 @@ pub struct StepReport {
     pub failed: usize,
     pub missed: usize,
     pub reconnect: usize,
+    /// Tap-to-post notices rendered at their minute (`reminded`).
+    pub reminded: usize,
     pub expired: u64,
 }
 
@@ -104,7 +107,10 @@ impl Dispatcher {
             vault,
             clock,
             hosted,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                cap: std::time::Duration::from_secs(settings.retry_cap_secs.max(1)),
+                ..RetryPolicy::default()
+            },
             settings,
             worker: format!("{}-{}", hostname(), std::process::id()),
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -232,6 +238,20 @@ impl Dispatcher {
                 });
                 continue;
             }
+            // A tap-to-post notice is rendered now and shown to its person; nothing is
+            // sent, so it never reaches the point of no return.
+            if post.route == AccountRoute::Tap {
+                let outcome = super::isolate(|| self.remind(&post, &elsewhere, now))
+                    .unwrap_or_else(|panic| {
+                        tracing::error!(job = %post.id, error = %panic, "rendering a reminder failed");
+                        Outcome::Failed {
+                            id: post.id,
+                            reason: panic.into_message(),
+                        }
+                    });
+                outcomes.push(outcome);
+                continue;
+            }
             let prepared =
                 super::isolate(|| self.prepare(&post, &elsewhere, now)).unwrap_or_else(|panic| {
                     tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
@@ -274,6 +294,7 @@ impl Dispatcher {
                 Outcome::Failed { .. } => report.failed += 1,
                 Outcome::Missed { .. } => report.missed += 1,
                 Outcome::Reconnect { .. } => report.reconnect += 1,
+                Outcome::Reminded { .. } => report.reminded += 1,
             }
         }
         self.store.record(&outcomes, self.clock.now()).await?;
@@ -430,6 +451,46 @@ impl Dispatcher {
             account,
             network: network.clone(),
         })
+    }
+
+    /// A tap-to-post notice at its minute: its text for its network (length rules,
+    /// hashtag, link), which the person then posts through the compose link
+    /// ([`compose::intent`]). Never after its window.
+    fn remind(
+        &self,
+        post: &ClaimedPost,
+        elsewhere: &HashMap<ParticipantId, Vec<Account>>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let Some(hosted) = self.hosted.get(&post.campaign_id) else {
+            return Outcome::Failed {
+                id: post.id,
+                reason: format!(
+                    "campaign `{}` is not hosted by this picket (its file was removed?)",
+                    post.campaign_id
+                ),
+            };
+        };
+        let closes = post
+            .window_end
+            .checked_add_signed(self.grace())
+            .unwrap_or(post.window_end);
+        if closes < now {
+            return Outcome::Missed {
+                id: post.id,
+                reason: "its window closed before the reminder could be shown".into(),
+            };
+        }
+        let elsewhere = compose::elsewhere(
+            elsewhere.get(&post.participant_id).into_iter().flatten(),
+            Some(post.account_id),
+        );
+        match self.compose(hosted, post, &elsewhere, |t| {
+            compose::measure(post.network, t)
+        }) {
+            Ok(text) => Outcome::Reminded { id: post.id, text },
+            Err(outcome) => outcome,
+        }
     }
 
     /// The post's text, as [`compose`] makes it for every preview too: the planned

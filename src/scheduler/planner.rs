@@ -99,6 +99,13 @@ pub fn plan_pledge(
 ) -> PledgePlan {
     let mut rows = Vec::with_capacity(slots.len() * pledge.account_ids.len());
     for &account in &pledge.account_ids {
+        // A tap-to-post reminder goes to a person at the slot's own minute: jitter spreads
+        // requests to a network, and nothing is sent to one.
+        let spread = if pledge.tap_account_ids.contains(&account) {
+            Duration::zero()
+        } else {
+            spread
+        };
         let mut occurrences: HashMap<&str, usize> = HashMap::new();
         for slot in slots {
             let occurrence = occurrences.entry(slot.template.as_str()).or_default();

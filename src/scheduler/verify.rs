@@ -15,7 +15,7 @@ use crate::campaign::Campaign;
 use crate::crypto::{CryptoError, Vault};
 use crate::domain::Secret;
 use crate::network::{AccountRef, Networks, PublishError};
-use crate::store::{Account, AccountId, AccountStatus, PledgeId, Store, StoreError};
+use crate::store::{Account, AccountId, AccountRoute, AccountStatus, PledgeId, Store, StoreError};
 
 /// What a verification round found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,9 @@ async fn verify_one(
     let Some(account) = store.get_account(id).await? else {
         return Ok(None);
     };
-    if account.status != AccountStatus::Active {
+    // A tap-to-post account holds no credentials: there is nothing to check, and an
+    // adapter of its network (an official API) must never judge its empty ones.
+    if account.status != AccountStatus::Active || account.route == AccountRoute::Tap {
         return Ok(None);
     }
     let Some(network) = networks.get(account.network) else {

@@ -16,6 +16,7 @@
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
+//! | `reminders.rs`    | [`Reminders`]: tap-to-post reminder mails (at most once per slot), "I posted it" |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -43,6 +44,7 @@ mod outbox;
 mod participants;
 mod pledges;
 mod postgres;
+mod reminders;
 mod rows;
 mod sessions;
 mod signatures;
@@ -62,6 +64,7 @@ pub use outbox::Outbox;
 pub use participants::Participants;
 pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
+pub use reminders::{ReminderDue, Reminders};
 pub use sessions::Sessions;
 pub use signatures::Signatures;
 pub use sqlite::SqliteStore;
@@ -102,7 +105,8 @@ pub enum StoreError {
 ///
 /// Every method that writes takes `now` from the caller's clock.
 #[async_trait]
-pub trait Store: Participants + Sessions + Pledges + Outbox + Signatures + Counts + Leases
+pub trait Store:
+    Participants + Sessions + Pledges + Outbox + Signatures + Counts + Leases + Reminders
 where
     Self: Send + Sync + 'static,
 {

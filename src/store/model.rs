@@ -124,6 +124,18 @@ state_enum!(
 );
 
 state_enum!(
+    /// Who makes the final tap for an account.
+    AccountRoute, "account route" {
+        /// picket publishes through the network's API with the stored credentials.
+        Api => "api",
+        /// picket renders the notice at its minute and reminds the person (mail, their
+        /// page, their calendar) with a prefilled compose link; they post it. No
+        /// credentials are stored.
+        Tap => "tap",
+    }
+);
+
+state_enum!(
     /// Whether a pledge still stands.
     PledgeStatus, "pledge status" {
         Active => "active",
@@ -140,7 +152,14 @@ state_enum!(
     ///    ^                  │                          │
     ///    └──── retry ───────┴──────────────────────────┘   (lease expiry: reclaimed)
     /// pending | claimed ──withdraw / cancel / remove account──> cancelled
+    ///
+    /// tap-to-post accounts (no sending; the person posts):
+    /// pending ──claim──> claimed ──record (text rendered at the minute)──> reminded
+    /// reminded ──"I posted it"──> posted_by_hand
     /// ```
+    ///
+    /// `reminded` is final for picket (nothing more is sent; the reminder mail is keyed by
+    /// pledge and slot, not by this state) but can still become `posted_by_hand`.
     OutboxState, "outbox state" {
         /// Planned; due at `run_at`.
         Pending => "pending",
@@ -156,6 +175,12 @@ state_enum!(
         Missed => "missed",
         /// Withdrawn, campaign cancelled or account removed before it was sent.
         Cancelled => "cancelled",
+        /// A tap-to-post notice: rendered at its minute, its compose link shown and mailed;
+        /// waiting for the person to say they posted it ("reminded, not confirmed").
+        Reminded => "reminded",
+        /// The person said they posted the reminded notice themself (with its address if
+        /// they gave one).
+        PostedByHand => "posted_by_hand",
     }
 );
 
@@ -200,6 +225,8 @@ pub struct Account {
     pub credentials: Sealed,
     /// Added by the operator with addresses they typed: its servers are not guarded.
     pub trusted: bool,
+    /// Who makes the final tap: picket (`api`) or the person (`tap`).
+    pub route: AccountRoute,
     pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -215,6 +242,8 @@ pub struct NewAccount {
     pub server: Option<String>,
     /// The operator typed its addresses (command line): its servers are not guarded.
     pub trusted: bool,
+    /// `Tap` accounts have no credentials: their seal is never asked for anything.
+    pub route: AccountRoute,
 }
 
 /// Seals an account's credentials for the id its row was given. The id is bound into the
@@ -240,6 +269,9 @@ pub struct Pledge {
     pub every_secs: Option<i64>,
     pub status: PledgeStatus,
     pub account_ids: Vec<AccountId>,
+    /// Those of `account_ids` that are tap-to-post: planned at the slot's minute, without
+    /// jitter (a reminder is for a person, who is not a burst of requests).
+    pub tap_account_ids: Vec<AccountId>,
     pub created_at: DateTime<Utc>,
     pub withdrawn_at: Option<DateTime<Utc>>,
     /// Why the planner last failed to plan this pledge; `None` when it planned.
@@ -334,6 +366,8 @@ pub struct ClaimedPost {
     pub credentials: Sealed,
     /// The account's servers are reached unguarded (see [`Account::trusted`]).
     pub trusted: bool,
+    /// Tap-to-post: rendered and recorded as `reminded`, never sent.
+    pub route: AccountRoute,
     /// The pledge's time zone (IANA name), for local dates in the text.
     pub tz: Zone,
     /// The slot's own instant (before jitter), its strike day and the pledge's day count.
@@ -384,6 +418,8 @@ pub enum Outcome {
     Failed { id: OutboxId, reason: String },
     /// Too late to send.
     Missed { id: OutboxId, reason: String },
+    /// A tap-to-post notice rendered at its minute: the person posts `text` themself.
+    Reminded { id: OutboxId, text: String },
     /// The network refused the credentials: the account waits for its owner, the post
     /// goes back to `pending` and resumes when the account is active again.
     Reconnect {
@@ -415,6 +451,11 @@ pub struct OutboxRow {
     pub published_at: Option<DateTime<Utc>>,
     pub text: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// When a tap-to-post notice was rendered and shown (`reminded`).
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// When the person said they posted it by hand, and the address they gave.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub confirmed_url: Option<String>,
 }
 
 /// Posts of one campaign by state.
@@ -427,6 +468,8 @@ pub struct OutboxCounts {
     pub failed: u64,
     pub missed: u64,
     pub cancelled: u64,
+    pub reminded: u64,
+    pub posted_by_hand: u64,
 }
 
 impl OutboxCounts {
@@ -439,6 +482,8 @@ impl OutboxCounts {
             OutboxState::Failed => self.failed,
             OutboxState::Missed => self.missed,
             OutboxState::Cancelled => self.cancelled,
+            OutboxState::Reminded => self.reminded,
+            OutboxState::PostedByHand => self.posted_by_hand,
         }
     }
 
@@ -451,6 +496,8 @@ impl OutboxCounts {
             OutboxState::Failed => &mut self.failed,
             OutboxState::Missed => &mut self.missed,
             OutboxState::Cancelled => &mut self.cancelled,
+            OutboxState::Reminded => &mut self.reminded,
+            OutboxState::PostedByHand => &mut self.posted_by_hand,
         };
         *slot = n;
     }

@@ -151,7 +151,7 @@ macro_rules! outbox {
                          o.account_id, o.slot_key, o.post_name, o.template, o.variant, \
                          o.idempotency_key, o.run_at, o.window_end, o.attempts, \
                          o.outcome_unknown, o.last_error, a.network, a.handle, a.server, \
-                         a.credentials, a.trusted, p.tz, o.slot_at, o.day, o.days_total, \
+                         a.credentials, a.trusted, a.route, p.tz, o.slot_at, o.day, o.days_total, \
                          pt.name AS participant_name, pt.invite_code \
                          FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
                          JOIN participants pt ON pt.id = p.participant_id \
@@ -268,6 +268,7 @@ macro_rules! outbox {
                 let mut retried = Vec::new();
                 let mut ended = Vec::new();
                 let mut reconnect = Vec::new();
+                let mut reminded = Vec::new();
                 for outcome in outcomes {
                     match outcome {
                         Outcome::Published {
@@ -292,6 +293,7 @@ macro_rules! outbox {
                         Outcome::Missed { id, reason } => {
                             ended.push((id.0, OutboxState::Missed.as_str(), reason));
                         }
+                        Outcome::Reminded { id, text } => reminded.push((id.0, text)),
                         Outcome::Reconnect {
                             id,
                             account_id,
@@ -360,6 +362,25 @@ macro_rules! outbox {
                         q = q.bind(*id).bind(*state).bind(*reason);
                     }
                     q.bind(now).execute(&mut *tx).await?;
+                }
+                // Only a row still leased (`claimed`) becomes a reminder: a withdrawal or a
+                // cancellation that came first has already made it `cancelled`.
+                for chunk in reminded.chunks(values_rows(2)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.rows(chunk.len(), 2);
+                    let (at, updated) = (p.next(), p.next());
+                    let sql = format!(
+                        "WITH v (id, text) AS (VALUES {values}) \
+                         UPDATE outbox SET state = 'reminded', text = v.text, \
+                         reminded_at = {at}, last_error = NULL, lease_owner = NULL, \
+                         lease_until = NULL, updated_at = {updated} \
+                         FROM v WHERE outbox.id = v.id AND outbox.state = 'claimed'"
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (id, text) in chunk {
+                        q = q.bind(*id).bind(*text);
+                    }
+                    q.bind(now).bind(now).execute(&mut *tx).await?;
                 }
                 // An account refused for several posts keeps the first post's reason, as
                 // when they were recorded one by one.

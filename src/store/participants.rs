@@ -271,8 +271,8 @@ macro_rules! participants {
                 let id = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO accounts \
                      (participant_id, network, handle, server, credentials, trusted, \
-                     status, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING id",
+                     route, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING id",
                 )
                 .bind(new.participant_id.0)
                 .bind(new.network.as_str())
@@ -280,14 +280,18 @@ macro_rules! participants {
                 .bind(&new.server)
                 .bind(Vec::<u8>::new())
                 .bind(new.trusted)
+                .bind(new.route.as_str())
                 .bind(ms(now))
                 .fetch_one(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE accounts SET credentials = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(seal(AccountId(id)).into_bytes())
-                    .execute(&mut *tx)
-                    .await?;
+                // A tap-to-post account holds no credentials: its blob stays empty.
+                if new.route == AccountRoute::Api {
+                    sqlx::query("UPDATE accounts SET credentials = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(seal(AccountId(id)).into_bytes())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(AccountId(id))
             }

@@ -107,26 +107,32 @@ macro_rules! pledges {
             ) -> Result<Vec<Result<Pledge, StoreError>>, StoreError> {
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                 let mut accounts: HashMap<i64, Vec<AccountId>> = HashMap::new();
+                let mut taps: HashMap<i64, Vec<AccountId>> = HashMap::new();
                 for chunk in ids.chunks(CHUNK) {
                     let sql = format!(
-                        "SELECT pledge_id, account_id FROM pledge_accounts \
-                         WHERE pledge_id IN ({}) \
-                         ORDER BY pledge_id, account_id",
+                        "SELECT pa.pledge_id, pa.account_id, a.route FROM pledge_accounts pa \
+                         JOIN accounts a ON a.id = pa.account_id \
+                         WHERE pa.pledge_id IN ({}) \
+                         ORDER BY pa.pledge_id, pa.account_id",
                         Params::new::<$db>().list(chunk.len())
                     );
-                    let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
+                    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql));
                     for id in chunk {
                         q = q.bind(*id);
                     }
-                    for (pledge, account) in q.fetch_all(&mut *conn).await? {
+                    for (pledge, account, route) in q.fetch_all(&mut *conn).await? {
                         accounts.entry(pledge).or_default().push(AccountId(account));
+                        if route == AccountRoute::Tap.as_str() {
+                            taps.entry(pledge).or_default().push(AccountId(account));
+                        }
                     }
                 }
                 Ok(rows
                     .into_iter()
                     .map(|r| {
                         let ids = accounts.remove(&r.id).unwrap_or_default();
-                        r.into_pledge(ids)
+                        let tap = taps.remove(&r.id).unwrap_or_default();
+                        r.into_pledge(ids, tap)
                     })
                     .collect())
             }

@@ -71,7 +71,7 @@ impl TryFrom<ParticipantRow> for Participant {
 
 /// Columns of [`AccountRow`], in a `SELECT` from `accounts`.
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, participant_id, network, handle, server, \
-     credentials, trusted, status, status_reason, created_at";
+     credentials, trusted, route, status, status_reason, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
@@ -82,6 +82,7 @@ pub(crate) struct AccountRow {
     server: Option<String>,
     credentials: Vec<u8>,
     trusted: bool,
+    route: String,
     status: String,
     status_reason: Option<String>,
     created_at: i64,
@@ -98,6 +99,7 @@ impl TryFrom<AccountRow> for Account {
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
+            route: parse(&r.route)?,
             status: parse(&r.status)?,
             status_reason: r.status_reason,
             created_at: instant(r.created_at)?,
@@ -124,7 +126,11 @@ pub(crate) struct PledgeRow {
 }
 
 impl PledgeRow {
-    pub(crate) fn into_pledge(self, account_ids: Vec<AccountId>) -> Result<Pledge, StoreError> {
+    pub(crate) fn into_pledge(
+        self,
+        account_ids: Vec<AccountId>,
+        tap_account_ids: Vec<AccountId>,
+    ) -> Result<Pledge, StoreError> {
         let days = match self.days {
             None => None,
             Some(json) => Some(
@@ -141,6 +147,7 @@ impl PledgeRow {
             every_secs: self.every_secs,
             status: parse(&self.status)?,
             account_ids,
+            tap_account_ids,
             created_at: instant(self.created_at)?,
             withdrawn_at: opt_instant(self.withdrawn_at)?,
             plan_error: self.plan_error,
@@ -170,6 +177,7 @@ pub(crate) struct ClaimedRow {
     server: Option<String>,
     credentials: Vec<u8>,
     trusted: bool,
+    route: String,
     tz: String,
     slot_at: i64,
     day: i64,
@@ -202,6 +210,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             server: r.server,
             credentials: Sealed::new(r.credentials),
             trusted: r.trusted,
+            route: parse(&r.route)?,
             tz: parse(&r.tz)?,
             slot_at: instant(r.slot_at)?,
             day: r.day,
@@ -216,7 +225,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
 pub(crate) const OUTBOX_COLUMNS: &str = "o.id, o.campaign_id, o.pledge_id, o.account_id, \
      o.slot_key, o.post_name, o.template, o.variant, o.run_at, o.window_end, o.state, \
      o.attempts, o.outcome_unknown, o.last_error, o.remote_id, o.remote_url, o.published_at, \
-     o.text, o.updated_at";
+     o.text, o.updated_at, o.reminded_at, o.confirmed_at, o.confirmed_url";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutboxRowRaw {
@@ -239,6 +248,9 @@ pub(crate) struct OutboxRowRaw {
     published_at: Option<i64>,
     text: Option<String>,
     updated_at: i64,
+    reminded_at: Option<i64>,
+    confirmed_at: Option<i64>,
+    confirmed_url: Option<String>,
 }
 
 impl TryFrom<OutboxRowRaw> for OutboxRow {
@@ -264,6 +276,9 @@ impl TryFrom<OutboxRowRaw> for OutboxRow {
             published_at: opt_instant(r.published_at)?,
             text: r.text,
             updated_at: instant(r.updated_at)?,
+            reminded_at: opt_instant(r.reminded_at)?,
+            confirmed_at: opt_instant(r.confirmed_at)?,
+            confirmed_url: r.confirmed_url,
         })
     }
 }
@@ -316,14 +331,14 @@ mod tests {
     #[test]
     fn stored_campaign_ids_zones_and_handles_are_parsed_again_and_a_bad_one_is_corrupt() {
         let ok = pledge_row("strike", "Europe/Kiev")
-            .into_pledge(vec![])
+            .into_pledge(vec![], vec![])
             .unwrap();
         assert_eq!(ok.campaign_id, "strike");
         assert_eq!(ok.tz, "Europe/Kyiv");
 
-        let bad_zone = corrupt(pledge_row("strike", "Mars/Olympus").into_pledge(vec![]));
+        let bad_zone = corrupt(pledge_row("strike", "Mars/Olympus").into_pledge(vec![], vec![]));
         assert!(bad_zone.contains("Mars/Olympus"), "{bad_zone}");
-        let bad_id = corrupt(pledge_row("Not A Slug", "UTC").into_pledge(vec![]));
+        let bad_id = corrupt(pledge_row("Not A Slug", "UTC").into_pledge(vec![], vec![]));
         assert!(bad_id.contains("is not a slug"), "{bad_id}");
 
         let account = |handle: &str| {
@@ -335,6 +350,7 @@ mod tests {
                 server: None,
                 credentials: Vec::new(),
                 trusted: true,
+                route: "api".into(),
                 status: "active".into(),
                 status_reason: None,
                 created_at: 0,

@@ -250,6 +250,10 @@ struct PostStats {
     failed: u64,
     missed: u64,
     cancelled: u64,
+    /// Tap-to-post notices confirmed as posted by the participant themself.
+    posted_by_hand: u64,
+    /// Tap-to-post notices shown at their minute and not (yet) confirmed.
+    reminded: u64,
 }
 
 impl From<OutboxCounts> for PostStats {
@@ -260,6 +264,8 @@ impl From<OutboxCounts> for PostStats {
             failed: c.failed,
             missed: c.missed,
             cancelled: c.cancelled,
+            posted_by_hand: c.posted_by_hand,
+            reminded: c.reminded,
         }
     }
 }
@@ -366,6 +372,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
             ("failed", o.failed),
             ("missed", o.missed),
             ("cancelled", o.cancelled),
+            ("reminded", o.reminded),
+            ("posted_by_hand", o.posted_by_hand),
         ] {
             let _ = writeln!(
                 posts,

@@ -3,8 +3,9 @@
 //! Mastodon the server's own OAuth page, its callback (`GET /connect/mastodon/callback`)
 //! and the authorizations waiting for it ([`PendingAuthorizations`]); the same for the
 //! networks whose official API the host registered an app with (`[threads]`,
-//! `[linkedin]`: `GET /connect/threads/callback`, `/connect/linkedin/callback`), offered
-//! only when it did. Every connect goes
+//! `[linkedin]`, `[x]`, `[facebook]`: `GET /connect/<network>/callback`), offered only
+//! when it did; and `POST /connect/tap`, a tap-to-post account (a network and a handle).
+//! Every connect goes
 //! back to the join step it came from, with a message.
 //!
 //! Connecting an account reaches addresses the visitor typed: always through the guarded
@@ -145,6 +146,8 @@ pub async fn connect_account(
             }
         }
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
+        // "I'll post it myself": a network and a handle, nothing to sign in to.
+        "tap" => return Ok(Redirect::to(&add_tap(&state, &me, f, &back).await?).into_response()),
         // Only where the host registered an app with the network.
         other if official(&state, other).is_some() => {
             let app = official(&state, other).expect("just checked");
@@ -158,6 +161,40 @@ pub async fn connect_account(
     };
     let connected = connected.map(|a| vec![a]);
     Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
+}
+
+/// Add a tap-to-post account from the join page's "I'll post it myself" form.
+async fn add_tap(
+    state: &AppState,
+    me: &Participant,
+    f: &Fields,
+    back: &str,
+) -> Result<String, WebError> {
+    let Ok(network) = f.text("network").parse::<crate::domain::NetworkKind>() else {
+        return Ok(with_flash(back, "msg", "Choose the network you post to."));
+    };
+    let added = participation::tap::add_tap_account(
+        state.store.as_ref(),
+        me.id,
+        network,
+        &f.text("handle"),
+        false,
+        state.clock.now(),
+    )
+    .await;
+    Ok(match added {
+        Ok(_) => with_flash(
+            back,
+            "ok",
+            &format!(
+                "Added your {} account {}: picket reminds you at each slot with the notice ready; you post it.",
+                network.label(),
+                f.text("handle").trim()
+            ),
+        ),
+        Err(participation::ParticipationError::Invalid(m)) => with_flash(back, "msg", &m),
+        Err(e) => return Err(e.into()),
+    })
 }
 
 /// A browser waits for the remote signer's answer: shorter than the CLI's minute.

@@ -81,6 +81,7 @@ impl From<ParticipationError> for WebError {
                 WebError::Invalid("You have not pledged to that campaign.".into())
             }
             ParticipationError::NotFound(Missing::Participant) => WebError::NotFound(GONE.into()),
+            ParticipationError::NotFound(Missing::Notice) => WebError::NotFound(NO_NOTICE.into()),
             ParticipationError::Conflict(what) => {
                 tracing::debug!(%what, "a participant's action met a change");
                 WebError::Conflict(CHANGED.into())
@@ -93,6 +94,9 @@ impl From<ParticipationError> for WebError {
         }
     }
 }
+
+/// An "I posted it" for a notice that is not (or no longer) there, or a dead mail link.
+pub(crate) const NO_NOTICE: &str = "That notice is not here: its link may be mistyped, or your data was deleted. Your page at /me lists your notices.";
 
 /// A pledge with no account ticked.
 pub(crate) const NO_ACCOUNTS: &str =

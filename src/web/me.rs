@@ -1,7 +1,9 @@
 //! `/me`: a participant's own page, opened with their magic link. Their strikes and
 //! posts (scheduled, published with links, failed, missed), their accounts, how many
 //! people they brought in; withdraw, change, remove an account, an ICS calendar of their
-//! strike, and "delete all my data". Also signing in and out: opening a link (asking first
+//! strike, and "delete all my data"; tap-to-post notices due now come first, each with its
+//! compose link or text to copy and "I posted it" (also reached from the reminder mail's
+//! single-purpose link, `/me/posted/{token}`, a page whose button POSTs). Also signing in and out: opening a link (asking first
 //! when the browser is someone else's), a new link, signing out (see [`super::session`]).
 
 use axum::extract::{Query, State};
@@ -14,10 +16,12 @@ use super::form::{Fields, Form, page_with_csrf};
 use super::session::signed_in;
 use super::views::{AccountView, account_view, local_label};
 use super::{AppState, WebError, guard, session};
+use crate::compose::intent;
 use crate::domain::{CampaignId, Zone};
 use crate::participation;
+use crate::participation::tap::Confirmer;
 use crate::scheduler::planner;
-use crate::store::{AccountId, OutboxState, Participant, PledgeStatus};
+use crate::store::{AccountId, AccountRoute, OutboxId, OutboxState, Participant, PledgeStatus};
 
 #[derive(Deserialize)]
 pub struct MeQuery {
@@ -45,6 +49,22 @@ struct Counts {
     published: usize,
     failed: usize,
     missed: usize,
+    /// Tap-to-post notices shown to the participant and not confirmed yet.
+    reminded: usize,
+    posted_by_hand: usize,
+}
+
+/// A tap-to-post notice due now: what to post, where, and the "I posted it" form.
+#[derive(Serialize)]
+struct DueView {
+    id: i64,
+    title: String,
+    when: String,
+    text: String,
+    /// An API account's post that waits for a reconnect: shown to post by hand instead.
+    fallback: bool,
+    #[serde(flatten)]
+    links: intent::NoticeLinks,
 }
 
 #[derive(Serialize)]
@@ -63,6 +83,8 @@ struct MePage {
     name: String,
     invite_link: String,
     invited: u64,
+    /// Tap-to-post notices due now, shown first.
+    due: Vec<DueView>,
     pledges: Vec<PledgeView>,
     accounts: Vec<AccountView>,
     /// Until when their current magic link works, if they have one that does.
@@ -128,6 +150,7 @@ pub async fn page(
             me.invite_code
         ),
         invited: state.store.invited_count(&me.invite_code).await?,
+        due: due_now(&state, &me, &accounts).await?,
         pledges: pledges(&state, &me, &accounts).await?,
         accounts: accounts
             .iter()
@@ -137,6 +160,71 @@ pub async fn page(
         msg: q.msg,
     };
     page_with_csrf(&state, "me.html", &page, &csrf, StatusCode::OK)
+}
+
+/// The participant's `reminded` notices, newest slot first: each with its compose link
+/// or text to copy, its card, and its "I posted it" form.
+async fn due_now(
+    state: &AppState,
+    me: &Participant,
+    accounts: &[crate::store::Account],
+) -> Result<Vec<DueView>, WebError> {
+    let site = state.settings.public_url.trim_end_matches('/');
+    let zones: std::collections::HashMap<CampaignId, chrono_tz::Tz> = state
+        .store
+        .pledges_of(me.id)
+        .await?
+        .into_iter()
+        .map(|p| (p.campaign_id, p.tz.tz()))
+        .collect();
+    let now = state.clock.now();
+    let rows = state.store.outbox_for(me.id, None).await?;
+    let account_of = |r: &crate::store::OutboxRow| accounts.iter().find(|a| a.id == r.account_id);
+    let fallback = |r: &crate::store::OutboxRow| {
+        account_of(r).is_some_and(|a| participation::tap::is_fallback(r, a, now))
+    };
+    // Rendered only when a fallback is due: it is the join preview's whole computation.
+    let rendered = if rows.iter().any(fallback) {
+        tap_texts(state, me, accounts).await?
+    } else {
+        Default::default()
+    };
+    let mut out = Vec::new();
+    for r in rows {
+        let is_fallback = fallback(&r);
+        if r.state != OutboxState::Reminded && !is_fallback {
+            continue;
+        }
+        let text = r
+            .text
+            .clone()
+            .or_else(|| rendered.get(&(r.account_id, r.slot_key.clone())).cloned());
+        let (Some(text), Some(account)) = (text, account_of(&r)) else {
+            continue;
+        };
+        let tz = zones.get(&r.campaign_id).copied().unwrap_or(chrono_tz::UTC);
+        out.push(DueView {
+            id: r.id.0,
+            title: state
+                .campaign(&r.campaign_id)
+                .map_or_else(|| r.campaign_id.to_string(), |c| c.title.clone()),
+            when: local_label(r.run_at, tz),
+            links: intent::notice_links(
+                account.network,
+                &account.handle,
+                account.server.as_deref(),
+                &text,
+                site,
+                &r.campaign_id,
+                // Tap rows are due at their slot's own minute: its local date is the day.
+                r.run_at.with_timezone(&tz).date_naive(),
+            ),
+            text,
+            fallback: is_fallback,
+        });
+    }
+    out.reverse();
+    Ok(out)
 }
 
 async fn pledges(
@@ -166,6 +254,8 @@ async fn pledges(
                     OutboxState::Published => counts.published += 1,
                     OutboxState::Failed => counts.failed += 1,
                     OutboxState::Missed => counts.missed += 1,
+                    OutboxState::Reminded => counts.reminded += 1,
+                    OutboxState::PostedByHand => counts.posted_by_hand += 1,
                     _ => counts.scheduled += 1,
                 }
                 PostView {
@@ -176,12 +266,16 @@ async fn pledges(
                         OutboxState::Published => "published",
                         OutboxState::Failed => "failed",
                         OutboxState::Missed => "missed",
+                        OutboxState::Reminded => "to post by hand",
+                        OutboxState::PostedByHand => "posted by hand",
                         _ => "scheduled",
                     },
                     // A link only to a web page: an address a network sent back could be
-                    // anything (javascript:, or the sandbox's own sandbox:// scheme).
+                    // anything (javascript:, or the sandbox's own sandbox:// scheme). The
+                    // address of a post by hand was checked to be on its network.
                     url: r
                         .remote_url
+                        .or(r.confirmed_url)
                         .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
                     note: r
                         .last_error
@@ -475,7 +569,7 @@ pub async fn calendar(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    use icalendar::{Calendar, Component, Event, EventLike};
+    use icalendar::{Alarm, Calendar, Component, Event, EventLike, Related};
     let (me, _) = signed_in(&state, &headers).await?;
     let host = url::Url::parse(&state.settings.public_url)
         .ok()
@@ -513,18 +607,63 @@ pub async fn calendar(
             );
         }
     }
+    let accounts = state.store.list_accounts(me.id).await?;
+    let texts = tap_texts(&state, &me, &accounts).await?;
+    let site = state.settings.public_url.trim_end_matches('/');
     for row in state.store.outbox_for(me.id, None).await? {
-        if row.state != OutboxState::Pending {
-            continue;
+        let tap = accounts
+            .iter()
+            .find(|a| a.id == row.account_id && a.route == AccountRoute::Tap);
+        match (row.state, tap) {
+            (OutboxState::Pending, None) => {
+                cal.push(
+                    Event::new()
+                        .uid(&format!("post-{}@{host}", row.id))
+                        .summary(&format!("picket posts “{}”", row.post_name))
+                        .starts(row.run_at)
+                        .ends(row.run_at + chrono::Duration::minutes(5))
+                        .done(),
+                );
+            }
+            // A notice to post by hand: an alarm at its minute, with what to tap.
+            (OutboxState::Pending | OutboxState::Claimed | OutboxState::Reminded, Some(a)) => {
+                let text = row
+                    .text
+                    .clone()
+                    .or_else(|| texts.get(&(row.account_id, row.slot_key.clone())).cloned());
+                let Some(text) = text else { continue };
+                let t = intent::tap(a.network, a.server.as_deref(), &text);
+                let what = match (&t.compose_url, &t.copy_text) {
+                    (Some(link), None) => format!("Open and post: {link}"),
+                    (Some(link), Some(copy)) => format!("{link}\n\nCopy and post:\n{copy}"),
+                    (None, copy) => format!(
+                        "Copy and post on {} ({}):\n{}",
+                        a.network.label(),
+                        t.open_url,
+                        copy.as_deref().unwrap_or(&text)
+                    ),
+                };
+                let description = format!("{what}\n\nThen say you posted it: {site}/me");
+                cal.push(
+                    Event::new()
+                        .uid(&format!("post-{}@{host}", row.id))
+                        .summary(&format!(
+                            "Post your notice on {} ({})",
+                            a.network.label(),
+                            a.handle
+                        ))
+                        .description(&description)
+                        .starts(row.run_at)
+                        .ends(row.run_at + chrono::Duration::minutes(15))
+                        .alarm(Alarm::display(
+                            &description,
+                            (chrono::Duration::zero(), Related::Start),
+                        ))
+                        .done(),
+                );
+            }
+            _ => {}
         }
-        cal.push(
-            Event::new()
-                .uid(&format!("post-{}@{host}", row.id))
-                .summary(&format!("picket posts “{}”", row.post_name))
-                .starts(row.run_at)
-                .ends(row.run_at + chrono::Duration::minutes(5))
-                .done(),
-        );
     }
     Ok((
         [
@@ -537,6 +676,22 @@ pub async fn calendar(
         cal.done().to_string(),
     )
         .into_response())
+}
+
+/// [`participation::tap::planned_texts`] for this host's campaigns.
+async fn tap_texts(
+    state: &AppState,
+    me: &Participant,
+    accounts: &[crate::store::Account],
+) -> Result<std::collections::HashMap<(AccountId, String), String>, WebError> {
+    Ok(participation::tap::planned_texts(
+        state.store.as_ref(),
+        &state.campaigns,
+        &state.settings.public_url,
+        me,
+        accounts,
+    )
+    .await?)
 }
 
 #[derive(Serialize)]
@@ -669,4 +824,117 @@ async fn mail_new_links(state: &AppState, email: &str) -> Result<(), WebError> {
         }
     }
     Ok(())
+}
+
+#[derive(Serialize)]
+struct PostedPage {
+    csrf: String,
+    token: String,
+    title: String,
+    text: String,
+    #[serde(flatten)]
+    links: intent::NoticeLinks,
+    /// Confirmed already (now or before), with the post's address if given.
+    done: bool,
+    url: Option<String>,
+}
+
+/// `GET /me/posted/{token}`: the reminder mail's "I posted it" link. A GET changes
+/// nothing (mail scanners and link previews follow links): it shows the notice and a
+/// button that POSTs the token, with an optional address of the post.
+pub async fn posted_page(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (row, account) =
+        participation::tap::tap_notice(state.store.as_ref(), Confirmer::Token(&token)).await?;
+    let csrf = guard::form_token(&headers);
+    let page = posted_view(&state, &csrf, token, row, &account, None).await?;
+    page_with_csrf(&state, "posted.html", &page, &csrf, StatusCode::OK)
+}
+
+async fn posted_view(
+    state: &AppState,
+    csrf: &str,
+    token: String,
+    row: crate::store::OutboxRow,
+    account: &crate::store::Account,
+    url: Option<String>,
+) -> Result<PostedPage, WebError> {
+    let site = state.settings.public_url.trim_end_matches('/');
+    let tz = state
+        .store
+        .pledges_of(account.participant_id)
+        .await?
+        .into_iter()
+        .find(|p| p.id == row.pledge_id)
+        .map(|p| p.tz.tz())
+        .unwrap_or(chrono_tz::UTC);
+    let text = row.text.clone().unwrap_or_default();
+    Ok(PostedPage {
+        csrf: csrf.to_string(),
+        token,
+        title: state
+            .campaign(&row.campaign_id)
+            .map_or_else(|| row.campaign_id.to_string(), |c| c.title.clone()),
+        links: intent::notice_links(
+            account.network,
+            &account.handle,
+            account.server.as_deref(),
+            &text,
+            site,
+            &row.campaign_id,
+            row.run_at.with_timezone(&tz).date_naive(),
+        ),
+        text,
+        done: row.state == OutboxState::PostedByHand,
+        url: url.or(row.confirmed_url),
+    })
+}
+
+/// `POST /me/posted`: "I posted it". From the participant's page (signed in, naming the
+/// notice) or from the mail's page (the token). An address of the post must be on that
+/// network; otherwise the answer is a 422 that says so.
+pub async fn posted(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    let f = form.checked()?;
+    let url = f.get("url");
+    let now = state.clock.now();
+    let token = f.text("token");
+    if !token.is_empty() {
+        let done = participation::tap::confirm_posted(
+            state.store.as_ref(),
+            Confirmer::Token(&token),
+            url,
+            now,
+        )
+        .await?;
+        let csrf = guard::form_token(&headers);
+        let page = posted_view(&state, &csrf, token, done.notice, &done.account, done.url).await?;
+        let page = PostedPage { done: true, ..page };
+        return page_with_csrf(&state, "posted.html", &page, &csrf, StatusCode::OK);
+    }
+    let (me, _) = signed_in(&state, &headers).await?;
+    let Ok(id) = f.text("id").parse::<i64>().map(OutboxId) else {
+        return Err(WebError::NotFound(super::error::NO_NOTICE.into()));
+    };
+    let done = participation::tap::confirm_posted(
+        state.store.as_ref(),
+        Confirmer::Participant(me.id, id),
+        url,
+        now,
+    )
+    .await?;
+    Ok(back(
+        "ok",
+        &format!(
+            "Counted: your {} notice, posted by hand{}. Thank you.",
+            done.account.network.label(),
+            done.url.map(|u| format!(" ({u})")).unwrap_or_default()
+        ),
+    ))
 }

@@ -179,6 +179,8 @@ fn private_routes() -> Router<AppState> {
         .route("/me/link", post(me::new_link))
         .route("/me/new-link", get(me::ask_link_form).post(me::ask_link))
         .route("/me/strike.ics", get(me::calendar))
+        .route("/me/posted", post(me::posted))
+        .route("/me/posted/{token}", get(me::posted_page))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

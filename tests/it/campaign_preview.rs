@@ -494,6 +494,7 @@ fn account(id: i64, network: NetworkKind, handle: &str, status: AccountStatus) -
         server: None,
         credentials: Default::default(),
         trusted: false,
+        route: picket::store::AccountRoute::Api,
         status,
         status_reason: None,
         created_at: DateTime::UNIX_EPOCH,
@@ -534,6 +535,7 @@ fn the_join_preview_shows_each_account_the_variant_the_planner_plans_for_it() {
         every_secs: None,
         status: PledgeStatus::Active,
         account_ids: vec![AccountId(4), AccountId(5)],
+        tap_account_ids: vec![],
         created_at: DateTime::UNIX_EPOCH,
         withdrawn_at: None,
         plan_error: None,
@@ -576,4 +578,49 @@ fn the_join_preview_shows_each_account_the_variant_the_planner_plans_for_it() {
     assert_eq!(planned.len(), 2 * 24);
     assert_eq!(previewed, planned);
     assert_eq!(pv.networks, [NetworkKind::Mastodon, NetworkKind::Bluesky]);
+}
+
+#[test]
+fn tap_to_post_accounts_are_planned_at_the_slots_own_minute_without_jitter() {
+    // Arrange: hourly notices, an API account and a tap-to-post one, a 30-minute spread.
+    let c = campaign(
+        "participant",
+        &["2027-07-04"],
+        &[("hourly", "every 1h", "")],
+    );
+    let p = everyone_in("Pacific/Auckland");
+    let pledge = Pledge {
+        id: PledgeId(1),
+        participant_id: ParticipantId(1),
+        campaign_id: c.id.clone(),
+        tz: "Pacific/Auckland".parse().unwrap(),
+        days: None,
+        every_secs: None,
+        status: PledgeStatus::Active,
+        account_ids: vec![AccountId(4), AccountId(5)],
+        tap_account_ids: vec![AccountId(5)],
+        created_at: DateTime::UNIX_EPOCH,
+        withdrawn_at: None,
+        plan_error: None,
+    };
+
+    // Act
+    let plan = planner::plan_pledge(
+        &c,
+        &pledge,
+        &c.slots(&p),
+        Duration::minutes(30),
+        utc("2027-01-01T00:00:00Z"),
+    );
+
+    // Assert: the reminder is due at the slot's minute; the API account's posts spread.
+    let tap: Vec<_> = plan.rows.iter().filter(|r| r.account_id.0 == 5).collect();
+    assert_eq!(tap.len(), 24);
+    assert!(tap.iter().all(|r| r.run_at == r.slot_at), "{tap:?}");
+    assert!(
+        plan.rows
+            .iter()
+            .any(|r| r.account_id.0 == 4 && r.run_at != r.slot_at),
+        "the API account keeps its jitter"
+    );
 }

@@ -46,8 +46,10 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
         seed: 11,
         ..Faults::default()
     });
-    let scheduler =
-        "lease_secs = 2\njitter_secs = 0\nrequest_timeout_secs = 2\nconcurrency = 8\nbatch = 16\n";
+    // Retries capped at 5 s: after ten kills a post may have many attempts behind it, and
+    // the default backoff (up to 10 min) would outlast the wait below.
+    let scheduler = "lease_secs = 2\njitter_secs = 0\nrequest_timeout_secs = 2\nconcurrency = 8\n\
+                     batch = 16\nretry_cap_secs = 5\n";
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 

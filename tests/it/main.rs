@@ -23,6 +23,7 @@ mod resilience;
 mod ssrf;
 mod store_contract;
 mod support;
+mod tap;
 mod web;
 mod web_safety;
 mod widget;

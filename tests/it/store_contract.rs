@@ -141,6 +141,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                         handle: format!("{name}{i}").parse().unwrap(),
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
+                        route: picket::store::AccountRoute::Api,
                     },
                     &|id| Sealed::new(vec![1, 2, 3, i as u8, id.0 as u8]),
                     t0(),
@@ -2031,6 +2032,362 @@ async fn a_planning_problem_is_recorded_on_the_pledge_and_cleared_by_joining_aga
         );
         assert_eq!(rejoined.plan_error, None, "{db}: joining again clears it");
         assert_eq!(cleared.plan_error, None, "{db}");
+    })
+    .await;
+}
+
+/// A participant with `n` tap-to-post accounts (X) pledged to [`CAMPAIGN`]; `email` is
+/// where reminders go.
+async fn tap_striker(store: &dyn Store, name: &str, n: usize, email: bool) -> Striker {
+    let address = email.then(|| format!("{name}@example.org"));
+    let participant = store
+        .create_participant(
+            &NewParticipant {
+                name: name.into(),
+                email: address.clone(),
+                email_canonical: address,
+                tz: "Pacific/Auckland".parse().unwrap(),
+                invited_by: None,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..n {
+        accounts.push(
+            store
+                .add_account(
+                    &NewAccount {
+                        participant_id: participant,
+                        network: NetworkKind::X,
+                        handle: format!("@{name}{i}").parse().unwrap(),
+                        server: None,
+                        trusted: false,
+                        route: store::AccountRoute::Tap,
+                    },
+                    &|_| panic!("a tap-to-post account has nothing to seal"),
+                    t0(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let pledge = store
+        .upsert_pledge(
+            &NewPledge {
+                participant_id: participant,
+                campaign_id: CAMPAIGN.parse().unwrap(),
+                tz: "Pacific/Auckland".parse().unwrap(),
+                days: None,
+                every_secs: None,
+                account_ids: accounts.clone(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    Striker {
+        participant,
+        accounts,
+        pledge,
+    }
+}
+
+/// Claim what is due at `now` (at most `limit`) and record each as a rendered reminder.
+async fn remind(store: &dyn Store, now: DateTime<Utc>, limit: u32) -> Vec<OutboxId> {
+    let claimed = store
+        .claim_due("w", now, now + Duration::minutes(1), limit)
+        .await
+        .unwrap();
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .map(|p| {
+            assert_eq!(p.route, store::AccountRoute::Tap);
+            Outcome::Reminded {
+                id: p.id,
+                text: format!("notice of {}", p.handle),
+            }
+        })
+        .collect();
+    store.record(&outcomes, now).await.unwrap();
+    ids(&claimed)
+}
+
+#[tokio::test]
+async fn a_tap_account_stores_no_credentials_and_its_pledge_knows_it_is_tapped() {
+    on_each_backend(|store, db| async move {
+        // Act
+        let s = tap_striker(&*store, "ada", 1, true).await;
+
+        // Assert
+        let account = store.get_account(s.accounts[0]).await.unwrap().unwrap();
+        assert_eq!(account.route, store::AccountRoute::Tap, "{db}");
+        assert!(account.credentials.as_bytes().is_empty(), "{db}");
+        let pledge = &store.pledges_of(s.participant).await.unwrap()[0];
+        assert_eq!(pledge.tap_account_ids, s.accounts, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tap_notice_is_reminded_with_its_text_then_posted_by_hand_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = tap_striker(&*store, "ada", 1, true).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+
+        // Act
+        let reminded = remind(&*store, now, 10).await;
+        let row = store.outbox_row(reminded[0]).await.unwrap().unwrap().0;
+        let again = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let withdrawn = store
+            .withdraw(s.participant, CAMPAIGN, None, now)
+            .await
+            .unwrap();
+        let confirmed = store
+            .confirm_posted(reminded[0], Some("https://x.com/ada0/status/1"), now)
+            .await
+            .unwrap();
+        let twice = store.confirm_posted(reminded[0], None, now).await.unwrap();
+        let counts = store.outbox_counts(CAMPAIGN).await.unwrap();
+        let done = store.outbox_row(reminded[0]).await.unwrap().unwrap();
+
+        // Assert
+        assert_eq!(row.state, OutboxState::Reminded, "{db}");
+        assert_eq!(row.text.as_deref(), Some("notice of @ada0"));
+        assert_eq!(row.reminded_at, Some(now));
+        assert!(
+            again.is_empty(),
+            "a reminded notice is never claimed again ({db})"
+        );
+        assert_eq!(
+            withdrawn.cancelled, 0,
+            "a reminder already shown is not cancelled"
+        );
+        assert!(confirmed && !twice, "{db}");
+        assert_eq!(done.1, s.participant);
+        assert_eq!(done.0.state, OutboxState::PostedByHand);
+        assert_eq!(
+            done.0.confirmed_url.as_deref(),
+            Some("https://x.com/ada0/status/1")
+        );
+        assert_eq!(done.0.confirmed_at, Some(now));
+        assert_eq!(
+            (counts.posted_by_hand, counts.reminded, counts.published),
+            (1, 0, 0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_withdrawal_before_the_minute_wins_over_the_reminder() {
+    on_each_backend(|store, db| async move {
+        // Arrange: claimed, then withdrawn before the reminder is recorded.
+        let s = tap_striker(&*store, "ada", 1, true).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .withdraw(s.participant, CAMPAIGN, None, now)
+            .await
+            .unwrap();
+
+        // Act
+        store
+            .record(
+                &[Outcome::Reminded {
+                    id: claimed[0].id,
+                    text: "late".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            state_of(&*store, claimed[0].id).await,
+            OutboxState::Cancelled,
+            "{db}"
+        );
+        assert!(
+            store
+                .reminders_due(now, Duration::seconds(60), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slots_reminder_mail_is_due_once_its_notices_are_all_rendered_and_is_marked_once() {
+    on_each_backend(|store, db| async move {
+        // Arrange: two tap accounts at one slot; a participant without an address.
+        let s = tap_striker(&*store, "ada", 2, true).await;
+        planned(&*store, &s, &[0, 3]).await;
+        let quiet = tap_striker(&*store, "bo", 1, false).await;
+        planned(&*store, &quiet, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+        let grace = Duration::seconds(60);
+
+        // Act: one of ada's two notices rendered, then the rest.
+        let before = store.reminders_due(now, grace, 10).await.unwrap();
+        let first = remind(&*store, now, 1).await;
+        let half = store.reminders_due(now, grace, 10).await.unwrap();
+        remind(&*store, now, 10).await;
+        let due = store.reminders_due(now, grace, 10).await.unwrap();
+        let marked = store
+            .mark_reminder_mail(s.pledge, "notice@0", now)
+            .await
+            .unwrap();
+        let marked_again = store
+            .mark_reminder_mail(s.pledge, "notice@0", now)
+            .await
+            .unwrap();
+        let after = store.reminders_due(now, grace, 10).await.unwrap();
+        // The slot three hours later, rendered but looked at after its window and grace.
+        let later = t0() + Duration::hours(3);
+        remind(&*store, later, 10).await;
+        let closed = store
+            .reminders_due(
+                later + Duration::hours(1) + grace + Duration::seconds(1),
+                grace,
+                10,
+            )
+            .await
+            .unwrap();
+        let open = store.reminders_due(later, grace, 10).await.unwrap();
+
+        // Assert
+        assert!(before.is_empty(), "nothing rendered, nothing due ({db})");
+        assert_eq!(first.len(), 1);
+        assert!(
+            half.is_empty(),
+            "one mail holds the whole slot ({db}): {half:?}"
+        );
+        assert_eq!(due.len(), 1, "{db}: {due:?}");
+        assert_eq!(
+            (
+                due[0].pledge_id,
+                due[0].participant_id,
+                due[0].slot_key.as_str()
+            ),
+            (s.pledge, s.participant, "notice@0")
+        );
+        assert_eq!(marked.map(|ids| ids.len()), Some(2), "{db}");
+        assert_eq!(marked_again, None, "never two mails for one slot ({db})");
+        assert!(after.is_empty(), "{db}");
+        assert!(closed.is_empty(), "not after the window ({db})");
+        assert_eq!(open.len(), 1, "{db}");
+        assert_eq!(open[0].slot_key, "notice@3");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_i_posted_it_token_finds_its_notice_by_its_hash_only() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let s = tap_striker(&*store, "ada", 1, true).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+        let reminded = remind(&*store, now, 10).await;
+
+        // Act
+        store
+            .set_confirm_tokens(&[(reminded[0], "hash-of-token".into())], now)
+            .await
+            .unwrap();
+        let found = store
+            .outbox_row_by_confirm_token("hash-of-token")
+            .await
+            .unwrap();
+        let other = store.outbox_row_by_confirm_token("token").await.unwrap();
+
+        // Assert
+        let (row, who) = found.expect(db);
+        assert_eq!((row.id, who), (reminded[0], s.participant));
+        assert!(other.is_none(), "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_waiting_for_a_reconnect_can_be_posted_by_hand_and_is_then_never_sent() {
+    on_each_backend(|store, db| async move {
+        // Arrange: the network refused the first account's credentials; the second is fine.
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let refused = claimed
+            .iter()
+            .find(|p| p.account_id == s.accounts[0])
+            .unwrap();
+        let healthy = claimed
+            .iter()
+            .find(|p| p.account_id == s.accounts[1])
+            .unwrap();
+        store
+            .record(
+                &[
+                    Outcome::Reconnect {
+                        id: refused.id,
+                        account_id: s.accounts[0],
+                        reason: "token revoked".into(),
+                    },
+                    Outcome::Retry {
+                        id: healthy.id,
+                        run_at: now,
+                        error: "busy".into(),
+                        maybe_sent: false,
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let by_hand = store
+            .confirm_posted(refused.id, Some("https://social.example/@ada/1"), now)
+            .await
+            .unwrap();
+        let not_waiting = store.confirm_posted(healthy.id, None, now).await.unwrap();
+        store
+            .set_account_status(s.accounts[0], AccountStatus::Active, None, now)
+            .await
+            .unwrap();
+        let later = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(by_hand, "{db}");
+        assert!(
+            !not_waiting,
+            "a post picket can still send is not taken over ({db})"
+        );
+        assert_eq!(
+            state_of(&*store, refused.id).await,
+            OutboxState::PostedByHand
+        );
+        assert_eq!(ids(&later), vec![healthy.id], "{db}");
     })
     .await;
 }

@@ -114,6 +114,7 @@ impl World {
                         handle: format!("{name}-{i}").parse().unwrap(),
                         server: Some(self.receiver_url.clone()),
                         trusted: true,
+                        route: picket::store::AccountRoute::Api,
                     },
                     &|id| self.vault.seal_for(id.0, token(name, i).as_bytes()),
                     now,
@@ -226,5 +227,6 @@ pub fn fast_settings() -> SchedulerSettings {
         batch: 32,
         concurrency: 16,
         request_timeout_secs: 1,
+        retry_cap_secs: 5,
     }
 }
