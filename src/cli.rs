@@ -887,6 +887,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn networks_with_an_official_api_take_a_handle_to_tap_or_oauth_for_the_api_not_both() {
+        use crate::domain::NetworkKind as N;
+        for (name, kind) in [
+            ("threads", N::Threads),
+            ("linkedin", N::LinkedIn),
+            ("x", N::X),
+            ("facebook", N::Facebook),
+        ] {
+            let tap = parse(&[name, "--handle", "@alex"]);
+            assert_eq!(tap.tap(), Some((kind, "@alex")));
+            assert_eq!(tap.official(), None);
+            let api = parse(&[name, "--oauth"]);
+            assert_eq!(api.tap(), None);
+            assert_eq!(api.official(), Some(kind));
+            let both = ["picket", "account", "add", name, "--handle", "a", "--oauth"];
+            assert!(Cli::try_parse_from(both).is_err(), "{name}: both");
+            assert!(
+                Cli::try_parse_from(["picket", "account", "add", name]).is_err(),
+                "{name}: neither"
+            );
+        }
+    }
+
     // Tokens and passwords are random base64url or base58 text: about one in 64 starts
     // with '-', which clap would otherwise read as the next flag and refuse.
     #[test]
