@@ -40,7 +40,7 @@ pub(crate) async fn error_of(
     now: DateTime<Utc>,
 ) -> PublishError {
     let status = resp.status();
-    let after = super::retry_after(resp.headers(), now);
+    let after = super::retry_after(resp.headers(), now).or_else(|| regain_access(resp.headers()));
     let text = resp.text().await.unwrap_or_default();
     #[derive(Deserialize)]
     struct Body {
@@ -50,6 +50,23 @@ pub(crate) async fn error_of(
         .map(|b| b.error)
         .unwrap_or_default();
     classify(status, &err, after, network, what)
+}
+
+/// When a throttled app may call again, from the business-use-case usage header
+/// (`X-Business-Use-Case-Usage: {"<id>": [{"estimated_time_to_regain_access": MINUTES, ...}]}`,
+/// https://developers.facebook.com/docs/graph-api/overview/rate-limiting/): the longest
+/// wait it names, if any is above zero.
+fn regain_access(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let raw = headers.get("x-business-use-case-usage")?.to_str().ok()?;
+    let usage: std::collections::HashMap<String, Vec<serde_json::Value>> =
+        serde_json::from_str(raw).ok()?;
+    let minutes = usage
+        .values()
+        .flatten()
+        .filter_map(|u| u["estimated_time_to_regain_access"].as_u64())
+        .max()
+        .filter(|m| *m > 0)?;
+    Some(Duration::from_secs(minutes.min(24 * 60) * 60))
 }
 
 pub(crate) fn classify(
@@ -110,6 +127,20 @@ mod tests {
             kind: kind.into(),
             code,
         }
+    }
+
+    #[test]
+    fn the_usage_header_says_when_a_throttled_page_may_post_again() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "x-business-use-case-usage",
+            r#"{"101112":[{"type":"pages","call_count":100,"total_cputime":20,"total_time":30,"estimated_time_to_regain_access":7}]}"#
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(regain_access(&h), Some(Duration::from_secs(7 * 60)));
+        h.insert("x-business-use-case-usage", "{}".parse().unwrap());
+        assert_eq!(regain_access(&h), None);
     }
 
     #[test]

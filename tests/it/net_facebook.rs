@@ -149,8 +149,8 @@ async fn a_lost_answer_is_read_back_and_an_invalid_token_or_a_throttle_gets_its_
     assert_eq!(fake.lock().posts.len(), 1, "not published twice");
     assert_eq!(retry.remote_id, fake.lock().posts[0].id);
     assert!(
-        matches!(throttled, PublishError::Retry { after: Some(_), .. }),
-        "{throttled:?}"
+        matches!(throttled, PublishError::Retry { after: Some(a), .. } if a == Duration::from_secs(7 * 60)),
+        "as long as the usage header says: {throttled:?}"
     );
     assert!(matches!(invalid, PublishError::Reconnect(_)), "{invalid:?}");
 }

@@ -12,7 +12,9 @@
 //!   https://developers.facebook.com/docs/pages-api/posts
 //! - errors (`{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`, 190 for
 //!   an expired or invalidated token, 32 for a Page's rate limit):
-//!   https://developers.facebook.com/docs/graph-api/guides/error-handling
+//!   https://developers.facebook.com/docs/graph-api/guides/error-handling ; the
+//!   `X-Business-Use-Case-Usage` header with `estimated_time_to_regain_access` (minutes):
+//!   https://developers.facebook.com/docs/graph-api/overview/rate-limiting/
 //!
 //! The dialog stands for a person who manages two Pages, one of which they may post on,
 //! and who allows what is asked.
@@ -273,7 +275,15 @@ async fn publish(
         );
     }
     if std::mem::take(&mut f.lock().throttle_next) {
-        return graph_error(32, "OAuthException", "Page request limit reached");
+        // Pages are rate limited per business use case; the header says when access comes
+        // back (https://developers.facebook.com/docs/graph-api/overview/rate-limiting/).
+        let mut resp = graph_error(32, "OAuthException", "Page request limit reached");
+        let usage = format!(
+            r#"{{"{FB_PAGE_ID}":[{{"type":"pages","call_count":100,"total_cputime":12,"total_time":25,"estimated_time_to_regain_access":7}}]}}"#
+        );
+        resp.headers_mut()
+            .insert("x-business-use-case-usage", usage.parse().unwrap());
+        return resp;
     }
     let Some(message) = p.get("message").cloned() else {
         return graph_error(100, "OAuthException", "(#100) message is required");
