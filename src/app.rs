@@ -10,7 +10,7 @@
 //! ├── rate-limit pruning (every minute)
 //! ├── dispatcher  (claims due posts, publishes, records)
 //! ├── verifier    (checks accounts before a strike)
-//! ├── reminders   (with [smtp]: one mail per slot of tap-to-post notices)
+//! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
@@ -27,6 +27,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
+use crate::network::push::{self, VapidKey};
 use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
@@ -54,6 +55,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// The HTTP/WebSocket clients, guarded by `allow_private_addresses`.
     pub egress: Egress,
+    /// The host's Web Push (VAPID) key.
+    pub vapid: Arc<VapidKey>,
 }
 
 impl Core {
@@ -78,7 +81,13 @@ impl Core {
         )
         .context("opening the credentials key")?;
         crate::participation::reseal_legacy_credentials(store.as_ref(), &vault, clock.now()).await;
+        let vapid = VapidKey::open(
+            settings.vapid_key.as_ref(),
+            &push::key_file_for(&settings.database_url),
+        )
+        .context("opening the Web Push (VAPID) key")?;
         Ok(Core {
+            vapid: Arc::new(vapid),
             egress: Egress::new(settings.allow_private_addresses),
             settings,
             campaigns,
@@ -170,6 +179,7 @@ impl Application {
             clock,
             vault,
             egress,
+            vapid,
         } = core;
         let pages = Pages::load(settings.templates_dir.as_deref())
             .and_then(|p| {
@@ -216,9 +226,11 @@ impl Application {
             vault: vault.clone(),
             networks: networks.clone(),
             egress,
+            vapid,
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),
+            cards: dispatcher.cards(),
         };
         Ok(Application {
             listener,
@@ -275,19 +287,36 @@ impl Application {
                 verify_forever(verifier_state, networks, vault, stop).await,
             )
         });
-        if let Some(mailer) = state.mailer.clone() {
-            let reminder = crate::scheduler::remind::Reminder {
-                store: state.store.clone(),
-                mailer,
-                pages: state.pages.clone(),
-                clock: state.clock.clone(),
-                campaigns: state.campaigns.clone(),
-                public_url: state.settings.public_url.clone(),
-                grace: chrono::Duration::seconds(state.settings.scheduler.grace_secs as i64),
-            };
-            let stop = shutdown.clone();
-            tasks.spawn(async move { ("reminders", reminder.run(stop).await) });
+        let subject = state
+            .settings
+            .vapid_subject
+            .clone()
+            .unwrap_or_else(|| state.settings.public_url.clone());
+        if !(subject.starts_with("mailto:") || subject.starts_with("https://")) {
+            // RFC 8292: push services may refuse a push whose contact is neither.
+            tracing::warn!(
+                subject = subject.as_str(),
+                "vapid_subject should be a mailto: or https:// address: some push services refuse Web Push reminders without one"
+            );
         }
+        let reminder = crate::scheduler::remind::Reminder {
+            store: state.store.clone(),
+            mailer: state.mailer.clone(),
+            pusher: push::Pusher::new(
+                state.egress.guarded().clone(),
+                state.vapid.clone(),
+                subject,
+                state.clock.clone(),
+            ),
+            vault: state.vault.clone(),
+            pages: state.pages.clone(),
+            clock: state.clock.clone(),
+            campaigns: state.campaigns.clone(),
+            public_url: state.settings.public_url.clone(),
+            grace: chrono::Duration::seconds(state.settings.scheduler.grace_secs as i64),
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("reminders", reminder.run(stop).await) });
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });

@@ -443,6 +443,53 @@ pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Strike cards drawn per size by `picket bench card`.
+const CARD_RUNS: usize = 20;
+
+/// `picket bench card`: the campaign's first strike card drawn again and again (SVG made,
+/// rasterised, PNG encoded; no cache), per size: what one card costs the CPU.
+pub fn card(opts: &Options) -> anyhow::Result<()> {
+    use crate::card::{Size, render};
+    let campaign = campaign::load_file(&opts.campaign).map_err(|p| {
+        anyhow::anyhow!(
+            "{}: {}",
+            opts.campaign.display(),
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let day = *campaign
+        .days()
+        .first()
+        .context("the campaign has no strike day")?;
+    let notice = campaign.card_notice(day, "https://picket.example.org");
+    println!("== bench card ==");
+    for size in [Size::Square, Size::Story] {
+        // The first drawing loads the fonts: not what a card costs afterwards.
+        render(&notice, size)?;
+        let mut ms = Vec::with_capacity(CARD_RUNS);
+        let mut bytes = 0;
+        for _ in 0..CARD_RUNS {
+            let started = Instant::now();
+            bytes = render(&notice, size)?.len();
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "  {} {}x{}: {CARD_RUNS} PNGs, p50 {:.1} ms, max {:.1} ms, {} KiB each",
+            size.as_str(),
+            size.width(),
+            size.height(),
+            ms[CARD_RUNS / 2],
+            ms[CARD_RUNS - 1],
+            bytes / 1024
+        );
+    }
+    Ok(())
+}
+
 /// `picket bench plan`.
 pub async fn plan(opts: &Options) -> anyhow::Result<()> {
     let campaign = campaign::load_file(&opts.campaign).map_err(|p| {

@@ -174,7 +174,7 @@ pub enum Command {
     /// Each runs on a temporary SQLite file database against a sandbox receiver on
     /// 127.0.0.1 in its own thread, and prints its figures and targets.
     #[command(
-        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench all"
+        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench card\n  ./target/release/picket bench all"
     )]
     Bench {
         #[arg(value_enum)]
@@ -197,7 +197,7 @@ pub enum Command {
         /// plan: pledges to plan (2 accounts each).
         #[arg(long, default_value_t = 1_000_000)]
         pledges: usize,
-        /// plan: the campaign file.
+        /// plan and card: the campaign file.
         #[arg(long, default_value = "campaigns/social-media-strike.toml")]
         campaign: PathBuf,
     },
@@ -235,6 +235,8 @@ pub enum BenchName {
     Dispatch,
     Lateness,
     Plan,
+    /// Strike cards drawn, per size (the campaign of `--campaign`).
+    Card,
     All,
 }
 
@@ -637,6 +639,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 if matches!(name, BenchName::Plan | BenchName::All) {
                     bench::plan(&opts).await?;
+                }
+                if matches!(name, BenchName::Card | BenchName::All) {
+                    bench::card(&opts)?;
                 }
                 anyhow::Ok(())
             })?;

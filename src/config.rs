@@ -29,6 +29,12 @@ pub struct Settings {
     /// The key that encrypts account credentials (base64, 32 bytes). When unset, a key
     /// file is created beside the database, readable only by its owner.
     pub secret_key: Option<Secret>,
+    /// The host's Web Push (VAPID) private key, base64url of 32 bytes. When unset, a key
+    /// file is created beside the credentials key, readable only by its owner.
+    pub vapid_key: Option<Secret>,
+    /// Who push services can contact about this host's pushes (the VAPID `sub`): a
+    /// `mailto:` address or an https URL. Unset: `public_url`.
+    pub vapid_subject: Option<String>,
     /// Public rate limits on forms and the API (`PICKET_RATE_LIMITS=off` to disable).
     pub rate_limits: bool,
     /// Let visitors connect accounts on private, loopback and other non-public addresses
@@ -468,6 +474,8 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".to_string(),
             templates_dir: None,
             secret_key: None,
+            vapid_key: None,
+            vapid_subject: None,
             rate_limits: true,
             allow_private_addresses: false,
             scheduler: SchedulerSettings::default(),
@@ -521,6 +529,12 @@ impl Settings {
         }
         if let Some(v) = get("PICKET_SECRET_KEY") {
             self.secret_key = Some(Secret::new(v));
+        }
+        if let Some(v) = get("PICKET_VAPID_KEY") {
+            self.vapid_key = Some(Secret::new(v));
+        }
+        if let Some(v) = get("PICKET_VAPID_SUBJECT") {
+            self.vapid_subject = Some(v);
         }
         if let Some(v) = get("PICKET_RATE_LIMITS") {
             self.rate_limits = !matches!(

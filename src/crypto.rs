@@ -185,7 +185,7 @@ fn associated_data(account: i64) -> Vec<u8> {
 
 /// Create `path` readable and writable by its owner only, failing if it exists (two
 /// processes starting at once must not overwrite each other's key).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

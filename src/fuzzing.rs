@@ -397,6 +397,24 @@ fn campaign_holds(c: &Campaign) {
     let _: campaign::Strike =
         serde_json::from_value(json["strike"].clone()).expect("the API's strike reads back");
     let _ = c.strike.earliest_start();
+    // The strike card lays out as one well-formed document whatever the title, hashtag,
+    // description or `card_why` say: nothing from the file is markup in it.
+    let day = c.days()[0];
+    for size in [crate::card::Size::Square, crate::card::Size::Story] {
+        let svg = crate::card::svg(&c.card_notice(day, "https://picket.example.org"), size);
+        let doc = resvg::usvg::roxmltree::Document::parse(&svg).expect("a card is well-formed");
+        let elements: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.is_element())
+            .map(|n| n.tag_name().name())
+            .collect();
+        assert!(
+            elements
+                .iter()
+                .all(|e| matches!(*e, "svg" | "rect" | "text")),
+            "{elements:?}"
+        );
+    }
     let renderer = PostRenderer::new(c.templates.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
         .expect("validated templates compile");
     let vars = PostVars::sample(&c.hashtag, &c.title, &c.id);

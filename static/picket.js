@@ -36,6 +36,60 @@
     }
   }
 
+  // The participant's page: "Remind me in this browser" (Web Push). Shown only where the
+  // browser has a service worker, push and notifications; the subscription goes to
+  // /me/push as a form with the page's CSRF token, like every other form.
+  function webPush() {
+    var box = document.getElementById('push');
+    if (!box || !('serviceWorker' in navigator) || !('PushManager' in window) ||
+        !('Notification' in window)) return;
+    var on = document.getElementById('push-on'), off = document.getElementById('push-off');
+    var status = document.getElementById('push-status');
+    var csrf = document.getElementById('push-csrf').value;
+    document.getElementById('push-unsupported').hidden = true;
+    function key() {
+      var b = box.getAttribute('data-key').replace(/-/g, '+').replace(/_/g, '/');
+      var raw = atob(b + '='.repeat((4 - b.length % 4) % 4)), out = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+      return out;
+    }
+    function send(path, fields) {
+      var body = new URLSearchParams(fields);
+      body.set('csrf', csrf);
+      return fetch(path, { method: 'POST', body: body, credentials: 'same-origin' })
+        .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); });
+    }
+    function show(subscribed) { on.hidden = subscribed; off.hidden = !subscribed; }
+    navigator.serviceWorker.register('/sw.js').then(function (reg) {
+      return reg.pushManager.getSubscription().then(function (sub) {
+        show(!!sub);
+        on.addEventListener('click', function () {
+          status.textContent = '';
+          Notification.requestPermission().then(function (p) {
+            if (p !== 'granted') throw new Error('notifications are not allowed');
+            return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key() });
+          }).then(function (s) {
+            var j = s.toJSON();
+            return send('/me/push', { endpoint: j.endpoint, p256dh: j.keys.p256dh, auth: j.keys.auth });
+          }).then(function () {
+            show(true); status.textContent = 'This browser will remind you.';
+          }, function (e) {
+            status.textContent = 'Reminders could not be turned on here (' + e.message + ').';
+          });
+        });
+        off.addEventListener('click', function () {
+          reg.pushManager.getSubscription().then(function (s) {
+            if (!s) return null;
+            var endpoint = s.endpoint;
+            return s.unsubscribe().then(function () { return send('/me/push/delete', { endpoint: endpoint }); });
+          }).then(function () {
+            show(false); status.textContent = 'This browser will not remind you any more.';
+          }, function (e) { status.textContent = 'Could not stop reminders here (' + e.message + ').'; });
+        });
+      });
+    }, function () {});
+  }
+
   // Notices to post by hand: a button copies the text; without script the text is
   // there to select.
   function copyButtons() {
@@ -54,7 +108,7 @@
     }
   }
 
-  function start() { countdown(); timeZone(); copyFields(); copyButtons(); }
+  function start() { countdown(); timeZone(); copyFields(); copyButtons(); webPush(); }
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
   } else {

@@ -32,7 +32,7 @@ pub use preview::{Preview, PreviewPost, PreviewText, pick_variant, preview};
 pub use schedule::{
     ChoiceError, END_POST_WINDOW, MAX_DAY_POST_WINDOW, StrikePeriod, day_start, resolve_local,
 };
-pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS};
+pub use validate::{DEFAULT_MIN_INTERVAL, DEFAULT_NETWORKS, MAX_CARD_WHY};
 pub use values::{MAX_DURATION, ValueError, fmt_duration, parse_date, parse_duration, parse_when};
 
 /// One thing wrong with a campaign file, located for a person to fix.
@@ -69,6 +69,8 @@ pub struct Campaign {
     pub hashtag: Hashtag,
     /// A sentence or two for pages and link previews.
     pub description: Option<String>,
+    /// The short "why" strike cards show, as written (`card_why`); see [`Campaign::card_why`].
+    pub card_why: Option<String>,
     pub declaration: Option<Declaration>,
     pub strike: Strike,
     pub posts: Vec<PostRule>,
@@ -159,6 +161,8 @@ pub struct PostRule {
     pub window: Option<chrono::Duration>,
     /// Only for participants who opted into this post (e.g. the hourly notice).
     pub optional: bool,
+    /// The strike card goes with this post as an image, on networks that take one.
+    pub card: bool,
 }
 
 /// A post's schedule, as written in `when`.
@@ -220,6 +224,19 @@ pub mod duration_secs_opt {
         match d {
             Some(d) => s.serialize_some(&d.num_seconds()),
             None => s.serialize_none(),
+        }
+    }
+}
+
+impl Campaign {
+    /// What this campaign's strike card for `day` shows, on the host at `public_url`.
+    pub fn card_notice(&self, day: NaiveDate, public_url: &str) -> crate::card::Notice {
+        crate::card::Notice {
+            title: self.title.clone(),
+            hashtag: self.hashtag.to_string(),
+            day,
+            host: crate::card::host_of(public_url),
+            why: crate::card::why_of(self.card_why.as_deref(), self.description.as_deref()),
         }
     }
 }

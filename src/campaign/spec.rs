@@ -23,6 +23,9 @@ pub struct RawCampaign {
     pub hashtag: Spanned<String>,
     #[serde(default)]
     pub description: Option<Spanned<String>>,
+    /// The short "why" of the strike cards; default: the description's first sentence.
+    #[serde(default)]
+    pub card_why: Option<Spanned<String>>,
     #[serde(default)]
     pub declaration: Option<Spanned<RawDeclaration>>,
     #[serde(default)]
@@ -76,6 +79,9 @@ pub struct RawPost {
     pub window: Option<Spanned<String>>,
     #[serde(default)]
     pub optional: Option<Spanned<bool>>,
+    /// Attach the strike card to this post where the network takes images.
+    #[serde(default)]
+    pub card: Option<Spanned<bool>>,
 }
 
 /// `[threshold]`: the strike is on once this many people have pledged.

@@ -39,6 +39,9 @@ pub const DEFAULT_NETWORKS: [NetworkKind; 3] = [
 /// below every network's rate limits and spam heuristics.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::hours(1);
 
+/// The longest `card_why`, in characters: what a card shows at a readable size.
+pub const MAX_CARD_WHY: usize = 200;
+
 /// Below this, a campaign would have accounts posting at a pace networks treat as spam.
 pub const FLOOR_MIN_INTERVAL: Duration = Duration::minutes(5);
 
@@ -124,6 +127,7 @@ impl<'a> Cx<'a> {
             .description
             .as_ref()
             .and_then(|d| self.non_empty("description", d));
+        let card_why = raw.card_why.as_ref().and_then(|w| self.card_why(w));
         let networks = self.networks(raw.networks.as_ref());
         let declaration = raw.declaration.as_ref().and_then(|d| self.declaration(d));
         // Go on past a broken [strike]: the posts and templates may hold problems too.
@@ -142,6 +146,7 @@ impl<'a> Cx<'a> {
             title: title?,
             hashtag: hashtag?,
             description,
+            card_why,
             declaration,
             strike,
             posts,
@@ -209,6 +214,23 @@ impl<'a> Cx<'a> {
             return None;
         }
         Some(s.to_string())
+    }
+
+    /// A card has room for a sentence or two, not a manifesto.
+    fn card_why(&mut self, v: &Spanned<String>) -> Option<String> {
+        let s = self.non_empty("card_why", v)?;
+        let n = s.chars().count();
+        if n > MAX_CARD_WHY {
+            self.at(
+                v.span(),
+                format!(
+                    "card_why is {n} characters: a card has room for {MAX_CARD_WHY}; keep the \
+                     reason short (the declaration says the rest)"
+                ),
+            );
+            return None;
+        }
+        Some(s)
     }
 
     fn hashtag(&mut self, v: &Spanned<String>) -> Option<Hashtag> {
@@ -762,6 +784,7 @@ impl<'a> Cx<'a> {
                     template: p.template.get_ref().clone(),
                     window,
                     optional,
+                    card: p.card.as_ref().is_some_and(|c| *c.get_ref()),
                 });
             }
         }
@@ -1034,6 +1057,65 @@ mod tests {
                 .any(|p| p.message.contains("has no {{ invite_link }}") && p.line == 14),
             "{no_link:?}"
         );
+    }
+
+    const CARDS: &str = r#"id = "c"
+title = "T"
+hashtag = "H"
+description = "Why we strike. And more."
+card_why = "WHY"
+[strike]
+timezone = "participant"
+days = ["2027-07-04"]
+[[posts]]
+name = "a"
+when = "start"
+template = "t"
+card = true
+[[posts]]
+name = "b"
+when = "end"
+template = "t"
+[templates]
+t = ["x"]
+"#;
+
+    #[test]
+    fn a_post_asks_for_the_card_and_the_campaign_says_why_in_its_own_words() {
+        let c = crate::campaign::parse_str(CARDS, Path::new("c.toml")).unwrap();
+        assert_eq!(c.card_why.as_deref(), Some("WHY"));
+        assert_eq!(
+            c.posts.iter().map(|p| p.card).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let day = chrono::NaiveDate::from_ymd_opt(2027, 7, 4).unwrap();
+        let n = c.card_notice(day, "https://picket.example.org/");
+        assert_eq!(n.why.as_deref(), Some("WHY"));
+        assert_eq!(n.host, "picket.example.org");
+
+        let plain = CARDS.replace("card_why = \"WHY\"\n", "");
+        let c = crate::campaign::parse_str(&plain, Path::new("c.toml")).unwrap();
+        assert_eq!(
+            c.card_notice(day, "https://x").why.as_deref(),
+            Some("Why we strike.")
+        );
+    }
+
+    #[test]
+    fn a_card_why_too_long_for_a_card_or_empty_is_pointed_at() {
+        let long = CARDS.replace("\"WHY\"", &format!("\"{}\"", "w".repeat(MAX_CARD_WHY + 1)));
+        let problems = crate::campaign::parse_str(&long, Path::new("c.toml")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].line, problems[0].col), (5, 12));
+        assert!(problems[0].message.contains("card_why"), "{problems:?}");
+        let empty = CARDS.replace("\"WHY\"", "\" \"");
+        let problems = crate::campaign::parse_str(&empty, Path::new("c.toml")).unwrap_err();
+        assert!(
+            problems[0].message.contains("card_why is empty"),
+            "{problems:?}"
+        );
+        let typo = CARDS.replace("card = true", "card = \"yes\"");
+        assert!(crate::campaign::parse_str(&typo, Path::new("c.toml")).is_err());
     }
 
     #[test]

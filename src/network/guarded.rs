@@ -518,6 +518,12 @@ impl Request {
         self
     }
 
+    /// A `multipart/form-data` body (uploads: Mastodon's media).
+    pub fn multipart(mut self, form: reqwest::multipart::Form) -> Request {
+        self.builder = self.builder.multipart(form);
+        self
+    }
+
     pub fn body(mut self, body: impl Into<reqwest::Body>) -> Request {
         self.builder = self.builder.body(body);
         self

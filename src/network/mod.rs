@@ -17,6 +17,7 @@ pub mod mastodon;
 pub mod nostr;
 pub mod official;
 pub mod peer;
+pub mod push;
 pub mod sandbox;
 pub mod threads;
 pub mod x;
@@ -74,6 +75,36 @@ pub struct OutgoingPost {
     pub outcome_unknown: bool,
     /// Give up on the request after this long: a post must not land after its window.
     pub timeout: Duration,
+    /// A picture to attach (the strike card, `card = true`), for adapters whose network
+    /// takes images ([`Network::takes_images`]); the others post the text alone.
+    pub image: Option<Image>,
+}
+
+/// A PNG to attach to a post, with its alt text.
+#[derive(Clone)]
+pub struct Image {
+    pub png: Arc<crate::card::Rendered>,
+    /// Always set: a picture without words is lost on a screen reader.
+    pub alt: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Image {
+    pub fn bytes(&self) -> &[u8] {
+        &self.png.png
+    }
+}
+
+/// Not the bytes: a post's `Debug` stays one readable line.
+impl fmt::Debug for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Image")
+            .field("bytes", &self.png.png.len())
+            .field("size", &format_args!("{}x{}", self.width, self.height))
+            .field("alt", &self.alt)
+            .finish()
+    }
 }
 
 /// What the network gave back for a published post.
@@ -259,6 +290,12 @@ pub trait Network: Send + Sync + 'static {
         account: &AccountRef,
         post: &OutgoingPost,
     ) -> Result<Receipt, PublishError>;
+
+    /// Whether [`OutgoingPost::image`] is attached; the dispatcher draws no card for a
+    /// network that would drop it.
+    fn takes_images(&self) -> bool {
+        false
+    }
 
     /// How long `text` is for this account, against its limit. The default is the
     /// network's own rule; adapters whose servers set their own limits (the Mastodon API)

@@ -34,6 +34,7 @@ pub mod connect;
 mod error;
 mod leave;
 mod pledge;
+pub mod push;
 pub mod tap;
 
 pub use connect::Connected;

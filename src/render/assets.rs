@@ -4,6 +4,8 @@
 //! proxies may keep each one for a year, and pages load script and style from picket
 //! alone (no inline `<script>`), which the Content-Security-Policy then insists on.
 //!
+//! The service worker (`static/sw.js`) is the one exception: it keeps its fixed address.
+//!
 //! Templates name them as `{{ assets.css }}` and `{{ assets.js }}` (see [`super::pages`]).
 
 use std::sync::LazyLock;
@@ -36,6 +38,11 @@ const FILES: &[(&str, &str, &str, &str, &str)] = &[
         include_str!("../../static/picket.js"),
     ),
 ];
+
+/// The service worker (`static/sw.js`). Not content-hashed like the others: a service
+/// worker's address is its identity (and its scope), and the browser checks it for
+/// changes itself. Served at `/sw.js` (`web::push`).
+pub const SERVICE_WORKER: &str = include_str!("../../static/sw.js");
 
 static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
     FILES

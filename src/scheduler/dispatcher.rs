@@ -27,13 +27,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacing::Pacer;
 use super::retry::RetryPolicy;
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, StrikeTime};
+use crate::card::{self, Cards};
 use crate::clock::Clock;
 use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
 use crate::domain::{CampaignId, NetworkKind, Secret};
-use crate::network::{AccountRef, Networks, OutgoingPost, PublishError};
+use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError};
 use crate::store::{Account, AccountRoute, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
@@ -77,6 +78,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// When `expire_missed` last ran (see [`Dispatcher::expiry_due`]).
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Strike cards for posts with `card = true`, shared with the web's card pages.
+    cards: Arc<Cards>,
 }
 
 impl Dispatcher {
@@ -116,6 +119,7 @@ impl Dispatcher {
             public_url: public_url.trim_end_matches('/').to_string(),
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
+            cards: Arc::new(Cards::default()),
         })
     }
 
@@ -129,6 +133,11 @@ impl Dispatcher {
     pub fn with_worker_name(mut self, name: impl Into<String>) -> Self {
         self.worker = name.into();
         self
+    }
+
+    /// The strike cards this dispatcher draws (the web serves the same ones).
+    pub fn cards(&self) -> Arc<Cards> {
+        self.cards.clone()
     }
 
     /// A handle that wakes an idle dispatcher.
@@ -528,6 +537,39 @@ impl Dispatcher {
             })
     }
 
+    /// The strike card for a post whose rule asks for one (`card = true`), when its network
+    /// takes images. Drawing it cannot fail on a good campaign; if it did, the notice goes
+    /// out without its picture rather than not at all.
+    async fn card_for(
+        &self,
+        post: &ClaimedPost,
+        network: &dyn Network,
+        text: &str,
+    ) -> Option<Image> {
+        if !network.takes_images() {
+            return None;
+        }
+        let hosted = self.hosted.get(&post.campaign_id)?;
+        let c = &hosted.campaign;
+        if !c.posts.iter().any(|r| r.name == post.post_name && r.card) {
+            return None;
+        }
+        let notice = c.card_notice(card_day(c, post.tz, post.slot_at), &self.public_url);
+        let size = card::Size::Square;
+        match self.cards.get(&notice, size).await {
+            Ok(png) => Some(Image {
+                png,
+                alt: card::alt_for_post(text),
+                width: size.width(),
+                height: size.height(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the strike card could not be drawn: posting without it");
+                None
+            }
+        }
+    }
+
     /// [`Dispatcher::send`], with a panic in it recorded as the post's failure. The post
     /// was `sending`: whether it went out is unknown, so it is not retried blindly.
     async fn send_isolated(&self, post: ClaimedPost, ready: Ready) -> Outcome {
@@ -563,6 +605,7 @@ impl Dispatcher {
             account,
             network,
         } = ready;
+        let image = self.card_for(&post, network.as_ref(), &text).await;
         let outgoing = OutgoingPost {
             text: text.clone(),
             idempotency_key: post.idempotency_key.clone(),
@@ -570,6 +613,7 @@ impl Dispatcher {
             slot_key: post.slot_key.clone(),
             outcome_unknown: post.outcome_unknown,
             timeout: left.min(StdDuration::from_secs(self.settings.request_timeout_secs)),
+            image,
         };
         match network.publish(&account, &outgoing).await {
             Ok(receipt) => Outcome::Published {
@@ -683,6 +727,31 @@ impl Phases {
     }
 }
 
+/// The strike day a post's card shows: the slot's own date where the days are read (the
+/// campaign's zone, or the participant's), when that is a strike day; before the strike the
+/// first day, after it the last.
+fn card_day(
+    c: &Campaign,
+    participant: crate::domain::Zone,
+    slot_at: DateTime<Utc>,
+) -> chrono::NaiveDate {
+    let tz = match &c.strike.when {
+        StrikeTime::ZonedDays { tz, .. } => *tz,
+        _ => participant.tz(),
+    };
+    let local = slot_at.with_timezone(&tz).date_naive();
+    let days = c.days();
+    if days.contains(&local) {
+        return local;
+    }
+    days.iter()
+        .copied()
+        .filter(|d| *d >= local)
+        .min()
+        .or_else(|| days.iter().copied().max())
+        .unwrap_or(local)
+}
+
 /// A post ready to go: its text, the account with its credentials opened, the adapter.
 struct Ready {
     text: String,
@@ -692,4 +761,59 @@ struct Ready {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "picket".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign(strike: &str) -> Campaign {
+        let src = format!(
+            "id = \"c\"\ntitle = \"T\"\nhashtag = \"H\"\n[strike]\n{strike}\n[[posts]]\nname = \"n\"\n\
+             when = \"start\"\ntemplate = \"t\"\ncard = true\n[templates]\nt = [\"x\"]\n"
+        );
+        crate::campaign::parse_str(&src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn zone(s: &str) -> crate::domain::Zone {
+        crate::domain::Zone::parse(s).unwrap()
+    }
+
+    fn day(s: &str) -> chrono::NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_card_shows_the_strike_day_where_the_days_are_read() {
+        let own = campaign("timezone = \"participant\"\ndays = [\"2027-07-04\", \"2027-07-05\"]");
+        // Midnight of 5 July in Auckland is still 4 July in UTC; 11 pm of 4 July in
+        // Honolulu is 5 July in UTC.
+        assert_eq!(
+            card_day(&own, zone("Pacific/Auckland"), at("2027-07-04T12:00:00Z")),
+            day("2027-07-05")
+        );
+        assert_eq!(
+            card_day(&own, zone("Pacific/Honolulu"), at("2027-07-05T09:00:00Z")),
+            day("2027-07-04")
+        );
+        // Before the strike (an invitation): its first day; after it: its last.
+        assert_eq!(
+            card_day(&own, zone("UTC"), at("2027-06-27T00:00:00Z")),
+            day("2027-07-04")
+        );
+        assert_eq!(
+            card_day(&own, zone("UTC"), at("2027-07-06T00:00:00Z")),
+            day("2027-07-05")
+        );
+        // Days read in the campaign's zone: the participant's does not move them.
+        let zoned = campaign("timezone = \"America/New_York\"\ndays = [\"2027-07-04\"]");
+        assert_eq!(
+            card_day(&zoned, zone("Asia/Tokyo"), at("2027-07-04T04:00:00Z")),
+            day("2027-07-04")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! The scheduler: the planner turns pledges into outbox rows; the dispatcher claims due
 //! rows, publishes them through a [`crate::network::Network`] and records the outcome.
-//! Only the dispatcher posts to networks; `remind` mails tap-to-post reminders.
+//! Only the dispatcher posts to networks; `remind` mails and pushes tap-to-post reminders.
 //!
 //! The planner, the dispatcher and the verifier run for as long as picket does, over rows
 //! that strangers wrote (a pledge from a public form, a post, an account). Each unit of

@@ -16,6 +16,7 @@
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
+//! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: tap-to-post reminder mails (at most once per slot), "I posted it" |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
@@ -44,6 +45,7 @@ mod outbox;
 mod participants;
 mod pledges;
 mod postgres;
+mod push;
 mod reminders;
 mod rows;
 mod sessions;
@@ -64,6 +66,7 @@ pub use outbox::Outbox;
 pub use participants::Participants;
 pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
+pub use push::{PushSubscriptionId, PushSubscriptions, StoredPushSubscription};
 pub use reminders::{ReminderDue, Reminders};
 pub use sessions::Sessions;
 pub use signatures::Signatures;
@@ -106,7 +109,15 @@ pub enum StoreError {
 /// Every method that writes takes `now` from the caller's clock.
 #[async_trait]
 pub trait Store:
-    Participants + Sessions + Pledges + Outbox + Signatures + Counts + Leases + Reminders
+    Participants
+    + Sessions
+    + Pledges
+    + Outbox
+    + Signatures
+    + Counts
+    + Leases
+    + Reminders
+    + PushSubscriptions
 where
     Self: Send + Sync + 'static,
 {

@@ -22,6 +22,8 @@ pub struct ReminderDue {
     pub campaign_id: String,
     pub slot_key: String,
     pub slot_at: DateTime<Utc>,
+    /// When the slot's window ends (the earliest of its notices'): no push after it.
+    pub window_end: DateTime<Utc>,
 }
 
 /// Reminders of tap-to-post notices; part of [`Store`](super::Store).
@@ -30,7 +32,7 @@ pub trait Reminders {
     /// Slots due for their reminder mail now, oldest first, at most `limit`: at least one
     /// `reminded` notice, no mail marked yet, the window (plus `grace`) still open, no
     /// tap-to-post notice of the same slot still waiting to be rendered (so one mail holds
-    /// them all), an active pledge of a campaign not cancelled, and an address to mail.
+    /// them all), an active pledge of a campaign not cancelled, and an address to mail or a browser to push to.
     async fn reminders_due(
         &self,
         now: DateTime<Utc>,
@@ -97,13 +99,14 @@ macro_rules! reminders {
                 grace: Duration,
                 limit: u32,
             ) -> Result<Vec<ReminderDue>, StoreError> {
-                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64)>(
+                let rows = sqlx::query_as::<_, (i64, i64, String, String, i64, i64)>(
                     "SELECT o.pledge_id, p.participant_id, o.campaign_id, o.slot_key, \
-                     MIN(o.slot_at) FROM outbox o \
+                     MIN(o.slot_at), MIN(o.window_end) FROM outbox o \
                      JOIN pledges p ON p.id = o.pledge_id \
                      JOIN participants pt ON pt.id = p.participant_id \
                      WHERE o.state = 'reminded' AND o.window_end >= $1 - $2 \
-                     AND p.status = 'active' AND pt.email IS NOT NULL \
+                     AND p.status = 'active' AND (pt.email IS NOT NULL OR EXISTS \
+                     (SELECT 1 FROM push_subscriptions s WHERE s.participant_id = pt.id)) \
                      AND NOT EXISTS (SELECT 1 FROM reminder_mails r \
                      WHERE r.pledge_id = o.pledge_id AND r.slot_key = o.slot_key) \
                      AND NOT EXISTS (SELECT 1 FROM outbox q \
@@ -122,15 +125,18 @@ macro_rules! reminders {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter()
-                    .map(|(pledge, participant, campaign, slot_key, at)| {
-                        Ok(ReminderDue {
-                            pledge_id: PledgeId(pledge),
-                            participant_id: ParticipantId(participant),
-                            campaign_id: campaign,
-                            slot_key,
-                            slot_at: instant(at)?,
-                        })
-                    })
+                    .map(
+                        |(pledge, participant, campaign, slot_key, at, window_end)| {
+                            Ok(ReminderDue {
+                                pledge_id: PledgeId(pledge),
+                                participant_id: ParticipantId(participant),
+                                campaign_id: campaign,
+                                slot_key,
+                                slot_at: instant(at)?,
+                                window_end: instant(window_end)?,
+                            })
+                        },
+                    )
                     .collect()
             }
 

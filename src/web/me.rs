@@ -89,6 +89,10 @@ struct MePage {
     accounts: Vec<AccountView>,
     /// Until when their current magic link works, if they have one that does.
     link_until: Option<String>,
+    /// The host's Web Push public key, for "Remind me in this browser".
+    push_key: String,
+    /// How many browsers remind them.
+    push_browsers: usize,
     ok: Option<String>,
     msg: Option<String>,
 }
@@ -156,6 +160,8 @@ pub async fn page(
             .iter()
             .map(|a| account_view(a, &state.vault))
             .collect(),
+        push_key: state.vapid.public_key(),
+        push_browsers: state.store.push_subscriptions_of(me.id).await?.len(),
         ok: q.ok,
         msg: q.msg,
     };

@@ -3,6 +3,7 @@
 
 mod api;
 mod campaign;
+mod card;
 pub(crate) mod connect;
 pub mod counts;
 mod declaration;
@@ -12,6 +13,7 @@ pub mod guard;
 pub(crate) mod join;
 mod me;
 mod pages;
+mod push;
 pub mod serve;
 pub mod session;
 pub mod signing;
@@ -52,6 +54,9 @@ pub struct AppState {
     pub egress: crate::network::Egress,
     /// Wakes the dispatcher when a pledge adds posts that may be due at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The host's Web Push key: its public half is handed to the page's "Remind me in
+    /// this browser" button.
+    pub vapid: Arc<crate::network::push::VapidKey>,
     /// OAuth authorizations (Mastodon servers, official APIs) waiting for their callback.
     pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
@@ -59,6 +64,8 @@ pub struct AppState {
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
     /// Counts shown on pages and in the API, cached for up to a second (`counts`).
     pub counts: Arc<counts::Counts>,
+    /// Strike cards drawn so far, shared with the dispatcher (`card`).
+    pub cards: Arc<crate::card::Cards>,
 }
 
 impl AppState {
@@ -179,6 +186,8 @@ fn private_routes() -> Router<AppState> {
         .route("/me/link", post(me::new_link))
         .route("/me/new-link", get(me::ask_link_form).post(me::ask_link))
         .route("/me/strike.ics", get(me::calendar))
+        .route("/me/push", post(push::subscribe))
+        .route("/me/push/delete", post(push::unsubscribe))
         .route("/me/posted", post(me::posted))
         .route("/me/posted/{token}", get(me::posted_page))
         .layer(SetResponseHeaderLayer::overriding(
@@ -201,7 +210,10 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/declaration", get(declaration::page))
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))
+        .route("/c/{id}/card.png", get(card::png))
+        .route("/c/{id}/card.txt", get(card::text))
         .route("/widget.js", get(widget::script))
+        .route("/sw.js", get(push::service_worker))
         .merge(private_routes())
         .merge(api_routes());
     if state.settings.sandbox {

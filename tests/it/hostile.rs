@@ -622,6 +622,8 @@ async fn a_thousand_and_more_hostile_requests_get_no_5xx_and_the_server_stays_up
             &["state", "code", "error", "error_description"],
         ),
         ("/api/v1/campaigns/social-media-strike/stats", &["x"]),
+        ("/c/social-media-strike/card.png", &["day", "size"]),
+        ("/c/social-media-strike/card.txt", &["day"]),
         ("/me", &["t", "msg"]),
     ];
 

@@ -3,6 +3,7 @@
 mod browser;
 mod campaign_check;
 mod campaign_preview;
+mod card;
 mod cli;
 mod crash;
 mod declaration;
@@ -18,6 +19,7 @@ mod net_mastodon;
 mod net_nostr;
 mod net_threads;
 mod net_x;
+mod push;
 mod rehearse;
 mod resilience;
 mod ssrf;

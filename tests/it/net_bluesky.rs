@@ -773,6 +773,7 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
         slot_key: "s".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
+        image: None,
     };
 
     // Act: the same post three times (the last as a retry after an unknown outcome).
@@ -808,4 +809,200 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
     assert!(matches!(too_long, Err(PublishError::Rejected(_))));
     assert_eq!(engagement, None, "a PDS alone has no AppView");
     assert!(posts_on_pds(&pds, &erin.did).await.is_empty());
+}
+
+/// A post's picture: the strike card of the bundled campaign's first day.
+fn card_image(alt: &str) -> picket::network::Image {
+    use picket::card::{Notice, Rendered, Size, render};
+    let notice = Notice {
+        title: "Social Media Strike".into(),
+        hashtag: "SocialMediaStrike".into(),
+        day: chrono::NaiveDate::from_ymd_opt(2027, 7, 4).unwrap(),
+        host: "picket.example.org".into(),
+        why: Some("Our words are ours.".into()),
+    };
+    let png = render(&notice, Size::Square).unwrap();
+    picket::network::Image {
+        png: Arc::new(Rendered {
+            png,
+            etag: String::new(),
+        }),
+        alt: alt.to_string(),
+        width: 1080,
+        height: 1080,
+    }
+}
+
+/// The blob `cid` of `did`, as the PDS serves it to anyone.
+async fn blob(pds: &str, did: &str, cid: &str) -> Vec<u8> {
+    let r = reqwest::get(format!(
+        "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
+    ))
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "getBlob: {}", r.status());
+    r.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_an_image_embeds_the_uploaded_blob_with_its_alt_and_a_retry_rewrites_the_same_record()
+ {
+    use picket::network::bluesky::{Bluesky, connect};
+    use picket::network::{AccountRef, DiscardCredentials, Network, OutgoingPost};
+    let Some(pds) = pds_url() else { return };
+    // Arrange: an account connected as `picket account add bluesky` does, and a post with
+    // the strike card; its text carries a link to this host, whose link card it must not get.
+    let gil = create_account(&pds).await;
+    let egress = picket::network::Egress::new(false);
+    let creds = connect(egress.trusted(), &gil.handle, &gil.app_password, Some(&pds))
+        .await
+        .unwrap();
+    let adapter = Bluesky::new(
+        egress,
+        Arc::new(DiscardCredentials),
+        Arc::new(picket::clock::SystemClock),
+    )
+    .with_cards_from("https://picket.example.org");
+    let account = AccountRef {
+        id: 1,
+        handle: gil.handle.clone(),
+        server: pds.clone(),
+        credentials: creds.to_secret(),
+        trusted: true,
+    };
+    let text = "I'm not posting here today: #SocialMediaStrike https://picket.example.org/i/abc";
+    let image = card_image(text);
+    let post = OutgoingPost {
+        text: text.into(),
+        idempotency_key: "card-1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+        image: Some(image.clone()),
+    };
+
+    // Act: the post, then its retry after an unknown outcome (the image uploaded again).
+    let first = adapter.publish(&account, &post).await.unwrap();
+    let retried = OutgoingPost {
+        outcome_unknown: true,
+        ..post.clone()
+    };
+    let second = adapter.publish(&account, &retried).await.unwrap();
+
+    // Assert: one record, its embed the image with the post's text as alt, and the blob
+    // it names is the card's very bytes.
+    assert_eq!(first, second);
+    let records = posts_on_pds(&pds, &gil.did).await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let embed = &records[0]["value"]["embed"];
+    assert_eq!(embed["$type"], "app.bsky.embed.images", "{embed:#}");
+    let shown = &embed["images"][0];
+    assert_eq!(shown["alt"], text);
+    assert_eq!(shown["aspectRatio"], json!({"width": 1080, "height": 1080}));
+    assert_eq!(shown["image"]["mimeType"], "image/png");
+    let cid = shown["image"]["ref"]["$link"].as_str().unwrap();
+    let bytes = blob(&pds, &gil.did, cid).await;
+    assert_eq!(bytes, image.bytes());
+    assert_eq!(crate::card::png_size(&bytes), (1080, 1080));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_post_with_card_true_reaches_the_pds_with_the_strike_card_and_the_notice_as_alt()
+{
+    let Some(pds) = pds_url() else { return };
+    // Arrange: a strike opening in a few seconds whose notice asks for the card, and a
+    // follow-up that does not.
+    let hana = create_account(&pds).await;
+    let start = Utc::now() + chrono::Duration::seconds(4);
+    let campaign = format!(
+        r#"id = "bsky-card"
+title = "Card strike"
+hashtag = "CardStrike"
+card_why = "Our words are ours."
+networks = ["bluesky"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+window = "30m"
+card = true
+
+[[posts]]
+name = "plain"
+when = "start"
+template = "plain"
+window = "30m"
+
+[templates]
+notice = ["I'm not posting here today: #{{{{ hashtag }}}}. Join: {{{{ invite_link }}}}"]
+plain = ["Still on #{{{{ hashtag }}}}"]
+"#,
+        rfc(start),
+        rfc(start + chrono::Duration::hours(1))
+    );
+    let inst = Options::default()
+        .without_bundled()
+        .campaign("bsky-card", &campaign)
+        .config("[scheduler]\nlease_secs = 5\nrequest_timeout_secs = 10\n")
+        .key(KEY)
+        .install();
+    let account = inst.add_account(&[
+        "bluesky",
+        "--handle",
+        &hana.handle,
+        "--app-password",
+        &hana.app_password,
+        "--service",
+        &pds,
+    ]);
+    inst.run(&["join", "bsky-card", "--account", &account.to_string()]);
+
+    // Act
+    let serve = inst.serve().await;
+    let posts = eventually(
+        Duration::from_secs(60),
+        "two posts on the PDS",
+        async || {
+            let found = posts_on_pds(&pds, &hana.did).await;
+            if found.len() >= 2 {
+                Ok(found)
+            } else {
+                Err(format!("{} so far", found.len()))
+            }
+        },
+    )
+    .await;
+    stop(serve);
+
+    // Assert: the notice carries the card, described by its own text; the other post none.
+    let notice = posts
+        .iter()
+        .map(|p| &p["value"])
+        .find(|v| v["text"].as_str().unwrap().starts_with("I'm not posting"))
+        .expect("the notice");
+    let plain = posts
+        .iter()
+        .map(|p| &p["value"])
+        .find(|v| v["text"].as_str().unwrap().starts_with("Still"))
+        .expect("the plain post");
+    assert_eq!(
+        notice["embed"]["$type"], "app.bsky.embed.images",
+        "{notice:#}"
+    );
+    let image = &notice["embed"]["images"][0];
+    assert_eq!(image["alt"], notice["text"]);
+    let cid = image["image"]["ref"]["$link"].as_str().unwrap();
+    assert_eq!(
+        crate::card::png_size(&blob(&pds, &hana.did, cid).await),
+        (1080, 1080)
+    );
+    assert_ne!(
+        plain["embed"]["$type"], "app.bsky.embed.images",
+        "{plain:#}"
+    );
 }

@@ -57,6 +57,7 @@ fn post(text: &str, outcome_unknown: bool, timeout: Duration) -> OutgoingPost {
         slot_key: "s".into(),
         outcome_unknown,
         timeout,
+        image: None,
     }
 }
 

@@ -709,6 +709,7 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
         slot_key: "slot".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(10),
+        image: None,
     };
     let adapter = Mastodon::new(
         picket::network::Egress::new(false),
@@ -814,4 +815,255 @@ async fn a_participant_connects_a_mastodon_account_in_the_browser_through_the_se
     // A replayed callback (the state is single-use) is refused with a message.
     let replay = browser.get(&callback).await;
     assert_eq!(replay.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_post_with_card_true_is_published_with_the_strike_card_described_by_its_text() {
+    let Some(url) = server_url() else { return };
+    // Arrange: a user with a token, and a strike opening in a few seconds whose notice
+    // asks for the card.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("card").await;
+    let token = mock.token_for(&username).await;
+    let hashtag = unique("PicketCard");
+    let start = Utc::now() + chrono::Duration::seconds(3);
+    let campaign = format!(
+        r#"id = "strike"
+title = "Card strike"
+hashtag = "{hashtag}"
+networks = ["mastodon"]
+
+[strike]
+windows = [{{ start = "{}", end = "{}" }}]
+
+[[posts]]
+name = "notice"
+when = "start"
+template = "notice"
+window = "30m"
+card = true
+
+[templates]
+notice = ["I'm not posting here today: #{{{{ hashtag }}}}. Join: {{{{ invite_link }}}}"]
+"#,
+        rfc(start),
+        rfc(start + chrono::Duration::hours(1))
+    );
+    let inst = Options::default()
+        .without_bundled()
+        .campaign("strike", &campaign)
+        .config(
+            "public_url = \"https://picket.example.org\"\n[scheduler]\nlease_secs = 10\nrequest_timeout_secs = 10\n",
+        )
+        .key([7u8; 32])
+        .install();
+    let account = inst.add_account(&["mastodon", "--server", &url, "--token", &token]);
+    inst.run(&["join", "strike", "--account", &account.to_string()]);
+
+    // Act
+    let served = inst.serve().await;
+    let statuses = mock.wait_tagged(&hashtag, 1, Duration::from_secs(60)).await;
+    served.stop();
+
+    // Assert: one status with one image, described by the notice's own text, and the
+    // image is the square card.
+    assert_eq!(statuses.len(), 1);
+    let status = &statuses[0];
+    let media = status["media_attachments"].as_array().expect("attachments");
+    assert_eq!(media.len(), 1, "{status:#}");
+    assert_eq!(media[0]["type"], "image");
+    let description = media[0]["description"].as_str().unwrap();
+    assert!(
+        description.starts_with(&format!(
+            "I'm not posting here today: #{hashtag}. Join: https://picket.example.org/i/"
+        )),
+        "{description}"
+    );
+    assert_eq!(
+        description.split_whitespace().collect::<Vec<_>>(),
+        plain(status["content"].as_str().unwrap())
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    );
+    let png = reqwest::get(media[0]["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(crate::card::png_size(&png), (1080, 1080));
+}
+
+/// What the fake media server below saw.
+#[derive(Default)]
+struct MediaSeen {
+    uploads: Vec<String>,
+    polls: usize,
+    statuses: Vec<Value>,
+}
+
+/// A server that answers as <https://docs.joinmastodon.org/methods/media/#v2> says a
+/// server still processing an upload does: `202` with `"url": null`, then
+/// `GET /api/v1/media/:id` answers `206` until it is done and `200` with the URL.
+async fn processing_server(seen: Arc<std::sync::Mutex<MediaSeen>>, upload_status: u16) -> String {
+    use axum::body::Bytes;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    type Seen = Arc<std::sync::Mutex<MediaSeen>>;
+    let app = axum::Router::new()
+        .route(
+            "/api/v2/media",
+            post(
+                move |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    let kind = headers["content-type"].to_str().unwrap().to_string();
+                    let text = String::from_utf8_lossy(&body).to_string();
+                    let mut s = seen.lock().unwrap();
+                    s.uploads.push(format!("{kind}\n{text}"));
+                    (
+                        StatusCode::from_u16(upload_status).unwrap(),
+                        axum::Json(serde_json::json!({"id": "77", "type": "image", "url": null})),
+                    )
+                },
+            ),
+        )
+        .route(
+            "/api/v1/media/{id}",
+            get(
+                |State(seen): State<Seen>, Path(id): Path<String>| async move {
+                    let mut s = seen.lock().unwrap();
+                    s.polls += 1;
+                    if s.polls < 3 {
+                        (
+                            StatusCode::PARTIAL_CONTENT,
+                            axum::Json(serde_json::json!({"id": id, "url": null})),
+                        )
+                    } else {
+                        (
+                            StatusCode::OK,
+                            axum::Json(
+                                serde_json::json!({"id": id, "url": "http://127.0.0.1/m/77.png"}),
+                            ),
+                        )
+                    }
+                },
+            ),
+        )
+        .route(
+            "/api/v1/statuses",
+            post(
+                |State(seen): State<Seen>, axum::Json(body): axum::Json<Value>| async move {
+                    seen.lock().unwrap().statuses.push(body);
+                    axum::Json(serde_json::json!({
+                        "id": "1", "url": "http://127.0.0.1/@u/1", "visibility": "public",
+                        "content": "<p>x</p>"
+                    }))
+                },
+            ),
+        )
+        .with_state(seen);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn image_post(alt: &str) -> picket::network::OutgoingPost {
+    let png = picket::card::render(
+        &picket::card::Notice {
+            title: "T".into(),
+            hashtag: "H".into(),
+            day: chrono::NaiveDate::from_ymd_opt(2027, 7, 4).unwrap(),
+            host: "picket.example.org".into(),
+            why: None,
+        },
+        picket::card::Size::Square,
+    )
+    .unwrap();
+    picket::network::OutgoingPost {
+        text: "On strike #H".into(),
+        idempotency_key: "k".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: false,
+        timeout: Duration::from_secs(10),
+        image: Some(picket::network::Image {
+            png: Arc::new(picket::card::Rendered {
+                png,
+                etag: String::new(),
+            }),
+            alt: alt.into(),
+            width: 1080,
+            height: 1080,
+        }),
+    }
+}
+
+fn fake_account(server: &str) -> picket::network::AccountRef {
+    picket::network::AccountRef {
+        id: 1,
+        handle: "u".into(),
+        server: server.into(),
+        credentials: picket::domain::Secret::new("token-abc".to_string()),
+        trusted: true,
+    }
+}
+
+#[tokio::test]
+async fn an_upload_still_processing_is_polled_until_ready_and_then_attached_to_the_status() {
+    use picket::network::Network;
+    use picket::network::mastodon::Mastodon;
+    // Arrange
+    let seen = Arc::new(std::sync::Mutex::new(MediaSeen::default()));
+    let server = processing_server(seen.clone(), 202).await;
+    let adapter = Mastodon::new(
+        picket::network::Egress::new(false),
+        Arc::new(picket::clock::SystemClock),
+    );
+
+    // Act
+    let receipt = adapter
+        .publish(&fake_account(&server), &image_post("The notice, in words"))
+        .await
+        .unwrap();
+
+    // Assert: uploaded once as multipart with the alt text as `description`, asked about
+    // until done, and named in the status.
+    assert_eq!(receipt.remote_id, "1");
+    let s = seen.lock().unwrap();
+    assert_eq!(s.uploads.len(), 1);
+    let upload = &s.uploads[0];
+    assert!(
+        upload.starts_with("multipart/form-data; boundary="),
+        "{upload}"
+    );
+    assert!(upload.contains("name=\"description\"\r\n\r\nThe notice, in words"));
+    assert!(upload.contains("filename=\"strike-card.png\""));
+    assert!(upload.contains("Content-Type: image/png"));
+    assert_eq!(s.polls, 3);
+    assert_eq!(s.statuses.len(), 1);
+    assert_eq!(s.statuses[0]["media_ids"], serde_json::json!(["77"]));
+    assert_eq!(s.statuses[0]["status"], "On strike #H");
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_the_posts_refusal_and_no_status_is_posted() {
+    use picket::network::mastodon::Mastodon;
+    use picket::network::{Network, PublishError};
+    let seen = Arc::new(std::sync::Mutex::new(MediaSeen::default()));
+    let server = processing_server(seen.clone(), 422).await;
+    let adapter = Mastodon::new(
+        picket::network::Egress::new(false),
+        Arc::new(picket::clock::SystemClock),
+    );
+
+    let refused = adapter
+        .publish(&fake_account(&server), &image_post("alt"))
+        .await;
+
+    let Err(PublishError::Rejected(reason)) = refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert!(reason.summary().contains("image"), "{reason:?}");
+    assert!(seen.lock().unwrap().statuses.is_empty());
 }

@@ -610,6 +610,7 @@ async fn engagement_counts_reactions_reposts_and_replies_and_delete_removes_the_
         slot_key: "s1".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(5),
+        image: None,
     };
     let receipt = nostr.publish(&account, &post).await.unwrap();
     let again = nostr.publish(&account, &post).await.unwrap();

@@ -72,6 +72,7 @@ fn post(text: &str, slot: &str, outcome_unknown: bool, timeout: Duration) -> Out
         slot_key: slot.into(),
         outcome_unknown,
         timeout,
+        image: None,
     }
 }
 

@@ -518,6 +518,7 @@ fn post() -> OutgoingPost {
         slot_key: "s".into(),
         outcome_unknown: false,
         timeout: Duration::from_secs(5),
+        image: None,
     }
 }
 

@@ -2391,3 +2391,163 @@ async fn a_post_waiting_for_a_reconnect_can_be_posted_by_hand_and_is_then_never_
     })
     .await;
 }
+
+#[tokio::test]
+async fn push_subscriptions_are_kept_per_browser_handed_over_capped_and_forgotten() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let ada = striker(&*store, "ada", 1).await;
+        let bob = striker(&*store, "bob", 1).await;
+        let sealed = |n: u8| Sealed::new(vec![9, n]);
+
+        // Act: ada subscribes two browsers, then the first one again with new keys.
+        let first = store
+            .save_push_subscription(ada.participant, "h1", &sealed(1), 3, t0())
+            .await
+            .unwrap();
+        store
+            .save_push_subscription(ada.participant, "h2", &sealed(2), 3, t0())
+            .await
+            .unwrap();
+        let again = store
+            .save_push_subscription(
+                ada.participant,
+                "h1",
+                &sealed(3),
+                3,
+                t0() + Duration::minutes(1),
+            )
+            .await
+            .unwrap();
+
+        // Assert: one row per browser, the newest keys, oldest first.
+        assert_eq!(first, again, "{db}");
+        let subs = store.push_subscriptions_of(ada.participant).await.unwrap();
+        let blobs: Vec<_> = subs.iter().map(|s| s.sealed.clone()).collect();
+        assert_eq!(blobs, vec![sealed(2), sealed(3)], "{db}");
+        assert_eq!(subs[1].created_at, t0() + Duration::minutes(1), "{db}");
+
+        // A failure is recorded and cleared by the next save.
+        store
+            .set_push_error(first, Some("the push service answered 500"))
+            .await
+            .unwrap();
+        let subs = store.push_subscriptions_of(ada.participant).await.unwrap();
+        assert_eq!(
+            subs[1].last_error.as_deref(),
+            Some("the push service answered 500"),
+            "{db}"
+        );
+
+        // bob signs in on ada's first browser and subscribes: it is his now.
+        store
+            .save_push_subscription(
+                bob.participant,
+                "h1",
+                &sealed(4),
+                3,
+                t0() + Duration::minutes(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .push_subscriptions_of(ada.participant)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{db}"
+        );
+        let bobs = store.push_subscriptions_of(bob.participant).await.unwrap();
+        assert_eq!(bobs.len(), 1, "{db}");
+        assert_eq!(bobs[0].last_error, None, "{db}");
+
+        // Only the newest `keep` are kept.
+        for (i, h) in ["h3", "h4", "h5"].iter().enumerate() {
+            store
+                .save_push_subscription(
+                    ada.participant,
+                    h,
+                    &sealed(5 + i as u8),
+                    3,
+                    t0() + Duration::minutes(3 + i as i64),
+                )
+                .await
+                .unwrap();
+        }
+        let kept: Vec<_> = store
+            .push_subscriptions_of(ada.participant)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.sealed)
+            .collect();
+        assert_eq!(kept, vec![sealed(5), sealed(6), sealed(7)], "{db}");
+
+        // Unsubscribing names the participant: bob cannot remove ada's browser.
+        assert!(
+            !store
+                .delete_push_subscription(bob.participant, "h3")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .delete_push_subscription(ada.participant, "h3")
+                .await
+                .unwrap()
+        );
+        let gone = store.push_subscriptions_of(ada.participant).await.unwrap()[0].id;
+        assert!(store.remove_push_subscription(gone).await.unwrap(), "{db}");
+        assert!(!store.remove_push_subscription(gone).await.unwrap(), "{db}");
+        assert_eq!(
+            store
+                .push_subscriptions_of(ada.participant)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{db}"
+        );
+
+        // Deleting a participant deletes their subscriptions.
+        store.delete_participant(bob.participant).await.unwrap();
+        assert!(
+            store
+                .push_subscriptions_of(bob.participant)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slots_reminder_is_due_for_a_browser_to_push_to_even_without_an_address() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a participant without an address, one tap notice rendered at its slot.
+        let s = tap_striker(&*store, "bo", 1, false).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::seconds(1);
+        let grace = Duration::seconds(60);
+        remind(&*store, now, 10).await;
+
+        // Act
+        let without = store.reminders_due(now, grace, 10).await.unwrap();
+        store
+            .save_push_subscription(s.participant, "h1", &Sealed::new(vec![1]), 10, now)
+            .await
+            .unwrap();
+        let with = store.reminders_due(now, grace, 10).await.unwrap();
+
+        // Assert: due once there is somewhere to remind them, with the window's end.
+        assert!(without.is_empty(), "{db}: {without:?}");
+        assert_eq!(with.len(), 1, "{db}: {with:?}");
+        assert_eq!(with[0].participant_id, s.participant, "{db}");
+        assert_eq!(with[0].window_end, t0() + Duration::hours(1), "{db}");
+    })
+    .await;
+}

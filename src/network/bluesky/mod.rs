@@ -9,6 +9,10 @@
 //!              │     └─ refresh refused ─> createSession with the app password, once
 //!              │           └─ refused ─> Reconnect
 //!            ─> facets on the final text (links, #tags, @mentions → DIDs)
+//!            ─> the strike card, when the post has one: uploadBlob, then an
+//!               `app.bsky.embed.images` embed with its alt text (the blob's CID is the
+//!               hash of the bytes, and the card is drawn the same every time, so a retry
+//!               writes the identical record); otherwise
 //!            ─> link card of the first link to this host's own pages (best effort,
 //!               short timeout; a participant's text must not choose what picket fetches)
 //!            ─> putRecord with a record key derived from the idempotency key and
@@ -59,6 +63,8 @@ const REFRESH_MARGIN_SECS: i64 = 5 * 60;
 /// How long the link card's page (and thumbnail) may take: the card is a nicety.
 const CARD_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_THUMB_BYTES: usize = 1_000_000;
+/// The largest image `app.bsky.embed.images` takes (its lexicon's `maxSize`).
+const MAX_IMAGE_BYTES: usize = 2_000_000;
 
 /// What picket stores (sealed) for a Bluesky account.
 #[derive(Clone, Serialize, Deserialize)]
@@ -515,6 +521,65 @@ impl Bluesky {
         Some(v.get("blob")?.clone())
     }
 
+    /// `com.atproto.repo.uploadBlob` of a post's image; the blob reference for the record.
+    /// Unlike the link card's thumbnail this is not best effort: the campaign asked for the
+    /// picture, so a failure is the post's (retried, or reconnect).
+    async fn upload_image(
+        &self,
+        account: &AccountRef,
+        image: &super::Image,
+        timeout: Duration,
+    ) -> Result<Value, PublishError> {
+        const METHOD: &str = "com.atproto.repo.uploadBlob";
+        if image.bytes().len() > MAX_IMAGE_BYTES {
+            return Err(PublishError::rejected(format!(
+                "the post's image is too large for Bluesky: {} bytes of at most {MAX_IMAGE_BYTES}",
+                image.bytes().len()
+            )));
+        }
+        let mut creds = self.session(account).await?;
+        let mut renewed = false;
+        loop {
+            let sent = self
+                .http(account)
+                .post(&xrpc_url(&creds.pds, METHOD))
+                .bearer_auth(&creds.access_jwt)
+                .header(reqwest::header::CONTENT_TYPE.as_str(), "image/png")
+                .timeout(timeout)
+                .body(image.bytes().to_vec())
+                .send()
+                .await;
+            match finish(sent, self.clock.now()).await {
+                Ok(mut body) => {
+                    if let Some(reset) = take_rate_note(&mut body) {
+                        self.note_rate_reset(account.id, reset).await;
+                    }
+                    return match body.get("blob") {
+                        Some(blob) if blob.is_object() => Ok(blob.clone()),
+                        _ => Err(retry(
+                            "the PDS's answer to the image upload had no blob",
+                            false,
+                        )),
+                    };
+                }
+                Err(XrpcError::Auth(_)) if !renewed => {
+                    creds = self.renew_after_expired(account, &creds).await?;
+                    renewed = true;
+                }
+                Err(e) => {
+                    if let XrpcError::Status {
+                        rate_reset: Some(reset),
+                        ..
+                    } = &e
+                    {
+                        self.note_rate_reset(account.id, *reset).await;
+                    }
+                    return Err(e.into_publish(METHOD, self.clock.now()));
+                }
+            }
+        }
+    }
+
     /// The first link of `text` to a page of this host, the one a card is made for.
     fn card_link(&self, text: &str) -> Option<String> {
         facets::detect(text)
@@ -651,6 +716,7 @@ impl XrpcError {
 fn doing_words(doing: &str) -> &str {
     match doing {
         "com.atproto.repo.putRecord" => "posting",
+        "com.atproto.repo.uploadBlob" => "uploading the post's image",
         "com.atproto.repo.deleteRecord" => "deleting a post",
         "com.atproto.server.getSession" => "checking the account",
         other => other,
@@ -846,6 +912,10 @@ impl Network for Bluesky {
         NetworkKind::Bluesky
     }
 
+    fn takes_images(&self) -> bool {
+        true
+    }
+
     #[tracing::instrument(skip_all, fields(network = "bluesky", account = account.id))]
     async fn publish(
         &self,
@@ -873,7 +943,18 @@ impl Network for Bluesky {
         if !facets.is_empty() {
             record["facets"] = Value::Array(facets);
         }
-        if let Some(uri) = first_link
+        // One embed per post: the picture the campaign asked for wins over a link card.
+        if let Some(image) = &post.image {
+            let blob = self.upload_image(account, image, post.timeout).await?;
+            record["embed"] = json!({
+                "$type": "app.bsky.embed.images",
+                "images": [{
+                    "image": blob,
+                    "alt": image.alt,
+                    "aspectRatio": {"width": image.width, "height": image.height},
+                }],
+            });
+        } else if let Some(uri) = first_link
             && let Some(embed) = self.card(account, &uri, side_timeout).await
         {
             record["embed"] = embed;

@@ -21,6 +21,8 @@ pub(crate) enum Call {
     Delete,
     /// Reading the account, a post or a list of posts.
     Read,
+    /// Uploading (or waiting for) the post's image.
+    Media,
 }
 
 impl Call {
@@ -29,6 +31,7 @@ impl Call {
             Call::Post => "the post",
             Call::Delete => "the deletion",
             Call::Read => "the request",
+            Call::Media => "the post's image",
         }
     }
 }

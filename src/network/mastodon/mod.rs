@@ -13,9 +13,15 @@
 //! server's software and limits, the OAuth app it was enrolled with), sealed by the vault.
 //! Tokens never expire on these servers, so nothing is ever refreshed or re-saved.
 //!
+//! A post with an image (the strike card) uploads it first (`POST /api/v2/media` with its
+//! alt text as `description`; a 202 is still processing and is polled at
+//! `GET /api/v1/media/:id`) and names it in `media_ids`. The status keeps its
+//! `Idempotency-Key`, so a retry that re-uploads leaves at most an unattached upload
+//! behind (servers delete those), never a second post.
+//!
 //! Not here: hand-off to the server's own `scheduled_at` (every post is sent when due,
 //! and `scheduled_at` is never sent: GoToSocial backdates past instants without
-//! federating them), media, census of hashtags across servers.
+//! federating them), census of hashtags across servers.
 
 pub mod enroll;
 pub mod errors;
@@ -48,6 +54,9 @@ use errors::error_of;
 /// Mastodon keeps an `Idempotency-Key` for one hour; past this age a retry reads back
 /// first, because the key may have expired on the server.
 const KEY_TRUSTED_FOR: chrono::Duration = chrono::Duration::minutes(50);
+
+/// How often an upload still being processed (202) is asked about again.
+const MEDIA_POLL: Duration = Duration::from_millis(500);
 
 /// How many of the account's recent statuses a read-back looks through.
 const READ_BACK_LIMIT: u32 = 20;
@@ -203,6 +212,99 @@ impl Status {
     }
 }
 
+/// A `MediaAttachment`, as much of it as picket reads.
+#[derive(Deserialize)]
+struct Media {
+    id: String,
+    /// `null` while the server is still processing the file.
+    #[serde(default)]
+    url: Option<String>,
+}
+
+impl Mastodon {
+    /// Upload `image` as the account's media, wait until the server has processed it, and
+    /// give its id (<https://docs.joinmastodon.org/methods/media/#v2>).
+    async fn upload(
+        &self,
+        account: &AccountRef,
+        creds: &Credentials,
+        image: &super::Image,
+        within: Duration,
+    ) -> Result<String, PublishError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let file = reqwest::multipart::Part::bytes(image.bytes().to_vec())
+            .file_name("strike-card.png")
+            .mime_str("image/png")
+            .map_err(|e| {
+                PublishError::Rejected(
+                    Reason::new("the post's image could not be attached")
+                        .with_detail(e.to_string()),
+                )
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .part("file", file)
+            .text("description", image.alt.clone());
+        let resp = self
+            .http(account)
+            .post(&format!("{}/api/v2/media", base(&account.server)))
+            .bearer_auth(&creds.token)
+            .timeout(within)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(error_of(resp, Call::Media, self.clock.now()).await);
+        }
+        let mut media: Media = resp.json().await.map_err(|e| PublishError::Retry {
+            reason: Reason::new("the server's answer to the image upload was unreadable")
+                .with_detail(e.to_string()),
+            after: None,
+            maybe_sent: false,
+        })?;
+        // 202 Accepted: "url will be null until processed"; GET /api/v1/media/:id answers
+        // 206 while processing and 200 once done.
+        while media.url.is_none() {
+            if tokio::time::Instant::now() + MEDIA_POLL >= deadline {
+                return Err(PublishError::retry(
+                    "the server was still processing the post's image",
+                ));
+            }
+            tokio::time::sleep(MEDIA_POLL).await;
+            let resp = self
+                .http(account)
+                .get(&format!(
+                    "{}/api/v1/media/{}",
+                    base(&account.server),
+                    path_segment(&media.id)
+                ))
+                .bearer_auth(&creds.token)
+                .timeout(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .send()
+                .await
+                .map_err(|e| super::transport_error(&e))?;
+            match resp.status() {
+                StatusCode::OK => {
+                    media = resp.json().await.map_err(|e| PublishError::Retry {
+                        reason: Reason::new("the server's answer about the image was unreadable")
+                            .with_detail(e.to_string()),
+                        after: None,
+                        maybe_sent: false,
+                    })?;
+                    // A server that answers 200 without a URL has nothing more to say.
+                    if media.url.is_none() {
+                        break;
+                    }
+                }
+                StatusCode::PARTIAL_CONTENT => {}
+                _ => return Err(error_of(resp, Call::Media, self.clock.now()).await),
+            }
+        }
+        Ok(media.id)
+    }
+}
+
 fn base(server: &str) -> &str {
     server.trim_end_matches('/')
 }
@@ -211,6 +313,10 @@ fn base(server: &str) -> &str {
 impl Network for Mastodon {
     fn kind(&self) -> NetworkKind {
         NetworkKind::Mastodon
+    }
+
+    fn takes_images(&self) -> bool {
+        true
     }
 
     fn measure(&self, account: &AccountRef, text: &str) -> compose::Measure {
@@ -247,14 +353,28 @@ impl Network for Mastodon {
                 Err(e) => return Err(e),
             }
         }
+        // Never `scheduled_at` here: a past instant is a backdated import on GoToSocial.
+        let mut body = serde_json::json!({ "status": post.text, "visibility": "public" });
+        let mut timeout = post.timeout;
+        if let Some(image) = &post.image {
+            let started = std::time::Instant::now();
+            let media = self.upload(account, &creds, image, post.timeout).await?;
+            body["media_ids"] = serde_json::json!([media]);
+            let left = post.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(PublishError::retry(
+                    "the post's image took the whole time the post had",
+                ));
+            }
+            timeout = left;
+        }
         let resp = self
             .http(account)
             .post(&format!("{}/api/v1/statuses", base(&account.server)))
             .bearer_auth(&creds.token)
             .header("Idempotency-Key", &post.idempotency_key)
-            .timeout(post.timeout)
-            // Never `scheduled_at` here: a past instant is a backdated import on GoToSocial.
-            .json(&serde_json::json!({ "status": post.text, "visibility": "public" }))
+            .timeout(timeout)
+            .json(&body)
             .send()
             .await
             .map_err(|e| super::transport_error(&e))?;
@@ -586,6 +706,7 @@ mod tests {
             slot_key: "slot".into(),
             outcome_unknown: false,
             timeout: Duration::from_secs(5),
+            image: None,
         };
 
         // Act
