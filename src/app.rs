@@ -114,6 +114,12 @@ impl Core {
             &self.settings.public_url,
             self.clock.clone(),
         )
+        .with_official_apis(
+            &self.settings,
+            self.credential_sink(),
+            &self.egress,
+            self.clock.clone(),
+        )
     }
 
     pub fn dispatcher(&self, networks: Networks) -> anyhow::Result<Dispatcher> {
@@ -176,7 +182,14 @@ impl Application {
             vapid,
         } = core;
         let pages = Pages::load(settings.templates_dir.as_deref())
-            .and_then(|p| p.with_site(&serde_json::json!({ "sandbox": settings.sandbox })))
+            .and_then(|p| {
+                p.with_site(&serde_json::json!({
+                    "sandbox": settings.sandbox,
+                    "threads": settings.threads.is_some(),
+                "linkedin": settings.linkedin.is_some(),
+                "facebook": settings.facebook.is_some(),
+                }))
+            })
             .context("loading page templates")?;
         let mailer = crate::mail::from_settings(settings.smtp.as_ref())
             .context("setting up outgoing mail ([smtp])")?

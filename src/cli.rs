@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
+mod add_official;
 mod declaration;
 mod participate;
 mod widget;
@@ -338,13 +339,22 @@ pub enum AddAccount {
         service: Option<String>,
     },
     /// X, tap-to-post: a prefilled compose link at each slot (X forbids coordinated
-    /// automated posting, so picket does not post there for you).
-    #[command(after_help = "Example:\n  picket account add x --handle @alex")]
-    X(TapAccount),
+    /// automated posting, so picket does not post there for you). With `--oauth`, through
+    /// this host's X API app (`[x]`) instead: X's rules forbid posting the same or similar
+    /// content across accounts and coordinated hashtag posting, so picket posts through
+    /// the API only for campaigns that say `x_api = true`; picket prints X's page, you
+    /// allow picket there and paste back the address your browser lands on.
+    #[command(
+        after_help = "Examples:\n  picket account add x --handle @alex\n  picket account add x --oauth"
+    )]
+    X(TapOrApi),
     /// A Facebook profile, tap-to-post: the notice to copy at each slot (profiles have no
-    /// posting API).
-    #[command(after_help = "Example:\n  picket account add facebook --handle alex.doe")]
-    Facebook(TapAccount),
+    /// posting API). With `--oauth`, Facebook Pages you manage, through this host's Meta
+    /// app (`[facebook]`): each Page you share with picket becomes an account.
+    #[command(
+        after_help = "Examples:\n  picket account add facebook --handle alex.doe\n  picket account add facebook --oauth"
+    )]
+    Facebook(TapOrApi),
     /// Instagram, tap-to-post: the notice to copy and a strike card to post.
     #[command(after_help = "Example:\n  picket account add instagram --handle @alex")]
     Instagram(TapAccount),
@@ -355,28 +365,49 @@ pub enum AddAccount {
     #[command(after_help = "Example:\n  picket account add youtube --handle @alex")]
     Youtube(TapAccount),
     /// LinkedIn, tap-to-post: a share link for the notice's address and its words to copy.
-    #[command(after_help = "Example:\n  picket account add linkedin --handle alex-doe")]
-    Linkedin(TapAccount),
-    /// Threads, tap-to-post: a prefilled compose link at each slot.
-    #[command(after_help = "Example:\n  picket account add threads --handle @alex")]
-    Threads(TapAccount),
+    /// With `--oauth`, through this host's LinkedIn app (`[linkedin]`): it asks only to
+    /// post and for your member id and name; the permission lasts 60 days.
+    #[command(
+        after_help = "Examples:\n  picket account add linkedin --handle alex-doe\n  picket account add linkedin --oauth"
+    )]
+    Linkedin(TapOrApi),
+    /// Threads, tap-to-post: a prefilled compose link at each slot. With `--oauth`,
+    /// through this host's Meta app (`[threads]`): it asks only to publish and to read who
+    /// you are; the permission lasts 60 days and is renewed while picket posts.
+    #[command(
+        after_help = "Examples:\n  picket account add threads --handle @alex\n  picket account add threads --oauth"
+    )]
+    Threads(TapOrApi),
 }
 
 impl AddAccount {
     /// The network and handle of a tap-to-post account, if this adds one.
     fn tap(&self) -> Option<(crate::domain::NetworkKind, &str)> {
         use crate::domain::NetworkKind as N;
-        let (network, args) = match self {
-            AddAccount::X(a) => (N::X, a),
-            AddAccount::Facebook(a) => (N::Facebook, a),
-            AddAccount::Instagram(a) => (N::Instagram, a),
-            AddAccount::Tiktok(a) => (N::TikTok, a),
-            AddAccount::Youtube(a) => (N::YouTube, a),
-            AddAccount::Linkedin(a) => (N::LinkedIn, a),
-            AddAccount::Threads(a) => (N::Threads, a),
+        let (network, handle) = match self {
+            AddAccount::X(a) => (N::X, a.handle.as_deref()?),
+            AddAccount::Facebook(a) => (N::Facebook, a.handle.as_deref()?),
+            AddAccount::Instagram(a) => (N::Instagram, a.handle.as_str()),
+            AddAccount::Tiktok(a) => (N::TikTok, a.handle.as_str()),
+            AddAccount::Youtube(a) => (N::YouTube, a.handle.as_str()),
+            AddAccount::Linkedin(a) => (N::LinkedIn, a.handle.as_deref()?),
+            AddAccount::Threads(a) => (N::Threads, a.handle.as_deref()?),
             _ => return None,
         };
-        Some((network, args.handle.as_str()))
+        Some((network, handle))
+    }
+
+    /// The network of an account to connect through the host's official API
+    /// (`--oauth`), if this adds one.
+    fn official(&self) -> Option<crate::domain::NetworkKind> {
+        use crate::domain::NetworkKind as N;
+        match self {
+            AddAccount::X(a) if a.oauth => Some(N::X),
+            AddAccount::Facebook(a) if a.oauth => Some(N::Facebook),
+            AddAccount::Linkedin(a) if a.oauth => Some(N::LinkedIn),
+            AddAccount::Threads(a) if a.oauth => Some(N::Threads),
+            _ => None,
+        }
     }
 }
 
@@ -388,6 +419,19 @@ pub struct TapAccount {
     /// Your handle there, e.g. @alex (shown on your page and in reminders).
     #[arg(long)]
     pub handle: String,
+}
+
+/// A network that is tap-to-post by default and has an official API a host may register
+/// an app with: `--handle` for tap-to-post, or `--oauth` for the API.
+#[derive(Debug, Args)]
+pub struct TapOrApi {
+    /// Your handle there, e.g. @alex (tap-to-post: shown on your page and in reminders).
+    #[arg(long, required_unless_present = "oauth", conflicts_with = "oauth")]
+    pub handle: Option<String>,
+    /// Connect through the network's official API with this host's app instead (its
+    /// settings table must be set): picket prints the network's page to open.
+    #[arg(long)]
+    pub oauth: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -651,6 +695,12 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
     {
         return participate::add_tap(ctx, network, handle).await;
     }
+    if let Command::Account(AccountCommand::Add(add)) = &command
+        && let Some(network) = add.official()
+    {
+        add_official::add_with_oauth(ctx, network).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match command {
         Command::Account(AccountCommand::Add(AddAccount::Sandbox {
             name,
@@ -839,6 +889,30 @@ mod tests {
         match cli.command {
             Command::Account(AccountCommand::Add(add)) => add,
             other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn networks_with_an_official_api_take_a_handle_to_tap_or_oauth_for_the_api_not_both() {
+        use crate::domain::NetworkKind as N;
+        for (name, kind) in [
+            ("threads", N::Threads),
+            ("linkedin", N::LinkedIn),
+            ("x", N::X),
+            ("facebook", N::Facebook),
+        ] {
+            let tap = parse(&[name, "--handle", "@alex"]);
+            assert_eq!(tap.tap(), Some((kind, "@alex")));
+            assert_eq!(tap.official(), None);
+            let api = parse(&[name, "--oauth"]);
+            assert_eq!(api.tap(), None);
+            assert_eq!(api.official(), Some(kind));
+            let both = ["picket", "account", "add", name, "--handle", "a", "--oauth"];
+            assert!(Cli::try_parse_from(both).is_err(), "{name}: both");
+            assert!(
+                Cli::try_parse_from(["picket", "account", "add", name]).is_err(),
+                "{name}: neither"
+            );
         }
     }
 

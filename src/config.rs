@@ -59,6 +59,91 @@ pub struct Settings {
     pub sandbox_max_bytes: u64,
     /// Timeouts and the connection cap of `picket serve`.
     pub http: HttpSettings,
+    // --- Official APIs, each off unless the host registered an app with the network. ---
+    /// Threads (Meta): the app's Threads app id and secret. Absent: Threads accounts can
+    /// only be tap-to-post.
+    pub threads: Option<OAuthApp>,
+    /// LinkedIn: the app's client id and secret (product "Share on LinkedIn" and "Sign In
+    /// with LinkedIn using OpenID Connect"). Absent: LinkedIn accounts are tap-to-post only.
+    pub linkedin: Option<OAuthApp>,
+    /// X: the app's OAuth 2.0 client id and secret. Even with them, X accounts post
+    /// through the API only for campaigns that say `x_api = true`.
+    pub x: Option<OAuthApp>,
+    /// Facebook Pages: the Meta app's id and secret (Facebook Login). Profiles have no
+    /// posting API and stay tap-to-post.
+    pub facebook: Option<OAuthApp>,
+}
+
+/// An app the host registered with a network's official API (its OAuth client).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The API's base address instead of the network's own (a local imitation in tests).
+    /// Typed by the operator, so reached through the trusted client.
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// The authorization page's base address instead of the network's own.
+    #[serde(default)]
+    pub auth_base: Option<String>,
+}
+
+impl OAuthApp {
+    /// `PREFIX_CLIENT_ID`, `PREFIX_CLIENT_SECRET`, `PREFIX_API_BASE`, `PREFIX_AUTH_BASE`:
+    /// the id and the secret together turn the app on (the file's table is the base).
+    fn apply_env(
+        slot: &mut Option<OAuthApp>,
+        prefix: &str,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<()> {
+        let var = |k: &str| get(&format!("{prefix}_{k}")).filter(|v| !v.trim().is_empty());
+        let (id, secret) = (var("CLIENT_ID"), var("CLIENT_SECRET"));
+        if slot.is_none() {
+            match (&id, &secret) {
+                (Some(id), Some(secret)) => {
+                    *slot = Some(OAuthApp {
+                        client_id: id.clone(),
+                        client_secret: Secret::new(secret.clone()),
+                        api_base: None,
+                        auth_base: None,
+                    })
+                }
+                (None, None) => return Ok(()),
+                _ => anyhow::bail!(
+                    "{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET go together: set both"
+                ),
+            }
+        }
+        let app = slot.as_mut().expect("set above");
+        if let Some(v) = id {
+            app.client_id = v;
+        }
+        if let Some(v) = secret {
+            app.client_secret = Secret::new(v);
+        }
+        if let Some(v) = var("API_BASE") {
+            app.api_base = Some(v);
+        }
+        if let Some(v) = var("AUTH_BASE") {
+            app.auth_base = Some(v);
+        }
+        app.check(prefix)
+    }
+
+    /// The bases must be http(s) addresses; the id must not be empty.
+    fn check(&self, name: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.client_id.trim().is_empty() && !self.client_secret.expose().trim().is_empty(),
+            "{name}: client_id and client_secret must not be empty"
+        );
+        for base in [&self.api_base, &self.auth_base].into_iter().flatten() {
+            let ok = url::Url::parse(base)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            anyhow::ensure!(ok, "{name}: {base:?} is not an http(s) address");
+        }
+        Ok(())
+    }
 }
 
 /// Reverse proxies picket believes about the client's address: IP addresses or CIDR
@@ -400,6 +485,10 @@ impl Default for Settings {
             sandbox: false,
             sandbox_max_bytes: 16 * 1024 * 1024,
             http: HttpSettings::default(),
+            threads: None,
+            linkedin: None,
+            x: None,
+            facebook: None,
         }
     }
 }
@@ -462,6 +551,22 @@ impl Settings {
             };
         }
         self.apply_smtp_env(&get)?;
+        OAuthApp::apply_env(&mut self.threads, "PICKET_THREADS", &get)?;
+        OAuthApp::apply_env(&mut self.linkedin, "PICKET_LINKEDIN", &get)?;
+        OAuthApp::apply_env(&mut self.x, "PICKET_X", &get)?;
+        OAuthApp::apply_env(&mut self.facebook, "PICKET_FACEBOOK", &get)?;
+        if let Some(app) = &self.threads {
+            app.check("[threads]")?;
+        }
+        if let Some(app) = &self.linkedin {
+            app.check("[linkedin]")?;
+        }
+        if let Some(app) = &self.x {
+            app.check("[x]")?;
+        }
+        if let Some(app) = &self.facebook {
+            app.check("[facebook]")?;
+        }
         self.apply_exposure_env(&get)
     }
 
@@ -733,6 +838,43 @@ mod tests {
             Settings::default()
                 .apply_env(|k| (k == "PICKET_TRUSTED_PROXIES").then(|| "10.0.0.1/99".into()))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn an_official_api_app_comes_from_its_table_or_the_environment_and_its_secret_is_never_shown() {
+        let mut s: Settings = toml::from_str(
+            "[threads]\nclient_id = \"123\"\nclient_secret = \"hunter2\"\napi_base = \"http://127.0.0.1:9\"",
+        )
+        .unwrap();
+        s.apply_env(|_| None).unwrap();
+        let app = s.threads.as_ref().unwrap();
+        assert_eq!(app.client_id, "123");
+        assert_eq!(app.api_base.as_deref(), Some("http://127.0.0.1:9"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+
+        let mut env = Settings::default();
+        env.apply_env(|k| match k {
+            "PICKET_THREADS_CLIENT_ID" => Some("9".into()),
+            "PICKET_THREADS_CLIENT_SECRET" => Some("s3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(env.threads.unwrap().client_secret.expose(), "s3");
+        assert!(
+            Settings::default()
+                .apply_env(|k| (k == "PICKET_THREADS_CLIENT_ID").then(|| "9".into()))
+                .is_err(),
+            "an id without a secret"
+        );
+        let mut bad: Settings = toml::from_str(
+            "[threads]\nclient_id = \"1\"\nclient_secret = \"s\"\napi_base = \"ftp://x\"",
+        )
+        .unwrap();
+        assert!(bad.apply_env(|_| None).is_err());
+        assert!(
+            Settings::default().threads.is_none(),
+            "off unless configured"
         );
     }
 

@@ -83,6 +83,10 @@ pub struct Campaign {
     pub min_interval: chrono::Duration,
     /// The tipping point, if the campaign has one.
     pub threshold: Option<Threshold>,
+    /// Accounts connected through the host's X API app may post for this campaign
+    /// (`x_api = true`). Off by default: X's rules forbid coordinated posting across
+    /// accounts, so the organiser opts in knowingly.
+    pub x_api: bool,
     /// Where the file was read from.
     pub source: PathBuf,
 }

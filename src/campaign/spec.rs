@@ -35,6 +35,9 @@ pub struct RawCampaign {
     pub templates: Spanned<RawTemplates>,
     #[serde(default)]
     pub threshold: Option<Spanned<RawThreshold>>,
+    /// Post to X through the host's X API app (`[x]`): off unless the organiser says so.
+    #[serde(default)]
+    pub x_api: Option<Spanned<bool>>,
 }
 
 /// `[templates]`: name -> variants, each spanned so problems point at the variant.

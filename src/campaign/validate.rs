@@ -140,6 +140,7 @@ impl<'a> Cx<'a> {
             .threshold
             .as_ref()
             .and_then(|t| self.threshold(t, &raw.strike, &strike));
+        let x_api = self.x_api(&raw, &networks);
         Some(Campaign {
             id: id?,
             title: title?,
@@ -156,8 +157,45 @@ impl<'a> Cx<'a> {
             networks,
             min_interval,
             threshold,
+            x_api,
             source: self.path.to_path_buf(),
         })
+    }
+
+    /// `x_api = true` needs X among the networks, and every variant must carry the
+    /// participant's own invitation link: X forbids identical posts across accounts, and
+    /// the link (one per participant) keeps any two participants' posts apart whatever
+    /// variant each gets.
+    fn x_api(&mut self, raw: &RawCampaign, networks: &[NetworkKind]) -> bool {
+        let Some(flag) = &raw.x_api else {
+            return false;
+        };
+        if !*flag.get_ref() {
+            return false;
+        }
+        if !networks.contains(&NetworkKind::X) {
+            self.at(
+                flag.span(),
+                "x_api = true, but x is not in networks: add \"x\" to networks, or remove x_api",
+            );
+        }
+        for (name, variants) in raw.templates.get_ref() {
+            for (i, v) in variants.get_ref().iter().enumerate() {
+                if !v.get_ref().contains("invite_link") {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "variant {} of template \"{}\" has no {{{{ invite_link }}}}: with \
+                             x_api = true every variant needs it, so no two participants post \
+                             the same text on X (X forbids identical posts across accounts)",
+                            i + 1,
+                            name.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        true
     }
 
     fn id(&mut self, id: &Spanned<String>) -> Option<CampaignId> {
@@ -971,6 +1009,55 @@ impl Strike {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn x_campaign(extra: &str, template: &str) -> String {
+        format!(
+            "id = \"x\"\ntitle = \"X\"\nhashtag = \"S\"\n{extra}\n\
+             [strike]\ndays = [\"2027-07-04\"]\ntimezone = \"participant\"\n\
+             [[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"t\"\n\
+             [templates]\nt = [\"{template}\"]\n"
+        )
+    }
+
+    #[test]
+    fn the_x_api_is_off_unless_asked_and_asking_needs_x_and_a_link_in_every_variant() {
+        let path = std::path::Path::new("x.toml");
+        let off = crate::campaign::parse_str(&x_campaign("", "On #{{ hashtag }}"), path).unwrap();
+        assert!(!off.x_api);
+        let on = crate::campaign::parse_str(
+            &x_campaign(
+                "networks = [\"x\"]\nx_api = true",
+                "On #{{ hashtag }}: {{ invite_link }}",
+            ),
+            path,
+        )
+        .unwrap();
+        assert!(on.x_api);
+        let no_x = crate::campaign::parse_str(
+            &x_campaign(
+                "networks = [\"mastodon\"]\nx_api = true",
+                "On {{ invite_link }}",
+            ),
+            path,
+        )
+        .unwrap_err();
+        assert!(
+            no_x.iter()
+                .any(|p| p.message.contains("x is not in networks")),
+            "{no_x:?}"
+        );
+        let no_link = crate::campaign::parse_str(
+            &x_campaign("networks = [\"x\"]\nx_api = true", "On #{{ hashtag }}"),
+            path,
+        )
+        .unwrap_err();
+        assert!(
+            no_link
+                .iter()
+                .any(|p| p.message.contains("has no {{ invite_link }}") && p.line == 14),
+            "{no_link:?}"
+        );
+    }
 
     const CARDS: &str = r#"id = "c"
 title = "T"

@@ -65,6 +65,12 @@ impl Ctx {
             &self.settings.public_url,
             self.clock.clone(),
         )
+        .with_official_apis(
+            &self.settings,
+            self.credential_sink(vault),
+            &self.egress(),
+            self.clock.clone(),
+        )
     }
 
     pub fn vault(&self) -> anyhow::Result<Vault> {
@@ -196,17 +202,23 @@ struct AccountView {
     route: store::AccountRoute,
     status: String,
     status_reason: Option<String>,
+    /// The day picket's access ends unless reconnected (or renewed) before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconnect_before: Option<String>,
 }
 
 /// `picket account list`.
 pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
     let me = ctx.me(None, Zone::UTC).await?;
+    let vault = ctx.vault()?;
     let accounts: Vec<AccountView> = ctx
         .store
         .list_accounts(me)
         .await?
         .into_iter()
         .map(|a| AccountView {
+            reconnect_before: connect::grant_ends(&vault, &a)
+                .map(|at| at.format("%Y-%m-%d").to_string()),
             id: a.id.0,
             network: a.network,
             handle: a.handle,
@@ -225,10 +237,11 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
                 );
             }
             for a in accounts {
-                let reason = a
-                    .status_reason
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let reason = match (a.status_reason, a.reconnect_before) {
+                    (Some(r), _) => format!(" ({r})"),
+                    (None, Some(day)) => format!(" (reconnect before {day})"),
+                    (None, None) => String::new(),
+                };
                 println!(
                     "{:>4}  {:<9} {:<28} {}{}",
                     a.id, a.network, a.handle, a.status, reason

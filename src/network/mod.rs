@@ -9,12 +9,18 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod facebook;
+pub mod graph;
 pub mod guarded;
+pub mod linkedin;
 pub mod mastodon;
 pub mod nostr;
+pub mod official;
 pub mod peer;
 pub mod push;
 pub mod sandbox;
+pub mod threads;
+pub mod x;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -386,6 +392,51 @@ impl Networks {
         self.by_kind.get(&kind)
     }
 
+    /// The official-API adapters of the apps this host registered with the networks
+    /// (`[threads]`, `[linkedin]`, `[x]`, `[facebook]`): each is absent without its settings, so accounts of that network
+    /// cannot be posted to through an API.
+    pub fn with_official_apis(
+        mut self,
+        settings: &crate::config::Settings,
+        credentials: Arc<dyn CredentialSink>,
+        egress: &Egress,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        if let Some(app) = &settings.threads {
+            self = self.with(Arc::new(threads::Threads::new(
+                egress.clone(),
+                threads::App::from_settings(app),
+                credentials.clone(),
+                clock.clone(),
+            )));
+        }
+        if let Some(app) = &settings.linkedin {
+            self = self.with(Arc::new(linkedin::LinkedIn::new(
+                egress.clone(),
+                linkedin::App::from_settings(app),
+                clock.clone(),
+            )));
+        }
+        if let Some(app) = &settings.facebook {
+            self = self.with(Arc::new(facebook::FacebookPages::new(
+                egress.clone(),
+                facebook::App::from_settings(app),
+                clock.clone(),
+            )));
+        }
+        // Registered with the keys, used only for campaigns that opt in (`x_api = true`,
+        // checked by the dispatcher).
+        if let Some(app) = &settings.x {
+            self = self.with(Arc::new(x::X::new(
+                egress.clone(),
+                x::App::from_settings(app),
+                credentials.clone(),
+                clock,
+            )));
+        }
+        self
+    }
+
     /// Every adapter picket ships, sharing `egress` (one connection pool per client).
     /// `credentials` keeps tokens that change while running (the app passes
     /// `app::StoreCredentials`); `own_url` is this host's `public_url`, the only place link
@@ -410,6 +461,16 @@ impl Networks {
             .with(Arc::new(
                 bluesky::Bluesky::new(egress.clone(), credentials, clock).with_cards_from(own_url),
             ))
+    }
+}
+
+/// When picket's access to an account ends unless it is renewed or reconnected first,
+/// for the networks whose grants expire (read from the account's opened credentials).
+pub fn grant_ends(kind: NetworkKind, credentials: &str) -> Option<DateTime<Utc>> {
+    match kind {
+        NetworkKind::Threads => threads::grant_ends(credentials),
+        NetworkKind::LinkedIn => linkedin::grant_ends(credentials),
+        _ => None,
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::domain::{Handle, NetworkKind, Secret};
 use crate::network::mastodon::enroll::{self as mastodon, App, Authorization};
 use crate::network::nostr::{BunkerEnrollError, enroll_bunker, enroll_key, enroll_relays};
-use crate::network::{Egress, Enrolled, Http, bluesky};
+use crate::network::{Egress, Enrolled, Http, bluesky, official};
 
 /// Who typed the addresses of an account being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,4 +348,85 @@ pub async fn known_app(
 fn app_of(vault: &crate::crypto::Vault, account: &crate::store::Account) -> Option<App> {
     let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
     mastodon::app_in(&String::from_utf8_lossy(&plain))
+}
+
+const OFFICIAL_NOT_FINISHED: &str =
+    "The network did not complete the connection. Try connecting the account again.";
+
+pub use crate::network::official::{Authorization as OfficialAuthorization, OfficialApp};
+
+/// Where a network sends people back to this host after they approved picket; it must
+/// be registered with the host's app.
+pub fn official_redirect(public_url: &str, network: NetworkKind) -> String {
+    official::redirect_for(public_url, network)
+}
+
+/// Start connecting an account through the host's app: the network sends the person back
+/// to `redirect` with a code and `state`.
+pub fn official_authorize(app: OfficialApp, redirect: &str, state: &str) -> OfficialAuthorization {
+    official::authorize(app, redirect, state)
+}
+
+/// Finish it: one account, or for Facebook one per Page the person may post on. `state`
+/// is the one that came back with the code, when it came back (a pasted bare code has
+/// none).
+pub async fn official_code(
+    egress: &Egress,
+    auth: &OfficialAuthorization,
+    code: &str,
+    state: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Connected>, ConnectError> {
+    let label = auth.app.network().label();
+    let code = code.trim();
+    if code.is_empty() {
+        return Err(ConnectError::Invalid(format!(
+            "No code came back from {label}: try connecting again."
+        )));
+    }
+    if state.is_some_and(|s| s != auth.state) {
+        return Err(ConnectError::Invalid(
+            "That address belongs to another authorization: connect the account again.".into(),
+        ));
+    }
+    let granted = official::finish(egress, auth, code, now)
+        .await
+        .map_err(|e| {
+            failed(
+                OFFICIAL_NOT_FINISHED,
+                format!("connecting {label}: {}", e.for_operator()),
+            )
+        })?;
+    granted
+        .into_iter()
+        .map(|g| {
+            let handle = Handle::parse(&g.enrolled.handle).map_err(|e| {
+                failed(
+                    OFFICIAL_NOT_FINISHED,
+                    format!("{label} named the account oddly: {e}"),
+                )
+            })?;
+            Ok(Connected {
+                network: auth.app.network(),
+                summary: format!("({handle}) through this host's {label} app{}", g.lasts),
+                handle,
+                server: None,
+                credentials: g.enrolled.credentials,
+                // The adapter reaches the network through the app's own client whatever
+                // this says.
+                trusted: auth.app.trusted(),
+            })
+        })
+        .collect()
+}
+
+/// When picket's access to `account` ends unless renewed or reconnected before (Threads'
+/// 60-day grants), read from its sealed credentials; `None` for grants that do not end
+/// or credentials that cannot be opened.
+pub fn grant_ends(
+    vault: &crate::crypto::Vault,
+    account: &crate::store::Account,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
+    crate::network::grant_ends(account.network, &String::from_utf8_lossy(&plain))
 }

@@ -99,7 +99,10 @@ impl Pages {
         tera.add_raw_templates(sources)?;
         let mut globals = tera::Context::new();
         globals.insert("assets", &super::assets::paths());
-        globals.insert("site", &serde_json::json!({ "sandbox": false }));
+        globals.insert(
+            "site",
+            &serde_json::json!({ "sandbox": false, "threads": false, "linkedin": false, "facebook": false }),
+        );
         Ok(Pages { tera, globals })
     }
 

@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
-use crate::domain::{CampaignId, Secret};
+use crate::domain::{CampaignId, NetworkKind, Secret};
 use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError};
 use crate::store::{Account, AccountRoute, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
 
@@ -408,6 +408,16 @@ impl Dispatcher {
                 reason: format!("this picket has no adapter for {}", post.network),
             });
         };
+        // X's API is used only where the organiser opted in: X's rules forbid
+        // coordinated posting across accounts.
+        if post.network == NetworkKind::X && !hosted.campaign.x_api {
+            return Err(Outcome::Failed {
+                id: post.id,
+                reason: "this campaign does not post to X through the API (its file has no \
+                         x_api = true): post it yourself"
+                    .into(),
+            });
+        }
         let credentials = self
             .vault
             .open_for(post.account_id.0, &post.credentials)

@@ -59,11 +59,26 @@ pub async fn verify_accounts(
     accounts: &[AccountId],
     now: DateTime<Utc>,
 ) -> Result<Verified, StoreError> {
+    verify_accounts_until(store, networks, vault, accounts, now, None).await
+}
+
+/// [`verify_accounts`], and an account whose grant ends before `needed_until` (a
+/// campaign's strike: Threads' 60-day tokens, renewed while posting, can still run out)
+/// is marked "reconnect needed" too, with the day it ends.
+pub async fn verify_accounts_until(
+    store: &dyn Store,
+    networks: &Networks,
+    vault: &Vault,
+    accounts: &[AccountId],
+    now: DateTime<Utc>,
+    needed_until: Option<DateTime<Utc>>,
+) -> Result<Verified, StoreError> {
     let mut v = Verified::default();
     for &id in accounts {
-        let checked = super::isolate_async(verify_one(store, networks, vault, id, now))
-            .await
-            .unwrap_or_else(|panic| Err(Problem::Bug(panic.into_message())));
+        let checked =
+            super::isolate_async(verify_one(store, networks, vault, id, now, needed_until))
+                .await
+                .unwrap_or_else(|panic| Err(Problem::Bug(panic.into_message())));
         match checked {
             Ok(Some(Checked::Ok)) => v.ok += 1,
             Ok(Some(Checked::Broken)) => v.broken += 1,
@@ -100,6 +115,7 @@ async fn verify_one(
     vault: &Vault,
     id: AccountId,
     now: DateTime<Utc>,
+    needed_until: Option<DateTime<Utc>>,
 ) -> Result<Option<Checked>, Problem> {
     let Some(account) = store.get_account(id).await? else {
         return Ok(None);
@@ -117,7 +133,10 @@ async fn verify_one(
         Err(e) => Err(PublishError::reconnect(e.to_string())),
     };
     Ok(Some(match answer {
-        Ok(_) => Checked::Ok,
+        Ok(_) => match needed_until {
+            Some(until) => check_grant(store, vault, id, now, until).await?,
+            None => Checked::Ok,
+        },
         // Only the summary (picket's words) is stored: the account's status is shown to
         // the participant. What the network said goes to the log.
         Err(PublishError::Reconnect(reason)) => {
@@ -137,6 +156,37 @@ async fn verify_one(
             Checked::Unknown
         }
     }))
+}
+
+/// After a successful check (which may have renewed the grant and saved it): whether the
+/// account's grant lasts until `until`; if not, it is marked "reconnect needed" now, while
+/// there is time, rather than failing on strike day.
+async fn check_grant(
+    store: &dyn Store,
+    vault: &Vault,
+    id: AccountId,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Checked, Problem> {
+    let Some(account) = store.get_account(id).await? else {
+        return Ok(Checked::Ok);
+    };
+    let Some(ends) = crate::participation::connect::grant_ends(vault, &account) else {
+        return Ok(Checked::Ok);
+    };
+    if ends >= until {
+        return Ok(Checked::Ok);
+    }
+    let reason = format!(
+        "picket's access to this {} account ends on {}, before the strike: reconnect it",
+        account.network.label(),
+        ends.format("%Y-%m-%d")
+    );
+    tracing::warn!(account = %id, network = %account.network, "the account's grant ends before the strike");
+    store
+        .set_account_status(id, AccountStatus::ReconnectNeeded, Some(&reason), now)
+        .await?;
+    Ok(Checked::Broken)
 }
 
 /// The accounts pledged to `campaign` whose strike starts within `ahead` of `now`: the
@@ -185,7 +235,8 @@ pub async fn run(
             let ahead = Duration::hours(36);
             let checked = async {
                 let ids = accounts_striking_soon(store, c, now, ahead).await?;
-                verify_accounts(store, networks, vault, &ids, now).await
+                let strike = Some(c.strike.earliest_start());
+                verify_accounts_until(store, networks, vault, &ids, now, strike).await
             };
             match super::isolate_async(checked).await {
                 Ok(Ok(v)) if v.ok + v.broken + v.unknown > 0 => {

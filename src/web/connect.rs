@@ -1,8 +1,11 @@
 //! Connecting accounts in the browser: `POST /connect/{network}` for the networks that
 //! connect in one step (the sandbox, Bluesky, Nostr through a remote signer), and for
 //! Mastodon the server's own OAuth page, its callback (`GET /connect/mastodon/callback`)
-//! and the authorizations waiting for it ([`PendingAuthorizations`]); and `POST
-//! /connect/tap`, a tap-to-post account (a network and a handle). Every connect goes
+//! and the authorizations waiting for it ([`PendingAuthorizations`]); the same for the
+//! networks whose official API the host registered an app with (`[threads]`,
+//! `[linkedin]`, `[x]`, `[facebook]`: `GET /connect/<network>/callback`), offered only
+//! when it did; and `POST /connect/tap`, a tap-to-post account (a network and a handle).
+//! Every connect goes
 //! back to the join step it came from, with a message.
 //!
 //! Connecting an account reaches addresses the visitor typed: always through the guarded
@@ -21,7 +24,9 @@ use super::form::{Fields, Form};
 use super::session::signed_in;
 use super::{AppState, WebError};
 use crate::network::mastodon::OOB_REDIRECT;
-use crate::participation::connect::{self, ConnectError, MastodonAuthorization, TypedBy};
+use crate::participation::connect::{
+    self, ConnectError, MastodonAuthorization, OfficialApp, OfficialAuthorization, TypedBy,
+};
 use crate::participation::{self, Connected};
 use crate::store::Participant;
 
@@ -47,10 +52,17 @@ pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
     format!("{back}{sep}{q}")
 }
 
+/// An authorization under way, by network.
+enum Authorization {
+    Mastodon(MastodonAuthorization),
+    /// Through the host's own app with a network's official API (Threads, LinkedIn).
+    Official(OfficialAuthorization),
+}
+
 /// An OAuth authorization waiting for the server to send the person back.
 pub struct PendingOAuth {
     participant: crate::store::ParticipantId,
-    auth: MastodonAuthorization,
+    auth: Authorization,
     back: String,
     started: std::time::Instant,
 }
@@ -136,12 +148,18 @@ pub async fn connect_account(
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
         // "I'll post it myself": a network and a handle, nothing to sign in to.
         "tap" => return Ok(Redirect::to(&add_tap(&state, &me, f, &back).await?).into_response()),
+        // Only where the host registered an app with the network.
+        other if official(&state, other).is_some() => {
+            let app = official(&state, other).expect("just checked");
+            return Ok(official_start(&state, &me, app, back).into_response());
+        }
         other => {
             return Err(WebError::NotFound(format!(
                 "picket cannot connect “{other}” accounts here."
             )));
         }
     };
+    let connected = connected.map(|a| vec![a]);
     Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
 }
 
@@ -182,30 +200,35 @@ async fn add_tap(
 /// A browser waits for the remote signer's answer: shorter than the CLI's minute.
 const NOSTR_BUNKER_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
 
-/// Store a connected account and say how it went, on the page `back`.
+/// Store the connected account (or accounts: a Facebook login may share several Pages)
+/// and say how it went, on the page `back`.
 async fn finish_connect(
     state: &AppState,
     me: &Participant,
-    connected: Result<Connected, ConnectError>,
+    connected: Result<Vec<Connected>, ConnectError>,
     back: &str,
 ) -> Result<String, WebError> {
     Ok(match connected {
-        Ok(account) => {
-            participation::save_account(
-                state.store.as_ref(),
-                &state.vault,
-                me.id,
-                &account,
-                state.clock.now(),
-            )
-            .await?;
+        Ok(accounts) => {
+            for account in &accounts {
+                participation::save_account(
+                    state.store.as_ref(),
+                    &state.vault,
+                    me.id,
+                    account,
+                    state.clock.now(),
+                )
+                .await?;
+            }
+            let label = accounts.first().map_or("", |a| a.network.label());
+            let handles: Vec<&str> = accounts.iter().map(|a| a.handle.as_str()).collect();
+            let plural = if handles.len() == 1 { "" } else { "s" };
             with_flash(
                 back,
                 "ok",
                 &format!(
-                    "Connected your {} account {}.",
-                    account.network.label(),
-                    account.handle
+                    "Connected your {label} account{plural} {}.",
+                    handles.join(", ")
                 ),
             )
         }
@@ -247,7 +270,7 @@ async fn mastodon_start(
                 oauth_state,
                 PendingOAuth {
                     participant: me.id,
-                    auth,
+                    auth: Authorization::Mastodon(auth),
                     back,
                     started: std::time::Instant::now(),
                 },
@@ -266,8 +289,53 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
+/// The host's app with the official API of the network named `name`, if it has one.
+fn official(state: &AppState, name: &str) -> Option<OfficialApp> {
+    let network = name.parse().ok()?;
+    OfficialApp::configured(&state.settings, network)
+}
+
+/// Send the person to the network's authorization page; it comes back to
+/// [`official_callback`].
+fn official_start(state: &AppState, me: &Participant, app: OfficialApp, back: String) -> Redirect {
+    let redirect = connect::official_redirect(&state.settings.public_url, app.network());
+    let oauth_state = participation::new_access_token();
+    let auth = connect::official_authorize(app, &redirect, &oauth_state);
+    let url = auth.url.clone();
+    state.oauth.put(
+        oauth_state,
+        PendingOAuth {
+            participant: me.id,
+            auth: Authorization::Official(auth),
+            back,
+            started: std::time::Instant::now(),
+        },
+    );
+    Redirect::to(&url)
+}
+
+/// `GET /connect/threads/callback`, `GET /connect/linkedin/callback`: the network sends
+/// the person back with a code.
+pub async fn official_callback(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: Query<Callback>,
+) -> Result<Response, WebError> {
+    oauth_callback(state, headers, q).await
+}
+
 /// `GET /connect/mastodon/callback`: the server sends the person back with a code.
 pub async fn mastodon_callback(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: Query<Callback>,
+) -> Result<Response, WebError> {
+    oauth_callback(state, headers, q).await
+}
+
+/// Either callback: the pending authorization (found by its single-use `state`) says
+/// which network it was for.
+async fn oauth_callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Callback>,
@@ -287,10 +355,22 @@ pub async fn mastodon_callback(
             "This authorization was started by someone else on this device.".into(),
         ));
     }
-    let connected = match (q.code, q.error) {
-        (Some(code), None) => connect::mastodon_code(pending.auth, &code).await,
+    let connected = match (q.code, q.error, pending.auth) {
+        (Some(code), None, Authorization::Mastodon(auth)) => {
+            connect::mastodon_code(auth, &code).await.map(|a| vec![a])
+        }
+        (Some(code), None, Authorization::Official(auth)) => {
+            connect::official_code(
+                &state.egress,
+                &auth,
+                &code,
+                q.state.as_deref(),
+                state.clock.now(),
+            )
+            .await
+        }
         // The server's words come back in the query string: not shown, only logged.
-        (_, error) => Err(ConnectError::Failed {
+        (_, error, _) => Err(ConnectError::Failed {
             shown: "The server did not allow picket to post for you.",
             detail: format!(
                 "the server did not allow picket: {}",

@@ -327,6 +327,8 @@ struct AccountsPage<'a> {
     msg: Option<String>,
     ok: Option<String>,
     networks: Vec<&'static str>,
+    /// "Connect X" is offered: the host has X API keys and this campaign opted in.
+    x_api: bool,
     error: Option<String>,
 }
 
@@ -413,11 +415,15 @@ async fn render_accounts(
                 .join(", "),
         },
         choice,
-        accounts: accounts.iter().map(account_view).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| account_view(a, &state.vault))
+            .collect(),
         posts,
         msg: flash.msg,
         ok: flash.ok,
         networks: c.networks.iter().map(|n| n.as_str()).collect(),
+        x_api: c.x_api && state.settings.x.is_some(),
         error,
     };
     page_with_csrf(state, "join_accounts.html", &page, &csrf, status)

@@ -156,7 +156,10 @@ pub async fn page(
         invited: state.store.invited_count(&me.invite_code).await?,
         due: due_now(&state, &me, &accounts).await?,
         pledges: pledges(&state, &me, &accounts).await?,
-        accounts: accounts.iter().map(account_view).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| account_view(a, &state.vault))
+            .collect(),
         push_key: state.vapid.public_key(),
         push_browsers: state.store.push_subscriptions_of(me.id).await?.len(),
         ok: q.ok,

@@ -57,7 +57,7 @@ pub struct AppState {
     /// The host's Web Push key: its public half is handed to the page's "Remind me in
     /// this browser" button.
     pub vapid: Arc<crate::network::push::VapidKey>,
-    /// Mastodon OAuth authorizations waiting for the server's callback.
+    /// OAuth authorizations (Mastodon servers, official APIs) waiting for their callback.
     pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
     /// (signatures count at once, magic links are shown instead).
@@ -165,6 +165,16 @@ fn private_routes() -> Router<AppState> {
         .route(
             "/connect/mastodon/callback",
             get(connect::mastodon_callback),
+        )
+        .route("/connect/threads/callback", get(connect::official_callback))
+        .route("/connect/x/callback", get(connect::official_callback))
+        .route(
+            "/connect/facebook/callback",
+            get(connect::official_callback),
+        )
+        .route(
+            "/connect/linkedin/callback",
+            get(connect::official_callback),
         )
         .route("/connect/{network}", post(connect::connect_account))
         .route("/me", get(me::page))

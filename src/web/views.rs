@@ -16,10 +16,15 @@ pub(crate) struct AccountView {
     server: Option<String>,
     active: bool,
     status: String,
+    /// The day picket's access ends unless reconnected (or renewed) before: "reconnect
+    /// before" it.
+    reconnect_before: Option<String>,
 }
 
-pub(crate) fn account_view(a: &crate::store::Account) -> AccountView {
+pub(crate) fn account_view(a: &crate::store::Account, vault: &crate::crypto::Vault) -> AccountView {
     AccountView {
+        reconnect_before: crate::participation::connect::grant_ends(vault, a)
+            .map(|at| at.format("%Y-%m-%d").to_string()),
         id: a.id.0,
         network: a.network.label(),
         handle: a.handle.clone(),

@@ -15,18 +15,28 @@
 
 mod app;
 mod campaigns;
+mod facebook_fake;
 mod install;
+mod linkedin_fake;
 mod ports;
 mod servers;
+mod threads_fake;
 mod visitor;
 mod wait;
 mod world;
+mod x_fake;
 
 pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
+pub use facebook_fake::{FB_CLIENT_ID, FB_CLIENT_SECRET, FB_PAGE_ID, FB_PAGE_NAME, FacebookFake};
 pub use install::Installation;
+pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
 pub use ports::{HeldPort, unused_port};
 pub use servers::require_server;
+pub use threads_fake::{
+    FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_USER_ID, FAKE_USERNAME, ThreadsFake,
+};
 pub use visitor::{Page, Visitor};
 pub use wait::eventually;
 pub use world::{WORLD_KEY, World, fast_settings, networks, token};
+pub use x_fake::{X_CLIENT_ID, X_CLIENT_SECRET, X_USERNAME, XFake};
