@@ -12,6 +12,7 @@ mod fuzz_corpus;
 mod hostile;
 mod join;
 mod mail;
+mod maps;
 mod net_bluesky;
 mod net_facebook;
 mod net_linkedin;
