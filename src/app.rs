@@ -10,6 +10,7 @@
 //! ├── rate-limit pruning (every minute)
 //! ├── dispatcher  (claims due posts, publishes, records)
 //! ├── verifier    (checks accounts before a strike)
+//! ├── census      (reads the hashtag's public posts from the campaigns' [census] sources)
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
@@ -31,7 +32,7 @@ use crate::network::push::{self, VapidKey};
 use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
 use crate::sandbox::Receiver;
-use crate::scheduler::{Dispatcher, planner, verify};
+use crate::scheduler::{Dispatcher, census, planner, verify};
 use crate::store::{self, Store};
 use crate::web::{self, AppState};
 
@@ -287,6 +288,8 @@ impl Application {
                 verify_forever(verifier_state, networks, vault, stop).await,
             )
         });
+        let (census_state, stop) = (self.state.clone(), shutdown.clone());
+        tasks.spawn(async move { ("census", census_forever(census_state, stop).await) });
         let subject = state
             .settings
             .vapid_subject
@@ -364,6 +367,21 @@ async fn verify_forever(
         stop,
     )
     .await
+}
+
+/// The hashtag census until `stop` (see [`census::CensusTask::run`]). Campaign files are
+/// the operator's, so their census addresses go through the trusted client.
+async fn census_forever(state: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+    let every = std::time::Duration::from_secs(state.settings.scheduler.census_every_secs.max(1));
+    census::CensusTask::new(state.egress.trusted().clone(), state.vault.clone())
+        .run(
+            state.store.as_ref(),
+            &state.campaigns,
+            state.clock.as_ref(),
+            every,
+            stop,
+        )
+        .await
 }
 
 /// `picket worker`: the dispatcher alone, for more workers on a shared database.

@@ -449,6 +449,8 @@ pub struct SchedulerSettings {
     /// The longest wait between two attempts of one post: the backoff doubles from 2 s up
     /// to this. A post is never tried after its window either way.
     pub retry_cap_secs: u64,
+    /// Seconds between two polls of a campaign's hashtag census sources (`[census]`).
+    pub census_every_secs: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -461,6 +463,7 @@ impl Default for SchedulerSettings {
             concurrency: 64,
             request_timeout_secs: 30,
             retry_cap_secs: 600,
+            census_every_secs: 300,
         }
     }
 }

@@ -57,6 +57,8 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct Vault {
     cipher: XChaCha20Poly1305,
+    /// Derived from the key with its own label, so a keyed hash never reveals the key.
+    hash_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Vault {
@@ -67,8 +69,15 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     pub fn from_key_bytes(key: &[u8; 32]) -> Vault {
+        use sha2::Digest;
+        let hash_key = sha2::Sha256::new()
+            .chain_update(b"picket keyed hash key\0")
+            .chain_update(key)
+            .finalize()
+            .into();
         Vault {
             cipher: XChaCha20Poly1305::new(&(*key).into()),
+            hash_key,
         }
     }
 
@@ -110,6 +119,20 @@ impl Vault {
     /// `purpose`, so it can never be taken for credentials or for another purpose's value.
     pub fn seal_purpose(&self, purpose: &str, plaintext: &[u8]) -> Sealed {
         Sealed::new(self.seal_with(&purpose_data(purpose), plaintext))
+    }
+
+    /// A salted hash of `value` for `purpose` (hex): the same value hashes the same on this
+    /// host (its key is the salt), so it can be counted and compared without being kept,
+    /// and no one without the key can test a guess against it.
+    pub fn keyed_hash(&self, purpose: &str, value: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(self.hash_key)
+            .chain_update((purpose.len() as u64).to_be_bytes())
+            .chain_update(purpose.as_bytes())
+            .chain_update(value.as_bytes())
+            .finalize();
+        hex::encode(digest)
     }
 
     /// Open what [`Vault::seal_purpose`] sealed for the same `purpose`.
@@ -222,6 +245,23 @@ pub fn key_file_for(database_url: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyed_hash_is_stable_per_key_and_purpose_and_differs_across_them() {
+        let v = Vault::from_key_bytes(&[7; 32]);
+        let h = v.keyed_hash("census author", "alice@m.example");
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains("alice"));
+        assert_eq!(h, v.keyed_hash("census author", "alice@m.example"));
+        assert_ne!(h, v.keyed_hash("census author", "bob@m.example"));
+        assert_ne!(h, v.keyed_hash("another purpose", "alice@m.example"));
+        assert_ne!(
+            h,
+            Vault::from_key_bytes(&[8; 32]).keyed_hash("census author", "alice@m.example")
+        );
+        // The purpose's length is hashed too, so moving bytes between the two differs.
+        assert_ne!(v.keyed_hash("ab", "c"), v.keyed_hash("a", "bc"));
+    }
 
     #[test]
     fn sealed_credentials_open_with_the_same_key_only() {

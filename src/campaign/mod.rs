@@ -87,8 +87,28 @@ pub struct Campaign {
     /// (`x_api = true`). Off by default: X's rules forbid coordinated posting across
     /// accounts, so the organiser opts in knowingly.
     pub x_api: bool,
+    /// Where the hashtag census looks (`[census]`); empty: no census.
+    pub census: CensusSources,
     /// Where the file was read from.
     pub source: PathBuf,
+}
+
+/// `[census]`: the public sources the hashtag census polls, as the organiser listed them
+/// (checked: each an http(s) or ws(s) address without credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CensusSources {
+    /// Mastodon-API servers (base addresses) whose tag timeline is read.
+    pub mastodon: Vec<String>,
+    /// Nostr relays (`wss://`).
+    pub nostr: Vec<String>,
+    /// A Bluesky AppView (base address) answering `app.bsky.feed.searchPosts`.
+    pub bluesky_appview: Option<String>,
+}
+
+impl CensusSources {
+    pub fn is_empty(&self) -> bool {
+        self.mastodon.is_empty() && self.nostr.is_empty() && self.bluesky_appview.is_none()
+    }
 }
 
 /// The text signers sign, as written in its file.

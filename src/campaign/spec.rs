@@ -38,6 +38,24 @@ pub struct RawCampaign {
     /// Post to X through the host's X API app (`[x]`): off unless the organiser says so.
     #[serde(default)]
     pub x_api: Option<Spanned<bool>>,
+    /// `[census]`: where the hashtag census looks.
+    #[serde(default)]
+    pub census: Option<Spanned<RawCensus>>,
+}
+
+/// `[census]`: the public sources the hashtag census polls.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCensus {
+    /// Mastodon-API servers whose tag timeline is read.
+    #[serde(default)]
+    pub mastodon: Vec<Spanned<String>>,
+    /// Nostr relays asked for `#t` notes.
+    #[serde(default)]
+    pub nostr: Vec<Spanned<String>>,
+    /// A Bluesky AppView answering `app.bsky.feed.searchPosts`.
+    #[serde(default)]
+    pub bluesky_appview: Option<Spanned<String>>,
 }
 
 /// `[templates]`: name -> variants, each spanned so problems point at the variant.

@@ -17,11 +17,13 @@ use toml::Spanned;
 
 use super::declaration::{content_hash, is_hash, proposed_changes};
 use super::spec::{
-    RawCampaign, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates, RawThreshold,
+    RawCampaign, RawCensus, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates,
+    RawThreshold,
 };
 use super::values::{did_you_mean, fmt_duration, parse_date, parse_duration, parse_when};
 use super::{
-    Campaign, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold, When, Window,
+    Campaign, CensusSources, Declaration, Origin, PostRule, Problem, Strike, StrikeTime, Threshold,
+    When, Window,
 };
 use crate::compose::PostVars;
 use crate::compose::measure;
@@ -141,6 +143,11 @@ impl<'a> Cx<'a> {
             .as_ref()
             .and_then(|t| self.threshold(t, &raw.strike, &strike));
         let x_api = self.x_api(&raw, &networks);
+        let census = raw
+            .census
+            .as_ref()
+            .map(|c| self.census(c.get_ref()))
+            .unwrap_or_default();
         Some(Campaign {
             id: id?,
             title: title?,
@@ -158,8 +165,71 @@ impl<'a> Cx<'a> {
             min_interval,
             threshold,
             x_api,
+            census,
             source: self.path.to_path_buf(),
         })
+    }
+
+    /// `[census]`: each source an address of the scheme its network speaks, without
+    /// credentials or a query (the census adds its own paths), listed once.
+    fn census(&mut self, raw: &RawCensus) -> CensusSources {
+        let mut sources = CensusSources::default();
+        let mut seen = HashSet::new();
+        for (key, list, schemes) in [
+            ("mastodon", &raw.mastodon, ["https", "http"]),
+            ("nostr", &raw.nostr, ["wss", "ws"]),
+        ] {
+            for item in list {
+                if let Some(url) = self.census_address(key, item, schemes, &mut seen) {
+                    match key {
+                        "mastodon" => sources.mastodon.push(url),
+                        _ => sources.nostr.push(url),
+                    }
+                }
+            }
+        }
+        if let Some(item) = &raw.bluesky_appview {
+            sources.bluesky_appview =
+                self.census_address("bluesky_appview", item, ["https", "http"], &mut seen);
+        }
+        sources
+    }
+
+    fn census_address(
+        &mut self,
+        key: &str,
+        item: &Spanned<String>,
+        schemes: [&str; 2],
+        seen: &mut HashSet<String>,
+    ) -> Option<String> {
+        let text = item.get_ref().trim();
+        let problem = match url::Url::parse(text) {
+            Err(e) => Some(format!("census {key} \"{text}\" is not an address: {e}")),
+            Ok(u) if !schemes.contains(&u.scheme()) => Some(format!(
+                "census {key} \"{text}\" must start with {}:// (or {}:// for a test server)",
+                schemes[0], schemes[1]
+            )),
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => Some(format!(
+                "census {key} \"{text}\" carries credentials: the census reads public posts only"
+            )),
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => Some(format!(
+                "census {key} \"{text}\" has a query or fragment: give the server's base address"
+            )),
+            Ok(_) => None,
+        };
+        if let Some(message) = problem {
+            self.at(item.span(), message);
+            return None;
+        }
+        let url = text.trim_end_matches('/').to_string();
+        if !seen.insert(url.clone()) {
+            self.at(
+                item.span(),
+                format!("census {key} \"{text}\" is listed twice"),
+            );
+            return None;
+        }
+        Some(url)
     }
 
     /// `x_api = true` needs X among the networks, and every variant must carry the
@@ -1017,6 +1087,50 @@ mod tests {
              [[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"t\"\n\
              [templates]\nt = [\"{template}\"]\n"
         )
+    }
+
+    #[test]
+    fn census_sources_are_read_trimmed_and_bad_ones_are_pointed_at() {
+        let path = std::path::Path::new("c.toml");
+        let none = crate::campaign::parse_str(&x_campaign("", "On"), path).unwrap();
+        assert!(none.census.is_empty());
+        let good = crate::campaign::parse_str(
+            &x_campaign(
+                "[census]\nmastodon = [\"https://m.example/\", \"http://127.0.0.1:3000\"]\n\
+                 nostr = [\"wss://relay.example\"]\nbluesky_appview = \"https://api.example\"",
+                "On",
+            ),
+            path,
+        )
+        .unwrap();
+        assert_eq!(
+            good.census.mastodon,
+            ["https://m.example", "http://127.0.0.1:3000"]
+        );
+        assert_eq!(good.census.nostr, ["wss://relay.example"]);
+        assert_eq!(
+            good.census.bluesky_appview.as_deref(),
+            Some("https://api.example")
+        );
+        let bad = crate::campaign::parse_str(
+            &x_campaign(
+                "[census]\nmastodon = [\"wss://m.example\", \"https://u:p@m.example\"]\n\
+                 nostr = [\"wss://r.example\", \"wss://r.example/\"]\n\
+                 bluesky_appview = \"https://a.example/?q=1\"",
+                "On",
+            ),
+            path,
+        )
+        .unwrap_err();
+        let at = |needle: &str| {
+            bad.iter()
+                .find(|p| p.message.contains(needle))
+                .map(|p| (p.line, p.col))
+        };
+        assert_eq!(at("must start with https://"), Some((5, 13)), "{bad:?}");
+        assert_eq!(at("carries credentials"), Some((5, 32)), "{bad:?}");
+        assert_eq!(at("listed twice"), Some((6, 29)), "{bad:?}");
+        assert_eq!(at("query or fragment"), Some((7, 19)), "{bad:?}");
     }
 
     #[test]

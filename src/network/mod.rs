@@ -9,6 +9,7 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod census;
 pub mod facebook;
 pub mod graph;
 pub mod guarded;

@@ -16,6 +16,7 @@
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
+//! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
@@ -38,6 +39,7 @@
 //! idempotency key on every attempt, so a lost `sending` mark leads to a deduplicated resend,
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
+mod census;
 mod counts;
 mod leases;
 mod model;
@@ -59,6 +61,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::Counts;
 pub use leases::Leases;
 pub use model::*;
@@ -118,6 +121,7 @@ pub trait Store:
     + Leases
     + Reminders
     + PushSubscriptions
+    + Census
 where
     Self: Send + Sync + 'static,
 {

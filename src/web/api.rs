@@ -241,6 +241,7 @@ struct Stats {
     accounts_by_network: serde_json::Map<String, serde_json::Value>,
     posts: PostStats,
     invitations: u64,
+    census: crate::store::CensusFigures,
 }
 
 #[derive(Serialize)]
@@ -288,6 +289,7 @@ pub async fn stats(
         accounts_by_network: by_network,
         posts: snap.posts.into(),
         invitations: snap.counters.invitations,
+        census: crate::store::Census::census_figures(state.store.as_ref(), c.id.as_str()).await?,
     };
     Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
 }

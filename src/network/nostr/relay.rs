@@ -235,7 +235,7 @@ pub(super) async fn broadcast(
 }
 
 /// Events matching `filters` on one relay, until `EOSE` or `deadline`.
-pub(super) async fn query(
+pub(crate) async fn query(
     http: &Http,
     relay: &str,
     filters: &[Value],

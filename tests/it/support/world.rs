@@ -228,5 +228,6 @@ pub fn fast_settings() -> SchedulerSettings {
         concurrency: 16,
         request_timeout_secs: 1,
         retry_cap_secs: 5,
+        census_every_secs: 300,
     }
 }
