@@ -4,6 +4,7 @@ mod browser;
 mod campaign_check;
 mod campaign_preview;
 mod card;
+mod census;
 mod cli;
 mod crash;
 mod declaration;

@@ -2652,3 +2652,107 @@ async fn a_post_waiting_for_a_reconnect_is_due_for_a_reminder_mail_from_its_slot
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_census_keeps_each_post_once_and_counts_distinct_authors_per_hour_own_apart() {
+    on_each_backend(|store, db| async move {
+        use picket::store::{CensusPost, CensusTotals};
+        // Arrange: ada is one of this host's accounts; two strangers post too.
+        let ada = striker(&*store, "ada", 1).await;
+        let handles = store.own_handles().await.unwrap();
+        assert!(
+            handles.is_empty(),
+            "{db}: sandbox accounts are not census networks"
+        );
+        store
+            .add_account(
+                &NewAccount {
+                    participant_id: ada.participant,
+                    network: NetworkKind::Nostr,
+                    handle: "npub1ada".parse().unwrap(),
+                    server: Some("ws://127.0.0.1:1".into()),
+                    trusted: false,
+                    route: picket::store::AccountRoute::Api,
+                },
+                &|_| Sealed::new(vec![1]),
+                t0(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.own_handles().await.unwrap(),
+            vec![(NetworkKind::Nostr, "npub1ada".to_string())],
+            "{db}"
+        );
+        let post = |key: &str, author: &str, own: bool, network, minutes: i64| CensusPost {
+            network,
+            key: key.into(),
+            author_hash: author.into(),
+            own,
+            posted_at: t0() + Duration::minutes(minutes),
+            link: Some(format!("https://example.org/{key}")),
+        };
+        let first = vec![
+            post("n1", "ada", true, NetworkKind::Nostr, 5),
+            post("n2", "x", false, NetworkKind::Nostr, 10),
+            post("n3", "x", false, NetworkKind::Nostr, 20),
+            post("m1", "y", false, NetworkKind::Mastodon, 30),
+            post("m2", "x", false, NetworkKind::Nostr, 70),
+        ];
+
+        // Act: the same posts come again (another server, a later poll), with one new.
+        let new = store.record_census(CAMPAIGN, &first, t0()).await.unwrap();
+        let mut again = first.clone();
+        again.push(post("m3", "z", false, NetworkKind::Mastodon, 75));
+        let new_again = store.record_census(CAMPAIGN, &again, t0()).await.unwrap();
+        store
+            .record_census("another-campaign", &first, t0())
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!((new, new_again), (5, 1), "{db}");
+        let hours = store.census_hours(CAMPAIGN).await.unwrap();
+        let figures: Vec<_> = hours
+            .iter()
+            .map(|h| {
+                (
+                    (h.hour - t0()).num_hours(),
+                    h.network,
+                    h.posts,
+                    h.authors,
+                    h.beyond_posts,
+                    h.beyond_authors,
+                )
+            })
+            .collect();
+        assert_eq!(
+            figures,
+            vec![
+                (0, NetworkKind::Mastodon, 1, 1, 1, 1),
+                (0, NetworkKind::Nostr, 3, 2, 2, 1),
+                (1, NetworkKind::Mastodon, 1, 1, 1, 1),
+                (1, NetworkKind::Nostr, 1, 1, 1, 1),
+            ],
+            "{db}"
+        );
+        assert_eq!(
+            store.census_totals(CAMPAIGN).await.unwrap(),
+            CensusTotals {
+                posts: 6,
+                authors: 4,
+                beyond_posts: 5,
+                beyond_authors: 3
+            },
+            "{db}"
+        );
+        let figures = store.census_figures(CAMPAIGN).await.unwrap();
+        assert_eq!(figures.hours, hours, "{db}");
+        assert_eq!(
+            store.census_totals("nobody").await.unwrap(),
+            CensusTotals::default(),
+            "{db}"
+        );
+    })
+    .await;
+}
