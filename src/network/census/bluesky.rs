@@ -50,7 +50,7 @@ pub fn link(uri: &str, handle: &str) -> Option<String> {
         .split('/')
         .collect::<Vec<_>>()
         .get(2..)
-        .filter(|rest| rest.len() == 1 && rest[0] != "")
+        .filter(|rest| rest.len() == 1 && !rest[0].is_empty())
         .map(|rest| rest[0].to_string())?;
     Some(format!("https://bsky.app/profile/{handle}/post/{rkey}"))
 }
