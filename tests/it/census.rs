@@ -26,7 +26,7 @@ use picket::store::{
 use serde_json::{Value, json};
 
 use crate::net_mastodon::Mock;
-use crate::support::require_server;
+use crate::support::{Options, TestApp, eventually, require_server};
 
 fn unique_tag() -> String {
     format!("Census{:08x}", rand::random::<u32>())
@@ -388,4 +388,88 @@ async fn the_census_searches_a_bluesky_appview_by_tag_page_by_page_and_reads_on_
         15,
         "{asked:?}"
     );
+}
+
+/// An AppView imitation on a port of its own, serving `posts`.
+async fn appview_with(posts: Vec<Value>) -> (String, Arc<Mutex<AppView>>) {
+    let view = Arc::new(Mutex::new(AppView {
+        posts,
+        asked: Vec::new(),
+    }));
+    let app = Router::new()
+        .route("/xrpc/app.bsky.feed.searchPosts", get(search_posts))
+        .with_state(view.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, view)
+}
+
+#[tokio::test]
+async fn picket_serve_polls_the_census_sources_and_the_stats_json_shows_authors_per_hour_without_handles()
+ {
+    // Arrange: a campaign whose census reads an AppView with three posts by two authors.
+    let tag = unique_tag();
+    let now = chrono::Utc::now();
+    let (appview, _view) = appview_with(vec![
+        post_view(3, "dora", &tag, now),
+        post_view(2, "erin", &tag, now),
+        post_view(1, "dora", &tag, now),
+    ])
+    .await;
+    let toml = format!(
+        "id = \"census-test\"\ntitle = \"Census\"\nhashtag = \"{tag}\"\n\
+         [strike]\ndays = [\"2027-07-04\"]\ntimezone = \"participant\"\n\
+         [[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"t\"\n\
+         [templates]\nt = [\"On #{{{{ hashtag }}}}\"]\n\
+         [census]\nbluesky_appview = \"{appview}\"\n"
+    );
+
+    // Act: picket serve starts; its census task polls at once.
+    let app = TestApp::spawn(Options::default().campaign("census-test", &toml)).await;
+    let stats: Value = eventually(
+        Duration::from_secs(30),
+        "the census in the stats",
+        async || {
+            let v: Value = app
+                .get("/api/v1/campaigns/census-test/stats")
+                .await
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match v["census"]["totals"]["posts"].as_i64() {
+                Some(3) => Ok(v),
+                other => Err(format!("census posts so far: {other:?}")),
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    let census = &stats["census"];
+    assert_eq!(
+        census["totals"],
+        json!({"posts": 3, "authors": 2, "beyond_posts": 3, "beyond_authors": 2})
+    );
+    let hours = census["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 1, "{census}");
+    assert_eq!(hours[0]["network"], "bluesky");
+    assert_eq!(hours[0]["authors"], 2);
+    let hour = chrono::DateTime::parse_from_rfc3339(hours[0]["hour"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        hour.with_timezone(&chrono::Utc),
+        picket::store::hour_of(now)
+    );
+    let text = stats.to_string();
+    assert!(
+        !text.contains("dora") && !text.contains("erin"),
+        "no author is named: {text}"
+    );
+    let bundled: Value = app
+        .get("/api/v1/campaigns/social-media-strike/stats")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bundled["census"]["totals"]["posts"], 0);
 }
