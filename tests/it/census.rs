@@ -473,3 +473,124 @@ async fn picket_serve_polls_the_census_sources_and_the_stats_json_shows_authors_
         .unwrap();
     assert_eq!(bundled["census"]["totals"]["posts"], 0);
 }
+
+#[tokio::test]
+async fn a_failing_source_never_stops_the_others_and_rests_after_three_failed_polls() {
+    // Arrange: a Mastodon server that is down (nothing listens on port 1), a Nostr
+    // "relay" answering plain HTTP, and a working AppView.
+    let tag = unique_tag();
+    let (appview, _view) = appview_with(vec![post_view(1, "fay", &tag, chrono::Utc::now())]).await;
+    let mut s = setup().await;
+    let campaigns = vec![campaign(
+        &tag,
+        &format!(
+            "mastodon = [\"http://127.0.0.1:1\"]\nnostr = [\"{}\"]\nbluesky_appview = \"{appview}\"",
+            appview.replace("http://", "ws://")
+        ),
+    )];
+
+    // Act: four rounds.
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        rounds.push(
+            s.task
+                .round(s.store.as_ref(), &campaigns, &SystemClock)
+                .await,
+        );
+    }
+
+    // Assert: the AppView is read every round; the broken two fail three times, then wait.
+    let seen: Vec<_> = rounds
+        .iter()
+        .map(|r| (r.read, r.failed, r.waiting))
+        .collect();
+    assert_eq!(seen, vec![(1, 2, 0), (1, 2, 0), (1, 2, 0), (1, 0, 2)]);
+    assert_eq!(rounds[0].new_posts, 1);
+    assert_eq!(s.store.census_totals("census-test").await.unwrap().posts, 1);
+}
+
+/// A Mastodon-API tag timeline that says its rate limit is nearly spent: `remaining`
+/// requests left, the window resetting in ten minutes (ISO 8601, as Mastodon sends it).
+async fn nearly_limited_timeline(remaining: u32) -> (String, Arc<Mutex<u32>>) {
+    let asked = Arc::new(Mutex::new(0u32));
+    let counter = asked.clone();
+    let app = Router::new().route(
+        "/api/v1/timelines/tag/{tag}",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                let n = {
+                    let mut c = counter.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                let reset = (chrono::Utc::now() + chrono::Duration::minutes(10))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let status = |id: u32| {
+                    json!({
+                        "id": id.to_string(),
+                        "uri": format!("https://m.example/users/u{id}/statuses/{id}"),
+                        "url": format!("https://m.example/@u{id}/{id}"),
+                        "created_at": "2027-07-04T10:00:00.000Z",
+                        "account": {"acct": format!("u{id}")},
+                    })
+                };
+                (
+                    [
+                        ("x-ratelimit-limit", "300".to_string()),
+                        ("x-ratelimit-remaining", remaining.to_string()),
+                        ("x-ratelimit-reset", reset),
+                    ],
+                    axum::Json(json!([status(n * 2), status(n * 2 - 1)])),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn a_mastodon_server_whose_rate_limit_runs_low_is_left_alone_until_its_reset() {
+    // Arrange: full pages keep coming, but only a few requests are left.
+    let (server, asked) = nearly_limited_timeline(3).await;
+    let mut s = setup().await;
+    s.task.page = 2;
+    let campaigns = vec![campaign(
+        &unique_tag(),
+        &format!("mastodon = [\"{server}\"]"),
+    )];
+
+    // Act
+    let first = s
+        .task
+        .round(s.store.as_ref(), &campaigns, &SystemClock)
+        .await;
+    let second = s
+        .task
+        .round(s.store.as_ref(), &campaigns, &SystemClock)
+        .await;
+
+    // Assert: one page, then no request until the reset.
+    assert_eq!((first.read, first.new_posts), (1, 2));
+    assert_eq!((second.read, second.waiting), (0, 1));
+    assert_eq!(*asked.lock().unwrap(), 1);
+    let poll = picket::network::census::mastodon::poll(
+        &Http::trusted(),
+        &server,
+        "tag",
+        None,
+        2,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let pause = poll.pause.expect("a pause until the reset");
+    assert!(
+        pause > Duration::from_secs(9 * 60) && pause <= Duration::from_secs(10 * 60 + 5),
+        "{pause:?}"
+    );
+    assert_eq!(poll.cursor.as_deref(), Some("4"));
+}

@@ -100,10 +100,7 @@ pub async fn poll(
         if !(200..300).contains(&status) {
             return Err(CensusError::Status(status));
         }
-        let answer: Answer = response
-            .json()
-            .await
-            .map_err(|e| CensusError::Decode(e.to_string()))?;
+        let answer: Answer = response.json().await.map_err(|_| CensusError::Decode)?;
         for p in answer.posts {
             let posted_at = p
                 .record

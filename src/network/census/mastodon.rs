@@ -79,10 +79,7 @@ pub async fn poll(
         if !(200..300).contains(&status) {
             return Err(CensusError::Status(status));
         }
-        let statuses: Vec<Status> = response
-            .json()
-            .await
-            .map_err(|e| CensusError::Decode(e.to_string()))?;
+        let statuses: Vec<Status> = response.json().await.map_err(|_| CensusError::Decode)?;
         let read = statuses.len();
         for s in statuses {
             // With `min_id` the page is the oldest statuses after it, newest first.

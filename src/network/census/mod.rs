@@ -50,8 +50,9 @@ pub enum CensusError {
     Status(u16),
     #[error("the server asks to wait (rate limited)")]
     RateLimited(Option<Duration>),
-    #[error("the answer is not what the API documents: {0}")]
-    Decode(String),
+    /// The parser's message is left out: it can quote the remote body.
+    #[error("the answer is not what the API documents")]
+    Decode,
     #[error("the relay could not be read: {0}")]
     Relay(String),
 }
