@@ -22,15 +22,12 @@ pub async fn stats(ctx: &Ctx, id: &str, format: StatsFormat) -> anyhow::Result<(
             problems.len()
         )
     })?;
-    let c = campaigns
-        .iter()
-        .find(|c| &*c.id == id)
-        .with_context(|| {
-            format!(
-                "no campaign {id} in {}",
-                ctx.settings.campaigns_dir.display()
-            )
-        })?;
+    let c = campaigns.iter().find(|c| &*c.id == id).with_context(|| {
+        format!(
+            "no campaign {id} in {}",
+            ctx.settings.campaigns_dir.display()
+        )
+    })?;
     let report = Report::compute(ctx.store.as_ref(), c, ctx.clock.now()).await?;
     match format {
         StatsFormat::Text => print!("{}", text::render(&report)),

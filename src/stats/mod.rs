@@ -370,7 +370,14 @@ pub fn invitation_tree(edges: &[InviteEdge]) -> InvitationTree {
         }
     }
     let depth = depth_of.values().copied().max().unwrap_or(0);
-    let mut levels = vec![0u64; if parent.is_empty() { 0 } else { depth as usize + 1 }];
+    let mut levels = vec![
+        0u64;
+        if parent.is_empty() {
+            0
+        } else {
+            depth as usize + 1
+        }
+    ];
     for d in depth_of.values() {
         levels[*d as usize] += 1;
     }

@@ -92,7 +92,10 @@ pub fn over_time(r: &Report) -> String {
         )
     };
     for (colour, pick) in [
-        ("#2c3e50", (|d: &super::Day| d.signatures_total) as fn(&super::Day) -> u64),
+        (
+            "#2c3e50",
+            (|d: &super::Day| d.signatures_total) as fn(&super::Day) -> u64,
+        ),
         ("#c0392b", |d: &super::Day| d.pledges_total),
     ] {
         let pts: Vec<String> = days
@@ -154,7 +157,12 @@ pub fn zone_band(zones: &[ZoneCount], striking: &[i32]) -> String {
 /// Published and hand-posted notices per UTC hour of one network.
 pub fn network_hours(r: &Report, network: &str) -> String {
     let mut values = vec![0u64; 24];
-    for h in r.posts.by_network_hour.iter().filter(|h| h.network == network) {
+    for h in r
+        .posts
+        .by_network_hour
+        .iter()
+        .filter(|h| h.network == network)
+    {
         values[h.hour as usize % 24] += h.counts.published + h.counts.posted_by_hand;
     }
     let labels: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
