@@ -506,6 +506,62 @@ mod tests {
         assert_eq!(offsets, vec![-300, 120, 345]);
     }
 
+    /// A campaign striking on 2027-07-04 in each participant's own zone.
+    fn one_day() -> Campaign {
+        let src = r#"
+id = "c"
+title = "C"
+hashtag = "C"
+[strike]
+timezone = "participant"
+days = ["2027-07-04"]
+[[posts]]
+name = "n"
+when = "start"
+template = "t"
+[templates]
+t = ["On strike #{{ hashtag }}"]
+"#;
+        crate::campaign::parse_str(src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    fn in_zone(name: &str) -> Participation {
+        Participation {
+            tz: Zone::parse(name).unwrap(),
+            days: None,
+            every: None,
+        }
+    }
+
+    #[test]
+    fn striking_now_is_the_strike_day_in_the_participants_own_zone() {
+        let c = one_day();
+        // 10:30 UTC: the 5th in Kiritimati (UTC+14), the 4th in Berlin, the 3rd in Pago
+        // Pago (UTC-11).
+        let now = "2027-07-04T10:30:00Z".parse().unwrap();
+        assert_eq!(strike_state(&c, &in_zone("Europe/Berlin"), now), (true, false));
+        assert_eq!(
+            strike_state(&c, &in_zone("Pacific/Kiritimati"), now),
+            (false, true),
+            "the 4th ended there at 10:00 UTC"
+        );
+        assert_eq!(
+            strike_state(&c, &in_zone("Pacific/Pago_Pago"), now),
+            (false, false),
+            "the 4th starts there at 11:00 UTC"
+        );
+    }
+
+    #[test]
+    fn the_strike_runs_where_the_local_date_is_a_strike_day() {
+        let c = one_day();
+        let now = "2027-07-04T10:30:00Z".parse().unwrap();
+        // Local date is the 4th from UTC-10 (00:30) to UTC+13 (23:30).
+        assert_eq!(striking_offsets(&c, now), (-10..=13).collect::<Vec<i32>>());
+        let before = "2027-07-03T10:30:00Z".parse().unwrap();
+        assert_eq!(striking_offsets(&c, before), vec![14]);
+    }
+
     #[test]
     fn the_csv_has_one_row_per_network_and_hour() {
         let r = Report {
