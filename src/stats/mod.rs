@@ -539,7 +539,10 @@ t = ["On strike #{{ hashtag }}"]
         // 10:30 UTC: the 5th in Kiritimati (UTC+14), the 4th in Berlin, the 3rd in Pago
         // Pago (UTC-11).
         let now = "2027-07-04T10:30:00Z".parse().unwrap();
-        assert_eq!(strike_state(&c, &in_zone("Europe/Berlin"), now), (true, false));
+        assert_eq!(
+            strike_state(&c, &in_zone("Europe/Berlin"), now),
+            (true, false)
+        );
         assert_eq!(
             strike_state(&c, &in_zone("Pacific/Kiritimati"), now),
             (false, true),
