@@ -190,15 +190,31 @@ async fn stats_agree_across_the_command_line_the_api_the_csv_the_page_and_the_re
             .clock(Arc::new(clock.clone())),
     )
     .await;
-    for body in [
-        serde_json::json!({"name": "Eve"}),
-        serde_json::json!({"name": "Fay", "ref": ann_code}),
-    ] {
-        let signed = app
-            .post_json(&format!("/api/v1/campaigns/{ID}/signatures"), &body)
-            .await;
-        assert!(signed.status().is_success(), "{}", signed.status());
-    }
+    // Eve signs through the API; Fay follows ann's invitation link and signs the form.
+    let signed = app
+        .post_json(
+            &format!("/api/v1/campaigns/{ID}/signatures"),
+            &serde_json::json!({"name": "Eve"}),
+        )
+        .await;
+    assert!(signed.status().is_success(), "{}", signed.status());
+    let fay = app.visitor();
+    let landed = fay.get(&format!("/i/{ann_code}")).await;
+    assert_eq!(landed.status, 303, "{}", landed.html);
+    let form = fay.get(&format!("/c/{ID}")).await;
+    assert_eq!(form.field("ref"), ann_code, "the link is remembered");
+    let signed = fay
+        .post(
+            &format!("/c/{ID}/sign"),
+            &[
+                ("csrf", &form.field("csrf")),
+                ("ref", &form.field("ref")),
+                ("name", "Fay"),
+                ("consent", "on"),
+            ],
+        )
+        .await;
+    assert!(signed.status.is_success(), "{}", signed.html);
     let api = eventually(
         Duration::from_secs(10),
         "both signatures counted",
