@@ -323,3 +323,34 @@ async fn stats_agree_across_the_command_line_the_api_the_csv_the_page_and_the_re
     );
     assert!(campaign_page.contains(&format!("href=\"/c/{ID}/stats\"")));
 }
+
+#[tokio::test]
+async fn the_stats_page_of_an_unknown_campaign_is_a_404_and_the_page_keeps_the_strict_csp() {
+    let app = TestApp::spawn(Options::default()).await;
+
+    let missing = app.get("/c/no-such-campaign/stats").await;
+    let page = app
+        .get(&format!("/c/{}/stats", crate::support::BUNDLED))
+        .await;
+
+    assert_eq!(missing.status(), 404);
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<svg"), "{html}");
+    assert!(
+        !html.contains(" style="),
+        "no inline style: the CSP would block it"
+    );
+    assert!(
+        html.contains("Not configured on this host"),
+        "the census is not faked"
+    );
+}
