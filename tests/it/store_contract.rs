@@ -1306,6 +1306,7 @@ async fn a_signature_with_the_same_email_counts_once() {
             invited_by: by.map(str::to_string),
             confirmed: true,
             confirm_token_hash: None,
+            email_consent: false,
         };
 
         // Act
@@ -1378,6 +1379,7 @@ async fn signatures_arriving_at_once_are_all_stored_and_each_person_counts_once(
             invited_by: None,
             confirmed: true,
             confirm_token_hash: None,
+            email_consent: false,
         };
         let mut all = Vec::new();
         for i in 0..100 {
@@ -1436,6 +1438,7 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
             invited_by: None,
             confirmed: false,
             confirm_token_hash: Some(hash.into()),
+            email_consent: false,
         };
         let ada = store
             .add_signature(&unconfirmed("Ada", "ada@example.org", "h1"), t0())
@@ -1451,6 +1454,7 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
                     invited_by: None,
                     confirmed: true,
                     confirm_token_hash: None,
+                    email_consent: false,
                 },
                 t0(),
             )
@@ -1535,6 +1539,7 @@ async fn a_failed_confirmation_mail_can_be_retried_at_once() {
                     public: false,
                     invited_by: None,
                     confirmed: false,
+                    email_consent: false,
                 },
                 t0(),
             )
