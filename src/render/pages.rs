@@ -63,6 +63,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "admin_sign_in.html",
         include_str!("../../templates/admin_sign_in.html"),
     ),
+    ("stats.html", include_str!("../../templates/stats.html")),
     (
         "mail/reminder.txt",
         include_str!("../../templates/mail/reminder.txt"),

@@ -25,6 +25,7 @@ mod push;
 mod rehearse;
 mod resilience;
 mod ssrf;
+mod stats;
 mod store_contract;
 mod support;
 mod tap;
