@@ -14,6 +14,7 @@
 //! module's, the same bytes `picket export` prints.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, State};
@@ -29,6 +30,7 @@ use super::{AppState, WebError, guard};
 use crate::admin::{self, ExportFormat, ExportKind};
 use crate::campaign::Campaign;
 use crate::participation::token_hash;
+use crate::stats::Report;
 
 /// The session cookie; sent back only to `/admin` and below.
 pub const ADMIN_COOKIE: &str = "picket_admin";
@@ -183,57 +185,18 @@ async fn sign_out(
         .into_response())
 }
 
-/// One campaign's figures as the area shows them: the counts the stats API gives. Kept in
-/// this one function so a richer stats aggregation can take its place.
-async fn figures(state: &AppState, c: &Campaign) -> Result<Figures, WebError> {
-    let snap = state.counts.get(state, c).await?;
-    let p = &snap.posts;
-    Ok(Figures {
-        signatures: snap.counters.signatures,
-        strikers: snap.counters.strikers,
-        invitations: snap.counters.invitations,
-        posts: PostFigures {
-            scheduled: p.pending + p.claimed + p.sending,
-            published: p.published,
-            posted_by_hand: p.posted_by_hand,
-            reminded: p.reminded,
-            failed: p.failed,
-            missed: p.missed,
-            cancelled: p.cancelled,
-        },
-        accounts_by_network: snap
-            .accounts_by_network
-            .iter()
-            .map(|(n, k)| (n.to_string(), *k))
-            .collect(),
-    })
-}
-
-#[derive(Serialize)]
-struct Figures {
-    signatures: u64,
-    strikers: u64,
-    invitations: u64,
-    posts: PostFigures,
-    accounts_by_network: Vec<(String, u64)>,
-}
-
-#[derive(Serialize)]
-struct PostFigures {
-    scheduled: u64,
-    published: u64,
-    posted_by_hand: u64,
-    reminded: u64,
-    failed: u64,
-    missed: u64,
-    cancelled: u64,
+/// One campaign's figures as the area shows them: the stats report the API and
+/// `picket stats` give (`stats::Report`, cached like the page's counters), so every figure
+/// agrees with theirs.
+async fn figures(state: &AppState, c: &Campaign) -> Result<Arc<Report>, WebError> {
+    state.counts.report(state, c).await
 }
 
 #[derive(Serialize)]
 struct CampaignView {
     id: String,
     title: String,
-    figures: Figures,
+    figures: Arc<Report>,
     cancelled: Option<Cancelled>,
     threshold: Option<ThresholdView>,
 }
