@@ -323,7 +323,7 @@ fn public_reasons(reasons: &[ReasonCount]) -> Vec<Reason> {
             }),
         }
     }
-    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.sort_by_key(|r| std::cmp::Reverse(r.count));
     out
 }
 
