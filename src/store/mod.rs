@@ -9,6 +9,7 @@
 //!
 //! | file              | what it is for |
 //! |-------------------|----------------|
+//! | `admin.rs`        | [`Admin`]: the operator's secret and sessions, exports, failures, reconnections |
 //! | `participants.rs` | [`Participants`]: participants and their accounts |
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
@@ -39,6 +40,7 @@
 //! idempotency key on every attempt, so a lost `sending` mark leads to a deduplicated resend,
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
+mod admin;
 mod census;
 mod counts;
 mod leases;
@@ -61,6 +63,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use leases::Leases;
@@ -121,6 +124,7 @@ pub trait Store:
     + Leases
     + Reminders
     + PushSubscriptions
+    + Admin
     + Census
 where
     Self: Send + Sync + 'static,
