@@ -18,6 +18,7 @@
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
+//! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -53,6 +54,7 @@ mod signatures;
 mod sql;
 mod sqlite;
 mod tooling;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +74,9 @@ pub use sessions::Sessions;
 pub use signatures::Signatures;
 pub use sqlite::SqliteStore;
 pub use tooling::StoreTooling;
+pub use webhooks::{
+    NewWebhookEvent, StoredWebhookEvent, WebhookDelivery, WebhookFact, WebhookOutcome, Webhooks,
+};
 
 /// Something went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +123,7 @@ pub trait Store:
     + Leases
     + Reminders
     + PushSubscriptions
+    + Webhooks
 where
     Self: Send + Sync + 'static,
 {
