@@ -38,8 +38,10 @@ struct Seen {
     fail_first: usize,
     /// Status of every answer once `fail_first` is used up.
     status: u16,
-    /// Up to this long before answering (so a kill lands mid-delivery).
-    max_delay_ms: u64,
+    /// How long before answering, in milliseconds (so a kill lands mid-delivery).
+    delay_ms: (u64, u64),
+    /// Requests that reached the handler.
+    arrivals: usize,
 }
 
 #[derive(Clone)]
@@ -49,11 +51,11 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(fail_first: usize, status: u16, max_delay_ms: u64) -> Receiver {
+    async fn start(fail_first: usize, status: u16, delay_ms: (u64, u64)) -> Receiver {
         let seen = Arc::new(Mutex::new(Seen {
             fail_first,
             status,
-            max_delay_ms,
+            delay_ms,
             ..Seen::default()
         }));
         let router = axum::Router::new()
@@ -78,29 +80,34 @@ impl Receiver {
                             300,
                         ) && header("picket-signature")
                             .starts_with(&format!("t={},", header("picket-timestamp")));
-                        let delay = {
-                            let s = seen.lock().unwrap();
-                            rand::rng().random_range(0..=s.max_delay_ms)
+                        // Processed on arrival, answered later: a kill meanwhile is an
+                        // event the receiver has and picket does not know it has.
+                        let (status, delay) = {
+                            let mut s = seen.lock().unwrap();
+                            s.arrivals += 1;
+                            let hit = Hit {
+                                event_id: header("picket-event-id"),
+                                kind: header("picket-event"),
+                                body: serde_json::from_slice(&body).unwrap_or_default(),
+                                signed,
+                            };
+                            let status = if s.fail_first > 0 {
+                                s.fail_first -= 1;
+                                500
+                            } else {
+                                s.status
+                            };
+                            if (200..300).contains(&status) && signed {
+                                s.processed.insert(hit.event_id.clone());
+                            }
+                            s.hits.push(hit);
+                            (
+                                status,
+                                rand::rng().random_range(s.delay_ms.0..=s.delay_ms.1),
+                            )
                         };
-                        // Real time on purpose: a slow receiver, so kills land mid-request.
+                        // Real time on purpose: a slow answer, so kills land before it.
                         tokio::time::sleep(Duration::from_millis(delay)).await;
-                        let mut s = seen.lock().unwrap();
-                        let hit = Hit {
-                            event_id: header("picket-event-id"),
-                            kind: header("picket-event"),
-                            body: serde_json::from_slice(&body).unwrap_or_default(),
-                            signed,
-                        };
-                        let status = if s.fail_first > 0 {
-                            s.fail_first -= 1;
-                            500
-                        } else {
-                            s.status
-                        };
-                        if (200..300).contains(&status) && signed {
-                            s.processed.insert(hit.event_id.clone());
-                        }
-                        s.hits.push(hit);
                         StatusCode::from_u16(status).unwrap()
                     },
                 ),
@@ -114,6 +121,10 @@ impl Receiver {
 
     fn hits(&self) -> Vec<Hit> {
         self.seen.lock().unwrap().hits.clone()
+    }
+
+    fn arrivals(&self) -> usize {
+        self.seen.lock().unwrap().arrivals
     }
 
     fn processed(&self) -> usize {
@@ -182,7 +193,7 @@ async fn serve(world: &World, config: &str) -> TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_gets_signed_signature_join_and_publish_events_from_picket_serve() {
     // Arrange
-    let receiver = Receiver::start(0, 204, 0).await;
+    let receiver = Receiver::start(0, 204, (0, 0)).await;
     let world = world("hooked", &receiver).await;
     sign(&world, "hooked", 1).await;
     let (who, accounts) = world.participant("kim", 2).await;
@@ -239,7 +250,7 @@ async fn a_receiver_gets_signed_signature_join_and_publish_events_from_picket_se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_answered_500_is_retried_with_the_same_id_and_delivered_once() {
     // Arrange
-    let receiver = Receiver::start(2, 200, 0).await;
+    let receiver = Receiver::start(2, 200, (0, 0)).await;
     let world = world("retried", &receiver).await;
     sign(&world, "retried", 1).await;
 
@@ -270,7 +281,7 @@ async fn an_event_answered_500_is_retried_with_the_same_id_and_delivered_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_answered_404_fails_for_good_with_its_reason() {
     // Arrange
-    let receiver = Receiver::start(0, 404, 0).await;
+    let receiver = Receiver::start(0, 404, (0, 0)).await;
     let world = world("refused", &receiver).await;
     sign(&world, "refused", 1).await;
 
@@ -299,28 +310,33 @@ async fn an_event_answered_404_fails_for_good_with_its_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_delivery_loses_no_event_and_a_deduping_receiver_processes_each_once() {
-    // Arrange: 30 signatures; the receiver takes up to 800 ms to answer, so kills land
+    // Arrange: 30 signatures; the receiver takes 0.3 to 1.5 s to answer, so kills land
     // with requests on the wire and answered-but-unrecorded.
-    let receiver = Receiver::start(0, 200, 800).await;
+    let receiver = Receiver::start(0, 200, (300, 1500)).await;
     let world = world("killed", &receiver).await;
     sign(&world, "killed", 30).await;
     let config = receiver.settings(&["signature.counted"]);
     let seed: u64 = rand::rng().random();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    // Act: four runs killed at a random moment after their first request arrived, then one
+    // Act: three runs killed at a random moment after their first request arrived, then one
     // left to finish (a killed run's events wait for their lease to run out, 15 s).
-    for _ in 0..4 {
-        let before = receiver.hits().len();
+    let key = hook_key(&receiver.url);
+    for _ in 0..3 {
+        let before = receiver.arrivals();
         let app = serve(&world, &config).await;
         eventually(
             Duration::from_secs(60),
-            "this run's first request at the receiver (or all processed)",
-            async || receiver.hits().len() != before || receiver.processed() == 30,
+            "this run's first request at the receiver (or every event delivered)",
+            async || {
+                let stored = world.store.webhook_events(&key).await.unwrap();
+                receiver.arrivals() != before
+                    || (stored.len() == 30 && stored.iter().all(|e| e.state == "delivered"))
+            },
         )
         .await;
         // Real time on purpose: the kill lands at a random moment of the work.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..900))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..1200))).await;
         drop(app); // SIGKILL
     }
     let app = serve(&world, &config).await;
@@ -361,6 +377,10 @@ async fn kill_9_during_delivery_loses_no_event_and_a_deduping_receiver_processes
         assert!(h.signed, "seed {seed}: {h:?}");
     }
     let redelivered: usize = per_id.values().map(|n| n - 1).sum();
+    assert!(
+        stored.iter().any(|e| e.attempts >= 2),
+        "seed {seed}: the kills must interrupt deliveries: {stored:?}"
+    );
     println!(
         "seed {seed}: {} requests for 30 events, {redelivered} raw redeliveries (deduplicated by id)",
         hits.len()
