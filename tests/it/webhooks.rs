@@ -387,3 +387,51 @@ async fn kill_9_during_delivery_loses_no_event_and_a_deduping_receiver_processes
     );
     assert!(exit.success(), "picket serve exits 0 on SIGTERM: {exit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_reached_is_sent_once_when_the_pledges_meet_it() {
+    // Arrange: a campaign that needs two pledges, one made so far.
+    let receiver = Receiver::start(0, 200, (0, 0)).await;
+    let world = world("tipping", &receiver).await;
+    let mut campaign = world.campaign.clone();
+    campaign.threshold = Some(picket::campaign::Threshold {
+        participants: 2,
+        deadline: None,
+    });
+    let hooks = receiver.settings(&["threshold.reached"]);
+    let settings: picket::config::Settings = toml::from_str(&hooks).unwrap();
+    let sender = picket::scheduler::webhooks::WebhookSender {
+        store: world.store.clone(),
+        http: picket::network::Egress::new(true).trusted().clone(),
+        hooks: settings
+            .webhooks
+            .iter()
+            .filter_map(picket::scheduler::webhooks::Hook::from_settings)
+            .collect(),
+        clock: Arc::new(SystemClock),
+        campaigns: Arc::new(vec![campaign]),
+        owner: "test".into(),
+        retry: Default::default(),
+    };
+    let since = sender.register().await.unwrap();
+    let (ada, accounts) = world.participant("ada", 1).await;
+    world.pledge(ada, &accounts).await;
+
+    // Act
+    let below = sender.step(&since).await.unwrap();
+    let (bob, accounts) = world.participant("bob", 1).await;
+    world.pledge(bob, &accounts).await;
+    let reached = sender.step(&since).await.unwrap();
+    let again = sender.step(&since).await.unwrap();
+
+    // Assert
+    assert_eq!(below.enqueued, 0, "{below:?}");
+    assert_eq!((reached.enqueued, reached.delivered), (1, 1), "{reached:?}");
+    assert_eq!(again.enqueued, 0, "once per campaign and hook: {again:?}");
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].kind, "threshold.reached");
+    assert_eq!(hits[0].body["data"]["participants"], 2);
+    assert_eq!(hits[0].body["data"]["pledged"], 2);
+    assert!(hits[0].signed);
+}
