@@ -16,6 +16,7 @@ mod add_nostr;
 mod add_official;
 mod declaration;
 mod participate;
+mod stats;
 mod widget;
 
 use crate::app::{self, Application};
@@ -127,6 +128,19 @@ pub enum Command {
         campaign: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// A campaign's figures for its organiser: signatures, strikers (pledged, striking now,
+    /// done), accounts by network, posts by outcome, network and UTC hour with the top
+    /// reasons of failures, invitations and the invitation tree's depth, strikers by time
+    /// zone. JSON is exactly what `GET /api/v1/campaigns/{id}/stats` answers; CSV is one
+    /// row per network and UTC hour.
+    #[command(
+        after_help = "Examples:\n  picket stats social-media-strike\n  picket stats social-media-strike --format json\n  picket stats social-media-strike --format csv > posts-by-hour.csv"
+    )]
+    Stats {
+        campaign: String,
+        #[arg(long, value_enum, default_value_t = stats::StatsFormat::Text)]
+        format: stats::StatsFormat,
     },
     /// Rehearse a whole strike, compressed in time, against a built-in sandbox network.
     ///
@@ -761,6 +775,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Campaign(CampaignCommand::Cancel { id, reason }) => {
             participate::cancel_campaign(ctx, &id, &reason).await?
         }
+        Command::Stats { campaign, format } => stats::stats(ctx, &campaign, format).await?,
         Command::Serve { .. }
         | Command::Worker
         | Command::Widget(_)

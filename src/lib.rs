@@ -22,6 +22,7 @@
 //! | [`widget`]    | the embeddable strike widget (`/widget.js`, `picket widget export`): campaign data inlined into `widget/widget.js` |
 //! | [`mail`]      | the `Mailer` trait, SMTP with `lettre`, mails rendered from `templates/mail/*.txt` |
 //! | [`sandbox`]   | the sandbox receiver: a local fake network with fault injection (rehearsals, tests) |
+//! | [`stats`]     | a campaign's figures for organisers, one aggregation for `picket stats`, the stats API and the stats page (with its SVG charts) |
 //! | [`sync`]      | `sync::lock`: the one way a `std::sync::Mutex` is locked (a poisoned lock is recovered) |
 //! | [`bench`]     | `picket bench`: dispatch throughput (beside a bare HTTP client), lateness, planning |
 //! | [`rehearse`]  | `picket rehearse`: a whole strike in compressed time against the sandbox, with a report |
@@ -54,6 +55,7 @@ pub mod rehearse;
 pub mod render;
 pub mod sandbox;
 pub mod scheduler;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod web;

@@ -58,6 +58,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/mail/magic_link.txt"),
     ),
     ("posted.html", include_str!("../../templates/posted.html")),
+    ("stats.html", include_str!("../../templates/stats.html")),
     (
         "mail/reminder.txt",
         include_str!("../../templates/mail/reminder.txt"),

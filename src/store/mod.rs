@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use counts::Counts;
+pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;

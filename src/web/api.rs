@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::campaign::{counters, find, view};
 use super::signing::{self, Signer};
 use super::{AppState, WebError};
-use crate::store::OutboxCounts;
 
 /// An API error, as JSON: the same variants as pages, or a status of its own for what
 /// only the API meets (a body not sent as JSON, or too large).
@@ -233,63 +232,15 @@ pub async fn sign(
     Ok((status, Json(answer)).into_response())
 }
 
-#[derive(Serialize)]
-struct Stats {
-    campaign: String,
-    signatures: u64,
-    strikers: u64,
-    accounts_by_network: serde_json::Map<String, serde_json::Value>,
-    posts: PostStats,
-    invitations: u64,
-}
-
-#[derive(Serialize)]
-struct PostStats {
-    scheduled: u64,
-    published: u64,
-    failed: u64,
-    missed: u64,
-    cancelled: u64,
-    /// Tap-to-post notices confirmed as posted by the participant themself.
-    posted_by_hand: u64,
-    /// Tap-to-post notices shown at their minute and not (yet) confirmed.
-    reminded: u64,
-}
-
-impl From<OutboxCounts> for PostStats {
-    fn from(c: OutboxCounts) -> Self {
-        PostStats {
-            scheduled: c.pending + c.claimed + c.sending,
-            published: c.published,
-            failed: c.failed,
-            missed: c.missed,
-            cancelled: c.cancelled,
-            posted_by_hand: c.posted_by_hand,
-            reminded: c.reminded,
-        }
-    }
-}
-
+/// The campaign's [`Report`](crate::stats::Report): the very figures `picket stats
+/// --format json` prints and the stats page draws.
 pub async fn stats(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = find(&state, &campaign_id(id)?)?;
-    let snap = state.counts.get(&state, c).await?;
-    let by_network = snap
-        .accounts_by_network
-        .iter()
-        .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
-        .collect();
-    let stats = Stats {
-        campaign: c.id.to_string(),
-        signatures: snap.counters.signatures,
-        strikers: snap.counters.strikers,
-        accounts_by_network: by_network,
-        posts: snap.posts.into(),
-        invitations: snap.counters.invitations,
-    };
-    Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
+    let report = state.counts.report(&state, c).await?;
+    Ok(Json(report.to_json()))
 }
 
 /// A live counter badge: "#Hashtag | 1,234 signed".

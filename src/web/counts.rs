@@ -28,6 +28,7 @@ use super::campaign::Counters;
 use super::{AppState, WebError};
 use crate::campaign::Campaign;
 use crate::domain::{CampaignId, NetworkKind};
+use crate::stats::Report;
 use crate::store::OutboxCounts;
 
 /// How old shown counts may be when nothing was written through this server.
@@ -72,7 +73,10 @@ pub struct Counts {
     generation: AtomicU64,
     /// Campaign id -> its slot; slots are made on first read and never removed (the
     /// campaigns are fixed at startup).
-    slots: Mutex<HashMap<CampaignId, Arc<Slot>>>,
+    slots: Mutex<HashMap<CampaignId, Arc<Slot<Snapshot>>>>,
+    /// Campaign id -> the slot of its full [`Report`] (the stats API and page), kept apart
+    /// so the campaign page's counters never wait for the heavier report.
+    reports: Mutex<HashMap<CampaignId, Arc<Slot<Report>>>>,
     /// Campaign id -> its plain page as rendered for one snapshot and countdown text.
     pages: Mutex<HashMap<String, RenderedPage>>,
 }
@@ -84,23 +88,32 @@ struct RenderedPage {
     html: Arc<String>,
 }
 
-#[derive(Debug, Default)]
-struct Slot {
+#[derive(Debug)]
+struct Slot<T> {
     /// The last snapshot; held only to copy the `Arc` in or out, never across an await.
-    latest: Mutex<Option<Cached>>,
+    latest: Mutex<Option<Cached<T>>>,
     /// Held by the one task refreshing this campaign's counts.
     refresh: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug, Clone)]
-struct Cached {
-    snapshot: Arc<Snapshot>,
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            latest: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cached<T> {
+    snapshot: Arc<T>,
     generation: u64,
     taken_at: DateTime<Utc>,
 }
 
-impl Slot {
-    fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<Snapshot>> {
+impl<T> Slot<T> {
+    fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<T>> {
         let latest = crate::sync::lock(&self.latest);
         latest
             .as_ref()
@@ -123,6 +136,30 @@ impl Counts {
             let mut slots = crate::sync::lock(&self.slots);
             slots.entry(c.id.clone()).or_default().clone()
         };
+        self.through(&slot, state, Snapshot::load(state, c)).await
+    }
+
+    /// The stats [`Report`] of `c`, at most [`MAX_AGE`] old, as of the server's clock.
+    pub async fn report(&self, state: &AppState, c: &Campaign) -> Result<Arc<Report>, WebError> {
+        let slot = {
+            let mut slots = crate::sync::lock(&self.reports);
+            slots.entry(c.id.clone()).or_default().clone()
+        };
+        let load = async {
+            Report::compute(state.store.as_ref(), c, state.clock.now())
+                .await
+                .map_err(|e| WebError::Internal(e.into()))
+        };
+        self.through(&slot, state, load).await
+    }
+
+    /// The value in `slot` if fresh, else `load`ed by one task while the others wait.
+    async fn through<T>(
+        &self,
+        slot: &Slot<T>,
+        state: &AppState,
+        load: impl std::future::Future<Output = Result<T, WebError>>,
+    ) -> Result<Arc<T>, WebError> {
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(s) = slot.fresh(generation, state.clock.now()) {
             return Ok(s);
@@ -135,7 +172,7 @@ impl Counts {
         if let Some(s) = slot.fresh(generation, now) {
             return Ok(s);
         }
-        let snapshot = Arc::new(Snapshot::load(state, c).await?);
+        let snapshot = Arc::new(load.await?);
         *crate::sync::lock(&slot.latest) = Some(Cached {
             snapshot: snapshot.clone(),
             generation,
@@ -214,7 +251,7 @@ pub async fn stale_after_writes(
 mod tests {
     use super::*;
 
-    fn cached(generation: u64, taken_at: DateTime<Utc>) -> Slot {
+    fn cached(generation: u64, taken_at: DateTime<Utc>) -> Slot<Snapshot> {
         let slot = Slot::default();
         *slot.latest.lock().unwrap() = Some(Cached {
             snapshot: Arc::new(Snapshot {

@@ -17,6 +17,7 @@ mod push;
 pub mod serve;
 pub mod session;
 pub mod signing;
+mod stats;
 mod views;
 mod widget;
 
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(pages::asset))
         .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/signatures", get(campaign::signatures))
+        .route("/c/{id}/stats", get(stats::page))
         .route("/c/{id}/declaration", get(declaration::page))
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))

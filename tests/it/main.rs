@@ -24,6 +24,7 @@ mod push;
 mod rehearse;
 mod resilience;
 mod ssrf;
+mod stats;
 mod store_contract;
 mod support;
 mod tap;

@@ -2653,6 +2653,130 @@ async fn a_post_waiting_for_a_reconnect_is_due_for_a_reminder_mail_from_its_slot
     .await;
 }
 
+#[tokio::test]
+async fn the_stats_aggregates_count_posts_by_network_hour_and_state_reasons_invitations_and_days() {
+    on_each_backend(|store, db| async move {
+        // Arrange: ada's three posts (00h, 01h, 02h UTC) published, failed and missed;
+        // bo's two still pending at 00h; two confirmed signatures (one invited by the
+        // other) and one awaiting confirmation.
+        let ada = striker(&*store, "ada", 1).await;
+        planned(&*store, &ada, &[0, 1, 2]).await;
+        let now = t0() + Duration::minutes(150);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[
+                    Outcome::Published {
+                        id: sending[0],
+                        remote_id: "1".into(),
+                        remote_url: None,
+                        text: "hi".into(),
+                    },
+                    Outcome::Failed {
+                        id: sending[1],
+                        reason: "content rejected".into(),
+                    },
+                    Outcome::Missed {
+                        id: sending[2],
+                        reason: "window closed".into(),
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+        let bo = striker(&*store, "bo", 2).await;
+        planned(&*store, &bo, &[0]).await;
+        let sign = |name: &str, by: Option<&str>, confirmed: bool| NewSignature {
+            campaign_id: CAMPAIGN.parse().unwrap(),
+            name: name.into(),
+            email_canonical: Some(format!("{name}@example.org")),
+            public: false,
+            invited_by: by.map(str::to_string),
+            confirmed,
+            confirm_token_hash: (!confirmed).then(|| format!("hash-{name}")),
+        };
+        let first = store
+            .add_signature(&sign("ann", None, true), t0())
+            .await
+            .unwrap();
+        store
+            .add_signature(&sign("ben", Some(&first.invite_code), true), t0())
+            .await
+            .unwrap();
+        store
+            .add_signature(&sign("cat", Some(&first.invite_code), false), t0())
+            .await
+            .unwrap();
+
+        // Act
+        let buckets = store.post_buckets(CAMPAIGN).await.unwrap();
+        let reasons = store.failure_reasons(CAMPAIGN, 5).await.unwrap();
+        let edges = store.invitation_edges(CAMPAIGN).await.unwrap();
+        let days = store.daily_counts(CAMPAIGN).await.unwrap();
+        let awaiting = store.unconfirmed_signature_count(CAMPAIGN).await.unwrap();
+
+        // Assert
+        let got: Vec<(NetworkKind, u8, OutboxState, u64)> = buckets
+            .iter()
+            .map(|b| (b.network, b.hour, b.state, b.count))
+            .collect();
+        let mut want = vec![
+            (NetworkKind::Sandbox, 0, OutboxState::Pending, 2),
+            (NetworkKind::Sandbox, 0, OutboxState::Published, 1),
+            (NetworkKind::Sandbox, 1, OutboxState::Failed, 1),
+            (NetworkKind::Sandbox, 2, OutboxState::Missed, 1),
+        ];
+        let mut got_sorted = got.clone();
+        got_sorted.sort_by_key(|g| (g.1, g.2.to_string()));
+        want.sort_by_key(|g| (g.1, g.2.to_string()));
+        assert_eq!(got_sorted, want, "{db}");
+        let mut why: Vec<(String, String, u64)> = reasons
+            .iter()
+            .map(|r| (r.state.to_string(), r.reason.clone(), r.count))
+            .collect();
+        why.sort();
+        assert_eq!(
+            why,
+            vec![
+                ("failed".into(), "content rejected".into(), 1),
+                ("missed".into(), "window closed".into(), 1)
+            ],
+            "{db}"
+        );
+        assert_eq!(
+            store.failure_reasons(CAMPAIGN, 1).await.unwrap().len(),
+            1,
+            "{db}: the limit holds"
+        );
+        assert_eq!(edges.len(), 4, "{db}: two signers and two participants");
+        assert_eq!(
+            edges
+                .iter()
+                .filter(|e| e.invited_by.as_deref() == Some(first.invite_code.as_str()))
+                .count(),
+            1,
+            "{db}: an unconfirmed signer is not in the tree"
+        );
+        assert_eq!(awaiting, 1, "{db}");
+        let day = t0().timestamp().div_euclid(86_400);
+        assert_eq!(days.len(), 1, "{db}");
+        assert_eq!(
+            (days[0].day, days[0].signatures, days[0].pledges),
+            (day, 2, 2),
+            "{db}"
+        );
+    })
+    .await;
+}
+
 /// Every kind of event a hook can ask the store for.
 const HOOK_KINDS: [&str; 5] = [
     "signature.counted",
