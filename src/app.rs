@@ -218,6 +218,7 @@ impl Application {
             ),
             // Signing: 10 a minute per address, bursts of 5 (a family behind one router).
             limits: crate::web::guard::Limits::new(settings.rate_limits, 10, 5),
+            sign_in: Default::default(),
             mailer,
             store,
             campaigns: Arc::new(campaigns),

@@ -14,6 +14,7 @@ mod add_bluesky;
 mod add_mastodon;
 mod add_nostr;
 mod add_official;
+mod admin;
 mod declaration;
 mod participate;
 mod stats;
@@ -128,6 +129,36 @@ pub enum Command {
         campaign: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Set the password or token that signs the operator in to /admin.
+    ///
+    /// Without --password-stdin a random token is made and printed once; only its Argon2
+    /// hash is stored. Either way, any earlier secret stops working and every /admin
+    /// session ends.
+    #[command(
+        after_help = "Examples:\n  picket admin                         # prints a new token, once\n  printf '%s\\n' \"$PASSWORD\" | picket admin --password-stdin"
+    )]
+    Admin {
+        /// Read a password (at least 12 characters) from the first line of stdin instead.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Export a campaign's signatures or its published-posts ledger.
+    ///
+    /// Signatures carry an e-mail address only for signers who ticked "the organisers may
+    /// e-mail me". Posts list those picket published and those posted by hand. CSV cells
+    /// that a spreadsheet would run as a formula start with a quote.
+    #[command(
+        after_help = "Examples:\n  picket export signatures social-media-strike --format csv > signers.csv\n  picket export posts social-media-strike --format json"
+    )]
+    Export {
+        /// What to export.
+        #[arg(value_enum)]
+        what: crate::admin::ExportKind,
+        /// The campaign id.
+        campaign: String,
+        #[arg(long, value_enum)]
+        format: crate::admin::ExportFormat,
     },
     /// A campaign's figures for its organiser: signatures, strikers (pledged, striking now,
     /// done), accounts by network, posts by outcome, network and UTC hour with the top
@@ -775,6 +806,12 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Campaign(CampaignCommand::Cancel { id, reason }) => {
             participate::cancel_campaign(ctx, &id, &reason).await?
         }
+        Command::Admin { password_stdin } => return admin::set(ctx, password_stdin).await,
+        Command::Export {
+            what,
+            campaign,
+            format,
+        } => return admin::export(ctx, what, &campaign, format).await,
         Command::Stats { campaign, format } => stats::stats(ctx, &campaign, format).await?,
         Command::Serve { .. }
         | Command::Worker

@@ -8,6 +8,7 @@
 //! | [`config`]    | settings: defaults -> file -> `PICKET_*` env -> flags; secrets redacted |
 //! | [`crypto`]    | credentials encrypted at rest; the key lives outside the database |
 //! | [`domain`]    | small types every room names and none owns, importing nothing from picket: `NetworkKind`, `Secret`, `Sealed`, and the values parsed at the edge and carried inside: `CampaignId`, `Hashtag`, `Handle`, `Zone` |
+//! | [`admin`]     | the organiser area's rules for `/admin` and the CLI: the operator's Argon2-hashed secret (`picket admin`), exports of signatures and the published-posts ledger as CSV (spreadsheet-safe) or JSON (`picket export`) |
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; the values in them; slots in time zones; previews; declaration hashes and copies |
@@ -36,6 +37,7 @@
 //! `card` imports only `sync`; `campaign` (a campaign's card), `network` (a post's image),
 //! the dispatcher and the web use it.
 
+pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod campaign;

@@ -58,6 +58,11 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/mail/magic_link.txt"),
     ),
     ("posted.html", include_str!("../../templates/posted.html")),
+    ("admin.html", include_str!("../../templates/admin.html")),
+    (
+        "admin_sign_in.html",
+        include_str!("../../templates/admin_sign_in.html"),
+    ),
     ("stats.html", include_str!("../../templates/stats.html")),
     (
         "mail/reminder.txt",

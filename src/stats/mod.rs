@@ -296,6 +296,37 @@ pub fn striking_offsets(c: &Campaign, now: DateTime<Utc>) -> Vec<i32> {
         .collect()
 }
 
+/// The reasons as the public report shows them. They are picket's own words, except
+/// that a bug's reason quotes its panic message, which is for the operator's log and
+/// `/me`, not for a public page: it is shown as "internal error (a bug in picket)", and
+/// such reasons are counted together.
+fn public_reasons(reasons: &[ReasonCount]) -> Vec<Reason> {
+    let mut out: Vec<Reason> = Vec::new();
+    for r in reasons {
+        let reason = if r.reason.is_empty() {
+            "(no reason recorded)".to_string()
+        } else if r.reason.starts_with("internal error (a bug in picket") {
+            "internal error (a bug in picket)".to_string()
+        } else {
+            r.reason.clone()
+        };
+        let state = r.state.to_string();
+        match out
+            .iter_mut()
+            .find(|o| o.state == state && o.reason == reason)
+        {
+            Some(o) => o.count += r.count,
+            None => out.push(Reason {
+                state,
+                reason,
+                count: r.count,
+            }),
+        }
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.count));
+    out
+}
+
 /// Posts totals, by network and hour, and the reasons, from the store's buckets.
 pub fn posts(buckets: &[PostBucket], reasons: &[ReasonCount]) -> Posts {
     let mut totals = PostCounts::default();
@@ -308,18 +339,7 @@ pub fn posts(buckets: &[PostBucket], reasons: &[ReasonCount]) -> Posts {
     }
     Posts {
         totals,
-        reasons: reasons
-            .iter()
-            .map(|r| Reason {
-                state: r.state.to_string(),
-                reason: if r.reason.is_empty() {
-                    "(no reason recorded)".to_string()
-                } else {
-                    r.reason.clone()
-                },
-                count: r.count,
-            })
-            .collect(),
+        reasons: public_reasons(reasons),
         by_network_hour: by
             .into_iter()
             .map(|((network, hour), counts)| NetworkHour {
@@ -441,6 +461,32 @@ mod tests {
         assert_eq!(cyc.invited, 2);
         assert!(cyc.depth <= 1);
         assert_eq!(invitation_tree(&[]), InvitationTree::default());
+    }
+
+    #[test]
+    fn a_bugs_panic_message_is_not_shown_publicly_and_bugs_count_together() {
+        let r = |state, reason: &str, count| ReasonCount {
+            state,
+            reason: reason.to_string(),
+            count,
+        };
+        let shown = public_reasons(&[
+            r(OutboxState::Failed, "rejected (HTTP 422)", 3),
+            r(
+                OutboxState::Failed,
+                "internal error (a bug in picket: index out of bounds at src/x.rs:1)",
+                2,
+            ),
+            r(
+                OutboxState::Failed,
+                "internal error (a bug in picket: boom)",
+                2,
+            ),
+        ]);
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(shown[0].reason, "internal error (a bug in picket)");
+        assert_eq!(shown[0].count, 4);
+        assert!(shown.iter().all(|s| !s.reason.contains("src/")));
     }
 
     #[test]

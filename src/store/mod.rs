@@ -9,6 +9,7 @@
 //!
 //! | file              | what it is for |
 //! |-------------------|----------------|
+//! | `admin.rs`        | [`Admin`]: the operator's secret and sessions, exports, failures, reconnections |
 //! | `participants.rs` | [`Participants`]: participants and their accounts |
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
@@ -39,6 +40,7 @@
 //! idempotency key on every attempt, so a lost `sending` mark leads to a deduplicated resend,
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
+mod admin;
 mod counts;
 mod leases;
 mod model;
@@ -61,6 +63,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use leases::Leases;
 pub use model::*;
@@ -124,6 +127,7 @@ pub trait Store:
     + Reminders
     + PushSubscriptions
     + Webhooks
+    + Admin
 where
     Self: Send + Sync + 'static,
 {

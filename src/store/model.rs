@@ -530,6 +530,8 @@ pub struct NewSignature {
     pub confirmed: bool,
     /// SHA-256 (hex) of the confirmation link's token, for a signature that waits for one.
     pub confirm_token_hash: Option<String>,
+    /// "The organisers may e-mail me": exports give the address only when this is set.
+    pub email_consent: bool,
 }
 
 /// The result of signing.

@@ -76,8 +76,8 @@ macro_rules! signatures {
                         "INSERT INTO signatures \
                          (campaign_id, name, email_canonical, public, invited_by, \
                          invite_code, confirmed, confirm_token_hash, confirm_sent_at, \
-                         created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         created_at, email_consent) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                          ON CONFLICT (campaign_id, email_canonical) DO NOTHING \
                          RETURNING id, invite_code",
                     )
@@ -91,6 +91,7 @@ macro_rules! signatures {
                     .bind(&new.confirm_token_hash)
                     .bind(mailed_at)
                     .bind(ms(now))
+                    .bind(new.email_consent && new.email_canonical.is_some())
                     .fetch_optional(&mut *conn)
                     .await;
                     match inserted {

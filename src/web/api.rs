@@ -123,6 +123,8 @@ pub struct NewSignatureBody {
     public: Option<bool>,
     #[serde(rename = "ref")]
     invited_by: Option<String>,
+    /// The organisers may e-mail this signer (default false).
+    email_consent: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -212,7 +214,8 @@ pub async fn sign(
         body.public.unwrap_or(false),
         body.invited_by.as_deref(),
     )
-    .map_err(|e| WebError::Invalid(e.to_string()))?;
+    .map_err(|e| WebError::Invalid(e.to_string()))?
+    .with_email_consent(body.email_consent.unwrap_or(false));
     let added = signing::sign(&state, c, &signer).await?;
     let answer = SignatureAnswer {
         invite_link: format!(
@@ -348,6 +351,7 @@ mod tests {
             email: email.map(Into::into),
             public: None,
             invited_by: code.map(Into::into),
+            email_consent: None,
         }
     }
 

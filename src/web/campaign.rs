@@ -162,6 +162,9 @@ pub struct SignForm {
     pub public: Option<String>,
     #[serde(default)]
     pub consent: Option<String>,
+    /// "The organisers may e-mail me" (off unless ticked).
+    #[serde(default)]
+    pub may_email: Option<String>,
     #[serde(default)]
     pub csrf: String,
     /// The honeypot: hidden from people, filled in by bots.
@@ -181,6 +184,7 @@ impl SignForm {
             email: text("email"),
             public: given("public"),
             consent: given("consent"),
+            may_email: given("may_email"),
             csrf: text("csrf"),
             website: text("website"),
             invited_by: given("ref"),
@@ -321,7 +325,7 @@ pub async fn sign(
         form.public.is_some(),
         form.invited_by.as_deref(),
     ) {
-        Ok(s) => s,
+        Ok(s) => s.with_email_consent(form.may_email.is_some()),
         Err(msg) => {
             return render_page(
                 &state,

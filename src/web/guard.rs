@@ -215,6 +215,37 @@ impl Limits {
     }
 }
 
+/// Budgets for signing in to the organiser area: a strict one per client address (5 a
+/// minute) and one for everyone together (20 a minute), so spreading guesses over many
+/// addresses gains little. They apply whatever `rate_limits` says: a password guess is
+/// not a public write.
+#[derive(Clone)]
+pub struct SignInLimits {
+    per_client: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    global: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+impl Default for SignInLimits {
+    fn default() -> SignInLimits {
+        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
+        SignInLimits {
+            per_client: Arc::new(RateLimiter::keyed(quota(5))),
+            global: Arc::new(RateLimiter::direct(quota(20))),
+        }
+    }
+}
+
+impl SignInLimits {
+    /// Whether `ip` may try a password now; a try is charged to both budgets.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        // Addresses whose budget is full again are forgotten before the map grows large.
+        if self.per_client.len() > 10_000 {
+            self.per_client.retain_recent();
+        }
+        self.per_client.check_key(&limit_key(ip)).is_ok() && self.global.check().is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

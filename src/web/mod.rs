@@ -1,6 +1,7 @@
 //! The web side: axum routes for pages, forms and the JSON API. It writes to the store
 //! and never posts to networks (only the scheduler does).
 
+mod admin;
 mod api;
 mod campaign;
 mod card;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub sandbox: crate::sandbox::Receiver,
     /// Per-client budgets for public writes (signing).
     pub limits: guard::Limits,
+    /// Budgets for signing in to `/admin`, per client and for everyone.
+    pub sign_in: guard::SignInLimits,
     /// Seals the credentials of accounts connected in the browser.
     pub vault: crate::crypto::Vault,
     /// For checking and deleting a participant's posts ("delete my published notices").
@@ -217,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route("/widget.js", get(widget::script))
         .route("/sw.js", get(push::service_worker))
         .merge(private_routes())
+        .merge(admin::routes())
         .merge(api_routes());
     if state.settings.sandbox {
         routes = routes.nest_service("/sandbox", state.sandbox.router());

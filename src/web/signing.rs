@@ -28,6 +28,8 @@ pub struct Signer {
     email: Option<String>,
     public: bool,
     invited_by: Option<String>,
+    /// "The organisers may e-mail me"; off unless ticked (or `true` in the API).
+    email_consent: bool,
 }
 
 impl std::fmt::Debug for Signer {
@@ -37,6 +39,7 @@ impl std::fmt::Debug for Signer {
             .field("email", &self.email.as_ref().map(|_| "[redacted]"))
             .field("public", &self.public)
             .field("invited_by", &self.invited_by)
+            .field("email_consent", &self.email_consent)
             .finish()
     }
 }
@@ -91,7 +94,14 @@ impl Signer {
             email,
             public,
             invited_by,
+            email_consent: false,
         })
+    }
+
+    /// The signer let the organisers e-mail them (only meaningful with an address).
+    pub fn with_email_consent(mut self, consent: bool) -> Signer {
+        self.email_consent = consent;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -178,6 +188,7 @@ pub async fn sign(state: &AppState, c: &Campaign, s: &Signer) -> Result<Signed, 
                 invited_by: s.invited_by.clone(),
                 confirmed: mailer.is_none(),
                 confirm_token_hash: token.as_deref().map(token_hash),
+                email_consent: s.email_consent,
             },
             now,
         )

@@ -1039,3 +1039,50 @@ async fn a_notice_due_at_a_strike_that_begins_seconds_after_joining_is_published
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_admin_area_shows_only_its_sign_in_form_until_the_organiser_signs_in() {
+    let site = TestApp::spawn(one_campaign(&participant_campaign(ID, in_days(30)))).await;
+    let signed = site
+        .post_json(
+            &format!("/api/v1/campaigns/{ID}/signatures"),
+            &json!({"name": "Ada Admin", "email": "ada.admin-browser@example.org", "email_consent": true}),
+        )
+        .await
+        .status();
+    assert_eq!(signed, reqwest::StatusCode::CREATED);
+    picket::admin::set_secret(
+        site.store.as_ref(),
+        "correct horse battery staple",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+
+    with_browsers(async |browsers| {
+        let organiser = browsers.open().await;
+        organiser.goto(&site.url("/admin")).await;
+        let landed_on = organiser.url().await;
+        let before = organiser.client.source().await.unwrap();
+        organiser
+            .fill("#admin-secret", "correct horse battery staple")
+            .await;
+        organiser.submit("#admin-sign-in").await;
+        let after = organiser.url().await;
+        let signatures = organiser.text(&format!("#campaign-{ID} .signatures")).await;
+        let title = organiser.text(&format!("#campaign-{ID} h2")).await;
+
+        assert_eq!(landed_on, site.url("/admin/sign-in"));
+        assert!(
+            before.contains("admin-secret"),
+            "the sign-in form: {before}"
+        );
+        for data in ["Browser Strike", "ada.admin-browser", "Ada Admin"] {
+            assert!(!before.contains(data), "{data} before signing in: {before}");
+        }
+        assert_eq!(after, site.url("/admin"));
+        assert_eq!(signatures, "1");
+        assert!(title.starts_with("Browser Strike"), "{title}");
+    })
+    .await;
+}

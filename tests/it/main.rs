@@ -1,5 +1,6 @@
 //! One integration-test binary, a module per area (faster to link than one per file).
 
+mod admin;
 mod browser;
 mod campaign_check;
 mod campaign_preview;

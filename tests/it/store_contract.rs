@@ -1306,6 +1306,7 @@ async fn a_signature_with_the_same_email_counts_once() {
             invited_by: by.map(str::to_string),
             confirmed: true,
             confirm_token_hash: None,
+            email_consent: false,
         };
 
         // Act
@@ -1378,6 +1379,7 @@ async fn signatures_arriving_at_once_are_all_stored_and_each_person_counts_once(
             invited_by: None,
             confirmed: true,
             confirm_token_hash: None,
+            email_consent: false,
         };
         let mut all = Vec::new();
         for i in 0..100 {
@@ -1436,6 +1438,7 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
             invited_by: None,
             confirmed: false,
             confirm_token_hash: Some(hash.into()),
+            email_consent: false,
         };
         let ada = store
             .add_signature(&unconfirmed("Ada", "ada@example.org", "h1"), t0())
@@ -1451,6 +1454,7 @@ async fn an_unconfirmed_signature_counts_only_once_its_link_is_followed() {
                     invited_by: None,
                     confirmed: true,
                     confirm_token_hash: None,
+                    email_consent: false,
                 },
                 t0(),
             )
@@ -1535,6 +1539,7 @@ async fn a_failed_confirmation_mail_can_be_retried_at_once() {
                     public: false,
                     invited_by: None,
                     confirmed: false,
+                    email_consent: false,
                 },
                 t0(),
             )
@@ -2702,6 +2707,7 @@ async fn the_stats_aggregates_count_posts_by_network_hour_and_state_reasons_invi
             invited_by: by.map(str::to_string),
             confirmed,
             confirm_token_hash: (!confirmed).then(|| format!("hash-{name}")),
+            email_consent: false,
         };
         let first = store
             .add_signature(&sign("ann", None, true), t0())
@@ -2777,6 +2783,196 @@ async fn the_stats_aggregates_count_posts_by_network_hour_and_state_reasons_invi
     .await;
 }
 
+#[tokio::test]
+async fn the_admin_secret_is_replaced_and_a_new_one_ends_every_admin_session() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let before = store.admin_secret().await.unwrap();
+        store.set_admin_secret("$argon2id$one", t0()).await.unwrap();
+        let later = t0() + Duration::hours(1);
+        store.start_admin_session("s1", later, t0()).await.unwrap();
+        store
+            .start_admin_session("s2", t0() + Duration::hours(2), t0())
+            .await
+            .unwrap();
+
+        // Act
+        let live = store.admin_session_valid("s1", t0()).await.unwrap();
+        let expired = store.admin_session_valid("s1", later).await.unwrap();
+        let unknown = store.admin_session_valid("nope", t0()).await.unwrap();
+        store.end_admin_session("s1").await.unwrap();
+        let ended = store.admin_session_valid("s1", t0()).await.unwrap();
+        let other = store.admin_session_valid("s2", t0()).await.unwrap();
+        store.set_admin_secret("$argon2id$two", t0()).await.unwrap();
+        let after_new_secret = store.admin_session_valid("s2", t0()).await.unwrap();
+
+        // Assert
+        assert_eq!(before, None, "{db}");
+        assert!(live && !expired && !unknown && !ended && other, "{db}");
+        assert!(!after_new_secret, "{db}: a new secret signs everyone out");
+        assert_eq!(
+            store.admin_secret().await.unwrap().as_deref(),
+            Some("$argon2id$two"),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_signature_export_carries_an_address_only_where_the_signer_consented() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let sign = |name: &str, email: Option<&str>, consent: bool| NewSignature {
+            campaign_id: CAMPAIGN.parse().unwrap(),
+            name: name.into(),
+            email_canonical: email.map(Into::into),
+            public: false,
+            invited_by: None,
+            confirmed: true,
+            confirm_token_hash: None,
+            email_consent: consent,
+        };
+        for s in [
+            sign("Ada", Some("ada@example.org"), true),
+            sign("Bo", Some("bo@example.org"), false),
+            sign("Cy", None, true),
+        ] {
+            store.add_signature(&s, t0()).await.unwrap();
+        }
+        store
+            .add_signature(
+                &NewSignature {
+                    campaign_id: "other".parse().unwrap(),
+                    ..sign("Di", Some("di@example.org"), true)
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let rows = store.export_signatures(CAMPAIGN).await.unwrap();
+
+        // Assert
+        let shown: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.email.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [("Ada", Some("ada@example.org")), ("Bo", None), ("Cy", None)],
+            "{db}"
+        );
+        assert_eq!(rows[0].signed_at, t0());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_ledger_lists_published_and_hand_posted_notices_and_failures_come_newest_first() {
+    on_each_backend(|store, db| async move {
+        // Arrange: one post published, one failed, one missed, one posted by hand.
+        let s = striker(&*store, "ada", 1).await;
+        planned(&*store, &s, &[0, 1]).await;
+        let now = t0() + Duration::minutes(90);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[
+                    Outcome::Published {
+                        id: sending[0],
+                        remote_id: "1".into(),
+                        remote_url: Some("https://example.org/1".into()),
+                        text: "hi".into(),
+                    },
+                    Outcome::Failed {
+                        id: sending[1],
+                        reason: "content rejected".into(),
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+        let t = tap_striker(&*store, "bo", 1, false).await;
+        planned(&*store, &t, &[0, 3]).await;
+        let reminded = remind(&*store, t0() + Duration::seconds(1), 10).await;
+        let by_hand = t0() + Duration::minutes(5);
+        store
+            .confirm_posted(reminded[0], Some("https://x.com/bo0/status/1"), by_hand)
+            .await
+            .unwrap();
+        let late = t0() + Duration::hours(5);
+        store
+            .expire_missed(late, Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .set_account_status(
+                s.accounts[0],
+                AccountStatus::ReconnectNeeded,
+                Some("token revoked"),
+                late,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let ledger = store.post_ledger(CAMPAIGN).await.unwrap();
+        let failures = store.latest_failures(10).await.unwrap();
+        let reconnect = store.reconnect_needed().await.unwrap();
+
+        // Assert
+        let lines: Vec<_> = ledger
+            .iter()
+            .map(|p| (p.network, p.state, p.published_at, p.link.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    NetworkKind::Sandbox,
+                    OutboxState::Published,
+                    Some(now),
+                    Some("https://example.org/1")
+                ),
+                (
+                    store
+                        .get_account(t.accounts[0])
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .network,
+                    OutboxState::PostedByHand,
+                    Some(by_hand),
+                    Some("https://x.com/bo0/status/1")
+                ),
+            ],
+            "{db}"
+        );
+        let states: Vec<_> = failures
+            .iter()
+            .map(|f| (f.state, f.reason.as_deref().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(states.len(), 2, "{db}: {states:?}");
+        assert_eq!(states[0].0, OutboxState::Missed, "{db}: newest first");
+        assert_eq!(
+            states[1],
+            (OutboxState::Failed, "content rejected".to_string())
+        );
+        assert_eq!(reconnect, [(NetworkKind::Sandbox, 1)], "{db}");
+    })
+    .await;
+}
+
 /// Every kind of event a hook can ask the store for.
 const HOOK_KINDS: [&str; 5] = [
     "signature.counted",
@@ -2820,6 +3016,7 @@ async fn webhook_events_are_found_in_committed_rows_and_enqueued_once_per_hook()
                     invited_by: None,
                     confirmed: true,
                     confirm_token_hash: None,
+                    email_consent: false,
                 },
                 t0(),
             )

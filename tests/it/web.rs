@@ -581,6 +581,7 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
                 public: false,
                 invited_by: None,
                 confirm_token_hash: None,
+                email_consent: false,
             },
             start,
         )

@@ -424,6 +424,7 @@ async fn only_a_write_that_changes_the_counts_makes_them_count_again() {
                 public: false,
                 invited_by: None,
                 confirm_token_hash: None,
+                email_consent: false,
             },
             start,
         )

@@ -172,6 +172,7 @@ async fn sign(world: &World, id: &str, n: usize) {
                     invited_by: None,
                     confirmed: true,
                     confirm_token_hash: None,
+                    email_consent: false,
                 },
                 Utc::now(),
             )
