@@ -72,6 +72,67 @@ pub struct Settings {
     /// Facebook Pages: the Meta app's id and secret (Facebook Login). Profiles have no
     /// posting API and stay tap-to-post.
     pub facebook: Option<OAuthApp>,
+    /// `[[webhooks]]`: where the organiser is told what happens (see docs/webhooks.md).
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// The events a webhook can ask for (docs/webhooks.md describes each payload).
+pub const WEBHOOK_EVENTS: [&str; 6] = [
+    "signature.counted",
+    "striker.joined",
+    "post.published",
+    "post.failed",
+    "post.missed",
+    "threshold.reached",
+];
+
+/// One `[[webhooks]]` entry: an organiser's receiver and the events it wants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// An http(s) address, typed by the operator (reached through the trusted client).
+    pub url: String,
+    /// Some of [`WEBHOOK_EVENTS`].
+    pub events: Vec<String>,
+    /// The HMAC key of `Picket-Signature`; unset: `PICKET_WEBHOOK_SECRET`.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+}
+
+impl WebhookSettings {
+    /// A clear message naming the hook for whatever is wrong with it; fills an unset
+    /// secret from `PICKET_WEBHOOK_SECRET`.
+    fn check(&mut self, n: usize, shared: Option<&str>) -> anyhow::Result<()> {
+        let name = format!("webhooks[{n}]");
+        let ok = url::Url::parse(&self.url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        anyhow::ensure!(ok, "{name}: url {:?} is not an http(s) address", self.url);
+        anyhow::ensure!(
+            !self.events.is_empty(),
+            "{name}: events is empty; choose from {}",
+            WEBHOOK_EVENTS.join(", ")
+        );
+        for event in &self.events {
+            anyhow::ensure!(
+                WEBHOOK_EVENTS.contains(&event.as_str()),
+                "{name}: unknown event {event:?}; events are {}",
+                WEBHOOK_EVENTS.join(", ")
+            );
+        }
+        if self.secret.is_none() {
+            self.secret = shared.map(|s| Secret::new(s.to_string()));
+        }
+        let Some(secret) = &self.secret else {
+            anyhow::bail!(
+                "{name}: no secret to sign its requests with: set secret = \"...\" (16 characters or more) or PICKET_WEBHOOK_SECRET"
+            );
+        };
+        anyhow::ensure!(
+            secret.expose().chars().count() >= 16,
+            "{name}: the secret is too short to sign with: use 16 characters or more"
+        );
+        Ok(())
+    }
 }
 
 /// An app the host registered with a network's official API (its OAuth client).
@@ -492,6 +553,7 @@ impl Default for Settings {
             linkedin: None,
             x: None,
             facebook: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -569,6 +631,10 @@ impl Settings {
         }
         if let Some(app) = &self.facebook {
             app.check("[facebook]")?;
+        }
+        let shared = get("PICKET_WEBHOOK_SECRET").filter(|v| !v.is_empty());
+        for (n, hook) in self.webhooks.iter_mut().enumerate() {
+            hook.check(n, shared.as_deref())?;
         }
         self.apply_exposure_env(&get)
     }
@@ -667,6 +733,36 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn webhooks_are_checked_at_load_with_a_message_naming_the_hook() {
+        let load = |text: &str, env: Option<&str>| -> anyhow::Result<Settings> {
+            let mut s: Settings = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            s.apply_env(|k| (k == "PICKET_WEBHOOK_SECRET").then(|| env.map(String::from))?)?;
+            Ok(s)
+        };
+        let good = "[[webhooks]]\nurl = \"https://hooks.example/p\"\nevents = [\"post.failed\"]\n";
+        let err = |text: &str, env: Option<&str>| load(text, env).unwrap_err().to_string();
+        assert!(err(good, None).contains("webhooks[0]: no secret"));
+        let s = load(good, Some("a-shared-secret-of-enough-length")).unwrap();
+        assert_eq!(
+            s.webhooks[0].secret.as_ref().unwrap().expose(),
+            "a-shared-secret-of-enough-length"
+        );
+        assert!(!format!("{s:?}").contains("a-shared-secret"));
+        let own = format!("{good}secret = \"its-own-secret-1234\"\n");
+        let s = load(&own, Some("a-shared-secret-of-enough-length")).unwrap();
+        assert_eq!(
+            s.webhooks[0].secret.as_ref().unwrap().expose(),
+            "its-own-secret-1234"
+        );
+        assert!(err(&own.replace("its-own-secret-1234", "short"), None).contains("too short"));
+        let typo = own.replace("post.failed", "post.faild");
+        assert!(err(&typo, None).contains("unknown event \"post.faild\""));
+        let ftp = own.replace("https://hooks.example/p", "ftp://hooks.example/p");
+        assert!(err(&ftp, None).contains("not an http(s) address"));
+        assert!(err(&own.replace("[\"post.failed\"]", "[]"), None).contains("events is empty"));
     }
 
     #[test]

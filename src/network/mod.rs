@@ -21,6 +21,7 @@ pub mod peer;
 pub mod push;
 pub mod sandbox;
 pub mod threads;
+pub mod webhook;
 pub mod x;
 
 use std::collections::HashMap;

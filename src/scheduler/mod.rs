@@ -16,6 +16,7 @@ pub mod planner;
 pub mod remind;
 pub mod retry;
 pub mod verify;
+pub mod webhooks;
 
 pub use dispatcher::{Dispatcher, StepReport};
 

@@ -20,6 +20,7 @@
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
+//! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -57,6 +58,7 @@ mod signatures;
 mod sql;
 mod sqlite;
 mod tooling;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ pub use sessions::Sessions;
 pub use signatures::Signatures;
 pub use sqlite::SqliteStore;
 pub use tooling::StoreTooling;
+pub use webhooks::{
+    NewWebhookEvent, StoredWebhookEvent, WebhookDelivery, WebhookFact, WebhookOutcome, Webhooks,
+};
 
 /// Something went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +129,7 @@ pub trait Store:
     + Leases
     + Reminders
     + PushSubscriptions
+    + Webhooks
     + Admin
     + Census
 where

@@ -32,4 +32,5 @@ mod support;
 mod tap;
 mod web;
 mod web_safety;
+mod webhooks;
 mod widget;

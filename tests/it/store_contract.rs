@@ -3076,3 +3076,290 @@ async fn the_census_keeps_each_post_once_and_counts_distinct_authors_per_hour_ow
     })
     .await;
 }
+
+/// Every kind of event a hook can ask the store for.
+const HOOK_KINDS: [&str; 5] = [
+    "signature.counted",
+    "striker.joined",
+    "post.published",
+    "post.failed",
+    "post.missed",
+];
+
+fn hook_event(fact: &store::WebhookFact, n: usize) -> store::NewWebhookEvent {
+    store::NewWebhookEvent {
+        kind: fact.kind.clone(),
+        subject: fact.subject.clone(),
+        event_id: format!("evt_{n}_{}_{}", fact.kind, fact.subject),
+        payload: format!("{{\"n\":{n}}}"),
+    }
+}
+
+#[tokio::test]
+async fn webhook_events_are_found_in_committed_rows_and_enqueued_once_per_hook() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a hook seen an hour before t0, a signature, a pledge, two outcomes.
+        let since = store
+            .register_webhook("hook-a", t0() - Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(since, t0() - Duration::hours(1), "{db}");
+        let again = store.register_webhook("hook-a", t0()).await.unwrap();
+        assert_eq!(
+            again, since,
+            "{db}: a hook keeps the instant it was first seen"
+        );
+        let s = striker(&*store, "ada", 1).await;
+        store
+            .add_signature(
+                &NewSignature {
+                    campaign_id: CAMPAIGN.parse().unwrap(),
+                    name: "Ada".into(),
+                    email_canonical: None,
+                    public: true,
+                    invited_by: None,
+                    confirmed: true,
+                    confirm_token_hash: None,
+                    email_consent: false,
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        planned(&*store, &s, &[0, 1, 2]).await;
+        let now = t0() + Duration::minutes(150);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[
+                    Outcome::Published {
+                        id: sending[0],
+                        remote_id: "1".into(),
+                        remote_url: Some("https://example.org/1".into()),
+                        text: "hi".into(),
+                    },
+                    Outcome::Failed {
+                        id: sending[1],
+                        reason: "content rejected".into(),
+                    },
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // Act
+        let facts = store
+            .webhook_facts("hook-a", &HOOK_KINDS, since, 100)
+            .await
+            .unwrap();
+        let events: Vec<_> = facts
+            .iter()
+            .enumerate()
+            .map(|(n, f)| hook_event(f, n))
+            .collect();
+        let added = store
+            .enqueue_webhook_events("hook-a", &events, now)
+            .await
+            .unwrap();
+        let again: Vec<_> = facts.iter().map(|f| hook_event(f, 99)).collect();
+        let added_again = store
+            .enqueue_webhook_events("hook-a", &again, now)
+            .await
+            .unwrap();
+        let left = store
+            .webhook_facts("hook-a", &HOOK_KINDS, since, 100)
+            .await
+            .unwrap();
+        let only_failed = store
+            .webhook_facts("hook-b", &["post.failed"], since, 100)
+            .await
+            .unwrap();
+        let later = store
+            .webhook_facts("hook-c", &HOOK_KINDS, now + Duration::minutes(1), 100)
+            .await
+            .unwrap();
+
+        // Assert
+        let mut kinds: Vec<&str> = facts.iter().map(|f| f.kind.as_str()).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "post.failed",
+                "post.published",
+                "signature.counted",
+                "striker.joined"
+            ],
+            "{db}"
+        );
+        let published = facts.iter().find(|f| f.kind == "post.published").unwrap();
+        assert_eq!(published.subject, sending[0].0.to_string());
+        assert_eq!(published.link.as_deref(), Some("https://example.org/1"));
+        assert_eq!(published.network.as_deref(), Some("sandbox"));
+        let failed = facts.iter().find(|f| f.kind == "post.failed").unwrap();
+        assert_eq!(failed.reason.as_deref(), Some("content rejected"));
+        assert_eq!(failed.campaign_id, CAMPAIGN);
+        assert_eq!(
+            (added, added_again),
+            (4, 0),
+            "{db}: each event once per hook"
+        );
+        assert!(left.is_empty(), "{db}: {left:?}");
+        assert_eq!(
+            only_failed.len(),
+            1,
+            "{db}: another hook has its own events"
+        );
+        assert_eq!(only_failed[0].kind, "post.failed");
+        assert!(
+            later.is_empty(),
+            "{db}: a hook hears of nothing before it was seen"
+        );
+        let stored = store.webhook_events("hook-a").await.unwrap();
+        assert_eq!(stored.len(), 4);
+        assert!(
+            stored
+                .iter()
+                .all(|e| e.state == "pending" && e.attempts == 0)
+        );
+        assert!(
+            stored
+                .iter()
+                .all(|e| e.event_id.starts_with("evt_") && !e.event_id.starts_with("evt_99")),
+            "{db}: the first enqueue's ids stay"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcomes_recorded() {
+    on_each_backend(|store, db| async move {
+        // Arrange
+        let events: Vec<store::NewWebhookEvent> = (0..4)
+            .map(|n| store::NewWebhookEvent {
+                kind: "striker.joined".into(),
+                subject: n.to_string(),
+                event_id: format!("evt_{n}"),
+                payload: format!("{{\"n\":{n}}}"),
+            })
+            .collect();
+        store
+            .enqueue_webhook_events("hook", &events, t0())
+            .await
+            .unwrap();
+        let now = t0() + Duration::seconds(1);
+        let lease = now + Duration::seconds(15);
+
+        // Act
+        let (a, b) = tokio::join!(
+            store.claim_webhooks("a", now, lease, 10),
+            store.claim_webhooks("b", now, lease, 10)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut all: Vec<_> = a.iter().chain(&b).collect();
+        all.sort_by_key(|d| d.id);
+        let (delivered, retried, failed, lost) = (all[0], all[1], all[2], all[3]);
+        let owner = |d: &store::WebhookDelivery| if a.contains(d) { "a" } else { "b" };
+        let retry_at = now + Duration::seconds(30);
+        let outcomes = [
+            (delivered, store::WebhookOutcome::Delivered),
+            (
+                retried,
+                store::WebhookOutcome::Retry {
+                    run_at: retry_at,
+                    error: "the receiver answered 500".into(),
+                },
+            ),
+            (
+                failed,
+                store::WebhookOutcome::Failed {
+                    error: "the receiver answered 404".into(),
+                },
+            ),
+        ];
+        for (d, outcome) in &outcomes {
+            assert!(
+                store
+                    .record_webhook(d.id, owner(d), outcome, now)
+                    .await
+                    .unwrap()
+            );
+        }
+        let before_lease_ends = store
+            .claim_webhooks("c", lease - Duration::seconds(1), lease, 10)
+            .await
+            .unwrap();
+        let after = lease + Duration::seconds(1);
+        let taken_over = store
+            .claim_webhooks("c", after, after + Duration::seconds(15), 10)
+            .await
+            .unwrap();
+        let stale = store
+            .record_webhook(
+                lost.id,
+                owner(lost),
+                &store::WebhookOutcome::Delivered,
+                after,
+            )
+            .await
+            .unwrap();
+        let retried_later = store
+            .claim_webhooks("c", retry_at, retry_at + Duration::seconds(15), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(all.len(), 4, "{db}: every due event claimed");
+        let a_ids: HashSet<i64> = a.iter().map(|d| d.id).collect();
+        assert!(
+            b.iter().all(|d| !a_ids.contains(&d.id)),
+            "{db}: never the same event twice"
+        );
+        assert!(all.iter().all(|d| d.attempts == 1 && d.hook == "hook"));
+        assert_eq!(delivered.event_id, "evt_0");
+        assert_eq!(delivered.payload, "{\"n\":0}");
+        assert!(before_lease_ends.is_empty(), "{db}: {before_lease_ends:?}");
+        assert_eq!(
+            taken_over.len(),
+            1,
+            "{db}: the lost one comes back after its lease"
+        );
+        assert_eq!((taken_over[0].id, taken_over[0].attempts), (lost.id, 2));
+        assert_eq!(
+            taken_over[0].event_id, lost.event_id,
+            "{db}: the same id on every attempt"
+        );
+        assert!(!stale, "{db}: a worker whose lease ran out records nothing");
+        assert_eq!(
+            retried_later.len(),
+            1,
+            "{db}: a retry is due at its instant"
+        );
+        assert_eq!(retried_later[0].id, retried.id);
+        let stored = store.webhook_events("hook").await.unwrap();
+        let states: Vec<(&str, u32, Option<&str>)> = stored
+            .iter()
+            .map(|e| (e.state.as_str(), e.attempts, e.last_error.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("delivered", 1, None),
+                ("pending", 2, Some("the receiver answered 500")),
+                ("failed", 1, Some("the receiver answered 404")),
+                ("pending", 2, None),
+            ],
+            "{db}"
+        );
+    })
+    .await;
+}
