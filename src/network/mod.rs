@@ -407,7 +407,7 @@ impl Networks {
         if let Some(app) = &settings.threads {
             self = self.with(Arc::new(threads::Threads::new(
                 egress.clone(),
-                threads::App::from_settings(app),
+                threads::app(app),
                 credentials.clone(),
                 clock.clone(),
             )));
@@ -415,14 +415,14 @@ impl Networks {
         if let Some(app) = &settings.linkedin {
             self = self.with(Arc::new(linkedin::LinkedIn::new(
                 egress.clone(),
-                linkedin::App::from_settings(app),
+                linkedin::app(app),
                 clock.clone(),
             )));
         }
         if let Some(app) = &settings.facebook {
             self = self.with(Arc::new(facebook::FacebookPages::new(
                 egress.clone(),
-                facebook::App::from_settings(app),
+                facebook::app(app),
                 clock.clone(),
             )));
         }
@@ -431,7 +431,7 @@ impl Networks {
         if let Some(app) = &settings.x {
             self = self.with(Arc::new(x::X::new(
                 egress.clone(),
-                x::App::from_settings(app),
+                x::app(app),
                 credentials.clone(),
                 clock,
             )));

@@ -9,16 +9,80 @@ use chrono::{DateTime, Utc};
 use super::guarded::{Egress, Http};
 use super::mastodon::Pkce;
 use super::{Enrolled, PublishError, facebook, linkedin, threads, x};
-use crate::domain::NetworkKind;
+use crate::config::OAuthApp;
+use crate::domain::{NetworkKind, Secret};
+
+/// The host's app with one network's official API, as the adapter and the connect steps
+/// use it (the same for every network; each adapter names its own default hosts).
+#[derive(Clone)]
+pub struct App {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The API's base, without a trailing slash.
+    pub api: String,
+    /// The authorization window's base.
+    pub auth: String,
+    /// The operator typed the bases (a local imitation): reached through the trusted
+    /// client. The networks' own hosts go through the guarded one like everything else.
+    pub trusted: bool,
+}
+
+impl App {
+    /// The app from its settings; `api_default` and `auth_default` are the network's own
+    /// hosts, used where the operator named none. An operator who names only the API base
+    /// gets it for the authorization window too (one local imitation serves both).
+    pub fn from_settings(s: &OAuthApp, api_default: &str, auth_default: &str) -> App {
+        let trim = |b: &str| b.trim_end_matches('/').to_string();
+        App {
+            client_id: s.client_id.clone(),
+            client_secret: s.client_secret.clone(),
+            api: trim(s.api_base.as_deref().unwrap_or(api_default)),
+            auth: trim(
+                s.auth_base
+                    .as_deref()
+                    .or(s.api_base.as_deref())
+                    .unwrap_or(auth_default),
+            ),
+            trusted: s.api_base.is_some() || s.auth_base.is_some(),
+        }
+    }
+
+    /// The client for this app's hosts.
+    pub fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
+        egress.for_account(self.trusted)
+    }
+
+    /// `{api}/{version}/{path}?{query}`, for the APIs that put their version in the path
+    /// (Meta's).
+    pub fn url(&self, version: &str, path: &str, query: &[(&str, &str)]) -> String {
+        let mut u =
+            url::Url::parse(&format!("{}/{version}/{path}", self.api)).expect("checked base");
+        if !query.is_empty() {
+            u.query_pairs_mut().extend_pairs(query);
+        }
+        u.into()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(base: &str) -> App {
+        App {
+            client_id: "1234".into(),
+            client_secret: Secret::new("s3cret"),
+            api: base.into(),
+            auth: base.into(),
+            trusted: true,
+        }
+    }
+}
 
 /// The host's own app with a network's official API, from the settings.
 #[derive(Clone)]
 pub enum OfficialApp {
-    Threads(threads::App),
-    LinkedIn(linkedin::App),
-    X(x::App),
+    Threads(App),
+    LinkedIn(App),
+    X(App),
     /// Facebook Pages (Facebook Login); profiles have no posting API.
-    Facebook(facebook::App),
+    Facebook(App),
 }
 
 impl OfficialApp {
@@ -31,19 +95,16 @@ impl OfficialApp {
             NetworkKind::Threads => settings
                 .threads
                 .as_ref()
-                .map(|s| OfficialApp::Threads(threads::App::from_settings(s))),
+                .map(|s| OfficialApp::Threads(threads::app(s))),
             NetworkKind::LinkedIn => settings
                 .linkedin
                 .as_ref()
-                .map(|s| OfficialApp::LinkedIn(linkedin::App::from_settings(s))),
-            NetworkKind::X => settings
-                .x
-                .as_ref()
-                .map(|s| OfficialApp::X(x::App::from_settings(s))),
+                .map(|s| OfficialApp::LinkedIn(linkedin::app(s))),
+            NetworkKind::X => settings.x.as_ref().map(|s| OfficialApp::X(x::app(s))),
             NetworkKind::Facebook => settings
                 .facebook
                 .as_ref()
-                .map(|s| OfficialApp::Facebook(facebook::App::from_settings(s))),
+                .map(|s| OfficialApp::Facebook(facebook::app(s))),
             _ => None,
         }
     }

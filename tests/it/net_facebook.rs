@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use crate::support::{FB_PAGE_ID, FB_PAGE_NAME, FacebookFake, Options, TestApp, eventually, rfc};
 
 fn app_of(fake: &FacebookFake) -> App {
-    App::from_settings(&picket::config::OAuthApp {
+    picket::network::facebook::app(&picket::config::OAuthApp {
         client_id: crate::support::FB_CLIENT_ID.into(),
         client_secret: Secret::new(crate::support::FB_CLIENT_SECRET),
         api_base: Some(fake.base.clone()),

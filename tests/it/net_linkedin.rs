@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use crate::support::{LI_NAME, LI_SUB, LinkedInFake, Options, TestApp, eventually, rfc};
 
 fn app_of(fake: &LinkedInFake) -> App {
-    App::from_settings(&picket::config::OAuthApp {
+    picket::network::linkedin::app(&picket::config::OAuthApp {
         client_id: crate::support::LI_CLIENT_ID.into(),
         client_secret: Secret::new(crate::support::LI_CLIENT_SECRET),
         api_base: Some(fake.base.clone()),

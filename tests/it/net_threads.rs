@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 use crate::support::{FAKE_USERNAME, Options, TestApp, ThreadsFake, eventually, rfc};
 
 fn app_of(fake: &ThreadsFake) -> App {
-    App::from_settings(&picket::config::OAuthApp {
+    picket::network::threads::app(&picket::config::OAuthApp {
         client_id: crate::support::FAKE_CLIENT_ID.into(),
         client_secret: Secret::new(crate::support::FAKE_CLIENT_SECRET),
         api_base: Some(fake.base.clone()),

@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 use crate::support::{Options, TestApp, X_USERNAME, XFake, eventually, rfc};
 
 fn app_of(fake: &XFake) -> App {
-    App::from_settings(&picket::config::OAuthApp {
+    picket::network::x::app(&picket::config::OAuthApp {
         client_id: crate::support::X_CLIENT_ID.into(),
         client_secret: Secret::new(crate::support::X_CLIENT_SECRET),
         api_base: Some(fake.base.clone()),

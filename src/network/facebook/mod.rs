@@ -41,46 +41,16 @@ pub const SCOPES: &str = "pages_manage_posts,pages_read_engagement,pages_show_li
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The host's Meta app with Facebook Login.
-#[derive(Clone)]
-pub struct App {
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub api: String,
-    pub auth: String,
-    /// The operator named other hosts (a local imitation): the trusted client.
-    pub trusted: bool,
+pub use super::official::App;
+
+/// The host's Meta app with Facebook Login (`[facebook]`), with Meta's hosts where it names none.
+pub fn app(s: &OAuthApp) -> App {
+    App::from_settings(s, API_BASE, AUTH_BASE)
 }
 
-impl App {
-    pub fn from_settings(s: &OAuthApp) -> App {
-        let trim = |b: &str| b.trim_end_matches('/').to_string();
-        App {
-            client_id: s.client_id.clone(),
-            client_secret: s.client_secret.clone(),
-            api: trim(s.api_base.as_deref().unwrap_or(API_BASE)),
-            auth: trim(
-                s.auth_base
-                    .as_deref()
-                    .or(s.api_base.as_deref())
-                    .unwrap_or(AUTH_BASE),
-            ),
-            trusted: s.api_base.is_some() || s.auth_base.is_some(),
-        }
-    }
-
-    pub fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
-        egress.for_account(self.trusted)
-    }
-
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}/{VERSION}/{path}", self.api)).expect("checked base");
-        if !query.is_empty() {
-            u.query_pairs_mut().extend_pairs(query);
-        }
-        u.into()
-    }
+/// `{api}/v24.0/{path}?{query}`.
+fn url(app: &App, path: &str, query: &[(&str, &str)]) -> String {
+    app.url(VERSION, path, query)
 }
 
 /// What is stored, sealed, for one Page.
@@ -156,7 +126,8 @@ pub async fn pages_for_code(
 ) -> Result<Vec<Credentials>, PublishError> {
     let short: Token = get_json(
         http,
-        &app.url(
+        &url(
+            app,
             "oauth/access_token",
             &[
                 ("client_id", &app.client_id),
@@ -172,7 +143,8 @@ pub async fn pages_for_code(
     .await?;
     let long: Token = get_json(
         http,
-        &app.url(
+        &url(
+            app,
             "oauth/access_token",
             &[
                 ("grant_type", "fb_exchange_token"),
@@ -201,7 +173,8 @@ pub async fn pages_for_code(
     }
     let pages: Pages = get_json(
         http,
-        &app.url(
+        &url(
+            app,
             "me/accounts",
             &[
                 ("fields", "id,name,access_token,tasks"),
@@ -269,7 +242,8 @@ impl FacebookPages {
         }
         let feed: Feed = get_json(
             self.http(),
-            &self.app.url(
+            &url(
+                &self.app,
                 &format!("{}/feed", c.page_id),
                 &[
                     ("fields", "id,message,created_time,permalink_url"),
@@ -339,7 +313,7 @@ impl Network for FacebookPages {
             .finish();
         let resp = self
             .http()
-            .post(&self.app.url(&format!("{}/feed", c.page_id), &[]))
+            .post(&url(&self.app, &format!("{}/feed", c.page_id), &[]))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .timeout(post.timeout)
@@ -374,7 +348,8 @@ impl Network for FacebookPages {
         }
         let page: Page = get_json(
             self.http(),
-            &self.app.url(
+            &url(
+                &self.app,
                 &c.page_id,
                 &[("fields", "name"), ("access_token", &c.token)],
             ),
@@ -396,7 +371,7 @@ mod tests {
 
     #[test]
     fn the_login_dialog_asks_only_for_posting_on_pages() {
-        let app = App::from_settings(&OAuthApp {
+        let app = app(&OAuthApp {
             client_id: "123".into(),
             client_secret: Secret::new("s"),
             api_base: None,
@@ -414,7 +389,7 @@ mod tests {
         );
         assert!(!app.trusted);
         assert_eq!(
-            app.url("42/feed", &[]),
+            url(&app, "42/feed", &[]),
             "https://graph.facebook.com/v24.0/42/feed"
         );
     }

@@ -51,37 +51,11 @@ pub const SCOPES: &str = "openid profile w_member_social";
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The host's LinkedIn app.
-#[derive(Clone)]
-pub struct App {
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub api: String,
-    pub auth: String,
-    /// The operator named other hosts (a local imitation): the trusted client.
-    pub trusted: bool,
-}
+pub use super::official::App;
 
-impl App {
-    pub fn from_settings(s: &OAuthApp) -> App {
-        let trim = |b: &str| b.trim_end_matches('/').to_string();
-        App {
-            client_id: s.client_id.clone(),
-            client_secret: s.client_secret.clone(),
-            api: trim(s.api_base.as_deref().unwrap_or(API_BASE)),
-            auth: trim(
-                s.auth_base
-                    .as_deref()
-                    .or(s.api_base.as_deref())
-                    .unwrap_or(AUTH_BASE),
-            ),
-            trusted: s.api_base.is_some() || s.auth_base.is_some(),
-        }
-    }
-
-    pub fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
-        egress.for_account(self.trusted)
-    }
+/// The host's LinkedIn app (`[linkedin]`), with LinkedIn's hosts where it names none.
+pub fn app(s: &OAuthApp) -> App {
+    App::from_settings(s, API_BASE, AUTH_BASE)
 }
 
 /// What is stored, sealed, for one LinkedIn member.
@@ -413,7 +387,7 @@ mod tests {
 
     #[test]
     fn the_authorize_page_asks_only_to_post_and_for_the_members_id() {
-        let app = App::from_settings(&OAuthApp {
+        let app = app(&OAuthApp {
             client_id: "77x".into(),
             client_secret: Secret::new("s"),
             api_base: None,

@@ -49,62 +49,16 @@ const READ_BACK_LIMIT: &str = "25";
 /// A long-lived token can be renewed once it is this old (Meta's rule).
 const RENEWABLE_AFTER: chrono::Duration = chrono::Duration::hours(24);
 
-/// The host's Meta app, as the adapter and the connect steps use it.
-#[derive(Clone)]
-pub struct App {
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// The API's base, without a trailing slash.
-    pub api: String,
-    /// The authorization window's base.
-    pub auth: String,
-    /// The operator typed the bases (a local imitation): reached through the trusted
-    /// client. Meta's own hosts go through the guarded one like everything else.
-    pub trusted: bool,
+pub use super::official::App;
+
+/// The host's Meta app (`[threads]` in the settings), with Meta's hosts where it names none.
+pub fn app(s: &OAuthApp) -> App {
+    App::from_settings(s, API_BASE, AUTH_BASE)
 }
 
-impl App {
-    pub fn from_settings(s: &OAuthApp) -> App {
-        let trim = |b: &str| b.trim_end_matches('/').to_string();
-        App {
-            client_id: s.client_id.clone(),
-            client_secret: s.client_secret.clone(),
-            api: trim(s.api_base.as_deref().unwrap_or(API_BASE)),
-            auth: trim(
-                s.auth_base
-                    .as_deref()
-                    .or(s.api_base.as_deref())
-                    .unwrap_or(AUTH_BASE),
-            ),
-            trusted: s.api_base.is_some() || s.auth_base.is_some(),
-        }
-    }
-
-    /// The client for this app's hosts.
-    pub fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
-        egress.for_account(self.trusted)
-    }
-
-    /// `{api}/v1.0/{path}?{query}`.
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}/{VERSION}/{path}", self.api)).expect("checked base");
-        if !query.is_empty() {
-            u.query_pairs_mut().extend_pairs(query);
-        }
-        u.into()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_tests(base: &str) -> App {
-        App {
-            client_id: "1234".into(),
-            client_secret: Secret::new("s3cret"),
-            api: base.into(),
-            auth: base.into(),
-            trusted: true,
-        }
-    }
+/// `{api}/v1.0/{path}?{query}`.
+fn url(app: &App, path: &str, query: &[(&str, &str)]) -> String {
+    app.url(VERSION, path, query)
 }
 
 /// What is stored, sealed, for one Threads account.
@@ -296,7 +250,7 @@ impl Threads {
             .finish();
         let resp = self
             .http()
-            .post(&self.app.url(path, &[]))
+            .post(&url(&self.app, path, &[]))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .timeout(timeout)
@@ -322,7 +276,8 @@ impl Threads {
         c: &Credentials,
         post: &OutgoingPost,
     ) -> Result<Option<Receipt>, PublishError> {
-        let url = self.app.url(
+        let url = url(
+            &self.app,
             &format!("{}/threads", c.user_id),
             &[
                 ("fields", "id,text,permalink,timestamp"),
@@ -350,7 +305,8 @@ impl Threads {
 
     /// A spent quota is a wait, not an attempt that Threads would refuse.
     async fn check_quota(&self, c: &Credentials, timeout: Duration) -> Result<(), PublishError> {
-        let url = self.app.url(
+        let url = url(
+            &self.app,
             &format!("{}/threads_publishing_limit", c.user_id),
             &[("fields", "quota_usage,config"), ("access_token", &c.token)],
         );
@@ -428,7 +384,8 @@ impl Network for Threads {
             )
             .await?;
         // The link is a nicety: a post without it is still published.
-        let url = self.app.url(
+        let url = url(
+            &self.app,
             &published.id,
             &[("fields", "permalink"), ("access_token", &c.token)],
         );
@@ -481,19 +438,19 @@ mod tests {
             api_base: None,
             auth_base: None,
         };
-        let real = App::from_settings(&s);
+        let real = app(&s);
         assert_eq!(
             (real.api.as_str(), real.auth.as_str()),
             (API_BASE, AUTH_BASE)
         );
         assert!(!real.trusted, "Meta's hosts go through the guarded client");
         s.api_base = Some("http://127.0.0.1:9/".into());
-        let fake = App::from_settings(&s);
+        let fake = app(&s);
         assert_eq!(fake.api, "http://127.0.0.1:9");
         assert_eq!(fake.auth, "http://127.0.0.1:9");
         assert!(fake.trusted);
         assert_eq!(
-            fake.url("42/threads", &[("fields", "id")]),
+            url(&fake, "42/threads", &[("fields", "id")]),
             "http://127.0.0.1:9/v1.0/42/threads?fields=id"
         );
     }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::super::guarded::Http;
 use super::super::{PublishError, Reason, graph};
-use super::{App, Credentials};
+use super::{App, Credentials, url};
 
 /// The only permissions picket asks for: who the account is, and publishing.
 pub const SCOPES: &str = "threads_basic,threads_content_publish";
@@ -168,7 +168,11 @@ async fn long_lived(
 
 async fn me(http: &Http, app: &App, token: &str, now: DateTime<Utc>) -> Result<Me, PublishError> {
     let resp = http
-        .get(&app.url("me", &[("fields", "id,username"), ("access_token", token)]))
+        .get(&url(
+            app,
+            "me",
+            &[("fields", "id,username"), ("access_token", token)],
+        ))
         .timeout(STEP_TIMEOUT)
         .send()
         .await

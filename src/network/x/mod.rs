@@ -53,47 +53,21 @@ pub const SCOPES: &str = "tweet.write tweet.read users.read offline.access";
 const RENEW_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The host's X app.
-#[derive(Clone)]
-pub struct App {
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub api: String,
-    pub auth: String,
-    /// The operator named other hosts (a local imitation): the trusted client.
-    pub trusted: bool,
+pub use super::official::App;
+
+/// The host's X app (`[x]`), with X's hosts where it names none.
+pub fn app(s: &OAuthApp) -> App {
+    App::from_settings(s, API_BASE, AUTH_BASE)
 }
 
-impl App {
-    pub fn from_settings(s: &OAuthApp) -> App {
-        let trim = |b: &str| b.trim_end_matches('/').to_string();
-        App {
-            client_id: s.client_id.clone(),
-            client_secret: s.client_secret.clone(),
-            api: trim(s.api_base.as_deref().unwrap_or(API_BASE)),
-            auth: trim(
-                s.auth_base
-                    .as_deref()
-                    .or(s.api_base.as_deref())
-                    .unwrap_or(AUTH_BASE),
-            ),
-            trusted: s.api_base.is_some() || s.auth_base.is_some(),
-        }
-    }
-
-    pub fn http<'a>(&self, egress: &'a Egress) -> &'a Http {
-        egress.for_account(self.trusted)
-    }
-
-    /// `Authorization: Basic base64(client_id:client_secret)` for the token calls.
-    fn basic(&self) -> String {
-        use base64::Engine;
-        let pair = format!("{}:{}", self.client_id, self.client_secret.expose());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
-    }
+/// `Authorization: Basic base64(client_id:client_secret)` for the token calls.
+fn basic(app: &App) -> String {
+    use base64::Engine;
+    let pair = format!("{}:{}", app.client_id, app.client_secret.expose());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 /// What is stored, sealed, for one X account.
@@ -154,7 +128,7 @@ async fn token_call(
         .finish();
     let resp = http
         .post(&format!("{}/2/oauth2/token", app.api))
-        .header("authorization", &app.basic())
+        .header("authorization", &basic(app))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .timeout(STEP_TIMEOUT)
@@ -623,7 +597,7 @@ mod tests {
 
     #[test]
     fn the_authorize_page_asks_only_for_posting_with_a_pkce_challenge() {
-        let app = App::from_settings(&OAuthApp {
+        let app = app(&OAuthApp {
             client_id: "cid".into(),
             client_secret: Secret::new("s"),
             api_base: None,
@@ -643,7 +617,7 @@ mod tests {
         assert_eq!(q["code_challenge"], pkce.challenge);
         assert_eq!(q["code_challenge_method"], "S256");
         assert!(!app.trusted);
-        assert_eq!(app.basic(), "Basic Y2lkOnM=");
+        assert_eq!(basic(&app), "Basic Y2lkOnM=");
     }
 
     #[test]
