@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::guarded::{Egress, Http};
+use std::time::Duration;
+
+use super::guarded::{Egress, Http, Response};
 use super::mastodon::Pkce;
 use super::{Enrolled, PublishError, facebook, linkedin, threads, x};
 use crate::config::OAuthApp;
@@ -135,6 +137,33 @@ impl OfficialApp {
             OfficialApp::Facebook(a) => a.trusted,
         }
     }
+}
+
+/// Trade the `code` a network sent back for a token (the authorization-code grant, RFC 6749
+/// §4.1.3, with the app's id and secret in the form, as Meta and LinkedIn take it). The
+/// answer is the caller's to read: each network words its refusals its own way.
+pub(super) async fn post_code(
+    http: &Http,
+    token_url: &str,
+    app: &App,
+    code: &str,
+    redirect: &str,
+    timeout: Duration,
+) -> Result<Response, PublishError> {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &app.client_id)
+        .append_pair("client_secret", app.client_secret.expose())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code", code)
+        .finish();
+    http.post(token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| super::transport_error(&e))
 }
 
 /// Where a network sends people back to this host after they approved picket; it must

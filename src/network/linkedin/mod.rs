@@ -107,21 +107,9 @@ pub async fn exchange_code(
     redirect: &str,
     now: DateTime<Utc>,
 ) -> Result<Credentials, PublishError> {
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("client_id", &app.client_id)
-        .append_pair("client_secret", app.client_secret.expose())
-        .append_pair("redirect_uri", redirect)
-        .finish();
-    let resp = http
-        .post(&format!("{}/oauth/v2/accessToken", app.auth))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .timeout(STEP_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| super::transport_error(&e))?;
+    let token_url = format!("{}/oauth/v2/accessToken", app.auth);
+    let resp =
+        super::official::post_code(http, &token_url, app, code, redirect, STEP_TIMEOUT).await?;
     if !resp.status().is_success() {
         return Err(error_of(resp, "the code", now).await);
     }

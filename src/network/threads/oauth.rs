@@ -75,21 +75,10 @@ pub async fn exchange_code(
     redirect: &str,
     now: DateTime<Utc>,
 ) -> Result<Credentials, PublishError> {
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &app.client_id)
-        .append_pair("client_secret", app.client_secret.expose())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("redirect_uri", redirect)
-        .append_pair("code", code)
-        .finish();
-    let resp = http
-        .post(&format!("{}/oauth/access_token", app.api))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .timeout(STEP_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| super::super::transport_error(&e))?;
+    let token_url = format!("{}/oauth/access_token", app.api);
+    let resp =
+        super::super::official::post_code(http, &token_url, app, code, redirect, STEP_TIMEOUT)
+            .await?;
     if !resp.status().is_success() {
         return Err(graph::error_of(resp, "Threads", "the code", now).await);
     }
