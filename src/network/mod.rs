@@ -479,6 +479,22 @@ pub fn grant_ends(kind: NetworkKind, credentials: &str) -> Option<DateTime<Utc>>
 /// Map a transport failure to what to do next. A timeout after the request was written
 /// may have reached the server, so it is flagged `maybe_sent`. The summary names the kind
 /// of failure; the error's own text (library words, a refused address) is the detail.
+/// An adapter's credentials as they are sealed in the store: their JSON.
+pub(crate) fn seal<T: Serialize>(credentials: &T) -> Secret {
+    Secret::new(serde_json::to_string(credentials).expect("plain fields serialize"))
+}
+
+/// Stored credentials read back. Unreadable ones cannot post, so the account needs
+/// reconnecting; `what` names them in the message ("the stored X credentials ...").
+pub(crate) fn unseal<T: serde::de::DeserializeOwned>(
+    s: &Secret,
+    what: &str,
+) -> Result<T, PublishError> {
+    serde_json::from_str(s.expose()).map_err(|_| {
+        PublishError::reconnect(format!("the stored {what} credentials are unreadable"))
+    })
+}
+
 pub(crate) fn transport_error(e: &HttpError) -> PublishError {
     let summary = match e {
         HttpError::Refused(_) => {

@@ -64,13 +64,11 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn to_secret(&self) -> Secret {
-        Secret::new(serde_json::to_string(self).expect("plain fields serialize"))
+        super::seal(self)
     }
 
     fn parse(s: &Secret) -> Result<Credentials, PublishError> {
-        serde_json::from_str(s.expose()).map_err(|_| {
-            PublishError::reconnect("the stored Facebook Page credentials are unreadable")
-        })
+        super::unseal(s, "Facebook Page")
     }
 }
 
