@@ -205,12 +205,20 @@ pub fn post_hosts(network: NetworkKind, server: Option<&str>) -> Vec<String> {
 pub enum PostUrlError {
     #[error("that is not a web address: give the address of your post, starting with https://")]
     NotAnAddress,
+    #[error(
+        "that address is too long: give the address of your post ({MAX_POST_URL} characters at most)"
+    )]
+    TooLong,
     #[error("that address is not on {network}: give the address of your post there ({hosts})")]
     Elsewhere {
         network: &'static str,
         hosts: String,
     },
 }
+
+/// The longest address of a post posted by hand that is kept: real post links are far
+/// shorter, and the address is stored and shown on the participant's page.
+pub const MAX_POST_URL: usize = 2048;
 
 /// The address of a post posted by hand, if it is an http(s) address on `network`'s own
 /// host (or a subdomain of it, such as `www.` or `m.`): what the page then shows as a link.
@@ -219,6 +227,9 @@ pub fn check_post_url(
     server: Option<&str>,
     raw: &str,
 ) -> Result<String, PostUrlError> {
+    if raw.trim().len() > MAX_POST_URL {
+        return Err(PostUrlError::TooLong);
+    }
     let u = url::Url::parse(raw.trim()).map_err(|_| PostUrlError::NotAnAddress)?;
     if !matches!(u.scheme(), "https" | "http") || !u.username().is_empty() || u.password().is_some()
     {
@@ -256,6 +267,16 @@ mod tests {
     }
 
     const TRICKY: &str = "Strike ✊🏽 today!\nSign & join: https://picket.test/i/abc?x=1#top #SocialMediaStrike 100% + more";
+
+    #[test]
+    fn an_overlong_post_address_is_refused_before_it_is_parsed() {
+        let long = format!("https://x.com/me/status/{}", "1".repeat(MAX_POST_URL));
+        assert_eq!(
+            check_post_url(NetworkKind::X, None, &long),
+            Err(PostUrlError::TooLong)
+        );
+        assert!(check_post_url(NetworkKind::X, None, "https://x.com/me/status/1").is_ok());
+    }
 
     #[test]
     fn emoji_newlines_hashes_and_ampersands_survive_a_compose_link() {
