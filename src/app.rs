@@ -13,6 +13,7 @@
 //! ├── census      (reads the hashtag's public posts from the campaigns' [census] sources)
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! ├── webhooks    (events found in committed rows, enqueued once per hook, delivered)
+//! ├── broadcast   (the campaign's announcements on its own Matrix/Telegram/Discord channels)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
@@ -325,6 +326,9 @@ impl Application {
         let webhooks = crate::scheduler::webhooks::WebhookSender::from_state(&state);
         let stop = shutdown.clone();
         tasks.spawn(async move { ("webhooks", webhooks.run(stop).await) });
+        let broadcaster = crate::scheduler::broadcast::Broadcaster::from_state(&state);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("broadcast", broadcaster.run(stop).await) });
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });

@@ -9,6 +9,7 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod broadcast;
 pub mod census;
 pub mod facebook;
 pub mod graph;

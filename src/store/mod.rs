@@ -21,6 +21,7 @@
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
+//! | `broadcast.rs`    | [`Broadcasts`]: the campaign's broadcast channels' outbox: one row per announcement, channel and instant, with its text and transaction id, claimed under a lease |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -42,6 +43,7 @@
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
 mod admin;
+mod broadcast;
 mod census;
 mod counts;
 mod leases;
@@ -66,6 +68,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
+pub use broadcast::{
+    BroadcastDelivery, BroadcastOutcome, Broadcasts, NewBroadcast, StoredBroadcast,
+};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use leases::Leases;
@@ -130,6 +135,7 @@ pub trait Store:
     + Reminders
     + PushSubscriptions
     + Webhooks
+    + Broadcasts
     + Admin
     + Census
 where
