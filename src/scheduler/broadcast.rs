@@ -247,8 +247,30 @@ impl Broadcaster {
             .store
             .claim_broadcasts(&self.owner, now, now + lease(), BATCH)
             .await?;
-        let attempts = claimed.iter().map(|d| self.deliver(d));
-        for outcome in futures::future::join_all(attempts).await {
+        // Channels in parallel, each channel's announcements one after the other: a
+        // rate limit one answer reports holds the next back.
+        let mut channels: Vec<Vec<&BroadcastDelivery>> = Vec::new();
+        for d in &claimed {
+            match channels
+                .iter_mut()
+                .find(|g| g[0].campaign_id == d.campaign_id && g[0].channel == d.channel)
+            {
+                Some(g) => g.push(d),
+                None => channels.push(vec![d]),
+            }
+        }
+        let rounds = channels.into_iter().map(async |group| {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for d in group {
+                outcomes.push(self.deliver(d).await);
+            }
+            outcomes
+        });
+        for outcome in futures::future::join_all(rounds)
+            .await
+            .into_iter()
+            .flatten()
+        {
             match outcome? {
                 BroadcastOutcome::Sent { .. } => report.sent += 1,
                 BroadcastOutcome::Retry { .. } => report.retried += 1,
@@ -447,6 +469,88 @@ impl Broadcaster {
             }
             Attempt::Rejected(error) => BroadcastOutcome::Failed { error },
             Attempt::Unknown(error) => BroadcastOutcome::Unknown { error },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Secret;
+
+    fn campaign(channels: &str) -> Campaign {
+        let src = format!(
+            "id = \"c\"\ntitle = \"C\"\nhashtag = \"C\"\n[strike]\ntimezone = \"UTC\"\n\
+             days = [\"2027-07-04\"]\n[[posts]]\nname = \"n\"\nwhen = \"start\"\ntemplate = \"t\"\n\
+             [templates]\nt = [\"#{{{{ hashtag }}}} {{{{ invite_link }}}}\"]\n{channels}"
+        );
+        crate::campaign::parse_str(&src, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    fn host(name: &str, kind: Option<&str>, token: Option<&str>) -> ChannelSettings {
+        ChannelSettings {
+            name: name.into(),
+            kind: kind.map(str::to_string),
+            homeserver: None,
+            room: None,
+            chat: None,
+            api: None,
+            token: token.map(Secret::new),
+        }
+    }
+
+    #[test]
+    fn a_channel_is_the_campaign_files_address_with_the_hosts_token() {
+        let c = campaign(
+            "[[channels]]\nname = \"room\"\nkind = \"matrix\"\nhomeserver = \"https://m.example\"\nroom = \"#s:m.example\"\n",
+        );
+        let mut settings = Settings::default();
+        let err = resolve(&c, "room", &settings).unwrap_err();
+        assert!(err.contains("PICKET_CHANNEL_ROOM_TOKEN"), "{err}");
+        settings
+            .channels
+            .push(host("room", None, Some("syt_token")));
+        match resolve(&c, "room", &settings).unwrap() {
+            Target::Matrix {
+                homeserver,
+                room,
+                token,
+            } => {
+                assert_eq!(homeserver, "https://m.example");
+                assert_eq!(room, "#s:m.example");
+                assert_eq!(token.expose(), "syt_token");
+            }
+            other => panic!("{other:?}"),
+        }
+        settings.channels[0].kind = Some("telegram".into());
+        assert!(
+            resolve(&c, "room", &settings)
+                .unwrap_err()
+                .contains("telegram in the host")
+        );
+        let err = resolve(&c, "nowhere", &settings).unwrap_err();
+        assert!(err.contains("no channel \"nowhere\""), "{err}");
+    }
+
+    #[test]
+    fn a_channel_only_the_host_declares_takes_its_token_from_the_environment() {
+        let c = campaign("");
+        let mut settings = Settings::default();
+        settings
+            .channels
+            .push(host("news-tg", Some("telegram"), None));
+        settings.channels[0].chat = Some("@strike".into());
+        settings.channel_env_tokens.insert(
+            "PICKET_CHANNEL_NEWS_TG_TOKEN".into(),
+            Secret::new("123:abc"),
+        );
+        match resolve(&c, "news-tg", &settings).unwrap() {
+            Target::Telegram { api, chat, token } => {
+                assert_eq!(api, TELEGRAM_API);
+                assert_eq!(chat, "@strike");
+                assert_eq!(token.expose(), "123:abc");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

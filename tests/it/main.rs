@@ -1,6 +1,7 @@
 //! One integration-test binary, a module per area (faster to link than one per file).
 
 mod admin;
+mod broadcast;
 mod browser;
 mod campaign_check;
 mod campaign_preview;
