@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod add_bluesky;
 mod add_mastodon;
+mod add_misskey;
 mod add_nostr;
 mod add_official;
 mod admin;
@@ -357,6 +358,26 @@ pub enum AddAccount {
             long,
             allow_hyphen_values = true,
             env = "PICKET_MASTODON_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+    },
+    /// An account on a Misskey-API server (Misskey, Sharkey, Iceshrimp ...). Without
+    /// --token picket prints the server's MiAuth page, where you allow picket to write
+    /// notes (it asks for nothing else), then press Enter.
+    #[command(
+        after_help = "Examples:\n  picket account add misskey --server misskey.io\n  picket account add misskey --server https://sharkey.example --token TOKEN   (a token that also allows read:account)"
+    )]
+    Misskey {
+        /// The server's address, e.g. misskey.io or https://sharkey.example.
+        #[arg(long)]
+        server: String,
+        /// An access token with write:notes and read:account, instead of MiAuth (better
+        /// from the environment than the command line).
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            env = "PICKET_MISSKEY_TOKEN",
             hide_env_values = true
         )]
         token: Option<String>,
@@ -759,6 +780,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         })) => return add_nostr::add_nostr(ctx, &relays, nsec, bunker).await,
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
+        }
+        Command::Account(AccountCommand::Add(AddAccount::Misskey { server, token })) => {
+            add_misskey::add_misskey(ctx, &server, token).await?
         }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,

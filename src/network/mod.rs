@@ -16,6 +16,7 @@ pub mod graph;
 pub mod guarded;
 pub mod linkedin;
 pub mod mastodon;
+pub mod misskey;
 pub mod nostr;
 pub mod official;
 pub mod peer;
@@ -456,6 +457,10 @@ impl Networks {
                 clock.clone(),
             )))
             .with(Arc::new(nostr::Nostr::new(egress.clone())))
+            .with(Arc::new(misskey::Misskey::new(
+                egress.clone(),
+                clock.clone(),
+            )))
             // The sandbox's address is this host's own or the operator's: never a visitor's.
             .with(Arc::new(sandbox::Sandbox::new(
                 egress.trusted().clone(),

@@ -55,6 +55,8 @@ pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
 /// An authorization under way, by network.
 enum Authorization {
     Mastodon(MastodonAuthorization),
+    /// A MiAuth session on a Misskey-API server (keyed by the session id).
+    Misskey(connect::MisskeyServer),
     /// Through the host's own app with a network's official API (Threads, LinkedIn).
     Official(OfficialAuthorization),
 }
@@ -146,6 +148,7 @@ pub async fn connect_account(
             }
         }
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
+        "misskey" => return misskey_start(&state, &me, f, back).await,
         // "I'll post it myself": a network and a handle, nothing to sign in to.
         "tap" => return Ok(Redirect::to(&add_tap(&state, &me, f, &back).await?).into_response()),
         // Only where the host registered an app with the network.
@@ -356,6 +359,10 @@ async fn oauth_callback(
         ));
     }
     let connected = match (q.code, q.error, pending.auth) {
+        // A MiAuth session comes back to `misskey_callback`, never here.
+        (_, _, Authorization::Misskey(_)) => Err(ConnectError::Invalid(
+            "This authorization is unknown or expired: connect the account again.".into(),
+        )),
         (Some(code), None, Authorization::Mastodon(auth)) => {
             connect::mastodon_code(auth, &code).await.map(|a| vec![a])
         }
@@ -380,6 +387,78 @@ async fn oauth_callback(
             ),
         }),
     };
+    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
+}
+
+/// Send the person to their Misskey-API server's MiAuth page (asking only
+/// `write:notes`); it comes back to [`misskey_callback`] with the session.
+async fn misskey_start(
+    state: &AppState,
+    me: &Participant,
+    f: &Fields,
+    back: String,
+) -> Result<Response, WebError> {
+    let server =
+        match connect::misskey_server(&state.egress, TypedBy::Visitor, &f.text("server")).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response());
+            }
+        };
+    let session = crate::network::misskey::enroll::new_session();
+    let callback = format!(
+        "{}/connect/misskey/callback",
+        state.settings.public_url.trim_end_matches('/')
+    );
+    let url = server.miauth_url(&session, Some(&callback));
+    state.oauth.put(
+        format!("miauth:{session}"),
+        PendingOAuth {
+            participant: me.id,
+            auth: Authorization::Misskey(server),
+            back,
+            started: std::time::Instant::now(),
+        },
+    );
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MiAuthCallback {
+    session: Option<String>,
+}
+
+/// `GET /connect/misskey/callback?session=`: the server sends the person back once they
+/// allowed picket; the session is checked with the server for the token.
+pub async fn misskey_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MiAuthCallback>,
+) -> Result<Response, WebError> {
+    let pending = q
+        .session
+        .as_deref()
+        .and_then(|s| state.oauth.take(&format!("miauth:{s}")))
+        .ok_or_else(|| {
+            WebError::Invalid(
+                "This authorization is unknown or expired: connect the account again.".into(),
+            )
+        })?;
+    let (me, _) = signed_in(&state, &headers).await?;
+    if me.id != pending.participant {
+        return Err(WebError::Forbidden(
+            "This authorization was started by someone else on this device.".into(),
+        ));
+    }
+    let Authorization::Misskey(server) = &pending.auth else {
+        return Err(WebError::Invalid(
+            "This authorization is unknown or expired: connect the account again.".into(),
+        ));
+    };
+    let session = q.session.as_deref().unwrap_or_default();
+    let connected = connect::misskey_session(server, session)
+        .await
+        .map(|a| vec![a]);
     Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
 }
 

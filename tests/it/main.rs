@@ -20,6 +20,7 @@ mod net_bluesky;
 mod net_facebook;
 mod net_linkedin;
 mod net_mastodon;
+mod net_misskey;
 mod net_nostr;
 mod net_threads;
 mod net_x;
