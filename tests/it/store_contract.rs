@@ -5,7 +5,7 @@
 //! run in parallel. The harness uses sqlx directly only to create and drop those databases,
 //! and to write rows the store itself never writes (corrupt values).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -3357,6 +3357,141 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
                 ("pending", 2, Some("the receiver answered 500")),
                 ("failed", 1, Some("the receiver answered 404")),
                 ("pending", 2, None),
+            ],
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn announcements_are_enqueued_once_claimed_by_one_worker_and_a_dead_lease_marks_the_retry_interrupted()
+ {
+    on_each_backend(|store, db| async move {
+        // Arrange: two announcements on one channel, one on another, and one enqueued
+        // twice (two processes saw it due).
+        let new = |channel: &str, name: &str, txn: &str| store::NewBroadcast {
+            channel: channel.into(),
+            campaign_id: "c".into(),
+            announcement: name.into(),
+            slot_at: t0(),
+            not_after: t0() + Duration::minutes(30),
+            txn_id: txn.into(),
+            body: format!("{name} on {channel}"),
+            missed: None,
+        };
+        let now = t0() + Duration::seconds(1);
+        let mut added = Vec::new();
+        for m in [
+            new("room", "soon", "txn-1"),
+            new("room", "now", "txn-2"),
+            new("news", "soon", "txn-3"),
+            new("room", "soon", "txn-other"),
+        ] {
+            added.push(store.enqueue_broadcast(&m, now).await.unwrap());
+        }
+        let missed = store
+            .enqueue_broadcast(
+                &store::NewBroadcast {
+                    missed: Some("picket was not running".into()),
+                    ..new("news", "now", "txn-4")
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let lease = now + Duration::seconds(15);
+
+        // Act
+        let (a, b) = tokio::join!(
+            store.claim_broadcasts("a", now, lease, 10),
+            store.claim_broadcasts("b", now, lease, 10)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut all: Vec<_> = a.iter().chain(&b).cloned().collect();
+        all.sort_by_key(|d| d.id);
+        let owner = |d: &store::BroadcastDelivery| if a.contains(d) { "a" } else { "b" };
+        let (sent, retried, lost) = (&all[0], &all[1], &all[2]);
+        assert!(
+            store
+                .record_broadcast(
+                    sent.id,
+                    owner(sent),
+                    &store::BroadcastOutcome::Sent {
+                        remote_id: Some("$event".into())
+                    },
+                    now
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_broadcast(
+                    retried.id,
+                    owner(retried),
+                    &store::BroadcastOutcome::Retry {
+                        run_at: now + Duration::seconds(5),
+                        error: "rate limited".into()
+                    },
+                    now
+                )
+                .await
+                .unwrap()
+        );
+        let after = lease + Duration::seconds(1);
+        let again = store
+            .claim_broadcasts("c", after, after + Duration::seconds(15), 10)
+            .await
+            .unwrap();
+        let exists = store
+            .broadcast_exists("room", "c", "soon", t0())
+            .await
+            .unwrap();
+        let absent = store
+            .broadcast_exists("room", "c", "soon", t0() + Duration::hours(1))
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(added, [true, true, true, false], "{db}: once per key");
+        assert!(missed, "{db}");
+        assert!(exists && !absent, "{db}");
+        assert_eq!(all.len(), 3, "{db}: the missed one is never claimed");
+        let a_ids: HashSet<i64> = a.iter().map(|d| d.id).collect();
+        assert!(b.iter().all(|d| !a_ids.contains(&d.id)), "{db}");
+        assert_eq!(
+            sent.txn_id, "txn-1",
+            "{db}: the first writer's txn id stays"
+        );
+        assert!(
+            all.iter().all(|d| !d.interrupted && d.attempts == 1),
+            "{db}"
+        );
+        let by_id: HashMap<i64, &store::BroadcastDelivery> =
+            again.iter().map(|d| (d.id, d)).collect();
+        assert_eq!(again.len(), 2, "{db}: {again:?}");
+        assert!(
+            by_id[&lost.id].interrupted,
+            "{db}: an attempt whose process died is marked"
+        );
+        assert!(
+            !by_id[&retried.id].interrupted,
+            "{db}: a recorded retry is not"
+        );
+        assert_eq!(by_id[&lost.id].attempts, 2, "{db}");
+        let stored = store.broadcasts("c").await.unwrap();
+        let states: Vec<(&str, &str, Option<&str>)> = stored
+            .iter()
+            .map(|m| (m.txn_id.as_str(), m.state.as_str(), m.remote_id.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("txn-1", "sent", Some("$event")),
+                ("txn-2", "pending", None),
+                ("txn-3", "pending", None),
+                ("txn-4", "missed", None),
             ],
             "{db}"
         );
