@@ -21,7 +21,7 @@
 //! when it is back, inside its window. Paced: a service's `retry_after` and Discord's
 //! `X-RateLimit-*` headers set when the channel is next tried.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
@@ -30,8 +30,8 @@ use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RetryPolicy;
-use crate::campaign::Campaign;
 use crate::campaign::broadcast::{ChannelKind, ChannelSpec};
+use crate::campaign::{Campaign, Slot};
 use crate::clock::Clock;
 use crate::compose::announce::{AnnouncementContext, AnnouncementVars, Announcements};
 use crate::config::{ChannelSettings, Settings, channel_token_env};
@@ -117,6 +117,9 @@ pub fn resolve(campaign: &Campaign, name: &str, settings: &Settings) -> Result<T
     })
 }
 
+/// An announcement on a channel at an instant: (campaign, announcement, channel, instant).
+type Enqueued = (String, String, String, DateTime<Utc>);
+
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BroadcastReport {
@@ -139,6 +142,12 @@ pub struct Broadcaster {
     pub retry: RetryPolicy,
     /// Each campaign's announcement texts, compiled once (by campaign id).
     texts: HashMap<String, Announcements>,
+    /// Each announcement's instants (by campaign id and announcement name), computed once:
+    /// campaigns do not change while picket runs.
+    slots: HashMap<(String, String), Vec<Slot>>,
+    /// (campaign, announcement, channel, instant) known to be in the store, so each is
+    /// looked up there once per process rather than every round; pruned past [`LOOKBACK`].
+    known: Mutex<HashSet<Enqueued>>,
     /// Channels whose service said to wait (rate limits), until when; by (campaign,
     /// channel). In memory: after a restart the service says it again.
     pauses: Mutex<HashMap<(String, String), DateTime<Utc>>>,
@@ -176,6 +185,14 @@ impl Broadcaster {
                 }
             })
             .collect();
+        let slots = campaigns
+            .iter()
+            .flat_map(|c| {
+                c.announcements
+                    .iter()
+                    .map(move |a| ((c.id.to_string(), a.name.clone()), c.announcement_slots(a)))
+            })
+            .collect();
         Broadcaster {
             store,
             http,
@@ -192,6 +209,8 @@ impl Broadcaster {
                 cap: StdDuration::from_secs(5 * 60),
             },
             texts,
+            slots,
+            known: Mutex::new(HashSet::new()),
             pauses: Mutex::new(HashMap::new()),
         }
     }
@@ -283,6 +302,10 @@ impl Broadcaster {
     async fn enqueue(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut added = 0;
+        self.known
+            .lock()
+            .expect("not poisoned")
+            .retain(|(.., at)| *at >= now - LOOKBACK);
         for campaign in self.campaigns.iter() {
             let Some(texts) = self.texts.get(campaign.id.as_str()) else {
                 continue;
@@ -290,17 +313,29 @@ impl Broadcaster {
             // Counted at most once per campaign and round, and only when something is due.
             let mut counts: Option<(u64, u64)> = None;
             for a in &campaign.announcements {
-                let slots = campaign.announcement_slots(a);
+                let Some(slots) = self.slots.get(&(campaign.id.to_string(), a.name.clone())) else {
+                    continue;
+                };
                 for (n, slot) in slots.iter().enumerate() {
                     if slot.at > now || slot.at < now - LOOKBACK {
                         continue;
                     }
                     for channel in &a.channels {
+                        let key = (
+                            campaign.id.to_string(),
+                            a.name.clone(),
+                            channel.clone(),
+                            slot.at,
+                        );
+                        if self.known.lock().expect("not poisoned").contains(&key) {
+                            continue;
+                        }
                         if self
                             .store
                             .broadcast_exists(channel, &campaign.id, &a.name, slot.at)
                             .await?
                         {
+                            self.known.lock().expect("not poisoned").insert(key);
                             continue;
                         }
                         let (body, missed) = if now > slot.window_end {
@@ -361,6 +396,8 @@ impl Broadcaster {
                         if self.store.enqueue_broadcast(&m, now).await? {
                             added += 1;
                         }
+                        // New or written by another process meanwhile: it is there now.
+                        self.known.lock().expect("not poisoned").insert(key);
                     }
                 }
             }
