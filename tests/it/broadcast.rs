@@ -537,3 +537,69 @@ async fn an_announcement_lands_in_a_real_synapse_room_exactly_once_across_kill_9
     }
     assert!(stopped.status.success(), "{:?}", stopped.status);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_announcement_interrupted_by_kill_9_is_recorded_unknown_and_never_sent_twice() {
+    // Arrange: Telegram sends the message and its answer never comes; picket serve is
+    // killed while it waits.
+    let fake = TelegramFake::start(TelegramInner {
+        lose_next_answer: true,
+        ..TelegramInner::default()
+    })
+    .await;
+    let toml = campaign_toml(
+        "tg-killed",
+        "[[announcements]]\nname = \"begun\"\nwhen = \"start\"\nwindow = \"30m\"\n\
+         channels = [\"news\"]\ntext = [\"#{{ hashtag }} has begun.\"]\n",
+    );
+    let world = World::new(&toml, Arc::new(SystemClock)).await;
+    let config = format!(
+        "[[channels]]\nname = \"news\"\nkind = \"telegram\"\napi = \"{}\"\nchat = \"@strike_news\"\ntoken = \"{TELEGRAM_TOKEN}\"\n",
+        fake.base
+    );
+    let serve = async || {
+        crate::support::TestApp::spawn(Options::default().over(&world).config(&config).process())
+            .await
+    };
+
+    // Act: killed with the message sent and unanswered; the next run takes the row over
+    // once the dead run's lease is out (15 s).
+    let app = serve().await;
+    eventually(
+        Duration::from_secs(60),
+        "the message at Telegram",
+        async || !fake.messages().is_empty(),
+    )
+    .await;
+    drop(app); // SIGKILL
+    let app = serve().await;
+    let stored = eventually(
+        Duration::from_secs(60),
+        "the announcement's outcome",
+        async || {
+            let stored = world.store.broadcasts("tg-killed").await.unwrap();
+            match stored.as_slice() {
+                [m] if m.state != "pending" => Ok(m.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let stopped = app.stop();
+
+    // Assert
+    assert_eq!(stored.state, "unknown", "{stored:?}");
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("picket stopped while sending it")),
+        "{stored:?}"
+    );
+    assert_eq!(fake.messages().len(), 1);
+    assert_eq!(fake.arrivals().len(), 1, "never asked twice");
+    assert!(
+        !stopped.log.contains(TELEGRAM_TOKEN),
+        "the token is never logged"
+    );
+}
