@@ -22,7 +22,8 @@
 //!
 //! The token asks only `write:notes` (MiAuth, see [`enroll`]): it can post and delete the
 //! account's notes and nothing else. Reading the account's public notes back needs no
-//! permission.
+//! permission (the token goes along, for servers that show notes only to signed-in
+//! users). Sharkey also sends `Retry-After` on a 429: honoured when `info.resetMs` is absent.
 
 pub mod enroll;
 
@@ -113,7 +114,10 @@ impl Misskey {
             .http(account)
             .post(&format!("{}/api/users/notes", base(&account.server)))
             .timeout(post.timeout)
+            // The token authenticates the read on servers that hide notes from visitors
+            // who are not signed in; `users/notes` asks no permission of it.
             .json(&serde_json::json!({
+                "i": creds.token,
                 "userId": creds.user_id,
                 "limit": READ_BACK_LIMIT,
                 "sinceDate": since.timestamp_millis(),
