@@ -526,6 +526,30 @@ mod tests {
         assert!(v.keep.is_some(), "a copy's counts are kept, to count apart");
     }
 
+    /// The example in docs/checkpoints.md was signed by Python's `cryptography`: picket
+    /// reads it as its own, and judges the second checkpoint as extending the first.
+    #[test]
+    fn the_documented_example_verifies_and_links() {
+        let doc = include_str!("../../docs/checkpoints.md");
+        let example = &doc[doc.find("### Example").unwrap()..];
+        let blocks: Vec<&str> = example
+            .split("```text\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").unwrap()])
+            .collect();
+        let key = VerifierKey::parse(blocks[0]).unwrap();
+        let first = Checkpoint::parse(key.open(blocks[1]).unwrap()).unwrap();
+        let expected = Expected {
+            campaign: "social-media-strike",
+            declaration: &first.declaration,
+            url: "https://strike.example.org",
+            key: &key,
+        };
+        let v = judge(&expected, blocks[2], Some(&first), first.time);
+        assert_eq!(v.status, Status::Verified, "{}", v.detail);
+        assert_eq!(v.keep.unwrap().counts.signatures, 1207);
+    }
+
     #[test]
     fn a_silent_peer_is_stale_then_unreachable() {
         let grace = chrono::Duration::seconds(10);

@@ -115,6 +115,32 @@ async fn five_hosts_agree_on_the_total_within_two_refresh_intervals() {
         1,
         "its own count stays its own"
     );
+    // Every view shows the total across hosts, the stats API's `hosts`.
+    let text = async |path: &str| apps[0].get(path).await.text().await.unwrap();
+    let page = text(&format!("/c/{BUNDLED}")).await;
+    assert!(
+        page.contains("<strong>15</strong> across 5 hosts"),
+        "{page}"
+    );
+    assert!(page.contains("counts twice"));
+    let badge = text(&format!("/c/{BUNDLED}/badge.svg")).await;
+    assert!(badge.contains("15 signed across 5 hosts"), "{badge}");
+    let stats = text(&format!("/c/{BUNDLED}/stats")).await;
+    assert!(
+        stats.contains(r#"<td id="hosts-signatures">15</td>"#),
+        "{stats}"
+    );
+    let widget = text("/widget.js").await;
+    assert!(
+        widget.contains(r#""signatures":15,"strikers":0,"hosts":5"#),
+        "widget data"
+    );
+    let listed = text(&format!("/c/{BUNDLED}/hosts")).await;
+    assert_eq!(
+        listed.matches(r#"data-status="verified""#).count(),
+        4,
+        "{listed}"
+    );
 
     // One more signature anywhere reaches every host within two refresh intervals.
     sign(&apps[2], "Latecomer").await;
