@@ -27,7 +27,7 @@ def fail(why):
 
 
 def open_note(vkey, note):
-    name, key_id, key = vkey.strip().split("+")
+    name, key_id, key = vkey.strip().split("+", 2)  # base64 may hold "+"
     raw = base64.b64decode(key)
     if raw[0] != 0x01 or len(raw) != 33:
         fail("not an Ed25519 verifier key")

@@ -384,9 +384,24 @@ async fn a_checkpoint_is_verified_by_an_independent_python_verifier() {
     let Some(python) = require_server("PICKET_TEST_PYTHON") else {
         return;
     };
-    let app = TestApp::spawn(Options::default().own_address()).await;
+    // A host key whose printed form has a '+' in its base64 (the separator of its parts).
+    let app = TestApp::spawn(
+        Options::default()
+            .own_address()
+            .config(r#"host_key = "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=""#),
+    )
+    .await;
     let public_url = app.state().settings.public_url.clone();
     let key = app.state().host_key.verifier(&public_url).to_string();
+    assert!(
+        key.split_once('+')
+            .unwrap()
+            .1
+            .split_once('+')
+            .unwrap()
+            .1
+            .contains('+')
+    );
     let note = |app: &TestApp| {
         let url = app.url(&format!("/c/{BUNDLED}/checkpoint"));
         let http = app.http.clone();
@@ -424,8 +439,9 @@ async fn a_checkpoint_is_verified_by_an_independent_python_verifier() {
     let out = run(&[&key_path, &second_path, &first_path]);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}{}\n{first}\n{second}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     let fields: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(fields["campaign"], BUNDLED);
