@@ -3363,3 +3363,70 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
     })
     .await;
 }
+
+#[tokio::test]
+async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forgotten() {
+    on_each_backend(|store, _| async move {
+        use picket::store::{PeerState, StoredCheckpoint};
+        let cp = |sequence: u64, note: &str| StoredCheckpoint {
+            sequence,
+            note: note.to_string(),
+        };
+        assert_eq!(store.latest_checkpoint(CAMPAIGN).await.unwrap(), None);
+        assert!(
+            store
+                .insert_checkpoint(CAMPAIGN, &cp(1, "one"), t0())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_checkpoint(CAMPAIGN, &cp(2, "two"), t0())
+                .await
+                .unwrap()
+        );
+        // A second writer of the same sequence loses; the first one's note stays.
+        assert!(
+            !store
+                .insert_checkpoint(CAMPAIGN, &cp(2, "other"), t0())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.latest_checkpoint(CAMPAIGN).await.unwrap(),
+            Some(cp(2, "two"))
+        );
+        assert_eq!(store.latest_checkpoint("other").await.unwrap(), None);
+
+        let state = |url: &str, status: &str, note: Option<&str>| PeerState {
+            url: url.to_string(),
+            status: status.to_string(),
+            detail: String::new(),
+            note: note.map(str::to_string),
+            checked_at: t0(),
+            last_ok_at: note.map(|_| t0() - Duration::minutes(1)),
+        };
+        let a = state("https://a.example", "verified", Some("note a"));
+        let b = state("https://b.example", "unreachable", None);
+        store.save_peer_state(CAMPAIGN, &a).await.unwrap();
+        store.save_peer_state(CAMPAIGN, &b).await.unwrap();
+        let a2 = PeerState {
+            status: "stale".into(),
+            detail: "did not answer".into(),
+            checked_at: t0() + Duration::minutes(1),
+            ..a.clone()
+        };
+        store.save_peer_state(CAMPAIGN, &a2).await.unwrap();
+        assert_eq!(
+            store.peer_states(CAMPAIGN).await.unwrap(),
+            vec![a2.clone(), b.clone()]
+        );
+        store
+            .forget_peers_except(CAMPAIGN, &["https://a.example".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(store.peer_states(CAMPAIGN).await.unwrap(), vec![a2]);
+        assert!(store.peer_states("other").await.unwrap().is_empty());
+    })
+    .await;
+}
