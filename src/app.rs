@@ -346,6 +346,9 @@ impl Application {
             campaigns: state.campaigns.clone(),
             peers: state.settings.peers.clone(),
             every: std::time::Duration::from_secs(state.settings.federation_refresh_secs.max(1)),
+            host_key: Some(state.host_key.clone()),
+            public_url: state.settings.public_url.clone(),
+            distinct_key: state.settings.distinct_signers_key.clone(),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move { ("peers", peers.run(stop).await) });

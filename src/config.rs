@@ -82,6 +82,10 @@ pub struct Settings {
     pub peers: Vec<PeerSettings>,
     /// How often each peer's checkpoint is read, in seconds.
     pub federation_refresh_secs: u64,
+    /// Opt-in, for hosts that trust each other: a secret shared only among the listed
+    /// hosts, keying the hashes of the distinct-signers sketch (docs/checkpoints.md). Unset:
+    /// no sketch is made or read, and no estimate is shown.
+    pub distinct_signers_key: Option<Secret>,
 }
 
 /// One `[[peers]]` entry: another host's base address and its key, as its
@@ -591,6 +595,7 @@ impl Default for Settings {
             host_key: None,
             peers: Vec::new(),
             federation_refresh_secs: 60,
+            distinct_signers_key: None,
         }
     }
 }
@@ -677,6 +682,15 @@ impl Settings {
                 .trim()
                 .parse()
                 .context("PICKET_FEDERATION_REFRESH_SECS must be a whole number of seconds")?;
+        }
+        if let Some(v) = get("PICKET_DISTINCT_SIGNERS_KEY") {
+            self.distinct_signers_key = Some(Secret::new(v));
+        }
+        if let Some(k) = &self.distinct_signers_key {
+            anyhow::ensure!(
+                k.expose().chars().count() >= 16,
+                "distinct_signers_key is too short to key hashes with: use 16 characters or more, shared only with the listed peers"
+            );
         }
         anyhow::ensure!(
             self.federation_refresh_secs >= 1,

@@ -5,6 +5,8 @@ CREATE TABLE checkpoints (
     sequence    INTEGER NOT NULL,
     -- The whole signed note, as served at /c/{id}/checkpoint.
     note        TEXT    NOT NULL,
+    -- With distinct_signers_key: the signed HyperLogLog sketch made with this checkpoint.
+    sketch      TEXT,
     issued_at   INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, sequence)
 );
@@ -16,6 +18,8 @@ CREATE TABLE federation_peers (
     status      TEXT    NOT NULL,
     detail      TEXT    NOT NULL DEFAULT '',
     note        TEXT,
+    -- Its signed sketch of the same sequence as `note` (distinct_signers_key), if any.
+    sketch      TEXT,
     checked_at  INTEGER NOT NULL,
     last_ok_at  INTEGER,
     PRIMARY KEY (campaign_id, url)

@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::config::PeerSettings;
+use crate::domain::Secret;
 use crate::federation::checkpoint::{self, Checkpoint, Expected};
-use crate::federation::{VerifierKey, declaration_hash};
+use crate::federation::sketch::SketchNote;
+use crate::federation::{Figures, HostKey, Status, VerifierKey, declaration_hash};
 use crate::network::Http;
 use crate::network::peer::{FetchError, get_checkpoint};
 use crate::store::{PeerState, Store, StoreError};
@@ -34,6 +36,11 @@ pub struct FederationTask {
     pub campaigns: Arc<Vec<Campaign>>,
     pub peers: Vec<PeerSettings>,
     pub every: Duration,
+    /// This host's key and address, to make its own sketch (with `distinct_key`).
+    pub host_key: Option<Arc<HostKey>>,
+    pub public_url: String,
+    /// `distinct_signers_key`: sketches are made and read only with it.
+    pub distinct_key: Option<Secret>,
 }
 
 /// One peer of one campaign, as its loop checks it.
@@ -73,6 +80,9 @@ impl FederationTask {
                 loops.spawn(async move { this.check_forever(pair, stop).await });
             }
         }
+        let own = this.clone();
+        let own_stop = stop.clone();
+        loops.spawn(async move { own.own_round(&own_stop).await });
         stop.cancelled().await;
         loops.shutdown().await;
         Ok(())
@@ -130,11 +140,22 @@ impl FederationTask {
                 };
                 let verdict = checkpoint::judge(&expected, &note, last.as_ref(), now);
                 let kept = verdict.keep.is_some();
+                let sketch = match (&verdict.keep, &self.distinct_key) {
+                    (Some(cp), Some(_)) if verdict.status == Status::Verified => {
+                        self.peer_sketch(pair, cp.sequence).await
+                    }
+                    _ => None,
+                };
                 PeerState {
                     url: pair.url.clone(),
                     status: verdict.status.as_str().to_string(),
                     detail: verdict.detail,
                     note: if kept { Some(note) } else { last_note },
+                    sketch: if kept {
+                        sketch
+                    } else {
+                        before.and_then(|s| s.sketch)
+                    },
                     checked_at: now,
                     last_ok_at: if kept { Some(now) } else { last_ok_at },
                 }
@@ -149,6 +170,7 @@ impl FederationTask {
                         .to_string(),
                     detail: unanswered_detail(&e),
                     note: last_note,
+                    sketch: before.and_then(|s| s.sketch),
                     checked_at: now,
                     last_ok_at,
                 }
@@ -156,6 +178,75 @@ impl FederationTask {
         };
         self.store.save_peer_state(&pair.campaign, &state).await
     }
+}
+
+impl FederationTask {
+    /// The peer's signed sketch for its checkpoint `sequence`, if it serves one that its
+    /// pinned key signed; `None` leaves the estimate out (the counts are unaffected).
+    async fn peer_sketch(&self, pair: &Pair, sequence: u64) -> Option<String> {
+        let url = format!("{}/c/{}/sketch", pair.url, pair.campaign);
+        let note = get_checkpoint(&self.http, &url, self.timeout())
+            .await
+            .ok()?;
+        let body = pair.key.open(&note).ok()?;
+        let parsed = SketchNote::parse(body)?;
+        (parsed.campaign == pair.campaign && parsed.url == pair.url && parsed.sequence == sequence)
+            .then_some(note)
+    }
+
+    /// This host's own checkpoint of every campaign, issued if its counts rose, and its
+    /// sketch, so both are ready before a peer asks.
+    async fn own_round(&self, stop: &CancellationToken) {
+        let (Some(host_key), Some(key)) = (&self.host_key, &self.distinct_key) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for c in self.campaigns.iter() {
+                let made = async {
+                    let counts = own_counts(self.store.as_ref(), c, self.clock.now()).await?;
+                    crate::federation::current_note(
+                        self.store.as_ref(),
+                        host_key,
+                        c,
+                        &self.public_url,
+                        counts,
+                        self.clock.now(),
+                    )
+                    .await?;
+                    crate::federation::current_sketch(
+                        self.store.as_ref(),
+                        host_key,
+                        c,
+                        &self.public_url,
+                        key.expose().as_bytes(),
+                    )
+                    .await
+                };
+                if let Err(e) = made.await {
+                    tracing::warn!(campaign = %c.id, error = %e, "federation: could not make this host's sketch");
+                }
+            }
+        }
+    }
+}
+
+/// This host's counts of `c` now, as its checkpoint carries them.
+async fn own_counts(
+    store: &dyn Store,
+    c: &Campaign,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Figures, StoreError> {
+    Ok(Figures {
+        signatures: store.signature_count(&c.id).await?,
+        strikers: store.active_pledge_count(&c.id, now).await?,
+        published: store.outbox_counts(&c.id).await?.published,
+    })
 }
 
 /// The peer's base address as compared and shown: without a final slash.

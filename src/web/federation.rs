@@ -43,6 +43,38 @@ pub async fn checkpoint(
         .into_response())
 }
 
+/// This host's signed distinct-signers sketch (only with `distinct_signers_key`).
+pub async fn sketch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let c = find(&state, &id)?;
+    let not_here = || WebError::NotFound("This host makes no distinct-signers sketch.".into());
+    let key = state
+        .settings
+        .distinct_signers_key
+        .as_ref()
+        .ok_or_else(not_here)?;
+    let note = federation::current_sketch(
+        state.store.as_ref(),
+        &state.host_key,
+        c,
+        &state.settings.public_url,
+        key.expose().as_bytes(),
+    )
+    .await
+    .map_err(|e| WebError::Internal(e.into()))?
+    .ok_or_else(not_here)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        note,
+    )
+        .into_response())
+}
+
 #[derive(Serialize)]
 struct Page<'a> {
     campaign: CampaignView<'a>,

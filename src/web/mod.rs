@@ -217,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}/stats", get(stats::page))
         .route("/c/{id}/checkpoint", get(federation::checkpoint))
         .route("/c/{id}/hosts", get(federation::hosts))
+        .route("/c/{id}/sketch", get(federation::sketch))
         .route("/c/{id}/declaration", get(declaration::page))
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))

@@ -461,3 +461,73 @@ async fn a_checkpoint_is_verified_by_an_independent_python_verifier() {
         "the chain read backwards must not link"
     );
 }
+
+#[tokio::test]
+async fn hosts_sharing_a_sketch_key_estimate_distinct_signers_and_others_show_none() {
+    let shared = "distinct_signers_key = \"shared-by-a-and-b-only-0123\"\n";
+    let a = host(Options::default().config(shared), 1);
+    let b = host(Options::default().config(shared), 1);
+    add_peers(&a, &[(&b.base, &b.key)]);
+    add_peers(&b, &[(&a.base, &a.key)]);
+    let (app_a, app_b) = (a.install.serve().await, b.install.serve().await);
+    let signed = async |app: &TestApp, name: &str, email: Option<&str>| {
+        let body = match email {
+            Some(e) => json!({ "name": name, "email": e }),
+            None => json!({ "name": name }),
+        };
+        assert_eq!(app.api_sign(body).await.status(), 201);
+    };
+    for (name, email) in [
+        ("Ann", "ann@a.example"),
+        ("Al", "al@a.example"),
+        ("Sam", "sam@both.example"),
+    ] {
+        signed(&app_a, name, Some(email)).await;
+    }
+    signed(&app_b, "Bo", Some("bo@b.example")).await;
+    signed(&app_b, "Sam", Some("Sam@Both.example")).await;
+    signed(&app_b, "Anonymous", None).await;
+    // 6 signatures, 5 people: Sam signed on both hosts.
+    let h = eventually(
+        Duration::from_secs(30),
+        "an estimate of 5 people",
+        async || {
+            let h = hosts(&app_a).await;
+            if h["signatures"] == 6 && h["distinct_signers"] == 5 {
+                Ok(h)
+            } else {
+                Err(h.to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(h["counted_hosts"], 2);
+    let sketch = app_a
+        .get(&format!("/c/{BUNDLED}/sketch"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(sketch.starts_with("picket sketch v1\n"), "{sketch}");
+    assert!(
+        !sketch.contains("example"),
+        "no address leaves the host: {sketch}"
+    );
+
+    // A host without the key makes no sketch, and a total with it shows no estimate.
+    let c = host(Options::default(), 1);
+    add_peers(&c, &[(&a.base, &a.key)]);
+    let app_c = c.install.serve().await;
+    let h = eventually(Duration::from_secs(30), "C to count A", async || {
+        let h = hosts(&app_c).await;
+        (h["signatures"] == 3)
+            .then_some(h.clone())
+            .ok_or(h.to_string())
+    })
+    .await;
+    assert_eq!(h["distinct_signers"], serde_json::Value::Null);
+    assert_eq!(
+        app_c.get(&format!("/c/{BUNDLED}/sketch")).await.status(),
+        404
+    );
+}

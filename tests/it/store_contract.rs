@@ -3371,6 +3371,7 @@ async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forg
         let cp = |sequence: u64, note: &str| StoredCheckpoint {
             sequence,
             note: note.to_string(),
+            sketch: None,
         };
         assert_eq!(store.latest_checkpoint(CAMPAIGN).await.unwrap(), None);
         assert!(
@@ -3397,12 +3398,24 @@ async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forg
             Some(cp(2, "two"))
         );
         assert_eq!(store.latest_checkpoint("other").await.unwrap(), None);
+        store
+            .set_checkpoint_sketch(CAMPAIGN, 2, "sketch two")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.latest_checkpoint(CAMPAIGN).await.unwrap(),
+            Some(StoredCheckpoint {
+                sketch: Some("sketch two".into()),
+                ..cp(2, "two")
+            })
+        );
 
         let state = |url: &str, status: &str, note: Option<&str>| PeerState {
             url: url.to_string(),
             status: status.to_string(),
             detail: String::new(),
             note: note.map(str::to_string),
+            sketch: note.map(|n| format!("sketch of {n}")),
             checked_at: t0(),
             last_ok_at: note.map(|_| t0() - Duration::minutes(1)),
         };
