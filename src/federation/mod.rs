@@ -17,6 +17,9 @@
 //! | `checkpoint.rs` | the checkpoint text, its chain, and the judgement of a peer's |
 //! | `sketch.rs` | the opt-in distinct-signers estimate: HyperLogLog of keyed address hashes |
 //!
+//! With `distinct_signers_key` the peers task also makes this host's sketch and reads
+//! the peers' (`GET /c/{id}/sketch`); the sketch holds keyed hashes only, never an address.
+//!
 //! It does not speak HTTP (`network::peer` fetches) or SQL (`store::Federation`).
 
 pub mod checkpoint;

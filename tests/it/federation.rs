@@ -509,6 +509,16 @@ async fn hosts_sharing_a_sketch_key_estimate_distinct_signers_and_others_show_no
         .await
         .unwrap();
     assert!(sketch.starts_with("picket sketch v1\n"), "{sketch}");
+    let page = app_a
+        .get(&format!("/c/{BUNDLED}/hosts"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("About <strong>5</strong> different people"),
+        "{page}"
+    );
     assert!(
         !sketch.contains("example"),
         "no address leaves the host: {sketch}"
