@@ -70,7 +70,8 @@ fn status_of(hosts: &serde_json::Value, url: &str) -> String {
 
 #[tokio::test]
 async fn five_hosts_agree_on_the_total_within_two_refresh_intervals() {
-    let refresh = 3;
+    // Long enough that a busy CI machine answers well within one interval.
+    let refresh = 5;
     let hosts_: Vec<Host> = (0..5).map(|_| host(Options::default(), refresh)).collect();
     for (i, h) in hosts_.iter().enumerate() {
         let others: Vec<(&str, &str)> = hosts_
