@@ -3443,3 +3443,35 @@ async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forg
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_sketch_reads_counted_signers_addresses_and_counts_those_without_one() {
+    on_each_backend(|store, _| async move {
+        let sign = |name: &str, email: Option<&str>, confirmed: bool| NewSignature {
+            campaign_id: CAMPAIGN.parse().unwrap(),
+            name: name.into(),
+            email_canonical: email.map(store::canonical_email),
+            public: false,
+            invited_by: None,
+            confirmed,
+            confirm_token_hash: None,
+            email_consent: false,
+        };
+        for s in [
+            sign("Ada", Some("Ada@Example.org"), true),
+            sign("Bob", Some("bob@example.org"), false),
+            sign("Cy", None, true),
+            sign("Di", None, true),
+        ] {
+            store.add_signature(&s, t0()).await.unwrap();
+        }
+        let (addresses, unkeyed) = store.signer_addresses(CAMPAIGN).await.unwrap();
+        assert_eq!(
+            (addresses, unkeyed),
+            (vec!["ada@example.org".to_string()], 2),
+            "only counted signatures, by canonical address"
+        );
+        assert_eq!(store.signer_addresses("other").await.unwrap(), (vec![], 0));
+    })
+    .await;
+}
