@@ -12,6 +12,7 @@
 pub mod broadcast;
 pub mod census;
 pub mod dispatcher;
+pub mod federation;
 pub mod pacing;
 pub mod planner;
 pub mod remind;
