@@ -14,6 +14,7 @@
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
 //! | `outbox.rs`       | [`Outbox`]: claiming, sending, recording outcomes; cancelling campaigns |
+//! | `handoff.rs`      | [`HandOffs`]: hand-off to a server's own scheduler: accounts that chose it, leasing rows while their scheduled status is created, recording what became of them |
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
@@ -44,6 +45,7 @@
 mod admin;
 mod census;
 mod counts;
+mod handoff;
 mod leases;
 mod model;
 mod outbox;
@@ -68,6 +70,7 @@ use async_trait::async_trait;
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
@@ -124,6 +127,7 @@ pub trait Store:
     + Sessions
     + Pledges
     + Outbox
+    + HandOffs
     + Signatures
     + Counts
     + Leases

@@ -138,7 +138,7 @@ macro_rules! outbox {
             /// that cannot be read back is marked `failed` with the reason instead of
             /// failing the batch: claimed again and again, it would stop every post
             /// claimed with it.
-            async fn claimed_posts(
+            pub(super) async fn claimed_posts(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 ids: &[i64],
                 now: DateTime<Utc>,
