@@ -16,7 +16,7 @@
 //! | [`compose`]   | the text of one post: its template variables, the variant that fits, its length as each network counts; tap-to-post compose links (`intent`) |
 //! | [`render`]    | the only user of `tera`: post bodies (plain) and pages (escaped), the pages' static files |
 //! | [`network`]   | the `Network` trait and one adapter per network, each with its enrolment functions (an `Enrolled` handle and credentials), the official APIs for hosts that register an app (Threads, LinkedIn, X, Facebook Pages), the guarded client they all use, Web Push (`push`) and signed webhook attempts (`webhook`); the only user of `reqwest` |
-//! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish or render a tap-to-post reminder, record), retry, pacing, account checks, reminder mails and Web Push (`remind`), organisers' webhooks (`webhooks`) |
+//! | [`scheduler`] | planner (pledges -> outbox rows), dispatcher (claim, publish or render a tap-to-post reminder, record; hand-off to a Mastodon server's own scheduler), retry, pacing, account checks, reminder mails and Web Push (`remind`), organisers' webhooks (`webhooks`) |
 //! | [`participation`] | the only place for what a participant does (the CLI and the web translate): pledge, change, withdraw, connect and remove accounts, tap-to-post accounts and "I posted it", delete published notices, delete everything; a typed `ParticipationError` |
 //! | [`store`]     | the `Store` trait (one trait per area; `StoreTooling` for bench, rehearse and tests), SQLite and PostgreSQL; the only user of `sqlx` |
 //! | [`web`]       | axum routes: pages, forms, JSON API, health; the server loop with its timeouts |

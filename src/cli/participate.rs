@@ -685,7 +685,12 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
                 OutboxState::Pending,
                 OutboxState::Claimed,
                 OutboxState::Sending,
+                OutboxState::HandingOff,
             ][..],
+        ),
+        (
+            "handed off to the server's own scheduler",
+            &[OutboxState::HandedOff][..],
         ),
         ("to post by hand now", &[OutboxState::Reminded][..]),
         ("published", &[OutboxState::Published][..]),

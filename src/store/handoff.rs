@@ -44,7 +44,8 @@ pub struct HandedOff {
     pub window_end: DateTime<Utc>,
     /// The text handed to the server: what a read-back looks for.
     pub text: String,
-    /// Its pledge, account and campaign are all still active.
+    /// Still `handed_off` and its pledge, account and campaign all active; otherwise it
+    /// is to be deleted from the server's schedule.
     pub eligible: bool,
 }
 
@@ -83,6 +84,9 @@ pub enum HandOffOutcome {
         remote_id: String,
         remote_url: Option<String>,
     },
+    /// Deleted from the server's schedule: `handed_off` → `cancelled`, or a row already
+    /// `cancelled` (withdrawn) that still had a scheduled status, with its id cleared.
+    Recalled { id: OutboxId },
     /// `handing_off` or `handed_off` → a final state (`missed`, `failed`, `cancelled`)
     /// with the reason.
     Ended {
@@ -126,8 +130,9 @@ pub trait HandOffs {
         outcomes: &[HandOffOutcome],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// `handed_off` rows due by `now` (to read back) or no longer eligible (to delete from
-    /// the server); with `account`, only that account's, whatever their time.
+    /// `handed_off` rows due by `now` (to read back) or no longer eligible, and `cancelled`
+    /// rows that still have a scheduled status (both to delete from the server); with
+    /// `account`, only that account's, whatever their time.
     async fn handed_off(
         &self,
         now: DateTime<Utc>,
@@ -330,10 +335,15 @@ macro_rules! hand_offs {
                             text,
                         } => {
                             sqlx::query(
-                                "UPDATE outbox SET state = 'handed_off', scheduled_id = $2, \
-                                 text = $3, last_error = NULL, lease_owner = NULL, \
+                                // A row withdrawn while its request was out is still
+                                // `cancelled`, but keeps the id so the recall deletes it.
+                                "UPDATE outbox SET scheduled_id = $2, text = $3, \
+                                 state = CASE WHEN state = 'handing_off' THEN 'handed_off' \
+                                 ELSE state END, \
+                                 last_error = CASE WHEN state = 'handing_off' THEN NULL \
+                                 ELSE last_error END, lease_owner = NULL, \
                                  lease_until = NULL, outcome_unknown = FALSE, updated_at = $4 \
-                                 WHERE id = $1 AND state = 'handing_off'",
+                                 WHERE id = $1 AND state IN ('handing_off', 'cancelled')",
                             )
                             .bind(id.0)
                             .bind(scheduled_id)
@@ -379,6 +389,18 @@ macro_rules! hand_offs {
                             .execute(&mut *tx)
                             .await?;
                         }
+                        HandOffOutcome::Recalled { id } => {
+                            sqlx::query(
+                                "UPDATE outbox SET state = 'cancelled', scheduled_id = NULL, \
+                                 last_error = COALESCE(last_error, 'withdrawn'), \
+                                 lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+                                 WHERE id = $1 AND state IN ('handed_off', 'cancelled')",
+                            )
+                            .bind(id.0)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                         HandOffOutcome::Ended { id, state, reason } => {
                             sqlx::query(
                                 "UPDATE outbox SET state = $2, last_error = $3, \
@@ -406,14 +428,15 @@ macro_rules! hand_offs {
                 let sql = concat!(
                     "SELECT o.id, o.account_id, a.network, a.handle, a.server, \
                      a.credentials, a.trusted, o.scheduled_id, o.run_at, o.window_end, \
-                     o.text, CASE WHEN ",
+                     o.text, CASE WHEN o.state = 'handed_off' AND ",
                     eligible!("o"),
                     " THEN TRUE ELSE FALSE END AS eligible \
                      FROM outbox o JOIN accounts a ON a.id = o.account_id \
-                     WHERE o.state = 'handed_off' AND ($2 IS NULL OR o.account_id = $2) \
-                     AND ($2 IS NOT NULL OR o.run_at <= $1 OR NOT (",
+                     WHERE ($2 IS NULL OR o.account_id = $2) AND (\
+                     (o.state = 'cancelled' AND o.scheduled_id IS NOT NULL) OR \
+                     (o.state = 'handed_off' AND ($2 IS NOT NULL OR o.run_at <= $1 OR NOT (",
                     eligible!("o"),
-                    ")) ORDER BY o.account_id, o.run_at, o.id"
+                    ")))) ORDER BY o.account_id, o.run_at, o.id"
                 );
                 sqlx::query_as::<_, HandedOffRaw>(AssertSqlSafe(sql))
                     .bind(ms(now))

@@ -105,8 +105,10 @@ macro_rules! outbox {
                     "UPDATE outbox SET state = 'cancelled', last_error = $3, \
                      lease_owner = NULL, lease_until = NULL, updated_at = $4 \
                      WHERE {column} = $1 AND ($2 IS NULL OR account_id = $2) \
-                     AND state IN ('pending', 'claimed')"
+                     AND state IN ('pending', 'claimed', 'handed_off')"
                 );
+                // A handed-off post keeps its `scheduled_id`: cancelled here at once, and
+                // deleted from the server's schedule by `HandOffs`' recall.
                 let cancelled = sqlx::query(AssertSqlSafe(cancel))
                     .bind(key.clone())
                     .bind(account)

@@ -273,6 +273,8 @@ async fn pledges(
                         OutboxState::Missed => "missed",
                         OutboxState::Reminded => "to post by hand",
                         OutboxState::PostedByHand => "posted by hand",
+                        // On the account's server's own schedule: it goes out from there.
+                        OutboxState::HandedOff => "handed off to your server",
                         _ => "scheduled",
                     },
                     // A link only to a web page: an address a network sent back could be

@@ -85,9 +85,8 @@ impl Software {
                         .into(),
                 ),
             },
-            other => Err(format!(
-                "this server runs {other}, which picket does not know to schedule posts"
-            )),
+            // Not the name itself: it is the server's own words, and this reaches pages.
+            _ => Err("this server's software is not one picket knows to schedule posts".into()),
         }
     }
 

@@ -134,9 +134,9 @@ pub struct Recalled {
     pub failed: Vec<String>,
 }
 
-/// Delete handed-off posts from their servers' schedules: of `accounts`, those no longer
-/// eligible (their pledge withdrawn, campaign cancelled), or, with `all`, every one (an
-/// account being removed, before its credentials go). Waits first (at most `max_wait`) for
+/// Delete handed-off posts from their servers' schedules: of `accounts`, those withdrawn
+/// (cancelled with their scheduled status still on the server) or no longer eligible, or,
+/// with `all`, every one (an account being removed, before its credentials go). Waits first (at most `max_wait`) for
 /// posts being handed over right now, so none slips through. Withdrawal and "delete my
 /// data" call this so that, when they return, no handed-off post is left to go out; the
 /// dispatcher's follow-up retries what failed here.
@@ -175,11 +175,7 @@ pub async fn recall(
             match answer {
                 Ok(()) => {
                     report.deleted += 1;
-                    outcomes.push(HandOffOutcome::Ended {
-                        id: row.id,
-                        state: OutboxState::Cancelled,
-                        reason: "withdrawn: deleted from the server's schedule".into(),
-                    });
+                    outcomes.push(HandOffOutcome::Recalled { id: row.id });
                 }
                 Err(e) => report.failed.push(e),
             }
@@ -274,11 +270,7 @@ impl Dispatcher {
             if still_scheduled {
                 scheduler.unschedule(account, &row.scheduled_id).await?;
             }
-            return Ok(Some(HandOffOutcome::Ended {
-                id: row.id,
-                state: OutboxState::Cancelled,
-                reason: "withdrawn: deleted from the server's schedule".into(),
-            }));
+            return Ok(Some(HandOffOutcome::Recalled { id: row.id }));
         }
         if still_scheduled {
             if !closed {
