@@ -21,7 +21,10 @@ pub use crate::scheduler::dispatcher::handoff::Recalled;
 pub enum HandOffChoice {
     /// Its server schedules: its posts at least 6 minutes ahead are handed off. The
     /// server's software as it says ("mastodon 4.3.1").
-    On { account: AccountId, software: String },
+    On {
+        account: AccountId,
+        software: String,
+    },
     /// Not handed off, and why (another network, a server that does not schedule, a
     /// server that did not answer); picket sends its posts itself.
     Off { account: AccountId, why: String },
@@ -114,13 +117,7 @@ pub async fn recall_handed_off(
         }
     }
     Ok(scheduler::dispatcher::handoff::recall(
-        store,
-        networks,
-        vault,
-        &accounts,
-        all,
-        now,
-        max_wait,
+        store, networks, vault, &accounts, all, now, max_wait,
     )
     .await?)
 }

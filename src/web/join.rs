@@ -382,7 +382,8 @@ async fn render_accounts(
     // The server's limits, applied to the previewed instants as the dispatcher will
     // apply them: the same rule, each hand-off account with its own count.
     let instants: Vec<_> = preview.posts.iter().map(|p| p.at).collect();
-    let hand_off_plan = crate::scheduler::dispatcher::handoff::plan(&[], &instants, state.clock.now());
+    let hand_off_plan =
+        crate::scheduler::dispatcher::handoff::plan(&[], &instants, state.clock.now());
     let hand_off_note = |i: usize, at: chrono::DateTime<chrono::Utc>| {
         if hand_off_plan.get(i).copied().unwrap_or(false) {
             "handed to your server's own scheduler ahead of time"

@@ -1144,7 +1144,10 @@ async fn handed_off_posts_go_out_at_their_time_with_picket_stopped_each_exactly_
     let start = picket.end - chrono::Duration::minutes(30);
     let account = picket.add_with_token(&url, &token);
     let said = picket.join_handing_off(account);
-    assert!(said.contains("handed to its server's own scheduler"), "{said}");
+    assert!(
+        said.contains("handed to its server's own scheduler"),
+        "{said}"
+    );
     let store = picket.store().await;
 
     // Act: serve until all three are handed off, then stop picket through the strike hour.
@@ -1222,10 +1225,7 @@ async fn withdrawing_deletes_the_handed_off_posts_from_the_servers_schedule() {
     let mock = Mock::new(&url).await;
     let username = mock.sign_up("recall").await;
     let token = mock.token_for(&username).await;
-    let picket = Picket::starting(
-        chrono::Duration::minutes(20),
-        chrono::Duration::minutes(30),
-    );
+    let picket = Picket::starting(chrono::Duration::minutes(20), chrono::Duration::minutes(30));
     let account = picket.add_with_token(&url, &token);
     picket.join_handing_off(account);
     let store = picket.store().await;
@@ -1261,10 +1261,7 @@ async fn a_hand_off_whose_answer_was_lost_leaves_one_scheduled_status_per_post()
     let username = mock.sign_up("lost").await;
     let token = mock.token_for(&username).await;
     let relay = PostEater::start(&url, 1).await;
-    let picket = Picket::starting(
-        chrono::Duration::minutes(20),
-        chrono::Duration::minutes(30),
-    );
+    let picket = Picket::starting(chrono::Duration::minutes(20), chrono::Duration::minutes(30));
     let account = picket.add_with_token(&relay.url, &token);
     picket.join_handing_off(account);
     let store = picket.store().await;

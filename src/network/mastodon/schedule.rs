@@ -227,7 +227,10 @@ impl ServerScheduler for Mastodon {
             .find(|n| lower.contains(n))
             .unwrap_or("mastodon");
         let version = match lower.find(name).filter(|_| name != "mastodon") {
-            Some(i) => lower[i + name.len()..].trim().trim_end_matches(')').to_string(),
+            Some(i) => lower[i + name.len()..]
+                .trim()
+                .trim_end_matches(')')
+                .to_string(),
             None => version,
         };
         Ok(Software {
@@ -399,7 +402,11 @@ mod tests {
         assert!(sw("mastodon", Some("4.1.0")).schedules().is_ok());
         assert!(sw("akkoma", None).schedules().is_ok());
         assert!(sw("pleroma", Some("2.6.0")).schedules().is_ok());
-        assert!(sw("gotosocial", Some("0.20.0+git-c1a2")).schedules().is_ok());
+        assert!(
+            sw("gotosocial", Some("0.20.0+git-c1a2"))
+                .schedules()
+                .is_ok()
+        );
         assert!(sw("gotosocial", Some("0.21.1")).schedules().is_ok());
         assert!(sw("gotosocial", Some("0.19.2")).schedules().is_err());
         assert!(sw("gotosocial", None).schedules().is_err());
@@ -428,7 +435,11 @@ mod tests {
         };
         assert!(is_ours(&s, "On strike today", at));
         assert!(!is_ours(&s, "On strike tomorrow", at));
-        assert!(!is_ours(&s, "On strike today", at + chrono::Duration::seconds(5)));
+        assert!(!is_ours(
+            &s,
+            "On strike today",
+            at + chrono::Duration::seconds(5)
+        ));
         assert_eq!(instant_for_server(at), "2027-07-04T12:00:00Z");
     }
 }

@@ -225,8 +225,7 @@ impl Dispatcher {
         }
         let mut outcomes = Vec::new();
         for rows in by_account.values() {
-            let (scheduler, account) = match open_scheduler(&self.networks, &self.vault, &rows[0])
-            {
+            let (scheduler, account) = match open_scheduler(&self.networks, &self.vault, &rows[0]) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(account = rows[0].account_id.0, error = %e, "handed-off posts cannot be followed up");
@@ -241,7 +240,10 @@ impl Dispatcher {
                 }
             };
             for row in rows {
-                match self.follow_one(scheduler, &account, &listed, row, now).await {
+                match self
+                    .follow_one(scheduler, &account, &listed, row, now)
+                    .await
+                {
                     Ok(Some(o)) => outcomes.push(o),
                     Ok(None) => {}
                     Err(e) => {
@@ -250,7 +252,9 @@ impl Dispatcher {
                 }
             }
         }
-        self.store.record_hand_off(&outcomes, self.clock.now()).await
+        self.store
+            .record_hand_off(&outcomes, self.clock.now())
+            .await
     }
 
     async fn follow_one(
@@ -286,7 +290,10 @@ impl Dispatcher {
                     .into(),
             }));
         }
-        match scheduler.find_status(account, &row.text, row.run_at).await? {
+        match scheduler
+            .find_status(account, &row.text, row.run_at)
+            .await?
+        {
             Some(receipt) => Ok(Some(HandOffOutcome::Published {
                 id: row.id,
                 remote_id: receipt.remote_id,
@@ -325,7 +332,9 @@ impl Dispatcher {
                 outcomes.push(o);
             }
         }
-        self.store.record_hand_off(&outcomes, self.clock.now()).await
+        self.store
+            .record_hand_off(&outcomes, self.clock.now())
+            .await
     }
 
     /// Hand one post over. `None` leaves it `handing_off` (an answer lost: its lease runs
@@ -403,17 +412,25 @@ impl Dispatcher {
                         remote_id: r.remote_id,
                         remote_url: r.url,
                     }),
-                    Ok(None) => Some(direct(false, "handed to picket again: too close to hand off".into())),
+                    Ok(None) => Some(direct(
+                        false,
+                        "handed to picket again: too close to hand off".into(),
+                    )),
                     Err(_) if !closed => None,
                     Err(e) => Some(HandOffOutcome::Ended {
                         id: post.id,
                         state: OutboxState::Missed,
-                        reason: format!("window closed; outcome unknown ({})", e.reason().summary()),
+                        reason: format!(
+                            "window closed; outcome unknown ({})",
+                            e.reason().summary()
+                        ),
                     }),
                 };
             }
         }
-        let image = self.card_for(post, ready.network.as_ref(), &ready.text).await;
+        let image = self
+            .card_for(post, ready.network.as_ref(), &ready.text)
+            .await;
         let outgoing = OutgoingPost {
             text: ready.text.clone(),
             // Not the direct send's key: a server keeping keys would answer the direct
@@ -444,7 +461,9 @@ impl Dispatcher {
                 tracing::warn!(job = %post.id, reason = reason.summary(), detail = reason.detail(), "the hand-off's answer was lost: reconciling when its lease runs out");
                 None
             }
-            Err(e @ PublishError::Retry { .. }) => Some(direct(false, e.reason().summary().to_string())),
+            Err(e @ PublishError::Retry { .. }) => {
+                Some(direct(false, e.reason().summary().to_string()))
+            }
             Err(e) => {
                 tracing::warn!(job = %post.id, reason = e.reason().summary(), detail = e.reason().detail(), "the server refused to schedule the post: picket sends it itself");
                 Some(direct(
@@ -525,10 +544,7 @@ mod tests {
         // The earliest go first: the later ones wait for room (or go directly).
         assert!(chosen[..300].iter().all(|c| *c));
         let held: Vec<_> = candidates[..299].to_vec();
-        assert_eq!(
-            plan(&held, &candidates[299..301], now),
-            vec![true, false]
-        );
+        assert_eq!(plan(&held, &candidates[299..301], now), vec![true, false]);
     }
 
     #[test]
