@@ -1360,3 +1360,76 @@ impl PostEater {
         PostEater { url, left }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticking_hand_off_when_connecting_in_the_browser_hands_the_accounts_posts_to_its_server() {
+    // Arrange: a user on the server, and a newcomer at step 2 of joining.
+    let Some(url) = server_url() else { return };
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("webhand").await;
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
+    let browser = site.visitor();
+    let step2 = browser
+        .start_joining(
+            BUNDLED,
+            &[
+                ("name", "Web"),
+                ("tz", "Europe/Lisbon"),
+                ("day", "2027-07-04"),
+            ],
+        )
+        .await;
+
+    // Act: connect with the box ticked, allowing picket on the server's page.
+    let to_server = browser
+        .post(
+            "/connect/mastodon",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("server", &url),
+                ("hand_off", "1"),
+            ],
+        )
+        .await;
+    let authorize = url::Url::parse(to_server.location.as_deref().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    let allowed = browser
+        .http
+        .post(format!("{url}/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("username", &username),
+            ("client_id", &q["client_id"]),
+            ("redirect_uri", &q["redirect_uri"]),
+            ("scope", &q["scope"]),
+            ("state", &q["state"]),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let callback = allowed.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches(&site.base)
+        .to_string();
+    let back = browser.get(&callback).await;
+    let step2_again = browser.get(back.location.as_deref().unwrap()).await;
+
+    // Assert: the server said what it runs (the imitation says Mastodon), hand-off is on
+    // for the account, and the preview says which posts go to the server.
+    let text = plain(&step2_again.html);
+    assert!(
+        text.contains(
+            "handed to your server's own scheduler, so they go out even if this site is down"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("handed to your server's own scheduler ahead of time"),
+        "{text}"
+    );
+    // A fresh database: its only account has one of the first few ids.
+    let ids: Vec<AccountId> = (1..=5).map(AccountId).collect();
+    assert_eq!(site.store.hand_off_accounts(&ids).await.unwrap().len(), 1);
+}
