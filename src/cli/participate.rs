@@ -432,14 +432,28 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             Ok(c) => c,
             Err(e) => return refused(e),
         };
+        let rows = ctx.store.outbox_for(me, Some(campaign.id.as_str())).await?;
         for c in chosen {
             match c {
-                participation::HandOffChoice::On { account, software } => println!(
-                    "account {}: posts at least 6 minutes ahead are handed to its server's \
-                     own scheduler ({software}; at most 25 a day and 300 in all, picket sends \
-                     the rest)",
-                    account.0
-                ),
+                participation::HandOffChoice::On { account, software } => {
+                    // The dispatcher's own rule, over this account's planned posts.
+                    let mut at: Vec<_> = rows
+                        .iter()
+                        .filter(|r| r.account_id == account && r.state == OutboxState::Pending)
+                        .map(|r| r.run_at)
+                        .collect();
+                    at.sort();
+                    let plan = scheduler::dispatcher::handoff::plan(&[], &at, now);
+                    let handed = plan.iter().filter(|h| **h).count();
+                    println!(
+                        "account {}: {handed} of its {} planned post(s) go to its server's own \
+                         scheduler ({software}); picket sends the other {} itself (closer \
+                         than 6 minutes, or over the server's 25 a day / 300 in all)",
+                        account.0,
+                        at.len(),
+                        at.len() - handed
+                    );
+                }
                 participation::HandOffChoice::Off { account, why } => println!(
                     "account {}: not handed off ({why}); picket sends its posts itself",
                     account.0
