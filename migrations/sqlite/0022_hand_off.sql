@@ -7,4 +7,6 @@ ALTER TABLE outbox ADD COLUMN scheduled_id TEXT;
 -- The server refused to schedule this post (its limits, its software): picket sends it
 -- itself when it is due.
 ALTER TABLE outbox ADD COLUMN hand_off_refused BOOLEAN NOT NULL DEFAULT FALSE;
-CREATE INDEX outbox_handed_off ON outbox (state, account_id);
+-- Only rows with a scheduled status on a server (handed off, or withdrawn and waiting
+-- to be deleted there): the dispatcher looks them up every few seconds.
+CREATE INDEX outbox_scheduled ON outbox (account_id, run_at) WHERE scheduled_id IS NOT NULL;

@@ -379,6 +379,7 @@ macro_rules! hand_offs {
                             sqlx::query(
                                 "UPDATE outbox SET state = 'published', remote_id = $2, \
                                  remote_url = $3, published_at = $4, last_error = NULL, \
+                                 scheduled_id = NULL, \
                                  lease_owner = NULL, lease_until = NULL, updated_at = $4 \
                                  WHERE id = $1 AND state IN ('handing_off', 'handed_off')",
                             )
@@ -404,7 +405,8 @@ macro_rules! hand_offs {
                         HandOffOutcome::Ended { id, state, reason } => {
                             sqlx::query(
                                 "UPDATE outbox SET state = $2, last_error = $3, \
-                                 lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+                                 scheduled_id = NULL, lease_owner = NULL, \
+                                 lease_until = NULL, updated_at = $4 \
                                  WHERE id = $1 AND state IN ('handing_off', 'handed_off')",
                             )
                             .bind(id.0)
@@ -432,8 +434,8 @@ macro_rules! hand_offs {
                     eligible!("o"),
                     " THEN TRUE ELSE FALSE END AS eligible \
                      FROM outbox o JOIN accounts a ON a.id = o.account_id \
-                     WHERE ($2 IS NULL OR o.account_id = $2) AND (\
-                     (o.state = 'cancelled' AND o.scheduled_id IS NOT NULL) OR \
+                     WHERE o.scheduled_id IS NOT NULL AND ($2 IS NULL OR o.account_id = $2) \
+                     AND (o.state = 'cancelled' OR \
                      (o.state = 'handed_off' AND ($2 IS NOT NULL OR o.run_at <= $1 OR NOT (",
                     eligible!("o"),
                     ")))) ORDER BY o.account_id, o.run_at, o.id"
