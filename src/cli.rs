@@ -100,7 +100,7 @@ pub enum Command {
     },
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
-        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org\n  picket join social-media-strike --account 1 --hand-off"
     )]
     Join {
         /// The campaign id (see `picket campaign check campaigns/`).
@@ -124,6 +124,11 @@ pub enum Command {
         /// (needs the host's [smtp] settings).
         #[arg(long)]
         email: Option<String>,
+        /// Hand your Mastodon-API accounts' posts to their server's own scheduler
+        /// (`scheduled_at`) ahead of time, so they go out even if picket is down: posts at
+        /// least 6 minutes ahead, at most 25 a day and 300 in all; picket sends the rest.
+        #[arg(long)]
+        hand_off: bool,
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
@@ -836,6 +841,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             every,
             name,
             email,
+            hand_off,
         } => {
             return participate::join(
                 ctx,
@@ -847,6 +853,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
                     every,
                     name,
                     email,
+                    hand_off,
                 },
             )
             .await;

@@ -309,6 +309,12 @@ pub trait Network: Send + Sync + 'static {
         crate::compose::measure(self.kind(), text)
     }
 
+    /// The account's server's own scheduler, where picket can hand posts to it
+    /// (`--hand-off`: [`mastodon::schedule`]); `None` for networks without one.
+    fn scheduler(&self) -> Option<&dyn mastodon::schedule::ServerScheduler> {
+        None
+    }
+
     /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let _ = (account, remote_id);

@@ -14,6 +14,7 @@
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
 //! | `outbox.rs`       | [`Outbox`]: claiming, sending, recording outcomes; cancelling campaigns |
+//! | `handoff.rs`      | [`HandOffs`]: hand-off to a server's own scheduler: accounts that chose it, leasing rows while their scheduled status is created, recording what became of them |
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
@@ -48,6 +49,7 @@ mod broadcast;
 mod census;
 mod counts;
 mod federation;
+mod handoff;
 mod leases;
 mod model;
 mod outbox;
@@ -76,6 +78,7 @@ pub use broadcast::{
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use federation::{Federation, PeerState, StoredCheckpoint};
+pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
@@ -132,6 +135,7 @@ pub trait Store:
     + Sessions
     + Pledges
     + Outbox
+    + HandOffs
     + Signatures
     + Counts
     + Leases

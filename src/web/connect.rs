@@ -67,6 +67,8 @@ pub struct PendingOAuth {
     auth: Authorization,
     back: String,
     started: std::time::Instant,
+    /// The person ticked "hand my posts to my server's own scheduler" (Mastodon).
+    hand_off: bool,
 }
 
 /// OAuth authorizations in progress, by their `state` parameter. In memory: one that is
@@ -163,7 +165,7 @@ pub async fn connect_account(
         }
     };
     let connected = connected.map(|a| vec![a]);
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
+    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back, false).await?).into_response())
 }
 
 /// Add a tap-to-post account from the join page's "I'll post it myself" form.
@@ -210,33 +212,70 @@ async fn finish_connect(
     me: &Participant,
     connected: Result<Vec<Connected>, ConnectError>,
     back: &str,
+    hand_off: bool,
 ) -> Result<String, WebError> {
     Ok(match connected {
         Ok(accounts) => {
+            let mut ids = Vec::new();
             for account in &accounts {
-                participation::save_account(
-                    state.store.as_ref(),
-                    &state.vault,
-                    me.id,
-                    account,
-                    state.clock.now(),
-                )
-                .await?;
+                ids.push(
+                    participation::save_account(
+                        state.store.as_ref(),
+                        &state.vault,
+                        me.id,
+                        account,
+                        state.clock.now(),
+                    )
+                    .await?,
+                );
             }
             let label = accounts.first().map_or("", |a| a.network.label());
             let handles: Vec<&str> = accounts.iter().map(|a| a.handle.as_str()).collect();
             let plural = if handles.len() == 1 { "" } else { "s" };
-            with_flash(
-                back,
-                "ok",
-                &format!(
-                    "Connected your {label} account{plural} {}.",
-                    handles.join(", ")
-                ),
-            )
+            let mut said = format!(
+                "Connected your {label} account{plural} {}.",
+                handles.join(", ")
+            );
+            if hand_off {
+                said.push_str(&hand_off_note(state, me, &ids).await?);
+            }
+            with_flash(back, "ok", &said)
         }
         Err(e) => with_flash(back, "msg", &refused(&e)),
     })
+}
+
+/// Turn hand-off on for the just-connected `ids` where their server schedules, and say
+/// what became of it (the server's software, or why not).
+async fn hand_off_note(
+    state: &AppState,
+    me: &Participant,
+    ids: &[crate::store::AccountId],
+) -> Result<String, WebError> {
+    let chosen = participation::choose_hand_off(
+        state.store.as_ref(),
+        &state.networks,
+        &state.vault,
+        me.id,
+        ids,
+        state.clock.now(),
+    )
+    .await?;
+    let mut s = String::new();
+    for c in chosen {
+        match c {
+            participation::HandOffChoice::On { .. } => s.push_str(
+                " Its posts at least 6 minutes ahead are handed to your server's own \
+                 scheduler, so they go out even if this site is down (at most 25 a day and \
+                 300 in all; this site sends the rest).",
+            ),
+            participation::HandOffChoice::Off { why, .. } => s.push_str(&format!(
+                " Its posts are not handed to your server's scheduler ({why}); this site \
+                 sends them."
+            )),
+        }
+    }
+    Ok(s)
 }
 
 /// What the visitor is told about a failed connect; the detail (never a token) is logged.
@@ -276,6 +315,7 @@ async fn mastodon_start(
                     auth: Authorization::Mastodon(auth),
                     back,
                     started: std::time::Instant::now(),
+                    hand_off: f.get("hand_off").is_some(),
                 },
             );
             Ok(Redirect::to(&url).into_response())
@@ -312,6 +352,7 @@ fn official_start(state: &AppState, me: &Participant, app: OfficialApp, back: St
             auth: Authorization::Official(auth),
             back,
             started: std::time::Instant::now(),
+            hand_off: false,
         },
     );
     Redirect::to(&url)
@@ -387,7 +428,10 @@ async fn oauth_callback(
             ),
         }),
     };
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
+    Ok(Redirect::to(
+        &finish_connect(&state, &me, connected, &pending.back, pending.hand_off).await?,
+    )
+    .into_response())
 }
 
 /// Send the person to their Misskey-API server's MiAuth page (asking only

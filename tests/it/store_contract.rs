@@ -3365,6 +3365,112 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
 }
 
 #[tokio::test]
+async fn a_hand_off_row_is_leased_handed_off_taken_over_and_recalled_once_withdrawn() {
+    use picket::store::HandOffOutcome;
+    on_each_backend(|store, db| async move {
+        // Arrange: two accounts, three slots; only the first hands off.
+        let s = striker(&*store, "hal", 2).await;
+        planned(&*store, &s, &[1, 2, 3]).await;
+        let (mine, other) = (s.accounts[0], s.accounts[1]);
+        store.set_hand_off(mine, true, t0()).await.unwrap();
+
+        // Act: lease all three, the server takes one, refuses one, one answer is lost.
+        let rows = store.hand_off_rows(t0()).await.unwrap();
+        let want: Vec<OutboxId> = rows.iter().map(|r| r.id).collect();
+        let lease = t0() + Duration::minutes(1);
+        let taken = store.claim_hand_off("w", &want, t0(), lease).await.unwrap();
+        let (first, second, third) = (taken[0].0.id, taken[1].0.id, taken[2].0.id);
+        let due = t0() + Duration::hours(3);
+        let claimed_meanwhile = store
+            .claim_due("d", due, due + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .record_hand_off(
+                &[
+                    HandOffOutcome::HandedOff {
+                        id: first,
+                        scheduled_id: "s1".into(),
+                        text: "on strike".into(),
+                    },
+                    HandOffOutcome::Direct {
+                        id: second,
+                        refused: true,
+                        reason: Some("refused".into()),
+                    },
+                ],
+                t0(),
+            )
+            .await
+            .unwrap();
+        let after = t0() + Duration::minutes(2);
+        let retaken = store
+            .claim_hand_off("w2", &[], after, after + Duration::minutes(1))
+            .await
+            .unwrap();
+        let rows_after = store.hand_off_rows(t0()).await.unwrap();
+        let withdrawal = store
+            .withdraw(s.participant, CAMPAIGN, None, after)
+            .await
+            .unwrap();
+        let to_recall = store.handed_off(after, Some(mine)).await.unwrap();
+        store
+            .record_hand_off(&[HandOffOutcome::Recalled { id: first }], after)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            rows.len(),
+            3,
+            "only the hand-off account's rows: {rows:?} ({db})"
+        );
+        assert!(rows.iter().all(|r| r.account_id == mine), "{db}");
+        assert_eq!(taken.len(), 3, "{db}");
+        assert!(taken.iter().all(|(_, reclaimed)| !reclaimed), "{db}");
+        assert!(
+            claimed_meanwhile.iter().all(|p| p.account_id == other),
+            "the dispatcher never claims a row being handed off ({db})"
+        );
+        assert_eq!(retaken.len(), 1, "{db}");
+        assert_eq!(retaken[0].0.id, third, "{db}");
+        assert!(retaken[0].1, "taken over: its outcome is unknown ({db})");
+        assert!(
+            !rows_after.iter().any(|r| r.id == second),
+            "a refused post is not offered to the server again ({db})"
+        );
+        assert!(
+            rows_after
+                .iter()
+                .any(|r| r.id == first && r.state == OutboxState::HandedOff)
+        );
+        assert!(withdrawal.cancelled >= 1, "{db}");
+        assert_eq!(
+            state_of(&*store, second).await,
+            OutboxState::Cancelled,
+            "{db}"
+        );
+        assert_eq!(to_recall.len(), 1, "{to_recall:?} ({db})");
+        assert_eq!(to_recall[0].scheduled_id, "s1");
+        assert!(!to_recall[0].eligible, "{db}");
+        assert_eq!(
+            state_of(&*store, first).await,
+            OutboxState::Cancelled,
+            "{db}"
+        );
+        assert!(
+            store
+                .handed_off(after, Some(mine))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forgotten() {
     on_each_backend(|store, _| async move {
         use picket::store::{PeerState, StoredCheckpoint};
