@@ -462,6 +462,8 @@ async fn misskey_start(
             auth: Authorization::Misskey(server),
             back,
             started: std::time::Instant::now(),
+            // Hand-off is a Mastodon-API server's scheduler; Misskey has none picket uses.
+            hand_off: false,
         },
     );
     Ok(Redirect::to(&url).into_response())
@@ -503,7 +505,10 @@ pub async fn misskey_callback(
     let connected = connect::misskey_session(server, session)
         .await
         .map(|a| vec![a]);
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
+    Ok(
+        Redirect::to(&finish_connect(&state, &me, connected, &pending.back, false).await?)
+            .into_response(),
+    )
 }
 
 #[cfg(test)]
