@@ -155,6 +155,116 @@ pub async fn bluesky(
     })
 }
 
+const BLUESKY_OAUTH_FAILED: &str = "picket could not sign in with Bluesky for that handle. \
+    Check it (and the server, if you gave one) and try again, or use an app password.";
+
+/// A "Sign in with Bluesky" under way: the person is on their authorization server's
+/// page; [`bluesky_oauth_finish`] completes it with the code they come back with.
+pub struct BlueskyAuthorization {
+    did: String,
+    handle: String,
+    pds: String,
+    client: bluesky::oauth::Client,
+    started: bluesky::oauth::Started,
+}
+
+impl BlueskyAuthorization {
+    /// The authorization server's page to send the person to.
+    pub fn url(&self) -> &str {
+        &self.started.url
+    }
+}
+
+/// Start a Bluesky OAuth sign-in for a visitor's `handle` (through the `service` they
+/// named, if any): find the account's PDS and its authorization server, and push the
+/// request (PAR). Every address is a visitor's or a remote document's: guarded.
+pub async fn bluesky_oauth_start(
+    egress: &Egress,
+    handle: &str,
+    service: Option<&str>,
+    public_url: &str,
+    state: &str,
+    now: i64,
+) -> Result<BlueskyAuthorization, ConnectError> {
+    let handle = handle.trim().trim_start_matches('@');
+    if handle.is_empty() || !handle.contains('.') {
+        return Err(ConnectError::Invalid(
+            "Give your full Bluesky handle, such as alex.bsky.social.".into(),
+        ));
+    }
+    let http = egress.guarded();
+    let fail = |e: String| failed(BLUESKY_OAUTH_FAILED, format!("signing in {handle}: {e}"));
+    let (did, pds) = bluesky::locate_for_oauth(http, handle, service)
+        .await
+        .map_err(|e| fail(format!("{e:#}")))?;
+    let server = bluesky::oauth::discover(http, &pds)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let client = bluesky::oauth::Client::for_host(public_url);
+    let started = bluesky::oauth::start(http, server, &client, handle, state, now)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(BlueskyAuthorization {
+        did,
+        handle: handle.to_ascii_lowercase(),
+        pds,
+        client,
+        started,
+    })
+}
+
+/// Trade the code the person came back with for DPoP-bound tokens of the very account
+/// the sign-in was started for.
+pub async fn bluesky_oauth_finish(
+    egress: &Egress,
+    auth: BlueskyAuthorization,
+    code: &str,
+    iss: Option<&str>,
+    now: i64,
+) -> Result<Connected, ConnectError> {
+    let http = egress.guarded();
+    let tokens = bluesky::oauth::finish(http, &auth.started, &auth.client, code, iss, now)
+        .await
+        .map_err(|e| failed(BLUESKY_OAUTH_FAILED, format!("finishing the sign-in: {e}")))?;
+    if tokens.sub != auth.did {
+        return Err(failed(
+            BLUESKY_OAUTH_FAILED,
+            format!("the sign-in was for {}, not {}", tokens.sub, auth.did),
+        ));
+    }
+    // The handle as the PDS knows it now (it may have changed since it was typed).
+    let handle = crate::network::bluesky::handle_of(http, &auth.pds, &auth.did)
+        .await
+        .unwrap_or(auth.handle);
+    let creds = bluesky::Credentials {
+        did: auth.did,
+        handle,
+        pds: auth.pds,
+        app_password: String::new(),
+        access_jwt: tokens.access_token,
+        refresh_jwt: tokens.refresh_token,
+        oauth: Some(bluesky::OAuthGrant {
+            issuer: auth.started.server.issuer.clone(),
+            token_endpoint: auth.started.server.token_endpoint.clone(),
+            client_id: auth.client.client_id.clone(),
+            dpop_key: auth.started.key.to_b64(),
+            expires_at: tokens.expires_at,
+            nonce: tokens.nonce,
+        }),
+    };
+    Ok(Connected {
+        network: NetworkKind::Bluesky,
+        handle: self::handle(&creds.handle)?,
+        server: Some(creds.pds.clone()),
+        summary: format!(
+            "(@{} {}) on {}, signed in with Bluesky",
+            creds.handle, creds.did, creds.pds
+        ),
+        credentials: creds.to_secret(),
+        trusted: false,
+    })
+}
+
 /// The relays of a Nostr account, checked (each argument may hold several): written as
 /// relay addresses, and, when a visitor typed them, public. Nothing is connected to here.
 pub async fn nostr_relays(

@@ -59,6 +59,8 @@ enum Authorization {
     Misskey(connect::MisskeyServer),
     /// Through the host's own app with a network's official API (Threads, LinkedIn).
     Official(OfficialAuthorization),
+    /// Bluesky's OAuth (PAR, PKCE, DPoP).
+    Bluesky(Box<connect::BlueskyAuthorization>),
 }
 
 /// An OAuth authorization waiting for the server to send the person back.
@@ -122,6 +124,9 @@ pub async fn connect_account(
             ),
             state.sandbox.issue_token(),
         ),
+        "bluesky" if f.text("method") == "oauth" => {
+            return bluesky_start(&state, &me, f, back).await;
+        }
         "bluesky" => {
             let service = f.text("service");
             connect::bluesky(
@@ -324,10 +329,67 @@ async fn mastodon_start(
     }
 }
 
+/// Send the person to their Bluesky authorization server (after PAR); it comes back to
+/// [`bluesky_callback`].
+async fn bluesky_start(
+    state: &AppState,
+    me: &Participant,
+    f: &Fields,
+    back: String,
+) -> Result<Response, WebError> {
+    let service = f.text("service");
+    let oauth_state = participation::new_access_token();
+    let started = connect::bluesky_oauth_start(
+        &state.egress,
+        &f.text("handle"),
+        (!service.is_empty()).then_some(service.as_str()),
+        &state.settings.public_url,
+        &oauth_state,
+        state.clock.now().timestamp(),
+    )
+    .await;
+    match started {
+        Ok(auth) => {
+            let url = auth.url().to_string();
+            state.oauth.put(
+                oauth_state,
+                PendingOAuth {
+                    participant: me.id,
+                    auth: Authorization::Bluesky(Box::new(auth)),
+                    back,
+                    started: std::time::Instant::now(),
+                    hand_off: false,
+                },
+            );
+            Ok(Redirect::to(&url).into_response())
+        }
+        Err(e) => Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response()),
+    }
+}
+
+/// `GET /connect/bluesky/callback`: the authorization server sends the person back.
+pub async fn bluesky_callback(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: Query<Callback>,
+) -> Result<Response, WebError> {
+    oauth_callback(state, headers, q).await
+}
+
+/// `GET /oauth/bluesky/client-metadata.json`: who picket is to a Bluesky authorization
+/// server (its `client_id` is this document's URL).
+pub async fn bluesky_client_metadata(State(state): State<AppState>) -> Response {
+    let public_url = &state.settings.public_url;
+    let client = crate::network::bluesky::oauth::Client::for_host(public_url);
+    axum::Json(client.metadata(public_url)).into_response()
+}
+
 #[derive(Deserialize)]
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
+    /// The issuer, which a Bluesky authorization server names (RFC 9207).
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -407,6 +469,15 @@ async fn oauth_callback(
         (Some(code), None, Authorization::Mastodon(auth)) => {
             connect::mastodon_code(auth, &code).await.map(|a| vec![a])
         }
+        (Some(code), None, Authorization::Bluesky(auth)) => connect::bluesky_oauth_finish(
+            &state.egress,
+            *auth,
+            &code,
+            q.iss.as_deref(),
+            state.clock.now().timestamp(),
+        )
+        .await
+        .map(|a| vec![a]),
         (Some(code), None, Authorization::Official(auth)) => {
             connect::official_code(
                 &state.egress,

@@ -174,6 +174,11 @@ fn private_routes() -> Router<AppState> {
             get(connect::mastodon_callback),
         )
         .route("/connect/misskey/callback", get(connect::misskey_callback))
+        .route("/connect/bluesky/callback", get(connect::bluesky_callback))
+        .route(
+            "/oauth/bluesky/client-metadata.json",
+            get(connect::bluesky_client_metadata),
+        )
         .route("/connect/threads/callback", get(connect::official_callback))
         .route("/connect/x/callback", get(connect::official_callback))
         .route(

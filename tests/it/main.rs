@@ -18,6 +18,7 @@ mod join;
 mod mail;
 mod maps;
 mod net_bluesky;
+mod net_bluesky_oauth;
 mod net_facebook;
 mod net_linkedin;
 mod net_mastodon;

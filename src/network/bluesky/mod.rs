@@ -23,12 +23,20 @@
 //! every request; the trusted one serves accounts the operator added, this host's own
 //! pages (cards) and the AppView.
 //!
-//! Not here: OAuth (app passwords only), engagement without
+//! An account connected with OAuth ([`oauth`], the join page's "Sign in with Bluesky")
+//! holds DPoP-bound tokens instead of an app password: every request carries
+//! `Authorization: DPoP <token>` and a proof with the token's hash and the PDS's latest
+//! `DPoP-Nonce` (asked again once when the PDS hands a new one); the refresh goes to the
+//! authorization server's token endpoint under the same per-account lock, and a refused
+//! refresh means the person signs in again.
+//!
+//! Not here: engagement without
 //! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
 
 mod card;
 pub(crate) mod facets;
 mod identity;
+pub mod oauth;
 mod rkey;
 
 pub use identity::{Dns, ResolveError, did_from_dns, resolve};
@@ -75,6 +83,24 @@ pub struct Credentials {
     pub app_password: String,
     pub access_jwt: String,
     pub refresh_jwt: String,
+    /// Set for an account connected with OAuth (then `app_password` is empty and the
+    /// two tokens are DPoP-bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthGrant>,
+}
+
+/// What refreshing and using an OAuth account's tokens needs.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OAuthGrant {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// The DPoP key, its scalar in base64url ([`oauth::DpopKey::to_b64`]).
+    pub dpop_key: String,
+    /// The access token's end (Unix seconds), from `expires_in`.
+    pub expires_at: Option<i64>,
+    /// The authorization server's latest `DPoP-Nonce`.
+    pub nonce: Option<String>,
 }
 
 impl Credentials {
@@ -83,11 +109,32 @@ impl Credentials {
     }
 
     fn parse(s: &Secret) -> Result<Credentials, PublishError> {
-        super::unseal(s, "Bluesky")
+        let c: Credentials = super::unseal(s, "Bluesky")?;
+        if c.dpop_key().is_none() && c.oauth.is_some() {
+            return Err(PublishError::reconnect(
+                "the stored Bluesky sign-in is damaged: sign in again",
+            ));
+        }
+        Ok(c)
     }
 
     fn access_expires(&self) -> Option<i64> {
-        jwt_exp(&self.access_jwt)
+        self.oauth
+            .as_ref()
+            .and_then(|g| g.expires_at)
+            .or_else(|| jwt_exp(&self.access_jwt))
+    }
+
+    fn dpop_key(&self) -> Option<oauth::DpopKey> {
+        oauth::DpopKey::from_b64(&self.oauth.as_ref()?.dpop_key)
+    }
+
+    /// What tells one connection of the account from the next (a reconnect changes it).
+    fn connection(&self) -> (&str, Option<&str>) {
+        (
+            &self.app_password,
+            self.oauth.as_ref().map(|g| g.dpop_key.as_str()),
+        )
     }
 }
 
@@ -116,6 +163,8 @@ pub struct Bluesky {
     egress: Egress,
     sink: Arc<dyn CredentialSink>,
     sessions: Mutex<HashMap<i64, Slot>>,
+    /// The latest `DPoP-Nonce` of each PDS (by origin) OAuth accounts post to.
+    pds_nonces: Mutex<HashMap<String, String>>,
     appview: Option<String>,
     /// This host's `public_url`: link cards are made only for pages under it.
     own: Option<url::Url>,
@@ -134,6 +183,7 @@ impl Bluesky {
             egress,
             sink,
             sessions: Mutex::new(HashMap::new()),
+            pds_nonces: Mutex::new(HashMap::new()),
             appview: None,
             own: None,
             clock,
@@ -174,7 +224,7 @@ impl Bluesky {
         let mut live = slot.lock().await;
         if live
             .as_ref()
-            .is_none_or(|l| l.creds.app_password != stored.app_password)
+            .is_none_or(|l| l.creds.connection() != stored.connection())
         {
             *live = Some(Live {
                 creds: stored,
@@ -239,6 +289,9 @@ impl Bluesky {
         c: &Credentials,
     ) -> Result<Credentials, PublishError> {
         let account_id = account.id;
+        if c.oauth.is_some() {
+            return self.renew_oauth(account, c).await;
+        }
         let refreshed = self
             .xrpc_post(
                 self.http(account),
@@ -287,6 +340,118 @@ impl Bluesky {
         Ok(next)
     }
 
+    /// The OAuth refresh: the new pair is saved before it is used, since the old refresh
+    /// token is spent. A refused grant means the person signs in again.
+    async fn renew_oauth(
+        &self,
+        account: &AccountRef,
+        c: &Credentials,
+    ) -> Result<Credentials, PublishError> {
+        let grant = c.oauth.as_ref().expect("an OAuth account");
+        let key = c.dpop_key().expect("checked when parsed");
+        let now = self.clock.now().timestamp();
+        let tokens = oauth::refresh(
+            self.http(account),
+            &grant.token_endpoint,
+            &grant.client_id,
+            &key,
+            grant.nonce.clone(),
+            &c.refresh_jwt,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            oauth::OAuthError::InvalidGrant(_) | oauth::OAuthError::Refused(_) => {
+                PublishError::reconnect(
+                    "Bluesky refused to renew the sign-in: the person must sign in with Bluesky again",
+                )
+            }
+            other => PublishError::Retry {
+                reason: Reason::new("renewing the Bluesky sign-in failed for now")
+                    .with_detail(&other.to_string()),
+                after: None,
+                maybe_sent: false,
+            },
+        })?;
+        if tokens.sub != c.did {
+            return Err(PublishError::reconnect(
+                "Bluesky renewed the sign-in for another account: sign in again",
+            ));
+        }
+        let next = Credentials {
+            access_jwt: tokens.access_token,
+            refresh_jwt: tokens.refresh_token,
+            oauth: Some(OAuthGrant {
+                expires_at: tokens.expires_at,
+                nonce: tokens.nonce,
+                ..grant.clone()
+            }),
+            ..c.clone()
+        };
+        if let Err(e) = self.sink.save(account.id, &next.to_secret()).await {
+            // The old refresh token is spent: the new pair lives in memory until a
+            // restart, after which the person signs in again.
+            tracing::warn!(account = account.id, error = %e, "could not save the renewed sign-in");
+        }
+        Ok(next)
+    }
+
+    /// A request with the account's access token: a bearer token for an app-password
+    /// session; for OAuth `Authorization: DPoP` and a proof, made again once with the
+    /// PDS's new nonce when it answers `use_dpop_nonce`. `build` adds the body.
+    async fn send_as(
+        &self,
+        account: &AccountRef,
+        creds: &Credentials,
+        method: reqwest::Method,
+        url: &str,
+        build: impl Fn(super::guarded::Request) -> super::guarded::Request,
+    ) -> Result<Response, HttpError> {
+        let http = self.http(account);
+        let Some(key) = creds.dpop_key() else {
+            return build(http.request(method, url).bearer_auth(&creds.access_jwt))
+                .send()
+                .await;
+        };
+        let origin = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let mut nonce = crate::sync::lock(&self.pds_nonces).get(&origin).cloned();
+        let mut asked_again = false;
+        loop {
+            let proof = key.proof(
+                method.as_str(),
+                url,
+                nonce.as_deref(),
+                Some(&creds.access_jwt),
+                self.clock.now().timestamp(),
+            );
+            let resp = build(
+                http.request(method.clone(), url)
+                    .header("authorization", &format!("DPoP {}", creds.access_jwt))
+                    .header("dpop", &proof),
+            )
+            .send()
+            .await?;
+            let fresh = oauth::nonce_of(&resp);
+            if let Some(n) = &fresh {
+                crate::sync::lock(&self.pds_nonces).insert(origin.clone(), n.clone());
+            }
+            let wants_nonce = resp.status() == StatusCode::UNAUTHORIZED
+                && resp
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("use_dpop_nonce"));
+            if wants_nonce && !asked_again && fresh.is_some() {
+                asked_again = true;
+                nonce = fresh;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
     /// An authenticated call; on an expired token, renew once and try again.
     async fn authed(
         &self,
@@ -333,22 +498,25 @@ impl Bluesky {
                     .collect(),
                 _ => Vec::new(),
             };
-            let req = self
-                .http(account)
-                .get(&with_query(&xrpc_url(&creds.pds, method), &pairs))
-                .bearer_auth(&creds.access_jwt)
-                .timeout(timeout);
-            finish(req.send().await, self.clock.now()).await
+            let url = with_query(&xrpc_url(&creds.pds, method), &pairs);
+            let sent = self
+                .send_as(account, creds, reqwest::Method::GET, &url, |r| {
+                    r.timeout(timeout)
+                })
+                .await;
+            finish(sent, self.clock.now()).await
         } else {
-            self.xrpc_post(
-                self.http(account),
-                &creds.pds,
-                method,
-                Some(&creds.access_jwt),
-                body,
-                timeout,
-            )
-            .await
+            let url = xrpc_url(&creds.pds, method);
+            let sent = self
+                .send_as(account, creds, reqwest::Method::POST, &url, |r| {
+                    let r = r.timeout(timeout);
+                    match body {
+                        Some(b) => r.json(b),
+                        None => r,
+                    }
+                })
+                .await;
+            finish(sent, self.clock.now()).await
         };
         let reset = match &mut result {
             Ok(body) => take_rate_note(body),
@@ -503,14 +671,13 @@ impl Bluesky {
         }
         let bytes = resp.bytes().await.ok()?;
         let creds = self.session(account).await.ok()?;
+        let url = xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob");
         let resp = self
-            .http(account)
-            .post(&xrpc_url(&creds.pds, "com.atproto.repo.uploadBlob"))
-            .bearer_auth(&creds.access_jwt)
-            .header(reqwest::header::CONTENT_TYPE.as_str(), &mime)
-            .timeout(timeout)
-            .body(bytes)
-            .send()
+            .send_as(account, &creds, reqwest::Method::POST, &url, |r| {
+                r.header(reqwest::header::CONTENT_TYPE.as_str(), &mime)
+                    .timeout(timeout)
+                    .body(bytes.clone())
+            })
             .await
             .ok()?;
         if !resp.status().is_success() {
@@ -539,14 +706,13 @@ impl Bluesky {
         let mut creds = self.session(account).await?;
         let mut renewed = false;
         loop {
+            let url = xrpc_url(&creds.pds, METHOD);
             let sent = self
-                .http(account)
-                .post(&xrpc_url(&creds.pds, METHOD))
-                .bearer_auth(&creds.access_jwt)
-                .header(reqwest::header::CONTENT_TYPE.as_str(), "image/png")
-                .timeout(timeout)
-                .body(image.bytes().to_vec())
-                .send()
+                .send_as(account, &creds, reqwest::Method::POST, &url, |r| {
+                    r.header(reqwest::header::CONTENT_TYPE.as_str(), "image/png")
+                        .timeout(timeout)
+                        .body(image.bytes().to_vec())
+                })
                 .await;
             match finish(sent, self.clock.now()).await {
                 Ok(mut body) => {
@@ -839,6 +1005,76 @@ async fn create_session(
 }
 
 /// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
+
+/// The DID and PDS of `handle`: through the `service` (a PDS) the person named, or by
+/// the handle's own resolution (DNS, then HTTPS) and its DID document.
+async fn locate(
+    client: &Http,
+    handle: &str,
+    service: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<(String, String)> {
+    Ok(match service {
+        Some(service) => {
+            let pds = service.trim_end_matches('/').to_string();
+            let did = identity::resolve_handle_via(client, &pds, handle, timeout)
+                .await
+                .map_err(|e| anyhow::anyhow!("resolving {handle} on {pds}: {e}"))?;
+            (did, pds)
+        }
+        None => {
+            let r = identity::resolve(
+                client,
+                handle,
+                identity::PLC_DIRECTORY,
+                &identity::Dns::System,
+                timeout,
+            )
+            .await?;
+            (r.did, r.pds)
+        }
+    })
+}
+
+/// The handle `did` has on its PDS (`com.atproto.repo.describeRepo`).
+pub async fn handle_of(client: &Http, pds: &str, did: &str) -> Option<String> {
+    let url = with_query(
+        &xrpc_url(pds, "com.atproto.repo.describeRepo"),
+        &[("repo".into(), did.into())],
+    );
+    let resp = client
+        .get(&url)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: Value = resp.json().await.ok()?;
+    v["handle"].as_str().map(str::to_string)
+}
+
+/// Where an OAuth sign-in for `handle` goes: its DID, and the PDS its DID document
+/// names (the protected resource whose tokens are asked for; through `service` the
+/// document comes from `com.atproto.repo.describeRepo`).
+pub async fn locate_for_oauth(
+    client: &Http,
+    handle: &str,
+    service: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    let timeout = Duration::from_secs(20);
+    let handle = handle.trim_start_matches('@').to_ascii_lowercase();
+    let (did, pds) = locate(client, &handle, service, timeout).await?;
+    if service.is_none() {
+        return Ok((did, pds));
+    }
+    let pds = identity::pds_from_repo(client, &pds, &did, timeout)
+        .await
+        .unwrap_or(pds);
+    Ok((did, pds))
+}
+
 /// create the session, and return what to store.
 pub async fn connect(
     client: &Http,
@@ -848,26 +1084,7 @@ pub async fn connect(
 ) -> anyhow::Result<Credentials> {
     let timeout = Duration::from_secs(20);
     let handle = handle.trim_start_matches('@').to_ascii_lowercase();
-    let (did, pds) = match service {
-        Some(service) => {
-            let pds = service.trim_end_matches('/').to_string();
-            let did = identity::resolve_handle_via(client, &pds, &handle, timeout)
-                .await
-                .map_err(|e| anyhow::anyhow!("resolving {handle} on {pds}: {e}"))?;
-            (did, pds)
-        }
-        None => {
-            let r = identity::resolve(
-                client,
-                &handle,
-                identity::PLC_DIRECTORY,
-                &identity::Dns::System,
-                timeout,
-            )
-            .await?;
-            (r.did, r.pds)
-        }
-    };
+    let (did, pds) = locate(client, &handle, service, timeout).await?;
     // Enrolment runs once, from the command line or a visitor's connect step, and has no
     // `Clock` of its own.
     let body = create_session(client, &pds, &did, app_password, timeout, Utc::now())
@@ -894,6 +1111,7 @@ pub async fn connect(
         app_password: app_password.to_string(),
         access_jwt: session.access_jwt,
         refresh_jwt: session.refresh_jwt,
+        oauth: None,
     })
 }
 
@@ -1089,6 +1307,7 @@ mod tests {
             app_password: "app-pass-secret".into(),
             access_jwt: "access-secret".into(),
             refresh_jwt: "refresh-secret".into(),
+            oauth: None,
         };
         let shown = format!("{:?}", c.to_secret());
         assert!(
