@@ -194,10 +194,10 @@ pub async fn bluesky_oauth_start(
     }
     let http = egress.guarded();
     let fail = |e: String| failed(BLUESKY_OAUTH_FAILED, format!("signing in {handle}: {e}"));
-    let (did, pds) = bluesky::locate_for_oauth(http, handle, service)
+    let (did, pds) = bluesky::locate(http, handle, service)
         .await
         .map_err(|e| fail(format!("{e:#}")))?;
-    let server = bluesky::oauth::discover(http, &pds)
+    let (pds, server) = bluesky::oauth::discover(http, &pds)
         .await
         .map_err(|e| fail(e.to_string()))?;
     let client = bluesky::oauth::Client::for_host(public_url);

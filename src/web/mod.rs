@@ -121,12 +121,16 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 /// sites. Forms may lead to https (a Mastodon server's sign-in page, by redirect).
 /// Images may come from https: a declaration can show one.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'";
+/// The same where the operator lets visitors' servers be private addresses over plain
+/// http (`allow_private_addresses`, a test or home network): a connect form's redirect
+/// may then lead to such a server's sign-in page (a Bluesky PDS's OAuth page).
+const CONTENT_SECURITY_POLICY_PRIVATE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'";
 
 /// Headers every answer gets unless its handler set its own: the policy above,
 /// `nosniff`, no `Referer` to anyone (magic links and confirmation links carry tokens),
 /// and HSTS when the public address is https. `/widget.js` and the badge are embedded by
 /// other sites as a script and an image, never in a frame, so `DENY` holds for them too.
-fn security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
+fn security_headers(router: Router<AppState>, https: bool, private: bool) -> Router<AppState> {
     use axum::http::{HeaderValue, header};
     use tower_http::set_header::SetResponseHeaderLayer;
     let always =
@@ -134,7 +138,11 @@ fn security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
     let router = router
         .layer(always(
             header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
+            if private {
+                CONTENT_SECURITY_POLICY_PRIVATE
+            } else {
+                CONTENT_SECURITY_POLICY
+            },
         ))
         .layer(always(header::X_FRAME_OPTIONS, "DENY"))
         .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -248,7 +256,11 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
-    security_headers(routes, state.secure_cookies())
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(state)
+    security_headers(
+        routes,
+        state.secure_cookies(),
+        state.settings.allow_private_addresses,
+    )
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+    .with_state(state)
 }

