@@ -368,7 +368,7 @@ impl Bluesky {
             }
             other => PublishError::Retry {
                 reason: Reason::new("renewing the Bluesky sign-in failed for now")
-                    .with_detail(&other.to_string()),
+                    .with_detail(other.to_string()),
                 after: None,
                 maybe_sent: false,
             },
@@ -1004,8 +1004,6 @@ async fn create_session(
     finish(sent, now).await
 }
 
-/// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
-
 /// The DID and PDS of `handle`: through the `service` (a PDS) the person named, or by
 /// the handle's own resolution (DNS, then HTTPS) and its DID document.
 pub async fn locate(
@@ -1057,6 +1055,7 @@ pub async fn handle_of(client: &Http, pds: &str, did: &str) -> Option<String> {
     v["handle"].as_str().map(str::to_string)
 }
 
+/// Sign in once for `picket account add bluesky`: resolve the handle (or ask `service`),
 /// create the session, and return what to store.
 pub async fn connect(
     client: &Http,
