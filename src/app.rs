@@ -11,6 +11,7 @@
 //! ├── dispatcher  (claims due posts, publishes, records)
 //! ├── verifier    (checks accounts before a strike)
 //! ├── census      (reads the hashtag's public posts from the campaigns' [census] sources)
+//! ├── engagement  (reads published posts' likes, reposts, replies and followers, twice)
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! ├── webhooks    (events found in committed rows, enqueued once per hook, delivered)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
@@ -292,6 +293,20 @@ impl Application {
         });
         let (census_state, stop) = (self.state.clone(), shutdown.clone());
         tasks.spawn(async move { ("census", census_forever(census_state, stop).await) });
+        let (engagement_state, stop) = (self.state.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let every = engagement_state.settings.scheduler.engagement_every_secs;
+            let task = crate::scheduler::engagement::EngagementTask::new(
+                engagement_state.networks.clone(),
+                engagement_state.vault.clone(),
+                crate::scheduler::engagement::Timing::from_settings(&engagement_state.settings.scheduler),
+                engagement_state.clock.clone(),
+            );
+            let store = engagement_state.store.as_ref();
+            let clock = engagement_state.clock.as_ref();
+            let every = std::time::Duration::from_secs(every.max(1));
+            ("engagement", task.run(store, clock, every, stop).await)
+        });
         let subject = state
             .settings
             .vapid_subject

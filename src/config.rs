@@ -512,6 +512,13 @@ pub struct SchedulerSettings {
     pub retry_cap_secs: u64,
     /// Seconds between two polls of a campaign's hashtag census sources (`[census]`).
     pub census_every_secs: u64,
+    /// Seconds after publication a post's likes, reposts, replies (and its account's
+    /// followers) are first read.
+    pub engagement_first_secs: u64,
+    /// Seconds after publication they are read again, for the last time.
+    pub engagement_again_secs: u64,
+    /// Seconds between two rounds of the engagement task (what is due is read then).
+    pub engagement_every_secs: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -525,6 +532,9 @@ impl Default for SchedulerSettings {
             request_timeout_secs: 30,
             retry_cap_secs: 600,
             census_every_secs: 300,
+            engagement_first_secs: 3600,
+            engagement_again_secs: 24 * 3600,
+            engagement_every_secs: 60,
         }
     }
 }

@@ -15,7 +15,9 @@ use serde::Serialize;
 
 use crate::campaign::{Campaign, Participation};
 use crate::domain::Zone;
-use crate::store::{DayCount, InviteEdge, OutboxState, PostBucket, ReasonCount, Store, StoreError};
+use crate::store::{
+    CensusFigures, DayCount, EngagementBucket, InviteEdge, OutboxState, PostBucket, ReasonCount, Store, StoreError,
+};
 
 /// How many failure reasons the report lists.
 pub const TOP_REASONS: u32 = 5;
@@ -50,10 +52,11 @@ pub struct Report {
     pub striking_offsets: Vec<i32>,
     /// Signatures and pledges per UTC day, with running totals.
     pub over_time: Vec<Day>,
-    /// Followers at posting time and engagement: `null` until engagement is read.
-    pub reach: Option<serde_json::Value>,
+    /// Followers at posting time and engagement: `null` until a published post of a
+    /// network picket reads (Mastodon API, Bluesky, Nostr) is followed.
+    pub reach: Option<Reach>,
     /// The hashtag census: `null` when not configured.
-    pub census: Option<serde_json::Value>,
+    pub census: Option<CensusFigures>,
 }
 
 /// Posts by state, then by network and hour, and why some did not go out.
@@ -148,6 +151,100 @@ pub struct Day {
     pub pledges_total: u64,
 }
 
+/// Reach and engagement of published posts, read after posting (see
+/// `scheduler::engagement`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    #[serde(flatten)]
+    pub totals: ReachFigures,
+    /// One entry per network.
+    pub by_network: Vec<NetworkReach>,
+    /// One entry per network and UTC hour of day (of the post's slot, as in
+    /// `posts.by_network_hour`).
+    pub by_network_hour: Vec<NetworkHourReach>,
+}
+
+/// Figures of a set of published posts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReachFigures {
+    /// Published posts whose engagement is followed.
+    pub posts: u64,
+    /// Of them, read at least once.
+    pub read: u64,
+    /// Followers of the posting account at the first read after posting, summed over
+    /// posts (an account that posts twice reaches its followers twice).
+    pub followers: u64,
+    /// Posts whose follower count is known (none on Nostr).
+    pub posts_with_followers: u64,
+    pub likes: u64,
+    /// Reposts, boosts and quotes.
+    pub reposts: u64,
+    pub replies: u64,
+    /// Posts whose last read failed (deleted, account revoked ...).
+    pub unreadable: u64,
+}
+
+impl ReachFigures {
+    fn add(&mut self, b: &EngagementBucket) {
+        self.posts += b.posts;
+        self.read += b.read;
+        self.followers += b.followers;
+        self.posts_with_followers += b.with_followers;
+        self.likes += b.likes;
+        self.reposts += b.reposts;
+        self.replies += b.replies;
+        self.unreadable += b.unreadable;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkReach {
+    pub network: String,
+    #[serde(flatten)]
+    pub figures: ReachFigures,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkHourReach {
+    pub network: String,
+    /// 0-23, UTC.
+    pub hour: u8,
+    #[serde(flatten)]
+    pub figures: ReachFigures,
+}
+
+/// Totals, per network and per network and hour from the store's buckets; `None` when
+/// no post is followed.
+pub fn reach(buckets: &[EngagementBucket]) -> Option<Reach> {
+    if buckets.is_empty() {
+        return None;
+    }
+    let mut out = Reach::default();
+    let mut by_network: BTreeMap<String, ReachFigures> = BTreeMap::new();
+    let mut by_hour: BTreeMap<(String, u8), ReachFigures> = BTreeMap::new();
+    for b in buckets {
+        out.totals.add(b);
+        by_network.entry(b.network.to_string()).or_default().add(b);
+        by_hour
+            .entry((b.network.to_string(), b.hour))
+            .or_default()
+            .add(b);
+    }
+    out.by_network = by_network
+        .into_iter()
+        .map(|(network, figures)| NetworkReach { network, figures })
+        .collect();
+    out.by_network_hour = by_hour
+        .into_iter()
+        .map(|((network, hour), figures)| NetworkHourReach {
+            network,
+            hour,
+            figures,
+        })
+        .collect();
+    Some(out)
+}
+
 impl Report {
     /// Count everything for `c` as of `now`.
     pub async fn compute(
@@ -202,11 +299,11 @@ impl Report {
             time_zones: zone_counts(zones),
             striking_offsets: striking_offsets(c, now),
             over_time: over_time(&store.daily_counts(id).await?),
-            reach: None,
+            reach: reach(&store.engagement_buckets(id).await?),
             census: if c.census.is_empty() {
                 None
             } else {
-                serde_json::to_value(store.census_figures(id).await?).ok()
+                Some(store.census_figures(id).await?)
             },
         })
     }
@@ -216,8 +313,33 @@ impl Report {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// One CSV row per network and UTC hour of day with posts.
+    /// One CSV row per network and UTC hour of day with posts, engagement or census
+    /// posts: the posts by state, their reach and engagement (posts of that slot hour),
+    /// and the census's posts written in that hour of day (all days together: distinct
+    /// authors cannot be summed across hours, so they are in the JSON only).
     pub fn to_csv(&self) -> Result<String, csv::Error> {
+        #[derive(Default)]
+        struct Row {
+            posts: PostCounts,
+            reach: ReachFigures,
+            census_posts: i64,
+            census_beyond_posts: i64,
+        }
+        let mut rows: BTreeMap<(String, u8), Row> = BTreeMap::new();
+        for r in &self.posts.by_network_hour {
+            rows.entry((r.network.clone(), r.hour)).or_default().posts = r.counts;
+        }
+        for r in self.reach.iter().flat_map(|r| &r.by_network_hour) {
+            rows.entry((r.network.clone(), r.hour)).or_default().reach = r.figures;
+        }
+        for h in self.census.iter().flat_map(|c| &c.hours) {
+            use chrono::Timelike;
+            let row = rows
+                .entry((h.network.to_string(), h.hour.hour() as u8))
+                .or_default();
+            row.census_posts += h.posts;
+            row.census_beyond_posts += h.beyond_posts;
+        }
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "network",
@@ -229,13 +351,19 @@ impl Report {
             "failed",
             "missed",
             "cancelled",
+            "followers",
+            "likes",
+            "reposts",
+            "replies",
+            "census_posts",
+            "census_beyond_posts",
         ])?;
-        for r in &self.posts.by_network_hour {
-            let c = &r.counts;
+        for ((network, hour), r) in &rows {
+            let (c, e) = (&r.posts, &r.reach);
             w.write_record(
                 [
-                    r.network.clone(),
-                    r.hour.to_string(),
+                    network.clone(),
+                    hour.to_string(),
                     c.scheduled.to_string(),
                     c.published.to_string(),
                     c.posted_by_hand.to_string(),
@@ -243,6 +371,12 @@ impl Report {
                     c.failed.to_string(),
                     c.missed.to_string(),
                     c.cancelled.to_string(),
+                    e.followers.to_string(),
+                    e.likes.to_string(),
+                    e.reposts.to_string(),
+                    e.replies.to_string(),
+                    r.census_posts.to_string(),
+                    r.census_beyond_posts.to_string(),
                 ]
                 .iter(),
             )?;
@@ -652,7 +786,7 @@ t = ["On strike #{{ hashtag }}"]
         let csv = r.to_csv().unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0");
-        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0");
+        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0,0,0,0,0,0,0");
+        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0,0,0,0,0,0,0");
     }
 }

@@ -18,6 +18,7 @@
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
+//! | `engagement.rs`   | [`EngagementStore`]: published posts' likes, reposts, replies and followers, read twice after posting |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
@@ -44,6 +45,7 @@
 mod admin;
 mod census;
 mod counts;
+mod engagement;
 mod leases;
 mod model;
 mod outbox;
@@ -68,6 +70,9 @@ use async_trait::async_trait;
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use engagement::{
+    EngagementBucket, EngagementDue, EngagementRecord, EngagementStore, READ_NETWORKS,
+};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
@@ -132,6 +137,7 @@ pub trait Store:
     + Webhooks
     + Admin
     + Census
+    + EngagementStore
 where
     Self: Send + Sync + 'static,
 {
