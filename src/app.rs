@@ -299,7 +299,9 @@ impl Application {
             let task = crate::scheduler::engagement::EngagementTask::new(
                 engagement_state.networks.clone(),
                 engagement_state.vault.clone(),
-                crate::scheduler::engagement::Timing::from_settings(&engagement_state.settings.scheduler),
+                crate::scheduler::engagement::Timing::from_settings(
+                    &engagement_state.settings.scheduler,
+                ),
                 engagement_state.clock.clone(),
             );
             let store = engagement_state.store.as_ref();

@@ -133,7 +133,12 @@ impl Read {
 /// What a read leaves in the post's row: counts replace the earlier ones, the next read
 /// comes at `again` (counted from the first read's `first`), a passing failure waits
 /// 5, 20, 80 minutes and then gives up, a lasting one ends the reading.
-pub fn after_read(due: &EngagementDue, read: Read, timing: Timing, now: DateTime<Utc>) -> EngagementRecord {
+pub fn after_read(
+    due: &EngagementDue,
+    read: Read,
+    timing: Timing,
+    now: DateTime<Utc>,
+) -> EngagementRecord {
     let mut r = EngagementRecord {
         reads: due.reads,
         attempts: due.attempts,
@@ -223,7 +228,12 @@ impl EngagementTask {
 
     /// Read one post and record the outcome: `Some(true)` counts, `Some(false)` a
     /// reason, `None` left for later.
-    async fn read_one(&self, store: &dyn Store, clock: &dyn Clock, due: EngagementDue) -> Option<bool> {
+    async fn read_one(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        due: EngagementDue,
+    ) -> Option<bool> {
         let read = match super::isolate_async(tokio::time::timeout(
             READ_TIMEOUT,
             self.read(store, &due, clock.now()),
@@ -325,7 +335,11 @@ impl EngagementTask {
         every: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
-        let me = format!("engagement-{}-{}", std::process::id(), rand::random::<u32>());
+        let me = format!(
+            "engagement-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         let lease = chrono::Duration::from_std(every * 2 + READ_TIMEOUT * 4)
             .unwrap_or(chrono::Duration::minutes(20));
         while !stop.is_cancelled() {
@@ -340,7 +354,9 @@ impl EngagementTask {
                         "engagement round"
                     ),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "engagement round failed; trying again next round"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "engagement round failed; trying again next round")
+                    }
                 },
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "could not take the engagement lease"),
@@ -354,5 +370,132 @@ impl EngagementTask {
             tracing::warn!(error = %e, "could not release the engagement lease; it runs out by itself");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AccountId;
+
+    fn due(reads: u32, attempts: u32) -> EngagementDue {
+        EngagementDue {
+            outbox_id: 1,
+            account_id: AccountId(1),
+            network: NetworkKind::Mastodon,
+            remote_id: "9".into(),
+            reads,
+            attempts,
+            has_followers: reads > 0,
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            first: chrono::Duration::hours(1),
+            again: chrono::Duration::hours(24),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2027-07-04T13:00:00Z".parse().unwrap()
+    }
+
+    fn counts(likes: u64) -> Read {
+        Read::Counts {
+            counts: Engagement {
+                likes,
+                reposts: 1,
+                replies: 0,
+            },
+            followers: Some(40),
+        }
+    }
+
+    #[test]
+    fn the_first_read_schedules_the_second_at_the_later_delay_and_the_second_ends_reading() {
+        let first = after_read(&due(0, 0), counts(2), timing(), now());
+        assert_eq!(first.reads, 1);
+        assert_eq!(first.followers, Some(40));
+        assert_eq!(first.counts.map(|c| c.likes), Some(2));
+        assert_eq!(
+            first.next_read_at,
+            Some(now() + chrono::Duration::hours(23))
+        );
+        assert_eq!(first.error, None);
+
+        let second = after_read(&due(1, 0), counts(5), timing(), now());
+        assert_eq!(second.reads, 2);
+        assert_eq!(second.next_read_at, None, "two reads, then no more");
+    }
+
+    #[test]
+    fn a_passing_failure_waits_longer_each_time_and_is_given_up_after_the_last_try() {
+        let retry = || Read::Retry {
+            reason: "could not connect to the server".into(),
+            after: None,
+        };
+        let r1 = after_read(&due(0, 0), retry(), timing(), now());
+        assert_eq!(r1.attempts, 1);
+        assert_eq!(r1.next_read_at, Some(now() + chrono::Duration::minutes(5)));
+        assert_eq!(r1.error.as_deref(), Some("could not connect to the server"));
+        assert_eq!(r1.counts, None, "earlier counts are kept, not overwritten");
+        let r2 = after_read(&due(0, 1), retry(), timing(), now());
+        assert_eq!(r2.next_read_at, Some(now() + chrono::Duration::minutes(20)));
+        let last = after_read(&due(0, MAX_ATTEMPTS - 1), retry(), timing(), now());
+        assert_eq!(last.attempts, MAX_ATTEMPTS);
+        assert_eq!(last.next_read_at, None, "not retried forever");
+    }
+
+    #[test]
+    fn a_rate_limit_reset_later_than_the_pause_is_waited_for() {
+        let r = after_read(
+            &due(0, 0),
+            Read::Retry {
+                reason: "rate limited".into(),
+                after: Some(Duration::from_secs(3600)),
+            },
+            timing(),
+            now(),
+        );
+        assert_eq!(r.next_read_at, Some(now() + chrono::Duration::hours(1)));
+    }
+
+    #[test]
+    fn a_deleted_post_or_a_revoked_token_ends_reading_with_its_reason() {
+        let gone = after_read(&due(1, 0), Read::Gone, timing(), now());
+        assert_eq!(gone.next_read_at, None);
+        assert!(gone.error.unwrap().contains("deleted"));
+        assert_eq!(gone.reads, 1, "the first read's counts stay");
+        let revoked = after_read(
+            &due(0, 0),
+            Read::Failed("the server refused the token (HTTP 401)".into()),
+            timing(),
+            now(),
+        );
+        assert_eq!(revoked.next_read_at, None);
+        assert_eq!(
+            revoked.error.as_deref(),
+            Some("the server refused the token (HTTP 401)")
+        );
+    }
+
+    #[test]
+    fn reads_get_a_tenth_of_a_mastodon_accounts_budget_and_none_where_nothing_is_read() {
+        let m = read_budget(NetworkKind::Mastodon).unwrap();
+        assert_eq!((m.burst, m.period), (30, Duration::from_secs(300)));
+        assert!(read_budget(NetworkKind::Sandbox).is_none());
+        assert!(read_budget(NetworkKind::X).is_none());
+    }
+
+    #[test]
+    fn the_later_read_is_never_before_the_first() {
+        let s = crate::config::SchedulerSettings {
+            engagement_first_secs: 7200,
+            engagement_again_secs: 60,
+            ..Default::default()
+        };
+        let t = Timing::from_settings(&s);
+        assert_eq!(t.again, t.first);
     }
 }

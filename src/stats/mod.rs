@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::campaign::{Campaign, Participation};
 use crate::domain::Zone;
 use crate::store::{
-    CensusFigures, DayCount, EngagementBucket, InviteEdge, OutboxState, PostBucket, ReasonCount, Store, StoreError,
+    CensusFigures, DayCount, EngagementBucket, InviteEdge, OutboxState, PostBucket, ReasonCount,
+    Store, StoreError,
 };
 
 /// How many failure reasons the report lists.
@@ -788,5 +789,148 @@ t = ["On strike #{{ hashtag }}"]
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0,0,0,0,0,0,0");
         assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0,0,0,0,0,0,0");
+    }
+
+    fn bucket(
+        network: NetworkKind,
+        hour: u8,
+        followers: Option<u64>,
+        likes: u64,
+    ) -> EngagementBucket {
+        EngagementBucket {
+            network,
+            hour,
+            posts: 2,
+            read: 2,
+            with_followers: if followers.is_some() { 2 } else { 0 },
+            followers: followers.unwrap_or(0),
+            likes,
+            reposts: 1,
+            replies: 1,
+            unreadable: 0,
+        }
+    }
+
+    #[test]
+    fn reach_sums_followers_and_engagement_by_network_and_hour() {
+        assert_eq!(reach(&[]), None, "null until a post is followed");
+        let r = reach(&[
+            bucket(NetworkKind::Mastodon, 9, Some(100), 3),
+            bucket(NetworkKind::Mastodon, 10, Some(50), 1),
+            bucket(NetworkKind::Nostr, 9, None, 4),
+        ])
+        .unwrap();
+        assert_eq!(r.totals.posts, 6);
+        assert_eq!(r.totals.followers, 150);
+        assert_eq!(
+            r.totals.posts_with_followers, 4,
+            "Nostr has no follower count"
+        );
+        assert_eq!(
+            (r.totals.likes, r.totals.reposts, r.totals.replies),
+            (8, 3, 3)
+        );
+        assert_eq!(r.by_network.len(), 2);
+        assert_eq!(r.by_network[0].network, "mastodon");
+        assert_eq!(r.by_network[0].figures.likes, 4);
+        assert_eq!(r.by_network_hour.len(), 3);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["followers"], 150, "totals are flattened: {json}");
+        assert_eq!(json["by_network"][1]["network"], "nostr");
+    }
+
+    #[test]
+    fn the_csv_carries_reach_and_the_census_on_the_row_of_their_network_and_hour() {
+        let census = crate::store::CensusFigures {
+            totals: Default::default(),
+            hours: vec![
+                crate::store::CensusHour {
+                    hour: "2027-07-04T09:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Mastodon,
+                    posts: 5,
+                    authors: 4,
+                    beyond_posts: 3,
+                    beyond_authors: 2,
+                },
+                crate::store::CensusHour {
+                    hour: "2027-07-05T09:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Mastodon,
+                    posts: 1,
+                    authors: 1,
+                    beyond_posts: 1,
+                    beyond_authors: 1,
+                },
+                crate::store::CensusHour {
+                    hour: "2027-07-04T22:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Bluesky,
+                    posts: 2,
+                    authors: 2,
+                    beyond_posts: 2,
+                    beyond_authors: 2,
+                },
+            ],
+        };
+        let mut r = empty_report();
+        r.posts = posts(
+            &[PostBucket {
+                network: NetworkKind::Mastodon,
+                hour: 9,
+                state: OutboxState::Published,
+                count: 2,
+            }],
+            &[],
+        );
+        r.reach = reach(&[bucket(NetworkKind::Mastodon, 9, Some(100), 3)]);
+        r.census = Some(census);
+        let csv = r.to_csv().unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with("followers,likes,reposts,replies,census_posts,census_beyond_posts")
+        );
+        assert_eq!(lines[1], "bluesky,22,0,0,0,0,0,0,0,0,0,0,0,2,2");
+        assert_eq!(lines[2], "mastodon,9,0,2,0,0,0,0,0,100,3,1,1,6,4");
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn the_text_shows_reach_and_the_census_with_their_figures() {
+        let mut r = empty_report();
+        r.reach = reach(&[bucket(NetworkKind::Mastodon, 9, Some(100), 3)]);
+        r.census = Some(crate::store::CensusFigures {
+            totals: crate::store::CensusTotals {
+                posts: 7,
+                authors: 5,
+                beyond_posts: 4,
+                beyond_authors: 3,
+            },
+            hours: vec![],
+        });
+        let t = text::render(&r);
+        assert!(
+            t.contains("Reach       100 followers over 2 posts; 3 likes, 1 reposts, 1 replies"),
+            "{t}"
+        );
+        assert!(t.contains("Census      7 posts by 5 authors; beyond this host's participants 4 posts by 3 authors"), "{t}");
+        let page = svg::census_beside_posts(&r);
+        assert_eq!(page.matches("<rect").count(), 48, "two bars per hour");
+    }
+
+    fn empty_report() -> Report {
+        Report {
+            campaign: "c".into(),
+            signatures: 0,
+            strikers: 0,
+            accounts_by_network: BTreeMap::new(),
+            posts: Posts::default(),
+            invitations: 0,
+            signatures_awaiting_confirmation: 0,
+            striking: Striking::default(),
+            invitation_tree: InvitationTree::default(),
+            time_zones: vec![],
+            striking_offsets: vec![],
+            over_time: vec![],
+            reach: None,
+            census: None,
+        }
     }
 }

@@ -17,8 +17,11 @@ use super::{AccountId, PgStore, SqliteStore, StoreError};
 
 /// The networks whose adapters read engagement counts. The official APIs (Threads, X,
 /// LinkedIn, Facebook) and tap-to-post accounts are not read.
-pub const READ_NETWORKS: [NetworkKind; 3] =
-    [NetworkKind::Mastodon, NetworkKind::Bluesky, NetworkKind::Nostr];
+pub const READ_NETWORKS: [NetworkKind; 3] = [
+    NetworkKind::Mastodon,
+    NetworkKind::Bluesky,
+    NetworkKind::Nostr,
+];
 
 /// A published post due a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
