@@ -173,8 +173,9 @@ pub struct ReachFigures {
     /// Of them, read at least once.
     pub read: u64,
     /// Followers of the posting account at the first read after posting, summed over
-    /// posts (an account that posts twice reaches its followers twice).
-    pub followers: u64,
+    /// posts (an account that posts twice reaches its followers twice); `None` when no
+    /// post's follower count is known (Nostr has none): unknown, not 0.
+    pub followers: Option<u64>,
     /// Posts whose follower count is known (none on Nostr).
     pub posts_with_followers: u64,
     pub likes: u64,
@@ -189,7 +190,9 @@ impl ReachFigures {
     fn add(&mut self, b: &EngagementBucket) {
         self.posts += b.posts;
         self.read += b.read;
-        self.followers += b.followers;
+        if b.with_followers > 0 {
+            *self.followers.get_or_insert(0) += b.followers;
+        }
         self.posts_with_followers += b.with_followers;
         self.likes += b.likes;
         self.reposts += b.reposts;
@@ -372,7 +375,7 @@ impl Report {
                     c.failed.to_string(),
                     c.missed.to_string(),
                     c.cancelled.to_string(),
-                    e.followers.to_string(),
+                    e.followers.map(|f| f.to_string()).unwrap_or_default(),
                     e.likes.to_string(),
                     e.reposts.to_string(),
                     e.replies.to_string(),
@@ -821,7 +824,7 @@ t = ["On strike #{{ hashtag }}"]
         ])
         .unwrap();
         assert_eq!(r.totals.posts, 6);
-        assert_eq!(r.totals.followers, 150);
+        assert_eq!(r.totals.followers, Some(150));
         assert_eq!(
             r.totals.posts_with_followers, 4,
             "Nostr has no follower count"
@@ -837,6 +840,10 @@ t = ["On strike #{{ hashtag }}"]
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["followers"], 150, "totals are flattened: {json}");
         assert_eq!(json["by_network"][1]["network"], "nostr");
+        assert!(
+            json["by_network"][1]["followers"].is_null(),
+            "Nostr's followers are unknown, not 0: {json}"
+        );
     }
 
     #[test]
@@ -887,7 +894,7 @@ t = ["On strike #{{ hashtag }}"]
         assert!(
             lines[0].ends_with("followers,likes,reposts,replies,census_posts,census_beyond_posts")
         );
-        assert_eq!(lines[1], "bluesky,22,0,0,0,0,0,0,0,0,0,0,0,2,2");
+        assert_eq!(lines[1], "bluesky,22,0,0,0,0,0,0,0,,0,0,0,2,2");
         assert_eq!(lines[2], "mastodon,9,0,2,0,0,0,0,0,100,3,1,1,6,4");
         assert_eq!(lines.len(), 3);
     }

@@ -23,6 +23,11 @@ pub fn sparkline(values: &[u64]) -> String {
         .collect()
 }
 
+/// A count the network may not give: `unknown` then, never 0.
+fn count_or_unknown(n: Option<u64>) -> String {
+    n.map_or_else(|| "unknown".into(), |n| n.to_string())
+}
+
 /// The whole report as text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
@@ -119,7 +124,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "\nReach       {} followers over {} posts; {} likes, {} reposts, {} replies ({} of {} posts read, {} unreadable)",
-                x.totals.followers,
+                count_or_unknown(x.totals.followers),
                 x.totals.posts_with_followers,
                 x.totals.likes,
                 x.totals.reposts,
@@ -133,7 +138,11 @@ pub fn render(r: &Report) -> String {
                 let _ = writeln!(
                     o,
                     "  {:<12} {:>8} followers {:>6} likes {:>6} reposts {:>6} replies",
-                    n.network, f.followers, f.likes, f.reposts, f.replies
+                    n.network,
+                    count_or_unknown(f.followers),
+                    f.likes,
+                    f.reposts,
+                    f.replies
                 );
             }
         }

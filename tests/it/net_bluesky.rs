@@ -26,15 +26,15 @@ fn pds_url() -> Option<String> {
 }
 
 /// A fresh account on the PDS and an app password for picket.
-struct PdsAccount {
-    handle: String,
-    did: String,
-    app_password: String,
+pub(crate) struct PdsAccount {
+    pub(crate) handle: String,
+    pub(crate) did: String,
+    pub(crate) app_password: String,
     /// The main session, for revoking the app password.
     main_jwt: String,
 }
 
-async fn create_account(pds: &str) -> PdsAccount {
+pub(crate) async fn create_account(pds: &str) -> PdsAccount {
     let http = reqwest::Client::new();
     let handle = format!("t{}.test", &hex::encode(rand::random::<[u8; 5]>()));
     let made: Value = http
