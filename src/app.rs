@@ -235,6 +235,7 @@ impl Application {
             oauth: Default::default(),
             counts: Default::default(),
             cards: dispatcher.cards(),
+            lateness: dispatcher.lateness(),
         };
         Ok(Application {
             listener,

@@ -459,3 +459,100 @@ async fn the_stats_page_of_an_unknown_campaign_is_a_404_and_the_page_keeps_the_s
         "the census is not faked"
     );
 }
+
+/// One line's value in a Prometheus text answer, by its name and labels exactly.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_posts_by_campaign_and_network_and_how_late_each_went_out() {
+    // Arrange: a campaign whose two notices go out a few seconds from now, and a
+    // participant with a sandbox account.
+    let now = Utc::now();
+    let app = TestApp::spawn(Options::joinable().campaign(
+        "soon",
+        &crate::support::window_campaign(
+            "soon",
+            now + chrono::Duration::seconds(5),
+            now + chrono::Duration::hours(2),
+            &posts_at_start(2, "30m"),
+        ),
+    ))
+    .await;
+    let before = app.get("/metrics").await.text().await.unwrap();
+    let visitor = app.visitor();
+    let step2 = visitor.join_with_sandbox("soon", &[("tz", "UTC")]).await;
+    let joined = visitor.confirm("soon", &step2).await;
+    assert_eq!(joined.status, 200, "{}", joined.html);
+
+    // Act
+    eventually(
+        Duration::from_secs(60),
+        "both notices received",
+        async || {
+            let n = app.sandbox().report().created;
+            if n >= 2 { Ok(()) } else { Err(n) }
+        },
+    )
+    .await;
+    let metrics = eventually(
+        Duration::from_secs(10),
+        "metrics with both posts",
+        async || {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            let published = metric(
+                &text,
+                "picket_network_posts{campaign=\"soon\",network=\"sandbox\",state=\"published\"}",
+            );
+            if published == Some(2.0) {
+                Ok(text)
+            } else {
+                Err(format!("{published:?}"))
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    let api = app.stats("soon").await;
+    let series = |s: &str| metric(&metrics, s).unwrap_or_else(|| panic!("no {s} in\n{metrics}"));
+    assert_eq!(
+        metric(&before, "picket_dispatch_lateness_seconds_count"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(series("picket_dispatch_lateness_seconds_count"), 2.0);
+    assert_eq!(
+        series("picket_dispatch_lateness_seconds_bucket{le=\"+Inf\"}"),
+        2.0
+    );
+    assert_eq!(
+        series("picket_dispatch_lateness_seconds_bucket{le=\"60\"}"),
+        2.0,
+        "no jitter, no retry: on time\n{metrics}"
+    );
+    assert!(metrics.contains("# TYPE picket_dispatch_lateness_seconds histogram"));
+    for state in ["failed", "missed", "scheduled"] {
+        assert_eq!(
+            series(&format!(
+                "picket_network_posts{{campaign=\"soon\",network=\"sandbox\",state=\"{state}\"}}"
+            )),
+            0.0,
+            "{state}"
+        );
+    }
+    assert_eq!(
+        series("picket_signatures{campaign=\"soon\"}"),
+        api["signatures"].as_f64().unwrap()
+    );
+    assert_eq!(
+        series("picket_signatures_awaiting_confirmation{campaign=\"soon\"}"),
+        api["signatures_awaiting_confirmation"].as_f64().unwrap()
+    );
+    assert!(
+        !metrics.contains("network=\"mastodon\""),
+        "only networks with posts: {metrics}"
+    );
+}
