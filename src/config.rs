@@ -77,10 +77,11 @@ pub struct Settings {
 }
 
 /// The events a webhook can ask for (docs/webhooks.md describes each payload).
-pub const WEBHOOK_EVENTS: [&str; 6] = [
+pub const WEBHOOK_EVENTS: [&str; 7] = [
     "signature.counted",
     "striker.joined",
     "post.published",
+    "post.posted_by_hand",
     "post.failed",
     "post.missed",
     "threshold.reached",
