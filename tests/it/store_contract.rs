@@ -3488,3 +3488,46 @@ async fn published_posts_are_followed_once_read_when_due_and_summed_by_network_a
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_census_cursor_is_saved_per_campaign_and_source_and_replaced() {
+    on_each_backend(|store, db| async move {
+        let none = store
+            .census_cursor(CAMPAIGN, "wss://r.example")
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "100", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "200", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor("other", "wss://r.example", "5", t0())
+            .await
+            .unwrap();
+
+        assert_eq!(none, None, "{db}");
+        assert_eq!(
+            store
+                .census_cursor(CAMPAIGN, "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("200"),
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .census_cursor("other", "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("5"),
+            "{db}"
+        );
+    })
+    .await;
+}
