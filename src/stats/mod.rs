@@ -32,7 +32,7 @@ pub enum StatsError {
 
 /// Everything the organiser's views show for one campaign. Its JSON is the stats API's
 /// answer; the first six fields are the API's original ones, kept as they were.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     pub campaign: String,
     /// Confirmed signatures: those that count.
@@ -320,7 +320,8 @@ impl Report {
     /// One CSV row per network and UTC hour of day with posts, engagement or census
     /// posts: the posts by state, their reach and engagement (posts of that slot hour),
     /// and the census's posts written in that hour of day (all days together: distinct
-    /// authors cannot be summed across hours, so they are in the JSON only).
+    /// authors cannot be summed across hours, so they are in the JSON only). `followers`
+    /// is empty where no post's follower count is known (Nostr): unknown, not 0.
     pub fn to_csv(&self) -> Result<String, csv::Error> {
         #[derive(Default)]
         struct Row {
@@ -790,8 +791,8 @@ t = ["On strike #{{ hashtag }}"]
         let csv = r.to_csv().unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0,0,0,0,0,0,0");
-        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0,0,0,0,0,0,0");
+        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0,,0,0,0,0,0");
+        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0,,0,0,0,0,0");
     }
 
     fn bucket(
@@ -925,19 +926,7 @@ t = ["On strike #{{ hashtag }}"]
     fn empty_report() -> Report {
         Report {
             campaign: "c".into(),
-            signatures: 0,
-            strikers: 0,
-            accounts_by_network: BTreeMap::new(),
-            posts: Posts::default(),
-            invitations: 0,
-            signatures_awaiting_confirmation: 0,
-            striking: Striking::default(),
-            invitation_tree: InvitationTree::default(),
-            time_zones: vec![],
-            striking_offsets: vec![],
-            over_time: vec![],
-            reach: None,
-            census: None,
+            ..Default::default()
         }
     }
 }
