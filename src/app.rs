@@ -17,7 +17,9 @@
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
-//! └── dispatcher
+//! ├── dispatcher
+//! ├── census, engagement (each under its lease: one process at a time)
+//! └── webhooks
 //! ```
 
 use std::net::SocketAddr;
@@ -407,7 +409,10 @@ async fn census_forever(state: AppState, stop: CancellationToken) -> anyhow::Res
         .await
 }
 
-/// `picket worker`: the dispatcher alone, for more workers on a shared database.
+/// `picket worker`: the dispatcher, for more workers on a shared database, and the tasks
+/// that are safe in any number of processes: the census and the engagement reads (each
+/// under its lease: one process at a time) and the webhooks (events enqueued once,
+/// delivered under per-event leases).
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
     let dispatcher = core.dispatcher(core.networks())?;
@@ -416,6 +421,43 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown.clone();
     tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
+    let s = &core.settings.scheduler;
+    let secs = |n: u64| std::time::Duration::from_secs(n.max(1));
+    let (census_every, engagement_every) =
+        (secs(s.census_every_secs), secs(s.engagement_every_secs));
+    let census = census::CensusTask::new(core.egress.trusted().clone(), core.vault.clone());
+    let engagement = crate::scheduler::engagement::EngagementTask::new(
+        core.networks(),
+        core.vault.clone(),
+        crate::scheduler::engagement::Timing::from_settings(s),
+        core.clock.clone(),
+    );
+    let campaigns = Arc::new(core.campaigns.clone());
+    let webhooks = crate::scheduler::webhooks::WebhookSender::new(
+        core.store.clone(),
+        core.egress.trusted().clone(),
+        &core.settings.webhooks,
+        core.clock.clone(),
+        campaigns.clone(),
+    );
+    let (store, clock, stop) = (core.store.clone(), core.clock.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let run = census.run(
+            store.as_ref(),
+            &campaigns,
+            clock.as_ref(),
+            census_every,
+            stop,
+        );
+        ("census", run.await)
+    });
+    let (store, clock, stop) = (core.store.clone(), core.clock.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let run = engagement.run(store.as_ref(), clock.as_ref(), engagement_every, stop);
+        ("engagement", run.await)
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("webhooks", webhooks.run(stop).await) });
     supervise(tasks, shutdown).await
 }
 

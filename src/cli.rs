@@ -64,7 +64,9 @@ pub enum Command {
         #[arg(long, env = "PICKET_BIND")]
         bind: Option<std::net::SocketAddr>,
     },
-    /// Run the dispatcher only (no web server): more workers on a shared PostgreSQL.
+    /// Run the scheduler without the web server: the dispatcher, and the hashtag census,
+    /// engagement reads and webhooks (one process at a time where it matters): more workers
+    /// on a shared PostgreSQL.
     #[command(
         after_help = "Example:\n  PICKET_DATABASE_URL=postgres://picket@db/picket picket worker"
     )]

@@ -523,3 +523,63 @@ async fn a_notice_confirmed_by_hand_is_sent_as_post_posted_by_hand_with_the_link
     assert_eq!(hit.body["data"]["link"], "https://m.example/@tap/112233");
     assert!(hit.body["data"]["reason"].is_null(), "{hit:?}");
 }
+
+/// `picket worker`, killed (SIGKILL) when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picket_worker_alone_delivers_the_events_of_what_its_dispatcher_published() {
+    // Arrange: no `picket serve` at all; a signature, a join and its post due now.
+    let receiver = Receiver::start(0, 204, (0, 0)).await;
+    let world = world("working", &receiver).await;
+    sign(&world, "working", 1).await;
+    let (who, accounts) = world.participant("wes", 1).await;
+    world.pledge(who, &accounts).await;
+    let events = ["signature.counted", "striker.joined", "post.published"];
+    let install = Options::default()
+        .over(&world)
+        .config(&format!(
+            "[scheduler]\njitter_secs = 0\n{}",
+            receiver.settings(&events)
+        ))
+        .install();
+
+    // Act
+    let _worker = Worker(
+        install
+            .command()
+            .arg("worker")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let hits = eventually(
+        Duration::from_secs(60),
+        "a signature, a join and a published post at the receiver",
+        async || {
+            let hits = receiver.hits();
+            match hits.len() {
+                3 => Ok(hits),
+                _ => Err(format!("{hits:?}")),
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    let mut kinds: Vec<&str> = hits.iter().map(|h| h.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["post.published", "signature.counted", "striker.joined"]
+    );
+    assert!(hits.iter().all(|h| h.signed), "{hits:?}");
+}
