@@ -13,6 +13,7 @@
 pub mod census;
 pub mod dispatcher;
 pub mod engagement;
+pub mod federation;
 pub mod lateness;
 pub mod pacing;
 pub mod planner;

@@ -21,6 +21,7 @@
 //! | `engagement.rs`   | [`EngagementStore`]: published posts' likes, reposts, replies and followers, read twice after posting |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
+//! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
@@ -46,6 +47,7 @@ mod admin;
 mod census;
 mod counts;
 mod engagement;
+mod federation;
 mod leases;
 mod model;
 mod outbox;
@@ -73,6 +75,7 @@ pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use engagement::{
     EngagementBucket, EngagementDue, EngagementRecord, EngagementStore, READ_NETWORKS,
 };
+pub use federation::{Federation, PeerState, StoredCheckpoint};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
@@ -138,6 +141,7 @@ pub trait Store:
     + Admin
     + Census
     + EngagementStore
+    + Federation
 where
     Self: Send + Sync + 'static,
 {
