@@ -20,3 +20,5 @@ CREATE TABLE post_engagement (
 );
 CREATE INDEX post_engagement_due ON post_engagement (next_read_at);
 CREATE INDEX post_engagement_campaign ON post_engagement (campaign, network);
+-- The engagement task looks for newly published posts every round: by state and time.
+CREATE INDEX outbox_published ON outbox (state, published_at);
