@@ -1,7 +1,8 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed; at most once a second)
+//! run ─loop─> step ─┬─ hand_off_round (hand-off accounts: see `handoff`)
+//!                   ├─ expire_missed (window + grace passed → missed; at most once a second)
 //!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
 //!                   ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
 //!                   ├─ prepare: render text, check length, pace, decrypt
@@ -15,6 +16,8 @@
 //! rejected, or reconnect. A crash at any point leaves rows `claimed` or `sending` under
 //! a lease; after it expires another worker (or this one, restarted) takes them over and
 //! re-sends with the same idempotency key, so the network sees a retry, not a new post.
+
+pub mod handoff;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,6 +86,8 @@ pub struct Dispatcher {
     /// Seconds from `run_at` to publication of the posts this dispatcher published,
     /// shared with `/metrics`.
     lateness: Arc<super::lateness::Lateness>,
+    /// When the last hand-off round ran (real time; see [`handoff`]).
+    last_hand_off: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -124,6 +129,7 @@ impl Dispatcher {
             last_expiry: std::sync::Mutex::new(None),
             cards: Arc::new(Cards::default()),
             lateness: Arc::default(),
+            last_hand_off: std::sync::Mutex::new(None),
         })
     }
 
@@ -225,6 +231,7 @@ impl Dispatcher {
         let mut report = StepReport::default();
         // Real time spent in each phase, logged at debug level: where a round's time goes
         // decides what to make faster (the dispatch benchmark's README notes use it).
+        self.hand_off_round().await;
         let mut phases = Phases::start();
         let now = self.clock.now();
         if self.expiry_due(now) {
