@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod declaration;
 mod delivery;
+mod engagement;
 mod federation;
 mod fuzz_corpus;
 mod hostile;
