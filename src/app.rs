@@ -21,7 +21,8 @@
 //! run_worker (`picket worker`, several on PostgreSQL)
 //! ├── dispatcher
 //! ├── census, engagement (each under its lease: one process at a time)
-//! └── webhooks
+//! ├── webhooks
+//! └── broadcast   (rows claimed under a lease: safe beside serve and other workers)
 //! ```
 
 use std::net::SocketAddr;
@@ -464,6 +465,7 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         core.clock.clone(),
     );
     let campaigns = Arc::new(core.campaigns.clone());
+    let campaigns_for_broadcast = campaigns.clone();
     let webhooks = crate::scheduler::webhooks::WebhookSender::new(
         core.store.clone(),
         core.egress.trusted().clone(),
@@ -489,6 +491,18 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     });
     let stop = shutdown.clone();
     tasks.spawn(async move { ("webhooks", webhooks.run(stop).await) });
+    // Announcements are enqueued once (a unique row per channel, announcement and instant)
+    // and claimed under a lease, so a worker may send them beside `serve` and the others:
+    // a worker left running alone still announces the strike.
+    let broadcaster = crate::scheduler::broadcast::Broadcaster::new(
+        core.store.clone(),
+        core.egress.trusted().clone(),
+        core.clock.clone(),
+        campaigns_for_broadcast,
+        Arc::new(core.settings.clone()),
+    );
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("broadcast", broadcaster.run(stop).await) });
     supervise(tasks, shutdown).await
 }
 
