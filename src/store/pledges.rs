@@ -375,7 +375,8 @@ macro_rules! pledges {
                         format!("({planned}, 'pending', {created}, {updated})")
                     });
                     // The idempotency key is never changed: a pending row may be a retry of a
-                    // request whose outcome is unknown, and only the same key dedupes it.
+                    // request whose outcome is unknown, and only the same key dedupes it. The
+                    // usual, derived key is planned and stored as '' (64 bytes less per row).
                     let sql = format!(
                         "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, \
                          post_name, template, variant, idempotency_key, run_at, \
