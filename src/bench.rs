@@ -272,6 +272,14 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Resident memory of this process now, in MiB (`VmRSS`).
+pub fn current_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// The 1-minute load average, to judge how quiet the machine was.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -320,8 +328,10 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     // The baseline first: the receiver then already holds its posts when picket sends,
     // which if anything slows picket down.
     let (bare, ok) = bench_baseline::fire(&rx.url, posts, opts.concurrency).await;
+    let rss_before = current_rss_mib().unwrap_or(0.0);
     let d = dispatcher(store.clone(), vault, &campaign, opts)?;
     let took = dispatch_all(store.clone(), d, &campaign.id, &rx.receiver, posts + ok).await?;
+    let rss_peak = peak_rss_mib().unwrap_or(0.0);
 
     let counts = store.outbox_counts(&campaign.id).await?;
     let dup_store = store.published_per_slot_duplicates(&campaign.id).await?;
@@ -350,8 +360,12 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
         opts.concurrency
     );
     println!(
-        "  ratio picket / bare: {:.0}%   (targets: >= 5000 posts/s, >= 50%)",
+        "  ratio picket / bare: {:.0}%   (targets: >= 5000 posts/s, >= 50%; all {posts} out in <= 20 s)",
         100.0 * picket_rate / bare_rate
+    );
+    println!(
+        "  RSS of this process (dispatcher, and the receiver holding every post): {rss_before:.0} MiB before dispatching, peak {rss_peak:.0} MiB; load average {}",
+        load_average()
     );
     Ok(())
 }
