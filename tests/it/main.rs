@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod declaration;
 mod delivery;
+mod federation;
 mod fuzz_corpus;
 mod hostile;
 mod join;
