@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod add_bluesky;
 mod add_mastodon;
+mod add_misskey;
 mod add_nostr;
 mod add_official;
 mod admin;
@@ -65,7 +66,9 @@ pub enum Command {
         #[arg(long, env = "PICKET_BIND")]
         bind: Option<std::net::SocketAddr>,
     },
-    /// Run the dispatcher only (no web server): more workers on a shared PostgreSQL.
+    /// Run the scheduler without the web server: the dispatcher, and the hashtag census,
+    /// engagement reads and webhooks (one process at a time where it matters): more workers
+    /// on a shared PostgreSQL.
     #[command(
         after_help = "Example:\n  PICKET_DATABASE_URL=postgres://picket@db/picket picket worker"
     )]
@@ -99,7 +102,7 @@ pub enum Command {
     },
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
-        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org\n  picket join social-media-strike --account 1 --hand-off"
     )]
     Join {
         /// The campaign id (see `picket campaign check campaigns/`).
@@ -123,6 +126,11 @@ pub enum Command {
         /// (needs the host's [smtp] settings).
         #[arg(long)]
         email: Option<String>,
+        /// Hand your Mastodon-API accounts' posts to their server's own scheduler
+        /// (`scheduled_at`) ahead of time, so they go out even if picket is down: posts at
+        /// least 6 minutes ahead, at most 25 a day and 300 in all; picket sends the rest.
+        #[arg(long)]
+        hand_off: bool,
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
@@ -179,8 +187,8 @@ pub enum Command {
     /// A campaign's figures for its organiser: signatures, strikers (pledged, striking now,
     /// done), accounts by network, posts by outcome, network and UTC hour with the top
     /// reasons of failures, invitations and the invitation tree's depth, strikers by time
-    /// zone. JSON is exactly what `GET /api/v1/campaigns/{id}/stats` answers; CSV is one
-    /// row per network and UTC hour.
+    /// zone, reach and engagement, the hashtag census. JSON is exactly what
+    /// `GET /api/v1/campaigns/{id}/stats` answers; CSV is one row per network and UTC hour.
     #[command(
         after_help = "Examples:\n  picket stats social-media-strike\n  picket stats social-media-strike --format json\n  picket stats social-media-strike --format csv > posts-by-hour.csv"
     )]
@@ -373,6 +381,26 @@ pub enum AddAccount {
             long,
             allow_hyphen_values = true,
             env = "PICKET_MASTODON_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+    },
+    /// An account on a Misskey-API server (Misskey, Sharkey, Iceshrimp ...). Without
+    /// --token picket prints the server's MiAuth page, where you allow picket to write
+    /// notes (it asks for nothing else), then press Enter.
+    #[command(
+        after_help = "Examples:\n  picket account add misskey --server misskey.io\n  picket account add misskey --server https://sharkey.example --token TOKEN   (a token that also allows read:account)"
+    )]
+    Misskey {
+        /// The server's address, e.g. misskey.io or https://sharkey.example.
+        #[arg(long)]
+        server: String,
+        /// An access token with write:notes and read:account, instead of MiAuth (better
+        /// from the environment than the command line).
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            env = "PICKET_MISSKEY_TOKEN",
             hide_env_values = true
         )]
         token: Option<String>,
@@ -792,6 +820,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
         }
+        Command::Account(AccountCommand::Add(AddAccount::Misskey { server, token })) => {
+            add_misskey::add_misskey(ctx, &server, token).await?
+        }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,
             app_password,
@@ -812,6 +843,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             every,
             name,
             email,
+            hand_off,
         } => {
             return participate::join(
                 ctx,
@@ -823,6 +855,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
                     every,
                     name,
                     email,
+                    hand_off,
                 },
             )
             .await;

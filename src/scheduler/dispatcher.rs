@@ -1,7 +1,8 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed; at most once a second)
+//! run ─loop─> step ─┬─ hand_off_round (hand-off accounts: see `handoff`)
+//!                   ├─ expire_missed (window + grace passed → missed; at most once a second)
 //!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
 //!                   ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
 //!                   ├─ prepare: render text, check length, pace, decrypt
@@ -15,6 +16,8 @@
 //! rejected, or reconnect. A crash at any point leaves rows `claimed` or `sending` under
 //! a lease; after it expires another worker (or this one, restarted) takes them over and
 //! re-sends with the same idempotency key, so the network sees a retry, not a new post.
+
+pub mod handoff;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +83,11 @@ pub struct Dispatcher {
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Strike cards for posts with `card = true`, shared with the web's card pages.
     cards: Arc<Cards>,
+    /// Seconds from `run_at` to publication of the posts this dispatcher published,
+    /// shared with `/metrics`.
+    lateness: Arc<super::lateness::Lateness>,
+    /// When the last hand-off round ran (real time; see [`handoff`]).
+    last_hand_off: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -120,6 +128,8 @@ impl Dispatcher {
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
             cards: Arc::new(Cards::default()),
+            lateness: Arc::default(),
+            last_hand_off: std::sync::Mutex::new(None),
         })
     }
 
@@ -138,6 +148,11 @@ impl Dispatcher {
     /// The strike cards this dispatcher draws (the web serves the same ones).
     pub fn cards(&self) -> Arc<Cards> {
         self.cards.clone()
+    }
+
+    /// The lateness of what this dispatcher published (for `/metrics`).
+    pub fn lateness(&self) -> Arc<super::lateness::Lateness> {
+        self.lateness.clone()
     }
 
     /// A handle that wakes an idle dispatcher.
@@ -216,6 +231,7 @@ impl Dispatcher {
         let mut report = StepReport::default();
         // Real time spent in each phase, logged at debug level: where a round's time goes
         // decides what to make faster (the dispatch benchmark's README notes use it).
+        self.hand_off_round().await;
         let mut phases = Phases::start();
         let now = self.clock.now();
         if self.expiry_due(now) {
@@ -235,6 +251,7 @@ impl Dispatcher {
 
         let elsewhere = self.elsewhere(&claimed).await?;
         let unarmed = self.unarmed(&claimed).await?;
+        let run_at: HashMap<_, _> = claimed.iter().map(|p| (p.id, p.run_at)).collect();
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut ready = Vec::with_capacity(claimed.len());
         for post in claimed {
@@ -306,7 +323,16 @@ impl Dispatcher {
                 Outcome::Reminded { .. } => report.reminded += 1,
             }
         }
-        self.store.record(&outcomes, self.clock.now()).await?;
+        let recorded_at = self.clock.now();
+        self.store.record(&outcomes, recorded_at).await?;
+        for o in &outcomes {
+            if let Outcome::Published { id, .. } = o
+                && let Some(at) = run_at.get(id)
+            {
+                self.lateness
+                    .observe((recorded_at - *at).num_milliseconds() as f64 / 1000.0);
+            }
+        }
         phases.lap(Phase::Record);
         tracing::debug!(
             claimed = report.claimed,

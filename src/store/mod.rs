@@ -14,14 +14,17 @@
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
 //! | `outbox.rs`       | [`Outbox`]: claiming, sending, recording outcomes; cancelling campaigns |
+//! | `handoff.rs`      | [`HandOffs`]: hand-off to a server's own scheduler: accounts that chose it, leasing rows while their scheduled status is created, recording what became of them |
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
+//! | `engagement.rs`   | [`EngagementStore`]: published posts' likes, reposts, replies and followers, read twice after posting |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
+//! | `broadcast.rs`    | [`Broadcasts`]: the campaign's broadcast channels' outbox: one row per announcement, channel and instant, with its text and transaction id, claimed under a lease |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -43,9 +46,12 @@
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
 mod admin;
+mod broadcast;
 mod census;
 mod counts;
+mod engagement;
 mod federation;
+mod handoff;
 mod leases;
 mod model;
 mod outbox;
@@ -68,9 +74,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
+pub use broadcast::{
+    BroadcastDelivery, BroadcastOutcome, Broadcasts, NewBroadcast, StoredBroadcast,
+};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use engagement::{
+    EngagementBucket, EngagementDue, EngagementRecord, EngagementStore, READ_NETWORKS,
+};
 pub use federation::{Federation, PeerState, StoredCheckpoint};
+pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::Outbox;
@@ -127,14 +140,17 @@ pub trait Store:
     + Sessions
     + Pledges
     + Outbox
+    + HandOffs
     + Signatures
     + Counts
     + Leases
     + Reminders
     + PushSubscriptions
     + Webhooks
+    + Broadcasts
     + Admin
     + Census
+    + EngagementStore
     + Federation
 where
     Self: Send + Sync + 'static,

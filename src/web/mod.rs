@@ -73,6 +73,8 @@ pub struct AppState {
     pub counts: Arc<counts::Counts>,
     /// Strike cards drawn so far, shared with the dispatcher (`card`).
     pub cards: Arc<crate::card::Cards>,
+    /// The dispatcher's lateness histogram, for `/metrics`.
+    pub lateness: Arc<crate::scheduler::lateness::Lateness>,
 }
 
 impl AppState {
@@ -173,6 +175,7 @@ fn private_routes() -> Router<AppState> {
             "/connect/mastodon/callback",
             get(connect::mastodon_callback),
         )
+        .route("/connect/misskey/callback", get(connect::misskey_callback))
         .route("/connect/threads/callback", get(connect::official_callback))
         .route("/connect/x/callback", get(connect::official_callback))
         .route(

@@ -1,6 +1,7 @@
 //! One integration-test binary, a module per area (faster to link than one per file).
 
 mod admin;
+mod broadcast;
 mod browser;
 mod campaign_check;
 mod campaign_preview;
@@ -10,6 +11,7 @@ mod cli;
 mod crash;
 mod declaration;
 mod delivery;
+mod engagement;
 mod federation;
 mod fuzz_corpus;
 mod hostile;
@@ -20,6 +22,7 @@ mod net_bluesky;
 mod net_facebook;
 mod net_linkedin;
 mod net_mastodon;
+mod net_misskey;
 mod net_nostr;
 mod net_threads;
 mod net_x;
