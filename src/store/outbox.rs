@@ -433,7 +433,9 @@ macro_rules! outbox {
                 now: DateTime<Utc>,
                 grace: Duration,
             ) -> Result<u64, StoreError> {
-                // The reason names the likely cause so the participant can act on it.
+                // The reason names the likely cause so the participant can act on it. The
+                // first `state IN` repeats the `outbox_window` index's condition word for
+                // word, which is how SQLite sees that the partial index applies.
                 let n = sqlx::query(
                     "UPDATE outbox SET state = 'missed', lease_owner = NULL, \
                      lease_until = NULL, updated_at = $1, last_error = CASE \
@@ -446,6 +448,7 @@ macro_rules! outbox {
                      || last_error || ')', \
                      'window closed before it could be sent') END \
                      WHERE window_end < $1 - $2 \
+                     AND state IN ('pending', 'claimed', 'sending') \
                      AND (state IN ('pending', 'claimed') \
                      OR (state = 'sending' AND lease_until <= $1))",
                 )
@@ -458,8 +461,15 @@ macro_rules! outbox {
             }
 
             async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                // The earliest 10 s bucket holding an eligible row (read in the order of
+                // the `outbox_due` index, stopping at the first), then that bucket's
+                // earliest instant: a plain MIN(run_at) would read every pending row.
                 let due: Option<i64> = sqlx::query_scalar(concat!(
-                    "SELECT MIN(o.run_at) FROM outbox o WHERE o.state = 'pending' AND ",
+                    "SELECT MIN(o.run_at) FROM outbox o WHERE o.state = 'pending' \
+                     AND o.run_at / 10000 = (SELECT b.run_at / 10000 FROM outbox b \
+                     WHERE b.state = 'pending' AND ",
+                    eligible!("b"),
+                    " ORDER BY b.run_at / 10000 LIMIT 1) AND ",
                     eligible!("o")
                 ))
                 .fetch_one(&self.pool)

@@ -1263,6 +1263,66 @@ async fn outcomes_are_recorded_and_published_slots_are_never_duplicated() {
 }
 
 #[tokio::test]
+async fn a_post_planned_without_a_key_is_claimed_with_the_derived_one_and_a_given_key_is_kept() {
+    on_each_backend(|store, db| async move {
+        // Arrange: the planner leaves the key empty; a plan may also bring one of its own.
+        let s = striker(&*store, "ada", 1).await;
+        let mut rows = plan(&s.accounts, &[0, 1]);
+        rows[0].idempotency_key = String::new();
+        store
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
+            .await
+            .unwrap();
+
+        // Act
+        let now = t0() + Duration::minutes(61);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(claimed.len(), 2, "{db}");
+        assert_eq!(
+            claimed[0].idempotency_key,
+            store::derived_idempotency_key(CAMPAIGN, s.accounts[0], "notice@0"),
+            "{db}"
+        );
+        assert_eq!(claimed[1].idempotency_key, rows[1].idempotency_key, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_due_later_within_the_same_ten_seconds_is_not_claimed_early() {
+    on_each_backend(|store, db| async move {
+        // Arrange: both in the claim index's 10 s bucket of t0.
+        let s = striker(&*store, "ada", 1).await;
+        let mut rows = plan(&s.accounts, &[0, 1]);
+        rows[0].run_at = t0() + Duration::seconds(1);
+        rows[1].run_at = t0() + Duration::seconds(8);
+        store
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
+            .await
+            .unwrap();
+
+        // Act
+        let now = t0() + Duration::seconds(5);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let next = store.next_due_at().await.unwrap();
+
+        // Assert
+        assert_eq!(claimed.len(), 1, "{db}");
+        assert_eq!(claimed[0].run_at, t0() + Duration::seconds(1), "{db}");
+        assert_eq!(next, Some(t0() + Duration::seconds(8)), "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn next_due_at_is_the_earliest_claimable_instant() {
     on_each_backend(|store, db| async move {
         // Arrange
