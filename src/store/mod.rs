@@ -21,6 +21,7 @@
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
+//! | `workers.rs`      | [`Workers`]: dispatching workers' heartbeats; a dead worker's leases taken over at once |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -59,6 +60,7 @@ mod sql;
 mod sqlite;
 mod tooling;
 mod webhooks;
+mod workers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -70,7 +72,7 @@ pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, ho
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use leases::Leases;
 pub use model::*;
-pub use outbox::Outbox;
+pub use outbox::{Outbox, READ_BACK_WITHIN};
 pub use participants::Participants;
 pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
@@ -83,6 +85,7 @@ pub use tooling::StoreTooling;
 pub use webhooks::{
     NewWebhookEvent, StoredWebhookEvent, WebhookDelivery, WebhookFact, WebhookOutcome, Webhooks,
 };
+pub use workers::{DeadWorkers, Workers};
 
 /// Something went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,7 @@ pub trait Store:
     + Webhooks
     + Admin
     + Census
+    + Workers
 where
     Self: Send + Sync + 'static,
 {

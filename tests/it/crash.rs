@@ -9,7 +9,9 @@ use picket::clock::SystemClock;
 use picket::sandbox::Faults;
 use rand::{RngExt, SeedableRng};
 
-use crate::support::{Options, TestApp, World, eventually, posts_at_start, window_campaign};
+use picket::store::OutboxState;
+
+use crate::support::{Options, TestApp, World, eventually, posts_at_start, token, window_campaign};
 
 /// `picket serve` (the binary) over the world's database and campaign, with `scheduler`
 /// settings.
@@ -105,6 +107,130 @@ async fn kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice() {
         exit.success(),
         "picket serve exits 0 on SIGTERM, got {exit:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_near_the_end_of_short_windows_leave_a_ledger_equal_to_what_the_receiver_got() {
+    // Arrange: 60 accounts x 1 post whose window closes in 15 s (grace 2 s). The receiver
+    // is slow (300 ms per post, two at a time) and faulty: refusals, answers lost after
+    // storing, answers too late for the 1 s timeout. So when the window closes, posts are
+    // on the wire, stored but unrecorded, or waiting to retry an attempt that may have
+    // landed. The lease is the default 120 s, far past the window.
+    let now = Utc::now();
+    let toml = window_campaign(
+        "short",
+        now - chrono::Duration::seconds(45),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "1m"),
+    );
+    let world = World::new(&toml, Arc::new(SystemClock)).await;
+    let (who, accounts) = world.participant("sam", 60).await;
+    world.pledge(who, &accounts).await;
+    world.faults(Faults {
+        commit_delay: Duration::from_millis(300),
+        error_rate: 0.2,
+        slow_rate: 0.3,
+        slow_delay: Duration::from_secs(3),
+        lost_answer_rate: 0.15,
+        seed: 7,
+        ..Faults::default()
+    });
+    let scheduler = "grace_secs = 2\njitter_secs = 0\nrequest_timeout_secs = 1\n\
+                     concurrency = 2\nbatch = 4\nretry_cap_secs = 2\n";
+    let window_end = now + chrono::Duration::seconds(15);
+    let deadline = window_end + chrono::Duration::seconds(2);
+    let until = |t: chrono::DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default();
+
+    // Act: one run killed a moment after its first request, one killed 1.5 s before the
+    // window and grace close, and one started after they closed, left to finish.
+    let first = serve(&world, scheduler).await;
+    eventually(
+        Duration::from_secs(30),
+        "the first run's first request at the receiver",
+        async || world.receiver.report().deliveries > 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..800))).await;
+    drop(first); // SIGKILL
+    let second = serve(&world, scheduler).await;
+    tokio::time::sleep(until(deadline - chrono::Duration::milliseconds(1500))).await;
+    drop(second); // SIGKILL, near the end of the window
+    tokio::time::sleep(until(deadline + chrono::Duration::milliseconds(500))).await;
+    let last = serve(&world, scheduler).await;
+    eventually(
+        Duration::from_secs(40),
+        "every post in a final state",
+        async || match world.unfinished().await {
+            0 => Ok(()),
+            n => Err(format!("{n} not final")),
+        },
+    )
+    .await;
+    let exit = last.stop().status;
+
+    // Assert: the ledger says published exactly for what the receiver holds.
+    let report = world.receiver.report();
+    let received: std::collections::BTreeSet<(String, String)> = world
+        .receiver
+        .posts()
+        .into_iter()
+        .map(|p| (p.account, p.slot.unwrap_or_default()))
+        .collect();
+    let fingerprints: std::collections::HashMap<_, _> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, picket::sandbox::fingerprint(&token("sam", i))))
+        .collect();
+    let rows = world.store.outbox_for(who, Some("short")).await.unwrap();
+    let published: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|r| r.state == OutboxState::Published)
+        .map(|r| (fingerprints[&r.account_id].clone(), r.slot_key.clone()))
+        .collect();
+    let wrong: Vec<_> = rows
+        .iter()
+        .filter(|r| {
+            let key = (fingerprints[&r.account_id].clone(), r.slot_key.clone());
+            received.contains(&key) != (r.state == OutboxState::Published)
+        })
+        .map(|r| {
+            (
+                r.id,
+                r.state,
+                r.attempts,
+                r.outcome_unknown,
+                r.last_error.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "ledger and receiver disagree: {wrong:?} {report:?}"
+    );
+    assert_eq!(published, received);
+    assert_eq!(report.duplicate_slots, 0, "{report:?}");
+    assert!(
+        rows.iter()
+            .all(|r| matches!(r.state, OutboxState::Published | OutboxState::Missed)),
+        "{rows:?}"
+    );
+    // Posts recorded published after the window closed were found by reading back (none
+    // can be sent then): the kills did leave outcomes to settle.
+    let read_back = rows
+        .iter()
+        .filter(|r| r.state == OutboxState::Published && r.published_at.unwrap() > deadline)
+        .count();
+    assert!(
+        read_back > 0,
+        "no post was settled by reading back: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.state == OutboxState::Published)
+            .all(|r| r.remote_url.is_some()),
+        "a published post has its link"
+    );
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
