@@ -19,6 +19,7 @@ mod facebook_fake;
 mod install;
 mod linkedin_fake;
 mod ports;
+mod postgres;
 mod servers;
 mod threads_fake;
 mod visitor;
@@ -32,6 +33,7 @@ pub use facebook_fake::{FB_CLIENT_ID, FB_CLIENT_SECRET, FB_PAGE_ID, FB_PAGE_NAME
 pub use install::Installation;
 pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
 pub use ports::{HeldPort, unused_port};
+pub use postgres::FreshPostgres;
 pub use servers::require_server;
 pub use threads_fake::{
     FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_USER_ID, FAKE_USERNAME, ThreadsFake,
