@@ -22,6 +22,7 @@
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `workers.rs`      | [`Workers`]: dispatching workers' heartbeats; a dead worker's leases taken over at once |
+//! | `copy.rs`         | `picket db copy` (SQLite ⇄ PostgreSQL, resumable, verified by row counts and checksums) and `picket db backup` (`VACUUM INTO`) |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -44,6 +45,7 @@
 
 mod admin;
 mod census;
+pub mod copy;
 mod counts;
 mod leases;
 mod model;

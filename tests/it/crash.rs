@@ -388,7 +388,10 @@ async fn a_worker_killed_mid_burst_on_postgresql_has_its_posts_taken_over_and_ea
     // Assert: every post arrived once, inside its window, and is recorded published.
     let report = world.receiver.report();
     let counts = world.store.outbox_counts("pg").await.unwrap();
-    assert!(report.faults > 0, "the receiver failed some requests: {report:?}");
+    assert!(
+        report.faults > 0,
+        "the receiver failed some requests: {report:?}"
+    );
     assert_eq!(report.created, 120, "{report:?}");
     assert_eq!(report.duplicate_slots, 0, "{report:?}");
     assert_eq!(counts.published, 120, "{counts:?}");

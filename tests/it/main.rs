@@ -8,6 +8,7 @@ mod card;
 mod census;
 mod cli;
 mod crash;
+mod db;
 mod declaration;
 mod delivery;
 mod fuzz_corpus;

@@ -65,9 +65,9 @@ impl World {
                 problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
             )
         });
-        let db_url = db_url.map(str::to_string).unwrap_or_else(|| {
-            format!("sqlite://{}", dir.path().join("picket.db").display())
-        });
+        let db_url = db_url
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("picket.db").display()));
         let store = store::open_tooling(&db_url).await.unwrap();
         let receiver = Receiver::new(clock.clone());
         let stop = CancellationToken::new();
