@@ -13,6 +13,7 @@
 //! ├── census      (reads the hashtag's public posts from the campaigns' [census] sources)
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! ├── webhooks    (events found in committed rows, enqueued once per hook, delivered)
+//! ├── peers       (each [[peers]] checkpoint read and judged, every federation_refresh_secs)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
@@ -29,6 +30,7 @@ use crate::campaign::{self, Campaign};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::{self, Vault};
+use crate::federation::{self, HostKey};
 use crate::network::push::{self, VapidKey};
 use crate::network::{Egress, Networks};
 use crate::render::pages::Pages;
@@ -59,6 +61,8 @@ pub struct Core {
     pub egress: Egress,
     /// The host's Web Push (VAPID) key.
     pub vapid: Arc<VapidKey>,
+    /// The host's key that signs its checkpoints (`federation`).
+    pub host_key: Arc<HostKey>,
 }
 
 impl Core {
@@ -88,7 +92,13 @@ impl Core {
             &push::key_file_for(&settings.database_url),
         )
         .context("opening the Web Push (VAPID) key")?;
+        let host_key = HostKey::open(
+            settings.host_key.as_ref(),
+            &federation::key_file_for(&settings.database_url),
+        )
+        .context("opening the host key")?;
         Ok(Core {
+            host_key: Arc::new(host_key),
             vapid: Arc::new(vapid),
             egress: Egress::new(settings.allow_private_addresses),
             settings,
@@ -182,6 +192,7 @@ impl Application {
             vault,
             egress,
             vapid,
+            host_key,
         } = core;
         let pages = Pages::load(settings.templates_dir.as_deref())
             .and_then(|p| {
@@ -230,6 +241,7 @@ impl Application {
             networks: networks.clone(),
             egress,
             vapid,
+            host_key,
             wake: dispatcher.waker(),
             oauth: Default::default(),
             counts: Default::default(),
@@ -325,6 +337,21 @@ impl Application {
         let webhooks = crate::scheduler::webhooks::WebhookSender::from_state(&state);
         let stop = shutdown.clone();
         tasks.spawn(async move { ("webhooks", webhooks.run(stop).await) });
+        let peers = crate::scheduler::federation::FederationTask {
+            // Peers are typed by the operator, yet they answer with what they like: the
+            // guarded client (`allow_private_addresses` for loopback peers in tests).
+            http: state.egress.guarded().clone(),
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            campaigns: state.campaigns.clone(),
+            peers: state.settings.peers.clone(),
+            every: std::time::Duration::from_secs(state.settings.federation_refresh_secs.max(1)),
+            host_key: Some(state.host_key.clone()),
+            public_url: state.settings.public_url.clone(),
+            distinct_key: state.settings.distinct_signers_key.clone(),
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("peers", peers.run(stop).await) });
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });

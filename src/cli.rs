@@ -18,6 +18,7 @@ mod admin;
 mod db;
 mod declaration;
 mod participate;
+mod peers;
 mod stats;
 mod widget;
 
@@ -82,6 +83,21 @@ pub enum Command {
     /// The embeddable strike widget (served at /widget.js by `picket serve`).
     #[command(subcommand)]
     Widget(WidgetCommand),
+    /// This host's own key for centerless totals (docs/checkpoints.md).
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Every peer of a campaign (`[[peers]]` in the settings) with its status (verified,
+    /// bad_signature, rollback, different_declaration, stale, unreachable), the counts of
+    /// its last good checkpoint and when it was last checked, as `picket serve` recorded
+    /// them; first a line with the total across this host and its verified peers.
+    #[command(
+        after_help = "Examples:\n  picket peers social-media-strike\n  picket peers social-media-strike --format json"
+    )]
+    Peers {
+        campaign: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
         after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
@@ -566,14 +582,27 @@ pub enum DeclarationCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Print this host's public key in one line (`name+hash+key`), to paste as `key` into
+    /// another host's `[[peers]]` entry for this host. The key is made on first use beside
+    /// the database (readable only by its owner), or given by `host_key` /
+    /// `PICKET_HOST_KEY`. Its name is this host's `public_url`, so set that first.
+    #[command(
+        after_help = "Example:\n  picket host key\n  strike.example.org+1a2b3c4d+AXk...=\n\nOn the other host, in picket.toml:\n  [[peers]]\n  url = \"https://strike.example.org\"\n  key = \"strike.example.org+1a2b3c4d+AXk...=\""
+    )]
+    Key,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Copy every table from one database to another (SQLite to PostgreSQL or back), then
     /// verify each table's row count and checksum on both sides. The source is read as one
     /// consistent snapshot; stop picket on it first so nothing is written after the copy.
     /// Run it again after an interruption: it goes on where it stopped and never writes a
     /// row twice.
-    #[command(after_help = "Example:
-  picket db copy --from sqlite://picket.db --to postgres://picket@db/picket")]
+    #[command(
+        after_help = "Example:\n  picket db copy --from sqlite://picket.db --to postgres://picket@db/picket"
+    )]
     Copy {
         /// The database to read: sqlite://PATH (must exist) or postgres://...
         #[arg(long)]
@@ -585,8 +614,7 @@ pub enum DbCommand {
     /// Write a consistent copy of the SQLite database (--database-url) to a new file while
     /// picket keeps running on it (SQLite's VACUUM INTO), and check the copy. To restore,
     /// stop picket and put the file in the database's place.
-    #[command(after_help = "Example:
-  picket db backup /var/backups/picket-2027-07-04.db")]
+    #[command(after_help = "Example:\n  picket db backup /var/backups/picket-2027-07-04.db")]
     Backup {
         /// The new file to write (it must not exist).
         path: PathBuf,
@@ -667,6 +695,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.bind = bind;
             }
             runtime()?.block_on(serve(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Host(HostCommand::Key) => {
+            peers::host_key(&settings()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {
@@ -850,9 +882,11 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             format,
         } => return admin::export(ctx, what, &campaign, format).await,
         Command::Stats { campaign, format } => stats::stats(ctx, &campaign, format).await?,
+        Command::Peers { campaign, format } => peers::peers(ctx, &campaign, format).await?,
         Command::Serve { .. }
         | Command::Worker
         | Command::Widget(_)
+        | Command::Host(_)
         | Command::Campaign(_)
         | Command::Declaration(_)
         | Command::Rehearse { .. }

@@ -74,6 +74,44 @@ pub struct Settings {
     pub facebook: Option<OAuthApp>,
     /// `[[webhooks]]`: where the organiser is told what happens (see docs/webhooks.md).
     pub webhooks: Vec<WebhookSettings>,
+    // --- Centerless totals (docs/checkpoints.md). ---
+    /// The host's Ed25519 key that signs its checkpoints, base64 of the 32-byte seed. When
+    /// unset, a key file is created beside the credentials key, readable only by its owner.
+    pub host_key: Option<Secret>,
+    /// `[[peers]]`: other hosts of the same campaigns whose checkpoints are added up.
+    pub peers: Vec<PeerSettings>,
+    /// How often each peer's checkpoint is read, in seconds.
+    pub federation_refresh_secs: u64,
+    /// Opt-in, for hosts that trust each other: a secret shared only among the listed
+    /// hosts, keying the hashes of the distinct-signers sketch (docs/checkpoints.md). Unset:
+    /// no sketch is made or read, and no estimate is shown.
+    pub distinct_signers_key: Option<Secret>,
+}
+
+/// One `[[peers]]` entry: another host's base address and its key, as its
+/// `picket host key` prints it (pinned here, never taken from the peer itself).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's `public_url`.
+    pub url: String,
+    /// `name+hash+base64key`.
+    pub key: String,
+}
+
+impl PeerSettings {
+    fn check(&self, n: usize) -> anyhow::Result<()> {
+        let ok = url::Url::parse(&self.url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        anyhow::ensure!(
+            ok,
+            "peers[{n}]: url {:?} is not an http(s) address",
+            self.url
+        );
+        crate::federation::VerifierKey::parse(&self.key)
+            .map_err(|e| anyhow::anyhow!("peers[{n}]: {e}"))?;
+        Ok(())
+    }
 }
 
 /// The events a webhook can ask for (docs/webhooks.md describes each payload).
@@ -554,6 +592,10 @@ impl Default for Settings {
             x: None,
             facebook: None,
             webhooks: Vec::new(),
+            host_key: None,
+            peers: Vec::new(),
+            federation_refresh_secs: 60,
+            distinct_signers_key: None,
         }
     }
 }
@@ -631,6 +673,31 @@ impl Settings {
         }
         if let Some(app) = &self.facebook {
             app.check("[facebook]")?;
+        }
+        if let Some(v) = get("PICKET_HOST_KEY") {
+            self.host_key = Some(Secret::new(v));
+        }
+        if let Some(v) = get("PICKET_FEDERATION_REFRESH_SECS") {
+            self.federation_refresh_secs = v
+                .trim()
+                .parse()
+                .context("PICKET_FEDERATION_REFRESH_SECS must be a whole number of seconds")?;
+        }
+        if let Some(v) = get("PICKET_DISTINCT_SIGNERS_KEY") {
+            self.distinct_signers_key = Some(Secret::new(v));
+        }
+        if let Some(k) = &self.distinct_signers_key {
+            anyhow::ensure!(
+                k.expose().chars().count() >= 16,
+                "distinct_signers_key is too short to key hashes with: use 16 characters or more, shared only with the listed peers"
+            );
+        }
+        anyhow::ensure!(
+            self.federation_refresh_secs >= 1,
+            "federation_refresh_secs must be at least 1"
+        );
+        for (n, peer) in self.peers.iter().enumerate() {
+            peer.check(n)?;
         }
         let shared = get("PICKET_WEBHOOK_SECRET").filter(|v| !v.is_empty());
         for (n, hook) in self.webhooks.iter_mut().enumerate() {

@@ -9,6 +9,7 @@
 //! | [`crypto`]    | credentials encrypted at rest; the key lives outside the database |
 //! | [`domain`]    | small types every room names and none owns, importing nothing from picket: `NetworkKind`, `Secret`, `Sealed`, and the values parsed at the edge and carried inside: `CampaignId`, `Hashtag`, `Handle`, `Zone` |
 //! | [`admin`]     | the organiser area's rules for `/admin` and the CLI: the operator's Argon2-hashed secret (`picket admin`), exports of signatures and the published-posts ledger as CSV (spreadsheet-safe) or JSON (`picket export`) |
+//! | [`federation`] | centerless totals: the host key (`picket host key`), signed checkpoints (`GET /c/{id}/checkpoint`, C2SP signed notes), judging peers' checkpoints, the `hosts` of the stats, the opt-in distinct-signers sketch |
 //! | [`app`]       | wires store, renderer, scheduler and web together; supervised shutdown |
 //! | [`clock`]     | the `Clock` trait: system, manual (tests) and scaled (rehearsals) time |
 //! | [`campaign`]  | campaign files: raw spec -> validated `Campaign`; the values in them; slots in time zones; previews; declaration hashes and copies |
@@ -48,6 +49,7 @@ pub mod compose;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mail;

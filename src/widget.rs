@@ -76,6 +76,9 @@ pub struct WindowConfig {
 pub struct Counts {
     pub signatures: u64,
     pub strikers: u64,
+    /// With `[[peers]]`: the hosts the counts add up (the counts are then their total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u64>,
 }
 
 fn rfc(t: DateTime<Utc>) -> String {

@@ -22,6 +22,7 @@
       dhm: '{d} d {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} signed',
+      acrossHosts: 'across {m} hosts',
       striking: '{n} striking',
       sign: 'Sign the declaration',
       join: 'Join the strike',
@@ -38,6 +39,7 @@
       dhm: '{d} T. {h} Std. {m} Min.',
       hm: '{h} Std. {m} Min.',
       signed: '{n} haben unterschrieben',
+      acrossHosts: 'auf {m} Seiten',
       striking: '{n} streiken',
       sign: 'Erklärung unterschreiben',
       join: 'Mitstreiken',
@@ -54,6 +56,7 @@
       dhm: '{d} j {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} signatures',
+      acrossHosts: 'sur {m} sites',
       striking: '{n} en grève',
       sign: 'Signer la déclaration',
       join: 'Rejoindre la grève',
@@ -70,6 +73,7 @@
       dhm: '{d} d {h} h {m} min',
       hm: '{h} h {m} min',
       signed: '{n} firmas',
+      acrossHosts: 'en {m} sitios',
       striking: '{n} en huelga',
       sign: 'Firmar la declaración',
       join: 'Unirse a la huelga',
@@ -275,7 +279,9 @@
       if (!c.counters) return null;
       return el('span', {
         'class': 'picket-counters',
-        text: fill(t.signed, { n: num(c.counters.signatures) }) + ' · ' + fill(t.striking, { n: num(c.counters.strikers) })
+        text: fill(t.signed, { n: num(c.counters.signatures) }) +
+          (c.counters.hosts > 1 ? ' ' + fill(t.acrossHosts, { m: num(c.counters.hosts) }) : '') +
+          ' · ' + fill(t.striking, { n: num(c.counters.strikers) })
       });
     }
 

@@ -77,6 +77,7 @@ pub async fn export(
             Some(store) => Some(Counts {
                 signatures: store.signature_count(&c.id).await?,
                 strikers: store.active_pledge_count(&c.id, now).await?,
+                hosts: None,
             }),
             None => None,
         };

@@ -1,5 +1,6 @@
 //! Reading from another picket host: the raw declaration text and the campaign JSON that
-//! `picket declaration fork` copies. Here because only `network/` speaks HTTP; it does not
+//! `picket declaration fork` copies, and a peer's signed checkpoint (`GET /c/{id}/checkpoint`,
+//! judged by `federation`). Here because only `network/` speaks HTTP; it does not
 //! post and holds no credentials. The caller picks the client: the trusted one for an
 //! address the operator typed, the guarded one for any other.
 
@@ -68,11 +69,39 @@ pub async fn get_json(http: &Http, url: &str) -> Result<serde_json::Value, Fetch
     })
 }
 
+/// Larger than any checkpoint (a dozen short lines and a signature).
+const MAX_CHECKPOINT_BYTES: usize = 16 * 1024;
+
+/// A peer's checkpoint note at `url`, within `timeout` (a peer that does not answer must
+/// not hold up the others' round).
+pub async fn get_checkpoint(
+    http: &Http,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, FetchError> {
+    let resp = get_within(http, url, timeout, MAX_CHECKPOINT_BYTES).await?;
+    let bytes = body(url, resp).await?;
+    String::from_utf8(bytes).map_err(|e| FetchError::Unexpected {
+        url: url.to_string(),
+        expected: "UTF-8 text",
+        reason: e.to_string(),
+    })
+}
+
 async fn get(http: &Http, url: &str) -> Result<Response, FetchError> {
+    get_within(http, url, TIMEOUT, MAX_BYTES).await
+}
+
+async fn get_within(
+    http: &Http,
+    url: &str,
+    timeout: Duration,
+    max: usize,
+) -> Result<Response, FetchError> {
     let resp = http
         .get(url)
-        .timeout(TIMEOUT)
-        .max_body(MAX_BYTES)
+        .timeout(timeout)
+        .max_body(max)
         .send()
         .await
         .map_err(|e| FetchError::Unreachable {
@@ -92,7 +121,7 @@ async fn body(url: &str, resp: Response) -> Result<Vec<u8>, FetchError> {
     resp.bytes().await.map_err(|e| match e {
         HttpError::TooLarge(max) => FetchError::Unexpected {
             url: url.to_string(),
-            expected: "a declaration",
+            expected: "a picket document",
             reason: format!("the answer is larger than {max} bytes"),
         },
         other => FetchError::Unreachable {

@@ -64,6 +64,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/admin_sign_in.html"),
     ),
     ("stats.html", include_str!("../../templates/stats.html")),
+    ("hosts.html", include_str!("../../templates/hosts.html")),
     (
         "mail/reminder.txt",
         include_str!("../../templates/mail/reminder.txt"),

@@ -11,6 +11,7 @@
 
 pub mod census;
 pub mod dispatcher;
+pub mod federation;
 pub mod pacing;
 pub mod planner;
 pub mod remind;

@@ -54,6 +54,8 @@ pub struct Report {
     pub reach: Option<serde_json::Value>,
     /// The hashtag census: `null` when not configured.
     pub census: Option<serde_json::Value>,
+    /// This host and its `[[peers]]`: the movement's verified total (`federation`).
+    pub hosts: crate::federation::Hosts,
 }
 
 /// Posts by state, then by network and hour, and why some did not go out.
@@ -182,15 +184,24 @@ impl Report {
             .map(|(k, n)| (k.to_string(), n))
             .collect();
         let invitations = store.invite_counts(id).await?.iter().map(|i| i.count).sum();
+        let signatures = store.signature_count(id).await?;
+        let post_buckets = store.post_buckets(id).await?;
+        let posts = posts(
+            &post_buckets,
+            &store.failure_reasons(id, TOP_REASONS).await?,
+        );
+        let own = crate::federation::Figures {
+            signatures,
+            strikers: pledged,
+            published: posts.totals.published,
+        };
         Ok(Report {
+            hosts: crate::federation::hosts(store, id, own).await?,
             campaign: id.to_string(),
-            signatures: store.signature_count(id).await?,
+            signatures,
             strikers: pledged,
             accounts_by_network,
-            posts: posts(
-                &store.post_buckets(id).await?,
-                &store.failure_reasons(id, TOP_REASONS).await?,
-            ),
+            posts,
             invitations,
             signatures_awaiting_confirmation: store.unconfirmed_signature_count(id).await?,
             striking: Striking {
@@ -648,6 +659,7 @@ t = ["On strike #{{ hashtag }}"]
             over_time: vec![],
             reach: None,
             census: None,
+            hosts: Default::default(),
         };
         let csv = r.to_csv().unwrap();
         let lines: Vec<&str> = csv.lines().collect();

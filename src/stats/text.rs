@@ -38,6 +38,19 @@ pub fn render(r: &Report) -> String {
         "Strikers    {} pledged, {} striking now, {} done",
         r.striking.pledged, r.striking.now, r.striking.done
     );
+    if !r.hosts.peers.is_empty() {
+        let h = &r.hosts;
+        let _ = writeln!(
+            o,
+            "Hosts       {} signatures, {} strikers, {} published across {} host(s); {} peer(s) listed (`picket peers {}`)",
+            h.signatures,
+            h.strikers,
+            h.published,
+            h.counted_hosts,
+            h.peers.len(),
+            r.campaign
+        );
+    }
     if !r.over_time.is_empty() {
         let sig: Vec<u64> = r.over_time.iter().map(|d| d.signatures_total).collect();
         let pl: Vec<u64> = r.over_time.iter().map(|d| d.pledges_total).collect();

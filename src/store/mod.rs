@@ -20,6 +20,7 @@
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
+//! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `workers.rs`      | [`Workers`]: dispatching workers' heartbeats; a dead worker's leases taken over at once |
 //! | `copy.rs`         | `picket db copy` (SQLite ⇄ PostgreSQL, resumable, verified by row counts and checksums) and `picket db backup` (`VACUUM INTO`) |
@@ -47,6 +48,7 @@ mod admin;
 mod census;
 pub mod copy;
 mod counts;
+mod federation;
 mod leases;
 mod model;
 mod outbox;
@@ -72,6 +74,7 @@ use async_trait::async_trait;
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use federation::{Federation, PeerState, StoredCheckpoint};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::{Outbox, READ_BACK_WITHIN};
@@ -137,6 +140,7 @@ pub trait Store:
     + Webhooks
     + Admin
     + Census
+    + Federation
     + Workers
 where
     Self: Send + Sync + 'static,

@@ -246,15 +246,24 @@ pub async fn stats(
     Ok(Json(report.to_json()))
 }
 
-/// A live counter badge: "#Hashtag | 1,234 signed".
+/// A live counter badge: "#Hashtag | 1,234 signed" (with `[[peers]]`: "1,234 signed across
+/// 5 hosts", the verified total).
 pub async fn badge(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
-    let n = counters(&state, c).await?.signatures;
+    let snapshot = state.counts.get(&state, c).await?;
     let left = format!("#{}", c.hashtag);
-    let right = format!("{} signed", thousands(n));
+    let right = match snapshot.across {
+        Some(a) => format!(
+            "{} signed across {} host{}",
+            thousands(a.signatures),
+            a.hosts,
+            if a.hosts == 1 { "" } else { "s" }
+        ),
+        None => format!("{} signed", thousands(snapshot.counters.signatures)),
+    };
     // Roughly 7 px a character at 11 px Verdana, as shields-style badges assume.
     let (lw, rw) = (
         left.chars().count() * 7 + 12,

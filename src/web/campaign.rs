@@ -98,6 +98,8 @@ pub(crate) fn declaration_view<'a>(c: &Campaign, d: &'a Declaration) -> Declarat
 struct Page<'a> {
     campaign: CampaignView<'a>,
     counters: Counters,
+    /// With `[[peers]]`: the verified total across hosts.
+    across: Option<super::counts::Across>,
     declaration_html: Option<String>,
     /// Hash, raw-text link and (for a copy) proposed changes, under the text.
     declaration: Option<DeclarationView<'a>>,
@@ -232,6 +234,7 @@ async fn render_page(
     let page = Page {
         campaign: view,
         counters: snapshot.counters.clone(),
+        across: snapshot.across,
         declaration_html: declaration_html(c),
         declaration: c.declaration.as_ref().map(|d| declaration_view(c, d)),
         csrf: if plain {

@@ -40,6 +40,18 @@ pub struct Snapshot {
     pub counters: Counters,
     pub posts: OutboxCounts,
     pub accounts_by_network: Vec<(NetworkKind, u64)>,
+    /// With `[[peers]]`: this host and its verified peers (`federation::hosts`).
+    pub across: Option<Across>,
+}
+
+/// The movement's verified total across hosts, as the pages, badge and widget show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Across {
+    pub signatures: u64,
+    pub strikers: u64,
+    pub published: u64,
+    /// Hosts counted, this one included.
+    pub hosts: u64,
 }
 
 impl Snapshot {
@@ -52,15 +64,33 @@ impl Snapshot {
             .iter()
             .map(|i| i.count)
             .sum();
+        let counters = Counters {
+            signatures: store.signature_count(&c.id).await?,
+            strikers: store.active_pledge_count(&c.id, state.clock.now()).await?,
+            published: posts.published,
+            invitations,
+        };
+        let across = if state.settings.peers.is_empty() {
+            None
+        } else {
+            let own = crate::federation::Figures {
+                signatures: counters.signatures,
+                strikers: counters.strikers,
+                published: counters.published,
+            };
+            let h = crate::federation::hosts(store.as_ref(), &c.id, own).await?;
+            Some(Across {
+                signatures: h.signatures,
+                strikers: h.strikers,
+                published: h.published,
+                hosts: h.counted_hosts,
+            })
+        };
         Ok(Snapshot {
-            counters: Counters {
-                signatures: store.signature_count(&c.id).await?,
-                strikers: store.active_pledge_count(&c.id, state.clock.now()).await?,
-                published: posts.published,
-                invitations,
-            },
+            counters,
             posts,
             accounts_by_network: store.accounts_by_network(&c.id).await?,
+            across,
         })
     }
 }
@@ -263,6 +293,7 @@ mod tests {
                 },
                 posts: OutboxCounts::default(),
                 accounts_by_network: vec![],
+                across: None,
             }),
             generation,
             taken_at,

@@ -9,6 +9,7 @@ pub(crate) mod connect;
 pub mod counts;
 mod declaration;
 mod error;
+mod federation;
 pub(crate) mod form;
 pub mod guard;
 pub(crate) mod join;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// The host's Web Push key: its public half is handed to the page's "Remind me in
     /// this browser" button.
     pub vapid: Arc<crate::network::push::VapidKey>,
+    /// The host key that signs this host's checkpoints (`/c/{id}/checkpoint`).
+    pub host_key: Arc<crate::federation::HostKey>,
     /// OAuth authorizations (Mastodon servers, official APIs) waiting for their callback.
     pub oauth: connect::PendingAuthorizations,
     /// Outgoing mail, when an SMTP server is configured; `None` means nothing is mailed
@@ -212,6 +215,9 @@ pub fn router(state: AppState) -> Router {
         .route("/c/{id}", get(campaign::page))
         .route("/c/{id}/signatures", get(campaign::signatures))
         .route("/c/{id}/stats", get(stats::page))
+        .route("/c/{id}/checkpoint", get(federation::checkpoint))
+        .route("/c/{id}/hosts", get(federation::hosts))
+        .route("/c/{id}/sketch", get(federation::sketch))
         .route("/c/{id}/declaration", get(declaration::page))
         .route("/c/{id}/declaration.md", get(declaration::raw))
         .route("/c/{id}/badge.svg", get(api::badge))

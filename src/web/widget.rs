@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::campaign::{counters, find};
+use super::campaign::find;
 use super::{AppState, WebError};
 use crate::widget::{CampaignConfig, Config, Counts};
 
@@ -35,10 +35,20 @@ pub async fn script(
     };
     let mut campaigns = Vec::with_capacity(chosen.len());
     for c in chosen {
-        let n = counters(&state, c).await?;
-        let counts = Counts {
-            signatures: n.signatures,
-            strikers: n.strikers,
+        let snapshot = state.counts.get(&state, c).await?;
+        let n = &snapshot.counters;
+        // With peers, the movement's verified total and how many hosts it adds up.
+        let counts = match snapshot.across {
+            Some(a) => Counts {
+                signatures: a.signatures,
+                strikers: a.strikers,
+                hosts: Some(a.hosts),
+            },
+            None => Counts {
+                signatures: n.signatures,
+                strikers: n.strikers,
+                hosts: None,
+            },
         };
         campaigns.push(CampaignConfig::new(
             c,

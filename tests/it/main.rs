@@ -11,6 +11,7 @@ mod crash;
 mod db;
 mod declaration;
 mod delivery;
+mod federation;
 mod fuzz_corpus;
 mod hostile;
 mod join;

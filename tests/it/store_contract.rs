@@ -3483,3 +3483,115 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
     })
     .await;
 }
+
+#[tokio::test]
+async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forgotten() {
+    on_each_backend(|store, _| async move {
+        use picket::store::{PeerState, StoredCheckpoint};
+        let cp = |sequence: u64, note: &str| StoredCheckpoint {
+            sequence,
+            note: note.to_string(),
+            sketch: None,
+        };
+        assert_eq!(store.latest_checkpoint(CAMPAIGN).await.unwrap(), None);
+        assert!(
+            store
+                .insert_checkpoint(CAMPAIGN, &cp(1, "one"), t0())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_checkpoint(CAMPAIGN, &cp(2, "two"), t0())
+                .await
+                .unwrap()
+        );
+        // A second writer of the same sequence loses; the first one's note stays.
+        assert!(
+            !store
+                .insert_checkpoint(CAMPAIGN, &cp(2, "other"), t0())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.latest_checkpoint(CAMPAIGN).await.unwrap(),
+            Some(cp(2, "two"))
+        );
+        assert_eq!(store.latest_checkpoint("other").await.unwrap(), None);
+        store
+            .set_checkpoint_sketch(CAMPAIGN, 2, "sketch two")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.latest_checkpoint(CAMPAIGN).await.unwrap(),
+            Some(StoredCheckpoint {
+                sketch: Some("sketch two".into()),
+                ..cp(2, "two")
+            })
+        );
+
+        let state = |url: &str, status: &str, note: Option<&str>| PeerState {
+            url: url.to_string(),
+            status: status.to_string(),
+            detail: String::new(),
+            note: note.map(str::to_string),
+            sketch: note.map(|n| format!("sketch of {n}")),
+            checked_at: t0(),
+            last_ok_at: note.map(|_| t0() - Duration::minutes(1)),
+        };
+        let a = state("https://a.example", "verified", Some("note a"));
+        let b = state("https://b.example", "unreachable", None);
+        store.save_peer_state(CAMPAIGN, &a).await.unwrap();
+        store.save_peer_state(CAMPAIGN, &b).await.unwrap();
+        let a2 = PeerState {
+            status: "stale".into(),
+            detail: "did not answer".into(),
+            checked_at: t0() + Duration::minutes(1),
+            ..a.clone()
+        };
+        store.save_peer_state(CAMPAIGN, &a2).await.unwrap();
+        assert_eq!(
+            store.peer_states(CAMPAIGN).await.unwrap(),
+            vec![a2.clone(), b.clone()]
+        );
+        store
+            .forget_peers_except(CAMPAIGN, &["https://a.example".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(store.peer_states(CAMPAIGN).await.unwrap(), vec![a2]);
+        assert!(store.peer_states("other").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sketch_reads_counted_signers_addresses_and_counts_those_without_one() {
+    on_each_backend(|store, _| async move {
+        let sign = |name: &str, email: Option<&str>, confirmed: bool| NewSignature {
+            campaign_id: CAMPAIGN.parse().unwrap(),
+            name: name.into(),
+            email_canonical: email.map(store::canonical_email),
+            public: false,
+            invited_by: None,
+            confirmed,
+            confirm_token_hash: None,
+            email_consent: false,
+        };
+        for s in [
+            sign("Ada", Some("Ada@Example.org"), true),
+            sign("Bob", Some("bob@example.org"), false),
+            sign("Cy", None, true),
+            sign("Di", None, true),
+        ] {
+            store.add_signature(&s, t0()).await.unwrap();
+        }
+        let (addresses, unkeyed) = store.signer_addresses(CAMPAIGN).await.unwrap();
+        assert_eq!(
+            (addresses, unkeyed),
+            (vec!["ada@example.org".to_string()], 2),
+            "only counted signatures, by canonical address"
+        );
+        assert_eq!(store.signer_addresses("other").await.unwrap(), (vec![], 0));
+    })
+    .await;
+}
