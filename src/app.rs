@@ -14,6 +14,7 @@
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! ├── webhooks    (events found in committed rows, enqueued once per hook, delivered)
 //! ├── peers       (each [[peers]] checkpoint read and judged, every federation_refresh_secs)
+//! ├── broadcast   (the campaign's announcements on its own Matrix/Telegram/Discord channels)
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
@@ -352,6 +353,9 @@ impl Application {
         };
         let stop = shutdown.clone();
         tasks.spawn(async move { ("peers", peers.run(stop).await) });
+        let broadcaster = crate::scheduler::broadcast::Broadcaster::from_state(&state);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("broadcast", broadcaster.run(stop).await) });
         let stop = shutdown.clone();
         let wake = self.dispatcher.waker();
         tasks.spawn(async move { ("planner", plan_forever(state, wake, stop).await) });

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod add_bluesky;
 mod add_mastodon;
+mod add_misskey;
 mod add_nostr;
 mod add_official;
 mod admin;
@@ -100,7 +101,7 @@ pub enum Command {
     },
     /// Pledge to strike: picket will post the campaign's notices from these accounts.
     #[command(
-        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org"
+        after_help = "Examples:\n  picket join social-media-strike --account 1 --tz Europe/Berlin\n  picket join social-media-strike --account 1 --account 2 --tz America/New_York --days 2027-07-04 --every 2h --name Alex\n  picket join social-media-strike --account 3 --tz Pacific/Auckland --email alex@example.org\n  picket join social-media-strike --account 1 --hand-off"
     )]
     Join {
         /// The campaign id (see `picket campaign check campaigns/`).
@@ -124,6 +125,11 @@ pub enum Command {
         /// (needs the host's [smtp] settings).
         #[arg(long)]
         email: Option<String>,
+        /// Hand your Mastodon-API accounts' posts to their server's own scheduler
+        /// (`scheduled_at`) ahead of time, so they go out even if picket is down: posts at
+        /// least 6 minutes ahead, at most 25 a day and 300 in all; picket sends the rest.
+        #[arg(long)]
+        hand_off: bool,
     },
     /// Stop: no further post of this pledge goes out once this returns.
     #[command(
@@ -377,6 +383,26 @@ pub enum AddAccount {
             long,
             allow_hyphen_values = true,
             env = "PICKET_MASTODON_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+    },
+    /// An account on a Misskey-API server (Misskey, Sharkey, Iceshrimp ...). Without
+    /// --token picket prints the server's MiAuth page, where you allow picket to write
+    /// notes (it asks for nothing else), then press Enter.
+    #[command(
+        after_help = "Examples:\n  picket account add misskey --server misskey.io\n  picket account add misskey --server https://sharkey.example --token TOKEN   (a token that also allows read:account)"
+    )]
+    Misskey {
+        /// The server's address, e.g. misskey.io or https://sharkey.example.
+        #[arg(long)]
+        server: String,
+        /// An access token with write:notes and read:account, instead of MiAuth (better
+        /// from the environment than the command line).
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            env = "PICKET_MISSKEY_TOKEN",
             hide_env_values = true
         )]
         token: Option<String>,
@@ -829,6 +855,9 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         Command::Account(AccountCommand::Add(AddAccount::Mastodon { server, token })) => {
             add_mastodon::add_mastodon(ctx, &server, token).await?
         }
+        Command::Account(AccountCommand::Add(AddAccount::Misskey { server, token })) => {
+            add_misskey::add_misskey(ctx, &server, token).await?
+        }
         Command::Account(AccountCommand::Add(AddAccount::Bluesky {
             handle,
             app_password,
@@ -849,6 +878,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
             every,
             name,
             email,
+            hand_off,
         } => {
             return participate::join(
                 ctx,
@@ -860,6 +890,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
                     every,
                     name,
                     email,
+                    hand_off,
                 },
             )
             .await;

@@ -86,6 +86,71 @@ pub struct Settings {
     /// hosts, keying the hashes of the distinct-signers sketch (docs/checkpoints.md). Unset:
     /// no sketch is made or read, and no estimate is shown.
     pub distinct_signers_key: Option<Secret>,
+    /// `[[channels]]`: the organiser's own announcement accounts (Matrix, Telegram,
+    /// Discord) with their tokens; campaign files name them and may declare the rest.
+    pub channels: Vec<ChannelSettings>,
+    /// `PICKET_CHANNEL_<NAME>_TOKEN` variables found at load, by variable name: the tokens
+    /// of channels only a campaign file declares.
+    #[serde(skip)]
+    pub channel_env_tokens: std::collections::BTreeMap<String, Secret>,
+}
+
+/// One `[[channels]]` entry of the host settings: a broadcast channel's token, and
+/// optionally where it is (a campaign file's `[[channels]]` entry of the same name may say
+/// that instead; what is given here wins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub name: String,
+    /// `matrix`, `telegram` or `discord`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub homeserver: Option<String>,
+    #[serde(default)]
+    pub room: Option<String>,
+    #[serde(default)]
+    pub chat: Option<String>,
+    #[serde(default)]
+    pub api: Option<String>,
+    /// Matrix: an access token; Telegram: the bot token; Discord: the webhook's whole
+    /// address (it holds the webhook's token). Unset: `PICKET_CHANNEL_<NAME>_TOKEN`.
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+/// The environment variable a channel's token may come from:
+/// `PICKET_CHANNEL_<NAME>_TOKEN`, the name upper-cased with `-` as `_`.
+pub fn channel_token_env(name: &str) -> String {
+    format!(
+        "PICKET_CHANNEL_{}_TOKEN",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+impl ChannelSettings {
+    fn check(&mut self, n: usize, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let name = format!("channels[{n}]");
+        anyhow::ensure!(
+            (1..=40).contains(&self.name.len())
+                && self.name.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'),
+            "{name}: name {:?}: use 1 to 40 lowercase letters, digits, '-' or '_'",
+            self.name
+        );
+        if let Some(kind) = &self.kind {
+            anyhow::ensure!(
+                matches!(kind.as_str(), "matrix" | "telegram" | "discord"),
+                "{name}: unknown kind {kind:?}; use \"matrix\", \"telegram\" or \"discord\""
+            );
+        }
+        if let Some(v) = get(&channel_token_env(&self.name)).filter(|v| !v.is_empty()) {
+            self.token = Some(Secret::new(v));
+        }
+        Ok(())
+    }
 }
 
 /// One `[[peers]]` entry: another host's base address and its key, as its
@@ -596,11 +661,23 @@ impl Default for Settings {
             peers: Vec::new(),
             federation_refresh_secs: 60,
             distinct_signers_key: None,
+            channels: Vec::new(),
+            channel_env_tokens: Default::default(),
         }
     }
 }
 
 impl Settings {
+    /// The token of broadcast channel `name`: the host's `[[channels]]` entry, else
+    /// `PICKET_CHANNEL_<NAME>_TOKEN`.
+    pub fn channel_token(&self, name: &str) -> Option<&Secret> {
+        self.channels
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.token.as_ref())
+            .or_else(|| self.channel_env_tokens.get(&channel_token_env(name)))
+    }
+
     /// Defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
         let mut s = match file {
@@ -613,6 +690,12 @@ impl Settings {
             None => Settings::default(),
         };
         s.apply_env(|k| std::env::var(k).ok())?;
+        s.channel_env_tokens = std::env::vars()
+            .filter(|(k, v)| {
+                k.starts_with("PICKET_CHANNEL_") && k.ends_with("_TOKEN") && !v.is_empty()
+            })
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect();
         Ok(s)
     }
 
@@ -702,6 +785,9 @@ impl Settings {
         let shared = get("PICKET_WEBHOOK_SECRET").filter(|v| !v.is_empty());
         for (n, hook) in self.webhooks.iter_mut().enumerate() {
             hook.check(n, shared.as_deref())?;
+        }
+        for (n, channel) in self.channels.iter_mut().enumerate() {
+            channel.check(n, &get)?;
         }
         self.apply_exposure_env(&get)
     }

@@ -6,7 +6,8 @@
 //! rather than stopping at the first; the values inside (durations, dates, `when`) are
 //! read by `values`, which the web and the command line use too. `schedule` turns a
 //! campaign plus one participant's zone, days and cadence into [`Slot`]s, and `preview`
-//! renders every slot's text through [`crate::compose`]. This module reads no database and
+//! renders every slot's text through [`crate::compose`]. `broadcast` holds the campaign's
+//! own announcement channels and the instants of their announcements. This module reads no database and
 //! speaks to no network.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{CampaignId, Hashtag, NetworkKind, Zone};
 
+pub mod broadcast;
 mod check;
 pub mod declaration;
 pub mod preview;
@@ -89,6 +91,13 @@ pub struct Campaign {
     pub x_api: bool,
     /// Where the hashtag census looks (`[census]`); empty: no census.
     pub census: CensusSources,
+    /// The organiser's own announcement channels declared here (`[[channels]]`, no
+    /// tokens); the host's settings may declare more. Not part of the public JSON.
+    #[serde(skip)]
+    pub channels: Vec<broadcast::ChannelSpec>,
+    /// What the channels announce, and when (`[[announcements]]`).
+    #[serde(skip)]
+    pub announcements: Vec<broadcast::Announcement>,
     /// Where the file was read from.
     pub source: PathBuf,
 }

@@ -41,6 +41,55 @@ pub struct RawCampaign {
     /// `[census]`: where the hashtag census looks.
     #[serde(default)]
     pub census: Option<Spanned<RawCensus>>,
+    /// `[[channels]]`: the organiser's own announcement accounts (no tokens here).
+    #[serde(default)]
+    pub channels: Option<Spanned<Vec<Spanned<RawChannel>>>>,
+    /// `[[announcements]]`: what those channels say, and when.
+    #[serde(default)]
+    pub announcements: Option<Spanned<Vec<Spanned<RawAnnouncement>>>>,
+}
+
+/// One `[[channels]]` entry: where announcements go. The keys a token would be written
+/// under are read only to refuse them with a message saying where a token belongs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub homeserver: Option<Spanned<String>>,
+    #[serde(default)]
+    pub room: Option<Spanned<String>>,
+    #[serde(default)]
+    pub chat: Option<Spanned<String>>,
+    #[serde(default)]
+    pub api: Option<Spanned<String>>,
+    #[serde(default)]
+    pub token: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub access_token: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub bot_token: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub webhook: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub webhook_url: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub url: Option<Spanned<toml::Value>>,
+}
+
+/// One `[[announcements]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnnouncement {
+    pub name: Spanned<String>,
+    pub when: Spanned<String>,
+    pub channels: Spanned<Vec<Spanned<String>>>,
+    pub text: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub window: Option<Spanned<String>>,
 }
 
 /// `[census]`: the public sources the hashtag census polls.

@@ -15,10 +15,11 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::broadcast::{Announcement, ChannelKind, ChannelSpec};
 use super::declaration::{content_hash, is_hash, proposed_changes};
 use super::spec::{
-    RawCampaign, RawCensus, RawDeclaration, RawOrigin, RawPost, RawStrike, RawTemplates,
-    RawThreshold,
+    RawAnnouncement, RawCampaign, RawCensus, RawChannel, RawDeclaration, RawOrigin, RawPost,
+    RawStrike, RawTemplates, RawThreshold,
 };
 use super::values::{did_you_mean, fmt_duration, parse_date, parse_duration, parse_when};
 use super::{
@@ -148,6 +149,16 @@ impl<'a> Cx<'a> {
             .as_ref()
             .map(|c| self.census(c.get_ref()))
             .unwrap_or_default();
+        let channels = raw
+            .channels
+            .as_ref()
+            .map(|c| self.channels(c.get_ref()))
+            .unwrap_or_default();
+        let announcements = raw
+            .announcements
+            .as_ref()
+            .map(|a| self.announcements(a.get_ref(), &raw, &strike))
+            .unwrap_or_default();
         Some(Campaign {
             id: id?,
             title: title?,
@@ -166,8 +177,268 @@ impl<'a> Cx<'a> {
             threshold,
             x_api,
             census,
+            channels,
+            announcements,
             source: self.path.to_path_buf(),
         })
+    }
+
+    /// `[[channels]]`: a known kind, the addresses it needs, a name used once, and no
+    /// token (tokens belong to the host, so a campaign file can be shared and copied).
+    fn channels(&mut self, raw: &[Spanned<RawChannel>]) -> Vec<ChannelSpec> {
+        let mut out: Vec<ChannelSpec> = Vec::new();
+        for c in raw {
+            let c = c.get_ref();
+            let name = c.name.get_ref().trim().to_string();
+            let secrets = [
+                ("token", &c.token),
+                ("access_token", &c.access_token),
+                ("bot_token", &c.bot_token),
+                ("webhook", &c.webhook),
+                ("webhook_url", &c.webhook_url),
+                ("url", &c.url),
+            ];
+            for (key, value) in secrets {
+                if let Some(v) = value {
+                    // The value itself is never repeated: it may be a live token.
+                    self.at(
+                        v.span(),
+                        format!(
+                            "channel \"{name}\": `{key}` holds a secret, and a secret is never in \
+                             a campaign file (files are shared and copied): put it in the host \
+                             settings ([[channels]] with name = \"{name}\" and token = \"...\") \
+                             or in {}",
+                            crate::config::channel_token_env(&name)
+                        ),
+                    );
+                }
+            }
+            if !valid_channel_name(&name) {
+                self.at(
+                    c.name.span(),
+                    format!(
+                        "channel name \"{name}\": use 1 to 40 lowercase letters, digits, '-' or '_'"
+                    ),
+                );
+                continue;
+            }
+            if out.iter().any(|o| o.name == name) {
+                self.at(
+                    c.name.span(),
+                    format!("channel \"{name}\" is declared twice: give each a name of its own"),
+                );
+                continue;
+            }
+            let Some(kind) = ChannelKind::parse(c.kind.get_ref().trim()) else {
+                self.at(
+                    c.kind.span(),
+                    format!(
+                        "channel \"{name}\": unknown kind \"{}\"; use \"matrix\", \"telegram\" or \
+                         \"discord\"",
+                        c.kind.get_ref()
+                    ),
+                );
+                continue;
+            };
+            let text = |v: &Option<Spanned<String>>| {
+                v.as_ref()
+                    .map(|v| v.get_ref().trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            let spec = ChannelSpec {
+                name: name.clone(),
+                kind,
+                homeserver: text(&c.homeserver),
+                room: text(&c.room),
+                chat: text(&c.chat),
+                api: text(&c.api),
+            };
+            let needs: &[(&str, bool)] = match kind {
+                ChannelKind::Matrix => &[
+                    ("homeserver", spec.homeserver.is_some()),
+                    ("room", spec.room.is_some()),
+                ],
+                ChannelKind::Telegram => &[("chat", spec.chat.is_some())],
+                // A Discord webhook's address is its token: all of it is the host's.
+                ChannelKind::Discord => &[],
+            };
+            for (key, present) in needs {
+                if !present {
+                    self.at(
+                        c.name.span(),
+                        format!("channel \"{name}\" ({}) needs {key}", kind.as_str()),
+                    );
+                }
+            }
+            for (key, v) in [("homeserver", &c.homeserver), ("api", &c.api)] {
+                if let Some(v) = v {
+                    let ok = url::Url::parse(v.get_ref().trim()).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https")
+                            && u.host_str().is_some()
+                            && u.username().is_empty()
+                            && u.password().is_none()
+                            && u.query().is_none()
+                    });
+                    if !ok {
+                        self.at(
+                            v.span(),
+                            format!(
+                                "channel \"{name}\": {key} must be an http(s) address without \
+                                 credentials or a query, e.g. \"https://matrix.org\""
+                            ),
+                        );
+                    }
+                }
+            }
+            out.push(spec);
+        }
+        out
+    }
+
+    /// `[[announcements]]`: a known schedule, a zone to read it in, channels by name, and
+    /// texts that render with an announcement's variables.
+    fn announcements(
+        &mut self,
+        raw: &[Spanned<RawAnnouncement>],
+        campaign: &RawCampaign,
+        strike: &Strike,
+    ) -> Vec<Announcement> {
+        let vars = crate::compose::announce::AnnouncementVars::sample(
+            campaign.hashtag.get_ref().trim_start_matches('#'),
+            campaign.title.get_ref(),
+            campaign.id.get_ref(),
+        );
+        let mut out: Vec<Announcement> = Vec::new();
+        for a in raw {
+            let a = a.get_ref();
+            let name = a.name.get_ref().trim().to_string();
+            let mut ok = true;
+            if !valid_channel_name(&name) {
+                self.at(
+                    a.name.span(),
+                    format!(
+                        "announcement name \"{name}\": use 1 to 40 lowercase letters, digits, '-' or '_'"
+                    ),
+                );
+                ok = false;
+            } else if out.iter().any(|o| o.name == name) {
+                self.at(
+                    a.name.span(),
+                    format!(
+                        "announcement \"{name}\" is declared twice: give each a name of its own"
+                    ),
+                );
+                ok = false;
+            }
+            let when = match parse_when(a.when.get_ref()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    self.at(a.when.span(), format!("announcement \"{name}\": {e}"));
+                    None
+                }
+            };
+            let window = a
+                .window
+                .as_ref()
+                .and_then(|w| match parse_duration(w.get_ref()) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        self.at(w.span(), format!("announcement \"{name}\": window: {e}"));
+                        ok = false;
+                        None
+                    }
+                });
+            let tz = match (&a.timezone, &strike.when) {
+                (Some(z), _) => self.zone(z),
+                (None, StrikeTime::ZonedDays { tz, .. }) => Some(*tz),
+                (None, StrikeTime::Windows(_)) => Some(Tz::UTC),
+                (None, StrikeTime::ParticipantDays(_)) => {
+                    self.at(
+                        a.name.span(),
+                        format!(
+                            "announcement \"{name}\": the strike's days are read in each \
+                             participant's zone, so say which zone this announcement's times are \
+                             read in, e.g. timezone = \"Europe/Berlin\""
+                        ),
+                    );
+                    None
+                }
+            };
+            let channels: Vec<String> = a
+                .channels
+                .get_ref()
+                .iter()
+                .map(|c| c.get_ref().trim().to_string())
+                .collect();
+            if channels.is_empty() {
+                self.at(
+                    a.channels.span(),
+                    format!(
+                        "announcement \"{name}\" has no channels: name at least one of the \
+                         campaign's [[channels]] or the host's"
+                    ),
+                );
+                ok = false;
+            }
+            for (c, raw_c) in channels.iter().zip(a.channels.get_ref()) {
+                if !valid_channel_name(c) {
+                    self.at(
+                        raw_c.span(),
+                        format!(
+                            "announcement \"{name}\": channel name \"{c}\" is not a channel name"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            if a.text.get_ref().is_empty() {
+                self.at(
+                    a.text.span(),
+                    format!("announcement \"{name}\" has no text: add at least one variant"),
+                );
+                ok = false;
+            }
+            for (i, v) in a.text.get_ref().iter().enumerate() {
+                let which = format!("variant {} of announcement \"{name}\"", i + 1);
+                if v.get_ref().trim().is_empty() {
+                    self.at(
+                        v.span(),
+                        format!("{which} is empty: write the text or remove it"),
+                    );
+                    ok = false;
+                } else if let Err(e) =
+                    crate::compose::announce::Announcements::check(v.get_ref(), &vars)
+                {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "{which} does not render: {} (an announcement knows hashtag, title, \
+                             campaign_url, declaration_url, strikers, signatures, starts_in, date, \
+                             time, weekday, timezone)",
+                            e.message
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let (Some(when), Some(tz), true) = (when, tz, ok) else {
+                continue;
+            };
+            out.push(Announcement {
+                name,
+                when,
+                tz,
+                channels,
+                text: a
+                    .text
+                    .get_ref()
+                    .iter()
+                    .map(|v| v.get_ref().clone())
+                    .collect(),
+                window,
+            });
+        }
+        out
     }
 
     /// `[census]`: each source an address of the scheme its network speaks, without
@@ -1056,6 +1327,15 @@ fn parse_instant(s: &str, tz: Option<Tz>) -> Result<DateTime<Utc>, String> {
             ))
         }
     }
+}
+
+/// A channel's or announcement's name: what the store, the settings and the environment
+/// variable of its token know it by.
+fn valid_channel_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

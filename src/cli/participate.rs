@@ -255,6 +255,10 @@ pub async fn list_accounts(ctx: &Ctx, format: Format) -> anyhow::Result<()> {
 /// `picket account remove ID`.
 pub async fn remove_account(ctx: &Ctx, id: i64) -> anyhow::Result<ExitCode> {
     let me = ctx.me(None, Zone::UTC).await?;
+    // Before its credentials go: they are what deletes its handed-off posts.
+    if let Err(code) = recall(ctx, me, Some(AccountId(id)), true).await? {
+        return Ok(code);
+    }
     let removed = participation::remove_account(
         ctx.store.as_ref(),
         me,
@@ -320,6 +324,8 @@ pub struct JoinArgs {
     pub every: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// `--hand-off`: hand Mastodon posts to the server's own scheduler.
+    pub hand_off: bool,
 }
 
 /// `picket join`: pledge, then plan the posts at once so `status` shows them.
@@ -412,6 +418,49 @@ pub async fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
             checked.unknown
         );
     }
+    if args.hand_off {
+        let chosen = match participation::choose_hand_off(
+            ctx.store.as_ref(),
+            &networks,
+            &vault,
+            me,
+            &ids,
+            now,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => return refused(e),
+        };
+        let rows = ctx.store.outbox_for(me, Some(campaign.id.as_str())).await?;
+        for c in chosen {
+            match c {
+                participation::HandOffChoice::On { account, software } => {
+                    // The dispatcher's own rule, over this account's planned posts.
+                    let mut at: Vec<_> = rows
+                        .iter()
+                        .filter(|r| r.account_id == account && r.state == OutboxState::Pending)
+                        .map(|r| r.run_at)
+                        .collect();
+                    at.sort();
+                    let plan = scheduler::dispatcher::handoff::plan(&[], &at, now);
+                    let handed = plan.iter().filter(|h| **h).count();
+                    println!(
+                        "account {}: {handed} of its {} planned post(s) go to its server's own \
+                         scheduler ({software}); picket sends the other {} itself (closer \
+                         than 6 minutes, or over the server's 25 a day / 300 in all)",
+                        account.0,
+                        at.len(),
+                        at.len() - handed
+                    );
+                }
+                participation::HandOffChoice::Off { account, why } => println!(
+                    "account {}: not handed off ({why}); picket sends its posts itself",
+                    account.0
+                ),
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -447,10 +496,54 @@ pub async fn withdraw(
         ),
     }
     report_in_flight(stopped);
+    if let Err(e) = recall(ctx, me, account.map(AccountId), false).await? {
+        return Ok(e);
+    }
     if delete_posts {
         return delete_published(ctx, me, campaign_id, account.map(AccountId)).await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Delete the handed-off posts that may no longer go out from the servers' schedules
+/// (with `all`, every one of `account`, which is being removed) and say so.
+/// `Ok(Err(code))`: refused, and the exit code.
+async fn recall(
+    ctx: &Ctx,
+    me: store::ParticipantId,
+    account: Option<AccountId>,
+    all: bool,
+) -> anyhow::Result<Result<(), ExitCode>> {
+    let vault = ctx.vault()?;
+    let networks = ctx.networks(&vault);
+    let recalled = match participation::recall_handed_off(
+        ctx.store.as_ref(),
+        &networks,
+        &vault,
+        me,
+        account,
+        all,
+        ctx.clock.now(),
+        ctx.max_wait(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return refused(e).map(Err),
+    };
+    if recalled.deleted > 0 {
+        println!(
+            "{} handed-off post(s) deleted from the server's schedule",
+            recalled.deleted
+        );
+    }
+    for why in &recalled.failed {
+        eprintln!(
+            "a handed-off post could not be deleted from the server's schedule ({why}); \
+             picket keeps trying while it runs, or delete it on the server"
+        );
+    }
+    Ok(Ok(()))
 }
 
 /// Delete this pledge's published notices from the networks.
@@ -606,7 +699,12 @@ pub async fn status(ctx: &Ctx, campaign: Option<&str>, format: Format) -> anyhow
                 OutboxState::Pending,
                 OutboxState::Claimed,
                 OutboxState::Sending,
+                OutboxState::HandingOff,
             ][..],
+        ),
+        (
+            "handed off to the server's own scheduler",
+            &[OutboxState::HandedOff][..],
         ),
         ("to post by hand now", &[OutboxState::Reminded][..]),
         ("published", &[OutboxState::Published][..]),

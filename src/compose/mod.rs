@@ -8,7 +8,9 @@
 //!   is too long ([`Templates::compose`]);
 //! * [`length`]: how long a text is the way each network counts it, and whether it fits;
 //! * [`intent`]: tap-to-post: the prefilled compose link (or the text to copy) of a
-//!   rendered notice, and which addresses a post by hand may have.
+//!   rendered notice, and which addresses a post by hand may have;
+//! * [`announce`]: the text of an announcement on the campaign's own broadcast channels
+//!   (its variables, with live counts), rendered the same way.
 //!
 //! The dispatcher, the join preview and `picket campaign preview` (through
 //! `campaign::preview`) call these; nothing else builds a post's text.
@@ -21,6 +23,7 @@
 //! module decides what goes into them and which variant is sent. It knows no campaign
 //! file and no network adapter: callers pass the values and the measure.
 
+pub mod announce;
 pub mod intent;
 pub mod length;
 pub mod text;

@@ -9,12 +9,14 @@
 
 pub mod bench_baseline;
 pub mod bluesky;
+pub mod broadcast;
 pub mod census;
 pub mod facebook;
 pub mod graph;
 pub mod guarded;
 pub mod linkedin;
 pub mod mastodon;
+pub mod misskey;
 pub mod nostr;
 pub mod official;
 pub mod peer;
@@ -333,6 +335,12 @@ pub trait Network: Send + Sync + 'static {
         Ok(ReadBack::Unknown)
     }
 
+    /// The account's server's own scheduler, where picket can hand posts to it
+    /// (`--hand-off`: [`mastodon::schedule`]); `None` for networks without one.
+    fn scheduler(&self) -> Option<&dyn mastodon::schedule::ServerScheduler> {
+        None
+    }
+
     /// Delete a published post (`picket withdraw --delete-posts`, "delete my data").
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let _ = (account, remote_id);
@@ -481,6 +489,10 @@ impl Networks {
                 clock.clone(),
             )))
             .with(Arc::new(nostr::Nostr::new(egress.clone())))
+            .with(Arc::new(misskey::Misskey::new(
+                egress.clone(),
+                clock.clone(),
+            )))
             // The sandbox's address is this host's own or the operator's: never a visitor's.
             .with(Arc::new(sandbox::Sandbox::new(
                 egress.trusted().clone(),

@@ -430,3 +430,89 @@ pub fn grant_ends(
     let plain = vault.open_for(account.id.0, &account.credentials).ok()?;
     crate::network::grant_ends(account.network, &String::from_utf8_lossy(&plain))
 }
+
+const MISSKEY_FAILED: &str = "picket could not connect to that server. Check its address \
+    (such as misskey.io) and try again.";
+const MISSKEY_NOT_ALLOWED: &str =
+    "The server did not say you allowed picket. Try connecting the account again.";
+
+/// A Misskey-API server (Misskey, Sharkey, Iceshrimp ...), opened for enrolment by `by`.
+pub struct MisskeyServer {
+    server: crate::network::misskey::enroll::Server,
+    by: TypedBy,
+}
+
+impl MisskeyServer {
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// The MiAuth page for session `session` (asks only `write:notes`); the browser comes
+    /// back to `callback` when given.
+    pub fn miauth_url(&self, session: &str, callback: Option<&str>) -> String {
+        self.server.miauth_url(session, callback)
+    }
+}
+
+/// Open the Misskey-API server at `server` and read its limits (`api/meta`).
+pub async fn misskey_server(
+    egress: &Egress,
+    by: TypedBy,
+    server: &str,
+) -> Result<MisskeyServer, ConnectError> {
+    use crate::network::misskey::enroll;
+    let url = enroll::normalise_server(server).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let server = enroll::Server::open(client(egress, by).clone(), url)
+        .await
+        .map_err(|e| failed(MISSKEY_FAILED, e.to_string()))?;
+    Ok(MisskeyServer { server, by })
+}
+
+fn misskey_connected(
+    server: &MisskeyServer,
+    enrolled: Enrolled,
+) -> Result<Connected, ConnectError> {
+    let s = &server.server;
+    Ok(Connected {
+        network: NetworkKind::Misskey,
+        summary: format!(
+            "({}) on {}: {}, {} characters per note, permission write:notes",
+            enrolled.handle,
+            s.url,
+            s.version.as_deref().unwrap_or("unknown version"),
+            s.max_text
+                .unwrap_or(crate::network::misskey::DEFAULT_MAX_TEXT),
+        ),
+        handle: handle(&enrolled.handle)?,
+        server: Some(s.url.clone()),
+        credentials: enrolled.credentials,
+        trusted: server.by == TypedBy::Operator,
+    })
+}
+
+/// Finish MiAuth session `session` once the person allowed picket on their server.
+pub async fn misskey_session(
+    server: &MisskeyServer,
+    session: &str,
+) -> Result<Connected, ConnectError> {
+    let enrolled = server
+        .server
+        .miauth_check(session)
+        .await
+        .map_err(|e| failed(MISSKEY_NOT_ALLOWED, e.to_string()))?;
+    misskey_connected(server, enrolled)
+}
+
+/// A pasted access token (it must also allow `read:account`, to learn whose it is).
+pub async fn misskey_token(server: &MisskeyServer, token: &str) -> Result<Connected, ConnectError> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ConnectError::Invalid("The token is empty.".into()));
+    }
+    let enrolled = server
+        .server
+        .token(token)
+        .await
+        .map_err(|e| failed(MISSKEY_NOT_ALLOWED, e.to_string()))?;
+    misskey_connected(server, enrolled)
+}

@@ -99,6 +99,8 @@ pub struct Erased {
     pub stopped: Stopped,
     /// The published notices deleted from the networks, when that was asked for.
     pub published: Option<Deleted>,
+    /// Handed-off posts deleted from the servers' schedules.
+    pub recalled: super::Recalled,
 }
 
 /// "Delete all my data": stop every pledge (waiting for posts on the wire, so nothing is
@@ -125,6 +127,24 @@ pub async fn delete_everything(
         let stopped = scheduler::settle(store, w, max_wait).await?;
         super::add_stopped(&mut erased.stopped, stopped);
     }
+    // Handed-off posts are on the servers' schedules: delete them there while the
+    // credentials still exist.
+    let recalled = scheduler::dispatcher::handoff::recall(
+        store,
+        networks,
+        vault,
+        &store
+            .list_accounts(participant)
+            .await?
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>(),
+        false,
+        now,
+        max_wait,
+    )
+    .await?;
+    erased.recalled = recalled;
     if delete_posts {
         erased.published =
             Some(delete_published(store, networks, vault, participant, None, None).await?);

@@ -14,6 +14,7 @@
 //! - `pledge`: pledging, changing and withdrawing a pledge
 //! - `leave`: removing an account, deleting published notices, deleting everything
 //! - `connect`: enrolling an account of each network
+//! - `handoff`: choosing hand-off to a server's own scheduler, recalling handed-off posts
 //! - `tap`: tap-to-post accounts, the address reminders go to, "I posted it"
 //! - `error`: the [`ParticipationError`] every action returns
 
@@ -32,6 +33,7 @@ use crate::store::{
 
 pub mod connect;
 mod error;
+pub mod handoff;
 mod leave;
 mod pledge;
 pub mod push;
@@ -39,6 +41,7 @@ pub mod tap;
 
 pub use connect::Connected;
 pub use error::{Missing, ParticipationError};
+pub use handoff::{HandOffChoice, Recalled, choose_hand_off, recall_handed_off};
 pub use leave::{Deleted, Erased, Removed, delete_everything, delete_published, remove_account};
 pub use pledge::{Pledged, new_pledge, pledge, withdraw};
 

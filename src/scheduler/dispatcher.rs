@@ -1,7 +1,8 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> step ─┬─ expire_missed (window + grace passed → missed; at most once a second)
+//! run ─loop─> step ─┬─ hand_off_round (hand-off accounts: see `handoff`)
+//!                   ├─ expire_missed (window + grace passed → missed; at most once a second)
 //!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
 //!                   ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
 //!                   ├─ prepare: render text, check length, pace, decrypt
@@ -23,6 +24,8 @@
 //! answer, a crash mid-request) is never re-sent: it is read back
 //! ([`Network::read_back`]), and recorded published with its link if the network has it,
 //! or missed if it does not (once the last attempt has had time to land).
+
+pub mod handoff;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +104,8 @@ pub struct Dispatcher {
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Strike cards for posts with `card = true`, shared with the web's card pages.
     cards: Arc<Cards>,
+    /// When the last hand-off round ran (real time; see [`handoff`]).
+    last_hand_off: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -147,6 +152,7 @@ impl Dispatcher {
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
             cards: Arc::new(Cards::default()),
+            last_hand_off: std::sync::Mutex::new(None),
         })
     }
 
@@ -310,6 +316,7 @@ impl Dispatcher {
         let mut report = StepReport::default();
         // Real time spent in each phase, logged at debug level: where a round's time goes
         // decides what to make faster (the dispatch benchmark's README notes use it).
+        self.hand_off_round().await;
         let mut phases = Phases::start();
         let now = self.clock.now();
         if self.expiry_due(now) {

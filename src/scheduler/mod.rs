@@ -9,6 +9,7 @@
 //! [`isolate_async`]: an error or even a panic in it is recorded against that row, with a
 //! reason, and the loop goes on to the next. One bad row must never stop a strike.
 
+pub mod broadcast;
 pub mod census;
 pub mod dispatcher;
 pub mod federation;

@@ -69,7 +69,8 @@ pub struct Posts {
     pub by_network_hour: Vec<NetworkHour>,
 }
 
-/// Posts per outcome. `scheduled` is everything not yet finished (pending, claimed, sending).
+/// Posts per outcome. `scheduled` is everything not yet finished (pending, claimed, sending,
+/// and posts handed off to a server's own scheduler).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PostCounts {
     pub scheduled: u64,
@@ -84,9 +85,11 @@ pub struct PostCounts {
 impl PostCounts {
     fn add(&mut self, state: OutboxState, n: u64) {
         let slot = match state {
-            OutboxState::Pending | OutboxState::Claimed | OutboxState::Sending => {
-                &mut self.scheduled
-            }
+            OutboxState::Pending
+            | OutboxState::Claimed
+            | OutboxState::Sending
+            | OutboxState::HandingOff
+            | OutboxState::HandedOff => &mut self.scheduled,
             OutboxState::Published => &mut self.published,
             OutboxState::Failed => &mut self.failed,
             OutboxState::Missed => &mut self.missed,

@@ -14,6 +14,7 @@
 //! | `sessions.rs`     | [`Sessions`]: magic links, sessions, the per-address mail budget |
 //! | `pledges.rs`      | [`Pledges`]: pledges, withdrawing, applying the planner's plans |
 //! | `outbox.rs`       | [`Outbox`]: claiming, sending, recording outcomes; cancelling campaigns |
+//! | `handoff.rs`      | [`HandOffs`]: hand-off to a server's own scheduler: accounts that chose it, leasing rows while their scheduled status is created, recording what became of them |
 //! | `signatures.rs`   | [`Signatures`]: signatures, their confirmation, invitations |
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
@@ -22,6 +23,7 @@
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
+//! | `broadcast.rs`    | [`Broadcasts`]: the campaign's broadcast channels' outbox: one row per announcement, channel and instant, with its text and transaction id, claimed under a lease |
 //! | `workers.rs`      | [`Workers`]: dispatching workers' heartbeats; a dead worker's leases taken over at once |
 //! | `copy.rs`         | `picket db copy` (SQLite ⇄ PostgreSQL, resumable, verified by row counts and checksums) and `picket db backup` (`VACUUM INTO`) |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
@@ -45,10 +47,12 @@
 //! not a duplicate post. Use PostgreSQL (with `synchronous_commit=on`) when that is not enough.
 
 mod admin;
+mod broadcast;
 mod census;
 pub mod copy;
 mod counts;
 mod federation;
+mod handoff;
 mod leases;
 mod model;
 mod outbox;
@@ -72,9 +76,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use admin::{Admin, ExportedSignature, Failure, LedgerPost};
+pub use broadcast::{
+    BroadcastDelivery, BroadcastOutcome, Broadcasts, NewBroadcast, StoredBroadcast,
+};
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
 pub use federation::{Federation, PeerState, StoredCheckpoint};
+pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
 pub use model::*;
 pub use outbox::{Outbox, READ_BACK_WITHIN};
@@ -132,12 +140,14 @@ pub trait Store:
     + Sessions
     + Pledges
     + Outbox
+    + HandOffs
     + Signatures
     + Counts
     + Leases
     + Reminders
     + PushSubscriptions
     + Webhooks
+    + Broadcasts
     + Admin
     + Census
     + Federation

@@ -153,6 +153,11 @@ state_enum!(
     ///    └──── retry ───────┴──────────────────────────┘   (lease expiry: reclaimed)
     /// pending | claimed ──withdraw / cancel / remove account──> cancelled
     ///
+    /// hand-off accounts (the server's own scheduler publishes at `run_at`):
+    /// pending ──claim_hand_off──> handing_off ──> handed_off ──read back──> published | missed
+    ///    ^                            │                │
+    ///    └── too close / refused ─────┘                └──recall (withdraw...)──> cancelled
+    ///
     /// tap-to-post accounts (no sending; the person posts):
     /// pending ──claim──> claimed ──record (text rendered at the minute)──> reminded
     /// reminded ──"I posted it"──> posted_by_hand
@@ -181,6 +186,13 @@ state_enum!(
         /// The person said they posted the reminded notice themself (with its address if
         /// they gave one).
         PostedByHand => "posted_by_hand",
+        /// A hand-off account's post being created on its server as a scheduled status
+        /// (leased like `sending`; a lease that runs out is reconciled with the server's
+        /// list of scheduled statuses before anything is sent again).
+        HandingOff => "handing_off",
+        /// Scheduled on the account's own server (`scheduled_id`), which publishes it at
+        /// `run_at` whether picket runs or not; read back afterwards for its link.
+        HandedOff => "handed_off",
     }
 );
 
@@ -474,6 +486,11 @@ pub struct OutboxCounts {
     pub cancelled: u64,
     pub reminded: u64,
     pub posted_by_hand: u64,
+    /// Not in the JSON API (its schema is fixed); the metrics and `/me` show them.
+    #[serde(skip)]
+    pub handing_off: u64,
+    #[serde(skip)]
+    pub handed_off: u64,
 }
 
 impl OutboxCounts {
@@ -488,6 +505,8 @@ impl OutboxCounts {
             OutboxState::Cancelled => self.cancelled,
             OutboxState::Reminded => self.reminded,
             OutboxState::PostedByHand => self.posted_by_hand,
+            OutboxState::HandingOff => self.handing_off,
+            OutboxState::HandedOff => self.handed_off,
         }
     }
 
@@ -502,6 +521,8 @@ impl OutboxCounts {
             OutboxState::Cancelled => &mut self.cancelled,
             OutboxState::Reminded => &mut self.reminded,
             OutboxState::PostedByHand => &mut self.posted_by_hand,
+            OutboxState::HandingOff => &mut self.handing_off,
+            OutboxState::HandedOff => &mut self.handed_off,
         };
         *slot = n;
     }

@@ -113,8 +113,10 @@ macro_rules! outbox {
                     "UPDATE outbox SET state = 'cancelled', last_error = $3, \
                      lease_owner = NULL, lease_until = NULL, updated_at = $4 \
                      WHERE {column} = $1 AND ($2 IS NULL OR account_id = $2) \
-                     AND state IN ('pending', 'claimed')"
+                     AND state IN ('pending', 'claimed', 'handed_off')"
                 );
+                // A handed-off post keeps its `scheduled_id`: cancelled here at once, and
+                // deleted from the server's schedule by `HandOffs`' recall.
                 let cancelled = sqlx::query(AssertSqlSafe(cancel))
                     .bind(key.clone())
                     .bind(account)
@@ -146,7 +148,7 @@ macro_rules! outbox {
             /// that cannot be read back is marked `failed` with the reason instead of
             /// failing the batch: claimed again and again, it would stop every post
             /// claimed with it.
-            async fn claimed_posts(
+            pub(super) async fn claimed_posts(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 ids: &[i64],
                 now: DateTime<Utc>,

@@ -337,6 +337,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
             ("cancelled", o.cancelled),
             ("reminded", o.reminded),
             ("posted_by_hand", o.posted_by_hand),
+            ("handing_off", o.handing_off),
+            ("handed_off", o.handed_off),
         ] {
             let _ = writeln!(
                 posts,

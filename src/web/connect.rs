@@ -55,6 +55,8 @@ pub(crate) fn with_flash(back: &str, key: &str, msg: &str) -> String {
 /// An authorization under way, by network.
 enum Authorization {
     Mastodon(MastodonAuthorization),
+    /// A MiAuth session on a Misskey-API server (keyed by the session id).
+    Misskey(connect::MisskeyServer),
     /// Through the host's own app with a network's official API (Threads, LinkedIn).
     Official(OfficialAuthorization),
 }
@@ -65,6 +67,8 @@ pub struct PendingOAuth {
     auth: Authorization,
     back: String,
     started: std::time::Instant,
+    /// The person ticked "hand my posts to my server's own scheduler" (Mastodon).
+    hand_off: bool,
 }
 
 /// OAuth authorizations in progress, by their `state` parameter. In memory: one that is
@@ -146,6 +150,7 @@ pub async fn connect_account(
             }
         }
         "mastodon" => return mastodon_start(&state, &me, f, back).await,
+        "misskey" => return misskey_start(&state, &me, f, back).await,
         // "I'll post it myself": a network and a handle, nothing to sign in to.
         "tap" => return Ok(Redirect::to(&add_tap(&state, &me, f, &back).await?).into_response()),
         // Only where the host registered an app with the network.
@@ -160,7 +165,7 @@ pub async fn connect_account(
         }
     };
     let connected = connected.map(|a| vec![a]);
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back).await?).into_response())
+    Ok(Redirect::to(&finish_connect(&state, &me, connected, &back, false).await?).into_response())
 }
 
 /// Add a tap-to-post account from the join page's "I'll post it myself" form.
@@ -207,33 +212,70 @@ async fn finish_connect(
     me: &Participant,
     connected: Result<Vec<Connected>, ConnectError>,
     back: &str,
+    hand_off: bool,
 ) -> Result<String, WebError> {
     Ok(match connected {
         Ok(accounts) => {
+            let mut ids = Vec::new();
             for account in &accounts {
-                participation::save_account(
-                    state.store.as_ref(),
-                    &state.vault,
-                    me.id,
-                    account,
-                    state.clock.now(),
-                )
-                .await?;
+                ids.push(
+                    participation::save_account(
+                        state.store.as_ref(),
+                        &state.vault,
+                        me.id,
+                        account,
+                        state.clock.now(),
+                    )
+                    .await?,
+                );
             }
             let label = accounts.first().map_or("", |a| a.network.label());
             let handles: Vec<&str> = accounts.iter().map(|a| a.handle.as_str()).collect();
             let plural = if handles.len() == 1 { "" } else { "s" };
-            with_flash(
-                back,
-                "ok",
-                &format!(
-                    "Connected your {label} account{plural} {}.",
-                    handles.join(", ")
-                ),
-            )
+            let mut said = format!(
+                "Connected your {label} account{plural} {}.",
+                handles.join(", ")
+            );
+            if hand_off {
+                said.push_str(&hand_off_note(state, me, &ids).await?);
+            }
+            with_flash(back, "ok", &said)
         }
         Err(e) => with_flash(back, "msg", &refused(&e)),
     })
+}
+
+/// Turn hand-off on for the just-connected `ids` where their server schedules, and say
+/// what became of it (the server's software, or why not).
+async fn hand_off_note(
+    state: &AppState,
+    me: &Participant,
+    ids: &[crate::store::AccountId],
+) -> Result<String, WebError> {
+    let chosen = participation::choose_hand_off(
+        state.store.as_ref(),
+        &state.networks,
+        &state.vault,
+        me.id,
+        ids,
+        state.clock.now(),
+    )
+    .await?;
+    let mut s = String::new();
+    for c in chosen {
+        match c {
+            participation::HandOffChoice::On { .. } => s.push_str(
+                " Its posts at least 6 minutes ahead are handed to your server's own \
+                 scheduler, so they go out even if this site is down (at most 25 a day and \
+                 300 in all; this site sends the rest).",
+            ),
+            participation::HandOffChoice::Off { why, .. } => s.push_str(&format!(
+                " Its posts are not handed to your server's scheduler ({why}); this site \
+                 sends them."
+            )),
+        }
+    }
+    Ok(s)
 }
 
 /// What the visitor is told about a failed connect; the detail (never a token) is logged.
@@ -273,6 +315,7 @@ async fn mastodon_start(
                     auth: Authorization::Mastodon(auth),
                     back,
                     started: std::time::Instant::now(),
+                    hand_off: f.get("hand_off").is_some(),
                 },
             );
             Ok(Redirect::to(&url).into_response())
@@ -309,6 +352,7 @@ fn official_start(state: &AppState, me: &Participant, app: OfficialApp, back: St
             auth: Authorization::Official(auth),
             back,
             started: std::time::Instant::now(),
+            hand_off: false,
         },
     );
     Redirect::to(&url)
@@ -356,6 +400,10 @@ async fn oauth_callback(
         ));
     }
     let connected = match (q.code, q.error, pending.auth) {
+        // A MiAuth session comes back to `misskey_callback`, never here.
+        (_, _, Authorization::Misskey(_)) => Err(ConnectError::Invalid(
+            "This authorization is unknown or expired: connect the account again.".into(),
+        )),
         (Some(code), None, Authorization::Mastodon(auth)) => {
             connect::mastodon_code(auth, &code).await.map(|a| vec![a])
         }
@@ -380,7 +428,87 @@ async fn oauth_callback(
             ),
         }),
     };
-    Ok(Redirect::to(&finish_connect(&state, &me, connected, &pending.back).await?).into_response())
+    Ok(Redirect::to(
+        &finish_connect(&state, &me, connected, &pending.back, pending.hand_off).await?,
+    )
+    .into_response())
+}
+
+/// Send the person to their Misskey-API server's MiAuth page (asking only
+/// `write:notes`); it comes back to [`misskey_callback`] with the session.
+async fn misskey_start(
+    state: &AppState,
+    me: &Participant,
+    f: &Fields,
+    back: String,
+) -> Result<Response, WebError> {
+    let server =
+        match connect::misskey_server(&state.egress, TypedBy::Visitor, &f.text("server")).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Redirect::to(&with_flash(&back, "msg", &refused(&e))).into_response());
+            }
+        };
+    let session = crate::network::misskey::enroll::new_session();
+    let callback = format!(
+        "{}/connect/misskey/callback",
+        state.settings.public_url.trim_end_matches('/')
+    );
+    let url = server.miauth_url(&session, Some(&callback));
+    state.oauth.put(
+        format!("miauth:{session}"),
+        PendingOAuth {
+            participant: me.id,
+            auth: Authorization::Misskey(server),
+            back,
+            started: std::time::Instant::now(),
+            // Hand-off is a Mastodon-API server's scheduler; Misskey has none picket uses.
+            hand_off: false,
+        },
+    );
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MiAuthCallback {
+    session: Option<String>,
+}
+
+/// `GET /connect/misskey/callback?session=`: the server sends the person back once they
+/// allowed picket; the session is checked with the server for the token.
+pub async fn misskey_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MiAuthCallback>,
+) -> Result<Response, WebError> {
+    let pending = q
+        .session
+        .as_deref()
+        .and_then(|s| state.oauth.take(&format!("miauth:{s}")))
+        .ok_or_else(|| {
+            WebError::Invalid(
+                "This authorization is unknown or expired: connect the account again.".into(),
+            )
+        })?;
+    let (me, _) = signed_in(&state, &headers).await?;
+    if me.id != pending.participant {
+        return Err(WebError::Forbidden(
+            "This authorization was started by someone else on this device.".into(),
+        ));
+    }
+    let Authorization::Misskey(server) = &pending.auth else {
+        return Err(WebError::Invalid(
+            "This authorization is unknown or expired: connect the account again.".into(),
+        ));
+    };
+    let session = q.session.as_deref().unwrap_or_default();
+    let connected = connect::misskey_session(server, session)
+        .await
+        .map(|a| vec![a]);
+    Ok(
+        Redirect::to(&finish_connect(&state, &me, connected, &pending.back, false).await?)
+            .into_response(),
+    )
 }
 
 #[cfg(test)]

@@ -309,6 +309,9 @@ struct TextView {
     text: String,
     length: String,
     fits: bool,
+    /// For an account that hands off to its server's scheduler: whether this post goes
+    /// there or this site sends it, and why.
+    hand_off: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -374,10 +377,27 @@ async fn render_accounts(
     let csrf = guard::form_token(headers);
     let accounts = state.store.list_accounts(me.id).await?;
     let preview = preview_of(state, c, p, me, &accounts);
+    let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+    let handing_off = state.store.hand_off_accounts(&ids).await?;
+    // The server's limits, applied to the previewed instants as the dispatcher will
+    // apply them: the same rule, each hand-off account with its own count.
+    let instants: Vec<_> = preview.posts.iter().map(|p| p.at).collect();
+    let hand_off_plan =
+        crate::scheduler::dispatcher::handoff::plan(&[], &instants, state.clock.now());
+    let hand_off_note = |i: usize, at: chrono::DateTime<chrono::Utc>| {
+        if hand_off_plan.get(i).copied().unwrap_or(false) {
+            "handed to your server's own scheduler ahead of time"
+        } else if at < state.clock.now() + crate::network::mastodon::schedule::HAND_OFF_LEAD {
+            "sent by this site: too close to hand to your server (6 minutes at least)"
+        } else {
+            "sent by this site: over your server's limit of scheduled posts (25 a day, 300 in all)"
+        }
+    };
     let posts = preview
         .posts
         .into_iter()
-        .map(|post| PostView {
+        .enumerate()
+        .map(|(i, post)| PostView {
             local: local_label(post.at, p.tz),
             utc: post.at.format("%Y-%m-%d %H:%M UTC").to_string(),
             name: post.post,
@@ -390,6 +410,10 @@ async fn render_accounts(
                         None => t.network.label().to_string(),
                     },
                     account: t.account.map(|a| a.0),
+                    hand_off: t
+                        .account
+                        .filter(|a| handing_off.contains(a))
+                        .map(|_| hand_off_note(i, post.at)),
                     fits: t.measure.fits() && t.error.is_none(),
                     length: t.measure.describe(),
                     text: t.error.unwrap_or(t.text),

@@ -273,6 +273,8 @@ async fn pledges(
                         OutboxState::Missed => "missed",
                         OutboxState::Reminded => "to post by hand",
                         OutboxState::PostedByHand => "posted by hand",
+                        // On the account's server's own schedule: it goes out from there.
+                        OutboxState::HandedOff => "handed off to your server",
                         _ => "scheduled",
                     },
                     // A link only to a web page: an address a network sent back could be
@@ -439,6 +441,18 @@ pub async fn withdraw(
             stopped.went_out
         ));
     }
+    let recalled = participation::recall_handed_off(
+        state.store.as_ref(),
+        &state.networks,
+        &state.vault,
+        me.id,
+        None,
+        false,
+        state.clock.now(),
+        participation::max_wait(state.settings.scheduler.lease_secs),
+    )
+    .await?;
+    said.push_str(&recalled_note(&recalled));
     if f.get("delete_posts").is_some() {
         let report = participation::delete_published(
             state.store.as_ref(),
@@ -452,6 +466,24 @@ pub async fn withdraw(
         said.push_str(&deleted_note(&report));
     }
     Ok(back("ok", &said))
+}
+
+/// What became of the posts handed to the servers' schedulers, if there were any.
+fn recalled_note(r: &participation::Recalled) -> String {
+    let mut s = String::new();
+    if r.deleted > 0 {
+        s.push_str(&format!(
+            " {} handed-off post(s) deleted from your server's schedule.",
+            r.deleted
+        ));
+    }
+    if !r.failed.is_empty() {
+        s.push_str(&format!(
+            " {} handed-off post(s) could not be deleted from your server's schedule yet              (picket keeps trying; you can delete them there under scheduled posts).",
+            r.failed.len()
+        ));
+    }
+    s
 }
 
 fn deleted_note(report: &participation::Deleted) -> String {
@@ -485,6 +517,18 @@ pub async fn remove_account(
     let Ok(id) = f.text("account").parse::<i64>().map(AccountId) else {
         return Err(WebError::Invalid(NOT_YOUR_ACCOUNT.into()));
     };
+    // Before its credentials go: they are what deletes its handed-off posts.
+    let recalled = participation::recall_handed_off(
+        state.store.as_ref(),
+        &state.networks,
+        &state.vault,
+        me.id,
+        Some(id),
+        true,
+        state.clock.now(),
+        participation::max_wait(state.settings.scheduler.lease_secs),
+    )
+    .await?;
     let removed = participation::remove_account(
         state.store.as_ref(),
         me.id,
@@ -505,6 +549,7 @@ pub async fn remove_account(
             removed.stopped.went_out
         ));
     }
+    said.push_str(&recalled_note(&recalled));
     Ok(back("ok", &said))
 }
 
@@ -536,7 +581,8 @@ pub async fn delete_all(
         .published
         .as_ref()
         .map(deleted_note)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &recalled_note(&erased.recalled);
     let html = state
         .pages
         .render(

@@ -173,6 +173,7 @@ fn private_routes() -> Router<AppState> {
             "/connect/mastodon/callback",
             get(connect::mastodon_callback),
         )
+        .route("/connect/misskey/callback", get(connect::misskey_callback))
         .route("/connect/threads/callback", get(connect::official_callback))
         .route("/connect/x/callback", get(connect::official_callback))
         .route(

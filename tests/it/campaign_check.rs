@@ -473,3 +473,16 @@ fn a_declaration_that_is_neither_a_file_name_nor_a_table_is_rejected() {
         "expected a file name such as \"declaration.md\", or a [declaration] table",
     );
 }
+
+#[test]
+fn a_channel_token_in_a_campaign_file_is_refused_with_where_it_belongs_and_not_repeated() {
+    assert_problem(
+        "channel-token",
+        21,
+        9,
+        "a secret is never in a campaign file (files are shared and copied): put it in the host settings ([[channels]] with name = \"strike-news\" and token = \"...\") or in PICKET_CHANNEL_STRIKE_NEWS_TOKEN",
+    );
+    let problems = load_file(&fixture("bad/channel-token.toml")).unwrap_err();
+    assert_eq!(problems.len(), 1, "{}", listing(&problems));
+    assert!(!problems[0].message.contains("ABC-DEF1234"));
+}

@@ -1,6 +1,7 @@
 //! One integration-test binary, a module per area (faster to link than one per file).
 
 mod admin;
+mod broadcast;
 mod browser;
 mod campaign_check;
 mod campaign_preview;
@@ -21,6 +22,7 @@ mod net_bluesky;
 mod net_facebook;
 mod net_linkedin;
 mod net_mastodon;
+mod net_misskey;
 mod net_nostr;
 mod net_threads;
 mod net_x;

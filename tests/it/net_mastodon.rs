@@ -215,8 +215,13 @@ impl std::ops::Deref for Picket {
 
 impl Picket {
     fn new(end_in: chrono::Duration) -> Picket {
+        Picket::starting(chrono::Duration::seconds(3), end_in)
+    }
+
+    /// A window opening `start_in` from now.
+    fn starting(start_in: chrono::Duration, end_in: chrono::Duration) -> Picket {
         let hashtag = unique("PicketTest");
-        let start = Utc::now() + chrono::Duration::seconds(3);
+        let start = Utc::now() + start_in;
         let campaign = format!(
             r#"id = "strike"
 title = "Test strike"
@@ -1114,4 +1119,367 @@ async fn a_refused_upload_is_the_posts_refusal_and_no_status_is_posted() {
     };
     assert!(reason.summary().contains("image"), "{reason:?}");
     assert!(seen.lock().unwrap().statuses.is_empty());
+}
+
+// ── hand-off to the server's own scheduler (`picket join --hand-off`) ─────────────────────
+//
+// What the imitation does with scheduled statuses, read in its source
+// (`mastodon_mock/routers/statuses.py`): `scheduled_at` more than 5 minutes ahead makes a
+// scheduled status (closer: published at once), as Mastodon does; it IGNORES
+// `Idempotency-Key` for scheduled statuses, like Mastodon before 4.2.9 / 4.3; it lists
+// (`GET /api/v1/scheduled_statuses`) and deletes them. It has no scheduler of its own:
+// a due scheduled status is published when the account's list is next read. The tests
+// below read that list themselves once the instant has passed, standing in for Mastodon's
+// scheduler (a Sidekiq job at `scheduled_at`), while picket is stopped.
+
+impl Mock {
+    /// The scheduled statuses of the account `token` belongs to. On the imitation, reading
+    /// this list also publishes those whose instant has passed (see above).
+    async fn scheduled(&self, token: &str) -> Vec<Value> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/scheduled_statuses", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "list: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+}
+
+impl Picket {
+    fn join_handing_off(&self, account: i64) -> String {
+        let out = self.run(&[
+            "join",
+            "strike",
+            "--account",
+            &account.to_string(),
+            "--hand-off",
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+/// The local participant's rows, by state name.
+async fn states(store: &dyn Store) -> Vec<(String, Option<String>)> {
+    let me = store
+        .ensure_local_participant("me", picket::domain::Zone::UTC, Utc::now())
+        .await
+        .unwrap();
+    store
+        .outbox_for(me, Some("strike"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.state.as_str().to_string(), r.remote_url))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_off_posts_go_out_at_their_time_with_picket_stopped_each_exactly_once() {
+    let Some(url) = server_url() else { return };
+    // Arrange: a window opening in 6½ minutes (the server schedules only what is at least
+    // 5 minutes ahead, picket hands off only what is at least 6); two posts at its start,
+    // one at its end in 30 minutes.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("handoff").await;
+    let token = mock.token_for(&username).await;
+    let picket = Picket::starting(
+        chrono::Duration::seconds(390),
+        chrono::Duration::minutes(30),
+    );
+    let start = picket.end - chrono::Duration::minutes(30);
+    let account = picket.add_with_token(&url, &token);
+    let said = picket.join_handing_off(account);
+    assert!(
+        said.contains(
+            "3 of its 3 planned post(s) go to its server's own scheduler (mastodon 4.6.0)"
+        ),
+        "{said}"
+    );
+    let store = picket.store().await;
+
+    // Act: serve until all three are handed off, then stop picket through the strike hour.
+    let served = picket.serve().await;
+    eventually(
+        Duration::from_secs(60),
+        "three posts handed off",
+        async || {
+            let s = states(store.as_ref()).await;
+            match s.iter().filter(|(st, _)| st == "handed_off").count() {
+                3 => Ok(()),
+                _ => Err(format!("{s:?}")),
+            }
+        },
+    )
+    .await;
+    let log = served.stop().log;
+    assert_eq!(mock.scheduled(&token).await.len(), 3, "{log}");
+    assert!(mock.tagged(&picket.hashtag).await.is_empty());
+    // The server's scheduler works on real time: nothing can make this shorter than the
+    // 5 minutes the API requires between handing a post over and its instant.
+    let wait = (start - Utc::now() + chrono::Duration::seconds(2))
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    // Standing in for the server's scheduler job (the imitation publishes on this read).
+    let still_scheduled = mock.scheduled(&token).await;
+    let published = mock.tagged(&picket.hashtag).await;
+
+    // Assert: both start posts are out, once each, and the closing one still waits.
+    assert_eq!(published.len(), 2, "{published:#?}");
+    assert_eq!(still_scheduled.len(), 1, "{still_scheduled:#?}");
+    // picket, back up, reads them back and records their links; nothing is sent again.
+    let served = picket.serve().await;
+    let recorded = eventually(
+        Duration::from_secs(60),
+        "both start posts recorded as published, with links",
+        async || {
+            let s = states(store.as_ref()).await;
+            let links: Vec<String> = s
+                .iter()
+                .filter(|(st, _)| st == "published")
+                .filter_map(|(_, link)| link.clone())
+                .collect();
+            match links.len() {
+                2 => Ok(links),
+                _ => Err(format!("{s:?}")),
+            }
+        },
+    )
+    .await;
+    let log = served.stop().log;
+    let urls: Vec<String> = published
+        .iter()
+        .map(|p| p["url"].as_str().unwrap().to_string())
+        .collect();
+    for link in &recorded {
+        assert!(urls.contains(link), "{link} is not among {urls:?}\n{log}");
+    }
+    assert_eq!(mock.tagged(&picket.hashtag).await.len(), 2, "{log}");
+    assert_eq!(
+        states(store.as_ref())
+            .await
+            .iter()
+            .filter(|(st, _)| st == "handed_off")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawing_deletes_the_handed_off_posts_from_the_servers_schedule() {
+    let Some(url) = server_url() else { return };
+    // Arrange: three posts handed off, the first twenty minutes away.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("recall").await;
+    let token = mock.token_for(&username).await;
+    let picket = Picket::starting(chrono::Duration::minutes(20), chrono::Duration::minutes(30));
+    let account = picket.add_with_token(&url, &token);
+    picket.join_handing_off(account);
+    let store = picket.store().await;
+    let served = picket.serve().await;
+    eventually(
+        Duration::from_secs(60),
+        "three posts handed off",
+        async || mock.scheduled(&token).await.len() == 3,
+    )
+    .await;
+
+    // Act
+    let out = picket.run(&["withdraw", "strike"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let log = served.stop().log;
+
+    // Assert: nothing is left on the server's schedule, and picket says so.
+    assert!(mock.scheduled(&token).await.is_empty(), "{said}\n{log}");
+    assert!(
+        said.contains("3 handed-off post(s) deleted from the server's schedule"),
+        "{said}"
+    );
+    let s = states(store.as_ref()).await;
+    assert!(s.iter().all(|(st, _)| st == "cancelled"), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_whose_answer_was_lost_leaves_one_scheduled_status_per_post() {
+    let Some(url) = server_url() else { return };
+    // Arrange: the account's server behind a relay; picket's first connection after the
+    // join (the first hand-off) reaches the server, and its answer is lost.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("lost").await;
+    let token = mock.token_for(&username).await;
+    let relay = PostEater::start(&url, 1).await;
+    let picket = Picket::starting(chrono::Duration::minutes(20), chrono::Duration::minutes(30));
+    let account = picket.add_with_token(&relay.url, &token);
+    picket.join_handing_off(account);
+    let store = picket.store().await;
+
+    // Act: serve until every post is handed off; the lost one is taken over when its
+    // lease (10 s here) runs out, and reconciled with the server's list.
+    let served = picket.serve().await;
+    eventually(
+        Duration::from_secs(90),
+        "three posts handed off",
+        async || {
+            let s = states(store.as_ref()).await;
+            match s.iter().filter(|(st, _)| st == "handed_off").count() {
+                3 => Ok(()),
+                _ => Err(format!("{s:?}")),
+            }
+        },
+    )
+    .await;
+    let log = served.stop().log;
+
+    // Assert: an answer was lost, and still each post is scheduled once (the imitation,
+    // like Mastodon before 4.2.9, keeps no idempotency key for scheduled statuses).
+    assert_eq!(relay.left.load(Ordering::SeqCst), 0, "no answer was lost");
+    let scheduled = mock.scheduled(&token).await;
+    assert_eq!(scheduled.len(), 3, "{scheduled:#?}\n{log}");
+}
+
+/// A TCP relay in front of the server that passes everything, except that the answers to
+/// the first `left` requests to create a status (`POST /api/v1/statuses`) are lost: the
+/// server gets the request and answers, and the connection is closed before the answer
+/// reaches picket.
+struct PostEater {
+    url: String,
+    left: Arc<AtomicUsize>,
+}
+
+impl PostEater {
+    async fn start(upstream: &str, n: usize) -> PostEater {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let left = Arc::new(AtomicUsize::new(n));
+        let counter = left.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(out) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let (mut in_read, mut in_write) = inbound.into_split();
+                    let (mut out_read, mut out_write) = out.into_split();
+                    let lose = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let flag = lose.clone();
+                    let up = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match in_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if buf[..n].starts_with(b"POST /api/v1/statuses ")
+                                && counter
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok()
+                            {
+                                flag.store(true, Ordering::SeqCst);
+                            }
+                            if out_write.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match out_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // The server answered the request whose answer is to be lost.
+                        if lose.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if in_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        PostEater { url, left }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticking_hand_off_when_connecting_in_the_browser_hands_the_accounts_posts_to_its_server() {
+    // Arrange: a user on the server, and a newcomer at step 2 of joining.
+    let Some(url) = server_url() else { return };
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("webhand").await;
+    let site = TestApp::spawn(Options::joinable().config("allow_private_addresses = true")).await;
+    let browser = site.visitor();
+    let step2 = browser
+        .start_joining(
+            BUNDLED,
+            &[
+                ("name", "Web"),
+                ("tz", "Europe/Lisbon"),
+                ("day", "2027-07-04"),
+            ],
+        )
+        .await;
+
+    // Act: connect with the box ticked, allowing picket on the server's page.
+    let to_server = browser
+        .post(
+            "/connect/mastodon",
+            &[
+                ("csrf", &step2.field("csrf")),
+                ("back", &step2.field("back")),
+                ("server", &url),
+                ("hand_off", "1"),
+            ],
+        )
+        .await;
+    let authorize = url::Url::parse(to_server.location.as_deref().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    let allowed = browser
+        .http
+        .post(format!("{url}/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("username", &username),
+            ("client_id", &q["client_id"]),
+            ("redirect_uri", &q["redirect_uri"]),
+            ("scope", &q["scope"]),
+            ("state", &q["state"]),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let callback = allowed.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches(&site.base)
+        .to_string();
+    let back = browser.get(&callback).await;
+    let step2_again = browser.get(back.location.as_deref().unwrap()).await;
+
+    // Assert: the server said what it runs (the imitation says Mastodon), hand-off is on
+    // for the account, and the preview says which posts go to the server.
+    let text = plain(&step2_again.html);
+    assert!(
+        text.contains(
+            "handed to your server's own scheduler, so they go out even if this site is down"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("handed to your server's own scheduler ahead of time"),
+        "{text}"
+    );
+    // A fresh database: its only account has one of the first few ids.
+    let ids: Vec<AccountId> = (1..=5).map(AccountId).collect();
+    assert_eq!(site.store.hand_off_accounts(&ids).await.unwrap().len(), 1);
 }

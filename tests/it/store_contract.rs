@@ -5,7 +5,7 @@
 //! run in parallel. The harness uses sqlx directly only to create and drop those databases,
 //! and to write rows the store itself never writes (corrupt values).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -3485,6 +3485,112 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
 }
 
 #[tokio::test]
+async fn a_hand_off_row_is_leased_handed_off_taken_over_and_recalled_once_withdrawn() {
+    use picket::store::HandOffOutcome;
+    on_each_backend(|store, db| async move {
+        // Arrange: two accounts, three slots; only the first hands off.
+        let s = striker(&*store, "hal", 2).await;
+        planned(&*store, &s, &[1, 2, 3]).await;
+        let (mine, other) = (s.accounts[0], s.accounts[1]);
+        store.set_hand_off(mine, true, t0()).await.unwrap();
+
+        // Act: lease all three, the server takes one, refuses one, one answer is lost.
+        let rows = store.hand_off_rows(t0()).await.unwrap();
+        let want: Vec<OutboxId> = rows.iter().map(|r| r.id).collect();
+        let lease = t0() + Duration::minutes(1);
+        let taken = store.claim_hand_off("w", &want, t0(), lease).await.unwrap();
+        let (first, second, third) = (taken[0].0.id, taken[1].0.id, taken[2].0.id);
+        let due = t0() + Duration::hours(3);
+        let claimed_meanwhile = store
+            .claim_due("d", due, due + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .record_hand_off(
+                &[
+                    HandOffOutcome::HandedOff {
+                        id: first,
+                        scheduled_id: "s1".into(),
+                        text: "on strike".into(),
+                    },
+                    HandOffOutcome::Direct {
+                        id: second,
+                        refused: true,
+                        reason: Some("refused".into()),
+                    },
+                ],
+                t0(),
+            )
+            .await
+            .unwrap();
+        let after = t0() + Duration::minutes(2);
+        let retaken = store
+            .claim_hand_off("w2", &[], after, after + Duration::minutes(1))
+            .await
+            .unwrap();
+        let rows_after = store.hand_off_rows(t0()).await.unwrap();
+        let withdrawal = store
+            .withdraw(s.participant, CAMPAIGN, None, after)
+            .await
+            .unwrap();
+        let to_recall = store.handed_off(after, Some(mine)).await.unwrap();
+        store
+            .record_hand_off(&[HandOffOutcome::Recalled { id: first }], after)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            rows.len(),
+            3,
+            "only the hand-off account's rows: {rows:?} ({db})"
+        );
+        assert!(rows.iter().all(|r| r.account_id == mine), "{db}");
+        assert_eq!(taken.len(), 3, "{db}");
+        assert!(taken.iter().all(|(_, reclaimed)| !reclaimed), "{db}");
+        assert!(
+            claimed_meanwhile.iter().all(|p| p.account_id == other),
+            "the dispatcher never claims a row being handed off ({db})"
+        );
+        assert_eq!(retaken.len(), 1, "{db}");
+        assert_eq!(retaken[0].0.id, third, "{db}");
+        assert!(retaken[0].1, "taken over: its outcome is unknown ({db})");
+        assert!(
+            !rows_after.iter().any(|r| r.id == second),
+            "a refused post is not offered to the server again ({db})"
+        );
+        assert!(
+            rows_after
+                .iter()
+                .any(|r| r.id == first && r.state == OutboxState::HandedOff)
+        );
+        assert!(withdrawal.cancelled >= 1, "{db}");
+        assert_eq!(
+            state_of(&*store, second).await,
+            OutboxState::Cancelled,
+            "{db}"
+        );
+        assert_eq!(to_recall.len(), 1, "{to_recall:?} ({db})");
+        assert_eq!(to_recall[0].scheduled_id, "s1");
+        assert!(!to_recall[0].eligible, "{db}");
+        assert_eq!(
+            state_of(&*store, first).await,
+            OutboxState::Cancelled,
+            "{db}"
+        );
+        assert!(
+            store
+                .handed_off(after, Some(mine))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{db}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forgotten() {
     on_each_backend(|store, _| async move {
         use picket::store::{PeerState, StoredCheckpoint};
@@ -3592,6 +3698,141 @@ async fn the_sketch_reads_counted_signers_addresses_and_counts_those_without_one
             "only counted signatures, by canonical address"
         );
         assert_eq!(store.signer_addresses("other").await.unwrap(), (vec![], 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn announcements_are_enqueued_once_claimed_by_one_worker_and_a_dead_lease_marks_the_retry_interrupted()
+ {
+    on_each_backend(|store, db| async move {
+        // Arrange: two announcements on one channel, one on another, and one enqueued
+        // twice (two processes saw it due).
+        let new = |channel: &str, name: &str, txn: &str| store::NewBroadcast {
+            channel: channel.into(),
+            campaign_id: "c".into(),
+            announcement: name.into(),
+            slot_at: t0(),
+            not_after: t0() + Duration::minutes(30),
+            txn_id: txn.into(),
+            body: format!("{name} on {channel}"),
+            missed: None,
+        };
+        let now = t0() + Duration::seconds(1);
+        let mut added = Vec::new();
+        for m in [
+            new("room", "soon", "txn-1"),
+            new("room", "now", "txn-2"),
+            new("news", "soon", "txn-3"),
+            new("room", "soon", "txn-other"),
+        ] {
+            added.push(store.enqueue_broadcast(&m, now).await.unwrap());
+        }
+        let missed = store
+            .enqueue_broadcast(
+                &store::NewBroadcast {
+                    missed: Some("picket was not running".into()),
+                    ..new("news", "now", "txn-4")
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let lease = now + Duration::seconds(15);
+
+        // Act
+        let (a, b) = tokio::join!(
+            store.claim_broadcasts("a", now, lease, 10),
+            store.claim_broadcasts("b", now, lease, 10)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut all: Vec<_> = a.iter().chain(&b).cloned().collect();
+        all.sort_by_key(|d| d.id);
+        let owner = |d: &store::BroadcastDelivery| if a.contains(d) { "a" } else { "b" };
+        let (sent, retried, lost) = (&all[0], &all[1], &all[2]);
+        assert!(
+            store
+                .record_broadcast(
+                    sent.id,
+                    owner(sent),
+                    &store::BroadcastOutcome::Sent {
+                        remote_id: Some("$event".into())
+                    },
+                    now
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_broadcast(
+                    retried.id,
+                    owner(retried),
+                    &store::BroadcastOutcome::Retry {
+                        run_at: now + Duration::seconds(5),
+                        error: "rate limited".into()
+                    },
+                    now
+                )
+                .await
+                .unwrap()
+        );
+        let after = lease + Duration::seconds(1);
+        let again = store
+            .claim_broadcasts("c", after, after + Duration::seconds(15), 10)
+            .await
+            .unwrap();
+        let exists = store
+            .broadcast_exists("room", "c", "soon", t0())
+            .await
+            .unwrap();
+        let absent = store
+            .broadcast_exists("room", "c", "soon", t0() + Duration::hours(1))
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(added, [true, true, true, false], "{db}: once per key");
+        assert!(missed, "{db}");
+        assert!(exists && !absent, "{db}");
+        assert_eq!(all.len(), 3, "{db}: the missed one is never claimed");
+        let a_ids: HashSet<i64> = a.iter().map(|d| d.id).collect();
+        assert!(b.iter().all(|d| !a_ids.contains(&d.id)), "{db}");
+        assert_eq!(
+            sent.txn_id, "txn-1",
+            "{db}: the first writer's txn id stays"
+        );
+        assert!(
+            all.iter().all(|d| !d.interrupted && d.attempts == 1),
+            "{db}"
+        );
+        let by_id: HashMap<i64, &store::BroadcastDelivery> =
+            again.iter().map(|d| (d.id, d)).collect();
+        assert_eq!(again.len(), 2, "{db}: {again:?}");
+        assert!(
+            by_id[&lost.id].interrupted,
+            "{db}: an attempt whose process died is marked"
+        );
+        assert!(
+            !by_id[&retried.id].interrupted,
+            "{db}: a recorded retry is not"
+        );
+        assert_eq!(by_id[&lost.id].attempts, 2, "{db}");
+        let stored = store.broadcasts("c").await.unwrap();
+        let states: Vec<(&str, &str, Option<&str>)> = stored
+            .iter()
+            .map(|m| (m.txn_id.as_str(), m.state.as_str(), m.remote_id.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("txn-1", "sent", Some("$event")),
+                ("txn-2", "pending", None),
+                ("txn-3", "pending", None),
+                ("txn-4", "missed", None),
+            ],
+            "{db}"
+        );
     })
     .await;
 }

@@ -259,6 +259,17 @@ fn as_usize(v: &serde_json::Value) -> Option<usize> {
 }
 
 async fn nodeinfo_software(client: &Http, b: &str) -> Option<String> {
+    nodeinfo_software_version(client, b)
+        .await
+        .map(|(name, _)| name)
+}
+
+/// nodeinfo's `software.name` (lowercase) and `software.version`, read from the server's
+/// own host only.
+pub(super) async fn nodeinfo_software_version(
+    client: &Http,
+    b: &str,
+) -> Option<(String, Option<String>)> {
     let index = get_json(client, &format!("{b}/.well-known/nodeinfo")).await?;
     let links = index["links"].as_array()?;
     // The newest schema the server lists.
@@ -281,10 +292,15 @@ async fn nodeinfo_software(client: &Http, b: &str) -> Option<String> {
         return None;
     }
     let doc = get_json(client, href).await?;
-    doc["software"]["name"]
+    let name = doc["software"]["name"]
         .as_str()
         .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty())?;
+    let version = doc["software"]["version"]
+        .as_str()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Some((name, version))
 }
 
 /// Whether `href` is on the host (and port) of `server`.

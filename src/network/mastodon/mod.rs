@@ -19,12 +19,15 @@
 //! `Idempotency-Key`, so a retry that re-uploads leaves at most an unattached upload
 //! behind (servers delete those), never a second post.
 //!
-//! Not here: hand-off to the server's own `scheduled_at` (every post is sent when due,
-//! and `scheduled_at` is never sent: GoToSocial backdates past instants without
-//! federating them), census of hashtags across servers.
+//! - [`schedule`]: hand-off to the server's own scheduler (`scheduled_at`) for accounts
+//!   that chose it; [`Network::publish`] itself never sends `scheduled_at` (GoToSocial
+//!   before 0.20 backdates a past instant without federating it).
+//!
+//! Not here: census of hashtags across servers.
 
 pub mod enroll;
 pub mod errors;
+pub mod schedule;
 
 pub use enroll::{
     App, EnrollError, Me, OOB_REDIRECT, Pkce, ServerInfo, authorize_url, discover, exchange_code,
@@ -324,6 +327,10 @@ impl Network for Mastodon {
         measure_for_server(&Credentials::parse(account.credentials.expose()), text)
     }
 
+    fn scheduler(&self) -> Option<&dyn schedule::ServerScheduler> {
+        Some(self)
+    }
+
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn publish(
         &self,
@@ -483,6 +490,19 @@ impl Mastodon {
         creds: &Credentials,
         post: &OutgoingPost,
     ) -> Result<Option<Receipt>, PublishError> {
+        self.read_back_text(account, creds, &post.text, post.scheduled_at, post.timeout)
+            .await
+    }
+
+    /// [`Mastodon::read_back`] for any text: also what a handed-off post became.
+    async fn read_back_text(
+        &self,
+        account: &AccountRef,
+        creds: &Credentials,
+        text: &str,
+        not_before: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<Option<Receipt>, PublishError> {
         let account_id = match &creds.account_id {
             Some(id) => id.clone(),
             None => {
@@ -504,7 +524,7 @@ impl Mastodon {
                 path_segment(&account_id)
             ))
             .bearer_auth(&creds.token)
-            .timeout(post.timeout)
+            .timeout(timeout)
             // Twenty long statuses (some servers allow 50,000 characters) may pass 1 MiB;
             // a read-back cut off would stall the post until its window closed.
             .max_body(READ_BACK_MAX_BYTES)
@@ -521,7 +541,7 @@ impl Mastodon {
             after: None,
             maybe_sent: true,
         })?;
-        Ok(find_published(statuses, &post.text, post.scheduled_at))
+        Ok(find_published(statuses, text, not_before))
     }
 }
 

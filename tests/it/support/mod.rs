@@ -15,12 +15,15 @@
 
 mod app;
 mod campaigns;
+mod discord_fake;
 mod facebook_fake;
 mod install;
 mod linkedin_fake;
+mod misskey_fake;
 mod ports;
 mod postgres;
 mod servers;
+mod telegram_fake;
 mod threads_fake;
 mod visitor;
 mod wait;
@@ -29,12 +32,15 @@ mod x_fake;
 
 pub use app::{Options, TestApp};
 pub use campaigns::{BUNDLED, bundled_dir, bundled_files, posts_at_start, rfc, window_campaign};
+pub use discord_fake::{DiscordFake, DiscordInner};
 pub use facebook_fake::{FB_CLIENT_ID, FB_CLIENT_SECRET, FB_PAGE_ID, FB_PAGE_NAME, FacebookFake};
 pub use install::Installation;
 pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
+pub use misskey_fake::{MISSKEY_USER_ID, MISSKEY_USERNAME, MisskeyFake};
 pub use ports::{HeldPort, unused_port};
 pub use postgres::FreshPostgres;
 pub use servers::require_server;
+pub use telegram_fake::{TELEGRAM_TOKEN, TelegramFake, TelegramInner};
 pub use threads_fake::{
     FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_USER_ID, FAKE_USERNAME, ThreadsFake,
 };
