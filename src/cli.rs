@@ -67,7 +67,9 @@ pub enum Command {
         #[arg(long, env = "PICKET_BIND")]
         bind: Option<std::net::SocketAddr>,
     },
-    /// Run the dispatcher only (no web server): more workers on a shared PostgreSQL.
+    /// Run the scheduler without the web server: the dispatcher, and the hashtag census,
+    /// engagement reads and webhooks (one process at a time where it matters): more workers
+    /// on a shared PostgreSQL.
     #[command(
         after_help = "Example:\n  PICKET_DATABASE_URL=postgres://picket@db/picket picket worker"
     )]
@@ -186,8 +188,8 @@ pub enum Command {
     /// A campaign's figures for its organiser: signatures, strikers (pledged, striking now,
     /// done), accounts by network, posts by outcome, network and UTC hour with the top
     /// reasons of failures, invitations and the invitation tree's depth, strikers by time
-    /// zone. JSON is exactly what `GET /api/v1/campaigns/{id}/stats` answers; CSV is one
-    /// row per network and UTC hour.
+    /// zone, reach and engagement, the hashtag census. JSON is exactly what
+    /// `GET /api/v1/campaigns/{id}/stats` answers; CSV is one row per network and UTC hour.
     #[command(
         after_help = "Examples:\n  picket stats social-media-strike\n  picket stats social-media-strike --format json\n  picket stats social-media-strike --format csv > posts-by-hour.csv"
     )]

@@ -367,6 +367,14 @@ pub trait Network: Send + Sync + 'static {
         let _ = (account, remote_id);
         Ok(None)
     }
+
+    /// How many followers the account has now, where the network counts them (`None`:
+    /// it does not, as on Nostr). Read at an engagement read: "followers at posting time"
+    /// is the count at the first read after posting.
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let _ = account;
+        Ok(None)
+    }
 }
 
 /// Where adapters save credentials that change while picket runs (a refreshed Bluesky

@@ -104,6 +104,9 @@ pub struct Dispatcher {
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Strike cards for posts with `card = true`, shared with the web's card pages.
     cards: Arc<Cards>,
+    /// Seconds from `run_at` to publication of the posts this dispatcher published,
+    /// shared with `/metrics`.
+    lateness: Arc<super::lateness::Lateness>,
     /// When the last hand-off round ran (real time; see [`handoff`]).
     last_hand_off: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -152,6 +155,7 @@ impl Dispatcher {
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
             cards: Arc::new(Cards::default()),
+            lateness: Arc::default(),
             last_hand_off: std::sync::Mutex::new(None),
         })
     }
@@ -171,6 +175,11 @@ impl Dispatcher {
     /// The strike cards this dispatcher draws (the web serves the same ones).
     pub fn cards(&self) -> Arc<Cards> {
         self.cards.clone()
+    }
+
+    /// The lateness of what this dispatcher published (for `/metrics`).
+    pub fn lateness(&self) -> Arc<super::lateness::Lateness> {
+        self.lateness.clone()
     }
 
     /// A handle that wakes an idle dispatcher.
@@ -336,6 +345,7 @@ impl Dispatcher {
 
         let elsewhere = self.elsewhere(&claimed).await?;
         let unarmed = self.unarmed(&claimed).await?;
+        let run_at: HashMap<_, _> = claimed.iter().map(|p| (p.id, p.run_at)).collect();
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut ready = Vec::with_capacity(claimed.len());
         let mut to_read_back = Vec::new();
@@ -421,7 +431,16 @@ impl Dispatcher {
                 Outcome::Reminded { .. } => report.reminded += 1,
             }
         }
-        self.store.record(&outcomes, self.clock.now()).await?;
+        let recorded_at = self.clock.now();
+        self.store.record(&outcomes, recorded_at).await?;
+        for o in &outcomes {
+            if let Outcome::Published { id, .. } = o
+                && let Some(at) = run_at.get(id)
+            {
+                self.lateness
+                    .observe((recorded_at - *at).num_milliseconds() as f64 / 1000.0);
+            }
+        }
         phases.lap(Phase::Record);
         tracing::debug!(
             claimed = report.claimed,

@@ -19,6 +19,7 @@
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
+//! | `engagement.rs`   | [`EngagementStore`]: published posts' likes, reposts, replies and followers, read twice after posting |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
@@ -51,6 +52,7 @@ mod broadcast;
 mod census;
 pub mod copy;
 mod counts;
+mod engagement;
 mod federation;
 mod handoff;
 mod leases;
@@ -81,6 +83,9 @@ pub use broadcast::{
 };
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use engagement::{
+    EngagementBucket, EngagementDue, EngagementRecord, EngagementStore, READ_NETWORKS,
+};
 pub use federation::{Federation, PeerState, StoredCheckpoint};
 pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
@@ -150,6 +155,7 @@ pub trait Store:
     + Broadcasts
     + Admin
     + Census
+    + EngagementStore
     + Federation
     + Workers
 where

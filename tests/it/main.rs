@@ -12,6 +12,7 @@ mod crash;
 mod db;
 mod declaration;
 mod delivery;
+mod engagement;
 mod federation;
 mod fuzz_corpus;
 mod hostile;

@@ -117,6 +117,11 @@ struct Striker {
 }
 
 async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
+    striker_on(store, name, n, NetworkKind::Sandbox).await
+}
+
+/// [`striker`] with accounts on `network`.
+async fn striker_on(store: &dyn Store, name: &str, n: usize, network: NetworkKind) -> Striker {
     let participant = store
         .create_participant(
             &NewParticipant {
@@ -137,7 +142,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 .add_account(
                     &NewAccount {
                         participant_id: participant,
-                        network: NetworkKind::Sandbox,
+                        network,
                         handle: format!("{name}{i}").parse().unwrap(),
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
@@ -3485,6 +3490,126 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
 }
 
 #[tokio::test]
+async fn published_posts_are_followed_once_read_when_due_and_summed_by_network_and_hour() {
+    on_each_backend(|store, db| async move {
+        // Arrange: two Mastodon posts and one sandbox post published at t0 + 1 min.
+        let m = striker_on(&*store, "mia", 2, NetworkKind::Mastodon).await;
+        let s = striker(&*store, "sam", 1).await;
+        planned(&*store, &m, &[0]).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        let published: Vec<Outcome> = sending
+            .iter()
+            .map(|id| Outcome::Published {
+                id: *id,
+                remote_id: format!("r{}", id.0),
+                remote_url: None,
+                text: "hi".into(),
+            })
+            .collect();
+        store.record(&published, now).await.unwrap();
+
+        // Act
+        let followed = store
+            .follow_published(t0() - Duration::days(1), Duration::hours(1))
+            .await
+            .unwrap();
+        let again = store
+            .follow_published(t0() - Duration::days(1), Duration::hours(1))
+            .await
+            .unwrap();
+        let early = store
+            .engagement_due(now + Duration::minutes(30), 10)
+            .await
+            .unwrap();
+        let due = store
+            .engagement_due(now + Duration::hours(1), 10)
+            .await
+            .unwrap();
+        let read = |likes, followers, reads, next| store::EngagementRecord {
+            counts: Some(picket::network::Engagement {
+                likes,
+                reposts: 1,
+                replies: 0,
+            }),
+            followers,
+            reads,
+            attempts: 0,
+            error: None,
+            next_read_at: next,
+        };
+        let later = now + Duration::hours(24);
+        store
+            .record_engagement(due[0].outbox_id, &read(3, Some(10), 1, Some(later)), now)
+            .await
+            .unwrap();
+        let gone = store::EngagementRecord {
+            error: Some("the post is no longer on the network (deleted)".into()),
+            ..Default::default()
+        };
+        store
+            .record_engagement(due[1].outbox_id, &gone, now)
+            .await
+            .unwrap();
+        let after_first = store
+            .engagement_due(now + Duration::hours(2), 10)
+            .await
+            .unwrap();
+        store
+            .postpone_engagement(due[0].outbox_id, later + Duration::minutes(5))
+            .await
+            .unwrap();
+        let postponed = store.engagement_due(later, 10).await.unwrap();
+        store
+            .record_engagement(due[0].outbox_id, &read(5, Some(99), 2, None), later)
+            .await
+            .unwrap();
+        let buckets = store.engagement_buckets(CAMPAIGN).await.unwrap();
+        store.delete_participant(m.participant).await.unwrap();
+        let after_delete = store.engagement_buckets(CAMPAIGN).await.unwrap();
+
+        // Assert
+        assert_eq!((followed, again), (2, 0), "{db}: Mastodon only, once each");
+        assert!(early.is_empty(), "{db}: not before the first delay");
+        assert_eq!(due.len(), 2, "{db}");
+        assert!(due.iter().all(|d| d.network == NetworkKind::Mastodon));
+        assert!(
+            due.iter()
+                .all(|d| d.remote_id == format!("r{}", d.outbox_id))
+        );
+        assert!(due.iter().all(|d| d.reads == 0 && !d.has_followers));
+        assert!(after_first.is_empty(), "{db}: the next read is a day later");
+        assert!(postponed.is_empty(), "{db}: postponed past it");
+        assert_eq!(
+            buckets,
+            vec![store::EngagementBucket {
+                network: NetworkKind::Mastodon,
+                hour: 0,
+                posts: 2,
+                read: 1,
+                with_followers: 1,
+                followers: 10,
+                likes: 5,
+                reposts: 1,
+                replies: 0,
+                unreadable: 1,
+            }],
+            "{db}: the first read's followers stay; the latest counts replace the earlier"
+        );
+        assert!(after_delete.is_empty(), "{db}: deleted with the posts");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_hand_off_row_is_leased_handed_off_taken_over_and_recalled_once_withdrawn() {
     use picket::store::HandOffOutcome;
     on_each_backend(|store, db| async move {
@@ -3666,6 +3791,49 @@ async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forg
             .unwrap();
         assert_eq!(store.peer_states(CAMPAIGN).await.unwrap(), vec![a2]);
         assert!(store.peer_states("other").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_census_cursor_is_saved_per_campaign_and_source_and_replaced() {
+    on_each_backend(|store, db| async move {
+        let none = store
+            .census_cursor(CAMPAIGN, "wss://r.example")
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "100", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "200", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor("other", "wss://r.example", "5", t0())
+            .await
+            .unwrap();
+
+        assert_eq!(none, None, "{db}");
+        assert_eq!(
+            store
+                .census_cursor(CAMPAIGN, "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("200"),
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .census_cursor("other", "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("5"),
+            "{db}"
+        );
     })
     .await;
 }

@@ -23,8 +23,10 @@
 //! every request; the trusted one serves accounts the operator added, this host's own
 //! pages (cards) and the AppView.
 //!
-//! Not here: OAuth (app passwords only), engagement without
-//! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
+//! Engagement and followers come from an AppView: the one [`Bluesky::with_appview`]
+//! names, or the one the account's PDS proxies to (a PDS alone counts nothing).
+//!
+//! Not here: OAuth (app passwords only).
 
 mod card;
 pub(crate) mod facets;
@@ -323,7 +325,10 @@ impl Bluesky {
     ) -> Result<Value, XrpcError> {
         let is_query = matches!(
             method,
-            "com.atproto.server.getSession" | "com.atproto.identity.resolveHandle"
+            "com.atproto.server.getSession"
+                | "com.atproto.identity.resolveHandle"
+                | "app.bsky.feed.getPosts"
+                | "app.bsky.actor.getProfile"
         );
         let mut result = if is_query {
             let pairs: Vec<(String, String)> = match body {
@@ -718,6 +723,8 @@ fn doing_words(doing: &str) -> &str {
         "com.atproto.repo.uploadBlob" => "uploading the post's image",
         "com.atproto.repo.deleteRecord" => "deleting a post",
         "com.atproto.server.getSession" => "checking the account",
+        "app.bsky.feed.getPosts" => "reading the post's likes and reposts",
+        "app.bsky.actor.getProfile" => "reading the account's followers",
         other => other,
     }
 }
@@ -1061,29 +1068,17 @@ impl Network for Bluesky {
         })
     }
 
-    /// Counts come from an AppView (`app.bsky.feed.getPosts`); a PDS alone has none.
+    /// Counts come from an AppView (`app.bsky.feed.getPosts`): the configured one, or
+    /// else the one the account's PDS proxies `app.bsky.*` calls to (as Bluesky's own app
+    /// reads them). A PDS without an AppView answers an error, recorded as the reason.
     async fn engagement(
         &self,
-        _account: &AccountRef,
+        account: &AccountRef,
         remote_id: &str,
     ) -> Result<Option<Engagement>, PublishError> {
-        let Some(appview) = &self.appview else {
-            return Ok(None);
-        };
-        let sent = self
-            .egress
-            .trusted()
-            .get(&with_query(
-                &xrpc_url(appview, "app.bsky.feed.getPosts"),
-                &[("uris".into(), remote_id.into())],
-            ))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
-        let now = self.clock.now();
-        let v = finish(sent, now)
-            .await
-            .map_err(|e| e.into_publish("reading engagement", now))?;
+        let v = self
+            .read_view(account, "app.bsky.feed.getPosts", "uris", remote_id)
+            .await?;
         let Some(p) = v["posts"].get(0) else {
             return Ok(None);
         };
@@ -1093,6 +1088,49 @@ impl Network for Bluesky {
             reposts: n("repostCount") + n("quoteCount"),
             likes: n("likeCount"),
         }))
+    }
+
+    /// `followersCount` of `app.bsky.actor.getProfile`, read like the counts.
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let actor = self.session(account).await?.did;
+        let v = self
+            .read_view(account, "app.bsky.actor.getProfile", "actor", &actor)
+            .await?;
+        Ok(v["followersCount"].as_u64())
+    }
+}
+
+impl Bluesky {
+    /// One AppView query with one parameter: from the configured AppView, or through the
+    /// account's PDS.
+    async fn read_view(
+        &self,
+        account: &AccountRef,
+        method: &str,
+        param: &str,
+        value: &str,
+    ) -> Result<Value, PublishError> {
+        let Some(appview) = &self.appview else {
+            let query = serde_json::json!({ param: value });
+            return Ok(self
+                .authed(account, method, Some(&query), Duration::from_secs(30))
+                .await?
+                .1);
+        };
+        let sent = self
+            .egress
+            .trusted()
+            .get(&with_query(
+                &xrpc_url(appview, method),
+                &[(param.into(), value.into())],
+            ))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        let now = self.clock.now();
+        finish(sent, now)
+            .await
+            .map_err(|e| e.into_publish(method, now))
     }
 }
 

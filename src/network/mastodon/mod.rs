@@ -479,6 +479,20 @@ impl Network for Mastodon {
             likes: s.favourites_count,
         }))
     }
+
+    /// `followers_count` of `verify_credentials`: the account's own, one request.
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let me = verify_token_at(
+            self.http(account),
+            &account.server,
+            &creds.token,
+            self.clock.now(),
+        )
+        .await?;
+        Ok(me.followers_count)
+    }
 }
 
 impl Mastodon {

@@ -237,5 +237,8 @@ pub fn fast_settings() -> SchedulerSettings {
         request_timeout_secs: 1,
         retry_cap_secs: 5,
         census_every_secs: 300,
+        engagement_first_secs: 3600,
+        engagement_again_secs: 24 * 3600,
+        engagement_every_secs: 60,
     }
 }
