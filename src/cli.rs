@@ -16,6 +16,7 @@ mod add_misskey;
 mod add_nostr;
 mod add_official;
 mod admin;
+mod db;
 mod declaration;
 mod participate;
 mod peers;
@@ -197,6 +198,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = stats::StatsFormat::Text)]
         format: stats::StatsFormat,
     },
+    /// Move an installation between SQLite and PostgreSQL, or back up its SQLite file.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Rehearse a whole strike, compressed in time, against a built-in sandbox network.
     ///
     /// Nothing of yours is touched: a temporary database, a local fake network on
@@ -617,6 +621,34 @@ pub enum HostCommand {
     Key,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every table from one database to another (SQLite to PostgreSQL or back), then
+    /// verify each table's row count and checksum on both sides. The source is read as one
+    /// consistent snapshot; stop picket on it first so nothing is written after the copy.
+    /// Run it again after an interruption: it goes on where it stopped and never writes a
+    /// row twice.
+    #[command(
+        after_help = "Example:\n  picket db copy --from sqlite://picket.db --to postgres://picket@db/picket"
+    )]
+    Copy {
+        /// The database to read: sqlite://PATH (must exist) or postgres://...
+        #[arg(long)]
+        from: String,
+        /// The database to write, created and migrated if new; it should be empty.
+        #[arg(long)]
+        to: String,
+    },
+    /// Write a consistent copy of the SQLite database (--database-url) to a new file while
+    /// picket keeps running on it (SQLite's VACUUM INTO), and check the copy. To restore,
+    /// stop picket and put the file in the database's place.
+    #[command(after_help = "Example:\n  picket db backup /var/backups/picket-2027-07-04.db")]
+    Backup {
+        /// The new file to write (it must not exist).
+        path: PathBuf,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -700,6 +732,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker => {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::Copy { from, to }) => runtime()?.block_on(db::copy(&from, &to)),
+        Command::Db(DbCommand::Backup { path }) => {
+            let url = settings()?.database_url;
+            runtime()?.block_on(db::backup(&url, &path))
         }
         Command::Widget(WidgetCommand::Export {
             dir,
@@ -886,6 +923,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         | Command::Campaign(_)
         | Command::Declaration(_)
         | Command::Rehearse { .. }
+        | Command::Db(_)
         | Command::Bench { .. } => {
             unreachable!("handled by dispatch")
         }

@@ -48,6 +48,9 @@ pub trait StoreTooling: Store {
         plans: &[PledgePlan],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+    /// Posts `claimed` or `sending` per lease owner (worker name), to see whose a crash
+    /// left behind.
+    async fn leased_posts(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Make one pledge's future posts match `rows` (see
     /// [`Pledges::apply_plans`](super::Pledges::apply_plans)).
     async fn apply_plan(
@@ -306,6 +309,17 @@ macro_rules! tooling {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(n as u64)
+            }
+
+            async fn leased_posts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT lease_owner, COUNT(*) FROM outbox \
+                     WHERE state IN ('claimed', 'sending') AND lease_owner IS NOT NULL \
+                     GROUP BY lease_owner ORDER BY lease_owner",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(w, n)| (w, n as u64)).collect())
             }
         }
     };

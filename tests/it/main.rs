@@ -9,6 +9,7 @@ mod card;
 mod census;
 mod cli;
 mod crash;
+mod db;
 mod declaration;
 mod delivery;
 mod engagement;

@@ -814,6 +814,54 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
 }
 
 /// A post's picture: the strike card of the bundled campaign's first day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_back_finds_a_record_by_its_derived_key_and_says_absent_for_one_never_put() {
+    use picket::network::bluesky::{Bluesky, connect};
+    use picket::network::{AccountRef, DiscardCredentials, Network, OutgoingPost, ReadBack};
+    let Some(pds) = pds_url() else { return };
+    // Arrange: one post put on the PDS, one never sent.
+    let fay = create_account(&pds).await;
+    let egress = picket::network::Egress::new(false);
+    let creds = connect(egress.trusted(), &fay.handle, &fay.app_password, Some(&pds))
+        .await
+        .unwrap();
+    let adapter = Bluesky::new(
+        egress,
+        Arc::new(DiscardCredentials),
+        Arc::new(picket::clock::SystemClock),
+    );
+    let account = AccountRef {
+        id: 1,
+        handle: fay.handle.clone(),
+        server: pds.clone(),
+        credentials: creds.to_secret(),
+        trusted: true,
+    };
+    let sent = OutgoingPost {
+        text: "On strike today #Strike".into(),
+        idempotency_key: "rb-1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: true,
+        timeout: Duration::from_secs(10),
+        image: None,
+    };
+    let never = OutgoingPost {
+        idempotency_key: "rb-2".into(),
+        ..sent.clone()
+    };
+    let published = adapter.publish(&account, &sent).await.unwrap();
+
+    // Act
+    let found = adapter.read_back(&account, &sent).await.unwrap();
+    let absent = adapter.read_back(&account, &never).await.unwrap();
+
+    // Assert: the same record and link the post got; nothing new on the PDS.
+    assert_eq!(found, ReadBack::Found(published));
+    assert_eq!(absent, ReadBack::Absent);
+    assert_eq!(posts_on_pds(&pds, &fay.did).await.len(), 1);
+}
+
 fn card_image(alt: &str) -> picket::network::Image {
     use picket::card::{Notice, Rendered, Size, render};
     let notice = Notice {

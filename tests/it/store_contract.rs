@@ -12,9 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use picket::domain::NetworkKind;
 use picket::store::{
-    self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
-    OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Sealed, Store,
-    StoreError, StoreTooling,
+    self, AccountId, AccountStatus, DeadWorkers, NewAccount, NewParticipant, NewPledge,
+    NewSignature, OutboxId, OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan,
+    Sealed, Store, StoreError, StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -683,6 +683,126 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_workers_posts_are_taken_over_at_once_and_a_live_ones_are_kept() {
+    on_each_backend(|store, db| async move {
+        // Arrange: three posts leased for a minute: one `sending` by w1, which then goes
+        // silent; one by w2, alive; one by a worker that never beat.
+        let s = striker(&*store, "ada", 3).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let lease = now + Duration::minutes(1);
+        store.heartbeat("w1", now).await.unwrap();
+        store.heartbeat("w2", now).await.unwrap();
+        let by_w1 = store.claim_due("w1", now, lease, 1).await.unwrap();
+        store
+            .begin_sending("w1", &ids(&by_w1), now, Duration::hours(1))
+            .await
+            .unwrap();
+        let by_w2 = store.claim_due("w2", now, lease, 1).await.unwrap();
+        let by_ghost = store.claim_due("ghost", now, lease, 1).await.unwrap();
+        let later = now + Duration::seconds(10);
+        store.heartbeat("w2", later).await.unwrap();
+
+        // Act: w2 looks for workers silent for 5 s; then a starting w3 also for owners
+        // that never beat.
+        let silent = Duration::seconds(5);
+        let taken = store
+            .take_over_leases("w2", DeadWorkers::SilentSince(later - silent), later)
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_due("w3", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store.heartbeat("w3", later).await.unwrap();
+        let at_start = store
+            .take_over_leases(
+                "w3",
+                DeadWorkers::SilentSinceOrUnknown(later - silent),
+                later,
+            )
+            .await
+            .unwrap();
+        let then = store
+            .claim_due("w3", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(taken, 1, "{db}");
+        assert_eq!(
+            ids(&claimed),
+            ids(&by_w1),
+            "{db}: w1's post, not w2's nor the ghost's"
+        );
+        assert!(claimed[0].outcome_unknown, "{db}: it was on the wire");
+        assert_eq!(at_start, 1, "{db}");
+        assert_eq!(ids(&then), ids(&by_ghost), "{db}: w2 is alive");
+        assert_eq!((by_w2.len(), by_ghost.len()), (1, 1), "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_whose_outcome_is_unknown_is_left_to_be_read_back_before_it_is_missed() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a post sent once with an unknown outcome (a lost answer), waiting to
+        // retry; another that was never sent. Both windows end at +1 h.
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &[claimed[0].id], now, Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[Outcome::Retry {
+                    id: claimed[0].id,
+                    run_at: now + Duration::hours(2),
+                    error: "lost answer".into(),
+                    maybe_sent: true,
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        let grace = Duration::seconds(60);
+        let closed = t0() + Duration::hours(1) + grace + Duration::seconds(1);
+
+        // Act
+        let at_close = store.expire_missed(closed, grace).await.unwrap();
+        let given_up = store
+            .expire_missed(closed + store::READ_BACK_WITHIN, grace)
+            .await
+            .unwrap();
+
+        // Assert: the unsent one is missed when the window closes; the unknown one only
+        // when reading it back has had its time, and says its outcome is unknown.
+        assert_eq!((at_close, given_up), (1, 1), "{db}");
+        let rows = store
+            .outbox_for(s.participant, Some(CAMPAIGN))
+            .await
+            .unwrap();
+        let unknown = rows.iter().find(|r| r.id == claimed[0].id).unwrap();
+        assert_eq!(unknown.state, OutboxState::Missed, "{db}");
+        assert!(
+            unknown
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("outcome unknown"),
+            "{db}: {unknown:?}"
+        );
     })
     .await;
 }

@@ -50,8 +50,8 @@ use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{
-    AccountRef, CredentialSink, Engagement, Identity, Network, OutgoingPost, PublishError, Reason,
-    Receipt,
+    AccountRef, CredentialSink, Engagement, Identity, Network, OutgoingPost, PublishError,
+    ReadBack, Reason, Receipt,
 };
 use crate::clock::Clock;
 use crate::domain::NetworkKind;
@@ -992,6 +992,49 @@ impl Network for Bluesky {
             )),
             remote_id: uri,
         })
+    }
+
+    /// `com.atproto.repo.getRecord` by the record key the post was put under: the same
+    /// idempotency key and slot always derive the same key.
+    #[tracing::instrument(skip_all, fields(network = "bluesky", account = account.id))]
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let creds = self.session(account).await?;
+        let rkey = rkey::derive(&post.idempotency_key, post.scheduled_at);
+        let url = with_query(
+            &xrpc_url(&creds.pds, "com.atproto.repo.getRecord"),
+            &[
+                ("repo".into(), creds.did.clone()),
+                ("collection".into(), COLLECTION.into()),
+                ("rkey".into(), rkey.clone()),
+            ],
+        );
+        let sent = self
+            .http(account)
+            .get(&url)
+            .timeout(post.timeout)
+            .send()
+            .await;
+        let now = self.clock.now();
+        match finish(sent, now).await {
+            Ok(v) => Ok(ReadBack::Found(Receipt {
+                remote_id: v["uri"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("at://{}/{COLLECTION}/{rkey}", creds.did)),
+                url: Some(format!(
+                    "https://bsky.app/profile/{}/post/{rkey}",
+                    creds.did
+                )),
+            })),
+            Err(XrpcError::Status { error, .. }) if error == "RecordNotFound" => {
+                Ok(ReadBack::Absent)
+            }
+            Err(e) => Err(e.into_publish("reading the post back", now)),
+        }
     }
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
