@@ -11,6 +11,7 @@
 //! ├── dispatcher  (claims due posts, publishes, records)
 //! ├── verifier    (checks accounts before a strike)
 //! ├── census      (reads the hashtag's public posts from the campaigns' [census] sources)
+//! ├── engagement  (reads published posts' likes, reposts, replies and followers, twice)
 //! ├── reminders   (one mail (with [smtp]) and pushes per slot of tap-to-post notices)
 //! ├── webhooks    (events found in committed rows, enqueued once per hook, delivered)
 //! ├── peers       (each [[peers]] checkpoint read and judged, every federation_refresh_secs)
@@ -18,7 +19,10 @@
 //! └── planner     (re-plans every campaign now and then; lease released on shutdown)
 //!
 //! run_worker (`picket worker`, several on PostgreSQL)
-//! └── dispatcher
+//! ├── dispatcher
+//! ├── census, engagement (each under its lease: one process at a time)
+//! ├── webhooks
+//! └── broadcast   (rows claimed under a lease: safe beside serve and other workers)
 //! ```
 
 use std::net::SocketAddr;
@@ -247,6 +251,7 @@ impl Application {
             oauth: Default::default(),
             counts: Default::default(),
             cards: dispatcher.cards(),
+            lateness: dispatcher.lateness(),
         };
         Ok(Application {
             listener,
@@ -305,6 +310,22 @@ impl Application {
         });
         let (census_state, stop) = (self.state.clone(), shutdown.clone());
         tasks.spawn(async move { ("census", census_forever(census_state, stop).await) });
+        let (engagement_state, stop) = (self.state.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let every = engagement_state.settings.scheduler.engagement_every_secs;
+            let task = crate::scheduler::engagement::EngagementTask::new(
+                engagement_state.networks.clone(),
+                engagement_state.vault.clone(),
+                crate::scheduler::engagement::Timing::from_settings(
+                    &engagement_state.settings.scheduler,
+                ),
+                engagement_state.clock.clone(),
+            );
+            let store = engagement_state.store.as_ref();
+            let clock = engagement_state.clock.as_ref();
+            let every = std::time::Duration::from_secs(every.max(1));
+            ("engagement", task.run(store, clock, every, stop).await)
+        });
         let subject = state
             .settings
             .vapid_subject
@@ -420,7 +441,10 @@ async fn census_forever(state: AppState, stop: CancellationToken) -> anyhow::Res
         .await
 }
 
-/// `picket worker`: the dispatcher alone, for more workers on a shared database.
+/// `picket worker`: the dispatcher, for more workers on a shared database, and the tasks
+/// that are safe in any number of processes: the census and the engagement reads (each
+/// under its lease: one process at a time) and the webhooks (events enqueued once,
+/// delivered under per-event leases).
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
     let dispatcher = core.dispatcher(core.networks())?;
@@ -429,6 +453,56 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown.clone();
     tasks.spawn(async move { ("dispatcher", dispatcher.run(stop).await) });
+    let s = &core.settings.scheduler;
+    let secs = |n: u64| std::time::Duration::from_secs(n.max(1));
+    let (census_every, engagement_every) =
+        (secs(s.census_every_secs), secs(s.engagement_every_secs));
+    let census = census::CensusTask::new(core.egress.trusted().clone(), core.vault.clone());
+    let engagement = crate::scheduler::engagement::EngagementTask::new(
+        core.networks(),
+        core.vault.clone(),
+        crate::scheduler::engagement::Timing::from_settings(s),
+        core.clock.clone(),
+    );
+    let campaigns = Arc::new(core.campaigns.clone());
+    let campaigns_for_broadcast = campaigns.clone();
+    let webhooks = crate::scheduler::webhooks::WebhookSender::new(
+        core.store.clone(),
+        core.egress.trusted().clone(),
+        &core.settings.webhooks,
+        core.clock.clone(),
+        campaigns.clone(),
+    );
+    let (store, clock, stop) = (core.store.clone(), core.clock.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let run = census.run(
+            store.as_ref(),
+            &campaigns,
+            clock.as_ref(),
+            census_every,
+            stop,
+        );
+        ("census", run.await)
+    });
+    let (store, clock, stop) = (core.store.clone(), core.clock.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let run = engagement.run(store.as_ref(), clock.as_ref(), engagement_every, stop);
+        ("engagement", run.await)
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("webhooks", webhooks.run(stop).await) });
+    // Announcements are enqueued once (a unique row per channel, announcement and instant)
+    // and claimed under a lease, so a worker may send them beside `serve` and the others:
+    // a worker left running alone still announces the strike.
+    let broadcaster = crate::scheduler::broadcast::Broadcaster::new(
+        core.store.clone(),
+        core.egress.trusted().clone(),
+        core.clock.clone(),
+        campaigns_for_broadcast,
+        Arc::new(core.settings.clone()),
+    );
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("broadcast", broadcaster.run(stop).await) });
     supervise(tasks, shutdown).await
 }
 

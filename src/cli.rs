@@ -16,6 +16,7 @@ mod add_misskey;
 mod add_nostr;
 mod add_official;
 mod admin;
+mod db;
 mod declaration;
 mod participate;
 mod peers;
@@ -66,7 +67,9 @@ pub enum Command {
         #[arg(long, env = "PICKET_BIND")]
         bind: Option<std::net::SocketAddr>,
     },
-    /// Run the dispatcher only (no web server): more workers on a shared PostgreSQL.
+    /// Run the scheduler without the web server: the dispatcher, and the hashtag census,
+    /// engagement reads and webhooks (one process at a time where it matters): more workers
+    /// on a shared PostgreSQL.
     #[command(
         after_help = "Example:\n  PICKET_DATABASE_URL=postgres://picket@db/picket picket worker"
     )]
@@ -185,8 +188,8 @@ pub enum Command {
     /// A campaign's figures for its organiser: signatures, strikers (pledged, striking now,
     /// done), accounts by network, posts by outcome, network and UTC hour with the top
     /// reasons of failures, invitations and the invitation tree's depth, strikers by time
-    /// zone. JSON is exactly what `GET /api/v1/campaigns/{id}/stats` answers; CSV is one
-    /// row per network and UTC hour.
+    /// zone, reach and engagement, the hashtag census. JSON is exactly what
+    /// `GET /api/v1/campaigns/{id}/stats` answers; CSV is one row per network and UTC hour.
     #[command(
         after_help = "Examples:\n  picket stats social-media-strike\n  picket stats social-media-strike --format json\n  picket stats social-media-strike --format csv > posts-by-hour.csv"
     )]
@@ -195,6 +198,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = stats::StatsFormat::Text)]
         format: stats::StatsFormat,
     },
+    /// Move an installation between SQLite and PostgreSQL, or back up its SQLite file.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Rehearse a whole strike, compressed in time, against a built-in sandbox network.
     ///
     /// Nothing of yours is touched: a temporary database, a local fake network on
@@ -615,6 +621,34 @@ pub enum HostCommand {
     Key,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every table from one database to another (SQLite to PostgreSQL or back), then
+    /// verify each table's row count and checksum on both sides. The source is read as one
+    /// consistent snapshot; stop picket on it first so nothing is written after the copy.
+    /// Run it again after an interruption: it goes on where it stopped and never writes a
+    /// row twice.
+    #[command(
+        after_help = "Example:\n  picket db copy --from sqlite://picket.db --to postgres://picket@db/picket"
+    )]
+    Copy {
+        /// The database to read: sqlite://PATH (must exist) or postgres://...
+        #[arg(long)]
+        from: String,
+        /// The database to write, created and migrated if new; it should be empty.
+        #[arg(long)]
+        to: String,
+    },
+    /// Write a consistent copy of the SQLite database (--database-url) to a new file while
+    /// picket keeps running on it (SQLite's VACUUM INTO), and check the copy. To restore,
+    /// stop picket and put the file in the database's place.
+    #[command(after_help = "Example:\n  picket db backup /var/backups/picket-2027-07-04.db")]
+    Backup {
+        /// The new file to write (it must not exist).
+        path: PathBuf,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -698,6 +732,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker => {
             runtime()?.block_on(app::run_worker(settings()?))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::Copy { from, to }) => runtime()?.block_on(db::copy(&from, &to)),
+        Command::Db(DbCommand::Backup { path }) => {
+            let url = settings()?.database_url;
+            runtime()?.block_on(db::backup(&url, &path))
         }
         Command::Widget(WidgetCommand::Export {
             dir,
@@ -884,6 +923,7 @@ async fn participant_command(ctx: &participate::Ctx, command: Command) -> anyhow
         | Command::Campaign(_)
         | Command::Declaration(_)
         | Command::Rehearse { .. }
+        | Command::Db(_)
         | Command::Bench { .. } => {
             unreachable!("handled by dispatch")
         }

@@ -180,10 +180,11 @@ impl PeerSettings {
 }
 
 /// The events a webhook can ask for (docs/webhooks.md describes each payload).
-pub const WEBHOOK_EVENTS: [&str; 6] = [
+pub const WEBHOOK_EVENTS: [&str; 7] = [
     "signature.counted",
     "striker.joined",
     "post.published",
+    "post.posted_by_hand",
     "post.failed",
     "post.missed",
     "threshold.reached",
@@ -615,6 +616,13 @@ pub struct SchedulerSettings {
     pub retry_cap_secs: u64,
     /// Seconds between two polls of a campaign's hashtag census sources (`[census]`).
     pub census_every_secs: u64,
+    /// Seconds after publication a post's likes, reposts, replies (and its account's
+    /// followers) are first read.
+    pub engagement_first_secs: u64,
+    /// Seconds after publication they are read again, for the last time.
+    pub engagement_again_secs: u64,
+    /// Seconds between two rounds of the engagement task (what is due is read then).
+    pub engagement_every_secs: u64,
 }
 
 impl Default for SchedulerSettings {
@@ -628,6 +636,9 @@ impl Default for SchedulerSettings {
             request_timeout_secs: 30,
             retry_cap_secs: 600,
             census_every_secs: 300,
+            engagement_first_secs: 3600,
+            engagement_again_secs: 24 * 3600,
+            engagement_every_secs: 60,
         }
     }
 }

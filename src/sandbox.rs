@@ -4,7 +4,8 @@
 //! misbehave (5xx, 429 with `Retry-After`, slow answers after the post was stored, revoked
 //! tokens) so the dispatcher's guarantees can be proven against faults.
 //!
-//! `GET /api/v1/sandbox/posts` lists what it received; [`Receiver::report`] counts
+//! `GET /api/v1/sandbox/posts` lists what it received (`?idempotency_key=` finds the
+//! caller's post sent with that key: how picket reads back an unknown outcome); [`Receiver::report`] counts
 //! deliveries, created posts and replays.
 //!
 //! Two kinds: [`Receiver::new`], open to any bearer token, for rehearsals, benchmarks and
@@ -572,18 +573,36 @@ async fn delete_status(
     Json(serde_json::json!({"id": post.id, "text": post.text})).into_response()
 }
 
-/// Every post on an open receiver; on a guarded one, only the caller's own.
-async fn list(State(rx): State<Receiver>, headers: HeaderMap) -> Response {
+/// `?idempotency_key=`: only the caller's own post sent with that key (a read-back).
+#[derive(Deserialize)]
+struct ListQuery {
+    idempotency_key: Option<String>,
+}
+
+/// Every post on an open receiver; on a guarded one, only the caller's own. With a key,
+/// only the caller's post sent with it, as a network that dedupes by key finds it.
+async fn list(
+    State(rx): State<Receiver>,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
     let token = bearer(&headers);
     if !rx.admits(token) {
         return unauthorized();
     }
     let inner = crate::sync::lock(&rx.inner);
-    let posts: Vec<&ReceivedPost> = inner
-        .posts
-        .iter()
-        .filter(|p| rx.gate.is_none() || Some(p.token.as_str()) == token)
-        .collect();
+    let posts: Vec<&ReceivedPost> = match &query.idempotency_key {
+        Some(key) => token
+            .and_then(|t| inner.by_key.get(&(t.to_string(), key.clone())))
+            .map(|&i| &inner.posts[i])
+            .into_iter()
+            .collect(),
+        None => inner
+            .posts
+            .iter()
+            .filter(|p| rx.gate.is_none() || Some(p.token.as_str()) == token)
+            .collect(),
+    };
     Json(posts).into_response()
 }
 

@@ -111,6 +111,17 @@ impl fmt::Debug for Image {
     }
 }
 
+/// What a [`Network::read_back`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// The post is on the network: an earlier attempt was published.
+    Found(Receipt),
+    /// The network says it has no such post.
+    Absent,
+    /// This network cannot be asked (no way to find one post without sending).
+    Unknown,
+}
+
 /// What the network gave back for a published post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -309,6 +320,21 @@ pub trait Network: Send + Sync + 'static {
         crate::compose::measure(self.kind(), text)
     }
 
+    /// Whether an earlier attempt at `post` is on the network, found without sending
+    /// anything (a post whose window closed after an attempt with an unknown outcome: a
+    /// timeout, a lost answer, a crash mid-request). Adapters that can look the post up by
+    /// what makes it unique (Bluesky's record key, Nostr's event id, the receiver's
+    /// idempotency key, a Mastodon account's recent statuses) say found or absent; the
+    /// default says they cannot tell.
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let _ = (account, post);
+        Ok(ReadBack::Unknown)
+    }
+
     /// The account's server's own scheduler, where picket can hand posts to it
     /// (`--hand-off`: [`mastodon::schedule`]); `None` for networks without one.
     fn scheduler(&self) -> Option<&dyn mastodon::schedule::ServerScheduler> {
@@ -339,6 +365,14 @@ pub trait Network: Send + Sync + 'static {
         remote_id: &str,
     ) -> Result<Option<Engagement>, PublishError> {
         let _ = (account, remote_id);
+        Ok(None)
+    }
+
+    /// How many followers the account has now, where the network counts them (`None`:
+    /// it does not, as on Nostr). Read at an engagement read: "followers at posting time"
+    /// is the count at the first read after posting.
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let _ = account;
         Ok(None)
     }
 }

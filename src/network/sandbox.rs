@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::guarded::{Http, Request};
-use super::{AccountRef, Identity, Network, OutgoingPost, PublishError, Reason, Receipt};
+use super::{AccountRef, Identity, Network, OutgoingPost, PublishError, ReadBack, Reason, Receipt};
 use crate::clock::Clock;
 use crate::domain::NetworkKind;
 
@@ -83,6 +83,40 @@ impl Network for Sandbox {
             .map(|b| b.error)
             .unwrap_or_default();
         Err(answer_error(status, &said, after))
+    }
+
+    /// The receiver's own post sent with this key by this account, as it dedupes them.
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let url = format!(
+            "{}?idempotency_key={}",
+            endpoint(account, "sandbox/posts"),
+            url::form_urlencoded::byte_serialize(post.idempotency_key.as_bytes())
+                .collect::<String>()
+        );
+        let resp = self
+            .client
+            .get(&url)
+            .bearer_auth(account.credentials.expose())
+            .timeout(post.timeout)
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Refused::Status(status).into_publish());
+        }
+        let found: Vec<Status> = resp.json().await.map_err(|e| super::transport_error(&e))?;
+        Ok(match found.into_iter().next() {
+            Some(s) => ReadBack::Found(Receipt {
+                url: Some(format!("sandbox://posts/{}", s.id)),
+                remote_id: s.id,
+            }),
+            None => ReadBack::Absent,
+        })
     }
 
     async fn verify(&self, account: &AccountRef) -> Result<Identity, PublishError> {

@@ -40,8 +40,10 @@ pub fn author_hash(vault: &Vault, network: NetworkKind, author: &str) -> String 
     )
 }
 
-/// Where one source's reading stands, kept in memory: after a restart each source starts
-/// again from what it still serves, and posts seen before are recognised by their key.
+/// Where one source's reading stands. The cursor is also saved in the store (read back
+/// before each poll, so a restart, or another process taking the lease, reads on from
+/// it); the pauses are this process's own. Posts seen twice are recognised by their key
+/// anyway.
 #[derive(Debug, Default, Clone)]
 struct SourceState {
     cursor: Option<String>,
@@ -123,7 +125,14 @@ impl CensusTask {
             );
             for (network, source) in sources {
                 let key = (c.id.to_string(), source.clone());
-                let state = self.sources.get(&key).cloned().unwrap_or_default();
+                let mut state = self.sources.get(&key).cloned().unwrap_or_default();
+                match store.census_cursor(c.id.as_str(), &source).await {
+                    Ok(Some(saved)) => state.cursor = Some(saved),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(campaign = %c.id, source = source.as_str(), error = %e, "census: the saved cursor could not be read; using this process's own")
+                    }
+                }
                 let now = clock.now();
                 if state.not_before.is_some_and(|t| t > now) {
                     round.waiting += 1;
@@ -179,8 +188,14 @@ impl CensusTask {
                         round.new_posts += n;
                         // The cursor moves only once what it covers is stored.
                         state.failures = 0;
-                        if poll.cursor.is_some() {
-                            state.cursor = poll.cursor;
+                        if let Some(cursor) = poll.cursor {
+                            if let Err(e) = store
+                                .save_census_cursor(c.id.as_str(), &source, &cursor, clock.now())
+                                .await
+                            {
+                                tracing::warn!(campaign = %c.id, source = source.as_str(), error = %e, "census: the cursor could not be saved; a restart reads this again");
+                            }
+                            state.cursor = Some(cursor);
                         }
                         state.not_before = poll
                             .pause

@@ -14,8 +14,16 @@
 //!
 //! The dispatcher never looks at HTTP status codes: adapters say retry (and when),
 //! rejected, or reconnect. A crash at any point leaves rows `claimed` or `sending` under
-//! a lease; after it expires another worker (or this one, restarted) takes them over and
-//! re-sends with the same idempotency key, so the network sees a retry, not a new post.
+//! a lease. Every dispatcher beats a heartbeat each second ([`HEARTBEAT`]); one silent for
+//! [`DEAD_AFTER_BEATS`] is dead, and the first live one to notice makes its leases lapse
+//! (at start-up also those of owners that never beat), so its posts are claimed again at
+//! once and re-sent with the same idempotency key: the network sees a retry, not a new
+//! post. A lease only guards against live workers.
+//!
+//! A post whose window closed after an attempt with an unknown outcome (a timeout, a lost
+//! answer, a crash mid-request) is never re-sent: it is read back
+//! ([`Network::read_back`]), and recorded published with its link if the network has it,
+//! or missed if it does not (once the last attempt has had time to land).
 
 pub mod handoff;
 
@@ -37,14 +45,27 @@ use crate::compose;
 use crate::config::SchedulerSettings;
 use crate::crypto::Vault;
 use crate::domain::{CampaignId, NetworkKind, Secret};
-use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError};
-use crate::store::{Account, AccountRoute, ClaimedPost, Outcome, ParticipantId, Store, StoreError};
+use crate::network::{AccountRef, Image, Network, Networks, OutgoingPost, PublishError, ReadBack};
+use crate::store::{
+    Account, AccountRoute, ClaimedPost, DeadWorkers, Outcome, ParticipantId, READ_BACK_WITHIN,
+    Store, StoreError,
+};
 
 /// Idle workers look for work written by other processes (CLI, other servers) this often.
 const IDLE_POLL: StdDuration = StdDuration::from_secs(1);
 
 /// How often a busy dispatcher looks for posts whose window closed.
 const EXPIRY_EVERY: Duration = Duration::seconds(1);
+
+/// How often a dispatcher says it is alive, and looks for workers that stopped saying so.
+const HEARTBEAT: StdDuration = StdDuration::from_secs(1);
+
+/// A worker silent for this many heartbeats is dead: its posts are taken over.
+const DEAD_AFTER_BEATS: u32 = 5;
+
+/// Said of a post whose window closed after an attempt whose outcome nobody knows.
+const OUTCOME_UNKNOWN: &str =
+    "window closed; an earlier attempt may have been published (outcome unknown)";
 
 /// A campaign as the dispatcher needs it: its file and its compiled templates.
 struct Hosted {
@@ -83,6 +104,9 @@ pub struct Dispatcher {
     last_expiry: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Strike cards for posts with `card = true`, shared with the web's card pages.
     cards: Arc<Cards>,
+    /// Seconds from `run_at` to publication of the posts this dispatcher published,
+    /// shared with `/metrics`.
+    lateness: Arc<super::lateness::Lateness>,
     /// When the last hand-off round ran (real time; see [`handoff`]).
     last_hand_off: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -120,11 +144,18 @@ impl Dispatcher {
                 ..RetryPolicy::default()
             },
             settings,
-            worker: format!("{}-{}", hostname(), std::process::id()),
+            // The random part tells apart processes on hosts without a HOSTNAME.
+            worker: format!(
+                "{}-{}-{:04x}",
+                hostname(),
+                std::process::id(),
+                rand::random::<u16>()
+            ),
             public_url: public_url.trim_end_matches('/').to_string(),
             wake: Arc::new(Notify::new()),
             last_expiry: std::sync::Mutex::new(None),
             cards: Arc::new(Cards::default()),
+            lateness: Arc::default(),
             last_hand_off: std::sync::Mutex::new(None),
         })
     }
@@ -146,6 +177,11 @@ impl Dispatcher {
         self.cards.clone()
     }
 
+    /// The lateness of what this dispatcher published (for `/metrics`).
+    pub fn lateness(&self) -> Arc<super::lateness::Lateness> {
+        self.lateness.clone()
+    }
+
     /// A handle that wakes an idle dispatcher.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
@@ -159,6 +195,74 @@ impl Dispatcher {
     /// database hiccup must not stop the strike.
     pub async fn run(&self, stop: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(worker = %self.worker, "dispatcher started");
+        let beating = CancellationToken::new();
+        let (worked, ()) = tokio::join!(
+            async {
+                let worked = self.work(stop).await;
+                beating.cancel();
+                worked
+            },
+            self.beat(beating.clone()),
+        );
+        // Stopped cleanly: nothing of ours is on the wire, so no lease needs taking over.
+        if let Err(e) = self.store.retire(&self.worker).await {
+            tracing::warn!(error = %e, "could not sign this worker off");
+        }
+        tracing::info!(worker = %self.worker, "dispatcher stopped");
+        worked
+    }
+
+    /// Say this worker is alive every [`HEARTBEAT`] and take over the posts of workers
+    /// that went silent, until `stop`. The first beat also takes over owners that never
+    /// beat. Runs beside the rounds: a round may wait on the network for long.
+    async fn beat(&self, stop: CancellationToken) {
+        let mut first = true;
+        loop {
+            if let Err(e) = self.beat_once(first).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            } else {
+                first = false;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+            }
+        }
+    }
+
+    /// One heartbeat, then the take-over; `first` also takes over owners that never beat.
+    pub async fn beat_once(&self, first: bool) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        self.store.heartbeat(&self.worker, now).await?;
+        let since = now - self.dead_after();
+        let dead = if first {
+            DeadWorkers::SilentSinceOrUnknown(since)
+        } else {
+            DeadWorkers::SilentSince(since)
+        };
+        let taken = self.store.take_over_leases(&self.worker, dead, now).await?;
+        if taken > 0 {
+            tracing::info!(
+                posts = taken,
+                "took over the posts of a worker that stopped"
+            );
+            self.wake.notify_one();
+        }
+        Ok(taken)
+    }
+
+    /// [`DEAD_AFTER_BEATS`] heartbeats in the clock's time (a rehearsal's runs faster).
+    fn dead_after(&self) -> Duration {
+        let real = HEARTBEAT * DEAD_AFTER_BEATS;
+        let hour = self.clock.real_duration(Duration::hours(1)).as_secs_f64();
+        if hour <= 0.0 {
+            return Duration::hours(1);
+        }
+        Duration::milliseconds((real.as_secs_f64() * 3600.0 / hour * 1000.0) as i64)
+    }
+
+    /// The rounds, until `stop`.
+    async fn work(&self, stop: CancellationToken) -> anyhow::Result<()> {
         let mut failures = 0u32;
         while !stop.is_cancelled() {
             // A panic outside any one post's work (each post is isolated in `step`) fails
@@ -190,7 +294,6 @@ impl Dispatcher {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        tracing::info!(worker = %self.worker, "dispatcher stopped");
         Ok(())
     }
 
@@ -242,8 +345,10 @@ impl Dispatcher {
 
         let elsewhere = self.elsewhere(&claimed).await?;
         let unarmed = self.unarmed(&claimed).await?;
+        let run_at: HashMap<_, _> = claimed.iter().map(|p| (p.id, p.run_at)).collect();
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut ready = Vec::with_capacity(claimed.len());
+        let mut to_read_back = Vec::new();
         for post in claimed {
             if let Some(reason) = unarmed.get(&post.campaign_id)
                 && !self.is_recruiting(&post)
@@ -268,8 +373,11 @@ impl Dispatcher {
                 outcomes.push(outcome);
                 continue;
             }
-            let prepared =
-                super::isolate(|| self.prepare(&post, &elsewhere, now)).unwrap_or_else(|panic| {
+            // Its window closed after an attempt nobody knows the end of: it is read back,
+            // never sent again (reading is not posting, so it is not paced either).
+            let unsure = post.outcome_unknown && self.deadline(&post) <= now;
+            let prepared = super::isolate(|| self.prepare(&post, &elsewhere, now, !unsure))
+                .unwrap_or_else(|panic| {
                     tracing::error!(job = %post.id, error = %panic, "preparing a post failed");
                     Err(Outcome::Failed {
                         id: post.id,
@@ -277,6 +385,7 @@ impl Dispatcher {
                     })
                 });
             match prepared {
+                Ok(out) if unsure => to_read_back.push((post, out)),
                 Ok(out) => ready.push((post, out)),
                 Err(outcome) => outcomes.push(outcome),
             }
@@ -301,6 +410,15 @@ impl Dispatcher {
             .collect()
             .await;
         outcomes.extend(sent);
+        let read: Vec<Outcome> = futures::stream::iter(to_read_back)
+            .map(|(post, out)| async move {
+                self.read_back(&post, out.network.as_ref(), &out.account, &out.text)
+                    .await
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        outcomes.extend(read);
         phases.lap(Phase::Send);
 
         for o in &outcomes {
@@ -313,7 +431,16 @@ impl Dispatcher {
                 Outcome::Reminded { .. } => report.reminded += 1,
             }
         }
-        self.store.record(&outcomes, self.clock.now()).await?;
+        let recorded_at = self.clock.now();
+        self.store.record(&outcomes, recorded_at).await?;
+        for o in &outcomes {
+            if let Outcome::Published { id, .. } = o
+                && let Some(at) = run_at.get(id)
+            {
+                self.lateness
+                    .observe((recorded_at - *at).num_milliseconds() as f64 / 1000.0);
+            }
+        }
         phases.lap(Phase::Record);
         tracing::debug!(
             claimed = report.claimed,
@@ -390,11 +517,22 @@ impl Dispatcher {
         Ok(out)
     }
 
+    /// When the post's window, with the grace, closes. A window ending at the end of
+    /// time (a row written by hand) closes there.
+    fn deadline(&self, post: &ClaimedPost) -> DateTime<Utc> {
+        post.window_end
+            .checked_add_signed(self.grace())
+            .unwrap_or(post.window_end)
+    }
+
+    /// `pace`: count the post against its account's and server's budgets (a post to send;
+    /// not one only read back).
     fn prepare(
         &self,
         post: &ClaimedPost,
         elsewhere: &HashMap<ParticipantId, Vec<Account>>,
         now: DateTime<Utc>,
+        pace: bool,
     ) -> Result<Ready, Outcome> {
         let Some(hosted) = self.hosted.get(&post.campaign_id) else {
             return Err(Outcome::Failed {
@@ -447,6 +585,13 @@ impl Dispatcher {
         };
         // The account's own server may allow more (or less) than the network's default.
         let text = self.compose(hosted, post, &elsewhere, |t| network.measure(&account, t))?;
+        if !pace {
+            return Ok(Ready {
+                text,
+                account,
+                network: network.clone(),
+            });
+        }
         if let Err(wait) = self.pacer.check(
             post.network,
             post.account_id.0,
@@ -594,14 +739,15 @@ impl Dispatcher {
 
     #[tracing::instrument(skip_all, fields(campaign = %post.campaign_id, network = %post.network, job = %post.id))]
     async fn send(&self, post: ClaimedPost, ready: Ready) -> Outcome {
-        // A window ending at the end of time (a row written by hand) closes there.
-        let deadline = post
-            .window_end
-            .checked_add_signed(self.grace())
-            .unwrap_or(post.window_end);
+        let deadline = self.deadline(&post);
         let now = self.clock.now();
         let left = self.clock.real_duration(deadline - now);
         if deadline <= now {
+            if post.outcome_unknown {
+                return self
+                    .read_back(&post, ready.network.as_ref(), &ready.account, &ready.text)
+                    .await;
+            }
             return Outcome::Missed {
                 id: post.id,
                 reason: "its window closed before it could be sent".into(),
@@ -622,6 +768,7 @@ impl Dispatcher {
             timeout: left.min(StdDuration::from_secs(self.settings.request_timeout_secs)),
             image,
         };
+        // `account` and `network` stay usable for a read-back if the window closes.
         match network.publish(&account, &outgoing).await {
             Ok(receipt) => Outcome::Published {
                 id: post.id,
@@ -666,6 +813,11 @@ impl Dispatcher {
                     .and_then(|d| self.clock.now().checked_add_signed(d))
                     .filter(|at| *at <= deadline);
                 let Some(run_at) = run_at else {
+                    if maybe_sent || post.outcome_unknown {
+                        return self
+                            .read_back(&post, network.as_ref(), &account, &text)
+                            .await;
+                    }
                     tracing::warn!(
                         reason = reason.summary(),
                         detail = reason.detail(),
@@ -694,6 +846,102 @@ impl Dispatcher {
                     maybe_sent,
                 }
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Settle a post whose window closed after an attempt with an unknown outcome by
+    /// asking the network, which never sends anything: published with its link if an
+    /// earlier attempt landed; missed if the network has no such post once the last
+    /// attempt has had time to land (a request still on its way could land later); missed
+    /// "outcome unknown" where the network cannot be asked. A failed read-back is tried
+    /// again for up to [`READ_BACK_WITHIN`] after the window.
+    async fn read_back(
+        &self,
+        post: &ClaimedPost,
+        network: &dyn Network,
+        account: &AccountRef,
+        text: &str,
+    ) -> Outcome {
+        let deadline = self.deadline(post);
+        let settle = Duration::seconds(self.settings.request_timeout_secs.max(1) as i64);
+        let asked = OutgoingPost {
+            text: text.to_string(),
+            idempotency_key: post.idempotency_key.clone(),
+            scheduled_at: post.slot_at,
+            slot_key: post.slot_key.clone(),
+            outcome_unknown: true,
+            timeout: StdDuration::from_secs(self.settings.request_timeout_secs.max(1)),
+            image: None,
+        };
+        let answer = super::isolate_async(network.read_back(account, &asked))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(job = %post.id, error = %panic, "reading a post back failed");
+                Ok(ReadBack::Unknown)
+            });
+        let now = self.clock.now();
+        let missed = |reason: String| Outcome::Missed {
+            id: post.id,
+            reason,
+        };
+        match answer {
+            Ok(ReadBack::Found(receipt)) => {
+                tracing::info!(job = %post.id, remote_id = %receipt.remote_id,
+                    "read back: an earlier attempt was published");
+                Outcome::Published {
+                    id: post.id,
+                    remote_id: receipt.remote_id,
+                    remote_url: receipt.url,
+                    text: text.to_string(),
+                }
+            }
+            Ok(ReadBack::Absent) => match deadline.checked_add_signed(settle) {
+                Some(settled) if now < settled => Outcome::Retry {
+                    id: post.id,
+                    run_at: settled,
+                    error: "outcome unknown: read back again once the last attempt has settled"
+                        .into(),
+                    maybe_sent: true,
+                },
+                _ => missed(
+                    "window closed before it could be published (read back: no earlier \
+                     attempt reached the network)"
+                        .into(),
+                ),
+            },
+            Ok(ReadBack::Unknown) => missed(OUTCOME_UNKNOWN.into()),
+            Err(PublishError::Retry { reason, after, .. }) => {
+                let delay = self.retry.delay(post.attempts.max(1) as u32, after);
+                let run_at = Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .filter(|at| {
+                        deadline
+                            .checked_add_signed(READ_BACK_WITHIN)
+                            .is_none_or(|last| *at < last)
+                    });
+                match run_at {
+                    Some(run_at) => Outcome::Retry {
+                        id: post.id,
+                        run_at,
+                        error: format!(
+                            "outcome unknown; reading it back failed: {}",
+                            reason.summary()
+                        ),
+                        maybe_sent: true,
+                    },
+                    None => missed(format!(
+                        "{OUTCOME_UNKNOWN}; reading it back failed: {}",
+                        reason.summary()
+                    )),
+                }
+            }
+            Err(e) => missed(format!(
+                "{OUTCOME_UNKNOWN}; reading it back failed: {}",
+                e.reason().summary()
+            )),
         }
     }
 }

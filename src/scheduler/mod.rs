@@ -1,7 +1,8 @@
 //! The scheduler: the planner turns pledges into outbox rows; the dispatcher claims due
 //! rows, publishes them through a [`crate::network::Network`] and records the outcome.
 //! Only the dispatcher posts to networks; `remind` mails and pushes tap-to-post reminders;
-//! `census` reads the campaign hashtag's public posts for the hashtag census.
+//! `census` reads the campaign hashtag's public posts for the hashtag census;
+//! `engagement` reads published posts' likes, reposts, replies and followers.
 //!
 //! The planner, the dispatcher and the verifier run for as long as picket does, over rows
 //! that strangers wrote (a pledge from a public form, a post, an account). Each unit of
@@ -12,7 +13,9 @@
 pub mod broadcast;
 pub mod census;
 pub mod dispatcher;
+pub mod engagement;
 pub mod federation;
+pub mod lateness;
 pub mod pacing;
 pub mod planner;
 pub mod remind;

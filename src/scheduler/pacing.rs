@@ -84,11 +84,21 @@ pub struct Pacer {
 impl Pacer {
     /// `per_server`: a budget shared by all accounts on one server (host), if any.
     pub fn new(clock: Arc<dyn Clock>, per_server: Option<Budget>) -> Pacer {
+        Pacer::with_budgets(clock, Budget::per_account, per_server)
+    }
+
+    /// A pacer with other per-account budgets than posting's (engagement reads keep
+    /// their own buckets, smaller than the network's limit).
+    pub fn with_budgets(
+        clock: Arc<dyn Clock>,
+        per_account: fn(NetworkKind) -> Option<Budget>,
+        per_server: Option<Budget>,
+    ) -> Pacer {
         let clock = ClockAdapter(clock);
         let accounts = NetworkKind::ALL
             .into_iter()
             .filter_map(|k| {
-                let quota = Budget::per_account(k)?.quota()?;
+                let quota = per_account(k)?.quota()?;
                 Some((k, RateLimiter::dashmap_with_clock(quota, clock.clone())))
             })
             .collect();

@@ -24,22 +24,7 @@ use crate::store::{
 };
 
 /// How many pledges are planned per store transaction.
-const PAGE: u32 = 2_000;
-
-/// The idempotency key of one post: the same (campaign, account, slot) always gets the
-/// same key, and no two accounts share one (Pleroma caches keys globally, NETWORKS.md 0.3).
-pub fn idempotency_key(campaign_id: &str, account: AccountId, slot_key: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        campaign_id.as_bytes(),
-        &account.0.to_be_bytes(),
-        slot_key.as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    hex::encode(h.finalize())
-}
+pub const PAGE: u32 = 2_000;
 
 /// A deterministic offset in `[0, spread]` for one account's slot: posts of many accounts
 /// at the same instant are spread out, and re-planning gives the same offset.
@@ -131,7 +116,9 @@ pub fn plan_pledge(
                 variant: variant as i64,
                 run_at,
                 window_end: slot.window_end,
-                idempotency_key: idempotency_key(&campaign.id, account, &slot.key),
+                // The key derived from (campaign, account, slot): the store keeps it
+                // implicit and derives it when the post is claimed.
+                idempotency_key: String::new(),
                 slot_at: slot.at,
                 day: slot.day as i64,
                 days_total: slot.days_total as i64,

@@ -152,17 +152,30 @@ pub struct WebhookSender {
 impl WebhookSender {
     /// The task `picket serve` runs, over the app's store, clock and campaigns.
     pub fn from_state(state: &crate::web::AppState) -> WebhookSender {
+        WebhookSender::new(
+            state.store.clone(),
+            state.egress.trusted().clone(),
+            &state.settings.webhooks,
+            state.clock.clone(),
+            state.campaigns.clone(),
+        )
+    }
+
+    /// The sender of `hooks` (`picket worker` has no web state). Hooks are the operator's
+    /// settings: reached through the trusted client.
+    pub fn new(
+        store: Arc<dyn Store>,
+        http: Http,
+        hooks: &[WebhookSettings],
+        clock: Arc<dyn Clock>,
+        campaigns: Arc<Vec<Campaign>>,
+    ) -> WebhookSender {
         WebhookSender {
-            store: state.store.clone(),
-            http: state.egress.trusted().clone(),
-            hooks: state
-                .settings
-                .webhooks
-                .iter()
-                .filter_map(Hook::from_settings)
-                .collect(),
-            clock: state.clock.clone(),
-            campaigns: state.campaigns.clone(),
+            store,
+            http,
+            hooks: hooks.iter().filter_map(Hook::from_settings).collect(),
+            clock,
+            campaigns,
             owner: format!(
                 "webhooks-{}-{:08x}",
                 std::process::id(),

@@ -15,7 +15,10 @@ use serde::Serialize;
 
 use crate::campaign::{Campaign, Participation};
 use crate::domain::Zone;
-use crate::store::{DayCount, InviteEdge, OutboxState, PostBucket, ReasonCount, Store, StoreError};
+use crate::store::{
+    CensusFigures, DayCount, EngagementBucket, InviteEdge, OutboxState, PostBucket, ReasonCount,
+    Store, StoreError,
+};
 
 /// How many failure reasons the report lists.
 pub const TOP_REASONS: u32 = 5;
@@ -29,7 +32,7 @@ pub enum StatsError {
 
 /// Everything the organiser's views show for one campaign. Its JSON is the stats API's
 /// answer; the first six fields are the API's original ones, kept as they were.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     pub campaign: String,
     /// Confirmed signatures: those that count.
@@ -50,10 +53,11 @@ pub struct Report {
     pub striking_offsets: Vec<i32>,
     /// Signatures and pledges per UTC day, with running totals.
     pub over_time: Vec<Day>,
-    /// Followers at posting time and engagement: `null` until engagement is read.
-    pub reach: Option<serde_json::Value>,
+    /// Followers at posting time and engagement: `null` until a published post of a
+    /// network picket reads (Mastodon API, Bluesky, Nostr) is followed.
+    pub reach: Option<Reach>,
     /// The hashtag census: `null` when not configured.
-    pub census: Option<serde_json::Value>,
+    pub census: Option<CensusFigures>,
     /// This host and its `[[peers]]`: the movement's verified total (`federation`).
     pub hosts: crate::federation::Hosts,
 }
@@ -153,6 +157,103 @@ pub struct Day {
     pub pledges_total: u64,
 }
 
+/// Reach and engagement of published posts, read after posting (see
+/// `scheduler::engagement`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    #[serde(flatten)]
+    pub totals: ReachFigures,
+    /// One entry per network.
+    pub by_network: Vec<NetworkReach>,
+    /// One entry per network and UTC hour of day (of the post's slot, as in
+    /// `posts.by_network_hour`).
+    pub by_network_hour: Vec<NetworkHourReach>,
+}
+
+/// Figures of a set of published posts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReachFigures {
+    /// Published posts whose engagement is followed.
+    pub posts: u64,
+    /// Of them, read at least once.
+    pub read: u64,
+    /// Followers of the posting account at the first read after posting, summed over
+    /// posts (an account that posts twice reaches its followers twice); `None` when no
+    /// post's follower count is known (Nostr has none): unknown, not 0.
+    pub followers: Option<u64>,
+    /// Posts whose follower count is known (none on Nostr).
+    pub posts_with_followers: u64,
+    pub likes: u64,
+    /// Reposts, boosts and quotes.
+    pub reposts: u64,
+    pub replies: u64,
+    /// Posts whose last read failed (deleted, account revoked ...).
+    pub unreadable: u64,
+}
+
+impl ReachFigures {
+    fn add(&mut self, b: &EngagementBucket) {
+        self.posts += b.posts;
+        self.read += b.read;
+        if b.with_followers > 0 {
+            *self.followers.get_or_insert(0) += b.followers;
+        }
+        self.posts_with_followers += b.with_followers;
+        self.likes += b.likes;
+        self.reposts += b.reposts;
+        self.replies += b.replies;
+        self.unreadable += b.unreadable;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkReach {
+    pub network: String,
+    #[serde(flatten)]
+    pub figures: ReachFigures,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkHourReach {
+    pub network: String,
+    /// 0-23, UTC.
+    pub hour: u8,
+    #[serde(flatten)]
+    pub figures: ReachFigures,
+}
+
+/// Totals, per network and per network and hour from the store's buckets; `None` when
+/// no post is followed.
+pub fn reach(buckets: &[EngagementBucket]) -> Option<Reach> {
+    if buckets.is_empty() {
+        return None;
+    }
+    let mut out = Reach::default();
+    let mut by_network: BTreeMap<String, ReachFigures> = BTreeMap::new();
+    let mut by_hour: BTreeMap<(String, u8), ReachFigures> = BTreeMap::new();
+    for b in buckets {
+        out.totals.add(b);
+        by_network.entry(b.network.to_string()).or_default().add(b);
+        by_hour
+            .entry((b.network.to_string(), b.hour))
+            .or_default()
+            .add(b);
+    }
+    out.by_network = by_network
+        .into_iter()
+        .map(|(network, figures)| NetworkReach { network, figures })
+        .collect();
+    out.by_network_hour = by_hour
+        .into_iter()
+        .map(|((network, hour), figures)| NetworkHourReach {
+            network,
+            hour,
+            figures,
+        })
+        .collect();
+    Some(out)
+}
+
 impl Report {
     /// Count everything for `c` as of `now`.
     pub async fn compute(
@@ -216,11 +317,11 @@ impl Report {
             time_zones: zone_counts(zones),
             striking_offsets: striking_offsets(c, now),
             over_time: over_time(&store.daily_counts(id).await?),
-            reach: None,
+            reach: reach(&store.engagement_buckets(id).await?),
             census: if c.census.is_empty() {
                 None
             } else {
-                serde_json::to_value(store.census_figures(id).await?).ok()
+                Some(store.census_figures(id).await?)
             },
         })
     }
@@ -230,8 +331,34 @@ impl Report {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// One CSV row per network and UTC hour of day with posts.
+    /// One CSV row per network and UTC hour of day with posts, engagement or census
+    /// posts: the posts by state, their reach and engagement (posts of that slot hour),
+    /// and the census's posts written in that hour of day (all days together: distinct
+    /// authors cannot be summed across hours, so they are in the JSON only). `followers`
+    /// is empty where no post's follower count is known (Nostr): unknown, not 0.
     pub fn to_csv(&self) -> Result<String, csv::Error> {
+        #[derive(Default)]
+        struct Row {
+            posts: PostCounts,
+            reach: ReachFigures,
+            census_posts: i64,
+            census_beyond_posts: i64,
+        }
+        let mut rows: BTreeMap<(String, u8), Row> = BTreeMap::new();
+        for r in &self.posts.by_network_hour {
+            rows.entry((r.network.clone(), r.hour)).or_default().posts = r.counts;
+        }
+        for r in self.reach.iter().flat_map(|r| &r.by_network_hour) {
+            rows.entry((r.network.clone(), r.hour)).or_default().reach = r.figures;
+        }
+        for h in self.census.iter().flat_map(|c| &c.hours) {
+            use chrono::Timelike;
+            let row = rows
+                .entry((h.network.to_string(), h.hour.hour() as u8))
+                .or_default();
+            row.census_posts += h.posts;
+            row.census_beyond_posts += h.beyond_posts;
+        }
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "network",
@@ -243,13 +370,19 @@ impl Report {
             "failed",
             "missed",
             "cancelled",
+            "followers",
+            "likes",
+            "reposts",
+            "replies",
+            "census_posts",
+            "census_beyond_posts",
         ])?;
-        for r in &self.posts.by_network_hour {
-            let c = &r.counts;
+        for ((network, hour), r) in &rows {
+            let (c, e) = (&r.posts, &r.reach);
             w.write_record(
                 [
-                    r.network.clone(),
-                    r.hour.to_string(),
+                    network.clone(),
+                    hour.to_string(),
                     c.scheduled.to_string(),
                     c.published.to_string(),
                     c.posted_by_hand.to_string(),
@@ -257,6 +390,12 @@ impl Report {
                     c.failed.to_string(),
                     c.missed.to_string(),
                     c.cancelled.to_string(),
+                    e.followers.map(|f| f.to_string()).unwrap_or_default(),
+                    e.likes.to_string(),
+                    e.reposts.to_string(),
+                    e.replies.to_string(),
+                    r.census_posts.to_string(),
+                    r.census_beyond_posts.to_string(),
                 ]
                 .iter(),
             )?;
@@ -667,7 +806,142 @@ t = ["On strike #{{ hashtag }}"]
         let csv = r.to_csv().unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0");
-        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0");
+        assert_eq!(lines[1], "nostr,23,0,0,0,0,1,0,0,,0,0,0,0,0");
+        assert_eq!(lines[2], "sandbox,7,0,3,0,0,0,0,0,,0,0,0,0,0");
+    }
+
+    fn bucket(
+        network: NetworkKind,
+        hour: u8,
+        followers: Option<u64>,
+        likes: u64,
+    ) -> EngagementBucket {
+        EngagementBucket {
+            network,
+            hour,
+            posts: 2,
+            read: 2,
+            with_followers: if followers.is_some() { 2 } else { 0 },
+            followers: followers.unwrap_or(0),
+            likes,
+            reposts: 1,
+            replies: 1,
+            unreadable: 0,
+        }
+    }
+
+    #[test]
+    fn reach_sums_followers_and_engagement_by_network_and_hour() {
+        assert_eq!(reach(&[]), None, "null until a post is followed");
+        let r = reach(&[
+            bucket(NetworkKind::Mastodon, 9, Some(100), 3),
+            bucket(NetworkKind::Mastodon, 10, Some(50), 1),
+            bucket(NetworkKind::Nostr, 9, None, 4),
+        ])
+        .unwrap();
+        assert_eq!(r.totals.posts, 6);
+        assert_eq!(r.totals.followers, Some(150));
+        assert_eq!(
+            r.totals.posts_with_followers, 4,
+            "Nostr has no follower count"
+        );
+        assert_eq!(
+            (r.totals.likes, r.totals.reposts, r.totals.replies),
+            (8, 3, 3)
+        );
+        assert_eq!(r.by_network.len(), 2);
+        assert_eq!(r.by_network[0].network, "mastodon");
+        assert_eq!(r.by_network[0].figures.likes, 4);
+        assert_eq!(r.by_network_hour.len(), 3);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["followers"], 150, "totals are flattened: {json}");
+        assert_eq!(json["by_network"][1]["network"], "nostr");
+        assert!(
+            json["by_network"][1]["followers"].is_null(),
+            "Nostr's followers are unknown, not 0: {json}"
+        );
+    }
+
+    #[test]
+    fn the_csv_carries_reach_and_the_census_on_the_row_of_their_network_and_hour() {
+        let census = crate::store::CensusFigures {
+            totals: Default::default(),
+            hours: vec![
+                crate::store::CensusHour {
+                    hour: "2027-07-04T09:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Mastodon,
+                    posts: 5,
+                    authors: 4,
+                    beyond_posts: 3,
+                    beyond_authors: 2,
+                },
+                crate::store::CensusHour {
+                    hour: "2027-07-05T09:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Mastodon,
+                    posts: 1,
+                    authors: 1,
+                    beyond_posts: 1,
+                    beyond_authors: 1,
+                },
+                crate::store::CensusHour {
+                    hour: "2027-07-04T22:00:00Z".parse().unwrap(),
+                    network: NetworkKind::Bluesky,
+                    posts: 2,
+                    authors: 2,
+                    beyond_posts: 2,
+                    beyond_authors: 2,
+                },
+            ],
+        };
+        let mut r = empty_report();
+        r.posts = posts(
+            &[PostBucket {
+                network: NetworkKind::Mastodon,
+                hour: 9,
+                state: OutboxState::Published,
+                count: 2,
+            }],
+            &[],
+        );
+        r.reach = reach(&[bucket(NetworkKind::Mastodon, 9, Some(100), 3)]);
+        r.census = Some(census);
+        let csv = r.to_csv().unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with("followers,likes,reposts,replies,census_posts,census_beyond_posts")
+        );
+        assert_eq!(lines[1], "bluesky,22,0,0,0,0,0,0,0,,0,0,0,2,2");
+        assert_eq!(lines[2], "mastodon,9,0,2,0,0,0,0,0,100,3,1,1,6,4");
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn the_text_shows_reach_and_the_census_with_their_figures() {
+        let mut r = empty_report();
+        r.reach = reach(&[bucket(NetworkKind::Mastodon, 9, Some(100), 3)]);
+        r.census = Some(crate::store::CensusFigures {
+            totals: crate::store::CensusTotals {
+                posts: 7,
+                authors: 5,
+                beyond_posts: 4,
+                beyond_authors: 3,
+            },
+            hours: vec![],
+        });
+        let t = text::render(&r);
+        assert!(
+            t.contains("Reach       100 followers over 2 posts; 3 likes, 1 reposts, 1 replies"),
+            "{t}"
+        );
+        assert!(t.contains("Census      7 posts by 5 authors; beyond this host's participants 4 posts by 3 authors"), "{t}");
+        let page = svg::census_beside_posts(&r);
+        assert_eq!(page.matches("<rect").count(), 48, "two bars per hour");
+    }
+
+    fn empty_report() -> Report {
+        Report {
+            campaign: "c".into(),
+            ..Default::default()
+        }
     }
 }

@@ -174,6 +174,63 @@ pub fn network_hours(r: &Report, network: &str) -> String {
     )
 }
 
+/// Per UTC hour of day (all days together): census posts by authors beyond this host's
+/// accounts, and picket's own published and hand-posted notices, every network.
+pub fn census_and_posts_by_hour(r: &Report) -> (Vec<u64>, Vec<u64>) {
+    use chrono::Timelike;
+    let (mut census, mut own) = (vec![0u64; 24], vec![0u64; 24]);
+    for h in r.census.iter().flat_map(|c| &c.hours) {
+        census[h.hour.hour() as usize % 24] += u64::try_from(h.beyond_posts).unwrap_or(0);
+    }
+    for h in &r.posts.by_network_hour {
+        own[h.hour as usize % 24] += h.counts.published + h.counts.posted_by_hand;
+    }
+    (census, own)
+}
+
+/// The census beside picket's own posts: two bars per UTC hour of day, the census
+/// (beyond this host's accounts) dark, picket's posts red.
+pub fn census_beside_posts(r: &Report) -> String {
+    let (census, own) = census_and_posts_by_hour(r);
+    let mut o = open("Hashtag census beside picket's own posts, per UTC hour");
+    let max = census.iter().chain(&own).copied().max().unwrap_or(0).max(1);
+    let step = W / 24;
+    let width = (step.saturating_sub(2) / 2).max(1);
+    let _ = write!(
+        o,
+        "<line x1=\"0\" y1=\"{BASE}\" x2=\"{W}\" y2=\"{BASE}\" stroke=\"#888\"/>"
+    );
+    for hour in 0..24usize {
+        let x = hour as u32 * step;
+        for (j, (values, fill, what)) in [
+            (&census, "#2c3e50", "census posts beyond this host"),
+            (&own, "#c0392b", "picket's posts"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = values[hour];
+            let h = (v * u64::from(BASE - 10) / max) as u32;
+            let _ = write!(
+                o,
+                "<rect x=\"{}\" y=\"{}\" width=\"{width}\" height=\"{h}\" fill=\"{fill}\"><title>{hour:02}h {what}: {v}</title></rect>",
+                x + j as u32 * width,
+                BASE - h,
+            );
+        }
+        if hour % 3 == 0 {
+            let _ = write!(
+                o,
+                "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#333\">{hour:02}</text>",
+                x + width,
+                BASE + 14,
+            );
+        }
+    }
+    o.push_str("</svg>");
+    o
+}
+
 /// People at each depth of the invitation tree.
 pub fn tree_depth(r: &Report) -> String {
     let labels: Vec<String> = (0..r.invitation_tree.levels.len())

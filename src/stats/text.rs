@@ -23,6 +23,11 @@ pub fn sparkline(values: &[u64]) -> String {
         .collect()
 }
 
+/// A count the network may not give: `unknown` then, never 0.
+fn count_or_unknown(n: Option<u64>) -> String {
+    n.map_or_else(|| "unknown".into(), |n| n.to_string())
+}
+
 /// The whole report as text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
@@ -127,24 +132,57 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(
-        o,
-        "\nReach       {}",
-        if r.reach.is_some() {
-            "see --format json"
-        } else {
-            "not measured"
+    match &r.reach {
+        Some(x) => {
+            let _ = writeln!(
+                o,
+                "\nReach       {} followers over {} posts; {} likes, {} reposts, {} replies ({} of {} posts read, {} unreadable)",
+                count_or_unknown(x.totals.followers),
+                x.totals.posts_with_followers,
+                x.totals.likes,
+                x.totals.reposts,
+                x.totals.replies,
+                x.totals.read,
+                x.totals.posts,
+                x.totals.unreadable
+            );
+            for n in &x.by_network {
+                let f = &n.figures;
+                let _ = writeln!(
+                    o,
+                    "  {:<12} {:>8} followers {:>6} likes {:>6} reposts {:>6} replies",
+                    n.network,
+                    count_or_unknown(f.followers),
+                    f.likes,
+                    f.reposts,
+                    f.replies
+                );
+            }
         }
-    );
-    let _ = writeln!(
-        o,
-        "Census      {}",
-        if r.census.is_some() {
-            "see --format json"
-        } else {
-            "not configured"
+        None => {
+            let _ = writeln!(o, "\nReach       not measured yet");
         }
-    );
+    }
+    match &r.census {
+        Some(c) => {
+            let t = &c.totals;
+            let _ = writeln!(
+                o,
+                "Census      {} posts by {} authors; beyond this host's participants {} posts by {} authors",
+                t.posts, t.authors, t.beyond_posts, t.beyond_authors
+            );
+            let (census, own) = super::svg::census_and_posts_by_hour(r);
+            let _ = writeln!(
+                o,
+                "  by UTC hour  census {}  picket {}",
+                sparkline(&census),
+                sparkline(&own)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "Census      not configured");
+        }
+    }
     o
 }
 

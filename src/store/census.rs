@@ -1,7 +1,8 @@
 //! The hashtag census: public posts carrying a campaign's hashtag that the census task
 //! saw on the sources the campaign lists, and the hourly figures drawn from them. A post
 //! seen again (on another server, or in a later poll) is recognised by its key and kept
-//! once; authors are kept as salted hashes only (the caller hashes).
+//! once; authors are kept as salted hashes only (the caller hashes). Where each source's
+//! reading stands is kept too, so a restart reads on instead of from the start.
 //!
 //! The SQL is the same on both databases: the `census!` macro stamps one implementation of
 //! [`Census`] out for each backend.
@@ -94,6 +95,20 @@ pub trait Census {
     /// Every account this host posts for or reminds (network and handle): the census's
     /// "own" authors.
     async fn own_handles(&self) -> Result<Vec<(NetworkKind, String)>, StoreError>;
+    /// Where the reading of `source` for `campaign` stands, if it was saved.
+    async fn census_cursor(
+        &self,
+        campaign: &str,
+        source: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Save where the reading of `source` for `campaign` stands (what it covers is stored).
+    async fn save_census_cursor(
+        &self,
+        campaign: &str,
+        source: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 type HourRow = (i64, String, i64, i64, i64, i64);
@@ -194,6 +209,41 @@ macro_rules! census {
                 .into_iter()
                 .map(|(n, h)| Ok((parse(&n)?, h)))
                 .collect()
+            }
+
+            async fn census_cursor(
+                &self,
+                campaign: &str,
+                source: &str,
+            ) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT cursor FROM census_cursors WHERE campaign = $1 AND source = $2",
+                )
+                .bind(campaign)
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn save_census_cursor(
+                &self,
+                campaign: &str,
+                source: &str,
+                cursor: &str,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO census_cursors (campaign, source, cursor, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (campaign, source) \
+                     DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                )
+                .bind(campaign)
+                .bind(source)
+                .bind(cursor)
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
     };

@@ -19,11 +19,14 @@
 //! | `counts.rs`       | [`Counts`]: what the pages, the API and the metrics count |
 //! | `leases.rs`       | [`Leases`]: one holder of a named job across processes |
 //! | `census.rs`       | [`Census`]: the hashtag census's posts (author hashes only) and its hourly figures |
+//! | `engagement.rs`   | [`EngagementStore`]: published posts' likes, reposts, replies and followers, read twice after posting |
 //! | `push.rs`         | [`PushSubscriptions`]: the browsers a participant is reminded in (Web Push) |
 //! | `reminders.rs`    | [`Reminders`]: reminders of notices to post by hand (tap-to-post and the fallback; at most once per notice), "I posted it" |
 //! | `federation.rs`   | [`Federation`]: this host's checkpoint chain per campaign, each pinned peer's last state |
 //! | `webhooks.rs`     | [`Webhooks`]: the organiser's webhooks' outbox: events derived from committed rows, enqueued once per hook, claimed under a lease |
 //! | `broadcast.rs`    | [`Broadcasts`]: the campaign's broadcast channels' outbox: one row per announcement, channel and instant, with its text and transaction id, claimed under a lease |
+//! | `workers.rs`      | [`Workers`]: dispatching workers' heartbeats; a dead worker's leases taken over at once |
+//! | `copy.rs`         | `picket db copy` (SQLite ⇄ PostgreSQL, resumable, verified by row counts and checksums) and `picket db backup` (`VACUUM INTO`) |
 //! | `tooling.rs`      | [`StoreTooling`]: bulk setup and checks for bench, rehearse and tests |
 //! | `sqlite.rs`, `postgres.rs` | opening, write transactions, signature commits, claiming |
 //! | `sql.rs`          | placeholders, batch sizes, the eligibility condition |
@@ -47,7 +50,9 @@
 mod admin;
 mod broadcast;
 mod census;
+pub mod copy;
 mod counts;
+mod engagement;
 mod federation;
 mod handoff;
 mod leases;
@@ -65,6 +70,7 @@ mod sql;
 mod sqlite;
 mod tooling;
 mod webhooks;
+mod workers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -77,11 +83,14 @@ pub use broadcast::{
 };
 pub use census::{Census, CensusFigures, CensusHour, CensusPost, CensusTotals, hour_of};
 pub use counts::{Counts, DayCount, InviteEdge, PostBucket, ReasonCount};
+pub use engagement::{
+    EngagementBucket, EngagementDue, EngagementRecord, EngagementStore, READ_NETWORKS,
+};
 pub use federation::{Federation, PeerState, StoredCheckpoint};
 pub use handoff::{HandOffOutcome, HandOffRow, HandOffs, HandedOff};
 pub use leases::Leases;
 pub use model::*;
-pub use outbox::Outbox;
+pub use outbox::{Outbox, READ_BACK_WITHIN};
 pub use participants::Participants;
 pub use pledges::{PledgePage, Pledges};
 pub use postgres::PgStore;
@@ -94,6 +103,7 @@ pub use tooling::StoreTooling;
 pub use webhooks::{
     NewWebhookEvent, StoredWebhookEvent, WebhookDelivery, WebhookFact, WebhookOutcome, Webhooks,
 };
+pub use workers::{DeadWorkers, Workers};
 
 /// Something went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +155,9 @@ pub trait Store:
     + Broadcasts
     + Admin
     + Census
+    + EngagementStore
     + Federation
+    + Workers
 where
     Self: Send + Sync + 'static,
 {

@@ -324,6 +324,8 @@ pub struct PlannedPost {
     /// No sending after this (plus the grace); afterwards the row becomes `missed`.
     pub window_end: DateTime<Utc>,
     /// Sent to networks that dedupe on it; must be the same for every attempt of this row.
+    /// Empty for the key derived from (campaign, account, slot), [`derived_idempotency_key`],
+    /// which the planner always uses: it is then neither computed nor stored.
     pub idempotency_key: String,
     /// The slot's own instant, before jitter.
     pub slot_at: DateTime<Utc>,
@@ -349,6 +351,25 @@ pub struct PlanApplied {
     pub removed: u64,
     /// Plans skipped because their pledge is not active.
     pub skipped: u64,
+}
+
+/// The idempotency key the planner gives the post of `account` for `slot_key` of
+/// `campaign_id`: a hash of the three, so it never needs storing. The outbox stores a key
+/// only when a plan brings a different one; an empty `idempotency_key` column means this
+/// one. Changing this function changes the key of posts already planned, including retries
+/// of requests whose outcome is unknown, which only the same key dedupes: never change it.
+pub fn derived_idempotency_key(campaign_id: &str, account: AccountId, slot_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        campaign_id.as_bytes(),
+        &account.0.to_be_bytes(),
+        slot_key.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
 }
 
 /// A post leased to a worker, with everything needed to compose and send it.
@@ -636,4 +657,24 @@ pub struct JoinedStriker {
     pub participant: ParticipantId,
     pub accounts: Vec<AccountId>,
     pub pledge: PledgeId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_idempotency_key_never_changes() {
+        // Posts planned by an earlier picket carry no stored key: a retry after an unknown
+        // outcome is deduped only if this derivation still gives the key sent before.
+        assert_eq!(
+            derived_idempotency_key("general-strike", AccountId(42), "notice@2027-07-04"),
+            "c3284b6e3c821df3a70ddfd71ef9959db72ed02e53901633904653cac8e11923"
+        );
+        assert_ne!(
+            derived_idempotency_key("general-strike", AccountId(43), "notice@2027-07-04"),
+            derived_idempotency_key("general-strike", AccountId(42), "notice@2027-07-04"),
+            "no two accounts share a key"
+        );
+    }
 }

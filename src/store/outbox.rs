@@ -21,6 +21,11 @@ use super::rows::{ClaimedRow, OUTBOX_COLUMNS, OutboxRowRaw, instant, ms, outbox_
 use super::sql::{BATCH_PARAMS, CHUNK, Params, eligible, values_rows};
 use super::{PgStore, SqliteStore, StoreError};
 
+/// How long after its window and grace a post whose outcome is unknown may still be read
+/// back (a dispatcher asks the network whether an earlier attempt landed) before
+/// [`Outbox::expire_missed`] calls it missed without an answer.
+pub const READ_BACK_WITHIN: Duration = Duration::minutes(15);
+
 /// Posts on their way out, and campaigns stopped; part of [`Store`](super::Store).
 #[async_trait]
 pub trait Outbox {
@@ -53,7 +58,10 @@ pub trait Outbox {
     /// Record what happened to sent posts, all in one transaction.
     async fn record(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Posts whose window closed more than `grace` ago without being sent become `missed`:
-    /// `pending`/`claimed` ones, and `sending` ones whose worker's lease ran out.
+    /// `pending`/`claimed` ones, and `sending` ones whose worker's lease ran out. A post an
+    /// earlier attempt may have published (`outcome_unknown`, or `sending` under a lapsed
+    /// lease) is left to a dispatcher to read back for [`READ_BACK_WITHIN`] more, so it is
+    /// not called missed while it may be on the network; after that it is missed, saying so.
     async fn expire_missed(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64, StoreError>;
     /// When the next post becomes claimable (a due time or a lease expiry), if any. May be in
     /// the past: then there is work now.
@@ -433,11 +441,14 @@ macro_rules! outbox {
                 now: DateTime<Utc>,
                 grace: Duration,
             ) -> Result<u64, StoreError> {
-                // The reason names the likely cause so the participant can act on it.
+                // The reason names the likely cause so the participant can act on it. The
+                // first `state IN` repeats the `outbox_window` index's condition word for
+                // word, which is how SQLite sees that the partial index applies.
                 let n = sqlx::query(
                     "UPDATE outbox SET state = 'missed', lease_owner = NULL, \
                      lease_until = NULL, updated_at = $1, last_error = CASE \
-                     WHEN state = 'sending' THEN 'window closed; an earlier attempt \
+                     WHEN state = 'sending' OR outcome_unknown \
+                     THEN 'window closed; an earlier attempt \
                      may have been published (outcome unknown)' \
                      WHEN EXISTS (SELECT 1 FROM accounts a \
                      WHERE a.id = outbox.account_id AND a.status = 'reconnect_needed') \
@@ -445,12 +456,15 @@ macro_rules! outbox {
                      ELSE COALESCE('window closed before it could be sent (last error: ' \
                      || last_error || ')', \
                      'window closed before it could be sent') END \
-                     WHERE window_end < $1 - $2 \
-                     AND (state IN ('pending', 'claimed') \
-                     OR (state = 'sending' AND lease_until <= $1))",
+                     WHERE state IN ('pending', 'claimed', 'sending') \
+                     AND window_end < $1 - $2 \
+                     AND ((state <> 'sending' AND NOT outcome_unknown) \
+                     OR (window_end < $1 - $2 - $3 \
+                     AND (state <> 'sending' OR lease_until <= $1)))",
                 )
                 .bind(ms(now))
                 .bind(grace.num_milliseconds())
+                .bind(READ_BACK_WITHIN.num_milliseconds())
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -458,8 +472,15 @@ macro_rules! outbox {
             }
 
             async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                // The earliest 10 s bucket holding an eligible row (read in the order of
+                // the `outbox_due` index, stopping at the first), then that bucket's
+                // earliest instant: a plain MIN(run_at) would read every pending row.
                 let due: Option<i64> = sqlx::query_scalar(concat!(
-                    "SELECT MIN(o.run_at) FROM outbox o WHERE o.state = 'pending' AND ",
+                    "SELECT MIN(o.run_at) FROM outbox o WHERE o.state = 'pending' \
+                     AND o.run_at / 10000 = (SELECT b.run_at / 10000 FROM outbox b \
+                     WHERE b.state = 'pending' AND ",
+                    eligible!("b"),
+                    " ORDER BY b.run_at / 10000 LIMIT 1) AND ",
                     eligible!("o")
                 ))
                 .fetch_one(&self.pool)

@@ -366,6 +366,49 @@ macro_rules! pledges {
                     }
                 }
 
+                // Future pending rows that the plans no longer contain (days dropped, cadence
+                // changed) go; anything claimed, sending or final stays as the record. They
+                // are looked up before the upsert, which only adds or keeps planned rows:
+                // for pledges planned for the first time (a campaign's first planning) the
+                // lookup then finds no row at all instead of reading back every row just
+                // written.
+                // By (campaign, account, slot), the upsert's key: a row of one pledge that
+                // another pledge's plan takes over is not stale.
+                let slots: HashSet<(&str, i64, &str)> = rows
+                    .iter()
+                    .map(|(plan, row)| {
+                        (
+                            plan.campaign_id.as_str(),
+                            row.account_id.0,
+                            row.slot_key.as_str(),
+                        )
+                    })
+                    .collect();
+                let active_ids: Vec<i64> = ids.into_iter().filter(|i| active.contains(i)).collect();
+                let mut stale = Vec::new();
+                for chunk in active_ids.chunks(CHUNK) {
+                    let mut params = Params::new::<$db>();
+                    let sql = format!(
+                        // `state || ''` keeps the planner off the partial index of pending
+                        // rows: with millions of them it scans them all, while the
+                        // `pledge_id` index finds these pledges' rows directly.
+                        "SELECT id, campaign_id, account_id, slot_key FROM outbox \
+                         WHERE state || '' = 'pending' AND run_at > {} \
+                         AND pledge_id IN ({})",
+                        params.next(),
+                        params.list(chunk.len())
+                    );
+                    let mut q = sqlx::query_as::<_, (i64, String, i64, String)>(AssertSqlSafe(sql))
+                        .bind(now_ms);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for (id, campaign, account, slot) in q.fetch_all(&mut *tx).await? {
+                        if !slots.contains(&(campaign.as_str(), account, slot.as_str())) {
+                            stale.push(id);
+                        }
+                    }
+                }
                 for chunk in rows.chunks(CHUNK) {
                     // 13 planned columns, then created_at and updated_at.
                     let mut params = Params::new::<$db>();
@@ -375,7 +418,8 @@ macro_rules! pledges {
                         format!("({planned}, 'pending', {created}, {updated})")
                     });
                     // The idempotency key is never changed: a pending row may be a retry of a
-                    // request whose outcome is unknown, and only the same key dedupes it.
+                    // request whose outcome is unknown, and only the same key dedupes it. The
+                    // usual, derived key is planned and stored as '' (64 bytes less per row).
                     let sql = format!(
                         "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, \
                          post_name, template, variant, idempotency_key, run_at, \
@@ -420,33 +464,6 @@ macro_rules! pledges {
                     applied.upserted += q.execute(&mut *tx).await?.rows_affected();
                 }
 
-                // Future pending rows that the plans no longer contain (days dropped, cadence
-                // changed) go; anything claimed, sending or final stays as the record.
-                let active_ids: Vec<i64> = ids.into_iter().filter(|i| active.contains(i)).collect();
-                let mut stale = Vec::new();
-                for chunk in active_ids.chunks(CHUNK) {
-                    let mut params = Params::new::<$db>();
-                    let sql = format!(
-                        // `state || ''` keeps the planner off the (state, run_at) index:
-                        // with millions of pending rows that index scans them all, while
-                        // the (pledge_id, state) index finds these pledges' rows directly.
-                        "SELECT id, pledge_id, account_id, slot_key FROM outbox \
-                         WHERE state || '' = 'pending' AND run_at > {} \
-                         AND pledge_id IN ({})",
-                        params.next(),
-                        params.list(chunk.len())
-                    );
-                    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(AssertSqlSafe(sql))
-                        .bind(now_ms);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    for (id, pledge, account, slot) in q.fetch_all(&mut *tx).await? {
-                        if !planned.contains(&(pledge, account, slot.as_str())) {
-                            stale.push(id);
-                        }
-                    }
-                }
                 for chunk in stale.chunks(CHUNK) {
                     let sql = format!(
                         "DELETE FROM outbox WHERE state = 'pending' AND id IN ({})",

@@ -78,12 +78,14 @@ impl PgStore {
         // Due rows and expired leases are looked up apart, each in its index's `run_at`
         // order and stopping after `$4` rows, then merged: one `OR` made the planner collect,
         // check and sort every due row on each claim. A row locked here but not among the
-        // first `$4` is released at commit, a moment later.
+        // first `$4` is released at commit, a moment later. Due rows are read by their 10 s
+        // bucket of `run_at` and id (the `outbox_due` index, migration 0023).
         sqlx::query_scalar(concat!(
             "WITH due AS (SELECT o.id, o.run_at FROM outbox o \
-             WHERE o.state = 'pending' AND o.run_at <= $3 AND ",
+             WHERE o.state = 'pending' AND o.run_at / 10000 <= $3 / 10000 \
+             AND o.run_at <= $3 AND ",
             eligible!("o"),
-            " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
+            " ORDER BY o.run_at / 10000, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
              lapsed AS (SELECT o.id, o.run_at FROM outbox o \
              WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",
             eligible!("o"),

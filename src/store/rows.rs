@@ -189,6 +189,13 @@ pub(crate) struct ClaimedRow {
 impl TryFrom<ClaimedRow> for ClaimedPost {
     type Error = StoreError;
     fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
+        // Empty: the key derived from (campaign, account, slot), see
+        // [`derived_idempotency_key`].
+        let idempotency_key = if r.idempotency_key.is_empty() {
+            derived_idempotency_key(&r.campaign_id, AccountId(r.account_id), &r.slot_key)
+        } else {
+            r.idempotency_key
+        };
         Ok(ClaimedPost {
             id: OutboxId(r.id),
             campaign_id: parse(&r.campaign_id)?,
@@ -199,7 +206,7 @@ impl TryFrom<ClaimedRow> for ClaimedPost {
             post_name: r.post_name,
             template: r.template,
             variant: r.variant,
-            idempotency_key: r.idempotency_key,
+            idempotency_key,
             run_at: instant(r.run_at)?,
             window_end: instant(r.window_end)?,
             attempts: r.attempts,

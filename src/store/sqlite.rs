@@ -29,12 +29,12 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 
-use super::model::{NewSignature, SignatureAdded};
-use super::rows::ms;
-use super::sql::eligible;
+use super::model::{NewSignature, SignatureAdded, SignatureId};
+use super::rows::{ms, new_invite_code};
+use super::sql::{CHUNK, Params, eligible};
 use super::{Store, StoreError};
 
 /// A SQLite database file.
@@ -222,11 +222,86 @@ impl SqliteStore {
     /// All of `batch` in one transaction: every row, or (on an error) none.
     async fn write_batch(&self, batch: &[Waiting]) -> Result<Vec<SignatureAdded>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut added = Vec::with_capacity(batch.len());
-        for w in batch {
-            added.push(Self::insert_signature(&mut tx, &w.new, w.now).await?);
-        }
+        let added = match batch {
+            // Alone, a signature retries an invite code that collided.
+            [w] => vec![Self::insert_signature(&mut tx, &w.new, w.now).await?],
+            _ => Self::insert_signatures(&mut tx, batch).await?,
+        };
         tx.commit().await?;
+        Ok(added)
+    }
+
+    /// The batch's signatures in one multi-row `INSERT ... RETURNING`, inside the caller's
+    /// transaction: one statement instead of one per signature, each of which cost a
+    /// hand-over to the connection's thread and back. The same rows as
+    /// `insert_signature` one after the other: a repeated address (already stored, or
+    /// earlier in the batch) inserts nothing and is answered with the stored signature.
+    /// A colliding invite code fails the statement, and so the batch, which is then written
+    /// one signature at a time.
+    async fn insert_signatures(
+        conn: &mut SqliteConnection,
+        batch: &[Waiting],
+    ) -> Result<Vec<SignatureAdded>, StoreError> {
+        const COLS: usize = 11;
+        let codes: Vec<String> = batch.iter().map(|_| new_invite_code()).collect();
+        let mut inserted = std::collections::HashMap::with_capacity(batch.len());
+        for (chunk, codes) in batch.chunks(CHUNK).zip(codes.chunks(CHUNK)) {
+            let sql = format!(
+                "INSERT INTO signatures \
+                 (campaign_id, name, email_canonical, public, invited_by, invite_code, \
+                 confirmed, confirm_token_hash, confirm_sent_at, created_at, email_consent) \
+                 VALUES {} ON CONFLICT (campaign_id, email_canonical) DO NOTHING \
+                 RETURNING id, invite_code",
+                Params::new::<Sqlite>().rows(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+            for (w, code) in chunk.iter().zip(codes) {
+                let new = &w.new;
+                q = q
+                    .bind(new.campaign_id.as_str())
+                    .bind(&new.name)
+                    .bind(&new.email_canonical)
+                    .bind(new.public)
+                    .bind(&new.invited_by)
+                    .bind(code)
+                    .bind(new.confirmed)
+                    .bind(&new.confirm_token_hash)
+                    .bind(new.confirm_token_hash.as_ref().map(|_| ms(w.now)))
+                    .bind(ms(w.now))
+                    .bind(new.email_consent && new.email_canonical.is_some());
+            }
+            // Rows come back in no promised order: each is matched by its fresh invite code.
+            for (id, code) in q.fetch_all(&mut *conn).await? {
+                inserted.insert(code, id);
+            }
+        }
+        let mut added = Vec::with_capacity(batch.len());
+        for (w, code) in batch.iter().zip(codes) {
+            match inserted.get(&code) {
+                Some(id) => added.push(SignatureAdded {
+                    id: SignatureId(*id),
+                    invite_code: code,
+                    duplicate: false,
+                    confirmed: w.new.confirmed,
+                }),
+                None => {
+                    let (id, invite_code, confirmed) = sqlx::query_as::<_, (i64, String, bool)>(
+                        "SELECT id, invite_code, confirmed FROM signatures \
+                         WHERE campaign_id = $1 AND email_canonical = $2",
+                    )
+                    .bind(w.new.campaign_id.as_str())
+                    .bind(&w.new.email_canonical)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    added.push(SignatureAdded {
+                        id: SignatureId(id),
+                        invite_code,
+                        duplicate: true,
+                        confirmed,
+                    });
+                }
+            }
+        }
         Ok(added)
     }
 }
@@ -298,15 +373,20 @@ impl SqliteStore {
         // the first `$4` (about 240 ms per round with 100,000 rows due). Apart, each reads its
         // own index in `run_at` order and stops after `$4` rows; the first `$4` of the merge
         // are the same rows the single query chose.
+        //
+        // Due rows are read by their 10 s bucket of `run_at` (the `outbox_due` index,
+        // migration 0023), oldest bucket first and by id within one: the exact instant is
+        // checked on the row, and among due rows the order within 10 s does not matter.
         sqlx::query_scalar(concat!(
             "UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
              outcome_unknown = CASE WHEN state = 'sending' THEN TRUE ELSE outcome_unknown END, \
              updated_at = $3 \
              WHERE id IN (SELECT id FROM (\
              SELECT id, run_at FROM (SELECT o.id, o.run_at FROM outbox o \
-             WHERE o.state = 'pending' AND o.run_at <= $3 AND ",
+             WHERE o.state = 'pending' AND o.run_at / 10000 <= $3 / 10000 \
+             AND o.run_at <= $3 AND ",
             eligible!("o"),
-            " ORDER BY o.run_at, o.id LIMIT $4) \
+            " ORDER BY o.run_at / 10000, o.id LIMIT $4) \
              UNION ALL \
              SELECT id, run_at FROM (SELECT o.id, o.run_at FROM outbox o \
              WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",

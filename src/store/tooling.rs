@@ -36,6 +36,21 @@ pub trait StoreTooling: Store {
     /// How many (account, slot) pairs have more than one published row. The unique key makes
     /// this impossible; rehearsals report it as proof.
     async fn published_per_slot_duplicates(&self, campaign_id: &str) -> Result<u64, StoreError>;
+    /// `bare_outbox`, for `picket bench plan`'s baseline: a table with the outbox's own
+    /// columns, constraints and indexes (foreign keys too), empty.
+    async fn create_bare_outbox(&self) -> Result<(), StoreError>;
+    async fn drop_bare_outbox(&self) -> Result<(), StoreError>;
+    /// The rows of `plans` inserted into `bare_outbox` by plain multi-row `INSERT`s of the
+    /// planner's size, in one transaction: what planning would cost without planning,
+    /// checking pledges or handling conflicts. The number of rows inserted.
+    async fn bare_insert(
+        &self,
+        plans: &[PledgePlan],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Posts `claimed` or `sending` per lease owner (worker name), to see whose a crash
+    /// left behind.
+    async fn leased_posts(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Make one pledge's future posts match `rows` (see
     /// [`Pledges::apply_plans`](super::Pledges::apply_plans)).
     async fn apply_plan(
@@ -214,6 +229,73 @@ macro_rules! tooling {
                 Ok(joined)
             }
 
+            async fn create_bare_outbox(&self) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                for sql in Self::bare_outbox_ddl(&mut tx).await? {
+                    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn drop_bare_outbox(&self) -> Result<(), StoreError> {
+                sqlx::query("DROP TABLE IF EXISTS bare_outbox")
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn bare_insert(
+                &self,
+                plans: &[PledgePlan],
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let now_ms = ms(now);
+                let rows: Vec<(&PledgePlan, &PlannedPost)> = plans
+                    .iter()
+                    .flat_map(|p| p.rows.iter().map(move |r| (p, r)))
+                    .collect();
+                let mut n = 0;
+                let mut tx = self.begin_write().await?;
+                for chunk in rows.chunks(CHUNK) {
+                    // The same columns and values as `apply_plans` writes.
+                    let mut params = Params::new::<$db>();
+                    let values = params.rows_with(chunk.len(), |p| {
+                        let planned = p.list(13);
+                        let (created, updated) = (p.next(), p.next());
+                        format!("({planned}, 'pending', {created}, {updated})")
+                    });
+                    let sql = format!(
+                        "INSERT INTO bare_outbox (campaign_id, pledge_id, account_id, \
+                         slot_key, post_name, template, variant, idempotency_key, run_at, \
+                         window_end, slot_at, day, days_total, state, created_at, updated_at) \
+                         VALUES {values}"
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (plan, row) in chunk {
+                        q = q
+                            .bind(plan.campaign_id.as_str())
+                            .bind(plan.pledge_id.0)
+                            .bind(row.account_id.0)
+                            .bind(&row.slot_key)
+                            .bind(&row.post_name)
+                            .bind(&row.template)
+                            .bind(row.variant)
+                            .bind(&row.idempotency_key)
+                            .bind(ms(row.run_at))
+                            .bind(ms(row.window_end))
+                            .bind(ms(row.slot_at))
+                            .bind(row.day)
+                            .bind(row.days_total)
+                            .bind(now_ms)
+                            .bind(now_ms);
+                    }
+                    n += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
             async fn published_per_slot_duplicates(
                 &self,
                 campaign_id: &str,
@@ -228,8 +310,54 @@ macro_rules! tooling {
                 .await?;
                 Ok(n as u64)
             }
+
+            async fn leased_posts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT lease_owner, COUNT(*) FROM outbox \
+                     WHERE state IN ('claimed', 'sending') AND lease_owner IS NOT NULL \
+                     GROUP BY lease_owner ORDER BY lease_owner",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(w, n)| (w, n as u64)).collect())
+            }
         }
     };
+}
+
+impl SqliteStore {
+    /// The statements that made `outbox` and its indexes (as SQLite keeps them, with every
+    /// later `ALTER TABLE`), renamed to `bare_outbox`.
+    async fn bare_outbox_ddl(conn: &mut sqlx::SqliteConnection) -> Result<Vec<String>, StoreError> {
+        let made: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'outbox' AND sql IS NOT NULL \
+             ORDER BY type = 'index', name",
+        )
+        .fetch_all(conn)
+        .await?;
+        let rename = |sql: &str| {
+            sql.replacen("CREATE TABLE outbox", "CREATE TABLE bare_outbox", 1)
+                .replacen(" outbox_", " bare_outbox_", 1)
+                .replacen(" ON outbox ", " ON bare_outbox ", 1)
+        };
+        Ok(made.iter().map(|s| rename(s)).collect())
+    }
+}
+
+impl PgStore {
+    /// `outbox`'s columns, defaults, constraints and indexes as `bare_outbox`, and its
+    /// foreign keys, which `LIKE` leaves out.
+    async fn bare_outbox_ddl(_conn: &mut sqlx::PgConnection) -> Result<Vec<String>, StoreError> {
+        Ok(vec![
+            "CREATE TABLE bare_outbox (LIKE outbox INCLUDING ALL)".into(),
+            "ALTER TABLE bare_outbox ADD FOREIGN KEY (pledge_id) REFERENCES pledges (id) \
+             ON DELETE CASCADE"
+                .into(),
+            "ALTER TABLE bare_outbox ADD FOREIGN KEY (account_id) REFERENCES accounts (id) \
+             ON DELETE CASCADE"
+                .into(),
+        ])
+    }
 }
 
 tooling!(SqliteStore, Sqlite);

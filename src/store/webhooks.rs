@@ -3,7 +3,8 @@
 //!
 //! Events are *derived* from committed state by a scanner (`scheduler::webhooks`), not
 //! written in the transactions they report: [`Webhooks::webhook_facts`] finds confirmed
-//! signatures, pledges, and posts that reached `published`, `failed` or `missed` for which
+//! signatures, pledges, and posts that reached `published`, `posted_by_hand` (a
+//! tap-to-post notice its person said they posted: "I posted it"), `failed` or `missed` for which
 //! a hook has no event yet, and [`Webhooks::enqueue_webhook_events`] inserts them with
 //! `ON CONFLICT DO NOTHING` on the unique key (hook, kind, subject). So each event is
 //! enqueued exactly once whichever process scans first, and a crash between a commit and
@@ -21,19 +22,26 @@ use super::{PgStore, SqliteStore, StoreError};
 
 /// Kinds of event the store can find in committed state (the rest are enqueued by the
 /// scheduler from figures, e.g. `threshold.reached`).
-pub const POST_KINDS: [&str; 3] = ["post.published", "post.failed", "post.missed"];
+pub const POST_KINDS: [&str; 4] = [
+    "post.published",
+    "post.posted_by_hand",
+    "post.failed",
+    "post.missed",
+];
 
 /// Something that happened, as found in committed rows, that a hook has no event for yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookFact {
-    /// `signature.counted`, `striker.joined`, `post.published`, `post.failed`, `post.missed`.
+    /// `signature.counted`, `striker.joined`, `post.published`, `post.posted_by_hand`,
+    /// `post.failed`, `post.missed`.
     pub kind: String,
     /// The row it is about (a signature, pledge or outbox id), as text.
     pub subject: String,
     pub campaign_id: String,
     pub at: DateTime<Utc>,
-    /// For posts: the account's network, the post's name, its public link once published,
-    /// and picket's own reason for a failed or missed one.
+    /// For posts: the account's network, the post's name, its public link once published
+    /// (for one posted by hand, the link its person gave, if any), and picket's own reason
+    /// for a failed or missed one.
     pub network: Option<String>,
     pub post_name: Option<String>,
     pub link: Option<String>,
@@ -181,7 +189,9 @@ const PLEDGES: &str = "SELECT CAST(p.id AS TEXT), p.campaign_id, p.created_at, \
      WHERE w.hook = $1 AND w.kind = 'striker.joined' AND w.subject = CAST(p.id AS TEXT)) \
      ORDER BY p.id LIMIT $3";
 const POSTS: &str = "SELECT CAST(o.id AS TEXT), o.campaign_id, o.updated_at, \
-     'post.' || o.state, a.network, o.post_name, o.remote_url, o.last_error \
+     'post.' || o.state, a.network, o.post_name, \
+     CASE WHEN o.state = 'posted_by_hand' THEN o.confirmed_url ELSE o.remote_url END, \
+     CASE WHEN o.state IN ('failed', 'missed') THEN o.last_error END \
      FROM outbox o JOIN accounts a ON a.id = o.account_id \
      WHERE o.state IN ({posts}) AND o.updated_at >= $2 AND NOT EXISTS (SELECT 1 FROM \
      webhook_events w WHERE w.hook = $1 AND w.kind = 'post.' || o.state \

@@ -313,6 +313,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
     let mut strikers = String::from(
         "# HELP picket_strikers Active pledges per campaign.\n# TYPE picket_strikers gauge\n",
     );
+    let mut by_network = String::from(
+        "# HELP picket_network_posts Posts per campaign, network and outcome, as stored (scheduled: not finished yet).\n# TYPE picket_network_posts gauge\n",
+    );
+    let mut awaiting = String::from(
+        "# HELP picket_signatures_awaiting_confirmation Signatures per campaign waiting for their e-mail confirmation.\n# TYPE picket_signatures_awaiting_confirmation gauge\n",
+    );
     for c in state.campaigns.iter() {
         let snap = state.counts.get(&state, c).await?;
         let counted = &snap.counters;
@@ -326,6 +332,14 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
             "picket_strikers{{campaign=\"{}\"}} {}",
             c.id, counted.strikers
         );
+        // The stats report (cached like the counts) has the posts by network.
+        let report = state.counts.report(&state, c).await?;
+        let _ = writeln!(
+            awaiting,
+            "picket_signatures_awaiting_confirmation{{campaign=\"{}\"}} {}",
+            c.id, report.signatures_awaiting_confirmation
+        );
+        network_lines(&mut by_network, &c.id, &report.posts.by_network_hour);
         let o = snap.posts;
         for (name, n) in [
             ("pending", o.pending),
@@ -347,14 +361,97 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
             );
         }
     }
+    out.push_str(&awaiting);
     out.push_str(&strikers);
     out.push_str(&posts);
+    out.push_str(&by_network);
+    out.push_str(&state.lateness.render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// `picket_network_posts` lines of one campaign: every network with posts, each outcome,
+/// summed over the hours.
+fn network_lines(out: &mut String, campaign: &str, hours: &[crate::stats::NetworkHour]) {
+    let mut sums: std::collections::BTreeMap<&str, crate::stats::PostCounts> = Default::default();
+    for h in hours {
+        let s = sums.entry(h.network.as_str()).or_default();
+        let c = &h.counts;
+        s.scheduled += c.scheduled;
+        s.published += c.published;
+        s.failed += c.failed;
+        s.missed += c.missed;
+        s.cancelled += c.cancelled;
+        s.posted_by_hand += c.posted_by_hand;
+        s.reminded += c.reminded;
+    }
+    for (network, c) in sums {
+        for (state, n) in [
+            ("scheduled", c.scheduled),
+            ("published", c.published),
+            ("failed", c.failed),
+            ("missed", c.missed),
+            ("cancelled", c.cancelled),
+            ("posted_by_hand", c.posted_by_hand),
+            ("reminded", c.reminded),
+        ] {
+            let _ = writeln!(
+                out,
+                "picket_network_posts{{campaign=\"{campaign}\",network=\"{network}\",state=\"{state}\"}} {n}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_lines_sum_each_networks_hours_per_outcome() {
+        let counts = |published, failed| crate::stats::PostCounts {
+            published,
+            failed,
+            ..Default::default()
+        };
+        let hour = |network: &str, hour, c| crate::stats::NetworkHour {
+            network: network.into(),
+            hour,
+            counts: c,
+        };
+        let mut out = String::new();
+        network_lines(
+            &mut out,
+            "c",
+            &[
+                hour("mastodon", 1, counts(2, 1)),
+                hour("mastodon", 5, counts(3, 0)),
+                hour("nostr", 1, counts(0, 4)),
+            ],
+        );
+        assert!(
+            out.contains(
+                "picket_network_posts{campaign=\"c\",network=\"mastodon\",state=\"published\"} 5\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "picket_network_posts{campaign=\"c\",network=\"mastodon\",state=\"failed\"} 1\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "picket_network_posts{campaign=\"c\",network=\"nostr\",state=\"failed\"} 4\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(
+            out.lines().count(),
+            14,
+            "seven outcomes for each of two networks"
+        );
+    }
 
     fn body(name: &str, email: Option<&str>, code: Option<&str>) -> NewSignatureBody {
         NewSignatureBody {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub counts: Arc<counts::Counts>,
     /// Strike cards drawn so far, shared with the dispatcher (`card`).
     pub cards: Arc<crate::card::Cards>,
+    /// The dispatcher's lateness histogram, for `/metrics`.
+    pub lateness: Arc<crate::scheduler::lateness::Lateness>,
 }
 
 impl AppState {

@@ -26,6 +26,7 @@ struct Page<'a> {
     networks: Vec<Chart>,
     zones: String,
     tree: String,
+    census: String,
 }
 
 pub async fn page(
@@ -55,6 +56,7 @@ pub async fn page(
             .collect(),
         zones: svg::zone_band(&report.time_zones, &report.striking_offsets),
         tree: svg::tree_depth(&report),
+        census: svg::census_beside_posts(&report),
     };
     let html = state
         .pages

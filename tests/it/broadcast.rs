@@ -603,3 +603,51 @@ async fn a_telegram_announcement_interrupted_by_kill_9_is_recorded_unknown_and_n
         "the token is never logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picket_worker_alone_sends_the_announcements() {
+    // Arrange: no `picket serve` at all, only a worker, and an announcement due now.
+    let fake = TelegramFake::start(TelegramInner::default()).await;
+    let toml = campaign_toml(
+        "tg-worker",
+        "[[announcements]]\nname = \"begun\"\nwhen = \"start\"\nwindow = \"30m\"\n\
+         channels = [\"news\"]\ntext = [\"#{{ hashtag }} has begun.\"]\n",
+    );
+    let world = World::new(&toml, Arc::new(SystemClock)).await;
+    let install = Options::default()
+        .over(&world)
+        .config(&format!(
+            "[[channels]]\nname = \"news\"\nkind = \"telegram\"\napi = \"{}\"\nchat = \"@strike_news\"\ntoken = \"{TELEGRAM_TOKEN}\"\n",
+            fake.base
+        ))
+        .install();
+
+    // Act
+    let mut worker = install
+        .command()
+        .arg("worker")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sent = eventually(
+        Duration::from_secs(60),
+        "the announcement sent by the worker",
+        async || {
+            let stored = world.store.broadcasts("tg-worker").await.unwrap();
+            match stored.as_slice() {
+                [m] if m.state == "sent" => Ok(m.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    // Assert
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].text, "#TestStrike has begun.");
+    assert_eq!(sent.remote_id, Some(messages[0].id.to_string()));
+}

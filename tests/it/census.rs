@@ -597,3 +597,37 @@ async fn a_mastodon_server_whose_rate_limit_runs_low_is_left_alone_until_its_res
     );
     assert_eq!(poll.cursor.as_deref(), Some("4"));
 }
+
+#[tokio::test]
+async fn a_restarted_census_reads_on_from_where_the_last_one_stopped() {
+    // Arrange: an AppView with two tagged posts, read once by a census task.
+    let tag = unique_tag();
+    let now = chrono::Utc::now();
+    let (appview, view) = appview_with(vec![
+        post_view(2, "bob", &tag, now - chrono::Duration::minutes(1)),
+        post_view(1, "carol", &tag, now - chrono::Duration::minutes(2)),
+    ])
+    .await;
+    let s = setup().await;
+    let campaigns = vec![campaign(&tag, &format!("bluesky_appview = \"{appview}\""))];
+    let mut before = s.task;
+    let first = before
+        .round(s.store.as_ref(), &campaigns, &SystemClock)
+        .await;
+
+    // Act: a new task, as after a restart, over the same database.
+    let mut after = CensusTask::new(Http::trusted(), Vault::from_key_bytes(&[5; 32]));
+    let second = after
+        .round(s.store.as_ref(), &campaigns, &SystemClock)
+        .await;
+
+    // Assert
+    assert_eq!((first.new_posts, second.new_posts), (2, 0));
+    let asked = view.lock().unwrap().asked.clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    let since = asked[1].iter().find(|(k, _)| k == "since");
+    assert!(
+        since.is_some(),
+        "the restarted census searches since the newest post seen, not from the start: {asked:?}"
+    );
+}

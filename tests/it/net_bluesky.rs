@@ -26,15 +26,15 @@ fn pds_url() -> Option<String> {
 }
 
 /// A fresh account on the PDS and an app password for picket.
-struct PdsAccount {
-    handle: String,
-    did: String,
-    app_password: String,
+pub(crate) struct PdsAccount {
+    pub(crate) handle: String,
+    pub(crate) did: String,
+    pub(crate) app_password: String,
     /// The main session, for revoking the app password.
     main_jwt: String,
 }
 
-async fn create_account(pds: &str) -> PdsAccount {
+pub(crate) async fn create_account(pds: &str) -> PdsAccount {
     let http = reqwest::Client::new();
     let handle = format!("t{}.test", &hex::encode(rand::random::<[u8; 5]>()));
     let made: Value = http
@@ -792,10 +792,7 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
         ..post.clone()
     };
     let too_long = adapter.publish(&account, &long).await;
-    let engagement = adapter
-        .engagement(&account, &first.remote_id)
-        .await
-        .unwrap();
+    let engagement = adapter.engagement(&account, &first.remote_id).await;
     adapter.delete(&account, &first.remote_id).await.unwrap();
 
     // Assert
@@ -807,11 +804,64 @@ async fn the_adapter_publishes_idempotently_verifies_deletes_and_rejects_overlon
     assert_eq!(mention[0]["features"][0]["did"], erin.did.as_str(), "{v:#}");
     assert_eq!(who.handle, erin.handle);
     assert!(matches!(too_long, Err(PublishError::Rejected(_))));
-    assert_eq!(engagement, None, "a PDS alone has no AppView");
+    // Counts are asked of the account's PDS, which passes them to its AppView; this PDS
+    // has none, and says so: a refusal, recorded as the read's reason.
+    assert!(
+        matches!(engagement, Err(PublishError::Rejected(_))),
+        "{engagement:?}"
+    );
     assert!(posts_on_pds(&pds, &erin.did).await.is_empty());
 }
 
 /// A post's picture: the strike card of the bundled campaign's first day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_back_finds_a_record_by_its_derived_key_and_says_absent_for_one_never_put() {
+    use picket::network::bluesky::{Bluesky, connect};
+    use picket::network::{AccountRef, DiscardCredentials, Network, OutgoingPost, ReadBack};
+    let Some(pds) = pds_url() else { return };
+    // Arrange: one post put on the PDS, one never sent.
+    let fay = create_account(&pds).await;
+    let egress = picket::network::Egress::new(false);
+    let creds = connect(egress.trusted(), &fay.handle, &fay.app_password, Some(&pds))
+        .await
+        .unwrap();
+    let adapter = Bluesky::new(
+        egress,
+        Arc::new(DiscardCredentials),
+        Arc::new(picket::clock::SystemClock),
+    );
+    let account = AccountRef {
+        id: 1,
+        handle: fay.handle.clone(),
+        server: pds.clone(),
+        credentials: creds.to_secret(),
+        trusted: true,
+    };
+    let sent = OutgoingPost {
+        text: "On strike today #Strike".into(),
+        idempotency_key: "rb-1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s".into(),
+        outcome_unknown: true,
+        timeout: Duration::from_secs(10),
+        image: None,
+    };
+    let never = OutgoingPost {
+        idempotency_key: "rb-2".into(),
+        ..sent.clone()
+    };
+    let published = adapter.publish(&account, &sent).await.unwrap();
+
+    // Act
+    let found = adapter.read_back(&account, &sent).await.unwrap();
+    let absent = adapter.read_back(&account, &never).await.unwrap();
+
+    // Assert: the same record and link the post got; nothing new on the PDS.
+    assert_eq!(found, ReadBack::Found(published));
+    assert_eq!(absent, ReadBack::Absent);
+    assert_eq!(posts_on_pds(&pds, &fay.did).await.len(), 1);
+}
+
 fn card_image(alt: &str) -> picket::network::Image {
     use picket::card::{Notice, Rendered, Size, render};
     let notice = Notice {

@@ -732,6 +732,54 @@ async fn on_a_server_without_idempotency_keys_a_retry_finds_the_earlier_post_ins
     assert_eq!(mock.tagged(&tag).await.len(), 1);
 }
 
+#[tokio::test]
+async fn reading_back_finds_a_published_status_by_its_text_and_says_absent_for_one_never_sent() {
+    use picket::domain::Secret;
+    use picket::network::mastodon::{Credentials, Mastodon};
+    use picket::network::{AccountRef, Network, OutgoingPost, ReadBack};
+    let Some(url) = server_url() else { return };
+    // Arrange: one post published, one never sent.
+    let mock = Mock::new(&url).await;
+    let username = mock.sign_up("rb").await;
+    let token = mock.token_for(&username).await;
+    let account = AccountRef {
+        id: 1,
+        handle: username.clone(),
+        server: url.clone(),
+        credentials: Secret::new(Credentials::parse(&token).to_json()),
+        trusted: true,
+    };
+    let tag = unique("PicketReadBack");
+    let sent = OutgoingPost {
+        text: format!("Striking today #{tag}"),
+        idempotency_key: unique("key-rb-"),
+        scheduled_at: Utc::now() - chrono::Duration::seconds(1),
+        slot_key: "slot".into(),
+        outcome_unknown: true,
+        timeout: Duration::from_secs(10),
+        image: None,
+    };
+    let never = OutgoingPost {
+        text: format!("Not posted #{tag}"),
+        idempotency_key: unique("key-rb-"),
+        ..sent.clone()
+    };
+    let adapter = Mastodon::new(
+        picket::network::Egress::new(false),
+        std::sync::Arc::new(picket::clock::SystemClock),
+    );
+    let published = adapter.publish(&account, &sent).await.unwrap();
+
+    // Act
+    let found = adapter.read_back(&account, &sent).await.unwrap();
+    let absent = adapter.read_back(&account, &never).await.unwrap();
+
+    // Assert: found with its link; reading sent nothing.
+    assert_eq!(found, ReadBack::Found(published));
+    assert_eq!(absent, ReadBack::Absent);
+    assert_eq!(mock.tagged(&tag).await.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_connects_a_mastodon_account_in_the_browser_through_the_servers_oauth_page() {
     // Arrange: a user on the server, and a newcomer at step 2 of joining.

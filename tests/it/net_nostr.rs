@@ -583,6 +583,54 @@ async fn a_bunker_account_publishes_through_the_remote_signer_and_a_revoked_one_
 }
 
 #[tokio::test]
+async fn reading_back_finds_a_note_by_its_event_id_and_says_absent_for_one_never_sent() {
+    use picket::network::nostr::{Credentials, Nostr};
+    use picket::network::{AccountRef, Network, OutgoingPost, ReadBack};
+    let Some(relay) = relay() else { return };
+    // Arrange: one note published, one never sent; the adapter that reads back is a new
+    // one (a restarted picket: nothing signed is remembered).
+    let keys = Keys::generate();
+    let account = AccountRef {
+        id: 1,
+        handle: keys.public_key().to_bech32().unwrap(),
+        server: relay.clone(),
+        credentials: Credentials::Key {
+            secret_key: keys.secret_key().to_secret_hex(),
+        }
+        .to_secret(),
+        trusted: true,
+    };
+    let sent = OutgoingPost {
+        text: "On #TestStrike today, read back".into(),
+        idempotency_key: "rb1".into(),
+        scheduled_at: Utc::now(),
+        slot_key: "s1".into(),
+        outcome_unknown: true,
+        timeout: Duration::from_secs(5),
+        image: None,
+    };
+    let never = OutgoingPost {
+        text: "Never sent #TestStrike".into(),
+        idempotency_key: "rb2".into(),
+        ..sent.clone()
+    };
+    let published = Nostr::new(picket::network::Egress::new(false))
+        .publish(&account, &sent)
+        .await
+        .unwrap();
+    let restarted = Nostr::new(picket::network::Egress::new(false));
+
+    // Act
+    let found = restarted.read_back(&account, &sent).await.unwrap();
+    let absent = restarted.read_back(&account, &never).await.unwrap();
+
+    // Assert
+    assert_eq!(found, ReadBack::Found(published));
+    assert_eq!(absent, ReadBack::Absent);
+    assert_eq!(notes_by(&relay, &keys.public_key()).await.len(), 1);
+}
+
+#[tokio::test]
 async fn engagement_counts_reactions_reposts_and_replies_and_delete_removes_the_note() {
     use picket::network::nostr::{Credentials, Nostr, RelayAnswer, send_event};
     use picket::network::{AccountRef, Engagement, Network, OutgoingPost};

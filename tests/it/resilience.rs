@@ -1,7 +1,8 @@
 //! One bad row never stops a long-running task: the planner skips a pledge it cannot plan
 //! (and records why), the dispatcher records a post whose sending panicked as failed, the
 //! verifier skips an account whose check panicked; the others go on. And a clean shutdown
-//! gives up the planner lease, so a restarted `picket serve` plans at once.
+//! gives up the planner lease, so a restarted `picket serve` plans at once. The engagement
+//! reads record a read that panics or cannot open its account, and read the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -411,4 +412,140 @@ async fn picket_serve_stays_up_with_a_stored_pledge_it_cannot_plan() {
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), reqwest::StatusCode::OK);
     app.stop();
+}
+
+/// Posts to "Mastodon" for the engagement reads: counts for "fine", a panic for "boom",
+/// a deleted post for "gone".
+struct Readable;
+
+#[async_trait]
+impl Network for Readable {
+    fn kind(&self) -> NetworkKind {
+        NetworkKind::Mastodon
+    }
+
+    async fn publish(
+        &self,
+        _account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<Receipt, PublishError> {
+        Ok(Receipt {
+            remote_id: post.idempotency_key.clone(),
+            url: None,
+        })
+    }
+
+    async fn engagement(
+        &self,
+        account: &AccountRef,
+        _remote_id: &str,
+    ) -> Result<Option<picket::network::Engagement>, PublishError> {
+        tokio::task::yield_now().await;
+        match account.handle.as_str() {
+            h if h.starts_with("boom") => panic!("adapter bug while reading {h}"),
+            h if h.starts_with("gone") => Ok(None),
+            _ => Ok(Some(picket::network::Engagement {
+                likes: 2,
+                reposts: 0,
+                replies: 1,
+            })),
+        }
+    }
+
+    async fn followers(&self, _account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        Ok(Some(7))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engagement_read_that_panics_or_cannot_open_its_account_is_recorded_and_the_others_are_read()
+ {
+    use picket::clock::{Clock, ManualClock};
+    use picket::scheduler::engagement::{EngagementTask, Timing};
+    use picket::store::{AccountRoute, NewAccount};
+    // Arrange: four published Mastodon posts: one reads fine, one's read panics, one is
+    // deleted, one's credentials were sealed for another account (unreadable).
+    let now = Utc::now();
+    let clock = ManualClock::new(now);
+    let toml = campaign(
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+    )
+    .replace(
+        r#"networks = ["sandbox"]"#,
+        r#"networks = ["sandbox", "mastodon"]"#,
+    );
+    let world = World::new(&toml, Arc::new(clock.clone())).await;
+    let mut garbled = None;
+    for name in ["fine", "boom", "gone", "garbled"] {
+        let (who, _) = world.participant(name, 0).await;
+        let account = world
+            .store
+            .add_account(
+                &NewAccount {
+                    participant_id: who,
+                    network: NetworkKind::Mastodon,
+                    handle: format!("{name}@m.example").parse().unwrap(),
+                    server: Some("https://m.example".into()),
+                    trusted: true,
+                    route: AccountRoute::Api,
+                },
+                &|id| world.vault.seal_for(id.0, b"{\"token\":\"t\"}"),
+                now,
+            )
+            .await
+            .unwrap();
+        world.pledge(who, &[account]).await;
+        if name == "garbled" {
+            garbled = Some(account);
+        }
+    }
+    let networks = Networks::new().with(Arc::new(Readable));
+    let dispatcher = world.dispatcher_with(fast_settings(), networks.clone());
+    dispatcher.step().await.unwrap();
+    assert_eq!(world.unfinished().await, 0);
+    // Sealed for another account after it posted: its credentials no longer open.
+    let garbled = garbled.unwrap();
+    world
+        .store
+        .update_credentials(garbled, &world.vault.seal_for(garbled.0 + 1000, b"x"), now)
+        .await
+        .unwrap();
+    let timing = Timing {
+        first: chrono::Duration::hours(1),
+        again: chrono::Duration::hours(24),
+    };
+    let task = EngagementTask::new(
+        networks,
+        world.vault.clone(),
+        timing,
+        Arc::new(clock.clone()),
+    );
+
+    // Act: an hour later, a round; then another at once.
+    clock.advance(chrono::Duration::minutes(61));
+    let first = task.round(world.store.as_ref(), &clock).await.unwrap();
+    let second = task.round(world.store.as_ref(), &clock).await.unwrap();
+
+    // Assert
+    assert_eq!(
+        (first.followed, first.read, first.failed),
+        (4, 1, 3),
+        "{first:?}"
+    );
+    assert_eq!(
+        (second.read, second.failed),
+        (0, 0),
+        "nothing retried at once"
+    );
+    let figures = world.store.engagement_buckets("steady").await.unwrap();
+    assert_eq!(figures.len(), 1, "{figures:?}");
+    let f = &figures[0];
+    assert_eq!((f.posts, f.read, f.unreadable), (4, 1, 3), "{f:?}");
+    assert_eq!((f.likes, f.replies, f.followers), (2, 1, 7));
+    // The fine post is read again a day after posting; the others never.
+    clock.advance(chrono::Duration::hours(23));
+    let third = task.round(world.store.as_ref(), &clock).await.unwrap();
+    assert_eq!((third.read, third.failed), (1, 0), "{third:?}");
+    assert_eq!(clock.now() - now, chrono::Duration::minutes(23 * 60 + 61));
 }

@@ -1,7 +1,8 @@
 //! The organiser's figures agree everywhere: a compressed strike (published, failed,
 //! missed, reminded and posted-by-hand notices, joins through invitations, signatures),
-//! then `picket stats --format json`, the stats API, `--format csv` and the stats page
-//! compared with each other and with what the sandbox receiver got.
+//! then `picket stats --format json`, the stats API, `--format csv`, the stats page and
+//! `picket export posts|signatures` (CSV and JSON) compared with each other and with what
+//! the sandbox receiver got.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,60 @@ async fn person(world: &World, name: &str, invited_by: Option<&str>) -> (Partici
 fn cli(install: &Installation, format: &str) -> String {
     let out = install.run(&["stats", ID, "--format", format]);
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `picket export WHAT` of the campaign as CSV and as JSON, each as JSON rows (CSV cells
+/// are strings), checked to hold the same rows.
+fn exports(install: &Installation, what: &str) -> Vec<serde_json::Value> {
+    let run = |format: &str| {
+        let out = install.run(&["export", what, ID, "--format", format]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: Vec<serde_json::Value> = serde_json::from_str(&run("json")).unwrap();
+    let csv = run("csv");
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let from_csv: Vec<serde_json::Value> = rows
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            header
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), serde_json::Value::from(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
+        .collect();
+    assert_eq!(
+        from_csv.len(),
+        json.len(),
+        "{what}: CSV and JSON rows\n{csv}"
+    );
+    for (c, j) in from_csv.iter().zip(&json) {
+        for (key, cell) in c.as_object().unwrap() {
+            let as_text = match &j[key] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let cell = cell.as_str().unwrap();
+            if key.ends_with("_at") {
+                // The CSV writes instants to the second, the JSON in full.
+                let a = chrono::DateTime::parse_from_rfc3339(cell).ok();
+                let b = chrono::DateTime::parse_from_rfc3339(&as_text).ok();
+                assert_eq!(
+                    a.map(|a| a.timestamp()),
+                    b.map(|b| b.timestamp()),
+                    "{what} {key}"
+                );
+            } else {
+                assert_eq!(cell, as_text, "{what}: {key} differs between CSV and JSON");
+            }
+        }
+    }
+    json
 }
 
 /// The text of the element with `id` on a page (first `>` to the next `<`).
@@ -232,6 +287,8 @@ async fn stats_agree_across_the_command_line_the_api_the_csv_the_page_and_the_re
     let json: serde_json::Value = serde_json::from_str(&cli(&install, "json")).unwrap();
     let csv = cli(&install, "csv");
     let text = cli(&install, "text");
+    let signers = exports(&install, "signatures");
+    let ledger = exports(&install, "posts");
     let page = app.get(&format!("/c/{ID}/stats")).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
@@ -239,6 +296,54 @@ async fn stats_agree_across_the_command_line_the_api_the_csv_the_page_and_the_re
 
     // Assert: the command line and the API give the very same figures ...
     assert_eq!(json, api, "picket stats --format json and the API differ");
+    // ... and as the exports: the signatures, confirmed or waiting, and who came through
+    // a link; the published-posts ledger, by picket and by hand, network by network.
+    let count = |rows: &[serde_json::Value], key: &str, value: serde_json::Value| {
+        rows.iter().filter(|r| r[key] == value).count() as u64
+    };
+    assert_eq!(count(&signers, "confirmed", true.into()), api["signatures"]);
+    assert_eq!(
+        count(&signers, "confirmed", false.into()),
+        api["signatures_awaiting_confirmation"]
+    );
+    let through_links = signers
+        .iter()
+        .filter(|r| r["confirmed"] == true && r["invited_by"].is_string())
+        .count() as u64;
+    assert_eq!(through_links, api["invitations"]);
+    assert_eq!(
+        count(&ledger, "state", "published".into()),
+        api["posts"]["published"]
+    );
+    assert_eq!(
+        count(&ledger, "state", "posted_by_hand".into()),
+        api["posts"]["posted_by_hand"]
+    );
+    for network in api["accounts_by_network"].as_object().unwrap().keys() {
+        let (mut published, mut by_hand) = (0, 0);
+        for h in api["posts"]["by_network_hour"].as_array().unwrap() {
+            if h["network"] == network.as_str() {
+                published += h["published"].as_u64().unwrap();
+                by_hand += h["posted_by_hand"].as_u64().unwrap();
+            }
+        }
+        let in_ledger = |state: &str| {
+            ledger
+                .iter()
+                .filter(|r| r["network"] == network.as_str() && r["state"] == state)
+                .count() as u64
+        };
+        assert_eq!(in_ledger("published"), published, "{network}: published");
+        assert_eq!(in_ledger("posted_by_hand"), by_hand, "{network}: by hand");
+    }
+    assert!(
+        ledger
+            .iter()
+            .filter(|r| r["state"] == "published")
+            .all(|r| r["link"].is_string()),
+        "every published post has its link: {ledger:?}"
+    );
+    assert!(api["reach"].is_null(), "the sandbox's posts are not read");
     // ... which are what happened, and what the receiver got.
     let received = world.receiver.report().created;
     let posts = &api["posts"];
@@ -352,5 +457,102 @@ async fn the_stats_page_of_an_unknown_campaign_is_a_404_and_the_page_keeps_the_s
     assert!(
         html.contains("Not configured on this host"),
         "the census is not faked"
+    );
+}
+
+/// One line's value in a Prometheus text answer, by its name and labels exactly.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_posts_by_campaign_and_network_and_how_late_each_went_out() {
+    // Arrange: a campaign whose two notices go out a few seconds from now, and a
+    // participant with a sandbox account.
+    let now = Utc::now();
+    let app = TestApp::spawn(Options::joinable().campaign(
+        "soon",
+        &crate::support::window_campaign(
+            "soon",
+            now + chrono::Duration::seconds(5),
+            now + chrono::Duration::hours(2),
+            &posts_at_start(2, "30m"),
+        ),
+    ))
+    .await;
+    let before = app.get("/metrics").await.text().await.unwrap();
+    let visitor = app.visitor();
+    let step2 = visitor.join_with_sandbox("soon", &[("tz", "UTC")]).await;
+    let joined = visitor.confirm("soon", &step2).await;
+    assert_eq!(joined.status, 200, "{}", joined.html);
+
+    // Act
+    eventually(
+        Duration::from_secs(60),
+        "both notices received",
+        async || {
+            let n = app.sandbox().report().created;
+            if n >= 2 { Ok(()) } else { Err(n) }
+        },
+    )
+    .await;
+    let metrics = eventually(
+        Duration::from_secs(10),
+        "metrics with both posts",
+        async || {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            let published = metric(
+                &text,
+                "picket_network_posts{campaign=\"soon\",network=\"sandbox\",state=\"published\"}",
+            );
+            if published == Some(2.0) {
+                Ok(text)
+            } else {
+                Err(format!("{published:?}"))
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    let api = app.stats("soon").await;
+    let series = |s: &str| metric(&metrics, s).unwrap_or_else(|| panic!("no {s} in\n{metrics}"));
+    assert_eq!(
+        metric(&before, "picket_dispatch_lateness_seconds_count"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(series("picket_dispatch_lateness_seconds_count"), 2.0);
+    assert_eq!(
+        series("picket_dispatch_lateness_seconds_bucket{le=\"+Inf\"}"),
+        2.0
+    );
+    assert_eq!(
+        series("picket_dispatch_lateness_seconds_bucket{le=\"60\"}"),
+        2.0,
+        "no jitter, no retry: on time\n{metrics}"
+    );
+    assert!(metrics.contains("# TYPE picket_dispatch_lateness_seconds histogram"));
+    for state in ["failed", "missed", "scheduled"] {
+        assert_eq!(
+            series(&format!(
+                "picket_network_posts{{campaign=\"soon\",network=\"sandbox\",state=\"{state}\"}}"
+            )),
+            0.0,
+            "{state}"
+        );
+    }
+    assert_eq!(
+        series("picket_signatures{campaign=\"soon\"}"),
+        api["signatures"].as_f64().unwrap()
+    );
+    assert_eq!(
+        series("picket_signatures_awaiting_confirmation{campaign=\"soon\"}"),
+        api["signatures_awaiting_confirmation"].as_f64().unwrap()
+    );
+    assert!(
+        !metrics.contains("network=\"mastodon\""),
+        "only networks with posts: {metrics}"
     );
 }

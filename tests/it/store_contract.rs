@@ -12,9 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use picket::domain::NetworkKind;
 use picket::store::{
-    self, AccountId, AccountStatus, NewAccount, NewParticipant, NewPledge, NewSignature, OutboxId,
-    OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan, Sealed, Store,
-    StoreError, StoreTooling,
+    self, AccountId, AccountStatus, DeadWorkers, NewAccount, NewParticipant, NewPledge,
+    NewSignature, OutboxId, OutboxState, Outcome, ParticipantId, PlannedPost, PledgeId, PledgePlan,
+    Sealed, Store, StoreError, StoreTooling,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -117,6 +117,11 @@ struct Striker {
 }
 
 async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
+    striker_on(store, name, n, NetworkKind::Sandbox).await
+}
+
+/// [`striker`] with accounts on `network`.
+async fn striker_on(store: &dyn Store, name: &str, n: usize, network: NetworkKind) -> Striker {
     let participant = store
         .create_participant(
             &NewParticipant {
@@ -137,7 +142,7 @@ async fn striker(store: &dyn Store, name: &str, n: usize) -> Striker {
                 .add_account(
                     &NewAccount {
                         participant_id: participant,
-                        network: NetworkKind::Sandbox,
+                        network,
                         handle: format!("{name}{i}").parse().unwrap(),
                         server: Some("http://127.0.0.1:1".into()),
                         trusted: i == 0,
@@ -678,6 +683,126 @@ async fn an_expired_lease_is_reclaimed_and_flagged_outcome_unknown() {
         assert_eq!(reclaimed[0].tz, "Europe/Berlin");
         assert!(stale.is_empty(), "{db}: the old worker lost its lease");
         assert_eq!(resent.len(), 2, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_workers_posts_are_taken_over_at_once_and_a_live_ones_are_kept() {
+    on_each_backend(|store, db| async move {
+        // Arrange: three posts leased for a minute: one `sending` by w1, which then goes
+        // silent; one by w2, alive; one by a worker that never beat.
+        let s = striker(&*store, "ada", 3).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let lease = now + Duration::minutes(1);
+        store.heartbeat("w1", now).await.unwrap();
+        store.heartbeat("w2", now).await.unwrap();
+        let by_w1 = store.claim_due("w1", now, lease, 1).await.unwrap();
+        store
+            .begin_sending("w1", &ids(&by_w1), now, Duration::hours(1))
+            .await
+            .unwrap();
+        let by_w2 = store.claim_due("w2", now, lease, 1).await.unwrap();
+        let by_ghost = store.claim_due("ghost", now, lease, 1).await.unwrap();
+        let later = now + Duration::seconds(10);
+        store.heartbeat("w2", later).await.unwrap();
+
+        // Act: w2 looks for workers silent for 5 s; then a starting w3 also for owners
+        // that never beat.
+        let silent = Duration::seconds(5);
+        let taken = store
+            .take_over_leases("w2", DeadWorkers::SilentSince(later - silent), later)
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_due("w3", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store.heartbeat("w3", later).await.unwrap();
+        let at_start = store
+            .take_over_leases(
+                "w3",
+                DeadWorkers::SilentSinceOrUnknown(later - silent),
+                later,
+            )
+            .await
+            .unwrap();
+        let then = store
+            .claim_due("w3", later, later + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(taken, 1, "{db}");
+        assert_eq!(
+            ids(&claimed),
+            ids(&by_w1),
+            "{db}: w1's post, not w2's nor the ghost's"
+        );
+        assert!(claimed[0].outcome_unknown, "{db}: it was on the wire");
+        assert_eq!(at_start, 1, "{db}");
+        assert_eq!(ids(&then), ids(&by_ghost), "{db}: w2 is alive");
+        assert_eq!((by_w2.len(), by_ghost.len()), (1, 1), "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_whose_outcome_is_unknown_is_left_to_be_read_back_before_it_is_missed() {
+    on_each_backend(|store, db| async move {
+        // Arrange: a post sent once with an unknown outcome (a lost answer), waiting to
+        // retry; another that was never sent. Both windows end at +1 h.
+        let s = striker(&*store, "ada", 2).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        store
+            .begin_sending("w", &[claimed[0].id], now, Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .record(
+                &[Outcome::Retry {
+                    id: claimed[0].id,
+                    run_at: now + Duration::hours(2),
+                    error: "lost answer".into(),
+                    maybe_sent: true,
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        let grace = Duration::seconds(60);
+        let closed = t0() + Duration::hours(1) + grace + Duration::seconds(1);
+
+        // Act
+        let at_close = store.expire_missed(closed, grace).await.unwrap();
+        let given_up = store
+            .expire_missed(closed + store::READ_BACK_WITHIN, grace)
+            .await
+            .unwrap();
+
+        // Assert: the unsent one is missed when the window closes; the unknown one only
+        // when reading it back has had its time, and says its outcome is unknown.
+        assert_eq!((at_close, given_up), (1, 1), "{db}");
+        let rows = store
+            .outbox_for(s.participant, Some(CAMPAIGN))
+            .await
+            .unwrap();
+        let unknown = rows.iter().find(|r| r.id == claimed[0].id).unwrap();
+        assert_eq!(unknown.state, OutboxState::Missed, "{db}");
+        assert!(
+            unknown
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("outcome unknown"),
+            "{db}: {unknown:?}"
+        );
     })
     .await;
 }
@@ -1253,6 +1378,66 @@ async fn outcomes_are_recorded_and_published_slots_are_never_duplicated() {
             0
         );
         assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_planned_without_a_key_is_claimed_with_the_derived_one_and_a_given_key_is_kept() {
+    on_each_backend(|store, db| async move {
+        // Arrange: the planner leaves the key empty; a plan may also bring one of its own.
+        let s = striker(&*store, "ada", 1).await;
+        let mut rows = plan(&s.accounts, &[0, 1]);
+        rows[0].idempotency_key = String::new();
+        store
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
+            .await
+            .unwrap();
+
+        // Act
+        let now = t0() + Duration::minutes(61);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(claimed.len(), 2, "{db}");
+        assert_eq!(
+            claimed[0].idempotency_key,
+            store::derived_idempotency_key(CAMPAIGN, s.accounts[0], "notice@0"),
+            "{db}"
+        );
+        assert_eq!(claimed[1].idempotency_key, rows[1].idempotency_key, "{db}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_post_due_later_within_the_same_ten_seconds_is_not_claimed_early() {
+    on_each_backend(|store, db| async move {
+        // Arrange: both in the claim index's 10 s bucket of t0.
+        let s = striker(&*store, "ada", 1).await;
+        let mut rows = plan(&s.accounts, &[0, 1]);
+        rows[0].run_at = t0() + Duration::seconds(1);
+        rows[1].run_at = t0() + Duration::seconds(8);
+        store
+            .apply_plan(s.pledge, &CAMPAIGN.parse().unwrap(), &rows, t0())
+            .await
+            .unwrap();
+
+        // Act
+        let now = t0() + Duration::seconds(5);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let next = store.next_due_at().await.unwrap();
+
+        // Assert
+        assert_eq!(claimed.len(), 1, "{db}");
+        assert_eq!(claimed[0].run_at, t0() + Duration::seconds(1), "{db}");
+        assert_eq!(next, Some(t0() + Duration::seconds(8)), "{db}");
     })
     .await;
 }
@@ -3365,6 +3550,126 @@ async fn webhook_events_are_claimed_by_one_worker_under_a_lease_and_their_outcom
 }
 
 #[tokio::test]
+async fn published_posts_are_followed_once_read_when_due_and_summed_by_network_and_hour() {
+    on_each_backend(|store, db| async move {
+        // Arrange: two Mastodon posts and one sandbox post published at t0 + 1 min.
+        let m = striker_on(&*store, "mia", 2, NetworkKind::Mastodon).await;
+        let s = striker(&*store, "sam", 1).await;
+        planned(&*store, &m, &[0]).await;
+        planned(&*store, &s, &[0]).await;
+        let now = t0() + Duration::minutes(1);
+        let claimed = store
+            .claim_due("w", now, now + Duration::minutes(1), 10)
+            .await
+            .unwrap();
+        let sending = store
+            .begin_sending("w", &ids(&claimed), now, Duration::hours(3))
+            .await
+            .unwrap();
+        let published: Vec<Outcome> = sending
+            .iter()
+            .map(|id| Outcome::Published {
+                id: *id,
+                remote_id: format!("r{}", id.0),
+                remote_url: None,
+                text: "hi".into(),
+            })
+            .collect();
+        store.record(&published, now).await.unwrap();
+
+        // Act
+        let followed = store
+            .follow_published(t0() - Duration::days(1), Duration::hours(1))
+            .await
+            .unwrap();
+        let again = store
+            .follow_published(t0() - Duration::days(1), Duration::hours(1))
+            .await
+            .unwrap();
+        let early = store
+            .engagement_due(now + Duration::minutes(30), 10)
+            .await
+            .unwrap();
+        let due = store
+            .engagement_due(now + Duration::hours(1), 10)
+            .await
+            .unwrap();
+        let read = |likes, followers, reads, next| store::EngagementRecord {
+            counts: Some(picket::network::Engagement {
+                likes,
+                reposts: 1,
+                replies: 0,
+            }),
+            followers,
+            reads,
+            attempts: 0,
+            error: None,
+            next_read_at: next,
+        };
+        let later = now + Duration::hours(24);
+        store
+            .record_engagement(due[0].outbox_id, &read(3, Some(10), 1, Some(later)), now)
+            .await
+            .unwrap();
+        let gone = store::EngagementRecord {
+            error: Some("the post is no longer on the network (deleted)".into()),
+            ..Default::default()
+        };
+        store
+            .record_engagement(due[1].outbox_id, &gone, now)
+            .await
+            .unwrap();
+        let after_first = store
+            .engagement_due(now + Duration::hours(2), 10)
+            .await
+            .unwrap();
+        store
+            .postpone_engagement(due[0].outbox_id, later + Duration::minutes(5))
+            .await
+            .unwrap();
+        let postponed = store.engagement_due(later, 10).await.unwrap();
+        store
+            .record_engagement(due[0].outbox_id, &read(5, Some(99), 2, None), later)
+            .await
+            .unwrap();
+        let buckets = store.engagement_buckets(CAMPAIGN).await.unwrap();
+        store.delete_participant(m.participant).await.unwrap();
+        let after_delete = store.engagement_buckets(CAMPAIGN).await.unwrap();
+
+        // Assert
+        assert_eq!((followed, again), (2, 0), "{db}: Mastodon only, once each");
+        assert!(early.is_empty(), "{db}: not before the first delay");
+        assert_eq!(due.len(), 2, "{db}");
+        assert!(due.iter().all(|d| d.network == NetworkKind::Mastodon));
+        assert!(
+            due.iter()
+                .all(|d| d.remote_id == format!("r{}", d.outbox_id))
+        );
+        assert!(due.iter().all(|d| d.reads == 0 && !d.has_followers));
+        assert!(after_first.is_empty(), "{db}: the next read is a day later");
+        assert!(postponed.is_empty(), "{db}: postponed past it");
+        assert_eq!(
+            buckets,
+            vec![store::EngagementBucket {
+                network: NetworkKind::Mastodon,
+                hour: 0,
+                posts: 2,
+                read: 1,
+                with_followers: 1,
+                followers: 10,
+                likes: 5,
+                reposts: 1,
+                replies: 0,
+                unreadable: 1,
+            }],
+            "{db}: the first read's followers stay; the latest counts replace the earlier"
+        );
+        assert!(after_delete.is_empty(), "{db}: deleted with the posts");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_hand_off_row_is_leased_handed_off_taken_over_and_recalled_once_withdrawn() {
     use picket::store::HandOffOutcome;
     on_each_backend(|store, db| async move {
@@ -3546,6 +3851,49 @@ async fn checkpoints_keep_one_per_sequence_and_peer_states_are_replaced_and_forg
             .unwrap();
         assert_eq!(store.peer_states(CAMPAIGN).await.unwrap(), vec![a2]);
         assert!(store.peer_states("other").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_census_cursor_is_saved_per_campaign_and_source_and_replaced() {
+    on_each_backend(|store, db| async move {
+        let none = store
+            .census_cursor(CAMPAIGN, "wss://r.example")
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "100", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor(CAMPAIGN, "wss://r.example", "200", t0())
+            .await
+            .unwrap();
+        store
+            .save_census_cursor("other", "wss://r.example", "5", t0())
+            .await
+            .unwrap();
+
+        assert_eq!(none, None, "{db}");
+        assert_eq!(
+            store
+                .census_cursor(CAMPAIGN, "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("200"),
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .census_cursor("other", "wss://r.example")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("5"),
+            "{db}"
+        );
     })
     .await;
 }

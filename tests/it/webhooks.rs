@@ -436,3 +436,150 @@ async fn threshold_reached_is_sent_once_when_the_pledges_meet_it() {
     assert_eq!(hits[0].body["data"]["pledged"], 2);
     assert!(hits[0].signed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_confirmed_by_hand_is_sent_as_post_posted_by_hand_with_the_link_given() {
+    use picket::domain::NetworkKind;
+    use picket::participation::tap::{Confirmer, confirm_posted};
+    use picket::store::{AccountRoute, NewAccount, OutboxState};
+    // Arrange: a tap-to-post account on Mastodon whose notice is due now.
+    let receiver = Receiver::start(0, 204, (0, 0)).await;
+    let now = Utc::now();
+    let toml = window_campaign(
+        "byhand",
+        now - chrono::Duration::seconds(5),
+        now + chrono::Duration::hours(1),
+        &posts_at_start(1, "30m"),
+    )
+    .replace(r#"networks = ["sandbox"]"#, r#"networks = ["mastodon"]"#);
+    let world = World::new(&toml, Arc::new(SystemClock)).await;
+    world
+        .store
+        .register_webhook(&hook_key(&receiver.url), now - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let (who, _) = world.participant("tap", 0).await;
+    let account = world
+        .store
+        .add_account(
+            &NewAccount {
+                participant_id: who,
+                network: NetworkKind::Mastodon,
+                handle: "tap@m.example".parse().unwrap(),
+                server: Some("https://m.example".into()),
+                trusted: false,
+                route: AccountRoute::Tap,
+            },
+            &|_| panic!("a tap-to-post account has nothing to seal"),
+            now,
+        )
+        .await
+        .unwrap();
+    world.pledge(who, &[account]).await;
+    let app = serve(
+        &world,
+        &receiver.settings(&["post.posted_by_hand", "post.published"]),
+    )
+    .await;
+    let notice = eventually(Duration::from_secs(60), "the notice shown", async || {
+        let rows = world.store.outbox_for(who, None).await.unwrap();
+        rows.into_iter()
+            .find(|r| r.state == OutboxState::Reminded)
+            .ok_or("not yet")
+    })
+    .await;
+
+    // Act: "I posted it", with the post's address.
+    confirm_posted(
+        world.store.as_ref(),
+        Confirmer::Participant(who, notice.id),
+        Some("https://m.example/@tap/112233"),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let hits = eventually(
+        Duration::from_secs(60),
+        "the event at the receiver",
+        async || {
+            let hits = receiver.hits();
+            if hits.is_empty() {
+                Err("none yet".to_string())
+            } else {
+                Ok(hits)
+            }
+        },
+    )
+    .await;
+    drop(app);
+
+    // Assert
+    assert_eq!(hits.len(), 1, "nothing was published by picket: {hits:?}");
+    let hit = &hits[0];
+    assert!(hit.signed);
+    assert_eq!(hit.kind, "post.posted_by_hand");
+    assert_eq!(hit.body["data"]["post_id"], notice.id.0);
+    assert_eq!(hit.body["data"]["network"], "mastodon");
+    assert_eq!(hit.body["data"]["link"], "https://m.example/@tap/112233");
+    assert!(hit.body["data"]["reason"].is_null(), "{hit:?}");
+}
+
+/// `picket worker`, killed (SIGKILL) when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picket_worker_alone_delivers_the_events_of_what_its_dispatcher_published() {
+    // Arrange: no `picket serve` at all; a signature, a join and its post due now.
+    let receiver = Receiver::start(0, 204, (0, 0)).await;
+    let world = world("working", &receiver).await;
+    sign(&world, "working", 1).await;
+    let (who, accounts) = world.participant("wes", 1).await;
+    world.pledge(who, &accounts).await;
+    let events = ["signature.counted", "striker.joined", "post.published"];
+    let install = Options::default()
+        .over(&world)
+        .config(&format!(
+            "[scheduler]\njitter_secs = 0\n{}",
+            receiver.settings(&events)
+        ))
+        .install();
+
+    // Act
+    let _worker = Worker(
+        install
+            .command()
+            .arg("worker")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let hits = eventually(
+        Duration::from_secs(60),
+        "a signature, a join and a published post at the receiver",
+        async || {
+            let hits = receiver.hits();
+            match hits.len() {
+                3 => Ok(hits),
+                _ => Err(format!("{hits:?}")),
+            }
+        },
+    )
+    .await;
+
+    // Assert
+    let mut kinds: Vec<&str> = hits.iter().map(|h| h.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["post.published", "signature.counted", "striker.joined"]
+    );
+    assert!(hits.iter().all(|h| h.signed), "{hits:?}");
+}

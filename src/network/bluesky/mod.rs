@@ -23,15 +23,15 @@
 //! every request; the trusted one serves accounts the operator added, this host's own
 //! pages (cards) and the AppView.
 //!
+//! Engagement and followers come from an AppView: the one [`Bluesky::with_appview`]
+//! names, or the one the account's PDS proxies to (a PDS alone counts nothing).
+//!
 //! An account connected with OAuth ([`oauth`], the join page's "Sign in with Bluesky")
 //! holds DPoP-bound tokens instead of an app password: every request carries
 //! `Authorization: DPoP <token>` and a proof with the token's hash and the PDS's latest
 //! `DPoP-Nonce` (asked again once when the PDS hands a new one); the refresh goes to the
 //! authorization server's token endpoint under the same per-account lock, and a refused
 //! refresh means the person signs in again.
-//!
-//! Not here: engagement without
-//! an AppView (a PDS alone counts nothing: [`Bluesky::with_appview`]).
 
 mod card;
 pub(crate) mod facets;
@@ -56,8 +56,8 @@ use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{
-    AccountRef, CredentialSink, Engagement, Identity, Network, OutgoingPost, PublishError, Reason,
-    Receipt,
+    AccountRef, CredentialSink, Engagement, Identity, Network, OutgoingPost, PublishError,
+    ReadBack, Reason, Receipt,
 };
 use crate::clock::Clock;
 use crate::domain::NetworkKind;
@@ -488,7 +488,10 @@ impl Bluesky {
     ) -> Result<Value, XrpcError> {
         let is_query = matches!(
             method,
-            "com.atproto.server.getSession" | "com.atproto.identity.resolveHandle"
+            "com.atproto.server.getSession"
+                | "com.atproto.identity.resolveHandle"
+                | "app.bsky.feed.getPosts"
+                | "app.bsky.actor.getProfile"
         );
         let mut result = if is_query {
             let pairs: Vec<(String, String)> = match body {
@@ -884,6 +887,8 @@ fn doing_words(doing: &str) -> &str {
         "com.atproto.repo.uploadBlob" => "uploading the post's image",
         "com.atproto.repo.deleteRecord" => "deleting a post",
         "com.atproto.server.getSession" => "checking the account",
+        "app.bsky.feed.getPosts" => "reading the post's likes and reposts",
+        "app.bsky.actor.getProfile" => "reading the account's followers",
         other => other,
     }
 }
@@ -1186,6 +1191,49 @@ impl Network for Bluesky {
         })
     }
 
+    /// `com.atproto.repo.getRecord` by the record key the post was put under: the same
+    /// idempotency key and slot always derive the same key.
+    #[tracing::instrument(skip_all, fields(network = "bluesky", account = account.id))]
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let creds = self.session(account).await?;
+        let rkey = rkey::derive(&post.idempotency_key, post.scheduled_at);
+        let url = with_query(
+            &xrpc_url(&creds.pds, "com.atproto.repo.getRecord"),
+            &[
+                ("repo".into(), creds.did.clone()),
+                ("collection".into(), COLLECTION.into()),
+                ("rkey".into(), rkey.clone()),
+            ],
+        );
+        let sent = self
+            .http(account)
+            .get(&url)
+            .timeout(post.timeout)
+            .send()
+            .await;
+        let now = self.clock.now();
+        match finish(sent, now).await {
+            Ok(v) => Ok(ReadBack::Found(Receipt {
+                remote_id: v["uri"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("at://{}/{COLLECTION}/{rkey}", creds.did)),
+                url: Some(format!(
+                    "https://bsky.app/profile/{}/post/{rkey}",
+                    creds.did
+                )),
+            })),
+            Err(XrpcError::Status { error, .. }) if error == "RecordNotFound" => {
+                Ok(ReadBack::Absent)
+            }
+            Err(e) => Err(e.into_publish("reading the post back", now)),
+        }
+    }
+
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let rkey = rkey_of(remote_id)
             .ok_or_else(|| PublishError::rejected("the stored post id is not a Bluesky post"))?;
@@ -1217,29 +1265,17 @@ impl Network for Bluesky {
         })
     }
 
-    /// Counts come from an AppView (`app.bsky.feed.getPosts`); a PDS alone has none.
+    /// Counts come from an AppView (`app.bsky.feed.getPosts`): the configured one, or
+    /// else the one the account's PDS proxies `app.bsky.*` calls to (as Bluesky's own app
+    /// reads them). A PDS without an AppView answers an error, recorded as the reason.
     async fn engagement(
         &self,
-        _account: &AccountRef,
+        account: &AccountRef,
         remote_id: &str,
     ) -> Result<Option<Engagement>, PublishError> {
-        let Some(appview) = &self.appview else {
-            return Ok(None);
-        };
-        let sent = self
-            .egress
-            .trusted()
-            .get(&with_query(
-                &xrpc_url(appview, "app.bsky.feed.getPosts"),
-                &[("uris".into(), remote_id.into())],
-            ))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
-        let now = self.clock.now();
-        let v = finish(sent, now)
-            .await
-            .map_err(|e| e.into_publish("reading engagement", now))?;
+        let v = self
+            .read_view(account, "app.bsky.feed.getPosts", "uris", remote_id)
+            .await?;
         let Some(p) = v["posts"].get(0) else {
             return Ok(None);
         };
@@ -1249,6 +1285,49 @@ impl Network for Bluesky {
             reposts: n("repostCount") + n("quoteCount"),
             likes: n("likeCount"),
         }))
+    }
+
+    /// `followersCount` of `app.bsky.actor.getProfile`, read like the counts.
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let actor = self.session(account).await?.did;
+        let v = self
+            .read_view(account, "app.bsky.actor.getProfile", "actor", &actor)
+            .await?;
+        Ok(v["followersCount"].as_u64())
+    }
+}
+
+impl Bluesky {
+    /// One AppView query with one parameter: from the configured AppView, or through the
+    /// account's PDS.
+    async fn read_view(
+        &self,
+        account: &AccountRef,
+        method: &str,
+        param: &str,
+        value: &str,
+    ) -> Result<Value, PublishError> {
+        let Some(appview) = &self.appview else {
+            let query = serde_json::json!({ param: value });
+            return Ok(self
+                .authed(account, method, Some(&query), Duration::from_secs(30))
+                .await?
+                .1);
+        };
+        let sent = self
+            .egress
+            .trusted()
+            .get(&with_query(
+                &xrpc_url(appview, method),
+                &[(param.into(), value.into())],
+            ))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        let now = self.clock.now();
+        finish(sent, now)
+            .await
+            .map_err(|e| e.into_publish(method, now))
     }
 }
 

@@ -491,6 +491,9 @@ pub struct Me {
     pub acct: String,
     #[serde(default)]
     pub url: Option<String>,
+    /// The account's followers (`followers_count` of the Account entity).
+    #[serde(default)]
+    pub followers_count: Option<u64>,
 }
 
 impl Me {
@@ -696,6 +699,7 @@ mod tests {
             id: "1".into(),
             acct: "alice".into(),
             url: None,
+            followers_count: None,
         };
         assert_eq!(me.handle("https://m.example"), "alice@m.example");
         assert_eq!(me.handle("http://127.0.0.1:3000"), "alice@127.0.0.1:3000");

@@ -46,7 +46,8 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
 use super::{
-    AccountRef, Engagement, Identity, Network, OutgoingPost, PublishError, Reason, Receipt,
+    AccountRef, Engagement, Identity, Network, OutgoingPost, PublishError, ReadBack, Reason,
+    Receipt,
 };
 use crate::clock::Clock;
 use crate::compose::{self, Limit};
@@ -346,7 +347,7 @@ impl Network for Mastodon {
         }
         let stale_key = self.clock.now() - post.scheduled_at > KEY_TRUSTED_FOR;
         if post.outcome_unknown && (!creds.honours_idempotency_key() || stale_key) {
-            match self.read_back(account, &creds, post).await {
+            match self.find_recent(account, &creds, post).await {
                 Ok(Some(found)) => {
                     tracing::info!(
                         remote_id = %found.remote_id,
@@ -410,6 +411,21 @@ impl Network for Mastodon {
         Err(error_of(resp, Call::Post, self.clock.now()).await)
     }
 
+    /// The account's recent statuses, matched on the post's exact text (the same slot
+    /// always renders the same text) and posted no earlier than its slot.
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        Ok(match self.find_recent(account, &creds, post).await? {
+            Some(found) => ReadBack::Found(found),
+            None => ReadBack::Absent,
+        })
+    }
+
     #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {
         let resp = self.on_status(account, Method::DELETE, remote_id).await?;
@@ -463,12 +479,26 @@ impl Network for Mastodon {
             likes: s.favourites_count,
         }))
     }
+
+    /// `followers_count` of `verify_credentials`: the account's own, one request.
+    #[tracing::instrument(skip_all, fields(network = "mastodon", account = account.id))]
+    async fn followers(&self, account: &AccountRef) -> Result<Option<u64>, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose());
+        let me = verify_token_at(
+            self.http(account),
+            &account.server,
+            &creds.token,
+            self.clock.now(),
+        )
+        .await?;
+        Ok(me.followers_count)
+    }
 }
 
 impl Mastodon {
     /// The account's recent status carrying exactly this text, posted no earlier than the
     /// slot (minus a margin for clock skew): an earlier attempt that did land.
-    async fn read_back(
+    async fn find_recent(
         &self,
         account: &AccountRef,
         creds: &Credentials,

@@ -52,7 +52,8 @@ use serde::{Deserialize, Serialize};
 
 use super::guarded::{Egress, Http};
 use super::{
-    AccountRef, Engagement, Enrolled, Identity, Network, OutgoingPost, PublishError, Receipt,
+    AccountRef, Engagement, Enrolled, Identity, Network, OutgoingPost, PublishError, ReadBack,
+    Receipt,
 };
 use crate::domain::NetworkKind;
 use crate::domain::Secret;
@@ -195,6 +196,44 @@ impl Network for Nostr {
             remote_id: event.id.to_hex(),
             url: Some(nevent_uri(event.id, author, &relays)),
         })
+    }
+
+    /// A `REQ` for the note's event id on the account's relays: the id is a hash of the
+    /// author, the text and the slot's instant, so it is known without signing anything.
+    /// Absent only when every relay answered without it.
+    #[tracing::instrument(skip_all, fields(network = "nostr", account = account.id))]
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<ReadBack, PublishError> {
+        let author = Signer::of(account, self.http(account))?.public_key();
+        let id = nostr::prelude::FinalizeUnsignedEvent::finalize_unsigned(
+            note(&post.text, created_at(post)),
+            author,
+        )
+        .id();
+        let relays = relays_of(&account.server);
+        let filters = [serde_json::json!({ "ids": [id.to_hex()] })];
+        let deadline = tokio::time::Instant::now() + post.timeout.min(READ_TIMEOUT);
+        let results = futures::future::join_all(
+            relays
+                .iter()
+                .map(|r| query(self.http(account), r, &filters, deadline)),
+        )
+        .await;
+        if results.iter().flatten().flatten().any(|ev| ev.id == id) {
+            return Ok(ReadBack::Found(Receipt {
+                remote_id: id.to_hex(),
+                url: Some(nevent_uri(id, author, &relays)),
+            }));
+        }
+        if results.is_empty() || results.iter().any(Result::is_err) {
+            return Err(PublishError::retry(
+                "not every relay answered whether it holds the note",
+            ));
+        }
+        Ok(ReadBack::Absent)
     }
 
     async fn delete(&self, account: &AccountRef, remote_id: &str) -> Result<(), PublishError> {

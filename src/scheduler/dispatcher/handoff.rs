@@ -351,7 +351,7 @@ impl Dispatcher {
             refused,
             reason: Some(reason),
         };
-        let ready = match self.prepare(post, elsewhere, now) {
+        let ready = match self.prepare(post, elsewhere, now, true) {
             Ok(r) => r,
             // Whatever stops it here stops it at its time too; the dispatcher records
             // that then. Only a pacing wait is worth another hand-off attempt.

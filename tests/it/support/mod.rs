@@ -21,6 +21,7 @@ mod install;
 mod linkedin_fake;
 mod misskey_fake;
 mod ports;
+mod postgres;
 mod servers;
 mod telegram_fake;
 mod threads_fake;
@@ -37,6 +38,7 @@ pub use install::Installation;
 pub use linkedin_fake::{LI_CLIENT_ID, LI_CLIENT_SECRET, LI_NAME, LI_SUB, LinkedInFake};
 pub use misskey_fake::{MISSKEY_USER_ID, MISSKEY_USERNAME, MisskeyFake};
 pub use ports::{HeldPort, unused_port};
+pub use postgres::FreshPostgres;
 pub use servers::require_server;
 pub use telegram_fake::{TELEGRAM_TOKEN, TelegramFake, TelegramInner};
 pub use threads_fake::{

@@ -48,6 +48,12 @@ impl Drop for World {
 impl World {
     /// A fresh SQLite database and a receiver on a free loopback port.
     pub async fn new(campaign_toml: &str, clock: Arc<dyn Clock>) -> World {
+        World::on(None, campaign_toml, clock).await
+    }
+
+    /// [`World::new`] on the database `db_url` names (a fresh PostgreSQL one), or on a
+    /// fresh SQLite file without it.
+    pub async fn on(db_url: Option<&str>, campaign_toml: &str, clock: Arc<dyn Clock>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir(&campaigns).unwrap();
@@ -59,7 +65,9 @@ impl World {
                 problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
             )
         });
-        let db_url = format!("sqlite://{}", dir.path().join("picket.db").display());
+        let db_url = db_url
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("picket.db").display()));
         let store = store::open_tooling(&db_url).await.unwrap();
         let receiver = Receiver::new(clock.clone());
         let stop = CancellationToken::new();
@@ -229,5 +237,8 @@ pub fn fast_settings() -> SchedulerSettings {
         request_timeout_secs: 1,
         retry_cap_secs: 5,
         census_every_secs: 300,
+        engagement_first_secs: 3600,
+        engagement_again_secs: 24 * 3600,
+        engagement_every_secs: 60,
     }
 }
