@@ -337,3 +337,34 @@ async fn a_pasted_token_is_taken_when_it_can_say_whose_it_is() {
         format!("@{MISSKEY_USERNAME}@127.0.0.1")
     );
 }
+
+#[tokio::test]
+async fn reading_back_finds_a_note_by_its_text_and_says_absent_for_one_never_sent() {
+    // Arrange: one note published; another post never sent.
+    let fake = MisskeyFake::start(3000).await;
+    let account = connected(&fake).await;
+    let misskey = Misskey::new(Egress::new(false), Arc::new(picket::clock::SystemClock));
+    let sent = post("On #Strike today.", false, Duration::from_secs(5));
+    let published = misskey.publish(&account, &sent).await.unwrap();
+
+    // Act: reading back never sends.
+    let found = misskey.read_back(&account, &sent).await.unwrap();
+    let never = misskey
+        .read_back(
+            &account,
+            &post("Day 2 of #Strike.", true, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+
+    // Assert
+    match found {
+        picket::network::ReadBack::Found(r) => assert_eq!(r.remote_id, published.remote_id),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(never, picket::network::ReadBack::Absent),
+        "{never:?}"
+    );
+    assert_eq!(fake.lock().creates, 1, "reading back created nothing");
+}

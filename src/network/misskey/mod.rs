@@ -103,7 +103,7 @@ impl Misskey {
     }
 
     /// The note an earlier attempt of `post` created, if any.
-    async fn read_back(
+    async fn find_earlier(
         &self,
         account: &AccountRef,
         creds: &Credentials,
@@ -267,6 +267,21 @@ impl Network for Misskey {
         measure_for_server(max, text)
     }
 
+    /// The account's recent notes, matched on the post's text (the same row always renders
+    /// the same text) and made no earlier than a margin before its slot: found or absent.
+    #[tracing::instrument(skip_all, fields(network = "misskey", account = account.id))]
+    async fn read_back(
+        &self,
+        account: &AccountRef,
+        post: &OutgoingPost,
+    ) -> Result<super::ReadBack, PublishError> {
+        let creds = Credentials::parse(account.credentials.expose())?;
+        Ok(match self.find_earlier(account, &creds, post).await? {
+            Some(found) => super::ReadBack::Found(found),
+            None => super::ReadBack::Absent,
+        })
+    }
+
     #[tracing::instrument(skip_all, fields(network = "misskey", account = account.id))]
     async fn publish(
         &self,
@@ -282,7 +297,7 @@ impl Network for Misskey {
             )));
         }
         if post.outcome_unknown
-            && let Some(found) = self.read_back(account, &creds, post).await?
+            && let Some(found) = self.find_earlier(account, &creds, post).await?
         {
             tracing::info!(
                 remote_id = %found.remote_id,
