@@ -60,10 +60,11 @@ impl Figures {
             || self.published < other.published
     }
 
+    /// Saturating: a peer's figures are whatever its signed note says, up to `u64::MAX`.
     pub fn add(&mut self, other: Figures) {
-        self.signatures += other.signatures;
-        self.strikers += other.strikers;
-        self.published += other.published;
+        self.signatures = self.signatures.saturating_add(other.signatures);
+        self.strikers = self.strikers.saturating_add(other.strikers);
+        self.published = self.published.saturating_add(other.published);
     }
 }
 
@@ -375,6 +376,24 @@ mod tests {
             key: &p.printed,
         };
         judge(&expected, &note, last, cp.time)
+    }
+
+    #[test]
+    fn a_peers_largest_figures_add_up_without_overflowing() {
+        let mut total = Figures {
+            signatures: 3,
+            strikers: 2,
+            published: 1,
+        };
+        total.add(Figures {
+            signatures: u64::MAX,
+            strikers: u64::MAX,
+            published: 4,
+        });
+        assert_eq!(
+            (total.signatures, total.strikers, total.published),
+            (u64::MAX, u64::MAX, 5)
+        );
     }
 
     #[test]

@@ -228,13 +228,13 @@ pub async fn hosts(store: &dyn Store, campaign: &str, own: Figures) -> Result<Ho
         union = match (union, theirs) {
             (Some((mut all, unkeyed)), Some(t)) => {
                 all.merge(&t.sketch);
-                Some((all, unkeyed + t.unkeyed))
+                Some((all, unkeyed.saturating_add(t.unkeyed)))
             }
             // A counted host without a sketch: no estimate for the whole.
             _ => None,
         };
     }
-    let distinct_signers = union.map(|(all, unkeyed)| all.estimate() + unkeyed);
+    let distinct_signers = union.map(|(all, unkeyed)| all.estimate().saturating_add(unkeyed));
     let peers: Vec<PeerView> = states.iter().map(PeerView::from_state).collect();
     let mut total = own;
     let mut counted_hosts = 1;
@@ -247,9 +247,10 @@ pub async fn hosts(store: &dyn Store, campaign: &str, own: Figures) -> Result<Ho
             }
             Status::DifferentDeclaration => {
                 copies.hosts += 1;
-                copies.signatures += p.signatures;
-                copies.strikers += p.strikers;
-                copies.published += p.published;
+                // A peer's figures are what it signed: summed without overflowing.
+                copies.signatures = copies.signatures.saturating_add(p.signatures);
+                copies.strikers = copies.strikers.saturating_add(p.strikers);
+                copies.published = copies.published.saturating_add(p.published);
             }
             _ => {}
         }
