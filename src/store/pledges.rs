@@ -409,60 +409,7 @@ macro_rules! pledges {
                         }
                     }
                 }
-                for chunk in rows.chunks(CHUNK) {
-                    // 13 planned columns, then created_at and updated_at.
-                    let mut params = Params::new::<$db>();
-                    let values = params.rows_with(chunk.len(), |p| {
-                        let planned = p.list(13);
-                        let (created, updated) = (p.next(), p.next());
-                        format!("({planned}, 'pending', {created}, {updated})")
-                    });
-                    // The idempotency key is never changed: a pending row may be a retry of a
-                    // request whose outcome is unknown, and only the same key dedupes it. The
-                    // usual, derived key is planned and stored as '' (64 bytes less per row).
-                    let sql = format!(
-                        "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, \
-                         post_name, template, variant, idempotency_key, run_at, \
-                         window_end, slot_at, day, days_total, state, \
-                         created_at, updated_at) \
-                         VALUES {values} \
-                         ON CONFLICT (account_id, campaign_id, slot_key) DO UPDATE SET \
-                         pledge_id = excluded.pledge_id, post_name = excluded.post_name, \
-                         template = excluded.template, variant = excluded.variant, \
-                         run_at = excluded.run_at, window_end = excluded.window_end, \
-                         slot_at = excluded.slot_at, day = excluded.day, \
-                         days_total = excluded.days_total, state = 'pending', \
-                         last_error = NULL, updated_at = excluded.updated_at \
-                         WHERE outbox.state = 'cancelled' \
-                         OR (outbox.state = 'pending' AND ( \
-                         outbox.run_at <> excluded.run_at \
-                         OR outbox.window_end <> excluded.window_end \
-                         OR outbox.variant <> excluded.variant \
-                         OR outbox.template <> excluded.template \
-                         OR outbox.post_name <> excluded.post_name \
-                         OR outbox.pledge_id <> excluded.pledge_id))"
-                    );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (plan, row) in chunk {
-                        q = q
-                            .bind(plan.campaign_id.as_str())
-                            .bind(plan.pledge_id.0)
-                            .bind(row.account_id.0)
-                            .bind(&row.slot_key)
-                            .bind(&row.post_name)
-                            .bind(&row.template)
-                            .bind(row.variant)
-                            .bind(&row.idempotency_key)
-                            .bind(ms(row.run_at))
-                            .bind(ms(row.window_end))
-                            .bind(ms(row.slot_at))
-                            .bind(row.day)
-                            .bind(row.days_total)
-                            .bind(now_ms)
-                            .bind(now_ms);
-                    }
-                    applied.upserted += q.execute(&mut *tx).await?.rows_affected();
-                }
+                applied.upserted += Self::upsert_planned(&mut tx, &rows, now_ms).await?;
 
                 for chunk in stale.chunks(CHUNK) {
                     let sql = format!(
@@ -499,3 +446,33 @@ macro_rules! pledges {
 
 pledges!(SqliteStore, Sqlite);
 pledges!(PgStore, Postgres);
+
+/// The planner's upsert with `rows` as its source (`VALUES ...`, or a `SELECT` which on
+/// SQLite must end in a `WHERE` so that `ON CONFLICT` is not read as a join's): fifteen
+/// columns in the order of the list below. The idempotency key is never changed: a pending
+/// row may be a retry of a request whose outcome is unknown, and only the same key dedupes
+/// it. The usual, derived key is planned and stored as '' (64 bytes less per row).
+pub(super) fn planned_upsert_sql(rows: &str) -> String {
+    format!(
+        "INSERT INTO outbox (campaign_id, pledge_id, account_id, slot_key, \
+        post_name, template, variant, idempotency_key, run_at, \
+        window_end, slot_at, day, days_total, state, \
+        created_at, updated_at) \
+        {rows} \
+        ON CONFLICT (account_id, campaign_id, slot_key) DO UPDATE SET \
+        pledge_id = excluded.pledge_id, post_name = excluded.post_name, \
+        template = excluded.template, variant = excluded.variant, \
+        run_at = excluded.run_at, window_end = excluded.window_end, \
+        slot_at = excluded.slot_at, day = excluded.day, \
+        days_total = excluded.days_total, state = 'pending', \
+        last_error = NULL, updated_at = excluded.updated_at \
+        WHERE outbox.state = 'cancelled' \
+        OR (outbox.state = 'pending' AND ( \
+        outbox.run_at <> excluded.run_at \
+        OR outbox.window_end <> excluded.window_end \
+        OR outbox.variant <> excluded.variant \
+        OR outbox.template <> excluded.template \
+        OR outbox.post_name <> excluded.post_name \
+        OR outbox.pledge_id <> excluded.pledge_id))"
+    )
+}

@@ -32,7 +32,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 
-use super::model::{NewSignature, SignatureAdded, SignatureId};
+use super::model::{NewSignature, PlannedPost, PledgePlan, SignatureAdded, SignatureId};
+use super::pledges::planned_upsert_sql;
 use super::rows::{ms, new_invite_code};
 use super::sql::{CHUNK, Params, eligible};
 use super::{Store, StoreError};
@@ -96,6 +97,47 @@ impl Drop for FlushingGuard {
 }
 
 impl SqliteStore {
+    /// Insert the planned rows or bring their pending rows up to date, in the caller's
+    /// transaction; the number of rows added or changed.
+    pub(super) async fn upsert_planned(
+        conn: &mut SqliteConnection,
+        rows: &[(&PledgePlan, &PlannedPost)],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut upserted = 0;
+        for chunk in rows.chunks(CHUNK) {
+            // 13 planned columns, then created_at and updated_at.
+            let mut params = Params::new::<Sqlite>();
+            let values = params.rows_with(chunk.len(), |p| {
+                let planned = p.list(13);
+                let (created, updated) = (p.next(), p.next());
+                format!("({planned}, 'pending', {created}, {updated})")
+            });
+            let sql = planned_upsert_sql(&format!("VALUES {values}"));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (plan, row) in chunk {
+                q = q
+                    .bind(plan.campaign_id.as_str())
+                    .bind(plan.pledge_id.0)
+                    .bind(row.account_id.0)
+                    .bind(&row.slot_key)
+                    .bind(&row.post_name)
+                    .bind(&row.template)
+                    .bind(row.variant)
+                    .bind(&row.idempotency_key)
+                    .bind(ms(row.run_at))
+                    .bind(ms(row.window_end))
+                    .bind(ms(row.slot_at))
+                    .bind(row.day)
+                    .bind(row.days_total)
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            upserted += q.execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(upserted)
+    }
+
     /// Open the file at `path` (creating it if `create`), apply pragmas and run migrations.
     pub async fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
         if create {
