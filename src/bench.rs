@@ -30,7 +30,9 @@ use crate::network::{Networks, bench_baseline};
 use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner};
-use crate::store::{AccountId, JoinedStriker, NewStriker, SqliteStore, Store, StoreTooling};
+use crate::store::{
+    AccountId, JoinedStriker, NewStriker, PgStore, SqliteStore, Store, StoreTooling,
+};
 
 /// Which benchmark, and its sizes.
 #[derive(Debug, Clone)]
@@ -47,6 +49,10 @@ pub struct Options {
     /// plan: pledges (2 accounts each) and the campaign planned.
     pub pledges: usize,
     pub campaign: PathBuf,
+    /// dispatch, lateness and plan: a PostgreSQL server to run on instead of a temporary
+    /// SQLite file, and (dispatch) how many dispatchers share it.
+    pub database: Option<String>,
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -59,6 +65,8 @@ impl Default for Options {
             secs: 30,
             pledges: 1_000_000,
             campaign: PathBuf::from("campaigns/social-media-strike.toml"),
+            database: None,
+            workers: 1,
         }
     }
 }
@@ -112,11 +120,81 @@ impl Drop for RemoteReceiver {
     }
 }
 
-/// A throwaway file database (WAL, as in production) and a vault.
-async fn temp_store() -> anyhow::Result<(tempfile::TempDir, Arc<dyn StoreTooling>, Vault)> {
-    let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("bench.db"), true).await?;
-    Ok((dir, Arc::new(store), Vault::from_key_bytes(&[7u8; 32])))
+/// The database a benchmark runs on: a throwaway SQLite file (WAL, as in production) or,
+/// with `--database postgres://...`, a database of its own on that server, dropped at the
+/// end.
+struct BenchDb {
+    store: Arc<dyn StoreTooling>,
+    vault: Vault,
+    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL store, the server's URL and the benchmark database's name.
+    pg: Option<(PgStore, String, String)>,
+}
+
+impl BenchDb {
+    async fn open(opts: &Options) -> anyhow::Result<Self> {
+        let vault = Vault::from_key_bytes(&[7u8; 32]);
+        match opts.database.as_deref() {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let store = SqliteStore::open(&dir.path().join("bench.db"), true).await?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    vault,
+                    _dir: Some(dir),
+                    pg: None,
+                })
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let name = format!("picket_bench_{}", std::process::id());
+                let store = PgStore::create_database(url, &name)
+                    .await
+                    .with_context(|| format!("creating the database {name} on --database"))?;
+                Ok(Self {
+                    store: Arc::new(store.clone()),
+                    vault,
+                    _dir: None,
+                    pg: Some((store, url.to_string(), name)),
+                })
+            }
+            Some(_) => anyhow::bail!(
+                "--database takes a postgres:// URL (the benchmark creates its own database \
+                 on that server); without it a temporary SQLite file is used"
+            ),
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.pg.is_some() {
+            "PostgreSQL"
+        } else {
+            "file SQLite (WAL)"
+        }
+    }
+
+    /// The stores of `n` workers: this one's first, then each further one with a
+    /// connection pool of its own, as a `picket worker` process has.
+    async fn workers(&self, n: usize) -> anyhow::Result<Vec<Arc<dyn Store>>> {
+        let mut out: Vec<Arc<dyn Store>> = vec![self.store.clone()];
+        if n > 1 {
+            let Some((_, url, name)) = &self.pg else {
+                anyhow::bail!("several workers share a PostgreSQL database: add --database")
+            };
+            for _ in 1..n {
+                out.push(Arc::new(PgStore::connect_database(url, name).await?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drop the PostgreSQL database (a SQLite file goes with its folder).
+    async fn remove(self) -> anyhow::Result<()> {
+        if let Some((store, url, name)) = self.pg {
+            drop(self.store);
+            store.drop_database(&url, &name).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A campaign with one absolute window from `start` and one post at its start: every
@@ -234,17 +312,20 @@ fn dispatcher(
 /// Run the dispatcher until every row of `campaign` is final; returns the wall time.
 async fn dispatch_all(
     store: Arc<dyn Store>,
-    dispatcher: Dispatcher,
+    dispatchers: Vec<Dispatcher>,
     campaign: &str,
     receiver: &Receiver,
     expected: usize,
 ) -> anyhow::Result<StdDuration> {
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move { dispatcher.run(stop).await })
-    };
+    let tasks: Vec<_> = dispatchers
+        .into_iter()
+        .map(|d| {
+            let stop = stop.clone();
+            tokio::spawn(async move { d.run(stop).await })
+        })
+        .collect();
     // Watch the receiver (in memory, cheap) until everything arrived, and only then the
     // database: counting 100,000 rows every few milliseconds would steal the dispatcher's
     // CPU and slow what is being measured.
@@ -260,7 +341,9 @@ async fn dispatch_all(
     }
     let took = started.elapsed();
     stop.cancel();
-    task.await??;
+    for task in tasks {
+        task.await??;
+    }
     Ok(took)
 }
 
@@ -302,7 +385,9 @@ pub fn cpu_secs() -> f64 {
 pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     let n = opts.posts;
     let rx = RemoteReceiver::start()?;
-    let (_dir, store, vault) = temp_store().await?;
+    let db = BenchDb::open(opts).await?;
+    let (store, vault) = (db.store.clone(), db.vault.clone());
+    let workers = db.workers(opts.workers.max(1)).await?;
     let setup = Instant::now();
     let start = SystemClock.now() - Duration::minutes(1);
     let campaign = window_campaign(start)?;
@@ -329,8 +414,12 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     // which if anything slows picket down.
     let (bare, ok) = bench_baseline::fire(&rx.url, posts, opts.concurrency).await;
     let rss_before = current_rss_mib().unwrap_or(0.0);
-    let d = dispatcher(store.clone(), vault, &campaign, opts)?;
-    let took = dispatch_all(store.clone(), d, &campaign.id, &rx.receiver, posts + ok).await?;
+    let dispatchers = workers
+        .iter()
+        .map(|w| dispatcher(w.clone(), vault.clone(), &campaign, opts))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let took = dispatch_all(store.clone(), dispatchers, &campaign.id, &rx.receiver, posts + ok)
+        .await?;
     let rss_peak = peak_rss_mib().unwrap_or(0.0);
 
     let counts = store.outbox_counts(&campaign.id).await?;
@@ -340,12 +429,20 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
     let bare_rate = ok as f64 / bare.as_secs_f64();
     println!("== bench dispatch ==");
     println!(
-        "  setup: {posts} posts due at one instant ({} strikers × 2 sandbox accounts), file SQLite (WAL), in {:.1} s",
+        "  setup: {posts} posts due at one instant ({} strikers × 2 sandbox accounts), {}, in {:.1} s",
         n.div_ceil(2),
+        db.describe(),
         setup.as_secs_f64()
     );
     println!(
-        "  picket dispatcher: {posts} posts in {:.2} s = {picket_rate:.0} posts/s (batch {}, concurrency {})",
+        "  picket: {} dispatcher{} ({}): {posts} posts in {:.2} s = {picket_rate:.0} posts/s (batch {}, concurrency {} each)",
+        workers.len(),
+        if workers.len() == 1 { "" } else { "s" },
+        if workers.len() == 1 {
+            "one process"
+        } else {
+            "one process, a connection pool and worker id each"
+        },
         took.as_secs_f64(),
         opts.batch,
         opts.concurrency
@@ -367,14 +464,16 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
         "  RSS of this process (dispatcher, and the receiver holding every post): {rss_before:.0} MiB before dispatching, peak {rss_peak:.0} MiB; load average {}",
         load_average()
     );
-    Ok(())
+    drop((store, workers));
+    db.remove().await
 }
 
 /// `picket bench lateness`.
 pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
     let posts = opts.rate * opts.secs as usize;
     let rx = RemoteReceiver::start()?;
-    let (_dir, store, vault) = temp_store().await?;
+    let db = BenchDb::open(opts).await?;
+    let (store, vault) = (db.store.clone(), db.vault.clone());
     // A placeholder id to add strikers under; the real window is fixed once setup is done,
     // so the first post is due a moment after the dispatcher starts.
     let placeholder = window_campaign(SystemClock.now())?;
@@ -399,7 +498,7 @@ pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
     let ready_before_start = SystemClock.now() < start;
 
     let d = dispatcher(store.clone(), vault, &campaign, opts)?;
-    let took = dispatch_all(store.clone(), d, &campaign.id, &rx.receiver, planned).await?;
+    let took = dispatch_all(store.clone(), vec![d], &campaign.id, &rx.receiver, planned).await?;
 
     // Without faults nothing is retried, so run_at is still the planned, jittered instant.
     let mut run_at = std::collections::HashMap::new();
@@ -454,7 +553,8 @@ pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
         "  lateness (received_at − run_at, real clock), {} posts: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms   (target p99 <= 1000 ms)",
         p.count, p.p50, p.p90, p.p99, p.max
     );
-    Ok(())
+    drop(store);
+    db.remove().await
 }
 
 /// Strike cards drawn per size by `picket bench card`.
@@ -516,7 +616,8 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
                 .join("; ")
         )
     })?;
-    let (_dir, store, vault) = temp_store().await?;
+    let db = BenchDb::open(opts).await?;
+    let (store, vault) = (db.store.clone(), db.vault.clone());
     let setup = Instant::now();
     add_strikers(
         store.as_ref(),
@@ -540,9 +641,10 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
     let (bare, bare_rows) = bare_plan_baseline(store.as_ref(), &campaign, spread).await?;
     println!("== bench plan ==");
     println!(
-        "  setup: {} pledges × 2 accounts in {} zones (bulk insert) in {:.1} s",
+        "  setup: {} pledges × 2 accounts in {} zones (bulk insert), {}, in {:.1} s",
         opts.pledges,
         ZONES.len(),
+        db.describe(),
         setup.as_secs_f64()
     );
     println!(
@@ -571,7 +673,8 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
         "  ratio planning / bare: {:.0}%   (target >= 50%)",
         100.0 * rate / bare_rate
     );
-    Ok(())
+    drop(store);
+    db.remove().await
 }
 
 /// The planner's own rows, page by page as it plans them, inserted into `bare_outbox` by
@@ -604,4 +707,33 @@ async fn bare_plan_baseline(
     }
     store.drop_bare_outbox().await?;
     Ok((took, rows))
+}
+
+/// `picket bench bare-page`: the baseline of scripts/bench-web's page reads. It answers
+/// every request with `file`'s bytes (the campaign page as the server renders and caches
+/// it) from memory, through the same HTTP stack (axum on hyper, tokio's default runtime)
+/// but with no routing, middleware, headers or state: what the server adds on top of
+/// this is the cost of serving the page.
+pub async fn bare_page(file: &Path, bind: SocketAddr) -> anyhow::Result<()> {
+    let body = axum::body::Bytes::from(
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+    );
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/html; charset=utf-8",
+                )],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("listening on {bind}"))?;
+    eprintln!("bench bare-page: serving {} on http://{bind}", file.display());
+    axum::serve(listener, app).await?;
+    Ok(())
 }

@@ -244,10 +244,13 @@ pub enum Command {
     /// Measure the scheduler (build with --release): dispatch throughput beside a bare HTTP
     /// client, lateness under a steady load, and planning time and memory.
     ///
-    /// Each runs on a temporary SQLite file database against a sandbox receiver on
-    /// 127.0.0.1 in its own thread, and prints its figures and targets.
+    /// Each runs on a temporary SQLite file database (or, with --database, a PostgreSQL
+    /// database of its own) against a sandbox receiver on 127.0.0.1 in its own thread, and
+    /// prints its figures and targets. `bare-page` is not a benchmark but the baseline
+    /// server of scripts/bench-web: it answers every request with the bytes of
+    /// --page-file, with no middleware, until stopped.
     #[command(
-        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench card\n  ./target/release/picket bench all"
+        after_help = "Examples:\n  cargo build --release\n  ./target/release/picket bench dispatch\n  ./target/release/picket bench lateness --rate 1000 --secs 30\n  ./target/release/picket bench plan --pledges 100000\n  ./target/release/picket bench card\n  ./target/release/picket bench all\n  ./target/release/picket bench dispatch --database postgres://postgres@127.0.0.1:5432/postgres --workers 2"
     )]
     Bench {
         #[arg(value_enum)]
@@ -273,6 +276,21 @@ pub enum Command {
         /// plan and card: the campaign file.
         #[arg(long, default_value = "campaigns/social-media-strike.toml")]
         campaign: PathBuf,
+        /// dispatch, lateness and plan: run on this PostgreSQL server (postgres://...)
+        /// instead of a temporary SQLite file; a database of the benchmark's own is
+        /// created there and dropped at the end.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// dispatch: dispatchers sharing the PostgreSQL database, each with its own
+        /// connection pool and worker id.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// bare-page: the file whose bytes every answer carries (as text/html).
+        #[arg(long, value_name = "FILE")]
+        page_file: Option<PathBuf>,
+        /// bare-page: the address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        bind: std::net::SocketAddr,
     },
 }
 
@@ -310,7 +328,10 @@ pub enum BenchName {
     Plan,
     /// Strike cards drawn, per size (the campaign of `--campaign`).
     Card,
+    /// Every benchmark above.
     All,
+    /// The baseline server of scripts/bench-web (serves --page-file until stopped).
+    BarePage,
 }
 
 #[derive(Debug, Subcommand)]
@@ -762,7 +783,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             secs,
             pledges,
             campaign,
+            database,
+            workers,
+            page_file,
+            bind,
         } => {
+            if name == BenchName::BarePage {
+                let file = page_file.context("bench bare-page needs --page-file")?;
+                return runtime()?.block_on(async move {
+                    bench::bare_page(&file, bind).await?;
+                    Ok(ExitCode::SUCCESS)
+                });
+            }
             let opts = bench::Options {
                 posts,
                 batch,
@@ -771,6 +803,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 secs,
                 pledges,
                 campaign,
+                database,
+                workers,
             };
             runtime()?.block_on(async move {
                 if matches!(name, BenchName::Dispatch | BenchName::All) {

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -224,9 +225,9 @@ pub struct Participation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Slot {
     /// Stable across re-planning: same campaign, rule and instant give the same key.
-    pub key: String,
-    pub post: String,
-    pub template: String,
+    pub key: Arc<str>,
+    pub post: Arc<str>,
+    pub template: Arc<str>,
     /// The scheduled instant, before jitter.
     pub at: DateTime<Utc>,
     /// Past this instant the slot is missed.

@@ -191,11 +191,11 @@ fn render(
     let mut occurrences: HashMap<&str, usize> = HashMap::new();
     let mut posts = Vec::new();
     for slot in c.slots(p) {
-        let n = c.templates.get(&slot.template).map_or(1, Vec::len);
+        let n = c.templates.get(&*slot.template).map_or(1, Vec::len);
         let seen = occurrences
             .entry(
                 c.templates
-                    .get_key_value(&slot.template)
+                    .get_key_value(&*slot.template)
                     .map_or("", |(k, _)| k.as_str()),
             )
             .or_default();
@@ -249,9 +249,9 @@ fn render(
             .collect();
         posts.push(PreviewPost {
             variant: pick_variant(n, 0, occurrence),
-            key: slot.key,
-            post: slot.post,
-            template: slot.template,
+            key: slot.key.to_string(),
+            post: slot.post.to_string(),
+            template: slot.template.to_string(),
             at: slot.at,
             local: slot
                 .at

@@ -322,9 +322,10 @@ impl Campaign {
                 self.id,
                 rule.name,
                 at.to_rfc3339_opts(SecondsFormat::Secs, true)
-            ),
-            post: rule.name.clone(),
-            template: rule.template.clone(),
+            )
+            .into(),
+            post: rule.name.as_str().into(),
+            template: rule.template.as_str().into(),
             at,
             window_end: at.checked_add_signed(window)?,
             day,
@@ -393,9 +394,9 @@ t = ["On strike #{{ hashtag }}"]
             every: Some(Duration::days(96_000_000)),
         };
         let slots = c.slots(&p);
-        assert!(slots.iter().all(|s| s.post != "often"), "{slots:?}");
-        assert!(slots.iter().any(|s| s.post == "before"), "{slots:?}");
-        assert!(slots.iter().any(|s| s.post == "end"), "{slots:?}");
+        assert!(slots.iter().all(|s| &*s.post != "often"), "{slots:?}");
+        assert!(slots.iter().any(|s| &*s.post == "before"), "{slots:?}");
+        assert!(slots.iter().any(|s| &*s.post == "end"), "{slots:?}");
         assert!(c.check_participation(&p).is_err());
     }
 
@@ -476,7 +477,7 @@ n = ["#{{{{ hashtag }}}}"]
         // range of dates (a repeating slot's window is its interval: none here), no panic.
         let c = days();
         let slots = c.slots(&every(Duration::days(100_000 * 960)));
-        let names: Vec<&str> = slots.iter().map(|s| s.post.as_str()).collect();
+        let names: Vec<&str> = slots.iter().map(|s| &*s.post).collect();
         assert_eq!(names, ["soon"]);
     }
 
@@ -485,7 +486,7 @@ n = ["#{{{{ hashtag }}}}"]
         let mut c = days();
         c.posts[0].when = When::Before(Duration::MAX);
         let slots = c.slots(&every(Duration::hours(1)));
-        assert!(slots.iter().all(|s| s.post != "soon"), "{slots:?}");
+        assert!(slots.iter().all(|s| &*s.post != "soon"), "{slots:?}");
         assert_eq!(slots.len(), 48);
     }
 }

@@ -93,8 +93,8 @@ pub fn plan_pledge(
         };
         let mut occurrences: HashMap<&str, usize> = HashMap::new();
         for slot in slots {
-            let occurrence = occurrences.entry(slot.template.as_str()).or_default();
-            let variants = campaign.templates.get(&slot.template).map_or(1, Vec::len);
+            let occurrence = occurrences.entry(&*slot.template).or_default();
+            let variants = campaign.templates.get(&*slot.template).map_or(1, Vec::len);
             let variant = pick_variant(variants, account.0 as u64, *occurrence);
             *occurrence += 1;
             // Past slots are not planned: joining late must not produce a burst of misses.

@@ -7,6 +7,7 @@
 //! [`Store`]: super::Store
 
 use std::fmt;
+use std::sync::Arc;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -316,9 +317,11 @@ pub struct Withdrawal {
 pub struct PlannedPost {
     pub account_id: AccountId,
     /// Identifies the campaign slot (e.g. `notice@2027-07-04`); unique per account and campaign.
-    pub slot_key: String,
-    pub post_name: String,
-    pub template: String,
+    pub slot_key: Arc<str>,
+    /// Shared by every row of a slot: a million rows hold one copy, and binding one is a
+    /// reference count, not an allocation.
+    pub post_name: Arc<str>,
+    pub template: Arc<str>,
     pub variant: i64,
     pub run_at: DateTime<Utc>,
     /// No sending after this (plus the grace); afterwards the row becomes `missed`.

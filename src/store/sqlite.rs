@@ -33,7 +33,7 @@ use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 
 use super::model::{NewSignature, PlannedPost, PledgePlan, SignatureAdded, SignatureId};
-use super::pledges::planned_upsert_sql;
+use super::pledges::{PLANNED_PARAMS, PlannedBinder, planned_upsert_sql};
 use super::rows::{ms, new_invite_code};
 use super::sql::{CHUNK, Params, eligible};
 use super::{Store, StoreError};
@@ -99,41 +99,45 @@ impl Drop for FlushingGuard {
 impl SqliteStore {
     /// Insert the planned rows or bring their pending rows up to date, in the caller's
     /// transaction; the number of rows added or changed.
+    ///
+    /// SQLite runs each statement on the connection's own thread: the next chunk's
+    /// arguments are bound here meanwhile, so the two cores share the work instead of
+    /// taking turns (planning a million pledges binds 120 million values).
     pub(super) async fn upsert_planned(
         conn: &mut SqliteConnection,
         rows: &[(&PledgePlan, &PlannedPost)],
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let mut upserted = 0;
-        for chunk in rows.chunks(CHUNK) {
-            // 13 planned columns, then created_at and updated_at.
-            let mut params = Params::new::<Sqlite>();
-            let values = params.rows_with(chunk.len(), |p| {
-                let planned = p.list(13);
-                let (created, updated) = (p.next(), p.next());
-                format!("({planned}, 'pending', {created}, {updated})")
-            });
-            let sql = planned_upsert_sql(&format!("VALUES {values}"));
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (plan, row) in chunk {
-                q = q
-                    .bind(plan.campaign_id.as_str())
-                    .bind(plan.pledge_id.0)
-                    .bind(row.account_id.0)
-                    .bind(&row.slot_key)
-                    .bind(&row.post_name)
-                    .bind(&row.template)
-                    .bind(row.variant)
-                    .bind(&row.idempotency_key)
-                    .bind(ms(row.run_at))
-                    .bind(ms(row.window_end))
-                    .bind(ms(row.slot_at))
-                    .bind(row.day)
-                    .bind(row.days_total)
-                    .bind(now_ms)
-                    .bind(now_ms);
+        let mut binder = PlannedBinder::new(now_ms);
+        // Every chunk but the last has CHUNK rows: one statement text for them all.
+        let mut sql: Option<(usize, String)> = None;
+        let mut statement = |chunk: &[(&PledgePlan, &PlannedPost)], binder: &mut PlannedBinder| {
+            if sql.as_ref().is_none_or(|(n, _)| *n != chunk.len()) {
+                let mut params = Params::new::<Sqlite>();
+                let values = params.rows_with(chunk.len(), |p| {
+                    let planned = p.list(PLANNED_PARAMS - 2);
+                    let (created, updated) = (p.next(), p.next());
+                    format!("({planned}, 'pending', {created}, {updated})")
+                });
+                sql = Some((chunk.len(), planned_upsert_sql(&format!("VALUES {values}"))));
             }
-            upserted += q.execute(&mut *conn).await?.rows_affected();
+            let text = sql.as_ref().map(|(_, t)| t.clone()).unwrap_or_default();
+            let args = binder.arguments::<Sqlite>(chunk)?;
+            Ok::<_, StoreError>(sqlx::query_with(AssertSqlSafe(text), args))
+        };
+        let mut upserted = 0;
+        let mut chunks = rows.chunks(CHUNK);
+        let mut next = chunks.next().map(|c| statement(c, &mut binder)).transpose()?;
+        while let Some(query) = next.take() {
+            let mut running = std::pin::pin!(query.execute(&mut *conn));
+            // The first poll hands the statement to the connection's thread.
+            let started = futures::poll!(running.as_mut());
+            next = chunks.next().map(|c| statement(c, &mut binder)).transpose()?;
+            let done = match started {
+                std::task::Poll::Ready(done) => done,
+                std::task::Poll::Pending => running.await,
+            };
+            upserted += done?.rows_affected();
         }
         Ok(upserted)
     }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
 use super::model::*;
+use super::pledges::PlannedBinder;
 use super::rows::{days_json, ms, new_invite_code};
 use super::sql::{CHUNK, Params};
 use super::{PgStore, SqliteStore, Store, StoreError};
@@ -256,6 +257,7 @@ macro_rules! tooling {
                     .flat_map(|p| p.rows.iter().map(move |r| (p, r)))
                     .collect();
                 let mut n = 0;
+                let mut binder = PlannedBinder::new(now_ms);
                 let mut tx = self.begin_write().await?;
                 for chunk in rows.chunks(CHUNK) {
                     // The same columns and values as `apply_plans` writes.
@@ -271,26 +273,11 @@ macro_rules! tooling {
                          window_end, slot_at, day, days_total, state, created_at, updated_at) \
                          VALUES {values}"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (plan, row) in chunk {
-                        q = q
-                            .bind(plan.campaign_id.as_str())
-                            .bind(plan.pledge_id.0)
-                            .bind(row.account_id.0)
-                            .bind(&row.slot_key)
-                            .bind(&row.post_name)
-                            .bind(&row.template)
-                            .bind(row.variant)
-                            .bind(&row.idempotency_key)
-                            .bind(ms(row.run_at))
-                            .bind(ms(row.window_end))
-                            .bind(ms(row.slot_at))
-                            .bind(row.day)
-                            .bind(row.days_total)
-                            .bind(now_ms)
-                            .bind(now_ms);
-                    }
-                    n += q.execute(&mut *tx).await?.rows_affected();
+                    let args = binder.arguments::<$db>(chunk)?;
+                    n += sqlx::query_with(AssertSqlSafe(sql), args)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                 }
                 tx.commit().await?;
                 Ok(n)

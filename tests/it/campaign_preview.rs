@@ -220,7 +220,7 @@ fn a_strike_across_new_year_numbers_its_days_in_order() {
     // Assert
     let summary: Vec<(&str, u32, DateTime<Utc>)> = slots
         .iter()
-        .map(|s| (s.post.as_str(), s.day, s.at))
+        .map(|s| (&*s.post, s.day, s.at))
         .collect();
     assert_eq!(
         summary,
@@ -330,7 +330,7 @@ fn slot_keys_are_stable_across_re_planning() {
 
     // Assert
     assert_eq!(first, again);
-    assert_eq!(first[0].key, "t/notice@2027-07-04T04:00:00Z");
+    assert_eq!(&*first[0].key, "t/notice@2027-07-04T04:00:00Z");
 }
 
 #[test]
@@ -564,7 +564,7 @@ fn the_join_preview_shows_each_account_the_variant_the_planner_plans_for_it() {
     let planned: BTreeMap<(i64, String), usize> = plan
         .rows
         .iter()
-        .map(|r| ((r.account_id.0, r.slot_key.clone()), r.variant as usize))
+        .map(|r| ((r.account_id.0, r.slot_key.to_string()), r.variant as usize))
         .collect();
     let previewed: BTreeMap<(i64, String), usize> = pv
         .posts

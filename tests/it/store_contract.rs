@@ -184,7 +184,7 @@ fn plan(accounts: &[AccountId], slots: &[i64]) -> Vec<PlannedPost> {
             let run_at = t0() + Duration::hours(*h);
             rows.push(PlannedPost {
                 account_id: *a,
-                slot_key: format!("notice@{h}"),
+                slot_key: format!("notice@{h}").into(),
                 post_name: "notice".into(),
                 template: "notice".into(),
                 variant: h % 2,
