@@ -447,7 +447,7 @@ async fn census_forever(state: AppState, stop: CancellationToken) -> anyhow::Res
 /// delivered under per-event leases).
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let core = Core::open(settings, Arc::new(crate::clock::SystemClock)).await?;
-    let dispatcher = core.dispatcher(core.networks())?;
+    let dispatcher = Arc::new(core.dispatcher(core.networks())?);
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let mut tasks = tokio::task::JoinSet::new();

@@ -323,7 +323,7 @@ async fn dispatch_all(
         .into_iter()
         .map(|d| {
             let stop = stop.clone();
-            tokio::spawn(async move { d.run(stop).await })
+            tokio::spawn(Arc::new(d).run(stop))
         })
         .collect();
     // Watch the receiver (in memory, cheap) until everything arrived, and only then the
@@ -418,8 +418,14 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
         .iter()
         .map(|w| dispatcher(w.clone(), vault.clone(), &campaign, opts))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let took = dispatch_all(store.clone(), dispatchers, &campaign.id, &rx.receiver, posts + ok)
-        .await?;
+    let took = dispatch_all(
+        store.clone(),
+        dispatchers,
+        &campaign.id,
+        &rx.receiver,
+        posts + ok,
+    )
+    .await?;
     let rss_peak = peak_rss_mib().unwrap_or(0.0);
 
     let counts = store.outbox_counts(&campaign.id).await?;
@@ -722,10 +728,7 @@ pub async fn bare_page(file: &Path, bind: SocketAddr) -> anyhow::Result<()> {
         let body = body.clone();
         async move {
             (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/html; charset=utf-8",
-                )],
+                [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
                 body,
             )
         }
@@ -733,7 +736,10 @@ pub async fn bare_page(file: &Path, bind: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("listening on {bind}"))?;
-    eprintln!("bench bare-page: serving {} on http://{bind}", file.display());
+    eprintln!(
+        "bench bare-page: serving {} on http://{bind}",
+        file.display()
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }

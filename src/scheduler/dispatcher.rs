@@ -1,14 +1,17 @@
 //! The dispatcher: claims due posts, publishes them, records what happened.
 //!
 //! ```text
-//! run ─loop─> step ─┬─ hand_off_round (hand-off accounts: see `handoff`)
-//!                   ├─ expire_missed (window + grace passed → missed; at most once a second)
-//!                   ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
-//!                   ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
-//!                   ├─ prepare: render text, check length, pace, decrypt
-//!                   ├─ begin_sending (claimed → sending: the point of no return)
-//!                   ├─ publish, `concurrency` at a time, each bounded by its window
-//!                   └─ record (one transaction for the batch)
+//! stage ─┬─ hand_off_round (hand-off accounts: see `handoff`)
+//!        ├─ expire_missed (window + grace passed → missed; at most once a second)
+//!        ├─ claim_due (lease a batch: BEGIN IMMEDIATE / SKIP LOCKED)
+//!        ├─ tap-to-post rows: render the text → `reminded` (nothing is sent)
+//!        └─ prepare: render text, check length, pace, decrypt
+//! begin  ── begin_sending (claimed → sending: the point of no return)
+//! send   ── publish, `concurrency` at a time, each bounded by its window
+//! record ── one transaction for the batch
+//!
+//! step (tests):  stage → begin → send → record
+//! run ─loop─> turn: begin N, then send N ‖ (record N-1, then stage N+1)
 //!     idle ─> sleep until the next due row, a wake-up (new work), or shutdown
 //! ```
 //!
@@ -193,7 +196,7 @@ impl Dispatcher {
 
     /// Work until `stop` fires. A failed round is logged and retried: one bad row or a
     /// database hiccup must not stop the strike.
-    pub async fn run(&self, stop: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(worker = %self.worker, "dispatcher started");
         let beating = CancellationToken::new();
         let (worked, ()) = tokio::join!(
@@ -261,25 +264,35 @@ impl Dispatcher {
         Duration::milliseconds((real.as_secs_f64() * 3600.0 / hour * 1000.0) as i64)
     }
 
-    /// The rounds, until `stop`.
-    async fn work(&self, stop: CancellationToken) -> anyhow::Result<()> {
+    /// The rounds, until `stop`, overlapped: while one batch is on the wire the one sent
+    /// before it is recorded and the next is claimed and prepared, so neither the
+    /// database nor the network waits for the other (the benchmark's rounds spent half
+    /// their time in each). The database steps still run one after another, and a batch
+    /// becomes `sending` only right before it is sent: a crash leaves its rows in the
+    /// states a crash of the plain round leaves, and only recording comes one batch
+    /// later. On `stop` the batch already claimed is sent and everything is recorded.
+    async fn work(self: &Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
         let mut failures = 0u32;
-        while !stop.is_cancelled() {
-            // A panic outside any one post's work (each post is isolated in `step`) fails
-            // this round like a database error would; the lease brings its rows back.
-            let round = super::isolate_async(self.step())
+        let (mut staged, mut unrecorded) = (None, None);
+        loop {
+            // A panic outside any one post's work (each post is isolated) fails this turn
+            // like a database error would; the lease brings its rows back.
+            let turn = super::isolate_async(self.turn(&mut staged, &mut unrecorded, &stop))
                 .await
                 .unwrap_or_else(|panic| Err(StoreError::Corrupt(panic.into_message())));
-            match round {
-                Ok(report) if report.claimed > 0 => {
+            match turn {
+                Ok(true) => {
                     failures = 0;
                     continue;
                 }
-                Ok(_) => failures = 0,
+                Ok(false) => failures = 0,
                 Err(e) => {
                     failures += 1;
                     tracing::error!(error = %e, failures, "dispatcher round failed");
                 }
+            }
+            if stop.is_cancelled() && staged.is_none() && unrecorded.is_none() {
+                break;
             }
             let pause = if failures > 0 {
                 self.retry
@@ -289,12 +302,76 @@ impl Dispatcher {
                 self.idle_for().await
             };
             tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => {}
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
         Ok(())
+    }
+
+    /// One turn of [`Dispatcher::work`]: send the staged batch while recording the one
+    /// before and staging the next, or, with nothing staged, record what is left and look
+    /// for work. Whether there is more to do at once.
+    async fn turn(
+        self: &Arc<Self>,
+        staged: &mut Option<Staged>,
+        unrecorded: &mut Option<Sent>,
+        stop: &CancellationToken,
+    ) -> Result<bool, StoreError> {
+        let mut report = StepReport::default();
+        let Some(batch) = staged.take() else {
+            if let Some(sent) = unrecorded.take() {
+                self.record_batch(sent, &mut report).await?;
+            }
+            if stop.is_cancelled() {
+                return Ok(false);
+            }
+            *staged = self.stage(&mut report).await?;
+            return Ok(staged.is_some());
+        };
+        let begun = self.begin(batch).await?;
+        // A task of its own, so that the database lane's work here (rendering, decrypting,
+        // reading rows) runs on the other core instead of taking turns with the sends.
+        // The next batch is claimed first, then prepared (CPU) while the one before is
+        // recorded (SQLite's own thread).
+        let lane = {
+            let (me, previous, stop) = (self.clone(), unrecorded.take(), stop.clone());
+            tokio::spawn(async move {
+                let claimed = if stop.is_cancelled() {
+                    Ok(None)
+                } else {
+                    me.claim(&mut report).await
+                };
+                let mut recorded = StepReport::default();
+                // `biased`: the record statement reaches SQLite's thread before preparing
+                // takes this one.
+                let (recorded, prepared) = tokio::join!(
+                    biased;
+                    async {
+                        match previous {
+                            Some(previous) => me.record_batch(previous, &mut recorded).await,
+                            None => Ok(()),
+                        }
+                    },
+                    async {
+                        match claimed? {
+                            Some(claimed) => me.prepare_batch(claimed).await.map(Some),
+                            None => Ok(None),
+                        }
+                    }
+                );
+                recorded?;
+                prepared
+            })
+        };
+        *unrecorded = Some(self.send_batch(begun).await);
+        *staged = lane.await.unwrap_or_else(|e| {
+            Err(StoreError::Corrupt(
+                super::Panicked::from_join(e).into_message(),
+            ))
+        })?;
+        Ok(true)
     }
 
     /// Real time to sleep until the next row is due, at most [`IDLE_POLL`].
@@ -320,16 +397,37 @@ impl Dispatcher {
         due
     }
 
-    /// One round: expire, claim, prepare, send, record. Tests call this directly.
+    /// One round: expire, claim, prepare, send, record. Tests call this directly; `run`
+    /// runs the same stages overlapped (see [`Dispatcher::work`]).
     pub async fn step(&self) -> Result<StepReport, StoreError> {
         let mut report = StepReport::default();
+        let Some(staged) = self.stage(&mut report).await? else {
+            return Ok(report);
+        };
+        let begun = self.begin(staged).await?;
+        let sent = self.send_batch(begun).await;
+        self.record_batch(sent, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Expire, claim and prepare a batch: everything up to the point of no return.
+    /// `None` when nothing was due.
+    async fn stage(&self, report: &mut StepReport) -> Result<Option<Staged>, StoreError> {
+        match self.claim(report).await? {
+            Some(claimed) => self.prepare_batch(claimed).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Expire, then claim a batch. `None` when nothing was due.
+    async fn claim(&self, report: &mut StepReport) -> Result<Option<Claimed>, StoreError> {
         // Real time spent in each phase, logged at debug level: where a round's time goes
         // decides what to make faster (the dispatch benchmark's README notes use it).
         self.hand_off_round().await;
         let mut phases = Phases::start();
         let now = self.clock.now();
         if self.expiry_due(now) {
-            report.expired = self.store.expire_missed(now, self.grace()).await?;
+            report.expired += self.store.expire_missed(now, self.grace()).await?;
         }
         phases.lap(Phase::Expire);
         let lease_until = now + Duration::seconds(self.settings.lease_secs as i64);
@@ -338,11 +436,26 @@ impl Dispatcher {
             .claim_due(&self.worker, now, lease_until, self.settings.batch)
             .await?;
         phases.lap(Phase::Claim);
-        report.claimed = claimed.len();
+        report.claimed += claimed.len();
         if claimed.is_empty() {
-            return Ok(report);
+            return Ok(None);
         }
+        Ok(Some(Claimed {
+            posts: claimed,
+            now,
+            phases,
+        }))
+    }
 
+    /// Decide what to do with each claimed post: render, check, pace and open the
+    /// credentials of those to send; the outcome of those that will not be.
+    async fn prepare_batch(&self, claimed: Claimed) -> Result<Staged, StoreError> {
+        let Claimed {
+            posts: claimed,
+            now,
+            mut phases,
+        } = claimed;
+        phases.restart();
         let elsewhere = self.elsewhere(&claimed).await?;
         let unarmed = self.unarmed(&claimed).await?;
         let run_at: HashMap<_, _> = claimed.iter().map(|p| (p.id, p.run_at)).collect();
@@ -390,9 +503,20 @@ impl Dispatcher {
                 Err(outcome) => outcomes.push(outcome),
             }
         }
-
         phases.lap(Phase::Prepare);
-        let ids: Vec<_> = ready.iter().map(|(p, _)| p.id).collect();
+        Ok(Staged {
+            ready,
+            to_read_back,
+            outcomes,
+            run_at,
+            phases,
+        })
+    }
+
+    /// The point of no return: the staged rows still allowed to go become `sending`.
+    async fn begin(&self, mut staged: Staged) -> Result<Staged, StoreError> {
+        staged.phases.restart();
+        let ids: Vec<_> = staged.ready.iter().map(|(p, _)| p.id).collect();
         let go: std::collections::HashSet<_> = self
             .store
             .begin_sending(&self.worker, &ids, self.clock.now(), self.grace())
@@ -401,16 +525,22 @@ impl Dispatcher {
             .collect();
         // Rows not allowed to go were withdrawn, cancelled or expired meanwhile; their
         // state already says so.
-        ready.retain(|(p, _)| go.contains(&p.id));
-        phases.lap(Phase::BeginSending);
+        staged.ready.retain(|(p, _)| go.contains(&p.id));
+        staged.phases.lap(Phase::BeginSending);
+        Ok(staged)
+    }
 
+    /// Publish the begun batch, `concurrency` at a time, and read back what must be.
+    async fn send_batch(&self, mut staged: Staged) -> Sent {
+        staged.phases.restart();
+        let ready = std::mem::take(&mut staged.ready);
         let sent: Vec<Outcome> = futures::stream::iter(ready)
             .map(|(post, out)| self.send_isolated(post, out))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        outcomes.extend(sent);
-        let read: Vec<Outcome> = futures::stream::iter(to_read_back)
+        staged.outcomes.extend(sent);
+        let read: Vec<Outcome> = futures::stream::iter(std::mem::take(&mut staged.to_read_back))
             .map(|(post, out)| async move {
                 self.read_back(&post, out.network.as_ref(), &out.account, &out.text)
                     .await
@@ -418,9 +548,23 @@ impl Dispatcher {
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        outcomes.extend(read);
-        phases.lap(Phase::Send);
+        staged.outcomes.extend(read);
+        staged.phases.lap(Phase::Send);
+        Sent {
+            outcomes: staged.outcomes,
+            run_at: staged.run_at,
+            phases: staged.phases,
+        }
+    }
 
+    /// Record a sent batch's outcomes (one transaction) and count them in `report`.
+    async fn record_batch(&self, sent: Sent, report: &mut StepReport) -> Result<(), StoreError> {
+        let Sent {
+            outcomes,
+            run_at,
+            mut phases,
+        } = sent;
+        phases.restart();
         for o in &outcomes {
             match o {
                 Outcome::Published { .. } => report.published += 1,
@@ -443,7 +587,7 @@ impl Dispatcher {
         }
         phases.lap(Phase::Record);
         tracing::debug!(
-            claimed = report.claimed,
+            posts = outcomes.len(),
             expire_ms = phases.ms(Phase::Expire),
             claim_ms = phases.ms(Phase::Claim),
             prepare_ms = phases.ms(Phase::Prepare),
@@ -452,7 +596,7 @@ impl Dispatcher {
             record_ms = phases.ms(Phase::Record),
             "dispatcher round"
         );
-        Ok(report)
+        Ok(())
     }
 
     /// Everything that can be decided before the point of no return. `Err` is the row's
@@ -970,6 +1114,11 @@ impl Phases {
         }
     }
 
+    /// Laps count from now: the time since the last lap went to another batch.
+    fn restart(&mut self) {
+        self.last = std::time::Instant::now();
+    }
+
     /// The time since the previous lap was spent in `phase`.
     fn lap(&mut self, phase: Phase) {
         let now = std::time::Instant::now();
@@ -980,6 +1129,32 @@ impl Phases {
     fn ms(&self, phase: Phase) -> f64 {
         self.spent[phase as usize].as_secs_f64() * 1000.0
     }
+}
+
+/// A claimed batch, before it is prepared.
+struct Claimed {
+    posts: Vec<ClaimedPost>,
+    /// The instant it was claimed at, which preparing judges windows by.
+    now: DateTime<Utc>,
+    phases: Phases,
+}
+
+/// A claimed batch, prepared: the posts to send and to read back, and the outcomes of
+/// those decided without the network.
+struct Staged {
+    ready: Vec<(ClaimedPost, Ready)>,
+    to_read_back: Vec<(ClaimedPost, Ready)>,
+    outcomes: Vec<Outcome>,
+    /// Each post's planned instant, for the lateness figures.
+    run_at: HashMap<crate::store::OutboxId, DateTime<Utc>>,
+    phases: Phases,
+}
+
+/// A batch's outcomes, to be recorded.
+struct Sent {
+    outcomes: Vec<Outcome>,
+    run_at: HashMap<crate::store::OutboxId, DateTime<Utc>>,
+    phases: Phases,
 }
 
 /// A post ready to go: its text, the account with its credentials opened, the adapter.

@@ -43,6 +43,14 @@ use crate::store::{OutboxId, OutboxState, Store, StoreError, Withdrawal};
 pub struct Panicked(String);
 
 impl Panicked {
+    /// A spawned task's end that was not its answer: its panic, or its cancellation.
+    pub fn from_join(e: tokio::task::JoinError) -> Panicked {
+        match e.try_into_panic() {
+            Ok(payload) => panic_message(payload),
+            Err(e) => Panicked(format!("internal error (a task ended early: {e})")),
+        }
+    }
+
     /// The message, to record where a reason is kept as text (a post's failure).
     pub fn into_message(self) -> String {
         self.0

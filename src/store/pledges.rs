@@ -378,11 +378,7 @@ macro_rules! pledges {
                 let slots: HashSet<(&str, i64, &str)> = rows
                     .iter()
                     .map(|(plan, row)| {
-                        (
-                            plan.campaign_id.as_str(),
-                            row.account_id.0,
-                            &*row.slot_key,
-                        )
+                        (plan.campaign_id.as_str(), row.account_id.0, &*row.slot_key)
                     })
                     .collect();
                 let active_ids: Vec<i64> = ids.into_iter().filter(|i| active.contains(i)).collect();

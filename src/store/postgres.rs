@@ -100,7 +100,16 @@ impl PgStore {
                 }
             }
             let [campaign, slot, post, template, key] = texts;
-            let [pledge, account, variant, run_at, window_end, slot_at, day, days] = ints;
+            let [
+                pledge,
+                account,
+                variant,
+                run_at,
+                window_end,
+                slot_at,
+                day,
+                days,
+            ] = ints;
             upserted += sqlx::query(AssertSqlSafe(sql.clone()))
                 .bind(campaign)
                 .bind(pledge)
@@ -150,9 +159,12 @@ impl PgStore {
     pub async fn create_database(url: &str, name: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let mut admin = PgConnection::connect_with(&options).await?;
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {}", plain_name(name)?)))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE DATABASE {}",
+            plain_name(name)?
+        )))
+        .execute(&mut admin)
+        .await?;
         admin.close().await?;
         Self::connect_with(options.database(name)).await
     }

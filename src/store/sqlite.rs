@@ -127,12 +127,18 @@ impl SqliteStore {
         };
         let mut upserted = 0;
         let mut chunks = rows.chunks(CHUNK);
-        let mut next = chunks.next().map(|c| statement(c, &mut binder)).transpose()?;
+        let mut next = chunks
+            .next()
+            .map(|c| statement(c, &mut binder))
+            .transpose()?;
         while let Some(query) = next.take() {
             let mut running = std::pin::pin!(query.execute(&mut *conn));
             // The first poll hands the statement to the connection's thread.
             let started = futures::poll!(running.as_mut());
-            next = chunks.next().map(|c| statement(c, &mut binder)).transpose()?;
+            next = chunks
+                .next()
+                .map(|c| statement(c, &mut binder))
+                .transpose()?;
             let done = match started {
                 std::task::Poll::Ready(done) => done,
                 std::task::Poll::Pending => running.await,

@@ -218,10 +218,8 @@ fn a_strike_across_new_year_numbers_its_days_in_order() {
     let slots = c.slots(&everyone_in("Asia/Tokyo"));
 
     // Assert
-    let summary: Vec<(&str, u32, DateTime<Utc>)> = slots
-        .iter()
-        .map(|s| (&*s.post, s.day, s.at))
-        .collect();
+    let summary: Vec<(&str, u32, DateTime<Utc>)> =
+        slots.iter().map(|s| (&*s.post, s.day, s.at)).collect();
     assert_eq!(
         summary,
         [
