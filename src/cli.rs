@@ -285,6 +285,10 @@ pub enum Command {
         /// connection pool and worker id.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// dispatch: runs, each measuring the bare client and picket back to back; the
+        /// summary gives medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
         /// bare-page: the file whose bytes every answer carries (as text/html).
         #[arg(long, value_name = "FILE")]
         page_file: Option<PathBuf>,
@@ -785,6 +789,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             campaign,
             database,
             workers,
+            runs,
             page_file,
             bind,
         } => {
@@ -805,6 +810,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 campaign,
                 database,
                 workers,
+                runs,
             };
             runtime()?.block_on(async move {
                 if matches!(name, BenchName::Dispatch | BenchName::All) {
