@@ -443,14 +443,16 @@ macro_rules! outbox {
             ) -> Result<u64, StoreError> {
                 // The reason names the likely cause so the participant can act on it.
                 //
-                // Candidates come from the two small indexes the dispatcher keeps anyway
-                // (no index on `window_end`: planning jittered instants into one cost a
-                // random insert per row). A pending row is run at or before its window
-                // and grace end, so one whose window closed is in a due bucket at least
-                // `grace` old, save a retry set close to its deadline: that one is
-                // claimed as soon as it is due and called missed by the dispatcher, or
-                // expired here once its bucket is old enough. Claimed and sending rows
-                // are in the lease index, which holds only them.
+                // Candidates come from small indexes (none on every row's `window_end`:
+                // planning jittered instants into one cost a random insert per row). A
+                // pending row is run at or before its window and grace end, so one whose
+                // window closed is in a due bucket at least `grace` old, save a retry set
+                // close to its deadline: that one is claimed as soon as it is due and
+                // called missed by the dispatcher, or expired here once its bucket is old
+                // enough. A pending row whose outcome is unknown may be set to be read
+                // back later than that, so those few have an index by window of their
+                // own; claimed and sending rows are in the lease index, which holds only
+                // them.
                 let n = sqlx::query(
                     "UPDATE outbox SET state = 'missed', lease_owner = NULL, \
                      lease_until = NULL, updated_at = $1, last_error = CASE \
@@ -465,6 +467,8 @@ macro_rules! outbox {
                      'window closed before it could be sent') END \
                      WHERE id IN (SELECT c.id FROM outbox c WHERE c.state = 'pending' \
                      AND c.run_at / 10000 <= ($1 - $2) / 10000 AND c.window_end < $1 - $2 \
+                     UNION ALL SELECT c.id FROM outbox c WHERE c.state = 'pending' \
+                     AND c.outcome_unknown AND c.window_end < $1 - $2 \
                      UNION ALL SELECT c.id FROM outbox c \
                      WHERE c.state IN ('claimed', 'sending') AND c.window_end < $1 - $2) \
                      AND state IN ('pending', 'claimed', 'sending') \
