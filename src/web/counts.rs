@@ -115,7 +115,8 @@ pub struct Counts {
 struct RenderedPage {
     snapshot: Arc<Snapshot>,
     starts_in: String,
-    html: Arc<String>,
+    /// The page cut where each visitor's own CSRF token goes.
+    pieces: Arc<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -219,12 +220,12 @@ impl Counts {
         campaign: &str,
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
-    ) -> Option<Arc<String>> {
+    ) -> Option<Arc<Vec<String>>> {
         let pages = crate::sync::lock(&self.pages);
         pages
             .get(campaign)
             .filter(|p| Arc::ptr_eq(&p.snapshot, snapshot) && p.starts_in == starts_in)
-            .map(|p| p.html.clone())
+            .map(|p| p.pieces.clone())
     }
 
     /// Keep a rendered page for [`Counts::page`].
@@ -233,7 +234,7 @@ impl Counts {
         campaign: &str,
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
-        html: String,
+        pieces: Vec<String>,
     ) {
         let mut pages = crate::sync::lock(&self.pages);
         pages.insert(
@@ -241,7 +242,7 @@ impl Counts {
             RenderedPage {
                 snapshot: snapshot.clone(),
                 starts_in: starts_in.to_string(),
-                html: Arc::new(html),
+                pieces: Arc::new(pieces),
             },
         );
     }
