@@ -176,7 +176,9 @@ impl SqliteStore {
             // Reads go through a memory map of the file (the OS page cache, shared by every
             // connection) instead of a copy into each connection's own page cache: the
             // dispatcher's indexes were read back from the OS page by page on each round.
-            .pragma("mmap_size", (256u64 << 20).to_string())
+            // Mapped pages count in the process's RSS: 128 MiB keeps planning 100,000
+            // pledges at a peak of 229 MiB (256 MiB: 357) at the same speed.
+            .pragma("mmap_size", (128u64 << 20).to_string())
             // Sorts and temporary b-trees stay in memory.
             .pragma("temp_store", "memory")
             // A claimed batch's rows come back in one go instead of 50 at a time, each
