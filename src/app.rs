@@ -227,7 +227,7 @@ impl Application {
             campaigns = campaigns.len(),
             "picket is ready"
         );
-        let state = AppState {
+        let state = AppState::new(crate::web::Shared {
             sandbox: Receiver::guarded(
                 clock.clone(),
                 crate::sandbox::Issuer::new(vault.clone()),
@@ -252,7 +252,7 @@ impl Application {
             counts: Default::default(),
             cards: dispatcher.cards(),
             lateness: dispatcher.lateness(),
-        };
+        });
         Ok(Application {
             listener,
             state,
