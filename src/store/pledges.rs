@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
 use super::model::*;
 use super::rows::{PLEDGE_COLUMNS, PledgeRow, days_json, ms};
-use super::sql::{CHUNK, Params};
+use super::sql::{CHUNK, Dialect, Params};
 use super::{PgStore, SqliteStore, StoreError};
 
 /// Pledges and the plans that turn them into posts; part of [`Store`](super::Store).
@@ -476,6 +476,17 @@ pub(super) fn planned_upsert_sql(rows: &str) -> String {
 
 /// Parameters per planned row: 13 planned columns, then `created_at` and `updated_at`.
 pub(super) const PLANNED_PARAMS: usize = 15;
+
+/// `VALUES` for `rows` planned rows in `DB`'s placeholders, in [`PlannedBinder`]'s order,
+/// each with its literal `'pending'` state.
+pub(super) fn planned_values<DB: Dialect>(rows: usize) -> String {
+    let values = Params::new::<DB>().rows_with(rows, |p| {
+        let planned = p.list(PLANNED_PARAMS - 2);
+        let (created, updated) = (p.next(), p.next());
+        format!("({planned}, 'pending', {created}, {updated})")
+    });
+    format!("VALUES {values}")
+}
 
 /// Binds the 15 values of planned rows, in the column order of [`planned_upsert_sql`] less
 /// its literal `state`, for the planner's upsert and `bench plan`'s bare baseline alike.

@@ -39,6 +39,17 @@ fn plain_name(name: &str) -> Result<&str, StoreError> {
     }
 }
 
+/// Run `sql` (which cannot run in a transaction, like `CREATE DATABASE`) on a connection
+/// of its own to the server `options` name.
+async fn on_server(options: &PgConnectOptions, sql: &str) -> Result<(), StoreError> {
+    let mut admin = PgConnection::connect_with(options).await?;
+    sqlx::query(AssertSqlSafe(sql.to_string()))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
 /// Planned rows per `UNNEST` statement.
 const PG_UNNEST_ROWS: usize = 10_000;
 
@@ -158,14 +169,7 @@ impl PgStore {
     /// [`PgStore::drop_database`]. `name` is lower-case letters, digits and `_`.
     pub async fn create_database(url: &str, name: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
-        let mut admin = PgConnection::connect_with(&options).await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE DATABASE {}",
-            plain_name(name)?
-        )))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
+        on_server(&options, &format!("CREATE DATABASE {}", plain_name(name)?)).await?;
         Self::connect_with(options.database(name)).await
     }
 
@@ -173,15 +177,8 @@ impl PgStore {
     /// names (see [`PgStore::create_database`]).
     pub async fn drop_database(self, url: &str, name: &str) -> Result<(), StoreError> {
         self.pool.close().await;
-        let mut admin = PgConnection::connect_with(&PgConnectOptions::from_str(url)?).await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            plain_name(name)?
-        )))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
-        Ok(())
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", plain_name(name)?);
+        on_server(&PgConnectOptions::from_str(url)?, &sql).await
     }
 
     /// Plain `BEGIN` (READ COMMITTED): every guarded UPDATE re-checks its row after waiting

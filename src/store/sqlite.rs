@@ -33,7 +33,7 @@ use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 
 use super::model::{NewSignature, PlannedPost, PledgePlan, SignatureAdded, SignatureId};
-use super::pledges::{PLANNED_PARAMS, PlannedBinder, planned_upsert_sql};
+use super::pledges::{PlannedBinder, planned_upsert_sql, planned_values};
 use super::rows::{ms, new_invite_code};
 use super::sql::{CHUNK, Params, eligible};
 use super::{Store, StoreError};
@@ -110,35 +110,24 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let mut binder = PlannedBinder::new(now_ms);
         // Every chunk but the last has CHUNK rows: one statement text for them all.
-        let mut sql: Option<(usize, String)> = None;
-        let mut statement = |chunk: &[(&PledgePlan, &PlannedPost)], binder: &mut PlannedBinder| {
-            if sql.as_ref().is_none_or(|(n, _)| *n != chunk.len()) {
-                let mut params = Params::new::<Sqlite>();
-                let values = params.rows_with(chunk.len(), |p| {
-                    let planned = p.list(PLANNED_PARAMS - 2);
-                    let (created, updated) = (p.next(), p.next());
-                    format!("({planned}, 'pending', {created}, {updated})")
-                });
-                sql = Some((chunk.len(), planned_upsert_sql(&format!("VALUES {values}"))));
-            }
-            let text = sql.as_ref().map(|(_, t)| t.clone()).unwrap_or_default();
+        let full = planned_upsert_sql(&planned_values::<Sqlite>(CHUNK));
+        let mut statement = |chunk: &[(&PledgePlan, &PlannedPost)]| {
+            let sql = if chunk.len() == CHUNK {
+                full.clone()
+            } else {
+                planned_upsert_sql(&planned_values::<Sqlite>(chunk.len()))
+            };
             let args = binder.arguments::<Sqlite>(chunk)?;
-            Ok::<_, StoreError>(sqlx::query_with(AssertSqlSafe(text), args))
+            Ok::<_, StoreError>(sqlx::query_with(AssertSqlSafe(sql), args))
         };
         let mut upserted = 0;
         let mut chunks = rows.chunks(CHUNK);
-        let mut next = chunks
-            .next()
-            .map(|c| statement(c, &mut binder))
-            .transpose()?;
+        let mut next = chunks.next().map(&mut statement).transpose()?;
         while let Some(query) = next.take() {
             let mut running = std::pin::pin!(query.execute(&mut *conn));
             // The first poll hands the statement to the connection's thread.
             let started = futures::poll!(running.as_mut());
-            next = chunks
-                .next()
-                .map(|c| statement(c, &mut binder))
-                .transpose()?;
+            next = chunks.next().map(&mut statement).transpose()?;
             let done = match started {
                 std::task::Poll::Ready(done) => done,
                 std::task::Poll::Pending => running.await,

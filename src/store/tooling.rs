@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
 use super::model::*;
-use super::pledges::PlannedBinder;
+use super::pledges::{PlannedBinder, planned_values};
 use super::rows::{days_json, ms, new_invite_code};
 use super::sql::{CHUNK, Params};
 use super::{PgStore, SqliteStore, Store, StoreError};
@@ -261,17 +261,12 @@ macro_rules! tooling {
                 let mut tx = self.begin_write().await?;
                 for chunk in rows.chunks(CHUNK) {
                     // The same columns and values as `apply_plans` writes.
-                    let mut params = Params::new::<$db>();
-                    let values = params.rows_with(chunk.len(), |p| {
-                        let planned = p.list(13);
-                        let (created, updated) = (p.next(), p.next());
-                        format!("({planned}, 'pending', {created}, {updated})")
-                    });
+                    let values = planned_values::<$db>(chunk.len());
                     let sql = format!(
                         "INSERT INTO bare_outbox (campaign_id, pledge_id, account_id, \
                          slot_key, post_name, template, variant, idempotency_key, run_at, \
                          window_end, slot_at, day, days_total, state, created_at, updated_at) \
-                         VALUES {values}"
+                         {values}"
                     );
                     let args = binder.arguments::<$db>(chunk)?;
                     n += sqlx::query_with(AssertSqlSafe(sql), args)
