@@ -768,21 +768,45 @@ async fn bare_plan_baseline(
 
 /// `picket bench bare-page`: the baseline of scripts/bench-web's page reads. It answers
 /// every request with `file`'s bytes (the campaign page as the server renders and caches
-/// it) from memory, through the same HTTP stack (axum on hyper, tokio's default runtime)
-/// but with no routing, middleware, headers or state: what the server adds on top of
-/// this is the cost of serving the page.
-pub async fn bare_page(file: &Path, bind: SocketAddr) -> anyhow::Result<()> {
+/// it) and `headers`' headers (the server's own answer's, security headers and cookie
+/// included) from memory, through the same HTTP stack (axum on hyper, tokio's default
+/// runtime) but with no routing, middleware or state: what the server adds on top of this
+/// is the cost of serving the page.
+pub async fn bare_page(
+    file: &Path,
+    headers: Option<&Path>,
+    bind: SocketAddr,
+) -> anyhow::Result<()> {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
     let body = axum::body::Bytes::from(
         std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
     );
-    let app = axum::Router::new().fallback(move || {
-        let body = body.clone();
-        async move {
-            (
-                [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                body,
-            )
+    let mut answer_headers = HeaderMap::new();
+    answer_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Some(path) = headers {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // The status line, then `name: value` lines; hyper writes its own date and length.
+        for line in text.lines().skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("a header name in {}", path.display()))?;
+            if name == header::DATE || name == header::CONTENT_LENGTH {
+                continue;
+            }
+            let value = HeaderValue::from_str(value.trim())
+                .with_context(|| format!("a header value in {}", path.display()))?;
+            answer_headers.insert(name, value);
         }
+    }
+    let app = axum::Router::new().fallback(move || {
+        let (headers, body) = (answer_headers.clone(), body.clone());
+        async move { (headers, body) }
     });
     let listener = tokio::net::TcpListener::bind(bind)
         .await

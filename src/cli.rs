@@ -292,6 +292,11 @@ pub enum Command {
         /// bare-page: the file whose bytes every answer carries (as text/html).
         #[arg(long, value_name = "FILE")]
         page_file: Option<PathBuf>,
+        /// bare-page: the headers every answer carries, as `curl -D` saved them from the
+        /// server's own answer (`Date` and `Content-Length` are made anew), so that both
+        /// answers are the same bytes.
+        #[arg(long, value_name = "FILE")]
+        headers_file: Option<PathBuf>,
         /// bare-page: the address to listen on.
         #[arg(long, default_value = "127.0.0.1:8099")]
         bind: std::net::SocketAddr,
@@ -791,12 +796,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             runs,
             page_file,
+            headers_file,
             bind,
         } => {
             if name == BenchName::BarePage {
                 let file = page_file.context("bench bare-page needs --page-file")?;
                 return runtime()?.block_on(async move {
-                    bench::bare_page(&file, bind).await?;
+                    bench::bare_page(&file, headers_file.as_deref(), bind).await?;
                     Ok(ExitCode::SUCCESS)
                 });
             }

@@ -2,7 +2,9 @@
 //! signature by its mailed link, the public list of signers, and invitation links. Also the
 //! views of a campaign and of its declaration that the other pages (`declaration`, `join`)
 //! show, so those pages import from here and this file imports none of them.
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -209,32 +211,59 @@ impl SignForm {
     }
 }
 
+/// What the campaign page needs of a visitor's request: their form token (theirs from
+/// their cookie, or a new one) and the invitation they came by. Read from the headers in
+/// place, where taking the whole `HeaderMap` would copy it for every reader of the page.
+pub(crate) struct Visitor {
+    /// Only ever hex of the right length (`form_token` checks a cookie's shape): it is
+    /// spliced into the cached page without escaping.
+    csrf: String,
+    invited_by: Option<String>,
+}
+
+impl Visitor {
+    fn of(headers: &HeaderMap) -> Visitor {
+        Visitor {
+            csrf: guard::form_token(headers),
+            invited_by: guard::cookie(headers, REF_COOKIE),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Visitor::of(&parts.headers))
+    }
+}
+
 async fn render_page(
     state: &AppState,
     c: &Campaign,
-    headers: &HeaderMap,
+    visitor: Visitor,
     form: SignForm,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    // Only ever hex of the right length (`form_token` checks a cookie's shape): it is
-    // spliced into the cached page below without escaping.
-    let csrf = guard::form_token(headers);
-    let invited_by = form
-        .invited_by
-        .clone()
-        .or_else(|| guard::cookie(headers, REF_COOKIE));
+    let Visitor { csrf, invited_by } = visitor;
+    let invited_by = form.invited_by.clone().or(invited_by);
     let cookie = guard::set_cookie(CSRF_COOKIE, &csrf, state.secure_cookies(), 24 * 3600);
     let snapshot = state.counts.get(state, c).await?;
     // The plain page (no invitation, nothing typed, no error) is the same for every
     // visitor but for the CSRF token: it is rendered once per counts snapshot and minute
-    // of countdown, kept cut where the token goes, and put together for each visitor in
-    // one allocation (`scripts/bench-web` compares it with a bare handler).
+    // of countdown, kept cut where the token goes, and sent as those pieces with the
+    // visitor's token between them, without copying the page (`scripts/bench-web`
+    // compares it with a bare handler).
     let plain = error.is_none() && invited_by.is_none() && form.is_empty();
     let starts_in = starts_in(state, c);
     if plain && let Some(pieces) = state.counts.page(&c.id, &snapshot, &starts_in) {
-        let html = pieces.join(csrf.as_str());
-        return Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response());
+        let body = Spliced::new(&pieces, Bytes::from(csrf));
+        let headers = [
+            (header::SET_COOKIE, cookie),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+        ];
+        return Ok((status, headers, Body::new(body)).into_response());
     }
     let view = view(state, c);
     let page = Page {
@@ -257,11 +286,61 @@ async fn render_page(
         .render("campaign.html", &page)
         .map_err(|e| WebError::Internal(e.into()))?;
     if plain {
-        let pieces: Vec<String> = html.split(CSRF_MARKER).map(str::to_string).collect();
-        html = pieces.join(csrf.as_str());
+        let pieces: Vec<Bytes> = html
+            .split(CSRF_MARKER)
+            .map(|piece| Bytes::copy_from_slice(piece.as_bytes()))
+            .collect();
+        html = html.replace(CSRF_MARKER, &csrf);
         state.counts.keep_page(&c.id, &snapshot, &starts_in, pieces);
     }
     Ok((status, [(header::SET_COOKIE, cookie)], Html(html)).into_response())
+}
+
+/// A kept page's pieces with one visitor's token between each two, as a response body of
+/// known length: hyper writes them out together (one `writev`), each piece shared with
+/// every other visitor's answer.
+struct Spliced {
+    parts: std::collections::VecDeque<Bytes>,
+    left: u64,
+}
+
+impl Spliced {
+    fn new(pieces: &[Bytes], token: Bytes) -> Spliced {
+        let mut parts = std::collections::VecDeque::with_capacity(2 * pieces.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                parts.push_back(token.clone());
+            }
+            parts.push_back(piece.clone());
+        }
+        parts.retain(|p| !p.is_empty());
+        let left = parts.iter().map(|p| p.len() as u64).sum();
+        Spliced { parts, left }
+    }
+}
+
+impl http_body::Body for Spliced {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.pop_front();
+        if let Some(part) = &next {
+            self.left -= part.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// Stands for the CSRF token in a cached page: no token (hex) can look like it.
@@ -277,14 +356,14 @@ pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<RefQuery>,
-    headers: HeaderMap,
+    visitor: Visitor,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
     let form = SignForm {
         invited_by: q.invited_by,
         ..SignForm::default()
     };
-    render_page(&state, c, &headers, form, None, StatusCode::OK).await
+    render_page(&state, c, visitor, form, None, StatusCode::OK).await
 }
 
 #[derive(Serialize)]
@@ -313,14 +392,22 @@ pub async fn sign(
     if !posted.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please sign again."
             .to_string();
-        return render_page(&state, c, &headers, form, Some(msg), StatusCode::FORBIDDEN).await;
+        return render_page(
+            &state,
+            c,
+            Visitor::of(&headers),
+            form,
+            Some(msg),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
     }
     if form.consent.is_none() {
         let msg = "Please tick the box to confirm you agree with the declaration.".to_string();
         return render_page(
             &state,
             c,
-            &headers,
+            Visitor::of(&headers),
             form,
             Some(msg),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -338,7 +425,7 @@ pub async fn sign(
             return render_page(
                 &state,
                 c,
-                &headers,
+                Visitor::of(&headers),
                 form,
                 Some(msg.to_string()),
                 StatusCode::UNPROCESSABLE_ENTITY,

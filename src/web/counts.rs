@@ -18,10 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::body::Bytes;
 use chrono::{DateTime, Duration, Utc};
 
 use super::campaign::Counters;
@@ -116,7 +113,7 @@ struct RenderedPage {
     snapshot: Arc<Snapshot>,
     starts_in: String,
     /// The page cut where each visitor's own CSRF token goes.
-    pieces: Arc<Vec<String>>,
+    pieces: Arc<[Bytes]>,
 }
 
 #[derive(Debug)]
@@ -165,7 +162,11 @@ impl Counts {
     pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
         let slot = {
             let mut slots = crate::sync::lock(&self.slots);
-            slots.entry(c.id.clone()).or_default().clone()
+            // Looked up first: `entry` would copy the id on every read.
+            match slots.get(&c.id) {
+                Some(slot) => slot.clone(),
+                None => slots.entry(c.id.clone()).or_default().clone(),
+            }
         };
         self.through(&slot, state, Snapshot::load(state, c)).await
     }
@@ -174,7 +175,11 @@ impl Counts {
     pub async fn report(&self, state: &AppState, c: &Campaign) -> Result<Arc<Report>, WebError> {
         let slot = {
             let mut slots = crate::sync::lock(&self.reports);
-            slots.entry(c.id.clone()).or_default().clone()
+            // Looked up first: `entry` would copy the id on every read.
+            match slots.get(&c.id) {
+                Some(slot) => slot.clone(),
+                None => slots.entry(c.id.clone()).or_default().clone(),
+            }
         };
         let load = async {
             Report::compute(state.store.as_ref(), c, state.clock.now())
@@ -220,7 +225,7 @@ impl Counts {
         campaign: &str,
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
-    ) -> Option<Arc<Vec<String>>> {
+    ) -> Option<Arc<[Bytes]>> {
         let pages = crate::sync::lock(&self.pages);
         pages
             .get(campaign)
@@ -234,7 +239,7 @@ impl Counts {
         campaign: &str,
         snapshot: &Arc<Snapshot>,
         starts_in: &str,
-        pieces: Vec<String>,
+        pieces: Vec<Bytes>,
     ) {
         let mut pages = crate::sync::lock(&self.pages);
         pages.insert(
@@ -242,14 +247,16 @@ impl Counts {
             RenderedPage {
                 snapshot: snapshot.clone(),
                 starts_in: starts_in.to_string(),
-                pieces: Arc::new(pieces),
+                pieces: pieces.into(),
             },
         );
     }
 }
 
-/// The routes (as the router names them) whose accepted POSTs change the counts.
-const COUNTED_WRITES: &[&str] = &[
+/// The routes (as the router names them) whose accepted POSTs (answered 2xx or 3xx) change
+/// the counts: the layer every answer passes through ([`super::layers`]) then marks them
+/// stale.
+pub(super) const COUNTED_WRITES: &[&str] = &[
     "/c/{id}/sign",
     "/c/{id}/join/confirm",
     "/me/withdraw",
@@ -257,26 +264,6 @@ const COUNTED_WRITES: &[&str] = &[
     "/me/delete",
     "/api/v1/campaigns/{id}/signatures",
 ];
-
-/// Middleware: after an accepted POST to a route in [`COUNTED_WRITES`] (answered 2xx or
-/// 3xx), mark the counts stale.
-pub async fn stale_after_writes(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let counted = req.method() == Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| COUNTED_WRITES.contains(&p.as_str()));
-    let response = next.run(req).await;
-    let accepted = response.status().is_success() || response.status().is_redirection();
-    if counted && accepted {
-        state.counts.changed();
-    }
-    response
-}
 
 #[cfg(test)]
 mod tests {

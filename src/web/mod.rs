@@ -13,6 +13,7 @@ mod federation;
 pub(crate) mod form;
 pub mod guard;
 pub(crate) mod join;
+mod layers;
 mod me;
 mod pages;
 mod push;
@@ -127,14 +128,22 @@ fn api_routes() -> Router<AppState> {
 }
 
 /// The span of one request: method and path, without the query string and with a
-/// confirmation link's token blanked, so `PICKET_LOG=debug` logs no secrets.
+/// confirmation link's token blanked, so `PICKET_LOG=debug` logs no secrets. Below debug
+/// the span is disabled and its fields are never worked out.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let path = req.uri().path();
-    let shown = match path.split_once("/confirm/") {
-        Some((before, _)) => format!("{before}/confirm/…"),
-        None => path.to_string(),
-    };
-    tracing::debug_span!("request", method = %req.method(), path = %shown)
+    tracing::debug_span!("request", method = %req.method(), path = %ShownPath(req.uri().path()))
+}
+
+/// A request's path as logged: a confirmation link's token blanked.
+struct ShownPath<'a>(&'a str);
+
+impl std::fmt::Display for ShownPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.split_once("/confirm/") {
+            Some((before, _)) => write!(f, "{before}/confirm/…"),
+            None => f.write_str(self.0),
+        }
+    }
 }
 
 /// The Content-Security-Policy of every answer: scripts and styles from picket's own
@@ -151,39 +160,28 @@ const CONTENT_SECURITY_POLICY_PRIVATE: &str = "default-src 'none'; script-src 's
 /// `nosniff`, no `Referer` to anyone (magic links and confirmation links carry tokens),
 /// and HSTS when the public address is https. `/widget.js` and the badge are embedded by
 /// other sites as a script and an image, never in a frame, so `DENY` holds for them too.
-fn security_headers(router: Router<AppState>, https: bool, private: bool) -> Router<AppState> {
+/// (An answer that sets a cookie also gets `Cache-Control: no-store`: [`layers`].)
+fn security_headers(https: bool, private: bool) -> layers::Headers {
     use axum::http::{HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let always =
-        |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
-    let router = router
-        .layer(always(
-            header::CONTENT_SECURITY_POLICY,
-            if private {
-                CONTENT_SECURITY_POLICY_PRIVATE
-            } else {
-                CONTENT_SECURITY_POLICY
-            },
-        ))
-        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(always(header::REFERRER_POLICY, "no-referrer"))
-        // An answer that sets a cookie is one visitor's: no shared cache may keep it.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            |r: &axum::response::Response| {
-                r.headers()
-                    .contains_key(header::SET_COOKIE)
-                    .then(|| HeaderValue::from_static("no-store"))
-            },
-        ));
-    if https {
-        router.layer(always(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000",
-        ))
+    let policy = if private {
+        CONTENT_SECURITY_POLICY_PRIVATE
     } else {
-        router
+        CONTENT_SECURITY_POLICY
+    };
+    let mut always = vec![
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    if https {
+        always.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+    }
+    layers::Headers {
+        always: always
+            .into_iter()
+            .map(|(name, value)| (name, HeaderValue::from_static(value)))
+            .collect(),
     }
 }
 
@@ -266,22 +264,24 @@ pub fn router(state: AppState) -> Router {
     if state.settings.sandbox {
         routes = routes.nest_service("/sandbox", state.sandbox.router());
     }
+    let answering = layers::Answering::new(
+        request_timeout,
+        security_headers(
+            state.secure_cookies(),
+            state.settings.allow_private_addresses,
+        ),
+        state.counts.clone(),
+    );
     let routes = routes
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            counts::stale_after_writes,
-        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ));
-    security_headers(
-        routes,
-        state.secure_cookies(),
-        state.settings.allow_private_addresses,
-    )
-    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-    .with_state(state)
+        .layer(answering);
+    // The request span is a debug span: below debug (the logging is set once, at start)
+    // the layer would only cost every request its wrapping.
+    let routes = if tracing::enabled!(tracing::Level::DEBUG) {
+        routes.layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }

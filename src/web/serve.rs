@@ -35,7 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -154,9 +154,18 @@ async fn serve_connection(
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
+    // One timer for the connection's life, looked at when it fires instead of moved on
+    // every request: a request only writes its phase. The timer never sleeps longer
+    // than the shortest limit, so a deadline that comes closer (an idle connection's
+    // first byte starts the head's shorter one) is met on time: the firing before it
+    // sets the timer to it exactly.
+    let look = limits.header_read.min(limits.idle);
+    let timer = tokio::time::sleep(look);
+    tokio::pin!(timer);
     let mut shutting_down = false;
     loop {
-        let deadline = activity.deadline(limits);
         tokio::select! {
             served = conn.as_mut() => {
                 if let Err(e) = served {
@@ -164,25 +173,24 @@ async fn serve_connection(
                 }
                 return;
             }
-            _ = stop.cancelled(), if !shutting_down => {
+            _ = cancelled.as_mut(), if !shutting_down => {
                 shutting_down = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = activity.changed.notified() => {}
-            _ = sleep_until(deadline) => {
-                if activity.deadline(limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!("closing a connection that was too slow or idle too long");
-                    return;
-                }
+            _ = timer.as_mut() => {
+                let now = Instant::now();
+                let next = match activity.deadline(limits) {
+                    Some(d) if d <= now => {
+                        tracing::debug!("closing a connection that was too slow or idle too long");
+                        return;
+                    }
+                    Some(d) => d.min(now + look),
+                    // Answering: no deadline until the answer is out.
+                    None => now + look,
+                };
+                timer.as_mut().reset(next);
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -203,16 +211,12 @@ enum Phase {
 #[derive(Debug)]
 struct Activity {
     phase: Mutex<Phase>,
-    /// Signalled when the connection goes from busy to idle, so its deadline is taken
-    /// up again.
-    changed: Notify,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
             phase: Mutex::new(Phase::Fresh(Instant::now())),
-            changed: Notify::new(),
         }
     }
 
@@ -263,8 +267,6 @@ impl Drop for Busy {
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(Instant::now()),
         };
-        drop(phase);
-        self.0.changed.notify_one();
     }
 }
 
