@@ -31,7 +31,7 @@ use crate::rehearse::{Percentiles, ZONES};
 use crate::sandbox::Receiver;
 use crate::scheduler::{Dispatcher, planner};
 use crate::store::{
-    AccountId, JoinedStriker, NewStriker, PgStore, SqliteStore, Store, StoreTooling,
+    AccountId, JoinedStriker, NewSignature, NewStriker, PgStore, SqliteStore, Store, StoreTooling,
 };
 
 /// Which benchmark, and its sizes.
@@ -190,6 +190,21 @@ impl BenchDb {
         Ok(out)
     }
 
+    /// Run `bench` on a fresh database and remove the database afterwards, whether the
+    /// benchmark succeeded or not: a failed run must not leave a `picket_bench_<pid>`
+    /// database behind on the operator's server.
+    async fn with<T>(
+        opts: &Options,
+        bench: impl AsyncFnOnce(&BenchDb) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let db = BenchDb::open(opts).await?;
+        let result = bench(&db).await;
+        let removed = db.remove().await;
+        let out = result?;
+        removed?;
+        Ok(out)
+    }
+
     /// Drop the PostgreSQL database (a SQLite file goes with its folder).
     async fn remove(self) -> anyhow::Result<()> {
         if let Some((store, url, name)) = self.pg {
@@ -198,6 +213,49 @@ impl BenchDb {
         }
         Ok(())
     }
+}
+
+/// Signatures per second that `bench plan` adds while planning.
+const SIGNATURES_PER_SEC: u32 = 50;
+
+/// Add signatures to `campaign` at `per_sec` until `stop`, each started on its schedule
+/// whether or not the one before was answered (a slow answer must not hide the next
+/// signer's wait); how long each took, in milliseconds.
+async fn sign_meanwhile(
+    store: Arc<dyn StoreTooling>,
+    campaign: CampaignId,
+    per_sec: u32,
+    stop: CancellationToken,
+) -> anyhow::Result<Percentiles> {
+    let mut tick = tokio::time::interval(StdDuration::from_secs(1) / per_sec);
+    let mut signers = tokio::task::JoinSet::new();
+    for n in 0u64.. {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let (store, campaign) = (store.clone(), campaign.clone());
+        signers.spawn(async move {
+            let new = NewSignature {
+                campaign_id: campaign,
+                name: format!("Signer {n}"),
+                email_canonical: Some(format!("signer-{n}@bench.example")),
+                public: false,
+                invited_by: None,
+                confirmed: true,
+                confirm_token_hash: None,
+                email_consent: false,
+            };
+            let started = Instant::now();
+            store.add_signature(&new, SystemClock.now()).await?;
+            Ok::<_, anyhow::Error>(started.elapsed().as_secs_f64() * 1000.0)
+        });
+    }
+    let mut waits = Vec::new();
+    while let Some(signed) = signers.join_next().await {
+        waits.push(signed??);
+    }
+    Ok(Percentiles::of(waits))
 }
 
 /// A campaign with one absolute window from `start` and one post at its start: every
@@ -426,183 +484,185 @@ pub async fn dispatch(opts: &Options) -> anyhow::Result<()> {
 async fn dispatch_once(opts: &Options, run: usize) -> anyhow::Result<(f64, f64)> {
     let n = opts.posts;
     let rx = RemoteReceiver::start()?;
-    let db = BenchDb::open(opts).await?;
-    let (store, vault) = (db.store.clone(), db.vault.clone());
-    let workers = db.workers(opts.workers.max(1)).await?;
-    let setup = Instant::now();
-    let start = SystemClock.now() - Duration::minutes(1);
-    let campaign = window_campaign(start)?;
-    add_strikers(
-        store.as_ref(),
-        &vault,
-        &campaign.id,
-        n.div_ceil(2),
-        2,
-        &rx.url,
-    )
-    .await?;
-    let planned = planner::plan_campaign(
-        store.as_ref(),
-        &campaign,
-        Duration::zero(),
-        SystemClock.now(),
-    )
-    .await?;
-    let setup = setup.elapsed();
-    let posts = planned.upserted as usize;
+    BenchDb::with(opts, async |db| {
+        let (store, vault) = (db.store.clone(), db.vault.clone());
+        let workers = db.workers(opts.workers.max(1)).await?;
+        let setup = Instant::now();
+        let start = SystemClock.now() - Duration::minutes(1);
+        let campaign = window_campaign(start)?;
+        add_strikers(
+            store.as_ref(),
+            &vault,
+            &campaign.id,
+            n.div_ceil(2),
+            2,
+            &rx.url,
+        )
+        .await?;
+        let planned = planner::plan_campaign(
+            store.as_ref(),
+            &campaign,
+            Duration::zero(),
+            SystemClock.now(),
+        )
+        .await?;
+        let setup = setup.elapsed();
+        let posts = planned.upserted as usize;
 
-    // The baseline first: the receiver then already holds its posts when picket sends,
-    // which if anything slows picket down.
-    let (bare, ok) = bench_baseline::fire(&rx.url, posts, opts.concurrency).await;
-    let rss_before = current_rss_mib().unwrap_or(0.0);
-    let dispatchers = workers
-        .iter()
-        .map(|w| dispatcher(w.clone(), vault.clone(), &campaign, opts))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let took = dispatch_all(
-        store.clone(),
-        dispatchers,
-        &campaign.id,
-        &rx.receiver,
-        posts + ok,
-    )
-    .await?;
-    let rss_peak = peak_rss_mib().unwrap_or(0.0);
+        // The baseline first: the receiver then already holds its posts when picket sends,
+        // which if anything slows picket down.
+        let (bare, ok) = bench_baseline::fire(&rx.url, posts, opts.concurrency).await;
+        let rss_before = current_rss_mib().unwrap_or(0.0);
+        let dispatchers = workers
+            .iter()
+            .map(|w| dispatcher(w.clone(), vault.clone(), &campaign, opts))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let took = dispatch_all(
+            store.clone(),
+            dispatchers,
+            &campaign.id,
+            &rx.receiver,
+            posts + ok,
+        )
+        .await?;
+        let rss_peak = peak_rss_mib().unwrap_or(0.0);
 
-    let counts = store.outbox_counts(&campaign.id).await?;
-    let dup_store = store.published_per_slot_duplicates(&campaign.id).await?;
-    let report = rx.receiver.report();
-    let picket_rate = posts as f64 / took.as_secs_f64();
-    let bare_rate = ok as f64 / bare.as_secs_f64();
-    println!(
-        "  run {run}: {posts} posts due at one instant ({} strikers × 2 sandbox accounts), {}, set up in {:.1} s",
-        n.div_ceil(2),
-        db.describe(),
-        setup.as_secs_f64()
-    );
-    println!(
-        "    picket, {} dispatcher{} ({}): {posts} posts in {:.2} s = {picket_rate:.0} posts/s (batch {}, concurrency {} each)",
-        workers.len(),
-        if workers.len() == 1 { "" } else { "s" },
-        if workers.len() == 1 {
-            "one process"
-        } else {
-            "one process, a connection pool and worker id each"
-        },
-        took.as_secs_f64(),
-        opts.batch,
-        opts.concurrency
-    );
-    println!(
-        "      published {}, failed {}, missed {}; duplicates: {} at the receiver, {} in the store",
-        counts.published, counts.failed, counts.missed, report.duplicate_slots, dup_store
-    );
-    println!(
-        "    bare reqwest baseline: {ok} posts in {:.2} s = {bare_rate:.0} posts/s (concurrency {})",
-        bare.as_secs_f64(),
-        opts.concurrency
-    );
-    println!(
-        "    ratio picket / bare: {:.0}%; all {posts} out in {:.1} s (target <= 20 s)",
-        100.0 * picket_rate / bare_rate,
-        took.as_secs_f64()
-    );
-    println!(
-        "    RSS of this process (dispatcher, and the receiver holding every post): {rss_before:.0} MiB before dispatching, peak {rss_peak:.0} MiB; load average {}",
-        load_average()
-    );
-    drop((store, workers));
-    db.remove().await?;
-    Ok((picket_rate, bare_rate))
+        let counts = store.outbox_counts(&campaign.id).await?;
+        let dup_store = store.published_per_slot_duplicates(&campaign.id).await?;
+        let report = rx.receiver.report();
+        let picket_rate = posts as f64 / took.as_secs_f64();
+        let bare_rate = ok as f64 / bare.as_secs_f64();
+        println!(
+            "  run {run}: {posts} posts due at one instant ({} strikers × 2 sandbox accounts), {}, set up in {:.1} s",
+            n.div_ceil(2),
+            db.describe(),
+            setup.as_secs_f64()
+        );
+        println!(
+            "    picket, {} dispatcher{} ({}): {posts} posts in {:.2} s = {picket_rate:.0} posts/s (batch {}, concurrency {} each)",
+            workers.len(),
+            if workers.len() == 1 { "" } else { "s" },
+            if workers.len() == 1 {
+                "one process"
+            } else {
+                "one process, a connection pool and worker id each"
+            },
+            took.as_secs_f64(),
+            opts.batch,
+            opts.concurrency
+        );
+        println!(
+            "      published {}, failed {}, missed {}; duplicates: {} at the receiver, {} in the store",
+            counts.published, counts.failed, counts.missed, report.duplicate_slots, dup_store
+        );
+        println!(
+            "    bare reqwest baseline: {ok} posts in {:.2} s = {bare_rate:.0} posts/s (concurrency {})",
+            bare.as_secs_f64(),
+            opts.concurrency
+        );
+        println!(
+            "    ratio picket / bare: {:.0}%; all {posts} out in {:.1} s (target <= 20 s)",
+            100.0 * picket_rate / bare_rate,
+            took.as_secs_f64()
+        );
+        println!(
+            "    RSS of this process (dispatcher, and the receiver holding every post): {rss_before:.0} MiB before dispatching, peak {rss_peak:.0} MiB; load average {}",
+            load_average()
+        );
+        drop((store, workers));
+        Ok((picket_rate, bare_rate))
+    })
+    .await
 }
 
 /// `picket bench lateness`.
 pub async fn lateness(opts: &Options) -> anyhow::Result<()> {
     let posts = opts.rate * opts.secs as usize;
     let rx = RemoteReceiver::start()?;
-    let db = BenchDb::open(opts).await?;
-    let (store, vault) = (db.store.clone(), db.vault.clone());
-    // A placeholder id to add strikers under; the real window is fixed once setup is done,
-    // so the first post is due a moment after the dispatcher starts.
-    let placeholder = window_campaign(SystemClock.now())?;
-    let strikers = add_strikers(
-        store.as_ref(),
-        &vault,
-        &placeholder.id,
-        posts.div_ceil(2),
-        2,
-        &rx.url,
-    )
-    .await?;
-    // Planning 30,000 rows takes a moment; the first post is due after it, so lateness
-    // measures the dispatcher, not the setup.
-    let start = SystemClock.now() + Duration::seconds(5);
-    let campaign = window_campaign(start)?;
-    // The planner's jitter spreads the posts evenly over `secs` after the start.
-    let spread = Duration::seconds(opts.secs as i64);
-    let planned = planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now())
-        .await?
-        .upserted as usize;
-    let ready_before_start = SystemClock.now() < start;
+    BenchDb::with(opts, async |db| {
+        let (store, vault) = (db.store.clone(), db.vault.clone());
+        // A placeholder id to add strikers under; the real window is fixed once setup is done,
+        // so the first post is due a moment after the dispatcher starts.
+        let placeholder = window_campaign(SystemClock.now())?;
+        let strikers = add_strikers(
+            store.as_ref(),
+            &vault,
+            &placeholder.id,
+            posts.div_ceil(2),
+            2,
+            &rx.url,
+        )
+        .await?;
+        // Planning 30,000 rows takes a moment; the first post is due after it, so lateness
+        // measures the dispatcher, not the setup.
+        let start = SystemClock.now() + Duration::seconds(5);
+        let campaign = window_campaign(start)?;
+        // The planner's jitter spreads the posts evenly over `secs` after the start.
+        let spread = Duration::seconds(opts.secs as i64);
+        let planned = planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now())
+            .await?
+            .upserted as usize;
+        let ready_before_start = SystemClock.now() < start;
 
-    let d = dispatcher(store.clone(), vault, &campaign, opts)?;
-    let took = dispatch_all(store.clone(), vec![d], &campaign.id, &rx.receiver, planned).await?;
+        let d = dispatcher(store.clone(), vault, &campaign, opts)?;
+        let took = dispatch_all(store.clone(), vec![d], &campaign.id, &rx.receiver, planned).await?;
 
-    // Without faults nothing is retried, so run_at is still the planned, jittered instant.
-    let mut run_at = std::collections::HashMap::new();
-    for s in &strikers {
-        for row in store.outbox_for(s.participant, Some(&campaign.id)).await? {
-            run_at.insert((row.account_id, row.slot_key), row.run_at);
+        // Without faults nothing is retried, so run_at is still the planned, jittered instant.
+        let mut run_at = std::collections::HashMap::new();
+        for s in &strikers {
+            for row in store.outbox_for(s.participant, Some(&campaign.id)).await? {
+                run_at.insert((row.account_id, row.slot_key), row.run_at);
+            }
         }
-    }
-    let token_account: std::collections::HashMap<String, crate::store::AccountId> = strikers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.accounts
-                .iter()
-                .enumerate()
-                .map(move |(a, id)| (crate::sandbox::fingerprint(&format!("bench-{i}-{a}")), *id))
-        })
-        .collect();
+        let token_account: std::collections::HashMap<String, crate::store::AccountId> = strikers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.accounts
+                    .iter()
+                    .enumerate()
+                    .map(move |(a, id)| (crate::sandbox::fingerprint(&format!("bench-{i}-{a}")), *id))
+            })
+            .collect();
 
-    let late: Vec<f64> = rx
-        .receiver
-        .posts()
-        .iter()
-        .filter_map(|p| {
-            let account = token_account.get(&p.account)?;
-            let due = run_at.get(&(*account, p.slot.clone()?))?;
-            Some((p.received_at - *due).num_microseconds()? as f64 / 1000.0)
-        })
-        .collect();
-    let counts = store.outbox_counts(&campaign.id).await?;
-    let p = Percentiles::of(late);
-    println!("== bench lateness ==");
-    println!(
-        "  {} posts due at a steady {}/s for {} s (run_at spread evenly by the planner's jitter, from 5 s after setup); done {:.1} s after the dispatcher started",
-        run_at.len(),
-        opts.rate,
-        opts.secs,
-        took.as_secs_f64()
-    );
-    println!(
-        "  published {}, missed {}, failed {}{}",
-        counts.published,
-        counts.missed,
-        counts.failed,
-        if ready_before_start {
-            ""
-        } else {
-            " (WARNING: setup overran the start; early posts were already late)"
-        }
-    );
-    println!(
-        "  lateness (received_at − run_at, real clock), {} posts: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms   (target p99 <= 1000 ms)",
-        p.count, p.p50, p.p90, p.p99, p.max
-    );
-    drop(store);
-    db.remove().await
+        let late: Vec<f64> = rx
+            .receiver
+            .posts()
+            .iter()
+            .filter_map(|p| {
+                let account = token_account.get(&p.account)?;
+                let due = run_at.get(&(*account, p.slot.clone()?))?;
+                Some((p.received_at - *due).num_microseconds()? as f64 / 1000.0)
+            })
+            .collect();
+        let counts = store.outbox_counts(&campaign.id).await?;
+        let p = Percentiles::of(late);
+        println!("== bench lateness ==");
+        println!(
+            "  {} posts due at a steady {}/s for {} s (run_at spread evenly by the planner's jitter, from 5 s after setup); done {:.1} s after the dispatcher started",
+            run_at.len(),
+            opts.rate,
+            opts.secs,
+            took.as_secs_f64()
+        );
+        println!(
+            "  published {}, missed {}, failed {}{}",
+            counts.published,
+            counts.missed,
+            counts.failed,
+            if ready_before_start {
+                ""
+            } else {
+                " (WARNING: setup overran the start; early posts were already late)"
+            }
+        );
+        println!(
+            "  lateness (received_at − run_at, real clock), {} posts: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms   (target p99 <= 1000 ms)",
+            p.count, p.p50, p.p90, p.p99, p.max
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// Strike cards drawn per size by `picket bench card`.
@@ -664,74 +724,92 @@ pub async fn plan(opts: &Options) -> anyhow::Result<()> {
                 .join("; ")
         )
     })?;
-    let db = BenchDb::open(opts).await?;
-    let (store, vault) = (db.store.clone(), db.vault.clone());
-    let setup = Instant::now();
-    add_strikers(
-        store.as_ref(),
-        &vault,
-        &campaign.id,
-        opts.pledges,
-        2,
-        "http://127.0.0.1:9",
-    )
-    .await?;
-    let setup = setup.elapsed();
-    let rss_setup = peak_rss_mib().unwrap_or(0.0);
-    // The peak from here on is planning's own, not the setup's bulk insert.
-    let reset = reset_peak_rss();
-    let rss_before = current_rss_mib().unwrap_or(0.0);
-    let started = Instant::now();
-    let cpu_before = cpu_secs();
-    let spread = Duration::seconds(SchedulerSettings::default().jitter_secs as i64);
-    let applied =
-        planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now()).await?;
-    let took = started.elapsed();
-    let cpu = cpu_secs() - cpu_before;
-    let rss_planning = peak_rss_mib().unwrap_or(0.0);
-    let (bare, bare_rows) = bare_plan_baseline(store.as_ref(), &campaign, spread).await?;
-    println!("== bench plan ==");
-    println!(
-        "  setup: {} pledges × 2 accounts in {} zones (bulk insert), {}, in {:.1} s",
-        opts.pledges,
-        ZONES.len(),
-        db.describe(),
-        setup.as_secs_f64()
-    );
-    println!(
-        "  planned {} with {}: {} outbox rows in {:.1} s = {:.0} rows/s   (target <= 60 s)",
-        opts.pledges,
-        opts.campaign.display(),
-        applied.upserted,
-        took.as_secs_f64(),
-        applied.upserted as f64 / took.as_secs_f64()
-    );
-    println!(
-        "  CPU time while planning (both cores): {cpu:.1} s; load average {}",
-        load_average()
-    );
-    println!(
-        "  peak RSS (VmHWM) while planning: {rss_planning:.0} MiB = {:.0} MB ({rss_before:.0} MiB when it started{}; setup's peak {rss_setup:.0} MiB)   (target <= 300 MB)",
-        rss_planning * 1.048_576,
-        if reset {
-            ""
-        } else {
-            "; could not reset the peak, so it may be the setup's"
-        }
-    );
-    let bare_rate = bare_rows as f64 / bare.as_secs_f64();
-    let rate = applied.upserted as f64 / took.as_secs_f64();
-    println!(
-        "  bare baseline: the same {bare_rows} rows by plain multi-row INSERTs into a copy of the outbox (its indexes and foreign keys), a transaction per page, planned beforehand: {:.1} s = {bare_rate:.0} rows/s; load average {}",
-        bare.as_secs_f64(),
-        load_average()
-    );
-    println!(
-        "  ratio planning / bare: {:.0}%   (target >= 50%)",
-        100.0 * rate / bare_rate
-    );
-    drop(store);
-    db.remove().await
+    BenchDb::with(opts, async |db| {
+        let (store, vault) = (db.store.clone(), db.vault.clone());
+        let setup = Instant::now();
+        add_strikers(
+            store.as_ref(),
+            &vault,
+            &campaign.id,
+            opts.pledges,
+            2,
+            "http://127.0.0.1:9",
+        )
+        .await?;
+        let setup = setup.elapsed();
+        let rss_setup = peak_rss_mib().unwrap_or(0.0);
+        // The peak from here on is planning's own, not the setup's bulk insert.
+        let reset = reset_peak_rss();
+        let rss_before = current_rss_mib().unwrap_or(0.0);
+        let started = Instant::now();
+        let cpu_before = cpu_secs();
+        let spread = Duration::seconds(SchedulerSettings::default().jitter_secs as i64);
+        // People keep signing while a large campaign is planned: each page of pledges holds
+        // the database's write lock, and a signature waits for it.
+        let stop = CancellationToken::new();
+        let signing = tokio::spawn(sign_meanwhile(
+            store.clone(),
+            campaign.id.clone(),
+            SIGNATURES_PER_SEC,
+            stop.clone(),
+        ));
+        let applied =
+            planner::plan_campaign(store.as_ref(), &campaign, spread, SystemClock.now()).await;
+        stop.cancel();
+        let waits = signing.await?;
+        let applied = applied?;
+        let took = started.elapsed();
+        let cpu = cpu_secs() - cpu_before;
+        let rss_planning = peak_rss_mib().unwrap_or(0.0);
+        let (bare, bare_rows) = bare_plan_baseline(store.as_ref(), &campaign, spread).await?;
+        println!("== bench plan ==");
+        println!(
+            "  setup: {} pledges × 2 accounts in {} zones (bulk insert), {}, in {:.1} s",
+            opts.pledges,
+            ZONES.len(),
+            db.describe(),
+            setup.as_secs_f64()
+        );
+        println!(
+            "  planned {} with {}: {} outbox rows in {:.1} s = {:.0} rows/s   (target <= 60 s)",
+            opts.pledges,
+            opts.campaign.display(),
+            applied.upserted,
+            took.as_secs_f64(),
+            applied.upserted as f64 / took.as_secs_f64()
+        );
+        println!(
+            "  CPU time while planning (both cores): {cpu:.1} s; load average {}",
+            load_average()
+        );
+        println!(
+            "  peak RSS (VmHWM) while planning: {rss_planning:.0} MiB = {:.0} MB ({rss_before:.0} MiB when it started{}; setup's peak {rss_setup:.0} MiB)   (target <= 300 MB)",
+            rss_planning * 1.048_576,
+            if reset {
+                ""
+            } else {
+                "; could not reset the peak, so it may be the setup's"
+            }
+        );
+        let waits = waits?;
+        println!(
+            "  signatures while planning ({SIGNATURES_PER_SEC}/s, each on its own schedule): {} signed, wait p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            waits.count, waits.p50, waits.p99, waits.max
+        );
+        let bare_rate = bare_rows as f64 / bare.as_secs_f64();
+        let rate = applied.upserted as f64 / took.as_secs_f64();
+        println!(
+            "  bare baseline: the same {bare_rows} rows by plain multi-row INSERTs into a copy of the outbox (its indexes and foreign keys), a transaction per page, planned beforehand: {:.1} s = {bare_rate:.0} rows/s; load average {}",
+            bare.as_secs_f64(),
+            load_average()
+        );
+        println!(
+            "  ratio planning / bare: {:.0}%   (target >= 50%)",
+            100.0 * rate / bare_rate
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// The planner's own rows, page by page as it plans them, inserted into `bare_outbox` by

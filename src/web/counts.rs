@@ -11,8 +11,10 @@
 //! refused, or to a page that does not exist, must not let anyone make every reader count
 //! again.
 //!
-//! One refresh per campaign runs at a time; readers that arrive meanwhile wait for it and
-//! share its result rather than all counting at once.
+//! One refresh per campaign runs at a time. Counts that are only older than [`MAX_AGE`]
+//! are answered at once while it runs behind them (so changes made elsewhere show within
+//! `MAX_AGE` plus one count); after a write through this server, or before the first
+//! count, readers wait for it and share its result rather than all counting at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,6 +124,8 @@ struct Slot<T> {
     latest: Mutex<Option<Cached<T>>>,
     /// Held by the one task refreshing this campaign's counts.
     refresh: tokio::sync::Mutex<()>,
+    /// A task counts again behind readers that were answered with aged counts.
+    behind: std::sync::atomic::AtomicBool,
 }
 
 impl<T> Default for Slot<T> {
@@ -129,6 +133,7 @@ impl<T> Default for Slot<T> {
         Slot {
             latest: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            behind: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -140,15 +145,27 @@ struct Cached<T> {
     taken_at: DateTime<Utc>,
 }
 
+/// What a slot holds for a reader.
+enum Found<T> {
+    /// Counted under the current generation, less than [`MAX_AGE`] ago.
+    Fresh(Arc<T>),
+    /// Counted under the current generation, but longer ago.
+    Aged(Arc<T>),
+    /// Never counted, or counted before the last write through this server.
+    Missing,
+}
+
 impl<T> Slot<T> {
-    fn fresh(&self, generation: u64, now: DateTime<Utc>) -> Option<Arc<T>> {
+    fn look(&self, generation: u64, now: DateTime<Utc>) -> Found<T> {
         let latest = crate::sync::lock(&self.latest);
-        latest
-            .as_ref()
-            .filter(|c| {
-                c.generation == generation && c.taken_at <= now && now - c.taken_at < MAX_AGE
-            })
-            .map(|c| c.snapshot.clone())
+        match latest.as_ref() {
+            Some(c) if c.generation != generation => Found::Missing,
+            Some(c) if c.taken_at <= now && now - c.taken_at < MAX_AGE => {
+                Found::Fresh(c.snapshot.clone())
+            }
+            Some(c) => Found::Aged(c.snapshot.clone()),
+            None => Found::Missing,
+        }
     }
 }
 
@@ -158,7 +175,7 @@ impl Counts {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The counts of `c`, at most [`MAX_AGE`] old.
+    /// The counts of `c`, at most [`MAX_AGE`] old (see [`Counts::through`]).
     pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
         let slot = {
             let mut slots = crate::sync::lock(&self.slots);
@@ -168,10 +185,16 @@ impl Counts {
                 None => slots.entry(c.id.clone()).or_default().clone(),
             }
         };
-        self.through(&slot, state, Snapshot::load(state, c)).await
+        let (owned, id) = (state.clone(), c.id.clone());
+        let load = async move {
+            let c = super::campaign::find(&owned, &id)?;
+            Snapshot::load(&owned, c).await
+        };
+        self.through(slot, state, load).await
     }
 
-    /// The stats [`Report`] of `c`, at most [`MAX_AGE`] old, as of the server's clock.
+    /// The stats [`Report`] of `c`, at most [`MAX_AGE`] old (see [`Counts::through`]), as
+    /// of the server's clock.
     pub async fn report(&self, state: &AppState, c: &Campaign) -> Result<Arc<Report>, WebError> {
         let slot = {
             let mut slots = crate::sync::lock(&self.reports);
@@ -181,31 +204,60 @@ impl Counts {
                 None => slots.entry(c.id.clone()).or_default().clone(),
             }
         };
-        let load = async {
-            Report::compute(state.store.as_ref(), c, state.clock.now())
+        let (owned, id) = (state.clone(), c.id.clone());
+        let load = async move {
+            let c = super::campaign::find(&owned, &id)?;
+            Report::compute(owned.store.as_ref(), c, owned.clock.now())
                 .await
                 .map_err(|e| WebError::Internal(e.into()))
         };
-        self.through(&slot, state, load).await
+        self.through(slot, state, load).await
     }
 
-    /// The value in `slot` if fresh, else `load`ed by one task while the others wait.
-    async fn through<T>(
+    /// The value in `slot` if fresh. If it was counted before the last write through this
+    /// server, or never, it is `load`ed by one task while the others wait. If it is only
+    /// older than [`MAX_AGE`], it is answered at once while one task counts again behind
+    /// it: counting a large campaign's report took 0.8 s, and every reader waited for it
+    /// each second (p99 814 ms on the stats API). Counts are then at most `MAX_AGE` plus
+    /// one count old.
+    async fn through<T: Send + Sync + 'static>(
         &self,
-        slot: &Slot<T>,
+        slot: Arc<Slot<T>>,
         state: &AppState,
-        load: impl std::future::Future<Output = Result<T, WebError>>,
+        load: impl std::future::Future<Output = Result<T, WebError>> + Send + 'static,
     ) -> Result<Arc<T>, WebError> {
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(s) = slot.fresh(generation, state.clock.now()) {
-            return Ok(s);
+        match slot.look(generation, state.clock.now()) {
+            Found::Fresh(s) => Ok(s),
+            Found::Aged(s) => {
+                if !slot.behind.swap(true, Ordering::AcqRel) {
+                    let (counts, clock) = (state.counts.clone(), state.clock.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = counts.refill(&slot, clock.as_ref(), load).await {
+                            tracing::warn!(error = %e, "counting again failed; the last counts are shown meanwhile");
+                        }
+                        slot.behind.store(false, Ordering::Release);
+                    });
+                }
+                Ok(s)
+            }
+            Found::Missing => self.refill(&slot, state.clock.as_ref(), load).await,
         }
+    }
+
+    /// Count into `slot` unless another task has just done it.
+    async fn refill<T>(
+        &self,
+        slot: &Slot<T>,
+        clock: &dyn crate::clock::Clock,
+        load: impl std::future::Future<Output = Result<T, WebError>>,
+    ) -> Result<Arc<T>, WebError> {
         let _refreshing = slot.refresh.lock().await;
         // Read the generation before counting: a write that lands during the count bumps it
         // and so makes this snapshot stale for the next reader.
         let generation = self.generation.load(Ordering::Acquire);
-        let now = state.clock.now();
-        if let Some(s) = slot.fresh(generation, now) {
+        let now = clock.now();
+        if let Found::Fresh(s) = slot.look(generation, now) {
             return Ok(s);
         }
         let snapshot = Arc::new(load.await?);
@@ -289,20 +341,38 @@ mod tests {
         slot
     }
 
+    fn found<T>(f: Found<T>) -> &'static str {
+        match f {
+            Found::Fresh(_) => "fresh",
+            Found::Aged(_) => "aged",
+            Found::Missing => "missing",
+        }
+    }
+
     #[test]
     fn a_snapshot_is_fresh_for_less_than_max_age_of_the_same_generation() {
         let t = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
         let slot = cached(3, t);
-        assert!(slot.fresh(3, t).is_some());
-        assert!(
-            slot.fresh(3, t + MAX_AGE - Duration::milliseconds(1))
-                .is_some()
+        assert_eq!(found(slot.look(3, t)), "fresh");
+        assert_eq!(
+            found(slot.look(3, t + MAX_AGE - Duration::milliseconds(1))),
+            "fresh"
         );
-        assert!(slot.fresh(3, t + MAX_AGE).is_none());
-        assert!(slot.fresh(4, t).is_none(), "a write since makes it stale");
-        assert!(
-            slot.fresh(3, t - Duration::seconds(5)).is_none(),
-            "a clock set back makes it stale"
+        assert_eq!(
+            found(slot.look(3, t + MAX_AGE)),
+            "aged",
+            "older: answered while counted again"
         );
+        assert_eq!(
+            found(slot.look(4, t)),
+            "missing",
+            "a write since: readers wait for a new count"
+        );
+        assert_eq!(
+            found(slot.look(3, t - Duration::seconds(5))),
+            "aged",
+            "a clock set back counts again"
+        );
+        assert_eq!(found(Slot::<Snapshot>::default().look(3, t)), "missing");
     }
 }

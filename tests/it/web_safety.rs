@@ -226,6 +226,40 @@ async fn a_kept_alive_connection_serves_requests_and_is_closed_once_idle() {
 }
 
 #[tokio::test]
+async fn half_a_head_on_a_kept_alive_connection_gets_the_header_timeout_not_the_idle_one() {
+    // The idle timeout is much longer than the header timeout: the connection's watch must
+    // see its deadline come closer when the next request's first bytes arrive.
+    let app = serve(
+        "[http]\nheader_read_timeout_secs = 1\nrequest_timeout_secs = 2\nidle_timeout_secs = 6\n",
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut buf = [0u8; 4096];
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: picket.test\r\n\r\n")
+        .await
+        .unwrap();
+    let first = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..first]).starts_with("HTTP/1.1 200"));
+    // Real time on purpose: the timeouts are what is tested.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: pick")
+        .await
+        .unwrap();
+    let started = Instant::now();
+
+    let closed = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+
+    assert_eq!(closed.as_deref(), Some(""), "closed without an answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed {:?} after half a head (header timeout 1 s, idle timeout 6 s)",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_request_whose_body_never_comes_is_answered_408_after_the_request_timeout() {
     let app = serve(QUICK_TIMEOUTS).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
