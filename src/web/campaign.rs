@@ -25,7 +25,7 @@ pub struct Counters {
     pub invitations: u64,
 }
 
-/// The counters of `c`, at most a second old (see `counts`).
+/// The counters of `c`, counted again after a second (see `counts`).
 pub async fn counters(state: &AppState, c: &Campaign) -> Result<Counters, WebError> {
     Ok(state.counts.get(state, c).await?.counters.clone())
 }

@@ -556,7 +556,7 @@ async fn the_declaration_of_an_unknown_campaign_is_a_404() {
 }
 
 #[tokio::test]
-async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() {
+async fn counts_follow_this_servers_writes_at_once_and_others_once_counted_again() {
     // Arrange: a server on a manual clock, and a way to sign behind its back (as another
     // process on the same database would).
     let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_780_000_000, 0).unwrap();
@@ -589,6 +589,8 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
         .unwrap();
     let right_after_elsewhere = signatures().await;
     clock.advance(chrono::Duration::seconds(1));
+    // Counts older than a second are answered while they are counted again behind the
+    // reader: the first read after the second starts the count, a later one sees it.
     let a_second_later = signatures().await;
 
     // Assert
@@ -602,7 +604,16 @@ async fn counts_follow_this_servers_writes_at_once_and_others_within_a_second() 
         right_after_elsewhere, 1,
         "a write elsewhere may wait for the cache"
     );
-    assert_eq!(a_second_later, 2, "and shows within a second");
+    assert!(
+        a_second_later == 1 || a_second_later == 2,
+        "{a_second_later}: the aged count, or the new one if it was quicker"
+    );
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the signature made elsewhere counted",
+        async || signatures().await == 2,
+    )
+    .await;
 }
 
 #[tokio::test]
