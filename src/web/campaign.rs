@@ -576,3 +576,26 @@ pub async fn invite(
     let cookie = guard::set_cookie(REF_COOKIE, &code, state.secure_cookies(), 30 * 24 * 3600);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    #[tokio::test]
+    async fn a_kept_page_is_sent_as_its_pieces_around_the_token_with_its_exact_length() {
+        let pieces = [
+            Bytes::from_static(b"<form>"),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"</form>"),
+        ];
+        let body = Spliced::new(&pieces, Bytes::from_static(b"cafe"));
+        assert_eq!(body.size_hint().exact(), Some(21));
+
+        let sent = axum::body::to_bytes(Body::new(body), usize::MAX)
+            .await
+            .unwrap();
+
+        assert_eq!(&sent[..], b"<form>cafecafe</form>");
+    }
+}
