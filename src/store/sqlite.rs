@@ -232,12 +232,17 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // The checkpoint task's own connection waits for readers only briefly: see
+        // `checkpoint_pass`.
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options.clone().busy_timeout(CHECKPOINT_WAIT));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(options);
         let writers = Arc::<tokio::sync::Mutex<()>>::default();
         let stop = CancellationToken::new();
-        tokio::spawn(checkpoints(pool.clone(), writers.clone(), stop.clone()));
+        tokio::spawn(checkpoints(checkpointer, writers.clone(), stop.clone()));
         Ok(Self {
             pool,
             signatures: Arc::default(),
@@ -451,6 +456,9 @@ impl SqliteStore {
 /// 1,000): only when [`checkpoints`] falls behind.
 const WAL_PAGES_BEFORE_WRITERS_CHECKPOINT: u32 = 10_000;
 
+/// How long the checkpoint task's `RESTART` waits for readers, holding the writers' turn.
+const CHECKPOINT_WAIT: StdDuration = StdDuration::from_millis(100);
+
 /// How often the checkpoint task copies what the WAL holds into the database file.
 const CHECKPOINT_EVERY: StdDuration = StdDuration::from_millis(100);
 
@@ -504,6 +512,10 @@ async fn checkpoint_pass(
     };
     let (_, in_wal, _) = checkpoint("PASSIVE").await?;
     if in_wal > WAL_PAGES_BEFORE_RESTART {
+        // RESTART waits, through the busy handler, for readers still using the WAL: on this
+        // connection for at most CHECKPOINT_WAIT, since the writers wait meanwhile (a long
+        // export must not hold up signers). Past it, SQLite says busy and the next pass
+        // tries again.
         let _turn = writers.lock().await;
         checkpoint("RESTART").await?;
     }
@@ -604,5 +616,65 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(conn)
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Signatures;
+
+    fn signer(n: usize, name: String) -> NewSignature {
+        NewSignature {
+            campaign_id: "c".parse().unwrap(),
+            name,
+            email_canonical: Some(format!("s{n}@example.org")),
+            public: false,
+            invited_by: None,
+            confirmed: true,
+            confirm_token_hash: None,
+            email_consent: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_keeps_the_wal_in_use_holds_up_writers_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), true)
+            .await
+            .unwrap();
+        let now = Utc::now();
+        // A reader keeps its snapshot (a long export, say): the checkpoint task's RESTART
+        // waits for it while it holds the writers' turn.
+        let mut reader = store.pool.begin().await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM signatures")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        // Past the mark: 6 MB of WAL.
+        for n in 0..60 {
+            store
+                .add_signature(&signer(n, "x".repeat(100_000)), now)
+                .await
+                .unwrap();
+        }
+
+        // Writers go on while the reader reads: each waits at most a brief turn.
+        let mut slowest = StdDuration::ZERO;
+        for n in 60..100 {
+            let started = std::time::Instant::now();
+            store
+                .add_signature(&signer(n, format!("Signer {n}")), now)
+                .await
+                .unwrap();
+            slowest = slowest.max(started.elapsed());
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        reader.rollback().await.unwrap();
+
+        assert!(
+            slowest < StdDuration::from_secs(2),
+            "a writer waited {slowest:?} for a checkpoint held up by a reader"
+        );
     }
 }
