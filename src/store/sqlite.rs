@@ -328,11 +328,7 @@ impl SqliteStore {
                 let n = state.waiting.len().min(MAX_BATCH);
                 state.waiting.drain(..n).collect()
             };
-            let written = match turn {
-                Ok(turn) => self.write_batch(turn, &batch).await,
-                Err(e) => Err(e.into()),
-            };
-            match written {
+            match self.write_batch(turn, &batch).await {
                 Ok(added) => {
                     for (w, a) in batch.into_iter().zip(added) {
                         let _ = w.answer.send(Ok(a));
@@ -342,13 +338,10 @@ impl SqliteStore {
                 // caller gets its own answer.
                 Err(_) if batch.len() > 1 => {
                     for w in batch {
-                        let one = match self.write_turn().await {
-                            Ok(turn) => self
-                                .write_batch(turn, std::slice::from_ref(&w))
-                                .await
-                                .map(|mut a| a.remove(0)),
-                            Err(e) => Err(e.into()),
-                        };
+                        let one = self
+                            .write_batch(self.write_turn().await, std::slice::from_ref(&w))
+                            .await
+                            .map(|mut a| a.remove(0));
                         let _ = w.answer.send(one);
                     }
                 }
@@ -361,13 +354,14 @@ impl SqliteStore {
         }
     }
 
-    /// All of `batch` in one transaction: every row, or (on an error) none.
+    /// All of `batch` in one transaction, in `turn` (or its error): every row, or (on an
+    /// error) none.
     async fn write_batch(
         &self,
-        turn: WriteTurn,
+        turn: Result<WriteTurn, sqlx::Error>,
         batch: &[Waiting],
     ) -> Result<Vec<SignatureAdded>, StoreError> {
-        let mut tx = self.begin_in_turn(turn).await?;
+        let mut tx = self.begin_in_turn(turn?).await?;
         let added = match batch {
             // Alone, a signature retries an invite code that collided.
             [w] => vec![Self::insert_signature(&mut tx, &w.new, w.now).await?],

@@ -384,7 +384,7 @@ fn invite_link(state: &AppState, code: &str) -> String {
 pub async fn sign(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    visitor: Visitor,
     posted: Form,
 ) -> Result<Response, WebError> {
     let c = find(&state, &id)?;
@@ -392,22 +392,14 @@ pub async fn sign(
     if !posted.csrf_ok() {
         let msg = "Your session expired or the form came from another site: please sign again."
             .to_string();
-        return render_page(
-            &state,
-            c,
-            Visitor::of(&headers),
-            form,
-            Some(msg),
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        return render_page(&state, c, visitor, form, Some(msg), StatusCode::FORBIDDEN).await;
     }
     if form.consent.is_none() {
         let msg = "Please tick the box to confirm you agree with the declaration.".to_string();
         return render_page(
             &state,
             c,
-            Visitor::of(&headers),
+            visitor,
             form,
             Some(msg),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -425,7 +417,7 @@ pub async fn sign(
             return render_page(
                 &state,
                 c,
-                Visitor::of(&headers),
+                visitor,
                 form,
                 Some(msg.to_string()),
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -145,6 +145,25 @@ struct Cached<T> {
     taken_at: DateTime<Utc>,
 }
 
+/// The slot of `c` in `slots`, made on first use.
+fn slot_of<T>(slots: &Mutex<HashMap<CampaignId, Arc<Slot<T>>>>, c: &Campaign) -> Arc<Slot<T>> {
+    let mut slots = crate::sync::lock(slots);
+    // Looked up first: `entry` would copy the id on every read.
+    match slots.get(&c.id) {
+        Some(slot) => slot.clone(),
+        None => slots.entry(c.id.clone()).or_default().clone(),
+    }
+}
+
+/// Clears a slot's `behind` flag when dropped.
+struct Behind<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Behind<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// What a slot holds for a reader.
 enum Found<T> {
     /// Counted under the current generation, less than [`MAX_AGE`] ago.
@@ -177,71 +196,63 @@ impl Counts {
 
     /// The counts of `c`, at most [`MAX_AGE`] old (see [`Counts::through`]).
     pub async fn get(&self, state: &AppState, c: &Campaign) -> Result<Arc<Snapshot>, WebError> {
-        let slot = {
-            let mut slots = crate::sync::lock(&self.slots);
-            // Looked up first: `entry` would copy the id on every read.
-            match slots.get(&c.id) {
-                Some(slot) => slot.clone(),
-                None => slots.entry(c.id.clone()).or_default().clone(),
-            }
+        let load = || {
+            let (state, id) = (state.clone(), c.id.clone());
+            async move { Snapshot::load(&state, super::campaign::find(&state, &id)?).await }
         };
-        let (owned, id) = (state.clone(), c.id.clone());
-        let load = async move {
-            let c = super::campaign::find(&owned, &id)?;
-            Snapshot::load(&owned, c).await
-        };
-        self.through(slot, state, load).await
+        self.through(slot_of(&self.slots, c), state, load).await
     }
 
     /// The stats [`Report`] of `c`, at most [`MAX_AGE`] old (see [`Counts::through`]), as
     /// of the server's clock.
     pub async fn report(&self, state: &AppState, c: &Campaign) -> Result<Arc<Report>, WebError> {
-        let slot = {
-            let mut slots = crate::sync::lock(&self.reports);
-            // Looked up first: `entry` would copy the id on every read.
-            match slots.get(&c.id) {
-                Some(slot) => slot.clone(),
-                None => slots.entry(c.id.clone()).or_default().clone(),
+        let load = || {
+            let (state, id) = (state.clone(), c.id.clone());
+            async move {
+                let c = super::campaign::find(&state, &id)?;
+                Report::compute(state.store.as_ref(), c, state.clock.now())
+                    .await
+                    .map_err(|e| WebError::Internal(e.into()))
             }
         };
-        let (owned, id) = (state.clone(), c.id.clone());
-        let load = async move {
-            let c = super::campaign::find(&owned, &id)?;
-            Report::compute(owned.store.as_ref(), c, owned.clock.now())
-                .await
-                .map_err(|e| WebError::Internal(e.into()))
-        };
-        self.through(slot, state, load).await
+        self.through(slot_of(&self.reports, c), state, load).await
     }
 
     /// The value in `slot` if fresh. If it was counted before the last write through this
-    /// server, or never, it is `load`ed by one task while the others wait. If it is only
-    /// older than [`MAX_AGE`], it is answered at once while one task counts again behind
-    /// it: counting a large campaign's report took 0.8 s, and every reader waited for it
-    /// each second (p99 814 ms on the stats API). Counts are then at most `MAX_AGE` plus
-    /// one count old.
-    async fn through<T: Send + Sync + 'static>(
+    /// server, or never, it is loaded (by `load()`) by one task while the others wait. If
+    /// it is only older than [`MAX_AGE`], it is answered at once while one task counts
+    /// again behind it: counting a large campaign's report took 0.8 s, and every reader
+    /// waited for it each second (p99 814 ms on the stats API). Counts are then at most
+    /// `MAX_AGE` plus one count old. `load` is only called to count: a fresh read copies
+    /// nothing.
+    async fn through<T, F>(
         &self,
         slot: Arc<Slot<T>>,
         state: &AppState,
-        load: impl std::future::Future<Output = Result<T, WebError>> + Send + 'static,
-    ) -> Result<Arc<T>, WebError> {
+        load: impl FnOnce() -> F,
+    ) -> Result<Arc<T>, WebError>
+    where
+        T: Send + Sync + 'static,
+        F: std::future::Future<Output = Result<T, WebError>> + Send + 'static,
+    {
         let generation = self.generation.load(Ordering::Acquire);
         match slot.look(generation, state.clock.now()) {
             Found::Fresh(s) => Ok(s),
             Found::Aged(s) => {
                 if !slot.behind.swap(true, Ordering::AcqRel) {
-                    let (counts, clock) = (state.counts.clone(), state.clock.clone());
+                    let (counts, clock, load) = (state.counts.clone(), state.clock.clone(), load());
                     tokio::spawn(async move {
+                        // Cleared however the count ends, a panic included: else no reader
+                        // would ever start another.
+                        let _behind = Behind(&slot.behind);
                         if let Err(e) = counts.refill(&slot, clock.as_ref(), load).await {
                             tracing::warn!(error = %e, "counting again failed; the last counts are shown meanwhile");
                         }
-                        slot.behind.store(false, Ordering::Release);
                     });
                 }
                 Ok(s)
             }
-            Found::Missing => self.refill(&slot, state.clock.as_ref(), load).await,
+            Found::Missing => self.refill(&slot, state.clock.as_ref(), load()).await,
         }
     }
 

@@ -87,8 +87,7 @@ where
         AnsweringFuture {
             inner: self.inner.call(req),
             timer: None,
-            timeout: self.layer.timeout,
-            started: tokio::time::Instant::now(),
+            deadline: tokio::time::Instant::now() + self.layer.timeout,
             counted,
             layer: self.layer.clone(),
         }
@@ -99,11 +98,11 @@ pin_project_lite::pin_project! {
     pub struct AnsweringFuture<F> {
         #[pin]
         inner: F,
-        // Made the first time the handler is not ready, from when the request came.
+        // Made the first time the handler is not ready, for `deadline`.
         #[pin]
         timer: Option<tokio::time::Sleep>,
-        timeout: Duration,
-        started: tokio::time::Instant,
+        // The request timeout from when the request came.
+        deadline: tokio::time::Instant,
         counted: bool,
         layer: Answering,
     }
@@ -122,8 +121,8 @@ where
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {
                 if this.timer.is_none() {
-                    let deadline = *this.started + *this.timeout;
-                    this.timer.set(Some(tokio::time::sleep_until(deadline)));
+                    this.timer
+                        .set(Some(tokio::time::sleep_until(*this.deadline)));
                 }
                 let timer = this.timer.as_pin_mut().expect("set just above");
                 match timer.poll(cx) {
