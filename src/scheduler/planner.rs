@@ -221,8 +221,17 @@ pub async fn plan_campaign(
         }
         page = next?;
     }
+    if total.upserted >= BULK {
+        store.refresh_statistics().await?;
+    }
     Ok(total)
 }
+
+/// Rows planned in one pass from which the database's statistics are refreshed (see
+/// [`Store::refresh_statistics`]): a campaign planned for the first time, or many new
+/// pledges. Refreshing costs about the same at any size, so it is kept for passes that
+/// change what the claim reads.
+const BULK: u64 = 1_000;
 
 /// One page of active pledges, planned.
 struct Page {

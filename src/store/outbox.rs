@@ -18,7 +18,7 @@ use sqlx::{AssertSqlSafe, FromRow, Postgres, Row, Sqlite};
 
 use super::model::*;
 use super::rows::{ClaimedRow, OUTBOX_COLUMNS, OutboxRowRaw, instant, ms, outbox_state};
-use super::sql::{BATCH_PARAMS, CHUNK, Params, eligible, values_rows};
+use super::sql::{BindRows, CHUNK, Dialect, Params, eligible};
 use super::{PgStore, SqliteStore, StoreError};
 
 /// How long after its window and grace a post whose outcome is unknown may still be read
@@ -155,7 +155,7 @@ macro_rules! outbox {
             ) -> Result<Vec<ClaimedPost>, StoreError> {
                 let mut out = Vec::with_capacity(ids.len());
                 let mut unreadable = Vec::new();
-                for chunk in ids.chunks(BATCH_PARAMS) {
+                for chunk in ids.chunks(<$db as Dialect>::IDS_AT_ONCE) {
                     let sql = format!(
                         "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, \
                          o.account_id, o.slot_key, o.post_name, o.template, o.variant, \
@@ -166,13 +166,10 @@ macro_rules! outbox {
                          FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
                          JOIN participants pt ON pt.id = p.participant_id \
                          JOIN accounts a ON a.id = o.account_id \
-                         WHERE o.id IN ({})",
-                        Params::new::<$db>().list(chunk.len())
+                         WHERE o.id{}",
+                        Params::new::<$db>().ids(chunk.len())
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
+                    let q = <$db as Dialect>::bind_ids(sqlx::query(AssertSqlSafe(sql)), chunk);
                     for row in q.fetch_all(&mut *conn).await? {
                         let id: i64 = row.try_get("id")?;
                         let post = ClaimedRow::from_row(&row)
@@ -232,7 +229,8 @@ macro_rules! outbox {
                 let mut out = Vec::with_capacity(ids.len());
                 // One transaction for the batch: a commit per chunk cost a WAL write each.
                 let mut tx = self.begin_write().await?;
-                for chunk in ids.chunks(BATCH_PARAMS) {
+                let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+                for chunk in ids.chunks(<$db as Dialect>::IDS_AT_ONCE) {
                     // Every condition is re-checked here, in the same statement that flips
                     // the state, so a withdrawal committed a moment earlier always wins.
                     let mut p = Params::new::<$db>();
@@ -243,22 +241,24 @@ macro_rules! outbox {
                          updated_at = {updated} \
                          WHERE state = 'claimed' AND lease_owner = {owner} \
                          AND lease_until > {lease} \
-                         AND window_end + {grace_ms} >= {closes} AND {} AND id IN ({}) \
+                         AND window_end + {grace_ms} >= {closes} AND {} AND id{} \
                          RETURNING id",
                         eligible!("outbox"),
-                        p.list(chunk.len())
+                        p.ids(chunk.len())
                     );
                     let now = ms(now);
-                    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                    let q = sqlx::query(AssertSqlSafe(sql))
                         .bind(now)
                         .bind(worker)
                         .bind(now)
                         .bind(grace.num_milliseconds())
                         .bind(now);
-                    for id in chunk {
-                        q = q.bind(id.0);
+                    for row in <$db as Dialect>::bind_ids(q, chunk)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        out.push(OutboxId(row.try_get(0)?));
                     }
-                    out.extend(q.fetch_all(&mut *tx).await?.into_iter().map(OutboxId));
                 }
                 tx.commit().await?;
                 out.sort();
@@ -270,7 +270,7 @@ macro_rules! outbox {
                 outcomes: &[Outcome],
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                // One statement per kind of outcome (and per [`BATCH_PARAMS`] parameters),
+                // One statement per kind of outcome (and per [`Dialect::rows_at_once`] rows),
                 // not per post: the same guarded updates as one at a time, since each post
                 // has one outcome.
                 let now = ms(now);
@@ -316,32 +316,32 @@ macro_rules! outbox {
                 let mut tx = self.begin_write().await?;
                 // Published wins over anything: it is what happened on the network, even if
                 // a lease ran out or the window was declared closed meanwhile.
-                for chunk in published.chunks(values_rows(4)) {
+                for chunk in published.chunks(<$db as Dialect>::rows_at_once(4)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 4);
+                    let values = p.table(chunk.len(), 4);
                     let (at, updated) = (p.next(), p.next());
                     let sql = format!(
-                        "WITH v (id, remote_id, remote_url, text) AS (VALUES {values}) \
+                        "WITH v (id, remote_id, remote_url, text) AS ({values}) \
                          UPDATE outbox SET state = 'published', remote_id = v.remote_id, \
                          remote_url = v.remote_url, text = v.text, published_at = {at}, \
                          last_error = NULL, lease_owner = NULL, lease_until = NULL, \
                          updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id AND outbox.state <> 'published'"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (id, remote_id, remote_url, text) in chunk {
-                        q = q.bind(*id).bind(*remote_id).bind(*remote_url).bind(*text);
-                    }
-                    q.bind(now).bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 // A request that may have reached the network makes the next attempt's
                 // outcome unknown: adapters without idempotency read back.
-                for chunk in retried.chunks(values_rows(4)) {
+                for chunk in retried.chunks(<$db as Dialect>::rows_at_once(4)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 4);
+                    let values = p.table(chunk.len(), 4);
                     let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, run_at, last_error, maybe_sent) AS (VALUES {values}) \
+                        "WITH v (id, run_at, last_error, maybe_sent) AS ({values}) \
                          UPDATE outbox SET state = 'pending', run_at = v.run_at, \
                          last_error = v.last_error, lease_owner = NULL, \
                          lease_until = NULL, updated_at = {updated}, \
@@ -350,47 +350,45 @@ macro_rules! outbox {
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (id, run_at, error, maybe_sent) in chunk {
-                        q = q.bind(*id).bind(*run_at).bind(*error).bind(*maybe_sent);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                for chunk in ended.chunks(values_rows(3)) {
+                for chunk in ended.chunks(<$db as Dialect>::rows_at_once(3)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 3);
+                    let values = p.table(chunk.len(), 3);
                     let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, state, last_error) AS (VALUES {values}) \
+                        "WITH v (id, state, last_error) AS ({values}) \
                          UPDATE outbox SET state = v.state, last_error = v.last_error, \
                          lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('pending', 'claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (id, state, reason) in chunk {
-                        q = q.bind(*id).bind(*state).bind(*reason);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 // Only a row still leased (`claimed`) becomes a reminder: a withdrawal or a
                 // cancellation that came first has already made it `cancelled`.
-                for chunk in reminded.chunks(values_rows(2)) {
+                for chunk in reminded.chunks(<$db as Dialect>::rows_at_once(2)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 2);
+                    let values = p.table(chunk.len(), 2);
                     let (at, updated) = (p.next(), p.next());
                     let sql = format!(
-                        "WITH v (id, text) AS (VALUES {values}) \
+                        "WITH v (id, text) AS ({values}) \
                          UPDATE outbox SET state = 'reminded', text = v.text, \
                          reminded_at = {at}, last_error = NULL, lease_owner = NULL, \
                          lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id AND outbox.state = 'claimed'"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (id, text) in chunk {
-                        q = q.bind(*id).bind(*text);
-                    }
-                    q.bind(now).bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 // An account refused for several posts keeps the first post's reason, as
                 // when they were recorded one by one.
@@ -398,39 +396,42 @@ macro_rules! outbox {
                 let accounts: Vec<_> = reconnect
                     .iter()
                     .filter(|(_, account, _)| seen.insert(*account))
+                    .map(|(_, account, reason)| (*account, *reason))
                     .collect();
-                for chunk in accounts.chunks(values_rows(2)) {
+                for chunk in accounts.chunks(<$db as Dialect>::rows_at_once(2)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 2);
+                    let values = p.table(chunk.len(), 2);
                     let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, status_reason) AS (VALUES {values}) \
+                        "WITH v (id, status_reason) AS ({values}) \
                          UPDATE accounts SET status = 'reconnect_needed', \
                          status_reason = v.status_reason, updated_at = {updated} \
                          FROM v WHERE accounts.id = v.id AND accounts.status = 'active'"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (_, account, reason) in chunk {
-                        q = q.bind(*account).bind(*reason);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                for chunk in reconnect.chunks(values_rows(2)) {
+                let reconnect: Vec<_> = reconnect
+                    .iter()
+                    .map(|(id, _, reason)| (*id, *reason))
+                    .collect();
+                for chunk in reconnect.chunks(<$db as Dialect>::rows_at_once(2)) {
                     let mut p = Params::new::<$db>();
-                    let values = p.rows(chunk.len(), 2);
+                    let values = p.table(chunk.len(), 2);
                     let updated = p.next();
                     let sql = format!(
-                        "WITH v (id, last_error) AS (VALUES {values}) \
+                        "WITH v (id, last_error) AS ({values}) \
                          UPDATE outbox SET state = 'pending', last_error = v.last_error, \
                          lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('claimed', 'sending')"
                     );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (id, _, reason) in chunk {
-                        q = q.bind(*id).bind(*reason);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
+                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())

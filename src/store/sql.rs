@@ -43,18 +43,85 @@ pub(crate) struct Params {
     bound: usize,
 }
 
-/// Which placeholder spelling a database wants (see [`Params`]).
-pub(crate) trait Dialect {
+/// Which placeholder spelling a database wants (see [`Params`]), and how it takes a list of
+/// ids.
+pub(crate) trait Dialect: sqlx::Database {
     const NUMBERED: bool;
+    /// Most ids one statement takes in [`Params::ids`].
+    const IDS_AT_ONCE: usize;
+    /// Bind the ids of a [`Params::ids`] list, in its place among the parameters.
+    fn bind_ids<'q>(q: Query<'q, Self>, ids: &[i64]) -> Query<'q, Self>;
+    /// Most rows of `cols` columns one [`Params::table`] takes.
+    fn rows_at_once(cols: usize) -> usize;
 }
+
+/// A statement of `DB` with its parameters.
+pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>;
 
 impl Dialect for sqlx::Sqlite {
     const NUMBERED: bool = false;
+    const IDS_AT_ONCE: usize = BATCH_PARAMS;
+    fn bind_ids<'q>(q: Query<'q, Self>, ids: &[i64]) -> Query<'q, Self> {
+        ids.iter().fold(q, |q, id| q.bind(*id))
+    }
+    fn rows_at_once(cols: usize) -> usize {
+        values_rows(cols)
+    }
 }
 
+/// PostgreSQL takes a batch's ids, and each column of its rows, as one array: a list of
+/// placeholders is planned anew on each execution, and a dispatcher round's statements
+/// over 1,024 posts took longer to plan than to run (or, split into lists of
+/// [`BATCH_PARAMS`], a round trip each).
 impl Dialect for sqlx::Postgres {
     const NUMBERED: bool = true;
+    const IDS_AT_ONCE: usize = ARRAY_AT_ONCE;
+    fn bind_ids<'q>(q: Query<'q, Self>, ids: &[i64]) -> Query<'q, Self> {
+        q.bind(ids)
+    }
+    fn rows_at_once(_cols: usize) -> usize {
+        ARRAY_AT_ONCE
+    }
 }
+
+/// Most elements of one array parameter: a bound on the statement's size, well above a
+/// dispatcher's batch.
+const ARRAY_AT_ONCE: usize = 1 << 16;
+
+/// Binding the rows of a [`Params::table`], each a tuple of its columns' values: row by row
+/// on SQLite, an array per column on PostgreSQL.
+pub(crate) trait BindRows<R>: Dialect {
+    fn bind_rows<'q>(q: Query<'q, Self>, rows: &[R]) -> Query<'q, Self>;
+}
+
+macro_rules! bind_rows {
+    ($($t:ident . $i:tt),+) => {
+        impl<$($t),+> BindRows<($($t,)+)> for sqlx::Sqlite
+        where
+            $($t: Clone + for<'e> sqlx::Encode<'e, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>),+
+        {
+            fn bind_rows<'q>(q: Query<'q, Self>, rows: &[($($t,)+)]) -> Query<'q, Self> {
+                rows.iter().fold(q, |q, row| q $(.bind(row.$i.clone()))+)
+            }
+        }
+
+        impl<$($t),+> BindRows<($($t,)+)> for sqlx::Postgres
+        where
+            $($t: Clone
+                + for<'e> sqlx::Encode<'e, sqlx::Postgres>
+                + sqlx::Type<sqlx::Postgres>
+                + sqlx::postgres::PgHasArrayType),+
+        {
+            fn bind_rows<'q>(q: Query<'q, Self>, rows: &[($($t,)+)]) -> Query<'q, Self> {
+                q $(.bind(rows.iter().map(|row| row.$i.clone()).collect::<Vec<_>>()))+
+            }
+        }
+    };
+}
+
+bind_rows!(A.0, B.1);
+bind_rows!(A.0, B.1, C.2);
+bind_rows!(A.0, B.1, C.2, D.3);
 
 impl Params {
     pub(crate) fn new<DB: Dialect>() -> Self {
@@ -77,6 +144,28 @@ impl Params {
     /// `n` placeholders separated by commas, for an `IN (...)` list or a `VALUES` row.
     pub(crate) fn list(&mut self, n: usize) -> String {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// ` IN (p, ..., p)` for `n` ids or, on PostgreSQL, ` = ANY(p)` for one array of
+    /// them: to follow a column, with the ids bound by [`Dialect::bind_ids`] (at most
+    /// [`Dialect::IDS_AT_ONCE`]).
+    pub(crate) fn ids(&mut self, n: usize) -> String {
+        if self.numbered {
+            format!(" = ANY({})", self.next())
+        } else {
+            format!(" IN ({})", self.list(n))
+        }
+    }
+
+    /// The body of a `WITH v (...) AS (...)` table of `rows` rows of `cols` columns, bound
+    /// by [`BindRows::bind_rows`] (at most [`Dialect::rows_at_once`] rows): a `VALUES` list
+    /// on SQLite, `UNNEST` of one array per column on PostgreSQL.
+    pub(crate) fn table(&mut self, rows: usize, cols: usize) -> String {
+        if self.numbered {
+            format!("SELECT * FROM UNNEST({})", self.list(cols))
+        } else {
+            format!("VALUES {}", self.rows(rows, cols))
+        }
     }
 
     /// `(p, ..., p), (...)`: `rows` rows of `cols` placeholders, for a `VALUES` list.

@@ -561,6 +561,10 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl SqliteStore {
