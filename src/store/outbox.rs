@@ -2,9 +2,10 @@
 //! stopping posts (a withdrawn pledge, a removed account, a cancelled campaign).
 //!
 //! The SQL is the same on both databases except for the placeholders of statements with
-//! many parameters ([`Params`]) and for the claiming statement itself, which each backend
-//! writes out as `claim_ids` (SQLite: a guarded `UPDATE` under `BEGIN IMMEDIATE`;
-//! PostgreSQL: `FOR UPDATE SKIP LOCKED`). The `outbox!` macro stamps one implementation of
+//! many parameters ([`Params`]: PostgreSQL takes arrays) and for the claiming statement
+//! itself, which each backend writes out as `claim_posts` (SQLite: a guarded `UPDATE` under
+//! `BEGIN IMMEDIATE`, then the rows read; PostgreSQL: `FOR UPDATE SKIP LOCKED`, returning
+//! the rows in the same statement). The `outbox!` macro stamps one implementation of
 //! [`Outbox`] out for each backend around it.
 //!
 //! A row that cannot be read back once claimed (a value written by hand, a bug or a newer
@@ -93,8 +94,25 @@ pub trait Outbox {
     ) -> Result<Option<CampaignCancelled>, StoreError>;
 }
 
+/// The columns a dispatcher needs of each claimed post in `from` (the outbox, or the rows
+/// a claiming statement just updated), with its pledge, participant and account: to be
+/// followed by a `WHERE` on `o`.
+pub(super) fn claimed_select(from: &str) -> String {
+    format!(
+        "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, \
+         o.account_id, o.slot_key, o.post_name, o.template, o.variant, \
+         o.idempotency_key, o.run_at, o.window_end, o.attempts, \
+         o.outcome_unknown, o.last_error, a.network, a.handle, a.server, \
+         a.credentials, a.trusted, a.route, p.tz, o.slot_at, o.day, o.days_total, \
+         pt.name AS participant_name, pt.invite_code \
+         FROM {from} o JOIN pledges p ON p.id = o.pledge_id \
+         JOIN participants pt ON pt.id = p.participant_id \
+         JOIN accounts a ON a.id = o.account_id"
+    )
+}
+
 /// [`Outbox`] for the backend `$store`, whose `pool` holds a `$db` database and whose
-/// `claim_ids` leases the due rows.
+/// `claim_posts` leases the due rows.
 macro_rules! outbox {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -144,41 +162,45 @@ macro_rules! outbox {
                 })
             }
 
-            /// The full rows of just-claimed posts, with their account and pledge. A row
-            /// that cannot be read back is marked `failed` with the reason instead of
-            /// failing the batch: claimed again and again, it would stop every post
-            /// claimed with it.
+            /// The full rows of just-claimed posts, with their account and pledge (see
+            /// [`Self::read_claimed`]).
             pub(super) async fn claimed_posts(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 ids: &[i64],
                 now: DateTime<Utc>,
             ) -> Result<Vec<ClaimedPost>, StoreError> {
-                let mut out = Vec::with_capacity(ids.len());
-                let mut unreadable = Vec::new();
+                let mut rows = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(<$db as Dialect>::IDS_AT_ONCE) {
                     let sql = format!(
-                        "SELECT o.id, o.campaign_id, o.pledge_id, p.participant_id, \
-                         o.account_id, o.slot_key, o.post_name, o.template, o.variant, \
-                         o.idempotency_key, o.run_at, o.window_end, o.attempts, \
-                         o.outcome_unknown, o.last_error, a.network, a.handle, a.server, \
-                         a.credentials, a.trusted, a.route, p.tz, o.slot_at, o.day, o.days_total, \
-                         pt.name AS participant_name, pt.invite_code \
-                         FROM outbox o JOIN pledges p ON p.id = o.pledge_id \
-                         JOIN participants pt ON pt.id = p.participant_id \
-                         JOIN accounts a ON a.id = o.account_id \
-                         WHERE o.id{}",
+                        "{} WHERE o.id{}",
+                        claimed_select("outbox"),
                         Params::new::<$db>().ids(chunk.len())
                     );
                     let q = <$db as Dialect>::bind_ids(sqlx::query(AssertSqlSafe(sql)), chunk);
-                    for row in q.fetch_all(&mut *conn).await? {
-                        let id: i64 = row.try_get("id")?;
-                        let post = ClaimedRow::from_row(&row)
-                            .map_err(StoreError::from)
-                            .and_then(ClaimedPost::try_from);
-                        match post {
-                            Ok(post) => out.push(post),
-                            Err(e) => unreadable.push((id, e.to_string())),
-                        }
+                    rows.extend(q.fetch_all(&mut *conn).await?);
+                }
+                Self::read_claimed(conn, rows, now).await
+            }
+
+            /// Claimed posts from rows of [`claimed_select`], by `run_at`. A row that
+            /// cannot be read back is marked `failed` with the reason instead of failing
+            /// the batch: claimed again and again, it would stop every post claimed with
+            /// it.
+            pub(super) async fn read_claimed(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                rows: Vec<<$db as sqlx::Database>::Row>,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<ClaimedPost>, StoreError> {
+                let mut out = Vec::with_capacity(rows.len());
+                let mut unreadable = Vec::new();
+                for row in rows {
+                    let id: i64 = row.try_get("id")?;
+                    let post = ClaimedRow::from_row(&row)
+                        .map_err(StoreError::from)
+                        .and_then(ClaimedPost::try_from);
+                    match post {
+                        Ok(post) => out.push(post),
+                        Err(e) => unreadable.push((id, e.to_string())),
                     }
                 }
                 for (id, error) in unreadable {
@@ -213,8 +235,7 @@ macro_rules! outbox {
                 limit: u32,
             ) -> Result<Vec<ClaimedPost>, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let ids = Self::claim_ids(&mut tx, worker, now, lease_until, limit).await?;
-                let posts = Self::claimed_posts(&mut tx, &ids, now).await?;
+                let posts = Self::claim_posts(&mut tx, worker, now, lease_until, limit).await?;
                 tx.commit().await?;
                 Ok(posts)
             }

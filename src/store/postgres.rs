@@ -8,6 +8,7 @@
 //! each other.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -16,7 +17,8 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 
-use super::model::{NewSignature, PlannedPost, PledgePlan, SignatureAdded};
+use super::model::{ClaimedPost, NewSignature, PlannedPost, PledgePlan, SignatureAdded};
+use super::outbox::claimed_select;
 use super::pledges::planned_upsert_sql;
 use super::rows::ms;
 use super::sql::eligible;
@@ -217,44 +219,52 @@ impl Store for PgStore {
 
 impl PgStore {
     /// Lease up to `limit` due rows to `worker` (see [`Outbox::claim_due`]), in the
-    /// caller's transaction; their ids.
+    /// caller's transaction; the claimed posts.
     ///
     /// [`Outbox::claim_due`]: super::Outbox::claim_due
-    pub(super) async fn claim_ids(
+    pub(super) async fn claim_posts(
         conn: &mut PgConnection,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<i64>, sqlx::Error> {
+    ) -> Result<Vec<ClaimedPost>, StoreError> {
         // Due rows and expired leases are looked up apart, each in its index's `run_at`
         // order and stopping after `$4` rows, then merged: one `OR` made the planner collect,
         // check and sort every due row on each claim. A row locked here but not among the
         // first `$4` is released at commit, a moment later. Due rows are read by their 10 s
-        // bucket of `run_at` and id (the `outbox_due` index, migration 0023).
-        sqlx::query_scalar(concat!(
-            "WITH due AS (SELECT o.id, o.run_at FROM outbox o \
-             WHERE o.state = 'pending' AND o.run_at / 10000 <= $3 / 10000 \
-             AND o.run_at <= $3 AND ",
-            eligible!("o"),
-            " ORDER BY o.run_at / 10000, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
-             lapsed AS (SELECT o.id, o.run_at FROM outbox o \
-             WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 AND ",
-            eligible!("o"),
-            " ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
-             chosen AS (SELECT id FROM \
-             (SELECT id, run_at FROM due UNION ALL SELECT id, run_at FROM lapsed) u \
-             ORDER BY run_at, id LIMIT $4) \
-             UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
-             outcome_unknown = \
-             CASE WHEN outbox.state = 'sending' THEN TRUE ELSE outbox.outcome_unknown END, \
-             updated_at = $3 FROM chosen WHERE outbox.id = chosen.id RETURNING outbox.id"
-        ))
-        .bind(worker)
-        .bind(ms(lease_until))
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
+        // bucket of `run_at` and id (the `outbox_due` index, migration 0023). The claimed
+        // rows are read with their pledge and account in the same statement, from the
+        // `UPDATE`'s own `RETURNING`: a second statement would find them again by id.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH due AS (SELECT o.id, o.run_at FROM outbox o \
+                 WHERE o.state = 'pending' AND o.run_at / 10000 <= $3 / 10000 \
+                 AND o.run_at <= $3 AND {eligible} \
+                 ORDER BY o.run_at / 10000, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
+                 lapsed AS (SELECT o.id, o.run_at FROM outbox o \
+                 WHERE o.state IN ('claimed', 'sending') AND o.lease_until <= $3 \
+                 AND {eligible} \
+                 ORDER BY o.run_at, o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED), \
+                 chosen AS (SELECT id FROM \
+                 (SELECT id, run_at FROM due UNION ALL SELECT id, run_at FROM lapsed) u \
+                 ORDER BY run_at, id LIMIT $4), \
+                 claimed AS (UPDATE outbox SET state = 'claimed', lease_owner = $1, \
+                 lease_until = $2, outcome_unknown = \
+                 CASE WHEN outbox.state = 'sending' THEN TRUE ELSE outbox.outcome_unknown END, \
+                 updated_at = $3 FROM chosen WHERE outbox.id = chosen.id RETURNING outbox.*) \
+                 {}",
+                claimed_select("claimed"),
+                eligible = eligible!("o"),
+            )
+        });
+        let rows = sqlx::query(AssertSqlSafe(SQL.as_str()))
+            .bind(worker)
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+        Self::read_claimed(conn, rows, now).await
     }
 }

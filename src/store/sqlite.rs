@@ -36,7 +36,9 @@ use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::model::{NewSignature, PlannedPost, PledgePlan, SignatureAdded, SignatureId};
+use super::model::{
+    ClaimedPost, NewSignature, PlannedPost, PledgePlan, SignatureAdded, SignatureId,
+};
 use super::pledges::{PlannedBinder, planned_upsert_sql, planned_values};
 use super::rows::{ms, new_invite_code};
 use super::sql::{CHUNK, Params, eligible};
@@ -569,16 +571,16 @@ impl Store for SqliteStore {
 
 impl SqliteStore {
     /// Lease up to `limit` due rows to `worker` (see [`Outbox::claim_due`]), in the
-    /// caller's write transaction; their ids.
+    /// caller's write transaction; the claimed posts.
     ///
     /// [`Outbox::claim_due`]: super::Outbox::claim_due
-    pub(super) async fn claim_ids(
+    pub(super) async fn claim_posts(
         conn: &mut SqliteConnection,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<i64>, sqlx::Error> {
+    ) -> Result<Vec<ClaimedPost>, StoreError> {
         // SQLite has one writer at a time: under BEGIN IMMEDIATE nobody else can claim
         // between the SELECT and the UPDATE, so the guarded UPDATE is exclusive by itself.
         //
@@ -591,7 +593,7 @@ impl SqliteStore {
         // Due rows are read by their 10 s bucket of `run_at` (the `outbox_due` index,
         // migration 0023), oldest bucket first and by id within one: the exact instant is
         // checked on the row, and among due rows the order within 10 s does not matter.
-        sqlx::query_scalar(concat!(
+        let ids: Vec<i64> = sqlx::query_scalar(concat!(
             "UPDATE outbox SET state = 'claimed', lease_owner = $1, lease_until = $2, \
              outcome_unknown = CASE WHEN state = 'sending' THEN TRUE ELSE outcome_unknown END, \
              updated_at = $3 \
@@ -612,8 +614,10 @@ impl SqliteStore {
         .bind(ms(lease_until))
         .bind(ms(now))
         .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await
+        .fetch_all(&mut *conn)
+        .await?;
+        // SQLite's `RETURNING` sees only the updated table: the rows are read after.
+        Self::claimed_posts(conn, &ids, now).await
     }
 }
 
