@@ -203,6 +203,12 @@ pub async fn copy(
                 done.push(verified(t, source_sum, dest_sum, written, &mut progress)?);
             }
             snapshot.commit().await.map_err(StoreError::from)?;
+            // A database just filled has no statistics until autovacuum gets to it, and
+            // the claim's plan depends on them (see `Store::refresh_statistics`).
+            sqlx::query("ANALYZE")
+                .execute(p)
+                .await
+                .map_err(StoreError::from)?;
         }
         (Db::Pg(p), Db::Sqlite(s)) => {
             let mut snapshot = p.begin().await.map_err(StoreError::from)?;

@@ -70,6 +70,12 @@ async fn db_copy_moves_sqlite_to_postgresql_and_back_resumes_and_loses_nothing()
         &["copy", "--from", &world.db_url, "--to", &pg.url],
     );
     let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    // What PostgreSQL's planner knows of the copied outbox (-1: never analysed).
+    let outbox_rows_known: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'outbox'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     let lost = sqlx::query(AssertSqlSafe("DELETE FROM outbox WHERE id % 2 = 0"))
         .execute(&mut conn)
         .await
@@ -87,6 +93,10 @@ async fn db_copy_moves_sqlite_to_postgresql_and_back_resumes_and_loses_nothing()
     // Assert
     assert!(first_ok, "{first}");
     assert!(first.contains("verified"), "{first}");
+    assert_eq!(
+        outbox_rows_known, 36.0,
+        "the copy leaves PostgreSQL's statistics up to date"
+    );
     assert!(lost > 0);
     assert!(resumed_ok, "{resumed}");
     let outbox_line = resumed
