@@ -125,7 +125,7 @@ pub fn measure_with(network: NetworkKind, text: &str, limit: Limit) -> Measure {
         | NetworkKind::Instagram
         | NetworkKind::TikTok
         | NetworkKind::YouTube
-        | NetworkKind::LinkedIn => text.graphemes(true).count(),
+        | NetworkKind::LinkedIn => graphemes(text),
     };
     Measure {
         network,
@@ -167,7 +167,7 @@ pub fn mastodon_length(text: &str) -> usize {
 
 /// Graphemes of a URL-free stretch, counting `@user@domain` as `@user`.
 fn mention_adjusted_graphemes(s: &str) -> usize {
-    let total = s.graphemes(true).count();
+    let total = graphemes(s);
     let mut saved = 0;
     let b = s.as_bytes();
     let mut i = 0;
@@ -197,6 +197,17 @@ fn mention_adjusted_graphemes(s: &str) -> usize {
         i += 1;
     }
     total - saved
+}
+
+/// Grapheme clusters in `s`. Each post is measured before it is sent, and most are ASCII:
+/// there every byte is a cluster of its own except a CR LF pair (UAX #29, GB3), which
+/// counts without walking the segmentation tables (2% of a dispatcher's CPU).
+fn graphemes(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len() - s.matches("\r\n").count()
+    } else {
+        s.graphemes(true).count()
+    }
 }
 
 fn is_word(c: u8) -> bool {
@@ -271,6 +282,20 @@ pub fn is_emoji_grapheme(g: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_text_counts_the_graphemes_the_segmentation_counts() {
+        let every_byte: String = (0u8..128).map(char::from).collect();
+        for s in [
+            "",
+            "On #strike today. Join: https://example.org/j/abc",
+            "line\r\nbreak\n\rback\r\r\n\n",
+            "\r\n\r\n",
+            every_byte.as_str(),
+        ] {
+            assert_eq!(graphemes(s), s.graphemes(true).count(), "{s:?}");
+        }
+    }
 
     #[test]
     fn mastodon_counts_every_url_as_23() {
