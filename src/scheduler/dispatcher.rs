@@ -267,7 +267,8 @@ impl Dispatcher {
     /// The rounds, until `stop`, overlapped: while one batch is on the wire the one sent
     /// before it is recorded and the next is claimed and prepared, so neither the
     /// database nor the network waits for the other (the benchmark's rounds spent half
-    /// their time in each). The database steps still run one after another, and a batch
+    /// their time in each). On SQLite the database steps still run one after another (one
+    /// writer); on PostgreSQL the record and the next claim run side by side. A batch
     /// becomes `sending` only right before it is sent: a crash leaves its rows in the
     /// states a crash of the plain round leaves, and only recording comes one batch
     /// later. On `stop` the batch already claimed is sent and everything is recorded.
@@ -333,34 +334,45 @@ impl Dispatcher {
         let begun = self.begin(batch).await?;
         // A task of its own, so that the database lane's work here (rendering, decrypting,
         // reading rows) runs on the other core instead of taking turns with the sends.
-        // The next batch is claimed first, then prepared (CPU) while the one before is
-        // recorded (SQLite's own thread).
         let lane = {
             let (me, previous, stop) = (self.clone(), unrecorded.take(), stop.clone());
             tokio::spawn(async move {
-                let claimed = if stop.is_cancelled() {
-                    Ok(None)
-                } else {
-                    me.claim(&mut report).await
-                };
                 let mut recorded = StepReport::default();
-                // `biased`: the record statement reaches SQLite's thread before preparing
-                // takes this one.
-                let (recorded, prepared) = tokio::join!(
-                    biased;
-                    async {
-                        match previous {
-                            Some(previous) => me.record_batch(previous, &mut recorded).await,
-                            None => Ok(()),
-                        }
-                    },
-                    async {
-                        match claimed? {
+                let record = async {
+                    match previous {
+                        Some(previous) => me.record_batch(previous, &mut recorded).await,
+                        None => Ok(()),
+                    }
+                };
+                let claim = async {
+                    if stop.is_cancelled() {
+                        Ok(None)
+                    } else {
+                        me.claim(&mut report).await
+                    }
+                };
+                if me.store.writes_side_by_side() {
+                    // Two connections: the previous batch is recorded while the next is
+                    // claimed and prepared.
+                    let (recorded, prepared) = tokio::join!(record, async {
+                        match claim.await? {
                             Some(claimed) => me.prepare_batch(claimed).await.map(Some),
                             None => Ok(None),
                         }
+                    });
+                    recorded?;
+                    return prepared;
+                }
+                // One writer: the next batch is claimed first, then prepared (CPU) while the
+                // one before is recorded (SQLite's own thread). `biased`: the record
+                // statement reaches SQLite's thread before preparing takes this one.
+                let claimed = claim.await;
+                let (recorded, prepared) = tokio::join!(biased; record, async {
+                    match claimed? {
+                        Some(claimed) => me.prepare_batch(claimed).await.map(Some),
+                        None => Ok(None),
                     }
-                );
+                });
                 recorded?;
                 prepared
             })

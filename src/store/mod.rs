@@ -163,6 +163,10 @@ where
 {
     /// A cheap round trip, for `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether write transactions run side by side (PostgreSQL) or take turns (SQLite's
+    /// one writer): a dispatcher overlaps its writes only where they do not queue behind
+    /// each other.
+    fn writes_side_by_side(&self) -> bool;
     /// Bring the database's query statistics up to date after many rows were planned at
     /// once. PostgreSQL picks each statement's plan from sampled statistics that its
     /// autovacuum refreshes only after a tenth of a table changed: with rows of a new

@@ -207,6 +207,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn writes_side_by_side(&self) -> bool {
+        true
+    }
+
     async fn refresh_statistics(&self) -> Result<(), StoreError> {
         // A sample of a fixed size (300 × the statistics target rows), so it costs the same
         // on a large table; the pledges and accounts the claim joins change with it.

@@ -564,6 +564,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn writes_side_by_side(&self) -> bool {
+        false
+    }
+
     async fn refresh_statistics(&self) -> Result<(), StoreError> {
         Ok(())
     }
