@@ -221,8 +221,11 @@ pub async fn plan_campaign(
         }
         page = next?;
     }
-    if total.upserted >= BULK {
-        store.refresh_statistics().await?;
+    // The plans are written: a refresh that fails only leaves the statistics as they were.
+    if total.upserted >= BULK
+        && let Err(e) = store.refresh_statistics().await
+    {
+        tracing::warn!(campaign = %campaign.id, error = %e, "could not refresh the database's statistics");
     }
     Ok(total)
 }
