@@ -351,15 +351,15 @@ impl Dispatcher {
                         me.claim(&mut report).await
                     }
                 };
+                let prepare = async |claimed: Result<Option<Claimed>, StoreError>| match claimed? {
+                    Some(claimed) => me.prepare_batch(claimed).await.map(Some),
+                    None => Ok(None),
+                };
                 if me.store.writes_side_by_side() {
                     // Two connections: the previous batch is recorded while the next is
                     // claimed and prepared.
-                    let (recorded, prepared) = tokio::join!(record, async {
-                        match claim.await? {
-                            Some(claimed) => me.prepare_batch(claimed).await.map(Some),
-                            None => Ok(None),
-                        }
-                    });
+                    let (recorded, prepared) =
+                        tokio::join!(record, async { prepare(claim.await).await });
                     recorded?;
                     return prepared;
                 }
@@ -367,12 +367,7 @@ impl Dispatcher {
                 // one before is recorded (SQLite's own thread). `biased`: the record
                 // statement reaches SQLite's thread before preparing takes this one.
                 let claimed = claim.await;
-                let (recorded, prepared) = tokio::join!(biased; record, async {
-                    match claimed? {
-                        Some(claimed) => me.prepare_batch(claimed).await.map(Some),
-                        None => Ok(None),
-                    }
-                });
+                let (recorded, prepared) = tokio::join!(biased; record, prepare(claimed));
                 recorded?;
                 prepared
             })

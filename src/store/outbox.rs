@@ -162,6 +162,34 @@ macro_rules! outbox {
                 })
             }
 
+            /// A guarded `UPDATE ... FROM v` over `rows` of `cols` columns each, one
+            /// statement per [`Dialect::rows_at_once`] of them: `sql` writes it around the
+            /// body of the table `v`, and each placeholder it takes from the [`Params`]
+            /// after the rows' is bound to `now`.
+            async fn update_from_rows<R: Sync>(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                rows: &[R],
+                cols: usize,
+                now: i64,
+                sql: impl Fn(&str, &mut Params) -> String + Send,
+            ) -> Result<(), StoreError>
+            where
+                $db: BindRows<R>,
+            {
+                for chunk in rows.chunks(<$db as Dialect>::rows_at_once(cols)) {
+                    let mut p = Params::new::<$db>();
+                    let values = p.table(chunk.len(), cols);
+                    let rows_bound = p.bound();
+                    let sql = sql(&values, &mut p);
+                    let q = <$db as BindRows<R>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk);
+                    (rows_bound..p.bound())
+                        .fold(q, |q, _| q.bind(now))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            }
+
             /// The full rows of just-claimed posts, with their account and pledge (see
             /// [`Self::read_claimed`]).
             pub(super) async fn claimed_posts(
@@ -337,31 +365,23 @@ macro_rules! outbox {
                 let mut tx = self.begin_write().await?;
                 // Published wins over anything: it is what happened on the network, even if
                 // a lease ran out or the window was declared closed meanwhile.
-                for chunk in published.chunks(<$db as Dialect>::rows_at_once(4)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 4);
+                Self::update_from_rows(&mut tx, &published, 4, now, |values, p| {
                     let (at, updated) = (p.next(), p.next());
-                    let sql = format!(
+                    format!(
                         "WITH v (id, remote_id, remote_url, text) AS ({values}) \
                          UPDATE outbox SET state = 'published', remote_id = v.remote_id, \
                          remote_url = v.remote_url, text = v.text, published_at = {at}, \
                          last_error = NULL, lease_owner = NULL, lease_until = NULL, \
                          updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id AND outbox.state <> 'published'"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                    )
+                })
+                .await?;
                 // A request that may have reached the network makes the next attempt's
                 // outcome unknown: adapters without idempotency read back.
-                for chunk in retried.chunks(<$db as Dialect>::rows_at_once(4)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 4);
+                Self::update_from_rows(&mut tx, &retried, 4, now, |values, p| {
                     let updated = p.next();
-                    let sql = format!(
+                    format!(
                         "WITH v (id, run_at, last_error, maybe_sent) AS ({values}) \
                          UPDATE outbox SET state = 'pending', run_at = v.run_at, \
                          last_error = v.last_error, lease_owner = NULL, \
@@ -370,47 +390,33 @@ macro_rules! outbox {
                          CASE WHEN v.maybe_sent THEN TRUE ELSE outbox.outcome_unknown END \
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('claimed', 'sending')"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for chunk in ended.chunks(<$db as Dialect>::rows_at_once(3)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 3);
+                    )
+                })
+                .await?;
+                Self::update_from_rows(&mut tx, &ended, 3, now, |values, p| {
                     let updated = p.next();
-                    let sql = format!(
+                    format!(
                         "WITH v (id, state, last_error) AS ({values}) \
                          UPDATE outbox SET state = v.state, last_error = v.last_error, \
                          lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('pending', 'claimed', 'sending')"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                    )
+                })
+                .await?;
                 // Only a row still leased (`claimed`) becomes a reminder: a withdrawal or a
                 // cancellation that came first has already made it `cancelled`.
-                for chunk in reminded.chunks(<$db as Dialect>::rows_at_once(2)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 2);
+                Self::update_from_rows(&mut tx, &reminded, 2, now, |values, p| {
                     let (at, updated) = (p.next(), p.next());
-                    let sql = format!(
+                    format!(
                         "WITH v (id, text) AS ({values}) \
                          UPDATE outbox SET state = 'reminded', text = v.text, \
                          reminded_at = {at}, last_error = NULL, lease_owner = NULL, \
                          lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id AND outbox.state = 'claimed'"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                    )
+                })
+                .await?;
                 // An account refused for several posts keeps the first post's reason, as
                 // when they were recorded one by one.
                 let mut seen = HashSet::new();
@@ -419,41 +425,31 @@ macro_rules! outbox {
                     .filter(|(_, account, _)| seen.insert(*account))
                     .map(|(_, account, reason)| (*account, *reason))
                     .collect();
-                for chunk in accounts.chunks(<$db as Dialect>::rows_at_once(2)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 2);
+                Self::update_from_rows(&mut tx, &accounts, 2, now, |values, p| {
                     let updated = p.next();
-                    let sql = format!(
+                    format!(
                         "WITH v (id, status_reason) AS ({values}) \
                          UPDATE accounts SET status = 'reconnect_needed', \
                          status_reason = v.status_reason, updated_at = {updated} \
                          FROM v WHERE accounts.id = v.id AND accounts.status = 'active'"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                    )
+                })
+                .await?;
                 let reconnect: Vec<_> = reconnect
                     .iter()
                     .map(|(id, _, reason)| (*id, *reason))
                     .collect();
-                for chunk in reconnect.chunks(<$db as Dialect>::rows_at_once(2)) {
-                    let mut p = Params::new::<$db>();
-                    let values = p.table(chunk.len(), 2);
+                Self::update_from_rows(&mut tx, &reconnect, 2, now, |values, p| {
                     let updated = p.next();
-                    let sql = format!(
+                    format!(
                         "WITH v (id, last_error) AS ({values}) \
                          UPDATE outbox SET state = 'pending', last_error = v.last_error, \
                          lease_owner = NULL, lease_until = NULL, updated_at = {updated} \
                          FROM v WHERE outbox.id = v.id \
                          AND outbox.state IN ('claimed', 'sending')"
-                    );
-                    <$db as BindRows<_>>::bind_rows(sqlx::query(AssertSqlSafe(sql)), chunk)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                    )
+                })
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }

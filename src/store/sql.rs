@@ -141,6 +141,11 @@ impl Params {
         }
     }
 
+    /// How many placeholders were handed out so far.
+    pub(crate) fn bound(&self) -> usize {
+        self.bound
+    }
+
     /// `n` placeholders separated by commas, for an `IN (...)` list or a `VALUES` row.
     pub(crate) fn list(&mut self, n: usize) -> String {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")

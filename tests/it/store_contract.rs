@@ -2122,27 +2122,33 @@ async fn credentials_are_bound_to_their_account_and_old_ones_are_resealed() {
     .await;
 }
 
+/// `n` strikers for [`StoreTooling::bulk_join`], `s{i}` with sandbox accounts `s{i}a0` and
+/// `s{i}a1`, pledged to [`CAMPAIGN`] on every day.
+fn new_strikers(n: usize) -> Vec<store::NewStriker> {
+    (0..n)
+        .map(|i| store::NewStriker {
+            name: format!("s{i}"),
+            tz: "UTC".parse().unwrap(),
+            accounts: (0..2)
+                .map(|a| {
+                    (
+                        NetworkKind::Sandbox,
+                        format!("s{i}a{a}").parse().unwrap(),
+                        None,
+                    )
+                })
+                .collect(),
+            campaign_id: CAMPAIGN.parse().unwrap(),
+            days: None,
+            every_secs: None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn bulk_join_seals_each_account_for_the_id_it_gets() {
     on_each_backend(|store, db| async move {
-        let strikers: Vec<store::NewStriker> = (0..3)
-            .map(|i| store::NewStriker {
-                name: format!("s{i}"),
-                tz: "UTC".parse().unwrap(),
-                accounts: (0..2)
-                    .map(|a| {
-                        (
-                            NetworkKind::Sandbox,
-                            format!("s{i}a{a}").parse().unwrap(),
-                            None,
-                        )
-                    })
-                    .collect(),
-                campaign_id: CAMPAIGN.parse().unwrap(),
-                days: None,
-                every_secs: None,
-            })
-            .collect();
+        let strikers = new_strikers(3);
         let seal = |s: usize, a: usize, id: AccountId| Sealed::new(format!("{s}/{a}/{}", id.0));
 
         let joined = store.bulk_join(&strikers, &seal, t0()).await.unwrap();
@@ -4078,34 +4084,15 @@ async fn planning_many_posts_at_once_refreshes_the_statistics_claims_are_planned
     // Arrange: 600 strikers with two accounts each, due in a window open now.
     let db = TestDb::postgres(&admin).await;
     let now = Utc::now();
-    let src = format!(
-        "id = \"{CAMPAIGN}\"\ntitle = \"Strike\"\nhashtag = \"Strike\"\nnetworks = [\"mastodon\"]\n\
-         [strike]\nwindows = [{{ start = \"{}\", end = \"{}\" }}]\n\
-         [[posts]]\nname = \"notice\"\nwhen = \"start\"\ntemplate = \"notice\"\n\
-         [templates]\nnotice = [\"On strike. #{{{{ hashtag }}}}\"]\n",
-        (now - Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        (now + Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    let src = crate::support::window_campaign(
+        CAMPAIGN,
+        now - Duration::minutes(1),
+        now + Duration::hours(2),
+        &crate::support::posts_at_start(1, "30m"),
     );
     let campaign = picket::campaign::parse_str(&src, std::path::Path::new("strike.toml"))
         .expect("campaign reads");
-    let strikers: Vec<store::NewStriker> = (0..600)
-        .map(|i| store::NewStriker {
-            name: format!("s{i}"),
-            tz: "UTC".parse().unwrap(),
-            accounts: (0..2)
-                .map(|a| {
-                    (
-                        NetworkKind::Sandbox,
-                        format!("s{i}a{a}").parse().unwrap(),
-                        None,
-                    )
-                })
-                .collect(),
-            campaign_id: CAMPAIGN.parse().unwrap(),
-            days: None,
-            every_secs: None,
-        })
-        .collect();
+    let strikers = new_strikers(600);
     let seal = |_: usize, _: usize, id: AccountId| Sealed::new(format!("{}", id.0));
     db.store.bulk_join(&strikers, &seal, now).await.unwrap();
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
